@@ -1,0 +1,242 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  jwtVerify,
+  type JWK,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateDevKeys, type DevKeys } from '../../src/cli/keys.ts';
+import { mintToken, type MintOptions } from '../../src/cli/mint.ts';
+
+const ENTRY = fileURLToPath(new URL('../../src/cli/index.ts', import.meta.url));
+const ISS = 'https://broker.internal';
+const COMPACT_JWS_LINE = /^[\w-]+\.[\w-]+\.[\w-]+\n$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI in a child process; process.execPath is the Node 24 that npm put first on PATH. */
+function runCli(args: readonly string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+let root: string;
+let es256: DevKeys;
+let eddsa: DevKeys;
+let jwks: JWTVerifyGetKey;
+let privateJwk: JWK;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'jitgate-mint-test-'));
+  es256 = await generateDevKeys(join(root, 'es256'));
+  eddsa = await generateDevKeys(join(root, 'eddsa'), { alg: 'EdDSA', kid: 'ed-1' });
+  const es = JSON.parse(await readFile(es256.jwksPath, 'utf8')) as { keys: JWK[] };
+  const ed = JSON.parse(await readFile(eddsa.jwksPath, 'utf8')) as { keys: JWK[] };
+  jwks = createLocalJWKSet({ keys: [...es.keys, ...ed.keys] });
+  privateJwk = JSON.parse(await readFile(es256.privatePath, 'utf8')) as JWK;
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Mints through the CLI and checks that stdout is exactly one compact JWS and a newline. */
+async function mintCli(args: readonly string[]): Promise<string> {
+  const res = await runCli(['mint', '--key', es256.privatePath, '--iss', ISS, '--sub', 'spiffe://prod/ci', ...args]);
+  expect(res.stderr).toBe('');
+  expect(res.code).toBe(0);
+  expect(res.stdout).toMatch(COMPACT_JWS_LINE);
+  return res.stdout.trimEnd();
+}
+
+describe('jitgate mint (CLI)', () => {
+  it('case=minimal grant: verifies against the JWKS; aud is a string; exact claims and header', async () => {
+    const before = nowSeconds();
+    const token = await mintCli(['--aud', 'orders', '--action', 'GET', '--action', 'PATCH', '--path', '/orders/42', '--path', '/orders/42/**']);
+    const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: ISS, audience: 'orders', typ: 'jit+jwt' });
+
+    expect(protectedHeader).toEqual({ alg: 'ES256', kid: es256.kid, typ: 'jit+jwt' });
+    expect(Object.keys(payload).sort()).toEqual(['aud', 'authorization_details', 'exp', 'iat', 'iss', 'jti', 'sub']);
+    expect(payload).toMatchObject({ iss: ISS, aud: 'orders', sub: 'spiffe://prod/ci' });
+    expect(payload.authorization_details).toEqual([
+      { type: 'jit_grant', actions: ['GET', 'PATCH'], paths: ['/orders/42', '/orders/42/**'] },
+    ]);
+    expect(payload.jti).toMatch(UUID);
+    expect(payload.iat).toBeGreaterThanOrEqual(before);
+    expect(payload.iat).toBeLessThanOrEqual(nowSeconds());
+    expect(payload.exp! - payload.iat!).toBe(300);
+  });
+
+  it('case=every flag: each lands exactly where asked', async () => {
+    const token = await mintCli([
+      '--aud', 'orders', '--aud', 'billing',
+      '--action', 'read', '--path', '/orders/*', '--location', 'https://orders.internal', '--location', 'https://b.internal',
+      '--ttl', '90s', '--iat', '1764000000', '--nbf', '1764000010',
+      '--txn', 'deploy-4711', '--jti', 'jti-1', '--act', 'spiffe://prod/human', '--cnf-jkt', 'abc123',
+      '--kid', 'other-kid', '--typ', 'application/jit+jwt', '--grant-type', 'custom_grant',
+      '--claim', 'extra={"n":[1,2]}', '--claim', 'sub="overridden"',
+    ]);
+    expect(decodeProtectedHeader(token)).toEqual({ alg: 'ES256', kid: 'other-kid', typ: 'application/jit+jwt' });
+    expect(decodeJwt(token)).toEqual({
+      iss: ISS,
+      aud: ['orders', 'billing'],
+      sub: 'overridden',
+      jti: 'jti-1',
+      iat: 1764000000,
+      nbf: 1764000010,
+      exp: 1764000090,
+      txn: 'deploy-4711',
+      act: { sub: 'spiffe://prod/human' },
+      cnf: { jkt: 'abc123' },
+      authorization_details: [
+        {
+          type: 'custom_grant',
+          actions: ['read'],
+          paths: ['/orders/*'],
+          locations: ['https://orders.internal', 'https://b.internal'],
+        },
+      ],
+      extra: { n: [1, 2] },
+    });
+  });
+
+  it('case=already expired: --iat -20m --ttl 5m (separate and = forms)', async () => {
+    for (const iatArgs of [['--iat', '-20m'], ['--iat=-20m']]) {
+      const now = nowSeconds();
+      const token = await mintCli(['--aud', 'orders', ...iatArgs, '--ttl', '5m']);
+      const payload = decodeJwt(token);
+      expect(Math.abs(payload.iat! - (now - 1200))).toBeLessThanOrEqual(2);
+      expect(payload.exp! - payload.iat!).toBe(300);
+      await expect(jwtVerify(token, jwks, { audience: 'orders' })).rejects.toMatchObject({ code: 'ERR_JWT_EXPIRED' });
+      // Only the time is wrong: the signature is good.
+      await jwtVerify(token, jwks, { currentDate: new Date((payload.iat! + 1) * 1000) });
+    }
+  });
+
+  it('case=offsets: --nbf +1m, --iat +0s; no authorization_details without --action/--path; --typ "" omits typ', async () => {
+    const now = nowSeconds();
+    const token = await mintCli(['--aud', 'orders', '--nbf', '+1m', '--iat', '+0s', '--typ', '']);
+    const payload = decodeJwt(token);
+    expect(Math.abs(payload.nbf! - (now + 60))).toBeLessThanOrEqual(2);
+    expect(payload).not.toHaveProperty('authorization_details');
+    expect(decodeProtectedHeader(token)).toEqual({ alg: 'ES256', kid: es256.kid });
+  });
+
+  it('case=claim removal: --claim jti= drops the claim', async () => {
+    const token = await mintCli(['--aud', 'orders', '--claim', 'jti=']);
+    expect(decodeJwt(token)).not.toHaveProperty('jti');
+  });
+
+  it.each([
+    [['--aud', 'orders', '--bogus'], "'--bogus'"],
+    [['--aud', 'orders', '--action', 'GET'], '--path'],
+    [['--aud', 'orders', '--path', '/x'], '--action'],
+    [['--aud', 'orders', '--location', 'https://x'], '--location'],
+    [['--aud', 'orders', '--ttl', '300'], '--ttl'],
+    [['--aud', 'orders', '--ttl', '1500ms'], '--ttl'],
+    [['--aud', 'orders', '--iat', '10m'], '--iat'],
+    [['--aud', 'orders', '--nbf', 'soon'], '--nbf'],
+    [['--aud', 'orders', '--claim', 'x=notjson'], '--claim x'],
+    [['--aud', 'orders', '--claim', '=1'], '--claim'],
+    [[], '--aud'],
+  ])('case=usage error %j: exit 2 naming %s, nothing on stdout', async (args, named) => {
+    const res = await runCli(['mint', '--key', es256.privatePath, '--iss', ISS, '--sub', 's', ...args]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(named);
+    expect(res.stdout).toBe('');
+  });
+
+  it.each(['--key', '--iss', '--sub'])('case=missing required %s: exit 2 naming it', async (flag) => {
+    const all = new Map([['--key', es256.privatePath], ['--iss', ISS], ['--sub', 's']]);
+    all.delete(flag);
+    const res = await runCli(['mint', '--aud', 'a', ...[...all].flat()]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(flag);
+  });
+
+  it('case=bad key file: missing file or a JWKS instead of a private key → exit 1 with the path', async () => {
+    for (const key of [join(root, 'nope.json'), es256.jwksPath]) {
+      const res = await runCli(['mint', '--key', key, '--iss', ISS, '--aud', 'a', '--sub', 's']);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(key);
+      expect(res.stdout).toBe('');
+    }
+  });
+});
+
+describe('mintToken (library)', () => {
+  const base = (): MintOptions => ({ key: privateJwk, iss: ISS, aud: 'orders', sub: 'spiffe://prod/ci' });
+
+  it('takes a JWK object or a path; defaults match the CLI', async () => {
+    for (const key of [privateJwk, es256.privatePath]) {
+      const token = await mintToken({ ...base(), key, actions: ['GET'], paths: ['/x'] });
+      const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: ISS, audience: 'orders' });
+      expect(protectedHeader).toEqual({ alg: 'ES256', kid: es256.kid, typ: 'jit+jwt' });
+      expect(payload.exp! - payload.iat!).toBe(300);
+      expect(payload.authorization_details).toEqual([{ type: 'jit_grant', actions: ['GET'], paths: ['/x'] }]);
+    }
+  });
+
+  it('EdDSA key: header alg and kid come from the key', async () => {
+    const token = await mintToken({ ...base(), key: eddsa.privatePath });
+    const { protectedHeader } = await jwtVerify(token, jwks, { algorithms: ['EdDSA'] });
+    expect(protectedHeader).toEqual({ alg: 'EdDSA', kid: 'ed-1', typ: 'jit+jwt' });
+  });
+
+  it('aud array of one stays an array; iat/ttl/nbf exact; typ null omits; extraClaims undefined removes', async () => {
+    const token = await mintToken({
+      ...base(),
+      aud: ['orders'],
+      iat: 1_700_000_000,
+      ttlSeconds: 60,
+      nbf: 1_700_000_005,
+      typ: null,
+      extraClaims: { jti: undefined, iss: 'https://evil.internal' },
+    });
+    const payload: JWTPayload = decodeJwt(token);
+    expect(payload).toEqual({ iss: 'https://evil.internal', sub: 'spiffe://prod/ci', aud: ['orders'], iat: 1_700_000_000, nbf: 1_700_000_005, exp: 1_700_000_060 });
+    expect(decodeProtectedHeader(token)).not.toHaveProperty('typ');
+  });
+
+  it('a "__proto__" claim stays an ordinary claim', async () => {
+    const token = await mintToken({ ...base(), extraClaims: JSON.parse('{"__proto__":{"admin":true}}') });
+    const json = Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8');
+    expect(json).toContain('"__proto__":{"admin":true}');
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
+  });
+
+  it('misuse is a TypeError', async () => {
+    const { d: _d, ...publicJwk } = privateJwk;
+    const { alg: _alg, ...noAlg } = privateJwk;
+    await expect(mintToken({ ...base(), actions: ['GET'] })).rejects.toThrow(TypeError);
+    await expect(mintToken({ ...base(), paths: ['/x'] })).rejects.toThrow(TypeError);
+    await expect(mintToken({ ...base(), locations: ['https://x'] })).rejects.toThrow(TypeError);
+    await expect(mintToken({ ...base(), key: publicJwk })).rejects.toThrow(/private JWK/);
+    await expect(mintToken({ ...base(), key: noAlg })).rejects.toThrow(/alg/);
+    await expect(mintToken({ ...base(), key: es256.jwksPath })).rejects.toThrow(/JWKS/);
+    await expect(mintToken({ ...base(), ttlSeconds: Number.NaN })).rejects.toThrow(TypeError);
+    // With alg given explicitly a key without one signs fine.
+    await expect(mintToken({ ...base(), key: noAlg, alg: 'ES256' })).resolves.toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+  });
+});
