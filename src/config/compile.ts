@@ -1,0 +1,53 @@
+/**
+ * Validated config → the frozen GatePolicy the decision core reads. Patterns are compiled and
+ * header names built here, once; a bad public-route pattern is a config error naming its key.
+ */
+import { ConfigError } from '../errors.ts';
+import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import { compilePattern } from '../core/path-pattern.ts';
+import { identityHeaderNames, normalizeTyp, type GatePolicy, type IssuerPolicy, type PublicRoute } from '../core/policy.ts';
+import type { Config, IssuerConfig } from './schema.ts';
+
+export function compilePolicy(config: Config, file: string, keysFor: (issuer: IssuerConfig) => IssuerKeys): GatePolicy {
+  const problems: string[] = [];
+
+  const issuers = new Map<string, IssuerPolicy>();
+  config.issuers.forEach((i, n) => {
+    if (issuers.has(i.issuer)) problems.push(`issuers[${n}].issuer: ${JSON.stringify(i.issuer)} is configured twice`);
+    issuers.set(
+      i.issuer,
+      Object.freeze({
+        issuer: i.issuer,
+        algorithms: new Set(i.algorithms),
+        maxTtlSec: i.max_ttl / 1000,
+        toleranceSec: i.clock_tolerance / 1000,
+        typ: i.typ === undefined ? undefined : normalizeTyp(i.typ),
+        keys: keysFor(i),
+      }),
+    );
+  });
+
+  const publicRoutes: PublicRoute[] = [];
+  config.public.forEach((r, n) => {
+    const pattern = compilePattern(r.path);
+    if (pattern === null) problems.push(`public[${n}].path: ${JSON.stringify(r.path)} is not a valid path pattern (literal segments, *, and ** last)`);
+    else publicRoutes.push(Object.freeze({ methods: new Set(r.methods), pattern }));
+  });
+
+  const actions = new Map<string, readonly string[]>();
+  for (const [name, methods] of Object.entries(config.grant.actions)) actions.set(name, Object.freeze([...methods]));
+
+  if (problems.length > 0) throw new ConfigError(file, problems);
+
+  return Object.freeze({
+    issuers,
+    audience: config.service.audience,
+    grant: Object.freeze({ type: config.grant.type, actions, location: config.service.location }),
+    publicRoutes: Object.freeze(publicRoutes),
+    identity: identityHeaderNames(config.headers.prefix),
+    identityPrefix: config.headers.prefix,
+    methodOverride: config.headers.method_override,
+    maxTokenBytes: config.headers.max_token_bytes,
+    maxTargetLength: config.limits.max_target_length,
+  });
+}

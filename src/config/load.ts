@@ -1,0 +1,63 @@
+/**
+ * YAML file → validated Config. Errors name the key path the way an operator writes it:
+ * `issuers[0].max_ttl: expected a duration like "15m", got "soon"`.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import { configSchema, type Config } from './schema.ts';
+
+export async function loadConfigFile(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`], { cause: err });
+  }
+  return parseConfigText(text, file);
+}
+
+/** Parses and validates config text; relative file paths resolve against the config file's folder. */
+export function parseConfigText(text: string, file: string): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` (line ${err.linePos[0].line})` : '';
+    throw new ConfigError(file, [`not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`], { cause: err });
+  }
+  return validateConfig(raw ?? {}, file);
+}
+
+export function validateConfig(raw: unknown, file: string): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(file, result.error.issues.map(formatIssue));
+  return resolvePaths(result.data, dirname(resolve(file)));
+}
+
+export function formatIssue(issue: z.core.$ZodIssue): string {
+  let path = '';
+  for (const part of issue.path) {
+    path += typeof part === 'number' ? `[${part}]` : path === '' ? String(part) : `.${String(part)}`;
+  }
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (path === '' ? k : `${path}.${k}`));
+    return `${keys.join(', ')}: unknown key${keys.length > 1 ? 's' : ''}`;
+  }
+  let message = issue.message;
+  if (issue.code === 'invalid_type' && issue.input === undefined) message = 'required';
+  return `${path === '' ? '(top level)' : path}: ${message}`;
+}
+
+function resolvePaths(config: Config, base: string): Config {
+  const abs = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(base, p));
+  return {
+    ...config,
+    issuers: config.issuers.map((i) => ({ ...i, jwks_file: abs(i.jwks_file) })),
+    revocation: { ...config.revocation, file: abs(config.revocation.file), journal: abs(config.revocation.journal) },
+    admin: { ...config.admin, token_file: abs(config.admin.token_file) },
+    log: { ...config.log, destination: ['stdout', 'stderr'].includes(config.log.destination) ? config.log.destination : abs(config.log.destination)! },
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * The config file's schema (SPEC §8). Every key has a default where one is sensible; unknown keys
+ * are refused so a typo never silently falls back to a default. Durations are strings and come out
+ * of validation as milliseconds.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+
+const ASYMMETRIC_ALGS = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'PS256', 'RS256'] as const;
+export type Algorithm = (typeof ASYMMETRIC_ALGS)[number];
+
+const HTTP_METHOD = /^[A-Z][A-Z0-9_-]*$/;
+
+function duration(example: string) {
+  return z
+    .string({ error: (iss) => `expected a duration like "${example}", got ${describe(iss.input)}` })
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration like "${example}", got ${JSON.stringify(text)}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+const port = z.number({ error: (i) => `expected a port number, got ${describe(i.input)}` }).int().min(0).max(65535);
+const host = z.string().min(1);
+const listen = (defHost: string, defPort: number) =>
+  z.strictObject({ host: host.default(defHost), port: port.default(defPort) }).default({ host: defHost, port: defPort });
+
+const method = z.string().regex(HTTP_METHOD, 'expected an upper-case HTTP method such as GET');
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
+const issuer = z
+  .strictObject({
+    issuer: z.string().min(1, 'must be a non-empty issuer identifier'),
+    jwks_file: z.string().min(1).optional(),
+    jwks_uri: httpUrl.optional(),
+    jwks_refresh: duration('5m').default(5 * 60_000),
+    jwks_refresh_min: duration('30s').default(30_000),
+    jwks_max_stale: duration('1h').default(60 * 60_000),
+    jwks_kid_cooldown: duration('30s').default(30_000),
+    jwks_timeout: duration('5s').default(5_000),
+    jwks_max_bytes: z.number().int().positive().default(512 * 1024),
+    algorithms: z.array(z.enum(ASYMMETRIC_ALGS, { error: (i) => `alg ${JSON.stringify(i.input)} is not allowed; asymmetric only: ${ASYMMETRIC_ALGS.join(', ')}` })).min(1).default(['ES256']),
+    max_ttl: duration('15m').default(15 * 60_000),
+    clock_tolerance: duration('5s').default(5_000),
+    typ: z.string().min(1).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if ((v.jwks_file === undefined) === (v.jwks_uri === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'set exactly one of jwks_file and jwks_uri' });
+    }
+  });
+
+const publicRoute = z.strictObject({
+  methods: z.array(method).min(1).default(['GET', 'HEAD']),
+  path: z.string().startsWith('/', 'expected an absolute path pattern such as /healthz'),
+});
+
+export const configSchema = z.strictObject({
+  listen: listen('0.0.0.0', 8080),
+  upstream: z.strictObject({
+    url: httpUrl,
+    connect_timeout: duration('2s').default(2_000),
+    headers_timeout: duration('30s').default(30_000),
+    body_timeout: duration('30s').default(30_000),
+    connections: z.number().int().positive().default(128),
+    keep_alive_timeout: duration('4s').default(4_000),
+  }),
+  service: z.strictObject({
+    audience: z.string().min(1, 'must be a non-empty audience'),
+    location: z.string().min(1).optional(),
+  }),
+  issuers: z.array(issuer).min(1, 'configure at least one issuer'),
+  grant: z
+    .strictObject({
+      type: z.string().min(1).default('jit_grant'),
+      actions: z.record(z.string().min(1), z.array(method).min(1)).default({}),
+    })
+    .default({ type: 'jit_grant', actions: {} }),
+  public: z.array(publicRoute).default([]),
+  revocation: z
+    .strictObject({
+      file: z.string().min(1).optional(),
+      url: httpUrl.optional(),
+      poll_interval: duration('2s').default(2_000),
+      max_stale: duration('30s').default(30_000),
+      timeout: duration('2s').default(2_000),
+      max_bytes: z.number().int().positive().default(256 * 1024 * 1024),
+      journal: z.string().min(1).optional(),
+    })
+    .default({ poll_interval: 2_000, max_stale: 30_000, timeout: 2_000, max_bytes: 256 * 1024 * 1024 }),
+  headers: z
+    .strictObject({
+      prefix: z.string().regex(/^[a-z0-9-]+$/, 'expected a lower-case header name prefix such as x-jit-').default('x-jit-'),
+      forward_authorization: z.boolean().default(false),
+      method_override: z.enum(['reject', 'strip']).default('reject'),
+      max_token_bytes: z.number().int().min(256).max(65536).default(8192),
+    })
+    .default({ prefix: 'x-jit-', forward_authorization: false, method_override: 'reject', max_token_bytes: 8192 }),
+  limits: z
+    .strictObject({
+      max_target_length: z.number().int().min(64).default(8192),
+      max_header_bytes: z.number().int().min(1024).default(16384),
+      headers_timeout: duration('10s').default(10_000),
+      request_timeout: duration('5m').default(300_000),
+      keep_alive_timeout: duration('5s').default(5_000),
+    })
+    .default({ max_target_length: 8192, max_header_bytes: 16384, headers_timeout: 10_000, request_timeout: 300_000, keep_alive_timeout: 5_000 }),
+  cache: z
+    .strictObject({ max_entries: z.number().int().min(0).default(10_000) })
+    .default({ max_entries: 10_000 }),
+  admin: z
+    .strictObject({
+      listen: listen('127.0.0.1', 9901),
+      token_file: z.string().min(1).optional(),
+    })
+    .default({ listen: { host: '127.0.0.1', port: 9901 } }),
+  ext_authz: z
+    .strictObject({
+      http: z.strictObject({ listen: listen('127.0.0.1', 9191), path_prefix: z.string().default('') }).optional(),
+      grpc: z.strictObject({ listen: listen('127.0.0.1', 9192) }).optional(),
+      forward_auth: z
+        .strictObject({
+          path: z.string().startsWith('/').default('/forward-auth'),
+          trusted_proxies: z.array(z.string().min(1)).default(['127.0.0.1/32', '::1/128']),
+        })
+        .optional(),
+    })
+    .default({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      audit: z.boolean().default(true),
+      /** `stdout`, `stderr` or a file path. */
+      destination: z.string().min(1).default('stdout'),
+    })
+    .default({ level: 'info', audit: true, destination: 'stdout' }),
+  shutdown: z
+    .strictObject({ grace: duration('10s').default(10_000) })
+    .default({ grace: 10_000 }),
+  workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
+});
+
+/** The validated config: durations in milliseconds, defaults filled in, paths still as written. */
+export type Config = z.infer<typeof configSchema>;
+export type IssuerConfig = Config['issuers'][number];

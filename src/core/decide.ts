@@ -1,0 +1,126 @@
+/**
+ * The decision: method + raw target + credentials → Allow | Deny | Unavailable.
+ * No sockets, no timers, no files: keys and revocation are read through their interfaces and
+ * time through the injected Clock. Every transport (proxy, ext_authz HTTP/gRPC, forward-auth)
+ * calls this one function, so they cannot drift (Oathkeeper's shared HandleRequest).
+ */
+import type { VerifiedTokenCache } from '../cache/verified-tokens.ts';
+import type { RevocationList } from '../revocation/revocation-list.ts';
+import type { Clock } from './clock.ts';
+import { checkTime } from './claims.ts';
+import { deny, unavailable, type Decision, type DecisionInput } from './decision.ts';
+import { matchGrants } from './grant.ts';
+import { matchPattern } from './path-pattern.ts';
+import type { GatePolicy } from './policy.ts';
+import { parseTarget } from './request-target.ts';
+import { verifyToken } from './token.ts';
+import type { VerifiedToken } from './verified-token.ts';
+
+export interface DeciderDeps {
+  readonly policy: GatePolicy;
+  readonly clock: Clock;
+  readonly cache: VerifiedTokenCache;
+  readonly revocation: RevocationList;
+}
+
+/** RFC 9110 token characters, for methods that arrive through ext_authz unchecked by a parser. */
+function isMethodToken(m: string): boolean {
+  if (m.length === 0 || m.length > 32) return false;
+  for (let i = 0; i < m.length; i++) {
+    const c = m.charCodeAt(i);
+    const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+    if (!alnum && "!#$%&'*+-.^_`|~".indexOf(m[i]!) === -1) return false;
+  }
+  return true;
+}
+
+/** The token after `Bearer ` (scheme case-insensitive, RFC 6750 §2.1), '' when empty, undefined for other schemes. */
+export function bearerToken(header: string): string | undefined {
+  if (header.length < 6) return undefined;
+  const scheme = header.slice(0, 6);
+  if (scheme !== 'Bearer' && scheme.toLowerCase() !== 'bearer') return undefined;
+  if (header.length === 6) return '';
+  const sep = header.charCodeAt(6);
+  if (sep !== 0x20 && sep !== 0x09) return undefined;
+  return header.slice(7).trim();
+}
+
+export class Decider {
+  readonly #policy: GatePolicy;
+  readonly #clock: Clock;
+  readonly #cache: VerifiedTokenCache;
+  readonly #revocation: RevocationList;
+
+  constructor(deps: DeciderDeps) {
+    this.#policy = deps.policy;
+    this.#clock = deps.clock;
+    this.#cache = deps.cache;
+    this.#revocation = deps.revocation;
+  }
+
+  get policy(): GatePolicy {
+    return this.#policy;
+  }
+
+  async decide(input: DecisionInput): Promise<Decision> {
+    const method = input.method;
+    if (!isMethodToken(method)) return deny('bad_method');
+    if (input.authorizationCount > 1) return deny('multiple_authorization');
+    if (input.dpopCount > 1) return deny('multiple_dpop');
+
+    const parsed = parseTarget(input.target, this.#policy.maxTargetLength);
+    if (!parsed.ok) return deny(parsed.reason);
+    const { path, query, segments } = parsed.target;
+
+    if (input.methodOverride && this.#policy.methodOverride === 'reject') return deny('method_override', path);
+
+    for (const route of this.#policy.publicRoutes) {
+      if (route.methods.has(method) && matchPattern(route.pattern, segments)) {
+        return { kind: 'allow', reason: 'public', path, query, token: null, grantIndex: -1 };
+      }
+    }
+
+    if (input.authorization === undefined) return deny('missing_token', path);
+    const token = bearerToken(input.authorization);
+    if (token === undefined) return deny('missing_token', path);
+    if (token === '') return deny('malformed_token', path);
+
+    const nowMs = this.#clock.nowMs();
+    const stale = this.#revocation.staleSource(nowMs);
+    if (stale !== undefined) return unavailable('revocation_stale', path);
+
+    let verified = this.#cache.get(token);
+    if (verified !== undefined) {
+      const state = verified.keys.state(nowMs);
+      if (state !== 'ready') return unavailable(state === 'stale' ? 'keys_stale' : 'keys_unavailable', path);
+      if (!verified.keys.has(verified.key)) {
+        // The key left the set: the cached verification no longer counts (SPEC §6).
+        this.#cache.delete(token);
+        verified = undefined;
+      } else {
+        const late = checkTime(verified, nowMs / 1000, verified.toleranceSec);
+        if (late !== undefined) {
+          if (late === 'expired') this.#cache.delete(token);
+          return deny(late, path, verified);
+        }
+      }
+    }
+    if (verified === undefined) {
+      const outcome = await verifyToken(token, this.#policy, nowMs);
+      if (typeof outcome === 'string') {
+        return outcome === 'keys_unavailable' || outcome === 'keys_stale' ? unavailable(outcome, path) : deny(outcome, path);
+      }
+      verified = outcome;
+      this.#cache.set(token, verified);
+    }
+
+    return this.#authorize(verified, method, path, query, segments);
+  }
+
+  #authorize(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[]): Decision {
+    if (this.#revocation.isRevoked(t.jti, t.sub, t.iat, t.txn)) return deny('revoked', path, t);
+    const match = matchGrants(t.grants, method, segments);
+    if (typeof match === 'string') return deny(match, path, t);
+    return { kind: 'allow', reason: 'granted', path, query, token: t, grantIndex: match };
+  }
+}

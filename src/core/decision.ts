@@ -1,0 +1,65 @@
+/**
+ * The decision model shared by every transport. Three outcomes, not two (Envoy's
+ * CheckStatus {OK, Denied, Error}): Unavailable ("could not decide") fails closed with 503
+ * and is never rendered as an allow or a 401.
+ */
+import type { Reason } from './reasons.ts';
+import type { VerifiedToken } from './verified-token.ts';
+
+export type AllowReason = 'granted' | 'public';
+export type UnavailableReason = 'keys_unavailable' | 'keys_stale' | 'revocation_stale';
+export type DenyReason = Exclude<Reason, AllowReason | UnavailableReason | 'upstream_unreachable' | 'upstream_timeout'>;
+
+/** What every transport extracts from its wire format before asking the gate. */
+export interface DecisionInput {
+  readonly method: string;
+  /** The request target as received: origin-form path and optional query, undecoded. */
+  readonly target: string;
+  /** The single Authorization header value, if any. */
+  readonly authorization: string | undefined;
+  /** How many Authorization headers arrived (several → 400). */
+  readonly authorizationCount: number;
+  /** The DPoP header value, if any (SPEC §1 `cnf`). */
+  readonly dpop: string | undefined;
+  readonly dpopCount: number;
+  /** A method-override header (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) was present. */
+  readonly methodOverride: boolean;
+}
+
+export interface Allow {
+  readonly kind: 'allow';
+  readonly reason: AllowReason;
+  /** Canonical path to forward (SPEC §2), without the query. */
+  readonly path: string;
+  /** Query including its leading `?`, or '' — passed through unchanged. */
+  readonly query: string;
+  /** null for public routes. */
+  readonly token: VerifiedToken | null;
+  /** Index in the token's authorization_details of the entry that matched; -1 for public routes. */
+  readonly grantIndex: number;
+}
+
+export interface Deny {
+  readonly kind: 'deny';
+  readonly reason: DenyReason;
+  /** Canonical path when the target parsed, for the audit line. */
+  readonly path: string | null;
+  /** The verified token when the deny came after verification (403, revoked), for the audit line. */
+  readonly token: VerifiedToken | null;
+}
+
+export interface Unavailable {
+  readonly kind: 'unavailable';
+  readonly reason: UnavailableReason;
+  readonly path: string | null;
+}
+
+export type Decision = Allow | Deny | Unavailable;
+
+export function deny(reason: DenyReason, path: string | null = null, token: VerifiedToken | null = null): Deny {
+  return { kind: 'deny', reason, path, token };
+}
+
+export function unavailable(reason: UnavailableReason, path: string | null = null): Unavailable {
+  return { kind: 'unavailable', reason, path };
+}

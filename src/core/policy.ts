@@ -1,0 +1,59 @@
+/**
+ * The compiled, frozen policy the decision core reads. Built once from the validated config
+ * (src/config/compile.ts); never re-validated per request.
+ */
+import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import type { GrantPolicy } from './grant.ts';
+import type { PathPattern } from './path-pattern.ts';
+
+export interface IssuerPolicy {
+  readonly issuer: string;
+  readonly algorithms: ReadonlySet<string>;
+  readonly maxTtlSec: number;
+  readonly toleranceSec: number;
+  /** Normalized expected `typ` (lower case, no `application/`), or undefined when not checked. */
+  readonly typ: string | undefined;
+  readonly keys: IssuerKeys;
+}
+
+export interface PublicRoute {
+  readonly methods: ReadonlySet<string>;
+  readonly pattern: PathPattern;
+}
+
+export interface IdentityHeaderNames {
+  readonly subject: string;
+  readonly tokenId: string;
+  readonly issuer: string;
+  readonly txn: string;
+  readonly actor: string;
+  /** All five, for stripping and for Envoy's headers-to-remove. */
+  readonly all: readonly string[];
+}
+
+export interface GatePolicy {
+  readonly issuers: ReadonlyMap<string, IssuerPolicy>;
+  readonly audience: string;
+  readonly grant: GrantPolicy;
+  readonly publicRoutes: readonly PublicRoute[];
+  readonly identity: IdentityHeaderNames;
+  readonly identityPrefix: string;
+  readonly methodOverride: 'reject' | 'strip';
+  readonly maxTokenBytes: number;
+  readonly maxTargetLength: number;
+}
+
+/** RFC 8725 §3.11: compare media types case-insensitively, `application/` prefix optional. */
+export function normalizeTyp(typ: string): string {
+  const t = typ.toLowerCase();
+  return t.startsWith('application/') ? t.slice('application/'.length) : t;
+}
+
+export function identityHeaderNames(prefix: string): IdentityHeaderNames {
+  const subject = `${prefix}subject`;
+  const tokenId = `${prefix}token-id`;
+  const issuer = `${prefix}issuer`;
+  const txn = `${prefix}txn`;
+  const actor = `${prefix}actor`;
+  return Object.freeze({ subject, tokenId, issuer, txn, actor, all: Object.freeze([subject, tokenId, issuer, txn, actor]) });
+}

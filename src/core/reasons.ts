@@ -1,0 +1,92 @@
+/**
+ * The fixed list of decision reasons (SPEC §3). One table feeds the response status, the
+ * `WWW-Authenticate` challenge, the JSON body, the audit line, the metric label and the README;
+ * test/contract/reasons.test.ts keeps the README table equal to this one.
+ *
+ * A reason never carries request data: bodies and challenges are built from this table alone.
+ */
+
+/** `error` in the JSON body, and (for 401/403) the RFC 6750 error code. */
+export type ErrorKind =
+  | 'invalid_request'
+  | 'unauthorized'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'unavailable'
+  | 'bad_gateway'
+  | 'gateway_timeout';
+
+export interface ReasonInfo {
+  readonly status: number;
+  readonly error: ErrorKind;
+  /** One line for operators; shown in the README and in the audit log's `detail`. */
+  readonly description: string;
+}
+
+function r(status: number, error: ErrorKind, description: string): ReasonInfo {
+  return Object.freeze({ status, error, description });
+}
+
+export const REASONS = Object.freeze({
+  // Allow outcomes. Status 0: the transport decides (the upstream answers in proxy mode).
+  granted: r(0, 'invalid_request', 'the request lies inside a grant entry of a valid token'),
+  public: r(0, 'invalid_request', 'the request matched a configured public route'),
+
+  // 400: the request itself is malformed (SPEC §2) — judged before any token work.
+  bad_request_target: r(400, 'invalid_request', 'request target is not origin-form (/path?query)'),
+  bad_method: r(400, 'invalid_request', 'request method is not a valid HTTP token'),
+  path_too_long: r(400, 'invalid_request', 'request target exceeds the length limit'),
+  path_backslash: r(400, 'invalid_request', 'path contains a backslash, raw or encoded'),
+  path_control_char: r(400, 'invalid_request', 'path contains a control, space or non-ASCII character'),
+  path_bad_encoding: r(400, 'invalid_request', 'path has invalid percent-encoding'),
+  path_encoded_slash: r(400, 'invalid_request', 'path contains an encoded slash (%2F)'),
+  path_double_encoding: r(400, 'invalid_request', 'path contains double percent-encoding (%25XX)'),
+  path_dot_segment: r(400, 'invalid_request', 'path contains a dot segment (. or ..), raw, encoded or with ;params'),
+  path_empty_segment: r(400, 'invalid_request', 'path contains an empty segment (//)'),
+  path_invalid_utf8: r(400, 'invalid_request', 'a decoded path segment is not valid UTF-8'),
+  path_unicode_confusable: r(400, 'invalid_request', 'a path segment folds (NFKC) to a slash, backslash or dot segment'),
+  method_override: r(400, 'invalid_request', 'method-override headers are refused'),
+  multiple_authorization: r(400, 'invalid_request', 'more than one Authorization header'),
+  multiple_dpop: r(400, 'invalid_request', 'more than one DPoP header'),
+  missing_attributes: r(400, 'invalid_request', 'the ext_authz CheckRequest lacks the HTTP request attributes'),
+  untrusted_forwarded: r(400, 'invalid_request', 'forwarded method/URI headers from an address that is not a trusted proxy'),
+
+  // 401 without an error code: no credentials at all (RFC 6750 §3.1).
+  missing_token: r(401, 'unauthorized', 'no bearer token in the Authorization header'),
+
+  // 401 invalid_token: the token is not acceptable.
+  malformed_token: r(401, 'invalid_token', 'the token is not a well-formed compact JWS'),
+  token_too_large: r(401, 'invalid_token', 'the token exceeds the size limit'),
+  alg_not_allowed: r(401, 'invalid_token', "the token's alg is not in the issuer's allowlist"),
+  unsupported_crit: r(401, 'invalid_token', 'the token has a crit header parameter jitgate does not understand'),
+  unknown_issuer: r(401, 'invalid_token', 'iss is not a configured issuer'),
+  unknown_key: r(401, 'invalid_token', "no key in the issuer's key set matches the token's kid and alg"),
+  bad_signature: r(401, 'invalid_token', 'the signature does not verify'),
+  wrong_typ: r(401, 'invalid_token', 'the typ header does not match the issuer configuration'),
+  wrong_audience: r(401, 'invalid_token', 'aud does not contain the service audience'),
+  expired: r(401, 'invalid_token', 'the token is at or past exp'),
+  not_yet_valid: r(401, 'invalid_token', 'the token is before nbf'),
+  issued_in_future: r(401, 'invalid_token', 'iat is in the future'),
+  lifetime_exceeded: r(401, 'invalid_token', "exp - iat exceeds the issuer's max_ttl"),
+  invalid_claims: r(401, 'invalid_token', 'a required claim is missing or has the wrong type'),
+  invalid_grant: r(401, 'invalid_token', 'authorization_details is malformed'),
+  revoked: r(401, 'invalid_token', 'the token, its subject or its task has been revoked'),
+  dpop_unsupported: r(401, 'invalid_token', 'the token is DPoP-bound (cnf) and DPoP is not enabled'),
+
+  // 403 insufficient_scope: a valid token, but not for this request.
+  no_grant: r(403, 'insufficient_scope', 'the token has no grant entry of the configured type for this service'),
+  method_not_granted: r(403, 'insufficient_scope', 'the path is granted, but not for this method'),
+  path_not_granted: r(403, 'insufficient_scope', 'no grant entry covers this path'),
+
+  // 503: could not decide — fail closed.
+  keys_unavailable: r(503, 'unavailable', "the issuer's keys are not loaded yet"),
+  keys_stale: r(503, 'unavailable', "the issuer's keys could not be refreshed for longer than jwks_max_stale"),
+  revocation_stale: r(503, 'unavailable', 'a remote revocation source has not synced for longer than max_stale'),
+
+  // Proxy-only outcomes after an allow.
+  upstream_unreachable: r(502, 'bad_gateway', 'the upstream refused, reset or failed the connection'),
+  upstream_timeout: r(504, 'gateway_timeout', 'the upstream did not answer in time'),
+} as const satisfies Record<string, ReasonInfo>);
+
+export type Reason = keyof typeof REASONS;
+export const REASON_CODES: readonly Reason[] = Object.freeze(Object.keys(REASONS) as Reason[]);

@@ -1,0 +1,35 @@
+/**
+ * What survives a successful verification, cached per token string. Only the signature and the
+ * static claim checks are cached; expiry, key membership and revocation are re-checked on every
+ * request (STYLE habit 10).
+ */
+import type { KeyEntry } from '../keys/key-set.ts';
+import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import type { CompiledGrantEntry } from './grant.ts';
+
+export interface VerifiedToken {
+  readonly iss: string;
+  readonly sub: string;
+  readonly jti: string;
+  readonly txn: string | undefined;
+  /** RFC 8693 `act` as sent, for the audit line. */
+  readonly act: unknown;
+  /** `act.sub`, the immediate actor, for the identity header. */
+  readonly actor: string | undefined;
+  /** Seconds since the epoch. */
+  readonly iat: number;
+  readonly exp: number;
+  readonly nbf: number | undefined;
+  /** Clock tolerance of the issuer, seconds. */
+  readonly toleranceSec: number;
+  /** Counting grant entries for this service, in token order. Empty → 403 no_grant. */
+  readonly grants: readonly CompiledGrantEntry[];
+  /** Identity headers to set upstream (SPEC §4), as [lower-case name, value] pairs. */
+  readonly identity: readonly (readonly [string, string])[];
+  /** Identity header names this token does not set (Envoy must remove them; SPEC §7). */
+  readonly identityUnset: readonly string[];
+  /** `cnf.jkt` when the token is DPoP-bound. */
+  readonly cnfJkt: string | undefined;
+  readonly keys: IssuerKeys;
+  readonly key: KeyEntry;
+}

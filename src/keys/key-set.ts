@@ -1,0 +1,162 @@
+/**
+ * An issuer's verification keys, imported once. A token names its key by `kid`; the header
+ * fields `jwk`, `jku`, `x5u` and `x5c` are never used to find a key (SPEC §1, §6).
+ *
+ * Entries are reused across refreshes when the JWK is unchanged, so a cached verification stays
+ * valid exactly as long as its key is in the current set (`has`).
+ */
+import { importJWK, type JWK } from 'jose';
+import type { Algorithm } from '../config/schema.ts';
+
+/** Verifying key as jose accepts it (a WebCrypto CryptoKey in Node). */
+export type VerifyKey = Awaited<ReturnType<typeof importJWK>>;
+
+export interface KeyEntry {
+  readonly kid: string | undefined;
+  /** Canonical JSON of the public JWK: identity across refreshes. */
+  readonly fingerprint: string;
+  /** Imported key per algorithm this JWK may verify (WebCrypto keys are bound to one algorithm). */
+  readonly keys: ReadonlyMap<string, VerifyKey>;
+}
+
+/** Which JWK kty/crv an algorithm needs. */
+const ALG_KEY_TYPE: ReadonlyMap<string, { kty: string; crv?: string }> = new Map([
+  ['EdDSA', { kty: 'OKP', crv: 'Ed25519' }],
+  ['Ed25519', { kty: 'OKP', crv: 'Ed25519' }],
+  ['ES256', { kty: 'EC', crv: 'P-256' }],
+  ['ES384', { kty: 'EC', crv: 'P-384' }],
+  ['PS256', { kty: 'RSA' }],
+  ['RS256', { kty: 'RSA' }],
+]);
+
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+export class KeySet {
+  readonly #byKid: Map<string, KeyEntry>;
+  readonly #entries: Set<KeyEntry>;
+
+  constructor(entries: readonly KeyEntry[]) {
+    this.#entries = new Set(entries);
+    this.#byKid = new Map();
+    for (const e of entries) if (e.kid !== undefined && !this.#byKid.has(e.kid)) this.#byKid.set(e.kid, e);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The entry that verifies this kid and alg; without a kid only when exactly one key fits. */
+  entryFor(kid: string | undefined, alg: string): KeyEntry | undefined {
+    if (kid !== undefined) {
+      const e = this.#byKid.get(kid);
+      return e?.keys.has(alg) ? e : undefined;
+    }
+    let found: KeyEntry | undefined;
+    for (const e of this.#entries) {
+      if (!e.keys.has(alg)) continue;
+      if (found !== undefined) return undefined; // ambiguous without a kid: refuse rather than guess
+      found = e;
+    }
+    return found;
+  }
+
+  has(entry: KeyEntry): boolean {
+    return this.#entries.has(entry);
+  }
+
+  hasKid(kid: string): boolean {
+    return this.#byKid.has(kid);
+  }
+
+  entries(): IterableIterator<KeyEntry> {
+    return this.#entries.values();
+  }
+}
+
+export interface ImportResult {
+  readonly set: KeySet;
+  /** Keys skipped, with why (logged by the caller; a JWKS may legitimately hold keys for other uses). */
+  readonly skipped: readonly string[];
+}
+
+/**
+ * Validates a JWKS document and imports every usable key for the allowed algorithms.
+ * `previous` lets unchanged keys keep their entry (and so their cached verifications).
+ * Throws a plain Error with a precise message when the document itself is unusable.
+ */
+export async function importJwks(doc: unknown, algorithms: readonly Algorithm[], previous?: KeySet): Promise<ImportResult> {
+  if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { keys?: unknown }).keys)) {
+    throw new Error('JWKS must be a JSON object with a "keys" array');
+  }
+  const reuse = new Map<string, KeyEntry>();
+  if (previous) for (const e of previous.entries()) reuse.set(e.fingerprint, e);
+
+  const entries: KeyEntry[] = [];
+  const skipped: string[] = [];
+  const seenKids = new Set<string>();
+  const list = (doc as { keys: unknown[] }).keys;
+  for (let i = 0; i < list.length; i++) {
+    const jwk = list[i];
+    const where = `keys[${i}]`;
+    if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) {
+      skipped.push(`${where}: not an object`);
+      continue;
+    }
+    const j = jwk as Record<string, unknown>;
+    if (PRIVATE_MEMBERS.some((m) => Object.hasOwn(j, m))) {
+      skipped.push(`${where}: contains private or symmetric key material; refused`);
+      continue;
+    }
+    if (j.use !== undefined && j.use !== 'sig') {
+      skipped.push(`${where}: use is not "sig"`);
+      continue;
+    }
+    if (j.kid !== undefined && (typeof j.kid !== 'string' || j.kid === '')) {
+      skipped.push(`${where}: kid is not a non-empty string`);
+      continue;
+    }
+    const kid = j.kid as string | undefined;
+    if (kid !== undefined && seenKids.has(kid)) {
+      skipped.push(`${where}: duplicate kid ${JSON.stringify(kid)}`);
+      continue;
+    }
+    const publicJwk = pickPublic(j);
+    const fingerprint = JSON.stringify(publicJwk);
+    const old = reuse.get(fingerprint);
+    if (old !== undefined) {
+      entries.push(old);
+      if (kid !== undefined) seenKids.add(kid);
+      continue;
+    }
+    const keys = new Map<string, VerifyKey>();
+    for (const alg of algorithms) {
+      const want = ALG_KEY_TYPE.get(alg);
+      if (!want || want.kty !== j.kty || (want.crv !== undefined && want.crv !== j.crv)) continue;
+      if (typeof j.alg === 'string' && j.alg !== alg && !(isEd(j.alg) && isEd(alg))) continue;
+      try {
+        keys.set(alg, await importJWK(publicJwk as JWK, alg));
+      } catch (err) {
+        skipped.push(`${where}: cannot import for ${alg}: ${(err as Error).message}`);
+      }
+    }
+    if (keys.size === 0) {
+      skipped.push(`${where}: fits none of the allowed algorithms (${algorithms.join(', ')})`);
+      continue;
+    }
+    if (kid !== undefined) seenKids.add(kid);
+    entries.push(Object.freeze({ kid, fingerprint, keys }));
+  }
+  return { set: new KeySet(entries), skipped };
+}
+
+function isEd(alg: string): boolean {
+  return alg === 'EdDSA' || alg === 'Ed25519';
+}
+
+/** Only the public members jose needs; anything else in the JWK (x5c, key_ops…) is not trusted. */
+function pickPublic(j: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { kty: j.kty };
+  for (const m of ['crv', 'x', 'y', 'n', 'e'] as const) if (j[m] !== undefined) out[m] = j[m];
+  if (j.kid !== undefined) out.kid = j.kid;
+  return out;
+}

@@ -1,0 +1,57 @@
+/**
+ * The union of every configured revocation source (file, URL, admin journal). Each source swaps
+ * in a whole new index when it reloads, so a half-read feed never empties the list.
+ */
+import { RevocationIndex } from './revocation-index.ts';
+
+export interface RevocationSource {
+  readonly name: string;
+  /** The source's current index; replaced atomically on reload. */
+  readonly index: RevocationIndex;
+  /** ms since epoch of the last successful sync; undefined when the source is not remote. */
+  readonly lastSyncAt: number | undefined;
+  /** Remote sources: no successful sync for longer than this → fail closed. */
+  readonly maxStaleMs: number | undefined;
+  start(): Promise<void>;
+  stop(): void;
+}
+
+export class RevocationList {
+  readonly #sources: RevocationSource[];
+
+  constructor(sources: RevocationSource[]) {
+    this.#sources = sources;
+  }
+
+  get sources(): readonly RevocationSource[] {
+    return this.#sources;
+  }
+
+  isRevoked(jti: string, sub: string, iat: number, txn: string | undefined): boolean {
+    for (const s of this.#sources) if (s.index.isRevoked(jti, sub, iat, txn)) return true;
+    return false;
+  }
+
+  /** The name of a remote source past max_stale (or never synced), else undefined. */
+  staleSource(nowMs: number): string | undefined {
+    for (const s of this.#sources) {
+      if (s.maxStaleMs === undefined) continue;
+      if (s.lastSyncAt === undefined || nowMs - s.lastSyncAt > s.maxStaleMs) return s.name;
+    }
+    return undefined;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const s of this.#sources) n += s.index.size;
+    return n;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.#sources.map((s) => s.start()));
+  }
+
+  stop(): void {
+    for (const s of this.#sources) s.stop();
+  }
+}
