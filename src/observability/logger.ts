@@ -1,0 +1,43 @@
+/**
+ * pino loggers. Operational logs and audit lines share one asynchronous destination so neither
+ * blocks the event loop; `authorization`, `dpop` and `token` are redacted wherever they appear,
+ * as a second line of defence — nothing logs them on purpose.
+ */
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+export interface LogOptions {
+  readonly level: string;
+  /** `stdout`, `stderr` or a file path. */
+  readonly destination: string;
+}
+
+const REDACT = [
+  'authorization',
+  'dpop',
+  'token',
+  'headers.authorization',
+  'headers.dpop',
+  'req.headers.authorization',
+  'req.headers.dpop',
+  '*.authorization',
+  '*.token',
+];
+
+export function createDestination(destination: string): DestinationStream & { flushSync?: () => void } {
+  if (destination === 'stdout') return pino.destination({ fd: 1, sync: false, minLength: 4096 });
+  if (destination === 'stderr') return pino.destination({ fd: 2, sync: false });
+  return pino.destination({ dest: destination, sync: false, mkdir: true, minLength: 4096 });
+}
+
+export function createLogger(options: LogOptions, stream?: DestinationStream): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { pid: process.pid },
+      redact: { paths: REDACT, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream ?? createDestination(options.destination),
+  );
+}

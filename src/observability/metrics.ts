@@ -1,0 +1,90 @@
+/**
+ * Every metric jitgate exports, named in one place (like Envoy's stats.h). Label children for the
+ * hot path are bound once per (transport, reason), so recording a decision is a map lookup and
+ * two increments. Each Gate process has its own registry (no prom-client globals).
+ */
+import client from 'prom-client';
+import type { Decision } from '../core/decision.ts';
+import { REASON_CODES, type Reason } from '../core/reasons.ts';
+
+export type Transport = 'proxy' | 'ext_authz_http' | 'ext_authz_grpc' | 'forward_auth';
+export const TRANSPORTS: readonly Transport[] = ['proxy', 'ext_authz_http', 'ext_authz_grpc', 'forward_auth'];
+
+const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export type UpstreamErrorKind = 'connect' | 'reset' | 'timeout' | 'other';
+
+export class Metrics {
+  readonly registry: client.Registry;
+  readonly decisions: client.Counter<'transport' | 'result' | 'reason'>;
+  readonly decisionSeconds: client.Histogram<'transport'>;
+  readonly upstreamSeconds: client.Histogram<'status_class'>;
+  readonly upstreamErrors: client.Counter<'kind'>;
+  readonly tokenCacheHits: client.Counter;
+  readonly tokenCacheMisses: client.Counter;
+  readonly tokenCacheEntries: client.Gauge;
+  readonly revocationEntries: client.Gauge<'source'>;
+  readonly revocationSyncs: client.Counter<'source' | 'result'>;
+  readonly revocationSyncSeconds: client.Histogram<'source'>;
+  readonly revocationLastSync: client.Gauge<'source'>;
+  readonly jwksKeys: client.Gauge<'issuer'>;
+  readonly jwksRefreshes: client.Counter<'issuer' | 'result'>;
+  readonly jwksRefreshSeconds: client.Histogram<'issuer'>;
+  readonly jwksLastRefresh: client.Gauge<'issuer'>;
+  readonly ready: client.Gauge;
+
+  /** transport → reason → bound counter child. */
+  readonly #bound = new Map<Transport, Map<Reason, client.Counter.Internal>>();
+  readonly #boundLatency = new Map<Transport, client.Histogram.Internal<'transport'>>();
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registry = new client.Registry();
+    this.registry = registry;
+    const r = [registry];
+    this.decisions = new client.Counter({ name: 'jitgate_decisions_total', help: 'Decisions by transport, result (allow, deny, unavailable) and reason.', labelNames: ['transport', 'result', 'reason'], registers: r });
+    this.decisionSeconds = new client.Histogram({ name: 'jitgate_decision_duration_seconds', help: 'Time to decide, from request head to decision.', labelNames: ['transport'], buckets: LATENCY_BUCKETS, registers: r });
+    this.upstreamSeconds = new client.Histogram({ name: 'jitgate_upstream_duration_seconds', help: 'Time from forwarding to the upstream response head.', labelNames: ['status_class'], buckets: LATENCY_BUCKETS, registers: r });
+    this.upstreamErrors = new client.Counter({ name: 'jitgate_upstream_errors_total', help: 'Upstream failures by kind (connect, reset, timeout, other).', labelNames: ['kind'], registers: r });
+    this.tokenCacheHits = new client.Counter({ name: 'jitgate_token_cache_hits_total', help: 'Verified-token cache hits.', registers: r });
+    this.tokenCacheMisses = new client.Counter({ name: 'jitgate_token_cache_misses_total', help: 'Verified-token cache misses (full verification).', registers: r });
+    this.tokenCacheEntries = new client.Gauge({ name: 'jitgate_token_cache_entries', help: 'Tokens in the verified-token cache.', registers: r });
+    this.revocationEntries = new client.Gauge({ name: 'jitgate_revocation_entries', help: 'Revocation entries loaded, by source.', labelNames: ['source'], registers: r });
+    this.revocationSyncs = new client.Counter({ name: 'jitgate_revocation_syncs_total', help: 'Revocation source syncs by result (ok, not_modified, error).', labelNames: ['source', 'result'], registers: r });
+    this.revocationSyncSeconds = new client.Histogram({ name: 'jitgate_revocation_sync_duration_seconds', help: 'Duration of revocation syncs.', labelNames: ['source'], registers: r });
+    this.revocationLastSync = new client.Gauge({ name: 'jitgate_revocation_last_sync_timestamp_seconds', help: 'Last successful sync of each revocation source.', labelNames: ['source'], registers: r });
+    this.jwksKeys = new client.Gauge({ name: 'jitgate_jwks_keys', help: 'Keys in the current set, by issuer.', labelNames: ['issuer'], registers: r });
+    this.jwksRefreshes = new client.Counter({ name: 'jitgate_jwks_refreshes_total', help: 'JWKS fetches by issuer and result (ok, not_modified, error).', labelNames: ['issuer', 'result'], registers: r });
+    this.jwksRefreshSeconds = new client.Histogram({ name: 'jitgate_jwks_refresh_duration_seconds', help: 'Duration of JWKS fetches.', labelNames: ['issuer'], registers: r });
+    this.jwksLastRefresh = new client.Gauge({ name: 'jitgate_jwks_last_refresh_timestamp_seconds', help: 'Last successful JWKS fetch or load, by issuer.', labelNames: ['issuer'], registers: r });
+    this.ready = new client.Gauge({ name: 'jitgate_ready', help: '1 when keys are loaded and revocation is fresh.', registers: r });
+    if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
+
+    for (const t of TRANSPORTS) {
+      const byReason = new Map<Reason, client.Counter.Internal>();
+      for (const reason of REASON_CODES) byReason.set(reason, this.decisions.labels(t, resultOf(reason), reason));
+      this.#bound.set(t, byReason);
+      this.#boundLatency.set(t, this.decisionSeconds.labels(t));
+    }
+  }
+
+  /** Hot path: one call per decision. */
+  recordDecision(transport: Transport, decision: Decision, seconds: number): void {
+    this.#bound.get(transport)!.get(decision.reason)!.inc();
+    this.#boundLatency.get(transport)!.observe(seconds);
+  }
+
+  /** Proxy-only outcomes after an allow (502/504) are counted as their own reason. */
+  recordReason(transport: Transport, reason: Reason): void {
+    this.#bound.get(transport)!.get(reason)!.inc();
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+function resultOf(reason: Reason): 'allow' | 'deny' | 'unavailable' {
+  if (reason === 'granted' || reason === 'public') return 'allow';
+  if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale') return 'unavailable';
+  return 'deny';
+}
