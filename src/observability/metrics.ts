@@ -85,6 +85,6 @@ export class Metrics {
 
 function resultOf(reason: Reason): 'allow' | 'deny' | 'unavailable' {
   if (reason === 'granted' || reason === 'public') return 'allow';
-  if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale') return 'unavailable';
+  if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale' || reason === 'internal_error') return 'unavailable';
   return 'deny';
 }
