@@ -1,12 +1,23 @@
 /**
  * Config → a Gate with every key and revocation source the config names, wired to metrics and
- * logs. The one place that knows which source class serves which config key.
+ * logs. The one place that knows which source class serves which config key:
+ *   issuers[].jwks_file → FileIssuerKeys (in gate.ts) · issuers[].jwks_uri → RemoteIssuerKeys
+ *   revocation.file → FileRevocationSource (in gate.ts) · revocation.url → HttpRevocationSource
+ *   revocation.journal → JournalRevocationSource (the admin API's entries)
+ *
+ * Every refresh and sync is counted (result), timed, and logged with entries and age. Unchanged
+ * polls (304) log at debug so a 2 s poll does not flood the log; changes log at info, failures at
+ * warn (or error once the gate is failing closed because of them).
  */
 import type { Logger } from 'pino';
-import type { Clock } from './core/clock.ts';
-import type { Config } from './config/schema.ts';
+import { systemClock, type Clock } from './core/clock.ts';
+import type { Config, IssuerConfig } from './config/schema.ts';
 import { Gate } from './gate.ts';
+import { RemoteIssuerKeys, type JwksRefreshInfo } from './keys/remote-issuer-keys.ts';
 import type { Metrics } from './observability/metrics.ts';
+import { HttpRevocationSource, type RevocationSyncInfo } from './revocation/http-source.ts';
+import { JournalRevocationSource } from './revocation/journal-source.ts';
+import type { RevocationSource } from './revocation/revocation-list.ts';
 
 export interface BuildGateDeps {
   readonly metrics: Metrics;
@@ -14,18 +25,117 @@ export interface BuildGateDeps {
   readonly clock?: Clock;
 }
 
-export function buildGate(config: Config, file: string, deps: BuildGateDeps): Gate {
+const ms = (n: number | undefined): number | undefined => (n === undefined ? undefined : Math.round(n));
+
+function errorFields(err: Error | undefined): Record<string, unknown> {
+  if (err === undefined) return {};
+  const code = (err as { code?: unknown }).code;
+  return { err: err.message, ...(typeof code === 'string' ? { code } : {}) };
+}
+
+function jwksReporter(deps: BuildGateDeps, config: IssuerConfig): (i: JwksRefreshInfo) => void {
+  const log = deps.logger.child({ component: 'jwks', issuer: config.issuer });
+  const m = deps.metrics;
+  return (i) => {
+    m.jwksRefreshes.labels(i.issuer, i.result).inc();
+    m.jwksRefreshSeconds.labels(i.issuer).observe(i.durationMs / 1000);
+    m.jwksKeys.labels(i.issuer).set(i.keys);
+    if (i.result === 'ok' || i.result === 'not_modified') m.jwksLastRefresh.labels(i.issuer).set(Date.now() / 1000);
+    const fields = {
+      cause: i.cause,
+      result: i.result,
+      keys: i.keys,
+      duration_ms: ms(i.durationMs),
+      age_ms: ms(i.ageMs),
+      next_in_ms: ms(i.nextInMs),
+      ...(i.result === 'ok' ? { added: i.added, removed: i.removed } : {}),
+      ...errorFields(i.error),
+    };
+    for (const s of i.skipped ?? []) log.warn({ problem: s }, 'JWKS key skipped');
+    if (i.result === 'error') {
+      const state = i.ageMs === undefined ? 'loading' : i.ageMs > config.jwks_max_stale ? 'stale' : 'ready';
+      if (state === 'ready') log.warn(fields, 'JWKS refresh failed; keeping the last good set');
+      else log.error({ ...fields, state }, state === 'loading' ? 'JWKS not loaded; tokens of this issuer get 503 keys_unavailable' : 'JWKS stale past jwks_max_stale; tokens of this issuer get 503 keys_stale');
+    } else if (i.result === 'not_modified') log.debug(fields, 'JWKS unchanged');
+    else log.info(fields, 'JWKS refreshed');
+  };
+}
+
+function syncReporter(deps: BuildGateDeps, maxStaleMs: number): (i: RevocationSyncInfo) => void {
   const log = deps.logger.child({ component: 'revocation' });
-  const source = config.revocation.file === undefined ? '' : `file:${config.revocation.file}`;
+  const m = deps.metrics;
+  return (i) => {
+    m.revocationSyncs.labels(i.source, i.result).inc();
+    m.revocationSyncSeconds.labels(i.source).observe(i.durationMs / 1000);
+    m.revocationEntries.labels(i.source).set(i.entries);
+    if (i.result === 'ok' || i.result === 'not_modified') m.revocationLastSync.labels(i.source).set(Date.now() / 1000);
+    const fields = { source: i.source, result: i.result, entries: i.entries, duration_ms: ms(i.durationMs), age_ms: ms(i.ageMs), bytes: i.bytes, ...errorFields(i.error) };
+    for (const e of (i.lineErrors ?? []).slice(0, 20)) log.warn({ source: i.source, line: e.line, problem: e.message }, 'revocation line skipped');
+    if ((i.lineErrors?.length ?? 0) > 20) log.warn({ source: i.source, skipped: i.lineErrors!.length }, 'more revocation lines skipped');
+    if (i.result === 'error') {
+      const stale = i.ageMs === undefined || i.ageMs > maxStaleMs;
+      if (stale) log.error(fields, 'revocation source not synced within max_stale; every decision answers 503 revocation_stale');
+      else log.warn(fields, 'revocation sync failed; keeping the last list');
+    } else if (i.result === 'not_modified') log.debug(fields, 'revocation list unchanged');
+    else log.info({ ...fields, skipped: i.lineErrors?.length ?? 0 }, 'revocation list synced');
+  };
+}
+
+function journalSource(deps: BuildGateDeps, clock: Clock, file: string): JournalRevocationSource {
+  const log = deps.logger.child({ component: 'revocation' });
+  const m = deps.metrics;
+  return new JournalRevocationSource(file, {
+    clock,
+    onReplay: (i) => {
+      m.revocationEntries.labels(i.source).set(i.entries);
+      m.revocationSyncs.labels(i.source, 'ok').inc();
+      m.revocationSyncSeconds.labels(i.source).observe(i.durationMs / 1000);
+      m.revocationLastSync.labels(i.source).set(Date.now() / 1000);
+      for (const e of i.lineErrors) log.error({ source: i.source, line: e.line, problem: e.message }, 'revocation journal line unreadable; kept on disk, not enforced');
+      if (i.tornTail) log.warn({ source: i.source }, 'revocation journal ended in a partial line (a write cut short by a crash, never acknowledged); dropped');
+      log.info({ source: i.source, entries: i.entries, expired: i.expired, compacted: i.compacted, duration_ms: ms(i.durationMs) }, 'revocation journal replayed');
+    },
+    onAppend: (i) => {
+      m.revocationEntries.labels(i.source).set(i.entries);
+      m.revocationSyncs.labels(i.source, 'ok').inc();
+      m.revocationSyncSeconds.labels(i.source).observe(i.durationMs / 1000);
+      m.revocationLastSync.labels(i.source).set(Date.now() / 1000);
+    },
+  });
+}
+
+export function buildGate(config: Config, file: string, deps: BuildGateDeps): Gate {
+  const clock = deps.clock ?? systemClock;
+  const log = deps.logger.child({ component: 'revocation' });
+  const rev = config.revocation;
+  const extra: RevocationSource[] = [];
+  if (rev.url !== undefined) {
+    extra.push(
+      new HttpRevocationSource({
+        url: rev.url,
+        pollMs: rev.poll_interval,
+        maxStaleMs: rev.max_stale,
+        timeoutMs: rev.timeout,
+        maxBytes: rev.max_bytes,
+        clock,
+        onSync: syncReporter(deps, rev.max_stale),
+      }),
+    );
+  }
+  if (rev.journal !== undefined) extra.push(journalSource(deps, clock, rev.journal));
+
+  const source = rev.file === undefined ? '' : `file:${rev.file}`;
   return new Gate(config, file, {
-    clock: deps.clock,
+    clock,
+    remoteKeys: (issuer) => new RemoteIssuerKeys(issuer, { clock, onRefresh: jwksReporter(deps, issuer) }),
+    extraRevocationSources: extra,
     revocationFileEvents: {
       loaded: ({ entries, errors, durationMs }) => {
         deps.metrics.revocationEntries.labels(source).set(entries);
         deps.metrics.revocationSyncs.labels(source, 'ok').inc();
         deps.metrics.revocationSyncSeconds.labels(source).observe(durationMs / 1000);
         deps.metrics.revocationLastSync.labels(source).set(Date.now() / 1000);
-        for (const e of errors) log.warn({ source, line: e.line, problem: e.message }, 'revocation line skipped');
+        for (const e of errors.slice(0, 20)) log.warn({ source, line: e.line, problem: e.message }, 'revocation line skipped');
         log.info({ source, entries, skipped: errors.length, duration_ms: Math.round(durationMs) }, 'revocation list loaded');
       },
       failed: (err) => {

@@ -1,0 +1,174 @@
+/**
+ * Revocation entries from an HTTP(S) URL (SPEC §5, `revocation.url`), polled every
+ * `poll_interval` with If-None-Match. A 304 keeps the index and counts as a successful sync; a 200
+ * is parsed whole and swapped in atomically. Any failure keeps the last index and leaves
+ * `lastSyncAt` alone, so after `max_stale` without a sync every decision fails closed (503
+ * revocation_stale) until the source answers again.
+ *
+ * Polls are timed from the start of the previous one, so a change at the source is picked up
+ * within one poll interval plus one download. One sync at a time; a result older than the index
+ * in use is dropped (sequence numbers, as in remote-issuer-keys.ts).
+ */
+import { systemClock, type Clock } from '../core/clock.ts';
+import { boundedGet, FetchError } from '../net/bounded-get.ts';
+import { parseJsonLines, type LineError } from './entries.ts';
+import { RevocationIndex } from './revocation-index.ts';
+import type { RevocationSource } from './revocation-list.ts';
+
+/** Prune expired entries from an unchanged (304) index at most this often. */
+const PRUNE_EVERY_MS = 60_000;
+
+export interface RevocationSyncInfo {
+  readonly source: string;
+  readonly result: 'ok' | 'not_modified' | 'error' | 'superseded';
+  readonly durationMs: number;
+  /** Entries in the index in use after this sync. */
+  readonly entries: number;
+  /** Bytes downloaded (200 only). */
+  readonly bytes?: number;
+  /** ms since the last successful sync, after this one; undefined when never synced. */
+  readonly ageMs: number | undefined;
+  /** Lines of a 200 body that were skipped, with their numbers. */
+  readonly lineErrors?: readonly LineError[];
+  readonly error?: Error;
+}
+
+export interface HttpSourceOptions {
+  readonly url: string;
+  readonly pollMs: number;
+  readonly maxStaleMs: number;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+  readonly clock?: Clock;
+  readonly onSync?: (info: RevocationSyncInfo) => void;
+}
+
+export class HttpRevocationSource implements RevocationSource {
+  readonly name: string;
+  readonly maxStaleMs: number;
+  readonly #o: HttpSourceOptions;
+  readonly #clock: Clock;
+  #index = new RevocationIndex();
+  #lastSyncAt: number | undefined;
+  #lastPruneAt = 0;
+  #etag: string | undefined;
+  #pending: Promise<void> | undefined;
+  #seq = 0;
+  #appliedSeq = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(options: HttpSourceOptions) {
+    this.name = `url:${options.url}`;
+    this.maxStaleMs = options.maxStaleMs;
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  get index(): RevocationIndex {
+    return this.#index;
+  }
+
+  get lastSyncAt(): number | undefined {
+    return this.#lastSyncAt;
+  }
+
+  /** First sync, then polling. Never throws: an unreachable source leaves the gate not ready (503) until it syncs. */
+  async start(): Promise<void> {
+    this.#stopped = false;
+    await this.sync();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Syncs now, or joins the sync in flight. Never rejects. */
+  sync(): Promise<void> {
+    if (this.#pending !== undefined) return this.#pending;
+    if (this.#stopped) return Promise.resolve();
+    const p: Promise<void> = this.#syncOnce().finally(() => {
+      if (this.#pending === p) this.#pending = undefined;
+    });
+    this.#pending = p;
+    return p;
+  }
+
+  async #syncOnce(): Promise<void> {
+    const seq = ++this.#seq;
+    const started = performance.now();
+    // The data is at least as fresh as the moment we asked: count staleness from the request.
+    const askedAt = this.#clock.nowMs();
+    let result: RevocationSyncInfo['result'] = 'error';
+    let error: Error | undefined;
+    let lineErrors: readonly LineError[] | undefined;
+    let bytes: number | undefined;
+    try {
+      const res = await boundedGet(this.#o.url, {
+        timeoutMs: this.#o.timeoutMs,
+        maxBytes: this.#o.maxBytes,
+        etag: this.#lastSyncAt === undefined ? undefined : this.#etag,
+        accept: 'application/jsonl, application/x-ndjson, text/plain;q=0.5',
+      });
+      if (res.status === 'not_modified') {
+        if (this.#lastSyncAt === undefined) throw new FetchError('malformed', '304 Not Modified although nothing is cached');
+        if (seq < this.#appliedSeq) result = 'superseded';
+        else {
+          this.#lastSyncAt = askedAt;
+          this.#maybePrune(askedAt);
+          result = 'not_modified';
+        }
+      } else {
+        bytes = res.body.length;
+        const { entries, errors } = parseJsonLines(res.body.toString('utf8'));
+        lineErrors = errors;
+        // Bad lines are skipped and reported, but a body with no entry and only bad lines is
+        // not a feed at all (an HTML error page with 200): swapping it in would un-revoke everything.
+        if (entries.length === 0 && errors.length > 0) {
+          throw new FetchError('malformed', `no line is a revocation entry (line ${errors[0]!.line}: ${errors[0]!.message})`);
+        }
+        const index = new RevocationIndex(entries);
+        index.prune(askedAt / 1000);
+        if (seq < this.#appliedSeq) result = 'superseded';
+        else {
+          this.#index = index;
+          this.#etag = res.etag;
+          this.#appliedSeq = seq;
+          this.#lastSyncAt = askedAt;
+          this.#lastPruneAt = askedAt;
+          result = 'ok';
+        }
+      }
+    } catch (err) {
+      error = err as Error;
+    }
+    const durationMs = performance.now() - started;
+    this.#schedule(Math.max(0, this.#o.pollMs - durationMs));
+    this.#o.onSync?.({
+      source: this.name,
+      result,
+      durationMs,
+      entries: this.#index.size,
+      ageMs: this.#lastSyncAt === undefined ? undefined : this.#clock.nowMs() - this.#lastSyncAt,
+      ...(bytes !== undefined ? { bytes } : {}),
+      ...(lineErrors?.length ? { lineErrors } : {}),
+      ...(error ? { error } : {}),
+    });
+  }
+
+  #maybePrune(nowMs: number): void {
+    if (nowMs - this.#lastPruneAt < PRUNE_EVERY_MS) return;
+    this.#lastPruneAt = nowMs;
+    this.#index.prune(nowMs / 1000);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => void this.sync(), delayMs);
+    this.#timer.unref();
+  }
+}
