@@ -1,15 +1,61 @@
 /**
- * Starts the ext_authz listeners the config asks for (SPEC §7). Placeholder until the
- * ext_authz transports land: with `ext_authz.http` or `.grpc` configured it refuses to start
- * rather than silently serving nothing.
+ * Starts the ext_authz listeners the config asks for (SPEC §7): the HTTP listener (Envoy's HTTP
+ * authorization service, and forward-auth on the same port) and the gRPC listener (Envoy's
+ * Authorization/Check and gRPC health). The runtime closes the returned listeners on shutdown.
+ *
+ * Startup refusals, each naming its key:
+ * - `ext_authz.forward_auth` without `ext_authz.http`: forward-auth is served on the http listener
+ *   and jitgate does not invent a listen address the operator never wrote.
+ * - A forward-auth path that an Envoy check request could also carry (it lies under
+ *   `path_prefix`, which is always so for the default empty prefix): otherwise a client request
+ *   for that path, checked through Envoy, would be judged as forward-auth on headers the client
+ *   chose.
+ * - A trusted_proxies entry that is not an address or CIDR.
  */
 import { StartupError } from '../../errors.ts';
 import type { Listener, TransportContext } from '../context.ts';
+import { startGrpcService } from './grpc-service.ts';
+import { startHttpService } from './http-service.ts';
+import { compileTrustedProxies } from './trusted-proxies.ts';
+import { compileUpstreamHeaders } from './upstream-headers.ts';
 
 export async function startExtAuthz(ctx: TransportContext): Promise<Listener[]> {
   const x = ctx.config.ext_authz;
-  if (x.http !== undefined || x.grpc !== undefined || x.forward_auth !== undefined) {
-    throw new StartupError('ext_authz: not available in this build yet');
+  if (x.forward_auth !== undefined && x.http === undefined) {
+    throw new StartupError('ext_authz.forward_auth: is served on the ext_authz.http listener; configure ext_authz.http (listen, path_prefix) as well');
   }
-  return [];
+  if (x.forward_auth !== undefined && x.http !== undefined) {
+    const p = x.http.path_prefix;
+    const fa = x.forward_auth.path;
+    if (fa.startsWith(p) && fa.charCodeAt(p.length) === 0x2f) {
+      throw new StartupError(
+        `ext_authz.forward_auth.path: ${JSON.stringify(fa)} lies under ext_authz.http.path_prefix ${JSON.stringify(p)}, so an Envoy check for that path would be taken for forward-auth; set a path_prefix such as "/authz" or move the forward-auth path outside it`,
+      );
+    }
+  }
+  const trusted = x.forward_auth === undefined ? undefined : compileTrustedProxies(x.forward_auth.trusted_proxies);
+  const upstream = compileUpstreamHeaders(ctx.config, ctx.gate.policy.identity);
+
+  const listeners: Listener[] = [];
+  try {
+    if (x.http !== undefined) {
+      listeners.push(
+        await startHttpService(ctx, {
+          host: x.http.listen.host,
+          port: x.http.listen.port,
+          pathPrefix: x.http.path_prefix,
+          upstream,
+          forwardAuth: x.forward_auth === undefined || trusted === undefined ? undefined : { path: x.forward_auth.path, trusted },
+        }),
+      );
+    }
+    if (x.grpc !== undefined) {
+      listeners.push(await startGrpcService(ctx, { host: x.grpc.listen.host, port: x.grpc.listen.port, upstream }));
+    }
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close(0)));
+    throw err;
+  }
+  for (const l of listeners) ctx.logger.info({ listener: l.name, host: l.host, port: l.port }, 'ext_authz listening');
+  return listeners;
 }

@@ -1,0 +1,123 @@
+/**
+ * Envoy CheckRequest (as decoded by proto-loader, keepCase) → DecisionInput (SPEC §7).
+ *
+ * - target = attributes.request.http.path (path and query, undecoded), method = .method.
+ * - headers come from `header_map` (encode_raw_headers: key + raw_value bytes, one entry per
+ *   header line) when it has entries, else from the `headers` map (keys lower case).
+ * - In the `headers` map Envoy has already merged repeated headers with ",". A compact JWS and a
+ *   DPoP proof never contain ",", so a comma there means several Authorization (or DPoP) headers
+ *   and is refused like the proxy refuses them (400 multiple_authorization / multiple_dpop).
+ * - Inbound headers carrying the identity prefix are collected so the allow can remove them.
+ *
+ * The map's keys are attacker-influenced: it is only probed for fixed names with Object.hasOwn
+ * and walked with Object.keys — never copied into another object (STYLE habit 12).
+ */
+import type { DecisionInput } from '../../core/decision.ts';
+import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
+
+/** The parts of a decoded CheckRequest jitgate reads; everything is optional on the wire. */
+export interface CheckRequestObject {
+  readonly attributes?: { readonly request?: { readonly http?: HttpRequestObject | null } | null } | null;
+}
+
+interface HttpRequestObject {
+  readonly method?: string;
+  readonly path?: string;
+  readonly headers?: Readonly<Record<string, string>> | null;
+  readonly header_map?: { readonly headers?: readonly HeaderValueObject[] | null } | null;
+}
+
+interface HeaderValueObject {
+  readonly key?: string;
+  readonly value?: string;
+  readonly raw_value?: Uint8Array;
+}
+
+export interface CheckInput {
+  readonly input: DecisionInput;
+  /** Inbound header names (lower case) with the identity prefix that jitgate does not set. */
+  readonly stray: readonly string[];
+}
+
+const NONE: readonly string[] = Object.freeze([]);
+
+/** `null` when the request lacks the HTTP attributes jitgate needs (→ 400 missing_attributes). */
+export function checkInputFrom(req: CheckRequestObject | null, isStray: (lowerName: string) => boolean): CheckInput | null {
+  const http = req?.attributes?.request?.http;
+  if (http === undefined || http === null) return null;
+  const method = http.method;
+  const target = http.path;
+  if (typeof method !== 'string' || method === '' || typeof target !== 'string' || target === '') return null;
+
+  const list = http.header_map?.headers;
+  if (Array.isArray(list) && list.length > 0) return fromHeaderMap(method, target, list, isStray);
+  return fromMap(method, target, http.headers ?? undefined, isStray);
+}
+
+function fromHeaderMap(method: string, target: string, list: readonly HeaderValueObject[], isStray: (n: string) => boolean): CheckInput {
+  let authorization: string | undefined;
+  let authorizationCount = 0;
+  let dpop: string | undefined;
+  let dpopCount = 0;
+  let methodOverride = false;
+  let stray: string[] | undefined;
+  for (const h of list) {
+    const name = typeof h.key === 'string' ? h.key.toLowerCase() : '';
+    if (name === '' || name.charCodeAt(0) === 0x3a) continue; // pseudo-headers (:path, :method) are read from their fields
+    if (name === 'authorization') {
+      authorizationCount++;
+      authorization = valueOf(h);
+    } else if (name === 'dpop') {
+      dpopCount++;
+      dpop = valueOf(h);
+    } else if (METHOD_OVERRIDE_HEADERS.has(name)) methodOverride = true;
+    else if (isStray(name)) (stray ??= []).push(name);
+  }
+  return { input: { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride }, stray: stray ?? NONE };
+}
+
+/** raw_value bytes as Latin-1 (one char per byte, so nothing is folded or replaced); else value. */
+function valueOf(h: HeaderValueObject): string {
+  const raw = h.raw_value;
+  if (raw !== undefined && raw !== null && raw.length > 0) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
+  return typeof h.value === 'string' ? h.value : '';
+}
+
+function fromMap(method: string, target: string, headers: Readonly<Record<string, string>> | undefined, isStray: (n: string) => boolean): CheckInput {
+  if (headers === undefined) {
+    return { input: { method, target, authorization: undefined, authorizationCount: 0, dpop: undefined, dpopCount: 0, methodOverride: false }, stray: NONE };
+  }
+  const authorization = own(headers, 'authorization');
+  const dpop = own(headers, 'dpop');
+  let methodOverride = false;
+  for (const n of METHOD_OVERRIDE_HEADERS) if (own(headers, n) !== undefined) methodOverride = true;
+  let stray: string[] | undefined;
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase();
+    if (isStray(lower)) (stray ??= []).push(lower);
+  }
+  return {
+    input: {
+      method,
+      target,
+      authorization,
+      authorizationCount: countMerged(authorization),
+      dpop,
+      dpopCount: countMerged(dpop),
+      methodOverride,
+    },
+    stray: stray ?? NONE,
+  };
+}
+
+function own(headers: Readonly<Record<string, string>>, name: string): string | undefined {
+  if (!Object.hasOwn(headers, name)) return undefined;
+  const v = headers[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Envoy joins repeated headers with ","; a single credential never contains one. */
+export function countMerged(value: string | undefined): number {
+  if (value === undefined) return 0;
+  return value.includes(',') ? 2 : 1;
+}

@@ -1,0 +1,100 @@
+/**
+ * Decision → Envoy CheckResponse (SPEC §7). Every answer is a successful RPC carrying a
+ * CheckResponse; the decision lives in `status.code`:
+ *   allow → 0 with ok_response (identity headers with `append` explicitly false — Envoy's gRPC
+ *           client reads `append`, not `append_action` — and headers_to_remove);
+ *   deny  → 16 (401 cases), 7 (403), 14 (503 cases), 3 (400) with denied_response carrying the
+ *           SPEC §3 HTTP status, WWW-Authenticate, content-type, cache-control and JSON body.
+ * Denials are encoded once per reason at startup; an allow builds only its header list.
+ */
+import type { Allow, Decision } from '../../core/decision.ts';
+import { REASON_CODES, REASONS, type Reason } from '../../core/reasons.ts';
+import type { VerifiedToken } from '../../core/verified-token.ts';
+import { render } from '../respond.ts';
+import type { UpstreamHeaders } from './upstream-headers.ts';
+
+/** google.rpc.Code values used here. */
+export const GRPC_OK = 0;
+export const GRPC_INVALID_ARGUMENT = 3;
+export const GRPC_PERMISSION_DENIED = 7;
+export const GRPC_UNAVAILABLE = 14;
+export const GRPC_UNAUTHENTICATED = 16;
+
+export function grpcCodeFor(httpStatus: number): number {
+  if (httpStatus === 401) return GRPC_UNAUTHENTICATED;
+  if (httpStatus === 403) return GRPC_PERMISSION_DENIED;
+  if (httpStatus === 400) return GRPC_INVALID_ARGUMENT;
+  return GRPC_UNAVAILABLE; // 503: could not decide — still an explicit denial, never an RPC error
+}
+
+interface HeaderValueOption {
+  readonly header: { readonly key: string; readonly value: string };
+  readonly append: { readonly value: false };
+}
+
+const option = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
+
+export interface DeniedAnswer {
+  readonly httpStatus: number;
+  readonly grpcCode: number;
+  /** The encoded CheckResponse. */
+  readonly bytes: Buffer;
+  /** The same response as an object, for tests and logs. */
+  readonly message: object;
+}
+
+export class CheckResponses {
+  readonly #denied = new Map<Reason, DeniedAnswer>();
+  readonly #upstream: UpstreamHeaders;
+  /** Identity headers per verified token (cached tokens are reused objects). */
+  readonly #identity = new WeakMap<VerifiedToken, readonly HeaderValueOption[]>();
+
+  /** `encode` is the Check method's response serializer. */
+  constructor(upstream: UpstreamHeaders, encode: (message: object) => Buffer) {
+    this.#upstream = upstream;
+    for (const reason of REASON_CODES) {
+      if (REASONS[reason].status === 0 || REASONS[reason].status === 502 || REASONS[reason].status === 504) continue;
+      const r = render(reason);
+      const grpcCode = grpcCodeFor(r.status);
+      const headers: HeaderValueOption[] = [];
+      if (r.wwwAuthenticate !== undefined) headers.push(option('www-authenticate', r.wwwAuthenticate));
+      headers.push(option('content-type', 'application/json'), option('cache-control', 'no-store'));
+      const message = {
+        status: { code: grpcCode, message: reason },
+        denied_response: { status: { code: r.status }, headers, body: r.body },
+      };
+      this.#denied.set(reason, Object.freeze({ httpStatus: r.status, grpcCode, bytes: encode(message), message }));
+    }
+  }
+
+  /** The precomputed denial for a non-allow reason. */
+  denied(reason: Reason): DeniedAnswer {
+    const d = this.#denied.get(reason);
+    if (d === undefined) throw new TypeError(`reason ${reason} has no ext_authz denial`);
+    return d;
+  }
+
+  /** The OK CheckResponse for an allow, as an object for the Check serializer. */
+  allowed(d: Allow, stray: readonly string[]): object {
+    return {
+      status: { code: GRPC_OK },
+      ok_response: { headers: d.token === null ? [] : this.#identityOf(d.token), headers_to_remove: this.#upstream.removals(d, stray) },
+    };
+  }
+
+  /** Either the allow object or the encoded denial: what the Check handler passes to grpc-js. */
+  answer(decision: Decision, stray: readonly string[]): { readonly response: object | Buffer; readonly httpStatus: number } {
+    if (decision.kind === 'allow') return { response: this.allowed(decision, stray), httpStatus: 200 };
+    const d = this.denied(decision.reason);
+    return { response: d.bytes, httpStatus: d.httpStatus };
+  }
+
+  #identityOf(t: VerifiedToken): readonly HeaderValueOption[] {
+    let h = this.#identity.get(t);
+    if (h === undefined) {
+      h = Object.freeze(t.identity.map(([k, v]) => option(k, v)));
+      this.#identity.set(t, h);
+    }
+    return h;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Forward-auth (nginx auth_request, Traefik ForwardAuth, Caddy forward_auth; SPEC §7): the
+ * original method and URI arrive in X-Forwarded-Method / X-Forwarded-Uri (or X-Original-Method /
+ * X-Original-URI) and are believed only from a configured proxy address.
+ *
+ * Decisions where the SPEC leaves room (all refuse, none widen):
+ * - From an address outside trusted_proxies every request is refused (400 untrusted_forwarded),
+ *   with or without the headers: forward-auth has no meaning without them, and judging the
+ *   caller's own method/URI would only invite confusion.
+ * - From a trusted proxy, a missing method or URI is 400 missing_attributes — there is no
+ *   fallback to the subrequest's own method (nginx subrequests are GET whatever the original was).
+ * - A header given twice, or both families given with different values, is 400
+ *   missing_attributes. This is what makes the spoofed-header bypass impossible even behind a
+ *   trusted proxy: nginx's auth_request subrequest copies every client header, so a client can
+ *   add `X-Forwarded-Uri` next to the `X-Original-URI` the proxy sets; the two disagree and the
+ *   request is refused instead of one silently winning.
+ */
+import type { DecisionInput } from '../../core/decision.ts';
+import { inputFromRawHeaders } from '../http-input.ts';
+
+export type ForwardedInput = { readonly ok: true; readonly input: DecisionInput } | { readonly ok: false; readonly reason: 'missing_attributes' };
+
+const MISSING: ForwardedInput = Object.freeze({ ok: false, reason: 'missing_attributes' });
+
+/** Slots: 0 x-forwarded-method, 1 x-original-method, 2 x-forwarded-uri, 3 x-original-uri. */
+function slotOf(name: string): number {
+  if (name.length !== 18 && name.length !== 17 && name.length !== 15 && name.length !== 14) return -1;
+  switch (name.toLowerCase()) {
+    case 'x-forwarded-method':
+      return 0;
+    case 'x-original-method':
+      return 1;
+    case 'x-forwarded-uri':
+      return 2;
+    case 'x-original-uri':
+      return 3;
+    default:
+      return -1;
+  }
+}
+
+/** Reads the original method/URI from a trusted proxy's request and builds the decision input. */
+export function forwardedInput(rawHeaders: readonly string[]): ForwardedInput {
+  const values: (string | undefined)[] = [undefined, undefined, undefined, undefined];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const slot = slotOf(rawHeaders[i]!);
+    if (slot === -1) continue;
+    if (values[slot] !== undefined) return MISSING; // given twice: ambiguous
+    values[slot] = rawHeaders[i + 1]!;
+  }
+  const method = agree(values[0], values[1]);
+  const uri = agree(values[2], values[3]);
+  if (method === null || uri === null || method === '' || uri === '') return MISSING;
+  return { ok: true, input: inputFromRawHeaders(rawHeaders, method, uri) };
+}
+
+/** One value from either family; null when absent or when both are present and differ. */
+function agree(a: string | undefined, b: string | undefined): string | null {
+  if (a === undefined) return b ?? null;
+  if (b === undefined || a === b) return a;
+  return null;
+}

@@ -1,0 +1,107 @@
+/**
+ * Envoy's gRPC authorization service, `envoy.service.auth.v3.Authorization/Check`, plus
+ * `grpc.health.v1.Health/Check` on the same server (SPEC §7).
+ *
+ * Every Check completes as a successful RPC carrying a CheckResponse — allow, deny, "could not
+ * decide" (status 14) and malformed input alike — because Envoy counts any RPC error as a service
+ * failure, which `failure_mode_allow: true` would turn into an allow. The handler therefore never
+ * throws past its own try/catch and encodes its answer itself, falling back to the precomputed
+ * `internal_error` denial if even that fails.
+ */
+import { Server, ServerCredentials, status as grpcStatus, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { deny, type Decision } from '../../core/decision.ts';
+import { StartupError } from '../../errors.ts';
+import type { Listener, TransportContext } from '../context.ts';
+import { checkInputFrom, type CheckRequestObject } from './check-request.ts';
+import { CheckResponses } from './check-response.ts';
+import { decideSafely, observe } from './judge.ts';
+import { AUTHORIZATION_SERVICE, encodeResponse, loadProtos } from './protos.ts';
+import type { UpstreamHeaders } from './upstream-headers.ts';
+
+/** Envoy caps request headers at 8 MiB (max_request_headers_kb); leave room for the rest of a CheckRequest. */
+const MAX_RECEIVE_BYTES = 32 * 1024 * 1024;
+
+const SERVING = 1;
+const NOT_SERVING = 2;
+
+export interface GrpcServiceOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly upstream: UpstreamHeaders;
+}
+
+export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceOptions): Promise<Listener> {
+  const protos = loadProtos();
+  const responses = new CheckResponses(opts.upstream, (m) => encodeResponse(protos.authorization, 'Check', m));
+  const internalError = responses.denied('internal_error').bytes;
+  const isStray = opts.upstream.isStray;
+
+  const server = new Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES });
+
+  server.addService(protos.authorization, {
+    Check(call: ServerUnaryCall<CheckRequestObject | null, Buffer>, callback: sendUnaryData<Buffer>): void {
+      const startNs = process.hrtime.bigint();
+      let method = '';
+      void (async () => {
+        let decision: Decision;
+        let stray: readonly string[] = [];
+        const checked = checkInputFrom(call.request, isStray);
+        if (checked === null) decision = deny('missing_attributes');
+        else {
+          method = checked.input.method;
+          stray = checked.stray;
+          decision = await decideSafely(ctx, 'ext_authz_grpc', checked.input);
+        }
+        let bytes: Buffer;
+        let httpStatus: number;
+        try {
+          const a = responses.answer(decision, stray);
+          bytes = Buffer.isBuffer(a.response) ? a.response : encodeResponse(protos.authorization, 'Check', a.response);
+          httpStatus = a.httpStatus;
+        } catch (err) {
+          ctx.logger.error({ err }, 'encoding a CheckResponse failed; answering internal_error');
+          bytes = internalError;
+          httpStatus = 503;
+        }
+        callback(null, bytes);
+        observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs);
+      })().catch((err: unknown) => {
+        ctx.logger.error({ err }, 'ext_authz Check failed; answering internal_error');
+        callback(null, internalError);
+      });
+    },
+  });
+
+  server.addService(protos.health, {
+    Check(call: ServerUnaryCall<{ service?: string } | null, object>, callback: sendUnaryData<object>): void {
+      const service = call.request?.service ?? '';
+      if (service !== '' && service !== AUTHORIZATION_SERVICE) {
+        callback({ code: grpcStatus.NOT_FOUND, details: 'unknown service' });
+        return;
+      }
+      callback(null, { status: ctx.gate.readiness().ready ? SERVING : NOT_SERVING });
+    },
+  });
+
+  const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  }).catch((err: Error) => {
+    throw new StartupError(`ext_authz.grpc.listen: cannot listen on ${address}: ${err.message}`, { cause: err });
+  });
+
+  return {
+    name: 'ext_authz_grpc',
+    host: opts.host,
+    port,
+    close: (graceMs: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.forceShutdown(), graceMs);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * The HTTP listener of ext_authz (SPEC §7): Envoy's HTTP authorization service on every path
+ * under `ext_authz.http.path_prefix`, and forward-auth at exactly `ext_authz.forward_auth.path`.
+ *
+ * Envoy's HTTP service: the check request keeps the client's method, its path is
+ * `path_prefix + original path-and-query`, and its headers are the client's (Envoy adds
+ * content-length: 0 and its x-forwarded-*; those are ignored here — only forward-auth reads
+ * forwarded headers, and only from trusted proxies). Allow is exactly 200 with the identity
+ * headers and `x-envoy-auth-headers-to-remove`; a deny is the SPEC §3 answer except that the
+ * 503 cases answer 403, because Envoy counts any 5xx as a service error (fail-open under
+ * failure_mode_allow). Nothing on this listener answers 5xx, internal errors included.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { deny, type Allow, type Decision } from '../../core/decision.ts';
+import { StartupError } from '../../errors.ts';
+import type { Listener, TransportContext } from '../context.ts';
+import { inputFromRawHeaders } from '../http-input.ts';
+import { render, renderWithoutServerError, type Rendered } from '../respond.ts';
+import { countMerged } from './check-request.ts';
+import { forwardedInput } from './forward-auth.ts';
+import { decideSafely, observe } from './judge.ts';
+import type { TrustedProxies } from './trusted-proxies.ts';
+import type { UpstreamHeaders } from './upstream-headers.ts';
+
+export interface HttpServiceOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly pathPrefix: string;
+  readonly upstream: UpstreamHeaders;
+  /** Present when forward-auth is configured. */
+  readonly forwardAuth: { readonly path: string; readonly trusted: TrustedProxies } | undefined;
+}
+
+const NONE: readonly string[] = Object.freeze([]);
+
+export async function startHttpService(ctx: TransportContext, opts: HttpServiceOptions): Promise<Listener> {
+  const limits = ctx.config.limits;
+  const { pathPrefix, upstream, forwardAuth } = opts;
+
+  const strayIn = (raw: readonly string[]): readonly string[] => {
+    let out: string[] | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      if (upstream.isStray(name)) (out ??= []).push(name);
+    }
+    return out ?? NONE;
+  };
+
+  const answerDeny = (res: ServerResponse, r: Rendered): void => {
+    res.writeHead(r.status, r.headers);
+    res.end(r.bodyBytes);
+  };
+
+  const answerAllow = (res: ServerResponse, d: Allow, removal: string | undefined): void => {
+    const h: string[] = [];
+    if (d.token !== null) for (const [k, v] of d.token.identity) h.push(k, v);
+    if (removal !== undefined) h.push('x-envoy-auth-headers-to-remove', removal);
+    h.push('cache-control', 'no-store', 'content-length', '0');
+    res.writeHead(200, h);
+    res.end();
+  };
+
+  const extAuthz = async (req: IncomingMessage, res: ServerResponse, startNs: bigint): Promise<void> => {
+    const raw = req.url ?? '';
+    const method = req.method ?? '';
+    let decision: Decision;
+    if (!raw.startsWith(pathPrefix) || raw.charCodeAt(pathPrefix.length) !== 0x2f /* / */) {
+      decision = deny('bad_request_target'); // not a path Envoy's http_service would send
+    } else {
+      const input = inputFromRawHeaders(req.rawHeaders, method, raw.slice(pathPrefix.length));
+      // Envoy's check request carries merged headers: a comma means several (see check-request.ts).
+      decision = await decideSafely(ctx, 'ext_authz_http', {
+        ...input,
+        authorizationCount: Math.max(input.authorizationCount, countMerged(input.authorization)),
+        dpopCount: Math.max(input.dpopCount, countMerged(input.dpop)),
+      });
+    }
+    let status = 200;
+    if (decision.kind === 'allow') answerAllow(res, decision, upstream.removalHeader(decision, strayIn(req.rawHeaders)));
+    else {
+      const r = renderWithoutServerError(decision.reason);
+      status = r.status;
+      answerDeny(res, r);
+    }
+    observe(ctx, 'ext_authz_http', method, decision, status, startNs);
+  };
+
+  const forward = async (req: IncomingMessage, res: ServerResponse, startNs: bigint, trusted: TrustedProxies): Promise<void> => {
+    let method = req.method ?? '';
+    let decision: Decision;
+    if (!trusted.has(req.socket.remoteAddress)) decision = deny('untrusted_forwarded');
+    else {
+      const f = forwardedInput(req.rawHeaders);
+      if (!f.ok) decision = deny(f.reason);
+      else {
+        method = f.input.method;
+        decision = await decideSafely(ctx, 'forward_auth', f.input);
+      }
+    }
+    let status = 200;
+    if (decision.kind === 'allow') answerAllow(res, decision, undefined);
+    else {
+      const r = render(decision.reason);
+      status = r.status;
+      answerDeny(res, r);
+    }
+    observe(ctx, 'forward_auth', method, decision, status, startNs);
+  };
+
+  const server = createServer(
+    { maxHeaderSize: limits.max_header_bytes, headersTimeout: limits.headers_timeout, requestTimeout: limits.request_timeout },
+    (req, res) => {
+      const startNs = process.hrtime.bigint();
+      req.resume(); // Envoy may send the body (with_request_body): drained, never read
+      const url = req.url ?? '';
+      const q = url.indexOf('?');
+      const pathname = q === -1 ? url : url.slice(0, q);
+      const work = forwardAuth !== undefined && pathname === forwardAuth.path ? forward(req, res, startNs, forwardAuth.trusted) : extAuthz(req, res, startNs);
+      work.catch((err: unknown) => {
+        ctx.logger.error({ err }, 'ext_authz HTTP request failed; refusing (internal_error)');
+        if (!res.headersSent) answerDeny(res, renderWithoutServerError('internal_error'));
+        else res.destroy();
+      });
+    },
+  );
+  server.keepAliveTimeout = limits.keep_alive_timeout;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Unparseable requests: a plain 400 (431 for an oversized head) with no-store; never a 5xx,
+    // and nothing from the request is echoed.
+    if (!socket.writable) return socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\ncache-control: no-store\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch((err: Error) => {
+    throw new StartupError(`ext_authz.http.listen: cannot listen on ${opts.host}:${opts.port}: ${err.message}`, { cause: err });
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
+
+  return {
+    name: 'ext_authz_http',
+    host: opts.host,
+    port,
+    close: (graceMs: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}

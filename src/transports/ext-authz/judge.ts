@@ -1,0 +1,41 @@
+/**
+ * The one path every ext_authz transport takes through the gate: decide (a throw becomes the
+ * `internal_error` refusal, never an RPC error or a 5xx that Envoy's failure_mode_allow would
+ * turn into an allow — SPEC §7), then one metrics sample and one audit line, the same fields the
+ * proxy writes for the same request (SPEC §7, §8).
+ */
+import type { Decision, DecisionInput } from '../../core/decision.ts';
+import { unavailable } from '../../core/decision.ts';
+import type { Transport } from '../../observability/metrics.ts';
+import type { TransportContext } from '../context.ts';
+
+export type ExtAuthzTransport = Extract<Transport, 'ext_authz_http' | 'ext_authz_grpc' | 'forward_auth'>;
+
+/** Asks the gate; never throws. */
+export async function decideSafely(ctx: TransportContext, transport: ExtAuthzTransport, input: DecisionInput): Promise<Decision> {
+  try {
+    return await ctx.gate.decide(input);
+  } catch (err) {
+    ctx.logger.error({ err, transport }, 'decision failed; refusing the request (internal_error)');
+    return unavailable('internal_error');
+  }
+}
+
+/** Records one decision: a metrics sample and one audit line. `startNs` from process.hrtime.bigint(). */
+export function observe(
+  ctx: TransportContext,
+  transport: ExtAuthzTransport,
+  method: string,
+  decision: Decision,
+  status: number,
+  startNs: bigint,
+): void {
+  const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
+  try {
+    ctx.metrics.recordDecision(transport, decision, seconds);
+    ctx.audit.record({ transport, method, decision, status, latencyMs: seconds * 1000 });
+  } catch (err) {
+    // Observability must never change the answer already sent.
+    ctx.logger.error({ err, transport }, 'recording a decision failed');
+  }
+}

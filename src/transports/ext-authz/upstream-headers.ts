@@ -1,0 +1,49 @@
+/**
+ * What Envoy must change on the upstream request after an allow (SPEC §4, §7): the identity
+ * headers jitgate sets, and the names it must remove — `authorization` (unless
+ * headers.forward_authorization), `dpop`, method-override headers when they are stripped rather
+ * than refused, every identity name this token does not set (so a client cannot smuggle one past
+ * Envoy), and any other inbound header carrying the identity prefix.
+ *
+ * Built once from config; per request it only concatenates when something is left to remove.
+ */
+import type { Allow } from '../../core/decision.ts';
+import type { IdentityHeaderNames } from '../../core/policy.ts';
+import type { Config } from '../../config/schema.ts';
+import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
+
+export interface UpstreamHeaders {
+  readonly identity: IdentityHeaderNames;
+  readonly prefix: string;
+  /** Lower-case names to remove for this allow; `stray` are inbound prefix headers jitgate does not set. */
+  removals(decision: Allow, stray: readonly string[]): readonly string[];
+  /** The same list as Envoy's HTTP service expects it in `x-envoy-auth-headers-to-remove`. */
+  removalHeader(decision: Allow, stray: readonly string[]): string;
+  /** Whether an inbound header name (lower case) carries the identity prefix but is none of the five. */
+  isStray(lowerName: string): boolean;
+}
+
+export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderNames): UpstreamHeaders {
+  const base: string[] = [];
+  if (!config.headers.forward_authorization) base.push('authorization');
+  base.push('dpop');
+  if (config.headers.method_override === 'strip') base.push(...METHOD_OVERRIDE_HEADERS);
+  const publicList = Object.freeze([...base, ...identity.all]);
+  const publicHeader = publicList.join(', ');
+  const five = new Set(identity.all);
+  const prefix = config.headers.prefix;
+
+  const removals = (d: Allow, stray: readonly string[]): readonly string[] => {
+    const unset = d.token === null ? identity.all : d.token.identityUnset;
+    if (d.token === null && stray.length === 0) return publicList;
+    return [...base, ...unset, ...stray];
+  };
+  return Object.freeze({
+    identity,
+    prefix,
+    removals,
+    removalHeader: (d: Allow, stray: readonly string[]) =>
+      d.token === null && stray.length === 0 ? publicHeader : removals(d, stray).join(', '),
+    isStray: (lowerName: string) => lowerName.startsWith(prefix) && !five.has(lowerName),
+  });
+}
