@@ -201,6 +201,8 @@ export interface HttpAnswer {
 
 /** `headers` as a flat [name, value, ...] list so a test can repeat a header. */
 export function httpCall(port: number, method: string, path: string, headers: string[] = [], opts: { localAddress?: string; body?: string } = {}): Promise<HttpAnswer> {
+  // A flat header list gets no automatic Host, and Node's server refuses HTTP/1.1 without one.
+  if (!headers.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'host')) headers = ['host', `127.0.0.1:${port}`, ...headers];
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, method, path, headers, localAddress: opts.localAddress, agent: false }, (res) => {
       const chunks: Buffer[] = [];
