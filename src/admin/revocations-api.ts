@@ -1,13 +1,199 @@
 /**
- * Admin revocation API (SPEC §5, §8). Placeholder until the keys-and-revocation work lands:
- * every call answers 404 so nothing is accepted without authentication and a journal.
+ * Admin revocation API (SPEC §5, §8), mounted on the admin listener:
+ *
+ *   POST /revocations   one entry object or an array of them (JSON). All-or-nothing: every entry
+ *                       is validated first (400 names the index and field); then they are written
+ *                       to the journal and fsynced, and only then enforced and answered 201.
+ *   GET  /revocations   entry counts and sync status per source.
+ *
+ * Both require `Authorization: Bearer <admin token>` (401 otherwise). Without `admin.token_file`
+ * the API is disabled (403); without `revocation.journal` POST answers 503, because an entry must
+ * never be acknowledged without being durable.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseEntry, type RevocationEntry } from '../revocation/entries.ts';
+import { JournalRevocationSource } from '../revocation/journal-source.ts';
 import type { TransportContext } from '../transports/context.ts';
+import { loadAdminToken } from './admin-token.ts';
 
 /** Handles `/revocations` requests; returns false when the path is not its own. */
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
 
-export function createRevocationsApi(_ctx: TransportContext): AdminRoute {
-  return () => false;
+export const REVOCATIONS_PATH = '/revocations';
+/** Bulk loads belong in `revocation.file` or `revocation.url`; the API is for a handful at a time. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+export const MAX_ENTRIES_PER_REQUEST = 10_000;
+
+const CHALLENGE = 'Bearer realm="jitgate-admin"';
+
+function send(res: ServerResponse, status: number, body: object, extra: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    'cache-control': 'no-store',
+    ...extra,
+  });
+  res.end(text);
+}
+
+/** A 4xx before the body was read: close the connection rather than read what was refused. */
+function refuse(res: ServerResponse, status: number, body: object, extra: Record<string, string> = {}): void {
+  send(res, status, body, { connection: 'close', ...extra });
+}
+
+/** The body as text, or undefined after answering 413. */
+function readBody(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      if (over) return;
+      total += chunk.length;
+      if (total > MAX_BODY_BYTES) {
+        over = true;
+        refuse(res, 413, { error: 'invalid_request', reason: 'body_too_large', message: `the body exceeds ${MAX_BODY_BYTES} bytes` });
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!over) resolve(Buffer.concat(chunks, total).toString('utf8'));
+    });
+    // The client went away mid-body: nothing to answer, nothing accepted.
+    req.on('close', () => resolve(undefined));
+    req.on('error', reject);
+  });
+}
+
+interface Problem {
+  readonly index: number;
+  readonly message: string;
+}
+
+/** The entries of a POST body, or the problems found (each with the index of its entry). */
+export function parseEntries(value: unknown): { entries: RevocationEntry[] } | { problems: Problem[] } {
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 0) return { problems: [{ index: -1, message: 'the array holds no entry' }] };
+  if (list.length > MAX_ENTRIES_PER_REQUEST) {
+    return { problems: [{ index: -1, message: `at most ${MAX_ENTRIES_PER_REQUEST} entries per request` }] };
+  }
+  const entries: RevocationEntry[] = [];
+  const problems: Problem[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const e = parseEntry(list[i]);
+    if (typeof e === 'string') problems.push({ index: i, message: `entries[${i}]: ${e}` });
+    else entries.push(e);
+  }
+  return problems.length > 0 ? { problems: problems.slice(0, 20) } : { entries };
+}
+
+function kindOf(name: string): string {
+  const colon = name.indexOf(':');
+  return colon === -1 ? name : name.slice(0, colon);
+}
+
+export function createRevocationsApi(ctx: TransportContext): AdminRoute {
+  const log = ctx.logger.child({ component: 'revocations-api' });
+  const token = loadAdminToken(ctx.config.admin.token_file);
+  if (token === undefined) log.info('admin.token_file is not set: the revocation API refuses every call');
+  else if (token.weak) log.warn('the admin token is shorter than 16 characters; use a long random token');
+  const journal = ctx.gate.revocation.sources.find((s): s is JournalRevocationSource => s instanceof JournalRevocationSource);
+
+  function status(res: ServerResponse): void {
+    const now = ctx.gate.clock.nowMs();
+    const sources = ctx.gate.revocation.sources.map((s) => {
+      const age = s.lastSyncAt === undefined ? null : now - s.lastSyncAt;
+      const stale = s.maxStaleMs !== undefined && (age === null || age > s.maxStaleMs);
+      return {
+        name: s.name,
+        kind: kindOf(s.name),
+        entries: s.index.size,
+        last_sync_at: s.lastSyncAt === undefined ? null : new Date(s.lastSyncAt).toISOString(),
+        age_ms: age,
+        max_stale_ms: s.maxStaleMs ?? null,
+        stale,
+      };
+    });
+    send(res, 200, {
+      entries: ctx.gate.revocation.size,
+      stale: sources.some((s) => s.stale),
+      journal: journal === undefined ? null : journal.file,
+      sources,
+    });
+  }
+
+  async function post(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (journal === undefined) {
+      refuse(res, 503, { error: 'unavailable', reason: 'journal_not_configured', message: 'revocation.journal is not configured: entries cannot be made durable, so none are accepted' });
+      return;
+    }
+    const type = req.headers['content-type'] ?? '';
+    if (!/^application\/json\s*(;|$)/i.test(type)) {
+      refuse(res, 415, { error: 'invalid_request', reason: 'unsupported_media_type', message: 'send the entries as application/json' });
+      return;
+    }
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
+      refuse(res, 413, { error: 'invalid_request', reason: 'body_too_large', message: `the body exceeds ${MAX_BODY_BYTES} bytes` });
+      return;
+    }
+    const text = await readBody(req, res);
+    if (text === undefined) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      send(res, 400, { error: 'invalid_request', reason: 'invalid_json', message: 'the body is not valid JSON' });
+      return;
+    }
+    const parsed = parseEntries(value);
+    if ('problems' in parsed) {
+      send(res, 400, { error: 'invalid_request', reason: 'invalid_entry', message: parsed.problems[0]!.message, problems: parsed.problems });
+      return;
+    }
+    const started = performance.now();
+    try {
+      await journal.append(parsed.entries);
+    } catch (err) {
+      log.error({ err: (err as Error).message, journal: journal.file }, 'revocation journal write failed; entries not accepted');
+      send(res, 500, { error: 'internal', reason: 'journal_write_failed', message: 'the entries could not be made durable and were not accepted' });
+      return;
+    }
+    const kinds = { jti: 0, sub: 0, txn: 0 };
+    for (const e of parsed.entries) kinds[e.kind]++;
+    log.info({ accepted: parsed.entries.length, ...kinds, remote: req.socket.remoteAddress, duration_ms: Math.round(performance.now() - started) }, 'revocations accepted');
+    send(res, 201, { accepted: parsed.entries.length, entries: journal.index.size });
+  }
+
+  return (req, res) => {
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    if ((q === -1 ? url : url.slice(0, q)) !== REVOCATIONS_PATH) return false;
+    if (token === undefined) {
+      refuse(res, 403, { error: 'forbidden', reason: 'api_disabled', message: 'the revocation API is disabled: set admin.token_file to enable it' });
+      return true;
+    }
+    if (!token.matches(req.headers.authorization)) {
+      const challenge = req.headers.authorization === undefined ? CHALLENGE : `${CHALLENGE}, error="invalid_token"`;
+      refuse(res, 401, { error: 'unauthorized', reason: 'admin_token_required', message: 'send the admin token as a Bearer token' }, { 'www-authenticate': challenge });
+      return true;
+    }
+    if (req.method === 'GET') {
+      status(res);
+      return true;
+    }
+    if (req.method !== 'POST') {
+      refuse(res, 405, { error: 'invalid_request', reason: 'method_not_allowed', message: 'use GET or POST' }, { allow: 'GET, POST' });
+      return true;
+    }
+    post(req, res).catch((err: unknown) => {
+      log.error({ err: (err as Error).message }, 'revocation API request failed');
+      if (!res.headersSent) send(res, 500, { error: 'internal', reason: 'internal_error', message: 'the request failed' });
+      else res.destroy();
+    });
+    return true;
+  };
 }

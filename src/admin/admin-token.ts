@@ -1,0 +1,56 @@
+/**
+ * The admin bearer token (SPEC §8: the revocation API is refused unless one is configured, and
+ * requires it). Read once at start from `admin.token_file`; rotating it needs a restart.
+ *
+ * Compared in constant time: both sides are hashed to 32-byte SHA-256 digests first, so
+ * timingSafeEqual always compares equal lengths and the token's length does not leak either.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { bearerToken } from '../core/decide.ts';
+import { StartupError } from '../errors.ts';
+
+/** Shorter tokens are accepted but logged as weak by the caller. */
+export const MIN_STRONG_TOKEN_LENGTH = 16;
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+export class AdminToken {
+  readonly #digest: Buffer;
+  readonly weak: boolean;
+
+  constructor(token: string) {
+    if (token === '') throw new TypeError('the admin token must not be empty');
+    this.#digest = digest(token);
+    this.weak = token.length < MIN_STRONG_TOKEN_LENGTH;
+  }
+
+  /** True when the Authorization header carries exactly this token as a Bearer credential. */
+  matches(authorization: string | undefined): boolean {
+    if (authorization === undefined) return false;
+    const presented = bearerToken(authorization);
+    if (presented === undefined || presented === '') return false;
+    return timingSafeEqual(digest(presented), this.#digest);
+  }
+}
+
+/**
+ * The token from `admin.token_file` (surrounding whitespace and the trailing newline trimmed), or
+ * undefined when no file is configured — then the API refuses every call. A configured file that
+ * cannot be read or is empty is an operator error and stops startup.
+ */
+export function loadAdminToken(file: string | undefined): AdminToken | undefined {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new StartupError(`admin.token_file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  const token = text.trim();
+  if (token === '') throw new StartupError(`admin.token_file ${file}: the file is empty`);
+  if (/\s/.test(token)) throw new StartupError(`admin.token_file ${file}: the token must be one line without spaces`);
+  return new AdminToken(token);
+}
