@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { sign } from '../../fixtures/tokens.ts';
-import { decisions, httpCall, startHarness, type Harness } from './helpers.ts';
+import { decisions, httpCall, startHarness, withKeysState, type Harness } from './helpers.ts';
 
 let keys: TestKeys;
 let h: Harness;
@@ -45,15 +45,11 @@ describe('from a trusted proxy', () => {
     expect([scope.status, reasonOf(scope)]).toEqual([403, 'path_not_granted']);
     const dot = await fa(TRUSTED, ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42/..;/43', ...(await bearer('f-dot'))]);
     expect([dot.status, reasonOf(dot)]).toEqual([400, 'path_dot_segment']);
-    const k = h.gate.issuerKeys[0]!;
-    const orig = k.state;
-    (k as { state: () => string }).state = () => 'loading';
-    try {
-      const u = await fa(TRUSTED, ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42', ...(await bearer('f-503'))]);
+    const b = await bearer('f-503');
+    await withKeysState(h, 'loading', async () => {
+      const u = await fa(TRUSTED, ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42', ...b]);
       expect([u.status, reasonOf(u)]).toEqual([503, 'keys_unavailable']);
-    } finally {
-      (k as { state: typeof orig }).state = orig;
-    }
+    });
   });
 
   it('a missing method or URI → 400 missing_attributes (no fallback to the subrequest method)', async () => {

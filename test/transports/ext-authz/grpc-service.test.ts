@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { ISSUER_A, sign } from '../../fixtures/tokens.ts';
-import { checkRequest, decisions, GrpcClient, headerList, rawCheckRequest, startHarness, type Harness } from './helpers.ts';
+import { checkRequest, decisions, GrpcClient, headerList, rawCheckRequest, startHarness, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
 
 let keys: TestKeys;
 let h: Harness;
@@ -91,31 +91,21 @@ describe('deny families', () => {
   });
 
   it('14 when the gate cannot decide (keys not loaded), still an explicit denial', async () => {
-    const k = h.gate.issuerKeys[0]!;
-    const orig = k.state;
-    (k as { state: () => string }).state = () => 'loading';
-    try {
-      const r = denied(await client.check(checkRequest('GET', '/orders/42', await auth({ jti: 'g-503' }))));
+    const a = await auth({ jti: 'g-503' });
+    await withKeysState(h, 'loading', async () => {
+      const r = denied(await client.check(checkRequest('GET', '/orders/42', a)));
       expect(r).toMatchObject({ code: 14, http: 503, body: { error: 'unavailable', reason: 'keys_unavailable' } });
       expect(await client.health()).toEqual({ status: 2 });
-    } finally {
-      (k as { state: typeof orig }).state = orig;
-    }
+    });
     expect(await client.health()).toEqual({ status: 1 });
   });
 
   it('14 internal_error when the gate throws — an RPC error would be a service failure to Envoy', async () => {
-    const gate = h.gate as unknown as { decide: (i: unknown) => Promise<unknown> };
-    const orig = gate.decide;
-    gate.decide = async () => {
-      throw new Error('boom');
-    };
-    try {
-      const r = denied(await client.check(checkRequest('GET', '/orders/42', await auth({ jti: 'g-boom' }))));
+    const a = await auth({ jti: 'g-boom' });
+    await withGateThrowing(h, async () => {
+      const r = denied(await client.check(checkRequest('GET', '/orders/42', a)));
       expect(r).toMatchObject({ code: 14, http: 503, body: { reason: 'internal_error' } });
-    } finally {
-      gate.decide = orig;
-    }
+    });
   });
 });
 

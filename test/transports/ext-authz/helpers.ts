@@ -13,6 +13,7 @@ import { Metrics, type Transport } from '../../../src/observability/metrics.ts';
 import type { Listener, TransportContext } from '../../../src/transports/context.ts';
 import { startExtAuthz } from '../../../src/transports/ext-authz/index.ts';
 import { PROTO_DIR } from '../../../src/transports/ext-authz/protos.ts';
+import type { KeyState } from '../../../src/keys/issuer-keys.ts';
 import { makeGate, type TestGate, type TestKeys } from '../../fixtures/gate.ts';
 
 export interface AuditLine {
@@ -213,4 +214,32 @@ export function httpCall(port: number, method: string, path: string, headers: st
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+// ---------- making the gate misbehave ----------
+
+/** Runs `fn` while the first issuer's keys report `state` (e.g. 'loading' → keys_unavailable). */
+export async function withKeysState<T>(h: TestGate, state: KeyState, fn: () => Promise<T>): Promise<T> {
+  const k = h.gate.issuerKeys[0] as unknown as { state: (nowMs: number) => KeyState };
+  const orig = k.state;
+  k.state = () => state;
+  try {
+    return await fn();
+  } finally {
+    k.state = orig;
+  }
+}
+
+/** Runs `fn` while gate.decide throws: transports must still refuse explicitly. */
+export async function withGateThrowing<T>(h: TestGate, fn: () => Promise<T>): Promise<T> {
+  const gate = h.gate as unknown as { decide: (i: unknown) => Promise<unknown> };
+  const orig = gate.decide;
+  gate.decide = async () => {
+    throw new Error('boom');
+  };
+  try {
+    return await fn();
+  } finally {
+    gate.decide = orig;
+  }
 }

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { ISSUER_A, sign } from '../../fixtures/tokens.ts';
-import { decisions, httpCall, startHarness, type Harness } from './helpers.ts';
+import { decisions, httpCall, startHarness, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
 
 let keys: TestKeys;
 let h: Harness;
@@ -96,32 +96,22 @@ describe('deny: SPEC §3 answers, never 5xx', () => {
   });
 
   it('the 503 cases answer 403 with the same reason', async () => {
-    const k = h.gate.issuerKeys[0]!;
-    const orig = k.state;
-    (k as { state: () => string }).state = () => 'loading';
-    try {
-      const r = await call('GET', '/authz/orders/42', await bearer('h-503'));
+    const b = await bearer('h-503');
+    await withKeysState(h, 'loading', async () => {
+      const r = await call('GET', '/authz/orders/42', b);
       expect(r.status).toBe(403);
       expect(JSON.parse(r.body)).toEqual({ error: 'unavailable', reason: 'keys_unavailable' });
       expect(h.audit.at(-1)).toMatchObject({ transport: 'ext_authz_http', reason: 'keys_unavailable', status: 403 });
-    } finally {
-      (k as { state: typeof orig }).state = orig;
-    }
+    });
   });
 
   it('a gate that throws answers 403 internal_error, not 500', async () => {
-    const gate = h.gate as unknown as { decide: (i: unknown) => Promise<unknown> };
-    const orig = gate.decide;
-    gate.decide = async () => {
-      throw new Error('boom');
-    };
-    try {
-      const r = await call('GET', '/authz/orders/42', await bearer('h-boom'));
+    const b = await bearer('h-boom');
+    await withGateThrowing(h, async () => {
+      const r = await call('GET', '/authz/orders/42', b);
       expect(r.status).toBe(403);
       expect(JSON.parse(r.body).reason).toBe('internal_error');
-    } finally {
-      gate.decide = orig;
-    }
+    });
   });
 });
 
