@@ -1,0 +1,214 @@
+/**
+ * Allowed request → the upstream, through one undici Pool (keep-alive, `upstream.connections`).
+ *
+ * `pool.dispatch` with a handler object is undici's lowest layer: no Readable wrapper on the
+ * response and no promise per request, so the response body goes straight from undici's parser
+ * into `res.write` with backpressure (pause on a full socket, resume on 'drain'), and the request
+ * body is `req` itself, which undici pipes with its own backpressure. Nothing is buffered whole.
+ *
+ * Failures (SPEC §3): before the response head, connect/reset errors answer 502
+ * `upstream_unreachable` and timeouts 504 `upstream_timeout`; after it, the only honest signal
+ * left is to cut the client connection. A client that goes away aborts the upstream request.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { Pool, type Dispatcher } from 'undici';
+import type { Allow } from '../../core/decision.ts';
+import type { Config } from '../../config/schema.ts';
+import { StartupError } from '../../errors.ts';
+import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts';
+import { render } from '../respond.ts';
+import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
+
+/** How an exchange ended; `ok` includes upstream 4xx/5xx answers, which are the backend's to give. */
+export type ForwardEnd = 'ok' | 'upstream_unreachable' | 'upstream_timeout' | 'client_closed';
+
+/** Called once per exchange with the status the client got (499 when it left first, as nginx logs it). */
+export type ForwardDone = (status: number, end: ForwardEnd) => void;
+
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const CONNECT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
+
+export function errorKind(err: Error): UpstreamErrorKind {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return 'other';
+  if (TIMEOUT_CODES.has(code)) return 'timeout';
+  if (CONNECT_CODES.has(code)) return 'connect';
+  if (RESET_CODES.has(code)) return 'reset';
+  return 'other';
+}
+
+/** Marks an abort we caused because the client left, so it is not counted as an upstream error. */
+class ClientClosedError extends Error {
+  constructor() {
+    super('client closed the connection');
+    this.name = 'ClientClosedError';
+  }
+}
+
+/** The upstream origin; a path or query in `upstream.url` would be silently ignored, so it is refused. */
+export function upstreamOrigin(url: string): string {
+  const u = new URL(url);
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') {
+    throw new StartupError(`upstream.url: expected an origin such as http://backend:8080 without a path, got ${JSON.stringify(url)}`);
+  }
+  return u.origin;
+}
+
+export class Forwarder {
+  readonly #pool: Pool;
+  readonly #headers: HeaderPolicy;
+  readonly #metrics: Metrics;
+  readonly #logger: Logger;
+  readonly #upstreamSeconds: ReadonlyMap<string, { observe(v: number): void }>;
+
+  constructor(config: Config, metrics: Metrics, logger: Logger) {
+    const u = config.upstream;
+    this.#pool = new Pool(upstreamOrigin(u.url), {
+      connections: u.connections,
+      pipelining: 1,
+      keepAliveTimeout: u.keep_alive_timeout,
+      connectTimeout: u.connect_timeout,
+      headersTimeout: u.headers_timeout,
+      bodyTimeout: u.body_timeout,
+    });
+    this.#headers = compileHeaderPolicy(config);
+    this.#metrics = metrics;
+    this.#logger = logger;
+    this.#upstreamSeconds = new Map(STATUS_CLASSES.map((c) => [c, metrics.upstreamSeconds.labels(c)]));
+  }
+
+  forward(req: IncomingMessage, res: ServerResponse, allow: Allow, done: ForwardDone): void {
+    const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req));
+    const exchange = new Exchange(this, res, done);
+    const options: Dispatcher.DispatchOptions = {
+      path: allow.query === '' ? allow.path : allow.path + allow.query,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: head.headers,
+      body: head.hasBody ? req : null,
+    };
+    this.#pool.dispatch(options, exchange);
+  }
+
+  /** Lets in-flight exchanges finish, then closes the upstream connections. */
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+
+  destroy(): Promise<void> {
+    return this.#pool.destroy();
+  }
+
+  /** @internal for Exchange */
+  observeHead(seconds: number, status: number): void {
+    this.#upstreamSeconds.get(STATUS_CLASSES[Math.min(Math.max(Math.floor(status / 100), 1), 5) - 1]!)!.observe(seconds);
+  }
+
+  /** @internal for Exchange */
+  upstreamFailed(err: Error, afterHead: boolean): ForwardEnd {
+    const kind = errorKind(err);
+    this.#metrics.upstreamErrors.labels(kind).inc();
+    const end: ForwardEnd = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unreachable';
+    this.#metrics.recordReason('proxy', end);
+    this.#logger.warn({ err: err.message, code: (err as { code?: unknown }).code, after_head: afterHead }, 'upstream request failed');
+    return end;
+  }
+}
+
+/** One proxied request: undici's handler on one side, the client's ServerResponse on the other. */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly #forwarder: Forwarder;
+  readonly #res: ServerResponse;
+  readonly #done: ForwardDone;
+  readonly #started = performance.now();
+  #controller: Dispatcher.DispatchController | undefined;
+  #status = 0;
+  #finished = false;
+  #clientGone = false;
+
+  constructor(forwarder: Forwarder, res: ServerResponse, done: ForwardDone) {
+    this.#forwarder = forwarder;
+    this.#res = res;
+    this.#done = done;
+    res.on('drain', () => this.#controller?.resume());
+    res.on('close', () => {
+      if (this.#finished || res.writableFinished) return;
+      this.#clientGone = true;
+      this.#controller?.abort(new ClientClosedError());
+    });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // The client left while the request waited for a pooled connection.
+    if (this.#clientGone) controller.abort(new ClientClosedError());
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    if (status < 200) return; // 1xx informational answers are not relayed
+    this.#status = status;
+    this.#forwarder.observeHead((performance.now() - this.#started) / 1000, status);
+    const raw = controller.rawHeaders;
+    const list = Array.isArray(raw) ? downstreamHeaders(raw) : downstreamHeaders(flatten(headers));
+    try {
+      this.#res.writeHead(status, list);
+    } catch (err) {
+      // An upstream header node:http refuses to send (invalid characters): a bad gateway.
+      controller.abort(err as Error);
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.#res.end();
+    this.#finish(this.#status, 'ok');
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const res = this.#res;
+    if (this.#clientGone || err instanceof ClientClosedError) {
+      this.#finish(499, 'client_closed');
+      return;
+    }
+    const end = this.#forwarder.upstreamFailed(err, res.headersSent);
+    if (res.headersSent) {
+      // Too late for a status: cut the connection so the client sees a truncated response.
+      res.destroy();
+      this.#finish(this.#status, end);
+      return;
+    }
+    const r = render(end === 'upstream_timeout' ? 'upstream_timeout' : 'upstream_unreachable');
+    // The request body may still be arriving; do not keep reading it on this connection.
+    res.shouldKeepAlive = false;
+    res.writeHead(r.status, r.headers);
+    res.end(r.bodyBytes);
+    this.#finish(r.status, end);
+  }
+
+  #finish(status: number, end: ForwardEnd): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#done(status, end);
+  }
+}
+
+function flatten(headers: Record<string, string | string[] | undefined>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(headers)) {
+    if (Array.isArray(v)) for (const x of v) out.push(k, x);
+    else if (v !== undefined) out.push(k, v);
+  }
+  return out;
+}
+
+/** The peer address for X-Forwarded-For; IPv4-mapped IPv6 (`::ffff:10.0.0.1`) as plain IPv4. */
+export function clientAddress(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}

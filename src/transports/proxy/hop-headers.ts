@@ -1,0 +1,183 @@
+/**
+ * The header lists jitgate sends upstream and back to the client (SPEC §4). Both are built in one
+ * pass over the raw header array into the flat `[name, value, …]` form undici and `writeHead` take,
+ * so the hot path clones nothing and runs no regular expression: a name is lower-cased once and
+ * looked up in a table compiled at start.
+ *
+ * Decisions an operator should know (also in the README):
+ * - Host is passed through as the client sent it (Envoy's and HAProxy's default, not nginx's
+ *   `$proxy_host`): a legacy backend usually builds absolute URLs and picks virtual hosts from it.
+ *   A request with several Host lines forwards the first (what node:http reports as `req.headers.host`).
+ * - X-Forwarded-For is appended to (nginx `$proxy_add_x_forwarded_for`); X-Forwarded-Proto and
+ *   X-Forwarded-Host are overwritten, because jitgate is the hop that knows them.
+ * - Headers named in `Connection` are removed, except Host and Content-Length (the request's routing
+ *   and framing must not change under the backend) — and jitgate's own identity and X-Forwarded-*
+ *   headers are appended after the filter, so `Connection: x-jit-subject` cannot remove them.
+ */
+import type { Config } from '../../config/schema.ts';
+import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
+
+/** What to do with an inbound header, by lower-case name. Absent from the table → forward as is. */
+const DROP = 1;
+const HOST = 2;
+const CONNECTION = 3;
+const XFF = 4;
+const CONTENT_LENGTH = 5;
+const TRANSFER_ENCODING = 6;
+type Action = typeof DROP | typeof HOST | typeof CONNECTION | typeof XFF | typeof CONTENT_LENGTH | typeof TRANSFER_ENCODING;
+
+/** RFC 9110 §7.6.1 and the historic ones proxies still strip (keep-alive, proxy-connection). */
+const HOP_BY_HOP: readonly string[] = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+];
+
+const RESPONSE_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
+/** Connection may not nominate these: they carry the request's routing and framing. */
+const NOT_NOMINATABLE: ReadonlySet<string> = new Set(['host', 'content-length']);
+
+export interface HeaderPolicy {
+  /** Lower-case identity prefix (`x-jit-`); every inbound header starting with it is dropped. */
+  readonly prefix: string;
+  readonly request: ReadonlyMap<string, Action>;
+}
+
+export function compileHeaderPolicy(config: Config): HeaderPolicy {
+  const table = new Map<string, Action>();
+  for (const h of HOP_BY_HOP) table.set(h, DROP);
+  table.set('connection', CONNECTION);
+  table.set('transfer-encoding', TRANSFER_ENCODING);
+  table.set('content-length', CONTENT_LENGTH);
+  table.set('host', HOST);
+  table.set('x-forwarded-for', XFF);
+  // Overwritten by jitgate, so the inbound values go.
+  table.set('x-forwarded-proto', DROP);
+  table.set('x-forwarded-host', DROP);
+  // Credentials end here (SPEC §4); DPoP proofs are bound to jitgate's URL, never the backend's.
+  table.set('dpop', DROP);
+  if (!config.headers.forward_authorization) table.set('authorization', DROP);
+  // node:http has already answered `Expect: 100-continue` (after the decision, see server.ts).
+  table.set('expect', DROP);
+  if (config.headers.method_override === 'strip') for (const h of METHOD_OVERRIDE_HEADERS) table.set(h, DROP);
+  return Object.freeze({ prefix: config.headers.prefix.toLowerCase(), request: table });
+}
+
+export interface UpstreamHead {
+  /** Flat `[name, value, …]` for undici. */
+  readonly headers: string[];
+  /** The request declared a body (Content-Length or Transfer-Encoding): stream `req` upstream. */
+  readonly hasBody: boolean;
+}
+
+/**
+ * Inbound raw headers → the headers the backend receives. `identity` is null for public routes.
+ * `clientAddr` is appended to X-Forwarded-For.
+ */
+export function upstreamHeaders(
+  raw: readonly string[],
+  policy: HeaderPolicy,
+  identity: readonly (readonly [string, string])[] | null,
+  clientAddr: string,
+): UpstreamHead {
+  const out: string[] = [];
+  const prefix = policy.prefix;
+  const table = policy.request;
+  let host: string | undefined;
+  let xff: string | undefined;
+  let nominated: string | undefined;
+  let hasBody = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (lower.startsWith(prefix)) continue;
+    const action = table.get(lower);
+    if (action === undefined) {
+      out.push(name, raw[i + 1]!);
+      continue;
+    }
+    switch (action) {
+      case HOST:
+        if (host === undefined) {
+          host = raw[i + 1]!;
+          out.push(name, host);
+        }
+        break;
+      case CONNECTION:
+        nominated = nominated === undefined ? raw[i + 1]! : `${nominated},${raw[i + 1]!}`;
+        break;
+      case XFF:
+        xff = xff === undefined ? raw[i + 1]! : `${xff}, ${raw[i + 1]!}`;
+        break;
+      case CONTENT_LENGTH:
+        hasBody = true;
+        out.push(name, raw[i + 1]!);
+        break;
+      case TRANSFER_ENCODING:
+        // undici re-frames the streamed body (chunked) itself; the client's framing is hop-by-hop.
+        hasBody = true;
+        break;
+      // DROP
+    }
+  }
+  let headers = out;
+  const names = nominated === undefined ? undefined : nominatedNames(nominated, table);
+  if (names !== undefined) {
+    headers = withoutNames(out, names);
+    if (names.has('x-forwarded-for')) xff = undefined;
+  }
+  if (identity !== null) for (const [name, value] of identity) headers.push(name, value);
+  headers.push('x-forwarded-for', xff === undefined ? clientAddr : `${xff}, ${clientAddr}`, 'x-forwarded-proto', 'http');
+  if (host !== undefined) headers.push('x-forwarded-host', host);
+  return { headers, hasBody };
+}
+
+/**
+ * Upstream response raw headers (latin1 bytes from undici) → what the client receives: everything
+ * but hop-by-hop headers and those the upstream's Connection nominates.
+ */
+export function downstreamHeaders(raw: readonly (Buffer | string)[]): string[] {
+  const out: string[] = [];
+  let nominated: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (RESPONSE_HOP.has(lower)) {
+      if (lower === 'connection') nominated = nominated === undefined ? raw[i + 1]!.toString('latin1') : `${nominated},${raw[i + 1]!.toString('latin1')}`;
+      continue;
+    }
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  const names = nominated === undefined ? undefined : nominatedNames(nominated, undefined);
+  return names === undefined ? out : withoutNames(out, names);
+}
+
+/**
+ * The names a Connection header nominates beyond those dropped anyway. Plain keep-alive/close
+ * tokens nominate nothing, so the common `Connection: keep-alive` costs no second pass.
+ */
+function nominatedNames(connection: string, requestTable: ReadonlyMap<string, Action> | undefined): Set<string> | undefined {
+  let names: Set<string> | undefined;
+  for (const token of connection.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t === '' || t === 'close' || t === 'keep-alive' || NOT_NOMINATABLE.has(t)) continue;
+    if (requestTable?.get(t) === DROP || RESPONSE_HOP.has(t)) continue; // gone already
+    (names ??= new Set()).add(t);
+  }
+  return names;
+}
+
+function withoutNames(headers: readonly string[], names: ReadonlySet<string>): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!names.has(headers[i]!.toLowerCase())) kept.push(headers[i]!, headers[i + 1]!);
+  }
+  return kept;
+}
