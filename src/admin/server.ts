@@ -1,0 +1,75 @@
+/**
+ * The admin listener (SPEC §8): loopback by default, never the traffic port. `/healthz` says the
+ * process runs, `/readyz` whether it can decide (keys loaded, revocation fresh, not draining),
+ * `/metrics` is the Prometheus text, and the revocation API (src/admin/revocations-api.ts) is asked
+ * first for every request. Every answer is `cache-control: no-store`.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import { listenHttp, type HttpListener } from '../transports/http-listener.ts';
+import type { AdminSource } from './health.ts';
+import type { AdminRoute } from './revocations-api.ts';
+
+export interface AdminOptions {
+  readonly config: Config;
+  readonly source: AdminSource;
+  readonly logger: Logger;
+  /** The revocation API; absent where it cannot work (see src/cluster.ts). */
+  readonly revocations?: AdminRoute;
+}
+
+const NO_STORE = 'no-store';
+
+function json(res: ServerResponse, status: number, body: unknown, headOnly: boolean): void {
+  const bytes = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(bytes.length), 'cache-control': NO_STORE });
+  res.end(headOnly ? undefined : bytes);
+}
+
+export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
+  const { source, revocations } = options;
+  const log = options.logger.child({ component: 'admin' });
+  let listener: HttpListener | undefined;
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (listener?.draining === true) res.shouldKeepAlive = false;
+    if (revocations !== undefined && revocations(req, res)) return;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const method = req.method ?? 'GET';
+    const get = method === 'GET' || method === 'HEAD';
+    const headOnly = method === 'HEAD';
+    if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics') {
+      json(res, 404, { error: 'not_found' }, headOnly);
+      return;
+    }
+    if (!get) {
+      res.setHeader('allow', 'GET, HEAD');
+      json(res, 405, { error: 'method_not_allowed' }, false);
+      return;
+    }
+    if (path === '/healthz') {
+      json(res, 200, { status: 'ok' }, headOnly);
+    } else if (path === '/readyz') {
+      const r = await source.readiness();
+      json(res, r.ready ? 200 : 503, r.ready ? { status: 'ready' } : { status: 'not_ready', problems: r.problems }, headOnly);
+    } else {
+      const m = await source.metrics();
+      res.writeHead(200, { 'content-type': m.contentType, 'content-length': String(Buffer.byteLength(m.text)), 'cache-control': NO_STORE });
+      res.end(headOnly ? undefined : m.text);
+    }
+  }
+
+  const server = createServer({ requireHostHeader: false, headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+    route(req, res).catch((err: unknown) => {
+      log.error({ err }, 'admin request failed');
+      if (!res.headersSent) json(res, 500, { error: 'internal_error' }, false);
+      else res.destroy();
+    });
+  });
+  const { host, port } = options.config.admin.listen;
+  listener = await listenHttp(server, 'admin', host, port);
+  return listener;
+}

@@ -1,0 +1,145 @@
+/**
+ * One running jitgate process: config → logger, metrics, audit → the Gate → the proxy, admin and
+ * ext_authz listeners. `close` is the graceful drain SIGTERM triggers (src/cli/serve.ts).
+ *
+ * Order matters both ways. Start: the gate loads keys and revocation before any listener accepts,
+ * so the first request is judged on real data. Stop: traffic listeners drain first while the admin
+ * listener keeps answering (/readyz says "shutting down"), then the gate's timers stop.
+ */
+import type { Logger } from 'pino';
+import { createRevocationsApi } from './admin/revocations-api.ts';
+import { localAdminSource } from './admin/health.ts';
+import { startAdmin } from './admin/server.ts';
+import { buildGate } from './build-gate.ts';
+import type { Clock } from './core/clock.ts';
+import type { Config } from './config/schema.ts';
+import type { Gate } from './gate.ts';
+import { AuditLog } from './observability/audit.ts';
+import { createLogger } from './observability/logger.ts';
+import { Metrics } from './observability/metrics.ts';
+import type { Listener, TransportContext } from './transports/context.ts';
+import { startExtAuthz } from './transports/ext-authz/index.ts';
+import type { HttpListener } from './transports/http-listener.ts';
+import { startProxy, type ProxyListener } from './transports/proxy/server.ts';
+
+export interface StartOptions {
+  /** Defaults to a logger built from `config.log`. Tests pass one that records lines. */
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** Node process metrics in the registry (default true). */
+  readonly defaultMetrics?: boolean;
+}
+
+/** A cluster worker's runtime: no admin listener, the primary owns it (src/cluster.ts). */
+export interface WorkerRunning {
+  readonly config: Config;
+  readonly gate: Gate;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly listeners: { readonly proxy: ProxyListener; readonly extAuthz: readonly Listener[] };
+  /** True once close() was called. */
+  readonly draining: boolean;
+  /** Graceful drain: in-flight requests get up to graceMs (default `shutdown.grace`). Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface Running extends WorkerRunning {
+  readonly listeners: { readonly proxy: ProxyListener; readonly admin: HttpListener; readonly extAuthz: readonly Listener[] };
+}
+
+/** pino's stdout destination buffers 4 KiB; a quiet gate's audit lines should still show up. */
+const LOG_FLUSH_MS = 1000;
+
+/** Starts everything; throws StartupError/ConfigError (with what was started closed again). */
+export async function startJitgate(config: Config, file: string, options: StartOptions = {}): Promise<Running> {
+  return (await start(config, file, options, true)) as Running;
+}
+
+/** A cluster worker: the same, without the admin listener. */
+export function startJitgateWorker(config: Config, file: string, options: StartOptions = {}): Promise<WorkerRunning> {
+  return start(config, file, options, false);
+}
+
+async function start(config: Config, file: string, options: StartOptions, withAdmin: boolean): Promise<WorkerRunning | Running> {
+  const logger = options.logger ?? createLogger(config.log);
+  const metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
+  const audit = new AuditLog(config.log.audit ? logger : undefined);
+  const gate = buildGate(config, file, { metrics, logger, clock: options.clock });
+  const started: Listener[] = [];
+  let closing: Promise<void> | undefined;
+  const isDraining = (): boolean => closing !== undefined;
+  let proxy: ProxyListener;
+  let admin: HttpListener | null = null;
+  let extAuthz: Listener[];
+  try {
+    await gate.start();
+    const ctx: TransportContext = { config, gate, metrics, audit, logger };
+    proxy = await startProxy(ctx);
+    started.push(proxy);
+    if (withAdmin) {
+      admin = await startAdmin({ config, logger, source: localAdminSource(gate, metrics, isDraining), revocations: createRevocationsApi(ctx) });
+      started.push(admin);
+    }
+    extAuthz = await startExtAuthz(ctx);
+  } catch (err) {
+    await Promise.all(started.map((l) => l.close(0)));
+    gate.stop();
+    throw err;
+  }
+  const flusher = setInterval(() => logger.flush(), LOG_FLUSH_MS);
+  flusher.unref();
+
+  async function drain(graceMs: number): Promise<void> {
+    logger.info({ grace_ms: graceMs }, 'draining: no new connections, finishing in-flight requests');
+    await Promise.all([proxy.close(graceMs), ...extAuthz.map((l) => l.close(graceMs))]);
+    gate.stop();
+    await admin?.close(Math.min(graceMs, 1000));
+    clearInterval(flusher);
+    logger.info('stopped');
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  }
+
+  return {
+    config,
+    gate,
+    metrics,
+    logger,
+    // A worker's listeners simply lack `admin`; startJitgate (withAdmin) always has one.
+    listeners: (admin === null ? { proxy, extAuthz } : { proxy, admin, extAuthz }) as Running['listeners'],
+    get draining() {
+      return isDraining();
+    },
+    close(graceMs = config.shutdown.grace) {
+      closing ??= drain(graceMs);
+      return closing;
+    },
+  };
+}
+
+/** `http://host:port` for the startup line; IPv6 hosts in brackets. */
+export function listenUrl(l: Listener, scheme = 'http'): string {
+  return `${scheme}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+}
+
+const SIGNAL_EXIT: ReadonlyMap<string, number> = new Map([
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+]);
+
+/**
+ * SIGTERM/SIGINT handling shared by the single process, the cluster primary and its workers: the
+ * first signal calls `drain`, a second one calls `now` with the conventional exit code 128+n
+ * (an operator pressing Ctrl-C twice wants out, not a longer wait).
+ */
+export function onShutdownSignals(drain: (signal: NodeJS.Signals) => void, now: (signal: NodeJS.Signals, exitCode: number) => void): void {
+  let seen = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (seen) now(signal, SIGNAL_EXIT.get(signal) ?? 1);
+    else {
+      seen = true;
+      drain(signal);
+    }
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
