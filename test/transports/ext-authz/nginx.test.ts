@@ -1,0 +1,159 @@
+/**
+ * A real nginx (Debian's package; .ci/run installs it) with auth_request pointing at jitgate's
+ * forward-auth endpoint, in front of a recording backend — using config/nginx/forward-auth.conf
+ * itself, with only its ports replaced. Allow, 401, 403 and path tricks end to end; the backend
+ * sees only the allowed requests, without Authorization and without client-chosen x-jit-*.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
+import { tempDir } from '../../fixtures/keys.ts';
+import { sign } from '../../fixtures/tokens.ts';
+import { httpCall, startHarness, type Harness } from './helpers.ts';
+
+const NGINX = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
+const EXAMPLE = fileURLToPath(new URL('../../../config/nginx/forward-auth.conf', import.meta.url));
+
+if (NGINX === undefined) {
+  console.warn('nginx.test.ts: SKIPPED — no nginx binary (apt-get install -y nginx; .ci/run does this)');
+}
+
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+let keys: TestKeys;
+let h: Harness;
+let backend: Server;
+let nginx: ChildProcess;
+let nginxPort = 0;
+let dir = '';
+const seen: Seen[] = [];
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function waitForPort(port: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nginx did not listen on ${port}: ${await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe.skipIf(NGINX === undefined)('nginx auth_request → jitgate forward-auth → backend', () => {
+  beforeAll(async () => {
+    keys = await makeTestKeys();
+    h = await startHarness(keys);
+    backend = createServer((req, res) => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('backend');
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const backendPort = (backend.address() as AddressInfo).port;
+    nginxPort = await freePort();
+
+    dir = await tempDir('jitgate-nginx-');
+    for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, d));
+    const example = await readFile(EXAMPLE, 'utf8');
+    const site = example
+      .replace('server 127.0.0.1:9191;', `server 127.0.0.1:${h.httpPort};`)
+      .replace('server 127.0.0.1:8081;', `server 127.0.0.1:${backendPort};`)
+      .replace('listen 127.0.0.1:8080;', `listen 127.0.0.1:${nginxPort};`);
+    expect(site).not.toBe(example);
+    await writeFile(join(dir, 'site.conf'), site);
+    await writeFile(
+      join(dir, 'nginx.conf'),
+      [
+        'daemon off;',
+        'master_process off;', // one process, no privilege switch: runs the same as root (CI) or not
+        `pid ${join(dir, 'nginx.pid')};`,
+        `error_log ${join(dir, 'error.log')} warn;`,
+        'events { worker_connections 64; }',
+        'http {',
+        '  access_log off;',
+        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${join(dir, t === 'client_body' ? 'body' : t)};`),
+        `  include ${join(dir, 'site.conf')};`,
+        '}',
+        '',
+      ].join('\n'),
+    );
+    nginx = spawn(NGINX!, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await waitForPort(nginxPort, 10_000);
+  });
+
+  afterAll(async () => {
+    nginx?.kill('SIGTERM');
+    await new Promise<void>((r) => backend?.close(() => r()));
+    await h?.close();
+  });
+
+  const get = (path: string, headers: string[] = []) => httpCall(nginxPort, 'GET', path, ['host', 'orders.internal', ...headers]);
+  const bearer = async (jti: string) => ['authorization', `Bearer ${await sign(keys.a, { jti })}`];
+
+  it('allow: the backend gets the request with identity headers, without Authorization or spoofed x-jit-*', async () => {
+    const before = seen.length;
+    const r = await get('/orders/42/items?limit=5', [...(await bearer('n-allow')), 'x-jit-actor', 'spiffe://evil', 'x-jit-subject', 'spoofed']);
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('backend');
+    expect(seen.length).toBe(before + 1);
+    const s = seen.at(-1)!;
+    expect(s.url).toBe('/orders/42/items?limit=5');
+    expect(s.headers['authorization']).toBeUndefined();
+    expect(s.headers['x-jit-subject']).toBe('spiffe://prod/ci-deployer');
+    expect(s.headers['x-jit-token-id']).toBe('n-allow');
+    expect(s.headers['x-jit-actor']).toBeUndefined();
+    expect(h.audit.at(-1)).toMatchObject({ transport: 'forward_auth', decision: 'allow', method: 'GET', path: '/orders/42/items', jti: 'n-allow' });
+  });
+
+  it('401 with the challenge, 403 outside the grant; the backend sees neither', async () => {
+    const before = seen.length;
+    const none = await get('/orders/42');
+    expect(none.status).toBe(401);
+    expect(none.headers['www-authenticate']).toBe('Bearer realm="jitgate"');
+    const scope = await get('/orders/43', await bearer('n-403'));
+    expect(scope.status).toBe(403);
+    const method = await httpCall(nginxPort, 'DELETE', '/orders/42', ['host', 'orders.internal', ...(await bearer('n-del'))]);
+    expect(method.status).toBe(403);
+    expect(seen.length).toBe(before);
+  });
+
+  it('a client-sent X-Forwarded-Uri does not widen the grant', async () => {
+    const before = seen.length;
+    const r = await get('/orders/43', [...(await bearer('n-spoof')), 'x-forwarded-uri', '/orders/42', 'x-original-uri', '/orders/42', 'x-forwarded-method', 'GET']);
+    expect(r.status).toBe(403);
+    expect(seen.length).toBe(before);
+  });
+
+  it.each(['/orders/42/../43', '/orders/42/%2e%2e/43', '/orders/42%2F..%2F43', '/orders/42/..;/43', '//orders/42', '/orders/42/%252e%252e/43'])(
+    'path trick %s never reaches the backend',
+    async (path) => {
+      const before = seen.length;
+      const r = await get(path, await bearer('n-trick'));
+      expect(r.status).toBeGreaterThanOrEqual(400); // jitgate's 400 becomes nginx's 500: still closed
+      expect(seen.length).toBe(before);
+    },
+  );
+});

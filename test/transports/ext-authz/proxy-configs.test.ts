@@ -1,0 +1,79 @@
+/**
+ * The shipped proxy examples (config/envoy, config/traefik, config/caddy) parse and keep the
+ * settings SPEC §7 depends on. Envoy and Traefik cannot run here; nginx's example runs for real
+ * in nginx.test.ts.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+const file = (p: string) => fileURLToPath(new URL(`../../../config/${p}`, import.meta.url));
+const load = async (p: string) => parse(await readFile(file(p), 'utf8')) as any;
+
+function extAuthzFilter(doc: any): any {
+  const hcm = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  expect(hcm['@type']).toBe('type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager');
+  const filters = hcm.http_filters;
+  expect(filters.at(-1).name).toBe('envoy.filters.http.router');
+  const f = filters.find((x: any) => x.name === 'envoy.filters.http.ext_authz');
+  expect(f.typed_config['@type']).toBe('type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz');
+  return f.typed_config;
+}
+
+const cluster = (doc: any, name: string) => doc.static_resources.clusters.find((c: any) => c.name === name);
+const portOf = (c: any) => c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value;
+
+describe('config/envoy/envoy.yaml (gRPC)', () => {
+  it('fails closed, speaks V3, and points at jitgate over HTTP/2 with a gRPC health check', async () => {
+    const doc = await load('envoy/envoy.yaml');
+    const x = extAuthzFilter(doc);
+    expect(x.failure_mode_allow).toBe(false);
+    expect(x.transport_api_version).toBe('V3');
+    expect(x.include_peer_certificate).toBe(false);
+    expect(x.grpc_service.timeout).toMatch(/^0\.\d+s$/);
+    const c = cluster(doc, x.grpc_service.envoy_grpc.cluster_name);
+    expect(c.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config).toHaveProperty('http2_protocol_options');
+    expect(portOf(c)).toBe(9192); // ext_authz.grpc.listen default
+    expect(c.health_checks[0].grpc_health_check).toEqual({ service_name: '' });
+  });
+});
+
+describe('config/envoy/envoy-http.yaml (HTTP)', () => {
+  it('fails closed, shares path_prefix with jitgate, lets the identity headers up and the challenge out', async () => {
+    const doc = await load('envoy/envoy-http.yaml');
+    const x = extAuthzFilter(doc);
+    expect(x.failure_mode_allow).toBe(false);
+    expect(x.http_service.path_prefix).toBe('/authz');
+    expect(x.http_service.authorization_response.allowed_upstream_headers.patterns).toContainEqual({ prefix: 'x-jit-', ignore_case: true });
+    const client = x.http_service.authorization_response.allowed_client_headers.patterns.map((p: any) => p.exact);
+    expect(client).toEqual(expect.arrayContaining(['www-authenticate', 'content-type', 'cache-control']));
+    const sent = x.allowed_headers.patterns.map((p: any) => p.exact ?? p.prefix);
+    expect(sent).toEqual(expect.arrayContaining(['dpop', 'x-http-method-override', 'x-http-method', 'x-method-override', 'x-jit-']));
+    const c = cluster(doc, x.http_service.server_uri.cluster);
+    expect(portOf(c)).toBe(9191); // ext_authz.http.listen default
+    expect(x.http_service.server_uri.uri).toBe('http://127.0.0.1:9191');
+  });
+});
+
+describe('config/traefik/dynamic.yml', () => {
+  it('never trusts client X-Forwarded-* and copies (replacing) all five identity headers', async () => {
+    const doc = await load('traefik/dynamic.yml');
+    const fa = doc.http.middlewares.jitgate.forwardAuth;
+    expect(fa.trustForwardHeader).toBe(false);
+    expect(fa.address).toBe('http://127.0.0.1:9191/forward-auth');
+    expect(fa.authResponseHeaders).toEqual(['X-Jit-Subject', 'X-Jit-Token-Id', 'X-Jit-Issuer', 'X-Jit-Txn', 'X-Jit-Actor']);
+    expect(doc.http.middlewares['jitgate-strip-credentials'].headers.customRequestHeaders).toEqual({ Authorization: '', DPoP: '' });
+    expect(doc.http.routers.legacy.middlewares).toEqual(['jitgate', 'jitgate-strip-credentials']);
+  });
+});
+
+describe('config/caddy/Caddyfile', () => {
+  it('asks /forward-auth, copies the identity headers and strips credentials, in a route block', async () => {
+    const text = await readFile(file('caddy/Caddyfile'), 'utf8');
+    expect(text).toMatch(/forward_auth 127\.0\.0\.1:9191 \{\s+uri \/forward-auth\s+copy_headers X-Jit-Subject X-Jit-Token-Id X-Jit-Issuer X-Jit-Txn X-Jit-Actor\s+\}/);
+    const order = ['request_header -X-Jit-Subject', 'forward_auth 127', 'request_header -Authorization', 'reverse_proxy'].map((s) => text.indexOf(s));
+    expect(order.every((i) => i > 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+  });
+});
