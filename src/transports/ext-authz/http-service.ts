@@ -12,9 +12,9 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { deny, type Allow, type Decision } from '../../core/decision.ts';
-import { StartupError } from '../../errors.ts';
 import type { Listener, TransportContext } from '../context.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
+import { listenHttp, type HttpListener } from '../http-listener.ts';
 import { render, renderWithoutServerError, type Rendered } from '../respond.ts';
 import { countMerged } from './check-request.ts';
 import { forwardedInput } from './forward-auth.ts';
@@ -107,10 +107,19 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     observe(ctx, 'forward_auth', method, decision, status, startNs);
   };
 
+  let listener: HttpListener | undefined;
   const server = createServer(
-    { maxHeaderSize: limits.max_header_bytes, headersTimeout: limits.headers_timeout, requestTimeout: limits.request_timeout },
+    {
+      maxHeaderSize: limits.max_header_bytes,
+      headersTimeout: limits.headers_timeout,
+      requestTimeout: limits.request_timeout,
+      keepAliveTimeout: limits.keep_alive_timeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headers_timeout / 4))),
+      requireHostHeader: true,
+    },
     (req, res) => {
       const startNs = process.hrtime.bigint();
+      if (listener?.draining === true) res.shouldKeepAlive = false;
       req.resume(); // Envoy may send the body (with_request_body): drained, never read
       const url = req.url ?? '';
       const q = url.indexOf('?');
@@ -123,7 +132,8 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
       });
     },
   );
-  server.keepAliveTimeout = limits.keep_alive_timeout;
+  // Envoy keeps connections to its authorization cluster open: each request is judged on its own.
+  server.maxRequestsPerSocket = 0;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Unparseable requests: a plain 400 (431 for an oversized head) with no-store; never a 5xx,
     // and nothing from the request is echoed.
@@ -132,31 +142,6 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     socket.end(`HTTP/1.1 ${status}\r\ncache-control: no-store\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  }).catch((err: Error) => {
-    throw new StartupError(`ext_authz.http.listen: cannot listen on ${opts.host}:${opts.port}: ${err.message}`, { cause: err });
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
-
-  return {
-    name: 'ext_authz_http',
-    host: opts.host,
-    port,
-    close: (graceMs: number) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-        timer.unref();
-        server.close(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-        server.closeIdleConnections();
-      }),
-  };
+  listener = await listenHttp(server, 'ext_authz_http', opts.host, opts.port);
+  return listener;
 }
