@@ -4,8 +4,9 @@
  */
 import { ConfigError } from '../errors.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import { compileAddressList, EMPTY_ADDRESS_LIST } from '../core/address-list.ts';
 import { compilePattern } from '../core/path-pattern.ts';
-import { identityHeaderNames, normalizeTyp, type GatePolicy, type IssuerPolicy, type PublicRoute } from '../core/policy.ts';
+import { identityHeaderNames, normalizeTyp, type DpopPolicy, type GatePolicy, type IssuerPolicy, type PublicRoute } from '../core/policy.ts';
 import type { Config, IssuerConfig } from './schema.ts';
 
 export function compilePolicy(config: Config, file: string, keysFor: (issuer: IssuerConfig) => IssuerKeys): GatePolicy {
@@ -23,6 +24,7 @@ export function compilePolicy(config: Config, file: string, keysFor: (issuer: Is
         toleranceSec: i.clock_tolerance / 1000,
         typ: i.typ === undefined ? undefined : normalizeTyp(i.typ),
         keys: keysFor(i),
+        requireDpop: i.require_dpop ?? config.dpop.require,
       }),
     );
   });
@@ -37,6 +39,8 @@ export function compilePolicy(config: Config, file: string, keysFor: (issuer: Is
   const actions = new Map<string, readonly string[]>();
   for (const [name, methods] of Object.entries(config.grant.actions)) actions.set(name, Object.freeze([...methods]));
 
+  const dpop = compileDpop(config, problems);
+
   if (problems.length > 0) throw new ConfigError(file, problems);
 
   return Object.freeze({
@@ -49,5 +53,37 @@ export function compilePolicy(config: Config, file: string, keysFor: (issuer: Is
     methodOverride: config.headers.method_override,
     maxTokenBytes: config.headers.max_token_bytes,
     maxTargetLength: config.limits.max_target_length,
+    dpop,
+  });
+}
+
+/** The `dpop` block (RFC 9449). Problems are pushed with their key; the result is only used when there are none. */
+function compileDpop(config: Config, problems: string[]): DpopPolicy {
+  const d = config.dpop;
+  let externalOrigin: string | undefined;
+  if (d.external_origin !== undefined) {
+    const u = URL.parse(d.external_origin);
+    if (u === null || u.username !== '' || u.password !== '' || u.pathname !== '/' || u.search !== '' || u.hash !== '') {
+      problems.push(`dpop.external_origin: expected scheme://host[:port] only (no path, query or user), got ${JSON.stringify(d.external_origin)}`);
+    } else {
+      externalOrigin = u.origin;
+    }
+  }
+  const proxies = compileAddressList(d.trusted_proxies);
+  let trustedProxies = EMPTY_ADDRESS_LIST;
+  if (Array.isArray(proxies)) for (const p of proxies) problems.push(`dpop.trusted_proxies${p}`);
+  else trustedProxies = proxies;
+  // Nonces are an HMAC under a per-process random key: another worker would refuse them all.
+  if (d.use_nonce && config.workers !== 1) problems.push('dpop.use_nonce: needs workers: 1 (nonces are keyed per process)');
+  const algorithms = [...new Set(d.algorithms)];
+  return Object.freeze({
+    algorithms: new Set(algorithms),
+    algs: algorithms.join(' '),
+    iatWindowSec: d.iat_window / 1000,
+    replayCacheEntries: d.replay_cache_entries,
+    useNonce: d.use_nonce,
+    nonceRotationMs: d.nonce_rotation,
+    externalOrigin,
+    trustedProxies,
   });
 }

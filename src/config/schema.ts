@@ -4,6 +4,7 @@
  * of validation as milliseconds.
  */
 import { z } from 'zod';
+import { DEFAULT_DPOP_ALGORITHMS } from '../core/policy.ts';
 import { parseDuration } from './duration.ts';
 
 const ASYMMETRIC_ALGS = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'PS256', 'RS256'] as const;
@@ -56,12 +57,32 @@ const issuer = z
     max_ttl: duration('15m').default(15 * 60_000),
     clock_tolerance: duration('5s').default(5_000),
     typ: z.string().min(1).optional(),
+    /** Refuse this issuer's tokens unless DPoP-bound (cnf.jkt); default `dpop.require`. */
+    require_dpop: z.boolean().optional(),
   })
   .superRefine((v, ctx) => {
     if ((v.jwks_file === undefined) === (v.jwks_uri === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'set exactly one of jwks_file and jwks_uri' });
     }
   });
+
+const alg = z.enum(ASYMMETRIC_ALGS, { error: (i) => `alg ${JSON.stringify(i.input)} is not allowed; asymmetric only: ${ASYMMETRIC_ALGS.join(', ')}` });
+
+/** Proof-of-possession (RFC 9449): how DPoP proofs for `cnf.jkt`-bound tokens are judged. */
+const dpop = z.strictObject({
+  algorithms: z.array(alg).min(1).default([...DEFAULT_DPOP_ALGORITHMS]),
+  iat_window: duration('60s')
+    .default(60_000)
+    .refine((ms) => ms >= 1_000 && ms <= 600_000, 'expected between 1s and 10m'),
+  replay_cache_entries: z.number().int().min(1).max(10_000_000).default(100_000),
+  require: z.boolean().default(false),
+  use_nonce: z.boolean().default(false),
+  nonce_rotation: duration('1m')
+    .default(60_000)
+    .refine((ms) => ms >= 1_000, 'expected at least 1s'),
+  external_origin: httpUrl.optional(),
+  trusted_proxies: z.array(z.string().min(1)).default([]),
+});
 
 const publicRoute = z.strictObject({
   methods: z.array(method).min(1).default(['GET', 'HEAD']),
@@ -90,6 +111,7 @@ export const configSchema = z.strictObject({
     })
     .default({ type: 'jit_grant', actions: {} }),
   public: z.array(publicRoute).default([]),
+  dpop: dpop.prefault({}),
   revocation: z
     .strictObject({
       file: z.string().min(1).optional(),

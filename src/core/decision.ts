@@ -24,6 +24,17 @@ export interface DecisionInput {
   readonly dpopCount: number;
   /** A method-override header (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) was present. */
   readonly methodOverride: boolean;
+  // Where the client sent the request, for the DPoP `htu` check (RFC 9449 §4.3). Only read for
+  // DPoP-bound tokens, and only when `dpop.external_origin` is not configured.
+  /** The Host header (proxy, forward-auth) or `:authority` (ext_authz); undefined when absent or sent twice. */
+  readonly host?: string;
+  /** The client-facing scheme when the transport knows it (Envoy's `attributes.request.http.scheme`); default `http`. */
+  readonly scheme?: string;
+  /** Raw X-Forwarded-Proto / X-Forwarded-Host: believed only when `peer` is in `dpop.trusted_proxies`. */
+  readonly forwardedProto?: string;
+  readonly forwardedHost?: string;
+  /** The TCP peer address (socket.remoteAddress) of the request jitgate received. */
+  readonly peer?: string;
 }
 
 export interface Allow {
@@ -46,6 +57,8 @@ export interface Deny {
   readonly path: string | null;
   /** The verified token when the deny came after verification (403, revoked), for the audit line. */
   readonly token: VerifiedToken | null;
+  /** A fresh server nonce for the `DPoP-Nonce` response header (reason `dpop_nonce_required`, RFC 9449 §8). */
+  readonly dpopNonce?: string;
 }
 
 export interface Unavailable {

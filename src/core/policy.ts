@@ -3,6 +3,7 @@
  * (src/config/compile.ts); never re-validated per request.
  */
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import type { AddressList } from './address-list.ts';
 import type { GrantPolicy } from './grant.ts';
 import type { PathPattern } from './path-pattern.ts';
 
@@ -14,6 +15,31 @@ export interface IssuerPolicy {
   /** Normalized expected `typ` (lower case, no `application/`), or undefined when not checked. */
   readonly typ: string | undefined;
   readonly keys: IssuerKeys;
+  /** Unbound tokens (no `cnf.jkt`) of this issuer are refused (`require_dpop`, else `dpop.require`). */
+  readonly requireDpop?: boolean;
+}
+
+/** `dpop.algorithms` when the config does not say. */
+export const DEFAULT_DPOP_ALGORITHMS = Object.freeze(['ES256', 'EdDSA'] as const);
+
+/** Proof-of-possession rules (RFC 9449), compiled from the `dpop` config block. */
+export interface DpopPolicy {
+  /** Proof `alg` allowlist: asymmetric only. */
+  readonly algorithms: ReadonlySet<string>;
+  /** The same, space-separated, for the challenge's `algs` parameter (RFC 9449 §7.1). */
+  readonly algs: string;
+  /** A proof's `iat` must lie within ± this of now; its `jti` is remembered that long. */
+  readonly iatWindowSec: number;
+  /** Bound of the proof-jti replay cache; when full of unexpired entries, new proofs are refused. */
+  readonly replayCacheEntries: number;
+  /** Require a server nonce in every proof (RFC 9449 §8). */
+  readonly useNonce: boolean;
+  /** A nonce is valid in its rotation interval and the next one. */
+  readonly nonceRotationMs: number;
+  /** `scheme://host[:port]` the clients address (normalized), or undefined to take it from the request. */
+  readonly externalOrigin: string | undefined;
+  /** Peers whose X-Forwarded-Proto / X-Forwarded-Host are believed when there is no externalOrigin. */
+  readonly trustedProxies: AddressList;
 }
 
 export interface PublicRoute {
@@ -41,6 +67,8 @@ export interface GatePolicy {
   readonly methodOverride: 'reject' | 'strip';
   readonly maxTokenBytes: number;
   readonly maxTargetLength: number;
+  /** Absent only in hand-built policies: DPoP-bound tokens are then refused (`dpop_unsupported`). */
+  readonly dpop?: DpopPolicy;
 }
 
 /** RFC 8725 §3.11: compare media types case-insensitively, `application/` prefix optional. */

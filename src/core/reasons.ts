@@ -16,15 +16,20 @@ export type ErrorKind =
   | 'bad_gateway'
   | 'gateway_timeout';
 
+/** RFC 9449 §7.1 error code of the `DPoP` challenge that accompanies a proof-of-possession refusal. */
+export type DpopErrorCode = 'invalid_dpop_proof' | 'use_dpop_nonce' | 'invalid_token';
+
 export interface ReasonInfo {
   readonly status: number;
   readonly error: ErrorKind;
   /** One line for operators; shown in the README and in the audit log's `detail`. */
   readonly description: string;
+  /** Set for DPoP refusals: the answer carries a `DPoP` challenge with this error beside the Bearer one. */
+  readonly dpop?: DpopErrorCode;
 }
 
-function r(status: number, error: ErrorKind, description: string): ReasonInfo {
-  return Object.freeze({ status, error, description });
+function r(status: number, error: ErrorKind, description: string, dpop?: DpopErrorCode): ReasonInfo {
+  return Object.freeze(dpop === undefined ? { status, error, description } : { status, error, description, dpop });
 }
 
 export const REASONS = Object.freeze({
@@ -71,7 +76,27 @@ export const REASONS = Object.freeze({
   invalid_claims: r(401, 'invalid_token', 'a required claim is missing or has the wrong type'),
   invalid_grant: r(401, 'invalid_token', 'authorization_details is malformed'),
   revoked: r(401, 'invalid_token', 'the token, its subject or its task has been revoked'),
-  dpop_unsupported: r(401, 'invalid_token', 'the token is DPoP-bound (cnf) and DPoP is not enabled'),
+  dpop_unsupported: r(401, 'invalid_token', 'the token is DPoP-bound (cnf) and this gate has no DPoP policy'),
+
+  // 401 invalid_token with a DPoP challenge: sender-constraint failures (RFC 9449 §4.3, §7.1; SPEC §1 cnf).
+  dpop_required: r(401, 'invalid_token', 'the issuer requires DPoP-bound tokens (require_dpop) and this token has no cnf.jkt', 'invalid_token'),
+  dpop_bearer_scheme: r(401, 'invalid_token', 'a DPoP-bound token was sent with the Bearer scheme instead of DPoP', 'invalid_token'),
+  dpop_unbound_token: r(401, 'invalid_token', 'the DPoP scheme was used with a token that is not DPoP-bound (no cnf.jkt)', 'invalid_token'),
+  dpop_proof_missing: r(401, 'invalid_token', 'a DPoP-bound token arrived without a DPoP proof header', 'invalid_dpop_proof'),
+  dpop_proof_malformed: r(401, 'invalid_token', 'the DPoP proof is not a well-formed compact JWS with a JSON header and claims', 'invalid_dpop_proof'),
+  dpop_proof_typ: r(401, 'invalid_token', 'the DPoP proof typ is not dpop+jwt', 'invalid_dpop_proof'),
+  dpop_proof_alg: r(401, 'invalid_token', 'the DPoP proof alg is not in dpop.algorithms (none and HS* never are)', 'invalid_dpop_proof'),
+  dpop_proof_jwk: r(401, 'invalid_token', 'the DPoP proof jwk is missing, holds private key material, or does not fit its alg', 'invalid_dpop_proof'),
+  dpop_proof_signature: r(401, 'invalid_token', 'the DPoP proof signature does not verify with its jwk', 'invalid_dpop_proof'),
+  dpop_proof_claims: r(401, 'invalid_token', 'a DPoP proof claim (jti, htm, htu, iat, ath) is missing or has the wrong type', 'invalid_dpop_proof'),
+  dpop_htm_mismatch: r(401, 'invalid_token', 'the DPoP proof htm is not the request method', 'invalid_dpop_proof'),
+  dpop_htu_mismatch: r(401, 'invalid_token', 'the DPoP proof htu is not the request URI (or the request origin is unknown)', 'invalid_dpop_proof'),
+  dpop_iat_window: r(401, 'invalid_token', 'the DPoP proof iat is outside dpop.iat_window of now', 'invalid_dpop_proof'),
+  dpop_ath_mismatch: r(401, 'invalid_token', 'the DPoP proof ath is not the hash of this access token', 'invalid_dpop_proof'),
+  dpop_key_mismatch: r(401, 'invalid_token', "the DPoP proof key's thumbprint is not the token's cnf.jkt", 'invalid_dpop_proof'),
+  dpop_replay: r(401, 'invalid_token', 'the DPoP proof jti was already used within the iat window', 'invalid_dpop_proof'),
+  dpop_replay_cache_full: r(401, 'invalid_token', 'the DPoP replay cache is full of unexpired proofs; new proofs are refused until entries age out', 'invalid_dpop_proof'),
+  dpop_nonce_required: r(401, 'invalid_token', 'the DPoP proof lacks a current server nonce (a fresh one is in DPoP-Nonce)', 'use_dpop_nonce'),
 
   // 403 insufficient_scope: a valid token, but not for this request.
   no_grant: r(403, 'insufficient_scope', 'the token has no grant entry of the configured type for this service'),
