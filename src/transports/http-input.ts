@@ -1,9 +1,11 @@
 /**
  * node:http request → DecisionInput. Reads rawHeaders, because node:http keeps only the first of
  * several Authorization headers in `req.headers` and several must be refused (SPEC §3).
- * One pass, no allocation beyond the result.
+ * One pass, no allocation beyond the result: Host and X-Forwarded-Proto/-Host (for the DPoP `htu`
+ * check) are kept as references to the raw strings and only read for DPoP-bound tokens.
  */
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { DecisionInput } from '../core/decision.ts';
 
 /** Lower-case method-override header names (SPEC §2). */
@@ -13,9 +15,16 @@ function eqIgnoreCase(a: string, lower: string): boolean {
   return a.length === lower.length && (a === lower || a.toLowerCase() === lower);
 }
 
-/** `method` and `target` default to the request's own; forward-auth and ext_authz pass the original ones. */
-export function inputFromRawHeaders(rawHeaders: readonly string[], method: string, target: string): DecisionInput {
+/**
+ * `method` and `target` default to the request's own; forward-auth and ext_authz pass the original ones.
+ * `peer` (socket.remoteAddress) and `scheme` feed the DPoP origin (src/core/htu.ts).
+ */
+export function inputFromRawHeaders(rawHeaders: readonly string[], method: string, target: string, peer?: string, scheme?: string): DecisionInput {
   let authorization: string | undefined;
+  let host: string | undefined;
+  let hostCount = 0;
+  let forwardedProto: string | undefined;
+  let forwardedHost: string | undefined;
   let authorizationCount = 0;
   let dpop: string | undefined;
   let dpopCount = 0;
@@ -29,21 +38,33 @@ export function inputFromRawHeaders(rawHeaders: readonly string[], method: strin
           authorization = rawHeaders[i + 1];
         } else if (eqIgnoreCase(name, 'x-http-method')) methodOverride = true;
         break;
-      case 4:
+      case 4: // dpop, host
         if (eqIgnoreCase(name, 'dpop')) {
           dpopCount++;
           dpop = rawHeaders[i + 1];
+        } else if (eqIgnoreCase(name, 'host')) {
+          hostCount++;
+          host = rawHeaders[i + 1];
         }
         break;
+      case 16:
+        if (eqIgnoreCase(name, 'x-forwarded-host')) forwardedHost = rawHeaders[i + 1];
+        break;
+      case 17: // x-method-override, x-forwarded-proto
+        if (eqIgnoreCase(name, 'x-forwarded-proto')) forwardedProto = rawHeaders[i + 1];
+        else if (eqIgnoreCase(name, 'x-method-override')) methodOverride = true;
+        break;
       case 22: // x-http-method-override
-      case 17: // x-method-override
         if (METHOD_OVERRIDE_HEADERS.has(name.toLowerCase())) methodOverride = true;
         break;
     }
   }
-  return { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride };
+  // Two Host headers: which one the client meant is unknown, so the DPoP origin is too (fails closed).
+  if (hostCount > 1) host = undefined;
+  return { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride, host, scheme, forwardedProto, forwardedHost, peer };
 }
 
 export function inputFromRequest(req: IncomingMessage): DecisionInput {
-  return inputFromRawHeaders(req.rawHeaders, req.method ?? '', req.url ?? '');
+  const scheme = (req.socket as TLSSocket).encrypted === true ? 'https' : 'http';
+  return inputFromRawHeaders(req.rawHeaders, req.method ?? '', req.url ?? '', req.socket.remoteAddress, scheme);
 }
