@@ -1,0 +1,89 @@
+/**
+ * Graceful SIGTERM on a real `jitgate serve` process: requests in flight when the signal arrives
+ * complete with 200, new connections are refused from then on, and the process exits 0.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../../fixtures/servers.ts';
+
+let up: RecordingUpstream;
+
+beforeAll(async () => {
+  up = await startRecordingUpstream();
+});
+afterAll(async () => {
+  await up?.close();
+});
+
+/** Resolves with the connect error code, or 'connected'. */
+function tryConnect(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.on('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+describe('proxy shutdown', () => {
+  it('case=SIGTERM with slow requests in flight: they finish with 200, new connections are refused, exit 0', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.shutdown = { grace: '10s' };
+    });
+    const gate = await spawnGate(cfg.file);
+    const port = Number(new URL(gate.url).port);
+    const token = await tokenNow(cfg.keys);
+    // The upstream answers only when released, after the signal.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    up.respond = (_req, res) => void released.then(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('slow but done'));
+
+    const before = up.requests.length;
+    const inFlight = [0, 1, 2].map(() => send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } }));
+    await up.waitFor(before + 3);
+
+    gate.child.kill('SIGTERM');
+    // Once draining, the listening socket is closed: new connections are refused.
+    let refused = '';
+    for (let i = 0; i < 100 && refused !== 'ECONNREFUSED'; i++) {
+      refused = await tryConnect(port);
+      if (refused !== 'ECONNREFUSED') await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(refused).toBe('ECONNREFUSED');
+    // The admin listener stays up during the drain and reports not ready.
+    const ready = await send(gate.adminUrl, '/readyz');
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.text).problems).toContain('shutting down');
+
+    release();
+    const replies = await Promise.all(inFlight);
+    expect(replies.map((r) => [r.status, r.text])).toEqual([
+      [200, 'slow but done'],
+      [200, 'slow but done'],
+      [200, 'slow but done'],
+    ]);
+    const exit = await gate.exited;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(gate.lines.map((l) => l.msg)).toContain('stopped');
+  }, 30_000);
+
+  it('case=a second signal exits at once without waiting for in-flight requests', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.shutdown = { grace: '30s' };
+    });
+    const gate = await spawnGate(cfg.file);
+    const token = await tokenNow(cfg.keys);
+    up.respond = () => undefined; // never answers
+    const before = up.requests.length;
+    const pending = send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } }).catch((e: Error) => e);
+    await up.waitFor(before + 1);
+    gate.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    gate.child.kill('SIGTERM');
+    const exit = await gate.exited;
+    expect(exit.code).toBe(143);
+    expect(await pending).toBeInstanceOf(Error);
+  }, 30_000);
+});
