@@ -4,16 +4,20 @@
  * time through the injected Clock. Every transport (proxy, ext_authz HTTP/gRPC, forward-auth)
  * calls this one function, so they cannot drift (Oathkeeper's shared HandleRequest).
  */
+import { DpopReplayCache } from '../cache/dpop-replay.ts';
 import type { VerifiedTokenCache } from '../cache/verified-tokens.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
 import type { Clock } from './clock.ts';
 import { checkTime } from './claims.ts';
-import { deny, unavailable, type Decision, type DecisionInput } from './decision.ts';
+import { deny, unavailable, type Decision, type DecisionInput, type Deny } from './decision.ts';
+import { DpopVerifier } from './dpop.ts';
+import { DpopNonces } from './dpop-nonce.ts';
 import { matchGrants } from './grant.ts';
 import { matchPattern } from './path-pattern.ts';
 import type { GatePolicy } from './policy.ts';
+import { requestOrigin } from './htu.ts';
 import { parseTarget } from './request-target.ts';
-import { verifyToken } from './token.ts';
+import { accessTokenHash, verifyToken } from './token.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
 export interface DeciderDeps {
@@ -21,6 +25,8 @@ export interface DeciderDeps {
   readonly clock: Clock;
   readonly cache: VerifiedTokenCache;
   readonly revocation: RevocationList;
+  /** The proof-jti replay cache; by default one sized by `dpop.replay_cache_entries`. */
+  readonly dpopReplay?: DpopReplayCache;
 }
 
 /** RFC 9110 token characters, for methods that arrive through ext_authz unchecked by a parser. */
@@ -45,17 +51,48 @@ export function bearerToken(header: string): string | undefined {
   return header.slice(7).trim();
 }
 
+/** The token after `DPoP ` (scheme case-insensitive, RFC 9449 §7.1), '' when empty, undefined for other schemes. */
+export function dpopSchemeToken(header: string): string | undefined {
+  if (header.length < 4) return undefined;
+  const scheme = header.slice(0, 4);
+  if (scheme !== 'DPoP' && scheme.toLowerCase() !== 'dpop') return undefined;
+  if (header.length === 4) return '';
+  const sep = header.charCodeAt(4);
+  if (sep !== 0x20 && sep !== 0x09) return undefined;
+  return header.slice(5).trim();
+}
+
 export class Decider {
   readonly #policy: GatePolicy;
   readonly #clock: Clock;
   readonly #cache: VerifiedTokenCache;
   readonly #revocation: RevocationList;
+  readonly #dpop: DpopVerifier | undefined;
+  /** Some issuer refuses unbound tokens: only then does an unbound token need the issuer lookup. */
+  readonly #someRequireDpop: boolean;
 
   constructor(deps: DeciderDeps) {
     this.#policy = deps.policy;
     this.#clock = deps.clock;
     this.#cache = deps.cache;
     this.#revocation = deps.revocation;
+    const dp = deps.policy.dpop;
+    this.#dpop =
+      dp === undefined
+        ? undefined
+        : new DpopVerifier({
+            policy: dp,
+            replay: deps.dpopReplay ?? new DpopReplayCache(dp.replayCacheEntries),
+            nonces: dp.useNonce ? new DpopNonces(dp.nonceRotationMs) : undefined,
+            maxProofBytes: deps.policy.maxTokenBytes,
+            maxTargetLength: deps.policy.maxTargetLength,
+          });
+    this.#someRequireDpop = [...deps.policy.issuers.values()].some((i) => i.requireDpop === true);
+  }
+
+  /** The DPoP proof verifier (undefined for a hand-built policy without `dpop`). */
+  get dpop(): DpopVerifier | undefined {
+    return this.#dpop;
   }
 
   get policy(): GatePolicy {
@@ -81,8 +118,13 @@ export class Decider {
     }
 
     if (input.authorization === undefined) return deny('missing_token', path);
-    const token = bearerToken(input.authorization);
-    if (token === undefined) return deny('missing_token', path);
+    let token = bearerToken(input.authorization);
+    let dpopScheme = false;
+    if (token === undefined) {
+      token = dpopSchemeToken(input.authorization);
+      if (token === undefined) return deny('missing_token', path);
+      dpopScheme = true;
+    }
     if (token === '') return deny('malformed_token', path);
 
     const nowMs = this.#clock.nowMs();
@@ -114,7 +156,39 @@ export class Decider {
       this.#cache.set(token, verified);
     }
 
+    // Proof of possession before revocation and grants: without the key, nothing more is learned.
+    if (verified.cnfJkt !== undefined || dpopScheme || this.#someRequireDpop) {
+      const refused = await this.#checkBinding(verified, token, dpopScheme, input, path, nowMs);
+      if (refused !== undefined) return refused;
+    }
     return this.#authorize(verified, method, path, query, segments);
+  }
+
+  /** RFC 9449 §7: a bound token needs the DPoP scheme and a valid proof; the DPoP scheme needs a bound token. */
+  async #checkBinding(t: VerifiedToken, token: string, dpopScheme: boolean, input: DecisionInput, path: string, nowMs: number): Promise<Deny | undefined> {
+    const jkt = t.cnfJkt;
+    if (jkt === undefined) {
+      if (dpopScheme) return deny('dpop_unbound_token', path, t);
+      if (this.#policy.issuers.get(t.iss)?.requireDpop === true) return deny('dpop_required', path, t);
+      return undefined;
+    }
+    const dpop = this.#dpop;
+    if (dpop === undefined) return deny('dpop_unsupported', path, t);
+    // A bound token sent as Bearer is refused even with a valid proof beside it (RFC 9449 §7.2).
+    if (!dpopScheme) return deny('dpop_bearer_scheme', path, t);
+    if (input.dpop === undefined) return deny('dpop_proof_missing', path, t);
+    const reason = await dpop.check({
+      proof: input.dpop,
+      method: input.method,
+      origin: requestOrigin(input, this.#policy.dpop!),
+      path,
+      ath: t.ath ?? accessTokenHash(token),
+      jkt,
+      nowMs,
+    });
+    if (reason === undefined) return undefined;
+    if (reason === 'dpop_nonce_required') return { ...deny(reason, path, t), dpopNonce: dpop.nonce(nowMs) };
+    return deny(reason, path, t);
   }
 
   #authorize(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[]): Decision {

@@ -3,6 +3,7 @@
  * before any crypto, so garbage costs almost nothing; jose does all JWS parsing and signature
  * work, and its throws are caught here and only here, turned into reasons.
  */
+import { createHash } from 'node:crypto';
 import { compactVerify, decodeJwt, decodeProtectedHeader, errors, type JWSHeaderParameters, type JWTPayload } from 'jose';
 import { checkClaims, checkTime } from './claims.ts';
 import type { DenyReason } from './decision.ts';
@@ -70,10 +71,16 @@ export async function verifyToken(token: string, policy: GatePolicy, nowMs: numb
     return joseReason(err);
   }
 
-  return checkVerified(payload, issuer, policy, nowMs, entry);
+  return checkVerified(token, payload, issuer, policy, nowMs, entry);
+}
+
+/** RFC 9449 §4.2 `ath`: base64url of the SHA-256 of the access token's ASCII text. */
+export function accessTokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
 }
 
 function checkVerified(
+  token: string,
   payload: JWTPayload,
   issuer: IssuerPolicy,
   policy: GatePolicy,
@@ -84,8 +91,6 @@ function checkVerified(
   if (typeof claims === 'string') return claims;
   const late = checkTime(claims, nowMs / 1000, issuer.toleranceSec);
   if (late !== undefined) return late;
-  // Fail closed on DPoP-bound tokens until proof-of-possession is checked (SPEC §1 cnf).
-  if (claims.cnfJkt !== undefined) return 'dpop_unsupported';
 
   const grants = compileGrants(payload.authorization_details, policy.grant);
   if (grants === null) return 'invalid_grant';
@@ -117,6 +122,8 @@ function checkVerified(
     identity: Object.freeze(identity),
     identityUnset: Object.freeze(unset),
     cnfJkt: claims.cnfJkt,
+    // Hashed once per token, not per request: every proof for this token must carry it.
+    ath: claims.cnfJkt === undefined ? undefined : accessTokenHash(token),
     keys: issuer.keys,
     key,
   });

@@ -28,8 +28,10 @@ export interface VerifiedToken {
   readonly identity: readonly (readonly [string, string])[];
   /** Identity header names this token does not set (Envoy must remove them; SPEC §7). */
   readonly identityUnset: readonly string[];
-  /** `cnf.jkt` when the token is DPoP-bound. */
+  /** `cnf.jkt` when the token is DPoP-bound: every request then needs a proof by that key (RFC 9449). */
   readonly cnfJkt: string | undefined;
+  /** base64url(SHA-256(token)) for bound tokens, the `ath` every proof must carry; computed on demand when absent. */
+  readonly ath?: string | undefined;
   readonly keys: IssuerKeys;
   readonly key: KeyEntry;
 }

@@ -233,7 +233,8 @@ describe('401 invalid_token', () => {
     ['too long-lived', { exp: NOW + 15 * 60 + 1 }, 'lifetime_exceeded'],
     ['huge exp', { exp: 1e308 }, 'lifetime_exceeded'],
     ['negative iat', { iat: -1e12 }, 'lifetime_exceeded'],
-    ['cnf-bound', { cnf: { jkt: 'abc' } }, 'dpop_unsupported'],
+    // DPoP-bound tokens verify now; sent with the Bearer scheme they are refused (test/core/dpop.test.ts has the rest).
+    ['cnf-bound, sent as Bearer', { cnf: { jkt: 'abc' } }, 'dpop_bearer_scheme'],
     ['authorization_details missing', { authorization_details: undefined }, 'invalid_grant'],
     ['authorization_details object', { authorization_details: { type: 'jit_grant' } }, 'invalid_grant'],
     ['entry without type', { authorization_details: [{ actions: ['GET'], paths: ['/x'] }] }, 'invalid_grant'],

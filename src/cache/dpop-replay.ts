@@ -1,0 +1,70 @@
+/**
+ * Proof `jti`s seen within the iat window (RFC 9449 §11.1): a DPoP proof is single-use.
+ *
+ * Bounded by `dpop.replay_cache_entries`. When full, expired entries are dropped from the oldest
+ * end; if the oldest entry is still unexpired the NEW proof is refused (`full`) rather than an
+ * unexpired jti evicted. Evicting would let whoever floods the cache (it takes a valid bound token
+ * and its key) replay a captured proof whose jti was pushed out while its iat is still in the window.
+ * Refusing instead fails closed: under such a flood DPoP requests are refused until entries age out
+ * (at most 2 × iat_window), and the flood is visible in the audit log by `sub`.
+ * Sizing: entries ≥ peak DPoP requests/s × iat_window (a proof is normally kept iat_window).
+ *
+ * Entries are never read with `get`, so recency is insertion order and the oldest end is where
+ * expiry is (nearly) earliest; an unexpired entry there stops the sweep, which only errs toward
+ * refusing. `add` is synchronous: the check and the insert cannot interleave with another request.
+ *
+ * @module
+ */
+import { LRUCache } from 'lru-cache';
+
+export type ReplayOutcome = 'fresh' | 'replay' | 'full';
+
+export interface ReplayStats {
+  fresh: number;
+  replays: number;
+  refusedFull: number;
+}
+
+export class DpopReplayCache {
+  /** jti → epoch ms until which a second use is a replay. */
+  readonly #lru: LRUCache<string, number>;
+  readonly #max: number;
+  readonly stats: ReplayStats = { fresh: 0, replays: 0, refusedFull: 0 };
+
+  constructor(maxEntries: number) {
+    if (!(Number.isInteger(maxEntries) && maxEntries >= 1)) throw new TypeError('maxEntries must be a positive integer');
+    this.#max = maxEntries;
+    this.#lru = new LRUCache({ max: maxEntries });
+  }
+
+  /** Records `jti` as used until `untilMs` unless it already is. */
+  add(jti: string, untilMs: number, nowMs: number): ReplayOutcome {
+    const seen = this.#lru.peek(jti);
+    if (seen !== undefined && seen >= nowMs) {
+      this.stats.replays++;
+      return 'replay';
+    }
+    if (seen === undefined && this.#lru.size >= this.#max) {
+      this.#dropExpired(nowMs);
+      if (this.#lru.size >= this.#max) {
+        this.stats.refusedFull++;
+        return 'full';
+      }
+    }
+    this.#lru.set(jti, untilMs);
+    this.stats.fresh++;
+    return 'fresh';
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  #dropExpired(nowMs: number): void {
+    while (this.#lru.size > 0) {
+      const oldest = this.#lru.rkeys().next().value!;
+      if (this.#lru.peek(oldest)! >= nowMs) return;
+      this.#lru.delete(oldest);
+    }
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * DPoP proof checks (RFC 9449 §4.3) for a request that carries a `cnf.jkt`-bound token. Runs on
+ * every request — a proof is single-use — while the access token's own verification stays cached.
+ * Cheap structural and claim checks come first; then the RFC 7638 thumbprint against `cnf.jkt`
+ * (so only keys the issuer bound ever reach a signature check); then jose verifies the signature
+ * with the proof's own public `jwk`; last, the jti is recorded (synchronously, so two copies of
+ * one proof racing through cannot both pass).
+ *
+ * The header `jwk` is the key by design (the token binds its thumbprint), but it is checked here,
+ * not trusted blindly as jose's EmbeddedJWK would: public members only, `kty`/`crv` fit `alg`, and
+ * only the members the key type needs are imported.
+ *
+ * @module
+ */
+import { calculateJwkThumbprint, compactVerify, decodeJwt, decodeProtectedHeader, importJWK, type JWK, type JWTPayload } from 'jose';
+import type { DpopReplayCache } from '../cache/dpop-replay.ts';
+import type { DenyReason } from './decision.ts';
+import type { DpopNonces } from './dpop-nonce.ts';
+import { htuMatches } from './htu.ts';
+import { normalizeTyp, type DpopPolicy } from './policy.ts';
+import { looksLikeCompactJws } from './token.ts';
+
+export type DpopReason = Extract<DenyReason, `dpop_${string}`>;
+
+/** What one request offers for the check. */
+export interface ProofRequest {
+  /** The single DPoP header value. */
+  readonly proof: string;
+  readonly method: string;
+  /** The origin the client addressed (htu.ts), undefined when unknown: then no htu can match. */
+  readonly origin: string | undefined;
+  /** jitgate's canonical path of this request (SPEC §2). */
+  readonly path: string;
+  /** base64url(SHA-256(access token)). */
+  readonly ath: string;
+  /** The token's `cnf.jkt`. */
+  readonly jkt: string;
+  readonly nowMs: number;
+}
+
+/** A proof `jti` is remembered until its iat leaves the window; longer ones could bloat the cache. */
+const MAX_JTI_LENGTH = 256;
+
+/** Members of private or symmetric JWKs (RFC 7518 §6.2.2, §6.3.2, §6.4): none may appear in a proof key. */
+const PRIVATE_MEMBERS: readonly string[] = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/** The key type each proof alg needs; `crv` where the type has curves. */
+const KEY_TYPE: ReadonlyMap<string, { readonly kty: 'EC' | 'OKP' | 'RSA'; readonly crv?: string }> = new Map([
+  ['ES256', { kty: 'EC', crv: 'P-256' }],
+  ['ES384', { kty: 'EC', crv: 'P-384' }],
+  ['EdDSA', { kty: 'OKP', crv: 'Ed25519' }],
+  ['Ed25519', { kty: 'OKP', crv: 'Ed25519' }],
+  ['PS256', { kty: 'RSA' }],
+  ['RS256', { kty: 'RSA' }],
+] as const);
+
+const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+
+/**
+ * The public JWK to verify with, rebuilt from the members its type needs; undefined when the header
+ * `jwk` is absent, not an object, holds private material, or does not fit `alg`.
+ */
+export function proofPublicJwk(value: unknown, alg: string): JWK | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const j = value as Record<string, unknown>;
+  for (const m of PRIVATE_MEMBERS) if (Object.hasOwn(j, m)) return undefined;
+  const want = KEY_TYPE.get(alg);
+  if (want === undefined || j.kty !== want.kty) return undefined;
+  if (j.alg !== undefined && j.alg !== alg) return undefined;
+  if (j.use !== undefined && j.use !== 'sig') return undefined;
+  if (j.key_ops !== undefined && !(Array.isArray(j.key_ops) && j.key_ops.includes('verify'))) return undefined;
+  switch (want.kty) {
+    case 'EC':
+      if (j.crv !== want.crv || !nonEmpty(j.x) || !nonEmpty(j.y)) return undefined;
+      return { kty: 'EC', crv: want.crv, x: j.x, y: j.y };
+    case 'OKP':
+      if (j.crv !== want.crv || !nonEmpty(j.x)) return undefined;
+      return { kty: 'OKP', crv: want.crv, x: j.x };
+    case 'RSA':
+      if (!nonEmpty(j.n) || !nonEmpty(j.e)) return undefined;
+      return { kty: 'RSA', n: j.n, e: j.e };
+  }
+}
+
+export interface DpopVerifierOptions {
+  readonly policy: DpopPolicy;
+  readonly replay: DpopReplayCache;
+  /** Present when `dpop.use_nonce`. */
+  readonly nonces: DpopNonces | undefined;
+  readonly maxProofBytes: number;
+  readonly maxTargetLength: number;
+}
+
+export class DpopVerifier {
+  readonly #policy: DpopPolicy;
+  readonly #replay: DpopReplayCache;
+  readonly #nonces: DpopNonces | undefined;
+  readonly #maxProofBytes: number;
+  readonly #maxTargetLength: number;
+
+  constructor(o: DpopVerifierOptions) {
+    this.#policy = o.policy;
+    this.#replay = o.replay;
+    this.#nonces = o.nonces;
+    this.#maxProofBytes = o.maxProofBytes;
+    this.#maxTargetLength = o.maxTargetLength;
+  }
+
+  get replay(): DpopReplayCache {
+    return this.#replay;
+  }
+
+  /** The nonce for a `DPoP-Nonce` header; undefined unless use_nonce. */
+  nonce(nowMs: number): string | undefined {
+    return this.#nonces?.current(nowMs);
+  }
+
+  /** undefined when the proof passes every check (and its jti is now used up). */
+  async check(req: ProofRequest): Promise<DpopReason | undefined> {
+    const { proof } = req;
+    if (proof.length > this.#maxProofBytes || !looksLikeCompactJws(proof)) return 'dpop_proof_malformed';
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let claims: JWTPayload;
+    try {
+      header = decodeProtectedHeader(proof);
+      claims = decodeJwt(proof);
+    } catch {
+      return 'dpop_proof_malformed';
+    }
+
+    if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== 'dpop+jwt') return 'dpop_proof_typ';
+    const alg = header.alg;
+    if (typeof alg !== 'string' || !this.#policy.algorithms.has(alg)) return 'dpop_proof_alg';
+    if (header.crit !== undefined) return 'dpop_proof_malformed';
+    const jwk = proofPublicJwk(header.jwk, alg);
+    if (jwk === undefined) return 'dpop_proof_jwk';
+
+    const claimProblem = this.#checkClaims(claims, req);
+    if (claimProblem !== undefined) return claimProblem;
+
+    try {
+      if ((await calculateJwkThumbprint(jwk, 'sha256')) !== req.jkt) return 'dpop_key_mismatch';
+    } catch {
+      return 'dpop_proof_jwk';
+    }
+    let key: Awaited<ReturnType<typeof importJWK>>;
+    try {
+      key = await importJWK(jwk, alg);
+    } catch {
+      return 'dpop_proof_jwk';
+    }
+    try {
+      await compactVerify(proof, key, { algorithms: [alg] });
+    } catch {
+      return 'dpop_proof_signature';
+    }
+
+    // No await from here on: checking and recording the jti is one step.
+    const until = ((claims.iat as number) + this.#policy.iatWindowSec) * 1000;
+    const outcome = this.#replay.add(claims.jti as string, until, req.nowMs);
+    if (outcome === 'replay') return 'dpop_replay';
+    if (outcome === 'full') return 'dpop_replay_cache_full';
+    return undefined;
+  }
+
+  #checkClaims(c: JWTPayload, req: ProofRequest): DpopReason | undefined {
+    const { jti, htm, htu, iat, ath } = c as Record<string, unknown>;
+    if (!nonEmpty(jti) || jti.length > MAX_JTI_LENGTH || typeof htm !== 'string' || typeof htu !== 'string') return 'dpop_proof_claims';
+    if (typeof iat !== 'number' || !Number.isFinite(iat) || typeof ath !== 'string') return 'dpop_proof_claims';
+    if (htm !== req.method) return 'dpop_htm_mismatch';
+    if (req.origin === undefined || !htuMatches(htu, req.origin, req.path, this.#maxTargetLength)) return 'dpop_htu_mismatch';
+    if (Math.abs(req.nowMs / 1000 - iat) > this.#policy.iatWindowSec) return 'dpop_iat_window';
+    if (ath !== req.ath) return 'dpop_ath_mismatch';
+    if (this.#nonces !== undefined && !this.#nonces.accepts(c.nonce, req.nowMs)) return 'dpop_nonce_required';
+    return undefined;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The request URI as the client addressed it, for the DPoP `htu` claim (RFC 9449 §4.3 check 9):
+ * which origin the client used, and whether a proof's `htu` names that origin and this path.
+ *
+ * The origin comes, in order, from `dpop.external_origin`; from X-Forwarded-Proto / -Host when the
+ * peer is a `dpop.trusted_proxies` address (the last list value: the one the nearest proxy added);
+ * else from the transport's scheme (default `http`) and the Host header. A client-chosen Host can
+ * only make its own proof fail: the proof is signed by the client, so no origin choice here can
+ * let a proof made for another server pass unless that server shares this host name.
+ *
+ * @module
+ */
+import type { DecisionInput } from './decision.ts';
+import type { DpopPolicy } from './policy.ts';
+import { parseTarget } from './request-target.ts';
+
+// Single-entry memo: a sidecar sees the same Host on almost every request.
+let memoScheme = '';
+let memoHost = '';
+let memoOrigin: string | undefined;
+
+/** `scheme://host[:port]`, lower-case, default port removed (RFC 3986 §6.2.3); undefined when unknown. */
+export function requestOrigin(input: DecisionInput, dpop: DpopPolicy): string | undefined {
+  if (dpop.externalOrigin !== undefined) return dpop.externalOrigin;
+  let scheme = input.scheme ?? 'http';
+  let host = input.host;
+  if ((input.forwardedProto !== undefined || input.forwardedHost !== undefined) && dpop.trustedProxies.has(input.peer)) {
+    if (input.forwardedProto !== undefined) scheme = lastListValue(input.forwardedProto);
+    if (input.forwardedHost !== undefined) host = lastListValue(input.forwardedHost);
+  }
+  if (host === undefined || host === '') return undefined;
+  if (scheme === memoScheme && host === memoHost) return memoOrigin;
+  const origin = originOf(scheme, host);
+  memoScheme = scheme;
+  memoHost = host;
+  memoOrigin = origin;
+  return origin;
+}
+
+function lastListValue(v: string): string {
+  const comma = v.lastIndexOf(',');
+  return (comma === -1 ? v : v.slice(comma + 1)).trim();
+}
+
+/** A host[:port] from a header: reg-name or IP-literal characters only, so URL cannot find a path or userinfo in it. */
+function originOf(scheme: string, host: string): string | undefined {
+  const s = scheme.toLowerCase();
+  if (s !== 'http' && s !== 'https') return undefined;
+  for (let i = 0; i < host.length; i++) {
+    const c = host.charCodeAt(i);
+    const ok =
+      (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) ||
+      c === 0x2e || c === 0x2d || c === 0x5f || c === 0x7e || c === 0x3a || c === 0x5b || c === 0x5d;
+    if (!ok) return undefined;
+  }
+  const u = URL.parse(`${s}://${host}`);
+  return u === null ? undefined : u.origin;
+}
+
+/**
+ * Whether `htu` (query and fragment ignored) names `origin` + `path`, where `path` is jitgate's
+ * canonical path of this request. An exact match costs a string compare; anything else is
+ * normalized (RFC 3986 §6.2.2 syntax- and §6.2.3 scheme-based: case, default port, percent-encoding,
+ * dot segments) and its path canonicalized the way the request's was (SPEC §2).
+ */
+export function htuMatches(htu: string, origin: string, path: string, maxTargetLength: number): boolean {
+  let end = htu.length;
+  for (let i = 0; i < htu.length; i++) {
+    const c = htu.charCodeAt(i);
+    if (c === 0x3f || c === 0x23) {
+      end = i;
+      break;
+    }
+  }
+  if (end === origin.length + path.length && htu.startsWith(origin) && htu.startsWith(path, origin.length)) return true;
+  const u = URL.parse(end === htu.length ? htu : htu.slice(0, end));
+  if (u === null || (u.protocol !== 'http:' && u.protocol !== 'https:')) return false;
+  if (u.username !== '' || u.password !== '' || u.origin !== origin) return false;
+  const t = parseTarget(u.pathname, maxTargetLength);
+  return t.ok && t.target.path === path;
+}
