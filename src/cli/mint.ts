@@ -6,10 +6,10 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { parseDuration } from '../config/duration.ts';
+import { dpopKeyThumbprint, readKeyFile } from './jwk-file.ts';
 
 export const DEFAULT_TYP = 'jit+jwt';
 export const DEFAULT_GRANT_TYPE = 'jit_grant';
@@ -48,6 +48,8 @@ export interface MintOptions {
   act?: string;
   /** Sets `cnf: { jkt }` (RFC 9449 DPoP binding). */
   cnfJkt?: string;
+  /** The client's DPoP key (private JWK or its file): sets `cnf.jkt` to its public key's thumbprint. Not with `cnfJkt`. */
+  dpopKey?: JWK | string;
   /** Applied last: adds or overrides claims; a value of `undefined` removes the claim. */
   extraClaims?: Readonly<Record<string, unknown>>;
 }
@@ -76,6 +78,8 @@ export async function mintToken(opts: MintOptions): Promise<string> {
   if (opts.locations !== undefined && opts.actions === undefined) {
     throw new TypeError('locations needs actions and paths');
   }
+  if (opts.cnfJkt !== undefined && opts.dpopKey !== undefined) throw new TypeError('give cnfJkt or dpopKey, not both');
+  const cnfJkt = opts.dpopKey !== undefined ? await dpopKeyThumbprint(opts.dpopKey) : opts.cnfJkt;
 
   // Null prototype: claim names come from the caller (`--claim __proto__=…` must stay an ordinary claim).
   const claims: Record<string, unknown> = Object.create(null);
@@ -88,7 +92,7 @@ export async function mintToken(opts: MintOptions): Promise<string> {
   claims.exp = iat + ttl;
   if (opts.txn !== undefined) claims.txn = opts.txn;
   if (opts.act !== undefined) claims.act = { sub: opts.act };
-  if (opts.cnfJkt !== undefined) claims.cnf = { jkt: opts.cnfJkt };
+  if (cnfJkt !== undefined) claims.cnf = { jkt: cnfJkt };
   if (opts.actions !== undefined && opts.paths !== undefined) {
     const entry: Record<string, unknown> = {
       type: opts.grantType ?? DEFAULT_GRANT_TYPE,
@@ -113,20 +117,6 @@ export async function mintToken(opts: MintOptions): Promise<string> {
   return new SignJWT(claims).setProtectedHeader(header).sign(key);
 }
 
-async function readKeyFile(path: string): Promise<JWK> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
-  } catch (err) {
-    if (err instanceof SyntaxError) throw new TypeError(`${path} is not JSON: ${err.message}`);
-    throw err;
-  }
-  if (typeof parsed === 'object' && parsed !== null && 'keys' in parsed) {
-    throw new TypeError(`${path} is a JWKS (public keys); pass the private key file (private.jwk.json)`);
-  }
-  return parsed as JWK;
-}
-
 const USAGE = `Usage: jitgate mint --key FILE --iss URL --aud AUD --sub ID [options]
 
 Sign a grant token and print it (only the token) on stdout.
@@ -145,6 +135,8 @@ Sign a grant token and print it (only the token) on stdout.
   --jti ID              token id (default: random UUID)
   --act SUB             actor: sets act: {"sub": SUB}
   --cnf-jkt THUMBPRINT  DPoP key binding: sets cnf: {"jkt": THUMBPRINT}
+  --dpop-key FILE       DPoP key binding to this private JWK's public key (its RFC 7638
+                        thumbprint becomes cnf.jkt); prove with "jitgate dpop-proof --key FILE"
   --kid ID              header kid (default: the key file's kid)
   --typ TYP             header typ (default ${DEFAULT_TYP}; "" leaves it out)
   --grant-type TYPE     authorization_details type (default ${DEFAULT_GRANT_TYPE})
@@ -176,6 +168,7 @@ export async function run(argv: string[]): Promise<number> {
         jti: { type: 'string' },
         act: { type: 'string' },
         'cnf-jkt': { type: 'string' },
+        'dpop-key': { type: 'string' },
         kid: { type: 'string' },
         typ: { type: 'string' },
         'grant-type': { type: 'string' },
@@ -204,6 +197,9 @@ export async function run(argv: string[]): Promise<number> {
     if (values.location !== undefined && values.action === undefined) {
       throw new UsageError('--location needs --action and --path');
     }
+    if (values['cnf-jkt'] !== undefined && values['dpop-key'] !== undefined) {
+      throw new UsageError('--cnf-jkt and --dpop-key both bind the token; give one');
+    }
     const ttlMs = parseDuration(values.ttl);
     if (ttlMs === undefined || ttlMs % 1000 !== 0) {
       throw new UsageError(`--ttl: expected whole seconds as a duration such as 30s, 5m or 1h, got "${values.ttl}"`);
@@ -227,6 +223,7 @@ export async function run(argv: string[]): Promise<number> {
       grantType: values['grant-type'],
       act: values.act,
       cnfJkt: values['cnf-jkt'],
+      dpopKey: values['dpop-key'],
       extraClaims: parseClaims(values.claim ?? []),
     };
   } catch (err) {

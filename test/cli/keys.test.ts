@@ -217,7 +217,12 @@ describe('jitgate entry (src/cli/index.ts)', () => {
   });
 
   it('a command whose module is not in this build: exit 2, "not available"', async () => {
-    const res = await runCli(['dpop-proof']);
+    // A copy of the entry alone, so no command module is beside it (every command now exists in src/cli).
+    const dir = join(freshDir(), 'cli');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, '..', 'package.json'), '{"type":"module"}\n');
+    await copyFile(ENTRY, join(dir, 'index.ts'));
+    const res = await runCli(['dpop-proof'], join(dir, 'index.ts'));
     expect(res.code).toBe(2);
     expect(res.stderr).toBe('jitgate: command "dpop-proof" is not available in this build\n');
   });
