@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { unavailable, type Decision } from '../../core/decision.ts';
 import type { TransportContext } from '../context.ts';
 import { inputFromRequest } from '../http-input.ts';
-import { render } from '../respond.ts';
+import { renderDecision } from '../respond.ts';
 import type { ForwardEnd, Forwarder } from './forward.ts';
 
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
@@ -44,7 +44,8 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
       return;
     }
 
-    const r = render(decision.reason);
+    // Exact for this gate's policy: DPoP challenges name its algs, a nonce refusal carries DPoP-Nonce.
+    const r = renderDecision(decision, gate.policy);
     // An unread body of a refused request is not worth reading: answer, then close.
     if (!req.complete) res.shouldKeepAlive = false;
     res.writeHead(r.status, r.headers);
