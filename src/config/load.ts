@@ -32,7 +32,7 @@ export function parseConfigText(text: string, file: string): Config {
 }
 
 export function validateConfig(raw: unknown, file: string): Config {
-  const result = configSchema.safeParse(raw);
+  const result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) throw new ConfigError(file, result.error.issues.map(formatIssue));
   return resolvePaths(result.data, dirname(resolve(file)));
 }
