@@ -12,6 +12,13 @@ export const TRANSPORTS: readonly Transport[] = ['proxy', 'ext_authz_http', 'ext
 
 const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
+/**
+ * Cluster mode sums every worker's metrics (prom-client AggregatorRegistry). Gauges that describe a
+ * state every worker holds separately report the worst worker instead of a meaningless sum: the
+ * fewest keys or revocation entries, the stalest sync, ready only if all are.
+ */
+const MIN = 'min' as const;
+
 export type UpstreamErrorKind = 'connect' | 'reset' | 'timeout' | 'other';
 
 export class Metrics {
@@ -48,15 +55,15 @@ export class Metrics {
     this.tokenCacheHits = new client.Counter({ name: 'jitgate_token_cache_hits_total', help: 'Verified-token cache hits.', registers: r });
     this.tokenCacheMisses = new client.Counter({ name: 'jitgate_token_cache_misses_total', help: 'Verified-token cache misses (full verification).', registers: r });
     this.tokenCacheEntries = new client.Gauge({ name: 'jitgate_token_cache_entries', help: 'Tokens in the verified-token cache.', registers: r });
-    this.revocationEntries = new client.Gauge({ name: 'jitgate_revocation_entries', help: 'Revocation entries loaded, by source.', labelNames: ['source'], registers: r });
+    this.revocationEntries = new client.Gauge({ name: 'jitgate_revocation_entries', help: 'Revocation entries loaded, by source.', labelNames: ['source'], aggregator: MIN, registers: r });
     this.revocationSyncs = new client.Counter({ name: 'jitgate_revocation_syncs_total', help: 'Revocation source syncs by result (ok, not_modified, error).', labelNames: ['source', 'result'], registers: r });
     this.revocationSyncSeconds = new client.Histogram({ name: 'jitgate_revocation_sync_duration_seconds', help: 'Duration of revocation syncs.', labelNames: ['source'], registers: r });
-    this.revocationLastSync = new client.Gauge({ name: 'jitgate_revocation_last_sync_timestamp_seconds', help: 'Last successful sync of each revocation source.', labelNames: ['source'], registers: r });
-    this.jwksKeys = new client.Gauge({ name: 'jitgate_jwks_keys', help: 'Keys in the current set, by issuer.', labelNames: ['issuer'], registers: r });
+    this.revocationLastSync = new client.Gauge({ name: 'jitgate_revocation_last_sync_timestamp_seconds', help: 'Last successful sync of each revocation source.', labelNames: ['source'], aggregator: MIN, registers: r });
+    this.jwksKeys = new client.Gauge({ name: 'jitgate_jwks_keys', help: 'Keys in the current set, by issuer.', labelNames: ['issuer'], aggregator: MIN, registers: r });
     this.jwksRefreshes = new client.Counter({ name: 'jitgate_jwks_refreshes_total', help: 'JWKS fetches by issuer and result (ok, not_modified, error).', labelNames: ['issuer', 'result'], registers: r });
     this.jwksRefreshSeconds = new client.Histogram({ name: 'jitgate_jwks_refresh_duration_seconds', help: 'Duration of JWKS fetches.', labelNames: ['issuer'], registers: r });
-    this.jwksLastRefresh = new client.Gauge({ name: 'jitgate_jwks_last_refresh_timestamp_seconds', help: 'Last successful JWKS fetch or load, by issuer.', labelNames: ['issuer'], registers: r });
-    this.ready = new client.Gauge({ name: 'jitgate_ready', help: '1 when keys are loaded and revocation is fresh.', registers: r });
+    this.jwksLastRefresh = new client.Gauge({ name: 'jitgate_jwks_last_refresh_timestamp_seconds', help: 'Last successful JWKS fetch or load, by issuer.', labelNames: ['issuer'], aggregator: MIN, registers: r });
+    this.ready = new client.Gauge({ name: 'jitgate_ready', help: '1 when keys are loaded and revocation is fresh.', aggregator: MIN, registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 
     for (const t of TRANSPORTS) {
