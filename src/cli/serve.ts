@@ -1,0 +1,76 @@
+/**
+ * `jitgate serve -c FILE` (or `JITGATE_CONFIG`): runs the gate until SIGTERM/SIGINT, then drains
+ * (SPEC §8). One startup line names the listen addresses. Operator errors — an invalid config, an
+ * unreadable key file, a busy port — print their key-path lines and exit 1, never a stack trace.
+ *
+ * With `workers` > 1 this process becomes the cluster primary and re-runs itself as the workers
+ * (src/cluster.ts); a forked worker arrives here too and is routed to runWorker.
+ *
+ * @module
+ */
+import cluster from 'node:cluster';
+import { clusterConfigProblems, runWorker, startPrimary, workerCount } from '../cluster.ts';
+import { loadConfigFile } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { ConfigError } from '../errors.ts';
+import { createLogger } from '../observability/logger.ts';
+import { listenUrl, onShutdownSignals, startJitgate } from '../runtime.ts';
+import { configFileArg, reportStartupError } from './check-config.ts';
+
+const USAGE = `Usage: jitgate serve -c FILE
+
+Runs the gate: the traffic proxy, the admin listener (metrics, health, revocation API) and the
+ext_authz services the config enables. SIGTERM or SIGINT drains in-flight requests (up to
+shutdown.grace) and exits 0; a second signal exits at once.
+
+Options:
+  -c, --config FILE   the config file (default: $JITGATE_CONFIG)
+  -h, --help          show this help
+`;
+
+/** After a clean drain nothing should hold the event loop; if something does, do not hang. */
+const EXIT_FALLBACK_MS = 2000;
+
+export async function run(argv: string[]): Promise<number> {
+  const file = configFileArg(argv, 'serve', USAGE);
+  if (typeof file === 'number') return file;
+  let config: Config;
+  try {
+    config = await loadConfigFile(file);
+    const problems = clusterConfigProblems(config);
+    if (problems.length > 0) throw new ConfigError(file, problems);
+  } catch (err) {
+    return reportStartupError('serve', err);
+  }
+  const code = await (cluster.isWorker ? runWorker(config, file) : serve(config, file)).catch((err: unknown) => reportStartupError('serve', err));
+  setTimeout(() => process.exit(code), EXIT_FALLBACK_MS).unref();
+  return code;
+}
+
+async function serve(config: Config, file: string): Promise<number> {
+  const count = workerCount(config.workers);
+  if (count > 1) {
+    const logger = createLogger(config.log);
+    const primary = await startPrimary(config, count, logger);
+    logger.info({ proxy: primary.proxy, admin: listenUrl(primary.admin), workers: count, config: file, pid: process.pid }, 'jitgate started');
+    logger.flush();
+    return primary.done;
+  }
+  const running = await startJitgate(config, file);
+  const { proxy, admin, extAuthz } = running.listeners;
+  const log = running.logger;
+  log.info({ proxy: listenUrl(proxy), admin: listenUrl(admin), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, config: file }, 'jitgate started');
+  log.flush();
+  return new Promise<number>((resolve) => {
+    onShutdownSignals(
+      (signal) => {
+        log.info({ signal }, 'shutdown requested');
+        void running.close().then(() => resolve(0));
+      },
+      (signal, exitCode) => {
+        log.warn({ signal }, 'second signal: exiting without waiting for in-flight requests');
+        log.flush(() => process.exit(exitCode));
+      },
+    );
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * `jitgate check-config -c FILE` as an operator runs it: exit 0 and a one-line summary for a good
+ * file; exit 1 with `key.path: problem` lines (no stack trace) for a bad one; 2 for usage errors.
+ */
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, writeGateConfig } from '../fixtures/servers.ts';
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'check-config', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const config = (patch: (c: Record<string, any>) => void = () => {}) => writeGateConfig('http://127.0.0.1:8081', patch);
+
+describe('jitgate check-config', () => {
+  it('case=valid file → exit 0, "config OK: <summary>"', async () => {
+    const { file } = await config();
+    const r = await run(['-c', file]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^config OK: proxy 127\.0\.0\.1:0 → http:\/\/127\.0\.0\.1:8081; 2 issuers \(2 local key files, 0 jwks_uri\); 1 public route; revocation: file; admin 127\.0\.0\.1:0; workers 1\n$/);
+  });
+
+  it('case=JITGATE_CONFIG is the default for -c', async () => {
+    const { file } = await config();
+    const r = await run([], { JITGATE_CONFIG: file });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^config OK: /);
+  });
+
+  it('case=bad values → exit 1, one line per key, no stack trace', async () => {
+    const { file } = await config((c) => {
+      c.issuers[0].max_ttl = 'soon';
+      c.upstream.connections = -1;
+      c.listen.port = 'eighty';
+    });
+    const r = await run(['-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`invalid config ${file}:`);
+    expect(r.stderr).toContain('issuers[0].max_ttl: expected a duration like "15m", got "soon"');
+    expect(r.stderr).toMatch(/upstream\.connections: /);
+    expect(r.stderr).toContain('listen.port: expected a port number, got string "eighty"');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('case=unknown key and invalid YAML', async () => {
+    const { file } = await config((c) => {
+      c.upstreams = c.upstream;
+    });
+    const r = await run(['-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('upstreams: unknown key');
+    const bad = join(file, '..', 'bad.yaml');
+    await writeFile(bad, 'listen: [\n');
+    const y = await run(['-c', bad]);
+    expect(y.code).toBe(1);
+    expect(y.stderr).toMatch(/not valid YAML \(line \d+\)/);
+  });
+
+  it('case=compile-time problems: bad public pattern, unreadable key file, upstream URL with a path', async () => {
+    const { file } = await config((c) => {
+      c.public = [{ methods: ['GET'], path: '/a/**/b' }];
+      c.issuers[1].jwks_file = './missing-jwks.json';
+      c.upstream.url = 'http://127.0.0.1:8081/api';
+    });
+    const r = await run(['-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('public[0].path: "/a/**/b" is not a valid path pattern');
+    expect(r.stderr).toMatch(/issuers\[1\]\.jwks_file: .*missing-jwks\.json/);
+    expect(r.stderr).toContain('upstream.url: expected an origin such as http://backend:8080 without a path');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('case=workers > 1 with the revocation API → refused, naming the keys', async () => {
+    const { file, dir } = await config((c) => {
+      c.workers = 2;
+      c.admin.token_file = './admin-token';
+      c.revocation.journal = './revocations.journal';
+    });
+    await writeFile(join(dir, 'admin-token'), 'a-long-enough-admin-token-value\n');
+    const r = await run(['-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/admin\.token_file: the revocation API is not supported with workers > 1/);
+    expect(r.stderr).toMatch(/revocation\.journal: not supported with workers > 1/);
+  });
+
+  it('case=usage: no file → exit 2; --help → exit 0', async () => {
+    const env = { JITGATE_CONFIG: '' };
+    const r = await run([], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('missing -c FILE (or JITGATE_CONFIG)');
+    const h = await run(['--help']);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toContain('Usage: jitgate check-config -c FILE');
+    const missing = await run(['-c', '/nonexistent/jitgate.yaml']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('invalid config /nonexistent/jitgate.yaml:\n  cannot read the file: ENOENT');
+  });
+});

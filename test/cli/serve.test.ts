@@ -1,0 +1,143 @@
+/**
+ * `jitgate serve` as a process: the startup line, operator errors without stack traces, and
+ * cluster mode (`workers: 2`) sharing the traffic port with one truthful admin listener.
+ */
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, parseMetrics, send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
+
+let up: RecordingUpstream;
+
+beforeAll(async () => {
+  up = await startRecordingUpstream();
+});
+afterAll(async () => {
+  await up?.close();
+});
+
+function runServe(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('jitgate serve', () => {
+  it('case=startup line names the listen addresses; JITGATE_CONFIG works; SIGTERM exits 0', async () => {
+    const cfg = await writeGateConfig(up.url);
+    const child = spawn(process.execPath, [CLI, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, JITGATE_CONFIG: cfg.file } });
+    const started = await new Promise<Record<string, any>>((resolve, reject) => {
+      let buf = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        buf += d;
+        for (const line of buf.split('\n')) if (line.includes('"jitgate started"')) resolve(JSON.parse(line));
+      });
+      child.on('exit', (code) => reject(new Error(`exited ${code}`)));
+    });
+    expect(started).toMatchObject({ level: 'info', msg: 'jitgate started', workers: 1, config: cfg.file });
+    expect(started.proxy).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(started.admin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect((await send(started.admin, '/healthz')).status).toBe(200);
+    const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+  });
+
+  it('case=invalid config → exit 1 with the key-path lines, no stack trace', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.issuers[0].max_ttl = 'soon';
+    });
+    const r = await runServe(['-c', cfg.file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`jitgate serve: invalid config ${cfg.file}:\n  issuers[0].max_ttl: expected a duration like "15m", got "soon"\n`);
+  });
+
+  it('case=traffic port in use → exit 1 "proxy: listen HOST:PORT: address in use"', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const cfg = await writeGateConfig(up.url, (c) => {
+        c.listen = { host: '127.0.0.1', port };
+      });
+      const r = await runServe(['-c', cfg.file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`jitgate serve: proxy: listen 127.0.0.1:${port}: address in use\n`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('case=missing key file → exit 1 naming the file', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.issuers[0].jwks_file = './gone.json';
+    });
+    const r = await runServe(['-c', cfg.file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^jitgate serve: issuer https:\/\/broker\.internal: jwks_file .*gone\.json: ENOENT/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('jitgate serve, workers: 2', () => {
+  it('case=workers share the port; the primary admin aggregates metrics and readiness; SIGTERM exits 0', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.workers = 2;
+    });
+    const gate = await spawnGate(cfg.file);
+    try {
+      const started = gate.lines.find((l) => l.msg === 'jitgate started')!;
+      expect(started.workers).toBe(2);
+      const token = await tokenNow(cfg.keys);
+      const pids = new Set<number>();
+      const N = 20;
+      for (let i = 0; i < N; i++) {
+        const res = await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } });
+        expect(res.status).toBe(200);
+      }
+      for (let i = 0; i < 3; i++) expect((await send(gate.url, '/orders/43')).status).toBe(401);
+      for (const l of gate.lines) if (l.type === 'audit') pids.add(l.pid);
+      // Round-robin: both workers served (audit lines carry the worker's pid).
+      await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
+      for (const l of gate.lines) if (l.type === 'audit') pids.add(l.pid);
+      expect(pids.size).toBe(2);
+
+      const m = parseMetrics((await send(gate.adminUrl, '/metrics')).text);
+      expect(m.get('jitgate_decisions_total{transport="proxy",result="allow",reason="granted"}')).toBe(N);
+      expect(m.get('jitgate_decisions_total{transport="proxy",result="deny",reason="missing_token"}')).toBe(3);
+      expect(m.get('jitgate_ready')).toBe(1);
+      expect(m.get('jitgate_jwks_keys{issuer="https://broker.internal"}')).toBe(2);
+      const ready = await send(gate.adminUrl, '/readyz');
+      expect(ready.status).toBe(200);
+      expect((await send(gate.adminUrl, '/healthz')).status).toBe(200);
+
+      // A worker that dies is reported, replaced, and readiness comes back.
+      process.kill([...pids][0]!, 'SIGKILL');
+      let down;
+      for (let i = 0; i < 50; i++) {
+        down = await send(gate.adminUrl, '/readyz');
+        if (down.status === 503) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(down!.status).toBe(503);
+      expect(JSON.parse(down!.text).problems).toEqual([expect.stringMatching(/^worker [12]: (not running|no answer)$/)]);
+      let back;
+      for (let i = 0; i < 100; i++) {
+        back = await send(gate.adminUrl, '/readyz');
+        if (back.status === 200) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(back!.status).toBe(200);
+      expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    } finally {
+      gate.child.kill('SIGTERM');
+    }
+    expect(await gate.exited).toEqual({ code: 0, signal: null });
+  }, 30_000);
+});
