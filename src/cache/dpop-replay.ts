@@ -37,6 +37,12 @@ export class DpopReplayCache {
     this.#lru = new LRUCache({ max: maxEntries });
   }
 
+  /** Whether `jti` is used and not yet expired: a cheap early refusal; {@link add} is the authority. */
+  has(jti: string, nowMs: number): boolean {
+    const seen = this.#lru.peek(jti);
+    return seen !== undefined && seen >= nowMs;
+  }
+
   /** Records `jti` as used until `untilMs` unless it already is. */
   add(jti: string, untilMs: number, nowMs: number): ReplayOutcome {
     const seen = this.#lru.peek(jti);

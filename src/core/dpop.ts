@@ -4,7 +4,8 @@
  * Cheap structural and claim checks come first; then the RFC 7638 thumbprint against `cnf.jkt`
  * (so only keys the issuer bound ever reach a signature check); then jose verifies the signature
  * with the proof's own public `jwk`; last, the jti is recorded (synchronously, so two copies of
- * one proof racing through cannot both pass).
+ * one proof racing through cannot both pass). The header checks, thumbprint and key import are
+ * cached by the exact protected-header bytes (a pure function of them); the signature never is.
  *
  * The header `jwk` is the key by design (the token binds its thumbprint), but it is checked here,
  * not trusted blindly as jose's EmbeddedJWK would: public members only, `kty`/`crv` fit `alg`, and
@@ -13,6 +14,7 @@
  * @module
  */
 import { calculateJwkThumbprint, compactVerify, decodeJwt, decodeProtectedHeader, importJWK, type JWK, type JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { DpopReplayCache } from '../cache/dpop-replay.ts';
 import type { DenyReason } from './decision.ts';
 import type { DpopNonces } from './dpop-nonce.ts';
@@ -82,6 +84,19 @@ export function proofPublicJwk(value: unknown, alg: string): JWK | undefined {
   }
 }
 
+/** What a checked protected header yields: its alg, the key's RFC 7638 thumbprint, the imported key. */
+interface ProofKey {
+  readonly alg: string;
+  readonly jkt: string;
+  readonly key: Awaited<ReturnType<typeof importJWK>>;
+}
+
+/**
+ * Headers (typ, alg, public jwk) already checked, thumbprinted and imported. Entries are only added
+ * for keys whose thumbprint matched a verified token's cnf.jkt, so strangers cannot churn it cheaply.
+ */
+const KEY_CACHE_ENTRIES = 1024;
+
 export interface DpopVerifierOptions {
   readonly policy: DpopPolicy;
   readonly replay: DpopReplayCache;
@@ -97,6 +112,7 @@ export class DpopVerifier {
   readonly #nonces: DpopNonces | undefined;
   readonly #maxProofBytes: number;
   readonly #maxTargetLength: number;
+  readonly #keys = new LRUCache<string, ProofKey>({ max: KEY_CACHE_ENTRIES });
 
   constructor(o: DpopVerifierOptions) {
     this.#policy = o.policy;
@@ -119,38 +135,51 @@ export class DpopVerifier {
   async check(req: ProofRequest): Promise<DpopReason | undefined> {
     const { proof } = req;
     if (proof.length > this.#maxProofBytes || !looksLikeCompactJws(proof)) return 'dpop_proof_malformed';
-    let header: ReturnType<typeof decodeProtectedHeader>;
+    // A client sends the same protected header on every proof: what it yields is cached by its exact bytes.
+    const headerSegment = proof.slice(0, proof.indexOf('.'));
+    const known = this.#keys.get(headerSegment);
+    let fresh: { readonly alg: string; readonly jwk: JWK } | undefined;
+    if (known === undefined) {
+      const h = this.#checkHeader(proof);
+      if (typeof h === 'string') return h;
+      fresh = h;
+    }
+
     let claims: JWTPayload;
     try {
-      header = decodeProtectedHeader(proof);
       claims = decodeJwt(proof);
     } catch {
       return 'dpop_proof_malformed';
     }
-
-    if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== 'dpop+jwt') return 'dpop_proof_typ';
-    const alg = header.alg;
-    if (typeof alg !== 'string' || !this.#policy.algorithms.has(alg)) return 'dpop_proof_alg';
-    if (header.crit !== undefined) return 'dpop_proof_malformed';
-    const jwk = proofPublicJwk(header.jwk, alg);
-    if (jwk === undefined) return 'dpop_proof_jwk';
-
     const claimProblem = this.#checkClaims(claims, req);
     if (claimProblem !== undefined) return claimProblem;
+    // A replay is refused before any crypto (a flood of one captured proof stays cheap); the
+    // authoritative check-and-record is after the signature.
+    if (this.#replay.has(claims.jti as string, req.nowMs)) return 'dpop_replay';
 
-    try {
-      if ((await calculateJwkThumbprint(jwk, 'sha256')) !== req.jkt) return 'dpop_key_mismatch';
-    } catch {
-      return 'dpop_proof_jwk';
+    let key: ProofKey;
+    if (known !== undefined) {
+      if (known.jkt !== req.jkt) return 'dpop_key_mismatch';
+      key = known;
+    } else {
+      const { alg, jwk } = fresh!;
+      let jkt: string;
+      try {
+        jkt = await calculateJwkThumbprint(jwk, 'sha256');
+      } catch {
+        return 'dpop_proof_jwk';
+      }
+      // Before any import or signature work: only keys an issuer bound get that far (and into the cache).
+      if (jkt !== req.jkt) return 'dpop_key_mismatch';
+      try {
+        key = { alg, jkt, key: await importJWK(jwk, alg) };
+      } catch {
+        return 'dpop_proof_jwk';
+      }
+      this.#keys.set(headerSegment, key);
     }
-    let key: Awaited<ReturnType<typeof importJWK>>;
     try {
-      key = await importJWK(jwk, alg);
-    } catch {
-      return 'dpop_proof_jwk';
-    }
-    try {
-      await compactVerify(proof, key, { algorithms: [alg] });
+      await compactVerify(proof, key.key, { algorithms: [key.alg] });
     } catch {
       return 'dpop_proof_signature';
     }
@@ -161,6 +190,23 @@ export class DpopVerifier {
     if (outcome === 'replay') return 'dpop_replay';
     if (outcome === 'full') return 'dpop_replay_cache_full';
     return undefined;
+  }
+
+  /** typ, alg, crit and jwk of a protected header not seen before. */
+  #checkHeader(proof: string): { readonly alg: string; readonly jwk: JWK } | DpopReason {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(proof);
+    } catch {
+      return 'dpop_proof_malformed';
+    }
+    if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== 'dpop+jwt') return 'dpop_proof_typ';
+    const alg = header.alg;
+    if (typeof alg !== 'string' || !this.#policy.algorithms.has(alg)) return 'dpop_proof_alg';
+    if (header.crit !== undefined) return 'dpop_proof_malformed';
+    const jwk = proofPublicJwk(header.jwk, alg);
+    if (jwk === undefined) return 'dpop_proof_jwk';
+    return { alg, jwk };
   }
 
   #checkClaims(c: JWTPayload, req: ProofRequest): DpopReason | undefined {

@@ -4,7 +4,7 @@
  * http://orders.internal unless a case says otherwise.
  */
 import { createHmac } from 'node:crypto';
-import { calculateJwkThumbprint, CompactSign, exportJWK } from 'jose';
+import { calculateJwkThumbprint, CompactSign, decodeJwt, exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DpopReplayCache } from '../../src/cache/dpop-replay.ts';
 import { publicJwkOf } from '../../src/cli/jwk-file.ts';
@@ -155,6 +155,9 @@ describe('401: each proof check', () => {
     const p = await proof(client, { token: tok });
     expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, p))).toBe('allow:granted');
     expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, p))).toBe('deny:dpop_replay');
+    // A used jti in a proof that would otherwise pass is a replay too.
+    const again = await proof(client, { token: tok, jti: decodeJwt(p).jti });
+    expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, again))).toBe('deny:dpop_replay');
   });
 
   it('two copies of one proof racing: exactly one passes', async () => {
@@ -207,6 +210,16 @@ describe('401: each proof check', () => {
     const tok = await boundToken('wrong-signer');
     const p = await proof(other, { token: tok }, { jwk: publicJwkOf(client.publicJwk) });
     expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, p))).toBe('deny:dpop_proof_signature');
+  });
+
+  it('a header seen before (cached check, thumbprint and key) still gets its signature and cnf.jkt checked', async () => {
+    const tok = await boundToken('cached-header');
+    expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, await proof(client, { token: tok })))).toBe('allow:granted');
+    // Same header bytes (the client's jwk), signed by another key.
+    expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, await proof(other, { token: tok }, { jwk: publicJwkOf(client.publicJwk) })))).toBe('deny:dpop_proof_signature');
+    // Same header bytes, for a token bound to another key.
+    const edBound = await boundToken('cached-header-ed', jktEd);
+    expect(await decideOn(t, dpopReq('GET', '/orders/42', edBound, await proof(client, { token: edBound })))).toBe('deny:dpop_key_mismatch');
   });
 
   it('a tampered payload → dpop_proof_signature', async () => {
@@ -273,11 +286,16 @@ describe('401: each proof check', () => {
     ['not a JWS', 'not-a-proof'],
     ['two proofs joined by a comma', 'a.b.c, d.e.f'],
     ['header not JSON', `${b64u('x')}.${b64u({})}.AAAA`],
-    ['payload not JSON', `${b64u({ typ: 'dpop+jwt', alg: 'ES256' })}.${b64u('x')}.AAAA`],
     ['over the size limit', `${'a'.repeat(9000)}.b.c`],
     ['empty', ''],
   ])('malformed proof (%s) → dpop_proof_malformed', async (name, p) => {
     const tok = await boundToken(`malformed-${name}`);
+    expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, p))).toBe('deny:dpop_proof_malformed');
+  });
+
+  it('a good header over a payload that is not JSON → dpop_proof_malformed', async () => {
+    const tok = await boundToken('payload-not-json');
+    const p = `${b64u({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwkOf(client.publicJwk) })}.${b64u('x')}.AAAA`;
     expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, p))).toBe('deny:dpop_proof_malformed');
   });
 
@@ -397,6 +415,9 @@ describe('replay cache bound', () => {
     expect(c.add('c', now + 120_000, now + 60_001)).toBe('fresh'); // a expired and made room
     expect(c.add('d', now + 120_000, now + 60_001)).toBe('full'); // b is still live
     expect(c.add('a', now + 120_000, now + 60_001)).toBe('full'); // a is gone, and there is still no room
+    expect(c.has('b', now + 60_001)).toBe(true);
+    expect(c.has('b', now + 90_001)).toBe(false);
+    expect(c.has('zzz', now)).toBe(false);
     expect(c.size).toBe(2);
     expect(c.stats).toEqual({ fresh: 3, replays: 2, refusedFull: 3 });
   });
