@@ -1,0 +1,42 @@
+/**
+ * The removal list an allow hands Envoy (SPEC §4, §7), across the config switches that change it.
+ */
+import { describe, expect, it } from 'vitest';
+import { validateConfig } from '../../../src/config/load.ts';
+import type { Allow } from '../../../src/core/decision.ts';
+import { identityHeaderNames } from '../../../src/core/policy.ts';
+import type { VerifiedToken } from '../../../src/core/verified-token.ts';
+import { compileUpstreamHeaders } from '../../../src/transports/ext-authz/upstream-headers.ts';
+
+function plan(headers: Record<string, unknown> = {}) {
+  const config = validateConfig(
+    { upstream: { url: 'http://127.0.0.1:9' }, service: { audience: 'orders' }, issuers: [{ issuer: 'https://i', jwks_file: './j.json' }], headers },
+    'x.yaml',
+  );
+  return compileUpstreamHeaders(config, identityHeaderNames(config.headers.prefix));
+}
+
+const publicAllow: Allow = { kind: 'allow', reason: 'public', path: '/healthz', query: '', token: null, grantIndex: -1 };
+const tokenAllow = (unset: string[]): Allow => ({ ...publicAllow, reason: 'granted', token: { identityUnset: unset } as unknown as VerifiedToken, grantIndex: 0 });
+
+describe('removal list', () => {
+  it('defaults: authorization, dpop, then the unset identity names and stray prefixed headers', () => {
+    const p = plan();
+    expect(p.removals(tokenAllow(['x-jit-actor']), [])).toEqual(['authorization', 'dpop', 'x-jit-actor']);
+    expect(p.removalHeader(tokenAllow([]), ['x-jit-role'])).toBe('authorization, dpop, x-jit-role');
+    expect(p.removals(publicAllow, [])).toEqual(['authorization', 'dpop', 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor']);
+  });
+
+  it('keeps Authorization when headers.forward_authorization, and strips method overrides when configured to', () => {
+    expect(plan({ forward_authorization: true }).removals(tokenAllow([]), [])).toEqual(['dpop']);
+    expect(plan({ method_override: 'strip' }).removals(tokenAllow([]), [])).toEqual(['authorization', 'dpop', 'x-http-method-override', 'x-http-method', 'x-method-override']);
+  });
+
+  it('follows the configured identity prefix', () => {
+    const p = plan({ prefix: 'x-grant-' });
+    expect(p.removals(publicAllow, [])).toContain('x-grant-subject');
+    expect(p.isStray('x-grant-role')).toBe(true);
+    expect(p.isStray('x-grant-subject')).toBe(false);
+    expect(p.isStray('x-jit-role')).toBe(false);
+  });
+});
