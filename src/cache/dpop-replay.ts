@@ -8,6 +8,7 @@
  * Refusing instead fails closed: under such a flood DPoP requests are refused until entries age out
  * (at most 2 × iat_window), and the flood is visible in the audit log by `sub`.
  * Sizing: entries ≥ peak DPoP requests/s × iat_window (a proof is normally kept iat_window).
+ * Per process: with `workers` > 1 each worker has its own cache, so single use holds per worker.
  *
  * Entries are never read with `get`, so recency is insertion order and the oldest end is where
  * expiry is (nearly) earliest; an unexpired entry there stops the sweep, which only errs toward

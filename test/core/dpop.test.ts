@@ -7,7 +7,9 @@ import { createHmac } from 'node:crypto';
 import { calculateJwkThumbprint, CompactSign, decodeJwt, exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DpopReplayCache } from '../../src/cache/dpop-replay.ts';
+import { VerifiedTokenCache } from '../../src/cache/verified-tokens.ts';
 import { publicJwkOf } from '../../src/cli/jwk-file.ts';
+import { Decider } from '../../src/core/decide.ts';
 import type { Decision, DecisionInput } from '../../src/core/decision.ts';
 import { DpopNonces } from '../../src/core/dpop-nonce.ts';
 import { proofPublicJwk } from '../../src/core/dpop.ts';
@@ -337,6 +339,13 @@ describe('401/400: scheme and headers', () => {
   it('an empty DPoP credential → malformed_token; another scheme → missing_token', async () => {
     expect(await decideOn(t, input('GET', '/orders/42', 'DPoP '))).toBe('deny:malformed_token');
     expect(await decideOn(t, input('GET', '/orders/42', 'DPoPx abc'))).toBe('deny:missing_token');
+  });
+
+  it('a hand-built policy without dpop refuses bound tokens (dpop_unsupported), never allows them', async () => {
+    const decider = new Decider({ policy: { ...t.gate.policy, dpop: undefined }, clock: t.clock, cache: new VerifiedTokenCache(0), revocation: t.gate.revocation });
+    const tok = await boundToken('no-policy');
+    expect(reasonOf(await decider.decide(dpopReq('GET', '/orders/42', tok, await proof(client, { token: tok }))))).toBe('deny:dpop_unsupported');
+    expect(decider.dpop).toBeUndefined();
   });
 
   it('the refusal keeps the token for the audit line', async () => {
