@@ -13,6 +13,12 @@
  * - Headers named in `Connection` are removed, except Host and Content-Length (the request's routing
  *   and framing must not change under the backend) — and jitgate's own identity and X-Forwarded-*
  *   headers are appended after the filter, so `Connection: x-jit-subject` cannot remove them.
+ * - An underscore spelling of a header jitgate owns (`X_Jit_Subject`, `x_forwarded_for`,
+ *   `X_HTTP_Method_Override`) is dropped like the header itself: CGI-style backends map `-` and `_`
+ *   to the same variable (Puma before 6.4.3, CVE-2024-45614; WSGI servers), so the client's copy
+ *   could clobber or shadow jitgate's.
+ * - `X-Original-URL` and `X-Rewrite-URL` are dropped: IIS URL Rewrite, Symfony and Zend route by
+ *   them (CVE-2018-14773), which would let a granted path carry a different one to the backend.
  */
 import type { Config } from '../../config/schema.ts';
 import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
@@ -41,6 +47,9 @@ const HOP_BY_HOP: readonly string[] = [
 
 const RESPONSE_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP);
 
+/** Headers some backends route by instead of the request target: never forwarded. */
+const ROUTING_OVERRIDES: readonly string[] = ['x-original-url', 'x-rewrite-url'];
+
 /** Connection may not nominate these: they carry the request's routing and framing. */
 const NOT_NOMINATABLE: ReadonlySet<string> = new Set(['host', 'content-length']);
 
@@ -48,6 +57,8 @@ export interface HeaderPolicy {
   /** Lower-case identity prefix (`x-jit-`); every inbound header starting with it is dropped. */
   readonly prefix: string;
   readonly request: ReadonlyMap<string, Action>;
+  /** Dash-spelled names whose underscore spelling is dropped (everything in `request`, method overrides). */
+  readonly owned: ReadonlySet<string>;
 }
 
 export function compileHeaderPolicy(config: Config): HeaderPolicy {
@@ -67,7 +78,9 @@ export function compileHeaderPolicy(config: Config): HeaderPolicy {
   // node:http has already answered `Expect: 100-continue` (after the decision, see server.ts).
   table.set('expect', DROP);
   if (config.headers.method_override === 'strip') for (const h of METHOD_OVERRIDE_HEADERS) table.set(h, DROP);
-  return Object.freeze({ prefix: config.headers.prefix.toLowerCase(), request: table });
+  for (const h of ROUTING_OVERRIDES) table.set(h, DROP);
+  const owned = new Set([...table.keys(), ...METHOD_OVERRIDE_HEADERS]);
+  return Object.freeze({ prefix: config.headers.prefix.toLowerCase(), request: table, owned });
 }
 
 export interface UpstreamHead {
@@ -98,6 +111,10 @@ export function upstreamHeaders(
     const name = raw[i]!;
     const lower = name.toLowerCase();
     if (lower.startsWith(prefix)) continue;
+    if (lower.includes('_')) {
+      const dashed = lower.replaceAll('_', '-');
+      if (dashed.startsWith(prefix) || policy.owned.has(dashed)) continue;
+    }
     const action = table.get(lower);
     if (action === undefined) {
       out.push(name, raw[i + 1]!);
