@@ -5,7 +5,8 @@
  * and the attacker server saw nothing at all.
  */
 import { expect } from 'vitest';
-import type { AttackGate, AttackKeys, Header, Outcome, Transport } from './harness.ts';
+import type { RecordedRequest } from '../fixtures/servers.ts';
+import type { AttackGate, AttackKeys, Header, Outcome, Seen, Transport } from './harness.ts';
 import { expected, runCase, TRANSPORTS } from './harness.ts';
 
 export interface RowContext {
@@ -25,6 +26,8 @@ export interface Row {
   readonly expect: Outcome;
   /** Per-transport expectation where the wire differs, or `skip` when the row cannot be expressed there. */
   readonly on?: Partial<Record<Transport, Outcome | 'skip'>>;
+  /** Extra assertions on an answer; `upstream` is what the recording upstream got (proxy allows only). */
+  readonly verify?: (t: Transport, seen: Seen, upstream: RecordedRequest | undefined) => void;
 }
 
 export const ALLOW: ReadonlySet<string> = new Set(['granted', 'public']);
@@ -51,6 +54,9 @@ export async function checkRow(g: AttackGate, row: Row): Promise<number> {
       if (allowed) await g.upstream.waitFor(upstreamBefore + 1);
       expect(g.upstream.requests.length - upstreamBefore, `${label}: requests the upstream saw`).toBe(allowed ? 1 : 0);
     }
+    const rec = t === 'proxy' && allowed ? g.upstream.requests.at(-1) : undefined;
+    if (rec !== undefined) await rec.done;
+    row.verify?.(t, seen, rec);
     runs++;
   }
   expect(g.attackerHits, `${row.name}: the attacker server was contacted`).toEqual([]);

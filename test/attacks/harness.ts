@@ -72,6 +72,10 @@ export interface Seen {
   readonly reason: string | null;
   readonly grpcCode?: number;
   readonly cacheControl?: string | undefined;
+  /** Response headers (lower-case names); for gRPC the allow's `ok_response.headers` / denial headers. */
+  readonly headers: ReadonlyMap<string, string>;
+  /** gRPC allow: `ok_response.headers_to_remove`. */
+  readonly headersToRemove?: readonly string[];
 }
 
 /** Limits kept short so slow-client tests finish fast; everything else as an operator writes it. */
@@ -211,10 +215,14 @@ export async function runCase(g: AttackGate, t: Transport, s: Sent): Promise<See
     }
     const r = await g.grpc.check(checkRequest(s.method, s.target, map));
     const code = r.status?.code ?? -1;
-    if (code === 0) return { status: 200, reason: await lastAudit(), grpcCode: 0 };
+    if (code === 0) {
+      const ok = r.ok_response;
+      const headers = new Map((ok?.headers ?? []).map((h) => [h.header.key, h.header.value] as const));
+      return { status: 200, reason: await lastAudit(), grpcCode: 0, headers, headersToRemove: ok?.headers_to_remove ?? [] };
+    }
     const d = r.denied_response!;
-    const cc = d.headers.find((h) => h.header.key === 'cache-control')?.header.value;
-    return { status: d.status?.code ?? 0, reason: reasonOf(d.body), grpcCode: code, cacheControl: cc };
+    const headers = new Map(d.headers.map((h) => [h.header.key.toLowerCase(), h.header.value] as const));
+    return { status: d.status?.code ?? 0, reason: reasonOf(d.body), grpcCode: code, cacheControl: headers.get('cache-control'), headers };
   }
   let bytes: Buffer;
   let port = g.ports.http;
@@ -227,7 +235,7 @@ export async function runCase(g: AttackGate, t: Transport, s: Sent): Promise<See
   const ok = a.status >= 200 && a.status < 300;
   // The proxy's allow is the upstream's answer; ext_authz allows are exactly 200 with no body.
   const reason = ok ? await lastAudit() : reasonOf(a.body);
-  return { status: a.status, reason, cacheControl: a.headers.get('cache-control') };
+  return { status: a.status, reason, cacheControl: a.headers.get('cache-control'), headers: a.headers };
 }
 
 const GRPC_CODE: Readonly<Record<number, number>> = { 400: 3, 401: 16, 403: 7, 503: 14 };
