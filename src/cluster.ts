@@ -53,6 +53,7 @@ type FromWorker =
 
 const READINESS_TIMEOUT_MS = 2000;
 const RESTART_DELAY_MS = 1000;
+const KILL_AFTER_GRACE_MS = 5000;
 
 export interface Primary {
   readonly proxy: string;
@@ -154,7 +155,12 @@ export async function startPrimary(config: Config, count: number, logger: Logger
               if (w.isConnected()) w.send({ type: 'jitgate:drain', graceMs: config.shutdown.grace } satisfies ToWorker);
             }),
         );
+        // A worker that outlives its own grace is stuck; do not let it hold the rollout.
+        const killer = setTimeout(() => {
+          for (const w of slots.values()) if (!w.isDead()) w.process.kill('SIGKILL');
+        }, config.shutdown.grace + KILL_AFTER_GRACE_MS);
         void Promise.all(exits).then(async (codes) => {
+          clearTimeout(killer);
           await admin.close(500);
           log.info({ codes }, 'all workers stopped');
           logger.flush(() => resolve(codes.every((c) => c === 0) ? 0 : 1));
@@ -184,7 +190,12 @@ export async function runWorker(config: Config, file: string): Promise<number> {
   const refresh = gaugeRefresher(r.gate, r.metrics);
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
-  const drain = (graceMs?: number): void => void r.close(graceMs).then(() => resolveDone(0));
+  const drain = (graceMs?: number): void =>
+    void r.close(graceMs).then(() => {
+      // The IPC channel would keep the event loop (and so the worker) alive.
+      if (process.connected) process.disconnect();
+      resolveDone(0);
+    });
 
   // Registered before prom-client's own listener (added by `new AggregatorRegistry()` below), so
   // the state gauges are current when it collects this worker's registry.
