@@ -23,6 +23,9 @@ export interface CheckRequestObject {
 interface HttpRequestObject {
   readonly method?: string;
   readonly path?: string;
+  /** `:authority`, and the scheme the client used: the DPoP `htu` origin (RFC 9449 §4.3). */
+  readonly host?: string;
+  readonly scheme?: string;
   readonly headers?: Readonly<Record<string, string>> | null;
   readonly header_map?: { readonly headers?: readonly HeaderValueObject[] | null } | null;
 }
@@ -50,8 +53,10 @@ export function checkInputFrom(req: CheckRequestObject | null, isStray: (lowerNa
   if (typeof method !== 'string' || method === '' || typeof target !== 'string' || target === '') return null;
 
   const list = http.header_map?.headers;
-  if (Array.isArray(list) && list.length > 0) return fromHeaderMap(method, target, list, isStray);
-  return fromMap(method, target, http.headers ?? undefined, isStray);
+  const checked = Array.isArray(list) && list.length > 0 ? fromHeaderMap(method, target, list, isStray) : fromMap(method, target, http.headers ?? undefined, isStray);
+  const host = typeof http.host === 'string' && http.host !== '' ? http.host : undefined;
+  const scheme = typeof http.scheme === 'string' && http.scheme !== '' ? http.scheme : undefined;
+  return host === undefined && scheme === undefined ? checked : { input: { ...checked.input, host, scheme }, stray: checked.stray };
 }
 
 function fromHeaderMap(method: string, target: string, list: readonly HeaderValueObject[], isStray: (n: string) => boolean): CheckInput {

@@ -5,12 +5,15 @@
  *           client reads `append`, not `append_action` — and headers_to_remove);
  *   deny  → 16 (401 cases), 7 (403), 14 (503 cases), 3 (400) with denied_response carrying the
  *           SPEC §3 HTTP status, WWW-Authenticate, content-type, cache-control and JSON body.
- * Denials are encoded once per reason at startup; an allow builds only its header list.
+ * Denials are encoded once per reason at startup (with the policy's DPoP `algs`, through the same
+ * renderDecision the proxy uses); only a refusal that carries a fresh DPoP-Nonce, and an allow,
+ * are built per request.
  */
-import type { Allow, Decision } from '../../core/decision.ts';
+import type { Allow, Decision, Deny, Unavailable } from '../../core/decision.ts';
+import type { GatePolicy } from '../../core/policy.ts';
 import { REASON_CODES, REASONS, type Reason } from '../../core/reasons.ts';
 import type { VerifiedToken } from '../../core/verified-token.ts';
-import { render } from '../respond.ts';
+import { renderDecision, type Rendered } from '../respond.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
 
 /** google.rpc.Code values used here. */
@@ -43,26 +46,32 @@ export interface DeniedAnswer {
   readonly message: object;
 }
 
+/** The denied CheckResponse for a rendered SPEC §3 answer: its headers minus content-length. */
+function deniedMessage(reason: Reason, r: Rendered): { message: object; grpcCode: number } {
+  const grpcCode = grpcCodeFor(r.status);
+  const headers: HeaderValueOption[] = [];
+  for (const [k, v] of Object.entries(r.headers)) if (k !== 'content-length') headers.push(option(k, v));
+  return { grpcCode, message: { status: { code: grpcCode, message: reason }, denied_response: { status: { code: r.status }, headers, body: r.body } } };
+}
+
 export class CheckResponses {
   readonly #denied = new Map<Reason, DeniedAnswer>();
   readonly #upstream: UpstreamHeaders;
+  readonly #policy: GatePolicy;
+  readonly #encode: (message: object) => Buffer;
   /** Identity headers per verified token (cached tokens are reused objects). */
   readonly #identity = new WeakMap<VerifiedToken, readonly HeaderValueOption[]>();
 
   /** `encode` is the Check method's response serializer. */
-  constructor(upstream: UpstreamHeaders, encode: (message: object) => Buffer) {
+  constructor(upstream: UpstreamHeaders, policy: GatePolicy, encode: (message: object) => Buffer) {
     this.#upstream = upstream;
+    this.#policy = policy;
+    this.#encode = encode;
     for (const reason of REASON_CODES) {
       if (REASONS[reason].status === 0 || REASONS[reason].status === 502 || REASONS[reason].status === 504) continue;
-      const r = render(reason);
-      const grpcCode = grpcCodeFor(r.status);
-      const headers: HeaderValueOption[] = [];
-      if (r.wwwAuthenticate !== undefined) headers.push(option('www-authenticate', r.wwwAuthenticate));
-      headers.push(option('content-type', 'application/json'), option('cache-control', 'no-store'));
-      const message = {
-        status: { code: grpcCode, message: reason },
-        denied_response: { status: { code: r.status }, headers, body: r.body },
-      };
+      // A stand-in refusal: renderDecision reads only kind, reason and dpopNonce (none here).
+      const r = renderDecision({ kind: 'deny', reason, path: null, token: null } as Deny, policy);
+      const { grpcCode, message } = deniedMessage(reason, r);
       this.#denied.set(reason, Object.freeze({ httpStatus: r.status, grpcCode, bytes: encode(message), message }));
     }
   }
@@ -85,8 +94,15 @@ export class CheckResponses {
   /** Either the allow object or the encoded denial: what the Check handler passes to grpc-js. */
   answer(decision: Decision, stray: readonly string[]): { readonly response: object | Buffer; readonly httpStatus: number } {
     if (decision.kind === 'allow') return { response: this.allowed(decision, stray), httpStatus: 200 };
+    if (decision.kind === 'deny' && decision.dpopNonce !== undefined) return this.#fresh(decision);
     const d = this.denied(decision.reason);
     return { response: d.bytes, httpStatus: d.httpStatus };
+  }
+
+  /** A refusal whose headers depend on the request (DPoP-Nonce, RFC 9449 §8). */
+  #fresh(d: Deny | Unavailable): { readonly response: Buffer; readonly httpStatus: number } {
+    const r = renderDecision(d, this.#policy);
+    return { response: this.#encode(deniedMessage(d.reason, r).message), httpStatus: r.status };
   }
 
   #identityOf(t: VerifiedToken): readonly HeaderValueOption[] {

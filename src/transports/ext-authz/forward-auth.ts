@@ -39,8 +39,12 @@ function slotOf(name: string): number {
   }
 }
 
-/** Reads the original method/URI from a trusted proxy's request and builds the decision input. */
-export function forwardedInput(rawHeaders: readonly string[]): ForwardedInput {
+/**
+ * Reads the original method/URI from a trusted proxy's request and builds the decision input.
+ * `peer` (the proxy) lets the DPoP origin use its X-Forwarded-Proto/-Host when it is also in
+ * `dpop.trusted_proxies` (src/core/htu.ts).
+ */
+export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined): ForwardedInput {
   const values: (string | undefined)[] = [undefined, undefined, undefined, undefined];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const slot = slotOf(rawHeaders[i]!);
@@ -51,7 +55,7 @@ export function forwardedInput(rawHeaders: readonly string[]): ForwardedInput {
   const method = agree(values[0], values[1]);
   const uri = agree(values[2], values[3]);
   if (method === null || uri === null || method === '' || uri === '') return MISSING;
-  return { ok: true, input: inputFromRawHeaders(rawHeaders, method, uri) };
+  return { ok: true, input: inputFromRawHeaders(rawHeaders, method, uri, peer) };
 }
 
 /** One value from either family; null when absent or when both are present and differ. */

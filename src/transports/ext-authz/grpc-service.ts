@@ -32,7 +32,7 @@ export interface GrpcServiceOptions {
 
 export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceOptions): Promise<Listener> {
   const protos = loadProtos();
-  const responses = new CheckResponses(opts.upstream, (m) => encodeResponse(protos.authorization, 'Check', m));
+  const responses = new CheckResponses(opts.upstream, ctx.gate.policy, (m) => encodeResponse(protos.authorization, 'Check', m));
   const internalError = responses.denied('internal_error').bytes;
   const isStray = opts.upstream.isStray;
 

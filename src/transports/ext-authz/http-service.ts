@@ -15,7 +15,7 @@ import { deny, type Allow, type Decision } from '../../core/decision.ts';
 import type { Listener, TransportContext } from '../context.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
 import { listenHttp, type HttpListener } from '../http-listener.ts';
-import { render, renderWithoutServerError, type Rendered } from '../respond.ts';
+import { renderDecision, renderWithoutServerError, type Rendered } from '../respond.ts';
 import { countMerged } from './check-request.ts';
 import { forwardedInput } from './forward-auth.ts';
 import { decideSafely, observe } from './judge.ts';
@@ -67,7 +67,8 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     if (!raw.startsWith(pathPrefix) || raw.charCodeAt(pathPrefix.length) !== 0x2f /* / */) {
       decision = deny('bad_request_target'); // not a path Envoy's http_service would send
     } else {
-      const input = inputFromRawHeaders(req.rawHeaders, method, raw.slice(pathPrefix.length));
+      // The peer is Envoy: its X-Forwarded-Proto counts for the DPoP origin when it is in dpop.trusted_proxies.
+      const input = inputFromRawHeaders(req.rawHeaders, method, raw.slice(pathPrefix.length), req.socket.remoteAddress);
       // Envoy's check request carries merged headers: a comma means several (see check-request.ts).
       decision = await decideSafely(ctx, 'ext_authz_http', {
         ...input,
@@ -78,7 +79,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     let status = 200;
     if (decision.kind === 'allow') answerAllow(res, decision, upstream.removalHeader(decision, strayIn(req.rawHeaders)));
     else {
-      const r = renderWithoutServerError(decision.reason);
+      const r = renderDecision(decision, ctx.gate.policy, true);
       status = r.status;
       answerDeny(res, r);
     }
@@ -90,7 +91,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     let decision: Decision;
     if (!trusted.has(req.socket.remoteAddress)) decision = deny('untrusted_forwarded');
     else {
-      const f = forwardedInput(req.rawHeaders);
+      const f = forwardedInput(req.rawHeaders, req.socket.remoteAddress);
       if (!f.ok) decision = deny(f.reason);
       else {
         method = f.input.method;
@@ -100,7 +101,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     let status = 200;
     if (decision.kind === 'allow') answerAllow(res, decision, undefined);
     else {
-      const r = render(decision.reason);
+      const r = renderDecision(decision, ctx.gate.policy);
       status = r.status;
       answerDeny(res, r);
     }
