@@ -82,6 +82,12 @@ export class Forwarder {
   }
 
   forward(req: IncomingMessage, res: ServerResponse, allow: Allow, done: ForwardDone): void {
+    // The client left while the gate decided: its 'close' has fired already, so nothing would
+    // abort the upstream request — do not send it.
+    if (res.destroyed) {
+      done(499, 'client_closed');
+      return;
+    }
     const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req));
     const exchange = new Exchange(this, res, done);
     const options: Dispatcher.DispatchOptions = {
