@@ -4,9 +4,10 @@
  *
  * The origin comes, in order, from `dpop.external_origin`; from X-Forwarded-Proto / -Host when the
  * peer is a `dpop.trusted_proxies` address (the last list value: the one the nearest proxy added);
- * else from the transport's scheme (default `http`) and the Host header. A client-chosen Host can
- * only make its own proof fail: the proof is signed by the client, so no origin choice here can
- * let a proof made for another server pass unless that server shares this host name.
+ * else from the transport's scheme (default `http`) and the Host header. The Host header is the
+ * sender's choice, so without external_origin htu binds a proof to this method and path but not to
+ * this host: a proof captured on its way to another server with the same path could be presented
+ * here with that server's Host. Hence the docs' advice to set external_origin.
  *
  * @module
  */
