@@ -1,0 +1,133 @@
+/**
+ * Everything a run needs on disk, made fresh in a temp directory with jitgate's own tools:
+ * dev keys (`generateDevKeys`), grant tokens (`mintToken`), gate configs per variant and a
+ * 1,000,000-entry revocation file.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateDevKeys } from '../../src/cli/keys.ts';
+import { mintToken } from '../../src/cli/mint.ts';
+
+export const ISSUER = 'https://broker.bench.internal';
+export const AUDIENCE = 'orders';
+export const SUBJECT = 'spiffe://bench/ci-deployer';
+
+export interface Tokens {
+  /** One token granted GET/POST on /orders/**, sent on every request of the "hot" scenarios. */
+  readonly hot: string;
+  /** The hot token with one signature character changed: well-formed, bad signature. */
+  readonly badSignature: string;
+  /** Distinct tokens (distinct jti/sub), same grant, for the verification scenarios. */
+  readonly rotating: readonly string[];
+}
+
+export interface Fixtures {
+  readonly dir: string;
+  readonly alg: string;
+  readonly jwksPath: string;
+  readonly privatePath: string;
+  readonly tokens: Tokens;
+  /** One token's signing input and signature, for the raw verification rate. */
+  readonly sample: string;
+}
+
+/** Flips one base64url character in the middle of the signature (never the last, whose low bits may be padding). */
+export function corruptSignature(token: string): string {
+  const dot = token.lastIndexOf('.');
+  const i = dot + 1 + Math.floor((token.length - dot - 1) / 2);
+  const c = token[i] === 'A' ? 'B' : 'A';
+  return token.slice(0, i) + c + token.slice(i + 1);
+}
+
+export async function makeFixtures(opts: { alg: string; rotating: number; ttlSeconds: number }): Promise<Fixtures> {
+  const dir = await mkdtemp(join(tmpdir(), 'jitgate-bench-'));
+  const keys = await generateDevKeys(join(dir, 'keys'), { alg: opts.alg });
+  const jwk = JSON.parse(await readFile(keys.privatePath, 'utf8')) as Record<string, unknown>;
+  const mint = (i: number): Promise<string> =>
+    mintToken({
+      key: jwk,
+      iss: ISSUER,
+      aud: AUDIENCE,
+      sub: i < 0 ? SUBJECT : `${SUBJECT}-${i}`,
+      actions: ['GET', 'POST'],
+      paths: ['/orders/**'],
+      ttlSeconds: opts.ttlSeconds,
+      txn: 'bench',
+    });
+  const hot = await mint(-1);
+  const rotating: string[] = [];
+  for (let i = 0; i < opts.rotating; i += 500) {
+    const batch = await Promise.all(Array.from({ length: Math.min(500, opts.rotating - i) }, (_, j) => mint(i + j)));
+    rotating.push(...batch);
+  }
+  return {
+    dir,
+    alg: opts.alg,
+    jwksPath: keys.jwksPath,
+    privatePath: keys.privatePath,
+    tokens: { hot, badSignature: corruptSignature(hot), rotating },
+    sample: hot,
+  };
+}
+
+/** A JSON Lines revocation feed of n jti entries (none of them ours), as an operator's file source would hold. */
+export async function writeRevocationFile(file: string, n: number): Promise<void> {
+  const out = createWriteStream(file);
+  const exp = Math.floor(Date.now() / 1000) + 86_400;
+  const BATCH = 10_000;
+  for (let i = 0; i < n; i += BATCH) {
+    let chunk = '';
+    for (let j = i; j < Math.min(n, i + BATCH); j++) chunk += `{"jti":"revoked-${j.toString(16).padStart(8, '0')}-5f0c-4e4e-9d7a","exp":${exp}}\n`;
+    if (!out.write(chunk)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+export interface GateVariant {
+  readonly audit: boolean;
+  /** cache.max_entries; smaller than the rotating set means every rotating request verifies. */
+  readonly cacheEntries: number;
+  readonly revocationFile?: string;
+}
+
+export interface GatePorts {
+  readonly proxy: number;
+  readonly admin: number;
+  readonly extAuthzHttp: number;
+  readonly extAuthzGrpc: number;
+}
+
+/** A config as an operator would write it (JSON is YAML), with audit lines going to a file. */
+export async function writeGateConfig(
+  fx: Fixtures,
+  name: string,
+  v: GateVariant,
+  ports: GatePorts,
+  upstreamPort: number,
+  workers: number,
+): Promise<{ file: string; logFile: string }> {
+  const logFile = join(fx.dir, `${name}.log`);
+  const config = {
+    listen: { host: '127.0.0.1', port: ports.proxy },
+    upstream: { url: `http://127.0.0.1:${upstreamPort}` },
+    service: { audience: AUDIENCE },
+    // max_ttl is long only so that minted tokens outlive a long soak run; it costs nothing per request.
+    issuers: [{ issuer: ISSUER, jwks_file: fx.jwksPath, algorithms: [fx.alg], typ: 'jit+jwt', max_ttl: '24h' }],
+    cache: { max_entries: v.cacheEntries },
+    ...(v.revocationFile === undefined ? {} : { revocation: { file: v.revocationFile, poll_interval: '2s' } }),
+    admin: { listen: { host: '127.0.0.1', port: ports.admin } },
+    ext_authz: {
+      http: { listen: { host: '127.0.0.1', port: ports.extAuthzHttp }, path_prefix: '' },
+      grpc: { listen: { host: '127.0.0.1', port: ports.extAuthzGrpc } },
+    },
+    log: { level: 'info', audit: v.audit, destination: logFile },
+    workers,
+  };
+  const file = join(fx.dir, `${name}.yaml`);
+  await writeFile(file, JSON.stringify(config, null, 2));
+  return { file, logFile };
+}

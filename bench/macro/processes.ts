@@ -1,0 +1,135 @@
+/**
+ * Child processes of a run: the upstream and the baseline proxy (forked, report their port over
+ * IPC) and jitgate itself (`jitgate serve -c FILE`, exactly as an operator starts it). Every child
+ * runs on the same Node binary as the bench (Node 24 from node_modules when started through npm).
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const HERE = fileURLToPath(new URL('./', import.meta.url));
+
+export interface Child {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  readonly port: number;
+}
+
+/** Forks a bench helper that sends `{port}` once listening. */
+export async function forkServer(name: string, script: string, args: readonly string[] = []): Promise<Child> {
+  const proc = fork(HERE + script, [...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [msg] = (await Promise.race([once(proc, 'message'), once(proc, 'exit').then(() => Promise.reject(new Error(`${name} exited before listening`)))])) as [{ port: number }];
+  return { name, proc, port: msg.port };
+}
+
+/** Ports the gate will be told to use: bound on 0 by the OS, then released (loopback only). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1');
+      await once(s, 'listening');
+      return s;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+export interface GateProcess {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  /** stderr so far (startup errors). */
+  stderr(): string;
+}
+
+/** `jitgate serve -c file`; `nodeFlags` such as `--cpu-prof` go to the gate's node. */
+export function spawnGate(configFile: string, nodeFlags: readonly string[] = []): GateProcess {
+  const proc = spawn(process.execPath, [...nodeFlags, ROOT + 'bin/jitgate.js', 'serve', '-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  return { proc, pid: proc.pid!, stderr: () => err };
+}
+
+/** Polls the admin /readyz until 200 (keys and revocation loaded) or the deadline. */
+export async function waitReady(gate: GateProcess, adminPort: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (gate.proc.exitCode !== null) throw new Error(`jitgate exited with ${gate.proc.exitCode}: ${gate.stderr()}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+      await r.arrayBuffer();
+      if (r.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`jitgate not ready within ${timeoutMs} ms: ${gate.stderr()}`);
+}
+
+/** SIGTERM (graceful drain), then SIGKILL if it has not exited within `graceMs`. */
+export async function stopProcess(proc: ChildProcess, graceMs = 5_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = once(proc, 'exit');
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** pid and its direct children (cluster workers), from /proc; [pid] where /proc is missing. */
+function treePids(pid: number): number[] {
+  const pids = [pid];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return pids;
+  }
+  for (const d of entries) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) pids.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Resident set size in bytes of pid and its children. */
+export function rssOfTree(pid: number): number {
+  let total = 0;
+  for (const p of treePids(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** CPU seconds (user + system) used so far by pid and its children; clock ticks at the usual 100 Hz. */
+export function cpuSecondsOfTree(pid: number): number {
+  let total = 0;
+  for (const p of treePids(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // after "pid (comm) ", utime and stime are the 12th and 13th fields
+      total += (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}

@@ -1,0 +1,281 @@
+/**
+ * `npm run bench`: jitgate against a plain undici proxy and the bare upstream, side by side in one
+ * run (STYLE habit 14). The upstream, the baseline proxy and jitgate (`jitgate serve -c`, as an
+ * operator runs it) are child processes; autocannon runs here; scenarios run one after another.
+ * Prints a markdown table and writes JSON, markdown and an SVG chart under bench/results/.
+ *
+ *   npm run bench -- --quick                 key scenarios, < 2 minutes (3 s each, 30 s soak)
+ *   npm run bench                            everything, 10 s each, 5-minute soak (~12 minutes)
+ *   npm run bench -- --scenarios allow-hot --duration 20 --profile
+ * See bench/README.md for every flag.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, release } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { makeFixtures, type Fixtures } from './fixtures.ts';
+import { cacheDelta, Gates, reasonDelta, scrapeMetrics, type MetricSnapshot, type RunningGate } from './gates.ts';
+import { runHttpLoad, type LoadResult, type RequestSpec } from './http-load.ts';
+import { preflight } from './preflight.ts';
+import { cpuSecondsOfTree, forkServer, rssOfTree, stopProcess } from './processes.ts';
+import { markdownTable, svgChart, type Row } from './report.ts';
+import { allScenarios, load, type Scenario } from './scenarios.ts';
+import { evaluateTargets } from './targets.ts';
+
+const HERE = fileURLToPath(new URL('./', import.meta.url));
+const RESULTS = fileURLToPath(new URL('../results/', import.meta.url));
+
+const { values: a } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string', default: '50' },
+    pipelining: { type: 'string', default: '1' },
+    workers: { type: 'string', default: '1' },
+    scenarios: { type: 'string' },
+    'soak-minutes': { type: 'string' },
+    alg: { type: 'string', default: 'ES256' },
+    profile: { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+    list: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+const all = allScenarios();
+if (a.help || a.list) {
+  process.stdout.write('npm run bench -- [--quick] [--scenarios a,b] [--duration s] [--warmup s] [--connections n] [--pipelining n] [--workers n] [--soak-minutes m] [--alg ES256] [--profile] [--no-write]\n\nScenarios (* = in --quick):\n');
+  for (const s of all) process.stdout.write(`  ${s.quick ? '*' : ' '} ${s.id.padEnd(26)} ${s.title}\n`);
+  process.exit(0);
+}
+
+const quick = a.quick;
+const duration = Number(a.duration ?? (quick ? 3 : 10));
+const warmup = Number(a.warmup ?? (quick ? 1 : 3));
+const connections = Number(a.connections);
+const pipelining = Number(a.pipelining);
+const workers = Number(a.workers);
+const soakMinutes = Number(a['soak-minutes'] ?? (quick ? 0.5 : 5));
+load.connections = connections;
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+// Selection: named ids (or prefixes), or the quick set, or all; the row each one is compared with comes along.
+const wanted = a.scenarios?.split(',').map((s) => s.trim()).filter(Boolean);
+let selected = all.filter((s) => (wanted ? wanted.some((w) => s.id === w || s.id.startsWith(w)) : !quick || s.quick));
+if (soakMinutes <= 0) selected = selected.filter((s) => s.kind !== 'soak');
+const ids = new Set(selected.map((s) => s.id));
+for (const s of [...selected]) ids.add(s.vs ?? (s.kind === 'crypto' || s.kind === 'soak' ? s.id : 'plain-proxy'));
+if (ids.has('verify-raw') || ids.has('allow-10k-verify')) ids.add('verify-raw').add('allow-10k-verify');
+selected = all.filter((s) => ids.has(s.id));
+if (selected.length === 0) throw new Error(`no scenario matches ${a.scenarios}`);
+
+const startedAt = new Date();
+const load1 = loadavg()[0]!;
+const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version, kernel: release(), loadavgAtStart: loadavg() };
+log(`jitgate macro bench — ${machine.cpus} × ${machine.cpu}, Node ${machine.node}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+if (load1 > 0.7) log(`  WARNING: the machine is busy (1-min load ${load1.toFixed(2)}); numbers will be low and noisy. Re-run when quiet.`);
+log(`  ${selected.length} scenarios, ${duration} s each after ${warmup} s warm-up, ${connections} connections, pipelining ${pipelining}, workers ${workers}${ids.has('soak') ? `, soak ${soakMinutes} min` : ''}`);
+
+const needsRotating = selected.some((s) => s.id.includes('10k') || s.kind === 'soak');
+const t0 = performance.now();
+const fx = await makeFixtures({ alg: a.alg, rotating: needsRotating ? 10_000 : 0, ttlSeconds: 4 * 3600 });
+log(`  keys and ${fx.tokens.rotating.length + 1} tokens minted in ${((performance.now() - t0) / 1000).toFixed(1)} s (${fx.dir})`);
+
+const stamp = startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19);
+const profileDir = join(RESULTS, 'profiles', stamp);
+const nodeFlags = a.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+
+const upstream = await forkServer('upstream', 'upstream.ts');
+const baseline = await forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128']);
+const gates = new Gates(fx, upstream.port, workers, nodeFlags);
+const rows: Row[] = [];
+let soak: Record<string, unknown> | undefined;
+
+try {
+  for (const [i, s] of selected.entries()) {
+    log(`[${i + 1}/${selected.length}] ${s.id}: ${s.title}`);
+    const row = await runScenario(s);
+    rows.push(row);
+    log(`  → ${Math.round(row.rps.mean).toLocaleString('en-US')} ${s.kind === 'crypto' ? 'verifies' : 'req'}/s${row.latency ? `, p50 ${row.latency.p50.toFixed(3)} ms, p99 ${row.latency.p99.toFixed(3)} ms` : ''}${row.problems.length ? `  ⚠ ${row.problems.join('; ')}` : ''}`);
+  }
+} finally {
+  await gates.stop();
+  await Promise.all([stopProcess(baseline.proc), stopProcess(upstream.proc)]);
+}
+
+const byId = new Map(rows.map((r) => [r.id, r]));
+for (const r of rows) {
+  const base = r.vs === undefined ? undefined : byId.get(r.vs);
+  if (base !== undefined && base.rps.mean > 0 && r.kind !== 'crypto') r.ratio = r.rps.mean / base.rps.mean;
+}
+const targets = evaluateTargets(byId, soak);
+const finishedAt = new Date();
+machine.loadavgAtStart = machine.loadavgAtStart.map((x) => Math.round(x * 100) / 100);
+const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
+const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+const table = markdownTable(rows);
+
+process.stdout.write(`\n${table}\n\n${targets.lines.join('\n')}\n`);
+process.stdout.write(`\n${machine.cpus} × ${machine.cpu}, Node ${machine.node}, Linux ${machine.kernel}; load average ${machine.loadavgAtStart.join(' ')} at start, ${loadEnd.join(' ')} at end; ${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s total\n`);
+
+if (!a['no-write']) {
+  await mkdir(RESULTS, { recursive: true });
+  const base = join(RESULTS, `${stamp}${quick ? '-quick' : ''}`);
+  const report = { command, startedAt, finishedAt, machine: { ...machine, loadavgAtEnd: loadEnd }, options: { quick, duration, warmup, connections, pipelining, workers, soakMinutes, alg: a.alg }, rows, soak, targets };
+  await writeFile(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(`${base}.md`, `${command}\n\n${table}\n\n${targets.lines.join('\n')}\n`);
+  await writeFile(`${base}.svg`, svgChart(rows, `${command} · ${machine.cpus} × ${machine.cpu} · Node ${machine.node} · ${startedAt.toISOString()}`));
+  log(`\nwrote ${base}.{json,md,svg}${a.profile ? ` and CPU profiles in ${profileDir}` : ''}`);
+}
+await rm(fx.dir, { recursive: true, force: true });
+
+// ---------------------------------------------------------------------------------------------
+
+function portFor(s: Scenario, gate: RunningGate | undefined): number {
+  switch (s.server) {
+    case 'upstream':
+      return upstream.port;
+    case 'baseline':
+      return baseline.port;
+    case 'ext-authz-http':
+      return gate!.ports.extAuthzHttp;
+    case 'ext-authz-grpc':
+      return gate!.ports.extAuthzGrpc;
+    default:
+      return gate!.ports.proxy;
+  }
+}
+
+async function runScenario(s: Scenario): Promise<Row> {
+  if (s.kind === 'crypto') return cryptoRow(s);
+  const gate = s.variant === undefined ? undefined : await gates.use(s.variant, log);
+  const port = portFor(s, gate);
+  const problems = [...(gate?.problems ?? [])];
+  let before: MetricSnapshot | undefined;
+  let cpu0 = 0;
+  let cpu1 = 0;
+  let rss0 = 0;
+  let rss1 = 0;
+  // CPU and RSS of the process that serves this row: jitgate (with its workers), the baseline or the upstream.
+  const pid = gate ? gate.proc.pid : s.server === 'baseline' ? baseline.proc.pid! : upstream.proc.pid!;
+  const snapshotStart = async (): Promise<void> => {
+    cpu0 = cpuSecondsOfTree(pid);
+    rss0 = rssOfTree(pid);
+  };
+  const snapshotEnd = async (): Promise<void> => {
+    cpu1 = cpuSecondsOfTree(pid);
+    rss1 = rssOfTree(pid);
+  };
+  if (gate) before = await scrapeMetrics(gate.ports.admin);
+
+  let result: LoadResult;
+  if (s.kind === 'grpc') {
+    result = await grpcLoad(port, fx, s, snapshotStart, snapshotEnd);
+  } else {
+    const made = s.request!(fx);
+    const specs: RequestSpec[] = typeof made === 'function' ? [made(0)[0]!, made(connections - 1)[0]!] : [made];
+    for (const spec of specs) problems.push(...(await preflight(port, spec, s.expectStatus, s.expectReason)));
+    const rssSamples: { t: number; rssMB: number }[] = [];
+    const isSoak = s.kind === 'soak';
+    result = await runHttpLoad({
+      port,
+      request: made,
+      expectStatus: s.expectStatus,
+      connections,
+      pipelining,
+      durationSec: isSoak ? Math.round(soakMinutes * 60) : duration,
+      warmupSec: warmup,
+      beforeMeasure: snapshotStart,
+      afterMeasure: snapshotEnd,
+      everySecond: isSoak && gate ? (t) => Math.round(t) % 5 === 0 && rssSamples.push({ t: Math.round(t), rssMB: rssOfTree(gate.proc.pid) / 2 ** 20 }) : undefined,
+    });
+    if (isSoak) {
+      // "Settled": the first sample at or after 20 % of the run, once heap sizing and the cache have filled;
+      // a leak grows linearly after that, warm-up growth does not.
+      const settled = rssSamples.find((x) => x.t >= soakMinutes * 60 * 0.2) ?? rssSamples[0];
+      soak = {
+        minutes: soakMinutes,
+        readyMB: gate?.rssReadyMB,
+        startMB: rss0 / 2 ** 20,
+        settledMB: settled?.rssMB,
+        settledAtSec: settled?.t,
+        endMB: rss1 / 2 ** 20,
+        maxMB: Math.max(rss0, rss1, ...rssSamples.map((x) => x.rssMB * 2 ** 20)) / 2 ** 20,
+        samples: rssSamples,
+      };
+    }
+  }
+
+  let cache: { hits: number; misses: number } | undefined;
+  let reasons: Record<string, number> | undefined;
+  if (gate && before) {
+    const after = await scrapeMetrics(gate.ports.admin);
+    cache = cacheDelta(before, after);
+    reasons = reasonDelta(before, after);
+    const looked = cache.hits + cache.misses;
+    if (s.expectCache === 'hits' && looked > 0 && cache.hits / looked < 0.95) problems.push(`token cache hit ${((100 * cache.hits) / looked).toFixed(1)} %, meant to be cached`);
+    if (s.expectCache === 'misses' && looked > 0 && cache.misses / looked < 0.95) problems.push(`token cache hit ${((100 * cache.hits) / looked).toFixed(1)} %, meant to verify every time`);
+  }
+  if (result.unexpected > 0) problems.push(`${result.unexpected} answers with an unexpected status (${JSON.stringify(result.statuses)})`);
+  if (result.errors > 0) problems.push(`${result.errors} socket errors/timeouts`);
+  if (result.total === 0) problems.push('no answers');
+  return {
+    id: s.id,
+    title: s.title,
+    kind: s.kind,
+    rps: result.rps,
+    latency: result.latency,
+    total: result.total,
+    statuses: result.statuses,
+    unexpected: result.unexpected,
+    errors: result.errors,
+    vs: s.kind === 'soak' ? undefined : (s.vs ?? 'plain-proxy'),
+    serverCpuUsPerReq: result.total > 0 ? ((cpu1 - cpu0) * 1e6) / result.total : undefined,
+    cache,
+    reasons,
+    rssStartMB: rss0 / 2 ** 20,
+    rssEndMB: rss1 / 2 ** 20,
+    problems,
+    extra: gate ? { gateStartupMs: Math.round(gate.startupMs), gateRssReadyMB: Math.round(gate.rssReadyMB) } : undefined,
+  };
+}
+
+/** A node child running `script` with a JSON job; resolves with its last stdout line, parsed. */
+async function runChild<T>(script: string, job: object, onLine?: (line: string) => void): Promise<T> {
+  const child = spawn(process.execPath, [HERE + script, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let last = '';
+  const lines = createInterface({ input: child.stdout! });
+  lines.on('line', (l) => {
+    last = l;
+    onLine?.(l);
+  });
+  const [code] = (await once(child, 'exit')) as [number];
+  if (code !== 0) throw new Error(`${script} exited with ${code}: ${last}`);
+  return JSON.parse(last) as T;
+}
+
+async function grpcLoad(port: number, fixtures: Fixtures, s: Scenario, start: () => Promise<void>, end: () => Promise<void>): Promise<LoadResult> {
+  let started: Promise<void> = Promise.resolve();
+  const res = await runChild<LoadResult>(
+    'grpc-load.ts',
+    { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fixtures.tokens.hot}`, expectCode: s.expectStatus as number, concurrency: connections, durationSec: duration, warmupSec: warmup },
+    (l) => {
+      if (l.includes('"phase":"measure"')) started = start();
+    },
+  );
+  await started;
+  await end();
+  return res;
+}
+
+async function cryptoRow(s: Scenario): Promise<Row> {
+  const r = await runChild<{ nodeCryptoSync: number; webCrypto64: number; jose64: number }>('crypto-rate.ts', { token: fx.sample, jwksPath: fx.jwksPath, alg: fx.alg, seconds: duration });
+  log(`  node:crypto ${Math.round(r.nodeCryptoSync)}/s, WebCrypto (64 in flight) ${Math.round(r.webCrypto64)}/s, jose compactVerify (64 in flight) ${Math.round(r.jose64)}/s`);
+  return { id: s.id, title: `${s.title.replace('same alg', fx.alg)}`, kind: 'crypto', rps: { mean: r.nodeCryptoSync, stddev: 0, samples: [] }, latency: null, total: 0, statuses: {}, unexpected: 0, errors: 0, problems: [], extra: r };
+}

@@ -1,0 +1,111 @@
+/**
+ * The scenarios of `npm run bench`, in run order. Each names the server it loads, the gate config
+ * variant when it is jitgate, the requests, the status every answer must have (and for denials
+ * the `reason` the pre-flight answer must carry), and the row its ratio is taken against.
+ * Scenarios are grouped by gate variant so that each variant's process starts once.
+ */
+import type { Fixtures, GateVariant } from './fixtures.ts';
+import type { RequestSpec } from './http-load.ts';
+
+export type ServerKind = 'upstream' | 'baseline' | 'gate' | 'ext-authz-http' | 'ext-authz-grpc' | 'none';
+
+/** Gate config variants; each runs as its own `jitgate serve` process. */
+export const VARIANTS = {
+  /** As an operator runs it: audit lines to a file, default cache (10,000 entries). */
+  audit: { audit: true, cacheEntries: 10_000 },
+  'no-audit': { audit: false, cacheEntries: 10_000 },
+  /** Cache smaller than the 10,000-token set: with per-connection rotation every request misses and verifies. */
+  verify: { audit: true, cacheEntries: 1_000 },
+  /** 1,000,000 revocation entries loaded from a file source (the path is filled in by the runner). */
+  'revoked-1m': { audit: true, cacheEntries: 10_000, revocationFile: 'revoked-1m.jsonl' },
+  /** The soak: cache smaller than the token set so entries churn for the whole run. */
+  soak: { audit: true, cacheEntries: 1_000 },
+} as const satisfies Record<string, GateVariant>;
+export type VariantName = keyof typeof VARIANTS;
+
+export interface Scenario {
+  readonly id: string;
+  readonly title: string;
+  readonly kind: 'http' | 'grpc' | 'crypto' | 'soak';
+  readonly server: ServerKind;
+  readonly variant?: VariantName;
+  /** Part of `--quick`. */
+  readonly quick: boolean;
+  readonly request?: (fx: Fixtures) => RequestSpec | ((connection: number) => readonly RequestSpec[]);
+  readonly expectStatus: number | readonly number[];
+  /** The `reason` a jitgate-made answer must carry in the pre-flight check. */
+  readonly expectReason?: string;
+  /** What the token cache must show over the run: nearly all hits, or nearly all misses. */
+  readonly expectCache?: 'hits' | 'misses';
+  /** Row id whose req/s is the ratio's denominator (default: the plain proxy on the same request). */
+  readonly vs?: string;
+}
+
+const bearer = (t: string): Record<string, string> => ({ authorization: `Bearer ${t}` });
+const KB = Buffer.alloc(1024, 'q');
+const MB = Buffer.alloc(1024 * 1024, 'Q');
+
+const small = (fx: Fixtures): RequestSpec => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.hot) });
+
+/** Connection i cycles through its own slice of the rotating tokens, so the whole set is in play at once. */
+function rotating(fx: Fixtures, connections: number, i: number): RequestSpec[] {
+  const all = fx.tokens.rotating;
+  const per = Math.max(1, Math.floor(all.length / connections));
+  const from = (i * per) % all.length;
+  return all.slice(from, from + per).map((t) => ({ method: 'GET', path: '/orders/small', headers: bearer(t) }));
+}
+
+/** Set by the runner before scenarios are built (autocannon's connection count). */
+export const load = { connections: 50 };
+
+/** The soak's mix per connection: 16 hot allows, 2 rotating (verified, churning the cache), one 403, one 401. */
+function soakMix(fx: Fixtures, i: number): RequestSpec[] {
+  const rot = rotating(fx, load.connections, i);
+  const out: RequestSpec[] = [];
+  for (let k = 0; k < rot.length; k += 2) {
+    for (let j = 0; j < 16; j++) out.push(small(fx));
+    out.push(rot[k]!);
+    if (rot[k + 1]) out.push(rot[k + 1]!);
+    out.push({ method: 'GET', path: '/admin/users', headers: bearer(fx.tokens.hot) });
+    out.push({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.badSignature) });
+  }
+  return out;
+}
+
+function bodies(): Scenario[] {
+  const out: Scenario[] = [];
+  const cases = [
+    ['resp-1kb', '1 KiB response', (fx: Fixtures): RequestSpec => ({ method: 'GET', path: '/orders/1kb', headers: bearer(fx.tokens.hot) }), false],
+    ['resp-1mb', '1 MiB response', (fx: Fixtures): RequestSpec => ({ method: 'GET', path: '/orders/1mb', headers: bearer(fx.tokens.hot) }), true],
+    ['req-1kb', '1 KiB request body (POST)', (fx: Fixtures): RequestSpec => ({ method: 'POST', path: '/orders/sink', headers: { ...bearer(fx.tokens.hot), 'content-type': 'application/octet-stream' }, body: KB }), false],
+    ['req-1mb', '1 MiB request body (POST)', (fx: Fixtures): RequestSpec => ({ method: 'POST', path: '/orders/sink', headers: { ...bearer(fx.tokens.hot), 'content-type': 'application/octet-stream' }, body: MB }), false],
+  ] as const;
+  for (const [id, title, request, quick] of cases) {
+    out.push({ id: `plain-proxy-${id}`, title: `plain proxy, ${title}`, kind: 'http', server: 'baseline', quick, request, expectStatus: 200, vs: `plain-proxy-${id}` });
+  }
+  return out.concat(
+    cases.map(([id, title, request, quick]) => ({ id: `jitgate-${id}`, title: `jitgate allow, ${title}`, kind: 'http', server: 'gate', variant: 'audit', quick, request, expectStatus: 200, expectCache: 'hits', vs: `plain-proxy-${id}` }) satisfies Scenario),
+  );
+}
+
+export function allScenarios(): Scenario[] {
+  const [plainBodies, gateBodies] = ((b) => [b.filter((s) => s.server === 'baseline'), b.filter((s) => s.server === 'gate')])(bodies());
+  return [
+    { id: 'direct', title: 'direct to upstream (no proxy)', kind: 'http', server: 'upstream', quick: true, request: small, expectStatus: 200 },
+    { id: 'plain-proxy', title: 'plain undici proxy (no auth)', kind: 'http', server: 'baseline', quick: true, request: small, expectStatus: 200 },
+    ...plainBodies,
+    { id: 'allow-hot', title: 'jitgate allow, one hot token, audit → file', kind: 'http', server: 'gate', variant: 'audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
+    { id: 'deny-403', title: 'jitgate 403 outside the grant (cached token)', kind: 'http', server: 'gate', variant: 'audit', quick: true, request: (fx) => ({ method: 'GET', path: '/admin/users', headers: bearer(fx.tokens.hot) }), expectStatus: 403, expectReason: 'path_not_granted', expectCache: 'hits' },
+    { id: 'deny-401-bad-signature', title: 'jitgate 401 bad signature (verified every time)', kind: 'http', server: 'gate', variant: 'audit', quick: true, request: (fx) => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.badSignature) }), expectStatus: 401, expectReason: 'bad_signature', expectCache: 'misses' },
+    { id: 'deny-401-malformed', title: 'jitgate 401 malformed token (no crypto)', kind: 'http', server: 'gate', variant: 'audit', quick: true, request: () => ({ method: 'GET', path: '/orders/small', headers: bearer('abc.def') }), expectStatus: 401, expectReason: 'malformed_token' },
+    { id: 'allow-10k-cached', title: 'jitgate allow, 10,000 tokens rotating, all cached', kind: 'http', server: 'gate', variant: 'audit', quick: false, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200, expectCache: 'hits' },
+    ...gateBodies,
+    { id: 'ext-authz-http', title: 'ext_authz HTTP check, cached token', kind: 'http', server: 'ext-authz-http', variant: 'audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
+    { id: 'ext-authz-grpc', title: 'ext_authz gRPC Check, cached token', kind: 'grpc', server: 'ext-authz-grpc', variant: 'audit', quick: true, expectStatus: 0, expectCache: 'hits' },
+    { id: 'allow-hot-no-audit', title: 'jitgate allow, one hot token, audit off', kind: 'http', server: 'gate', variant: 'no-audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
+    { id: 'allow-10k-verify', title: 'jitgate allow, 10,000 tokens rotating, cache 1,000 (verify each)', kind: 'http', server: 'gate', variant: 'verify', quick: true, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200, expectCache: 'misses' },
+    { id: 'verify-raw', title: 'node:crypto verify, same alg, 1 core (no HTTP)', kind: 'crypto', server: 'none', quick: true, expectStatus: 0 },
+    { id: 'allow-revoked-1m', title: 'jitgate allow, 1,000,000 revocation entries loaded', kind: 'http', server: 'gate', variant: 'revoked-1m', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
+    { id: 'soak', title: 'soak: mixed traffic (80% hot, 10% verify, 5% 403, 5% 401)', kind: 'soak', server: 'gate', variant: 'soak', quick: true, request: (fx) => (i) => soakMix(fx, i), expectStatus: [200, 403, 401] },
+  ];
+}

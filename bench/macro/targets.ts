@@ -1,0 +1,89 @@
+/**
+ * The issue's targets, judged from one run's rows (issue 6, "Make it fast"):
+ *   - cached allow ≥ 0.95 × plain proxy req/s, p99 within 0.5 ms of it;
+ *   - 10,000 rotating tokens as close as possible to node:crypto's raw verification rate;
+ *   - 401/403 cheaper than allow (gate CPU per request, and no upstream call);
+ *   - RSS flat over the soak.
+ * Each line says met / not met with the numbers, so a gap is printed, never hidden.
+ */
+import type { Row } from './report.ts';
+
+export interface TargetResult {
+  readonly name: string;
+  readonly met: boolean | undefined;
+  readonly detail: string;
+}
+
+export interface Targets {
+  readonly results: readonly TargetResult[];
+  readonly lines: readonly string[];
+}
+
+interface Soak {
+  readonly minutes?: unknown;
+  readonly readyMB?: unknown;
+  readonly settledMB?: unknown;
+  readonly settledAtSec?: unknown;
+  readonly startMB?: unknown;
+  readonly endMB?: unknown;
+  readonly maxMB?: unknown;
+}
+
+const f0 = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | undefined): Targets {
+  const out: TargetResult[] = [];
+  const plain = rows.get('plain-proxy');
+
+  for (const id of ['allow-hot', 'allow-hot-no-audit']) {
+    const r = rows.get(id);
+    if (!r || !plain || !r.latency || !plain.latency) continue;
+    const ratio = r.rps.mean / plain.rps.mean;
+    const dp99 = r.latency.p99 - plain.latency.p99;
+    out.push({
+      name: `cached allow (${id})`,
+      met: ratio >= 0.95 && dp99 <= 0.5 && r.problems.length === 0,
+      detail: `${ratio.toFixed(3)} × plain proxy req/s (target ≥ 0.95), p99 ${r.latency.p99.toFixed(3)} vs ${plain.latency.p99.toFixed(3)} ms (Δ ${dp99 >= 0 ? '+' : ''}${dp99.toFixed(3)}, target ≤ 0.5); server CPU ${r.serverCpuUsPerReq?.toFixed(1) ?? '?'} vs ${plain.serverCpuUsPerReq?.toFixed(1) ?? '?'} µs/req`,
+    });
+  }
+
+  const verify = rows.get('allow-10k-verify');
+  const raw = rows.get('verify-raw');
+  if (verify && raw) {
+    const ratio = verify.rps.mean / raw.rps.mean;
+    const extra = raw.extra as { webCrypto64?: number; jose64?: number } | undefined;
+    out.push({
+      name: '10,000 rotating tokens vs raw verification',
+      met: undefined,
+      detail: `${f0(verify.rps.mean)} req/s = ${ratio.toFixed(3)} × node:crypto sync verify (${f0(raw.rps.mean)}/s); WebCrypto 64-in-flight ${f0(extra?.webCrypto64 ?? 0)}/s, jose ${f0(extra?.jose64 ?? 0)}/s; gate CPU ${verify.serverCpuUsPerReq?.toFixed(0) ?? '?'} µs/req vs ${(1e6 / raw.rps.mean).toFixed(0)} µs per raw verify`,
+    });
+  }
+
+  const cheaper = (denyId: string, allowId: string): void => {
+    const d = rows.get(denyId);
+    const al = rows.get(allowId);
+    if (!d || !al || d.serverCpuUsPerReq === undefined || al.serverCpuUsPerReq === undefined) return;
+    const upstreamCalls = d.statuses['200'] ?? 0;
+    out.push({
+      name: `${denyId} cheaper than ${allowId}`,
+      met: d.serverCpuUsPerReq < al.serverCpuUsPerReq && upstreamCalls === 0,
+      detail: `server CPU ${d.serverCpuUsPerReq.toFixed(1)} vs ${al.serverCpuUsPerReq.toFixed(1)} µs/req; ${f0(d.rps.mean)} vs ${f0(al.rps.mean)} req/s; ${upstreamCalls} answers from the upstream`,
+    });
+  };
+  cheaper('deny-403', 'allow-hot');
+  cheaper('deny-401-malformed', 'allow-hot');
+  cheaper('deny-401-bad-signature', 'allow-10k-verify');
+
+  if (soak && typeof soak.startMB === 'number' && typeof soak.endMB === 'number') {
+    const settled = typeof soak.settledMB === 'number' ? soak.settledMB : soak.startMB;
+    const growth = soak.endMB - settled;
+    out.push({
+      name: `RSS flat over the ${String(soak.minutes)}-minute soak`,
+      met: growth <= Math.max(10, 0.1 * settled),
+      detail: `RSS at ready ${Number(soak.readyMB).toFixed(1)} MB, start of load ${soak.startMB.toFixed(1)} MB, settled (${String(soak.settledAtSec)} s) ${settled.toFixed(1)} MB, end ${soak.endMB.toFixed(1)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB since settled; target ≤ max(10 MB, 10 %)), max ${Number(soak.maxMB).toFixed(1)} MB`,
+    });
+  }
+
+  const lines = ['Targets (issue 6):', ...out.map((t) => `- ${t.met === undefined ? 'ℹ' : t.met ? '✔ met' : '✘ NOT met'} — ${t.name}: ${t.detail}`)];
+  return { results: out, lines };
+}
