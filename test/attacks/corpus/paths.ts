@@ -81,7 +81,7 @@ export function pathCorpus(s: PathScene): Row[] {
   add('encoded semicolon alone', `${g}/%3b/x`, 'path_empty_segment');
   add('parameter hides the segment end', `${g};/../${f}`, 'path_dot_segment');
   add('parameter on the granted segment', `${g};x`, 'path_not_granted');
-  add('parameter on the forbidden path', `/${f};${g.slice(1)}`, 'path_not_granted');
+  add('parameter on the forbidden path', `/${f.replace(/\/$/, '')};${g.slice(1)}`, 'path_not_granted');
   add('trailing dot on the forbidden path', `/${f.replace(/\/$/, '')}.`, 'path_not_granted');
   add('trailing dot on the granted prefix', `${g}./x`, 'path_not_granted');
   add('case-folded prefix', g.toUpperCase(), 'path_not_granted');
