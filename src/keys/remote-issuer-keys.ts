@@ -11,16 +11,22 @@
  * - each fetch carries a sequence number and a result older than the applied set is dropped.
  *
  * Unchanged JWKs keep their KeyEntry across refreshes (importJwks `previous`), so cached
- * verifications survive a refresh while a key that left the set stops counting at once.
+ * verifications survive a refresh while a key that left the set stops counting at once. Imported
+ * keys also stay in a small per-issuer LRU by fingerprint, so a set that flaps (two issuer replicas
+ * serving different sets mid-rotation) never re-imports a key it has seen recently.
  */
+import { LRUCache } from 'lru-cache';
 import type { IssuerConfig } from '../config/schema.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { IssuerKeys, KeyState } from './issuer-keys.ts';
 import { fetchJwks } from './jwks-fetch.ts';
-import { importJwks, type KeyEntry, type KeySet } from './key-set.ts';
+import { importJwks, KeySet, type KeyEntry } from './key-set.ts';
 
 /** After a failed fetch, retry sooner than the success interval, but at most this late. */
 export const FAILURE_RETRY_MAX_MS = 10_000;
+
+/** Imported keys remembered per issuer beyond the current set (bounded: an issuer cannot grow it). */
+const IMPORTED_KEYS_KEPT = 32;
 
 export type RefreshCause = 'start' | 'scheduled' | 'unknown_kid';
 
@@ -56,6 +62,7 @@ export class RemoteIssuerKeys implements IssuerKeys {
   readonly #clock: Clock;
   readonly #onRefresh: ((info: JwksRefreshInfo) => void) | undefined;
   #set: KeySet | undefined;
+  readonly #imported = new LRUCache<string, KeyEntry>({ max: IMPORTED_KEYS_KEPT });
   #etag: string | undefined;
   #lastSuccessAt: number | undefined;
   #lastKidRefetchAt = Number.NEGATIVE_INFINITY;
@@ -173,7 +180,8 @@ export class RemoteIssuerKeys implements IssuerKeys {
           result = 'not_modified';
         }
       } else {
-        const imported = await importJwks(res.doc, this.#config.algorithms, previous);
+        const known = new KeySet([...(previous?.entries() ?? []), ...this.#imported.values()]);
+        const imported = await importJwks(res.doc, this.#config.algorithms, known);
         skipped = imported.skipped;
         // A set with no usable key is refused like a malformed one: a broken deploy at the
         // issuer must not wipe the keys we verify with.
@@ -183,6 +191,7 @@ export class RemoteIssuerKeys implements IssuerKeys {
           for (const e of imported.set.entries()) if (!previous?.has(e)) added++;
           if (previous) for (const e of previous.entries()) if (!imported.set.has(e)) removed++;
           this.#set = imported.set;
+          for (const e of imported.set.entries()) this.#imported.set(e.fingerprint, e);
           this.#etag = res.etag;
           this.#appliedSeq = seq;
           this.#lastSuccessAt = this.#clock.nowMs();

@@ -48,11 +48,16 @@ async function setup(o: Partial<IssuerConfig> = {}, clock?: FixedClock) {
   const infos: JwksRefreshInfo[] = [];
   const keys = new RemoteIssuerKeys(issuer(server.url, o), { clock, onRefresh: (i) => infos.push(i) });
   cleanup.push(() => server.stop(), () => keys.stop());
-  /** Resolves with the next refresh report. */
-  const next = async (): Promise<JwksRefreshInfo> => {
+  /**
+   * Resolves with the next refresh report matching `pred` (default: any). Reports of a fetch that
+   * was already in flight when the test changed the server may still show the old state; `pred`
+   * skips them.
+   */
+  const next = async (pred: (i: JwksRefreshInfo) => boolean = () => true): Promise<JwksRefreshInfo> => {
     const n = infos.length;
-    await until(() => infos.length > n, 5_000, 'a JWKS refresh');
-    return infos[n]!;
+    const found = () => infos.slice(n).find(pred);
+    await until(() => found() !== undefined, 5_000, 'a JWKS refresh');
+    return found()!;
   };
   return { server, keys, infos, next };
 }
@@ -95,12 +100,26 @@ describe('refresh', () => {
     await keys.start();
     const e1 = keys.resolve('k1', 'ES256') as never;
     server.doc = jwksOf(k1, k2);
-    expect(await next()).toMatchObject({ result: 'ok', added: 1, removed: 0, keys: 2 });
+    expect(await next((i) => i.result === 'ok')).toMatchObject({ result: 'ok', added: 1, removed: 0, keys: 2 });
     expect(keys.resolve('k1', 'ES256')).toBe(e1);
     expect(keys.has(e1)).toBe(true);
     server.doc = jwksOf(k2);
-    expect(await next()).toMatchObject({ result: 'ok', added: 0, removed: 1, keys: 1 });
+    expect(await next((i) => i.result === 'ok')).toMatchObject({ result: 'ok', added: 0, removed: 1, keys: 1 });
     expect(keys.has(e1)).toBe(false);
+  });
+
+  it('does not re-import a key when the set flaps (replicas serving different sets mid-rotation)', async () => {
+    const { keys, server, next } = await setup({ jwks_refresh: 50, jwks_refresh_min: 10 });
+    await keys.start();
+    server.doc = jwksOf(k1, k2);
+    await next((i) => i.result === 'ok');
+    const e2 = keys.resolve('k2', 'ES256') as never;
+    server.doc = jwksOf(k1);
+    expect(await next((i) => i.result === 'ok')).toMatchObject({ result: 'ok', removed: 1 });
+    expect(keys.has(e2)).toBe(false);
+    server.doc = jwksOf(k1, k2);
+    expect(await next((i) => i.result === 'ok')).toMatchObject({ result: 'ok', added: 1 });
+    expect(keys.resolve('k2', 'ES256')).toBe(e2);
   });
 
   it('honours Cache-Control max-age within [jwks_refresh_min, jwks_refresh], and retries sooner after a failure', async () => {
@@ -197,17 +216,18 @@ describe('refused documents keep the last good set', () => {
     ['oversized (chunked, no length)', (s) => (s.mode = 'oversized_chunked'), 'too_large'],
     ['malformed JSON', (s) => (s.mode = 'malformed'), 'malformed'],
     ['not a JWKS', (s) => (s.mode = 'not_a_jwks'), 'malformed'],
-    ['slow (past jwks_timeout)', (s) => ((s.mode = 'slow'), (s.slowMs = 1_500)), 'timeout'],
+    ['slow (past jwks_timeout)', (s) => ((s.mode = 'slow'), (s.slowMs = 3_000)), 'timeout'],
     ['HTTP 503', (s) => (s.mode = 'error'), 'http_status'],
     ['no usable key', (s) => (s.doc = { keys: [hs.publicJwk] }), undefined],
   ];
   for (const [name, breakIt, code] of cases) {
     it(name, async () => {
-      const { keys, server, next } = await setup({ jwks_refresh: 100, jwks_refresh_min: 10, jwks_timeout: 200 });
+      // A timeout short enough for the slow case, long enough for a loaded CI box on loopback.
+      const { keys, server, next } = await setup({ jwks_refresh: 100, jwks_refresh_min: 10, jwks_timeout: 500 });
       await keys.start();
       const entry = keys.resolve('k1', 'ES256');
       breakIt(server);
-      const info = await next();
+      const info = await next((i) => i.result !== 'not_modified');
       expect(info.result).toBe('error');
       expect(info.keys).toBe(1);
       if (code !== undefined) expect((info.error as { code?: string }).code).toBe(code);

@@ -39,7 +39,7 @@ async function jwks(...keys: TestKey[]): Promise<JwksServer> {
 
 async function gateFor(servers: Array<[string, JwksServer, Record<string, unknown>?]>, clock = new FixedClock(NOW * 1000)) {
   const built = await buildTestGate(
-    { issuers: servers.map(([iss, s, o]) => ({ issuer: iss, jwks_uri: s.url, algorithms: ['ES256'], jwks_refresh: '100ms', jwks_refresh_min: '20ms', jwks_timeout: '300ms', ...o })) },
+    { issuers: servers.map(([iss, s, o]) => ({ issuer: iss, jwks_uri: s.url, algorithms: ['ES256'], jwks_refresh: '100ms', jwks_refresh_min: '20ms', jwks_timeout: '2s', ...o })) },
     clock,
   );
   cleanup.push(() => built.gate.stop());
@@ -82,6 +82,7 @@ describe('rotation', () => {
   it('accepts old and new keys while both are published, with zero failed requests under load, and drops the old key at once', async () => {
     const server = await jwks(k1);
     const { gate } = await gateFor([[ISSUER_A, server, { jwks_refresh: '250ms', jwks_kid_cooldown: '30s' }]]);
+    expect(gate.readiness().ready).toBe(true);
     const old = await tokens(k1, 20, 'old');
     const fresh = await tokens(k2, 20, 'new');
     let pool: readonly string[] = old;
@@ -167,7 +168,7 @@ describe('issuer trouble', () => {
 
   it('an oversized, malformed or slow JWKS is refused and logged; the old set keeps verifying', async () => {
     const server = await jwks(k1);
-    const { gate, logs } = await gateFor([[ISSUER_A, server, { jwks_max_bytes: 4096 }]]);
+    const { gate, logs } = await gateFor([[ISSUER_A, server, { jwks_max_bytes: 4096, jwks_timeout: '300ms' }]]);
     for (const mode of ['oversized', 'malformed', 'slow'] as const) {
       server.mode = mode;
       const n = logged(logs, 'keeping the last good set').length;
