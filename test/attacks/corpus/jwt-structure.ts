@@ -130,6 +130,7 @@ export const JWT_STRUCTURE: readonly (Row & { bug?: string })[] = [
     ['payload aud', (c: RowContext) => signText(c.keys.a, JSON.stringify(header(c.keys.a)), dupPayload('"aud":"billing"'))],
     ['payload exp', (c: RowContext) => signText(c.keys.a, JSON.stringify(header(c.keys.a)), dupPayload('"exp":1'))],
     ['payload sub', (c: RowContext) => signText(c.keys.a, JSON.stringify(header(c.keys.a)), dupPayload('"sub":"spiffe://prod/admin"'))],
+    ['payload iss, one spelled with \\u escapes', (c: RowContext) => signText(c.keys.a, JSON.stringify(header(c.keys.a)), dupPayload('"\\u0069ss":"https://evil.example"'))],
     ['payload authorization_details', (c: RowContext) => signText(c.keys.a, JSON.stringify(header(c.keys.a)), dupPayload('"authorization_details":[{"type":"jit_grant","actions":["GET","DELETE"],"paths":["/**"]}]'))],
     ['member inside a grant entry', (c: RowContext) => signText(c.keys.a, JSON.stringify(header(c.keys.a)), JSON.stringify(claims()).replace('"paths":[', '"paths":["/**"],"paths":['))],
   ].map(([what, make]): Row & { bug: string } => ({ name: `duplicate ${what as string}`, headers: tok(make as (c: RowContext) => string), expect: 'malformed_token', bug: DUPLICATE_KEYS_BUG })),
