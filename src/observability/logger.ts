@@ -11,7 +11,8 @@ export interface LogOptions {
   readonly destination: string;
 }
 
-const REDACT = [
+/** Paths pino censors in every line; the audit line derives its own list from this one (audit.ts). */
+export const REDACT: readonly string[] = [
   'authorization',
   'dpop',
   'token',
@@ -22,6 +23,8 @@ const REDACT = [
   '*.authorization',
   '*.token',
 ];
+
+export const REDACT_CENSOR = '[redacted]';
 
 export function createDestination(destination: string): DestinationStream & { flushSync?: () => void } {
   if (destination === 'stdout') return pino.destination({ fd: 1, sync: false, minLength: 4096 });
@@ -34,7 +37,7 @@ export function createLogger(options: LogOptions, stream?: DestinationStream): L
     {
       level: options.level,
       base: { pid: process.pid },
-      redact: { paths: REDACT, censor: '[redacted]' },
+      redact: { paths: [...REDACT], censor: REDACT_CENSOR },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
