@@ -25,9 +25,11 @@ export class Gates {
   readonly #upstreamPort: number;
   readonly #workers: number;
   readonly #nodeFlags: readonly string[];
+  readonly #root: string | undefined;
   #current: RunningGate | undefined;
 
-  constructor(fx: Fixtures, upstreamPort: number, workers: number, nodeFlags: readonly string[]) {
+  constructor(fx: Fixtures, upstreamPort: number, workers: number, nodeFlags: readonly string[], root?: string) {
+    this.#root = root;
     this.#fx = fx;
     this.#upstreamPort = upstreamPort;
     this.#workers = workers;
@@ -50,7 +52,7 @@ export class Gates {
     const ports = { proxy, admin, extAuthzHttp, extAuthzGrpc };
     const { file } = await writeGateConfig(this.#fx, variant, v, ports, this.#upstreamPort, this.#workers);
     const t0 = performance.now();
-    const proc = spawnGate(file, this.#nodeFlags);
+    const proc = spawnGate(file, this.#nodeFlags, this.#root);
     await waitReady(proc, admin, 60_000);
     const startupMs = performance.now() - t0;
     const problems = await this.#sanity(proxy);

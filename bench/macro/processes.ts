@@ -7,6 +7,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -47,9 +48,12 @@ export interface GateProcess {
   stderr(): string;
 }
 
-/** `jitgate serve -c file`; `nodeFlags` such as `--cpu-prof` go to the gate's node. */
-export function spawnGate(configFile: string, nodeFlags: readonly string[] = []): GateProcess {
-  const proc = spawn(process.execPath, [...nodeFlags, ROOT + 'bin/jitgate.js', 'serve', '-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * `jitgate serve -c file`; `nodeFlags` such as `--cpu-prof` go to the gate's node. `root` is the
+ * jitgate checkout to run (default this one; `--jitgate DIR` compares another branch or commit).
+ */
+export function spawnGate(configFile: string, nodeFlags: readonly string[] = [], root: string = ROOT): GateProcess {
+  const proc = spawn(process.execPath, [...nodeFlags, join(root, 'bin/jitgate.js'), 'serve', '-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   return { proc, pid: proc.pid!, stderr: () => err };

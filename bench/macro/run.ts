@@ -41,6 +41,7 @@ const { values: a } = parseArgs({
     'soak-minutes': { type: 'string' },
     alg: { type: 'string', default: 'ES256' },
     profile: { type: 'boolean', default: false },
+    jitgate: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -49,7 +50,7 @@ const { values: a } = parseArgs({
 
 const all = allScenarios();
 if (a.help || a.list) {
-  process.stdout.write('npm run bench -- [--quick] [--scenarios a,b] [--duration s] [--warmup s] [--connections n] [--pipelining n] [--workers n] [--soak-minutes m] [--alg ES256] [--profile] [--no-write]\n\nScenarios (* = in --quick):\n');
+  process.stdout.write('npm run bench -- [--quick] [--scenarios a,b] [--duration s] [--warmup s] [--connections n] [--pipelining n] [--workers n] [--soak-minutes m] [--alg ES256] [--profile] [--jitgate DIR] [--no-write]\n\nScenarios (* = in --quick):\n');
   for (const s of all) process.stdout.write(`  ${s.quick ? '*' : ' '} ${s.id.padEnd(26)} ${s.title}\n`);
   process.exit(0);
 }
@@ -80,6 +81,7 @@ const load1 = loadavg()[0]!;
 const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version, kernel: release(), loadavgAtStart: loadavg() };
 log(`jitgate macro bench — ${machine.cpus} × ${machine.cpu}, Node ${machine.node}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 if (load1 > 0.7) log(`  WARNING: the machine is busy (1-min load ${load1.toFixed(2)}); numbers will be low and noisy. Re-run when quiet.`);
+if (a.jitgate !== undefined) log(`  jitgate from ${a.jitgate}`);
 log(`  ${selected.length} scenarios, ${duration} s each after ${warmup} s warm-up, ${connections} connections, pipelining ${pipelining}, workers ${workers}${ids.has('soak') ? `, soak ${soakMinutes} min` : ''}`);
 
 const needsRotating = selected.some((s) => s.id.includes('10k') || s.kind === 'soak');
@@ -93,7 +95,7 @@ const nodeFlags = a.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [
 
 const upstream = await forkServer('upstream', 'upstream.ts');
 const baseline = await forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128']);
-const gates = new Gates(fx, upstream.port, workers, nodeFlags);
+const gates = new Gates(fx, upstream.port, workers, nodeFlags, a.jitgate);
 const rows: Row[] = [];
 let soak: Record<string, unknown> | undefined;
 
