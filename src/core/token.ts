@@ -8,6 +8,7 @@ import { compactVerify, decodeJwt, decodeProtectedHeader, errors, type JWSHeader
 import { checkClaims, checkTime } from './claims.ts';
 import type { DenyReason } from './decision.ts';
 import { compileGrants } from './grant.ts';
+import { hasDuplicateKeys, segmentText } from './json-duplicates.ts';
 import type { GatePolicy, IssuerPolicy } from './policy.ts';
 import { normalizeTyp } from './policy.ts';
 import type { VerifiedToken } from './verified-token.ts';
@@ -43,6 +44,11 @@ export async function verifyToken(token: string, policy: GatePolicy, nowMs: numb
     header = decodeProtectedHeader(token) as JWSHeaderParameters;
     payload = decodeJwt(token);
   } catch {
+    return 'malformed_token';
+  }
+  const dot1 = token.indexOf('.');
+  const dot2 = token.indexOf('.', dot1 + 1);
+  if (hasDuplicateKeys(segmentText(token.slice(0, dot1))) || hasDuplicateKeys(segmentText(token.slice(dot1 + 1, dot2)))) {
     return 'malformed_token';
   }
 
