@@ -5,7 +5,9 @@
  * added, bodies streamed with backpressure both ways. Whatever jitgate costs beyond this row is
  * the price of the decision, metrics and audit line.
  *
- *   node bench/macro/baseline-proxy.ts <upstream origin> [connections=128]
+ *   node bench/macro/baseline-proxy.ts <upstream origin> [connections=128] [dispatch|stream|request]
+ * The default, dispatch, is what jitgate uses; stream and request are undici's higher layers,
+ * kept to show what they would cost.
  * Runs as a child process and reports its port on the IPC channel.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -95,12 +97,62 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-const server = createServer({ keepAliveTimeout: 5_000, requireHostHeader: true }, (req, res) => {
-  const { headers, hasBody } = requestHeaders(req);
-  pool.dispatch({ path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null }, new Exchange(res));
-});
+/** undici's higher layers, for the comparison in bench/README.md: a promise and a Readable per request. */
+function objectHeaders(h: Record<string, string | string[] | undefined>): string[] {
+  const out: string[] = [];
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || HOP.has(k)) continue;
+    if (Array.isArray(v)) for (const x of v) out.push(k, x);
+    else out.push(k, v);
+  }
+  return out;
+}
+
+function fail(res: ServerResponse): void {
+  if (res.headersSent) res.destroy();
+  else {
+    res.writeHead(502, { 'content-length': '0' });
+    res.end();
+  }
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const handlers: Record<string, Handler> = {
+  dispatch(req, res) {
+    const { headers, hasBody } = requestHeaders(req);
+    pool.dispatch({ path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null }, new Exchange(res));
+  },
+  stream(req, res) {
+    const { headers, hasBody } = requestHeaders(req);
+    pool
+      .stream({ path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null }, ({ statusCode, headers: h }) => {
+        res.writeHead(statusCode, objectHeaders(h));
+        return res;
+      })
+      .catch(() => fail(res));
+  },
+  request(req, res) {
+    const { headers, hasBody } = requestHeaders(req);
+    pool
+      .request({ path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null })
+      .then(({ statusCode, headers: h, body }) => {
+        res.writeHead(statusCode, objectHeaders(h));
+        body.pipe(res);
+      })
+      .catch(() => fail(res));
+  },
+};
+
+const mode = process.argv[4] ?? 'dispatch';
+const handler = handlers[mode];
+if (handler === undefined) throw new Error(`mode ${mode}: expected dispatch, stream or request`);
+const server = createServer({ keepAliveTimeout: 5_000, requireHostHeader: true }, handler);
 server.maxRequestsPerSocket = 0;
 server.listen(0, '127.0.0.1', () => {
   process.send?.({ port: (server.address() as AddressInfo).port });
 });
 process.on('disconnect', () => process.exit(0));
+// A clean exit, so that --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0));

@@ -1,11 +1,15 @@
 /**
- * A latency histogram with 1 µs resolution up to 10 ms and 10 µs buckets up to 1 s (anything
- * slower lands in the last bucket). autocannon's own histogram records whole milliseconds, too
+ * A latency histogram with 1 µs resolution up to 10 ms, 10 µs buckets up to 1 s and 1 ms buckets
+ * up to 60 s (anything slower lands in the last bucket). autocannon's own histogram records whole milliseconds, too
  * coarse for "p99 within 0.5 ms of the plain proxy", so the bench records every response itself.
  */
 const FINE_US = 10_000; // 0..10 ms, 1 µs per bucket
 const COARSE_STEP_US = 10;
 const COARSE_BUCKETS = 99_000; // 10 ms..1 s, 10 µs per bucket
+const MID_END_US = FINE_US + COARSE_BUCKETS * COARSE_STEP_US; // 1 s
+const SLOW_STEP_US = 1_000;
+const SLOW_BUCKETS = 59_000; // 1 s..60 s, 1 ms per bucket
+const LAST = FINE_US + COARSE_BUCKETS + SLOW_BUCKETS;
 
 export interface Percentiles {
   readonly p50: number;
@@ -18,7 +22,7 @@ export interface Percentiles {
 }
 
 export class LatencyHistogram {
-  readonly #counts = new Uint32Array(FINE_US + COARSE_BUCKETS + 1);
+  readonly #counts = new Uint32Array(LAST + 1);
   #count = 0;
   #sumUs = 0;
   #maxUs = 0;
@@ -28,7 +32,8 @@ export class LatencyHistogram {
     const us = ms * 1000;
     let i: number;
     if (us < FINE_US) i = us < 0 ? 0 : Math.floor(us);
-    else i = Math.min(FINE_US + Math.floor((us - FINE_US) / COARSE_STEP_US), FINE_US + COARSE_BUCKETS);
+    else if (us < MID_END_US) i = FINE_US + Math.floor((us - FINE_US) / COARSE_STEP_US);
+    else i = Math.min(FINE_US + COARSE_BUCKETS + Math.floor((us - MID_END_US) / SLOW_STEP_US), LAST);
     this.#counts[i]!++;
     this.#count++;
     this.#sumUs += us;
@@ -46,7 +51,7 @@ export class LatencyHistogram {
     let seen = 0;
     for (let i = 0; i < this.#counts.length; i++) {
       seen += this.#counts[i]!;
-      if (seen >= rank) return (i < FINE_US ? i + 1 : FINE_US + (i - FINE_US + 1) * COARSE_STEP_US) / 1000;
+      if (seen >= rank) return upperEdgeUs(i) / 1000;
     }
     return this.#maxUs / 1000;
   }
@@ -71,4 +76,10 @@ export function meanStddev(xs: readonly number[]): { mean: number; stddev: numbe
   if (xs.length === 1) return { mean, stddev: 0 };
   const v = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1);
   return { mean, stddev: Math.sqrt(v) };
+}
+
+function upperEdgeUs(i: number): number {
+  if (i < FINE_US) return i + 1;
+  if (i < FINE_US + COARSE_BUCKETS) return FINE_US + (i - FINE_US + 1) * COARSE_STEP_US;
+  return MID_END_US + (i - FINE_US - COARSE_BUCKETS + 1) * SLOW_STEP_US;
 }

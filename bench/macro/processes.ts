@@ -20,8 +20,8 @@ export interface Child {
 }
 
 /** Forks a bench helper that sends `{port}` once listening. */
-export async function forkServer(name: string, script: string, args: readonly string[] = []): Promise<Child> {
-  const proc = fork(HERE + script, [...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export async function forkServer(name: string, script: string, args: readonly string[] = [], nodeFlags: readonly string[] = []): Promise<Child> {
+  const proc = fork(HERE + script, [...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...nodeFlags] });
   const [msg] = (await Promise.race([once(proc, 'message'), once(proc, 'exit').then(() => Promise.reject(new Error(`${name} exited before listening`)))])) as [{ port: number }];
   return { name, proc, port: msg.port };
 }

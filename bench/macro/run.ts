@@ -21,7 +21,7 @@ import { makeFixtures, type Fixtures } from './fixtures.ts';
 import { cacheDelta, Gates, reasonDelta, scrapeMetrics, type MetricSnapshot, type RunningGate } from './gates.ts';
 import { runHttpLoad, type LoadResult, type RequestSpec } from './http-load.ts';
 import { preflight } from './preflight.ts';
-import { cpuSecondsOfTree, forkServer, rssOfTree, stopProcess } from './processes.ts';
+import { cpuSecondsOfTree, forkServer, rssOfTree, stopProcess, type Child } from './processes.ts';
 import { markdownTable, svgChart, type Row } from './report.ts';
 import { allScenarios, load, type Scenario } from './scenarios.ts';
 import { evaluateTargets } from './targets.ts';
@@ -94,7 +94,18 @@ const profileDir = join(RESULTS, 'profiles', stamp);
 const nodeFlags = a.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
 
 const upstream = await forkServer('upstream', 'upstream.ts');
-const baseline = await forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128']);
+// With --profile the baseline is profiled too, so the two profiles can be compared area by area.
+const baseline = await forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128'], a.profile ? [...nodeFlags, '--cpu-prof-name=baseline.cpuprofile'] : []);
+/** The plain proxy on undici's higher layers, forked only when a scenario asks for it. */
+const altBaselines = new Map<string, Child>();
+async function altBaseline(mode: 'stream' | 'request'): Promise<Child> {
+  let c = altBaselines.get(mode);
+  if (c === undefined) {
+    c = await forkServer(`baseline-${mode}`, 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128', mode]);
+    altBaselines.set(mode, c);
+  }
+  return c;
+}
 const gates = new Gates(fx, upstream.port, workers, nodeFlags, a.jitgate);
 const rows: Row[] = [];
 let soak: Record<string, unknown> | undefined;
@@ -108,7 +119,7 @@ try {
   }
 } finally {
   await gates.stop();
-  await Promise.all([stopProcess(baseline.proc), stopProcess(upstream.proc)]);
+  await Promise.all([stopProcess(baseline.proc), stopProcess(upstream.proc), ...[...altBaselines.values()].map((c) => stopProcess(c.proc))]);
 }
 
 const byId = new Map(rows.map((r) => [r.id, r]));
@@ -139,12 +150,20 @@ await rm(fx.dir, { recursive: true, force: true });
 
 // ---------------------------------------------------------------------------------------------
 
+function serverFor(s: Scenario): Child | undefined {
+  if (s.server === 'upstream') return upstream;
+  if (s.server === 'baseline') return baseline;
+  if (s.server === 'baseline-stream' || s.server === 'baseline-request') return altBaselines.get(s.server.slice('baseline-'.length));
+  return undefined;
+}
+
 function portFor(s: Scenario, gate: RunningGate | undefined): number {
   switch (s.server) {
     case 'upstream':
-      return upstream.port;
     case 'baseline':
-      return baseline.port;
+    case 'baseline-stream':
+    case 'baseline-request':
+      return serverFor(s)!.port;
     case 'ext-authz-http':
       return gate!.ports.extAuthzHttp;
     case 'ext-authz-grpc':
@@ -156,6 +175,7 @@ function portFor(s: Scenario, gate: RunningGate | undefined): number {
 
 async function runScenario(s: Scenario): Promise<Row> {
   if (s.kind === 'crypto') return cryptoRow(s);
+  if (s.server === 'baseline-stream' || s.server === 'baseline-request') await altBaseline(s.server === 'baseline-stream' ? 'stream' : 'request');
   const gate = s.variant === undefined ? undefined : await gates.use(s.variant, log);
   const port = portFor(s, gate);
   const problems = [...(gate?.problems ?? [])];
@@ -165,7 +185,7 @@ async function runScenario(s: Scenario): Promise<Row> {
   let rss0 = 0;
   let rss1 = 0;
   // CPU and RSS of the process that serves this row: jitgate (with its workers), the baseline or the upstream.
-  const pid = gate ? gate.proc.pid : s.server === 'baseline' ? baseline.proc.pid! : upstream.proc.pid!;
+  const pid = gate ? gate.proc.pid : serverFor(s)!.proc.pid!;
   const snapshotStart = async (): Promise<void> => {
     cpu0 = cpuSecondsOfTree(pid);
     rss0 = rssOfTree(pid);

@@ -7,7 +7,7 @@
 import type { Fixtures, GateVariant } from './fixtures.ts';
 import type { RequestSpec } from './http-load.ts';
 
-export type ServerKind = 'upstream' | 'baseline' | 'gate' | 'ext-authz-http' | 'ext-authz-grpc' | 'none';
+export type ServerKind = 'upstream' | 'baseline' | 'baseline-stream' | 'baseline-request' | 'gate' | 'ext-authz-http' | 'ext-authz-grpc' | 'none';
 
 /** Gate config variants; each runs as its own `jitgate serve` process. */
 export const VARIANTS = {
@@ -93,6 +93,8 @@ export function allScenarios(): Scenario[] {
   return [
     { id: 'direct', title: 'direct to upstream (no proxy)', kind: 'http', server: 'upstream', quick: true, request: small, expectStatus: 200 },
     { id: 'plain-proxy', title: 'plain undici proxy (no auth)', kind: 'http', server: 'baseline', quick: true, request: small, expectStatus: 200 },
+    { id: 'plain-proxy-undici-stream', title: 'plain proxy on undici pool.stream', kind: 'http', server: 'baseline-stream', quick: false, request: small, expectStatus: 200 },
+    { id: 'plain-proxy-undici-request', title: 'plain proxy on undici pool.request', kind: 'http', server: 'baseline-request', quick: false, request: small, expectStatus: 200 },
     ...plainBodies,
     { id: 'allow-hot', title: 'jitgate allow, one hot token, audit → file', kind: 'http', server: 'gate', variant: 'audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'deny-403', title: 'jitgate 403 outside the grant (cached token)', kind: 'http', server: 'gate', variant: 'audit', quick: true, request: (fx) => ({ method: 'GET', path: '/admin/users', headers: bearer(fx.tokens.hot) }), expectStatus: 403, expectReason: 'path_not_granted', expectCache: 'hits' },

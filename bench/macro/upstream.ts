@@ -69,3 +69,5 @@ server.listen(0, '127.0.0.1', () => {
   process.send?.({ port: (server.address() as AddressInfo).port });
 });
 process.on('disconnect', () => process.exit(0));
+// A clean exit, so that --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0));
