@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Allow } from '../../src/core/decision.ts';
 import type { VerifiedToken } from '../../src/core/verified-token.ts';
 import { AuditLog, auditRedactPaths } from '../../src/observability/audit.ts';
-import { createLogger, REDACT } from '../../src/observability/logger.ts';
+import { createLogger, isoTimePerMs, REDACT } from '../../src/observability/logger.ts';
 
 function recorder(): { lines: Record<string, unknown>[]; stream: Writable } {
   const lines: Record<string, unknown>[] = [];
@@ -57,5 +57,16 @@ describe('audit line redaction', () => {
     expect(r.lines[0]).toMatchObject({ level: 'info', type: 'audit', transport: 'proxy', decision: 'allow', reason: 'granted', status: 200, method: 'GET', path: '/orders/1', sub: 'spiffe://a', jti: 'j-1', iss: 'https://issuer', txn: 't-1', grant: 0, latency_ms: 0.123 });
     expect(typeof r.lines[0]!.time).toBe('string');
     expect(r.lines[0]!.pid).toBe(process.pid);
+  });
+});
+
+describe('log time', () => {
+  it('is pino isoTime, formatted again only when the millisecond changes', () => {
+    let ms = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+    const time = isoTimePerMs(() => ms);
+    expect(time()).toBe(',"time":"2026-01-02T03:04:05.678Z"');
+    expect(time()).toBe(',"time":"2026-01-02T03:04:05.678Z"');
+    ms += 1;
+    expect(time()).toBe(',"time":"2026-01-02T03:04:05.679Z"');
   });
 });
