@@ -55,6 +55,9 @@ export const REASONS = Object.freeze({
   multiple_dpop: r(400, 'invalid_request', 'more than one DPoP header'),
   missing_attributes: r(400, 'invalid_request', 'the ext_authz CheckRequest lacks the HTTP request attributes'),
   untrusted_forwarded: r(400, 'invalid_request', 'forwarded method/URI headers from an address that is not a trusted proxy'),
+  bad_request: r(400, 'invalid_request', 'the request could not be parsed as HTTP/1.1 (refused by the HTTP parser)'),
+  headers_too_large: r(431, 'invalid_request', 'the request head exceeds limits.max_header_bytes'),
+  request_timeout: r(408, 'invalid_request', 'the request head or body did not arrive within limits.headers_timeout / request_timeout'),
 
   // 401 without an error code: no credentials at all (RFC 6750 §3.1).
   missing_token: r(401, 'unauthorized', 'no bearer token in the Authorization header'),

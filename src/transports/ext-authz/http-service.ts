@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { deny, type Allow, type Decision } from '../../core/decision.ts';
 import type { Listener, TransportContext } from '../context.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
+import { answerClientError } from '../client-error.ts';
 import { listenHttp, type HttpListener } from '../http-listener.ts';
 import { renderDecision, renderWithoutServerError, type Rendered } from '../respond.ts';
 import { countMerged } from './check-request.ts';
@@ -136,11 +137,8 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   // Envoy keeps connections to its authorization cluster open: each request is judged on its own.
   server.maxRequestsPerSocket = 0;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    // Unparseable requests: a plain 400 (431 for an oversized head) with no-store; never a 5xx,
-    // and nothing from the request is echoed.
-    if (!socket.writable) return socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\ncache-control: no-store\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    const reason = answerClientError(err, socket);
+    if (reason !== undefined) ctx.metrics.recordReason('ext_authz_http', reason);
   });
 
   listener = await listenHttp(server, 'ext_authz_http', opts.host, opts.port);

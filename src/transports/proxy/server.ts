@@ -2,8 +2,8 @@
  * The traffic listener (SPEC §3, §4): node:http in front of the handler, with the limits that keep
  * a slow or oversized client from holding the gate's sockets (slowloris, header floods).
  */
-import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { answerClientError } from '../client-error.ts';
 import type { TransportContext } from '../context.ts';
 import { listenHttp, type HttpListener } from '../http-listener.ts';
 import { Forwarder } from './forward.ts';
@@ -39,7 +39,10 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   server.on('request', onRequest(false));
   // Decide before inviting the body: a denied client never uploads it.
   server.on('checkContinue', onRequest(true));
-  server.on('clientError', onClientError);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    const reason = answerClientError(err, socket);
+    if (reason !== undefined) ctx.metrics.recordReason('proxy', reason);
+  });
 
   try {
     listener = await listenHttp(server, 'proxy', config.listen.host, config.listen.port);
@@ -62,19 +65,4 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
       await forwarder.close();
     },
   };
-}
-
-/**
- * Requests node:http refuses before they reach the handler (malformed, header block too large,
- * too slow). node's default answer lacks `cache-control: no-store`; this one has it (SPEC §3).
- */
-function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  // node's own rule: no second status line on a socket whose response head is already out.
-  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
-    socket.destroy();
-    return;
-  }
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncache-control: no-store\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
 }

@@ -102,11 +102,11 @@ export const HEADER_ROWS: readonly (Row & { bug?: string })[] = [
   { name: 'websocket upgrade is not passed on', headers: (c) => valid(c, [['Connection', 'Upgrade'], ['Upgrade', 'websocket'], ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='], ['Sec-WebSocket-Version', '13']]), expect: 'granted', on: { ext_authz_http: 'skip', forward_auth: 'skip', ext_authz_grpc: 'skip' }, verify: onlyJitgateIdentity(['upgrade']) },
 
   // CRLF and other bytes the parser refuses before any decision (node:http, llhttp strict).
-  { name: 'bare LF splitting a header', headers: (c) => valid(c, [['X-Foo', 'a\nX-Jit-Subject: root']]), expect: 'http 400', on: { ext_authz_grpc: 'granted' } },
-  { name: 'bare CR splitting a header', headers: (c) => valid(c, [['X-Foo', 'a\rX-Jit-Subject: root']]), expect: 'http 400', on: { ext_authz_grpc: 'granted' } },
-  { name: 'obs-fold continuation line', headers: (c) => valid(c, [['X-Foo', 'a\r\n X-Jit-Subject: root']]), expect: 'http 400', on: { ext_authz_grpc: 'skip' } },
-  { name: 'space before the colon (Authorization : …)', headers: (c) => [['Authorization ', `Bearer ${signed(c.keys.a)}`]], expect: 'http 400', on: { ext_authz_grpc: 'skip' } },
-  { name: 'NUL in a header value', headers: (c) => valid(c, [['X-Foo', 'a\u0000b']]), expect: 'http 400', on: { ext_authz_grpc: 'skip' } },
+  { name: 'bare LF splitting a header', headers: (c) => valid(c, [['X-Foo', 'a\nX-Jit-Subject: root']]), expect: 'bad_request', on: { ext_authz_grpc: 'granted' } },
+  { name: 'bare CR splitting a header', headers: (c) => valid(c, [['X-Foo', 'a\rX-Jit-Subject: root']]), expect: 'bad_request', on: { ext_authz_grpc: 'granted' } },
+  { name: 'obs-fold continuation line', headers: (c) => valid(c, [['X-Foo', 'a\r\n X-Jit-Subject: root']]), expect: 'bad_request', on: { ext_authz_grpc: 'skip' } },
+  { name: 'space before the colon (Authorization : …)', headers: (c) => [['Authorization ', `Bearer ${signed(c.keys.a)}`]], expect: 'bad_request', on: { ext_authz_grpc: 'skip' } },
+  { name: 'NUL in a header value', headers: (c) => valid(c, [['X-Foo', 'a\u0000b']]), expect: 'bad_request', on: { ext_authz_grpc: 'skip' } },
   // On the wire the CRLF ends the line, so the "injected" header is just a spoofed one (removed);
   // in a gRPC header map the value keeps it and is no compact JWS.
   { name: 'CRLF inside the Authorization value', headers: (c) => [['Authorization', `Bearer ${signed(c.keys.a, claims({ jti: 'hdr-jti' }))}\r\nX-Jit-Subject: root`]], expect: 'granted', on: { ext_authz_grpc: 'malformed_token' }, verify: onlyJitgateIdentity() },
@@ -114,13 +114,13 @@ export const HEADER_ROWS: readonly (Row & { bug?: string })[] = [
   { name: 'control: encoded CRLF in the query passes unchanged', target: '/orders/42?x=%0d%0aHost:%20evil', headers: (c) => valid(c), expect: 'granted', verify: (t, _s, rec) => void (t === 'proxy' && expect(rec!.url).toBe('/orders/42?x=%0d%0aHost:%20evil')) },
 
   // Oversized heads (limits.max_header_bytes 16 KB → 431).
-  { name: 'one 20 KB header', headers: (c) => valid(c, [['X-Big', 'b'.repeat(20_000)]]), expect: 'http 431', on: { ext_authz_grpc: 'skip' } },
-  { name: '400 headers of 50 bytes', headers: (c) => valid(c, Array.from({ length: 400 }, (_, i): Header => [`X-H${i}`, 'v'.repeat(44)])), expect: 'http 431', on: { ext_authz_grpc: 'skip' } },
-  { name: '2100 tiny headers, an override hidden at the end', headers: (c) => valid(c, [...Array.from({ length: 2100 }, (): Header => ['a', 'b']), ['X-HTTP-Method-Override', 'DELETE']]), expect: 'http 431', on: { ext_authz_grpc: 'skip' } },
+  { name: 'one 20 KB header', headers: (c) => valid(c, [['X-Big', 'b'.repeat(20_000)]]), expect: 'headers_too_large', on: { ext_authz_grpc: 'skip' } },
+  { name: '400 headers of 50 bytes', headers: (c) => valid(c, Array.from({ length: 400 }, (_, i): Header => [`X-H${i}`, 'v'.repeat(44)])), expect: 'headers_too_large', on: { ext_authz_grpc: 'skip' } },
+  { name: '2100 tiny headers, an override hidden at the end', headers: (c) => valid(c, [...Array.from({ length: 2100 }, (): Header => ['a', 'b']), ['X-HTTP-Method-Override', 'DELETE']]), expect: 'headers_too_large', on: { ext_authz_grpc: 'skip' } },
 
   // Methods.
-  { name: 'lower-case method', method: 'get', headers: (c) => valid(c), expect: 'http 400', on: { ext_authz_grpc: 'method_not_granted', forward_auth: 'method_not_granted' } },
-  { name: 'unknown method', method: 'FOO', headers: (c) => valid(c), expect: 'http 400', on: { ext_authz_grpc: 'method_not_granted', forward_auth: 'method_not_granted' } },
+  { name: 'lower-case method', method: 'get', headers: (c) => valid(c), expect: 'bad_request', on: { ext_authz_grpc: 'method_not_granted', forward_auth: 'method_not_granted' } },
+  { name: 'unknown method', method: 'FOO', headers: (c) => valid(c), expect: 'bad_request', on: { ext_authz_grpc: 'method_not_granted', forward_auth: 'method_not_granted' } },
   { name: 'WebDAV method outside the grant', method: 'PROPFIND', headers: (c) => valid(c), expect: 'method_not_granted' },
   { name: 'method with a space (forward-auth, gRPC)', method: 'GET /orders/43', headers: (c) => valid(c), expect: 'bad_method', on: { proxy: 'skip', ext_authz_http: 'skip' } },
   { name: 'CONNECT with authority-form', method: 'CONNECT', target: 'orders.internal:443', headers: (c) => valid(c), expect: 'closed', on: { ext_authz_http: 'skip', forward_auth: 'bad_request_target', ext_authz_grpc: 'bad_request_target' } },

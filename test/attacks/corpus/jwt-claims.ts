@@ -103,12 +103,12 @@ export const JWT_CLAIMS: readonly Row[] = [
   { name: 'control: token just under max_token_bytes (8180)', headers: (c) => bearer(padTo(c, 8180)), expect: 'granted' },
   { name: 'token just over max_token_bytes (8193)', headers: (c) => bearer(padTo(c, 8193)), expect: 'token_too_large' },
   { name: 'token of 12 KB (fits the header limit)', headers: (c) => bearer(padTo(c, 12 * 1024)), expect: 'token_too_large' },
-  { name: 'token of 64 KB', headers: (c) => bearer(padTo(c, 64 * 1024)), expect: 'http 431', on: { ext_authz_grpc: 'token_too_large' } },
+  { name: 'token of 64 KB', headers: (c) => bearer(padTo(c, 64 * 1024)), expect: 'headers_too_large', on: { ext_authz_grpc: 'token_too_large' } },
 
   // Several Authorization headers, and scheme spelling (RFC 6750 §2.1: case-insensitive).
   { name: 'two identical Authorization headers', headers: (c) => twice(bearer(signed(c.keys.a)), 2), expect: 'multiple_authorization' },
   { name: '50 Authorization headers', headers: (c) => [...bearer(signed(c.keys.a)), ...twice([['Authorization', 'Bearer x']], 49)], expect: 'multiple_authorization' },
-  { name: '50 Authorization headers of 600 bytes (head over 16 KB)', headers: (c) => twice(bearer(signed(c.keys.a)), 50), expect: 'http 431', on: { ext_authz_grpc: 'multiple_authorization' } },
+  { name: '50 Authorization headers of 600 bytes (head over 16 KB)', headers: (c) => twice(bearer(signed(c.keys.a)), 50), expect: 'headers_too_large', on: { ext_authz_grpc: 'multiple_authorization' } },
   { name: 'Authorization and authorization', headers: (c) => [['Authorization', `Bearer ${signed(c.keys.a)}`], ['authorization', `Bearer ${signed(c.keys.a)}`]], expect: 'multiple_authorization' },
   { name: 'valid Authorization plus an empty one', headers: (c) => [...bearer(signed(c.keys.a)), ['Authorization', '']], expect: 'multiple_authorization' },
   { name: 'Bearer and Basic', headers: (c) => [['Authorization', 'Basic dXNlcjpwYXNz'], ...bearer(signed(c.keys.a))], expect: 'multiple_authorization' },

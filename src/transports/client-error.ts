@@ -1,0 +1,42 @@
+/**
+ * Requests node:http refuses before any handler sees them (unparseable, head too large, too slow).
+ * They get the same SPEC §3 shape as every other jitgate answer — JSON reason, `no-store` — and
+ * never a 5xx (the ext_authz HTTP service must not look like an error to Envoy).
+ */
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import type { Reason } from '../core/reasons.ts';
+import { render } from './respond.ts';
+
+function reasonFor(code: string | undefined): Reason {
+  if (code === 'HPE_HEADER_OVERFLOW') return 'headers_too_large';
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'request_timeout';
+  return 'bad_request';
+}
+
+/** Raw bytes per reason, built once: the socket may be mid-parse, so no ServerResponse exists. */
+const RAW = new Map<Reason, Buffer>();
+function raw(reason: Reason): Buffer {
+  let bytes = RAW.get(reason);
+  if (bytes === undefined) {
+    const r = render(reason);
+    let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status]}\r\n`;
+    for (const [k, v] of Object.entries(r.headers)) head += `${k}: ${v}\r\n`;
+    bytes = Buffer.concat([Buffer.from(`${head}connection: close\r\n\r\n`), r.bodyBytes]);
+    RAW.set(reason, bytes);
+  }
+  return bytes;
+}
+
+/** The `clientError` listener for every traffic-facing node:http server. Returns the reason answered, if any. */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): Reason | undefined {
+  // node's own rule: no second status line on a socket whose response head is already out.
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
+    socket.destroy();
+    return undefined;
+  }
+  const reason = reasonFor(err.code);
+  socket.end(raw(reason));
+  return reason;
+}
