@@ -1,0 +1,220 @@
+/**
+ * `jitgate demo` (and `npm start`): with no config at all, run the real gate in front of a demo "legacy" backend
+ * with dev keys, and print ready-to-paste `curl` commands with freshly minted tokens — allowed (200), outside the
+ * grant (403), expired (401) and revoked (401) — plus how to mint more (SPEC §8 developer helpers).
+ *
+ * stdout carries only the banner and the curl block; the gate's logs and audit lines go to a file in the demo
+ * folder (or `--log stderr`), so the block stays readable. Runs until SIGINT/SIGTERM, then closes the gate and
+ * the backend and exits 0.
+ *
+ * @module
+ */
+import { appendFile } from 'node:fs/promises';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { listenUrl, onShutdownSignals, startJitgate, type Running } from '../runtime.ts';
+import { DEMO_AUDIENCE, DEMO_ISSUER, writeDemoConfig } from '../demo/demo-config.ts';
+import { startDemoBackend, type DemoBackend } from '../demo/backend.ts';
+import { DEMO_TTL_SECONDS, demoRequests, mintDemoTokens, renderRequests, statusOf, type DemoRequest, type DemoTokens } from '../demo/scenarios.ts';
+import { LOG_FILE, prepareWorkspace, type DemoWorkspace } from '../demo/workspace.ts';
+
+/** `.jitgate-demo/` at the repo root (the same from src/cli/ and dist/cli/); git-ignored. */
+export const DEFAULT_DEMO_DIR = fileURLToPath(new URL('../../.jitgate-demo/', import.meta.url));
+/** How long to wait for a revocation to be enforced before printing its curl line anyway. */
+const REVOCATION_WAIT_MS = 5_000;
+
+const USAGE = `Usage: jitgate demo [options]
+
+Run the gate in front of a demo backend with dev keys and print curl commands to try.
+
+  --port N          gate (proxy) port on 127.0.0.1 (default 8080; 0 picks a free port)
+  --admin-port N    admin port on 127.0.0.1: /healthz /readyz /metrics /revocations (default 9901; 0 = free)
+  --backend-port N  demo backend port on 127.0.0.1 (default 0 = free)
+  --dir DIR         demo folder for keys, config, admin token and log (default .jitgate-demo/ at the repo root)
+  --log DEST        gate logs and audit lines: stderr, stdout or a file (default DIR/${LOG_FILE})
+  -h, --help        show this help
+`;
+
+interface DemoArgs {
+  port: number;
+  adminPort: number;
+  backendPort: number;
+  dir: string;
+  log: string;
+}
+
+/** CLI entry: 0 after a clean stop, 1 when the demo could not start, 2 on a usage error. */
+export async function run(argv: string[]): Promise<number> {
+  let args: DemoArgs | undefined;
+  try {
+    args = parse(argv);
+  } catch (err) {
+    process.stderr.write(`jitgate demo: ${(err as Error).message}\nRun "jitgate demo --help" for usage.\n`);
+    return 2;
+  }
+  if (args === undefined) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+
+  let backend: DemoBackend | undefined;
+  let running: Running | undefined;
+  try {
+    const ws = await prepareWorkspace(args.dir);
+    backend = await startDemoBackend({ port: args.backendPort });
+    const logDestination = args.log === 'stdout' || args.log === 'stderr' ? args.log : resolve(args.log);
+    const config = await writeDemoConfig(ws, { port: args.port, adminPort: args.adminPort, upstreamUrl: backend.url, logDestination });
+    running = await startJitgate(config, ws.configPath);
+
+    const gateUrl = listenUrl(running.listeners.proxy);
+    const adminUrl = listenUrl(running.listeners.admin);
+    const tokens = await mintDemoTokens(ws.privateJwk);
+    const revokedVia = await revoke(tokens, ws, adminUrl);
+    const requests = demoRequests(tokens, revokedVia);
+    const revokedRequest = requests.find((r) => r.token === tokens.revoked)!;
+    if (!(await revocationEnforced(gateUrl, revokedRequest))) {
+      process.stderr.write(`jitgate demo: warning: the revoked token is not refused yet after ${REVOCATION_WAIT_MS} ms\n`);
+    }
+    process.stdout.write(banner(ws, args, backend, gateUrl, adminUrl) + renderRequests(gateUrl, requests) + more(ws, adminUrl, gateUrl));
+  } catch (err) {
+    process.stderr.write(`jitgate demo: ${describeStartError(err, args)}\n`);
+    await running?.close(0).catch(() => undefined);
+    await backend?.close();
+    return 1;
+  }
+
+  const stopping = running;
+  const stoppingBackend = backend;
+  return new Promise<number>((resolveCode) => {
+    onShutdownSignals(
+      (signal) => {
+        process.stderr.write(`jitgate demo: ${signal}, shutting down\n`);
+        void stopping
+          .close(2_000)
+          .then(() => stoppingBackend.close())
+          .then(() => resolveCode(0));
+      },
+      // A second signal while closing: the user wants out now.
+      (_signal, exitCode) => process.exit(exitCode),
+    );
+  });
+}
+
+function parse(argv: string[]): DemoArgs | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      port: { type: 'string', default: '8080' },
+      'admin-port': { type: 'string', default: '9901' },
+      'backend-port': { type: 'string', default: '0' },
+      dir: { type: 'string' },
+      log: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  if (values.dir === '') throw new Error('--dir: must not be empty');
+  if (values.log === '') throw new Error('--log: must not be empty');
+  const dir = resolve(values.dir ?? DEFAULT_DEMO_DIR);
+  return {
+    port: portOf('--port', values.port),
+    adminPort: portOf('--admin-port', values['admin-port']),
+    backendPort: portOf('--backend-port', values['backend-port']),
+    dir,
+    log: values.log ?? resolve(dir, LOG_FILE),
+  };
+}
+
+function portOf(flag: string, text: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) throw new Error(`${flag}: expected a port number 0–65535, got "${text}"`);
+  return Number(text);
+}
+
+/**
+ * Revokes the demo token's jti through the real admin API (SPEC §5: `POST /revocations`, admin bearer token,
+ * journaled). When the API refuses or is missing in this build, appends the entry to the revocation file the
+ * demo config points at instead. Returns how, for the printed comment.
+ */
+async function revoke(tokens: DemoTokens, ws: DemoWorkspace, adminUrl: string): Promise<string> {
+  const entry = { jti: tokens.revokedJti, exp: tokens.revokedExp };
+  try {
+    const res = await fetch(`${adminUrl}/revocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ws.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(entry),
+    });
+    await res.body?.cancel();
+    if (res.ok) return 'through the admin API (POST /revocations)';
+    process.stderr.write(`jitgate demo: the admin API answered ${res.status} to POST /revocations; using ${display(ws.revokedPath)}\n`);
+  } catch (err) {
+    process.stderr.write(`jitgate demo: POST /revocations failed (${(err as Error).message}); using ${display(ws.revokedPath)}\n`);
+  }
+  await appendFile(ws.revokedPath, `${JSON.stringify(entry)}\n`);
+  return `in the revocation file ${display(ws.revokedPath)}`;
+}
+
+/** Polls until the gate refuses the revoked token (the file source applies on its next poll). */
+async function revocationEnforced(gateUrl: string, revoked: DemoRequest): Promise<boolean> {
+  const deadline = Date.now() + REVOCATION_WAIT_MS;
+  for (;;) {
+    if ((await statusOf(gateUrl, revoked)) === revoked.expect) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function banner(ws: DemoWorkspace, args: DemoArgs, backend: DemoBackend, gateUrl: string, adminUrl: string): string {
+  const dir = display(ws.dir);
+  const log = args.log === 'stdout' || args.log === 'stderr' ? args.log : `tail -f ${display(args.log)}`;
+  return `jitgate demo: the gate is running with dev keys (${ws.freshKeys ? 'new' : 'reused'}, kid ${ws.kid}).
+
+  gate (proxy)   ${gateUrl}  →  demo backend ${backend.url} (echoes what it receives under /orders/...)
+  admin          ${adminUrl}  (/healthz /readyz /metrics, POST /revocations)
+  files          ${dir}  (private.jwk.json, jwks.json, jitgate.yaml, admin-token, revoked.jsonl)
+  logs & audit   ${log}
+
+Paste these; the tokens grant GET on /orders/42 and /orders/42/** for ${DEMO_AUDIENCE}, valid ${DEMO_TTL_SECONDS / 60} minutes
+(run the demo again for fresh ones):
+
+`;
+}
+
+function more(ws: DemoWorkspace, adminUrl: string, gateUrl: string): string {
+  const key = display(ws.privatePath);
+  const adminToken = display(ws.adminTokenPath);
+  return `
+More:
+  Mint your own token (any methods and paths; max lifetime 15m):
+    TOKEN=$(npm run -s jitgate -- mint --key ${key} --iss ${DEMO_ISSUER} --aud ${DEMO_AUDIENCE} \\
+      --sub spiffe://demo/you --action GET --action PATCH --path '/orders/7/**' --ttl 5m)
+    curl -i -X PATCH -H "Authorization: Bearer $TOKEN" ${gateUrl}/orders/7/status
+  Revoke through the admin API by jti, by sub (+ "before") or by txn; this one revokes task demo-4711,
+  so the two allowed requests above turn into 401 "revoked":
+    curl -i -X POST -H "Authorization: Bearer $(cat ${adminToken})" -H 'Content-Type: application/json' \\
+      -d '{"txn":"demo-4711"}' ${adminUrl}/revocations
+  Metrics and readiness:
+    curl -s ${adminUrl}/metrics | grep jitgate_decisions_total
+    curl -i ${adminUrl}/readyz
+
+jitgate demo is running; press Ctrl-C to stop.
+`;
+}
+
+/** A path relative to the working directory when it lies inside it (what a user pastes), else absolute. */
+function display(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
+
+function describeStartError(err: unknown, args: DemoArgs): string {
+  const message = err instanceof Error ? err.message : String(err);
+  // Listener errors arrive as StartupError with the socket error as cause; file errors arrive bare, with a path.
+  const cause = (err as { cause?: unknown }).cause ?? err;
+  const { code, path } = cause as NodeJS.ErrnoException;
+  if (code === 'EADDRINUSE') return `${message}; choose other ports with --port, --admin-port, --backend-port (0 picks a free one)`;
+  if ((code === 'EACCES' || code === 'EROFS') && path !== undefined) return `${message}; pass --dir with a writable folder (now ${args.dir})`;
+  return message;
+}
