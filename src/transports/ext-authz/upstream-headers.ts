@@ -44,6 +44,10 @@ export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderN
     removals,
     removalHeader: (d: Allow, stray: readonly string[]) =>
       d.token === null && stray.length === 0 ? publicHeader : removals(d, stray).join(', '),
-    isStray: (lowerName: string) => lowerName.startsWith(prefix) && !five.has(lowerName),
+    // CGI-style backends read `_` as `-` (CVE-2024-45614): `x_jit_actor` is an identity header too.
+    isStray: (lowerName: string) => {
+      const dashed = lowerName.includes('_') ? lowerName.replaceAll('_', '-') : lowerName;
+      return dashed.startsWith(prefix) && !five.has(lowerName);
+    },
   });
 }

@@ -73,7 +73,6 @@ export const HEADER_ROWS: readonly (Row & { bug?: string })[] = [
     expect: 'granted',
     on: { proxy: 'skip', forward_auth: 'skip' },
     verify: onlyJitgateIdentity(['x_jit_actor']),
-    bug: 'ext-authz/upstream-headers.ts isStray: underscore spellings of identity headers (x_jit_actor) are not listed for removal; Envoy forwards them by default (headers_with_underscores_action: ALLOW)',
   },
   { name: 'underscore X_Forwarded_For / _Proto / _Host do not reach the backend', headers: (c) => valid(c, [['X_Forwarded_For', '10.0.0.1'], ['x_forwarded_proto', 'https'], ['X_Forwarded_Host', 'admin.internal']]), expect: 'granted', on: { ext_authz_http: 'skip', ext_authz_grpc: 'skip', forward_auth: 'skip' }, verify: onlyJitgateIdentity(['x_forwarded_for', 'x_forwarded_proto', 'x_forwarded_host']) },
 
