@@ -2,7 +2,7 @@
  * config/jitgate.yaml is the reference operators copy from. These tests keep it equal to the schema: it
  * validates, it sets every key the schema knows (so every key is documented in place), every key line carries
  * a comment, each `default X` in a comment is the schema's real default, it contains the SPEC §8 contract keys,
- * and docs/operations.md lists every key too.
+ * and the README's configuration reference lists every key too.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { Gate } from '../../src/gate.ts';
 import { tempDir } from '../fixtures/keys.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../config/jitgate.yaml', import.meta.url));
-const DOCS = fileURLToPath(new URL('../../docs/operations.md', import.meta.url));
+const DOCS = fileURLToPath(new URL('../../README.md', import.meta.url));
 
 /** The keys SPEC §8 names as contract (operators and automation write them; none may be renamed). */
 const SPEC_KEYS = [
@@ -210,7 +210,7 @@ describe('config/jitgate.yaml', () => {
   });
 });
 
-describe('docs/operations.md', () => {
+describe('README configuration reference', () => {
   let docs: string;
   beforeAll(async () => {
     docs = await readFile(DOCS, 'utf8');
@@ -218,10 +218,9 @@ describe('docs/operations.md', () => {
 
   it('lists every schema key in its reference table', () => {
     // Only the reference section: other tables (metrics, flags) have code-formatted first columns too.
-    const start = docs.indexOf('\n## Configuration reference');
+    const start = docs.indexOf('<!-- config-reference:start -->');
     expect(start).toBeGreaterThan(-1);
-    const end = docs.indexOf('\n## ', start + 1);
-    const section = docs.slice(start, end === -1 ? undefined : end);
+    const section = docs.slice(start, docs.indexOf('<!-- config-reference:end -->'));
     const rows = new Set([...section.matchAll(/^\| `([a-z_.[\]]+)` \|/gm)].map((m) => m[1]!));
     expect(keys.map((k) => k.path).filter((p) => !rows.has(p))).toEqual([]);
     expect([...rows].filter((p) => !keys.some((k) => k.path === p))).toEqual([]);
