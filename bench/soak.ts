@@ -29,7 +29,7 @@ import { AUDIENCE, ISSUER_A, LOCATION, sign } from '../test/fixtures/tokens.ts';
 import { JwksServer } from '../test/keys/jwks-server.ts';
 import { FeedServer } from '../test/revocation/feed-server.ts';
 
-interface AcResult { requests: { total: number; average: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; statusCodeStats: Record<string, { count: number }> }
+interface AcResult { requests: { total: number; average: number }; errors: number; timeouts: number; statusCodeStats: Record<string, { count: number }> }
 const autocannon = createRequire(import.meta.url)('autocannon') as (o: object) => Promise<AcResult> & { stop(): void };
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, connections: { type: 'string', default: '16' }, 'sign-at-publish': { type: 'boolean', default: false } } });
@@ -107,6 +107,11 @@ for (let i = 0; ; i++) {
   await sleep(50);
 }
 const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gate.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+async function heapUsedMb(): Promise<number> {
+  const text = await (await request(`${adminUrl}/metrics`)).body.text();
+  return Number(/^(?:jitgate_)?nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? NaN) / 2 ** 20;
+}
 
 async function metrics(): Promise<Map<string, number>> {
   const text = await (await request(`${adminUrl}/metrics`)).body.text();
@@ -191,11 +196,13 @@ every(4000, async () => {
 
 // ---------- the checker ----------
 type Want = 'allow' | 'deny';
-const checks = { total: 0, byCase: new Map<string, number>(), wrong: [] as string[], excused5xx: new Map<string, number>(), unexpected5xx: [] as string[] };
+const checks = { total: 0, byCase: new Map<string, number>(), wrong: [] as string[], excused5xx: new Map<string, number>(), unexpected5xx: [] as string[], ms: [] as number[] };
 async function check(name: string, want: Want, path: string, authorization: string | undefined): Promise<void> {
   const at = now();
+  const t0 = performance.now();
   const r = await request(`${gateUrl}${path}`, { headers: authorization === undefined ? {} : { authorization } }).catch((e: Error) => ({ statusCode: 0, body: { text: async () => e.message } }));
   const body = await r.body.text();
+  checks.ms.push(performance.now() - t0);
   const status = r.statusCode;
   checks.total++;
   checks.byCase.set(name, (checks.byCase.get(name) ?? 0) + 1);
@@ -245,6 +252,7 @@ every(1000, () => void (rssPeak = Math.max(rssPeak, rss())));
 every(DURATION_MS / 10, () => void rssTrend.push(rss()));
 const before = await metrics();
 const loadStart = loadavg()[0]!;
+const heapStart = await heapUsedMb();
 console.error(`soak: ${DURATION_MS / 60_000} min, ${CONNECTIONS} connections, gate pid ${gate.pid} (${process.version})`);
 const checker = checkerLoop();
 const withToken = (path: string) => ({ method: 'GET', path, setupRequest: (r: Record<string, unknown>) => ({ ...r, headers: { ...(r.headers as object), authorization: `Bearer ${loadToken}` } }) });
@@ -255,27 +263,30 @@ for (const t of timers) clearInterval(t);
 const after = await metrics();
 const rssEnd = rss();
 const loadEnd = loadavg()[0]!;
+await sleep(3000); // idle: what the gate keeps once the load is gone
+const [rssIdle, heapIdle] = [rss(), await heapUsedMb()];
 gate.kill('SIGTERM');
 await new Promise((r) => gate.once('exit', r));
 await Promise.all([jwks.stop(), feed.stop(), upstreamDown().catch(() => undefined)]);
 
 // ---------- report ----------
 const mb = (n: number) => `${n.toFixed(1)} MB`;
+const pct = (xs: number[], q: number) => ([...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))] ?? 0).toFixed(1);
 const delta = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0);
 const fiveXx = delta.filter(([k]) => (REASONS[k as Reason]?.status ?? 0) >= 500);
 const codes = Object.entries(load.statusCodeStats).map(([c, s]) => `${c} ${s.count}`).join(', ');
 const lines = [
   `jitgate soak — ${DURATION_MS / 60_000} min, ${CONNECTIONS} connections, Node ${process.version}, rotation: ${SIGN_AT_PUBLISH ? 'sign at publish' : `publish ${PUBLISH_AHEAD_MS / 1000}s ahead`}`,
   `host: ${cpus().length} CPUs, load average ${loadStart.toFixed(1)} at start, ${loadEnd.toFixed(1)} at end (gate, load generator and fault servers share it)`,
-  `load (autocannon): ${load.requests.total} requests, ${load.requests.average.toFixed(0)} req/s avg, latency p50 ${load.latency.p50} ms p99 ${load.latency.p99} ms, errors ${load.errors}, timeouts ${load.timeouts}`,
+  `load (autocannon): ${load.requests.total} requests, ${load.requests.average.toFixed(0)} req/s avg, errors ${load.errors}, timeouts ${load.timeouts}`,
   `  status codes: ${codes}`,
-  `checked requests (outside autocannon): ${checks.total} — ${[...checks.byCase].map(([k, v]) => `${k} ${v}`).join(', ')}`,
+  `checked requests (outside autocannon): ${checks.total}, latency under load p50 ${pct(checks.ms, 0.5)} ms p99 ${pct(checks.ms, 0.99)} ms — ${[...checks.byCase].map(([k, v]) => `${k} ${v}`).join(', ')}`,
   `  WRONG DECISIONS: ${checks.wrong.length}${checks.wrong.length ? `\n    ${checks.wrong.slice(0, 20).join('\n    ')}` : ''}`,
   `  5xx inside their fault window: ${[...checks.excused5xx].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}; unexpected 5xx: ${checks.unexpected5xx.length}${checks.unexpected5xx.length ? `\n    ${checks.unexpected5xx.slice(0, 20).join('\n    ')}` : ''}`,
   `5xx by cause (gate metrics, all traffic): ${fiveXx.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
   `decisions by reason (all traffic): ${delta.map(([k, v]) => `${k} ${v}`).join(', ')}`,
   `faults: ${faults.rotations} key rotations (${faults.retired} keys retired), ${faults.adminRevocations} admin revocations, ${faults.feedRevocations} feed revocations, ${faults.upstreamRestarts} upstream restarts, ${faults.shortFlaps} short feed flaps (< max_stale ${MAX_STALE_MS / 1000}s), ${faults.longFlaps} long flap (${(MAX_STALE_MS + 3000) / 1000}s)`,
-  `gate RSS: start ${mb(rssStart)}, end ${mb(rssEnd)}, peak ${mb(rssPeak)} (every ${DURATION_MS / 10_000}s: ${rssTrend.map((v) => v.toFixed(0)).join(' ')} MB)`,
+  `gate RSS: start ${mb(rssStart)}, end ${mb(rssEnd)}, peak ${mb(rssPeak)}, 3 s after the load ${mb(rssIdle)} (every ${DURATION_MS / 10_000}s: ${rssTrend.map((v) => v.toFixed(0)).join(' ')} MB); heap used ${mb(heapStart)} → ${mb(heapIdle)}`,
   `gate warnings/errors: ${[...gateLog].map(([k, v]) => `"${k}" ×${v}`).join(', ') || 'none'}`,
 ];
 console.log(lines.join('\n'));
