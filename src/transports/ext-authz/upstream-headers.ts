@@ -19,9 +19,16 @@ export interface UpstreamHeaders {
   removals(decision: Allow, stray: readonly string[]): readonly string[];
   /** The same list as Envoy's HTTP service expects it in `x-envoy-auth-headers-to-remove`. */
   removalHeader(decision: Allow, stray: readonly string[]): string;
-  /** Whether an inbound header name (lower case) carries the identity prefix but is none of the five. */
+  /**
+   * Whether an inbound header (lower case) must not reach the backend although jitgate does not set
+   * it: the identity prefix (also spelled with `_`), routing overrides some backends obey instead of
+   * the path, and `_` spellings of method overrides — the same headers the proxy drops.
+   */
   isStray(lowerName: string): boolean;
 }
+
+/** IIS, Symfony and Zend route by these instead of the request target (CVE-2018-14773). */
+const ROUTING_OVERRIDES: ReadonlySet<string> = new Set(['x-original-url', 'x-rewrite-url']);
 
 export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderNames): UpstreamHeaders {
   const base: string[] = [];
@@ -46,8 +53,11 @@ export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderN
       d.token === null && stray.length === 0 ? publicHeader : removals(d, stray).join(', '),
     // CGI-style backends read `_` as `-` (CVE-2024-45614): `x_jit_actor` is an identity header too.
     isStray: (lowerName: string) => {
-      const dashed = lowerName.includes('_') ? lowerName.replaceAll('_', '-') : lowerName;
-      return dashed.startsWith(prefix) && !five.has(lowerName);
+      const underscored = lowerName.includes('_');
+      const dashed = underscored ? lowerName.replaceAll('_', '-') : lowerName;
+      if (dashed.startsWith(prefix)) return !five.has(lowerName);
+      if (ROUTING_OVERRIDES.has(dashed)) return true;
+      return underscored && METHOD_OVERRIDE_HEADERS.has(dashed);
     },
   });
 }

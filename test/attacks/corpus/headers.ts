@@ -87,7 +87,6 @@ export const HEADER_ROWS: readonly (Row & { bug?: string })[] = [
     expect: 'granted',
     on: { proxy: 'skip', forward_auth: 'skip' },
     verify: onlyJitgateIdentity(['x_http_method_override', 'x_method_override']),
-    bug: 'ext-authz: underscore spellings of method-override headers are neither refused (http-input.ts) nor listed for removal (upstream-headers.ts); Envoy forwards them and Rack/Puma < 6.4.3 read them as X-HTTP-Method-Override',
   },
   // Routing overrides (IIS URL Rewrite, Symfony, Zend; CVE-2018-14773).
   { name: 'X-Original-URL / X-Rewrite-URL do not reach the backend', headers: (c) => valid(c, [['X-Original-URL', '/orders/43'], ['X-Rewrite-URL', '/orders/43'], ['x_original_url', '/orders/43']]), expect: 'granted', on: { ext_authz_http: 'skip', ext_authz_grpc: 'skip', forward_auth: 'skip' }, verify: onlyJitgateIdentity(['x-original-url', 'x-rewrite-url', 'x_original_url']) },
@@ -98,7 +97,6 @@ export const HEADER_ROWS: readonly (Row & { bug?: string })[] = [
     expect: 'granted',
     on: { proxy: 'skip', forward_auth: 'skip' },
     verify: onlyJitgateIdentity(['x-original-url', 'x-rewrite-url']),
-    bug: 'ext-authz/upstream-headers.ts: X-Original-URL / X-Rewrite-URL are not listed for removal (the proxy drops them); a backend behind Envoy that routes by them reaches a path the gate never judged',
   },
 
   // Connection nominating what jitgate sets or what frames the request.
