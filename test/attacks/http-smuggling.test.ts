@@ -25,7 +25,7 @@ describe('request smuggling', () => {
   it.each(SMUGGLING.map((r) => [r.name, r] as const))('%s', async (_n, row) => {
     const before = g.upstream.requests.length;
     const bytes = Buffer.from(row.bytes({ keys: g.keys, attackerUrl: g.attackerUrl }), 'latin1');
-    const a = await rawExchange(g.ports.proxy, bytes, 4000);
+    const a = await rawExchange(g.ports.proxy, bytes, 10_000);
     const all = `${a.status === 0 ? '' : `HTTP/1.1 ${a.status} \r\n`}${a.body}`;
     expect(statusesOf(all), 'answers in order').toEqual(row.statuses);
     if (row.upstream > 0) await g.upstream.waitFor(before + row.upstream);
