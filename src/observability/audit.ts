@@ -2,8 +2,15 @@
  * One JSON line per decision (SPEC §8): time, allow/deny, reason, status, method, normalized path
  * (no query), sub, jti, iss, txn, act, the matching grant entry and latency. Built from the
  * Decision alone — the token and the Authorization header never reach this module.
+ *
+ * The line is pino's, assembled ahead of time the way pino itself builds lines (STYLE habit 7):
+ * the level/time/bindings prefix comes from the logger, the token's fields (sub, jti, iss, txn,
+ * act, redacted) are serialized by pino once per verified token and kept beside it, and the
+ * request's own fields are appended. At start the assembly is checked against pino's own
+ * serialization of the same record; a logger configured in a way that check does not cover
+ * (mixin, hooks, log formatter, multistream) simply gets every line through `logger.info`.
  */
-import type { Logger } from 'pino';
+import pino, { type Logger } from 'pino';
 import type { Decision } from '../core/decision.ts';
 import { REDACT, REDACT_CENSOR } from './logger.ts';
 import type { Transport } from './metrics.ts';
@@ -19,39 +26,149 @@ export interface AuditRecord {
   readonly outcome?: string;
 }
 
+const INFO = 30;
+/** pino's public symbols (`pino.symbols`); its type declarations lack a few of them. */
+const S = pino.symbols as unknown as Readonly<Record<string, symbol>>;
+
+/** The pieces of a pino child's line that do not change from one record to the next. */
+interface Prebuilt {
+  /** `{"level":"info"` (after the level formatter). */
+  readonly head: string;
+  /** `,"time":"…"`, from the logger's own timestamp function. */
+  readonly time: () => string;
+  /** `,"pid":…,"type":"audit"`. */
+  readonly bindings: string;
+  /** `}` and the line end. */
+  readonly end: string;
+  readonly stream: { write(line: string): unknown };
+  /** pino's serialization of `obj`'s properties: `,"k":v…` with redaction applied. */
+  props(obj: object): string;
+}
+
+/** HTTP methods whose JSON form is kept; any other method string is serialized per line (and never stored). */
+const METHOD_JSON: ReadonlyMap<string, string> = new Map(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'].map((m) => [m, JSON.stringify(m)]));
+
 export class AuditLog {
   readonly #log: Logger | undefined;
+  readonly #pre: Prebuilt | undefined;
+  /** Verified token → its serialized fields; cached tokens are the same object on every hit. */
+  readonly #tokens = new WeakMap<object, string>();
+  /** `,"transport":…,"decision":…,"reason":…` by transport, kind and reason (fixed lists). */
+  readonly #kinds = new Map<string, string>();
 
   /** `logger` undefined disables audit lines (log.audit: false). */
   constructor(logger: Logger | undefined) {
     this.#log = logger?.child({ type: 'audit' }, { redact: { paths: auditRedactPaths(REDACT), censor: REDACT_CENSOR } });
+    this.#pre = this.#log === undefined ? undefined : prebuild(this.#log);
+    if (this.#pre !== undefined && !this.#selfCheck()) this.#pre = undefined;
   }
 
   get enabled(): boolean {
     return this.#log !== undefined;
   }
 
+  /** True when lines are assembled from prebuilt pieces (false: every line through `logger.info`). */
+  get prebuilt(): boolean {
+    return this.#pre !== undefined;
+  }
+
   record(r: AuditRecord): void {
     const log = this.#log;
-    if (log === undefined) return;
+    if (log === undefined || !log.isLevelEnabled('info')) return;
+    const pre = this.#pre;
+    if (pre === undefined) log.info(auditObject(r));
+    else pre.stream.write(this.#line(pre, r, pre.time()));
+  }
+
+  #line(pre: Prebuilt, r: AuditRecord, time: string): string {
     const d = r.decision;
     const t = d.kind === 'unavailable' ? null : d.token;
-    log.info({
-      transport: r.transport,
-      decision: d.kind === 'allow' ? 'allow' : 'deny',
-      reason: r.outcome ?? d.reason,
-      status: r.status,
-      method: r.method,
-      path: d.path,
-      sub: t?.sub,
-      jti: t?.jti,
-      iss: t?.iss,
-      txn: t?.txn,
-      act: t?.act,
-      grant: d.kind === 'allow' && d.grantIndex >= 0 ? d.grantIndex : undefined,
-      latency_ms: Math.round(r.latencyMs * 1000) / 1000,
-    });
+    const reason = r.outcome ?? d.reason;
+    const kindKey = `${r.transport} ${d.kind} ${reason}`;
+    let kind = this.#kinds.get(kindKey);
+    if (kind === undefined) {
+      kind = pre.props({ transport: r.transport, decision: d.kind === 'allow' ? 'allow' : 'deny', reason });
+      // Transports, kinds and reasons are fixed lists, so this map stays small.
+      this.#kinds.set(kindKey, kind);
+    }
+    let line = `${pre.head}${time}${pre.bindings}${kind},"status":${r.status},"method":${METHOD_JSON.get(r.method) ?? JSON.stringify(r.method)}`;
+    if (d.path !== undefined) line += `,"path":${JSON.stringify(d.path)}`;
+    if (t !== null && t !== undefined) {
+      let tf = this.#tokens.get(t);
+      if (tf === undefined) {
+        tf = pre.props({ sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn, act: t.act });
+        this.#tokens.set(t, tf);
+      }
+      line += tf;
+    }
+    if (d.kind === 'allow' && d.grantIndex >= 0) line += `,"grant":${d.grantIndex}`;
+    return `${line},"latency_ms":${Math.round(r.latencyMs * 1000) / 1000}${pre.end}`;
   }
+
+  /** The assembled line equals pino's own for a record exercising every field (act redaction included). */
+  #selfCheck(): boolean {
+    const pre = this.#pre!;
+    const act = { sub: 'spiffe://actor "x"', token: 'probe', authorization: 'probe', dpop: 'kept' };
+    const token = { iss: 'https://issuer', sub: 'spiffe://a/\u00e9\n', jti: 'j"1', txn: 't\\1', act };
+    const probe: AuditRecord = {
+      transport: 'proxy',
+      method: 'PATCH',
+      decision: { kind: 'allow', reason: 'granted', path: '/a/%22b', query: '', token: token as never, grantIndex: 2 },
+      status: 200,
+      latencyMs: 0.12345,
+    };
+    const ours = this.#line(pre, probe, ',"time":"T"');
+    this.#tokens.delete(token);
+    this.#kinds.clear();
+    const theirs = (this.#log as unknown as Record<symbol, (o: object, m: undefined, n: number, t: string) => string>)[S.asJsonSym!]!(auditObject(probe), undefined, INFO, ',"time":"T"');
+    return ours === theirs;
+  }
+}
+
+function auditObject(r: AuditRecord): Record<string, unknown> {
+  const d = r.decision;
+  const t = d.kind === 'unavailable' ? null : d.token;
+  return {
+    transport: r.transport,
+    decision: d.kind === 'allow' ? 'allow' : 'deny',
+    reason: r.outcome ?? d.reason,
+    status: r.status,
+    method: r.method,
+    path: d.path,
+    sub: t?.sub,
+    jti: t?.jti,
+    iss: t?.iss,
+    txn: t?.txn,
+    act: t?.act,
+    grant: d.kind === 'allow' && d.grantIndex >= 0 ? d.grantIndex : undefined,
+    latency_ms: Math.round(r.latencyMs * 1000) / 1000,
+  };
+}
+
+/** The logger's fixed line pieces, or undefined when its configuration could change a line per call. */
+function prebuild(log: Logger): Prebuilt | undefined {
+  const l = log as unknown as Record<symbol, unknown>;
+  const hooks = l[S.hooksSym!] as { logMethod?: unknown; streamWrite?: unknown } | undefined;
+  const formatters = l[S.formattersSym!] as { log?: unknown } | undefined;
+  const stream = l[S.streamSym!] as { write(s: string): unknown } & Record<symbol, unknown>;
+  if (l[S.mixinSym!] || hooks?.logMethod || hooks?.streamWrite || formatters?.log || typeof l[S.msgPrefixSym!] === 'string' || l[S.nestedKeySym!] || stream[S.needsMetadataGsym!] === true) {
+    return undefined;
+  }
+  const head = (l[S.lsCacheSym!] as Record<number, string>)[INFO];
+  const bindings = l[S.chindingsSym!];
+  const end = l[S.endSym!];
+  const time = l[S.timeSym!];
+  const asJson = l[S.asJsonSym!] as (o: object, m: undefined, n: number, t: string) => string;
+  if (typeof head !== 'string' || typeof bindings !== 'string' || typeof end !== 'string' || typeof time !== 'function' || typeof asJson !== 'function') return undefined;
+  const skip = head.length + bindings.length;
+  return {
+    head,
+    time: (time as () => string).bind(log),
+    bindings,
+    end,
+    stream,
+    props: (obj) => asJson.call(log, obj, undefined, INFO, '').slice(skip, -end.length),
+  };
 }
 
 /**

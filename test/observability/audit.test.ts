@@ -1,13 +1,20 @@
 /**
- * The audit line (SPEC §8): its own redaction list, derived from the logger's for speed, must
- * censor exactly what the logger's wildcard list censors on an audit record.
+ * The audit line (SPEC §8), assembled from prebuilt pieces for speed, must be byte for byte the
+ * line pino writes for the same record: same fields, order, escaping and redaction (the audit's
+ * own redaction list, derived from the logger's, censors what the wildcard list censors).
+ * Also the logger's batching destination: whole lines, in order, all written by flush and exit.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
-import type { Allow } from '../../src/core/decision.ts';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Allow, Decision } from '../../src/core/decision.ts';
 import type { VerifiedToken } from '../../src/core/verified-token.ts';
-import { AuditLog, auditRedactPaths } from '../../src/observability/audit.ts';
-import { createLogger, isoTimePerMs, REDACT } from '../../src/observability/logger.ts';
+import { AuditLog, auditRedactPaths, type AuditRecord } from '../../src/observability/audit.ts';
+import { createLogger, isoTimePerMs, LineBatch, REDACT } from '../../src/observability/logger.ts';
 
 function recorder(): { lines: Record<string, unknown>[]; stream: Writable } {
   const lines: Record<string, unknown>[] = [];
@@ -68,5 +75,104 @@ describe('log time', () => {
     expect(time()).toBe(',"time":"2026-01-02T03:04:05.678Z"');
     ms += 1;
     expect(time()).toBe(',"time":"2026-01-02T03:04:05.679Z"');
+  });
+});
+
+const token = (over: Partial<Record<string, unknown>> = {}): VerifiedToken =>
+  ({ iss: 'https://issuer', sub: 'spiffe://a', jti: 'j-1', txn: undefined, act: undefined, ...over }) as unknown as VerifiedToken;
+
+const RECORDS: AuditRecord[] = [
+  { transport: 'proxy', method: 'GET', status: 200, latencyMs: 0.0514, decision: { kind: 'allow', reason: 'granted', path: '/orders/1', query: '?x=1', token: token({ txn: 'deploy-4711' }), grantIndex: 0 } },
+  { transport: 'proxy', method: 'POST', status: 403, latencyMs: 1.5, decision: { kind: 'deny', reason: 'path_not_granted', path: '/admin', token: token({ act: { sub: 'spiffe://ci', token: 'x' } }) } as Decision },
+  { transport: 'ext_authz_grpc', method: 'G"E\\T\u0001', status: 400, latencyMs: 0, decision: { kind: 'deny', reason: 'bad_method' } as Decision },
+  { transport: 'forward_auth', method: 'GET', status: 503, latencyMs: 2, decision: { kind: 'unavailable', reason: 'revocation_stale', path: '/x' } as Decision },
+  { transport: 'proxy', method: 'GET', status: 502, latencyMs: 3.25, outcome: 'upstream_unreachable', decision: { kind: 'allow', reason: 'public', path: '/healthz', query: '', token: null, grantIndex: -1 } },
+  { transport: 'ext_authz_http', method: 'DELETE', status: 200, latencyMs: 0.1, decision: { kind: 'allow', reason: 'granted', path: '/é/%20', query: '', token: token({ sub: 'spiffe://ü\n"q"', act: { sub: 'a', act: { sub: 'b' } } }), grantIndex: 3 } },
+];
+
+/** The same record as one object through pino (what the audit line was before it was prebuilt). */
+function viaPino(r: AuditRecord): Record<string, unknown> {
+  const d = r.decision;
+  const t = d.kind === 'unavailable' ? null : d.token;
+  return { transport: r.transport, decision: d.kind === 'allow' ? 'allow' : 'deny', reason: r.outcome ?? d.reason, status: r.status, method: r.method, path: d.path, sub: t?.sub, jti: t?.jti, iss: t?.iss, txn: t?.txn, act: t?.act, grant: d.kind === 'allow' && d.grantIndex >= 0 ? d.grantIndex : undefined, latency_ms: Math.round(r.latencyMs * 1000) / 1000 };
+}
+
+function rawRecorder(): { raw: string[]; stream: Writable } {
+  const raw: string[] = [];
+  return { raw, stream: new Writable({ write(c, _e, cb) { raw.push(String(c)); cb(); } }) };
+}
+
+const withoutTime = (line: string) => line.replace(/,"time":"[^"]*"/, '');
+
+describe('prebuilt audit line', () => {
+  it('is byte for byte the line pino writes for the same record', async () => {
+    const ours = rawRecorder();
+    const audit = new AuditLog(createLogger({ level: 'info', destination: 'stdout' }, ours.stream));
+    expect(audit.prebuilt).toBe(true);
+    for (const r of RECORDS) audit.record(r);
+    for (const r of RECORDS) audit.record(r); // second time: token fields from the cache
+
+    const ref = rawRecorder();
+    const child = createLogger({ level: 'info', destination: 'stdout' }, ref.stream).child({ type: 'audit' }, { redact: { paths: auditRedactPaths(REDACT), censor: '[redacted]' } });
+    for (const r of [...RECORDS, ...RECORDS]) child.info(viaPino(r));
+    await flush();
+    expect(ours.raw.map(withoutTime)).toEqual(ref.raw.map(withoutTime));
+    expect(JSON.parse(ours.raw[1]!).act).toEqual({ sub: 'spiffe://ci', token: '[redacted]' });
+  });
+
+  it('falls back to logger.info when the logger can change lines per call (mixin), with the same fields', async () => {
+    const r = rawRecorder();
+    const logger = pino({ level: 'info', mixin: () => ({ extra: 1 }) }, r.stream as never);
+    const audit = new AuditLog(logger);
+    expect(audit.prebuilt).toBe(false);
+    audit.record(RECORDS[0]!);
+    await flush();
+    expect(JSON.parse(r.raw[0]!)).toMatchObject({ extra: 1, type: 'audit', decision: 'allow', sub: 'spiffe://a', txn: 'deploy-4711' });
+  });
+
+  it('writes nothing below the logger level', async () => {
+    const r = rawRecorder();
+    const audit = new AuditLog(createLogger({ level: 'warn', destination: 'stdout' }, r.stream));
+    audit.record(RECORDS[0]!);
+    await flush();
+    expect(r.raw).toEqual([]);
+  });
+});
+
+describe('LineBatch destination', () => {
+  let dir: string;
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('keeps lines whole and in order; flush writes what is pending', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'jitgate-log-'));
+    const file = join(dir, 'a.log');
+    const logger = createLogger({ level: 'info', destination: file });
+    const lines = Array.from({ length: 500 }, (_, i) => `line ${i} ${'x'.repeat(i % 97)}`);
+    for (const l of lines) logger.info(l);
+    await new Promise<void>((resolve, reject) => logger.flush((err) => (err ? reject(err) : resolve())));
+    const got = (await readFile(file, 'utf8')).trimEnd().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(got).toEqual(lines);
+  });
+
+  it('flushSync writes a short tail at once', async () => {
+    const file = join(dir, 'b.log');
+    const batch = new LineBatch(pino.destination({ dest: file, sync: false, minLength: 4096 }));
+    batch.write('{"a":1}\n');
+    batch.write('{"a":2}\n');
+    await new Promise((r) => setTimeout(r, 20)); // the sonic-boom file opens asynchronously
+    batch.flushSync();
+    expect(await readFile(file, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+  });
+
+  it('writes pending lines when the process exits', async () => {
+    const file = join(dir, 'c.log');
+    const logger = new URL('../../src/observability/logger.ts', import.meta.url).href;
+    const script = `import { createLogger } from ${JSON.stringify(logger)};
+      const l = createLogger({ level: 'info', destination: ${JSON.stringify(file)} });
+      l.info('one'); l.info('two');
+      setTimeout(() => process.exit(0), 100);`;
+    execFileSync(process.execPath, ['--input-type=module', '-e', script]);
+    const msgs = (await readFile(file, 'utf8')).trimEnd().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(msgs).toEqual(['one', 'two']);
   });
 });
