@@ -92,6 +92,8 @@ export interface GateVariant {
   /** cache.max_entries; smaller than the rotating set means every rotating request verifies. */
   readonly cacheEntries: number;
   readonly revocationFile?: string;
+  /** log.destination; default a file in the run's directory. */
+  readonly logDestination?: string;
 }
 
 export interface GatePorts {
@@ -124,7 +126,7 @@ export async function writeGateConfig(
       http: { listen: { host: '127.0.0.1', port: ports.extAuthzHttp }, path_prefix: '' },
       grpc: { listen: { host: '127.0.0.1', port: ports.extAuthzGrpc } },
     },
-    log: { level: 'info', audit: v.audit, destination: logFile },
+    log: { level: 'info', audit: v.audit, destination: v.logDestination ?? logFile },
     workers,
   };
   const file = join(fx.dir, `${name}.yaml`);

@@ -4,7 +4,7 @@
  * with the identity headers and without the token, and scrapes /metrics for per-scenario deltas.
  */
 import { join } from 'node:path';
-import { SUBJECT, writeGateConfig, writeRevocationFile, type Fixtures, type GatePorts } from './fixtures.ts';
+import { SUBJECT, writeGateConfig, writeRevocationFile, type Fixtures, type GatePorts, type GateVariant } from './fixtures.ts';
 import { freePorts, rssOfTree, spawnGate, stopProcess, waitReady, type GateProcess } from './processes.ts';
 import { VARIANTS, type VariantName } from './scenarios.ts';
 
@@ -40,13 +40,13 @@ export class Gates {
   async use(variant: VariantName, log: (line: string) => void): Promise<RunningGate> {
     if (this.#current?.variant === variant) return this.#current;
     await this.stop();
-    const v: { audit: boolean; cacheEntries: number; revocationFile?: string } = { ...VARIANTS[variant] };
+    let v: GateVariant = VARIANTS[variant];
     if (v.revocationFile !== undefined) {
       const file = join(this.#fx.dir, v.revocationFile);
       const t0 = performance.now();
       await writeRevocationFile(file, 1_000_000);
       log(`  wrote 1,000,000 revocation entries in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      v.revocationFile = file;
+      v = { ...v, revocationFile: file };
     }
     const [proxy, admin, extAuthzHttp, extAuthzGrpc] = (await freePorts(4)) as [number, number, number, number];
     const ports = { proxy, admin, extAuthzHttp, extAuthzGrpc };

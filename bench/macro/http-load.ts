@@ -22,6 +22,8 @@ export interface HttpLoadOptions {
   readonly expectStatus: number | readonly number[];
   readonly connections: number;
   readonly pipelining: number;
+  /** Offered load in req/s over all connections (autocannon overallRate); undefined: as fast as possible. */
+  readonly rate?: number | undefined;
   readonly durationSec: number;
   readonly warmupSec: number;
   /** Called between the warm-up and the measured run, and after it (CPU, RSS and metric snapshots). */
@@ -69,6 +71,7 @@ function acOptions(o: HttpLoadOptions, durationSec: number): object {
     pipelining: o.pipelining,
     duration: durationSec,
     timeout: 10,
+    ...(o.rate === undefined ? {} : { overallRate: o.rate }),
   };
   const r = o.request;
   if (typeof r === 'function') {

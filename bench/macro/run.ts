@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { makeFixtures, type Fixtures } from './fixtures.ts';
 import { cacheDelta, Gates, reasonDelta, scrapeMetrics, type MetricSnapshot, type RunningGate } from './gates.ts';
 import { runHttpLoad, type LoadResult, type RequestSpec } from './http-load.ts';
+import { PERF_NODE_FLAGS, perfAvailable, perfRecord, summarizePerf } from './perf.ts';
 import { preflight } from './preflight.ts';
 import { cpuSecondsOfTree, forkServer, rssOfTree, stopProcess, type Child } from './processes.ts';
 import { markdownTable, svgChart, type Row } from './report.ts';
@@ -36,11 +37,13 @@ const { values: a } = parseArgs({
     warmup: { type: 'string' },
     connections: { type: 'string', default: '50' },
     pipelining: { type: 'string', default: '1' },
+    rate: { type: 'string' },
     workers: { type: 'string', default: '1' },
     scenarios: { type: 'string' },
     'soak-minutes': { type: 'string' },
     alg: { type: 'string', default: 'ES256' },
     profile: { type: 'boolean', default: false },
+    perf: { type: 'boolean', default: false },
     jitgate: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
@@ -50,7 +53,7 @@ const { values: a } = parseArgs({
 
 const all = allScenarios();
 if (a.help || a.list) {
-  process.stdout.write('npm run bench -- [--quick] [--scenarios a,b] [--duration s] [--warmup s] [--connections n] [--pipelining n] [--workers n] [--soak-minutes m] [--alg ES256] [--profile] [--jitgate DIR] [--no-write]\n\nScenarios (* = in --quick):\n');
+  process.stdout.write('npm run bench -- [--quick] [--scenarios a,b] [--duration s] [--warmup s] [--connections n] [--pipelining n] [--rate req/s] [--workers n] [--soak-minutes m] [--alg ES256] [--profile] [--perf] [--jitgate DIR] [--no-write]\n\nScenarios (* = in --quick):\n');
   for (const s of all) process.stdout.write(`  ${s.quick ? '*' : ' '} ${s.id.padEnd(26)} ${s.title}\n`);
   process.exit(0);
 }
@@ -60,6 +63,8 @@ const duration = Number(a.duration ?? (quick ? 3 : 10));
 const warmup = Number(a.warmup ?? (quick ? 1 : 3));
 const connections = Number(a.connections);
 const pipelining = Number(a.pipelining);
+/** A fixed offered load (autocannon overallRate): CPU per request compared at the same load level. */
+const rate = a.rate === undefined ? undefined : Number(a.rate);
 const workers = Number(a.workers);
 const soakMinutes = Number(a['soak-minutes'] ?? (quick ? 0.5 : 5));
 load.connections = connections;
@@ -82,7 +87,7 @@ const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: proce
 log(`jitgate macro bench — ${machine.cpus} × ${machine.cpu}, Node ${machine.node}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 if (load1 > 0.7) log(`  WARNING: the machine is busy (1-min load ${load1.toFixed(2)}); numbers will be low and noisy. Re-run when quiet.`);
 if (a.jitgate !== undefined) log(`  jitgate from ${a.jitgate}`);
-log(`  ${selected.length} scenarios, ${duration} s each after ${warmup} s warm-up, ${connections} connections, pipelining ${pipelining}, workers ${workers}${ids.has('soak') ? `, soak ${soakMinutes} min` : ''}`);
+log(`  ${selected.length} scenarios, ${duration} s each after ${warmup} s warm-up, ${connections} connections, pipelining ${pipelining}${rate ? `, fixed rate ${rate} req/s` : ''}, workers ${workers}${ids.has('soak') ? `, soak ${soakMinutes} min` : ''}`);
 
 const needsRotating = selected.some((s) => s.id.includes('10k') || s.kind === 'soak');
 const t0 = performance.now();
@@ -91,11 +96,13 @@ log(`  keys and ${fx.tokens.rotating.length + 1} tokens minted in ${((performanc
 
 const stamp = startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const profileDir = join(RESULTS, 'profiles', stamp);
-const nodeFlags = a.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+if (a.perf && !perfAvailable()) throw new Error('--perf needs Linux perf on PATH');
+const nodeFlags = [...(a.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(a.perf ? PERF_NODE_FLAGS : [])];
+if (a.perf) await mkdir(profileDir, { recursive: true });
 
 const upstream = await forkServer('upstream', 'upstream.ts');
 // With --profile the baseline is profiled too, so the two profiles can be compared area by area.
-const baseline = await forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128'], a.profile ? [...nodeFlags, '--cpu-prof-name=baseline.cpuprofile'] : []);
+const baseline = await forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128'], a.profile ? [...nodeFlags, '--cpu-prof-name=baseline.cpuprofile'] : a.perf ? PERF_NODE_FLAGS : []);
 /** The plain proxy on undici's higher layers, forked only when a scenario asks for it. */
 const altBaselines = new Map<string, Child>();
 async function altBaseline(mode: 'stream' | 'request'): Promise<Child> {
@@ -140,11 +147,11 @@ process.stdout.write(`\n${machine.cpus} × ${machine.cpu}, Node ${machine.node},
 if (!a['no-write']) {
   await mkdir(RESULTS, { recursive: true });
   const base = join(RESULTS, `${stamp}${quick ? '-quick' : ''}`);
-  const report = { command, startedAt, finishedAt, machine: { ...machine, loadavgAtEnd: loadEnd }, options: { quick, duration, warmup, connections, pipelining, workers, soakMinutes, alg: a.alg }, rows, soak, targets };
+  const report = { command, startedAt, finishedAt, machine: { ...machine, loadavgAtEnd: loadEnd }, options: { quick, duration, warmup, connections, pipelining, rate, workers, soakMinutes, alg: a.alg }, rows, soak, targets };
   await writeFile(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(`${base}.md`, `${command}\n\n${table}\n\n${targets.lines.join('\n')}\n`);
   await writeFile(`${base}.svg`, svgChart(rows, `${command} · ${machine.cpus} × ${machine.cpu} · Node ${machine.node} · ${startedAt.toISOString()}`));
-  log(`\nwrote ${base}.{json,md,svg}${a.profile ? ` and CPU profiles in ${profileDir}` : ''}`);
+  log(`\nwrote ${base}.{json,md,svg}${a.profile || a.perf ? ` and profiles in ${profileDir}` : ''}`);
 }
 await rm(fx.dir, { recursive: true, force: true });
 
@@ -186,13 +193,22 @@ async function runScenario(s: Scenario): Promise<Row> {
   let rss1 = 0;
   // CPU and RSS of the process that serves this row: jitgate (with its workers), the baseline or the upstream.
   const pid = gate ? gate.proc.pid : serverFor(s)!.proc.pid!;
+  let recording: Promise<void> | undefined;
+  const perfFile = join(profileDir, `${s.id}.perf.data`);
   const snapshotStart = async (): Promise<void> => {
     cpu0 = cpuSecondsOfTree(pid);
     rss0 = rssOfTree(pid);
+    if (a.perf && s.kind !== 'soak') recording = perfRecord(pid, duration, perfFile).done;
   };
   const snapshotEnd = async (): Promise<void> => {
     cpu1 = cpuSecondsOfTree(pid);
     rss1 = rssOfTree(pid);
+    if (recording) {
+      await recording;
+      const summary = summarizePerf(perfFile, 40);
+      await writeFile(perfFile.replace(/\.data$/, '.txt'), `${summary}\n`);
+      log(summary.split('\n').slice(0, 12).map((l) => `    ${l}`).join('\n'));
+    }
   };
   if (gate) before = await scrapeMetrics(gate.ports.admin);
 
@@ -211,6 +227,7 @@ async function runScenario(s: Scenario): Promise<Row> {
       expectStatus: s.expectStatus,
       connections,
       pipelining,
+      rate,
       durationSec: isSoak ? Math.round(soakMinutes * 60) : duration,
       warmupSec: warmup,
       beforeMeasure: snapshotStart,

@@ -14,6 +14,8 @@ export const VARIANTS = {
   /** As an operator runs it: audit lines to a file, default cache (10,000 entries). */
   audit: { audit: true, cacheEntries: 10_000 },
   'no-audit': { audit: false, cacheEntries: 10_000 },
+  /** Audit lines serialized and written, but to /dev/null: separates serializing from the file system. */
+  'audit-devnull': { audit: true, cacheEntries: 10_000, logDestination: '/dev/null' },
   /** Cache smaller than the 10,000-token set: with per-connection rotation every request misses and verifies. */
   verify: { audit: true, cacheEntries: 1_000 },
   /** 1,000,000 revocation entries loaded from a file source (the path is filled in by the runner). */
@@ -105,6 +107,7 @@ export function allScenarios(): Scenario[] {
     { id: 'ext-authz-http', title: 'ext_authz HTTP check, cached token', kind: 'http', server: 'ext-authz-http', variant: 'audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'ext-authz-grpc', title: 'ext_authz gRPC Check, cached token', kind: 'grpc', server: 'ext-authz-grpc', variant: 'audit', quick: true, expectStatus: 0, expectCache: 'hits' },
     { id: 'allow-hot-no-audit', title: 'jitgate allow, one hot token, audit off', kind: 'http', server: 'gate', variant: 'no-audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
+    { id: 'allow-hot-audit-devnull', title: 'jitgate allow, one hot token, audit → /dev/null', kind: 'http', server: 'gate', variant: 'audit-devnull', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'allow-10k-verify', title: 'jitgate allow, 10,000 tokens rotating, cache 1,000 (verify each)', kind: 'http', server: 'gate', variant: 'verify', quick: true, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200, expectCache: 'misses' },
     { id: 'verify-raw', title: 'node:crypto verify, same alg, 1 core (no HTTP)', kind: 'crypto', server: 'none', quick: true, expectStatus: 0 },
     { id: 'allow-revoked-1m', title: 'jitgate allow, 1,000,000 revocation entries loaded', kind: 'http', server: 'gate', variant: 'revoked-1m', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
