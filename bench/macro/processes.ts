@@ -86,29 +86,47 @@ export async function stopProcess(proc: ChildProcess, graceMs = 5_000): Promise<
   clearTimeout(timer);
 }
 
-/** pid and its direct children (cluster workers), from /proc; [pid] where /proc is missing. */
+/** pid and all its descendants (cluster workers, perf), from /proc; [pid] where /proc is missing. */
 function treePids(pid: number): number[] {
-  const pids = [pid];
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return pids;
+    return [pid];
   }
+  const children = new Map<number, number[]>();
   for (const d of entries) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) pids.push(Number(d));
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
     } catch {
       // gone meanwhile
     }
   }
-  return pids;
+  const out: number[] = [];
+  const todo = [pid];
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    out.push(p);
+    todo.push(...(children.get(p) ?? []));
+  }
+  return out;
 }
 
-/** Resident set size in bytes of pid and its children. */
+/** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat. */
+export function machineBusySeconds(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: busy = all but idle and iowait
+    return (f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0)) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident set size in bytes of pid and its descendants. */
 export function rssOfTree(pid: number): number {
   let total = 0;
   for (const p of treePids(pid)) {
@@ -122,7 +140,7 @@ export function rssOfTree(pid: number): number {
   return total;
 }
 
-/** CPU seconds (user + system) used so far by pid and its children; clock ticks at the usual 100 Hz. */
+/** CPU seconds (user + system) used so far by pid and its descendants; clock ticks at the usual 100 Hz. */
 export function cpuSecondsOfTree(pid: number): number {
   let total = 0;
   for (const p of treePids(pid)) {
