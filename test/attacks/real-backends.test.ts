@@ -157,11 +157,14 @@ for (const b of BACKENDS) {
       expect(await backend.adminSeen()).toEqual([]);
     });
 
-    it.skipIf(b.name.startsWith('nginx'))('the backend read only jitgate’s subject and never a method override', () => {
-      const subjects = backend.subjects!();
-      expect(subjects.length).toBeGreaterThan(0);
-      expect(new Set(subjects)).toEqual(new Set([SUB]));
-      expect(backend.overrides!().filter((v) => v !== undefined)).toEqual([]);
-    });
+    // Only the Node backend records the headers it read (nginx has no CGI-style header view).
+    if (!b.name.startsWith('nginx')) {
+      it('the backend read only jitgate’s subject and never a method override', () => {
+        const subjects = backend.subjects!();
+        expect(subjects.length).toBeGreaterThan(0);
+        expect(new Set(subjects)).toEqual(new Set([SUB]));
+        expect(backend.overrides!().filter((v) => v !== undefined)).toEqual([]);
+      });
+    }
   });
 }
