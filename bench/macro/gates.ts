@@ -91,7 +91,7 @@ export async function scrapeMetrics(adminPort: number): Promise<MetricSnapshot> 
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
-    if (!line.startsWith('jitgate_token_cache_') && !line.startsWith('jitgate_decisions_total')) continue;
+    if (!line.startsWith('jitgate_token_cache_') && !line.startsWith('jitgate_decisions_total') && !line.startsWith('jitgate_nodejs_heap_size_used_bytes')) continue;
     const sp = line.lastIndexOf(' ');
     out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
   }

@@ -252,7 +252,11 @@ async function runScenario(s: Scenario): Promise<Row> {
     const made = s.request!(fx);
     const specs: RequestSpec[] = typeof made === 'function' ? [made(0)[0]!, made(connections - 1)[0]!] : [made];
     for (const spec of specs) problems.push(...(await preflight(port, spec, s.expectStatus, s.expectReason)));
-    const rssSamples: { t: number; rssMB: number }[] = [];
+    const rssSamples: { t: number; rssMB: number; heapUsedMB?: number }[] = [];
+    const heapUsedMB = async (): Promise<number | undefined> => {
+      const v = gate ? (await scrapeMetrics(gate.ports.admin)).get('jitgate_nodejs_heap_size_used_bytes') : undefined;
+      return v === undefined ? undefined : v / 2 ** 20;
+    };
     const isSoak = s.kind === 'soak';
     result = await runHttpLoad({
       port,
@@ -265,7 +269,16 @@ async function runScenario(s: Scenario): Promise<Row> {
       warmupSec: warmup,
       beforeMeasure: snapshotStart,
       afterMeasure: snapshotEnd,
-      everySecond: isSoak && gate ? (t) => Math.round(t) % 5 === 0 && rssSamples.push({ t: Math.round(t), rssMB: rssOfTree(gate.proc.pid) / 2 ** 20 }) : undefined,
+      everySecond:
+        isSoak && gate
+          ? (t) => {
+              if (Math.round(t) % 5 !== 0) return;
+              const sample: { t: number; rssMB: number; heapUsedMB?: number } = { t: Math.round(t), rssMB: rssOfTree(gate.proc.pid) / 2 ** 20 };
+              rssSamples.push(sample);
+              // V8 heap in use (the gate's own metric), to tell a leak from heap sizing.
+              void heapUsedMB().then((h) => (sample.heapUsedMB = h));
+            }
+          : undefined,
     });
     if (isSoak) {
       // "Settled": the first sample at or after 20 % of the run, once heap sizing and the cache have filled;
@@ -278,6 +291,8 @@ async function runScenario(s: Scenario): Promise<Row> {
         settledMB: settled?.rssMB,
         settledAtSec: settled?.t,
         endMB: rss1 / 2 ** 20,
+        heapUsedSettledMB: settled?.heapUsedMB,
+        heapUsedEndMB: rssSamples.at(-1)?.heapUsedMB,
         maxMB: Math.max(rss0, rss1, ...rssSamples.map((x) => x.rssMB * 2 ** 20)) / 2 ** 20,
         samples: rssSamples,
       };

@@ -24,6 +24,8 @@ interface Soak {
   readonly readyMB?: unknown;
   readonly settledMB?: unknown;
   readonly settledAtSec?: unknown;
+  readonly heapUsedSettledMB?: unknown;
+  readonly heapUsedEndMB?: unknown;
   readonly startMB?: unknown;
   readonly endMB?: unknown;
   readonly maxMB?: unknown;
@@ -80,7 +82,7 @@ export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | und
     out.push({
       name: `RSS flat over the ${String(soak.minutes)}-minute soak`,
       met: growth <= Math.max(10, 0.1 * settled),
-      detail: `RSS at ready ${Number(soak.readyMB).toFixed(1)} MB, start of load ${soak.startMB.toFixed(1)} MB, settled (${String(soak.settledAtSec)} s) ${settled.toFixed(1)} MB, end ${soak.endMB.toFixed(1)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB since settled; target ≤ max(10 MB, 10 %)), max ${Number(soak.maxMB).toFixed(1)} MB`,
+      detail: `RSS at ready ${Number(soak.readyMB).toFixed(1)} MB, start of load ${soak.startMB.toFixed(1)} MB, settled (${String(soak.settledAtSec)} s) ${settled.toFixed(1)} MB, end ${soak.endMB.toFixed(1)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB since settled; target ≤ max(10 MB, 10 %)), max ${Number(soak.maxMB).toFixed(1)} MB; V8 heap used ${typeof soak.heapUsedSettledMB === 'number' ? soak.heapUsedSettledMB.toFixed(1) : '?'} → ${typeof soak.heapUsedEndMB === 'number' ? soak.heapUsedEndMB.toFixed(1) : '?'} MB`,
     });
   }
 
