@@ -140,15 +140,16 @@ export function rssOfTree(pid: number): number {
   return total;
 }
 
-/** CPU seconds (user + system) used so far by pid and its descendants; clock ticks at the usual 100 Hz. */
+/** CPU seconds (user + system) used so far by pid, its live descendants and the children it reaped; clock ticks at the usual 100 Hz. */
 export function cpuSecondsOfTree(pid: number): number {
   let total = 0;
   for (const p of treePids(pid)) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // after "pid (comm) ", utime and stime are the 12th and 13th fields
-      total += (Number(f[11]) + Number(f[12])) / 100;
+      // after "pid (comm) ", utime and stime are the 12th and 13th fields; for the root also
+      // cutime and cstime, the CPU of children it has already reaped (a finished load child).
+      total += (Number(f[11]) + Number(f[12]) + (p === pid ? Number(f[13]) + Number(f[14]) : 0)) / 100;
     } catch {
       // gone meanwhile
     }
