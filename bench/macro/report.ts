@@ -20,9 +20,9 @@ export interface Row {
   ratio?: number;
   /** CPU time per answered request, µs, of the process serving the row (jitgate, the baseline or the upstream; measured run only). */
   readonly serverCpuUsPerReq?: number;
-  /** Token cache hits and misses over warm-up + run (admin /metrics deltas). */
+  /** Token cache hits and misses over the measured run (admin /metrics deltas). */
   readonly cache?: { readonly hits: number; readonly misses: number };
-  /** jitgate_decisions_total deltas by reason over warm-up + run. */
+  /** jitgate_decisions_total deltas by reason over the measured run. */
   readonly reasons?: Readonly<Record<string, number>>;
   readonly rssStartMB?: number;
   readonly rssEndMB?: number;

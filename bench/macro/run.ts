@@ -226,6 +226,8 @@ async function runScenario(s: Scenario): Promise<Row> {
   let otherCores = 0;
   let t0 = 0;
   const snapshotStart = async (): Promise<void> => {
+    // Cache and reason counts cover the measured run only (a warm-up fills the cache first).
+    if (gate) before = await scrapeMetrics(gate.ports.admin);
     cpu0 = cpuSecondsOfTree(pid);
     rss0 = rssOfTree(pid);
     other0 = machineBusySeconds() - cpuSecondsOfTree(process.pid);
@@ -243,7 +245,6 @@ async function runScenario(s: Scenario): Promise<Row> {
       log(summary.split('\n').slice(0, 12).map((l) => `    ${l}`).join('\n'));
     }
   };
-  if (gate) before = await scrapeMetrics(gate.ports.admin);
 
   let result: LoadResult;
   if (s.kind === 'grpc') {
