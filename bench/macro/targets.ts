@@ -79,9 +79,12 @@ export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | und
   if (soak && typeof soak.startMB === 'number' && typeof soak.endMB === 'number') {
     const settled = typeof soak.settledMB === 'number' ? soak.settledMB : soak.startMB;
     const growth = soak.endMB - settled;
+    // RSS climbs for the first ~45 s under full load (V8 sizes its heap, the caches fill; see
+    // bench/README.md), so a soak shorter than 2 minutes reports the numbers without a verdict.
+    const judged = typeof soak.minutes === 'number' && soak.minutes >= 2;
     out.push({
-      name: `RSS flat over the ${String(soak.minutes)}-minute soak`,
-      met: growth <= Math.max(10, 0.1 * settled),
+      name: `RSS flat over the ${String(soak.minutes)}-minute soak${judged ? '' : ' (too short to judge: still in warm-up growth; the 5-minute soak of the full run judges)'}`,
+      met: judged ? growth <= Math.max(10, 0.1 * settled) : undefined,
       detail: `RSS at ready ${Number(soak.readyMB).toFixed(1)} MB, start of load ${soak.startMB.toFixed(1)} MB, settled (${String(soak.settledAtSec)} s) ${settled.toFixed(1)} MB, end ${soak.endMB.toFixed(1)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB since settled; target ≤ max(10 MB, 10 %)), max ${Number(soak.maxMB).toFixed(1)} MB; V8 heap used ${typeof soak.heapUsedSettledMB === 'number' ? soak.heapUsedSettledMB.toFixed(1) : '?'} → ${typeof soak.heapUsedEndMB === 'number' ? soak.heapUsedEndMB.toFixed(1) : '?'} MB`,
     });
   }
