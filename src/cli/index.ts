@@ -4,6 +4,8 @@
  *
  * @module
  */
+// First: sizes libuv's thread pool before any module can start it.
+import './init-thread-pool.ts';
 import { parseArgs } from 'node:util';
 
 /** What every command module exports. */

@@ -3,8 +3,11 @@
  * cluster mode (`workers: 2`) sharing the traffic port with one truthful admin listener.
  */
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sizeThreadPool, threadPoolSize } from '../../src/cli/thread-pool.ts';
 import { CLI, parseMetrics, send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let up: RecordingUpstream;
@@ -83,6 +86,43 @@ describe('jitgate serve', () => {
     expect(r.stderr).toMatch(/^jitgate serve: issuer https:\/\/broker\.internal: jwks_file .*gone\.json: ENOENT/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
+});
+
+describe('jitgate serve, thread pool', () => {
+  /** libuv's pool threads of a running process (they start, all at once, at the pool's first use). */
+  function poolThreads(pid: number): number {
+    return readdirSync(`/proc/${pid}/task`).filter((t) => readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').startsWith('libuv-worker')).length;
+  }
+
+  it('case=threadPoolSize: one thread per core beside the event loop, at least 1, at most libuv\'s 4', () => {
+    expect([1, 2, 3, 4, 5, 8, 64].map(threadPoolSize)).toEqual([1, 1, 2, 3, 4, 4, 4]);
+    const env: NodeJS.ProcessEnv = {};
+    sizeThreadPool(env, 2);
+    expect(env.UV_THREADPOOL_SIZE).toBe('1');
+    const set: NodeJS.ProcessEnv = { UV_THREADPOOL_SIZE: '16' };
+    sizeThreadPool(set, 2);
+    expect(set.UV_THREADPOOL_SIZE).toBe('16');
+  });
+
+  for (const [name, env, expected] of [
+    ['unset → sized from the cores', { UV_THREADPOOL_SIZE: undefined }, threadPoolSize(availableParallelism())],
+    ['empty → sized from the cores', { UV_THREADPOOL_SIZE: '' }, threadPoolSize(availableParallelism())],
+    ["the operator's UV_THREADPOOL_SIZE is kept", { UV_THREADPOOL_SIZE: '3' }, 3],
+  ] as const) {
+    it(`case=${name}: an uncached token is verified by that many pool threads`, async () => {
+      const cfg = await writeGateConfig(up.url);
+      const gate = await spawnGate(cfg.file, env);
+      try {
+        const token = await tokenNow(cfg.keys);
+        const r = await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } });
+        expect(r.status).toBe(200);
+        expect(poolThreads(gate.child.pid!)).toBe(expected);
+      } finally {
+        gate.child.kill('SIGTERM');
+      }
+      expect(await gate.exited).toEqual({ code: 0, signal: null });
+    });
+  }
 });
 
 describe('jitgate serve, workers: 2', () => {
