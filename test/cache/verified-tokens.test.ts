@@ -1,7 +1,8 @@
 /**
- * The verified-token cache finds entries by signature segment but answers only for the exact
- * token: a token that reuses a cached token's signature with another header or payload misses,
- * and neither it nor its deletion disturbs the cached entry.
+ * The verified-token cache finds entries by the token's last 43 characters (signature) but answers
+ * only for the exact token: a token that reuses a cached token's signature (or its tail) with
+ * another header, payload or signature start misses, and neither it nor its deletion disturbs
+ * the cached entry.
  */
 import { describe, expect, it } from 'vitest';
 import { VerifiedTokenCache } from '../../src/cache/verified-tokens.ts';
@@ -32,6 +33,21 @@ describe('VerifiedTokenCache', () => {
     c.delete(A);
     expect(c.get(A)).toBeUndefined();
     expect(c.size).toBe(0);
+  });
+
+  it('a token with the same signature tail but another signature start or payload misses and cannot evict', () => {
+    const sig = 'S'.repeat(43) + 'T'.repeat(43); // an ES256-sized signature segment
+    const real = `eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.${sig}`;
+    const otherStart = `eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.${'X'.repeat(43)}${'T'.repeat(43)}`;
+    const otherPayload = `eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.${sig}`;
+    const c = new VerifiedTokenCache(10);
+    c.set(real, verified('real'));
+    for (const lookAlike of [otherStart, otherPayload]) {
+      expect(c.get(lookAlike)).toBeUndefined();
+      c.delete(lookAlike);
+      expect(c.get(real)).toEqual({ jti: 'real' });
+    }
+    expect(c.size).toBe(1);
   });
 
   it('caches nothing with max_entries 0, and evicts the least recently used', () => {
