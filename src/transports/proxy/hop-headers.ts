@@ -181,6 +181,8 @@ export function downstreamHeaders(raw: readonly (Buffer | string)[]): string[] {
  * tokens nominate nothing, so the common `Connection: keep-alive` costs no second pass.
  */
 function nominatedNames(connection: string, requestTable: ReadonlyMap<string, Action> | undefined): Set<string> | undefined {
+  // What nearly every upstream response and client sends: no split, no allocation.
+  if (connection === 'keep-alive' || connection === 'close' || connection === 'Keep-Alive') return undefined;
   let names: Set<string> | undefined;
   for (const token of connection.split(',')) {
     const t = token.trim().toLowerCase();
