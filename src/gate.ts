@@ -71,7 +71,8 @@ export class Gate {
     this.revocation.stop();
   }
 
-  decide(input: DecisionInput): Promise<Decision> {
+  /** Synchronous for a cached token (the hot path); a promise on a cache miss or a DPoP proof. */
+  decide(input: DecisionInput): Decision | Promise<Decision> {
     return this.#decider.decide(input);
   }
 

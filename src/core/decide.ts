@@ -17,7 +17,7 @@ import { matchPattern } from './path-pattern.ts';
 import type { GatePolicy } from './policy.ts';
 import { requestOrigin } from './htu.ts';
 import { parseTarget } from './request-target.ts';
-import { accessTokenHash, verifyToken } from './token.ts';
+import { accessTokenHash, verifyToken, type VerifyOutcome } from './token.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
 export interface DeciderDeps {
@@ -99,7 +99,13 @@ export class Decider {
     return this.#policy;
   }
 
-  async decide(input: DecisionInput): Promise<Decision> {
+  /**
+   * Synchronous when no work waits on anything: a cached token without a DPoP binding — the hot
+   * path — and every refusal before verification. Only a cache miss (the signature check) and a
+   * DPoP proof return a promise, so the common request costs no promise or microtask hop.
+   * A throw (a bug) may surface either way; callers turn both into `internal_error`.
+   */
+  decide(input: DecisionInput): Decision | Promise<Decision> {
     const method = input.method;
     if (!isMethodToken(method)) return deny('bad_method');
     if (input.authorizationCount > 1) return deny('multiple_authorization');
@@ -147,21 +153,49 @@ export class Decider {
         }
       }
     }
-    if (verified === undefined) {
-      const outcome = await verifyToken(token, this.#policy, nowMs);
-      if (typeof outcome === 'string') {
-        return outcome === 'keys_unavailable' || outcome === 'keys_stale' ? unavailable(outcome, path) : deny(outcome, path);
-      }
-      verified = outcome;
-      this.#cache.set(token, verified);
+    if (verified !== undefined) return this.#decideVerified(verified, token, dpopScheme, input, nowMs, path, query, segments);
+    // The cache-miss path: the signature check, then the same steps as a hit.
+    const outcome = verifyToken(token, this.#policy, nowMs);
+    if (outcome instanceof Promise) {
+      return outcome.then((o) => this.#afterVerify(o, token, dpopScheme, input, nowMs, path, query, segments));
     }
+    return this.#afterVerify(outcome, token, dpopScheme, input, nowMs, path, query, segments);
+  }
 
+  #afterVerify(
+    outcome: VerifyOutcome,
+    token: string,
+    dpopScheme: boolean,
+    input: DecisionInput,
+    nowMs: number,
+    path: string,
+    query: string,
+    segments: readonly string[],
+  ): Decision | Promise<Decision> {
+    if (typeof outcome === 'string') {
+      return outcome === 'keys_unavailable' || outcome === 'keys_stale' ? unavailable(outcome, path) : deny(outcome, path);
+    }
+    this.#cache.set(token, outcome);
+    return this.#decideVerified(outcome, token, dpopScheme, input, nowMs, path, query, segments);
+  }
+
+  #decideVerified(
+    verified: VerifiedToken,
+    token: string,
+    dpopScheme: boolean,
+    input: DecisionInput,
+    nowMs: number,
+    path: string,
+    query: string,
+    segments: readonly string[],
+  ): Decision | Promise<Decision> {
     // Proof of possession before revocation and grants: without the key, nothing more is learned.
     if (verified.cnfJkt !== undefined || dpopScheme || this.#someRequireDpop) {
-      const refused = await this.#checkBinding(verified, token, dpopScheme, input, path, nowMs);
-      if (refused !== undefined) return refused;
+      return this.#checkBinding(verified, token, dpopScheme, input, path, nowMs).then(
+        (refused) => refused ?? this.#authorize(verified, input.method, path, query, segments),
+      );
     }
-    return this.#authorize(verified, method, path, query, segments);
+    return this.#authorize(verified, input.method, path, query, segments);
   }
 
   /** RFC 9449 §7: a bound token needs the DPoP scheme and a valid proof; the DPoP scheme needs a bound token. */

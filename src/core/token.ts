@@ -34,7 +34,12 @@ export function looksLikeCompactJws(token: string): boolean {
   return dots === 2 && partLen > 0;
 }
 
-export async function verifyToken(token: string, policy: GatePolicy, nowMs: number): Promise<VerifyOutcome> {
+/**
+ * Synchronous for every refusal that needs no key material (malformed, unknown issuer, alg, typ,
+ * keys not ready, unknown kid of a file-backed issuer), so attack traffic costs no promise; the
+ * signature check (and a remote issuer's unknown-kid refetch) returns a promise.
+ */
+export function verifyToken(token: string, policy: GatePolicy, nowMs: number): VerifyOutcome | Promise<VerifyOutcome> {
   if (token.length > policy.maxTokenBytes) return 'token_too_large';
   if (!looksLikeCompactJws(token)) return 'malformed_token';
 
@@ -67,17 +72,23 @@ export async function verifyToken(token: string, policy: GatePolicy, nowMs: numb
   if (keyState === 'loading') return 'keys_unavailable';
   if (keyState === 'stale') return 'keys_stale';
 
-  const entry = await issuer.keys.resolve(header.kid, alg);
+  const entry = issuer.keys.resolve(header.kid, alg);
+  if (entry instanceof Promise) return entry.then((e) => verifyWith(e, token, alg, payload, issuer, policy, nowMs));
+  return verifyWith(entry, token, alg, payload, issuer, policy, nowMs);
+}
+
+function verifyWith(
+  entry: VerifiedToken['key'] | undefined,
+  token: string,
+  alg: string,
+  payload: JWTPayload,
+  issuer: IssuerPolicy,
+  policy: GatePolicy,
+  nowMs: number,
+): VerifyOutcome | Promise<VerifyOutcome> {
   const key = entry?.keys.get(alg);
   if (entry === undefined || key === undefined) return 'unknown_key';
-
-  try {
-    await compactVerify(token, key, { algorithms: [alg] });
-  } catch (err) {
-    return joseReason(err);
-  }
-
-  return checkVerified(token, payload, issuer, policy, nowMs, entry);
+  return compactVerify(token, key, { algorithms: [alg] }).then(() => checkVerified(token, payload, issuer, policy, nowMs, entry), joseReason);
 }
 
 /** RFC 9449 §4.2 `ath`: base64url of the SHA-256 of the access token's ASCII text. */

@@ -1,13 +1,18 @@
 import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify, SignJWT, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDevKeys, KeyFileExistsError, SUPPORTED_ALGS } from '../../src/cli/keys.ts';
 
 const ENTRY = fileURLToPath(new URL('../../src/cli/index.ts', import.meta.url));
+
+/** The CLI entry and the thread-pool sizing it imports first, without any command module beside them. */
+async function copyEntry(dir: string): Promise<void> {
+  for (const f of ['index.ts', 'init-thread-pool.ts', 'thread-pool.ts']) await copyFile(join(dirname(ENTRY), f), join(dir, f));
+}
 const COMMAND_NAMES = ['serve', 'check-config', 'keys', 'mint', 'demo', 'dpop-proof', 'help'];
 
 interface CliResult {
@@ -221,7 +226,7 @@ describe('jitgate entry (src/cli/index.ts)', () => {
     const dir = join(freshDir(), 'cli');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, '..', 'package.json'), '{"type":"module"}\n');
-    await copyFile(ENTRY, join(dir, 'index.ts'));
+    await copyEntry(dir);
     const res = await runCli(['dpop-proof'], join(dir, 'index.ts'));
     expect(res.code).toBe(2);
     expect(res.stderr).toBe('jitgate: command "dpop-proof" is not available in this build\n');
@@ -231,7 +236,7 @@ describe('jitgate entry (src/cli/index.ts)', () => {
     const dir = join(freshDir(), 'cli');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, '..', 'package.json'), '{"type":"module"}\n');
-    await copyFile(ENTRY, join(dir, 'index.ts'));
+    await copyEntry(dir);
     await writeFile(
       join(dir, 'demo.ts'),
       'export async function run(argv: string[]): Promise<number> { process.stdout.write(JSON.stringify(argv)); return 7; }\n',

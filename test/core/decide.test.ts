@@ -57,6 +57,26 @@ describe('allow', () => {
     expect(t.gate.cache.stats.hits - before.hits).toBe(1);
   });
 
+  it('answers a cached token and pre-crypto refusals synchronously (no promise on the hot path); a signature check returns a promise', async () => {
+    const token = await sign(keys.a, { jti: 'sync-hit' });
+    const miss = decide('GET', '/orders/42', token);
+    expect(miss).toBeInstanceOf(Promise);
+    expect(reasonOf(await miss)).toBe('allow:granted');
+    const hit = decide('GET', '/orders/42', token);
+    expect(hit).not.toBeInstanceOf(Promise);
+    expect(reasonOf(hit as Decision)).toBe('allow:granted');
+    const outside = decide('GET', '/orders/43', token);
+    expect(outside).not.toBeInstanceOf(Promise);
+    expect(reasonOf(outside as Decision)).toBe('deny:path_not_granted');
+    // Refusals before any key work are synchronous too: attack traffic costs no promise.
+    const garbage = decide('GET', '/orders/42', 'not-a-jwt');
+    expect(garbage).not.toBeInstanceOf(Promise);
+    expect(reasonOf(garbage as Decision)).toBe('deny:malformed_token');
+    const badSignature = decide('GET', '/orders/42', `${token.slice(0, token.lastIndexOf('.'))}.${'A'.repeat(86)}`);
+    expect(badSignature).toBeInstanceOf(Promise);
+    expect(reasonOf(await badSignature)).toBe('deny:bad_signature');
+  });
+
   it('lets public routes through without a token', async () => {
     expect(reasonOf(await decide('GET', '/healthz'))).toBe('allow:public');
     expect(reasonOf(await decide('POST', '/healthz'))).toBe('deny:missing_token');

@@ -16,16 +16,13 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
   const { gate, metrics, audit } = ctx;
   const log = ctx.logger.child({ component: 'proxy' });
 
-  async function handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
-    const started = performance.now();
-    let decision: Decision;
-    try {
-      decision = await gate.decide(inputFromRequest(req));
-    } catch (err) {
-      // A bug in deciding is never an allow: refuse with the named reason (503 internal_error).
-      log.error({ err }, 'decision failed; refusing the request');
-      decision = unavailable('internal_error');
-    }
+  /** A bug in deciding is never an allow: refuse with the named reason (503 internal_error). */
+  function failed(err: unknown): Decision {
+    log.error({ err }, 'decision failed; refusing the request');
+    return unavailable('internal_error');
+  }
+
+  function act(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, decision: Decision, started: number): void {
     const seconds = (performance.now() - started) / 1000;
     metrics.recordDecision('proxy', decision, seconds);
     // latency_ms in the audit line is the gate's own decision time, comparable across transports;
@@ -46,14 +43,40 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
 
     // Exact for this gate's policy: DPoP challenges name its algs, a nonce refusal carries DPoP-Nonce.
     const r = renderDecision(decision, gate.policy);
-    // An unread body of a refused request is not worth reading: answer, then close.
-    if (!req.complete) res.shouldKeepAlive = false;
+    // An unread body of a refused request is not worth reading: answer, then close. (A bodiless
+    // request decided in the parser's own tick is not `complete` yet, and keeps its connection.)
+    if (!req.complete && declaresBody(req.rawHeaders)) res.shouldKeepAlive = false;
     res.writeHead(r.status, r.headers);
     res.end(r.bodyBytes);
     audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs });
   }
 
   return (req, res, expectContinue) => {
-    void handle(req, res, expectContinue);
+    const started = performance.now();
+    let decision: Decision | Promise<Decision>;
+    try {
+      decision = gate.decide(inputFromRequest(req));
+    } catch (err) {
+      decision = failed(err);
+    }
+    // A cached token is decided synchronously: the request goes on in this same tick.
+    if (!(decision instanceof Promise)) {
+      act(req, res, expectContinue, decision, started);
+      return;
+    }
+    decision.then(
+      (d) => act(req, res, expectContinue, d, started),
+      (err: unknown) => act(req, res, expectContinue, failed(err), started),
+    );
   };
+}
+
+/** A body follows the head: Transfer-Encoding, or a Content-Length other than 0 (RFC 9112 §6.3). */
+function declaresBody(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
+    if (name.length === 14 && name.toLowerCase() === 'content-length' && raw[i + 1]!.trim() !== '0') return true;
+  }
+  return false;
 }

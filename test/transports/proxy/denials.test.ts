@@ -3,6 +3,8 @@
  * `cache-control: no-store` — and the upstream saw none of these requests.
  */
 import { appendFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sign } from '../../fixtures/tokens.ts';
 import { send, sendRaw, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream, type SendOptions } from '../../fixtures/servers.ts';
@@ -123,9 +125,59 @@ describe('proxy denials (SPEC §3)', () => {
     expect(up.requests.length).toBe(before);
   });
 
+  it('case=refused requests without a body keep the connection alive (also Content-Length: 0)', async () => {
+    const u = new URL(gate.url);
+    const socket = connect(Number(u.port), u.hostname);
+    await once(socket, 'connect');
+    let buf = '';
+    let closed = false;
+    socket.setEncoding('latin1').on('data', (d: string) => (buf += d));
+    socket.on('close', () => (closed = true));
+    const requests = [
+      `GET /orders/42 HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`,
+      `POST /orders/42 HTTP/1.1\r\nHost: ${u.host}\r\nContent-Length: 0\r\n\r\n`,
+      `GET /orders/42 HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`,
+    ];
+    try {
+      for (let i = 0; i < requests.length; i++) {
+        socket.write(requests[i]!);
+        for (let waited = 0; buf.split('missing_token').length - 1 <= i; waited += 5) {
+          if (closed || waited > 2000) throw new Error(`no answer to request ${i + 1} on the kept connection: ${JSON.stringify(buf)}`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    } finally {
+      socket.destroy();
+    }
+    expect(buf.match(/HTTP\/1\.1 401 /g)).toHaveLength(3);
+    expect(buf).not.toMatch(/^connection: close/im);
+  });
+
   it('case=oversized header block → 431 from the listener, no-store', async () => {
     const res = await sendRaw(gate.url, ['GET /orders/42 HTTP/1.1', `Host: ${new URL(gate.url).host}`, `X-Big: ${'a'.repeat(20_000)}`]);
     expect(res.status).toBe(431);
     expect(res.headers['cache-control']).toBe('no-store');
   });
+  for (const [how, broken] of [
+    ['throws', () => { throw new Error('boom'); }],
+    ['rejects', () => Promise.reject(new Error('boom'))],
+  ] as const) {
+    it(`case=the decision ${how} (a bug) → 503 internal_error, the backend never asked, the gate keeps serving`, async () => {
+      const g = gate.running.gate as unknown as { decide: unknown };
+      const orig = g.decide;
+      g.decide = broken;
+      const before = up.requests.length;
+      let res;
+      try {
+        res = await send(gate.url, '/orders/42', await bearer());
+      } finally {
+        g.decide = orig;
+      }
+      expect(res.status).toBe(503);
+      expect(res.text).toBe('{"error":"unavailable","reason":"internal_error"}');
+      expect(up.requests.length).toBe(before);
+      expect(gate.logs.some((l) => l.msg === 'decision failed; refusing the request' && l.err?.message === 'boom')).toBe(true);
+      expect((await send(gate.url, '/orders/42', await bearer())).status).toBe(200);
+    });
+  }
 });
