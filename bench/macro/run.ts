@@ -25,7 +25,7 @@ import { preflight } from './preflight.ts';
 import { cpuSecondsOfTree, forkServer, machineBusySeconds, rssOfTree, stopProcess, type Child } from './processes.ts';
 import { markdownTable, svgChart, type Row } from './report.ts';
 import { allScenarios, load, type Scenario } from './scenarios.ts';
-import { evaluateTargets } from './targets.ts';
+import { evaluateTargets, type PairSlice } from './targets.ts';
 
 const HERE = fileURLToPath(new URL('./', import.meta.url));
 /** Cores used by processes outside the bench during a measured run above which the row is flagged. */
@@ -41,6 +41,7 @@ const { values: a } = parseArgs({
     pipelining: { type: 'string', default: '1' },
     rate: { type: 'string' },
     repeat: { type: 'string', default: '1' },
+    pairs: { type: 'string' },
     workers: { type: 'string', default: '1' },
     scenarios: { type: 'string' },
     'soak-minutes': { type: 'string' },
@@ -56,7 +57,7 @@ const { values: a } = parseArgs({
 
 const all = allScenarios();
 if (a.help || a.list) {
-  process.stdout.write('npm run bench -- [--quick] [--scenarios a,b] [--duration s] [--warmup s] [--connections n] [--pipelining n] [--rate req/s] [--repeat n] [--workers n] [--soak-minutes m] [--alg ES256] [--profile] [--perf] [--jitgate DIR] [--no-write]\n\nScenarios (* = in --quick):\n');
+  process.stdout.write('npm run bench -- [--quick] [--scenarios a,b] [--duration s] [--warmup s] [--connections n] [--pipelining n] [--rate req/s] [--repeat n] [--pairs n] [--workers n] [--soak-minutes m] [--alg ES256] [--profile] [--perf] [--jitgate DIR] [--no-write]\n\nScenarios (* = in --quick):\n');
   for (const s of all) process.stdout.write(`  ${s.quick ? '*' : ' '} ${s.id.padEnd(26)} ${s.title}\n`);
   process.exit(0);
 }
@@ -70,8 +71,15 @@ const pipelining = Number(a.pipelining);
 const rate = a.rate === undefined ? undefined : Number(a.rate);
 /** Rounds over the whole scenario list; each row reports its median round (all rounds are in the JSON). */
 const repeat = Math.max(1, Number(a.repeat));
+/**
+ * Adjacent (plain proxy, cached allow) slices for the ≥ 0.95 × target: this shared 2-core VM's
+ * speed drifts by ±30 % over tens of seconds, so rows measured a minute apart are not comparable;
+ * two slices seconds apart are. Alternating order (ABBA) cancels a steady drift within a pair.
+ */
+const pairs = Math.max(0, Number(a.pairs ?? (quick ? 2 : 5)));
+const pairTiming = { duration: Math.min(duration, quick ? 2 : 5), warmup: 1 };
 const workers = Number(a.workers);
-const soakMinutes = Number(a['soak-minutes'] ?? (quick ? 0.5 : 5));
+const soakMinutes = Number(a['soak-minutes'] ?? (quick ? 0.25 : 5));
 load.connections = connections;
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -121,6 +129,35 @@ async function altBaseline(mode: 'stream' | 'request'): Promise<Child> {
 const gates = new Gates(fx, upstream.port, workers, nodeFlags, a.jitgate);
 const rows: Row[] = [];
 let soak: Record<string, unknown> | undefined;
+const paired: Record<string, PairSlice[]> = {};
+
+/** n adjacent (plain proxy, gate) slices per cached-allow row, in ABBA order. */
+async function runPairs(): Promise<void> {
+  const plain = all.find((s) => s.id === 'plain-proxy')!;
+  for (const s of selected.filter((x) => (x.id === 'allow-hot' || x.id === 'allow-hot-no-audit') && ids.has('plain-proxy'))) {
+    if (pairs === 0) continue;
+    log(`paired slices: ${s.id} vs plain-proxy, ${pairs} pairs of ${pairTiming.duration} s (after ${pairTiming.warmup} s warm-up each)`);
+    const list: PairSlice[] = (paired[s.id] = []);
+    for (let k = 0; k < pairs; k++) {
+      const got = new Map<string, Row>();
+      for (const x of k % 2 === 0 ? [plain, s] : [s, plain]) got.set(x.id, await runScenario(x, pairTiming));
+      const g = got.get(s.id)!;
+      const p = got.get('plain-proxy')!;
+      const slice: PairSlice = {
+        gateRps: g.rps.mean,
+        plainRps: p.rps.mean,
+        ratio: g.rps.mean / p.rps.mean,
+        gateP99: g.latency?.p99 ?? Number.NaN,
+        plainP99: p.latency?.p99 ?? Number.NaN,
+        gateCpuUsPerReq: g.serverCpuUsPerReq,
+        plainCpuUsPerReq: p.serverCpuUsPerReq,
+        problems: [...g.problems, ...p.problems],
+      };
+      list.push(slice);
+      log(`  pair ${k + 1}: ${Math.round(slice.gateRps).toLocaleString('en-US')} vs ${Math.round(slice.plainRps).toLocaleString('en-US')} req/s = ${slice.ratio.toFixed(3)} ×, p99 ${slice.gateP99.toFixed(3)} vs ${slice.plainP99.toFixed(3)} ms${slice.problems.length ? `  ⚠ ${slice.problems.join('; ')}` : ''}`);
+    }
+  }
+}
 
 try {
   const runs = new Map<string, Row[]>();
@@ -141,6 +178,8 @@ try {
     const rs = runs.get(s.id);
     if (rs !== undefined) rows.push(medianRun(rs));
   }
+  // Not under --rate (the ratio is fixed by the offered load) nor with a profiler attached (its files are per row).
+  if (rate === undefined && !a.perf && !a.profile) await runPairs();
 } finally {
   await gates.stop();
   await Promise.all([stopProcess(baseline.proc), stopProcess(upstream.proc), ...[...altBaselines.values()].map((c) => stopProcess(c.proc))]);
@@ -151,7 +190,7 @@ for (const r of rows) {
   const base = r.vs === undefined ? undefined : byId.get(r.vs);
   if (base !== undefined && base.rps.mean > 0 && r.kind !== 'crypto') r.ratio = r.rps.mean / base.rps.mean;
 }
-const targets = evaluateTargets(byId, soak);
+const targets = evaluateTargets(byId, soak, paired);
 const finishedAt = new Date();
 machine.loadavgAtStart = machine.loadavgAtStart.map((x) => Math.round(x * 100) / 100);
 const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
@@ -164,7 +203,7 @@ process.stdout.write(`\n${machine.cpus} × ${machine.cpu}, Node ${machine.node},
 if (!a['no-write']) {
   await mkdir(RESULTS, { recursive: true });
   const base = join(RESULTS, `${stamp}${quick ? '-quick' : ''}`);
-  const report = { command, startedAt, finishedAt, machine: { ...machine, loadavgAtEnd: loadEnd }, options: { quick, duration, warmup, connections, pipelining, rate, repeat, workers, soakMinutes, alg: a.alg }, rows, soak, targets };
+  const report = { command, startedAt, finishedAt, machine: { ...machine, loadavgAtEnd: loadEnd }, options: { quick, duration, warmup, connections, pipelining, rate, repeat, pairs, pairTiming, workers, soakMinutes, alg: a.alg }, rows, paired, soak, targets };
   await writeFile(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(`${base}.md`, `${command}\n\n${table}\n\n${targets.lines.join('\n')}\n`);
   await writeFile(`${base}.svg`, svgChart(rows, `${command} · ${machine.cpus} × ${machine.cpu} · Node ${machine.node} · ${startedAt.toISOString()}`));
@@ -205,7 +244,7 @@ function portFor(s: Scenario, gate: RunningGate | undefined): number {
   }
 }
 
-async function runScenario(s: Scenario): Promise<Row> {
+async function runScenario(s: Scenario, timing: { duration: number; warmup: number } = { duration, warmup }): Promise<Row> {
   if (s.kind === 'crypto') return cryptoRow(s);
   if (s.server === 'baseline-stream' || s.server === 'baseline-request') await altBaseline(s.server === 'baseline-stream' ? 'stream' : 'request');
   const gate = s.variant === undefined ? undefined : await gates.use(s.variant, log);
@@ -232,7 +271,7 @@ async function runScenario(s: Scenario): Promise<Row> {
     rss0 = rssOfTree(pid);
     other0 = machineBusySeconds() - cpuSecondsOfTree(process.pid);
     t0 = performance.now();
-    if (a.perf && s.kind !== 'soak') recording = perfRecord(pid, duration, perfFile).done;
+    if (a.perf && s.kind !== 'soak') recording = perfRecord(pid, timing.duration, perfFile).done;
   };
   const snapshotEnd = async (): Promise<void> => {
     cpu1 = cpuSecondsOfTree(pid);
@@ -266,8 +305,8 @@ async function runScenario(s: Scenario): Promise<Row> {
       connections,
       pipelining,
       rate,
-      durationSec: isSoak ? Math.round(soakMinutes * 60) : duration,
-      warmupSec: warmup,
+      durationSec: isSoak ? Math.round(soakMinutes * 60) : timing.duration,
+      warmupSec: timing.warmup,
       beforeMeasure: snapshotStart,
       afterMeasure: snapshotEnd,
       everySecond:

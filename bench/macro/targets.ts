@@ -1,6 +1,8 @@
 /**
  * The issue's targets, judged from one run's rows (issue 6, "Make it fast"):
- *   - cached allow ≥ 0.95 × plain proxy req/s, p99 within 0.5 ms of it;
+ *   - cached allow ≥ 0.95 × plain proxy req/s, p99 within 0.5 ms of it — judged on the median of
+ *     adjacent (plain, gate) slice pairs when the run has them, since rows measured a minute apart
+ *     on this shared VM differ by more than the 5 % being judged;
  *   - 10,000 rotating tokens as close as possible to node:crypto's raw verification rate;
  *   - 401/403 cheaper than allow (gate CPU per request, and no upstream call);
  *   - RSS flat over the soak.
@@ -19,6 +21,24 @@ export interface Targets {
   readonly lines: readonly string[];
 }
 
+/** One adjacent pair of slices: the plain proxy and a cached-allow row, seconds apart. */
+export interface PairSlice {
+  readonly gateRps: number;
+  readonly plainRps: number;
+  readonly ratio: number;
+  readonly gateP99: number;
+  readonly plainP99: number;
+  readonly gateCpuUsPerReq: number | undefined;
+  readonly plainCpuUsPerReq: number | undefined;
+  readonly problems: readonly string[];
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 interface Soak {
   readonly minutes?: unknown;
   readonly readyMB?: unknown;
@@ -32,20 +52,36 @@ interface Soak {
 }
 
 const f0 = (n: number): string => Math.round(n).toLocaleString('en-US');
+const sign = (n: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(3)}`;
 
-export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | undefined): Targets {
+export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | undefined, paired: Readonly<Record<string, readonly PairSlice[]>> = {}): Targets {
   const out: TargetResult[] = [];
   const plain = rows.get('plain-proxy');
 
   for (const id of ['allow-hot', 'allow-hot-no-audit']) {
     const r = rows.get(id);
     if (!r || !plain || !r.latency || !plain.latency) continue;
-    const ratio = r.rps.mean / plain.rps.mean;
-    const dp99 = r.latency.p99 - plain.latency.p99;
+    const rowRatio = r.rps.mean / plain.rps.mean;
+    const rowDp99 = r.latency.p99 - plain.latency.p99;
+    const rowDetail = `table rows ${rowRatio.toFixed(3)} ×, p99 ${r.latency.p99.toFixed(3)} vs ${plain.latency.p99.toFixed(3)} ms (Δ ${sign(rowDp99)}); server CPU ${r.serverCpuUsPerReq?.toFixed(1) ?? '?'} vs ${plain.serverCpuUsPerReq?.toFixed(1) ?? '?'} µs/req`;
+    const ps = paired[id] ?? [];
+    if (ps.length === 0) {
+      out.push({
+        name: `cached allow (${id})`,
+        met: rowRatio >= 0.95 && rowDp99 <= 0.5 && r.problems.length === 0,
+        detail: `${rowRatio.toFixed(3)} × plain proxy req/s (target ≥ 0.95), p99 Δ ${sign(rowDp99)} ms (target ≤ 0.5); ${rowDetail}`,
+      });
+      continue;
+    }
+    const ratios = ps.map((p) => p.ratio);
+    const ratio = median(ratios);
+    const dp99 = median(ps.map((p) => p.gateP99 - p.plainP99));
+    const cpu = median(ps.map((p) => (p.gateCpuUsPerReq ?? Number.NaN) / (p.plainCpuUsPerReq ?? Number.NaN)));
+    const problems = ps.flatMap((p) => p.problems);
     out.push({
       name: `cached allow (${id})`,
-      met: ratio >= 0.95 && dp99 <= 0.5 && r.problems.length === 0,
-      detail: `${ratio.toFixed(3)} × plain proxy req/s (target ≥ 0.95), p99 ${r.latency.p99.toFixed(3)} vs ${plain.latency.p99.toFixed(3)} ms (Δ ${dp99 >= 0 ? '+' : ''}${dp99.toFixed(3)}, target ≤ 0.5); server CPU ${r.serverCpuUsPerReq?.toFixed(1) ?? '?'} vs ${plain.serverCpuUsPerReq?.toFixed(1) ?? '?'} µs/req`,
+      met: ratio >= 0.95 && dp99 <= 0.5 && problems.length === 0 && r.problems.length === 0,
+      detail: `median of ${ps.length} adjacent pairs ${ratio.toFixed(3)} × plain proxy req/s (target ≥ 0.95; pairs ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}), p99 Δ ${sign(dp99)} ms (target ≤ 0.5), server CPU ${cpu.toFixed(3)} × plain${problems.length ? ` ⚠ ${problems.length} perturbed slices` : ''}; ${rowDetail}`,
     });
   }
 

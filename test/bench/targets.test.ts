@@ -1,0 +1,45 @@
+/**
+ * The bench's verdict on the cached-allow target: taken from the median of adjacent (plain, gate)
+ * slice pairs when a run has them, never from a perturbed slice, and from the table rows otherwise.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Row } from '../../bench/macro/report.ts';
+import { evaluateTargets, type PairSlice } from '../../bench/macro/targets.ts';
+
+function row(id: string, rps: number, p99: number, cpu: number): Row {
+  return { id, title: id, kind: 'http', rps: { mean: rps, stddev: 0, samples: [] }, latency: { p50: 1, p99, p999: p99 * 2 } as Row['latency'], total: rps * 10, statuses: { '200': rps * 10 }, unexpected: 0, errors: 0, serverCpuUsPerReq: cpu, problems: [] };
+}
+
+function pair(gate: number, plain: number, problems: string[] = []): PairSlice {
+  return { gateRps: gate, plainRps: plain, ratio: gate / plain, gateP99: 6.2, plainP99: 6.0, gateCpuUsPerReq: 50, plainCpuUsPerReq: 48, problems };
+}
+
+// The table rows alone say 0.60 × (measured a minute apart while the machine slowed down).
+const rows = new Map([
+  ['plain-proxy', row('plain-proxy', 20_000, 6.0, 45)],
+  ['allow-hot', row('allow-hot', 12_000, 9.0, 60)],
+]);
+const verdict = (paired: Record<string, PairSlice[]>) => evaluateTargets(rows, undefined, paired).results.find((r) => r.name === 'cached allow (allow-hot)')!;
+
+describe('cached-allow verdict', () => {
+  it('without pairs: the table rows decide', () => {
+    const v = verdict({});
+    expect(v.met).toBe(false);
+    expect(v.detail).toMatch(/^0\.600 × plain proxy/);
+  });
+
+  it('with pairs: the median pair ratio and p99 delta decide, the range is shown', () => {
+    const v = verdict({ 'allow-hot': [pair(19_000, 20_000), pair(9_000, 10_000), pair(15_200, 16_000)] });
+    expect(v.met).toBe(true);
+    expect(v.detail).toContain('median of 3 adjacent pairs 0.950 × plain proxy req/s');
+    expect(v.detail).toContain('pairs 0.900–0.950');
+    expect(v.detail).toContain('p99 Δ +0.200 ms');
+  });
+
+  it('a median below 0.95 is not met; a perturbed slice voids the verdict', () => {
+    expect(verdict({ 'allow-hot': [pair(18_000, 20_000), pair(18_600, 20_000), pair(20_000, 20_000)] }).met).toBe(false);
+    const perturbed = verdict({ 'allow-hot': [pair(20_000, 20_000), pair(20_000, 20_000, ['other processes used 0.40 cores'])] });
+    expect(perturbed.met).toBe(false);
+    expect(perturbed.detail).toContain('1 perturbed slices');
+  });
+});
