@@ -155,28 +155,15 @@ export class Decider {
     }
     if (verified !== undefined) return this.#decideVerified(verified, token, dpopScheme, input, nowMs, path, query, segments);
     // The cache-miss path: the signature check, then the same steps as a hit.
+    const next = (outcome: VerifyOutcome): Decision | Promise<Decision> => {
+      if (typeof outcome === 'string') {
+        return outcome === 'keys_unavailable' || outcome === 'keys_stale' ? unavailable(outcome, path) : deny(outcome, path);
+      }
+      this.#cache.set(token, outcome);
+      return this.#decideVerified(outcome, token, dpopScheme, input, nowMs, path, query, segments);
+    };
     const outcome = verifyToken(token, this.#policy, nowMs);
-    if (outcome instanceof Promise) {
-      return outcome.then((o) => this.#afterVerify(o, token, dpopScheme, input, nowMs, path, query, segments));
-    }
-    return this.#afterVerify(outcome, token, dpopScheme, input, nowMs, path, query, segments);
-  }
-
-  #afterVerify(
-    outcome: VerifyOutcome,
-    token: string,
-    dpopScheme: boolean,
-    input: DecisionInput,
-    nowMs: number,
-    path: string,
-    query: string,
-    segments: readonly string[],
-  ): Decision | Promise<Decision> {
-    if (typeof outcome === 'string') {
-      return outcome === 'keys_unavailable' || outcome === 'keys_stale' ? unavailable(outcome, path) : deny(outcome, path);
-    }
-    this.#cache.set(token, outcome);
-    return this.#decideVerified(outcome, token, dpopScheme, input, nowMs, path, query, segments);
+    return outcome instanceof Promise ? outcome.then(next) : next(outcome);
   }
 
   #decideVerified(
