@@ -115,7 +115,9 @@ if (a.perf) await mkdir(profileDir, { recursive: true });
 
 const upstream = await forkServer('upstream', 'upstream.ts');
 // With --profile the baseline is profiled too, so the two profiles can be compared area by area.
-const baseline = await forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128'], a.profile ? [...nodeFlags, '--cpu-prof-name=baseline.cpuprofile'] : a.perf ? PERF_NODE_FLAGS : []);
+const forkBaseline = (): Promise<Child> =>
+  forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128'], a.profile ? [...nodeFlags, '--cpu-prof-name=baseline.cpuprofile'] : a.perf ? PERF_NODE_FLAGS : []);
+let baseline = await forkBaseline();
 /** The plain proxy on undici's higher layers, forked only when a scenario asks for it. */
 const altBaselines = new Map<string, Child>();
 async function altBaseline(mode: 'stream' | 'request'): Promise<Child> {
@@ -134,8 +136,14 @@ const paired: Record<string, PairSlice[]> = {};
 /** n adjacent (plain proxy, gate) slices per cached-allow row, in ABBA order. */
 async function runPairs(): Promise<void> {
   const plain = all.find((s) => s.id === 'plain-proxy')!;
-  for (const s of selected.filter((x) => (x.id === 'allow-hot' || x.id === 'allow-hot-no-audit') && ids.has('plain-proxy'))) {
-    if (pairs === 0) continue;
+  const rowsToPair = pairs === 0 || !ids.has('plain-proxy') ? [] : selected.filter((x) => x.id === 'allow-hot' || x.id === 'allow-hot-no-audit');
+  if (rowsToPair.length === 0) return;
+  // Fresh processes on both sides (each gate variant starts afresh already). Against the plain
+  // proxy that had served every row before it (1 MiB bodies included), one full run's pairs said
+  // 0.95-1.44 x; against a fresh one ten minutes later, 0.69-0.85 x.
+  await stopProcess(baseline.proc);
+  baseline = await forkBaseline();
+  for (const s of rowsToPair) {
     log(`paired slices: ${s.id} vs plain-proxy, ${pairs} pairs of ${pairTiming.duration} s (after ${pairTiming.warmup} s warm-up each)`);
     const list: PairSlice[] = (paired[s.id] = []);
     for (let k = 0; k < pairs; k++) {
@@ -321,9 +329,10 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
           : undefined,
     });
     if (isSoak) {
-      // "Settled": the first sample at or after 20 % of the run, once heap sizing and the cache have filled;
-      // a leak grows linearly after that, warm-up growth does not.
-      const settled = rssSamples.find((x) => x.t >= soakMinutes * 60 * 0.2) ?? rssSamples[0];
+      // "Settled": the first sample at or after half of the run. V8 grows its heap in steps during
+      // the first minutes under full load (one run stepped 282 → 341 MB at 90-115 s, then held
+      // 349 MB for the last 110 s); a leak grows linearly through the second half, warm-up growth does not.
+      const settled = rssSamples.find((x) => x.t >= soakMinutes * 60 * 0.5) ?? rssSamples[0];
       soak = {
         minutes: soakMinutes,
         readyMB: gate?.rssReadyMB,
