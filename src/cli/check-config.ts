@@ -7,7 +7,6 @@
  * @module
  */
 import { access, constants } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadAdminToken } from '../admin/admin-token.ts';
 import { buildGate } from '../build-gate.ts';
@@ -18,6 +17,7 @@ import { ConfigError, JitgateError } from '../errors.ts';
 import { FileIssuerKeys } from '../keys/issuer-keys.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { upstreamOrigin } from '../transports/proxy/forward.ts';
+import { parseCommand } from './args.ts';
 
 const USAGE = `Usage: jitgate check-config -c FILE
 
@@ -32,27 +32,15 @@ Options:
 
 /** `-c FILE` (or $JITGATE_CONFIG) from argv; a number is the exit code of a usage answer. */
 export function configFileArg(argv: string[], command: string, usage: string): string | number {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (err) {
-    process.stderr.write(`jitgate ${command}: ${(err as Error).message}\n\n${usage}`);
+  // serve and check-config print the whole usage after the problem, not a pointer to --help.
+  const usageError = (message: string): number => {
+    process.stderr.write(`jitgate ${command}: ${message}\n\n${usage}`);
     return 2;
-  }
-  if (values.help === true) {
-    process.stdout.write(usage);
-    return 0;
-  }
+  };
+  const values = parseCommand(argv, { config: { type: 'string', short: 'c' } }, usage, usageError);
+  if (typeof values === 'number') return values;
   const file = values.config ?? process.env.JITGATE_CONFIG;
-  if (file === undefined || file === '') {
-    process.stderr.write(`jitgate ${command}: missing -c FILE (or JITGATE_CONFIG)\n\n${usage}`);
-    return 2;
-  }
+  if (file === undefined || file === '') return usageError('missing -c FILE (or JITGATE_CONFIG)');
   return file;
 }
 

@@ -6,9 +6,9 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { accessTokenHash } from '../core/token.ts';
+import { parseCommand } from './args.ts';
 import { publicJwkOf, readKeyFile } from './jwk-file.ts';
 
 export interface DpopProofOptions {
@@ -73,30 +73,21 @@ Bind a token to the same key with: jitgate mint --dpop-key FILE …
 
 /** CLI entry: exit 0 with the proof on stdout, 1 when signing failed, 2 on a usage error. */
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        key: { type: 'string' },
-        method: { type: 'string' },
-        url: { type: 'string' },
-        token: { type: 'string' },
-        nonce: { type: 'string' },
-        iat: { type: 'string' },
-        jti: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    return usageError((err as Error).message);
-  }
-  if (values.help === true) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const values = parseCommand(
+    argv,
+    {
+      key: { type: 'string' },
+      method: { type: 'string' },
+      url: { type: 'string' },
+      token: { type: 'string' },
+      nonce: { type: 'string' },
+      iat: { type: 'string' },
+      jti: { type: 'string' },
+    },
+    USAGE,
+    usageError,
+  );
+  if (typeof values === 'number') return values;
   for (const flag of ['key', 'method', 'url'] as const) {
     if (values[flag] === undefined || values[flag] === '') return usageError(`missing required option --${flag}`);
   }

@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import { parseCommand } from './args.ts';
 
 /** Algorithms a grant token may use (SPEC §1): asymmetric only. */
 export const SUPPORTED_ALGS: readonly string[] = Object.freeze(['EdDSA', 'ES256', 'ES384', 'PS256', 'RS256']);
@@ -117,27 +117,13 @@ Generate a development key pair for signing grant tokens.
 
 /** CLI entry: exit 0 on success, 1 when the keys could not be written, 2 on a usage error. */
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        out: { type: 'string' },
-        alg: { type: 'string' },
-        kid: { type: 'string' },
-        force: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    return usageError((err as Error).message);
-  }
-  if (values.help === true) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const values = parseCommand(
+    argv,
+    { out: { type: 'string' }, alg: { type: 'string' }, kid: { type: 'string' }, force: { type: 'boolean' } },
+    USAGE,
+    usageError,
+  );
+  if (typeof values === 'number') return values;
   if (values.out === undefined || values.out === '') return usageError('missing required option --out DIR');
   const alg = values.alg ?? DEFAULT_ALG;
   if (!SUPPORTED_ALGS.includes(alg)) {

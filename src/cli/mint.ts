@@ -6,9 +6,9 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { parseDuration } from '../config/duration.ts';
+import { parseCommand } from './args.ts';
 import { dpopKeyThumbprint, readKeyFile } from './jwk-file.ts';
 
 export const DEFAULT_TYP = 'jit+jwt';
@@ -146,43 +146,34 @@ Sign a grant token and print it (only the token) on stdout.
 
 /** CLI entry: exit 0 with the token on stdout, 1 when signing failed (e.g. bad key file), 2 on a usage error. */
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      // parseArgs refuses `--iat -20m` as ambiguous; negative offsets are the point of these two flags.
-      args: joinNegativeValues(argv, new Set(['--iat', '--nbf'])),
-      strict: true,
-      allowPositionals: false,
-      options: {
-        key: { type: 'string' },
-        iss: { type: 'string' },
-        aud: { type: 'string', multiple: true },
-        sub: { type: 'string' },
-        action: { type: 'string', multiple: true },
-        path: { type: 'string', multiple: true },
-        location: { type: 'string', multiple: true },
-        ttl: { type: 'string', default: '5m' },
-        iat: { type: 'string' },
-        nbf: { type: 'string' },
-        txn: { type: 'string' },
-        jti: { type: 'string' },
-        act: { type: 'string' },
-        'cnf-jkt': { type: 'string' },
-        'dpop-key': { type: 'string' },
-        kid: { type: 'string' },
-        typ: { type: 'string' },
-        'grant-type': { type: 'string' },
-        claim: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    return usageError((err as Error).message);
-  }
-  if (values.help === true) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const values = parseCommand(
+    // parseArgs refuses `--iat -20m` as ambiguous; negative offsets are the point of these two flags.
+    joinNegativeValues(argv, new Set(['--iat', '--nbf'])),
+    {
+      key: { type: 'string' },
+      iss: { type: 'string' },
+      aud: { type: 'string', multiple: true },
+      sub: { type: 'string' },
+      action: { type: 'string', multiple: true },
+      path: { type: 'string', multiple: true },
+      location: { type: 'string', multiple: true },
+      ttl: { type: 'string', default: '5m' },
+      iat: { type: 'string' },
+      nbf: { type: 'string' },
+      txn: { type: 'string' },
+      jti: { type: 'string' },
+      act: { type: 'string' },
+      'cnf-jkt': { type: 'string' },
+      'dpop-key': { type: 'string' },
+      kid: { type: 'string' },
+      typ: { type: 'string' },
+      'grant-type': { type: 'string' },
+      claim: { type: 'string', multiple: true },
+    },
+    USAGE,
+    usageError,
+  );
+  if (typeof values === 'number') return values;
 
   let opts: MintOptions;
   try {

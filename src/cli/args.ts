@@ -1,0 +1,36 @@
+/**
+ * The argv handling every subcommand shares: strict flags only, `-h/--help` prints the usage to stdout.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+
+const HELP = { help: { type: 'boolean', short: 'h' } } as const;
+
+type Values<O extends ParseArgsOptionsConfig> = ReturnType<
+  typeof parseArgs<{ args: string[]; strict: true; allowPositionals: false; options: O & typeof HELP }>
+>['values'];
+
+/**
+ * The parsed flags, or the exit code to return: 0 after printing `usage` for `--help`, else what
+ * `usageError` (the command's own wording) returns for parseArgs' complaint.
+ */
+export function parseCommand<O extends ParseArgsOptionsConfig>(
+  argv: string[],
+  options: O,
+  usage: string,
+  usageError: (message: string) => number,
+): Values<O> | number {
+  let values: Values<O>;
+  try {
+    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { ...options, ...HELP } }));
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+  // Values<O> stays unresolved while O is generic, so TypeScript cannot see the `help` it always has.
+  if ((values as { help?: boolean }).help === true) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  return values;
+}
