@@ -2,29 +2,13 @@
  * `jitgate check-config -c FILE` as an operator runs it: exit 0 and a one-line summary for a good
  * file; exit 1 with `key.path: problem` lines (no stack trace) for a bad one; 2 for usage errors.
  */
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, writeGateConfig } from '../fixtures/servers.ts';
+import { runCli, type CliResult } from '../fixtures/cli.ts';
+import { writeGateConfig } from '../fixtures/servers.ts';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'check-config', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[], env?: Record<string, string>): Promise<CliResult> => runCli(['check-config', ...args], { env });
 
 const config = (patch: (c: Record<string, any>) => void = () => {}) => writeGateConfig('http://127.0.0.1:8081', patch);
 

@@ -2,11 +2,9 @@
  * `jitgate mint --dpop-key` + `jitgate dpop-proof`: the real CLI in child processes makes a bound
  * token and a proof, and a real Gate (system clock) over the JWKS `jitgate keys` wrote accepts them.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDpopProof } from '../../src/cli/dpop-proof.ts';
@@ -16,29 +14,10 @@ import { validateConfig } from '../../src/config/load.ts';
 import type { DecisionInput } from '../../src/core/decision.ts';
 import { accessTokenHash } from '../../src/core/token.ts';
 import { Gate } from '../../src/gate.ts';
+import { runCli } from '../fixtures/cli.ts';
 
-const ENTRY = fileURLToPath(new URL('../../src/cli/index.ts', import.meta.url));
 const ISS = 'https://broker.internal';
 const COMPACT_JWS_LINE = /^[\w-]+\.[\w-]+\.[\w-]+\n$/;
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real CLI in a child process; process.execPath is the Node 24 that npm put first on PATH. */
-function runCli(args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 let root: string;
 let issuer: DevKeys;

@@ -1,38 +1,17 @@
-import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify, SignJWT, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDevKeys, KeyFileExistsError, SUPPORTED_ALGS } from '../../src/cli/keys.ts';
-
-const ENTRY = fileURLToPath(new URL('../../src/cli/index.ts', import.meta.url));
+import { runCli } from '../fixtures/cli.ts';
+import { CLI } from '../fixtures/servers.ts';
 
 /** The CLI entry and the thread-pool sizing it imports first, without any command module beside them. */
 async function copyEntry(dir: string): Promise<void> {
-  for (const f of ['index.ts', 'init-thread-pool.ts', 'thread-pool.ts']) await copyFile(join(dirname(ENTRY), f), join(dir, f));
+  for (const f of ['index.ts', 'init-thread-pool.ts', 'thread-pool.ts']) await copyFile(join(dirname(CLI), f), join(dir, f));
 }
 const COMMAND_NAMES = ['serve', 'check-config', 'keys', 'mint', 'demo', 'dpop-proof', 'help'];
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real CLI in a child process; process.execPath is the Node 24 that npm put first on PATH. */
-function runCli(args: readonly string[], entry = ENTRY): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const mode = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
 const readJson = async (path: string): Promise<Record<string, unknown>> => JSON.parse(await readFile(path, 'utf8'));
@@ -227,7 +206,7 @@ describe('jitgate entry (src/cli/index.ts)', () => {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, '..', 'package.json'), '{"type":"module"}\n');
     await copyEntry(dir);
-    const res = await runCli(['dpop-proof'], join(dir, 'index.ts'));
+    const res = await runCli(['dpop-proof'], { entry: join(dir, 'index.ts') });
     expect(res.code).toBe(2);
     expect(res.stderr).toBe('jitgate: command "dpop-proof" is not available in this build\n');
   });
@@ -244,14 +223,14 @@ describe('jitgate entry (src/cli/index.ts)', () => {
     await writeFile(join(dir, 'serve.ts'), "import './missing-helper.ts';\nexport async function run() { return 0; }\n");
     const entry = join(dir, 'index.ts');
 
-    const demo = await runCli(['demo', 'a', '--b'], entry);
+    const demo = await runCli(['demo', 'a', '--b'], { entry });
     expect(demo).toEqual({ code: 7, stdout: '["a","--b"]', stderr: '' });
 
-    const serve = await runCli(['serve'], entry);
+    const serve = await runCli(['serve'], { entry });
     expect(serve.code).toBe(1);
     expect(serve.stderr).toContain('missing-helper.ts');
     expect(serve.stderr).not.toContain('not available');
 
-    expect((await runCli(['check-config'], entry)).stderr).toContain('"check-config" is not available');
+    expect((await runCli(['check-config'], { entry })).stderr).toContain('"check-config" is not available');
   });
 });

@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   createLocalJWKSet,
   decodeJwt,
@@ -15,30 +13,11 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDevKeys, type DevKeys } from '../../src/cli/keys.ts';
 import { mintToken, type MintOptions } from '../../src/cli/mint.ts';
+import { runCli } from '../fixtures/cli.ts';
 
-const ENTRY = fileURLToPath(new URL('../../src/cli/index.ts', import.meta.url));
 const ISS = 'https://broker.internal';
 const COMPACT_JWS_LINE = /^[\w-]+\.[\w-]+\.[\w-]+\n$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real CLI in a child process; process.execPath is the Node 24 that npm put first on PATH. */
-function runCli(args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 

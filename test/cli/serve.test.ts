@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sizeThreadPool, threadPoolSize } from '../../src/cli/thread-pool.ts';
+import { runCli, type CliResult } from '../fixtures/cli.ts';
 import { CLI, parseMetrics, send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let up: RecordingUpstream;
@@ -19,17 +20,7 @@ afterAll(async () => {
   await up?.close();
 });
 
-function runServe(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runServe = (args: string[]): Promise<CliResult> => runCli(['serve', ...args]);
 
 describe('jitgate serve', () => {
   it('case=startup line names the listen addresses; JITGATE_CONFIG works; SIGTERM exits 0', async () => {
