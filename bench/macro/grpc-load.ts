@@ -8,9 +8,9 @@
  *
  *   node bench/macro/grpc-load.ts '<json job>'   → one JSON line on stdout
  */
-import { credentials, makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 import { LOADER_OPTIONS } from '../../src/transports/ext-authz/protos.ts';
+import { rawCheckClient } from '../../test/fixtures/grpc-raw.ts';
 import { LatencyHistogram, meanStddev } from './histogram.ts';
 
 interface Job {
@@ -43,24 +43,7 @@ const request = check.requestSerialize({
   },
 });
 
-const Client = makeGenericClientConstructor(
-  {
-    Check: {
-      path: '/envoy.service.auth.v3.Authorization/Check',
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b,
-      responseDeserialize: (b: Buffer) => b,
-    },
-  },
-  'Authorization',
-);
-const client = new Client(`127.0.0.1:${job.port}`, credentials.createInsecure()) as unknown as {
-  Check(req: Buffer, cb: (err: ServiceError | null, res: Buffer) => void): void;
-  close(): void;
-};
+const client = rawCheckClient(job.port);
 
 function call(): Promise<Buffer | Error> {
   return new Promise((resolve) => client.Check(request, (err, res) => resolve(err ?? res)));

@@ -5,7 +5,7 @@
  * client that can bind its local address (to be a trusted or an untrusted proxy).
  */
 import { request } from 'node:http';
-import { credentials, loadPackageDefinition, makeGenericClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, type Client, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { AuditLog } from '../../../src/observability/audit.ts';
@@ -15,6 +15,7 @@ import { startExtAuthz } from '../../../src/transports/ext-authz/index.ts';
 import { PROTO_DIR } from '../../../src/transports/ext-authz/protos.ts';
 import type { KeyState } from '../../../src/keys/issuer-keys.ts';
 import { makeGate, type TestGate, type TestKeys } from '../../fixtures/gate.ts';
+import { rawCheckClient } from '../../fixtures/grpc-raw.ts';
 
 export interface AuditLine {
   readonly type: string;
@@ -124,21 +125,7 @@ export class GrpcClient {
     this.#authz = new pkg.envoy.service.auth.v3.Authorization(addr, credentials.createInsecure());
     this.#health = new pkg.grpc.health.v1.Health(addr, credentials.createInsecure());
     // Sends arbitrary bytes as the Check request, to prove undecodable input still gets a CheckResponse.
-    const Raw = makeGenericClientConstructor(
-      {
-        Check: {
-          path: '/envoy.service.auth.v3.Authorization/Check',
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: (b: Buffer) => b,
-          requestDeserialize: (b: Buffer) => b,
-          responseSerialize: (b: Buffer) => b,
-          responseDeserialize: (b: Buffer) => pkg.envoy.service.auth.v3.Authorization.service.Check.responseDeserialize(b) as unknown,
-        },
-      },
-      'RawAuthorization',
-    );
-    this.#raw = new Raw(addr, credentials.createInsecure()) as never;
+    this.#raw = rawCheckClient(port, (b) => pkg.envoy.service.auth.v3.Authorization.service.Check.responseDeserialize(b) as unknown) as never;
   }
 
   check(request: object): Promise<CheckResponseView> {
