@@ -4,13 +4,12 @@
  * answer 503, send an oversized or malformed body, stall past the client's timeout, or go away
  * entirely (stop: connection refused) and come back on the same port.
  */
-import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { etagOf, ScriptedServer } from '../fixtures/scripted-server.ts';
 
 export type JwksMode = 'ok' | 'error' | 'oversized' | 'oversized_chunked' | 'malformed' | 'not_a_jwks' | 'slow';
 
-export class JwksServer {
+export class JwksServer extends ScriptedServer {
   doc: unknown = { keys: [] };
   mode: JwksMode = 'ok';
   /** Sent as Cache-Control when set. */
@@ -19,59 +18,25 @@ export class JwksServer {
   oversize = 64 * 1024;
   slowMs = 2_000;
   requests = 0;
-  readonly byStatus = new Map<number, number>();
-  #server: Server | undefined;
-  #port = 0;
 
-  get url(): string {
-    return `http://127.0.0.1:${this.#port}/.well-known/jwks.json`;
+  constructor() {
+    super('/.well-known/jwks.json', 500);
   }
 
-  count(status: number): number {
-    return this.byStatus.get(status) ?? 0;
-  }
-
-  async start(): Promise<this> {
-    const server = createServer((req, res) => this.#handle(req, res));
-    server.keepAliveTimeout = 500;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#port, '127.0.0.1', () => resolve());
-    });
-    this.#port = (server.address() as AddressInfo).port;
-    this.#server = server;
-    return this;
-  }
-
-  /** Closes the listener and every connection: clients get ECONNREFUSED until start() again. */
-  async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  #answer(res: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string> = {}): void {
-    this.byStatus.set(status, this.count(status) + 1);
-    res.writeHead(status, headers);
-    res.end(body);
-  }
-
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected override handle(req: IncomingMessage, res: ServerResponse): void {
     this.requests++;
     switch (this.mode) {
       case 'error':
-        return this.#answer(res, 503, 'unavailable');
+        return this.answer(res, 503, 'unavailable');
       case 'malformed':
-        return this.#answer(res, 200, '{"keys": [', { 'content-type': 'application/json' });
+        return this.answer(res, 200, '{"keys": [', { 'content-type': 'application/json' });
       case 'not_a_jwks':
-        return this.#answer(res, 200, '{"hello": "world"}', { 'content-type': 'application/json' });
+        return this.answer(res, 200, '{"hello": "world"}', { 'content-type': 'application/json' });
       case 'oversized':
-        return this.#answer(res, 200, Buffer.alloc(this.oversize, 0x20), { 'content-type': 'application/json' });
+        return this.answer(res, 200, Buffer.alloc(this.oversize, 0x20), { 'content-type': 'application/json' });
       case 'oversized_chunked': {
         // No Content-Length: the client must count while streaming.
-        this.byStatus.set(200, this.count(200) + 1);
+        this.tally(200);
         res.writeHead(200, { 'content-type': 'application/json' });
         const chunk = Buffer.alloc(1024, 0x20);
         let sent = 0;
@@ -98,11 +63,11 @@ export class JwksServer {
   #serve(req: IncomingMessage, res: ServerResponse): void {
     if (res.destroyed) return;
     const body = JSON.stringify(this.doc);
-    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 16)}"`;
+    const etag = etagOf(body);
     const headers: Record<string, string> = { etag, 'content-type': 'application/jwk-set+json' };
     if (this.cacheControl !== undefined) headers['cache-control'] = this.cacheControl;
-    if (req.headers['if-none-match'] === etag) return this.#answer(res, 304, '', headers);
-    this.#answer(res, 200, body, headers);
+    if (req.headers['if-none-match'] === etag) return this.answer(res, 304, '', headers);
+    this.answer(res, 200, body, headers);
   }
 }
 
