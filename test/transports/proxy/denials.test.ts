@@ -153,6 +153,31 @@ describe('proxy denials (SPEC §3)', () => {
     expect(buf).not.toMatch(/^connection: close/im);
   });
 
+  it('case=pipelined requests: a synchronous refusal after a forwarded allow is answered after it, in order', async () => {
+    const u = new URL(gate.url);
+    const token = await gate.token();
+    // Warm the token cache so the allow below is decided synchronously too.
+    expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    const before = up.requests.length;
+    const socket = connect(Number(u.port), u.hostname);
+    await once(socket, 'connect');
+    let buf = '';
+    socket.setEncoding('latin1').on('data', (d: string) => (buf += d));
+    const allowed = `GET /orders/42/items HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${token}\r\n\r\n`;
+    const refused = `GET /orders/42 HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`;
+    socket.write(allowed + refused + allowed);
+    try {
+      for (let waited = 0; (buf.match(/HTTP\/1\.1 \d{3} /g) ?? []).length < 3; waited += 5) {
+        if (waited > 3000) throw new Error(`not three answers: ${JSON.stringify(buf)}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    } finally {
+      socket.destroy();
+    }
+    expect(buf.match(/HTTP\/1\.1 (\d{3}) /g)).toEqual(['HTTP/1.1 200 ', 'HTTP/1.1 401 ', 'HTTP/1.1 200 ']);
+    expect(up.requests.length - before).toBe(2);
+  });
+
   it('case=oversized header block → 431 from the listener, no-store', async () => {
     const res = await sendRaw(gate.url, ['GET /orders/42 HTTP/1.1', `Host: ${new URL(gate.url).host}`, `X-Big: ${'a'.repeat(20_000)}`]);
     expect(res.status).toBe(431);
