@@ -53,8 +53,11 @@ export class AuditLog {
   readonly #pre: Prebuilt | undefined;
   /** Verified token → its serialized fields; cached tokens are the same object on every hit. */
   readonly #tokens = new WeakMap<object, string>();
-  /** `,"transport":…,"decision":…,"reason":…` by transport, kind and reason (fixed lists). */
-  readonly #kinds = new Map<string, string>();
+  /**
+   * `,"transport":…,"decision":…,"reason":…` by decision, transport and reason (fixed lists). Nested
+   * maps keyed by the constant strings themselves: no key is built or hashed per line.
+   */
+  readonly #kinds = { allow: new Map<string, Map<string, string>>(), deny: new Map<string, Map<string, string>>() };
 
   /** `logger` undefined disables audit lines (log.audit: false). */
   constructor(logger: Logger | undefined) {
@@ -84,12 +87,13 @@ export class AuditLog {
     const d = r.decision;
     const t = d.kind === 'unavailable' ? null : d.token;
     const reason = r.outcome ?? d.reason;
-    const kindKey = `${r.transport} ${d.kind} ${reason}`;
-    let kind = this.#kinds.get(kindKey);
+    const decision = d.kind === 'allow' ? 'allow' : 'deny';
+    let byReason = this.#kinds[decision].get(r.transport);
+    if (byReason === undefined) this.#kinds[decision].set(r.transport, (byReason = new Map()));
+    let kind = byReason.get(reason);
     if (kind === undefined) {
-      kind = pre.props({ transport: r.transport, decision: d.kind === 'allow' ? 'allow' : 'deny', reason });
-      // Transports, kinds and reasons are fixed lists, so this map stays small.
-      this.#kinds.set(kindKey, kind);
+      kind = pre.props({ transport: r.transport, decision, reason });
+      byReason.set(reason, kind);
     }
     let line = `${pre.head}${time}${pre.bindings}${kind},"status":${r.status},"method":${METHOD_JSON.get(r.method) ?? JSON.stringify(r.method)}`;
     if (d.path !== undefined) line += `,"path":${JSON.stringify(d.path)}`;
@@ -119,7 +123,8 @@ export class AuditLog {
     };
     const ours = this.#line(pre, probe, ',"time":"T"');
     this.#tokens.delete(token);
-    this.#kinds.clear();
+    this.#kinds.allow.clear();
+    this.#kinds.deny.clear();
     const theirs = (this.#log as unknown as Record<symbol, (o: object, m: undefined, n: number, t: string) => string>)[S.asJsonSym!]!(auditObject(probe), undefined, INFO, ',"time":"T"');
     return ours === theirs;
   }
