@@ -250,12 +250,3 @@ export function expected(o: Outcome, t: Transport): { status: number; reason: st
   const status = t === 'ext_authz_http' && info.status >= 500 ? 403 : info.status;
   return { status, reason: o, grpcCode: GRPC_CODE[info.status] };
 }
-
-/** A free loopback port (for servers that cannot listen on 0 themselves, like nginx). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}

@@ -4,20 +4,19 @@
  * itself, with only its ports replaced. Allow, 401, 403 and path tricks end to end; the backend
  * sees only the allowed requests, without Authorization and without client-chosen x-jit-*.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { tempDir } from '../../fixtures/keys.ts';
+import { findNginx, freePort, runNginx } from '../../fixtures/nginx.ts';
 import { sign } from '../../fixtures/tokens.ts';
 import { httpCall, startHarness, type Harness } from './helpers.ts';
 
-const NGINX = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
+const NGINX = findNginx();
 const EXAMPLE = fileURLToPath(new URL('../../../config/nginx/forward-auth.conf', import.meta.url));
 
 if (NGINX === undefined) {
@@ -33,34 +32,10 @@ interface Seen {
 let keys: TestKeys;
 let h: Harness;
 let backend: Server;
-let nginx: ChildProcess;
+let nginx: Awaited<ReturnType<typeof runNginx>> | undefined;
 let nginxPort = 0;
 let dir = '';
 const seen: Seen[] = [];
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitForPort(port: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nginx did not listen on ${port}: ${await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe.skipIf(NGINX === undefined)('nginx auth_request → jitgate forward-auth → backend', () => {
   beforeAll(async () => {
@@ -100,12 +75,11 @@ describe.skipIf(NGINX === undefined)('nginx auth_request → jitgate forward-aut
         '',
       ].join('\n'),
     );
-    nginx = spawn(NGINX!, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    await waitForPort(nginxPort, 10_000);
+    nginx = await runNginx(NGINX!, dir, join(dir, 'nginx.conf'), nginxPort);
   });
 
   afterAll(async () => {
-    nginx?.kill('SIGTERM');
+    await nginx?.stop();
     await new Promise<void>((r) => backend?.close(() => r()));
     await h?.close();
   });
