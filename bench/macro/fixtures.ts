@@ -28,14 +28,11 @@ export interface Fixtures {
   readonly dir: string;
   readonly alg: string;
   readonly jwksPath: string;
-  readonly privatePath: string;
   readonly tokens: Tokens;
-  /** One token's signing input and signature, for the raw verification rate. */
-  readonly sample: string;
 }
 
 /** Flips one base64url character in the middle of the signature (never the last, whose low bits may be padding). */
-export function corruptSignature(token: string): string {
+function corruptSignature(token: string): string {
   const dot = token.lastIndexOf('.');
   const i = dot + 1 + Math.floor((token.length - dot - 1) / 2);
   const c = token[i] === 'A' ? 'B' : 'A';
@@ -67,9 +64,7 @@ export async function makeFixtures(opts: { alg: string; rotating: number; ttlSec
     dir,
     alg: opts.alg,
     jwksPath: keys.jwksPath,
-    privatePath: keys.privatePath,
     tokens: { hot, badSignature: corruptSignature(hot), rotating },
-    sample: hot,
   };
 }
 
@@ -111,8 +106,7 @@ export async function writeGateConfig(
   ports: GatePorts,
   upstreamPort: number,
   workers: number,
-): Promise<{ file: string; logFile: string }> {
-  const logFile = join(fx.dir, `${name}.log`);
+): Promise<string> {
   const config = {
     listen: { host: '127.0.0.1', port: ports.proxy },
     upstream: { url: `http://127.0.0.1:${upstreamPort}` },
@@ -126,10 +120,10 @@ export async function writeGateConfig(
       http: { listen: { host: '127.0.0.1', port: ports.extAuthzHttp }, path_prefix: '' },
       grpc: { listen: { host: '127.0.0.1', port: ports.extAuthzGrpc } },
     },
-    log: { level: 'info', audit: v.audit, destination: v.logDestination ?? logFile },
+    log: { level: 'info', audit: v.audit, destination: v.logDestination ?? join(fx.dir, `${name}.log`) },
     workers,
   };
   const file = join(fx.dir, `${name}.yaml`);
   await writeFile(file, JSON.stringify(config, null, 2));
-  return { file, logFile };
+  return file;
 }

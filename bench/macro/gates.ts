@@ -50,7 +50,7 @@ export class Gates {
     }
     const [proxy, admin, extAuthzHttp, extAuthzGrpc] = (await freePorts(4)) as [number, number, number, number];
     const ports = { proxy, admin, extAuthzHttp, extAuthzGrpc };
-    const { file } = await writeGateConfig(this.#fx, variant, v, ports, this.#upstreamPort, this.#workers);
+    const file = await writeGateConfig(this.#fx, variant, v, ports, this.#upstreamPort, this.#workers);
     const t0 = performance.now();
     const proc = spawnGate(file, this.#nodeFlags, this.#root);
     await waitReady(proc, admin, 60_000);

@@ -415,7 +415,7 @@ async function grpcLoad(port: number, fixtures: Fixtures, s: Scenario, start: ()
 }
 
 async function cryptoRow(s: Scenario): Promise<Row> {
-  const r = await runChild<{ nodeCryptoSync: number; webCrypto64: number; jose64: number }>('crypto-rate.ts', { token: fx.sample, jwksPath: fx.jwksPath, alg: fx.alg, seconds: duration });
+  const r = await runChild<{ nodeCryptoSync: number; webCrypto64: number; jose64: number }>('crypto-rate.ts', { token: fx.tokens.hot, jwksPath: fx.jwksPath, alg: fx.alg, seconds: duration });
   log(`  node:crypto ${Math.round(r.nodeCryptoSync)}/s, WebCrypto (64 in flight) ${Math.round(r.webCrypto64)}/s, jose compactVerify (64 in flight) ${Math.round(r.jose64)}/s`);
   return { id: s.id, title: `${s.title.replace('same alg', fx.alg)}`, kind: 'crypto', rps: { mean: r.nodeCryptoSync, stddev: 0, samples: [] }, latency: null, total: 0, statuses: {}, unexpected: 0, errors: 0, problems: [], extra: r };
 }
