@@ -63,7 +63,8 @@ export class Forwarder {
   readonly #headers: HeaderPolicy;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
-  readonly #upstreamSeconds: ReadonlyMap<string, { observe(v: number): void }>;
+  /** Bound histogram children by status class, 1xx at index 0. */
+  readonly #upstreamSeconds: readonly { observe(v: number): void }[];
 
   constructor(config: Config, metrics: Metrics, logger: Logger) {
     const u = config.upstream;
@@ -78,7 +79,7 @@ export class Forwarder {
     this.#headers = compileHeaderPolicy(config);
     this.#metrics = metrics;
     this.#logger = logger;
-    this.#upstreamSeconds = new Map(STATUS_CLASSES.map((c) => [c, metrics.upstreamSeconds.labels(c)]));
+    this.#upstreamSeconds = STATUS_CLASSES.map((c) => metrics.upstreamSeconds.labels(c));
   }
 
   forward(req: IncomingMessage, res: ServerResponse, allow: Allow, done: ForwardDone): void {
@@ -110,7 +111,7 @@ export class Forwarder {
 
   /** @internal for Exchange */
   observeHead(seconds: number, status: number): void {
-    this.#upstreamSeconds.get(STATUS_CLASSES[Math.min(Math.max(Math.floor(status / 100), 1), 5) - 1]!)!.observe(seconds);
+    this.#upstreamSeconds[Math.min(Math.max(Math.floor(status / 100), 1), 5) - 1]!.observe(seconds);
   }
 
   /** @internal for Exchange */
