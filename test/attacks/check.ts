@@ -4,7 +4,7 @@
  * on jitgate's own answers, the right gRPC code, the upstream saw the request only when allowed,
  * and the attacker server saw nothing at all.
  */
-import { expect } from 'vitest';
+import { expect, it } from 'vitest';
 import type { RecordedRequest } from '../fixtures/servers.ts';
 import type { AttackGate, AttackKeys, Header, Outcome, Seen, Transport } from './harness.ts';
 import { expected, runCase, TRANSPORTS } from './harness.ts';
@@ -61,4 +61,19 @@ export async function checkRow(g: AttackGate, row: Row): Promise<number> {
   }
   expect(g.attackerHits, `${row.name}: the attacker server was contacted`).toEqual([]);
   return runs;
+}
+
+/**
+ * Registers a corpus as tests: one that its row names are unique, then one per row through
+ * `checkRow`. A row marked `bug` (a refusal the gate does not make yet) runs as `it.fails`, so the
+ * suite stays green while the bug is open and turns red the day it is fixed (then drop the mark).
+ */
+export function rowTests(gate: () => AttackGate, rows: readonly (Row & { bug?: string })[]): void {
+  it('has unique row names', () => {
+    expect(new Set(rows.map((r) => r.name)).size).toBe(rows.length);
+  });
+  for (const row of rows) {
+    if (row.bug === undefined) it(row.name, async () => void (await checkRow(gate(), row)));
+    else it.fails(`${row.name} [open bug: ${row.bug}]`, async () => void (await checkRow(gate(), row)));
+  }
 }
