@@ -5,9 +5,10 @@
  */
 import { constants, createHmac, createPublicKey, KeyObject, sign as cryptoSign } from 'node:crypto';
 import type { TestKey } from '../fixtures/keys.ts';
-import { AUDIENCE, ISSUER_A, LOCATION } from '../fixtures/tokens.ts';
+import { AUDIENCE, b64u, ISSUER_A, LOCATION } from '../fixtures/tokens.ts';
 
-export const b64u = (s: string | Buffer): string => Buffer.from(s).toString('base64url');
+/** The fixture's base64url and unsigned compact form, for the corpora that import from here. */
+export { b64u, forge } from '../fixtures/tokens.ts';
 
 export const nowSec = (): number => Math.floor(Date.now() / 1000);
 
@@ -66,11 +67,6 @@ export function hmacToken(alg: 'HS256' | 'HS384' | 'HS512', secret: string | Buf
   const input = `${b64u(JSON.stringify({ ...hdr, alg }))}.${b64u(JSON.stringify(payload))}`;
   const hash = alg === 'HS256' ? 'sha256' : alg === 'HS384' ? 'sha384' : 'sha512';
   return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`;
-}
-
-/** Unsigned (or hand-signed) compact form from objects. */
-export function forge(hdr: object, payload: object, sig = 'AAAA'): string {
-  return `${b64u(JSON.stringify(hdr))}.${b64u(JSON.stringify(payload))}.${sig}`;
 }
 
 /** The public key of `key` as SPKI PEM: the secret of the classic RS256→HS256 confusion. */
