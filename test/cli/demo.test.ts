@@ -6,14 +6,14 @@
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.ts';
 import { prepareWorkspace } from '../../src/demo/workspace.ts';
+import { runCli } from '../fixtures/cli.ts';
 import { tempDir } from '../fixtures/keys.ts';
+import { CLI } from '../fixtures/servers.ts';
 
-const ENTRY = fileURLToPath(new URL('../../src/cli/index.ts', import.meta.url));
 const READY_LINE = 'jitgate demo is running; press Ctrl-C to stop.';
 
 interface PrintedRequest {
@@ -79,7 +79,7 @@ interface Demo {
 }
 
 async function startDemo(dir: string): Promise<Demo> {
-  const child = spawn(process.execPath, [ENTRY, 'demo', '--port', '0', '--admin-port', '0', '--backend-port', '0', '--dir', dir], {
+  const child = spawn(process.execPath, [CLI, 'demo', '--port', '0', '--admin-port', '0', '--backend-port', '0', '--dir', dir], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -175,7 +175,7 @@ describe('jitgate demo (child process on free ports)', () => {
     const cmds = hintCommands(demo.stdout);
     const mint = cmds.find((c) => c.startsWith('TOKEN=$(npm run -s jitgate -- mint '))!;
     const use = cmds.find((c) => c.startsWith('curl ') && c.includes('$TOKEN'))!;
-    const script = `${mint.replace('npm run -s jitgate --', `'${process.execPath}' '${ENTRY}'`)}\n${use} -s -o /dev/null -w '%{http_code}'`;
+    const script = `${mint.replace('npm run -s jitgate --', `'${process.execPath}' '${CLI}'`)}\n${use} -s -o /dev/null -w '%{http_code}'`;
     const { stdout } = await promisify(execFile)('sh', ['-c', script]);
     expect(stdout).toBe('200');
   });
@@ -214,21 +214,16 @@ describe('demo workspace', () => {
 });
 
 describe('jitgate demo usage', () => {
-  const runCli = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [ENTRY, 'demo', ...args], (err, stdout, stderr) =>
-        resolve({ code: err === null ? 0 : ((err as { code?: number }).code ?? null), stdout, stderr }),
-      );
-    });
+  const runDemo = (args: string[]) => runCli(['demo', ...args]);
 
   it('--help prints the options and exits 0', async () => {
-    const r = await runCli(['--help']);
+    const r = await runDemo(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('--backend-port');
   });
 
   it('a bad port is a usage error (exit 2)', async () => {
-    const r = await runCli(['--port', '70000']);
+    const r = await runDemo(['--port', '70000']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--port: expected a port number');
   });
