@@ -15,7 +15,7 @@
  * unexpected. Exit code 1 on any wrong decision or unexpected 5xx.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
@@ -28,6 +28,8 @@ import { CLI } from '../test/fixtures/servers.ts';
 import { AUDIENCE, ISSUER_A, LOCATION, sign } from '../test/fixtures/tokens.ts';
 import { JwksServer } from '../test/keys/jwks-server.ts';
 import { FeedServer } from '../test/revocation/feed-server.ts';
+import { reasonDelta, scrapeMetrics } from './macro/gates.ts';
+import { freePorts, rssOfTree, waitReady } from './macro/processes.ts';
 
 interface AcResult { requests: { total: number; average: number }; errors: number; timeouts: number; statusCodeStats: Record<string, { count: number }> }
 const autocannon = createRequire(import.meta.url)('autocannon') as (o: object) => Promise<AcResult> & { stop(): void };
@@ -62,7 +64,7 @@ setInterval(() => {
 }, 100).unref();
 feed.set([]);
 
-const upstreamPort = await freePort();
+const [upstreamPort, proxyPort, adminPort] = (await freePorts(3)) as [number, number, number];
 let upstream: Server | undefined;
 async function upstreamUp(): Promise<void> {
   upstream = createServer((req, res) => void req.resume().on('end', () => res.end('ok')));
@@ -81,7 +83,6 @@ const mint = (key: TestKey, extra: Record<string, unknown> = {}) => sign(key, { 
 // ---------- the gate ----------
 const adminToken = 'soak-admin-token-0123456789abcdef0123456789';
 writeFileSync(join(dir, 'admin-token'), adminToken);
-const [proxyPort, adminPort] = [await freePort(), await freePort()];
 const config = {
   listen: { host: '127.0.0.1', port: proxyPort },
   upstream: { url: `http://127.0.0.1:${upstreamPort}`, connect_timeout: '1s', headers_timeout: '5s' },
@@ -101,27 +102,9 @@ gate.stdout!.setEncoding('utf8').on('data', (d: string) => {
 let gateErr = '';
 gate.stderr!.setEncoding('utf8').on('data', (d: string) => (gateErr += d));
 const gateUrl = `http://127.0.0.1:${proxyPort}`, adminUrl = `http://127.0.0.1:${adminPort}`;
-for (let i = 0; ; i++) {
-  if (gate.exitCode !== null || i > 200) throw new Error(`gate did not start: ${gateErr}`);
-  if ((await request(`${adminUrl}/readyz`).then((r) => (r.body.resume(), r.statusCode), () => 0)) === 200) break;
-  await sleep(50);
-}
-const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gate.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-
-async function heapUsedMb(): Promise<number> {
-  const text = await (await request(`${adminUrl}/metrics`)).body.text();
-  return Number(/^(?:jitgate_)?nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? NaN) / 2 ** 20;
-}
-
-async function metrics(): Promise<Map<string, number>> {
-  const text = await (await request(`${adminUrl}/metrics`)).body.text();
-  const out = new Map<string, number>();
-  for (const m of text.matchAll(/^jitgate_decisions_total\{([^}]*)\} (\S+)$/gm)) {
-    const reason = /reason="([^"]+)"/.exec(m[1]!)?.[1] ?? '?';
-    out.set(reason, (out.get(reason) ?? 0) + Number(m[2]));
-  }
-  return out;
-}
+await waitReady({ proc: gate, pid: gate.pid!, stderr: () => gateErr }, adminPort, 10_000);
+const rss = (): number => rssOfTree(gate.pid!) / 2 ** 20;
+const heapUsedMb = async (): Promise<number> => ((await scrapeMetrics(adminPort)).get('jitgate_nodejs_heap_size_used_bytes') ?? NaN) / 2 ** 20;
 
 // ---------- fault windows: a 5xx inside the window of its cause is expected ----------
 type Cause = 'upstream_unreachable' | 'revocation_stale';
@@ -250,7 +233,7 @@ let rssPeak = rssStart;
 const rssTrend: number[] = [];
 every(1000, () => void (rssPeak = Math.max(rssPeak, rss())));
 every(DURATION_MS / 10, () => void rssTrend.push(rss()));
-const before = await metrics();
+const before = await scrapeMetrics(adminPort);
 const loadStart = loadavg()[0]!;
 const heapStart = await heapUsedMb();
 console.error(`soak: ${DURATION_MS / 60_000} min, ${CONNECTIONS} connections, gate pid ${gate.pid} (${process.version})`);
@@ -260,7 +243,7 @@ const load = await autocannon({ url: gateUrl, connections: CONNECTIONS, duration
 running = false;
 await checker;
 for (const t of timers) clearInterval(t);
-const after = await metrics();
+const after = await scrapeMetrics(adminPort);
 const rssEnd = rss();
 const loadEnd = loadavg()[0]!;
 await sleep(3000); // idle: what the gate keeps once the load is gone
@@ -272,7 +255,7 @@ await Promise.all([jwks.stop(), feed.stop(), upstreamDown().catch(() => undefine
 // ---------- report ----------
 const mb = (n: number) => `${n.toFixed(1)} MB`;
 const pct = (xs: number[], q: number) => ([...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))] ?? 0).toFixed(1);
-const delta = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0);
+const delta = Object.entries(reasonDelta(before, after)).filter(([, v]) => v > 0);
 const fiveXx = delta.filter(([k]) => (REASONS[k as Reason]?.status ?? 0) >= 500);
 const codes = Object.entries(load.statusCodeStats).map(([c, s]) => `${c} ${s.count}`).join(', ');
 const lines = [
@@ -291,11 +274,3 @@ const lines = [
 ];
 console.log(lines.join('\n'));
 process.exit(checks.wrong.length > 0 || checks.unexpected5xx.length > 0 ? 1 : 0);
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
