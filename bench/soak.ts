@@ -20,6 +20,7 @@ import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { REASONS, type Reason } from '../src/core/reasons.ts';
@@ -96,8 +97,11 @@ const config = {
 writeFileSync(join(dir, 'jitgate.yaml'), JSON.stringify(config));
 const gate = spawn(process.execPath, [CLI, 'serve', '-c', join(dir, 'jitgate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
 const gateLog = new Map<string, number>();
-gate.stdout!.setEncoding('utf8').on('data', (d: string) => {
-  for (const line of d.split('\n')) if (line.startsWith('{')) { const m = String((JSON.parse(line) as { msg?: unknown }).msg); gateLog.set(m, (gateLog.get(m) ?? 0) + 1); }
+// Whole lines: a pipe chunk may end mid-line, and JSON.parse of half a line throws.
+createInterface({ input: gate.stdout! }).on('line', (line) => {
+  if (!line.startsWith('{')) return;
+  const m = String((JSON.parse(line) as { msg?: unknown }).msg);
+  gateLog.set(m, (gateLog.get(m) ?? 0) + 1);
 });
 let gateErr = '';
 gate.stderr!.setEncoding('utf8').on('data', (d: string) => (gateErr += d));
