@@ -178,15 +178,19 @@ export class Decider {
   ): Decision | Promise<Decision> {
     // Proof of possession before revocation and grants: without the key, nothing more is learned.
     if (verified.cnfJkt !== undefined || dpopScheme || this.#someRequireDpop) {
-      return this.#checkBinding(verified, token, dpopScheme, input, path, nowMs).then(
-        (refused) => refused ?? this.#authorize(verified, input.method, path, query, segments),
-      );
+      const refused = this.#checkBinding(verified, token, dpopScheme, input, path, nowMs);
+      if (refused instanceof Promise) return refused.then((r) => r ?? this.#authorize(verified, input.method, path, query, segments));
+      if (refused !== undefined) return refused;
     }
     return this.#authorize(verified, input.method, path, query, segments);
   }
 
-  /** RFC 9449 §7: a bound token needs the DPoP scheme and a valid proof; the DPoP scheme needs a bound token. */
-  async #checkBinding(t: VerifiedToken, token: string, dpopScheme: boolean, input: DecisionInput, path: string, nowMs: number): Promise<Deny | undefined> {
+  /**
+   * RFC 9449 §7: a bound token needs the DPoP scheme and a valid proof; the DPoP scheme needs a bound
+   * token. Synchronous except for the proof check itself, so an unbound Bearer token stays on the
+   * synchronous path when some other issuer requires DPoP.
+   */
+  #checkBinding(t: VerifiedToken, token: string, dpopScheme: boolean, input: DecisionInput, path: string, nowMs: number): Deny | undefined | Promise<Deny | undefined> {
     const jkt = t.cnfJkt;
     if (jkt === undefined) {
       if (dpopScheme) return deny('dpop_unbound_token', path, t);
@@ -198,7 +202,7 @@ export class Decider {
     // A bound token sent as Bearer is refused even with a valid proof beside it (RFC 9449 §7.2).
     if (!dpopScheme) return deny('dpop_bearer_scheme', path, t);
     if (input.dpop === undefined) return deny('dpop_proof_missing', path, t);
-    const reason = await dpop.check({
+    const checked = dpop.check({
       proof: input.dpop,
       method: input.method,
       origin: requestOrigin(input, this.#policy.dpop!),
@@ -207,9 +211,11 @@ export class Decider {
       jkt,
       nowMs,
     });
-    if (reason === undefined) return undefined;
-    if (reason === 'dpop_nonce_required') return { ...deny(reason, path, t), dpopNonce: dpop.nonce(nowMs) };
-    return deny(reason, path, t);
+    return checked.then((reason) => {
+      if (reason === undefined) return undefined;
+      if (reason === 'dpop_nonce_required') return { ...deny(reason, path, t), dpopNonce: dpop.nonce(nowMs) };
+      return deny(reason, path, t);
+    });
   }
 
   #authorize(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[]): Decision {

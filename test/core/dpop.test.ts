@@ -495,6 +495,20 @@ describe('require_dpop', () => {
     expect(await decideOn(g, input('GET', '/orders/42', `Bearer ${await sign(keys.b, { iss: ISSUER_B, jti: 'all-b' })}`))).toBe('allow:granted');
   });
 
+  it('with one issuer requiring DPoP, a cached Bearer token of another issuer and the proof-less refusals stay synchronous', async () => {
+    const g = await gate((c) => (c.issuers[0].require_dpop = true));
+    const other = input('GET', '/orders/42', `Bearer ${await sign(keys.b, { iss: ISSUER_B, jti: 'sync-b' })}`);
+    await g.gate.decide(other); // verifies and caches
+    const hit = g.gate.decide(other);
+    expect(hit).not.toBeInstanceOf(Promise);
+    expect((hit as Decision).reason).toBe('granted');
+    const required = input('GET', '/orders/42', `Bearer ${await sign(keys.a, { jti: 'sync-a' })}`);
+    await g.gate.decide(required);
+    const refused = g.gate.decide(required);
+    expect(refused).not.toBeInstanceOf(Promise);
+    expect((refused as Decision).reason).toBe('dpop_required');
+  });
+
   it('public routes still need no token', async () => {
     const g = await gate((c) => (c.dpop = { require: true }));
     expect(await decideOn(g, input('GET', '/healthz'))).toBe('allow:public');
