@@ -120,14 +120,6 @@ const forkBaseline = (): Promise<Child> =>
 let baseline = await forkBaseline();
 /** The plain proxy on undici's higher layers, forked only when a scenario asks for it. */
 const altBaselines = new Map<string, Child>();
-async function altBaseline(mode: 'stream' | 'request'): Promise<Child> {
-  let c = altBaselines.get(mode);
-  if (c === undefined) {
-    c = await forkServer(`baseline-${mode}`, 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128', mode]);
-    altBaselines.set(mode, c);
-  }
-  return c;
-}
 const gates = new Gates(fx, upstream.port, workers, nodeFlags, a.jitgate);
 const rows: Row[] = [];
 let soak: Record<string, unknown> | undefined;
@@ -232,34 +224,38 @@ function medianRun(rs: readonly Row[]): Row {
   return { ...mid, problems: rs.flatMap((r) => r.problems), extra: { ...mid.extra, rounds: rs.map((r) => ({ rps: Math.round(r.rps.mean), p99: r.latency?.p99, cpuUsPerReq: r.serverCpuUsPerReq })) } };
 }
 
-function serverFor(s: Scenario): Child | undefined {
-  if (s.server === 'upstream') return upstream;
-  if (s.server === 'baseline') return baseline;
-  if (s.server === 'baseline-stream' || s.server === 'baseline-request') return altBaselines.get(s.server.slice('baseline-'.length));
-  return undefined;
-}
-
-function portFor(s: Scenario, gate: RunningGate | undefined): number {
+/** The bench's own server a scenario loads (forking an undici-layer baseline on first use); undefined for jitgate's listeners. */
+async function serverFor(s: Scenario): Promise<Child | undefined> {
   switch (s.server) {
     case 'upstream':
+      return upstream;
     case 'baseline':
+      return baseline;
     case 'baseline-stream':
-    case 'baseline-request':
-      return serverFor(s)!.port;
-    case 'ext-authz-http':
-      return gate!.ports.extAuthzHttp;
-    case 'ext-authz-grpc':
-      return gate!.ports.extAuthzGrpc;
+    case 'baseline-request': {
+      let c = altBaselines.get(s.server);
+      if (c === undefined) {
+        c = await forkServer(s.server, 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128', s.server.slice('baseline-'.length)]);
+        altBaselines.set(s.server, c);
+      }
+      return c;
+    }
     default:
-      return gate!.ports.proxy;
+      return undefined;
   }
+}
+
+function gatePort(s: Scenario, gate: RunningGate): number {
+  if (s.server === 'ext-authz-http') return gate.ports.extAuthzHttp;
+  if (s.server === 'ext-authz-grpc') return gate.ports.extAuthzGrpc;
+  return gate.ports.proxy;
 }
 
 async function runScenario(s: Scenario, timing: { duration: number; warmup: number } = { duration, warmup }): Promise<Row> {
   if (s.kind === 'crypto') return cryptoRow(s);
-  if (s.server === 'baseline-stream' || s.server === 'baseline-request') await altBaseline(s.server === 'baseline-stream' ? 'stream' : 'request');
+  const server = await serverFor(s);
   const gate = s.variant === undefined ? undefined : await gates.use(s.variant, log);
-  const port = portFor(s, gate);
+  const port = server?.port ?? gatePort(s, gate!);
   const problems = [...(gate?.problems ?? [])];
   let before: MetricSnapshot | undefined;
   let cpu0 = 0;
@@ -267,7 +263,7 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
   let rss0 = 0;
   let rss1 = 0;
   // CPU and RSS of the process that serves this row: jitgate (with its workers), the baseline or the upstream.
-  const pid = gate ? gate.proc.pid : serverFor(s)!.proc.pid!;
+  const pid = gate ? gate.proc.pid : server!.proc.pid!;
   let recording: Promise<void> | undefined;
   const perfFile = join(profileDir, `${s.id}.perf.data`);
   // CPU the rest of the machine used meanwhile: the bench's own tree (this process, servers,
