@@ -11,6 +11,7 @@ import type { Allow } from '../../core/decision.ts';
 import type { IdentityHeaderNames } from '../../core/policy.ts';
 import type { Config } from '../../config/schema.ts';
 import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
+import { compileHeaderPolicy, ROUTING_OVERRIDES } from '../proxy/hop-headers.ts';
 
 export interface UpstreamHeaders {
   readonly identity: IdentityHeaderNames;
@@ -22,13 +23,11 @@ export interface UpstreamHeaders {
   /**
    * Whether an inbound header (lower case) must not reach the backend although jitgate does not set
    * it: the identity prefix (also spelled with `_`), routing overrides some backends obey instead of
-   * the path, and `_` spellings of method overrides — the same headers the proxy drops.
+   * the path, and the `_` spelling of any header the proxy owns (its HeaderPolicy.owned) — the same
+   * headers the proxy drops.
    */
   isStray(lowerName: string): boolean;
 }
-
-/** IIS, Symfony and Zend route by these instead of the request target (CVE-2018-14773). */
-const ROUTING_OVERRIDES: ReadonlySet<string> = new Set(['x-original-url', 'x-rewrite-url']);
 
 export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderNames): UpstreamHeaders {
   const base: string[] = [];
@@ -39,6 +38,8 @@ export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderN
   const publicHeader = publicList.join(', ');
   const five = new Set(identity.all);
   const prefix = config.headers.prefix;
+  // One list of owned names for both transports, so the `_` rule cannot drift between them.
+  const owned = compileHeaderPolicy(config).owned;
 
   const removals = (d: Allow, stray: readonly string[]): readonly string[] => {
     const unset = d.token === null ? identity.all : d.token.identityUnset;
@@ -57,7 +58,7 @@ export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderN
       const dashed = underscored ? lowerName.replaceAll('_', '-') : lowerName;
       if (dashed.startsWith(prefix)) return !five.has(lowerName);
       if (ROUTING_OVERRIDES.has(dashed)) return true;
-      return underscored && METHOD_OVERRIDE_HEADERS.has(dashed);
+      return underscored && owned.has(dashed);
     },
   });
 }

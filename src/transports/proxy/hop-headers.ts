@@ -47,8 +47,8 @@ const HOP_BY_HOP: readonly string[] = [
 
 const RESPONSE_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP);
 
-/** Headers some backends route by instead of the request target: never forwarded. */
-const ROUTING_OVERRIDES: readonly string[] = ['x-original-url', 'x-rewrite-url'];
+/** Headers some backends route by instead of the request target (IIS, Symfony, Zend; CVE-2018-14773): never forwarded. */
+export const ROUTING_OVERRIDES: ReadonlySet<string> = new Set(['x-original-url', 'x-rewrite-url']);
 
 /** Connection may not nominate these: they carry the request's routing and framing. */
 const NOT_NOMINATABLE: ReadonlySet<string> = new Set(['host', 'content-length']);

@@ -39,4 +39,14 @@ describe('removal list', () => {
     expect(p.isStray('x-grant-subject')).toBe(false);
     expect(p.isStray('x-jit-role')).toBe(false);
   });
+
+  it('lists the `_` spelling of every header the proxy owns, as the proxy drops it (CVE-2024-45614)', () => {
+    const p = plan();
+    for (const name of ['x_forwarded_for', 'x_forwarded_proto', 'x_forwarded_host', 'content_length', 'transfer_encoding', 'x_http_method_override', 'x_original_url', 'x_jit_subject']) {
+      expect(p.isStray(name), name).toBe(true);
+    }
+    // Dash spellings are Envoy's to manage, and unrelated underscored names pass.
+    for (const name of ['x-forwarded-for', 'content-length', 'x_request_id', 'accept']) expect(p.isStray(name), name).toBe(false);
+    expect(p.isStray('x-original-url')).toBe(true);
+  });
 });
