@@ -11,8 +11,8 @@
  * Runs as a child process and reports its port on the IPC channel.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
+import { serveForRunner } from './processes.ts';
 
 const origin = process.argv[2];
 if (origin === undefined) throw new Error('usage: baseline-proxy.ts <upstream origin> [connections]');
@@ -150,9 +150,4 @@ const handler = handlers[mode];
 if (handler === undefined) throw new Error(`mode ${mode}: expected dispatch, stream or request`);
 const server = createServer({ keepAliveTimeout: 5_000, requireHostHeader: true }, handler);
 server.maxRequestsPerSocket = 0;
-server.listen(0, '127.0.0.1', () => {
-  process.send?.({ port: (server.address() as AddressInfo).port });
-});
-process.on('disconnect', () => process.exit(0));
-// A clean exit, so that --cpu-prof writes its profile.
-process.on('SIGTERM', () => process.exit(0));
+serveForRunner(server);

@@ -6,7 +6,8 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import type { Server } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,6 +25,18 @@ export async function forkServer(name: string, script: string, args: readonly st
   const proc = fork(HERE + script, [...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...nodeFlags] });
   const [msg] = (await Promise.race([once(proc, 'message'), once(proc, 'exit').then(() => Promise.reject(new Error(`${name} exited before listening`)))])) as [{ port: number }];
   return { name, proc, port: msg.port };
+}
+
+/**
+ * The forked side of forkServer: listens on a free loopback port and sends `{port}` once
+ * listening; exits with the runner, and cleanly on SIGTERM so that --cpu-prof writes its profile.
+ */
+export function serveForRunner(server: Server): void {
+  server.listen(0, '127.0.0.1', () => {
+    process.send?.({ port: (server.address() as AddressInfo).port });
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
 }
 
 /** Ports the gate will be told to use: bound on 0 by the OS, then released (loopback only). */

@@ -10,7 +10,7 @@
  * Prints its port as JSON on the IPC channel once listening.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveForRunner } from './processes.ts';
 
 const SMALL = Buffer.from('ok');
 const KB = Buffer.alloc(1024, 'k');
@@ -65,9 +65,4 @@ const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
   res.end();
 });
 server.maxRequestsPerSocket = 0;
-server.listen(0, '127.0.0.1', () => {
-  process.send?.({ port: (server.address() as AddressInfo).port });
-});
-process.on('disconnect', () => process.exit(0));
-// A clean exit, so that --cpu-prof writes its profile.
-process.on('SIGTERM', () => process.exit(0));
+serveForRunner(server);
