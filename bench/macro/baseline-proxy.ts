@@ -15,7 +15,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { serveForRunner } from './processes.ts';
 
 const origin = process.argv[2];
-if (origin === undefined) throw new Error('usage: baseline-proxy.ts <upstream origin> [connections]');
+if (origin === undefined) throw new Error('usage: baseline-proxy.ts <upstream origin> [connections] [dispatch|stream|request]');
 const connections = Number(process.argv[3] ?? 128);
 
 const pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 4_000, connectTimeout: 2_000, headersTimeout: 30_000, bodyTimeout: 30_000 });

@@ -8,7 +8,7 @@
  *
  *   node bench/macro/perf.ts FILE.perf.data [--top 40]    summary of a recorded profile
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 
@@ -19,9 +19,9 @@ export function perfAvailable(): boolean {
 }
 
 /** Starts sampling pid for `seconds`; await the result before reading the file. */
-export function perfRecord(pid: number, seconds: number, file: string): { done: Promise<void>; proc: ChildProcess } {
+export function perfRecord(pid: number, seconds: number, file: string): Promise<void> {
   const proc = spawn('perf', ['record', '-q', '-g', '-e', 'cpu-clock', '-F', '997', '-p', String(pid), '-o', file, '--', 'sleep', String(seconds)], { stdio: 'ignore' });
-  return { proc, done: once(proc, 'exit').then(() => undefined) };
+  return once(proc, 'exit').then(() => undefined);
 }
 
 /** Where a symbol belongs: jitgate folder, dependency, node internals, V8/libuv/OpenSSL native. */

@@ -278,7 +278,7 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
     rss0 = rssOfTree(pid);
     other0 = machineBusySeconds() - cpuSecondsOfTree(process.pid);
     t0 = performance.now();
-    if (a.perf && s.kind !== 'soak') recording = perfRecord(pid, timing.duration, perfFile).done;
+    if (a.perf && s.kind !== 'soak') recording = perfRecord(pid, timing.duration, perfFile);
   };
   const snapshotEnd = async (): Promise<void> => {
     cpu1 = cpuSecondsOfTree(pid);

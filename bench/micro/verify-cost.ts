@@ -11,7 +11,7 @@
  * The thread pool size is the process's own (UV_THREADPOOL_SIZE, libuv default 4); `jitgate serve`
  * sizes it from the cores (src/cli/thread-pool.ts), so compare with UV_THREADPOOL_SIZE=1 on 2 cores.
  */
-import { generateKeyPairSync, sign, verify, webcrypto } from 'node:crypto';
+import { generateKeyPairSync, verify, webcrypto } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { CompactSign, compactVerify } from 'jose';
 
