@@ -34,3 +34,9 @@ export function parseCommand<O extends ParseArgsOptionsConfig>(
   }
   return values;
 }
+
+/** The usage error every command prints (`jitgate keys: …`, then where the help is); exit code 2. */
+export function commandUsageError(command: string, message: string): number {
+  process.stderr.write(`jitgate ${command}: ${message}\nRun "jitgate ${command} --help" for usage.\n`);
+  return 2;
+}

@@ -12,15 +12,15 @@
 import { appendFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { listenUrl, onShutdownSignals, startJitgate, type Running } from '../runtime.ts';
 import { DEMO_AUDIENCE, DEMO_ISSUER, writeDemoConfig } from '../demo/demo-config.ts';
 import { startDemoBackend, type DemoBackend } from '../demo/backend.ts';
 import { DEMO_TTL_SECONDS, demoRequests, mintDemoTokens, renderRequests, statusOf, type DemoRequest, type DemoTokens } from '../demo/scenarios.ts';
 import { LOG_FILE, prepareWorkspace, type DemoWorkspace } from '../demo/workspace.ts';
+import { commandUsageError, parseCommand } from './args.ts';
 
 /** `.jitgate-demo/` at the repo root (the same from src/cli/ and dist/cli/); git-ignored. */
-export const DEFAULT_DEMO_DIR = fileURLToPath(new URL('../../.jitgate-demo/', import.meta.url));
+const DEFAULT_DEMO_DIR = fileURLToPath(new URL('../../.jitgate-demo/', import.meta.url));
 /** How long to wait for a revocation to be enforced before printing its curl line anyway. */
 const REVOCATION_WAIT_MS = 5_000;
 
@@ -46,16 +46,13 @@ interface DemoArgs {
 
 /** CLI entry: 0 after a clean stop, 1 when the demo could not start, 2 on a usage error. */
 export async function run(argv: string[]): Promise<number> {
-  let args: DemoArgs | undefined;
+  const values = parseCommand(argv, OPTIONS, USAGE, usageError);
+  if (typeof values === 'number') return values;
+  let args: DemoArgs;
   try {
-    args = parse(argv);
+    args = demoArgs(values);
   } catch (err) {
-    process.stderr.write(`jitgate demo: ${(err as Error).message}\nRun "jitgate demo --help" for usage.\n`);
-    return 2;
-  }
-  if (args === undefined) {
-    process.stdout.write(USAGE);
-    return 0;
+    return usageError((err as Error).message);
   }
 
   let backend: DemoBackend | undefined;
@@ -101,21 +98,19 @@ export async function run(argv: string[]): Promise<number> {
   });
 }
 
-function parse(argv: string[]): DemoArgs | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      port: { type: 'string', default: '8080' },
-      'admin-port': { type: 'string', default: '9901' },
-      'backend-port': { type: 'string', default: '0' },
-      dir: { type: 'string' },
-      log: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help === true) return undefined;
+const OPTIONS = {
+  port: { type: 'string', default: '8080' },
+  'admin-port': { type: 'string', default: '9901' },
+  'backend-port': { type: 'string', default: '0' },
+  dir: { type: 'string' },
+  log: { type: 'string' },
+} as const;
+
+function usageError(message: string): number {
+  return commandUsageError('demo', message);
+}
+
+function demoArgs(values: { port: string; 'admin-port': string; 'backend-port': string; dir?: string; log?: string }): DemoArgs {
   if (values.dir === '') throw new Error('--dir: must not be empty');
   if (values.log === '') throw new Error('--log: must not be empty');
   const dir = resolve(values.dir ?? DEFAULT_DEMO_DIR);

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { accessTokenHash } from '../core/token.ts';
-import { parseCommand } from './args.ts';
+import { commandUsageError, parseCommand } from './args.ts';
 import { publicJwkOf, readKeyFile } from './jwk-file.ts';
 
 export interface DpopProofOptions {
@@ -113,6 +113,5 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 function usageError(message: string): number {
-  process.stderr.write(`jitgate dpop-proof: ${message}\nRun "jitgate dpop-proof --help" for usage.\n`);
-  return 2;
+  return commandUsageError('dpop-proof', message);
 }

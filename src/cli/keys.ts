@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import { parseCommand } from './args.ts';
+import { commandUsageError, parseCommand } from './args.ts';
 
 /** Algorithms a grant token may use (SPEC §1): asymmetric only. */
 export const SUPPORTED_ALGS: readonly string[] = Object.freeze(['EdDSA', 'ES256', 'ES384', 'PS256', 'RS256']);
@@ -144,6 +144,5 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 function usageError(message: string): number {
-  process.stderr.write(`jitgate keys: ${message}\nRun "jitgate keys --help" for usage.\n`);
-  return 2;
+  return commandUsageError('keys', message);
 }

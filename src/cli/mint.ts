@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { parseDuration } from '../config/duration.ts';
-import { parseCommand } from './args.ts';
+import { commandUsageError, parseCommand } from './args.ts';
 import { dpopKeyThumbprint, readKeyFile } from './jwk-file.ts';
 
 export const DEFAULT_TYP = 'jit+jwt';
@@ -282,6 +282,5 @@ function joinNegativeValues(argv: readonly string[], flags: ReadonlySet<string>)
 }
 
 function usageError(message: string): number {
-  process.stderr.write(`jitgate mint: ${message}\nRun "jitgate mint --help" for usage.\n`);
-  return 2;
+  return commandUsageError('mint', message);
 }
