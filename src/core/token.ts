@@ -53,7 +53,7 @@ export function verifyToken(token: string, policy: GatePolicy, nowMs: number): V
   }
   const dot1 = token.indexOf('.');
   const dot2 = token.indexOf('.', dot1 + 1);
-  if (hasDuplicateKeys(segmentText(token.slice(0, dot1))) || hasDuplicateKeys(segmentText(token.slice(dot1 + 1, dot2)))) {
+  if (hasDuplicateKeys(segmentText(token.slice(0, dot1)), header) || hasDuplicateKeys(segmentText(token.slice(dot1 + 1, dot2)), payload)) {
     return 'malformed_token';
   }
 
