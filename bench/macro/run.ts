@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,7 +20,8 @@ import { parseArgs } from 'node:util';
 import { makeFixtures, type Fixtures } from './fixtures.ts';
 import { cacheDelta, Gates, reasonDelta, scrapeMetrics, type MetricSnapshot, type RunningGate } from './gates.ts';
 import { runHttpLoad, type LoadResult, type RequestSpec } from './http-load.ts';
-import { PERF_NODE_FLAGS, perfAvailable, perfRecord, summarizePerf } from './perf.ts';
+import { writeFlameGraph } from './flamegraph.ts';
+import { dropInjected, injectJit, perfAvailable, perfNodeFlags, perfRecord, summarizePerf } from './perf.ts';
 import { preflight } from './preflight.ts';
 import { cpuSecondsOfTree, forkServer, machineBusySeconds, rssOfTree, stopProcess, type Child } from './processes.ts';
 import { markdownTable, svgChart, type Row } from './report.ts';
@@ -110,13 +111,15 @@ log(`  keys and ${fx.tokens.rotating.length + 1} tokens minted in ${((performanc
 const stamp = startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const profileDir = join(RESULTS, 'profiles', stamp);
 if (a.perf && !perfAvailable()) throw new Error('--perf needs Linux perf on PATH');
-const nodeFlags = [...(a.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(a.perf ? PERF_NODE_FLAGS : [])];
-if (a.perf) await mkdir(profileDir, { recursive: true });
+const jitDir = join(profileDir, 'jit');
+const perfFlags = a.perf ? perfNodeFlags(jitDir) : [];
+const nodeFlags = [...(a.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...perfFlags];
+if (a.perf) await mkdir(jitDir, { recursive: true });
 
 const upstream = await forkServer('upstream', 'upstream.ts');
 // With --profile the baseline is profiled too, so the two profiles can be compared area by area.
 const forkBaseline = (): Promise<Child> =>
-  forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128'], a.profile ? [...nodeFlags, '--cpu-prof-name=baseline.cpuprofile'] : a.perf ? PERF_NODE_FLAGS : []);
+  forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128'], a.profile ? [...nodeFlags, '--cpu-prof-name=baseline.cpuprofile'] : perfFlags);
 let baseline = await forkBaseline();
 /** The plain proxy on undici's higher layers, forked only when a scenario asks for it. */
 const altBaselines = new Map<string, Child>();
@@ -186,6 +189,12 @@ try {
 } finally {
   await gates.stop();
   await Promise.all([stopProcess(baseline.proc), stopProcess(upstream.proc), ...[...altBaselines.values()].map((c) => stopProcess(c.proc))]);
+}
+// --cpu-prof writes its files as each process exits.
+if (a.profile) {
+  for (const f of (await readdir(profileDir).catch(() => [] as string[])).filter((n) => n.endsWith('.cpuprofile'))) {
+    log(`flame graph: ${writeFlameGraph(join(profileDir, f), `${f} · V8 --cpu-prof (wall time) · ${stamp}`)}`);
+  }
 }
 
 const byId = new Map(rows.map((r) => [r.id, r]));
@@ -286,9 +295,12 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
     otherCores = Math.max(0, machineBusySeconds() - cpuSecondsOfTree(process.pid) - other0) / ((performance.now() - t0) / 1000);
     if (recording) {
       await recording;
-      const summary = summarizePerf(perfFile, 40);
+      const named = injectJit(perfFile);
+      const summary = summarizePerf(named, 40);
       await writeFile(perfFile.replace(/\.data$/, '.txt'), `${summary}\n`);
       log(summary.split('\n').slice(0, 12).map((l) => `    ${l}`).join('\n'));
+      log(`    flame graph: ${writeFlameGraph(named, `${s.id}: ${s.title} · perf cpu-clock, ${timing.duration} s · ${stamp}`, perfFile.replace(/\.perf\.data$/, '.svg'))}`);
+      await dropInjected(named, jitDir);
     }
   };
 
