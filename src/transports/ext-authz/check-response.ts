@@ -6,8 +6,8 @@
  *   deny  → 16 (401 cases), 7 (403), 14 (503 cases), 3 (400) with denied_response carrying the
  *           SPEC §3 HTTP status, WWW-Authenticate, content-type, cache-control and JSON body.
  * Denials are encoded once per reason at startup (with the policy's DPoP `algs`, through the same
- * renderDecision the proxy uses); only a refusal that carries a fresh DPoP-Nonce, and an allow,
- * are built per request.
+ * renderDecision the proxy uses) and an allow once per cached token; only a refusal that carries a
+ * fresh DPoP-Nonce, and an allow that must also remove stray inbound headers, are encoded per request.
  */
 import type { Allow, Decision, Deny, Unavailable } from '../../core/decision.ts';
 import type { GatePolicy } from '../../core/policy.ts';
@@ -61,6 +61,9 @@ export class CheckResponses {
   readonly #encode: (message: object) => Buffer;
   /** Identity headers per verified token (cached tokens are reused objects). */
   readonly #identity = new WeakMap<VerifiedToken, readonly HeaderValueOption[]>();
+  /** Encoded allow without stray headers, per verified token; gone with the token. */
+  readonly #allowByToken = new WeakMap<VerifiedToken, Buffer>();
+  #publicAllow: Buffer | undefined;
 
   /** `encode` is the Check method's response serializer. */
   constructor(upstream: UpstreamHeaders, policy: GatePolicy, encode: (message: object) => Buffer) {
@@ -91,18 +94,31 @@ export class CheckResponses {
     };
   }
 
-  /** Either the allow object or the encoded denial: what the Check handler passes to grpc-js. */
-  answer(decision: Decision, stray: readonly string[]): { readonly response: object | Buffer; readonly httpStatus: number } {
-    if (decision.kind === 'allow') return { response: this.allowed(decision, stray), httpStatus: 200 };
+  /**
+   * The encoded CheckResponse the Check handler passes to grpc-js. An allow without stray headers
+   * depends on the token alone, so it is encoded once per cached token (and once for public routes).
+   */
+  answer(decision: Decision, stray: readonly string[]): { readonly bytes: Buffer; readonly httpStatus: number } {
+    if (decision.kind === 'allow') return { bytes: this.#allowBytes(decision, stray), httpStatus: 200 };
     if (decision.kind === 'deny' && decision.dpopNonce !== undefined) return this.#fresh(decision);
-    const d = this.denied(decision.reason);
-    return { response: d.bytes, httpStatus: d.httpStatus };
+    return this.denied(decision.reason);
+  }
+
+  #allowBytes(d: Allow, stray: readonly string[]): Buffer {
+    if (stray.length !== 0) return this.#encode(this.allowed(d, stray));
+    if (d.token === null) return (this.#publicAllow ??= this.#encode(this.allowed(d, stray)));
+    let bytes = this.#allowByToken.get(d.token);
+    if (bytes === undefined) {
+      bytes = this.#encode(this.allowed(d, stray));
+      this.#allowByToken.set(d.token, bytes);
+    }
+    return bytes;
   }
 
   /** A refusal whose headers depend on the request (DPoP-Nonce, RFC 9449 §8). */
-  #fresh(d: Deny | Unavailable): { readonly response: Buffer; readonly httpStatus: number } {
+  #fresh(d: Deny | Unavailable): { readonly bytes: Buffer; readonly httpStatus: number } {
     const r = renderDecision(d, this.#policy);
-    return { response: this.#encode(deniedMessage(d.reason, r).message), httpStatus: r.status };
+    return { bytes: this.#encode(deniedMessage(d.reason, r).message), httpStatus: r.status };
   }
 
   #identityOf(t: VerifiedToken): readonly HeaderValueOption[] {

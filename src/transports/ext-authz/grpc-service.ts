@@ -6,7 +6,8 @@
  * decide" (status 14) and malformed input alike — because Envoy counts any RPC error as a service
  * failure, which `failure_mode_allow: true` would turn into an allow. The handler therefore never
  * throws past its own try/catch and encodes its answer itself, falling back to the precomputed
- * `internal_error` denial if even that fails.
+ * `internal_error` denial if even that fails. Answers are bytes: denials are encoded at start and
+ * an allow once per cached token (check-response.ts), so a hot check encodes nothing.
  */
 import { Server, ServerCredentials, status as grpcStatus, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { deny, type Decision } from '../../core/decision.ts';
@@ -17,6 +18,8 @@ import { CheckResponses } from './check-response.ts';
 import { decideSafely, observe } from './judge.ts';
 import { AUTHORIZATION_SERVICE, encodeResponse, loadProtos } from './protos.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
+
+const NO_STRAY: readonly string[] = Object.freeze([]);
 
 /** Envoy caps request headers at 8 MiB (max_request_headers_kb); leave room for the rest of a CheckRequest. */
 const MAX_RECEIVE_BYTES = 32 * 1024 * 1024;
@@ -38,37 +41,54 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
 
   const server = new Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES });
 
+  /** Encodes and sends the answer, then records it; never throws (grpc-js would turn a throw into an RPC error). */
+  const finish = (callback: sendUnaryData<Buffer>, decision: Decision, method: string, stray: readonly string[], startNs: bigint): void => {
+    let bytes: Buffer;
+    let httpStatus: number;
+    try {
+      const a = responses.answer(decision, stray);
+      bytes = a.bytes;
+      httpStatus = a.httpStatus;
+    } catch (err) {
+      ctx.logger.error({ err }, 'encoding a CheckResponse failed; answering internal_error');
+      bytes = internalError;
+      httpStatus = 503;
+    }
+    callback(null, bytes);
+    observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs);
+  };
+
   server.addService(protos.authorization, {
     Check(call: ServerUnaryCall<CheckRequestObject | null, Buffer>, callback: sendUnaryData<Buffer>): void {
       const startNs = process.hrtime.bigint();
-      let method = '';
-      void (async () => {
-        let decision: Decision;
-        let stray: readonly string[] = [];
-        const checked = checkInputFrom(call.request, isStray);
-        if (checked === null) decision = deny('missing_attributes');
-        else {
-          method = checked.input.method;
-          stray = checked.stray;
-          decision = await decideSafely(ctx, 'ext_authz_grpc', checked.input);
-        }
-        let bytes: Buffer;
-        let httpStatus: number;
-        try {
-          const a = responses.answer(decision, stray);
-          bytes = Buffer.isBuffer(a.response) ? a.response : encodeResponse(protos.authorization, 'Check', a.response);
-          httpStatus = a.httpStatus;
-        } catch (err) {
-          ctx.logger.error({ err }, 'encoding a CheckResponse failed; answering internal_error');
-          bytes = internalError;
-          httpStatus = 503;
-        }
-        callback(null, bytes);
-        observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs);
-      })().catch((err: unknown) => {
+      let answered = false;
+      const fail = (err: unknown): void => {
         ctx.logger.error({ err }, 'ext_authz Check failed; answering internal_error');
-        callback(null, internalError);
-      });
+        if (!answered) callback(null, internalError);
+        answered = true;
+      };
+      try {
+        const checked = checkInputFrom(call.request, isStray);
+        if (checked === null) {
+          answered = true;
+          finish(callback, deny('missing_attributes'), '', NO_STRAY, startNs);
+          return;
+        }
+        const { input, stray } = checked;
+        // A cached token is decided in this tick (no promise), as in the proxy.
+        const decision = decideSafely(ctx, 'ext_authz_grpc', input);
+        if (decision instanceof Promise) {
+          decision.then((d) => {
+            answered = true;
+            finish(callback, d, input.method, stray, startNs);
+          }, fail);
+          return;
+        }
+        answered = true;
+        finish(callback, decision, input.method, stray, startNs);
+      } catch (err) {
+        fail(err);
+      }
     },
   });
 

@@ -61,52 +61,60 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     res.end();
   };
 
-  const extAuthz = async (req: IncomingMessage, res: ServerResponse, startNs: bigint): Promise<void> => {
+  // Both answer in the request's own tick when the decision is synchronous (a cached token, a
+  // refusal before crypto); only a verification in flight makes them return a promise.
+  const extAuthz = (req: IncomingMessage, res: ServerResponse, startNs: bigint): void | Promise<void> => {
     const raw = req.url ?? '';
     const method = req.method ?? '';
-    let decision: Decision;
+    let decision: Decision | Promise<Decision>;
     if (!raw.startsWith(pathPrefix) || raw.charCodeAt(pathPrefix.length) !== 0x2f /* / */) {
       decision = deny('bad_request_target'); // not a path Envoy's http_service would send
     } else {
       // The peer is Envoy: its X-Forwarded-Proto counts for the DPoP origin when it is in dpop.trusted_proxies.
       const input = inputFromRawHeaders(req.rawHeaders, method, raw.slice(pathPrefix.length), req.socket.remoteAddress);
       // Envoy's check request carries merged headers: a comma means several (see check-request.ts).
-      decision = await decideSafely(ctx, 'ext_authz_http', {
+      decision = decideSafely(ctx, 'ext_authz_http', {
         ...input,
         authorizationCount: Math.max(input.authorizationCount, countMerged(input.authorization)),
         dpopCount: Math.max(input.dpopCount, countMerged(input.dpop)),
       });
     }
-    let status = 200;
-    if (decision.kind === 'allow') answerAllow(res, decision, upstream.removalHeader(decision, strayIn(req.rawHeaders)));
-    else {
-      const r = renderDecision(decision, ctx.gate.policy, true);
-      status = r.status;
-      answerDeny(res, r);
-    }
-    observe(ctx, 'ext_authz_http', method, decision, status, startNs);
+    const answer = (d: Decision): void => {
+      let status = 200;
+      if (d.kind === 'allow') answerAllow(res, d, upstream.removalHeader(d, strayIn(req.rawHeaders)));
+      else {
+        const r = renderDecision(d, ctx.gate.policy, true);
+        status = r.status;
+        answerDeny(res, r);
+      }
+      observe(ctx, 'ext_authz_http', method, d, status, startNs);
+    };
+    return decision instanceof Promise ? decision.then(answer) : answer(decision);
   };
 
-  const forward = async (req: IncomingMessage, res: ServerResponse, startNs: bigint, trusted: TrustedProxies): Promise<void> => {
+  const forward = (req: IncomingMessage, res: ServerResponse, startNs: bigint, trusted: TrustedProxies): void | Promise<void> => {
     let method = req.method ?? '';
-    let decision: Decision;
+    let decision: Decision | Promise<Decision>;
     if (!trusted.has(req.socket.remoteAddress)) decision = deny('untrusted_forwarded');
     else {
       const f = forwardedInput(req.rawHeaders, req.socket.remoteAddress);
       if (!f.ok) decision = deny(f.reason);
       else {
         method = f.input.method;
-        decision = await decideSafely(ctx, 'forward_auth', f.input);
+        decision = decideSafely(ctx, 'forward_auth', f.input);
       }
     }
-    let status = 200;
-    if (decision.kind === 'allow') answerAllow(res, decision, undefined);
-    else {
-      const r = renderDecision(decision, ctx.gate.policy);
-      status = r.status;
-      answerDeny(res, r);
-    }
-    observe(ctx, 'forward_auth', method, decision, status, startNs);
+    const answer = (d: Decision): void => {
+      let status = 200;
+      if (d.kind === 'allow') answerAllow(res, d, undefined);
+      else {
+        const r = renderDecision(d, ctx.gate.policy);
+        status = r.status;
+        answerDeny(res, r);
+      }
+      observe(ctx, 'forward_auth', method, d, status, startNs);
+    };
+    return decision instanceof Promise ? decision.then(answer) : answer(decision);
   };
 
   let listener: HttpListener | undefined;
@@ -126,12 +134,17 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
       const url = req.url ?? '';
       const q = url.indexOf('?');
       const pathname = q === -1 ? url : url.slice(0, q);
-      const work = forwardAuth !== undefined && pathname === forwardAuth.path ? forward(req, res, startNs, forwardAuth.trusted) : extAuthz(req, res, startNs);
-      work.catch((err: unknown) => {
+      const failed = (err: unknown): void => {
         ctx.logger.error({ err }, 'ext_authz HTTP request failed; refusing (internal_error)');
         if (!res.headersSent) answerDeny(res, renderWithoutServerError('internal_error'));
         else res.destroy();
-      });
+      };
+      try {
+        const work = forwardAuth !== undefined && pathname === forwardAuth.path ? forward(req, res, startNs, forwardAuth.trusted) : extAuthz(req, res, startNs);
+        if (work instanceof Promise) work.catch(failed);
+      } catch (err) {
+        failed(err);
+      }
     },
   );
   // Envoy keeps connections to its authorization cluster open: each request is judged on its own.

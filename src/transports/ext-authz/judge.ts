@@ -11,13 +11,20 @@ import type { TransportContext } from '../context.ts';
 
 export type ExtAuthzTransport = Extract<Transport, 'ext_authz_http' | 'ext_authz_grpc' | 'forward_auth'>;
 
-/** Asks the gate; never throws. */
-export async function decideSafely(ctx: TransportContext, transport: ExtAuthzTransport, input: DecisionInput): Promise<Decision> {
-  try {
-    return await ctx.gate.decide(input);
-  } catch (err) {
+/**
+ * Asks the gate; never throws and never rejects. Synchronous whenever the gate is (a cached token,
+ * a refusal before any crypto), so the common check costs no promise, like the proxy's.
+ */
+export function decideSafely(ctx: TransportContext, transport: ExtAuthzTransport, input: DecisionInput): Decision | Promise<Decision> {
+  const failed = (err: unknown): Decision => {
     ctx.logger.error({ err, transport }, 'decision failed; refusing the request (internal_error)');
     return unavailable('internal_error');
+  };
+  try {
+    const d = ctx.gate.decide(input);
+    return d instanceof Promise ? d.catch(failed) : d;
+  } catch (err) {
+    return failed(err);
   }
 }
 

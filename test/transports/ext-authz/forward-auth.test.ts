@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { sign } from '../../fixtures/tokens.ts';
-import { decisions, httpCall, startHarness, withKeysState, type Harness } from './helpers.ts';
+import { decisions, httpCall, startHarness, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
 
 let keys: TestKeys;
 let h: Harness;
@@ -50,6 +50,19 @@ describe('from a trusted proxy', () => {
       const u = await fa(TRUSTED, ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42', ...b]);
       expect([u.status, reasonOf(u)]).toEqual([503, 'keys_unavailable']);
     });
+  });
+
+  it.each(['rejects', 'throws'] as const)('a decision that %s → 503 internal_error (closed), and the next request is judged again', async (how) => {
+    const headers = ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42', ...(await bearer(`f-boom-${how}`))];
+    await withGateThrowing(
+      h,
+      async () => {
+        const r = await fa(TRUSTED, headers);
+        expect([r.status, reasonOf(r)]).toEqual([503, 'internal_error']);
+      },
+      how,
+    );
+    expect((await fa(TRUSTED, headers)).status).toBe(200);
   });
 
   it('a missing method or URI → 400 missing_attributes (no fallback to the subrequest method)', async () => {

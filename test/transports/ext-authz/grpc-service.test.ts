@@ -46,6 +46,23 @@ describe('allow', () => {
     expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor']);
   });
 
+  it('a cached token gets the same answer each time; a stray header gets its own list without changing the next answer', async () => {
+    const a = await auth({ jti: 'g-cached' });
+    const first = await client.check(checkRequest('GET', '/orders/42', a));
+    const again = await client.check(checkRequest('GET', '/orders/42/items', a));
+    expect(again).toEqual(first);
+    expect(first.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', 'x-jit-actor']);
+    const stray = await client.check(checkRequest('GET', '/orders/42', { ...a, 'x-jit-role': 'admin' }));
+    expect(stray.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', 'x-jit-actor', 'x-jit-role']);
+    expect(await client.check(checkRequest('GET', '/orders/42', a))).toEqual(first);
+    // Another token never gets the first one's identity.
+    const other = await client.check(checkRequest('GET', '/orders/42', await auth({ jti: 'g-cached-2', sub: 'spiffe://prod/other' })));
+    expect(headerList(other.ok_response?.headers).slice(0, 2)).toEqual([
+      ['x-jit-subject', 'spiffe://prod/other'],
+      ['x-jit-token-id', 'g-cached-2'],
+    ]);
+  });
+
   it('also removes any other inbound header carrying the identity prefix', async () => {
     const r = await client.check(checkRequest('GET', '/orders/42', { ...(await auth({ jti: 'g-stray' })), 'x-jit-role': 'admin', 'x-jit-subject': 'spoofed' }));
     expect(r.status?.code).toBe(0);
@@ -100,12 +117,18 @@ describe('deny families', () => {
     expect(await client.health()).toEqual({ status: 1 });
   });
 
-  it('14 internal_error when the gate throws — an RPC error would be a service failure to Envoy', async () => {
-    const a = await auth({ jti: 'g-boom' });
-    await withGateThrowing(h, async () => {
-      const r = denied(await client.check(checkRequest('GET', '/orders/42', a)));
-      expect(r).toMatchObject({ code: 14, http: 503, body: { reason: 'internal_error' } });
-    });
+  it.each(['rejects', 'throws'] as const)('14 internal_error when the decision %s — an RPC error would be a service failure to Envoy', async (how) => {
+    const a = await auth({ jti: `g-boom-${how}` });
+    await withGateThrowing(
+      h,
+      async () => {
+        const r = denied(await client.check(checkRequest('GET', '/orders/42', a)));
+        expect(r).toMatchObject({ code: 14, http: 503, body: { reason: 'internal_error' } });
+      },
+      how,
+    );
+    // The server keeps answering afterwards.
+    expect((await client.check(checkRequest('GET', '/orders/42', a))).status?.code).toBe(0);
   });
 });
 

@@ -218,12 +218,18 @@ export async function withKeysState<T>(h: TestGate, state: KeyState, fn: () => P
 }
 
 /** Runs `fn` while gate.decide throws: transports must still refuse explicitly. */
-export async function withGateThrowing<T>(h: TestGate, fn: () => Promise<T>): Promise<T> {
-  const gate = h.gate as unknown as { decide: (i: unknown) => Promise<unknown> };
+/** The gate's decide fails while `fn` runs: a rejected promise (the verifying path) or a synchronous throw (the cached path). */
+export async function withGateThrowing<T>(h: TestGate, fn: () => Promise<T>, how: 'rejects' | 'throws' = 'rejects'): Promise<T> {
+  const gate = h.gate as unknown as { decide: (i: unknown) => unknown };
   const orig = gate.decide;
-  gate.decide = async () => {
-    throw new Error('boom');
-  };
+  gate.decide =
+    how === 'rejects'
+      ? async () => {
+          throw new Error('boom');
+        }
+      : () => {
+          throw new Error('boom');
+        };
   try {
     return await fn();
   } finally {

@@ -105,13 +105,18 @@ describe('deny: SPEC §3 answers, never 5xx', () => {
     });
   });
 
-  it('a gate that throws answers 403 internal_error, not 500', async () => {
-    const b = await bearer('h-boom');
-    await withGateThrowing(h, async () => {
-      const r = await call('GET', '/authz/orders/42', b);
-      expect(r.status).toBe(403);
-      expect(JSON.parse(r.body).reason).toBe('internal_error');
-    });
+  it.each(['rejects', 'throws'] as const)('a decision that %s answers 403 internal_error, not 500', async (how) => {
+    const b = await bearer(`h-boom-${how}`);
+    await withGateThrowing(
+      h,
+      async () => {
+        const r = await call('GET', '/authz/orders/42', b);
+        expect(r.status).toBe(403);
+        expect(JSON.parse(r.body).reason).toBe('internal_error');
+      },
+      how,
+    );
+    expect((await call('GET', '/authz/orders/42', b)).status).toBe(200);
   });
 });
 
