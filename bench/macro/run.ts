@@ -4,7 +4,7 @@
  * operator runs it) are child processes; autocannon runs here; scenarios run one after another.
  * Prints a markdown table and writes JSON, markdown and an SVG chart under bench/results/.
  *
- *   npm run bench -- --quick                 key scenarios, < 2 minutes (3 s each, 30 s soak)
+ *   npm run bench -- --quick                 key scenarios, < 2 minutes (3 s each, 9 s soak)
  *   npm run bench                            everything, 10 s each, 5-minute soak (~12 minutes)
  *   npm run bench -- --scenarios allow-hot --duration 20 --profile
  * See bench/README.md for every flag.
