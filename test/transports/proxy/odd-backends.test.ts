@@ -1,0 +1,163 @@
+/**
+ * Legacy backends speak old or sloppy HTTP. A raw TCP backend answers each path with exact bytes, and
+ * the gate must relay what is valid, turn what is not into 502 before the head (SPEC §3), cut the
+ * client after it, and keep serving. HTTP/1.0 bodies delimited by close, chunked bodies with
+ * trailers, `Connection: close` on every answer, interim 1xx answers, repeated Set-Cookie,
+ * truncated bodies, conflicting Content-Length, garbage and resets.
+ */
+import { request } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { send, startGateInProcess, type InProcessGate } from '../../fixtures/servers.ts';
+
+/** Path → what the backend writes (then it closes when `close` is set). */
+const SCRIPTS: Record<string, { bytes: string; close: boolean }> = {
+  '/orders/http10': { bytes: 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello from 1996', close: true },
+  '/orders/chunked-trailer': {
+    bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\nX-Checksum: abc\r\n\r\n',
+    close: false,
+  },
+  '/orders/close-each': { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok', close: true },
+  '/orders/early-hints': { bytes: 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nafter', close: false },
+  '/orders/unasked-continue': { bytes: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nafter', close: false },
+  '/orders/cookies': { bytes: 'HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; HttpOnly\r\nContent-Length: 0\r\n\r\n', close: false },
+  '/orders/no-content': { bytes: 'HTTP/1.1 204 No Content\r\nX-Legacy: yes\r\n\r\n', close: false },
+  '/orders/truncated': { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b', close: true },
+  '/orders/two-lengths': { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 7\r\n\r\nokokoko', close: true },
+  '/orders/garbage': { bytes: 'THIS IS NOT HTTP\r\n\r\n', close: true },
+  '/orders/reset': { bytes: '', close: true },
+};
+
+let backend: Server;
+let gate: InProcessGate;
+let token: string;
+const sockets = new Set<Socket>();
+
+beforeAll(async () => {
+  backend = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buf = '';
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      // One request head at a time (these tests send no bodies).
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) !== -1) {
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        const path = head.split(' ')[1]!.split('?')[0]!;
+        const script = SCRIPTS[path];
+        if (script === undefined || script.bytes === '') {
+          socket.resetAndDestroy();
+          return;
+        }
+        socket.write(script.bytes);
+        if (script.close) {
+          socket.end();
+          return;
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const port = (backend.address() as AddressInfo).port;
+  gate = await startGateInProcess(`http://127.0.0.1:${port}`, (c) => {
+    c.upstream.headers_timeout = '2s';
+  });
+  token = await gate.token({ authorization_details: [{ type: 'jit_grant', actions: ['GET'], paths: ['/orders/**'] }] });
+});
+afterAll(async () => {
+  await gate?.close();
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((r) => backend?.close(() => r()));
+});
+
+const get = (path: string) => send(gate.url, path, { headers: { authorization: `Bearer ${token}` } });
+
+/** Reads a response that may be cut short: the status, the bytes that arrived, and whether it completed. */
+function getPartial(path: string): Promise<{ status: number; body: string; complete: boolean }> {
+  const u = new URL(gate.url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('latin1');
+      res.on('data', (c: string) => (body += c));
+      res.on('close', () => resolve({ status: res.statusCode!, body, complete: res.complete }));
+      res.on('error', () => {});
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const auditFor = (path: string) => gate.logs.filter((l) => l.type === 'audit' && l.path === path);
+
+describe('old but valid HTTP is relayed', () => {
+  it('an HTTP/1.0 answer whose body ends at close', async () => {
+    const r = await get('/orders/http10');
+    expect(r.status).toBe(200);
+    expect(r.text).toBe('hello from 1996');
+    expect(r.headers['content-type']).toBe('text/plain');
+  });
+
+  it('a chunked body with a trailer: the body arrives whole', async () => {
+    const r = await get('/orders/chunked-trailer');
+    expect(r.status).toBe(200);
+    expect(r.text).toBe('hello, world');
+  });
+
+  it('Connection: close on every answer: each request gets a fresh upstream connection', async () => {
+    for (let i = 0; i < 4; i++) {
+      const r = await get('/orders/close-each');
+      expect([r.status, r.text]).toEqual([200, 'ok']);
+    }
+  });
+
+  it('an interim 103 Early Hints is not relayed; the final answer is', async () => {
+    const r = await get('/orders/early-hints');
+    expect([r.status, r.text]).toEqual([200, 'after']);
+    expect(r.headers.link).toBeUndefined();
+  });
+
+  it('repeated Set-Cookie headers all reach the client', async () => {
+    const r = await get('/orders/cookies');
+    expect(r.status).toBe(200);
+    expect(r.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; HttpOnly']);
+  });
+
+  it('204 with no body', async () => {
+    const r = await get('/orders/no-content');
+    expect(r.status).toBe(204);
+    expect(r.body.length).toBe(0);
+    expect(r.headers['x-legacy']).toBe('yes');
+  });
+});
+
+describe('broken answers fail closed and the gate keeps serving', () => {
+  it.each([
+    ['/orders/garbage', 'a status line that is not HTTP'],
+    ['/orders/reset', 'a connection reset before any answer'],
+    ['/orders/two-lengths', 'two different Content-Length values (a response-splitting shape)'],
+    // jitgate never forwards Expect (node:http answers the client's after the decision), so a 100
+    // from the backend answers nothing it was asked; undici refuses it as a bad response.
+    ['/orders/unasked-continue', 'a 100 Continue to a request that sent no Expect'],
+  ])('%s (%s) → 502 upstream_unreachable, no backend bytes', async (path) => {
+    const r = await get(path);
+    expect(r.status).toBe(502);
+    expect(JSON.parse(r.text)).toEqual({ error: 'bad_gateway', reason: 'upstream_unreachable' });
+    expect(r.text).not.toContain('okokoko');
+    expect(auditFor(path).at(-1)).toMatchObject({ reason: 'upstream_unreachable', status: 502 });
+    expect((await get('/orders/close-each')).status).toBe(200);
+  });
+
+  it('a body cut short after the head: the client connection is cut, never a short "complete" answer', async () => {
+    const r = await getPartial('/orders/truncated');
+    expect(r.status).toBe(200);
+    expect(r.complete).toBe(false);
+    expect(r.body.length).toBeLessThan(100);
+    await vi.waitFor(() => expect(auditFor('/orders/truncated').at(-1)).toMatchObject({ decision: 'allow', reason: 'upstream_unreachable', status: 200 }));
+    expect((await get('/orders/close-each')).status).toBe(200);
+  });
+});
