@@ -32,6 +32,7 @@ export class Metrics {
   readonly decisionSeconds: FastHistogram<'transport'>;
   readonly upstreamSeconds: FastHistogram<'status_class'>;
   readonly upstreamErrors: client.Counter<'kind'>;
+  readonly upstreamRetries: client.Counter;
   readonly tokenCacheHits: client.Counter;
   readonly tokenCacheMisses: client.Counter;
   readonly tokenCacheEntries: client.Gauge;
@@ -67,6 +68,7 @@ export class Metrics {
     this.decisionSeconds = new FastHistogram({ name: 'jitgate_decision_duration_seconds', help: 'Time to decide, from request head to decision.', labelNames: ['transport'], buckets: LATENCY_BUCKETS, registers: r });
     this.upstreamSeconds = new FastHistogram({ name: 'jitgate_upstream_duration_seconds', help: 'Time from forwarding to the upstream response head.', labelNames: ['status_class'], buckets: LATENCY_BUCKETS, registers: r });
     this.upstreamErrors = new client.Counter({ name: 'jitgate_upstream_errors_total', help: 'Upstream failures by kind (connect, reset, timeout, other).', labelNames: ['kind'], registers: r });
+    this.upstreamRetries = new client.Counter({ name: 'jitgate_upstream_retries_total', help: 'Idempotent bodiless requests sent again after the upstream connection reset before answering.', registers: r });
     this.tokenCacheHits = new client.Counter({ name: 'jitgate_token_cache_hits_total', help: 'Verified-token cache hits.', registers: r });
     this.tokenCacheMisses = new client.Counter({ name: 'jitgate_token_cache_misses_total', help: 'Verified-token cache misses (full verification).', registers: r });
     this.tokenCacheEntries = new client.Gauge({ name: 'jitgate_token_cache_entries', help: 'Tokens in the verified-token cache.', registers: r });

@@ -41,6 +41,13 @@ export function errorKind(err: Error): UpstreamErrorKind {
   return 'other';
 }
 
+/**
+ * Methods RFC 9110 §9.2.2 lets a proxy repeat. A pooled connection the backend closes while idle
+ * races with the next request sent on it: the request dies with a reset before any answer. Sent
+ * again on another connection it succeeds, as nginx's default `proxy_next_upstream error` does.
+ */
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
 /** Marks an abort we caused because the client left, so it is not counted as an upstream error. */
 class ClientClosedError extends Error {
   constructor() {
@@ -90,13 +97,22 @@ export class Forwarder {
       return;
     }
     const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req));
-    const exchange = new Exchange(this, res, done);
     const options: Dispatcher.DispatchOptions = {
       path: allow.query === '' ? allow.path : allow.path + allow.query,
       method: req.method as Dispatcher.HttpMethod,
       headers: head.headers,
       body: head.hasBody ? req : null,
     };
+    // Only a request that can be sent twice unchanged: idempotent, and no body to replay.
+    const retry = !head.hasBody && IDEMPOTENT.has(options.method) ? options : undefined;
+    this.#pool.dispatch(options, new Exchange(this, res, done, retry));
+  }
+
+  /** @internal for Exchange: the one retry of an idempotent, bodiless request. */
+  redispatch(options: Dispatcher.DispatchOptions, exchange: Exchange, err: Error): void {
+    this.#metrics.upstreamErrors.labels(errorKind(err)).inc();
+    this.#metrics.upstreamRetries.inc();
+    this.#logger.info({ err: err.message, code: (err as { code?: unknown }).code }, 'upstream connection closed before answering; retrying once on another connection');
     this.#pool.dispatch(options, exchange);
   }
 
@@ -136,10 +152,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   #finished = false;
   #clientGone = false;
 
-  constructor(forwarder: Forwarder, res: ServerResponse, done: ForwardDone) {
+  /** The request's options while one retry is left (idempotent, no body); undefined otherwise. */
+  #retry: Dispatcher.DispatchOptions | undefined;
+
+  constructor(forwarder: Forwarder, res: ServerResponse, done: ForwardDone, retry: Dispatcher.DispatchOptions | undefined) {
     this.#forwarder = forwarder;
     this.#res = res;
     this.#done = done;
+    this.#retry = retry;
     res.on('drain', () => this.#controller?.resume());
     res.on('close', () => {
       if (this.#finished || res.writableFinished) return;
@@ -181,6 +201,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     const res = this.#res;
     if (this.#clientGone || err instanceof ClientClosedError) {
       this.#finish(499, 'client_closed');
+      return;
+    }
+    const retry = this.#retry;
+    this.#retry = undefined;
+    // Reset before any answer (the idle-close race): nothing reached the client yet, send it again.
+    if (retry !== undefined && !res.headersSent && this.#status === 0 && errorKind(err) === 'reset') {
+      this.#controller = undefined;
+      this.#forwarder.redispatch(retry, this, err);
       return;
     }
     const end = this.#forwarder.upstreamFailed(err, res.headersSent);

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { send, startGateInProcess, type InProcessGate } from '../../fixtures/servers.ts';
+import { parseMetrics, send, startGateInProcess, type InProcessGate } from '../../fixtures/servers.ts';
 
 /** Path → what the backend writes (then it closes when `close` is set). */
 const SCRIPTS: Record<string, { bytes: string; close: boolean }> = {
@@ -33,6 +33,8 @@ let backend: Server;
 let gate: InProcessGate;
 let token: string;
 const sockets = new Set<Socket>();
+/** Requests the backend read, by path. */
+const seen = new Map<string, number>();
 
 beforeAll(async () => {
   backend = createServer((socket) => {
@@ -48,7 +50,10 @@ beforeAll(async () => {
         const head = buf.slice(0, end);
         buf = buf.slice(end + 4);
         const path = head.split(' ')[1]!.split('?')[0]!;
-        const script = SCRIPTS[path];
+        const n = (seen.get(path) ?? 0) + 1;
+        seen.set(path, n);
+        // The idle-close race, made deterministic: every odd-numbered request dies with a reset.
+        const script = path === '/orders/reset-odd' ? (n % 2 === 1 ? SCRIPTS['/orders/reset'] : SCRIPTS['/orders/close-each']) : SCRIPTS[path];
         if (script === undefined || script.bytes === '') {
           socket.resetAndDestroy();
           return;
@@ -66,7 +71,7 @@ beforeAll(async () => {
   gate = await startGateInProcess(`http://127.0.0.1:${port}`, (c) => {
     c.upstream.headers_timeout = '2s';
   });
-  token = await gate.token({ authorization_details: [{ type: 'jit_grant', actions: ['GET'], paths: ['/orders/**'] }] });
+  token = await gate.token({ authorization_details: [{ type: 'jit_grant', actions: ['GET', 'HEAD', 'DELETE', 'POST', 'PUT'], paths: ['/orders/**'] }] });
 });
 afterAll(async () => {
   await gate?.close();
@@ -75,6 +80,7 @@ afterAll(async () => {
 });
 
 const get = (path: string) => send(gate.url, path, { headers: { authorization: `Bearer ${token}` } });
+const metric = async (name: string) => parseMetrics((await send(gate.adminUrl, '/metrics')).text).get(name) ?? 0;
 
 /** Reads a response that may be cut short: the status, the bytes that arrived, and whether it completed. */
 function getPartial(path: string): Promise<{ status: number; body: string; complete: boolean }> {
@@ -159,5 +165,37 @@ describe('broken answers fail closed and the gate keeps serving', () => {
     expect(r.body.length).toBeLessThan(100);
     await vi.waitFor(() => expect(auditFor('/orders/truncated').at(-1)).toMatchObject({ decision: 'allow', reason: 'upstream_unreachable', status: 200 }));
     expect((await get('/orders/close-each')).status).toBe(200);
+  });
+});
+
+describe('a reset before any answer (the backend closed an idle pooled connection)', () => {
+  it.each(['GET', 'HEAD', 'DELETE'])('%s without a body is sent once more on another connection', async (method) => {
+    const before = seen.get('/orders/reset-odd') ?? 0;
+    const retries = await metric('jitgate_upstream_retries_total');
+    const r = await send(gate.url, '/orders/reset-odd', { method, headers: { authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(200);
+    expect((seen.get('/orders/reset-odd') ?? 0) - before).toBe(2);
+    expect(await metric('jitgate_upstream_retries_total')).toBe(retries + 1);
+    expect(auditFor('/orders/reset-odd').at(-1)).toMatchObject({ decision: 'allow', reason: 'granted', status: 200, method });
+  });
+
+  it('only once: a backend that resets every time gets two attempts, then the client gets 502', async () => {
+    const before = seen.get('/orders/reset') ?? 0;
+    const r = await get('/orders/reset');
+    expect(r.status).toBe(502);
+    expect((seen.get('/orders/reset') ?? 0) - before).toBe(2);
+  });
+
+  it.each([
+    ['POST', 'hello'],
+    ['PUT', 'hello'],
+  ])('%s with a body is never sent twice: 502', async (method, body) => {
+    const before = seen.get('/orders/reset-odd') ?? 0;
+    // Line the backend's counter up so this request is the one that gets reset.
+    if (before % 2 === 1) await get('/orders/reset-odd');
+    const at = seen.get('/orders/reset-odd') ?? 0;
+    const r = await send(gate.url, '/orders/reset-odd', { method, body, headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' } });
+    expect(r.status).toBe(502);
+    expect((seen.get('/orders/reset-odd') ?? 0) - at).toBe(1);
   });
 });
