@@ -17,6 +17,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { injectJit, noBuildIdCache, OPENSSL_SYMBOL } from './perf.ts';
+import type { Profile as CpuProfile } from './profile.ts';
+
+export type { CpuProfile };
 
 /** Stack text (frames root first, joined by ';') → weight (samples or µs). */
 export type Folded = Map<string, number>;
@@ -67,22 +70,6 @@ export function foldPerfScript(text: string): Folded {
   }
   flush();
   return folded;
-}
-
-interface CallFrame {
-  readonly functionName: string;
-  readonly url: string;
-  readonly lineNumber: number;
-}
-interface ProfileNode {
-  readonly id: number;
-  readonly callFrame: CallFrame;
-  readonly children?: readonly number[];
-}
-export interface CpuProfile {
-  readonly nodes: readonly ProfileNode[];
-  readonly samples: readonly number[];
-  readonly timeDeltas: readonly number[];
 }
 
 /** Folds a V8 `.cpuprofile`, weighted by time (µs); idle samples are left out. */

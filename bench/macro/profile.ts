@@ -9,17 +9,18 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-interface CallFrame {
+export interface CallFrame {
   readonly functionName: string;
   readonly url: string;
   readonly lineNumber: number;
 }
-interface ProfileNode {
+export interface ProfileNode {
   readonly id: number;
   readonly callFrame: CallFrame;
   readonly children?: readonly number[];
 }
-interface Profile {
+/** A V8 `.cpuprofile` as written by `--cpu-prof`. */
+export interface Profile {
   readonly nodes: readonly ProfileNode[];
   readonly samples: readonly number[];
   readonly timeDeltas: readonly number[];
