@@ -5,10 +5,25 @@
  * Drain (SIGTERM): stop accepting; answers written from now on carry `Connection: close`;
  * connections close as soon as they go idle; after `graceMs` whatever is left is cut.
  */
-import type { Server } from 'node:http';
+import type { Server, ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/schema.ts';
 import { StartupError } from '../errors.ts';
 import type { Listener } from './context.ts';
+
+/** The `limits` every client-facing listener applies (the traffic port and the ext_authz HTTP port). */
+export function clientServerOptions(limits: Config['limits']): ServerOptions {
+  return {
+    maxHeaderSize: limits.max_header_bytes,
+    headersTimeout: limits.headers_timeout,
+    requestTimeout: limits.request_timeout,
+    keepAliveTimeout: limits.keep_alive_timeout,
+    // node checks the two timeouts above on this interval (default 30s, which would stretch a
+    // 10s headers_timeout to 40s); a sweep over the connection list once a second is cheap.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headers_timeout / 4))),
+    requireHostHeader: true,
+  };
+}
 
 export interface HttpListener extends Listener {
   /** True once close() was called: handlers should answer with `Connection: close`. */

@@ -15,7 +15,7 @@ import { deny, type Allow, type Decision } from '../../core/decision.ts';
 import type { Listener, TransportContext } from '../context.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
 import { answerClientError } from '../client-error.ts';
-import { listenHttp, type HttpListener } from '../http-listener.ts';
+import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { renderDecision, renderWithoutServerError, type Rendered } from '../respond.ts';
 import { countMerged } from './check-request.ts';
 import { forwardedInput } from './forward-auth.ts';
@@ -35,7 +35,6 @@ export interface HttpServiceOptions {
 const NONE: readonly string[] = Object.freeze([]);
 
 export async function startHttpService(ctx: TransportContext, opts: HttpServiceOptions): Promise<Listener> {
-  const limits = ctx.config.limits;
   const { pathPrefix, upstream, forwardAuth } = opts;
 
   const strayIn = (raw: readonly string[]): readonly string[] => {
@@ -118,35 +117,25 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   };
 
   let listener: HttpListener | undefined;
-  const server = createServer(
-    {
-      maxHeaderSize: limits.max_header_bytes,
-      headersTimeout: limits.headers_timeout,
-      requestTimeout: limits.request_timeout,
-      keepAliveTimeout: limits.keep_alive_timeout,
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headers_timeout / 4))),
-      requireHostHeader: true,
-    },
-    (req, res) => {
-      const startNs = process.hrtime.bigint();
-      if (listener?.draining === true) res.shouldKeepAlive = false;
-      req.resume(); // Envoy may send the body (with_request_body): drained, never read
-      const url = req.url ?? '';
-      const q = url.indexOf('?');
-      const pathname = q === -1 ? url : url.slice(0, q);
-      const failed = (err: unknown): void => {
-        ctx.logger.error({ err }, 'ext_authz HTTP request failed; refusing (internal_error)');
-        if (!res.headersSent) answerDeny(res, renderWithoutServerError('internal_error'));
-        else res.destroy();
-      };
-      try {
-        const work = forwardAuth !== undefined && pathname === forwardAuth.path ? forward(req, res, startNs, forwardAuth.trusted) : extAuthz(req, res, startNs);
-        if (work instanceof Promise) work.catch(failed);
-      } catch (err) {
-        failed(err);
-      }
-    },
-  );
+  const server = createServer(clientServerOptions(ctx.config.limits), (req, res) => {
+    const startNs = process.hrtime.bigint();
+    if (listener?.draining === true) res.shouldKeepAlive = false;
+    req.resume(); // Envoy may send the body (with_request_body): drained, never read
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const pathname = q === -1 ? url : url.slice(0, q);
+    const failed = (err: unknown): void => {
+      ctx.logger.error({ err }, 'ext_authz HTTP request failed; refusing (internal_error)');
+      if (!res.headersSent) answerDeny(res, renderWithoutServerError('internal_error'));
+      else res.destroy();
+    };
+    try {
+      const work = forwardAuth !== undefined && pathname === forwardAuth.path ? forward(req, res, startNs, forwardAuth.trusted) : extAuthz(req, res, startNs);
+      if (work instanceof Promise) work.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  });
   // Envoy keeps connections to its authorization cluster open: each request is judged on its own.
   server.maxRequestsPerSocket = 0;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {

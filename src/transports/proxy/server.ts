@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { answerClientError } from '../client-error.ts';
 import type { TransportContext } from '../context.ts';
-import { listenHttp, type HttpListener } from '../http-listener.ts';
+import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { Forwarder } from './forward.ts';
 import { createProxyHandler } from './handler.ts';
 
@@ -15,19 +15,9 @@ export interface ProxyListener extends HttpListener {
 
 export async function startProxy(ctx: TransportContext): Promise<ProxyListener> {
   const { config } = ctx;
-  const limits = config.limits;
   const forwarder = new Forwarder(config, ctx.metrics, ctx.logger.child({ component: 'proxy' }));
   const handle = createProxyHandler(ctx, forwarder);
-  const server = createServer({
-    maxHeaderSize: limits.max_header_bytes,
-    headersTimeout: limits.headers_timeout,
-    requestTimeout: limits.request_timeout,
-    keepAliveTimeout: limits.keep_alive_timeout,
-    // node checks the two timeouts above on this interval (default 30s, which would stretch a
-    // 10s headers_timeout to 40s); a sweep over the connection list once a second is cheap.
-    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headers_timeout / 4))),
-    requireHostHeader: true,
-  });
+  const server = createServer(clientServerOptions(config.limits));
   // A keep-alive client may send any number of requests; each is judged on its own.
   server.maxRequestsPerSocket = 0;
 
