@@ -3,7 +3,8 @@
  * logs. The one place that knows which source class serves which config key:
  *   issuers[].jwks_file → FileIssuerKeys (in gate.ts) · issuers[].jwks_uri → RemoteIssuerKeys
  *   revocation.file → FileRevocationSource (in gate.ts) · revocation.url → HttpRevocationSource
- *   revocation.journal → JournalRevocationSource (the admin API's entries)
+ *   revocation.journal → JournalRevocationSource (the admin API's entries; in a cluster worker a
+ *                        JournalFollowerSource fed by the primary, which owns the file)
  *
  * Every refresh and sync is counted (result), timed, and logged with entries and age. Unchanged
  * polls (304) log at debug so a 2 s poll does not flood the log; changes log at info, failures at
@@ -16,6 +17,7 @@ import { Gate } from './gate.ts';
 import { RemoteIssuerKeys, type JwksRefreshInfo } from './keys/remote-issuer-keys.ts';
 import type { Metrics } from './observability/metrics.ts';
 import { HttpRevocationSource, type RevocationSyncInfo } from './revocation/http-source.ts';
+import { JournalFollowerSource, type PrimaryChannel } from './revocation/journal-follower.ts';
 import { JournalRevocationSource } from './revocation/journal-source.ts';
 import type { RevocationSource } from './revocation/revocation-list.ts';
 
@@ -23,6 +25,11 @@ export interface BuildGateDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock?: Clock;
+  /**
+   * A cluster worker's channel to the primary: the journal's entries then come from the primary,
+   * which alone owns the file (src/revocation/journal-follower.ts).
+   */
+  readonly journalPrimary?: PrimaryChannel;
 }
 
 const ms = (n: number | undefined): number | undefined => (n === undefined ? undefined : Math.round(n));
@@ -104,6 +111,18 @@ function journalSource(deps: BuildGateDeps, clock: Clock, file: string): Journal
   });
 }
 
+function followerSource(deps: BuildGateDeps, clock: Clock, file: string, primary: PrimaryChannel): JournalFollowerSource {
+  const m = deps.metrics;
+  return new JournalFollowerSource(file, primary, {
+    clock,
+    onUpdate: (i) => {
+      m.revocationEntries.labels(i.source).set(i.entries);
+      m.revocationSyncs.labels(i.source, 'ok').inc();
+      m.revocationLastSync.labels(i.source).set(Date.now() / 1000);
+    },
+  });
+}
+
 export function buildGate(config: Config, file: string, deps: BuildGateDeps): Gate {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger.child({ component: 'revocation' });
@@ -122,7 +141,7 @@ export function buildGate(config: Config, file: string, deps: BuildGateDeps): Ga
       }),
     );
   }
-  if (rev.journal !== undefined) extra.push(journalSource(deps, clock, rev.journal));
+  if (rev.journal !== undefined) extra.push(deps.journalPrimary === undefined ? journalSource(deps, clock, rev.journal) : followerSource(deps, clock, rev.journal, deps.journalPrimary));
 
   const source = rev.file === undefined ? '' : `file:${rev.file}`;
   return new Gate(config, file, {

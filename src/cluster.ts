@@ -9,9 +9,11 @@
  *   all workers: `/metrics` is prom-client's AggregatorRegistry over every worker's registry
  *   (counters summed; gauges by their declared aggregator; the primary's own process is not
  *   included), `/readyz` is ready only when every worker is running and ready.
- * - The revocation API and its journal are refused with workers > 1: each worker holds its own
- *   revocation index, so an entry POSTed to one would not bind the others, and N workers would
- *   replay and compact one journal file at once. Use `revocation.file` / `revocation.url`.
+ * - The primary also owns the revocation API and its journal: it replays the file before forking,
+ *   appends and fsyncs each POST, then hands the entries to every worker over IPC and answers 201
+ *   only when all of them confirmed. A worker (a replacement after a crash too) asks for every
+ *   live entry before it serves (src/revocation/journal-follower.ts). `revocation.file` and
+ *   `revocation.url` are read by each worker itself.
  *
  * Shutdown: SIGTERM/SIGINT to the primary asks every worker to drain (IPC, not a signal, so a
  * terminal's Ctrl-C that reached the workers too is not counted twice); the primary exits 0 once
@@ -23,10 +25,14 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { gaugeRefresher, withDraining, type AdminSource } from './admin/health.ts';
+import { NotEnforcedError, revocationsRoute, type RevocationStore } from './admin/revocations-api.ts';
 import { startAdmin } from './admin/server.ts';
 import type { Config } from './config/schema.ts';
 import { JitgateError, StartupError } from './errors.ts';
 import type { Readiness } from './gate.ts';
+import type { RevocationEntry } from './revocation/entries.ts';
+import type { FollowerRequest, FollowerUpdate, PrimaryChannel } from './revocation/journal-follower.ts';
+import { JournalRevocationSource } from './revocation/journal-source.ts';
 import { listenUrl, onShutdownSignals, startJitgateWorker, type WorkerRunning } from './runtime.ts';
 import type { HttpListener } from './transports/http-listener.ts';
 
@@ -34,24 +40,17 @@ export function workerCount(workers: number | 'auto'): number {
   return workers === 'auto' ? availableParallelism() : workers;
 }
 
-/** Config combinations cluster mode cannot honour (see the module comment), as key-path lines. */
-export function clusterConfigProblems(config: Config): string[] {
-  if (workerCount(config.workers) <= 1) return [];
-  const why = 'not supported with workers > 1 (each worker keeps its own revocation index); use revocation.file or revocation.url, or workers: 1';
-  const out: string[] = [];
-  if (config.admin.token_file !== undefined) out.push(`admin.token_file: the revocation API is ${why}`);
-  if (config.revocation.journal !== undefined) out.push(`revocation.journal: ${why}`);
-  return out;
-}
-
-/** Primary ↔ worker messages. */
-type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number };
+/** Primary ↔ worker messages (the journal's are in journal-follower.ts). */
+type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | FollowerUpdate;
 type FromWorker =
   | { type: 'jitgate:started'; proxy: string; extAuthz: string[] }
   | { type: 'jitgate:failed'; message: string }
-  | ({ type: 'jitgate:readiness'; id: number } & Readiness);
+  | ({ type: 'jitgate:readiness'; id: number } & Readiness)
+  | FollowerRequest;
 
 const READINESS_TIMEOUT_MS = 2000;
+/** How long a POST /revocations waits for every worker to confirm the entries. */
+const REVOKE_ACK_TIMEOUT_MS = 5000;
 const RESTART_DELAY_MS = 1000;
 const KILL_AFTER_GRACE_MS = 5000;
 
@@ -71,9 +70,70 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   let readinessId = 0;
   const pending = new Map<number, (r: Readiness) => void>();
 
-  cluster.on('message', (_worker, msg: FromWorker) => {
+  const journal = config.revocation.journal === undefined ? undefined : await primaryJournal(config.revocation.journal, log);
+  /** Workers holding the journal's entries (they asked for them), and the batches they have yet to confirm. */
+  const followers = new Set<Worker>();
+  let revokeId = 0;
+  const acks = new Map<number, (worker: Worker) => void>();
+
+  cluster.on('message', (worker, msg: FromWorker) => {
     if (msg?.type === 'jitgate:readiness') pending.get(msg.id)?.({ ready: msg.ready, problems: msg.problems });
+    else if (msg?.type === 'jitgate:revocations-sync') {
+      // In the same tick as the snapshot: every later batch goes to this worker too.
+      followers.add(worker);
+      worker.send({ type: 'jitgate:revocations-snapshot', entries: journal === undefined ? [] : [...journal.index.entries()] } satisfies ToWorker);
+    } else if (msg?.type === 'jitgate:revoke-ack') acks.get(msg.id)?.(worker);
   });
+  cluster.on('exit', (worker) => {
+    followers.delete(worker);
+    // A worker that exits owes no confirmation: its replacement syncs from the journal.
+    for (const settle of acks.values()) settle(worker);
+  });
+
+  /** Resolves once every follower confirmed `entries` (one that exits meanwhile counts as done). */
+  function broadcast(entries: readonly RevocationEntry[]): Promise<void> {
+    const id = ++revokeId;
+    const waiting = new Set([...followers].filter((w) => !w.isDead() && w.isConnected()));
+    if (waiting.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const finish = (err?: Error): void => {
+        clearTimeout(timer);
+        acks.delete(id);
+        if (err) reject(err);
+        else resolve();
+      };
+      const settle = (worker: Worker): void => {
+        if (!waiting.delete(worker)) return;
+        if (waiting.size === 0) finish();
+      };
+      const timer = setTimeout(() => finish(new NotEnforcedError(`${waiting.size} worker(s) did not confirm within ${REVOKE_ACK_TIMEOUT_MS / 1000}s`)), REVOKE_ACK_TIMEOUT_MS);
+      acks.set(id, settle);
+      for (const w of [...waiting]) {
+        try {
+          w.send({ type: 'jitgate:revoke', id, entries } satisfies ToWorker);
+        } catch {
+          settle(w); // the channel closed under us: the worker is going away
+        }
+      }
+    });
+  }
+
+  const store: RevocationStore = {
+    journalFile: journal?.file,
+    async append(entries) {
+      await journal!.append(entries);
+      await broadcast(entries);
+      return journal!.index.size;
+    },
+    status() {
+      const source =
+        journal === undefined
+          ? []
+          : [{ name: journal.name, kind: 'journal', entries: journal.index.size, last_sync_at: null, age_ms: null, max_stale_ms: null, stale: false }];
+      // revocation.file and .url are each worker's own: their counts and freshness are in /metrics and /readyz.
+      return { entries: journal?.index.size ?? 0, stale: false, journal: journal?.file ?? null, sources: source, workers: count };
+    },
+  };
 
   function fork(slot: number): Promise<string> {
     const worker = cluster.fork({ JITGATE_WORKER_SLOT: String(slot) });
@@ -100,6 +160,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   } catch (err) {
     draining = true;
     for (const w of slots.values()) w.process.kill('SIGKILL');
+    journal?.stop();
     throw err;
   }
 
@@ -135,10 +196,11 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   };
   let admin: HttpListener;
   try {
-    admin = await startAdmin({ config, logger, source });
+    admin = await startAdmin({ config, logger, source, revocations: revocationsRoute(store, config, logger) });
   } catch (err) {
     draining = true;
     for (const w of slots.values()) w.process.kill('SIGKILL');
+    journal?.stop();
     throw err;
   }
 
@@ -162,6 +224,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
         void Promise.all(exits).then(async (codes) => {
           clearTimeout(killer);
           await admin.close(500);
+          journal?.stop();
           log.info({ codes }, 'all workers stopped');
           logger.flush(() => resolve(codes.every((c) => c === 0) ? 0 : 1));
         });
@@ -176,11 +239,31 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   return { proxy, admin, done };
 }
 
+/** The replayed journal the primary serves to its workers; its replay is logged like a single gate's. */
+async function primaryJournal(file: string, log: Logger): Promise<JournalRevocationSource> {
+  const journal = new JournalRevocationSource(file, {
+    onReplay: (i) => {
+      for (const e of i.lineErrors) log.error({ source: i.source, line: e.line, problem: e.message }, 'revocation journal line unreadable; kept on disk, not enforced');
+      if (i.tornTail) log.warn({ source: i.source }, 'revocation journal ended in a partial line (a write cut short by a crash, never acknowledged); dropped');
+      log.info({ source: i.source, entries: i.entries, expired: i.expired, compacted: i.compacted }, 'revocation journal replayed');
+    },
+  });
+  await journal.start();
+  return journal;
+}
+
+/** The worker's side of the IPC channel, as the journal follower uses it. */
+const toPrimary: PrimaryChannel = {
+  send: (m) => void process.send!(m),
+  on: (event, listener) => process.on(event, listener),
+  off: (event, listener) => process.off(event, listener),
+};
+
 /** A forked worker: the gate without the admin listener, answering the primary over IPC. */
 export async function runWorker(config: Config, file: string): Promise<number> {
   let running: WorkerRunning;
   try {
-    running = await startJitgateWorker(config, file);
+    running = await startJitgateWorker(config, file, { journalPrimary: toPrimary });
   } catch (err) {
     if (!(err instanceof JitgateError)) throw err;
     process.send!({ type: 'jitgate:failed', message: err.message } satisfies FromWorker);

@@ -17,6 +17,7 @@ import type { Gate } from './gate.ts';
 import { AuditLog } from './observability/audit.ts';
 import { createLogger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
+import type { PrimaryChannel } from './revocation/journal-follower.ts';
 import type { Listener, TransportContext } from './transports/context.ts';
 import { startExtAuthz } from './transports/ext-authz/index.ts';
 import type { HttpListener } from './transports/http-listener.ts';
@@ -28,6 +29,8 @@ export interface StartOptions {
   readonly clock?: Clock;
   /** Node process metrics in the registry (default true). */
   readonly defaultMetrics?: boolean;
+  /** A cluster worker's channel to the primary, which owns the revocation journal (src/cluster.ts). */
+  readonly journalPrimary?: PrimaryChannel;
 }
 
 /** A cluster worker's runtime: no admin listener, the primary owns it (src/cluster.ts). */
@@ -64,7 +67,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   const logger = options.logger ?? createLogger(config.log);
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
   const audit = new AuditLog(config.log.audit ? logger : undefined);
-  const gate = buildGate(config, file, { metrics, logger, clock: options.clock });
+  const gate = buildGate(config, file, { metrics, logger, clock: options.clock, journalPrimary: options.journalPrimary });
   const started: Listener[] = [];
   let closing: Promise<void> | undefined;
   const isDraining = (): boolean => closing !== undefined;

@@ -11,6 +11,8 @@
  * never be acknowledged without being durable.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
 import { parseEntry, type RevocationEntry } from '../revocation/entries.ts';
 import { JournalRevocationSource } from '../revocation/journal-source.ts';
 import type { TransportContext } from '../transports/context.ts';
@@ -95,38 +97,73 @@ function kindOf(name: string): string {
   return colon === -1 ? name : name.slice(0, colon);
 }
 
+/**
+ * Where accepted entries go. One process: the gate's journal source. A cluster primary: its own
+ * journal, then every worker over IPC (src/cluster.ts).
+ */
+export interface RevocationStore {
+  /** The journal file; undefined when none is configured (then POST answers 503). */
+  readonly journalFile: string | undefined;
+  /** Durable first, then enforced everywhere; resolves with the journal's entry count. */
+  append(entries: readonly RevocationEntry[]): Promise<number>;
+  /** The body of `GET /revocations`. */
+  status(): object;
+}
+
+/** The entries are durable but not confirmed as enforced everywhere (a cluster worker did not answer). */
+export class NotEnforcedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotEnforcedError';
+  }
+}
+
+/** The store of a single-process gate: its journal source, and every source's status. */
+export function gateRevocationStore(gate: TransportContext['gate']): RevocationStore {
+  const journal = gate.revocation.sources.find((s): s is JournalRevocationSource => s instanceof JournalRevocationSource);
+  return {
+    journalFile: journal?.file,
+    async append(entries) {
+      await journal!.append(entries);
+      return journal!.index.size;
+    },
+    status() {
+      const now = gate.clock.nowMs();
+      const sources = gate.revocation.sources.map((s) => {
+        const age = s.lastSyncAt === undefined ? null : now - s.lastSyncAt;
+        const stale = s.maxStaleMs !== undefined && (age === null || age > s.maxStaleMs);
+        return {
+          name: s.name,
+          kind: kindOf(s.name),
+          entries: s.index.size,
+          last_sync_at: s.lastSyncAt === undefined ? null : new Date(s.lastSyncAt).toISOString(),
+          age_ms: age,
+          max_stale_ms: s.maxStaleMs ?? null,
+          stale,
+        };
+      });
+      return { entries: gate.revocation.size, stale: sources.some((s) => s.stale), journal: journal === undefined ? null : journal.file, sources };
+    },
+  };
+}
+
 export function createRevocationsApi(ctx: TransportContext): AdminRoute {
-  const log = ctx.logger.child({ component: 'revocations-api' });
-  const token = loadAdminToken(ctx.config.admin.token_file);
+  return revocationsRoute(gateRevocationStore(ctx.gate), ctx.config, ctx.logger);
+}
+
+export function revocationsRoute(store: RevocationStore, config: Config, logger: Logger): AdminRoute {
+  const log = logger.child({ component: 'revocations-api' });
+  const token = loadAdminToken(config.admin.token_file);
   if (token === undefined) log.info('admin.token_file is not set: the revocation API refuses every call');
   else if (token.weak) log.warn('the admin token is shorter than 16 characters; use a long random token');
-  const journal = ctx.gate.revocation.sources.find((s): s is JournalRevocationSource => s instanceof JournalRevocationSource);
 
   function status(res: ServerResponse): void {
-    const now = ctx.gate.clock.nowMs();
-    const sources = ctx.gate.revocation.sources.map((s) => {
-      const age = s.lastSyncAt === undefined ? null : now - s.lastSyncAt;
-      const stale = s.maxStaleMs !== undefined && (age === null || age > s.maxStaleMs);
-      return {
-        name: s.name,
-        kind: kindOf(s.name),
-        entries: s.index.size,
-        last_sync_at: s.lastSyncAt === undefined ? null : new Date(s.lastSyncAt).toISOString(),
-        age_ms: age,
-        max_stale_ms: s.maxStaleMs ?? null,
-        stale,
-      };
-    });
-    send(res, 200, {
-      entries: ctx.gate.revocation.size,
-      stale: sources.some((s) => s.stale),
-      journal: journal === undefined ? null : journal.file,
-      sources,
-    });
+    send(res, 200, store.status());
   }
 
   async function post(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (journal === undefined) {
+    const journalFile = store.journalFile;
+    if (journalFile === undefined) {
       refuse(res, 503, { error: 'unavailable', reason: 'journal_not_configured', message: 'revocation.journal is not configured: entries cannot be made durable, so none are accepted' });
       return;
     }
@@ -155,17 +192,23 @@ export function createRevocationsApi(ctx: TransportContext): AdminRoute {
       return;
     }
     const started = performance.now();
+    let total: number;
     try {
-      await journal.append(parsed.entries);
+      total = await store.append(parsed.entries);
     } catch (err) {
-      log.error({ err: (err as Error).message, journal: journal.file }, 'revocation journal write failed; entries not accepted');
+      if (err instanceof NotEnforcedError) {
+        log.error({ err: err.message, journal: journalFile }, 'revocations written to the journal but not confirmed by every worker');
+        send(res, 503, { error: 'unavailable', reason: 'not_enforced', message: `the entries are durable but not confirmed everywhere (${err.message}); send them again` });
+        return;
+      }
+      log.error({ err: (err as Error).message, journal: journalFile }, 'revocation journal write failed; entries not accepted');
       send(res, 500, { error: 'internal', reason: 'journal_write_failed', message: 'the entries could not be made durable and were not accepted' });
       return;
     }
     const kinds = { jti: 0, sub: 0, txn: 0 };
     for (const e of parsed.entries) kinds[e.kind]++;
     log.info({ accepted: parsed.entries.length, ...kinds, remote: req.socket.remoteAddress, duration_ms: Math.round(performance.now() - started) }, 'revocations accepted');
-    send(res, 201, { accepted: parsed.entries.length, entries: journal.index.size });
+    send(res, 201, { accepted: parsed.entries.length, entries: total });
   }
 
   return (req, res) => {

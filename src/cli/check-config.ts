@@ -10,7 +10,7 @@ import { access, constants } from 'node:fs/promises';
 import pino from 'pino';
 import { loadAdminToken } from '../admin/admin-token.ts';
 import { buildGate } from '../build-gate.ts';
-import { clusterConfigProblems, workerCount } from '../cluster.ts';
+import { workerCount } from '../cluster.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { ConfigError, JitgateError } from '../errors.ts';
@@ -70,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
 
 /** Throws ConfigError (key-path lines) or StartupError (a file named by the config); returns a summary. */
 export async function checkConfig(config: Config, file: string): Promise<string> {
-  const problems: string[] = [...clusterConfigProblems(config)];
+  const problems: string[] = [];
   try {
     upstreamOrigin(config.upstream.url);
   } catch (err) {

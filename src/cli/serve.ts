@@ -9,10 +9,9 @@
  * @module
  */
 import cluster from 'node:cluster';
-import { clusterConfigProblems, runWorker, startPrimary, workerCount } from '../cluster.ts';
+import { runWorker, startPrimary, workerCount } from '../cluster.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { ConfigError } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
 import { listenUrl, onShutdownSignals, startJitgate } from '../runtime.ts';
 import { configFileArg, reportStartupError } from './check-config.ts';
@@ -37,8 +36,6 @@ export async function run(argv: string[]): Promise<number> {
   let config: Config;
   try {
     config = await loadConfigFile(file);
-    const problems = clusterConfigProblems(config);
-    if (problems.length > 0) throw new ConfigError(file, problems);
   } catch (err) {
     return reportStartupError('serve', err);
   }

@@ -54,6 +54,14 @@ export class RevocationIndex {
     return removed;
   }
 
+  /** The index as entries again (merged: one per jti, txn and sub), e.g. to hand to another process. */
+  *entries(): IterableIterator<RevocationEntry> {
+    const expOf = (exp: number): number | undefined => (exp === Number.POSITIVE_INFINITY ? undefined : exp);
+    for (const [jti, exp] of this.#jti) yield { kind: 'jti', jti, exp: expOf(exp) };
+    for (const [txn, exp] of this.#txn) yield { kind: 'txn', txn, exp: expOf(exp) };
+    for (const [sub, v] of this.#sub) yield { kind: 'sub', sub, before: v.before, exp: expOf(v.exp) };
+  }
+
   get size(): number {
     return this.#jti.size + this.#txn.size + this.#sub.size;
   }

@@ -72,7 +72,7 @@ describe('jitgate check-config', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('case=workers > 1 with the revocation API → refused, naming the keys', async () => {
+  it('case=workers > 1 with the revocation API and its journal → accepted (the primary owns them)', async () => {
     const { file, dir } = await config((c) => {
       c.workers = 2;
       c.admin.token_file = './admin-token';
@@ -80,9 +80,9 @@ describe('jitgate check-config', () => {
     });
     await writeFile(join(dir, 'admin-token'), 'a-long-enough-admin-token-value\n');
     const r = await run(['-c', file]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/admin\.token_file: the revocation API is not supported with workers > 1/);
-    expect(r.stderr).toMatch(/revocation\.journal: not supported with workers > 1/);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/workers 2\n$/);
   });
 
   it('case=usage: no file → exit 2; --help → exit 0', async () => {

@@ -3,9 +3,10 @@
  * cluster mode (`workers: 2`) sharing the traffic port with one truthful admin listener.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sizeThreadPool, threadPoolSize } from '../../src/cli/thread-pool.ts';
 import { runCli, type CliResult } from '../fixtures/cli.ts';
@@ -167,6 +168,115 @@ describe('jitgate serve, workers: 2', () => {
       expect(back!.status).toBe(200);
       expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
     } finally {
+      gate.child.kill('SIGTERM');
+    }
+    expect(await gate.exited).toEqual({ code: 0, signal: null });
+  }, 30_000);
+
+  it('case=the revocation API: the primary journals each POST, every worker enforces it before 201, a replacement worker and a restart keep it', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.workers = 2;
+      c.admin.token_file = './admin-token';
+      c.revocation.journal = './revocations.journal';
+    });
+    const adminToken = 'cluster-admin-token-0123456789';
+    writeFileSync(join(cfg.dir, 'admin-token'), `${adminToken}\n`);
+    const revoked = await tokenNow(cfg.keys, { jti: 'cluster-revoked' });
+    const kept = await tokenNow(cfg.keys, { jti: 'cluster-kept' });
+    const call = (gateUrl: string, token: string) => send(gateUrl, '/orders/42', { headers: { authorization: `Bearer ${token}` } });
+    /** Fresh connections, so the primary hands them to both workers in turn. */
+    const statuses = async (gateUrl: string, token: string, n = 8) => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) out.push((await call(gateUrl, token)).status);
+      return out;
+    };
+    const waitReady = async (adminUrl: string, want: number) => {
+      let r;
+      for (let i = 0; i < 150; i++) {
+        r = await send(adminUrl, '/readyz');
+        if (r.status === want) return;
+        await new Promise((res) => setTimeout(res, 30));
+      }
+      throw new Error(`readyz stayed ${r?.status}`);
+    };
+
+    let gate = await spawnGate(cfg.file);
+    try {
+      // Both workers verify and cache the token first, so the revocation must reach cached tokens.
+      expect(await statuses(gate.url, revoked)).toEqual(Array(8).fill(200));
+      const post = await send(gate.adminUrl, '/revocations', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ jti: 'cluster-revoked' }),
+      });
+      expect([post.status, JSON.parse(post.text)]).toEqual([201, { accepted: 1, entries: 1 }]);
+      // 201 means enforced by every worker: no request after it gets through.
+      expect(await statuses(gate.url, revoked)).toEqual(Array(8).fill(401));
+      expect(await statuses(gate.url, kept, 4)).toEqual(Array(4).fill(200));
+      await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
+      const refusedBy = new Set(gate.lines.filter((l) => l.type === 'audit' && l.reason === 'revoked').map((l) => l.pid));
+      expect(refusedBy.size).toBe(2);
+
+      const status = JSON.parse((await send(gate.adminUrl, '/revocations', { headers: { authorization: `Bearer ${adminToken}` } })).text);
+      expect(status).toMatchObject({ entries: 1, workers: 2, sources: [{ kind: 'journal', entries: 1 }] });
+      const m = parseMetrics((await send(gate.adminUrl, '/metrics')).text);
+      expect(m.get(`jitgate_revocation_entries{source="journal:${join(cfg.dir, 'revocations.journal')}"}`)).toBe(1);
+
+      // A replacement worker asks the primary for the entries before it serves.
+      process.kill([...refusedBy][0]!, 'SIGKILL');
+      await waitReady(gate.adminUrl, 503);
+      await waitReady(gate.adminUrl, 200);
+      expect(await statuses(gate.url, revoked)).toEqual(Array(8).fill(401));
+    } finally {
+      gate.child.kill('SIGTERM');
+    }
+    expect(await gate.exited).toEqual({ code: 0, signal: null });
+
+    // A restart replays the journal in the primary.
+    gate = await spawnGate(cfg.file);
+    try {
+      expect(await statuses(gate.url, revoked)).toEqual(Array(8).fill(401));
+      expect(await statuses(gate.url, kept, 4)).toEqual(Array(4).fill(200));
+    } finally {
+      gate.child.kill('SIGTERM');
+    }
+    expect(await gate.exited).toEqual({ code: 0, signal: null });
+  }, 60_000);
+
+  it('case=a worker that cannot confirm a POST /revocations in time → 503 not_enforced (the entries stay durable and reach it later)', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.workers = 2;
+      c.admin.token_file = './admin-token';
+      c.revocation.journal = './revocations.journal';
+    });
+    const adminToken = 'cluster-admin-token-0123456789';
+    writeFileSync(join(cfg.dir, 'admin-token'), `${adminToken}\n`);
+    const revoke = (jti: string) =>
+      send(gate.adminUrl, '/revocations', { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti }) });
+    const gate = await spawnGate(cfg.file);
+    const workers = (): number[] =>
+      readFileSync(`/proc/${gate.child.pid}/task/${gate.child.pid}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .map(Number);
+    let stopped: number | undefined;
+    try {
+      expect((await revoke('first')).status).toBe(201);
+      stopped = workers()[0]!;
+      process.kill(stopped, 'SIGSTOP');
+      const started = Date.now();
+      const r = await revoke('second');
+      expect(r.status).toBe(503);
+      expect(JSON.parse(r.text)).toMatchObject({ error: 'unavailable', reason: 'not_enforced' });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(4500);
+      process.kill(stopped, 'SIGCONT');
+      stopped = undefined;
+      // Durable all the same: both workers refuse it once the stopped one has caught up.
+      const token = await tokenNow(cfg.keys, { jti: 'second' });
+      for (let i = 0; i < 6; i++) expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+      expect(readFileSync(join(cfg.dir, 'revocations.journal'), 'utf8')).toContain('"second"');
+    } finally {
+      if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
       gate.child.kill('SIGTERM');
     }
     expect(await gate.exited).toEqual({ code: 0, signal: null });
