@@ -7,7 +7,8 @@
  * Coalesce, rate-limit, and never let an old fetch win (STYLE habit 11, as jose's remote JWKS):
  * - one fetch in flight at a time; every caller that needs it awaits the same promise;
  * - an unknown kid triggers at most one refetch per `jwks_kid_cooldown`, counted only for
- *   kid-triggered fetches so a scheduled refresh never delays the pick-up of a rotated key;
+ *   kid-triggered fetches so a scheduled refresh never delays the pick-up of a rotated key; one
+ *   that comes during the cooldown schedules the next refetch for the moment it ends;
  * - each fetch carries a sequence number and a result older than the applied set is dropped.
  *
  * Unchanged JWKs keep their KeyEntry across refreshes (importJwks `previous`), so cached
@@ -71,6 +72,8 @@ export class RemoteIssuerKeys implements IssuerKeys {
   #seq = 0;
   #appliedSeq = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** The unknown-kid refetch waiting for the cooldown to end. */
+  #deferred: NodeJS.Timeout | undefined;
   #stopped = false;
   /** Fetch attempts started (for tests and diagnostics). */
   fetches = 0;
@@ -94,6 +97,8 @@ export class RemoteIssuerKeys implements IssuerKeys {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#deferred !== undefined) clearTimeout(this.#deferred);
+    this.#deferred = undefined;
   }
 
   state(nowMs: number): KeyState {
@@ -137,10 +142,30 @@ export class RemoteIssuerKeys implements IssuerKeys {
       }
     }
     const now = this.#clock.nowMs();
-    if (now - this.#lastKidRefetchAt < this.#config.jwks_kid_cooldown) return undefined;
+    const wait = this.#config.jwks_kid_cooldown - (now - this.#lastKidRefetchAt);
+    if (wait > 0) {
+      this.#deferKidRefetch(wait);
+      return undefined;
+    }
     this.#lastKidRefetchAt = now;
     await this.#refresh('unknown_kid');
     return this.#set?.entryFor(kid, alg);
+  }
+
+  /**
+   * The cooldown was spent (perhaps by an attacker's made-up kid) when this unknown kid came: the
+   * next allowed refetch runs as soon as the cooldown ends, so a key the issuer published meanwhile
+   * counts after at most `jwks_kid_cooldown`, not at the next scheduled refresh. One at a time, so
+   * probes still cost the issuer one fetch per cooldown.
+   */
+  #deferKidRefetch(ms: number): void {
+    if (this.#deferred !== undefined || this.#stopped) return;
+    this.#deferred = setTimeout(() => {
+      this.#deferred = undefined;
+      this.#lastKidRefetchAt = this.#clock.nowMs();
+      void this.#refresh('unknown_kid');
+    }, ms);
+    this.#deferred.unref();
   }
 
   /** Starts a fetch unless one is in flight; never rejects (failures are reported, the old set stays). */

@@ -3,8 +3,8 @@
  * rotation at the issuer must not fail a single request that carries a token signed with a key
  * currently in the set"). The unknown-kid refetch is rate-limited per issuer (jwks_kid_cooldown);
  * a probe with a made-up kid spends that budget, so a key published just after it is refused
- * (unknown_key) until the cooldown or the next scheduled refresh — for tokens the issuer signed
- * with a key that IS in its set. Fails closed (a 401, never an allow), but it is the gap
+ * (unknown_key) until the cooldown ends (the refetch it deferred runs then) — for tokens the
+ * issuer signed with a key that IS in its set. Fails closed (a 401, never an allow), but it is the gap
  * `npm run soak -- --sign-at-publish` shows under load.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +57,28 @@ describe('key rotation with unknown-kid probes', () => {
     expect((await decide(gate, await sign(probe, { jti: 'r-2' }))).reason).toBe('unknown_key');
     expect((await decide(gate, await sign(probe, { jti: 'r-3' }))).reason).toBe('unknown_key');
     expect(jwks.requests - before, 'one refetch per cooldown, however many probes').toBe(1);
+  });
+
+  it('a key published right after a probe counts once the cooldown ends, without waiting for the scheduled refresh', async () => {
+    const jwks = await new JwksServer().start();
+    jwks.doc = jwksOf(k1);
+    servers.push(jwks);
+    const built = await buildTestGate(
+      { issuers: [{ issuer: ISSUER_A, jwks_uri: jwks.url, algorithms: ['ES256'], jwks_refresh: '5m', jwks_kid_cooldown: '300ms' }] },
+      new FixedClock(NOW * 1000),
+    );
+    gates.push(built.gate);
+    const gate = built.gate;
+    expect((await decide(gate, await sign(probe, { jti: 'r-6' }))).reason).toBe('unknown_key');
+    const afterProbe = jwks.requests;
+    jwks.doc = jwksOf(k1, k2);
+    const fresh = await sign(k2, { jti: 'r-7' });
+    // Inside the cooldown: refused (fails closed), and these refusals schedule one refetch, not three.
+    for (let i = 0; i < 3; i++) expect((await decide(gate, fresh)).reason).toBe('unknown_key');
+    expect(jwks.requests).toBe(afterProbe);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(jwks.requests).toBe(afterProbe + 1);
+    expect((await decide(gate, fresh)).kind).toBe('allow');
   });
 
   it.fails('a key published right after a probe verifies at once [open: remote-issuer-keys.ts kid cooldown is spent by attacker-chosen kids]', async () => {
