@@ -11,6 +11,7 @@
  * warn (or error once the gate is failing closed because of them).
  */
 import type { Logger } from 'pino';
+import type { ReplayGuard } from './cache/dpop-replay.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Config, IssuerConfig } from './config/schema.ts';
 import { Gate } from './gate.ts';
@@ -30,6 +31,9 @@ export interface BuildGateDeps {
    * which alone owns the file (src/revocation/journal-follower.ts).
    */
   readonly journalPrimary?: PrimaryChannel;
+  /** A cluster worker's DPoP state shared through the primary (src/cluster.ts). */
+  readonly dpopReplay?: ReplayGuard;
+  readonly dpopNonceKey?: Buffer;
 }
 
 const ms = (n: number | undefined): number | undefined => (n === undefined ? undefined : Math.round(n));
@@ -148,6 +152,8 @@ export function buildGate(config: Config, file: string, deps: BuildGateDeps): Ga
     clock,
     remoteKeys: (issuer) => new RemoteIssuerKeys(issuer, { clock, onRefresh: jwksReporter(deps, issuer) }),
     extraRevocationSources: extra,
+    dpopReplay: deps.dpopReplay,
+    dpopNonceKey: deps.dpopNonceKey,
     revocationFileEvents: {
       loaded: ({ entries, errors, durationMs }) => {
         deps.metrics.revocationEntries.labels(source).set(entries);

@@ -15,18 +15,24 @@
  *   live entry before it serves (src/revocation/journal-follower.ts). `revocation.file` and
  *   `revocation.url` are read by each worker itself.
  *
+ * - DPoP: the primary holds the one proof-jti cache, so a proof is single-use across workers
+ *   (src/cache/shared-dpop-replay.ts), and makes the nonce key every worker derives nonces from.
+ *
  * Shutdown: SIGTERM/SIGINT to the primary asks every worker to drain (IPC, not a signal, so a
  * terminal's Ctrl-C that reached the workers too is not counted twice); the primary exits 0 once
  * all of them exited 0. A second signal kills the workers and exits at once. A worker that dies
  * while serving is replaced.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { gaugeRefresher, withDraining, type AdminSource } from './admin/health.ts';
 import { NotEnforcedError, revocationsRoute, type RevocationStore } from './admin/revocations-api.ts';
 import { startAdmin } from './admin/server.ts';
+import { DpopReplayCache } from './cache/dpop-replay.ts';
+import { answerReplay, SharedReplayGuard, type ReplayAnswer, type ReplayChannel, type ReplayRequest } from './cache/shared-dpop-replay.ts';
 import type { Config } from './config/schema.ts';
 import { JitgateError, StartupError } from './errors.ts';
 import type { Readiness } from './gate.ts';
@@ -41,12 +47,16 @@ export function workerCount(workers: number | 'auto'): number {
 }
 
 /** Primary ↔ worker messages (the journal's are in journal-follower.ts). */
-type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | FollowerUpdate;
+type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | FollowerUpdate | ReplayAnswer;
 type FromWorker =
   | { type: 'jitgate:started'; proxy: string; extAuthz: string[] }
   | { type: 'jitgate:failed'; message: string }
   | ({ type: 'jitgate:readiness'; id: number } & Readiness)
-  | FollowerRequest;
+  | FollowerRequest
+  | ReplayRequest;
+
+/** Where a worker finds the DPoP nonce key the primary made (every worker must derive the same nonces). */
+const NONCE_KEY_ENV = 'JITGATE_DPOP_NONCE_KEY';
 
 const READINESS_TIMEOUT_MS = 2000;
 /** How long a POST /revocations waits for every worker to confirm the entries. */
@@ -76,8 +86,14 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   let revokeId = 0;
   const acks = new Map<number, (worker: Worker) => void>();
 
+  // DPoP: one proof-jti cache for all workers, and one nonce key.
+  const replay = config.dpop === undefined ? undefined : new DpopReplayCache(config.dpop.replay_cache_entries);
+  const nonceKey = randomBytes(32).toString('base64');
+
   cluster.on('message', (worker, msg: FromWorker) => {
-    if (msg?.type === 'jitgate:readiness') pending.get(msg.id)?.({ ready: msg.ready, problems: msg.problems });
+    if (msg?.type === 'jitgate:dpop-add') {
+      if (replay !== undefined && worker.isConnected()) worker.send(answerReplay(replay, msg) satisfies ToWorker);
+    } else if (msg?.type === 'jitgate:readiness') pending.get(msg.id)?.({ ready: msg.ready, problems: msg.problems });
     else if (msg?.type === 'jitgate:revocations-sync') {
       // In the same tick as the snapshot: every later batch goes to this worker too.
       followers.add(worker);
@@ -136,7 +152,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   };
 
   function fork(slot: number): Promise<string> {
-    const worker = cluster.fork({ JITGATE_WORKER_SLOT: String(slot) });
+    const worker = cluster.fork({ JITGATE_WORKER_SLOT: String(slot), [NONCE_KEY_ENV]: nonceKey });
     slots.set(slot, worker);
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: FromWorker) => {
@@ -252,8 +268,8 @@ async function primaryJournal(file: string, log: Logger): Promise<JournalRevocat
   return journal;
 }
 
-/** The worker's side of the IPC channel, as the journal follower uses it. */
-const toPrimary: PrimaryChannel = {
+/** The worker's side of the IPC channel, as the journal follower and the DPoP replay guard use it. */
+const toPrimary: PrimaryChannel & ReplayChannel = {
   send: (m) => void process.send!(m),
   on: (event, listener) => process.on(event, listener),
   off: (event, listener) => process.off(event, listener),
@@ -263,7 +279,13 @@ const toPrimary: PrimaryChannel = {
 export async function runWorker(config: Config, file: string): Promise<number> {
   let running: WorkerRunning;
   try {
-    running = await startJitgateWorker(config, file, { journalPrimary: toPrimary });
+    const nonceKey = process.env[NONCE_KEY_ENV];
+    delete process.env[NONCE_KEY_ENV]; // not for anything this worker might start
+    running = await startJitgateWorker(config, file, {
+      journalPrimary: toPrimary,
+      dpopReplay: config.dpop === undefined ? undefined : new SharedReplayGuard(toPrimary, config.dpop.replay_cache_entries),
+      dpopNonceKey: nonceKey === undefined ? undefined : Buffer.from(nonceKey, 'base64'),
+    });
   } catch (err) {
     if (!(err instanceof JitgateError)) throw err;
     process.send!({ type: 'jitgate:failed', message: err.message } satisfies FromWorker);

@@ -2,6 +2,7 @@
  * Wires keys, revocation, the token cache and the decision core into one Gate that every
  * transport is handed. Owns the lifecycle of the stateful parts (start before ready, stop on exit).
  */
+import type { ReplayGuard } from './cache/dpop-replay.ts';
 import { VerifiedTokenCache } from './cache/verified-tokens.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Decision, DecisionInput } from './core/decision.ts';
@@ -21,6 +22,9 @@ export interface GateOptions {
   /** Extra revocation sources (remote URL, admin journal) built by their modules. */
   readonly extraRevocationSources?: readonly RevocationSource[];
   readonly revocationFileEvents?: FileSourceEvents;
+  /** Cluster workers: proof jtis recorded in the primary, nonces under its key (src/cluster.ts). */
+  readonly dpopReplay?: ReplayGuard;
+  readonly dpopNonceKey?: Buffer;
 }
 
 export interface Readiness {
@@ -58,7 +62,14 @@ export class Gate {
     if (options.extraRevocationSources) sources.push(...options.extraRevocationSources);
     this.revocation = new RevocationList(sources);
     this.cache = new VerifiedTokenCache(config.cache.max_entries);
-    this.#decider = new Decider({ policy: this.policy, clock: this.clock, cache: this.cache, revocation: this.revocation });
+    this.#decider = new Decider({
+      policy: this.policy,
+      clock: this.clock,
+      cache: this.cache,
+      revocation: this.revocation,
+      dpopReplay: options.dpopReplay,
+      dpopNonceKey: options.dpopNonceKey,
+    });
   }
 
   /** Loads keys and revocation sources. Local files must load; remote ones may still be loading. */

@@ -11,6 +11,7 @@ import { createRevocationsApi } from './admin/revocations-api.ts';
 import { localAdminSource } from './admin/health.ts';
 import { startAdmin } from './admin/server.ts';
 import { buildGate } from './build-gate.ts';
+import type { ReplayGuard } from './cache/dpop-replay.ts';
 import type { Clock } from './core/clock.ts';
 import type { Config } from './config/schema.ts';
 import type { Gate } from './gate.ts';
@@ -31,6 +32,9 @@ export interface StartOptions {
   readonly defaultMetrics?: boolean;
   /** A cluster worker's channel to the primary, which owns the revocation journal (src/cluster.ts). */
   readonly journalPrimary?: PrimaryChannel;
+  /** A cluster worker's DPoP state shared through the primary (src/cluster.ts). */
+  readonly dpopReplay?: ReplayGuard;
+  readonly dpopNonceKey?: Buffer;
 }
 
 /** A cluster worker's runtime: no admin listener, the primary owns it (src/cluster.ts). */
@@ -67,7 +71,14 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   const logger = options.logger ?? createLogger(config.log);
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
   const audit = new AuditLog(config.log.audit ? logger : undefined);
-  const gate = buildGate(config, file, { metrics, logger, clock: options.clock, journalPrimary: options.journalPrimary });
+  const gate = buildGate(config, file, {
+    metrics,
+    logger,
+    clock: options.clock,
+    journalPrimary: options.journalPrimary,
+    dpopReplay: options.dpopReplay,
+    dpopNonceKey: options.dpopNonceKey,
+  });
   const started: Listener[] = [];
   let closing: Promise<void> | undefined;
   const isDraining = (): boolean => closing !== undefined;

@@ -8,7 +8,7 @@
  * Refusing instead fails closed: under such a flood DPoP requests are refused until entries age out
  * (at most 2 × iat_window), and the flood is visible in the audit log by `sub`.
  * Sizing: entries ≥ peak DPoP requests/s × iat_window (a proof is normally kept iat_window).
- * Per process: with `workers` > 1 each worker has its own cache, so single use holds per worker.
+ * With `workers` > 1 the primary holds the one cache and workers ask it (shared-dpop-replay.ts).
  *
  * Entries are never read with `get`, so recency is insertion order and the oldest end is where
  * expiry is (nearly) earliest; an unexpired entry there stops the sweep, which only errs toward
@@ -26,7 +26,19 @@ export interface ReplayStats {
   refusedFull: number;
 }
 
-export class DpopReplayCache {
+/**
+ * Where a proof's jti is recorded: this process's cache, or (cluster workers) the primary's, so a
+ * proof is single-use across every worker (src/cache/shared-dpop-replay.ts).
+ */
+export interface ReplayGuard {
+  /** A cheap early refusal; `add` is the authority. */
+  has(jti: string, nowMs: number): boolean;
+  /** Records `jti` as used until `untilMs` unless it already is; checking and recording are one step. */
+  add(jti: string, untilMs: number, nowMs: number): ReplayOutcome | Promise<ReplayOutcome>;
+  readonly stats: ReplayStats;
+}
+
+export class DpopReplayCache implements ReplayGuard {
   /** jti → epoch ms until which a second use is a replay. */
   readonly #lru: LRUCache<string, number>;
   readonly #max: number;

@@ -73,8 +73,6 @@ function compileDpop(config: Config, problems: string[]): DpopPolicy {
   let trustedProxies = EMPTY_ADDRESS_LIST;
   if (Array.isArray(proxies)) for (const p of proxies) problems.push(`dpop.trusted_proxies${p}`);
   else trustedProxies = proxies;
-  // Nonces are an HMAC under a per-process random key: another worker would refuse them all.
-  if (d.use_nonce && config.workers !== 1) problems.push('dpop.use_nonce: needs workers: 1 (nonces are keyed per process)');
   const algorithms = [...new Set(d.algorithms)];
   return Object.freeze({
     algorithms: new Set(algorithms),

@@ -4,7 +4,7 @@
  * time through the injected Clock. Every transport (proxy, ext_authz HTTP/gRPC, forward-auth)
  * calls this one function, so they cannot drift (Oathkeeper's shared HandleRequest).
  */
-import { DpopReplayCache } from '../cache/dpop-replay.ts';
+import { DpopReplayCache, type ReplayGuard } from '../cache/dpop-replay.ts';
 import type { VerifiedTokenCache } from '../cache/verified-tokens.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
 import type { Clock } from './clock.ts';
@@ -25,8 +25,10 @@ export interface DeciderDeps {
   readonly clock: Clock;
   readonly cache: VerifiedTokenCache;
   readonly revocation: RevocationList;
-  /** The proof-jti replay cache; by default one sized by `dpop.replay_cache_entries`. */
-  readonly dpopReplay?: DpopReplayCache;
+  /** Where proof jtis are recorded; by default a cache of this process sized by `dpop.replay_cache_entries`. */
+  readonly dpopReplay?: ReplayGuard;
+  /** The key DPoP nonces are derived from; by default random per process (cluster workers share the primary's). */
+  readonly dpopNonceKey?: Buffer;
 }
 
 /** RFC 9110 token characters, for methods that arrive through ext_authz unchecked by a parser. */
@@ -83,7 +85,7 @@ export class Decider {
         : new DpopVerifier({
             policy: dp,
             replay: deps.dpopReplay ?? new DpopReplayCache(dp.replayCacheEntries),
-            nonces: dp.useNonce ? new DpopNonces(dp.nonceRotationMs) : undefined,
+            nonces: dp.useNonce ? new DpopNonces(dp.nonceRotationMs, deps.dpopNonceKey) : undefined,
             maxProofBytes: deps.policy.maxTokenBytes,
             maxTargetLength: deps.policy.maxTargetLength,
           });

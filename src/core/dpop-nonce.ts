@@ -1,9 +1,8 @@
 /**
  * Server-provided DPoP nonces (RFC 9449 §8): an HMAC-SHA256 of the current time bucket under a
- * random per-process key. A nonce is accepted in its own bucket and the next, so it lives between
- * one and two `nonce_rotation` intervals; nothing is stored per client. The key never leaves the
- * process, so several workers would refuse each other's nonces (config refuses use_nonce with
- * workers ≠ 1).
+ * random key. A nonce is accepted in its own bucket and the next, so it lives between one and two
+ * `nonce_rotation` intervals; nothing is stored per client. With `workers` > 1 the primary makes
+ * the key and every worker derives the same nonces from it (src/cluster.ts).
  *
  * @module
  */

@@ -15,7 +15,7 @@
  */
 import { calculateJwkThumbprint, compactVerify, decodeJwt, decodeProtectedHeader, importJWK, type JWK, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
-import type { DpopReplayCache } from '../cache/dpop-replay.ts';
+import type { ReplayGuard } from '../cache/dpop-replay.ts';
 import type { DenyReason } from './decision.ts';
 import type { DpopNonces } from './dpop-nonce.ts';
 import { htuMatches } from './htu.ts';
@@ -99,7 +99,7 @@ const KEY_CACHE_ENTRIES = 1024;
 
 export interface DpopVerifierOptions {
   readonly policy: DpopPolicy;
-  readonly replay: DpopReplayCache;
+  readonly replay: ReplayGuard;
   /** Present when `dpop.use_nonce`. */
   readonly nonces: DpopNonces | undefined;
   readonly maxProofBytes: number;
@@ -108,7 +108,7 @@ export interface DpopVerifierOptions {
 
 export class DpopVerifier {
   readonly #policy: DpopPolicy;
-  readonly #replay: DpopReplayCache;
+  readonly #replay: ReplayGuard;
   readonly #nonces: DpopNonces | undefined;
   readonly #maxProofBytes: number;
   readonly #maxTargetLength: number;
@@ -122,7 +122,7 @@ export class DpopVerifier {
     this.#maxTargetLength = o.maxTargetLength;
   }
 
-  get replay(): DpopReplayCache {
+  get replay(): ReplayGuard {
     return this.#replay;
   }
 
@@ -184,9 +184,10 @@ export class DpopVerifier {
       return 'dpop_proof_signature';
     }
 
-    // No await from here on: checking and recording the jti is one step.
+    // Checking and recording the jti is one step (synchronous here, or in the cluster primary).
     const until = ((claims.iat as number) + this.#policy.iatWindowSec) * 1000;
-    const outcome = this.#replay.add(claims.jti as string, until, req.nowMs);
+    const recorded = this.#replay.add(claims.jti as string, until, req.nowMs);
+    const outcome = recorded instanceof Promise ? await recorded : recorded;
     if (outcome === 'replay') return 'dpop_replay';
     if (outcome === 'full') return 'dpop_replay_cache_full';
     return undefined;

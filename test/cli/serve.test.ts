@@ -7,7 +7,9 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeDpopProof } from '../../src/cli/dpop-proof.ts';
 import { sizeThreadPool, threadPoolSize } from '../../src/cli/thread-pool.ts';
 import { runCli, type CliResult } from '../fixtures/cli.ts';
 import { CLI, parseMetrics, send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
@@ -277,6 +279,39 @@ describe('jitgate serve, workers: 2', () => {
       expect(readFileSync(join(cfg.dir, 'revocations.journal'), 'utf8')).toContain('"second"');
     } finally {
       if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+      gate.child.kill('SIGTERM');
+    }
+    expect(await gate.exited).toEqual({ code: 0, signal: null });
+  }, 30_000);
+
+  it('case=DPoP with workers: 2: a proof is single-use across workers, and a nonce from one worker is good at the other', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.workers = 2;
+      c.dpop = { use_nonce: true };
+    });
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwk = { ...(await exportJWK(privateKey)), alg: 'ES256' };
+    const token = await tokenNow(cfg.keys, { jti: 'dpop-cluster', cnf: { jkt: await calculateJwkThumbprint(jwk) } });
+    const gate = await spawnGate(cfg.file);
+    try {
+      const url = `${gate.url}/orders/42`;
+      const call = (proof: string) => send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${token}`, dpop: proof } });
+      const first = await call(await makeDpopProof({ key: jwk, method: 'GET', url, token }));
+      expect(first.status).toBe(401);
+      const nonce = first.headers['dpop-nonce'] as string;
+      expect(nonce).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      // Fresh connections alternate between the workers: each accepts the nonce the other made.
+      for (let i = 0; i < 6; i++) expect((await call(await makeDpopProof({ key: jwk, method: 'GET', url, token, nonce }))).status).toBe(200);
+      // One captured proof, replayed on fresh connections: accepted once in the whole cluster.
+      const proof = await makeDpopProof({ key: jwk, method: 'GET', url, token, nonce });
+      const replays = [];
+      for (let i = 0; i < 6; i++) replays.push(await call(proof));
+      expect(replays.map((r) => r.status)).toEqual([200, 401, 401, 401, 401, 401]);
+      for (const r of replays.slice(1)) expect(JSON.parse(r.text).reason).toBe('dpop_replay');
+      await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
+      const replayRefusedBy = new Set(gate.lines.filter((l) => l.type === 'audit' && l.reason === 'dpop_replay').map((l) => l.pid));
+      expect(replayRefusedBy.size).toBe(2);
+    } finally {
       gate.child.kill('SIGTERM');
     }
     expect(await gate.exited).toEqual({ code: 0, signal: null });

@@ -475,8 +475,15 @@ describe('server nonce (use_nonce)', () => {
     expect(new DpopNonces(1000, Buffer.alloc(32, 2)).accepts(a, 5_500)).toBe(false);
   });
 
-  it('use_nonce with several workers is a config error (nonces are keyed per process)', async () => {
-    await expect(gate((c) => ((c.dpop = { use_nonce: true }), (c.workers = 2)))).rejects.toThrow(/dpop\.use_nonce: needs workers: 1/);
+  it('use_nonce with several workers is accepted (the primary hands every worker one key; test/cli/serve.test.ts runs it)', async () => {
+    await expect(gate((c) => ((c.dpop = { use_nonce: true }), (c.workers = 2)))).resolves.toBeDefined();
+  });
+
+  it('two gates given the same nonce key accept each other\'s nonces; another key does not', async () => {
+    const key = Buffer.alloc(32, 7);
+    const a = new DpopNonces(60_000, key);
+    expect(new DpopNonces(60_000, Buffer.from(key)).accepts(a.current(NOW * 1000), NOW * 1000)).toBe(true);
+    expect(new DpopNonces(60_000).accepts(a.current(NOW * 1000), NOW * 1000)).toBe(false);
   });
 });
 
