@@ -11,11 +11,12 @@ import { answerReplay, SharedReplayGuard, type ReplayChannel, type ReplayRequest
 /** A worker's channel whose messages the primary answers after `delayMs` (or never). */
 class Channel extends EventEmitter implements ReplayChannel {
   sent = 0;
-  constructor(
-    readonly primary: DpopReplayCache | undefined,
-    readonly delayMs = 0,
-  ) {
+  readonly primary: DpopReplayCache | undefined;
+  readonly delayMs: number;
+  constructor(primary: DpopReplayCache | undefined, delayMs = 0) {
     super();
+    this.primary = primary;
+    this.delayMs = delayMs;
   }
   send(m: ReplayRequest): void {
     this.sent++;
