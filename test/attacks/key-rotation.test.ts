@@ -30,12 +30,12 @@ afterAll(async () => {
   for (const s of servers) await s.stop();
 });
 
-async function rotatingIssuer(): Promise<{ gate: Gate; jwks: JwksServer }> {
+async function rotatingIssuer(cooldown = '30s'): Promise<{ gate: Gate; jwks: JwksServer }> {
   const jwks = await new JwksServer().start();
   jwks.doc = jwksOf(k1);
   servers.push(jwks);
   const built = await buildTestGate(
-    { issuers: [{ issuer: ISSUER_A, jwks_uri: jwks.url, algorithms: ['ES256'], jwks_refresh: '5m', jwks_kid_cooldown: '30s' }] },
+    { issuers: [{ issuer: ISSUER_A, jwks_uri: jwks.url, algorithms: ['ES256'], jwks_refresh: '5m', jwks_kid_cooldown: cooldown }] },
     new FixedClock(NOW * 1000),
   );
   gates.push(built.gate);
@@ -60,15 +60,7 @@ describe('key rotation with unknown-kid probes', () => {
   });
 
   it('a key published right after a probe counts once the cooldown ends, without waiting for the scheduled refresh', async () => {
-    const jwks = await new JwksServer().start();
-    jwks.doc = jwksOf(k1);
-    servers.push(jwks);
-    const built = await buildTestGate(
-      { issuers: [{ issuer: ISSUER_A, jwks_uri: jwks.url, algorithms: ['ES256'], jwks_refresh: '5m', jwks_kid_cooldown: '300ms' }] },
-      new FixedClock(NOW * 1000),
-    );
-    gates.push(built.gate);
-    const gate = built.gate;
+    const { gate, jwks } = await rotatingIssuer('300ms');
     expect((await decide(gate, await sign(probe, { jti: 'r-6' }))).reason).toBe('unknown_key');
     const afterProbe = jwks.requests;
     jwks.doc = jwksOf(k1, k2);

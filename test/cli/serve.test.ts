@@ -119,6 +119,19 @@ describe('jitgate serve, thread pool', () => {
   }
 });
 
+const ADMIN_TOKEN = 'cluster-admin-token-0123456789';
+
+/** A two-worker config with the revocation API and its journal. */
+async function clusterWithRevocationApi() {
+  const cfg = await writeGateConfig(up.url, (c) => {
+    c.workers = 2;
+    c.admin.token_file = './admin-token';
+    c.revocation.journal = './revocations.journal';
+  });
+  writeFileSync(join(cfg.dir, 'admin-token'), `${ADMIN_TOKEN}\n`);
+  return cfg;
+}
+
 describe('jitgate serve, workers: 2', () => {
   it('case=workers share the port; the primary admin aggregates metrics and readiness; SIGTERM exits 0', async () => {
     const cfg = await writeGateConfig(up.url, (c) => {
@@ -176,13 +189,7 @@ describe('jitgate serve, workers: 2', () => {
   }, 30_000);
 
   it('case=the revocation API: the primary journals each POST, every worker enforces it before 201, a replacement worker and a restart keep it', async () => {
-    const cfg = await writeGateConfig(up.url, (c) => {
-      c.workers = 2;
-      c.admin.token_file = './admin-token';
-      c.revocation.journal = './revocations.journal';
-    });
-    const adminToken = 'cluster-admin-token-0123456789';
-    writeFileSync(join(cfg.dir, 'admin-token'), `${adminToken}\n`);
+    const cfg = await clusterWithRevocationApi();
     const revoked = await tokenNow(cfg.keys, { jti: 'cluster-revoked' });
     const kept = await tokenNow(cfg.keys, { jti: 'cluster-kept' });
     const call = (gateUrl: string, token: string) => send(gateUrl, '/orders/42', { headers: { authorization: `Bearer ${token}` } });
@@ -208,7 +215,7 @@ describe('jitgate serve, workers: 2', () => {
       expect(await statuses(gate.url, revoked)).toEqual(Array(8).fill(200));
       const post = await send(gate.adminUrl, '/revocations', {
         method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
         body: JSON.stringify({ jti: 'cluster-revoked' }),
       });
       expect([post.status, JSON.parse(post.text)]).toEqual([201, { accepted: 1, entries: 1 }]);
@@ -219,7 +226,7 @@ describe('jitgate serve, workers: 2', () => {
       const refusedBy = new Set(gate.lines.filter((l) => l.type === 'audit' && l.reason === 'revoked').map((l) => l.pid));
       expect(refusedBy.size).toBe(2);
 
-      const status = JSON.parse((await send(gate.adminUrl, '/revocations', { headers: { authorization: `Bearer ${adminToken}` } })).text);
+      const status = JSON.parse((await send(gate.adminUrl, '/revocations', { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text);
       expect(status).toMatchObject({ entries: 1, workers: 2, sources: [{ kind: 'journal', entries: 1 }] });
       const m = parseMetrics((await send(gate.adminUrl, '/metrics')).text);
       expect(m.get(`jitgate_revocation_entries{source="journal:${join(cfg.dir, 'revocations.journal')}"}`)).toBe(1);
@@ -246,15 +253,9 @@ describe('jitgate serve, workers: 2', () => {
   }, 60_000);
 
   it('case=a worker that cannot confirm a POST /revocations in time → 503 not_enforced (the entries stay durable and reach it later)', async () => {
-    const cfg = await writeGateConfig(up.url, (c) => {
-      c.workers = 2;
-      c.admin.token_file = './admin-token';
-      c.revocation.journal = './revocations.journal';
-    });
-    const adminToken = 'cluster-admin-token-0123456789';
-    writeFileSync(join(cfg.dir, 'admin-token'), `${adminToken}\n`);
+    const cfg = await clusterWithRevocationApi();
     const revoke = (jti: string) =>
-      send(gate.adminUrl, '/revocations', { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti }) });
+      send(gate.adminUrl, '/revocations', { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti }) });
     const gate = await spawnGate(cfg.file);
     const workers = (): number[] =>
       readFileSync(`/proc/${gate.child.pid}/task/${gate.child.pid}/children`, 'utf8')
