@@ -26,11 +26,46 @@ export const REDACT: readonly string[] = [
 
 export const REDACT_CENSOR = '[redacted]';
 
+/**
+ * Bytes that may wait for a slow or stuck destination. Past this, new lines are dropped and counted
+ * (`jitgate_log_dropped_lines_total`) instead of buffered without bound: with its stdout pipe
+ * unread, a gate at ~13k audit lines/s grew by ~4 MB/s until the kernel would kill it.
+ */
+export const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+
+let droppedLines = 0;
+let warnedAt = Number.NEGATIVE_INFINITY;
+
+/** Log and audit lines dropped because the destination fell behind by MAX_PENDING_BYTES. */
+export function droppedLogLines(): number {
+  return droppedLines;
+}
+
+function onDrop(data: string | Buffer): void {
+  let lines = 0;
+  for (let i = data.indexOf('\n'); i !== -1; i = data.indexOf('\n', i + 1)) lines++;
+  droppedLines += Math.max(1, lines);
+  // The logger is what is stuck, so say it on stderr, at most once a minute.
+  const now = Date.now();
+  if (now - warnedAt >= 60_000) {
+    warnedAt = now;
+    process.stderr.write(
+      `${JSON.stringify({ level: 'warn', time: new Date(now).toISOString(), pid: process.pid, dropped_lines: droppedLines, msg: `the log destination is ${MAX_PENDING_BYTES} bytes behind; dropping lines (jitgate_log_dropped_lines_total)` })}\n`,
+    );
+  }
+}
+
+function sonic(opts: Parameters<typeof pino.destination>[0] & object): SonicBoom {
+  const sb = pino.destination({ ...opts, sync: false, maxLength: MAX_PENDING_BYTES });
+  sb.on('drop', onDrop);
+  return sb;
+}
+
 export function createDestination(destination: string): DestinationStream & { flushSync?: () => void } {
   // minLength stays: with it SonicBoom's flush(cb) waits until what is pending has been written.
-  if (destination === 'stdout') return new LineBatch(pino.destination({ fd: 1, sync: false, minLength: 4096 }));
-  if (destination === 'stderr') return pino.destination({ fd: 2, sync: false });
-  return new LineBatch(pino.destination({ dest: destination, sync: false, mkdir: true, minLength: 4096 }));
+  if (destination === 'stdout') return new LineBatch(sonic({ fd: 1, minLength: 4096 }));
+  if (destination === 'stderr') return sonic({ fd: 2 });
+  return new LineBatch(sonic({ dest: destination, mkdir: true, minLength: 4096 }));
 }
 
 type SonicBoom = ReturnType<typeof pino.destination>;
@@ -59,6 +94,8 @@ export class LineBatch {
   readonly #ref = new WeakRef(this);
   #lines: string[] = [];
   #chars = 0;
+  /** Callbacks of the flush in progress (undefined when none is). */
+  #waiting: ((err?: Error) => void)[] | undefined;
 
   constructor(inner: SonicBoom) {
     this.#inner = inner;
@@ -86,7 +123,19 @@ export class LineBatch {
 
   flush(cb?: (err?: Error) => void): void {
     this.#push();
-    this.#inner.flush(cb);
+    // One flush waits on the destination at a time: each SonicBoom flush(cb) adds a 'drain' and an
+    // 'error' listener, and pino passes a callback on every call, so the runtime's once-a-second
+    // flush would pile listeners up for as long as the destination is stuck.
+    if (this.#waiting !== undefined) {
+      if (cb !== undefined) this.#waiting.push(cb);
+      return;
+    }
+    const waiting: ((err?: Error) => void)[] = cb === undefined ? [] : [cb];
+    this.#waiting = waiting;
+    this.#inner.flush((err?: Error) => {
+      this.#waiting = undefined;
+      for (const f of waiting) f(err);
+    });
   }
 
   flushSync(): void {

@@ -11,6 +11,7 @@ import client from 'prom-client';
 import type { Decision } from '../core/decision.ts';
 import { REASON_CODES, type Reason } from '../core/reasons.ts';
 import { FastHistogram, type HistogramChild } from './fast-histogram.ts';
+import { droppedLogLines } from './logger.ts';
 
 export type Transport = 'proxy' | 'ext_authz_http' | 'ext_authz_grpc' | 'forward_auth';
 export const TRANSPORTS: readonly Transport[] = ['proxy', 'ext_authz_http', 'ext_authz_grpc', 'forward_auth'];
@@ -68,6 +69,15 @@ export class Metrics {
     this.decisionSeconds = new FastHistogram({ name: 'jitgate_decision_duration_seconds', help: 'Time to decide, from request head to decision.', labelNames: ['transport'], buckets: LATENCY_BUCKETS, registers: r });
     this.upstreamSeconds = new FastHistogram({ name: 'jitgate_upstream_duration_seconds', help: 'Time from forwarding to the upstream response head.', labelNames: ['status_class'], buckets: LATENCY_BUCKETS, registers: r });
     this.upstreamErrors = new client.Counter({ name: 'jitgate_upstream_errors_total', help: 'Upstream failures by kind (connect, reset, timeout, other).', labelNames: ['kind'], registers: r });
+    new client.Counter({
+      name: 'jitgate_log_dropped_lines_total',
+      help: 'Log and audit lines dropped because the log destination fell 16 MiB behind (a stuck stdout or disk).',
+      registers: r,
+      collect() {
+        this.reset();
+        this.inc(droppedLogLines());
+      },
+    });
     this.upstreamRetries = new client.Counter({ name: 'jitgate_upstream_retries_total', help: 'Idempotent bodiless requests sent again after the upstream connection reset before answering.', registers: r });
     this.tokenCacheHits = new client.Counter({ name: 'jitgate_token_cache_hits_total', help: 'Verified-token cache hits.', registers: r });
     this.tokenCacheMisses = new client.Counter({ name: 'jitgate_token_cache_misses_total', help: 'Verified-token cache misses (full verification).', registers: r });
