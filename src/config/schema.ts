@@ -152,7 +152,13 @@ export const configSchema = z.strictObject({
   ext_authz: z
     .strictObject({
       http: z.strictObject({ listen: listen('127.0.0.1', 9191), path_prefix: z.string().default('') }).optional(),
-      grpc: z.strictObject({ listen: listen('127.0.0.1', 9192) }).optional(),
+      grpc: z
+        .strictObject({
+          listen: listen('127.0.0.1', 9192),
+          /** gRPC server reflection, so grpcurl and similar tools work without the .proto files. */
+          reflection: z.boolean().default(true),
+        })
+        .optional(),
       forward_auth: z
         .strictObject({
           path: z.string().startsWith('/').default('/forward-auth'),

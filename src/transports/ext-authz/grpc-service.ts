@@ -10,6 +10,7 @@
  * an allow once per cached token (check-response.ts), so a hot check encodes nothing.
  */
 import { Server, ServerCredentials, status as grpcStatus, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
 import { deny, type Decision } from '../../core/decision.ts';
 import { StartupError } from '../../errors.ts';
 import type { Listener, TransportContext } from '../context.ts';
@@ -31,6 +32,8 @@ export interface GrpcServiceOptions {
   readonly host: string;
   readonly port: number;
   readonly upstream: UpstreamHeaders;
+  /** Serve gRPC server reflection (v1 and v1alpha) for the two services. */
+  readonly reflection?: boolean;
 }
 
 export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceOptions): Promise<Listener> {
@@ -91,6 +94,9 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
       }
     },
   });
+
+  // grpcurl, grpcui and friends list and call the services without being handed the .proto files.
+  if (opts.reflection !== false) new ReflectionService(protos.definition).addToServer(server);
 
   server.addService(protos.health, {
     Check(call: ServerUnaryCall<{ service?: string } | null, object>, callback: sendUnaryData<object>): void {

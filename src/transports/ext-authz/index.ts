@@ -50,7 +50,7 @@ export async function startExtAuthz(ctx: TransportContext): Promise<Listener[]> 
       );
     }
     if (x.grpc !== undefined) {
-      listeners.push(await startGrpcService(ctx, { host: x.grpc.listen.host, port: x.grpc.listen.port, upstream }));
+      listeners.push(await startGrpcService(ctx, { host: x.grpc.listen.host, port: x.grpc.listen.port, upstream, reflection: x.grpc.reflection }));
     }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));

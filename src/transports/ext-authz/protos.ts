@@ -12,8 +12,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
+import { loadSync, type MethodDefinition, type PackageDefinition } from '@grpc/proto-loader';
 import { StartupError } from '../../errors.ts';
+import { qualifyDescriptors } from './reflection-descriptors.ts';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
 
@@ -28,6 +29,8 @@ export const LOADER_OPTIONS = Object.freeze({ keepCase: true, longs: String, enu
 export interface ExtAuthzProtos {
   readonly authorization: ServiceDefinition;
   readonly health: ServiceDefinition;
+  /** Both files as loaded, for gRPC server reflection. */
+  readonly definition: PackageDefinition;
 }
 
 let loaded: ExtAuthzProtos | undefined;
@@ -44,9 +47,10 @@ export function loadProtos(): ExtAuthzProtos {
   } catch (err) {
     throw new StartupError(`ext_authz.grpc: cannot load protos from ${PROTO_DIR}: ${(err as Error).message}`, { cause: err });
   }
+  qualifyDescriptors(def);
   const authorization = def[AUTHORIZATION_SERVICE] as unknown as Record<string, MethodDefinition<object, object>>;
   const health = def[HEALTH_SERVICE] as unknown as Record<string, MethodDefinition<object, object>>;
-  loaded = Object.freeze({ authorization: hardened(authorization), health: hardened(health) });
+  loaded = Object.freeze({ authorization: hardened(authorization), health: hardened(health), definition: def });
   return loaded;
 }
 
