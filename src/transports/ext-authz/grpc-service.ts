@@ -11,7 +11,7 @@
  */
 import { Server, ServerCredentials, status as grpcStatus, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { deny, type Decision } from '../../core/decision.ts';
+import { deny, unavailable, type Decision } from '../../core/decision.ts';
 import { StartupError } from '../../errors.ts';
 import type { Listener, TransportContext } from '../context.ts';
 import { checkInputFrom, type CheckRequestObject } from './check-request.ts';
@@ -64,34 +64,23 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
   server.addService(protos.authorization, {
     Check(call: ServerUnaryCall<CheckRequestObject | null, Buffer>, callback: sendUnaryData<Buffer>): void {
       const startNs = process.hrtime.bigint();
-      let answered = false;
-      const fail = (err: unknown): void => {
-        ctx.logger.error({ err }, 'ext_authz Check failed; answering internal_error');
-        if (!answered) callback(null, internalError);
-        answered = true;
-      };
+      let checked: ReturnType<typeof checkInputFrom>;
       try {
-        const checked = checkInputFrom(call.request, isStray);
-        if (checked === null) {
-          answered = true;
-          finish(callback, deny('missing_attributes'), '', NO_STRAY, startNs);
-          return;
-        }
-        const { input, stray } = checked;
-        // A cached token is decided in this tick (no promise), as in the proxy.
-        const decision = decideSafely(ctx, 'ext_authz_grpc', input);
-        if (decision instanceof Promise) {
-          decision.then((d) => {
-            answered = true;
-            finish(callback, d, input.method, stray, startNs);
-          }, fail);
-          return;
-        }
-        answered = true;
-        finish(callback, decision, input.method, stray, startNs);
+        checked = checkInputFrom(call.request, isStray);
       } catch (err) {
-        fail(err);
+        ctx.logger.error({ err }, 'reading a CheckRequest failed; answering internal_error');
+        finish(callback, unavailable('internal_error'), '', NO_STRAY, startNs);
+        return;
       }
+      if (checked === null) {
+        finish(callback, deny('missing_attributes'), '', NO_STRAY, startNs);
+        return;
+      }
+      const { input, stray } = checked;
+      // decideSafely never throws or rejects; a cached token is decided in this tick, as in the proxy.
+      const decision = decideSafely(ctx, 'ext_authz_grpc', input);
+      if (decision instanceof Promise) void decision.then((d) => finish(callback, d, input.method, stray, startNs));
+      else finish(callback, decision, input.method, stray, startNs);
     },
   });
 
