@@ -19,7 +19,7 @@ import { RemoteIssuerKeys, type JwksRefreshInfo } from './keys/remote-issuer-key
 import type { Metrics } from './observability/metrics.ts';
 import { HttpRevocationSource, type RevocationSyncInfo } from './revocation/http-source.ts';
 import { JournalFollowerSource, type PrimaryChannel } from './revocation/journal-follower.ts';
-import { JournalRevocationSource } from './revocation/journal-source.ts';
+import { JournalRevocationSource, type JournalReplayInfo } from './revocation/journal-source.ts';
 import type { RevocationSource } from './revocation/revocation-list.ts';
 
 export interface BuildGateDeps {
@@ -92,6 +92,13 @@ function syncReporter(deps: BuildGateDeps, maxStaleMs: number): (i: RevocationSy
   };
 }
 
+/** What a journal replay found, in the log; the cluster primary, which owns the journal there, logs it the same way. */
+export function logJournalReplay(log: Logger, i: JournalReplayInfo): void {
+  for (const e of i.lineErrors) log.error({ source: i.source, line: e.line, problem: e.message }, 'revocation journal line unreadable; kept on disk, not enforced');
+  if (i.tornTail) log.warn({ source: i.source }, 'revocation journal ended in a partial line (a write cut short by a crash, never acknowledged); dropped');
+  log.info({ source: i.source, entries: i.entries, expired: i.expired, compacted: i.compacted, duration_ms: ms(i.durationMs) }, 'revocation journal replayed');
+}
+
 function journalSource(deps: BuildGateDeps, clock: Clock, file: string): JournalRevocationSource {
   const log = deps.logger.child({ component: 'revocation' });
   const m = deps.metrics;
@@ -102,9 +109,7 @@ function journalSource(deps: BuildGateDeps, clock: Clock, file: string): Journal
       m.revocationSyncs.labels(i.source, 'ok').inc();
       m.revocationSyncSeconds.labels(i.source).observe(i.durationMs / 1000);
       m.revocationLastSync.labels(i.source).set(Date.now() / 1000);
-      for (const e of i.lineErrors) log.error({ source: i.source, line: e.line, problem: e.message }, 'revocation journal line unreadable; kept on disk, not enforced');
-      if (i.tornTail) log.warn({ source: i.source }, 'revocation journal ended in a partial line (a write cut short by a crash, never acknowledged); dropped');
-      log.info({ source: i.source, entries: i.entries, expired: i.expired, compacted: i.compacted, duration_ms: ms(i.durationMs) }, 'revocation journal replayed');
+      logJournalReplay(log, i);
     },
     onAppend: (i) => {
       m.revocationEntries.labels(i.source).set(i.entries);

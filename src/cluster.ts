@@ -29,8 +29,9 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { gaugeRefresher, withDraining, type AdminSource } from './admin/health.ts';
-import { NotEnforcedError, revocationsRoute, type RevocationStore } from './admin/revocations-api.ts';
+import { NotEnforcedError, revocationStatus, revocationsRoute, type RevocationStore } from './admin/revocations-api.ts';
 import { startAdmin } from './admin/server.ts';
+import { logJournalReplay } from './build-gate.ts';
 import { DpopReplayCache } from './cache/dpop-replay.ts';
 import { answerReplay, SharedReplayGuard, type ReplayAnswer, type ReplayChannel, type ReplayRequest } from './cache/shared-dpop-replay.ts';
 import type { Config } from './config/schema.ts';
@@ -39,6 +40,7 @@ import type { Readiness } from './gate.ts';
 import type { RevocationEntry } from './revocation/entries.ts';
 import type { FollowerRequest, FollowerUpdate, PrimaryChannel } from './revocation/journal-follower.ts';
 import { JournalRevocationSource } from './revocation/journal-source.ts';
+import { RevocationList } from './revocation/revocation-list.ts';
 import { listenUrl, onShutdownSignals, startJitgateWorker, type WorkerRunning } from './runtime.ts';
 import type { HttpListener } from './transports/http-listener.ts';
 
@@ -142,12 +144,8 @@ export async function startPrimary(config: Config, count: number, logger: Logger
       return journal!.index.size;
     },
     status() {
-      const source =
-        journal === undefined
-          ? []
-          : [{ name: journal.name, kind: 'journal', entries: journal.index.size, last_sync_at: null, age_ms: null, max_stale_ms: null, stale: false }];
       // revocation.file and .url are each worker's own: their counts and freshness are in /metrics and /readyz.
-      return { entries: journal?.index.size ?? 0, stale: false, journal: journal?.file ?? null, sources: source, workers: count };
+      return { ...revocationStatus(new RevocationList(journal === undefined ? [] : [journal]), journal, Date.now()), workers: count };
     },
   };
 
@@ -257,13 +255,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
 
 /** The replayed journal the primary serves to its workers; its replay is logged like a single gate's. */
 async function primaryJournal(file: string, log: Logger): Promise<JournalRevocationSource> {
-  const journal = new JournalRevocationSource(file, {
-    onReplay: (i) => {
-      for (const e of i.lineErrors) log.error({ source: i.source, line: e.line, problem: e.message }, 'revocation journal line unreadable; kept on disk, not enforced');
-      if (i.tornTail) log.warn({ source: i.source }, 'revocation journal ended in a partial line (a write cut short by a crash, never acknowledged); dropped');
-      log.info({ source: i.source, entries: i.entries, expired: i.expired, compacted: i.compacted }, 'revocation journal replayed');
-    },
-  });
+  const journal = new JournalRevocationSource(file, { onReplay: (i) => logJournalReplay(log, i) });
   await journal.start();
   return journal;
 }

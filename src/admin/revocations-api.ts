@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { parseEntry, type RevocationEntry } from '../revocation/entries.ts';
 import { JournalRevocationSource } from '../revocation/journal-source.ts';
+import type { RevocationList } from '../revocation/revocation-list.ts';
 import type { TransportContext } from '../transports/context.ts';
 import { loadAdminToken } from './admin-token.ts';
 
@@ -127,24 +128,32 @@ export function gateRevocationStore(gate: TransportContext['gate']): RevocationS
       await journal!.append(entries);
       return journal!.index.size;
     },
-    status() {
-      const now = gate.clock.nowMs();
-      const sources = gate.revocation.sources.map((s) => {
-        const age = s.lastSyncAt === undefined ? null : now - s.lastSyncAt;
-        const stale = s.maxStaleMs !== undefined && (age === null || age > s.maxStaleMs);
-        return {
-          name: s.name,
-          kind: kindOf(s.name),
-          entries: s.index.size,
-          last_sync_at: s.lastSyncAt === undefined ? null : new Date(s.lastSyncAt).toISOString(),
-          age_ms: age,
-          max_stale_ms: s.maxStaleMs ?? null,
-          stale,
-        };
-      });
-      return { entries: gate.revocation.size, stale: sources.some((s) => s.stale), journal: journal === undefined ? null : journal.file, sources };
-    },
+    status: () => revocationStatus(gate.revocation, journal, gate.clock.nowMs()),
   };
+}
+
+/** The body of `GET /revocations` for these sources: entry counts, sync age and staleness per source. */
+export function revocationStatus(revocation: RevocationList, journal: JournalRevocationSource | undefined, nowMs: number): RevocationStatus {
+  const list = revocation.sources.map((s) => {
+    const age = s.lastSyncAt === undefined ? null : nowMs - s.lastSyncAt;
+    return {
+      name: s.name,
+      kind: kindOf(s.name),
+      entries: s.index.size,
+      last_sync_at: s.lastSyncAt === undefined ? null : new Date(s.lastSyncAt).toISOString(),
+      age_ms: age,
+      max_stale_ms: s.maxStaleMs ?? null,
+      stale: s.maxStaleMs !== undefined && (age === null || age > s.maxStaleMs),
+    };
+  });
+  return { entries: revocation.size, stale: list.some((s) => s.stale), journal: journal === undefined ? null : journal.file, sources: list };
+}
+
+export interface RevocationStatus {
+  readonly entries: number;
+  readonly stale: boolean;
+  readonly journal: string | null;
+  readonly sources: readonly object[];
 }
 
 export function createRevocationsApi(ctx: TransportContext): AdminRoute {
