@@ -11,7 +11,7 @@
  * warn (or error once the gate is failing closed because of them).
  */
 import type { Logger } from 'pino';
-import type { ReplayGuard } from './cache/dpop-replay.ts';
+import { SharedReplayGuard, type ReplayChannel } from './cache/shared-dpop-replay.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Config, IssuerConfig } from './config/schema.ts';
 import { Gate } from './gate.ts';
@@ -26,14 +26,18 @@ export interface BuildGateDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock?: Clock;
-  /**
-   * A cluster worker's channel to the primary: the journal's entries then come from the primary,
-   * which alone owns the file (src/revocation/journal-follower.ts).
-   */
-  readonly journalPrimary?: PrimaryChannel;
-  /** A cluster worker's DPoP state shared through the primary (src/cluster.ts). */
-  readonly dpopReplay?: ReplayGuard;
-  readonly dpopNonceKey?: Buffer;
+  /** Set in a cluster worker: what it shares with the other workers through the primary. */
+  readonly primary?: WorkerLink;
+}
+
+/**
+ * A cluster worker's link to the primary (src/cluster.ts). The journal's entries then come from
+ * the primary, which alone owns the file (journal-follower.ts); DPoP proof jtis are recorded there
+ * (shared-dpop-replay.ts) and nonces derived from its key.
+ */
+export interface WorkerLink {
+  readonly channel: PrimaryChannel & ReplayChannel;
+  readonly nonceKey: Buffer | undefined;
 }
 
 const ms = (n: number | undefined): number | undefined => (n === undefined ? undefined : Math.round(n));
@@ -150,15 +154,18 @@ export function buildGate(config: Config, file: string, deps: BuildGateDeps): Ga
       }),
     );
   }
-  if (rev.journal !== undefined) extra.push(deps.journalPrimary === undefined ? journalSource(deps, clock, rev.journal) : followerSource(deps, clock, rev.journal, deps.journalPrimary));
+  const primary = deps.primary;
+  if (rev.journal !== undefined) extra.push(primary === undefined ? journalSource(deps, clock, rev.journal) : followerSource(deps, clock, rev.journal, primary.channel));
 
   const source = rev.file === undefined ? '' : `file:${rev.file}`;
   return new Gate(config, file, {
     clock,
     remoteKeys: (issuer) => new RemoteIssuerKeys(issuer, { clock, onRefresh: jwksReporter(deps, issuer) }),
     extraRevocationSources: extra,
-    dpopReplay: deps.dpopReplay,
-    dpopNonceKey: deps.dpopNonceKey,
+    dpopShared:
+      primary === undefined || config.dpop === undefined
+        ? undefined
+        : { replay: new SharedReplayGuard(primary.channel, config.dpop.replay_cache_entries), nonceKey: primary.nonceKey },
     revocationFileEvents: {
       loaded: ({ entries, errors, durationMs }) => {
         deps.metrics.revocationEntries.labels(source).set(entries);

@@ -33,7 +33,7 @@ import { NotEnforcedError, revocationStatus, revocationsRoute, type RevocationSt
 import { startAdmin } from './admin/server.ts';
 import { logJournalReplay } from './build-gate.ts';
 import { DpopReplayCache } from './cache/dpop-replay.ts';
-import { answerReplay, SharedReplayGuard, type ReplayAnswer, type ReplayChannel, type ReplayRequest } from './cache/shared-dpop-replay.ts';
+import { answerReplay, type ReplayAnswer, type ReplayChannel, type ReplayRequest } from './cache/shared-dpop-replay.ts';
 import type { Config } from './config/schema.ts';
 import { JitgateError, StartupError } from './errors.ts';
 import type { Readiness } from './gate.ts';
@@ -273,11 +273,7 @@ export async function runWorker(config: Config, file: string): Promise<number> {
   try {
     const nonceKey = process.env[NONCE_KEY_ENV];
     delete process.env[NONCE_KEY_ENV]; // not for anything this worker might start
-    running = await startJitgateWorker(config, file, {
-      journalPrimary: toPrimary,
-      dpopReplay: config.dpop === undefined ? undefined : new SharedReplayGuard(toPrimary, config.dpop.replay_cache_entries),
-      dpopNonceKey: nonceKey === undefined ? undefined : Buffer.from(nonceKey, 'base64'),
-    });
+    running = await startJitgateWorker(config, file, { primary: { channel: toPrimary, nonceKey: nonceKey === undefined ? undefined : Buffer.from(nonceKey, 'base64') } });
   } catch (err) {
     if (!(err instanceof JitgateError)) throw err;
     process.send!({ type: 'jitgate:failed', message: err.message } satisfies FromWorker);

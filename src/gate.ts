@@ -2,11 +2,10 @@
  * Wires keys, revocation, the token cache and the decision core into one Gate that every
  * transport is handed. Owns the lifecycle of the stateful parts (start before ready, stop on exit).
  */
-import type { ReplayGuard } from './cache/dpop-replay.ts';
 import { VerifiedTokenCache } from './cache/verified-tokens.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Decision, DecisionInput } from './core/decision.ts';
-import { Decider } from './core/decide.ts';
+import { Decider, type SharedDpopState } from './core/decide.ts';
 import type { GatePolicy } from './core/policy.ts';
 import { compilePolicy } from './config/compile.ts';
 import type { Config, IssuerConfig } from './config/schema.ts';
@@ -23,8 +22,7 @@ export interface GateOptions {
   readonly extraRevocationSources?: readonly RevocationSource[];
   readonly revocationFileEvents?: FileSourceEvents;
   /** Cluster workers: proof jtis recorded in the primary, nonces under its key (src/cluster.ts). */
-  readonly dpopReplay?: ReplayGuard;
-  readonly dpopNonceKey?: Buffer;
+  readonly dpopShared?: SharedDpopState;
 }
 
 export interface Readiness {
@@ -67,8 +65,7 @@ export class Gate {
       clock: this.clock,
       cache: this.cache,
       revocation: this.revocation,
-      dpopReplay: options.dpopReplay,
-      dpopNonceKey: options.dpopNonceKey,
+      dpopShared: options.dpopShared,
     });
   }
 

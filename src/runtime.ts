@@ -10,15 +10,13 @@ import type { Logger } from 'pino';
 import { createRevocationsApi } from './admin/revocations-api.ts';
 import { localAdminSource } from './admin/health.ts';
 import { startAdmin } from './admin/server.ts';
-import { buildGate } from './build-gate.ts';
-import type { ReplayGuard } from './cache/dpop-replay.ts';
+import { buildGate, type WorkerLink } from './build-gate.ts';
 import type { Clock } from './core/clock.ts';
 import type { Config } from './config/schema.ts';
 import type { Gate } from './gate.ts';
 import { AuditLog } from './observability/audit.ts';
 import { createLogger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
-import type { PrimaryChannel } from './revocation/journal-follower.ts';
 import type { Listener, TransportContext } from './transports/context.ts';
 import { startExtAuthz } from './transports/ext-authz/index.ts';
 import type { HttpListener } from './transports/http-listener.ts';
@@ -30,11 +28,8 @@ export interface StartOptions {
   readonly clock?: Clock;
   /** Node process metrics in the registry (default true). */
   readonly defaultMetrics?: boolean;
-  /** A cluster worker's channel to the primary, which owns the revocation journal (src/cluster.ts). */
-  readonly journalPrimary?: PrimaryChannel;
-  /** A cluster worker's DPoP state shared through the primary (src/cluster.ts). */
-  readonly dpopReplay?: ReplayGuard;
-  readonly dpopNonceKey?: Buffer;
+  /** Set in a cluster worker: its link to the primary (build-gate.ts WorkerLink). */
+  readonly primary?: WorkerLink;
 }
 
 /** A cluster worker's runtime: no admin listener, the primary owns it (src/cluster.ts). */
@@ -71,14 +66,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   const logger = options.logger ?? createLogger(config.log);
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
   const audit = new AuditLog(config.log.audit ? logger : undefined);
-  const gate = buildGate(config, file, {
-    metrics,
-    logger,
-    clock: options.clock,
-    journalPrimary: options.journalPrimary,
-    dpopReplay: options.dpopReplay,
-    dpopNonceKey: options.dpopNonceKey,
-  });
+  const gate = buildGate(config, file, { metrics, logger, clock: options.clock, primary: options.primary });
   const started: Listener[] = [];
   let closing: Promise<void> | undefined;
   const isDraining = (): boolean => closing !== undefined;

@@ -25,10 +25,16 @@ export interface DeciderDeps {
   readonly clock: Clock;
   readonly cache: VerifiedTokenCache;
   readonly revocation: RevocationList;
-  /** Where proof jtis are recorded; by default a cache of this process sized by `dpop.replay_cache_entries`. */
-  readonly dpopReplay?: ReplayGuard;
-  /** The key DPoP nonces are derived from; by default random per process (cluster workers share the primary's). */
-  readonly dpopNonceKey?: Buffer;
+  /** DPoP state shared with other processes (cluster workers); by default this process's own. */
+  readonly dpopShared?: SharedDpopState;
+}
+
+/** What cluster workers share through the primary (src/cluster.ts). */
+export interface SharedDpopState {
+  /** Where proof jtis are recorded, instead of a cache of this process. */
+  readonly replay: ReplayGuard;
+  /** The key nonces are derived from, instead of a random one per process. */
+  readonly nonceKey: Buffer | undefined;
 }
 
 /** RFC 9110 token characters, for methods that arrive through ext_authz unchecked by a parser. */
@@ -84,8 +90,8 @@ export class Decider {
         ? undefined
         : new DpopVerifier({
             policy: dp,
-            replay: deps.dpopReplay ?? new DpopReplayCache(dp.replayCacheEntries),
-            nonces: dp.useNonce ? new DpopNonces(dp.nonceRotationMs, deps.dpopNonceKey) : undefined,
+            replay: deps.dpopShared?.replay ?? new DpopReplayCache(dp.replayCacheEntries),
+            nonces: dp.useNonce ? new DpopNonces(dp.nonceRotationMs, deps.dpopShared?.nonceKey) : undefined,
             maxProofBytes: deps.policy.maxTokenBytes,
             maxTargetLength: deps.policy.maxTargetLength,
           });
