@@ -110,7 +110,7 @@ export class Forwarder {
 
   /** @internal for Exchange: the one retry of an idempotent, bodiless request. */
   redispatch(options: Dispatcher.DispatchOptions, exchange: Exchange, err: Error): void {
-    this.#metrics.upstreamErrors.labels(errorKind(err)).inc();
+    this.#countError(err);
     this.#metrics.upstreamRetries.inc();
     this.#logger.info({ err: err.message, code: (err as { code?: unknown }).code }, 'upstream connection closed before answering; retrying once on another connection');
     this.#pool.dispatch(options, exchange);
@@ -132,12 +132,17 @@ export class Forwarder {
 
   /** @internal for Exchange */
   upstreamFailed(err: Error, afterHead: boolean): ForwardEnd {
-    const kind = errorKind(err);
-    this.#metrics.upstreamErrors.labels(kind).inc();
+    const kind = this.#countError(err);
     const end: ForwardEnd = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unreachable';
     this.#metrics.recordReason('proxy', end);
     this.#logger.warn({ err: err.message, code: (err as { code?: unknown }).code, after_head: afterHead }, 'upstream request failed');
     return end;
+  }
+
+  #countError(err: Error): UpstreamErrorKind {
+    const kind = errorKind(err);
+    this.#metrics.upstreamErrors.labels(kind).inc();
+    return kind;
   }
 }
 
@@ -206,7 +211,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const retry = this.#retry;
     this.#retry = undefined;
     // Reset before any answer (the idle-close race): nothing reached the client yet, send it again.
-    if (retry !== undefined && !res.headersSent && this.#status === 0 && errorKind(err) === 'reset') {
+    if (retry !== undefined && !res.headersSent && errorKind(err) === 'reset') {
       this.#controller = undefined;
       this.#forwarder.redispatch(retry, this, err);
       return;
