@@ -121,6 +121,21 @@ describe('jitgate serve, thread pool', () => {
 
 const ADMIN_TOKEN = 'cluster-admin-token-0123456789';
 
+/** Polls /readyz until it answers `want`; returns that answer. */
+async function readyzBecomes(adminUrl: string, want: number) {
+  let r;
+  for (let i = 0; i < 150; i++) {
+    r = await send(adminUrl, '/readyz');
+    if (r.status === want) return r;
+    await new Promise((res) => setTimeout(res, 30));
+  }
+  throw new Error(`readyz stayed ${r?.status}`);
+}
+
+/** POST /revocations with one jti entry and the cluster tests' admin token. */
+const revokeJti = (adminUrl: string, jti: string) =>
+  send(adminUrl, '/revocations', { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti }) });
+
 /** A two-worker config with the revocation API and its journal. */
 async function clusterWithRevocationApi() {
   const cfg = await writeGateConfig(up.url, (c) => {
@@ -166,21 +181,9 @@ describe('jitgate serve, workers: 2', () => {
 
       // A worker that dies is reported, replaced, and readiness comes back.
       process.kill([...pids][0]!, 'SIGKILL');
-      let down;
-      for (let i = 0; i < 50; i++) {
-        down = await send(gate.adminUrl, '/readyz');
-        if (down.status === 503) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(down!.status).toBe(503);
-      expect(JSON.parse(down!.text).problems).toEqual([expect.stringMatching(/^worker [12]: (not running|no answer)$/)]);
-      let back;
-      for (let i = 0; i < 100; i++) {
-        back = await send(gate.adminUrl, '/readyz');
-        if (back.status === 200) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(back!.status).toBe(200);
+      const down = await readyzBecomes(gate.adminUrl, 503);
+      expect(JSON.parse(down.text).problems).toEqual([expect.stringMatching(/^worker [12]: (not running|no answer)$/)]);
+      expect((await readyzBecomes(gate.adminUrl, 200)).status).toBe(200);
       expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
     } finally {
       gate.child.kill('SIGTERM');
@@ -199,25 +202,12 @@ describe('jitgate serve, workers: 2', () => {
       for (let i = 0; i < n; i++) out.push((await call(gateUrl, token)).status);
       return out;
     };
-    const waitReady = async (adminUrl: string, want: number) => {
-      let r;
-      for (let i = 0; i < 150; i++) {
-        r = await send(adminUrl, '/readyz');
-        if (r.status === want) return;
-        await new Promise((res) => setTimeout(res, 30));
-      }
-      throw new Error(`readyz stayed ${r?.status}`);
-    };
 
     let gate = await spawnGate(cfg.file);
     try {
       // Both workers verify and cache the token first, so the revocation must reach cached tokens.
       expect(await statuses(gate.url, revoked)).toEqual(Array(8).fill(200));
-      const post = await send(gate.adminUrl, '/revocations', {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ jti: 'cluster-revoked' }),
-      });
+      const post = await revokeJti(gate.adminUrl, 'cluster-revoked');
       expect([post.status, JSON.parse(post.text)]).toEqual([201, { accepted: 1, entries: 1 }]);
       // 201 means enforced by every worker: no request after it gets through.
       expect(await statuses(gate.url, revoked)).toEqual(Array(8).fill(401));
@@ -233,8 +223,8 @@ describe('jitgate serve, workers: 2', () => {
 
       // A replacement worker asks the primary for the entries before it serves.
       process.kill([...refusedBy][0]!, 'SIGKILL');
-      await waitReady(gate.adminUrl, 503);
-      await waitReady(gate.adminUrl, 200);
+      await readyzBecomes(gate.adminUrl, 503);
+      await readyzBecomes(gate.adminUrl, 200);
       expect(await statuses(gate.url, revoked)).toEqual(Array(8).fill(401));
     } finally {
       gate.child.kill('SIGTERM');
@@ -254,8 +244,6 @@ describe('jitgate serve, workers: 2', () => {
 
   it('case=a worker that cannot confirm a POST /revocations in time → 503 not_enforced (the entries stay durable and reach it later)', async () => {
     const cfg = await clusterWithRevocationApi();
-    const revoke = (jti: string) =>
-      send(gate.adminUrl, '/revocations', { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti }) });
     const gate = await spawnGate(cfg.file);
     const workers = (): number[] =>
       readFileSync(`/proc/${gate.child.pid}/task/${gate.child.pid}/children`, 'utf8')
@@ -264,11 +252,11 @@ describe('jitgate serve, workers: 2', () => {
         .map(Number);
     let stopped: number | undefined;
     try {
-      expect((await revoke('first')).status).toBe(201);
+      expect((await revokeJti(gate.adminUrl, 'first')).status).toBe(201);
       stopped = workers()[0]!;
       process.kill(stopped, 'SIGSTOP');
       const started = Date.now();
-      const r = await revoke('second');
+      const r = await revokeJti(gate.adminUrl, 'second');
       expect(r.status).toBe(503);
       expect(JSON.parse(r.text)).toMatchObject({ error: 'unavailable', reason: 'not_enforced' });
       expect(Date.now() - started).toBeGreaterThanOrEqual(4500);
