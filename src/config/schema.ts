@@ -4,11 +4,9 @@
  * of validation as milliseconds.
  */
 import { z } from 'zod';
-import { DEFAULT_DPOP_ALGORITHMS } from '../core/policy.ts';
+import { ASYMMETRIC_ALGS, DEFAULT_DPOP_ALGORITHMS } from '../core/algorithms.ts';
 import { parseDuration } from './duration.ts';
 
-const ASYMMETRIC_ALGS = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'PS256', 'RS256'] as const;
-export type Algorithm = (typeof ASYMMETRIC_ALGS)[number];
 
 const HTTP_METHOD = /^[A-Z][A-Z0-9_-]*$/;
 

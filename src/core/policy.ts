@@ -19,8 +19,6 @@ export interface IssuerPolicy {
   readonly requireDpop?: boolean;
 }
 
-/** `dpop.algorithms` when the config does not say. */
-export const DEFAULT_DPOP_ALGORITHMS = Object.freeze(['ES256', 'EdDSA'] as const);
 
 /** Proof-of-possession rules (RFC 9449), compiled from the `dpop` config block. */
 export interface DpopPolicy {

@@ -6,7 +6,7 @@
  * valid exactly as long as its key is in the current set (`has`).
  */
 import { importJWK, type JWK } from 'jose';
-import type { Algorithm } from '../config/schema.ts';
+import type { Algorithm } from '../core/algorithms.ts';
 
 /** Verifying key as jose accepts it (a WebCrypto CryptoKey in Node). */
 export type VerifyKey = Awaited<ReturnType<typeof importJWK>>;

@@ -9,7 +9,8 @@
  * `render(reason)` alone names the default algs and cannot add the per-request `DPoP-Nonce`.
  */
 import type { Deny, Unavailable } from '../core/decision.ts';
-import { DEFAULT_DPOP_ALGORITHMS, type DpopPolicy, type GatePolicy } from '../core/policy.ts';
+import { DEFAULT_DPOP_ALGORITHMS } from '../core/algorithms.ts';
+import type { DpopPolicy, GatePolicy } from '../core/policy.ts';
 import { REASON_CODES, REASONS, type Reason } from '../core/reasons.ts';
 
 export const REALM = 'jitgate';
