@@ -19,8 +19,12 @@ import { DEMO_TTL_SECONDS, demoRequests, mintDemoTokens, renderRequests, statusO
 import { LOG_FILE, prepareWorkspace, type DemoWorkspace } from '../demo/workspace.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 
-/** `.jitgate-demo/` at the repo root (the same from src/cli/ and dist/cli/); git-ignored. */
-const DEFAULT_DEMO_DIR = fileURLToPath(new URL('../../.jitgate-demo/', import.meta.url));
+/**
+ * `.jitgate-demo/` at the repo root (the same from src/cli/ and dist/cli/; git-ignored). An installed package
+ * (under node_modules, perhaps a read-only global prefix) uses `.jitgate-demo/` in the working directory instead.
+ */
+const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DEFAULT_DEMO_DIR = PACKAGE_ROOT.split(/[\\/]/).includes('node_modules') ? resolve('.jitgate-demo') : resolve(PACKAGE_ROOT, '.jitgate-demo');
 /** How long to wait for a revocation to be enforced before printing its curl line anyway. */
 const REVOCATION_WAIT_MS = 5_000;
 
@@ -31,7 +35,8 @@ Run the gate in front of a demo backend with dev keys and print curl commands to
   --port N          gate (proxy) port on 127.0.0.1 (default 8080; 0 picks a free port)
   --admin-port N    admin port on 127.0.0.1: /healthz /readyz /metrics /revocations (default 9901; 0 = free)
   --backend-port N  demo backend port on 127.0.0.1 (default 0 = free)
-  --dir DIR         demo folder for keys, config, admin token and log (default .jitgate-demo/ at the repo root)
+  --dir DIR         demo folder for keys, config, admin token and log (default .jitgate-demo/ at the repo root,
+                    or in the working directory for an installed package)
   --log DEST        gate logs and audit lines: stderr, stdout or a file (default DIR/${LOG_FILE})
   -h, --help        show this help
 `;

@@ -1,0 +1,103 @@
+/**
+ * The npm package as a user gets it: `npm pack` builds dist/ (prepack), the tarball is installed into an empty
+ * directory without dev dependencies, and its `jitgate` bin runs from the compiled code — on this Node and on
+ * the machine's own Node when that is an older one (the package promises Node ≥ 20).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Node binaries to run the installed bin with: this one (24) and the system one when it differs. */
+const nodes = [process.execPath, ...(existsSync('/usr/bin/node') ? ['/usr/bin/node'] : [])];
+
+let tmp: string;
+let app: string;
+let bin: string;
+let hadDist: boolean;
+
+beforeAll(async () => {
+  hadDist = existsSync(join(repo, 'dist'));
+  tmp = await mkdtemp(join(tmpdir(), 'jitgate-pack-'));
+  const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', tmp], { cwd: repo, maxBuffer: 16 << 20 });
+  const tarball = join(tmp, stdout.trim().split('\n').pop()!);
+  app = join(tmp, 'app');
+  await mkdir(app);
+  await writeFile(join(app, 'package.json'), '{"private":true}\n');
+  await run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, maxBuffer: 16 << 20 });
+  bin = join(app, 'node_modules', 'jitgate', 'bin', 'jitgate.js');
+}, 240_000);
+
+afterAll(async () => {
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+  // prepack builds into the clone; leave it as it was found.
+  if (!hadDist) await rm(join(repo, 'dist'), { recursive: true, force: true });
+});
+
+describe('the packed package', () => {
+  it('ships compiled code and no TypeScript sources, tests or dev dependencies', async () => {
+    const pkg = join(app, 'node_modules', 'jitgate');
+    expect(existsSync(join(pkg, 'dist', 'cli', 'index.js'))).toBe(true);
+    expect(existsSync(join(pkg, 'src'))).toBe(false);
+    expect(existsSync(join(pkg, 'test'))).toBe(false);
+    expect(existsSync(join(pkg, 'proto'))).toBe(true);
+    const installed = await readdir(join(app, 'node_modules'));
+    for (const dev of ['vitest', 'typescript', 'autocannon', 'fast-check']) expect(installed).not.toContain(dev);
+    expect(installed).toContain('jose');
+  });
+
+  it.each(nodes)('runs `jitgate --help` and `check-config` on the example config with %s', async (node) => {
+    const help = await run(node, [bin, '--help']);
+    expect(help.stdout).toMatch(/^Usage: jitgate <command>/);
+
+    const cfg = await mkdtemp(join(tmp, 'cfg-'));
+    await copyFile(join(app, 'node_modules', 'jitgate', 'config', 'jitgate.yaml'), join(cfg, 'jitgate.yaml'));
+    // The example names a key set, a revocation file and an admin token beside it: make them as an operator would.
+    await run(node, [bin, 'keys', '--out', cfg]);
+    await writeFile(join(cfg, 'revoked.jsonl'), '');
+    await writeFile(join(cfg, 'admin-token'), 'a'.repeat(40) + '\n', { mode: 0o600 });
+    const ok = await run(node, [bin, 'check-config', '-c', join(cfg, 'jitgate.yaml')]);
+    expect(ok.stdout).toMatch(/^config OK: /);
+
+    await rm(join(cfg, 'jwks.json'));
+    const bad = await run(node, [bin, 'check-config', '-c', join(cfg, 'jitgate.yaml')]).then(
+      () => undefined,
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(bad?.code).toBe(1);
+    expect(bad?.stderr).toContain('issuers[0].jwks_file');
+  });
+
+  it.each(nodes)('runs `jitgate demo` with %s, serving the demo until SIGTERM, its files in the working directory', async (node) => {
+    const cwd = await mkdtemp(join(tmp, 'demo-'));
+    const child = spawn(node, [bin, 'demo', '--port', '0', '--admin-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`demo printed no curl line in 30 s:\n${out}`)), 30_000);
+        child.stdout.on('data', () => {
+          if (/curl .*http:\/\/127\.0\.0\.1:\d+/.test(out)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        void exited.then((code) => reject(new Error(`demo exited early (${code}):\n${out}`)));
+      });
+      const url = /curl [^\n]*?(http:\/\/127\.0\.0\.1:\d+\/[^\s'"]*)/.exec(out)?.[1];
+      expect(url).toBeDefined();
+      expect(existsSync(join(cwd, '.jitgate-demo'))).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+});
