@@ -2,7 +2,7 @@
  * config/jitgate.yaml is the reference operators copy from. These tests keep it equal to the schema: it
  * validates, it sets every key the schema knows (so every key is documented in place), every key line carries
  * a comment, each `default X` in a comment is the schema's real default, it contains the SPEC §8 contract keys,
- * and the README's configuration reference lists every key too.
+ * and docs/configuration.md, generated from the schema and this file, is current.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,12 +12,11 @@ import { parse as parseYaml } from 'yaml';
 import { generateDevKeys } from '../../src/cli/keys.ts';
 import { parseDuration } from '../../src/config/duration.ts';
 import { parseConfigText, validateConfig } from '../../src/config/load.ts';
-import { configSchema } from '../../src/config/schema.ts';
+import { configurationDoc, DOC_URL, keyLines, schemaKeys } from '../../scripts/config-reference.ts';
 import { Gate } from '../../src/gate.ts';
 import { tempDir } from '../fixtures/keys.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../config/jitgate.yaml', import.meta.url));
-const DOCS = fileURLToPath(new URL('../../README.md', import.meta.url));
 
 /** The keys SPEC §8 names as contract (operators and automation write them; none may be renamed). */
 const SPEC_KEYS = [
@@ -31,56 +30,6 @@ const SPEC_KEYS = [
   'ext_authz.http.listen.host', 'ext_authz.http.listen.port', 'ext_authz.http.path_prefix', 'ext_authz.grpc.listen.host',
   'ext_authz.grpc.listen.port', 'ext_authz.forward_auth.path', 'ext_authz.forward_auth.trusted_proxies', 'workers',
 ];
-
-interface SchemaKey {
-  readonly path: string;
-  /** The schema default as written in YAML terms (durations in ms), or undefined when the key has none. */
-  readonly default: unknown;
-  readonly isDuration: boolean;
-}
-
-// zod internals (`_zod.def`) are stable in v4 and the only way to enumerate a schema's keys.
-type Def = { type: string; innerType?: Node; in?: Node; out?: Node; element?: Node; shape?: Record<string, Node>; defaultValue?: unknown };
-type Node = { _zod: { def: Def } };
-
-/** Every key path of the schema (`issuers[].max_ttl`), with its default. */
-function schemaKeys(node: Node, path = '', out: SchemaKey[] = []): SchemaKey[] {
-  const def = node._zod.def;
-  if (def.type === 'array') return schemaKeys(def.element!, `${path}[]`, out);
-  if (def.type !== 'object') return out;
-  for (const [name, child] of Object.entries(def.shape!)) {
-    const p = path === '' ? name : `${path}.${name}`;
-    out.push({ path: p, default: defaultOf(child), isDuration: isDuration(child) });
-    schemaKeys(unwrap(child), p, out);
-  }
-  return out;
-}
-
-/** Wrappers around a key's real type (`prefault` is a default applied before parsing). */
-const WRAPPERS: ReadonlySet<string> = new Set(['default', 'prefault', 'optional', 'nullable']);
-
-function unwrap(node: Node): Node {
-  const def = node._zod.def;
-  if (WRAPPERS.has(def.type)) return unwrap(def.innerType!);
-  return node;
-}
-
-function defaultOf(node: Node): unknown {
-  const def = node._zod.def;
-  if (def.type === 'default') return typeof def.defaultValue === 'function' ? (def.defaultValue as () => unknown)() : def.defaultValue;
-  if (def.type === 'prefault') {
-    // The input default: a duration still as text ("60s"); compare in milliseconds like `default`.
-    const raw: unknown = typeof def.defaultValue === 'function' ? (def.defaultValue as () => unknown)() : def.defaultValue;
-    return typeof raw === 'string' && isDuration(def.innerType!) ? parseDuration(raw) : raw;
-  }
-  if (def.type === 'optional' || def.type === 'nullable') return defaultOf(def.innerType!);
-  return undefined;
-}
-
-function isDuration(node: Node): boolean {
-  const def = unwrap(node)._zod.def;
-  return def.type === 'pipe' && def.out?._zod.def.type === 'transform';
-}
 
 /** Key paths present in a parsed YAML value (lists merge their items: `issuers[].jwks_uri` if any item has it). */
 function presentPaths(value: unknown, path = '', out = new Set<string>()): Set<string> {
@@ -97,49 +46,9 @@ function presentPaths(value: unknown, path = '', out = new Set<string>()): Set<s
   return out;
 }
 
-interface KeyLine {
-  readonly line: number;
-  readonly path: string;
-  readonly comment: string | undefined;
-  readonly commentAbove: boolean;
-}
-
-/**
- * Walks the YAML text by indentation: each `key:` line with its full path and trailing comment. A `- key:` line
- * opens a list item whose keys sit two columns further in; the item is its own stack level (`issuers[]`).
- */
-function keyLines(text: string): KeyLine[] {
-  const stack: { indent: number; path: string }[] = [];
-  const out: KeyLine[] = [];
-  const lines = text.split('\n');
-  lines.forEach((raw, i) => {
-    const m = /^(\s*)(- )?([a-z_]+):(.*)$/.exec(raw);
-    if (m === null) return;
-    const [, spaces, dash, key, rest] = m as unknown as [string, string, string | undefined, string, string];
-    const pop = (indent: number) => {
-      while (stack.length > 0 && stack.at(-1)!.indent >= indent) stack.pop();
-    };
-    pop(spaces.length);
-    if (dash !== undefined) stack.push({ indent: spaces.length, path: `${stack.at(-1)?.path ?? ''}[]` });
-    const indent = spaces.length + (dash === undefined ? 0 : 2);
-    pop(indent);
-    const parent = stack.at(-1)?.path ?? '';
-    const path = parent === '' ? key : `${parent}.${key}`;
-    stack.push({ indent, path });
-    const hash = rest.indexOf(' #');
-    out.push({
-      line: i + 1,
-      path,
-      comment: hash === -1 ? undefined : rest.slice(hash + 2).trim(),
-      commentAbove: /^\s*#/.test(lines[i - 1] ?? ''),
-    });
-  });
-  return out;
-}
-
 let text: string;
 let parsed: unknown;
-const keys = schemaKeys(configSchema as unknown as Node);
+const keys = schemaKeys();
 
 beforeAll(async () => {
   text = await readFile(EXAMPLE, 'utf8');
@@ -210,19 +119,17 @@ describe('config/jitgate.yaml', () => {
   });
 });
 
-describe('README configuration reference', () => {
-  let docs: string;
-  beforeAll(async () => {
-    docs = await readFile(DOCS, 'utf8');
+describe('docs/configuration.md', () => {
+  it('is what scripts/config-reference.ts generates from the schema and this file (run it with --write)', async () => {
+    const doc = await readFile(DOC_URL, 'utf8');
+    expect(doc).toBe(configurationDoc(text));
   });
 
-  it('lists every schema key in its reference table', () => {
-    // Only the reference section: other tables (metrics, flags) have code-formatted first columns too.
-    const start = docs.indexOf('<!-- config-reference:start -->');
-    expect(start).toBeGreaterThan(-1);
-    const section = docs.slice(start, docs.indexOf('<!-- config-reference:end -->'));
-    const rows = new Set([...section.matchAll(/^\| `([a-z_.[\]]+)` \|/gm)].map((m) => m[1]!));
+  it('has a row for every schema key and none for a key the schema lacks', async () => {
+    const doc = await readFile(DOC_URL, 'utf8');
+    const rows = new Set([...doc.matchAll(/^\| `([a-z_.[\]]+)` \|/gm)].map((m) => m[1]!));
     expect(keys.map((k) => k.path).filter((p) => !rows.has(p))).toEqual([]);
     expect([...rows].filter((p) => !keys.some((k) => k.path === p))).toEqual([]);
+    expect(rows.size).toBeGreaterThan(60);
   });
 });
