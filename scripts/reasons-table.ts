@@ -1,7 +1,7 @@
 /**
- * Prints the README's reason table from src/core/reasons.ts (the single source).
- * `node scripts/reasons-table.ts --write` rewrites the block between the README markers;
- * test/contract/reasons.test.ts fails when the README and the table differ.
+ * Prints the reason table of docs/spec.md §3 from src/core/reasons.ts (the single source).
+ * `node scripts/reasons-table.ts --write` rewrites the block between the markers in docs/spec.md;
+ * test/contract/reasons.test.ts fails when docs/spec.md and the table differ.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { REASON_CODES, REASONS } from '../src/core/reasons.ts';
@@ -23,12 +23,12 @@ export function reasonsTable(): string {
 export function replaceBlock(readme: string): string {
   const a = readme.indexOf(START);
   const b = readme.indexOf(END);
-  if (a === -1 || b === -1) throw new Error('README.md has no reasons block markers');
+  if (a === -1 || b === -1) throw new Error('docs/spec.md has no reasons block markers');
   return readme.slice(0, a) + reasonsTable() + readme.slice(b + END.length);
 }
 
 if (import.meta.main) {
-  const file = new URL('../README.md', import.meta.url);
+  const file = new URL('../docs/spec.md', import.meta.url);
   if (process.argv.includes('--write')) await writeFile(file, replaceBlock(await readFile(file, 'utf8')));
   else console.log(reasonsTable());
 }

@@ -1,5 +1,5 @@
 /**
- * The reason table is data with stable codes (STYLE habit 4): the README documents exactly the
+ * The reason table is data with stable codes (STYLE habit 4): docs/spec.md §3 documents exactly the
  * codes in src/core/reasons.ts, and every rendered answer follows SPEC §3 for its status class.
  */
 import { readFile } from 'node:fs/promises';
@@ -9,8 +9,8 @@ import { render } from '../../src/transports/respond.ts';
 import { END, reasonsTable, START } from '../../scripts/reasons-table.ts';
 
 describe('reasons contract', () => {
-  it('README carries the generated reason table (run `node scripts/reasons-table.ts --write` after changing reasons)', async () => {
-    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  it('docs/spec.md carries the generated reason table (run `node scripts/reasons-table.ts --write` after changing reasons)', async () => {
+    const readme = await readFile(new URL('../../docs/spec.md', import.meta.url), 'utf8');
     const block = readme.slice(readme.indexOf(START), readme.indexOf(END) + END.length);
     expect(block).toBe(reasonsTable());
   });
