@@ -3,7 +3,7 @@
  * (with fetch, and with the real curl when it is installed) and must get the status their `# expect` line names —
  * 200 allowed, 403 outside the grant, 401 expired, 401 revoked. Then SIGTERM must stop it with exit 0.
  */
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,9 +12,8 @@ import { parseConfigText } from '../../src/config/load.ts';
 import { prepareWorkspace } from '../../src/demo/workspace.ts';
 import { runCli } from '../fixtures/cli.ts';
 import { tempDir } from '../fixtures/keys.ts';
+import { startDemo, type Demo } from '../fixtures/demo.ts';
 import { CLI } from '../fixtures/servers.ts';
-
-const READY_LINE = 'jitgate demo is running; press Ctrl-C to stop.';
 
 interface PrintedRequest {
   readonly expect: number;
@@ -68,41 +67,6 @@ function hintCommands(stdout: string): string[] {
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l.startsWith('curl ') || l.startsWith('TOKEN='));
-}
-
-interface Demo {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly dir: string;
-  stdout: string;
-  stderr: string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function startDemo(dir: string): Promise<Demo> {
-  const child = spawn(process.execPath, [CLI, 'demo', '--port', '0', '--admin-port', '0', '--backend-port', '0', '--dir', dir], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const demo: Demo = { child, dir, stdout: '', stderr: '', exited };
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (demo.stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (demo.stderr += chunk));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`demo not ready in 20s\nstdout:\n${demo.stdout}\nstderr:\n${demo.stderr}`)), 20_000);
-    const check = () => {
-      if (demo.stdout.includes(READY_LINE)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout.on('data', check);
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`demo exited early with ${code}\nstdout:\n${demo.stdout}\nstderr:\n${demo.stderr}`));
-    });
-  });
-  return demo;
 }
 
 async function hasCurl(): Promise<boolean> {
