@@ -8,5 +8,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     pool: 'forks',
     reporters: ['default'],
+    // Removes the temp dirs each test file made (test/fixtures/temp-dirs.ts).
+    setupFiles: ['test/setup/remove-temp-dirs.ts'],
+    sequence: { hooks: 'stack' },
   },
 });

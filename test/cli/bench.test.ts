@@ -75,9 +75,10 @@ describe('jitgate bench against jitgate demo', () => {
     const r = await runCli([...base(), '--aud', DEMO_AUDIENCE, '--tokens', '5', '--duration', '2s', '--rate', '100', '--json', json]);
     expect(r.code).toBe(0);
     const report = JSON.parse(await readFile(json, 'utf8')) as Report;
-    // 100 req/s for 2 s: about 200 requests, never the thousands an unpaced run sends.
-    expect(report.result.completed).toBeGreaterThan(150);
-    expect(report.result.completed).toBeLessThanOrEqual(205);
+    // 100 req/s for 2 s: at most 200 requests (and the few in flight at the end), never the thousands an unpaced
+    // run sends. Fewer is possible on a starved machine (the gate answers slower than offered), none is not.
+    expect(report.result.completed).toBeGreaterThan(20);
+    expect(report.result.completed).toBeLessThanOrEqual(204);
   });
 
   it('refuses bad flags with a usage error', async () => {
