@@ -6,13 +6,15 @@
  * the price of the decision, metrics and audit line.
  *
  *   node bench/macro/baseline-proxy.ts <upstream origin> [connections=128] [dispatch|stream|request]
+ *   node bench/macro/baseline-proxy.ts <upstream origin> <connections> sync-verify <jwks> <issuer> <audience> <path prefix>
  * The default, dispatch, is what jitgate uses; stream and request are undici's higher layers,
- * kept to show what they would cost.
+ * kept to show what they would cost. sync-verify adds the minimal synchronous token check of sync-verify.ts.
  * Runs as a child process and reports its port on the IPC channel.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
 import { serveForRunner } from './processes.ts';
+import { syncVerifier } from './sync-verify.ts';
 
 const origin = process.argv[2];
 if (origin === undefined) throw new Error('usage: baseline-proxy.ts <upstream origin> [connections] [dispatch|stream|request]');
@@ -146,8 +148,19 @@ const handlers: Record<string, Handler> = {
 };
 
 const mode = process.argv[4] ?? 'dispatch';
+if (mode === 'sync-verify') {
+  // The minimal synchronous-verify gate (sync-verify.ts): verify, check claims, then forward as `dispatch` does.
+  const [jwks, issuer, audience, prefix] = process.argv.slice(5);
+  const gate = syncVerifier(jwks!, issuer!, audience!, prefix ?? '/');
+  handlers['sync-verify'] = (req, res) => {
+    const status = gate.check(req.headers.authorization, req.method ?? 'GET', req.url ?? '/');
+    if (status === undefined) return handlers.dispatch!(req, res);
+    res.writeHead(status, { 'content-length': '0' });
+    res.end();
+  };
+}
 const handler = handlers[mode];
-if (handler === undefined) throw new Error(`mode ${mode}: expected dispatch, stream or request`);
+if (handler === undefined) throw new Error(`mode ${mode}: expected dispatch, stream, request or sync-verify`);
 const server = createServer({ keepAliveTimeout: 5_000, requireHostHeader: true }, handler);
 server.maxRequestsPerSocket = 0;
 serveForRunner(server);

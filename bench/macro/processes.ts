@@ -3,7 +3,7 @@
  * IPC) and jitgate itself (`jitgate serve -c FILE`, exactly as an operator starts it). Every child
  * runs on the same Node binary as the bench (Node 24 from node_modules when started through npm).
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -126,6 +126,14 @@ function treePids(pid: number): number[] {
     todo.push(...(children.get(p) ?? []));
   }
   return out;
+}
+
+/** Pins pid, its threads and its descendants to `cpus` (taskset list form, e.g. "0" or "0,1"); for --pin. */
+export function pinTree(pid: number, cpus: string): void {
+  for (const p of treePids(pid)) {
+    const r = spawnSync('taskset', ['-a', '-pc', cpus, String(p)], { stdio: 'ignore' });
+    if (r.status !== 0 && r.error !== undefined) throw new Error(`--pin needs taskset (util-linux): ${r.error.message}`);
+  }
 }
 
 /** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat. */

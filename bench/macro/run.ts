@@ -17,15 +17,16 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { makeFixtures, type Fixtures } from './fixtures.ts';
+import { AUDIENCE, ISSUER, makeFixtures, type Fixtures } from './fixtures.ts';
+import { haproxyBinary, startHaproxy } from './haproxy.ts';
 import { cacheDelta, Gates, reasonDelta, scrapeMetrics, type MetricSnapshot, type RunningGate } from './gates.ts';
 import { runHttpLoad, type LoadResult, type RequestSpec } from './http-load.ts';
 import { writeFlameGraph } from './flamegraph.ts';
 import { dropInjected, injectJit, perfAvailable, perfNodeFlags, perfRecord, summarizePerf } from './perf.ts';
 import { preflight } from './preflight.ts';
-import { cpuSecondsOfTree, forkServer, machineBusySeconds, rssOfTree, stopProcess, type Child } from './processes.ts';
+import { cpuSecondsOfTree, forkServer, machineBusySeconds, pinTree, rssOfTree, stopProcess, type Child } from './processes.ts';
 import { markdownTable, svgChart, type Row } from './report.ts';
-import { allScenarios, load, type Scenario } from './scenarios.ts';
+import { allScenarios, load, PEER_SERVERS, type Scenario } from './scenarios.ts';
 import { evaluateTargets, type PairSlice } from './targets.ts';
 
 const HERE = fileURLToPath(new URL('./', import.meta.url));
@@ -49,6 +50,7 @@ const { values: a } = parseArgs({
     alg: { type: 'string', default: 'ES256' },
     profile: { type: 'boolean', default: false },
     perf: { type: 'boolean', default: false },
+    pin: { type: 'boolean', default: false },
     jitgate: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
@@ -58,7 +60,7 @@ const { values: a } = parseArgs({
 
 const all = allScenarios();
 if (a.help || a.list) {
-  process.stdout.write('npm run bench -- [--quick] [--scenarios a,b] [--duration s] [--warmup s] [--connections n] [--pipelining n] [--rate req/s] [--repeat n] [--pairs n] [--workers n] [--soak-minutes m] [--alg ES256] [--profile] [--perf] [--jitgate DIR] [--no-write]\n\nScenarios (* = in --quick):\n');
+  process.stdout.write('npm run bench -- [--quick] [--scenarios a,b] [--duration s] [--warmup s] [--connections n] [--pipelining n] [--rate req/s] [--repeat n] [--pairs n] [--workers n] [--soak-minutes m] [--alg ES256] [--profile] [--perf] [--pin] [--jitgate DIR] [--no-write]\n\nScenarios (* = in --quick):\n');
   for (const s of all) process.stdout.write(`  ${s.quick ? '*' : ' '} ${s.id.padEnd(26)} ${s.title}\n`);
   process.exit(0);
 }
@@ -91,9 +93,22 @@ let selected = all.filter((s) => (wanted ? wanted.some((w) => s.id === w || s.id
 if (soakMinutes <= 0) selected = selected.filter((s) => s.kind !== 'soak');
 const ids = new Set(selected.map((s) => s.id));
 for (const s of [...selected]) ids.add(s.vs ?? (s.kind === 'crypto' || s.kind === 'soak' ? s.id : 'plain-proxy'));
-if (ids.has('verify-raw') || ids.has('allow-10k-verify')) ids.add('verify-raw').add('allow-10k-verify');
+if (ids.has('verify-raw') || ids.has('allow-10k-verify')) ids.add('verify-raw').add('allow-10k-verify').add('sync-gate-10k').add('haproxy-10k');
 selected = all.filter((s) => ids.has(s.id));
+const haproxy = haproxyBinary();
+if (haproxy === undefined && selected.some((s) => PEER_SERVERS.has(s.server))) {
+  log('  HAProxy is not installed (Debian package haproxy): its rows are left out');
+  selected = selected.filter((s) => !PEER_SERVERS.has(s.server));
+}
 if (selected.length === 0) throw new Error(`no scenario matches ${a.scenarios}`);
+/**
+ * --pin: each server under test alone on core 0; the load generator (this process) and the upstream on core 1,
+ * so that ratios stop moving with what else the machine schedules. HAProxy with nbthread 2 (and jitgate with
+ * --workers 2) get both cores: they are the two-core rows.
+ */
+const pin = a.pin;
+const SERVER_CORE = '0';
+const SERVER_CORES_TWO = '0,1';
 
 const startedAt = new Date();
 const load1 = loadavg()[0]!;
@@ -118,8 +133,15 @@ if (a.perf) await mkdir(jitDir, { recursive: true });
 
 const upstream = await forkServer('upstream', 'upstream.ts');
 // With --profile the baseline is profiled too, so the two profiles can be compared area by area.
-const forkBaseline = (): Promise<Child> =>
-  forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128'], a.profile ? [...nodeFlags, '--cpu-prof-name=baseline.cpuprofile'] : perfFlags);
+const forkBaseline = async (): Promise<Child> => {
+  const c = await forkServer('baseline', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128'], a.profile ? [...nodeFlags, '--cpu-prof-name=baseline.cpuprofile'] : perfFlags);
+  if (pin) pinTree(c.proc.pid!, SERVER_CORE);
+  return c;
+};
+if (pin) {
+  pinTree(process.pid, '1');
+  pinTree(upstream.proc.pid!, '1');
+}
 let baseline = await forkBaseline();
 /** The plain proxy on undici's higher layers, forked only when a scenario asks for it. */
 const altBaselines = new Map<string, Child>();
@@ -241,10 +263,13 @@ async function serverFor(s: Scenario): Promise<Child | undefined> {
     case 'baseline':
       return baseline;
     case 'baseline-stream':
-    case 'baseline-request': {
+    case 'baseline-request':
+    case 'sync-gate':
+    case 'haproxy':
+    case 'haproxy-2': {
       let c = altBaselines.get(s.server);
       if (c === undefined) {
-        c = await forkServer(s.server, 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128', s.server.slice('baseline-'.length)]);
+        c = await startPeer(s.server);
         altBaselines.set(s.server, c);
       }
       return c;
@@ -252,6 +277,17 @@ async function serverFor(s: Scenario): Promise<Child | undefined> {
     default:
       return undefined;
   }
+}
+
+/** Forks an undici-layer baseline or the minimal sync-verify gate, or starts HAProxy; pinned to the server core with --pin. */
+async function startPeer(kind: Scenario['server']): Promise<Child> {
+  const origin = `http://127.0.0.1:${upstream.port}`;
+  let c: Child;
+  if (kind === 'haproxy' || kind === 'haproxy-2') c = await startHaproxy(haproxy!, fx, upstream.port, kind === 'haproxy' ? 1 : 2);
+  else if (kind === 'sync-gate') c = await forkServer(kind, 'baseline-proxy.ts', [origin, '128', 'sync-verify', fx.jwksPath, ISSUER, AUDIENCE, '/orders/']);
+  else c = await forkServer(kind, 'baseline-proxy.ts', [origin, '128', kind.slice('baseline-'.length)]);
+  if (pin) pinTree(c.proc.pid!, kind === 'haproxy-2' ? SERVER_CORES_TWO : SERVER_CORE);
+  return c;
 }
 
 function gatePort(s: Scenario, gate: RunningGate): number {
@@ -264,6 +300,7 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
   if (s.kind === 'crypto') return cryptoRow(s);
   const server = await serverFor(s);
   const gate = s.variant === undefined ? undefined : await gates.use(s.variant, log);
+  if (pin && gate) pinTree(gate.proc.pid!, workers > 1 ? SERVER_CORES_TWO : SERVER_CORE);
   const port = server?.port ?? gatePort(s, gate!);
   const problems = [...(gate?.problems ?? [])];
   let before: MetricSnapshot | undefined;

@@ -7,7 +7,10 @@
 import type { Fixtures, GateVariant } from './fixtures.ts';
 import type { RequestSpec } from './http-load.ts';
 
-export type ServerKind = 'upstream' | 'baseline' | 'baseline-stream' | 'baseline-request' | 'gate' | 'ext-authz-http' | 'ext-authz-grpc' | 'none';
+export type ServerKind = 'upstream' | 'baseline' | 'baseline-stream' | 'baseline-request' | 'sync-gate' | 'haproxy' | 'haproxy-2' | 'gate' | 'ext-authz-http' | 'ext-authz-grpc' | 'none';
+
+/** Servers that are peers rather than jitgate: started by the bench, skipped when not installed (HAProxy). */
+export const PEER_SERVERS: ReadonlySet<ServerKind> = new Set(['haproxy', 'haproxy-2']);
 
 /** Gate config variants; each runs as its own `jitgate serve` process. */
 export const VARIANTS = {
@@ -113,6 +116,11 @@ export function allScenarios(): Scenario[] {
     // Right after the verifying row and on the same gate (a bad signature is never cached): the two
     // are compared by CPU per request, which drifts by ±30 % between rows run a minute apart.
     { id: 'deny-401-bad-signature', title: 'jitgate 401 bad signature (verified every time)', kind: 'http', server: 'gate', variant: 'verify', quick: true, request: (fx) => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.badSignature) }), expectStatus: 401, expectReason: 'bad_signature', expectCache: 'misses' },
+    // Peers for the cold path (issue 20): the runtime's own ceiling, and HAProxy's jwt_verify on one and two threads.
+    { id: 'sync-gate-10k', title: 'minimal Node gate (node:crypto sync verify + claims, no cache), 10,000 tokens rotating', kind: 'http', server: 'sync-gate', quick: true, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200 },
+    { id: 'haproxy-10k', title: 'HAProxy 2.6 jwt_verify, nbthread 1, 10,000 tokens rotating', kind: 'http', server: 'haproxy', quick: true, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200 },
+    { id: 'haproxy-hot', title: 'HAProxy 2.6 jwt_verify, nbthread 1, one hot token', kind: 'http', server: 'haproxy', quick: false, request: small, expectStatus: 200 },
+    { id: 'haproxy-2t-10k', title: 'HAProxy 2.6 jwt_verify, nbthread 2, 10,000 tokens rotating', kind: 'http', server: 'haproxy-2', quick: false, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200 },
     { id: 'verify-raw', title: 'node:crypto verify, same alg, 1 core (no HTTP)', kind: 'crypto', server: 'none', quick: true, expectStatus: 0 },
     { id: 'allow-revoked-1m', title: 'jitgate allow, 1,000,000 revocation entries loaded', kind: 'http', server: 'gate', variant: 'revoked-1m', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'soak', title: 'soak: mixed traffic (80% hot, 10% verify, 5% 403, 5% 401)', kind: 'soak', server: 'gate', variant: 'soak', quick: true, request: (fx) => (i) => soakMix(fx, i), expectStatus: [200, 403, 401] },
