@@ -119,7 +119,7 @@ export class Decider {
     if (input.authorizationCount > 1) return deny('multiple_authorization');
     if (input.dpopCount > 1) return deny('multiple_dpop');
 
-    const parsed = parseTarget(input.target, this.#policy.maxTargetLength);
+    const parsed = parseTarget(input.target, this.#policy.maxTargetLength, this.#policy.allowDotLikeSegments === true);
     if (!parsed.ok) return deny(parsed.reason);
     const { path, query, segments } = parsed.target;
 

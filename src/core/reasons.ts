@@ -47,6 +47,7 @@ export const REASONS = Object.freeze({
   path_encoded_slash: r(400, 'invalid_request', 'path contains an encoded slash (%2F)'),
   path_double_encoding: r(400, 'invalid_request', 'path contains double percent-encoding (%25XX)'),
   path_dot_segment: r(400, 'invalid_request', 'path contains a dot segment (. or ..), raw, encoded or with ;params'),
+  path_dot_like_segment: r(400, 'invalid_request', 'a path segment becomes . or .. once trimmed, best-fit mapped or re-parsed (limits.allow_dot_like_segments)'),
   path_empty_segment: r(400, 'invalid_request', 'path contains an empty segment (//)'),
   path_invalid_utf8: r(400, 'invalid_request', 'a decoded path segment is not valid UTF-8'),
   path_unicode_confusable: r(400, 'invalid_request', 'a path segment folds (NFKC) to a slash, backslash or dot segment'),
