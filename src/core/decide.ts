@@ -115,6 +115,7 @@ export class Decider {
    */
   decide(input: DecisionInput): Decision | Promise<Decision> {
     const method = input.method;
+    if (input.refusal !== undefined) return deny(input.refusal);
     if (!isMethodToken(method)) return deny('bad_method');
     if (input.authorizationCount > 1) return deny('multiple_authorization');
     if (input.dpopCount > 1) return deny('multiple_dpop');

@@ -14,7 +14,13 @@
  *   trusted proxy: nginx's auth_request subrequest copies every client header, so a client can
  *   add `X-Forwarded-Uri` next to the `X-Original-URI` the proxy sets; the two disagree and the
  *   request is refused instead of one silently winning.
+ * - The original authority is checked like the proxy checks Host (src/core/authority.ts): the
+ *   request's own Host, and X-Forwarded-Host when the proxy sends one (Traefik, Caddy, or nginx
+ *   with `proxy_set_header X-Forwarded-Host $host`) — at most one, and a valid `host[:port]`, else
+ *   400 multiple_host / invalid_host. A backend that trusts X-Forwarded-Host would otherwise build
+ *   its URL from `orders.internal/admin?`.
  */
+import { authorityRefusal } from '../../core/authority.ts';
 import type { DecisionInput } from '../../core/decision.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
 
@@ -22,10 +28,14 @@ export type ForwardedInput = { readonly ok: true; readonly input: DecisionInput 
 
 const MISSING: ForwardedInput = Object.freeze({ ok: false, reason: 'missing_attributes' });
 
-/** Slots: 0 x-forwarded-method, 1 x-original-method, 2 x-forwarded-uri, 3 x-original-uri. */
+const FORWARDED_HOST = 4;
+
+/** Slots: 0 x-forwarded-method, 1 x-original-method, 2 x-forwarded-uri, 3 x-original-uri, 4 x-forwarded-host. */
 function slotOf(name: string): number {
-  if (name.length !== 18 && name.length !== 17 && name.length !== 15 && name.length !== 14) return -1;
+  if (name.length !== 18 && name.length !== 17 && name.length !== 16 && name.length !== 15 && name.length !== 14) return -1;
   switch (name.toLowerCase()) {
+    case 'x-forwarded-host':
+      return FORWARDED_HOST;
     case 'x-forwarded-method':
       return 0;
     case 'x-original-method':
@@ -46,8 +56,15 @@ function slotOf(name: string): number {
  */
 export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined): ForwardedInput {
   const values: (string | undefined)[] = [undefined, undefined, undefined, undefined];
+  let forwardedHosts = 0;
+  let forwardedHost: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const slot = slotOf(rawHeaders[i]!);
+    if (slot === FORWARDED_HOST) {
+      forwardedHosts++;
+      forwardedHost = rawHeaders[i + 1]!;
+      continue;
+    }
     if (slot === -1) continue;
     if (values[slot] !== undefined) return MISSING; // given twice: ambiguous
     values[slot] = rawHeaders[i + 1]!;
@@ -55,7 +72,10 @@ export function forwardedInput(rawHeaders: readonly string[], peer: string | und
   const method = agree(values[0], values[1]);
   const uri = agree(values[2], values[3]);
   if (method === null || uri === null || method === '' || uri === '') return MISSING;
-  return { ok: true, input: inputFromRawHeaders(rawHeaders, method, uri, peer) };
+  const input = inputFromRawHeaders(rawHeaders, method, uri, peer);
+  if (forwardedHosts === 0 || input.refusal !== undefined) return { ok: true, input };
+  const refusal = authorityRefusal(forwardedHost, forwardedHosts);
+  return { ok: true, input: refusal === undefined ? input : { ...input, refusal } };
 }
 
 /** One value from either family; null when absent or when both are present and differ. */

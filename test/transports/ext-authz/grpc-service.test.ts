@@ -155,7 +155,7 @@ describe('headers: map and header_map', () => {
   });
 
   it('header_map raw bytes that are not UTF-8 are judged, not folded', async () => {
-    const r = await client.check({ attributes: { request: { http: { method: 'GET', path: '/orders/42', header_map: { headers: [{ key: 'authorization', raw_value: Buffer.from([0x42, 0x65, 0x61, 0x72, 0x65, 0x72, 0x20, 0xff, 0xfe]) }] } } } } });
+    const r = await client.check({ attributes: { request: { http: { method: 'GET', path: '/orders/42', host: 'orders.internal', header_map: { headers: [{ key: 'authorization', raw_value: Buffer.from([0x42, 0x65, 0x61, 0x72, 0x65, 0x72, 0x20, 0xff, 0xfe]) }] } } } } });
     expect(r.status?.code).toBe(16);
     expect(JSON.parse(r.denied_response!.body).reason).toBe('malformed_token');
   });
