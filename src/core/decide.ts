@@ -115,7 +115,6 @@ export class Decider {
    */
   decide(input: DecisionInput): Decision | Promise<Decision> {
     const method = input.method;
-    if (input.refusal !== undefined) return deny(input.refusal);
     if (!isMethodToken(method)) return deny('bad_method');
     if (input.authorizationCount > 1) return deny('multiple_authorization');
     if (input.dpopCount > 1) return deny('multiple_dpop');
@@ -123,6 +122,7 @@ export class Decider {
     const parsed = parseTarget(input.target, this.#policy.maxTargetLength, this.#policy.allowDotLikeSegments === true);
     if (!parsed.ok) return deny(parsed.reason);
     const { path, query, segments } = parsed.target;
+    if (input.refusal !== undefined) return deny(input.refusal, path);
 
     if (input.methodOverride && this.#policy.methodOverride === 'reject') return deny('method_override', path);
 

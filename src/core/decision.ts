@@ -37,7 +37,8 @@ export interface DecisionInput {
   readonly peer?: string;
   /**
    * A refusal the transport found while reading its wire format (the authority: missing_host,
-   * multiple_host, invalid_host — src/core/authority.ts); judged before anything else.
+   * multiple_host, invalid_host — src/core/authority.ts; forward-auth's method_override and
+   * url_override); judged right after the request target, before credentials.
    */
   readonly refusal?: DenyReason;
 }

@@ -19,10 +19,14 @@
  *   with `proxy_set_header X-Forwarded-Host $host`) — at most one, and a valid `host[:port]`, else
  *   400 multiple_host / invalid_host. A backend that trusts X-Forwarded-Host would otherwise build
  *   its URL from `orders.internal/admin?`.
+ * - Method-override and URL-rewrite headers, in any spelling (override-headers.ts), are refused
+ *   (400 method_override / url_override) whatever `headers.method_override` says: forward-auth
+ *   answers yes or no and cannot strip them, and the proxy in front passes them to the backend.
  */
 import { authorityRefusal } from '../../core/authority.ts';
 import type { DecisionInput } from '../../core/decision.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
+import { overrideKind, type OverrideReason } from '../override-headers.ts';
 
 export type ForwardedInput = { readonly ok: true; readonly input: DecisionInput } | { readonly ok: false; readonly reason: 'missing_attributes' };
 
@@ -56,16 +60,20 @@ function slotOf(name: string): number {
  */
 export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined): ForwardedInput {
   const values: (string | undefined)[] = [undefined, undefined, undefined, undefined];
+  let override: OverrideReason | undefined;
   let forwardedHosts = 0;
   let forwardedHost: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const slot = slotOf(rawHeaders[i]!);
+    if (slot === -1) {
+      override ??= overrideKind(rawHeaders[i]!);
+      continue;
+    }
     if (slot === FORWARDED_HOST) {
       forwardedHosts++;
       forwardedHost = rawHeaders[i + 1]!;
       continue;
     }
-    if (slot === -1) continue;
     if (values[slot] !== undefined) return MISSING; // given twice: ambiguous
     values[slot] = rawHeaders[i + 1]!;
   }
@@ -73,9 +81,9 @@ export function forwardedInput(rawHeaders: readonly string[], peer: string | und
   const uri = agree(values[2], values[3]);
   if (method === null || uri === null || method === '' || uri === '') return MISSING;
   const input = inputFromRawHeaders(rawHeaders, method, uri, peer);
-  if (forwardedHosts === 0 || input.refusal !== undefined) return { ok: true, input };
-  const refusal = authorityRefusal(forwardedHost, forwardedHosts);
-  return { ok: true, input: refusal === undefined ? input : { ...input, refusal } };
+  // Judged by the gate like the Host refusal (after the target, so the audit line has the path).
+  const refusal = input.refusal ?? (forwardedHosts === 0 ? undefined : authorityRefusal(forwardedHost, forwardedHosts)) ?? override;
+  return { ok: true, input: refusal === input.refusal ? input : { ...input, refusal } };
 }
 
 /** One value from either family; null when absent or when both are present and differ. */
