@@ -62,6 +62,16 @@ describe('config/envoy/envoy-http.yaml (HTTP)', () => {
   });
 });
 
+describe('config/envoy (both): request edges (issue 21)', () => {
+  it.each(['envoy/envoy.yaml', 'envoy/envoy-http.yaml'])('%s rejects underscore headers and removes client forwarding headers', async (p) => {
+    const doc = await load(p);
+    const hcm = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    expect(hcm.use_remote_address).toBe(true);
+    expect(hcm.common_http_protocol_options.headers_with_underscores_action).toBe('REJECT_REQUEST');
+    expect(hcm.route_config.request_headers_to_remove).toEqual(expect.arrayContaining(['forwarded', 'x-real-ip', 'x-forwarded-host', 'x-forwarded-prefix', 'x-forwarded-port', 'x-forwarded-ssl']));
+  });
+});
+
 describe('config/traefik/dynamic.yml', () => {
   it('never trusts client X-Forwarded-* and copies (replacing) all five identity headers', async () => {
     const doc = await load('traefik/dynamic.yml');
