@@ -53,6 +53,7 @@ export function compilePolicy(config: Config, file: string, keysFor: (issuer: Is
     methodOverride: config.headers.method_override,
     maxTokenBytes: config.headers.max_token_bytes,
     maxTargetLength: config.limits.max_target_length,
+    allowDotLikeSegments: config.limits.allow_dot_like_segments,
     dpop,
   });
 }

@@ -136,8 +136,10 @@ export const configSchema = z.strictObject({
       headers_timeout: duration('10s').default(10_000),
       request_timeout: duration('5m').default(300_000),
       keep_alive_timeout: duration('5s').default(5_000),
+      /** true only when the backend is known not to trim, best-fit or re-parse decoded segments (docs/hardening-edges.md). */
+      allow_dot_like_segments: z.boolean().default(false),
     })
-    .default({ max_target_length: 8192, max_header_bytes: 16384, headers_timeout: 10_000, request_timeout: 300_000, keep_alive_timeout: 5_000 }),
+    .default({ max_target_length: 8192, max_header_bytes: 16384, headers_timeout: 10_000, request_timeout: 300_000, keep_alive_timeout: 5_000, allow_dot_like_segments: false }),
   cache: z
     .strictObject({ max_entries: z.number().int().min(0).default(10_000) })
     .default({ max_entries: 10_000 }),

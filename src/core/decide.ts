@@ -119,9 +119,10 @@ export class Decider {
     if (input.authorizationCount > 1) return deny('multiple_authorization');
     if (input.dpopCount > 1) return deny('multiple_dpop');
 
-    const parsed = parseTarget(input.target, this.#policy.maxTargetLength);
+    const parsed = parseTarget(input.target, this.#policy.maxTargetLength, this.#policy.allowDotLikeSegments === true);
     if (!parsed.ok) return deny(parsed.reason);
     const { path, query, segments } = parsed.target;
+    if (input.refusal !== undefined) return deny(input.refusal, path);
 
     if (input.methodOverride && this.#policy.methodOverride === 'reject') return deny('method_override', path);
 

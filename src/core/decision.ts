@@ -35,6 +35,12 @@ export interface DecisionInput {
   readonly forwardedHost?: string;
   /** The TCP peer address (socket.remoteAddress) of the request jitgate received. */
   readonly peer?: string;
+  /**
+   * A refusal the transport found while reading its wire format (the authority: missing_host,
+   * multiple_host, invalid_host — src/core/authority.ts; forward-auth's method_override and
+   * url_override); judged right after the request target, before credentials.
+   */
+  readonly refusal?: DenyReason;
 }
 
 export interface Allow {

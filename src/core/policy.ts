@@ -65,6 +65,8 @@ export interface GatePolicy {
   readonly methodOverride: 'reject' | 'strip';
   readonly maxTokenBytes: number;
   readonly maxTargetLength: number;
+  /** `limits.allow_dot_like_segments`: skip the dot-like segment refusal (src/core/dot-like.ts). */
+  readonly allowDotLikeSegments?: boolean;
   /** Absent only in hand-built policies: DPoP-bound tokens are then refused (`dpop_unsupported`). */
   readonly dpop?: DpopPolicy;
 }

@@ -26,6 +26,7 @@
  * @module
  */
 import { isUtf8 } from 'node:buffer';
+import { isDotLikeSegment } from './dot-like.ts';
 
 /** Why a request target is refused (all 400, SPEC §2); codes match `reasons.ts`. */
 export type TargetReason =
@@ -36,6 +37,7 @@ export type TargetReason =
   | 'path_encoded_slash' // `%2F`
   | 'path_double_encoding' // decoded text still holds `%` + two hex digits (`%252e`)
   | 'path_dot_segment' // `.`/`..` raw or encoded, also before a `;` parameter (`..;x`)
+  | 'path_dot_like_segment' // folds to `.`/`..` by trimming, best-fit mapping or a re-parse (src/core/dot-like.ts)
   | 'path_empty_segment' // `//`, or an empty part before a `;` parameter (`/;x`)
   | 'path_invalid_utf8' // overlong, surrogate, truncated, > U+10FFFF
   | 'path_unicode_confusable' // NFKC form holds `/`, `\`, a control, `%XX`, or a dot/empty head
@@ -65,6 +67,7 @@ const BAD_ENCODING = refuse('path_bad_encoding');
 const ENCODED_SLASH = refuse('path_encoded_slash');
 const DOUBLE_ENCODING = refuse('path_double_encoding');
 const DOT_SEGMENT = refuse('path_dot_segment');
+const DOT_LIKE = refuse('path_dot_like_segment');
 const EMPTY_SEGMENT = refuse('path_empty_segment');
 const INVALID_UTF8 = refuse('path_invalid_utf8');
 const CONFUSABLE = refuse('path_unicode_confusable');
@@ -101,8 +104,10 @@ let scratch = new Uint8Array(DEFAULT_MAX_TARGET_LENGTH);
 /**
  * Parse an origin-form request target (path + optional `?query`) as received. Never throws.
  * `maxLength` bounds the raw target, query included (default {@link DEFAULT_MAX_TARGET_LENGTH}).
+ * `allowDotLike` (config `limits.allow_dot_like_segments`) skips the dot-like refusal for a
+ * backend known not to trim, best-fit or re-parse decoded segments.
  */
-export function parseTarget(raw: string, maxLength: number = DEFAULT_MAX_TARGET_LENGTH): TargetResult {
+export function parseTarget(raw: string, maxLength: number = DEFAULT_MAX_TARGET_LENGTH, allowDotLike = false): TargetResult {
   const n = raw.length;
   if (!(n <= maxLength)) return TOO_LONG; // also when maxLength is NaN: fail closed
   if (n === 0 || raw.charCodeAt(0) !== SLASH) return BAD_TARGET;
@@ -146,6 +151,8 @@ export function parseTarget(raw: string, maxLength: number = DEFAULT_MAX_TARGET_
     } else {
       const decoded = decodeSegment(raw, start, i);
       if (typeof decoded !== 'string') return decoded;
+      // Only a decoded segment can hold whitespace, `?`, `#` or non-ASCII: the literal path skips this.
+      if (!allowDotLike && isDotLikeSegment(decoded)) return DOT_LIKE;
       seg = decoded;
       changed = true;
     }

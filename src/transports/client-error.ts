@@ -28,6 +28,18 @@ function raw(reason: Reason): Buffer {
   return bytes;
 }
 
+/**
+ * The `connect` listener: CONNECT asks for a tunnel, which jitgate never opens. Without a listener
+ * node:http closes the socket with no answer, which a proxy or Envoy in front reads as an error
+ * (fail-open under failure_mode_allow); this answers 400 connect_method and closes. Bytes the
+ * client sent after the head (the would-be tunnel) are never read.
+ */
+export function answerConnect(socket: Duplex): Reason {
+  if (socket.writable) socket.end(raw('connect_method'));
+  else socket.destroy();
+  return 'connect_method';
+}
+
 /** The `clientError` listener for every traffic-facing node:http server. Returns the reason answered, if any. */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): Reason | undefined {
   // node's own rule: no second status line on a socket whose response head is already out.

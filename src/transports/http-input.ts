@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { authorityRefusal } from '../core/authority.ts';
 import type { DecisionInput } from '../core/decision.ts';
 
 /** Lower-case method-override header names (SPEC §2). */
@@ -59,9 +60,11 @@ export function inputFromRawHeaders(rawHeaders: readonly string[], method: strin
         break;
     }
   }
+  // Exactly one valid authority (RFC 9112 §3.2), else 400 before any other work (src/core/authority.ts).
+  const refusal = authorityRefusal(host, hostCount);
   // Two Host headers: which one the client meant is unknown, so the DPoP origin is too (fails closed).
   if (hostCount > 1) host = undefined;
-  return { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride, host, scheme, forwardedProto, forwardedHost, peer };
+  return { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride, host, scheme, forwardedProto, forwardedHost, peer, refusal };
 }
 
 export function inputFromRequest(req: IncomingMessage): DecisionInput {

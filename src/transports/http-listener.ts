@@ -21,7 +21,9 @@ export function clientServerOptions(limits: Config['limits']): ServerOptions {
     // node checks the two timeouts above on this interval (default 30s, which would stretch a
     // 10s headers_timeout to 40s); a sweep over the connection list once a second is cheap.
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headers_timeout / 4))),
-    requireHostHeader: true,
+    // The handler refuses a missing Host itself (400 missing_host, with the reason body), for
+    // HTTP/1.0 too — node's own check answers a bare 400 and only for HTTP/1.1.
+    requireHostHeader: false,
   };
 }
 

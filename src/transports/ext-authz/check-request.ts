@@ -12,6 +12,7 @@
  * The map's keys are attacker-influenced: it is only probed for fixed names with Object.hasOwn
  * and walked with Object.keys — never copied into another object (STYLE habit 12).
  */
+import { authorityRefusal } from '../../core/authority.ts';
 import type { DecisionInput } from '../../core/decision.ts';
 import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
 
@@ -56,7 +57,9 @@ export function checkInputFrom(req: CheckRequestObject | null, isStray: (lowerNa
   const checked = Array.isArray(list) && list.length > 0 ? fromHeaderMap(method, target, list, isStray) : fromMap(method, target, http.headers ?? undefined, isStray);
   const host = typeof http.host === 'string' && http.host !== '' ? http.host : undefined;
   const scheme = typeof http.scheme === 'string' && http.scheme !== '' ? http.scheme : undefined;
-  return host === undefined && scheme === undefined ? checked : { input: { ...checked.input, host, scheme }, stray: checked.stray };
+  // The :authority Envoy saw, checked like the proxy's Host (proto3: absent and '' are the same).
+  const refusal = authorityRefusal(host, host === undefined ? 0 : 1);
+  return { input: { ...checked.input, host, scheme, refusal }, stray: checked.stray };
 }
 
 function fromHeaderMap(method: string, target: string, list: readonly HeaderValueObject[], isStray: (n: string) => boolean): CheckInput {

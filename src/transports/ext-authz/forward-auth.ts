@@ -14,18 +14,32 @@
  *   trusted proxy: nginx's auth_request subrequest copies every client header, so a client can
  *   add `X-Forwarded-Uri` next to the `X-Original-URI` the proxy sets; the two disagree and the
  *   request is refused instead of one silently winning.
+ * - The original authority is checked like the proxy checks Host (src/core/authority.ts): the
+ *   request's own Host, and X-Forwarded-Host when the proxy sends one (Traefik, Caddy, or nginx
+ *   with `proxy_set_header X-Forwarded-Host $host`) — at most one, and a valid `host[:port]`, else
+ *   400 multiple_host / invalid_host. A backend that trusts X-Forwarded-Host would otherwise build
+ *   its URL from `orders.internal/admin?`.
+ * - Method-override and URL-rewrite headers, in any spelling (override-headers.ts), are refused
+ *   (400 method_override / url_override) whatever `headers.method_override` says: forward-auth
+ *   answers yes or no and cannot strip them, and the proxy in front passes them to the backend.
  */
+import { authorityRefusal } from '../../core/authority.ts';
 import type { DecisionInput } from '../../core/decision.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
+import { overrideKind, type OverrideReason } from '../override-headers.ts';
 
 export type ForwardedInput = { readonly ok: true; readonly input: DecisionInput } | { readonly ok: false; readonly reason: 'missing_attributes' };
 
 const MISSING: ForwardedInput = Object.freeze({ ok: false, reason: 'missing_attributes' });
 
-/** Slots: 0 x-forwarded-method, 1 x-original-method, 2 x-forwarded-uri, 3 x-original-uri. */
+const FORWARDED_HOST = 4;
+
+/** Slots: 0 x-forwarded-method, 1 x-original-method, 2 x-forwarded-uri, 3 x-original-uri, 4 x-forwarded-host. */
 function slotOf(name: string): number {
-  if (name.length !== 18 && name.length !== 17 && name.length !== 15 && name.length !== 14) return -1;
+  if (name.length !== 18 && name.length !== 17 && name.length !== 16 && name.length !== 15 && name.length !== 14) return -1;
   switch (name.toLowerCase()) {
+    case 'x-forwarded-host':
+      return FORWARDED_HOST;
     case 'x-forwarded-method':
       return 0;
     case 'x-original-method':
@@ -46,16 +60,30 @@ function slotOf(name: string): number {
  */
 export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined): ForwardedInput {
   const values: (string | undefined)[] = [undefined, undefined, undefined, undefined];
+  let override: OverrideReason | undefined;
+  let forwardedHosts = 0;
+  let forwardedHost: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const slot = slotOf(rawHeaders[i]!);
-    if (slot === -1) continue;
+    if (slot === -1) {
+      override ??= overrideKind(rawHeaders[i]!);
+      continue;
+    }
+    if (slot === FORWARDED_HOST) {
+      forwardedHosts++;
+      forwardedHost = rawHeaders[i + 1]!;
+      continue;
+    }
     if (values[slot] !== undefined) return MISSING; // given twice: ambiguous
     values[slot] = rawHeaders[i + 1]!;
   }
   const method = agree(values[0], values[1]);
   const uri = agree(values[2], values[3]);
   if (method === null || uri === null || method === '' || uri === '') return MISSING;
-  return { ok: true, input: inputFromRawHeaders(rawHeaders, method, uri, peer) };
+  const input = inputFromRawHeaders(rawHeaders, method, uri, peer);
+  // Judged by the gate like the Host refusal (after the target, so the audit line has the path).
+  const refusal = input.refusal ?? (forwardedHosts === 0 ? undefined : authorityRefusal(forwardedHost, forwardedHosts)) ?? override;
+  return { ok: true, input: refusal === input.refusal ? input : { ...input, refusal } };
 }
 
 /** One value from either family; null when absent or when both are present and differ. */

@@ -14,7 +14,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { deny, type Allow, type Decision } from '../../core/decision.ts';
 import type { Listener, TransportContext } from '../context.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
-import { answerClientError } from '../client-error.ts';
+import type { Duplex } from 'node:stream';
+import { answerClientError, answerConnect } from '../client-error.ts';
 import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { renderDecision, renderWithoutServerError, type Rendered } from '../respond.ts';
 import { countMerged } from './check-request.ts';
@@ -142,6 +143,8 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     const reason = answerClientError(err, socket);
     if (reason !== undefined) ctx.metrics.recordReason('ext_authz_http', reason);
   });
+  // Envoy sends a CONNECT request's check with method CONNECT: an explicit 400 denial, not a closed socket.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => ctx.metrics.recordReason('ext_authz_http', answerConnect(socket)));
 
   listener = await listenHttp(server, 'ext_authz_http', opts.host, opts.port);
   return listener;

@@ -1,8 +1,8 @@
 /**
  * What Envoy must change on the upstream request after an allow (SPEC §4, §7): the identity
  * headers jitgate sets, and the names it must remove — `authorization` (unless
- * headers.forward_authorization), `dpop`, method-override headers when they are stripped rather
- * than refused, every identity name this token does not set (so a client cannot smuggle one past
+ * headers.forward_authorization), `dpop`, every spelling of the method-override and URL-rewrite
+ * headers (seen or not; override-headers.ts), every identity name this token does not set (so a client cannot smuggle one past
  * Envoy), and any other inbound header carrying the identity prefix.
  *
  * Built once from config; per request it only concatenates when something is left to remove.
@@ -10,7 +10,7 @@
 import type { Allow } from '../../core/decision.ts';
 import type { IdentityHeaderNames } from '../../core/policy.ts';
 import type { Config } from '../../config/schema.ts';
-import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
+import { OVERRIDE_SPELLINGS } from '../override-headers.ts';
 import { compileHeaderPolicy, ROUTING_OVERRIDES } from '../proxy/hop-headers.ts';
 
 export interface UpstreamHeaders {
@@ -33,7 +33,9 @@ export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderN
   const base: string[] = [];
   if (!config.headers.forward_authorization) base.push('authorization');
   base.push('dpop');
-  if (config.headers.method_override === 'strip') base.push(...METHOD_OVERRIDE_HEADERS);
+  // Every spelling, seen or not: Envoy's allowed_headers may hide them from jitgate, and the
+  // backend behind Envoy must never act on them (issue 21 item 2).
+  base.push(...OVERRIDE_SPELLINGS);
   const publicList = Object.freeze([...base, ...identity.all]);
   const publicHeader = publicList.join(', ');
   const five = new Set(identity.all);

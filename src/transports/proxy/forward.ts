@@ -72,6 +72,8 @@ export class Forwarder {
   readonly #logger: Logger;
   /** Bound histogram children by status class, 1xx at index 0. */
   readonly #upstreamSeconds: readonly { observe(v: number): void }[];
+  #portNumber = -1;
+  #portText: string | undefined;
 
   constructor(config: Config, metrics: Metrics, logger: Logger) {
     const u = config.upstream;
@@ -96,7 +98,7 @@ export class Forwarder {
       done(499, 'client_closed');
       return;
     }
-    const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req));
+    const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req), this.#localPort(req));
     const options: Dispatcher.DispatchOptions = {
       path: allow.query === '' ? allow.path : allow.path + allow.query,
       method: req.method as Dispatcher.HttpMethod,
@@ -106,6 +108,17 @@ export class Forwarder {
     // Only a request that can be sent twice unchanged: idempotent, and no body to replay.
     const retry = !head.hasBody && IDEMPOTENT.has(options.method) ? options : undefined;
     this.#pool.dispatch(options, new Exchange(this, res, done, retry));
+  }
+
+  /** X-Forwarded-Port: one listener, one local port — its text is made once. */
+  #localPort(req: IncomingMessage): string | undefined {
+    const port = req.socket.localPort;
+    if (port === undefined) return undefined;
+    if (port !== this.#portNumber) {
+      this.#portNumber = port;
+      this.#portText = String(port);
+    }
+    return this.#portText;
   }
 
   /** @internal for Exchange: the one retry of an idempotent, bodiless request. */

@@ -8,8 +8,10 @@
  * - Host is passed through as the client sent it (Envoy's and HAProxy's default, not nginx's
  *   `$proxy_host`): a legacy backend usually builds absolute URLs and picks virtual hosts from it.
  *   A request with several Host lines forwards the first (what node:http reports as `req.headers.host`).
- * - X-Forwarded-For is appended to (nginx `$proxy_add_x_forwarded_for`); X-Forwarded-Proto and
- *   X-Forwarded-Host are overwritten, because jitgate is the hop that knows them.
+ * - X-Forwarded-For is appended to (nginx `$proxy_add_x_forwarded_for`); X-Forwarded-Proto,
+ *   X-Forwarded-Host, X-Real-IP and X-Forwarded-Port are overwritten, because jitgate is the hop
+ *   that knows them; Forwarded and the other client-written forwarding headers are dropped
+ *   (forwarding-headers.ts).
  * - Headers named in `Connection` are removed, except Host and Content-Length (the request's routing
  *   and framing must not change under the backend) — and jitgate's own identity and X-Forwarded-*
  *   headers are appended after the filter, so `Connection: x-jit-subject` cannot remove them.
@@ -22,6 +24,7 @@
  */
 import type { Config } from '../../config/schema.ts';
 import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
+import { DROPPED_FORWARDING, OVERWRITTEN_FORWARDING } from './forwarding-headers.ts';
 
 /** What to do with an inbound header, by lower-case name. Absent from the table → forward as is. */
 const DROP = 1;
@@ -72,6 +75,8 @@ export function compileHeaderPolicy(config: Config): HeaderPolicy {
   // Overwritten by jitgate, so the inbound values go.
   table.set('x-forwarded-proto', DROP);
   table.set('x-forwarded-host', DROP);
+  for (const h of OVERWRITTEN_FORWARDING) table.set(h, DROP);
+  for (const h of DROPPED_FORWARDING) table.set(h, DROP);
   // Credentials end here (SPEC §4); DPoP proofs are bound to jitgate's URL, never the backend's.
   table.set('dpop', DROP);
   if (!config.headers.forward_authorization) table.set('authorization', DROP);
@@ -92,13 +97,15 @@ export interface UpstreamHead {
 
 /**
  * Inbound raw headers → the headers the backend receives. `identity` is null for public routes.
- * `clientAddr` is appended to X-Forwarded-For.
+ * `clientAddr` is appended to X-Forwarded-For and is X-Real-IP; `localPort` (the port the client
+ * connected to, as text) is X-Forwarded-Port when known.
  */
 export function upstreamHeaders(
   raw: readonly string[],
   policy: HeaderPolicy,
   identity: readonly (readonly [string, string])[] | null,
   clientAddr: string,
+  localPort?: string,
 ): UpstreamHead {
   const out: string[] = [];
   const prefix = policy.prefix;
@@ -153,6 +160,8 @@ export function upstreamHeaders(
   if (identity !== null) for (const [name, value] of identity) headers.push(name, value);
   headers.push('x-forwarded-for', xff === undefined ? clientAddr : `${xff}, ${clientAddr}`, 'x-forwarded-proto', 'http');
   if (host !== undefined) headers.push('x-forwarded-host', host);
+  headers.push('x-real-ip', clientAddr);
+  if (localPort !== undefined) headers.push('x-forwarded-port', localPort);
   return { headers, hasBody };
 }
 

@@ -3,7 +3,8 @@
  * a slow or oversized client from holding the gate's sockets (slowloris, header floods).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { answerClientError } from '../client-error.ts';
+import type { Duplex } from 'node:stream';
+import { answerClientError, answerConnect } from '../client-error.ts';
 import type { TransportContext } from '../context.ts';
 import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { Forwarder } from './forward.ts';
@@ -33,6 +34,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
     const reason = answerClientError(err, socket);
     if (reason !== undefined) ctx.metrics.recordReason('proxy', reason);
   });
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => ctx.metrics.recordReason('proxy', answerConnect(socket)));
 
   try {
     listener = await listenHttp(server, 'proxy', config.listen.host, config.listen.port);

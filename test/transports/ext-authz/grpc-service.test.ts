@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { ISSUER_A, sign } from '../../fixtures/tokens.ts';
 import { checkRequest, decisions, GrpcClient, headerList, rawCheckRequest, startHarness, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
+import { OVERRIDE_SPELLINGS } from '../../../src/transports/override-headers.ts';
 
 let keys: TestKeys;
 let h: Harness;
@@ -36,14 +37,14 @@ describe('allow', () => {
     ]);
     // Present and false (defaults on: an absent BoolValue would decode as null).
     for (const o of r.ok_response!.headers) expect(o.append).toEqual({ value: false });
-    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', 'x-jit-actor']);
+    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor']);
   });
 
   it('a public route removes all five identity names and sets none', async () => {
     const r = await client.check(checkRequest('GET', '/healthz'));
     expect(r.status?.code).toBe(0);
     expect(r.ok_response?.headers).toEqual([]);
-    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor']);
+    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor']);
   });
 
   it('a cached token gets the same answer each time; a stray header gets its own list without changing the next answer', async () => {
@@ -51,9 +52,9 @@ describe('allow', () => {
     const first = await client.check(checkRequest('GET', '/orders/42', a));
     const again = await client.check(checkRequest('GET', '/orders/42/items', a));
     expect(again).toEqual(first);
-    expect(first.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', 'x-jit-actor']);
+    expect(first.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor']);
     const stray = await client.check(checkRequest('GET', '/orders/42', { ...a, 'x-jit-role': 'admin' }));
-    expect(stray.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', 'x-jit-actor', 'x-jit-role']);
+    expect(stray.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor', 'x-jit-role']);
     expect(await client.check(checkRequest('GET', '/orders/42', a))).toEqual(first);
     // Another token never gets the first one's identity.
     const other = await client.check(checkRequest('GET', '/orders/42', await auth({ jti: 'g-cached-2', sub: 'spiffe://prod/other' })));
@@ -66,7 +67,7 @@ describe('allow', () => {
   it('also removes any other inbound header carrying the identity prefix', async () => {
     const r = await client.check(checkRequest('GET', '/orders/42', { ...(await auth({ jti: 'g-stray' })), 'x-jit-role': 'admin', 'x-jit-subject': 'spoofed' }));
     expect(r.status?.code).toBe(0);
-    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', 'x-jit-actor', 'x-jit-role']);
+    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor', 'x-jit-role']);
     expect(headerList(r.ok_response?.headers)[0]).toEqual(['x-jit-subject', 'spiffe://prod/ci-deployer']);
   });
 });
@@ -155,7 +156,7 @@ describe('headers: map and header_map', () => {
   });
 
   it('header_map raw bytes that are not UTF-8 are judged, not folded', async () => {
-    const r = await client.check({ attributes: { request: { http: { method: 'GET', path: '/orders/42', header_map: { headers: [{ key: 'authorization', raw_value: Buffer.from([0x42, 0x65, 0x61, 0x72, 0x65, 0x72, 0x20, 0xff, 0xfe]) }] } } } } });
+    const r = await client.check({ attributes: { request: { http: { method: 'GET', path: '/orders/42', host: 'orders.internal', header_map: { headers: [{ key: 'authorization', raw_value: Buffer.from([0x42, 0x65, 0x61, 0x72, 0x65, 0x72, 0x20, 0xff, 0xfe]) }] } } } } });
     expect(r.status?.code).toBe(16);
     expect(JSON.parse(r.denied_response!.body).reason).toBe('malformed_token');
   });

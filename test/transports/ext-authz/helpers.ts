@@ -164,12 +164,12 @@ export function checkRequest(method: string, path: string, headers: Record<strin
   };
 }
 
-/** A CheckRequest as Envoy sends it with encode_raw_headers: header_map entries with raw_value bytes. */
+/** A CheckRequest as Envoy sends it with encode_raw_headers: header_map entries with raw_value bytes (host is still set). */
 export function rawCheckRequest(method: string, path: string, headers: [string, string][]): object {
   return {
     attributes: {
       request: {
-        http: { method, path, header_map: { headers: [[':path', path], ...headers].map(([key, v]) => ({ key, raw_value: Buffer.from(v!, 'latin1') })) } },
+        http: { method, path, host: 'orders.internal', header_map: { headers: [[':path', path], ...headers].map(([key, v]) => ({ key, raw_value: Buffer.from(v!, 'latin1') })) } },
       },
     },
   };

@@ -3,10 +3,16 @@
  * settings SPEC §7 depends on. Envoy and Traefik cannot run here; nginx's example runs for real
  * in nginx.test.ts.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+
+/** Method-override and URL-rewrite headers every proxy example strips (issue 21 item 2). */
+const OVERRIDES = ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override', 'X-Original-URL', 'X-Rewrite-URL'];
+const CADDY = ['/usr/bin/caddy', '/usr/local/bin/caddy'].find((p) => existsSync(p));
 
 const file = (p: string) => fileURLToPath(new URL(`../../../config/${p}`, import.meta.url));
 const load = async (p: string) => parse(await readFile(file(p), 'utf8')) as any;
@@ -56,6 +62,16 @@ describe('config/envoy/envoy-http.yaml (HTTP)', () => {
   });
 });
 
+describe('config/envoy (both): request edges (issue 21)', () => {
+  it.each(['envoy/envoy.yaml', 'envoy/envoy-http.yaml'])('%s rejects underscore headers and removes client forwarding headers', async (p) => {
+    const doc = await load(p);
+    const hcm = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    expect(hcm.use_remote_address).toBe(true);
+    expect(hcm.common_http_protocol_options.headers_with_underscores_action).toBe('REJECT_REQUEST');
+    expect(hcm.route_config.request_headers_to_remove).toEqual(expect.arrayContaining(['forwarded', 'x-real-ip', 'x-forwarded-host', 'x-forwarded-prefix', 'x-forwarded-port', 'x-forwarded-ssl']));
+  });
+});
+
 describe('config/traefik/dynamic.yml', () => {
   it('never trusts client X-Forwarded-* and copies (replacing) all five identity headers', async () => {
     const doc = await load('traefik/dynamic.yml');
@@ -64,7 +80,13 @@ describe('config/traefik/dynamic.yml', () => {
     expect(fa.address).toBe('http://127.0.0.1:9191/forward-auth');
     expect(fa.authResponseHeaders).toEqual(['X-Jit-Subject', 'X-Jit-Token-Id', 'X-Jit-Issuer', 'X-Jit-Txn', 'X-Jit-Actor']);
     expect(doc.http.middlewares['jitgate-strip-credentials'].headers.customRequestHeaders).toEqual({ Authorization: '', DPoP: '' });
-    expect(doc.http.routers.legacy.middlewares).toEqual(['jitgate', 'jitgate-strip-credentials']);
+    expect(doc.http.routers.legacy.middlewares).toEqual(['jitgate', 'jitgate-strip-credentials', 'jitgate-strip-overrides']);
+  });
+
+  it('strips every method-override and URL-rewrite header and the forwarding headers Traefik passes on (issue 21)', async () => {
+    const doc = await load('traefik/dynamic.yml');
+    const strip = doc.http.middlewares['jitgate-strip-overrides'].headers.customRequestHeaders;
+    for (const h of [...OVERRIDES, 'Forwarded', 'X-Forwarded-Prefix', 'X-Forwarded-Ssl']) expect(strip[h]).toBe('');
   });
 });
 
@@ -75,5 +97,21 @@ describe('config/caddy/Caddyfile', () => {
     const order = ['request_header -X-Jit-Subject', 'forward_auth 127', 'request_header -Authorization', 'reverse_proxy'].map((s) => text.indexOf(s));
     expect(order.every((i) => i > 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
+  });
+
+  it('strips every method-override and URL-rewrite header and the client forwarding headers, uncommented, after forward_auth (issue 21)', async () => {
+    const text = await readFile(file('caddy/Caddyfile'), 'utf8');
+    const auth = text.indexOf('forward_auth 127');
+    for (const h of [...OVERRIDES, 'Forwarded', 'X-Real-IP', 'X-Forwarded-Prefix', 'X-Forwarded-Port', 'X-Forwarded-Ssl']) {
+      const at = text.search(new RegExp(`^\\t+request_header -${h}$`, 'm'));
+      expect(at, h).toBeGreaterThan(auth);
+    }
+  });
+
+  it.skipIf(CADDY === undefined)('is a configuration the installed caddy adapts (caddy adapt --validate)', async () => {
+    const r = spawnSync(CADDY!, ['adapt', '--config', file('caddy/Caddyfile'), '--adapter', 'caddyfile', '--validate'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const json = JSON.stringify(JSON.parse(r.stdout));
+    for (const h of OVERRIDES) expect(json).toContain(`"${h}"`);
   });
 });

@@ -7,6 +7,7 @@ import type { Allow } from '../../../src/core/decision.ts';
 import { identityHeaderNames } from '../../../src/core/policy.ts';
 import type { VerifiedToken } from '../../../src/core/verified-token.ts';
 import { compileUpstreamHeaders } from '../../../src/transports/ext-authz/upstream-headers.ts';
+import { OVERRIDE_SPELLINGS } from '../../../src/transports/override-headers.ts';
 
 function plan(headers: Record<string, unknown> = {}) {
   const config = validateConfig(
@@ -22,14 +23,16 @@ const tokenAllow = (unset: string[]): Allow => ({ ...publicAllow, reason: 'grant
 describe('removal list', () => {
   it('defaults: authorization, dpop, then the unset identity names and stray prefixed headers', () => {
     const p = plan();
-    expect(p.removals(tokenAllow(['x-jit-actor']), [])).toEqual(['authorization', 'dpop', 'x-jit-actor']);
-    expect(p.removalHeader(tokenAllow([]), ['x-jit-role'])).toBe('authorization, dpop, x-jit-role');
-    expect(p.removals(publicAllow, [])).toEqual(['authorization', 'dpop', 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor']);
+    expect(p.removals(tokenAllow(['x-jit-actor']), [])).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor']);
+    expect(p.removalHeader(tokenAllow([]), ['x-jit-role'])).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-role'].join(', '));
+    expect(p.removals(publicAllow, [])).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor']);
   });
 
-  it('keeps Authorization when headers.forward_authorization, and strips method overrides when configured to', () => {
-    expect(plan({ forward_authorization: true }).removals(tokenAllow([]), [])).toEqual(['dpop']);
-    expect(plan({ method_override: 'strip' }).removals(tokenAllow([]), [])).toEqual(['authorization', 'dpop', 'x-http-method-override', 'x-http-method', 'x-method-override']);
+  it('keeps Authorization when headers.forward_authorization; removes every override spelling in both method_override modes', () => {
+    expect(plan({ forward_authorization: true }).removals(tokenAllow([]), [])).toEqual(['dpop', ...OVERRIDE_SPELLINGS]);
+    expect(plan({ method_override: 'strip' }).removals(tokenAllow([]), [])).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS]);
+    expect(OVERRIDE_SPELLINGS).toHaveLength(24);
+    expect(OVERRIDE_SPELLINGS).toEqual(expect.arrayContaining(['x-http-method-override', 'x_http_method_override', 'x-http_method-override', 'x-original-url', 'x_rewrite_url']));
   });
 
   it('follows the configured identity prefix', () => {

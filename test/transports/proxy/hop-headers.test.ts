@@ -38,6 +38,7 @@ describe('upstreamHeaders', () => {
       ['x-forwarded-for', '10.0.0.9'],
       ['x-forwarded-proto', 'http'],
       ['x-forwarded-host', 'orders.internal'],
+      ['x-real-ip', '10.0.0.9'],
     ]);
     expect(head.hasBody).toBe(false);
   });
@@ -47,6 +48,7 @@ describe('upstreamHeaders', () => {
     expect(pairs(upstreamHeaders(raw, policy(), null, '1.2.3.4').headers)).toEqual([
       ['x-forwarded-for', '1.2.3.4'],
       ['x-forwarded-proto', 'http'],
+      ['x-real-ip', '1.2.3.4'],
     ]);
   });
 
@@ -71,6 +73,7 @@ describe('upstreamHeaders', () => {
       ['x-forwarded-for', '1.2.3.4'],
       ['x-forwarded-proto', 'http'],
       ['x-forwarded-host', 'h'],
+      ['x-real-ip', '1.2.3.4'],
     ]);
   });
 
@@ -121,5 +124,20 @@ describe('downstreamHeaders', () => {
   it('case=latin1 bytes survive unchanged', () => {
     const raw = [Buffer.from('X-Name'), Buffer.from([0x63, 0x61, 0x66, 0xe9])];
     expect(downstreamHeaders(raw)).toEqual(['X-Name', 'caf\u00e9']);
+  });
+});
+
+describe('upstreamHeaders: client forwarding headers (issue 21 item 3)', () => {
+  it('case=X-Real-IP and X-Forwarded-Port are jitgate\'s; Forwarded, X-Forwarded-Prefix/-Ssl and their _ spellings are dropped', () => {
+    const raw = ['Host', 'h', 'Forwarded', 'for=6.6.6.6;host=evil', 'X-Real-IP', '6.6.6.6', 'X-Forwarded-Port', '443', 'X-Forwarded-Prefix', '/admin', 'X-Forwarded-Ssl', 'on', 'x_real_ip', '6.6.6.6', 'X_Forwarded_Prefix', '/x', 'Accept', '*/*'];
+    expect(pairs(upstreamHeaders(raw, policy(), null, '10.0.0.9', '8080').headers)).toEqual([
+      ['Host', 'h'],
+      ['Accept', '*/*'],
+      ['x-forwarded-for', '10.0.0.9'],
+      ['x-forwarded-proto', 'http'],
+      ['x-forwarded-host', 'h'],
+      ['x-real-ip', '10.0.0.9'],
+      ['x-forwarded-port', '8080'],
+    ]);
   });
 });
