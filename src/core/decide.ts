@@ -188,10 +188,10 @@ export class Decider {
     // Proof of possession before revocation and grants: without the key, nothing more is learned.
     if (verified.cnfJkt !== undefined || dpopScheme || this.#someRequireDpop) {
       const refused = this.#checkBinding(verified, token, dpopScheme, input, path, nowMs);
-      if (refused instanceof Promise) return refused.then((r) => r ?? this.#authorize(verified, input.method, path, query, segments));
+      if (refused instanceof Promise) return refused.then((r) => r ?? this.#authorize(verified, input.method, path, query, segments, nowMs));
       if (refused !== undefined) return refused;
     }
-    return this.#authorize(verified, input.method, path, query, segments);
+    return this.#authorize(verified, input.method, path, query, segments, nowMs);
   }
 
   /**
@@ -227,11 +227,11 @@ export class Decider {
     });
   }
 
-  #authorize(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[]): Decision | Promise<Decision> {
+  #authorize(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[], nowMs: number): Decision | Promise<Decision> {
     if (this.#revocation.isRevoked(t.jti, t.sub, t.iat, t.txn)) return deny('revoked', path, t);
     // Token Status List (SPEC §10): a bit lookup while the list is held; a wait only on its first fetch.
     if (t.status !== undefined) {
-      const refused = statusDecision(t.status, this.#clock, path, t);
+      const refused = statusDecision(t.status, nowMs, this.#clock, path, t);
       if (refused instanceof Promise) return refused.then((r) => r ?? this.#grant(t, method, path, query, segments));
       if (refused !== undefined) return refused;
     }

@@ -54,8 +54,8 @@ function isUnavailable(r: StatusListFailure): r is UnavailableReason | StatusLis
  * list is held (every request after the first); a promise only while the list's first fetch runs,
  * waiting at most the issuer's `timeout` (then 503 `status_list_timeout`).
  */
-export function statusDecision(ref: StatusRef, clock: Clock, path: string, token: VerifiedToken): Deny | Unavailable | undefined | Promise<Deny | Unavailable | undefined> {
-  const v = ref.list.status(ref.idx, clock.nowMs());
+export function statusDecision(ref: StatusRef, nowMs: number, clock: Clock, path: string, token: VerifiedToken): Deny | Unavailable | undefined | Promise<Deny | Unavailable | undefined> {
+  const v = ref.list.status(ref.idx, nowMs);
   if (v === 0) return undefined;
   if (v !== 'pending') return typeof v === 'number' ? deny(statusRefusal(v)!, path, token) : refusal(v, path, token);
   return ref.list.settled().then(() => {

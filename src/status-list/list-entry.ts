@@ -17,7 +17,7 @@ import type { Clock } from '../core/clock.ts';
 import type { StatusListFailure, StatusListHandle } from '../core/status-list.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { FetchError, type BoundedGetResult } from '../net/bounded-get.ts';
-import { entryCount, statusAt, type StatusBits } from './decode.ts';
+import { entryCount, type StatusBits } from './decode.ts';
 import { verifyStatusList } from './verify-list.ts';
 
 /** After a failed fetch, retry no later than this (or `refresh`, when shorter). */
@@ -83,19 +83,24 @@ export class StatusListEntry implements StatusListHandle {
   #timer: NodeJS.Timeout | undefined;
   #usedAtMs = 0;
   #stopped = false;
+  /** Copies of what the hot path reads, so a lookup touches this object and the bytes only. */
+  readonly #maxStaleMs: number;
+  #count = 0;
 
   constructor(uri: string, deps: ListEntryDeps) {
     this.uri = uri;
     this.#d = deps;
+    this.#maxStaleMs = deps.settings.maxStaleMs;
   }
 
   status(idx: number, nowMs: number): number | 'pending' | StatusListFailure {
     this.#usedAtMs = nowMs;
     const bytes = this.#bytes;
     if (bytes !== undefined && nowMs < this.#expMs) {
-      if (nowMs - this.#freshAtMs > this.#d.settings.maxStaleMs) return 'status_list_stale';
-      const v = statusAt(bytes, this.#bits, idx);
-      return v < 0 ? 'status_index_out_of_range' : v;
+      if (nowMs - this.#freshAtMs > this.#maxStaleMs) return 'status_list_stale';
+      if (idx >= this.#count) return 'status_index_out_of_range';
+      const bit = idx * this.#bits;
+      return (bytes[bit >>> 3]! >>> (bit & 7)) & ((1 << this.#bits) - 1);
     }
     if (!this.#attempted) {
       void this.#fetch('first');
@@ -203,6 +208,7 @@ export class StatusListEntry implements StatusListHandle {
     if (this.#bytes !== undefined && v.iat < this.#iat) return 'older';
     this.#bytes = v.bytes;
     this.#bits = v.bits;
+    this.#count = entryCount(v.bytes.length, v.bits);
     this.#iat = v.iat;
     this.#expMs = v.expMs ?? Infinity;
     this.#ttlMs = v.ttlMs;
@@ -235,6 +241,7 @@ export class StatusListEntry implements StatusListHandle {
   /** Forget the list: the next token naming it starts over with a first fetch. */
   #drop(): void {
     this.#bytes = undefined;
+    this.#count = 0;
     this.#etag = undefined;
     this.#expMs = Infinity;
     this.#ttlMs = undefined;
