@@ -48,6 +48,12 @@ describe('status list encoding', () => {
     expect(Array.from({ length: 12 }, (_, i) => statusAt(two as Uint8Array, 2, i))).toEqual([1, 2, 0, 3, 0, 1, 0, 1, 1, 2, 3, 3]);
   });
 
+  it('decodes the example list of docs/status-list.md as documented', () => {
+    const bytes = decodeLst('eNpz4GBgYGFgYAAAAlAATQ', 1024) as Uint8Array;
+    expect([...bytes]).toEqual([0x40, 0x08, 0, 0, 0x04, 0, 0, 0]);
+    expect([3, 5, 17, 0].map((i) => statusAt(bytes, 2, i))).toEqual([1, 2, 1, 0]);
+  });
+
   it.each(BITS)('jitgate and the independent encoder decode the same at %i bit(s), both ways', async (bits) => {
     const values = statuses(1000, bits);
     const ours = encodeLst(packStatuses(values.length, bits, asMap(values)));
