@@ -115,10 +115,12 @@ export class StatusListEntry implements StatusListHandle {
     if (inflight === undefined) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, this.#d.settings.timeoutMs);
-      void inflight.then(() => {
+      timer.unref();
+      const done = (): void => {
         clearTimeout(timer);
         resolve();
-      });
+      };
+      inflight.then(done, done);
     });
   }
 
@@ -174,7 +176,7 @@ export class StatusListEntry implements StatusListHandle {
     }
     this.#attempted = true;
     const nextInMs = this.#schedule(now, result === 'ok' || result === 'not_modified' || result === 'older');
-    this.#d.onFetch?.({
+    const info: StatusListFetchInfo = {
       issuer: settings.issuer,
       uri: this.uri,
       cause,
@@ -185,7 +187,12 @@ export class StatusListEntry implements StatusListHandle {
       ageMs: this.ageMs(now),
       nextInMs,
       ...(error === undefined ? {} : { error }),
-    });
+    };
+    try {
+      this.#d.onFetch?.(info);
+    } catch {
+      // A failing reporter (a bug) must not turn the fetch every waiter shares into a rejection.
+    }
   }
 
   async #fetchAndApply(startedMs: number): Promise<StatusListFetchInfo['result']> {
