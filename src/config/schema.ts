@@ -44,7 +44,14 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or htt
 
 /** Token Status List (SPEC §10, draft-ietf-oauth-status-list); docs/status-list.md. */
 const statusList = z.strictObject({
-  allowed_uris: z.array(httpUrl).min(1, 'name at least one URI prefix under which the issuer publishes status lists'),
+  allowed_uris: z
+    .array(
+      httpUrl.refine((u) => {
+        const p = URL.parse(u);
+        return p !== null && p.username === '' && p.password === '' && p.hash === '';
+      }, 'expected a URL prefix without user info or #fragment'),
+    )
+    .min(1, 'name at least one URI prefix under which the issuer publishes status lists'),
   required: z.boolean().default(false),
   refresh: duration('1m').default(60_000),
   max_stale: duration('5m').default(5 * 60_000),
