@@ -134,10 +134,11 @@ describe('bad lists: each a refusal with its reason', () => {
   it('a slow list: the first request waits at most timeout (400 ms), then 503 status_list_timeout', async () => {
     const path = '/status/slow';
     server.lists.set(path, await cliList(keys.a, { uri: server.uri(path), bits: 1, size: 16, iat: NOW, statuses: new Map() }));
-    server.modes.set(path, { kind: 'slow', ms: 3_000 });
+    server.modes.set(path, { kind: 'slow', ms: 10_000 });
     const started = performance.now();
     expect(await outcome(t.gate, await statusToken(keys.a, server.uri(path), 0))).toEqual({ kind: 'unavailable', reason: 'status_list_timeout', status: 503 });
-    expect(performance.now() - started).toBeLessThan(1_500);
+    // Far below the server's 10 s: the request did not wait for the answer (headroom for a loaded machine).
+    expect(performance.now() - started).toBeLessThan(3_000);
   });
 });
 

@@ -94,7 +94,7 @@ describe('proxy (startJitgate): answers, metrics, /readyz, recovery', () => {
   beforeAll(async () => {
     up = await startRecordingUpstream();
     g = await startGateInProcess(up.url, (c) => {
-      c.issuers[0].status_list = { allowed_uris: [server.uri('/status/')], refresh: '200ms', max_stale: '1s', timeout: '1s' };
+      c.issuers[0].status_list = { allowed_uris: [server.uri('/status/')], refresh: '200ms', max_stale: '2s', timeout: '1s' };
     });
     server.lists.set(path, await cliList(g.keys.a, { uri: server.uri(path), bits: 1, size: 100_000, statuses: new Map([[99_999, 1]]) }));
   });
