@@ -59,7 +59,8 @@ const statusList = z.strictObject({
   /** The fetched list token (HTTP body), bytes. */
   max_bytes: z.number().int().positive().default(4 * 1024 * 1024),
   /** The inflated byte array, bytes: a list that inflates past it is refused (zip bomb). 16 MiB = 134M one-bit entries. */
-  max_list_bytes: z.number().int().positive().default(16 * 1024 * 1024),
+  // At most 256 MiB: every bit position then fits the 32-bit arithmetic of the lookup (list-entry.ts).
+  max_list_bytes: z.number().int().positive().max(256 * 1024 * 1024, 'at most 268435456 (256 MiB, 2^31 one-bit entries)').default(16 * 1024 * 1024),
 });
 
 const issuer = z

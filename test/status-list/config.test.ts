@@ -44,6 +44,7 @@ describe('issuers[].status_list', () => {
     [{ allowed_uris: ['https://user:pw@broker.internal/status/'] }, /allowed_uris\[0\]: expected a URL prefix without user info or #fragment/],
     [{ allowed_uris: ['https://broker.internal/status/'], refresh: 'soon' }, /issuers\[0\]\.status_list\.refresh: expected a duration like "1m"/],
     [{ allowed_uris: ['https://broker.internal/status/'], max_list_bytes: 0 }, /issuers\[0\]\.status_list\.max_list_bytes/],
+    [{ allowed_uris: ['https://broker.internal/status/'], max_list_bytes: 512 * 1024 * 1024 }, /max_list_bytes: at most 268435456/],
     [{ allowed_uris: ['https://broker.internal/status/'], cache: true }, /issuers\[0\]\.status_list/],
   ])('%j → a config error naming the key', (block, message) => {
     expect(problems(block)).toMatch(message);
