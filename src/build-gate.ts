@@ -21,6 +21,7 @@ import { HttpRevocationSource, type RevocationSyncInfo } from './revocation/http
 import { JournalFollowerSource, type PrimaryChannel } from './revocation/journal-follower.ts';
 import { JournalRevocationSource, type JournalReplayInfo } from './revocation/journal-source.ts';
 import type { RevocationSource } from './revocation/revocation-list.ts';
+import { statusListReporter } from './status-list/report.ts';
 
 export interface BuildGateDeps {
   readonly metrics: Metrics;
@@ -166,6 +167,7 @@ export function buildGate(config: Config, file: string, deps: BuildGateDeps): Ga
       primary === undefined || config.dpop === undefined
         ? undefined
         : { replay: new SharedReplayGuard(primary.channel, config.dpop.replay_cache_entries), nonceKey: primary.nonceKey },
+    statusLists: { onFetch: statusListReporter(deps.metrics, deps.logger) },
     revocationFileEvents: {
       loaded: ({ entries, errors, durationMs }) => {
         deps.metrics.revocationEntries.labels(source).set(entries);

@@ -13,6 +13,7 @@ import { StartupError } from './errors.ts';
 import { FileIssuerKeys, type IssuerKeys } from './keys/issuer-keys.ts';
 import { FileRevocationSource, type FileSourceEvents } from './revocation/file-source.ts';
 import { RevocationList, type RevocationSource } from './revocation/revocation-list.ts';
+import { statusListsConfig, StatusLists, type StatusListsOptions } from './status-list/list-cache.ts';
 
 export interface GateOptions {
   readonly clock?: Clock;
@@ -23,6 +24,8 @@ export interface GateOptions {
   readonly revocationFileEvents?: FileSourceEvents;
   /** Cluster workers: proof jtis recorded in the primary, nonces under its key (src/cluster.ts). */
   readonly dpopShared?: SharedDpopState;
+  /** How status lists (SPEC §10) are fetched and reported; the clock is the gate's. */
+  readonly statusLists?: Omit<StatusListsOptions, 'clock'>;
 }
 
 export interface Readiness {
@@ -38,12 +41,22 @@ export class Gate {
   readonly cache: VerifiedTokenCache;
   readonly revocation: RevocationList;
   readonly issuerKeys: readonly IssuerKeys[];
+  /** One per issuer with a `status_list` block (SPEC §10). */
+  readonly statusLists: readonly StatusLists[];
   readonly #decider: Decider;
 
   constructor(config: Config, file: string, options: GateOptions = {}) {
     this.config = config;
     this.clock = options.clock ?? systemClock;
     const keys: IssuerKeys[] = [];
+    const statusLists: StatusLists[] = [];
+    // Called by compilePolicy right after keysFor for the same issuer: a list is verified with that issuer's keys only.
+    const statusListFor = (issuer: IssuerConfig): StatusLists | undefined => {
+      if (issuer.status_list === undefined) return undefined;
+      const lists = new StatusLists(statusListsConfig({ ...issuer, status_list: issuer.status_list }), keys[keys.length - 1]!, { ...options.statusLists, clock: this.clock });
+      statusLists.push(lists);
+      return lists;
+    };
     this.policy = compilePolicy(config, file, (issuer) => {
       let k: IssuerKeys;
       if (issuer.jwks_file !== undefined) k = new FileIssuerKeys(issuer);
@@ -51,8 +64,9 @@ export class Gate {
       else throw new StartupError(`issuer ${issuer.issuer}: jwks_uri is not supported by this build`);
       keys.push(k);
       return k;
-    });
+    }, statusListFor);
     this.issuerKeys = keys;
+    this.statusLists = statusLists;
     const sources: RevocationSource[] = [];
     if (config.revocation.file !== undefined) {
       sources.push(new FileRevocationSource(config.revocation.file, config.revocation.poll_interval, options.revocationFileEvents));
@@ -76,6 +90,7 @@ export class Gate {
 
   stop(): void {
     for (const k of this.issuerKeys) k.stop();
+    for (const s of this.statusLists) s.stop();
     this.revocation.stop();
   }
 
@@ -94,6 +109,7 @@ export class Gate {
     }
     const stale = this.revocation.staleSource(now);
     if (stale !== undefined) problems.push(`revocation source ${stale} has not synced within max_stale`);
+    for (const s of this.statusLists) for (const uri of s.staleUris(now)) problems.push(`status list ${uri} of issuer ${s.issuer} has not been refreshed within max_stale`);
     return { ready: problems.length === 0, problems };
   }
 }

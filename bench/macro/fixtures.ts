@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDevKeys } from '../../src/cli/keys.ts';
 import { mintToken } from '../../src/cli/mint.ts';
+import { signStatusList } from '../../src/cli/status-list.ts';
 
 export const ISSUER = 'https://broker.bench.internal';
 export const AUDIENCE = 'orders';
@@ -22,6 +23,18 @@ export interface Tokens {
   readonly badSignature: string;
   /** Distinct tokens (distinct jti/sub), same grant, for the verification scenarios. */
   readonly rotating: readonly string[];
+  /** The hot token's grant plus a status claim (idx 0 of the bench list); set when the run has status-list rows. */
+  readonly statusHot?: string;
+  /** Distinct tokens pointing at indexes 1..n of the bench list (all VALID), for the cold status-list row. */
+  readonly statusRotating?: readonly string[];
+}
+
+/** Where the status-list rows' list lives (bench/macro/status-list-server.ts). */
+export interface StatusListFixture {
+  readonly uri: string;
+  readonly prefix: string;
+  /** The signed list (1 bit, 16,384 entries, index 16,383 INVALID), to serve at `uri`. */
+  readonly jwt: string;
 }
 
 export interface Fixtures {
@@ -29,6 +42,7 @@ export interface Fixtures {
   readonly alg: string;
   readonly jwksPath: string;
   readonly tokens: Tokens;
+  readonly statusList?: StatusListFixture;
 }
 
 /** Flips one base64url character in the middle of the signature (never the last, whose low bits may be padding). */
@@ -39,12 +53,13 @@ function corruptSignature(token: string): string {
   return token.slice(0, i) + c + token.slice(i + 1);
 }
 
-export async function makeFixtures(opts: { alg: string; rotating: number; ttlSeconds: number }): Promise<Fixtures> {
+export async function makeFixtures(opts: { alg: string; rotating: number; ttlSeconds: number; statusList?: { uri: string; prefix: string } }): Promise<Fixtures> {
   const dir = await mkdtemp(join(tmpdir(), 'jitgate-bench-'));
   const keys = await generateDevKeys(join(dir, 'keys'), { alg: opts.alg });
   const jwk = JSON.parse(await readFile(keys.privatePath, 'utf8')) as Record<string, unknown>;
-  const mint = (i: number): Promise<string> =>
+  const mint = (i: number, status?: { uri: string; idx: number }): Promise<string> =>
     mintToken({
+      statusList: status,
       key: jwk,
       iss: ISSUER,
       aud: AUDIENCE,
@@ -60,11 +75,21 @@ export async function makeFixtures(opts: { alg: string; rotating: number; ttlSec
     const batch = await Promise.all(Array.from({ length: Math.min(500, opts.rotating - i) }, (_, j) => mint(i + j)));
     rotating.push(...batch);
   }
+  const sl = opts.statusList;
+  if (sl === undefined) return { dir, alg: opts.alg, jwksPath: keys.jwksPath, tokens: { hot, badSignature: corruptSignature(hot), rotating } };
+  // The same grant and subject as `hot`, so the two hot rows differ only by the status claim.
+  const statusHot = await mint(-1, { uri: sl.uri, idx: 0 });
+  const statusRotating: string[] = [];
+  for (let i = 0; i < opts.rotating; i += 500) {
+    statusRotating.push(...(await Promise.all(Array.from({ length: Math.min(500, opts.rotating - i) }, (_, j) => mint(i + j, { uri: sl.uri, idx: 1 + i + j })))));
+  }
+  const jwt = await signStatusList({ key: jwk, uri: sl.uri, bits: 1, size: 16_384, statuses: new Map([[16_383, 1]]) });
   return {
     dir,
     alg: opts.alg,
     jwksPath: keys.jwksPath,
-    tokens: { hot, badSignature: corruptSignature(hot), rotating },
+    tokens: { hot, badSignature: corruptSignature(hot), rotating, statusHot, statusRotating },
+    statusList: { ...sl, jwt },
   };
 }
 
@@ -89,6 +114,8 @@ export interface GateVariant {
   readonly revocationFile?: string;
   /** log.destination; default a file in the run's directory. */
   readonly logDestination?: string;
+  /** The issuer gets a status_list block allowing the bench list (SPEC §10). */
+  readonly statusList?: boolean;
 }
 
 export interface GatePorts {
@@ -112,7 +139,7 @@ export async function writeGateConfig(
     upstream: { url: `http://127.0.0.1:${upstreamPort}` },
     service: { audience: AUDIENCE },
     // max_ttl is long only so that minted tokens outlive a long soak run; it costs nothing per request.
-    issuers: [{ issuer: ISSUER, jwks_file: fx.jwksPath, algorithms: [fx.alg], typ: 'jit+jwt', max_ttl: '24h' }],
+    issuers: [{ issuer: ISSUER, jwks_file: fx.jwksPath, algorithms: [fx.alg], typ: 'jit+jwt', max_ttl: '24h', ...(v.statusList && fx.statusList ? { status_list: { allowed_uris: [fx.statusList.prefix] } } : {}) }],
     cache: { max_entries: v.cacheEntries },
     ...(v.revocationFile === undefined ? {} : { revocation: { file: v.revocationFile, poll_interval: '2s' } }),
     admin: { listen: { host: '127.0.0.1', port: ports.admin } },

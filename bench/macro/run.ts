@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AUDIENCE, ISSUER, makeFixtures, type Fixtures } from './fixtures.ts';
 import { haproxyBinary, startHaproxy } from './haproxy.ts';
+import { startStatusListServer } from './status-list-server.ts';
 import { cacheDelta, Gates, reasonDelta, scrapeMetrics, type MetricSnapshot, type RunningGate } from './gates.ts';
 import { runHttpLoad, type LoadResult, type RequestSpec } from './http-load.ts';
 import { writeFlameGraph } from './flamegraph.ts';
@@ -120,7 +121,10 @@ log(`  ${selected.length} scenarios${repeat > 1 ? ` × ${repeat} rounds (median 
 
 const needsRotating = selected.some((s) => s.id.includes('10k') || s.kind === 'soak');
 const t0 = performance.now();
-const fx = await makeFixtures({ alg: a.alg, rotating: needsRotating ? 10_000 : 0, ttlSeconds: 4 * 3600 });
+// Status-list rows (SPEC §10): the list's publisher must be up before the tokens naming it are minted.
+const listServer = selected.some((s) => s.variant === 'status-list') ? await startStatusListServer() : undefined;
+const fx = await makeFixtures({ alg: a.alg, rotating: needsRotating ? 10_000 : 0, ttlSeconds: 4 * 3600, statusList: listServer });
+if (fx.statusList !== undefined) listServer?.serve(fx.statusList.jwt);
 log(`  keys and ${fx.tokens.rotating.length + 1} tokens minted in ${((performance.now() - t0) / 1000).toFixed(1)} s (${fx.dir})`);
 
 const stamp = startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19);
@@ -211,6 +215,7 @@ try {
 } finally {
   await gates.stop();
   await Promise.all([stopProcess(baseline.proc), stopProcess(upstream.proc), ...[...altBaselines.values()].map((c) => stopProcess(c.proc))]);
+  await listServer?.close();
 }
 // --cpu-prof writes its files as each process exits.
 if (a.profile) {

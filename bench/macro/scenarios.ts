@@ -25,6 +25,8 @@ export const VARIANTS = {
   verify: { audit: true, cacheEntries: 1_000 },
   /** 1,000,000 revocation entries loaded from a file source (the path is filled in by the runner). */
   'revoked-1m': { audit: true, cacheEntries: 10_000, revocationFile: 'revoked-1m.jsonl' },
+  /** Token Status List (SPEC §10): the issuer checks status lists; cache smaller than the 10,000-token set. */
+  'status-list': { audit: true, cacheEntries: 1_000, statusList: true },
   /** The soak: cache smaller than the token set so entries churn for the whole run. */
   soak: { audit: true, cacheEntries: 1_000 },
 } as const satisfies Record<string, GateVariant>;
@@ -56,7 +58,10 @@ const small = (fx: Fixtures): RequestSpec => ({ method: 'GET', path: '/orders/sm
 
 /** Connection i cycles through its own slice of the rotating tokens, so the whole set is in play at once. */
 function rotating(fx: Fixtures, connections: number, i: number): RequestSpec[] {
-  const all = fx.tokens.rotating;
+  return rotatingOf(fx.tokens.rotating, connections, i);
+}
+
+function rotatingOf(all: readonly string[], connections: number, i: number): RequestSpec[] {
   const per = Math.max(1, Math.floor(all.length / connections));
   const from = (i * per) % all.length;
   return all.slice(from, from + per).map((t) => ({ method: 'GET', path: '/orders/small', headers: bearer(t) }));
@@ -123,6 +128,11 @@ export function allScenarios(): Scenario[] {
     { id: 'haproxy-2t-10k', title: 'HAProxy 2.6 jwt_verify, nbthread 2, 10,000 tokens rotating', kind: 'http', server: 'haproxy-2', quick: false, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200 },
     { id: 'verify-raw', title: 'node:crypto verify, same alg, 1 core (no HTTP)', kind: 'crypto', server: 'none', quick: true, expectStatus: 0 },
     { id: 'allow-revoked-1m', title: 'jitgate allow, 1,000,000 revocation entries loaded', kind: 'http', server: 'gate', variant: 'revoked-1m', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
+    // Token Status List (SPEC §10, issue 15): the same hot token with and without a status claim on one
+    // gate (target: ≤ 2 % apart), then 10,000 rotating status-list tokens verified on every request.
+    { id: 'status-list-hot-none', title: 'jitgate allow, hot token without status claim (status-list gate)', kind: 'http', server: 'gate', variant: 'status-list', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
+    { id: 'status-list-hot', title: 'jitgate allow, hot token with a status-list claim', kind: 'http', server: 'gate', variant: 'status-list', quick: false, request: (fx) => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.statusHot!) }), expectStatus: 200, expectCache: 'hits', vs: 'status-list-hot-none' },
+    { id: 'status-list-10k-cold', title: 'jitgate allow, 10,000 rotating status-list tokens, cache 1,000 (verify + list lookup each)', kind: 'http', server: 'gate', variant: 'status-list', quick: false, request: (fx) => (i) => rotatingOf(fx.tokens.statusRotating!, load.connections, i), expectStatus: 200, expectCache: 'misses', vs: 'allow-10k-verify' },
     { id: 'soak', title: 'soak: mixed traffic (80% hot, 10% verify, 5% 403, 5% 401)', kind: 'soak', server: 'gate', variant: 'soak', quick: true, request: (fx) => (i) => soakMix(fx, i), expectStatus: [200, 403, 401] },
   ];
 }

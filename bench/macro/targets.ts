@@ -123,6 +123,27 @@ export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | und
     const ratio = gg.rps.mean / gh.rps.mean;
     out.push({ name: 'ext_authz gRPC Check vs ext_authz HTTP, cached token', met: ratio >= 0.5, detail: `${f0(gg.rps.mean)} vs ${f0(gh.rps.mean)} checks/s = ${ratio.toFixed(3)} × (target ≥ 0.5)` });
   }
+  // Token Status List (issue 15): the status claim's per-request cost on a cached token, ≤ 2 %.
+  const slHot = rows.get('status-list-hot');
+  const slNone = rows.get('status-list-hot-none');
+  if (slHot && slNone) {
+    const ratio = slHot.rps.mean / slNone.rps.mean;
+    const cpu = (slHot.serverCpuUsPerReq ?? Number.NaN) / (slNone.serverCpuUsPerReq ?? Number.NaN);
+    out.push({
+      name: 'cached allow with a status-list token vs without',
+      met: ratio >= 0.98 && slHot.problems.length === 0,
+      detail: `${ratio.toFixed(3)} × req/s (target ≥ 0.98), server CPU ${cpu.toFixed(3)} × (${slHot.serverCpuUsPerReq?.toFixed(1) ?? '?'} vs ${slNone.serverCpuUsPerReq?.toFixed(1) ?? '?'} µs/req); p99 ${slHot.latency?.p99.toFixed(3) ?? '?'} vs ${slNone.latency?.p99.toFixed(3) ?? '?'} ms`,
+    });
+  }
+  const slCold = rows.get('status-list-10k-cold');
+  const coldBase = rows.get('allow-10k-verify');
+  if (slCold && coldBase) {
+    out.push({
+      name: '10,000 rotating status-list tokens vs the same without status',
+      met: undefined,
+      detail: `${f0(slCold.rps.mean)} vs ${f0(coldBase.rps.mean)} req/s = ${(slCold.rps.mean / coldBase.rps.mean).toFixed(3)} ×; server CPU ${slCold.serverCpuUsPerReq?.toFixed(0) ?? '?'} vs ${coldBase.serverCpuUsPerReq?.toFixed(0) ?? '?'} µs/req`,
+    });
+  }
 
   const cheaper = (denyId: string, allowId: string): void => {
     const d = rows.get(denyId);

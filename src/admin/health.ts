@@ -46,6 +46,25 @@ export function gaugeRefresher(gate: Gate, metrics: Metrics): (draining: boolean
     misses = s.misses;
     metrics.tokenCacheEntries.set(gate.cache.size);
     for (const k of gate.issuerKeys) metrics.jwksKeys.labels(k.issuer).set(k.size);
+    refreshStatusListGauges(gate, metrics);
     metrics.ready.set(!draining && gate.readiness().ready ? 1 : 0);
   };
+}
+
+/** Lists held per issuer and the age of each (SPEC §10); a list dropped for disuse leaves the age gauge. */
+function refreshStatusListGauges(gate: Gate, metrics: Metrics): void {
+  const now = gate.clock.nowMs();
+  for (const lists of gate.statusLists) {
+    let held = 0;
+    for (const e of lists.entries()) {
+      const age = e.ageMs(now);
+      if (age === undefined) {
+        metrics.statusListAge.remove(e.uri);
+        continue;
+      }
+      held++;
+      metrics.statusListAge.labels(e.uri).set(age / 1000);
+    }
+    metrics.statusLists.labels(lists.issuer).set(held);
+  }
 }

@@ -50,6 +50,8 @@ export interface MintOptions {
   cnfJkt?: string;
   /** The client's DPoP key (private JWK or its file): sets `cnf.jkt` to its public key's thumbprint. Not with `cnfJkt`. */
   dpopKey?: JWK | string;
+  /** Sets `status: { status_list: { idx, uri } }` (SPEC §10, draft-ietf-oauth-status-list §6.1). */
+  statusList?: { readonly uri: string; readonly idx: number };
   /** Applied last: adds or overrides claims; a value of `undefined` removes the claim. */
   extraClaims?: Readonly<Record<string, unknown>>;
 }
@@ -93,6 +95,7 @@ export async function mintToken(opts: MintOptions): Promise<string> {
   if (opts.txn !== undefined) claims.txn = opts.txn;
   if (opts.act !== undefined) claims.act = { sub: opts.act };
   if (cnfJkt !== undefined) claims.cnf = { jkt: cnfJkt };
+  if (opts.statusList !== undefined) claims.status = { status_list: { idx: opts.statusList.idx, uri: opts.statusList.uri } };
   if (opts.actions !== undefined && opts.paths !== undefined) {
     const entry: Record<string, unknown> = {
       type: opts.grantType ?? DEFAULT_GRANT_TYPE,
@@ -137,6 +140,8 @@ Sign a grant token and print it (only the token) on stdout.
   --cnf-jkt THUMBPRINT  DPoP key binding: sets cnf: {"jkt": THUMBPRINT}
   --dpop-key FILE       DPoP key binding to this private JWK's public key (its RFC 7638
                         thumbprint becomes cnf.jkt); prove with "jitgate dpop-proof --key FILE"
+  --status-uri URL      status list the token points into (sets status.status_list; needs --status-idx)
+  --status-idx N        the token's index in that list
   --kid ID              header kid (default: the key file's kid)
   --typ TYP             header typ (default ${DEFAULT_TYP}; "" leaves it out)
   --grant-type TYPE     authorization_details type (default ${DEFAULT_GRANT_TYPE})
@@ -165,6 +170,8 @@ export async function run(argv: string[]): Promise<number> {
       act: { type: 'string' },
       'cnf-jkt': { type: 'string' },
       'dpop-key': { type: 'string' },
+      'status-uri': { type: 'string' },
+      'status-idx': { type: 'string' },
       kid: { type: 'string' },
       typ: { type: 'string' },
       'grant-type': { type: 'string' },
@@ -191,6 +198,12 @@ export async function run(argv: string[]): Promise<number> {
     if (values['cnf-jkt'] !== undefined && values['dpop-key'] !== undefined) {
       throw new UsageError('--cnf-jkt and --dpop-key both bind the token; give one');
     }
+    if ((values['status-uri'] === undefined) !== (values['status-idx'] === undefined)) {
+      throw new UsageError('--status-uri and --status-idx must be given together (they form the status claim)');
+    }
+    if (values['status-idx'] !== undefined && !/^\d+$/.test(values['status-idx'])) {
+      throw new UsageError(`--status-idx: expected a non-negative integer, got "${values['status-idx']}"`);
+    }
     const ttlMs = parseDuration(values.ttl);
     if (ttlMs === undefined || ttlMs % 1000 !== 0) {
       throw new UsageError(`--ttl: expected whole seconds as a duration such as 30s, 5m or 1h, got "${values.ttl}"`);
@@ -215,6 +228,7 @@ export async function run(argv: string[]): Promise<number> {
       act: values.act,
       cnfJkt: values['cnf-jkt'],
       dpopKey: values['dpop-key'],
+      statusList: values['status-uri'] === undefined ? undefined : { uri: values['status-uri'], idx: Number(values['status-idx']) },
       extraClaims: parseClaims(values.claim ?? []),
     };
   } catch (err) {

@@ -4,12 +4,19 @@
  */
 import { ConfigError } from '../errors.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import type { StatusListLookup } from '../core/status-list.ts';
 import { compileAddressList, EMPTY_ADDRESS_LIST } from '../core/address-list.ts';
 import { compilePattern } from '../core/path-pattern.ts';
 import { identityHeaderNames, normalizeTyp, type DpopPolicy, type GatePolicy, type IssuerPolicy, type PublicRoute } from '../core/policy.ts';
 import type { Config, IssuerConfig } from './schema.ts';
 
-export function compilePolicy(config: Config, file: string, keysFor: (issuer: IssuerConfig) => IssuerKeys): GatePolicy {
+export function compilePolicy(
+  config: Config,
+  file: string,
+  keysFor: (issuer: IssuerConfig) => IssuerKeys,
+  /** Called after keysFor for the same issuer, for issuers with a `status_list` block (SPEC §10). */
+  statusListFor?: (issuer: IssuerConfig) => StatusListLookup | undefined,
+): GatePolicy {
   const problems: string[] = [];
 
   const issuers = new Map<string, IssuerPolicy>();
@@ -25,6 +32,7 @@ export function compilePolicy(config: Config, file: string, keysFor: (issuer: Is
         typ: i.typ === undefined ? undefined : normalizeTyp(i.typ),
         keys: keysFor(i),
         requireDpop: i.require_dpop ?? config.dpop.require,
+        statusList: i.status_list === undefined ? undefined : statusListFor?.(i),
       }),
     );
   });

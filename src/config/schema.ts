@@ -40,6 +40,27 @@ const method = z.string().regex(HTTP_METHOD, 'expected an upper-case HTTP method
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
+/** Token Status List (SPEC §10, draft-ietf-oauth-status-list); docs/status-list.md. */
+const statusList = z.strictObject({
+  allowed_uris: z
+    .array(
+      httpUrl.refine((u) => {
+        const p = URL.parse(u);
+        return p !== null && p.username === '' && p.password === '' && p.hash === '';
+      }, 'expected a URL prefix without user info or #fragment'),
+    )
+    .min(1, 'name at least one URI prefix under which the issuer publishes status lists'),
+  required: z.boolean().default(false),
+  refresh: duration('1m').default(60_000),
+  max_stale: duration('5m').default(5 * 60_000),
+  timeout: duration('2s').default(2_000),
+  /** The fetched list token (HTTP body), bytes. */
+  max_bytes: z.number().int().positive().default(4 * 1024 * 1024),
+  /** The inflated byte array, bytes: a list that inflates past it is refused (zip bomb). 16 MiB = 134M one-bit entries. */
+  // At most 256 MiB: every bit position then fits the 32-bit arithmetic of the lookup (list-entry.ts).
+  max_list_bytes: z.number().int().positive().max(256 * 1024 * 1024, 'at most 268435456 (256 MiB, 2^31 one-bit entries)').default(16 * 1024 * 1024),
+});
+
 const issuer = z
   .strictObject({
     issuer: z.string().min(1, 'must be a non-empty issuer identifier'),
@@ -57,6 +78,8 @@ const issuer = z
     typ: z.string().min(1).optional(),
     /** Refuse this issuer's tokens unless DPoP-bound (cnf.jkt); default `dpop.require`. */
     require_dpop: z.boolean().optional(),
+    /** Token Status List (SPEC §10); absent: a token's status claim is not acted on. */
+    status_list: statusList.optional(),
   })
   .superRefine((v, ctx) => {
     if ((v.jwks_file === undefined) === (v.jwks_uri === undefined)) {

@@ -17,6 +17,7 @@ import { matchPattern } from './path-pattern.ts';
 import type { GatePolicy } from './policy.ts';
 import { requestOrigin } from './htu.ts';
 import { parseTarget } from './request-target.ts';
+import { statusDecision } from './status-list.ts';
 import { accessTokenHash, verifyToken, type VerifyOutcome } from './token.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
@@ -188,10 +189,10 @@ export class Decider {
     // Proof of possession before revocation and grants: without the key, nothing more is learned.
     if (verified.cnfJkt !== undefined || dpopScheme || this.#someRequireDpop) {
       const refused = this.#checkBinding(verified, token, dpopScheme, input, path, nowMs);
-      if (refused instanceof Promise) return refused.then((r) => r ?? this.#authorize(verified, input.method, path, query, segments));
+      if (refused instanceof Promise) return refused.then((r) => r ?? this.#authorize(verified, input.method, path, query, segments, nowMs));
       if (refused !== undefined) return refused;
     }
-    return this.#authorize(verified, input.method, path, query, segments);
+    return this.#authorize(verified, input.method, path, query, segments, nowMs);
   }
 
   /**
@@ -227,8 +228,18 @@ export class Decider {
     });
   }
 
-  #authorize(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[]): Decision {
+  #authorize(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[], nowMs: number): Decision | Promise<Decision> {
     if (this.#revocation.isRevoked(t.jti, t.sub, t.iat, t.txn)) return deny('revoked', path, t);
+    // Token Status List (SPEC §10): a bit lookup while the list is held; a wait only on its first fetch.
+    if (t.status !== undefined) {
+      const refused = statusDecision(t.status, nowMs, this.#clock, path, t);
+      if (refused instanceof Promise) return refused.then((r) => r ?? this.#grant(t, method, path, query, segments));
+      if (refused !== undefined) return refused;
+    }
+    return this.#grant(t, method, path, query, segments);
+  }
+
+  #grant(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[]): Decision {
     const match = matchGrants(t.grants, method, segments);
     if (typeof match === 'string') return deny(match, path, t);
     return { kind: 'allow', reason: 'granted', path, query, token: t, grantIndex: match };

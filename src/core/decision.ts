@@ -8,7 +8,9 @@ import type { VerifiedToken } from './verified-token.ts';
 
 export type AllowReason = 'granted' | 'public';
 export type UnavailableReason = 'keys_unavailable' | 'keys_stale' | 'revocation_stale' | 'internal_error';
-export type DenyReason = Exclude<Reason, AllowReason | UnavailableReason | 'upstream_unreachable' | 'upstream_timeout'>;
+/** Token Status List (SPEC §10): no fresh list to look the token up in. */
+export type StatusListUnavailableReason = 'status_list_unavailable' | 'status_list_timeout' | 'status_list_redirect' | 'status_list_stale';
+export type DenyReason = Exclude<Reason, AllowReason | UnavailableReason | StatusListUnavailableReason | 'upstream_unreachable' | 'upstream_timeout'>;
 
 /** What every transport extracts from its wire format before asking the gate. */
 export interface DecisionInput {
@@ -69,7 +71,7 @@ export interface Deny {
 
 export interface Unavailable {
   readonly kind: 'unavailable';
-  readonly reason: UnavailableReason;
+  readonly reason: UnavailableReason | StatusListUnavailableReason;
   readonly path: string | null;
 }
 
@@ -79,6 +81,6 @@ export function deny(reason: DenyReason, path: string | null = null, token: Veri
   return { kind: 'deny', reason, path, token };
 }
 
-export function unavailable(reason: UnavailableReason, path: string | null = null): Unavailable {
+export function unavailable(reason: UnavailableReason | StatusListUnavailableReason, path: string | null = null): Unavailable {
   return { kind: 'unavailable', reason, path };
 }

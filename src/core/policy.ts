@@ -6,6 +6,7 @@ import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import type { AddressList } from './address-list.ts';
 import type { GrantPolicy } from './grant.ts';
 import type { PathPattern } from './path-pattern.ts';
+import type { StatusListLookup } from './status-ref.ts';
 
 export interface IssuerPolicy {
   readonly issuer: string;
@@ -17,6 +18,8 @@ export interface IssuerPolicy {
   readonly keys: IssuerKeys;
   /** Unbound tokens (no `cnf.jkt`) of this issuer are refused (`require_dpop`, else `dpop.require`). */
   readonly requireDpop?: boolean;
+  /** The issuer's status lists (SPEC §10), when it has a `status_list` block. */
+  readonly statusList?: StatusListLookup | undefined;
 }
 
 

@@ -87,6 +87,22 @@ export const REASONS = Object.freeze({
   revoked: r(401, 'invalid_token', 'the token, its subject or its task has been revoked'),
   dpop_unsupported: r(401, 'invalid_token', 'the token is DPoP-bound (cnf) and this gate has no DPoP policy'),
 
+  // 401 invalid_token: Token Status List (SPEC §10, draft-ietf-oauth-status-list). `revoked` above is status 1.
+  suspended: r(401, 'invalid_token', "the token's entry in its status list is 2 (SUSPENDED)"),
+  status_not_valid: r(401, 'invalid_token', "the token's entry in its status list is a value other than 0 (VALID), 1 or 2"),
+  status_missing: r(401, 'invalid_token', 'the issuer requires a status claim (status_list.required) and the token has none'),
+  status_claim_invalid: r(401, 'invalid_token', 'the status.status_list claim is malformed (idx not a non-negative integer, uri not a string)'),
+  status_uri_not_allowed: r(401, 'invalid_token', "the status list uri is outside the issuer's status_list.allowed_uris (not fetched)"),
+  status_index_out_of_range: r(401, 'invalid_token', "the token's idx lies past the end of its status list"),
+  status_list_malformed: r(401, 'invalid_token', 'the status list is not a compact JWS with a JSON payload'),
+  status_list_typ: r(401, 'invalid_token', 'the status list typ is not statuslist+jwt'),
+  status_list_signature: r(401, 'invalid_token', "the status list is not signed by a key of the token's issuer"),
+  status_list_sub: r(401, 'invalid_token', 'the status list sub is not the uri it was fetched from'),
+  status_list_claims: r(401, 'invalid_token', 'a status list claim is missing or wrong (iat, exp, ttl, status_list.bits of 1/2/4/8, lst)'),
+  status_list_expired: r(401, 'invalid_token', 'the status list is at or past its exp'),
+  status_list_encoding: r(401, 'invalid_token', 'the status list lst is not base64url of a complete ZLIB stream'),
+  status_list_too_large: r(401, 'invalid_token', 'the status list exceeds status_list.max_bytes, or inflates past status_list.max_list_bytes'),
+
   // 401 invalid_token with a DPoP challenge: sender-constraint failures (RFC 9449 §4.3, §7.1; SPEC §1 cnf).
   dpop_required: r(401, 'invalid_token', 'the issuer requires DPoP-bound tokens (require_dpop) and this token has no cnf.jkt', 'invalid_token'),
   dpop_bearer_scheme: r(401, 'invalid_token', 'a DPoP-bound token was sent with the Bearer scheme instead of DPoP', 'invalid_token'),
@@ -117,6 +133,10 @@ export const REASONS = Object.freeze({
   keys_stale: r(503, 'unavailable', "the issuer's keys could not be refreshed for longer than jwks_max_stale"),
   revocation_stale: r(503, 'unavailable', 'a remote revocation source has not synced for longer than max_stale'),
   internal_error: r(503, 'unavailable', 'jitgate failed while deciding (a bug); the request is refused, never allowed'),
+  status_list_unavailable: r(503, 'unavailable', 'the status list could not be fetched (network, HTTP status) and no good copy is held'),
+  status_list_timeout: r(503, 'unavailable', 'the first fetch of the status list did not finish within status_list.timeout'),
+  status_list_redirect: r(503, 'unavailable', 'the status list URL answered with a redirect, which is never followed'),
+  status_list_stale: r(503, 'unavailable', 'the status list has not been refreshed for longer than status_list.max_stale'),
 
   // Proxy-only outcomes after an allow.
   upstream_unreachable: r(502, 'bad_gateway', 'the upstream refused, reset or failed the connection'),

@@ -11,6 +11,7 @@ import { compileGrants } from './grant.ts';
 import { hasDuplicateKeys, segmentText } from './json-duplicates.ts';
 import type { GatePolicy, IssuerPolicy } from './policy.ts';
 import { normalizeTyp } from './policy.ts';
+import { checkStatusClaim } from './status-list.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
 export type VerifyOutcome = VerifiedToken | DenyReason | 'keys_unavailable' | 'keys_stale';
@@ -111,6 +112,8 @@ function checkVerified(
 
   const grants = compileGrants(payload.authorization_details, policy.grant);
   if (grants === null) return 'invalid_grant';
+  const status = checkStatusClaim(payload.status, issuer.statusList);
+  if (typeof status === 'string') return status;
 
   const names = policy.identity;
   const identity: [string, string][] = [
@@ -143,6 +146,7 @@ function checkVerified(
     ath: claims.cnfJkt === undefined ? undefined : accessTokenHash(token),
     keys: issuer.keys,
     key,
+    status,
   });
 }
 

@@ -6,6 +6,7 @@
 import type { KeyEntry } from '../keys/key-set.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import type { CompiledGrantEntry } from './grant.ts';
+import type { StatusRef } from './status-ref.ts';
 
 export interface VerifiedToken {
   readonly iss: string;
@@ -34,4 +35,6 @@ export interface VerifiedToken {
   readonly ath?: string | undefined;
   readonly keys: IssuerKeys;
   readonly key: KeyEntry;
+  /** The token's status list entry (SPEC §10), parsed once; looked up on every request. */
+  readonly status?: StatusRef | undefined;
 }

@@ -24,10 +24,13 @@ export type FetchErrorCode = 'timeout' | 'too_large' | 'http_status' | 'network'
 
 export class FetchError extends Error {
   readonly code: FetchErrorCode;
-  constructor(code: FetchErrorCode, message: string, options?: ErrorOptions) {
+  /** The response status for `http_status` (a status-list redirect is told apart by it). */
+  readonly httpStatus: number | undefined;
+  constructor(code: FetchErrorCode, message: string, options?: ErrorOptions & { httpStatus?: number }) {
     super(message, options);
     this.name = 'FetchError';
     this.code = code;
+    this.httpStatus = options?.httpStatus;
   }
 }
 
@@ -53,7 +56,7 @@ export async function boundedGet(url: string, options: BoundedGetOptions): Promi
     }
     if (res.statusCode !== 200) {
       await res.body.dump();
-      throw new FetchError('http_status', `HTTP ${res.statusCode}`);
+      throw new FetchError('http_status', `HTTP ${res.statusCode}`, { httpStatus: res.statusCode });
     }
     const declared = Number(header(res.headers, 'content-length'));
     if (Number.isFinite(declared) && declared > options.maxBytes) {

@@ -9,7 +9,7 @@
  */
 import client from 'prom-client';
 import type { Decision } from '../core/decision.ts';
-import { REASON_CODES, type Reason } from '../core/reasons.ts';
+import { REASON_CODES, REASONS, type Reason } from '../core/reasons.ts';
 import { FastHistogram, type HistogramChild } from './fast-histogram.ts';
 import { droppedLogLines } from './logger.ts';
 
@@ -46,6 +46,9 @@ export class Metrics {
   readonly jwksRefreshSeconds: client.Histogram<'issuer'>;
   readonly jwksLastRefresh: client.Gauge<'issuer'>;
   readonly ready: client.Gauge;
+  readonly statusLists: client.Gauge<'issuer'>;
+  readonly statusListFetches: client.Counter<'issuer' | 'result'>;
+  readonly statusListAge: client.Gauge<'uri'>;
 
   /** transport → reason → bound counter child (taken up at scrape time). */
   readonly #bound = new Map<Transport, Map<Reason, client.Counter.Internal>>();
@@ -91,6 +94,10 @@ export class Metrics {
     this.jwksRefreshSeconds = new client.Histogram({ name: 'jitgate_jwks_refresh_duration_seconds', help: 'Duration of JWKS fetches.', labelNames: ['issuer'], registers: r });
     this.jwksLastRefresh = new client.Gauge({ name: 'jitgate_jwks_last_refresh_timestamp_seconds', help: 'Last successful JWKS fetch or load, by issuer.', labelNames: ['issuer'], aggregator: MIN, registers: r });
     this.ready = new client.Gauge({ name: 'jitgate_ready', help: '1 when keys are loaded and revocation is fresh.', aggregator: MIN, registers: r });
+    // Token Status List (SPEC §10). A cluster reports the sum of lists held, and the oldest copy of each list.
+    this.statusLists = new client.Gauge({ name: 'jitgate_status_lists', help: 'Status lists held in memory, by issuer.', labelNames: ['issuer'], registers: r });
+    this.statusListFetches = new client.Counter({ name: 'jitgate_status_list_fetches_total', help: 'Status list fetches by issuer and result (ok, not_modified, older, or the refusal reason).', labelNames: ['issuer', 'result'], registers: r });
+    this.statusListAge = new client.Gauge({ name: 'jitgate_status_list_age_seconds', help: 'Seconds since each held status list was last confirmed current (200 or 304).', labelNames: ['uri'], aggregator: 'max', registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 
     for (const t of TRANSPORTS) {
@@ -135,5 +142,6 @@ export class Metrics {
 function resultOf(reason: Reason): 'allow' | 'deny' | 'unavailable' {
   if (reason === 'granted' || reason === 'public') return 'allow';
   if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale' || reason === 'internal_error') return 'unavailable';
+  if (reason.startsWith('status_list_') && REASONS[reason].status === 503) return 'unavailable';
   return 'deny';
 }

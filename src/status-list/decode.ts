@@ -1,0 +1,47 @@
+/**
+ * The status list bytes (draft-ietf-oauth-status-list §4): `lst` is the base64url encoding of the
+ * ZLIB (RFC 1950) compressed byte array; entry `idx` of `bits` bits sits at bit `idx × bits` counted
+ * from the least significant bit of byte 0. Pure functions: no I/O, no clock.
+ */
+import { inflateSync } from 'node:zlib';
+
+export type StatusBits = 1 | 2 | 4 | 8;
+
+export function isStatusBits(v: unknown): v is StatusBits {
+  return v === 1 || v === 2 || v === 4 || v === 8;
+}
+
+/** base64url without padding (RFC 4648 §5, as JWS uses it): nothing else is accepted. */
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+export type LstFailure = 'status_list_encoding' | 'status_list_too_large';
+
+/**
+ * Decodes `lst` into its bytes, inflating at most `maxBytes`: a list that would inflate further
+ * (a zip bomb among them) is refused, never inflated without limit.
+ */
+export function decodeLst(lst: string, maxBytes: number): Uint8Array | LstFailure {
+  if (lst.length === 0 || !BASE64URL.test(lst) || lst.length % 4 === 1) return 'status_list_encoding';
+  const compressed = Buffer.from(lst, 'base64url');
+  try {
+    // maxOutputLength stops inflation as soon as the output would pass the bound (ERR_BUFFER_TOO_LARGE).
+    return new Uint8Array(inflateSync(compressed, { maxOutputLength: maxBytes }));
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'status_list_too_large' : 'status_list_encoding';
+  }
+}
+
+/** How many entries `byteLength` bytes hold at `bits` bits each. */
+export function entryCount(byteLength: number, bits: StatusBits): number {
+  return (byteLength * 8) / bits;
+}
+
+/**
+ * The status of entry `idx`, or -1 when `idx` lies outside the list. No allocation: this runs for
+ * every request of a cached token.
+ */
+export function statusAt(bytes: Uint8Array, bits: StatusBits, idx: number): number {
+  if (!(idx >= 0) || idx >= (bytes.length * 8) / bits) return -1;
+  const bit = idx * bits;
+  return (bytes[bit >>> 3]! >>> (bit & 7)) & ((1 << bits) - 1);
+}

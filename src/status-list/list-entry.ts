@@ -1,0 +1,270 @@
+/**
+ * One status list URI: the verified list in memory, its freshness, and the fetches that keep it
+ * current (SPEC §10). `status()` is the hot path — a bit lookup with no allocation and no await.
+ *
+ * - The first token naming the list starts the first fetch; its request waits at most `timeout`
+ *   (`settled`), later requests of that token do too until the fetch settles.
+ * - Then the list is refreshed in the background every `refresh`, sooner when its `ttl` or `exp`
+ *   says so; after a failure, every min(refresh, 5 s).
+ * - One fetch in flight at a time: every caller shares it (coalescing). A list whose `iat` is older
+ *   than the one held (a lagging CDN) never replaces it.
+ * - A failed refresh keeps the last good list until `max_stale` has passed since it was last
+ *   confirmed (200 or 304); then its tokens get 503 `status_list_stale` until a refresh succeeds.
+ * - A list nobody asked for during max(max_stale, 10 × refresh) is dropped and no longer refreshed;
+ *   the next token naming it fetches it again.
+ */
+import type { Clock } from '../core/clock.ts';
+import type { StatusListFailure, StatusListHandle } from '../core/status-list.ts';
+import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import { FetchError, type BoundedGetResult } from '../net/bounded-get.ts';
+import { entryCount, type StatusBits } from './decode.ts';
+import { verifyStatusList } from './verify-list.ts';
+
+/** After a failed fetch, retry no later than this (or `refresh`, when shorter). */
+export const FAILURE_RETRY_MS = 5_000;
+
+export interface StatusListSettings {
+  readonly issuer: string;
+  readonly algorithms: ReadonlySet<string>;
+  readonly toleranceSec: number;
+  readonly refreshMs: number;
+  readonly maxStaleMs: number;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+  readonly maxListBytes: number;
+}
+
+/** The HTTP GET of a list (bounded-get.ts with `Accept: application/statuslist+jwt`, no redirects). */
+export type ListGet = (uri: string, etag: string | undefined) => Promise<BoundedGetResult>;
+
+export type FetchCause = 'first' | 'scheduled';
+
+/** One fetch attempt, for metrics and logs. `result` is `ok`, `not_modified`, `older` or the failure reason. */
+export interface StatusListFetchInfo {
+  readonly issuer: string;
+  readonly uri: string;
+  readonly cause: FetchCause;
+  readonly result: 'ok' | 'not_modified' | 'older' | StatusListFailure;
+  readonly durationMs: number;
+  /** Entries in the list held after this attempt (0 when none). */
+  readonly entries: number;
+  readonly bits: number;
+  /** ms since the held list was last confirmed, undefined when none is held. */
+  readonly ageMs: number | undefined;
+  readonly nextInMs: number;
+  readonly error?: Error;
+}
+
+export interface ListEntryDeps {
+  readonly settings: StatusListSettings;
+  readonly keys: IssuerKeys;
+  readonly clock: Clock;
+  readonly get: ListGet;
+  readonly onFetch?: ((info: StatusListFetchInfo) => void) | undefined;
+}
+
+export class StatusListEntry implements StatusListHandle {
+  readonly uri: string;
+  readonly #d: ListEntryDeps;
+  #bytes: Uint8Array | undefined;
+  #bits: StatusBits = 1;
+  #iat = 0;
+  #expMs = Infinity;
+  #ttlMs: number | undefined;
+  #etag: string | undefined;
+  /** When the held list was last confirmed current (200 with a list, or 304). */
+  #freshAtMs = 0;
+  /** The latest attempt's failure, cleared by a success. */
+  #failure: StatusListFailure | undefined;
+  #failingSinceMs: number | undefined;
+  /** The first fetch has settled (a list or a failure is known). */
+  #attempted = false;
+  #inflight: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #usedAtMs = 0;
+  #stopped = false;
+  /** Copies of what the hot path reads, so a lookup touches this object and the bytes only. */
+  readonly #maxStaleMs: number;
+  #count = 0;
+
+  constructor(uri: string, deps: ListEntryDeps) {
+    this.uri = uri;
+    this.#d = deps;
+    this.#maxStaleMs = deps.settings.maxStaleMs;
+  }
+
+  status(idx: number, nowMs: number): number | 'pending' | StatusListFailure {
+    this.#usedAtMs = nowMs;
+    const bytes = this.#bytes;
+    if (bytes !== undefined && nowMs < this.#expMs) {
+      if (nowMs - this.#freshAtMs > this.#maxStaleMs) return 'status_list_stale';
+      if (idx >= this.#count) return 'status_index_out_of_range';
+      const bit = idx * this.#bits;
+      return (bytes[bit >>> 3]! >>> (bit & 7)) & ((1 << this.#bits) - 1);
+    }
+    if (!this.#attempted) {
+      void this.#fetch('first');
+      return 'pending';
+    }
+    // A list past its exp that no refresh replaced: why the last attempt failed, else stale.
+    return this.#failure ?? 'status_list_stale';
+  }
+
+  settled(): Promise<void> {
+    const inflight = this.#inflight;
+    if (inflight === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, this.#d.settings.timeoutMs);
+      timer.unref();
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      inflight.then(done, done);
+    });
+  }
+
+  /** True when the list cannot be used for want of a fresh copy for longer than max_stale (for /readyz). */
+  stale(nowMs: number): boolean {
+    const maxStale = this.#d.settings.maxStaleMs;
+    if (this.#bytes !== undefined) return nowMs - this.#freshAtMs > maxStale || nowMs >= this.#expMs;
+    return this.#failingSinceMs !== undefined && nowMs - this.#failingSinceMs > maxStale;
+  }
+
+  /** ms since the held list was last confirmed; undefined when none is held. */
+  ageMs(nowMs: number): number | undefined {
+    return this.#bytes === undefined ? undefined : nowMs - this.#freshAtMs;
+  }
+
+  get held(): boolean {
+    return this.#bytes !== undefined;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #fetch(cause: FetchCause): Promise<void> {
+    if (this.#inflight !== undefined) return this.#inflight;
+    const p = this.#attempt(cause).finally(() => {
+      this.#inflight = undefined;
+    });
+    this.#inflight = p;
+    return p;
+  }
+
+  async #attempt(cause: FetchCause): Promise<void> {
+    const { settings, clock } = this.#d;
+    const started = clock.nowMs();
+    let result: StatusListFetchInfo['result'];
+    let error: Error | undefined;
+    try {
+      result = await this.#fetchAndApply(started);
+    } catch (err) {
+      error = err as Error;
+      result = failureOf(err);
+    }
+    const now = clock.nowMs();
+    if (result === 'ok' || result === 'not_modified') {
+      this.#failure = undefined;
+      this.#failingSinceMs = undefined;
+    } else if (result !== 'older') {
+      this.#failure = result;
+      this.#failingSinceMs ??= now;
+    }
+    this.#attempted = true;
+    const nextInMs = this.#schedule(now, result === 'ok' || result === 'not_modified' || result === 'older');
+    const info: StatusListFetchInfo = {
+      issuer: settings.issuer,
+      uri: this.uri,
+      cause,
+      result,
+      durationMs: now - started,
+      entries: this.#bytes === undefined ? 0 : entryCount(this.#bytes.length, this.#bits),
+      bits: this.#bits,
+      ageMs: this.ageMs(now),
+      nextInMs,
+      ...(error === undefined ? {} : { error }),
+    };
+    try {
+      this.#d.onFetch?.(info);
+    } catch {
+      // A failing reporter (a bug) must not turn the fetch every waiter shares into a rejection.
+    }
+  }
+
+  async #fetchAndApply(startedMs: number): Promise<StatusListFetchInfo['result']> {
+    const { settings, keys, clock } = this.#d;
+    const res = await this.#d.get(this.uri, this.#bytes === undefined ? undefined : this.#etag);
+    if (res.status === 'not_modified') {
+      if (this.#bytes === undefined) return 'status_list_malformed'; // 304 to a request without If-None-Match
+      this.#freshAtMs = startedMs;
+      return 'not_modified';
+    }
+    const v = await verifyStatusList(res.body, {
+      uri: this.uri,
+      keys,
+      algorithms: settings.algorithms,
+      toleranceSec: settings.toleranceSec,
+      maxListBytes: settings.maxListBytes,
+      nowMs: clock.nowMs(),
+    });
+    if (typeof v === 'string') return v;
+    if (this.#bytes !== undefined && v.iat < this.#iat) return 'older';
+    this.#bytes = v.bytes;
+    this.#bits = v.bits;
+    this.#count = entryCount(v.bytes.length, v.bits);
+    this.#iat = v.iat;
+    this.#expMs = v.expMs ?? Infinity;
+    this.#ttlMs = v.ttlMs;
+    this.#etag = res.etag;
+    // Freshness counts from when the request went out: the list is at least that current.
+    this.#freshAtMs = startedMs;
+    return 'ok';
+  }
+
+  /** Plans the next refresh; returns its delay (-1 when the list is dropped for disuse). */
+  #schedule(nowMs: number, ok: boolean): number {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#stopped) return -1;
+    const s = this.#d.settings;
+    if (nowMs - this.#usedAtMs > Math.max(s.maxStaleMs, 10 * s.refreshMs)) {
+      this.#drop();
+      return -1;
+    }
+    let delay = ok ? s.refreshMs : Math.min(s.refreshMs, FAILURE_RETRY_MS);
+    if (this.#ttlMs !== undefined) delay = Math.min(delay, this.#ttlMs);
+    // Fetch the next list a second before this one expires (exp already includes the tolerance).
+    if (this.#expMs !== Infinity) delay = Math.min(delay, this.#expMs - nowMs - 1000);
+    delay = Math.max(delay, Math.min(1000, s.refreshMs));
+    this.#timer = setTimeout(() => void this.#fetch('scheduled'), delay);
+    this.#timer.unref();
+    return delay;
+  }
+
+  /** Forget the list: the next token naming it starts over with a first fetch. */
+  #drop(): void {
+    this.#bytes = undefined;
+    this.#count = 0;
+    this.#etag = undefined;
+    this.#expMs = Infinity;
+    this.#ttlMs = undefined;
+    this.#iat = 0;
+    this.#failure = undefined;
+    this.#failingSinceMs = undefined;
+    this.#attempted = false;
+  }
+}
+
+/** A fetch that threw: the reason its tokens get while no good list is held. */
+function failureOf(err: unknown): StatusListFailure {
+  if (err instanceof FetchError) {
+    if (err.code === 'too_large') return 'status_list_too_large';
+    if (err.code === 'http_status' && err.httpStatus !== undefined && err.httpStatus >= 300 && err.httpStatus < 400) return 'status_list_redirect';
+    if (err.code === 'timeout') return 'status_list_timeout';
+  }
+  return 'status_list_unavailable';
+}

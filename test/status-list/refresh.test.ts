@@ -1,0 +1,124 @@
+/**
+ * Freshness of status lists (SPEC §10): background refresh picks up a change for tokens already
+ * cached, with If-None-Match; a failing refresh keeps the last good list until max_stale, then its
+ * tokens get 503 and /readyz names the list; recovery is automatic. A lagging copy (older iat) never
+ * replaces a newer one, and a list's ttl shortens the refresh interval.
+ * Lists are served by a real HTTP server; the refresh timers are real, max_stale is judged on the
+ * gate's FixedClock.
+ */
+import { rm } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeGate, makeTestKeys, type TestGate, type TestKeys } from '../fixtures/gate.ts';
+import { NOW } from '../fixtures/tokens.ts';
+import { decideToken, eventually, outcome, statusToken } from './helpers.ts';
+import { cliList, StatusListServer } from './list-server.ts';
+
+let keys: TestKeys;
+let server: StatusListServer;
+let t: TestGate;
+
+beforeAll(async () => {
+  keys = await makeTestKeys();
+  server = await new StatusListServer().start();
+  t = await makeGate(keys, (c) => {
+    c.issuers[0].status_list = { allowed_uris: [server.uri('/status/')], refresh: '150ms', max_stale: '10s', timeout: '1s' };
+  });
+});
+
+afterAll(async () => {
+  t.gate.stop();
+  await Promise.all([server.stop(), rm(t.dir, { recursive: true, force: true })]);
+});
+
+const reasonNow = (token: string): string => {
+  const d = decideToken(t.gate, token);
+  if (d instanceof Promise) throw new Error('a cached token with a held list must be decided synchronously');
+  return d.reason;
+};
+
+describe('refresh', () => {
+  it('a revocation published after the token was cached is enforced on its next requests', async () => {
+    const path = '/status/live';
+    const uri = server.uri(path);
+    server.lists.set(path, await cliList(keys.a, { uri, bits: 1, size: 1024, iat: NOW, statuses: new Map() }));
+    const token = await statusToken(keys.a, uri, 9);
+    expect(await outcome(t.gate, token)).toMatchObject({ reason: 'granted' });
+    expect(reasonNow(token)).toBe('granted');
+
+    // Unchanged list: conditional requests answered 304.
+    await eventually(() => server.count(304) >= 2, 5_000, 'two 304 refreshes');
+    expect(server.seen.filter((s) => s.path === path).slice(1).every((s) => s.ifNoneMatch !== undefined)).toBe(true);
+    expect(reasonNow(token)).toBe('granted');
+
+    server.lists.set(path, await cliList(keys.a, { uri, bits: 1, size: 1024, iat: NOW + 1, statuses: new Map([[9, 1]]) }));
+    await eventually(() => reasonNow(token) === 'revoked', 5_000, 'the cached token to be refused');
+
+    // Suspension lifted (2 bits now): the same cached token is allowed again.
+    server.lists.set(path, await cliList(keys.a, { uri, bits: 2, size: 1024, iat: NOW + 2, statuses: new Map() }));
+    await eventually(() => reasonNow(token) === 'granted', 5_000, 'the cached token to be allowed again');
+  });
+
+  it('a copy older than the held list (a lagging cache) never replaces it', async () => {
+    const path = '/status/lagging';
+    const uri = server.uri(path);
+    server.lists.set(path, await cliList(keys.a, { uri, bits: 1, size: 64, iat: NOW, statuses: new Map([[4, 1]]) }));
+    const token = await statusToken(keys.a, uri, 4);
+    expect(await outcome(t.gate, token)).toMatchObject({ reason: 'revoked' });
+    server.lists.set(path, await cliList(keys.a, { uri, bits: 1, size: 64, iat: NOW - 60, statuses: new Map() }));
+    const seen = server.requestsFor(path);
+    await eventually(() => server.requestsFor(path) >= seen + 3, 5_000, 'three refreshes of the older copy');
+    expect(reasonNow(token)).toBe('revoked');
+  });
+
+  it('a failing refresh keeps the last good list; past max_stale → 503 and /readyz names it; recovery is automatic', async () => {
+    const path = '/status/flaky';
+    const uri = server.uri(path);
+    server.lists.set(path, await cliList(keys.a, { uri, bits: 1, size: 64, iat: NOW, statuses: new Map([[1, 1]]) }));
+    const good = await statusToken(keys.a, uri, 0);
+    const revoked = await statusToken(keys.a, uri, 1);
+    expect(await outcome(t.gate, good)).toMatchObject({ reason: 'granted' });
+    expect(await outcome(t.gate, revoked)).toMatchObject({ reason: 'revoked' });
+
+    server.modes.set(path, { kind: 'status', status: 500 });
+    const errors = server.count(500);
+    await eventually(() => server.count(500) >= errors + 2, 5_000, 'two failed refreshes');
+    expect(reasonNow(good)).toBe('granted');
+    expect(reasonNow(revoked)).toBe('revoked');
+    expect(t.gate.readiness().ready).toBe(true);
+
+    try {
+      t.clock.advance(10_001);
+      expect(reasonNow(good)).toBe('status_list_stale');
+      expect(reasonNow(revoked)).toBe('status_list_stale');
+      const r = t.gate.readiness();
+      expect(r.ready).toBe(false);
+      expect(r.problems).toContain(`status list ${uri} of issuer https://broker.internal has not been refreshed within max_stale`);
+
+      server.modes.delete(path);
+      await eventually(() => reasonNow(good) === 'granted', 5_000, 'recovery');
+      expect(reasonNow(revoked)).toBe('revoked');
+      expect(t.gate.readiness().ready).toBe(true);
+    } finally {
+      t.clock.set(NOW * 1000);
+    }
+  });
+
+  it("the list's ttl shortens the refresh interval", async () => {
+    const ttlServer = await new StatusListServer().start();
+    const gate = await makeGate(keys, (c) => {
+      c.issuers[0].status_list = { allowed_uris: [ttlServer.uri('/status/')], refresh: '1h' };
+    });
+    try {
+      const path = '/status/ttl';
+      const uri = ttlServer.uri(path);
+      ttlServer.lists.set(path, await cliList(keys.a, { uri, bits: 1, size: 8, iat: NOW, ttlSeconds: 1, statuses: new Map() }));
+      expect(await outcome(gate.gate, await statusToken(keys.a, uri, 0))).toMatchObject({ reason: 'granted' });
+      const started = performance.now();
+      await eventually(() => ttlServer.requestsFor(path) >= 2, 4_000, 'a refresh after ttl');
+      expect(performance.now() - started).toBeGreaterThan(800);
+    } finally {
+      gate.gate.stop();
+      await Promise.all([ttlServer.stop(), rm(gate.dir, { recursive: true, force: true })]);
+    }
+  });
+});
