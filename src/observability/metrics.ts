@@ -46,6 +46,12 @@ export class Metrics {
   readonly jwksRefreshSeconds: client.Histogram<'issuer'>;
   readonly jwksLastRefresh: client.Gauge<'issuer'>;
   readonly ready: client.Gauge;
+  /** SPEC §12: revocations made because a token crossed anomaly.deny_threshold, by what was revoked and result (ok, error). */
+  readonly anomalyRevocations: client.Counter<'revoke' | 'result'>;
+  /** SPEC §12: refusals counted against a token (403 outside its grant, 400 with a valid token). */
+  readonly anomalyRefusals: client.Counter<'status'>;
+  /** SPEC §12: signed audit checkpoint lines written. */
+  readonly auditCheckpoints: client.Counter;
 
   /** transport → reason → bound counter child (taken up at scrape time). */
   readonly #bound = new Map<Transport, Map<Reason, client.Counter.Internal>>();
@@ -91,6 +97,9 @@ export class Metrics {
     this.jwksRefreshSeconds = new client.Histogram({ name: 'jitgate_jwks_refresh_duration_seconds', help: 'Duration of JWKS fetches.', labelNames: ['issuer'], registers: r });
     this.jwksLastRefresh = new client.Gauge({ name: 'jitgate_jwks_last_refresh_timestamp_seconds', help: 'Last successful JWKS fetch or load, by issuer.', labelNames: ['issuer'], aggregator: MIN, registers: r });
     this.ready = new client.Gauge({ name: 'jitgate_ready', help: '1 when keys are loaded and revocation is fresh.', aggregator: MIN, registers: r });
+    this.anomalyRevocations = new client.Counter({ name: 'jitgate_anomaly_revocations_total', help: 'Revocations made because a token crossed anomaly.deny_threshold, by revoke (txn, jti, sub) and result (ok, error).', labelNames: ['revoke', 'result'], registers: r });
+    this.anomalyRefusals = new client.Counter({ name: 'jitgate_anomaly_refusals_total', help: 'Refusals counted against a valid token for anomaly detection, by status (400, 403).', labelNames: ['status'], registers: r });
+    this.auditCheckpoints = new client.Counter({ name: 'jitgate_audit_checkpoints_total', help: 'Signed checkpoint lines written to the audit chain.', registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 
     for (const t of TRANSPORTS) {
