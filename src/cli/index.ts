@@ -30,6 +30,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ['mint', { module: './mint.ts', summary: 'sign a grant token from command-line flags' }],
   ['demo', { module: './demo.ts', summary: 'run the gate and a demo backend with dev keys; print curl commands' }],
   ['dpop-proof', { module: './dpop-proof.ts', summary: 'make a DPoP proof (RFC 9449) for one request' }],
+  ['audit', { module: './audit.ts', summary: 'audit verify FILE... [--jwks F]: check the audit log hash chain' }],
 ]);
 
 const HELP_NAMES: ReadonlySet<string> = new Set(['help', '--help', '-h']);
