@@ -17,7 +17,7 @@
  * Checkpoints (`log.audit_checkpoint_key`): a line `event: checkpoint` signed over where the chain
  * stands (audit-checkpoint.ts), every 10 s while lines are written and at graceful shutdown.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { CheckpointSigner } from './audit-checkpoint.ts';
 import { readChainTail } from './audit-tail.ts';
 
@@ -63,7 +63,8 @@ export class AuditChain {
    */
   link(line: string, eolLength: number): string {
     const body = `${line.slice(0, line.length - eolLength - 1)}${this.#idField},"seq":${this.#seq},"prev":"${this.#prev}"}`;
-    this.#prev = createHash('sha256').update(body).digest('hex');
+    // crypto.hash: the one-shot form, without a Hash object per line (about half the cost for ~400 bytes).
+    this.#prev = hash('sha256', body, 'hex');
     this.#seq++;
     this.#sinceCheckpoint++;
     return body + line.slice(line.length - eolLength);
