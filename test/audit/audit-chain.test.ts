@@ -20,6 +20,10 @@ let up: RecordingUpstream;
 let dir: string;
 let logFile: string;
 let jwks: string;
+/** The gate config, to derive variants from (another destination, workers). */
+let raw: Record<string, any>;
+/** A grant token of the test issuer (5 minutes). */
+let token: string;
 /** The intact log, as lines (without newlines). */
 let lines: string[];
 const children: ChildProcess[] = [];
@@ -78,13 +82,14 @@ beforeAll(async () => {
     c.log = { level: 'info', destination: './audit.log', audit_chain: true, audit_checkpoint_key: './audit-key/private.jwk.json' };
   });
   dir = cfg.dir;
+  raw = cfg.raw;
   logFile = join(dir, 'audit.log');
   // The key comes from the CLI operators use: `jitgate keys --alg EdDSA`.
   const keys = await runCli(['keys', '--alg', 'EdDSA', '--out', join(dir, 'audit-key')]);
   expect(keys.code).toBe(0);
   jwks = join(dir, 'audit-key', 'jwks.json');
 
-  const token = await tokenNow(cfg.keys);
+  token = await tokenNow(cfg.keys);
   const first = await serveToFile(cfg.file, logFile, 0);
   await load(first.url, token, 400);
   expect(await stop(first.child)).toBe(0);
@@ -271,3 +276,56 @@ describe('bad input', () => {
 function pick0(k: number): number {
   return chainIdx(lines)[k]!;
 }
+
+/** A config like the main one with `patch` applied, written beside it. */
+async function variant(name: string, patch: (c: Record<string, any>) => void): Promise<string> {
+  const c = structuredClone(raw);
+  patch(c);
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(file, JSON.stringify(c));
+  return file;
+}
+
+describe('restarts and workers', () => {
+  it('case=restart after a crash mid-write: the torn line is ended, the chain continues from the last whole line and verifies', async () => {
+    const log = join(dir, 'crashed.log');
+    const partial = lines[chainIdx(lines)[7]!]!.slice(0, 120);
+    await writeFile(log, `${lines.join('\n')}\n${partial}`); // a gate killed mid-write
+    const config = await variant('crashed', (c) => {
+      c.log.destination = './crashed.log';
+    });
+    const g = await serveToFile(config, log, lines.length);
+    await load(g.url, token, 20);
+    expect(await stop(g.child)).toBe(0);
+    const after = (await readFile(log, 'utf8')).trimEnd().split('\n');
+    expect(after[lines.length]).toBe(partial); // the torn line stays as it was, on a line of its own
+    const start = after.map(parse).find((v) => v?.event === 'chain_start' && v.seq > parse(lines[chainIdx(lines).at(-1)!]!)!.seq)!;
+    expect(start).toMatchObject({ start: 'continued', after_seq: parse(lines[chainIdx(lines).at(-1)!]!)!.seq });
+    const r = await runCli(['audit', 'verify', log, '--jwks', jwks]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`note: ${log}:${lines.length + 1}: not a JSON line; skipped`);
+  });
+
+  it('case=workers: 2 share one file, each with its own chain (w1, w2), both verify', async () => {
+    const log = join(dir, 'cluster.log');
+    const config = await variant('cluster', (c) => {
+      c.log.destination = './cluster.log';
+      c.workers = 2;
+    });
+    const g = await serveToFile(config, log, 0);
+    await load(g.url, token, 200);
+    expect(await stop(g.child)).toBe(0);
+    const ls = (await readFile(log, 'utf8')).trimEnd().split('\n');
+    const chains = new Set(ls.map(parse).filter((v) => typeof v?.seq === 'number').map((v) => v!.chain));
+    expect([...chains].sort()).toEqual(['w1', 'w2']);
+    const r = await runCli(['audit', 'verify', log, '--jwks', jwks]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/chain w1: \d+ lines/);
+    expect(r.stdout).toMatch(/chain w2: \d+ lines/);
+    // Removing one worker's line is still found, in that worker's chain.
+    const victim = ls.findIndex((l) => parse(l)?.chain === 'w2' && parse(l)?.seq === 5);
+    const tampered = await verify('cluster-removed.log', ls.filter((_, i) => i !== victim));
+    expect(tampered.code).toBe(1);
+    expect(tampered.stdout).toMatch(/BROKEN: first broken line .*cluster-removed\.log:\d+ \(seq 6, chain w2\): seq 6 follows seq 4/);
+  });
+});
