@@ -28,6 +28,8 @@ export interface Fixtures {
   readonly dir: string;
   readonly alg: string;
   readonly jwksPath: string;
+  /** The dev key (Ed25519 when --alg EdDSA); the audit-chain variant makes its own Ed25519 key beside it. */
+  readonly privateKeyPath: string;
   readonly tokens: Tokens;
 }
 
@@ -64,6 +66,7 @@ export async function makeFixtures(opts: { alg: string; rotating: number; ttlSec
     dir,
     alg: opts.alg,
     jwksPath: keys.jwksPath,
+    privateKeyPath: (await generateDevKeys(join(dir, 'audit-key'), { alg: 'EdDSA' })).privatePath,
     tokens: { hot, badSignature: corruptSignature(hot), rotating },
   };
 }
@@ -89,6 +92,10 @@ export interface GateVariant {
   readonly revocationFile?: string;
   /** log.destination; default a file in the run's directory. */
   readonly logDestination?: string;
+  /** log.audit_chain with a checkpoint key (SPEC §12). */
+  readonly auditChain?: boolean;
+  /** anomaly counting on, revoking into a journal (SPEC §12). */
+  readonly anomaly?: boolean;
 }
 
 export interface GatePorts {
@@ -115,12 +122,18 @@ export async function writeGateConfig(
     issuers: [{ issuer: ISSUER, jwks_file: fx.jwksPath, algorithms: [fx.alg], typ: 'jit+jwt', max_ttl: '24h' }],
     cache: { max_entries: v.cacheEntries },
     ...(v.revocationFile === undefined ? {} : { revocation: { file: v.revocationFile, poll_interval: '2s' } }),
+    ...(v.anomaly === true ? { revocation: { journal: join(fx.dir, `${name}.journal`) }, anomaly: { deny_threshold: 5, window: '1m', revoke: 'txn' } } : {}),
     admin: { listen: { host: '127.0.0.1', port: ports.admin } },
     ext_authz: {
       http: { listen: { host: '127.0.0.1', port: ports.extAuthzHttp }, path_prefix: '' },
       grpc: { listen: { host: '127.0.0.1', port: ports.extAuthzGrpc } },
     },
-    log: { level: 'info', audit: v.audit, destination: v.logDestination ?? join(fx.dir, `${name}.log`) },
+    log: {
+      level: 'info',
+      audit: v.audit,
+      destination: v.logDestination ?? join(fx.dir, `${name}.log`),
+      ...(v.auditChain === true ? { audit_chain: true, audit_checkpoint_key: fx.privateKeyPath } : {}),
+    },
     workers,
   };
   const file = join(fx.dir, `${name}.yaml`);

@@ -24,6 +24,10 @@ export const VARIANTS = {
   'revoked-1m': { audit: true, cacheEntries: 10_000, revocationFile: 'revoked-1m.jsonl' },
   /** The soak: cache smaller than the token set so entries churn for the whole run. */
   soak: { audit: true, cacheEntries: 1_000 },
+  /** SPEC §12: `audit` plus log.audit_chain (seq, prev = SHA-256 per line) and signed checkpoints every 10 s. */
+  'audit-chain': { audit: true, cacheEntries: 10_000, auditChain: true },
+  /** SPEC §12: `audit` plus anomaly counting (a journal to revoke into); allows never reach the counter. */
+  anomaly: { audit: true, cacheEntries: 10_000, anomaly: true },
 } as const satisfies Record<string, GateVariant>;
 export type VariantName = keyof typeof VARIANTS;
 
@@ -115,6 +119,9 @@ export function allScenarios(): Scenario[] {
     { id: 'deny-401-bad-signature', title: 'jitgate 401 bad signature (verified every time)', kind: 'http', server: 'gate', variant: 'verify', quick: true, request: (fx) => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.badSignature) }), expectStatus: 401, expectReason: 'bad_signature', expectCache: 'misses' },
     { id: 'verify-raw', title: 'node:crypto verify, same alg, 1 core (no HTTP)', kind: 'crypto', server: 'none', quick: true, expectStatus: 0 },
     { id: 'allow-revoked-1m', title: 'jitgate allow, 1,000,000 revocation entries loaded', kind: 'http', server: 'gate', variant: 'revoked-1m', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
+    // SPEC §12 costs, each against allow-hot (plain audit): target ≥ 0.97 × with the chain, ≥ 0.99 × with anomaly counting.
+    { id: 'allow-hot-audit-chain', title: 'jitgate allow, one hot token, hash-chained audit → file (+ checkpoints)', kind: 'http', server: 'gate', variant: 'audit-chain', quick: true, request: small, expectStatus: 200, expectCache: 'hits', vs: 'allow-hot' },
+    { id: 'allow-hot-anomaly', title: 'jitgate allow, one hot token, anomaly counting on', kind: 'http', server: 'gate', variant: 'anomaly', quick: true, request: small, expectStatus: 200, expectCache: 'hits', vs: 'allow-hot' },
     { id: 'soak', title: 'soak: mixed traffic (80% hot, 10% verify, 5% 403, 5% 401)', kind: 'soak', server: 'gate', variant: 'soak', quick: true, request: (fx) => (i) => soakMix(fx, i), expectStatus: [200, 403, 401] },
   ];
 }
