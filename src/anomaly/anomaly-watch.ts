@@ -64,7 +64,7 @@ export class AnomalyWatch implements RefusalObserver {
     if (decision.kind !== 'deny') return;
     const status = REASONS[decision.reason].status;
     if (status === 403) {
-      if (decision.token !== null) this.#count(decision.token, decision, 403);
+      if (decision.token !== null) this.#count(decision.token, decision, 403, input.peer);
       return;
     }
     if (status !== 400 || input.authorization === undefined) return;
@@ -77,25 +77,25 @@ export class AnomalyWatch implements RefusalObserver {
     }
     if (t instanceof Promise) {
       t.then(
-        (v) => v !== undefined && this.#count400(v, decision),
+        (v) => v !== undefined && this.#count400(v, decision, input.peer),
         (err: unknown) => this.#log.error({ err: (err as Error).message }, 'identifying the token of a refused request failed; not counted'),
       );
-    } else if (t !== undefined) this.#count400(t, decision);
+    } else if (t !== undefined) this.#count400(t, decision, input.peer);
   }
 
-  #count400(t: VerifiedToken, decision: Deny): void {
+  #count400(t: VerifiedToken, decision: Deny, client: string | undefined): void {
     if (t.cnfJkt !== undefined) return; // possession not shown at 400 (see the module comment)
-    this.#count(t, decision, 400);
+    this.#count(t, decision, 400, client);
   }
 
-  #count(t: VerifiedToken, decision: Deny, status: 400 | 403): void {
+  #count(t: VerifiedToken, decision: Deny, status: 400 | 403, client: string | undefined): void {
     this.#d.metrics.anomalyRefusals.labels(String(status)).inc();
     const key = `${t.iss}\n${t.jti}`;
     const { inWindow, crossed } = this.#counter.add(key, this.#d.clock.nowMs());
-    if (crossed) this.#revoke(t, key, decision, inWindow);
+    if (crossed) this.#revoke(t, key, decision, inWindow, client);
   }
 
-  #revoke(t: VerifiedToken, key: string, decision: Deny, refusals: number): void {
+  #revoke(t: VerifiedToken, key: string, decision: Deny, refusals: number, client: string | undefined): void {
     const entry = this.#entryFor(t);
     const revoke = entry.kind;
     const ids = { sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn };
@@ -106,6 +106,7 @@ export class AnomalyWatch implements RefusalObserver {
           decision: 'anomaly_revoked',
           reason: decision.reason,
           path: decision.path ?? undefined,
+          client,
           ...ids,
           revoke,
           revoked: entryJson(entry),

@@ -52,7 +52,7 @@ describe('anomaly counting on other transports', () => {
     expect(r.status).toBe(401);
     expect(JSON.parse(r.text).reason).toBe('revoked');
     const line = g.logs.find((l) => l.decision === 'anomaly_revoked')!;
-    expect(line).toMatchObject({ type: 'audit', jti: 'ea-1', revoke: 'txn', revoked: { txn: 'task-ea' } });
+    expect(line).toMatchObject({ type: 'audit', jti: 'ea-1', revoke: 'txn', revoked: { txn: 'task-ea' }, client: '127.0.0.1' });
     // The refusals' own audit lines name the transport and the client address.
     const refusals = g.logs.filter((l) => l.type === 'audit' && l.decision === 'deny' && l.reason === 'path_not_granted');
     expect(refusals.map((l) => [l.transport, l.client])).toEqual(Array(3).fill(['ext_authz_http', '127.0.0.1']));
