@@ -62,19 +62,22 @@ export class AnomalyWatch implements RefusalObserver {
 
   observe(input: DecisionInput, decision: Decision): void {
     if (decision.kind !== 'deny') return;
+    // Counting must never change an answer: a throw here would turn the refusal into internal_error.
+    try {
+      this.#observeDeny(input, decision);
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'counting a refusal failed; not counted');
+    }
+  }
+
+  #observeDeny(input: DecisionInput, decision: Deny): void {
     const status = REASONS[decision.reason].status;
     if (status === 403) {
       if (decision.token !== null) this.#count(decision.token, decision, 403, input.peer);
       return;
     }
     if (status !== 400 || input.authorization === undefined) return;
-    let t: ReturnType<Gate['identify']>;
-    try {
-      t = this.#d.gate.identify(input.authorization);
-    } catch (err) {
-      this.#log.error({ err: (err as Error).message }, 'identifying the token of a refused request failed; not counted');
-      return;
-    }
+    const t = this.#d.gate.identify(input.authorization);
     if (t instanceof Promise) {
       t.then(
         (v) => v !== undefined && this.#count400(v, decision, input.peer),
