@@ -79,9 +79,9 @@ export class AnomalyWatch implements RefusalObserver {
     if (status !== 400 || input.authorization === undefined) return;
     const t = this.#d.gate.identify(input.authorization);
     if (t instanceof Promise) {
-      t.then(
-        (v) => v !== undefined && this.#count400(v, decision, input.peer),
-        (err: unknown) => this.#log.error({ err: (err as Error).message }, 'identifying the token of a refused request failed; not counted'),
+      // catch after then: a throw while counting must not become an unhandled rejection either.
+      t.then((v) => v !== undefined && this.#count400(v, decision, input.peer)).catch((err: unknown) =>
+        this.#log.error({ err: (err as Error).message }, 'identifying or counting the token of a refused request failed; not counted'),
       );
     } else if (t !== undefined) this.#count400(t, decision, input.peer);
   }
