@@ -123,7 +123,7 @@ export class AnomalyWatch implements RefusalObserver {
         this.#d.metrics.anomalyRevocations.labels(revoke, 'error').inc();
         this.#log.error({ ...ids, revoke, refusals, err: (err as Error).message }, 'anomaly revocation could not be written; the next refusal tries again');
       },
-    );
+    ).catch((err: unknown) => this.#log.error({ ...ids, err: (err as Error).message }, 'recording an anomaly revocation failed'));
   }
 
   /**

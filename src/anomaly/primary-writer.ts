@@ -86,5 +86,5 @@ export function answerAnomalyRevoke(
       log.error({ err: (err as Error).message }, 'anomaly revocation from a worker could not be written');
       reply({ type: 'jitgate:anomaly-revoked', id: request.id, error: (err as Error).message });
     },
-  );
+  ).catch((err: unknown) => log.error({ err: (err as Error).message }, 'answering a worker about an anomaly revocation failed'));
 }
