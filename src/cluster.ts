@@ -33,6 +33,7 @@ import { NotEnforcedError, revocationStatus, revocationsRoute, type RevocationSt
 import { startAdmin } from './admin/server.ts';
 import { logJournalReplay } from './build-gate.ts';
 import { DpopReplayCache } from './cache/dpop-replay.ts';
+import { answerAnomalyRevoke, PrimaryRevocationWriter, type AnomalyRevokeAnswer, type AnomalyRevokeRequest } from './anomaly/primary-writer.ts';
 import { answerReplay, type ReplayAnswer, type ReplayChannel, type ReplayRequest } from './cache/shared-dpop-replay.ts';
 import type { Config } from './config/schema.ts';
 import { JitgateError, StartupError } from './errors.ts';
@@ -49,13 +50,14 @@ export function workerCount(workers: number | 'auto'): number {
 }
 
 /** Primary ↔ worker messages (the journal's are in journal-follower.ts). */
-type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | FollowerUpdate | ReplayAnswer;
+type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | FollowerUpdate | ReplayAnswer | AnomalyRevokeAnswer;
 type FromWorker =
   | { type: 'jitgate:started'; proxy: string; extAuthz: string[] }
   | { type: 'jitgate:failed'; message: string }
   | ({ type: 'jitgate:readiness'; id: number } & Readiness)
   | FollowerRequest
-  | ReplayRequest;
+  | ReplayRequest
+  | AnomalyRevokeRequest;
 
 /** Where a worker finds the DPoP nonce key the primary made (every worker must derive the same nonces). */
 const NONCE_KEY_ENV = 'JITGATE_DPOP_NONCE_KEY';
@@ -101,6 +103,10 @@ export async function startPrimary(config: Config, count: number, logger: Logger
       followers.add(worker);
       worker.send({ type: 'jitgate:revocations-snapshot', entries: journal === undefined ? [] : [...journal.index.entries()] } satisfies ToWorker);
     } else if (msg?.type === 'jitgate:revoke-ack') acks.get(msg.id)?.(worker);
+    else if (msg?.type === 'jitgate:anomaly-revoke') {
+      // SPEC §12: a worker's anomaly revocation takes the POST /revocations path (journal, then every worker).
+      answerAnomalyRevoke(store, msg, (a) => worker.isConnected() && worker.send(a satisfies ToWorker), log);
+    }
   });
   cluster.on('exit', (worker) => {
     followers.delete(worker);
@@ -273,7 +279,10 @@ export async function runWorker(config: Config, file: string): Promise<number> {
   try {
     const nonceKey = process.env[NONCE_KEY_ENV];
     delete process.env[NONCE_KEY_ENV]; // not for anything this worker might start
-    running = await startJitgateWorker(config, file, { primary: { channel: toPrimary, nonceKey: nonceKey === undefined ? undefined : Buffer.from(nonceKey, 'base64') } });
+    running = await startJitgateWorker(config, file, {
+      primary: { channel: toPrimary, nonceKey: nonceKey === undefined ? undefined : Buffer.from(nonceKey, 'base64') },
+      revocationWriter: config.anomaly === undefined ? undefined : new PrimaryRevocationWriter({ send: (m) => void process.send!(m), on: (e, l) => process.on(e, l) }),
+    });
   } catch (err) {
     if (!(err instanceof JitgateError)) throw err;
     process.send!({ type: 'jitgate:failed', message: err.message } satisfies FromWorker);

@@ -7,6 +7,7 @@ import { systemClock, type Clock } from './core/clock.ts';
 import type { Decision, DecisionInput } from './core/decision.ts';
 import { Decider, type SharedDpopState } from './core/decide.ts';
 import type { GatePolicy } from './core/policy.ts';
+import type { VerifiedToken } from './core/verified-token.ts';
 import { compilePolicy } from './config/compile.ts';
 import type { Config, IssuerConfig } from './config/schema.ts';
 import { StartupError } from './errors.ts';
@@ -28,6 +29,11 @@ export interface GateOptions {
   readonly statusLists?: Omit<StatusListsOptions, 'clock'>;
 }
 
+/** Sees every decision after it is made (src/anomaly/anomaly-watch.ts); must not throw and cannot change it. */
+export interface RefusalObserver {
+  observe(input: DecisionInput, decision: Decision): void;
+}
+
 export interface Readiness {
   readonly ready: boolean;
   /** Why not, one line per problem (for /readyz). */
@@ -44,6 +50,7 @@ export class Gate {
   /** One per issuer with a `status_list` block (SPEC §10). */
   readonly statusLists: readonly StatusLists[];
   readonly #decider: Decider;
+  #refusals: RefusalObserver | undefined;
 
   constructor(config: Config, file: string, options: GateOptions = {}) {
     this.config = config;
@@ -96,7 +103,23 @@ export class Gate {
 
   /** Synchronous for a cached token (the hot path); a promise on a cache miss or a DPoP proof. */
   decide(input: DecisionInput): Decision | Promise<Decision> {
-    return this.#decider.decide(input);
+    const d = this.#decider.decide(input);
+    const o = this.#refusals;
+    if (o === undefined) return d;
+    // SPEC §12: refusals are counted after the fact; the decision itself is never changed.
+    if (d instanceof Promise) return d.then((x) => (o.observe(input, x), x));
+    o.observe(input, d);
+    return d;
+  }
+
+  /** SPEC §12: the token behind a request refused before verification (Decider.identify); for counting only. */
+  identify(authorization: string): VerifiedToken | undefined | Promise<VerifiedToken | undefined> {
+    return this.#decider.identify(authorization);
+  }
+
+  /** SPEC §12: every decision is shown to `observer` (anomaly counting); set once, at wiring time. */
+  observeRefusals(observer: RefusalObserver): void {
+    this.#refusals = observer;
   }
 
   readiness(): Readiness {

@@ -14,7 +14,11 @@ import { buildGate, type WorkerLink } from './build-gate.ts';
 import type { Clock } from './core/clock.ts';
 import type { Config } from './config/schema.ts';
 import type { Gate } from './gate.ts';
+import type { RevocationWriter } from './anomaly/anomaly-watch.ts';
+import { checkSection12 } from './anomaly/config-check.ts';
+import { watchAnomalies } from './anomaly/wiring.ts';
 import { AuditLog } from './observability/audit.ts';
+import { startAuditChain } from './observability/audit-chain-start.ts';
 import { createLogger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 import type { Listener, TransportContext } from './transports/context.ts';
@@ -30,6 +34,8 @@ export interface StartOptions {
   readonly defaultMetrics?: boolean;
   /** Set in a cluster worker: its link to the primary (build-gate.ts WorkerLink). */
   readonly primary?: WorkerLink;
+  /** Set in a cluster worker: anomaly revocations go to the primary, which owns the journal (src/anomaly/primary-writer.ts). */
+  readonly revocationWriter?: RevocationWriter;
 }
 
 /** A cluster worker's runtime: no admin listener, the primary owns it (src/cluster.ts). */
@@ -63,6 +69,7 @@ export function startJitgateWorker(config: Config, file: string, options: StartO
 }
 
 async function start(config: Config, file: string, options: StartOptions, withAdmin: boolean): Promise<WorkerRunning | Running> {
+  checkSection12(config, file);
   const logger = options.logger ?? createLogger(config.log);
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
   const audit = new AuditLog(config.log.audit ? logger : undefined);
@@ -74,8 +81,11 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   let admin: HttpListener | null = null;
   let extAuthz: Listener[];
   try {
+    // First, so the chain's first line (and a newline ending a torn last line) precedes any other.
+    await startAuditChain(config, audit, metrics, options.primary === undefined ? undefined : `w${process.env.JITGATE_WORKER_SLOT ?? process.pid}`);
     await gate.start();
     const ctx: TransportContext = { config, gate, metrics, audit, logger };
+    watchAnomalies({ config, gate, audit, metrics, logger, clock: options.clock }, options.revocationWriter);
     proxy = await startProxy(ctx);
     started.push(proxy);
     if (withAdmin) {
@@ -86,6 +96,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   } catch (err) {
     await Promise.all(started.map((l) => l.close(0)));
     gate.stop();
+    audit.closeChain();
     throw err;
   }
   const flusher = setInterval(() => logger.flush(), LOG_FLUSH_MS);
@@ -96,6 +107,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     await Promise.all([proxy.close(graceMs), ...extAuthz.map((l) => l.close(graceMs))]);
     gate.stop();
     await admin?.close(Math.min(graceMs, 1000));
+    audit.closeChain(); // SPEC §12: a gracefully closed audit file ends with a signed checkpoint
     clearInterval(flusher);
     logger.info('stopped');
     await new Promise<void>((resolve) => logger.flush(() => resolve()));

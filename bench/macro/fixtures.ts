@@ -41,6 +41,8 @@ export interface Fixtures {
   readonly dir: string;
   readonly alg: string;
   readonly jwksPath: string;
+  /** The dev key (Ed25519 when --alg EdDSA); the audit-chain variant makes its own Ed25519 key beside it. */
+  readonly privateKeyPath: string;
   readonly tokens: Tokens;
   readonly statusList?: StatusListFixture;
 }
@@ -75,8 +77,9 @@ export async function makeFixtures(opts: { alg: string; rotating: number; ttlSec
     const batch = await Promise.all(Array.from({ length: Math.min(500, opts.rotating - i) }, (_, j) => mint(i + j)));
     rotating.push(...batch);
   }
+  const privateKeyPath = (await generateDevKeys(join(dir, 'audit-key'), { alg: 'EdDSA' })).privatePath;
   const sl = opts.statusList;
-  if (sl === undefined) return { dir, alg: opts.alg, jwksPath: keys.jwksPath, tokens: { hot, badSignature: corruptSignature(hot), rotating } };
+  if (sl === undefined) return { dir, alg: opts.alg, jwksPath: keys.jwksPath, privateKeyPath, tokens: { hot, badSignature: corruptSignature(hot), rotating } };
   // The same grant and subject as `hot`, so the two hot rows differ only by the status claim.
   const statusHot = await mint(-1, { uri: sl.uri, idx: 0 });
   const statusRotating: string[] = [];
@@ -88,6 +91,7 @@ export async function makeFixtures(opts: { alg: string; rotating: number; ttlSec
     dir,
     alg: opts.alg,
     jwksPath: keys.jwksPath,
+    privateKeyPath,
     tokens: { hot, badSignature: corruptSignature(hot), rotating, statusHot, statusRotating },
     statusList: { ...sl, jwt },
   };
@@ -116,6 +120,10 @@ export interface GateVariant {
   readonly logDestination?: string;
   /** The issuer gets a status_list block allowing the bench list (SPEC §10). */
   readonly statusList?: boolean;
+  /** log.audit_chain with a checkpoint key (SPEC §12). */
+  readonly auditChain?: boolean;
+  /** anomaly counting on, revoking into a journal (SPEC §12). */
+  readonly anomaly?: boolean;
 }
 
 export interface GatePorts {
@@ -142,12 +150,18 @@ export async function writeGateConfig(
     issuers: [{ issuer: ISSUER, jwks_file: fx.jwksPath, algorithms: [fx.alg], typ: 'jit+jwt', max_ttl: '24h', ...(v.statusList && fx.statusList ? { status_list: { allowed_uris: [fx.statusList.prefix] } } : {}) }],
     cache: { max_entries: v.cacheEntries },
     ...(v.revocationFile === undefined ? {} : { revocation: { file: v.revocationFile, poll_interval: '2s' } }),
+    ...(v.anomaly === true ? { revocation: { journal: join(fx.dir, `${name}.journal`) }, anomaly: { deny_threshold: 5, window: '1m', revoke: 'txn' } } : {}),
     admin: { listen: { host: '127.0.0.1', port: ports.admin } },
     ext_authz: {
       http: { listen: { host: '127.0.0.1', port: ports.extAuthzHttp }, path_prefix: '' },
       grpc: { listen: { host: '127.0.0.1', port: ports.extAuthzGrpc } },
     },
-    log: { level: 'info', audit: v.audit, destination: v.logDestination ?? join(fx.dir, `${name}.log`) },
+    log: {
+      level: 'info',
+      audit: v.audit,
+      destination: v.logDestination ?? join(fx.dir, `${name}.log`),
+      ...(v.auditChain === true ? { audit_chain: true, audit_checkpoint_key: fx.privateKeyPath } : {}),
+    },
     workers,
   };
   const file = join(fx.dir, `${name}.yaml`);

@@ -29,6 +29,10 @@ export const VARIANTS = {
   'status-list': { audit: true, cacheEntries: 1_000, statusList: true },
   /** The soak: cache smaller than the token set so entries churn for the whole run. */
   soak: { audit: true, cacheEntries: 1_000 },
+  /** SPEC §12: `audit` plus log.audit_chain (seq, prev = SHA-256 per line) and signed checkpoints every 10 s. */
+  'audit-chain': { audit: true, cacheEntries: 10_000, auditChain: true },
+  /** SPEC §12: `audit` plus anomaly counting (a journal to revoke into); allows never reach the counter. */
+  anomaly: { audit: true, cacheEntries: 10_000, anomaly: true },
 } as const satisfies Record<string, GateVariant>;
 export type VariantName = keyof typeof VARIANTS;
 
@@ -133,6 +137,9 @@ export function allScenarios(): Scenario[] {
     { id: 'status-list-hot-none', title: 'jitgate allow, hot token without status claim (status-list gate)', kind: 'http', server: 'gate', variant: 'status-list', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'status-list-hot', title: 'jitgate allow, hot token with a status-list claim', kind: 'http', server: 'gate', variant: 'status-list', quick: false, request: (fx) => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.statusHot!) }), expectStatus: 200, expectCache: 'hits', vs: 'status-list-hot-none' },
     { id: 'status-list-10k-cold', title: 'jitgate allow, 10,000 rotating status-list tokens, cache 1,000 (verify + list lookup each)', kind: 'http', server: 'gate', variant: 'status-list', quick: false, request: (fx) => (i) => rotatingOf(fx.tokens.statusRotating!, load.connections, i), expectStatus: 200, expectCache: 'misses', vs: 'allow-10k-verify' },
+    // SPEC §12 costs, each against allow-hot (plain audit): target ≥ 0.97 × with the chain, ≥ 0.99 × with anomaly counting.
+    { id: 'allow-hot-audit-chain', title: 'jitgate allow, one hot token, hash-chained audit → file (+ checkpoints)', kind: 'http', server: 'gate', variant: 'audit-chain', quick: true, request: small, expectStatus: 200, expectCache: 'hits', vs: 'allow-hot' },
+    { id: 'allow-hot-anomaly', title: 'jitgate allow, one hot token, anomaly counting on', kind: 'http', server: 'gate', variant: 'anomaly', quick: true, request: small, expectStatus: 200, expectCache: 'hits', vs: 'allow-hot' },
     { id: 'soak', title: 'soak: mixed traffic (80% hot, 10% verify, 5% 403, 5% 401)', kind: 'soak', server: 'gate', variant: 'soak', quick: true, request: (fx) => (i) => soakMix(fx, i), expectStatus: [200, 403, 401] },
   ];
 }

@@ -160,6 +160,20 @@ export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | und
   cheaper('deny-401-malformed', 'allow-hot');
   cheaper('deny-401-bad-signature', 'allow-10k-verify');
 
+  // SPEC §12 (issue 17): what the audit chain and anomaly counting cost a cached allow, against allow-hot (plain audit).
+  for (const [id, min] of [['allow-hot-audit-chain', 0.97], ['allow-hot-anomaly', 0.99]] as const) {
+    const r = rows.get(id);
+    const base = rows.get('allow-hot');
+    if (!r || !base) continue;
+    const ratio = r.rps.mean / base.rps.mean;
+    const cpu = r.serverCpuUsPerReq !== undefined && base.serverCpuUsPerReq !== undefined ? r.serverCpuUsPerReq / base.serverCpuUsPerReq : undefined;
+    out.push({
+      name: `${id} vs allow-hot`,
+      met: ratio >= min && r.problems.length === 0,
+      detail: `${ratio.toFixed(3)} × allow-hot req/s (target ≥ ${min}); ${f0(r.rps.mean)} vs ${f0(base.rps.mean)} req/s; server CPU ${r.serverCpuUsPerReq?.toFixed(1) ?? '?'} vs ${base.serverCpuUsPerReq?.toFixed(1) ?? '?'} µs/req (${cpu === undefined ? '?' : cpu.toFixed(3)} ×); rows run minutes apart on a shared machine`,
+    });
+  }
+
   if (soak && typeof soak.startMB === 'number' && typeof soak.endMB === 'number') {
     const settled = typeof soak.settledMB === 'number' ? soak.settledMB : soak.startMB;
     const growth = soak.endMB - settled;

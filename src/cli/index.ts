@@ -32,6 +32,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ['dpop-proof', { module: './dpop-proof.ts', summary: 'make a DPoP proof (RFC 9449) for one request' }],
   ['bench', { module: './bench.ts', summary: 'load a running gate with minted tokens and check every answer' }],
   ['status-list', { module: './status-list.ts', summary: 'build and sign a Token Status List (draft-ietf-oauth-status-list)' }],
+  ['audit', { module: './audit.ts', summary: 'audit verify FILE... [--jwks F]: check the audit log hash chain' }],
 ]);
 
 const HELP_NAMES: ReadonlySet<string> = new Set(['help', '--help', '-h']);

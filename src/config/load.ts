@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { checkSection12 } from '../anomaly/config-check.ts';
 import { ConfigError } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
 
@@ -34,7 +35,9 @@ export function parseConfigText(text: string, file: string): Config {
 export function validateConfig(raw: unknown, file: string): Config {
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) throw new ConfigError(file, result.error.issues.map(formatIssue));
-  return resolvePaths(result.data, dirname(resolve(file)));
+  const config = resolvePaths(result.data, dirname(resolve(file)));
+  checkSection12(config, file);
+  return config;
 }
 
 export function formatIssue(issue: z.core.$ZodIssue): string {
@@ -58,6 +61,6 @@ function resolvePaths(config: Config, base: string): Config {
     issuers: config.issuers.map((i) => ({ ...i, jwks_file: abs(i.jwks_file) })),
     revocation: { ...config.revocation, file: abs(config.revocation.file), journal: abs(config.revocation.journal) },
     admin: { ...config.admin, token_file: abs(config.admin.token_file) },
-    log: { ...config.log, destination: ['stdout', 'stderr'].includes(config.log.destination) ? config.log.destination : abs(config.log.destination)! },
+    log: { ...config.log, destination: ['stdout', 'stderr'].includes(config.log.destination) ? config.log.destination : abs(config.log.destination)!, audit_checkpoint_key: abs(config.log.audit_checkpoint_key) },
   };
 }

@@ -196,12 +196,28 @@ export const configSchema = z.strictObject({
       audit: z.boolean().default(true),
       /** `stdout`, `stderr` or a file path. */
       destination: z.string().min(1).default('stdout'),
+      /** SPEC §12: every audit line carries `seq` and `prev` (SHA-256 of the previous audit line). */
+      audit_chain: z.boolean().default(false),
+      /** SPEC §12: an Ed25519 private JWK; signed checkpoint lines every 10 s and at shutdown. */
+      audit_checkpoint_key: z.string().min(1).optional(),
     })
-    .default({ level: 'info', audit: true, destination: 'stdout' }),
+    .default({ level: 'info', audit: true, destination: 'stdout', audit_chain: false }),
   shutdown: z
     .strictObject({ grace: duration('10s').default(10_000) })
     .default({ grace: 10_000 }),
   workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
+  /** SPEC §12: revoke a token (its task, or its subject) that keeps probing outside its grant. Off when absent. */
+  anomaly: z
+    .strictObject({
+      deny_threshold: z.number().int().min(1).max(100).default(5),
+      window: duration('1m')
+        .default(60_000)
+        .refine((ms) => ms >= 1_000 && ms <= 86_400_000, 'expected between 1s and 24h'),
+      revoke: z.enum(['txn', 'jti', 'sub']).default('txn'),
+      /** Tokens whose refusals are counted at once (an LRU): bounds memory against token rotation. */
+      max_tracked: z.number().int().min(100).max(10_000_000).default(100_000),
+    })
+    .optional(),
 });
 
 /** The validated config: durations in milliseconds, defaults filled in, paths still as written. */

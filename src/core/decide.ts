@@ -176,6 +176,35 @@ export class Decider {
     return outcome instanceof Promise ? outcome.then(next) : next(outcome);
   }
 
+  /**
+   * SPEC §12: the token behind a request refused before verification (a 400 judged on the request
+   * alone), so that the refusal can count against it. Only for counting — the refusal stands. The
+   * cached verification, else a signature check (whose success fills the cache, as decide's would);
+   * undefined unless the token is acceptable now: keys ready, key still in the set, within its
+   * time, not revoked.
+   */
+  identify(authorization: string): VerifiedToken | undefined | Promise<VerifiedToken | undefined> {
+    const token = bearerToken(authorization) ?? dpopSchemeToken(authorization);
+    if (token === undefined || token === '') return undefined;
+    const nowMs = this.#clock.nowMs();
+    const acceptable = (t: VerifiedToken): VerifiedToken | undefined =>
+      t.keys.state(nowMs) === 'ready' &&
+      t.keys.has(t.key) &&
+      checkTime(t, nowMs / 1000, t.toleranceSec) === undefined &&
+      !this.#revocation.isRevoked(t.jti, t.sub, t.iat, t.txn)
+        ? t
+        : undefined;
+    const cached = this.#cache.get(token);
+    if (cached !== undefined) return acceptable(cached);
+    const next = (outcome: VerifyOutcome): VerifiedToken | undefined => {
+      if (typeof outcome === 'string') return undefined;
+      this.#cache.set(token, outcome);
+      return acceptable(outcome);
+    };
+    const outcome = verifyToken(token, this.#policy, nowMs);
+    return outcome instanceof Promise ? outcome.then(next) : next(outcome);
+  }
+
   #decideVerified(
     verified: VerifiedToken,
     token: string,

@@ -12,6 +12,8 @@
  */
 import pino, { type Logger } from 'pino';
 import type { Decision } from '../core/decision.ts';
+import { StartupError } from '../errors.ts';
+import { AuditChain, type ChainOptions } from './audit-chain.ts';
 import { REDACT, REDACT_CENSOR } from './logger.ts';
 import type { Transport } from './metrics.ts';
 
@@ -24,6 +26,8 @@ export interface AuditRecord {
   readonly latencyMs: number;
   /** A proxy-only outcome that overrides the decision's reason (upstream_unreachable, upstream_timeout). */
   readonly outcome?: string;
+  /** The client's address as this transport knows it (the TCP peer; Envoy's source address for gRPC). */
+  readonly client?: string;
 }
 
 const INFO = 30;
@@ -58,6 +62,8 @@ export class AuditLog {
    * maps keyed by the constant strings themselves: no key is built or hashed per line.
    */
   readonly #kinds = { allow: new Map<string, Map<string, string>>(), deny: new Map<string, Map<string, string>>() };
+  /** SPEC §12 `log.audit_chain`: every line written goes through it (seq, prev). */
+  #chain: AuditChain | undefined;
 
   /** `logger` undefined disables audit lines (log.audit: false). */
   constructor(logger: Logger | undefined) {
@@ -80,7 +86,41 @@ export class AuditLog {
     if (log === undefined || !log.isLevelEnabled('info')) return;
     const pre = this.#pre;
     if (pre === undefined) log.info(auditObject(r));
-    else pre.stream.write(this.#line(pre, r, pre.time()));
+    else this.#write(pre, this.#line(pre, r, pre.time()));
+  }
+
+  /** A line that is not a request decision (anomaly_revoked, chain start, checkpoint): `fields` after the bindings. */
+  recordEvent(fields: object): void {
+    const log = this.#log;
+    if (log === undefined || !log.isLevelEnabled('info')) return;
+    const pre = this.#pre;
+    if (pre === undefined) log.info(fields);
+    else this.#write(pre, `${pre.head}${pre.time()}${pre.bindings}${pre.props(fields)}${pre.end}`);
+  }
+
+  #write(pre: Prebuilt, line: string): void {
+    const chain = this.#chain;
+    pre.stream.write(chain === undefined ? line : chain.link(line, pre.end.length - 1));
+  }
+
+  /**
+   * SPEC §12: from now on every audit line is chained; continues the destination's chain (async
+   * tail read) and writes the chain_start line. Needs the prebuilt line path (the logger
+   * createLogger makes); a logger that changes lines per call cannot be chained.
+   */
+  async startChain(options: Omit<ChainOptions, 'emit' | 'writeRaw'>): Promise<AuditChain | undefined> {
+    const pre = this.#pre;
+    if (this.#log === undefined) return undefined;
+    if (pre === undefined) throw new StartupError('log.audit_chain: this logger rewrites lines per call (mixin, hooks or formatters), so audit lines cannot be chained');
+    const chain = new AuditChain({ ...options, emit: (f) => this.recordEvent(f), writeRaw: (t) => pre.stream.write(t) });
+    this.#chain = chain;
+    await chain.start();
+    return chain;
+  }
+
+  /** Graceful shutdown: the final checkpoint (with a key) and no more timers. */
+  closeChain(): void {
+    this.#chain?.close();
   }
 
   #line(pre: Prebuilt, r: AuditRecord, time: string): string {
@@ -97,6 +137,7 @@ export class AuditLog {
     }
     let line = `${pre.head}${time}${pre.bindings}${kind},"status":${r.status},"method":${METHOD_JSON.get(r.method) ?? JSON.stringify(r.method)}`;
     if (d.path !== undefined) line += `,"path":${JSON.stringify(d.path)}`;
+    if (r.client !== undefined) line += `,"client":${JSON.stringify(r.client)}`;
     if (t !== null && t !== undefined) {
       let tf = this.#tokens.get(t);
       if (tf === undefined) {
@@ -120,6 +161,7 @@ export class AuditLog {
       decision: { kind: 'allow', reason: 'granted', path: '/a/%22b', query: '', token: token as never, grantIndex: 2 },
       status: 200,
       latencyMs: 0.12345,
+      client: '::ffff:127.0.0.1',
     };
     const ours = this.#line(pre, probe, ',"time":"T"');
     this.#tokens.delete(token);
@@ -140,6 +182,7 @@ function auditObject(r: AuditRecord): Record<string, unknown> {
     status: r.status,
     method: r.method,
     path: d.path,
+    client: r.client,
     sub: t?.sub,
     jti: t?.jti,
     iss: t?.iss,

@@ -49,6 +49,12 @@ export class Metrics {
   readonly statusLists: client.Gauge<'issuer'>;
   readonly statusListFetches: client.Counter<'issuer' | 'result'>;
   readonly statusListAge: client.Gauge<'uri'>;
+  /** SPEC §12: revocations made because a token crossed anomaly.deny_threshold, by what was revoked and result (ok, error). */
+  readonly anomalyRevocations: client.Counter<'revoke' | 'result'>;
+  /** SPEC §12: refusals counted against a token (403 outside its grant, 400 with a valid token). */
+  readonly anomalyRefusals: client.Counter<'status'>;
+  /** SPEC §12: signed audit checkpoint lines written. */
+  readonly auditCheckpoints: client.Counter;
 
   /** transport → reason → bound counter child (taken up at scrape time). */
   readonly #bound = new Map<Transport, Map<Reason, client.Counter.Internal>>();
@@ -98,6 +104,9 @@ export class Metrics {
     this.statusLists = new client.Gauge({ name: 'jitgate_status_lists', help: 'Status lists held in memory, by issuer.', labelNames: ['issuer'], registers: r });
     this.statusListFetches = new client.Counter({ name: 'jitgate_status_list_fetches_total', help: 'Status list fetches by issuer and result (ok, not_modified, older, or the refusal reason).', labelNames: ['issuer', 'result'], registers: r });
     this.statusListAge = new client.Gauge({ name: 'jitgate_status_list_age_seconds', help: 'Seconds since each held status list was last confirmed current (200 or 304).', labelNames: ['uri'], aggregator: 'max', registers: r });
+    this.anomalyRevocations = new client.Counter({ name: 'jitgate_anomaly_revocations_total', help: 'Revocations made because a token crossed anomaly.deny_threshold, by revoke (txn, jti, sub) and result (ok, error).', labelNames: ['revoke', 'result'], registers: r });
+    this.anomalyRefusals = new client.Counter({ name: 'jitgate_anomaly_refusals_total', help: 'Refusals counted against a valid token for anomaly detection, by status (400, 403).', labelNames: ['status'], registers: r });
+    this.auditCheckpoints = new client.Counter({ name: 'jitgate_audit_checkpoints_total', help: 'Signed checkpoint lines written to the audit chain.', registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 
     for (const t of TRANSPORTS) {

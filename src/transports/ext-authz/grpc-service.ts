@@ -45,7 +45,7 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
   const server = new Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES });
 
   /** Encodes and sends the answer, then records it; never throws (grpc-js would turn a throw into an RPC error). */
-  const finish = (callback: sendUnaryData<Buffer>, decision: Decision, method: string, stray: readonly string[], startNs: bigint): void => {
+  const finish = (callback: sendUnaryData<Buffer>, decision: Decision, method: string, stray: readonly string[], startNs: bigint, client?: string): void => {
     let bytes: Buffer;
     let httpStatus: number;
     try {
@@ -58,7 +58,7 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
       httpStatus = 503;
     }
     callback(null, bytes);
-    observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs);
+    observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs, client);
   };
 
   server.addService(protos.authorization, {
@@ -77,10 +77,11 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
         return;
       }
       const { input, stray } = checked;
+      const client = sourceAddress(call.request);
       // decideSafely never throws or rejects; a cached token is decided in this tick, as in the proxy.
       const decision = decideSafely(ctx, 'ext_authz_grpc', input);
-      if (decision instanceof Promise) void decision.then((d) => finish(callback, d, input.method, stray, startNs));
-      else finish(callback, decision, input.method, stray, startNs);
+      if (decision instanceof Promise) void decision.then((d) => finish(callback, d, input.method, stray, startNs, client));
+      else finish(callback, decision, input.method, stray, startNs, client);
     },
   });
 
@@ -119,4 +120,10 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
         });
       }),
   };
+}
+
+/** Envoy's downstream client address (`attributes.source.address.socket_address.address`), for the audit line. */
+function sourceAddress(req: CheckRequestObject | null): string | undefined {
+  const a = (req as { attributes?: { source?: { address?: { socket_address?: { address?: unknown } } } } } | null)?.attributes?.source?.address?.socket_address?.address;
+  return typeof a === 'string' && a !== '' ? a : undefined;
 }

@@ -36,11 +36,12 @@ export function observe(
   decision: Decision,
   status: number,
   startNs: bigint,
+  client?: string,
 ): void {
   const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
   try {
     ctx.metrics.recordDecision(transport, decision, seconds);
-    ctx.audit.record({ transport, method, decision, status, latencyMs: seconds * 1000 });
+    ctx.audit.record({ transport, method, decision, status, latencyMs: seconds * 1000, client });
   } catch (err) {
     // Observability must never change the answer already sent.
     ctx.logger.error({ err, transport }, 'recording a decision failed');

@@ -28,6 +28,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
     // latency_ms in the audit line is the gate's own decision time, comparable across transports;
     // upstream time is in jitgate_upstream_duration_seconds.
     const latencyMs = seconds * 1000;
+    const client = req.socket.remoteAddress; // read now: a finished exchange may have lost its socket
 
     if (decision.kind === 'allow') {
       // The client held its body back for `Expect: 100-continue`; only an allowed request gets it.
@@ -36,7 +37,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
       const method = req.method!;
       forwarder.forward(req, res, allow, (status: number, end: ForwardEnd) => {
         const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' ? end : undefined;
-        audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome });
+        audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client });
       });
       return;
     }
@@ -48,7 +49,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
     if (!req.complete && declaresBody(req.rawHeaders)) res.shouldKeepAlive = false;
     res.writeHead(r.status, r.headers);
     res.end(r.bodyBytes);
-    audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs });
+    audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs, client });
   }
 
   return (req, res, expectContinue) => {

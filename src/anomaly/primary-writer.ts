@@ -1,0 +1,90 @@
+/**
+ * Anomaly revocations from a cluster worker (`workers` > 1). A worker has no journal of its own:
+ * the primary owns it (src/cluster.ts). So a worker asks the primary to append, and the primary
+ * does exactly what it does for `POST /revocations` — journal, fsync, hand the entries to every
+ * worker and wait for each to confirm — then answers. The worker's revocation thus reaches every
+ * worker, and survives a restart, before it is reported as done.
+ */
+import type { Logger } from 'pino';
+import type { RevocationEntry } from '../revocation/entries.ts';
+import type { RevocationWriter } from './anomaly-watch.ts';
+
+/** Worker → primary. */
+export interface AnomalyRevokeRequest {
+  readonly type: 'jitgate:anomaly-revoke';
+  readonly id: number;
+  readonly entries: readonly RevocationEntry[];
+}
+
+/** Primary → worker. */
+export interface AnomalyRevokeAnswer {
+  readonly type: 'jitgate:anomaly-revoked';
+  readonly id: number;
+  /** Set when the entries could not be made durable and enforced. */
+  readonly error?: string;
+}
+
+export interface WorkerChannel {
+  send(message: AnomalyRevokeRequest): void;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+/** The journal write plus the broadcast to every worker, and a little slack for the IPC itself. */
+const ANSWER_TIMEOUT_MS = 15_000;
+
+/** The worker's RevocationWriter: each append is one request to the primary. */
+export class PrimaryRevocationWriter implements RevocationWriter {
+  readonly #channel: WorkerChannel;
+  readonly #pending = new Map<number, { resolve: () => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
+  #id = 0;
+
+  constructor(channel: WorkerChannel) {
+    this.#channel = channel;
+    channel.on('message', (message) => {
+      const m = message as AnomalyRevokeAnswer | undefined;
+      if (m?.type !== 'jitgate:anomaly-revoked') return;
+      const p = this.#pending.get(m.id);
+      if (p === undefined) return;
+      this.#pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.error === undefined) p.resolve();
+      else p.reject(new Error(`the cluster primary could not revoke: ${m.error}`));
+    });
+  }
+
+  append(entries: readonly RevocationEntry[]): Promise<void> {
+    const id = ++this.#id;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`the cluster primary did not answer within ${ANSWER_TIMEOUT_MS / 1000}s`));
+      }, ANSWER_TIMEOUT_MS);
+      timer.unref();
+      this.#pending.set(id, { resolve, reject, timer });
+      try {
+        this.#channel.send({ type: 'jitgate:anomaly-revoke', id, entries });
+      } catch (err) {
+        this.#pending.delete(id);
+        clearTimeout(timer);
+        reject(err as Error);
+      }
+    });
+  }
+}
+
+/** The primary's side: append through its store (the one POST /revocations uses) and answer the worker. */
+export function answerAnomalyRevoke(
+  store: RevocationWriter,
+  request: AnomalyRevokeRequest,
+  reply: (answer: AnomalyRevokeAnswer) => void,
+  log: Logger,
+): void {
+  // A config without a durable store never starts (anomaly/config-check.ts), so `store` can write.
+  store.append(request.entries).then(
+    () => reply({ type: 'jitgate:anomaly-revoked', id: request.id }),
+    (err: unknown) => {
+      log.error({ err: (err as Error).message }, 'anomaly revocation from a worker could not be written');
+      reply({ type: 'jitgate:anomaly-revoked', id: request.id, error: (err as Error).message });
+    },
+  ).catch((err: unknown) => log.error({ err: (err as Error).message }, 'answering a worker about an anomaly revocation failed'));
+}

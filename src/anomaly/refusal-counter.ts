@@ -1,0 +1,68 @@
+/**
+ * Per-token refusal counts in a sliding window (SPEC §12). Each tracked token keeps the times of
+ * its last `threshold` refusals in a ring; the threshold is crossed when the oldest of those lies
+ * within `window` of the newest — an exact sliding window, not fixed buckets that an attacker
+ * could straddle.
+ *
+ * Memory is bounded: at most `maxTracked` tokens (an LRU), each with `threshold` numbers. A caller
+ * rotating through many tokens evicts the least recently refused ones and never grows the table;
+ * it needs a fresh valid token per slot, and each still has to reach the threshold on its own.
+ */
+import { LRUCache } from 'lru-cache';
+
+interface Counter {
+  readonly times: Float64Array;
+  next: number;
+  filled: number;
+  /** Set once the threshold was crossed, so one burst revokes once (cleared when a revocation fails). */
+  tripped: boolean;
+}
+
+/** What one refusal did to its token's count. */
+export interface Counted {
+  /** Refusals of this token within the window, this one included (at most the threshold). */
+  readonly inWindow: number;
+  /** True exactly once per crossing: the caller revokes now. */
+  readonly crossed: boolean;
+}
+
+export class RefusalCounter {
+  readonly #threshold: number;
+  readonly #windowMs: number;
+  readonly #lru: LRUCache<string, Counter>;
+
+  constructor(threshold: number, windowMs: number, maxTracked: number) {
+    this.#threshold = threshold;
+    this.#windowMs = windowMs;
+    this.#lru = new LRUCache({ max: maxTracked });
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  /** Counts one refusal of the token `key` at `nowMs`. */
+  add(key: string, nowMs: number): Counted {
+    let c = this.#lru.get(key);
+    if (c === undefined) {
+      c = { times: new Float64Array(this.#threshold), next: 0, filled: 0, tripped: false };
+      this.#lru.set(key, c);
+    }
+    const n = this.#threshold;
+    c.times[c.next] = nowMs;
+    c.next = (c.next + 1) % n;
+    if (c.filled < n) c.filled++;
+    // Refusals older than the window no longer count (the ring holds the newest `filled`, oldest first from `next`).
+    let inWindow = 0;
+    for (let i = 0; i < c.filled; i++) if (nowMs - c.times[(c.next - 1 - i + n) % n]! <= this.#windowMs) inWindow++;
+    const crossed = inWindow >= n && !c.tripped;
+    if (crossed) c.tripped = true;
+    return { inWindow, crossed };
+  }
+
+  /** A revocation failed: the next refusal over the threshold tries again. */
+  rearm(key: string): void {
+    const c = this.#lru.peek(key);
+    if (c !== undefined) c.tripped = false;
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Runtime wiring of the anomaly watch (SPEC §12): on the gate, writing through the gate's
+ * revocation store. Kept here so runtime.ts only calls in.
+ */
+import { gateRevocationStore } from '../admin/revocations-api.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import type { Config } from '../config/schema.ts';
+import type { Gate } from '../gate.ts';
+import type { AuditLog } from '../observability/audit.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Logger } from 'pino';
+import { AnomalyWatch, type RevocationWriter } from './anomaly-watch.ts';
+
+export interface WiringDeps {
+  readonly config: Config;
+  readonly gate: Gate;
+  readonly audit: AuditLog;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+/**
+ * `anomaly` configured: every decision is shown to an AnomalyWatch. `writer` is the cluster
+ * primary's (a worker); by default the store `POST /revocations` writes through, so a durable or
+ * fleet-wide store there is one here too.
+ */
+export function watchAnomalies(d: WiringDeps, writer?: RevocationWriter): AnomalyWatch | undefined {
+  const cfg = d.config.anomaly;
+  if (cfg === undefined) return undefined;
+  const watch = new AnomalyWatch(cfg, {
+    gate: d.gate,
+    store: writer ?? gateRevocationStore(d.gate),
+    audit: d.audit,
+    metrics: d.metrics,
+    logger: d.logger,
+    clock: d.clock ?? systemClock,
+  });
+  d.gate.observeRefusals(watch);
+  return watch;
+}

@@ -1,0 +1,76 @@
+/**
+ * Signed audit checkpoints (SPEC §12): an Ed25519 signature (node:crypto, RFC 8032) over where the
+ * hash chain stood, so the chain up to that point can be vouched for by anyone holding the public
+ * key — an editor of the log file who lacks the private key cannot recompute it.
+ *
+ * The signed bytes (the canonical form) are UTF-8 text, five lines joined by "\n", no trailing newline:
+ *
+ *   jitgate-audit-checkpoint/1
+ *   <chain id, empty for a single process; "w1", "w2"… for cluster workers>
+ *   <seq of the last line covered, decimal>
+ *   <hex SHA-256 of that line, lower case>
+ *   <time of the checkpoint, ISO 8601 UTC as written in the line>
+ *
+ * The signature is base64url without padding, in the checkpoint line's `checkpoint.sig`.
+ */
+import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { StartupError } from '../errors.ts';
+
+export const CHECKPOINT_FORMAT = 'jitgate-audit-checkpoint/1';
+
+export interface CheckpointSigner {
+  readonly kid: string | undefined;
+  sign(chain: string, seq: number, hash: string, time: string): string;
+}
+
+export function canonicalCheckpoint(chain: string, seq: number, hash: string, time: string): Buffer {
+  return Buffer.from(`${CHECKPOINT_FORMAT}\n${chain}\n${seq}\n${hash}\n${time}`, 'utf8');
+}
+
+const KEY = 'log.audit_checkpoint_key';
+
+/** Reads the private Ed25519 JWK (`jitgate keys --alg EdDSA` writes one); every problem names the key. */
+export async function loadCheckpointSigner(file: string): Promise<CheckpointSigner> {
+  let jwk: Record<string, unknown>;
+  try {
+    jwk = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new StartupError(`${KEY}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof jwk !== 'object' || jwk === null || jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.d !== 'string') {
+    throw new StartupError(`${KEY}: ${file} is not a private Ed25519 JWK (kty OKP, crv Ed25519, with "d"); make one with "jitgate keys --alg EdDSA --out DIR"`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: jwk as never, format: 'jwk' });
+  } catch (err) {
+    throw new StartupError(`${KEY}: ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const kid = typeof jwk.kid === 'string' ? jwk.kid : undefined;
+  return {
+    kid,
+    sign: (chain, seq, hash, time) => sign(null, canonicalCheckpoint(chain, seq, hash, time), key).toString('base64url'),
+  };
+}
+
+/** Public Ed25519 keys of a JWKS by kid (keys without kid under ''); other key types are skipped. */
+export function checkpointKeys(jwks: unknown): Map<string, KeyObject> {
+  const out = new Map<string, KeyObject>();
+  const keys = (jwks as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys)) throw new TypeError('not a JWKS: expected {"keys": [...]}');
+  for (const k of keys as Record<string, unknown>[]) {
+    if (typeof k !== 'object' || k === null || k.kty !== 'OKP' || k.crv !== 'Ed25519' || typeof k.x !== 'string') continue;
+    out.set(typeof k.kid === 'string' ? k.kid : '', createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: k.x }, format: 'jwk' }));
+  }
+  return out;
+}
+
+/** True when `sig` is a valid signature of the canonical form by `key`. */
+export function verifyCheckpoint(key: KeyObject, chain: string, seq: number, hash: string, time: string, sig: string): boolean {
+  try {
+    return verify(null, canonicalCheckpoint(chain, seq, hash, time), key, Buffer.from(sig, 'base64url'));
+  } catch {
+    return false;
+  }
+}

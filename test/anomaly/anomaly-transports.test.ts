@@ -1,0 +1,76 @@
+/**
+ * SPEC §12 anomaly counting beyond the proxy, on a real in-process gate with real listeners: the
+ * ext_authz HTTP service counts refusals like the proxy (the count lives in the gate all transports
+ * share), and a DPoP-bound token's 400s do not count — at 400 nobody has shown they hold its key,
+ * so a thief holding only the token must not be able to get its task revoked.
+ */
+import { rm } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
+
+let up: RecordingUpstream | undefined;
+let gate: InProcessGate | undefined;
+
+afterEach(async () => {
+  await gate?.close();
+  await up?.close();
+  if (gate !== undefined) await rm(gate.dir, { recursive: true, force: true });
+  gate = undefined;
+  up = undefined;
+});
+
+async function start(): Promise<InProcessGate> {
+  up = await startRecordingUpstream();
+  gate = await startGateInProcess(up.url, (c) => {
+    c.revocation.journal = './revocations.journal';
+    c.anomaly = { deny_threshold: 3, window: '1m', revoke: 'txn' };
+    c.ext_authz = { http: { listen: { host: '127.0.0.1', port: 0 }, path_prefix: '/authz' } };
+  });
+  return gate;
+}
+
+const metric = async (g: InProcessGate, name: string): Promise<number | undefined> => parseMetrics((await send(g.adminUrl, '/metrics')).text).get(name);
+
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('anomaly counting on other transports', () => {
+  it('case=ext_authz HTTP: 403s of a token cross the threshold and its task is refused on the proxy too', async () => {
+    const g = await start();
+    const authz = `http://127.0.0.1:${g.running.listeners.extAuthz[0]!.port}`;
+    const t = await g.token({ jti: 'ea-1', txn: 'task-ea' });
+    for (const p of ['/authz/orders/1', '/authz/orders/2', '/authz/admin']) {
+      expect((await send(authz, p, { headers: { authorization: `Bearer ${t}` } })).status).toBe(403);
+    }
+    await until(() => g.logs.some((l) => l.decision === 'anomaly_revoked'));
+    const r = await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${await g.token({ jti: 'ea-2', txn: 'task-ea' })}` } });
+    expect(r.status).toBe(401);
+    expect(JSON.parse(r.text).reason).toBe('revoked');
+    const line = g.logs.find((l) => l.decision === 'anomaly_revoked')!;
+    expect(line).toMatchObject({ type: 'audit', jti: 'ea-1', revoke: 'txn', revoked: { txn: 'task-ea' }, client: '127.0.0.1' });
+    // The refusals' own audit lines name the transport and the client address.
+    const refusals = g.logs.filter((l) => l.type === 'audit' && l.decision === 'deny' && l.reason === 'path_not_granted');
+    expect(refusals.map((l) => [l.transport, l.client])).toEqual(Array(3).fill(['ext_authz_http', '127.0.0.1']));
+  });
+
+  it('case=attack: 400s carrying a DPoP-bound token are not counted (possession not shown)', async () => {
+    const g = await start();
+    const bound = await g.token({ jti: 'bound-1', txn: 'task-bound', cnf: { jkt: 'A'.repeat(43) } });
+    for (let i = 0; i < 6; i++) {
+      for (const scheme of ['Bearer', 'DPoP']) {
+        expect((await send(g.url, '/orders/42/%2e%2e/admin', { headers: { authorization: `${scheme} ${bound}` } })).status).toBe(400);
+      }
+    }
+    // A plain token's 400s on the same gate are counted, so the metric is alive.
+    const plain = await g.token({ jti: 'plain-1', txn: 'task-plain' });
+    expect((await send(g.url, '/orders//42', { headers: { authorization: `Bearer ${plain}` } })).status).toBe(400);
+    await until(() => g.logs.some((l) => l.type === 'audit' && l.reason === 'path_empty_segment'));
+    expect(await metric(g, 'jitgate_anomaly_refusals_total{status="400"}')).toBe(1);
+    expect(g.logs.some((l) => l.decision === 'anomaly_revoked')).toBe(false);
+  });
+});

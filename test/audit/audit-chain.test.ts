@@ -1,0 +1,331 @@
+/**
+ * SPEC §12 audit integrity end to end: a real `jitgate serve` writes a hash-chained audit log with
+ * signed checkpoints to a real file under load, is restarted (the chain continues), and
+ * `jitgate audit verify` (a real CLI process) accepts the intact file and finds each tampering —
+ * a changed character, a removed line, an inserted line, two lines swapped, a cut tail, a forged
+ * checkpoint — at the right line. Bad input (lines that are not JSON, a torn last line) is
+ * reported without a crash.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canonicalCheckpoint } from '../../src/observability/audit-checkpoint.ts';
+import { runCli } from '../fixtures/cli.ts';
+import { CLI, send, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
+
+let up: RecordingUpstream;
+let dir: string;
+let logFile: string;
+let jwks: string;
+/** The gate config, to derive variants from (another destination, workers). */
+let raw: Record<string, any>;
+/** A grant token of the test issuer (5 minutes). */
+let token: string;
+/** The intact log, as lines (without newlines). */
+let lines: string[];
+const children: ChildProcess[] = [];
+
+/** `jitgate serve` logging to a file: started once the file shows the startup line. */
+async function serveToFile(config: string, log: string, after: number): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const text = await readFile(log, 'utf8').catch(() => '');
+    const started = text.split('\n').slice(after).find((l) => l.includes('"jitgate started"'));
+    if (started !== undefined) return { child, url: JSON.parse(started).proxy as string };
+    if (child.exitCode !== null || Date.now() > until) throw new Error(`gate did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function stop(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  return exited;
+}
+
+/** Many requests at once: allowed, refused (403, 400) and unauthenticated, 25 in flight. */
+async function load(url: string, token: string, n: number): Promise<void> {
+  const paths = ['/orders/42', '/orders/42/items', '/orders/1', '/orders/42/%2e%2e/x', '/public/a'];
+  for (let i = 0; i < n; i += 25) {
+    await Promise.all(
+      Array.from({ length: Math.min(25, n - i) }, (_, j) => send(url, paths[(i + j) % paths.length]!, { headers: (i + j) % 7 === 0 ? {} : { authorization: `Bearer ${token}` } })),
+    );
+  }
+}
+
+const parse = (l: string): Record<string, any> | undefined => {
+  try {
+    return JSON.parse(l);
+  } catch {
+    return undefined;
+  }
+};
+/** Indexes (0-based) of chain lines in `ls`. */
+const chainIdx = (ls: string[]): number[] => ls.flatMap((l, i) => (typeof parse(l)?.seq === 'number' && typeof parse(l)?.prev === 'string' ? [i] : []));
+
+async function verify(name: string, ls: string[] | string, withKeys = false) {
+  const file = join(dir, name);
+  await writeFile(file, typeof ls === 'string' ? ls : `${ls.join('\n')}\n`);
+  return runCli(['audit', 'verify', file, ...(withKeys ? ['--jwks', jwks] : [])]);
+}
+
+beforeAll(async () => {
+  up = await startRecordingUpstream();
+  const cfg = await writeGateConfig(up.url, (c) => {
+    c.log = { level: 'info', destination: './audit.log', audit_chain: true, audit_checkpoint_key: './audit-key/private.jwk.json' };
+  });
+  dir = cfg.dir;
+  raw = cfg.raw;
+  logFile = join(dir, 'audit.log');
+  // The key comes from the CLI operators use: `jitgate keys --alg EdDSA`.
+  const keys = await runCli(['keys', '--alg', 'EdDSA', '--out', join(dir, 'audit-key')]);
+  expect(keys.code).toBe(0);
+  jwks = join(dir, 'audit-key', 'jwks.json');
+
+  token = await tokenNow(cfg.keys);
+  const first = await serveToFile(cfg.file, logFile, 0);
+  await load(first.url, token, 400);
+  expect(await stop(first.child)).toBe(0);
+  const before = (await readFile(logFile, 'utf8')).split('\n').length - 1;
+  const second = await serveToFile(cfg.file, logFile, before);
+  await load(second.url, token, 100);
+  expect(await stop(second.child)).toBe(0);
+  lines = (await readFile(logFile, 'utf8')).trimEnd().split('\n');
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await up?.close();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+describe('the chain a real gate writes', () => {
+  it('case=every audit line carries consecutive seq and prev = SHA-256 of the previous audit line; other log lines interleave', () => {
+    const idx = chainIdx(lines);
+    expect(idx.length).toBeGreaterThan(500);
+    expect(lines.length).toBeGreaterThan(idx.length); // startup, drain and other lines sit between
+    let prev = '0'.repeat(64);
+    idx.forEach((i, n) => {
+      const v = parse(lines[i]!)!;
+      expect(v.seq).toBe(n);
+      expect(v.prev).toBe(prev);
+      prev = createHash('sha256').update(lines[i]!).digest('hex');
+    });
+    for (const l of lines) if (parse(l)?.type === 'audit') expect(typeof parse(l)!.seq).toBe('number');
+  });
+
+  it('case=restart continues the chain from the file; each graceful stop ends with a signed checkpoint', () => {
+    const starts = lines.map(parse).filter((v) => v?.event === 'chain_start');
+    expect(starts.map((s) => s!.start)).toEqual(['new', 'continued']);
+    const lastBeforeRestart = lines.map(parse).filter((v) => typeof v?.seq === 'number' && v.seq < starts[1]!.seq).at(-1)!;
+    expect(lastBeforeRestart.event).toBe('checkpoint');
+    expect(starts[1]!.after_seq).toBe(lastBeforeRestart.seq);
+    expect(parse(lines[chainIdx(lines).at(-1)!]!)!.event).toBe('checkpoint');
+  });
+
+  it('case=intact → exit 0 and the number of chain lines; with --jwks every checkpoint verifies', async () => {
+    const n = chainIdx(lines).length;
+    const plain = await runCli(['audit', 'verify', logFile]);
+    expect(plain.stderr).toBe('');
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain(`OK: ${n} chain lines checked`);
+    const keyed = await runCli(['audit', 'verify', logFile, '--jwks', jwks]);
+    expect(keyed.code).toBe(0);
+    expect(keyed.stdout).toMatch(new RegExp(`OK: ${n} chain lines checked, \\d+ checkpoint signature\\(s\\) valid`));
+  });
+
+  it('case=rotated files given in order verify as one chain', async () => {
+    const cut = chainIdx(lines)[300]!;
+    await writeFile(join(dir, 'rot.1'), `${lines.slice(0, cut).join('\n')}\n`);
+    await writeFile(join(dir, 'rot.2'), `${lines.slice(cut).join('\n')}\n`);
+    const r = await runCli(['audit', 'verify', join(dir, 'rot.1'), join(dir, 'rot.2'), '--jwks', jwks]);
+    expect(r.code).toBe(0);
+    // Out of order, the second file's new chain start hides nothing from the keys: the first chain's lines are unvouched.
+    const swapped = await runCli(['audit', 'verify', join(dir, 'rot.2'), join(dir, 'rot.1'), '--jwks', jwks]);
+    expect(swapped.code).toBe(1);
+    expect(swapped.stdout).toContain('NOT VOUCHED');
+  });
+});
+
+describe('tampering is found at the right line', () => {
+  const pick = (k: number) => chainIdx(lines)[k]!; // 0-based file index of the k-th chain line
+  /** The first chain line from the k-th on whose text contains `text`. */
+  const pickWith = (k: number, text: string) => chainIdx(lines).find((i) => i >= pick(k) && lines[i]!.includes(text))!;
+  const seqAt = (i: number) => parse(lines[i]!)!.seq as number;
+
+  it('case=a changed character → that line', async () => {
+    const i = pickWith(120, '"status":');
+    const ls = [...lines];
+    ls[i] = ls[i]!.replace('"status":', '"status":9');
+    const r = await verify('changed.log', ls);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'changed.log')}:${i + 1} (seq ${seqAt(i)}): this line does not hash to the prev`);
+  });
+
+  it('case=a removed line → the line where its seq is missing', async () => {
+    const i = pick(200);
+    const ls = lines.filter((_, j) => j !== i);
+    const r = await verify('removed.log', ls);
+    expect(r.code).toBe(1);
+    const next = ls.findIndex((l) => parse(l)?.seq === 201);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'removed.log')}:${next + 1} (seq 201): seq 201 follows seq 199`);
+  });
+
+  it('case=an inserted line (a copy of an earlier audit line) → the inserted line', async () => {
+    const at = pick(250);
+    const ls = [...lines.slice(0, at), lines[pick(10)]!, ...lines.slice(at)];
+    const r = await verify('inserted.log', ls);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'inserted.log')}:${at + 1} (seq 10)`);
+  });
+
+  it('case=an inserted audit line without seq → that line', async () => {
+    const at = pick(260);
+    const forged = JSON.stringify({ level: 'info', time: new Date().toISOString(), pid: 1, type: 'audit', transport: 'proxy', decision: 'allow', reason: 'granted', status: 200, method: 'GET', path: '/orders/42' });
+    const ls = [...lines.slice(0, at), forged, ...lines.slice(at)];
+    const r = await verify('inserted-bare.log', ls);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'inserted-bare.log')}:${at + 1}: an audit line without seq/prev`);
+  });
+
+  it('case=two lines swapped → the first of them', async () => {
+    const a = pick(300);
+    const b = pick(301);
+    const ls = [...lines];
+    [ls[a], ls[b]] = [ls[b]!, ls[a]!];
+    const r = await verify('swapped.log', ls);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'swapped.log')}:${a + 1} (seq 301)`);
+  });
+
+  it('case=a cut tail → passes without keys (nothing to compare with), fails with --jwks naming the unvouched lines', async () => {
+    const idx = chainIdx(lines);
+    const ls = lines.slice(0, idx.at(-4)!); // the last three chain lines, final checkpoint included, are gone
+    expect((await verify('cut.log', ls)).code).toBe(0);
+    const r = await verify('cut.log', ls, true);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/NOT VOUCHED: .*cut\.log:\d+ \(seq \d+\): \d+ chain line\(s\) ending here cannot be vouched for/);
+  });
+
+  it('case=forged checkpoint: a line rewritten and the chain recomputed and re-signed with another key → found at the first checkpoint after it', async () => {
+    const forger = generateKeyPairSync('ed25519').privateKey;
+    const start = pickWith(100, '"status":403');
+    const ls = [...lines];
+    ls[start] = ls[start]!.replace('"status":403', '"status":200');
+    expect(ls[start]).not.toBe(lines[start]);
+    // Recompute every prev from the forged line on, re-signing checkpoints as the real key would.
+    let prev = createHash('sha256').update(ls[start]!).digest('hex');
+    let firstCheckpoint = -1;
+    for (const i of chainIdx(ls).filter((j) => j > start)) {
+      const v = parse(ls[i]!)!;
+      v.prev = prev;
+      if (v.event === 'checkpoint') {
+        if (firstCheckpoint === -1) firstCheckpoint = i;
+        v.checkpoint.hash = prev;
+        v.checkpoint.sig = sign(null, canonicalCheckpoint('', v.checkpoint.seq, prev, v.checkpoint.time), forger).toString('base64url');
+      }
+      ls[i] = JSON.stringify(v);
+      prev = createHash('sha256').update(ls[i]!).digest('hex');
+    }
+    expect(firstCheckpoint).toBeGreaterThan(start);
+    expect((await verify('forged.log', ls)).code).toBe(0); // a consistent chain: only the signature tells
+    const r = await verify('forged.log', ls, true);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'forged.log')}:${firstCheckpoint + 1} (seq ${parse(ls[firstCheckpoint]!)!.seq}): the checkpoint signature does not verify`);
+  });
+});
+
+describe('bad input', () => {
+  it('case=lines that are not JSON → reported with their line numbers; the chain still verifies', async () => {
+    const at = pick0(50);
+    const ls = [...lines.slice(0, at), 'panic: something printed to the log', '<html>', ...lines.slice(at)];
+    const r = await verify('noise.log', ls);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`note: ${join(dir, 'noise.log')}:${at + 1}: not a JSON line; skipped`);
+    expect(r.stdout).toContain(`note: ${join(dir, 'noise.log')}:${at + 2}: not a JSON line; skipped`);
+    expect(r.stdout).toContain(', 2 not JSON');
+  });
+
+  it('case=a torn last line (a crash mid-write) → says so, no crash; the lines before it verify', async () => {
+    const extra = lines[chainIdx(lines)[5]!]!;
+    const text = `${lines.join('\n')}\n${extra.slice(0, 90)}`;
+    const r = await verify('torn.log', text);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`note: ${join(dir, 'torn.log')}:${lines.length + 1}: the last line is incomplete (no newline, not JSON)`);
+  });
+
+  it('case=no chain at all, an empty file, a missing file → exit 1 / 1 / 2 with a message', async () => {
+    const plain = await verify('plain.log', ['{"level":"info","msg":"hello"}']);
+    expect(plain.code).toBe(1);
+    expect(plain.stdout).toContain('no chained audit line found');
+    expect((await verify('empty.log', '')).code).toBe(1);
+    const missing = await runCli(['audit', 'verify', join(dir, 'nope.log')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('ENOENT');
+  });
+});
+
+function pick0(k: number): number {
+  return chainIdx(lines)[k]!;
+}
+
+/** A config like the main one with `patch` applied, written beside it. */
+async function variant(name: string, patch: (c: Record<string, any>) => void): Promise<string> {
+  const c = structuredClone(raw);
+  patch(c);
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(file, JSON.stringify(c));
+  return file;
+}
+
+describe('restarts and workers', () => {
+  it('case=restart after a crash mid-write: the torn line is ended, the chain continues from the last whole line and verifies', async () => {
+    const log = join(dir, 'crashed.log');
+    const partial = lines[chainIdx(lines)[7]!]!.slice(0, 120);
+    await writeFile(log, `${lines.join('\n')}\n${partial}`); // a gate killed mid-write
+    const config = await variant('crashed', (c) => {
+      c.log.destination = './crashed.log';
+    });
+    const g = await serveToFile(config, log, lines.length);
+    await load(g.url, token, 20);
+    expect(await stop(g.child)).toBe(0);
+    const after = (await readFile(log, 'utf8')).trimEnd().split('\n');
+    expect(after[lines.length]).toBe(partial); // the torn line stays as it was, on a line of its own
+    const start = after.map(parse).find((v) => v?.event === 'chain_start' && v.seq > parse(lines[chainIdx(lines).at(-1)!]!)!.seq)!;
+    expect(start).toMatchObject({ start: 'continued', after_seq: parse(lines[chainIdx(lines).at(-1)!]!)!.seq });
+    const r = await runCli(['audit', 'verify', log, '--jwks', jwks]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`note: ${log}:${lines.length + 1}: not a JSON line; skipped`);
+  });
+
+  it('case=workers: 2 share one file, each with its own chain (w1, w2), both verify', async () => {
+    const log = join(dir, 'cluster.log');
+    const config = await variant('cluster', (c) => {
+      c.log.destination = './cluster.log';
+      c.workers = 2;
+    });
+    const g = await serveToFile(config, log, 0);
+    await load(g.url, token, 200);
+    expect(await stop(g.child)).toBe(0);
+    const ls = (await readFile(log, 'utf8')).trimEnd().split('\n');
+    const chains = new Set(ls.map(parse).filter((v) => typeof v?.seq === 'number').map((v) => v!.chain));
+    expect([...chains].sort()).toEqual(['w1', 'w2']);
+    const r = await runCli(['audit', 'verify', log, '--jwks', jwks]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/chain w1: \d+ lines/);
+    expect(r.stdout).toMatch(/chain w2: \d+ lines/);
+    // Removing one worker's line is still found, in that worker's chain.
+    const victim = ls.findIndex((l) => parse(l)?.chain === 'w2' && parse(l)?.seq === 5);
+    const tampered = await verify('cluster-removed.log', ls.filter((_, i) => i !== victim));
+    expect(tampered.code).toBe(1);
+    expect(tampered.stdout).toMatch(/BROKEN: first broken line .*cluster-removed\.log:\d+ \(seq 6, chain w2\): seq 6 follows seq 4/);
+  });
+});
