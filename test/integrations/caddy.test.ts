@@ -5,10 +5,9 @@
  * spoofed headers end to end; the backend sees only canonical, allowed requests, with exactly the
  * identity headers Caddy copied from jitgate's answer.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findCaddy, runCaddy, type Caddy } from '../fixtures/caddy.ts';
@@ -71,7 +70,7 @@ describe.skipIf(SKIP)('Caddy forward_auth → jitgate forward-auth → backend',
     await caddy?.stop();
     await new Promise<void>((r) => backend?.close(() => r()));
     await h?.close();
-    if (dir !== '') await rm(dir, { recursive: true, force: true });
+    for (const d of [dir, h?.dir ?? '']) if (d !== '') await rm(d, { recursive: true, force: true });
   });
 
   const call = (method: string, path: string, headers: string[] = []) => httpCall(port, method, path, ['host', 'orders.internal', ...headers]);
