@@ -17,6 +17,7 @@ import type { Gate } from './gate.ts';
 import { AuditLog } from './observability/audit.ts';
 import { createLogger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
+import type { DecisionTracer } from './observability/trace-hooks.ts';
 import type { Listener, TransportContext } from './transports/context.ts';
 import { startExtAuthz } from './transports/ext-authz/index.ts';
 import type { HttpListener } from './transports/http-listener.ts';
@@ -73,9 +74,12 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   let proxy: ProxyListener;
   let admin: HttpListener | null = null;
   let extAuthz: Listener[];
+  // Loaded only when configured: without `tracing` no OpenTelemetry package is imported.
+  let tracer: DecisionTracer | undefined;
   try {
     await gate.start();
-    const ctx: TransportContext = { config, gate, metrics, audit, logger };
+    if (config.tracing !== undefined) tracer = (await import('./observability/tracing.ts')).startTracing(config.tracing, logger);
+    const ctx: TransportContext = { config, gate, metrics, audit, logger, tracer };
     proxy = await startProxy(ctx);
     started.push(proxy);
     if (withAdmin) {
@@ -86,6 +90,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   } catch (err) {
     await Promise.all(started.map((l) => l.close(0)));
     gate.stop();
+    await tracer?.shutdown();
     throw err;
   }
   const flusher = setInterval(() => logger.flush(), LOG_FLUSH_MS);
@@ -95,6 +100,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     logger.info({ grace_ms: graceMs }, 'draining: no new connections, finishing in-flight requests');
     await Promise.all([proxy.close(graceMs), ...extAuthz.map((l) => l.close(graceMs))]);
     gate.stop();
+    await tracer?.shutdown(); // the spans of the drained requests, bounded by tracing.export_timeout
     await admin?.close(Math.min(graceMs, 1000));
     clearInterval(flusher);
     logger.info('stopped');

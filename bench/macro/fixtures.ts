@@ -89,6 +89,8 @@ export interface GateVariant {
   readonly revocationFile?: string;
   /** log.destination; default a file in the run's directory. */
   readonly logDestination?: string;
+  /** tracing.sample_ratio with spans exported to the bench upstream's /v1/traces; no tracing block when absent. */
+  readonly tracingSampleRatio?: number;
 }
 
 export interface GatePorts {
@@ -122,6 +124,9 @@ export async function writeGateConfig(
     },
     log: { level: 'info', audit: v.audit, destination: v.logDestination ?? join(fx.dir, `${name}.log`) },
     workers,
+    ...(v.tracingSampleRatio === undefined
+      ? {}
+      : { tracing: { otlp_endpoint: `http://127.0.0.1:${upstreamPort}/v1/traces`, sample_ratio: v.tracingSampleRatio, export_interval: '1s' } }),
   };
   const file = join(fx.dir, `${name}.yaml`);
   await writeFile(file, JSON.stringify(config, null, 2));

@@ -4,7 +4,7 @@
  * a comment, each `default X` in a comment is the schema's real default, it contains the SPEC §8 contract keys,
  * and the README's configuration reference lists every key too.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -212,15 +212,23 @@ describe('config/jitgate.yaml', () => {
 
 describe('README configuration reference', () => {
   let docs: string;
+  /** Feature docs (docs/*.md) may carry their own reference section for their keys, with the same markers. */
+  let featureDocs: string[];
   beforeAll(async () => {
     docs = await readFile(DOCS, 'utf8');
+    const dir = fileURLToPath(new URL('../../docs/', import.meta.url));
+    featureDocs = await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.md')).map((f) => readFile(join(dir, f), 'utf8')));
   });
 
   it('lists every schema key in its reference table', () => {
     // Only the reference section: other tables (metrics, flags) have code-formatted first columns too.
     const start = docs.indexOf('<!-- config-reference:start -->');
     expect(start).toBeGreaterThan(-1);
-    const section = docs.slice(start, docs.indexOf('<!-- config-reference:end -->'));
+    const sectionOf = (text: string) => {
+      const at = text.indexOf('<!-- config-reference:start -->');
+      return at === -1 ? '' : text.slice(at, text.indexOf('<!-- config-reference:end -->', at));
+    };
+    const section = [docs, ...featureDocs].map(sectionOf).join('\n');
     const rows = new Set([...section.matchAll(/^\| `([a-z_.[\]]+)` \|/gm)].map((m) => m[1]!));
     expect(keys.map((k) => k.path).filter((p) => !rows.has(p))).toEqual([]);
     expect([...rows].filter((p) => !keys.some((k) => k.path === p))).toEqual([]);

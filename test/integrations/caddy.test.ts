@@ -19,6 +19,7 @@ import { httpCall, startHarness, type Harness } from '../transports/ext-authz/he
 
 const CADDY = findCaddy();
 const EXAMPLE = fileURLToPath(new URL('../../config/caddy/Caddyfile', import.meta.url));
+const DOCS = fileURLToPath(new URL('../../docs/integrations.md', import.meta.url));
 
 // Outside CI a machine without Caddy skips this file; in CI (.ci/run sets CI=true and installs it) it must run.
 const SKIP = CADDY === undefined && process.env.CI !== 'true';
@@ -169,5 +170,10 @@ describe.skipIf(SKIP)('Caddy forward_auth → jitgate forward-auth → backend',
       expect(allowed).toContain(path);
       expect(path).not.toMatch(/%2f|%2e|\/\.\.?(\/|$)|\/\//i);
     }
+  });
+
+  it('docs/integrations.md shows this Caddyfile exactly as tested', async () => {
+    const [docs, example] = await Promise.all([readFile(DOCS, 'utf8'), readFile(EXAMPLE, 'utf8')]);
+    expect(docs).toContain('```caddyfile\n' + example.trimEnd() + '\n```');
   });
 });

@@ -86,7 +86,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
         status = r.status;
         answerDeny(res, r);
       }
-      observe(ctx, 'ext_authz_http', method, d, status, startNs);
+      observe(ctx, 'ext_authz_http', method, d, status, startNs, req.rawHeaders);
     };
     return decision instanceof Promise ? decision.then(answer) : answer(decision);
   };
@@ -111,7 +111,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
         status = r.status;
         answerDeny(res, r);
       }
-      observe(ctx, 'forward_auth', method, d, status, startNs);
+      observe(ctx, 'forward_auth', method, d, status, startNs, req.rawHeaders);
     };
     return decision instanceof Promise ? decision.then(answer) : answer(decision);
   };
