@@ -30,7 +30,7 @@ describe('config/envoy/envoy.yaml (gRPC)', () => {
     const x = extAuthzFilter(doc);
     expect(x.failure_mode_allow).toBe(false);
     expect(x.transport_api_version).toBe('V3');
-    expect(x.include_peer_certificate).toBe(false);
+    expect(x.include_peer_certificate).toBe(true);
     expect(x.grpc_service.timeout).toMatch(/^0\.\d+s$/);
     const c = cluster(doc, x.grpc_service.envoy_grpc.cluster_name);
     expect(c.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config).toHaveProperty('http2_protocol_options');
