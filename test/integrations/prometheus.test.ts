@@ -143,15 +143,17 @@ describe.skipIf(SKIP)('a real Prometheus scraping a real gate with every feature
     expect(allow[0]!.metric).toEqual({ __name__: 'jitgate:decisions:rate5m', job: 'jitgate', transport: 'proxy', result: 'allow', reason: 'granted' });
     const deny = await until('jitgate:decisions:rate5m{reason="path_not_granted"}', (r) => r.length === 1 && Number(r[0]!.value[1]) > 0);
     expect(deny[0]!.metric).toMatchObject({ transport: 'proxy', result: 'deny' });
-  });
+  }, 90_000);
 
-  it('the staleness rules see the polled revocation feed and the remote JWKS as fresh; no alert fires', async () => {
+  it('the staleness rules see the polled revocation feed and the remote JWKS as fresh; no state alert fires', async () => {
     const rev = await until('jitgate:revocation_sync_age_seconds{source=~"url:.*"}', (r) => r.length === 1);
     expect(Number(rev[0]!.value[1])).toBeLessThan(30);
     const jwks = await until('jitgate:jwks_refresh_age_seconds', (r) => r.length === 1);
     expect(jwks[0]!.metric.issuer).toBe('https://other-broker.internal');
-    expect(await prom!.query('ALERTS')).toEqual([]);
-  });
+    // A ready gate with fresh sources: none of the state alerts is even pending. (Latency and spike alerts
+    // depend on this machine's load and on the few seconds of data, so they are left to promtool's tests.)
+    expect(await prom!.query('ALERTS{alertname=~"JitgateFailingClosed|JitgateNotReady|JitgateRevocationStale|JitgateJwksStale|JitgateLogLinesDropped"}')).toEqual([]);
+  }, 60_000);
 
   it('every query of deploy/grafana/jitgate.json names only metrics this gate exports', async () => {
     const dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[]; templating: { list: { query?: unknown; definition?: string }[] } };
