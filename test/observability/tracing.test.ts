@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load.ts';
 import { freePort } from '../fixtures/nginx.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../fixtures/otlp-receiver.ts';
 import { send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
@@ -245,5 +246,41 @@ describe('tracing off', () => {
     expect(importers).toEqual([join('observability', 'tracing.ts')]);
     expect(loaders).toEqual(['runtime.ts']);
     expect(await readFile(join(src, 'runtime.ts'), 'utf8')).toContain("await import('./observability/tracing.ts')");
+  });
+});
+
+describe('tracing config', () => {
+  const base = { upstream: { url: 'http://127.0.0.1:9' }, service: { audience: 'orders' }, issuers: [{ issuer: 'https://broker.internal', jwks_file: './jwks.json', algorithms: ['ES256'] }] };
+  const problems = (tracing: unknown): string => {
+    try {
+      validateConfig({ ...base, tracing }, '/etc/jitgate/jitgate.yaml');
+      return '';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+
+  it('defaults everything but the endpoint; absent means off', () => {
+    expect(validateConfig(base, '/etc/jitgate/jitgate.yaml').tracing).toBeUndefined();
+    expect(validateConfig({ ...base, tracing: { otlp_endpoint: 'http://collector:4318/v1/traces' } }, '/etc/jitgate/jitgate.yaml').tracing).toEqual({
+      otlp_endpoint: 'http://collector:4318/v1/traces',
+      sample_ratio: 1,
+      service_name: 'jitgate',
+      headers: {},
+      max_queue_size: 2048,
+      export_interval: 5000,
+      export_timeout: 10000,
+    });
+  });
+
+  it.each([
+    [{ sample_ratio: 0.5 }, 'tracing.otlp_endpoint'],
+    [{ otlp_endpoint: 'grpc://collector:4317' }, 'tracing.otlp_endpoint'],
+    [{ otlp_endpoint: 'http://c/v1/traces', sample_ratio: 1.5 }, 'tracing.sample_ratio'],
+    [{ otlp_endpoint: 'http://c/v1/traces', max_queue_size: 0 }, 'tracing.max_queue_size'],
+    [{ otlp_endpoint: 'http://c/v1/traces', export_interval: 'soon' }, 'tracing.export_interval'],
+    [{ otlp_endpoint: 'http://c/v1/traces', sampler: 'always' }, 'tracing.sampler'],
+  ])('%j is refused, naming %s', (tracing, key) => {
+    expect(problems(tracing)).toContain(key);
   });
 });
