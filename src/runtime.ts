@@ -21,6 +21,7 @@ import { AuditLog } from './observability/audit.ts';
 import { startAuditChain } from './observability/audit-chain-start.ts';
 import { createLogger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
+import type { DecisionTracer } from './observability/trace-hooks.ts';
 import type { Listener, TransportContext } from './transports/context.ts';
 import { startExtAuthz } from './transports/ext-authz/index.ts';
 import type { HttpListener } from './transports/http-listener.ts';
@@ -80,11 +81,14 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   let proxy: ProxyListener;
   let admin: HttpListener | null = null;
   let extAuthz: Listener[];
+  // Loaded only when configured: without `tracing` no OpenTelemetry package is imported.
+  let tracer: DecisionTracer | undefined;
   try {
     // First, so the chain's first line (and a newline ending a torn last line) precedes any other.
     await startAuditChain(config, audit, metrics, options.primary === undefined ? undefined : `w${process.env.JITGATE_WORKER_SLOT ?? process.pid}`);
     await gate.start();
-    const ctx: TransportContext = { config, gate, metrics, audit, logger };
+    if (config.tracing !== undefined) tracer = (await import('./observability/tracing.ts')).startTracing(config.tracing, logger);
+    const ctx: TransportContext = { config, gate, metrics, audit, logger, tracer };
     watchAnomalies({ config, gate, audit, metrics, logger, clock: options.clock }, options.revocationWriter);
     proxy = await startProxy(ctx);
     started.push(proxy);
@@ -97,6 +101,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     await Promise.all(started.map((l) => l.close(0)));
     gate.stop();
     audit.closeChain();
+    await tracer?.shutdown();
     throw err;
   }
   const flusher = setInterval(() => logger.flush(), LOG_FLUSH_MS);
@@ -106,6 +111,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     logger.info({ grace_ms: graceMs }, 'draining: no new connections, finishing in-flight requests');
     await Promise.all([proxy.close(graceMs), ...extAuthz.map((l) => l.close(graceMs))]);
     gate.stop();
+    await tracer?.shutdown(); // the spans of the drained requests, bounded by tracing.export_timeout
     await admin?.close(Math.min(graceMs, 1000));
     audit.closeChain(); // SPEC §12: a gracefully closed audit file ends with a signed checkpoint
     clearInterval(flusher);

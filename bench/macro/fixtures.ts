@@ -124,6 +124,8 @@ export interface GateVariant {
   readonly auditChain?: boolean;
   /** anomaly counting on, revoking into a journal (SPEC §12). */
   readonly anomaly?: boolean;
+  /** tracing.sample_ratio with spans exported to the bench upstream's /v1/traces; no tracing block when absent. */
+  readonly tracingSampleRatio?: number;
 }
 
 export interface GatePorts {
@@ -163,6 +165,9 @@ export async function writeGateConfig(
       ...(v.auditChain === true ? { audit_chain: true, audit_checkpoint_key: fx.privateKeyPath } : {}),
     },
     workers,
+    ...(v.tracingSampleRatio === undefined
+      ? {}
+      : { tracing: { otlp_endpoint: `http://127.0.0.1:${upstreamPort}/v1/traces`, sample_ratio: v.tracingSampleRatio, export_interval: '1s' } }),
   };
   const file = join(fx.dir, `${name}.yaml`);
   await writeFile(file, JSON.stringify(config, null, 2));

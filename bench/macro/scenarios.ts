@@ -27,6 +27,8 @@ export const VARIANTS = {
   'revoked-1m': { audit: true, cacheEntries: 10_000, revocationFile: 'revoked-1m.jsonl' },
   /** Token Status List (SPEC §10): the issuer checks status lists; cache smaller than the 10,000-token set. */
   'status-list': { audit: true, cacheEntries: 1_000, statusList: true },
+  /** OpenTelemetry on, every request sampled: two spans per request exported (OTLP/HTTP JSON) to the upstream's sink. */
+  'tracing-100': { audit: true, cacheEntries: 10_000, tracingSampleRatio: 1 },
   /** The soak: cache smaller than the token set so entries churn for the whole run. */
   soak: { audit: true, cacheEntries: 1_000 },
   /** SPEC §12: `audit` plus log.audit_chain (seq, prev = SHA-256 per line) and signed checkpoints every 10 s. */
@@ -118,6 +120,7 @@ export function allScenarios(): Scenario[] {
     ...gateBodies,
     { id: 'ext-authz-http', title: 'ext_authz HTTP check, cached token', kind: 'http', server: 'ext-authz-http', variant: 'audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'ext-authz-grpc', title: 'ext_authz gRPC Check, cached token', kind: 'grpc', server: 'ext-authz-grpc', variant: 'audit', quick: true, expectStatus: 0, expectCache: 'hits' },
+    { id: 'tracing-allow-hot', title: 'jitgate allow, one hot token, tracing on (100 % sampled)', kind: 'http', server: 'gate', variant: 'tracing-100', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'allow-hot-no-audit', title: 'jitgate allow, one hot token, audit off', kind: 'http', server: 'gate', variant: 'no-audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'allow-hot-audit-devnull', title: 'jitgate allow, one hot token, audit → /dev/null', kind: 'http', server: 'gate', variant: 'audit-devnull', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'allow-10k-cached', title: 'jitgate allow, 10,000 tokens rotating, all cached (cache 20,000)', kind: 'http', server: 'gate', variant: 'cache-20k', quick: false, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200, expectCache: 'hits' },

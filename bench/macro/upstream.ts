@@ -5,6 +5,7 @@
  *   GET  /orders/1kb          → 200, 1 KiB
  *   GET  /orders/1mb          → 200, 1 MiB (one preallocated buffer)
  *   POST /orders/sink         → reads the body, 200 with the byte count
+ *   POST /v1/traces           → an OTLP/HTTP collector stand-in for the tracing row: reads the export, 200 {}
  *   GET  /orders/echo-headers → 200, the raw request headers as JSON (pre-flight checks only)
  * Anything else → 404, which no scenario expects, so a wrong route shows up as unexpected status.
  * Prints its port as JSON on the IPC channel once listening.
@@ -28,6 +29,11 @@ const HEAD_MB = fixed(MB);
 
 const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
   const url = req.url ?? '';
+  if (req.method === 'POST' && url === '/v1/traces') {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 }).end('{}'));
+    return;
+  }
   if (req.method === 'POST' && url === '/orders/sink') {
     let n = 0;
     req.on('data', (c: Buffer) => (n += c.length));

@@ -218,6 +218,22 @@ export const configSchema = z.strictObject({
       max_tracked: z.number().int().min(100).max(10_000_000).default(100_000),
     })
     .optional(),
+  /** OpenTelemetry tracing over OTLP/HTTP (src/observability/tracing.ts); off unless present. */
+  tracing: z
+    .strictObject({
+      /** The full OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces. */
+      otlp_endpoint: httpUrl,
+      /** Share of new traces recorded (0..1); a sampled incoming traceparent is always followed. */
+      sample_ratio: z.number().min(0).max(1).default(1),
+      service_name: z.string().min(1).default('jitgate'),
+      /** Extra headers on every export request (e.g. a collector's API key). */
+      headers: z.record(z.string().min(1), z.string()).default({}),
+      /** Spans waiting for export; beyond this they are dropped, never held. */
+      max_queue_size: z.number().int().min(1).max(1_000_000).default(2048),
+      export_interval: duration('5s').default(5_000),
+      export_timeout: duration('10s').default(10_000),
+    })
+    .optional(),
 });
 
 /** The validated config: durations in milliseconds, defaults filled in, paths still as written. */

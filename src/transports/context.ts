@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.ts';
 import type { Gate } from '../gate.ts';
 import type { AuditLog } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { DecisionTracer } from '../observability/trace-hooks.ts';
 
 export interface TransportContext {
   readonly config: Config;
@@ -14,6 +15,8 @@ export interface TransportContext {
   readonly metrics: Metrics;
   readonly audit: AuditLog;
   readonly logger: Logger;
+  /** Present only when `tracing` is configured; transports check it once per decision. */
+  readonly tracer?: DecisionTracer;
 }
 
 /** A started listener. `close` stops accepting, lets in-flight work finish within graceMs, then ends. */

@@ -4,7 +4,7 @@
  * a comment, each `default X` in a comment is the schema's real default, it contains the SPEC §8 contract keys,
  * and docs/configuration.md, generated from the schema and this file, is current.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';

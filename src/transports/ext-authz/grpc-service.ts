@@ -9,7 +9,7 @@
  * `internal_error` denial if even that fails. Answers are bytes: denials are encoded at start and
  * an allow once per cached token (check-response.ts), so a hot check encodes nothing.
  */
-import { Server, ServerCredentials, status as grpcStatus, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status as grpcStatus, type Metadata, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { deny, unavailable, type Decision } from '../../core/decision.ts';
 import { StartupError } from '../../errors.ts';
@@ -45,7 +45,7 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
   const server = new Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES });
 
   /** Encodes and sends the answer, then records it; never throws (grpc-js would turn a throw into an RPC error). */
-  const finish = (callback: sendUnaryData<Buffer>, decision: Decision, method: string, stray: readonly string[], startNs: bigint, client?: string): void => {
+  const finish = (callback: sendUnaryData<Buffer>, decision: Decision, method: string, stray: readonly string[], startNs: bigint, client: string | undefined, metadata: Metadata): void => {
     let bytes: Buffer;
     let httpStatus: number;
     try {
@@ -58,7 +58,8 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
       httpStatus = 503;
     }
     callback(null, bytes);
-    observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs, client);
+    // Envoy sends its own trace context in the call's metadata (not in the checked request's headers).
+    observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs, client, metadata);
   };
 
   server.addService(protos.authorization, {
@@ -69,19 +70,19 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
         checked = checkInputFrom(call.request, isStray);
       } catch (err) {
         ctx.logger.error({ err }, 'reading a CheckRequest failed; answering internal_error');
-        finish(callback, unavailable('internal_error'), '', NO_STRAY, startNs);
+        finish(callback, unavailable('internal_error'), '', NO_STRAY, startNs, undefined, call.metadata);
         return;
       }
       if (checked === null) {
-        finish(callback, deny('missing_attributes'), '', NO_STRAY, startNs);
+        finish(callback, deny('missing_attributes'), '', NO_STRAY, startNs, undefined, call.metadata);
         return;
       }
       const { input, stray } = checked;
       const client = sourceAddress(call.request);
       // decideSafely never throws or rejects; a cached token is decided in this tick, as in the proxy.
       const decision = decideSafely(ctx, 'ext_authz_grpc', input);
-      if (decision instanceof Promise) void decision.then((d) => finish(callback, d, input.method, stray, startNs, client));
-      else finish(callback, decision, input.method, stray, startNs, client);
+      if (decision instanceof Promise) void decision.then((d) => finish(callback, d, input.method, stray, startNs, client, call.metadata));
+      else finish(callback, decision, input.method, stray, startNs, client, call.metadata);
     },
   });
 

@@ -87,7 +87,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
         status = r.status;
         answerDeny(res, r);
       }
-      observe(ctx, 'ext_authz_http', method, d, status, startNs, req.socket.remoteAddress);
+      observe(ctx, 'ext_authz_http', method, d, status, startNs, req.socket.remoteAddress, req.rawHeaders);
     };
     return decision instanceof Promise ? decision.then(answer) : answer(decision);
   };
@@ -112,7 +112,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
         status = r.status;
         answerDeny(res, r);
       }
-      observe(ctx, 'forward_auth', method, d, status, startNs, req.socket.remoteAddress);
+      observe(ctx, 'forward_auth', method, d, status, startNs, req.socket.remoteAddress, req.rawHeaders);
     };
     return decision instanceof Promise ? decision.then(answer) : answer(decision);
   };

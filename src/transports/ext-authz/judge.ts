@@ -7,7 +7,10 @@
 import type { Decision, DecisionInput } from '../../core/decision.ts';
 import { unavailable } from '../../core/decision.ts';
 import type { Transport } from '../../observability/metrics.ts';
+import type { TraceCarrier } from '../../observability/trace-hooks.ts';
 import type { TransportContext } from '../context.ts';
+
+const NO_CARRIER: readonly string[] = [];
 
 export type ExtAuthzTransport = Extract<Transport, 'ext_authz_http' | 'ext_authz_grpc' | 'forward_auth'>;
 
@@ -28,7 +31,11 @@ export function decideSafely(ctx: TransportContext, transport: ExtAuthzTransport
   }
 }
 
-/** Records one decision: a metrics sample and one audit line. `startNs` from process.hrtime.bigint(). */
+/**
+ * Records one decision: a metrics sample, one audit line and, with tracing on, a span whose parent
+ * is the trace context in `carrier` (the check request's headers or gRPC metadata).
+ * `startNs` from process.hrtime.bigint().
+ */
 export function observe(
   ctx: TransportContext,
   transport: ExtAuthzTransport,
@@ -37,11 +44,13 @@ export function observe(
   status: number,
   startNs: bigint,
   client?: string,
+  carrier?: TraceCarrier,
 ): void {
   const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
   try {
     ctx.metrics.recordDecision(transport, decision, seconds);
     ctx.audit.record({ transport, method, decision, status, latencyMs: seconds * 1000, client });
+    if (ctx.tracer !== undefined) ctx.tracer.decision(transport, carrier ?? NO_CARRIER, method, decision, seconds, status);
   } catch (err) {
     // Observability must never change the answer already sent.
     ctx.logger.error({ err, transport }, 'recording a decision failed');

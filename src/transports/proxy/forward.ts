@@ -17,6 +17,7 @@ import type { Allow } from '../../core/decision.ts';
 import type { Config } from '../../config/schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts';
+import type { TraceHandle } from '../../observability/trace-hooks.ts';
 import { render } from '../respond.ts';
 import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
 
@@ -91,7 +92,8 @@ export class Forwarder {
     this.#upstreamSeconds = STATUS_CLASSES.map((c) => metrics.upstreamSeconds.labels(c));
   }
 
-  forward(req: IncomingMessage, res: ServerResponse, allow: Allow, done: ForwardDone): void {
+  /** `trace` (tracing on): the exchange gets its own span, and the backend that span's traceparent. */
+  forward(req: IncomingMessage, res: ServerResponse, allow: Allow, done: ForwardDone, trace?: TraceHandle): void {
     // The client left while the gate decided: its 'close' has fired already, so nothing would
     // abort the upstream request — do not send it.
     if (res.destroyed) {
@@ -99,6 +101,14 @@ export class Forwarder {
       return;
     }
     const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req), this.#localPort(req));
+    if (trace !== undefined) {
+      const span = trace.upstream(head.headers);
+      const finish = done;
+      done = (status, end) => {
+        span.end(status, end);
+        finish(status, end);
+      };
+    }
     const options: Dispatcher.DispatchOptions = {
       path: allow.query === '' ? allow.path : allow.path + allow.query,
       method: req.method as Dispatcher.HttpMethod,

@@ -13,7 +13,7 @@ import type { ForwardEnd, Forwarder } from './forward.ts';
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
 
 export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder): ProxyHandler {
-  const { gate, metrics, audit } = ctx;
+  const { gate, metrics, audit, tracer } = ctx;
   const log = ctx.logger.child({ component: 'proxy' });
 
   /** A bug in deciding is never an allow: refuse with the named reason (503 internal_error). */
@@ -35,10 +35,17 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
       if (expectContinue) res.writeContinue();
       const allow = decision;
       const method = req.method!;
-      forwarder.forward(req, res, allow, (status: number, end: ForwardEnd) => {
-        const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' ? end : undefined;
-        audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client });
-      });
+      const trace = tracer === undefined ? undefined : tracer.decision('proxy', req.rawHeaders, method, allow, seconds, 0);
+      forwarder.forward(
+        req,
+        res,
+        allow,
+        (status: number, end: ForwardEnd) => {
+          const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' ? end : undefined;
+          audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client });
+        },
+        trace,
+      );
       return;
     }
 
@@ -50,6 +57,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
     res.writeHead(r.status, r.headers);
     res.end(r.bodyBytes);
     audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs, client });
+    if (tracer !== undefined) tracer.decision('proxy', req.rawHeaders, req.method!, decision, seconds, r.status);
   }
 
   return (req, res, expectContinue) => {

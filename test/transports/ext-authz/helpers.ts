@@ -5,7 +5,7 @@
  * client that can bind its local address (to be a trusted or an untrusted proxy).
  */
 import { request } from 'node:http';
-import { credentials, loadPackageDefinition, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { AuditLog } from '../../../src/observability/audit.ts';
@@ -128,8 +128,9 @@ export class GrpcClient {
     this.#raw = rawCheckClient(port, (b) => pkg.envoy.service.auth.v3.Authorization.service.Check.responseDeserialize(b) as unknown) as never;
   }
 
-  check(request: object): Promise<CheckResponseView> {
-    return unary(this.#authz, 'Check', request);
+  /** `metadata`: gRPC call metadata, e.g. the traceparent Envoy sends with tracing on. */
+  check(request: object, metadata?: Record<string, string>): Promise<CheckResponseView> {
+    return unary(this.#authz, 'Check', request, metadata);
   }
 
   checkBytes(bytes: Buffer): Promise<CheckResponseView> {
@@ -147,9 +148,11 @@ export class GrpcClient {
   }
 }
 
-function unary<T>(client: Record<string, Function>, method: string, request: unknown): Promise<T> {
+function unary<T>(client: Record<string, Function>, method: string, request: unknown, metadata?: Record<string, string>): Promise<T> {
+  const md = new Metadata();
+  for (const [k, v] of Object.entries(metadata ?? {})) md.set(k, v);
   return new Promise((resolve, reject) => {
-    client[method]!.call(client, request, { deadline: Date.now() + 10_000 }, (err: ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
+    client[method]!.call(client, request, md, { deadline: Date.now() + 10_000 }, (err: ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
   });
 }
 

@@ -36,7 +36,7 @@ describe('config/envoy/envoy.yaml (gRPC)', () => {
     const x = extAuthzFilter(doc);
     expect(x.failure_mode_allow).toBe(false);
     expect(x.transport_api_version).toBe('V3');
-    expect(x.include_peer_certificate).toBe(false);
+    expect(x.include_peer_certificate).toBe(true);
     expect(x.grpc_service.timeout).toMatch(/^0\.\d+s$/);
     const c = cluster(doc, x.grpc_service.envoy_grpc.cluster_name);
     expect(c.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config).toHaveProperty('http2_protocol_options');
@@ -94,7 +94,7 @@ describe('config/caddy/Caddyfile', () => {
   it('asks /forward-auth, copies the identity headers and strips credentials, in a route block', async () => {
     const text = await readFile(file('caddy/Caddyfile'), 'utf8');
     expect(text).toMatch(/forward_auth 127\.0\.0\.1:9191 \{\s+uri \/forward-auth\s+copy_headers X-Jit-Subject X-Jit-Token-Id X-Jit-Issuer X-Jit-Txn X-Jit-Actor\s+\}/);
-    const order = ['request_header -X-Jit-Subject', 'forward_auth 127', 'request_header -Authorization', 'reverse_proxy'].map((s) => text.indexOf(s));
+    const order = ['request_header -X-Jit-*', 'request_header -X-HTTP-Method-Override', 'forward_auth 127', 'request_header @no_txn -X-Jit-Txn', 'request_header -Authorization', 'reverse_proxy 127'].map((s) => text.indexOf(s));
     expect(order.every((i) => i > 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
   });
