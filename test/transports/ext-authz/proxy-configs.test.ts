@@ -62,6 +62,14 @@ describe('config/envoy/envoy-http.yaml (HTTP)', () => {
   });
 });
 
+describe('config/envoy (both): workload identity (SPEC §11)', () => {
+  it.each(['envoy/envoy.yaml', 'envoy/envoy-http.yaml'])('%s replaces any client-sent XFCC with the certificate Envoy verified', async (p) => {
+    const hcm = (await load(p)).static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    expect(hcm.forward_client_cert_details).toBe('SANITIZE_SET');
+    expect(hcm.set_current_client_cert_details).toMatchObject({ uri: true, cert: true });
+  });
+});
+
 describe('config/envoy (both): request edges (issue 21)', () => {
   it.each(['envoy/envoy.yaml', 'envoy/envoy-http.yaml'])('%s rejects underscore headers and removes client forwarding headers', async (p) => {
     const doc = await load(p);
