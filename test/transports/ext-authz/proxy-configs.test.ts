@@ -107,12 +107,14 @@ describe('config/caddy/Caddyfile', () => {
     expect([...order].sort((a, b) => a - b)).toEqual(order);
   });
 
-  it('strips every method-override and URL-rewrite header and the client forwarding headers, uncommented, after forward_auth (issue 21)', async () => {
+  it('strips every method-override and URL-rewrite header (both spellings) and the client forwarding headers, uncommented, before proxying (issue 21)', async () => {
     const text = await readFile(file('caddy/Caddyfile'), 'utf8');
-    const auth = text.indexOf('forward_auth 127');
-    for (const h of [...OVERRIDES, 'Forwarded', 'X-Real-IP', 'X-Forwarded-Prefix', 'X-Forwarded-Port', 'X-Forwarded-Ssl']) {
+    const proxy = text.indexOf('reverse_proxy 127');
+    const names = [...OVERRIDES, ...OVERRIDES.map((h) => h.replaceAll('-', '_')), 'Forwarded', 'X-Real-IP', 'X-Forwarded-Prefix', 'X-Forwarded-Port', 'X-Forwarded-Ssl'];
+    for (const h of names) {
       const at = text.search(new RegExp(`^\\t+request_header -${h}$`, 'm'));
-      expect(at, h).toBeGreaterThan(auth);
+      expect(at, h).toBeGreaterThan(0);
+      expect(at, h).toBeLessThan(proxy);
     }
   });
 
