@@ -25,6 +25,7 @@ export function compilePolicy(config: Config, file: string, keysFor: (issuer: Is
         typ: i.typ === undefined ? undefined : normalizeTyp(i.typ),
         keys: keysFor(i),
         requireDpop: i.require_dpop ?? config.dpop.require,
+        requireCertBinding: i.require_cert_binding,
       }),
     );
   });
@@ -54,6 +55,7 @@ export function compilePolicy(config: Config, file: string, keysFor: (issuer: Is
     maxTokenBytes: config.headers.max_token_bytes,
     maxTargetLength: config.limits.max_target_length,
     dpop,
+    spiffeSubject: config.service.spiffe_subject,
   });
 }
 

@@ -17,6 +17,8 @@ export interface IssuerPolicy {
   readonly keys: IssuerKeys;
   /** Unbound tokens (no `cnf.jkt`) of this issuer are refused (`require_dpop`, else `dpop.require`). */
   readonly requireDpop?: boolean;
+  /** Unbound tokens (no `cnf.x5t#S256`) of this issuer are refused (`require_cert_binding`, RFC 8705). */
+  readonly requireCertBinding?: boolean;
 }
 
 /** `dpop.algorithms` when the config does not say. */
@@ -69,6 +71,8 @@ export interface GatePolicy {
   readonly maxTargetLength: number;
   /** Absent only in hand-built policies: DPoP-bound tokens are then refused (`dpop_unsupported`). */
   readonly dpop?: DpopPolicy;
+  /** `service.spiffe_subject`: the client certificate's SPIFFE ID must equal `sub` (SPEC §11). */
+  readonly spiffeSubject?: boolean;
 }
 
 /** RFC 8725 §3.11: compare media types case-insensitively, `application/` prefix optional. */

@@ -25,7 +25,7 @@ const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
  */
 const MIN = 'min' as const;
 
-export type UpstreamErrorKind = 'connect' | 'reset' | 'timeout' | 'other';
+export type UpstreamErrorKind = 'connect' | 'reset' | 'timeout' | 'tls' | 'other';
 
 export class Metrics {
   readonly registry: client.Registry;
@@ -46,6 +46,8 @@ export class Metrics {
   readonly jwksRefreshSeconds: client.Histogram<'issuer'>;
   readonly jwksLastRefresh: client.Gauge<'issuer'>;
   readonly ready: client.Gauge;
+  readonly tlsHandshakeFailures: client.Counter<'listener'>;
+  readonly tlsReloads: client.Counter<'listener' | 'result'>;
 
   /** transport → reason → bound counter child (taken up at scrape time). */
   readonly #bound = new Map<Transport, Map<Reason, client.Counter.Internal>>();
@@ -91,6 +93,9 @@ export class Metrics {
     this.jwksRefreshSeconds = new client.Histogram({ name: 'jitgate_jwks_refresh_duration_seconds', help: 'Duration of JWKS fetches.', labelNames: ['issuer'], registers: r });
     this.jwksLastRefresh = new client.Gauge({ name: 'jitgate_jwks_last_refresh_timestamp_seconds', help: 'Last successful JWKS fetch or load, by issuer.', labelNames: ['issuer'], aggregator: MIN, registers: r });
     this.ready = new client.Gauge({ name: 'jitgate_ready', help: '1 when keys are loaded and revocation is fresh.', aggregator: MIN, registers: r });
+    // SPEC §11: handshakes refused before any request (no decision is counted for them) and certificate rotations.
+    this.tlsHandshakeFailures = new client.Counter({ name: 'jitgate_tls_handshake_failures_total', help: 'TLS handshakes that failed (no or untrusted client certificate, protocol errors), by listener.', labelNames: ['listener'], registers: r });
+    this.tlsReloads = new client.Counter({ name: 'jitgate_tls_reloads_total', help: 'Reloads of a listener certificate, key or client CA bundle after a change on disk, by listener and result (ok, error).', labelNames: ['listener', 'result'], registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 
     for (const t of TRANSPORTS) {

@@ -15,6 +15,7 @@
  *   add `X-Forwarded-Uri` next to the `X-Original-URI` the proxy sets; the two disagree and the
  *   request is refused instead of one silently winning.
  */
+import type { ClientCert } from '../../core/cert-binding.ts';
 import type { DecisionInput } from '../../core/decision.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
 
@@ -44,7 +45,7 @@ function slotOf(name: string): number {
  * `peer` (the proxy) lets the DPoP origin use its X-Forwarded-Proto/-Host when it is also in
  * `dpop.trusted_proxies` (src/core/htu.ts).
  */
-export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined): ForwardedInput {
+export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined, clientCert?: ClientCert): ForwardedInput {
   const values: (string | undefined)[] = [undefined, undefined, undefined, undefined];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const slot = slotOf(rawHeaders[i]!);
@@ -55,7 +56,7 @@ export function forwardedInput(rawHeaders: readonly string[], peer: string | und
   const method = agree(values[0], values[1]);
   const uri = agree(values[2], values[3]);
   if (method === null || uri === null || method === '' || uri === '') return MISSING;
-  return { ok: true, input: inputFromRawHeaders(rawHeaders, method, uri, peer) };
+  return { ok: true, input: inputFromRawHeaders(rawHeaders, method, uri, peer, undefined, clientCert) };
 }
 
 /** One value from either family; null when absent or when both are present and differ. */

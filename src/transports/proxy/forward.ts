@@ -18,6 +18,7 @@ import type { Config } from '../../config/schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts';
 import { render } from '../respond.ts';
+import { TLS_ERROR_CODES, upstreamConnectOptions } from '../tls/upstream-tls.ts';
 import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
 
 /** How an exchange ended; `ok` includes upstream 4xx/5xx answers, which are the backend's to give. */
@@ -38,6 +39,7 @@ export function errorKind(err: Error): UpstreamErrorKind {
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (CONNECT_CODES.has(code)) return 'connect';
   if (RESET_CODES.has(code)) return 'reset';
+  if (TLS_ERROR_CODES.has(code)) return 'tls';
   return 'other';
 }
 
@@ -82,6 +84,8 @@ export class Forwarder {
       connectTimeout: u.connect_timeout,
       headersTimeout: u.headers_timeout,
       bodyTimeout: u.body_timeout,
+      // https:// upstreams: verified TLS (and mTLS) per upstream.tls (SPEC §11).
+      connect: upstreamConnectOptions(config),
     });
     this.#headers = compileHeaderPolicy(config);
     this.#metrics = metrics;
@@ -96,7 +100,8 @@ export class Forwarder {
       done(499, 'client_closed');
       return;
     }
-    const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req));
+    const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req), allow.clientCert, tls ? 'https' : 'http');
     const options: Dispatcher.DispatchOptions = {
       path: allow.query === '' ? allow.path : allow.path + allow.query,
       method: req.method as Dispatcher.HttpMethod,

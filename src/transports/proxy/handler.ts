@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { unavailable, type Decision } from '../../core/decision.ts';
 import type { TransportContext } from '../context.ts';
 import { inputFromRequest } from '../http-input.ts';
+import { clientCertOf } from '../tls/client-cert.ts';
 import { renderDecision } from '../respond.ts';
 import type { ForwardEnd, Forwarder } from './forward.ts';
 
@@ -36,7 +37,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
       const method = req.method!;
       forwarder.forward(req, res, allow, (status: number, end: ForwardEnd) => {
         const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' ? end : undefined;
-        audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome });
+        audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, clientCert: allow.clientCert });
       });
       return;
     }
@@ -48,7 +49,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
     if (!req.complete && declaresBody(req.rawHeaders)) res.shouldKeepAlive = false;
     res.writeHead(r.status, r.headers);
     res.end(r.bodyBytes);
-    audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs });
+    audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs, clientCert: clientCertOf(req.socket) });
   }
 
   return (req, res, expectContinue) => {

@@ -3,6 +3,7 @@
  * a slow or oversized client from holding the gate's sockets (slowloris, header floods).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createTlsServer } from '../tls/server-tls.ts';
 import { answerClientError } from '../client-error.ts';
 import type { TransportContext } from '../context.ts';
 import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
@@ -17,7 +18,9 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   const { config } = ctx;
   const forwarder = new Forwarder(config, ctx.metrics, ctx.logger.child({ component: 'proxy' }));
   const handle = createProxyHandler(ctx, forwarder);
-  const server = createServer(clientServerOptions(config.limits));
+  // listen.tls (SPEC §11): the same server over TLS, client certificates verified when configured.
+  const tls = config.listen.tls === undefined ? undefined : createTlsServer(clientServerOptions(config.limits), config.listen.tls, { name: 'proxy', key: 'listen.tls', metrics: ctx.metrics, logger: ctx.logger });
+  const server = tls?.server ?? createServer(clientServerOptions(config.limits));
   // A keep-alive client may send any number of requests; each is judged on its own.
   server.maxRequestsPerSocket = 0;
 
@@ -37,6 +40,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   try {
     listener = await listenHttp(server, 'proxy', config.listen.host, config.listen.port);
   } catch (err) {
+    tls?.stop();
     await forwarder.destroy();
     throw err;
   }
@@ -50,6 +54,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
       return inner.draining;
     },
     async close(graceMs: number) {
+      tls?.stop();
       await inner.close(graceMs);
       // Every client connection is gone, so no exchange is left; close upstream sockets.
       await forwarder.close();

@@ -31,7 +31,7 @@ describe('allow', () => {
     expect(r.headers['x-jit-issuer']).toBe(ISSUER_A);
     expect(r.headers['x-jit-txn']).toBe('deploy-4711');
     expect(r.headers['x-jit-actor']).toBeUndefined();
-    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe('authorization, dpop, x-jit-actor');
+    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe('authorization, dpop, x-jit-actor, x-jit-client-cert-sha256, x-jit-spiffe-id');
     expect(r.headers['cache-control']).toBe('no-store');
     expect(r.body).toBe('');
   });
@@ -39,19 +39,19 @@ describe('allow', () => {
   it('sets x-jit-actor when the token has act, and then does not remove it', async () => {
     const r = await call('GET', '/authz/orders/42', await bearer('h-act', { act: { sub: 'spiffe://prod/human/alice' } }));
     expect(r.headers['x-jit-actor']).toBe('spiffe://prod/human/alice');
-    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe('authorization, dpop');
+    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe('authorization, dpop, x-jit-client-cert-sha256, x-jit-spiffe-id');
   });
 
   it('a public route: 200, no identity, all five names removed', async () => {
     const r = await call('GET', '/authz/healthz');
     expect(r.status).toBe(200);
     expect(r.headers['x-jit-subject']).toBeUndefined();
-    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe('authorization, dpop, x-jit-subject, x-jit-token-id, x-jit-issuer, x-jit-txn, x-jit-actor');
+    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe('authorization, dpop, x-jit-subject, x-jit-token-id, x-jit-issuer, x-jit-txn, x-jit-actor, x-jit-client-cert-sha256, x-jit-spiffe-id');
   });
 
   it('removes other inbound identity-prefixed headers too', async () => {
     const r = await call('GET', '/authz/orders/42', [...(await bearer('h-stray')), 'X-Jit-Role', 'admin']);
-    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe('authorization, dpop, x-jit-actor, x-jit-role');
+    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe('authorization, dpop, x-jit-actor, x-jit-client-cert-sha256, x-jit-spiffe-id, x-jit-role');
   });
 
   it('drains a request body (with_request_body) and still answers', async () => {

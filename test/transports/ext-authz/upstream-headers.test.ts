@@ -22,14 +22,14 @@ const tokenAllow = (unset: string[]): Allow => ({ ...publicAllow, reason: 'grant
 describe('removal list', () => {
   it('defaults: authorization, dpop, then the unset identity names and stray prefixed headers', () => {
     const p = plan();
-    expect(p.removals(tokenAllow(['x-jit-actor']), [])).toEqual(['authorization', 'dpop', 'x-jit-actor']);
-    expect(p.removalHeader(tokenAllow([]), ['x-jit-role'])).toBe('authorization, dpop, x-jit-role');
-    expect(p.removals(publicAllow, [])).toEqual(['authorization', 'dpop', 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor']);
+    expect(p.removals(tokenAllow(['x-jit-actor']), [])).toEqual(['authorization', 'dpop', 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
+    expect(p.removalHeader(tokenAllow([]), ['x-jit-role'])).toBe('authorization, dpop, x-jit-client-cert-sha256, x-jit-spiffe-id, x-jit-role');
+    expect(p.removals(publicAllow, [])).toEqual(['authorization', 'dpop', 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
   });
 
   it('keeps Authorization when headers.forward_authorization, and strips method overrides when configured to', () => {
-    expect(plan({ forward_authorization: true }).removals(tokenAllow([]), [])).toEqual(['dpop']);
-    expect(plan({ method_override: 'strip' }).removals(tokenAllow([]), [])).toEqual(['authorization', 'dpop', 'x-http-method-override', 'x-http-method', 'x-method-override']);
+    expect(plan({ forward_authorization: true }).removals(tokenAllow([]), [])).toEqual(['dpop', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
+    expect(plan({ method_override: 'strip' }).removals(tokenAllow([]), [])).toEqual(['authorization', 'dpop', 'x-http-method-override', 'x-http-method', 'x-method-override', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
   });
 
   it('follows the configured identity prefix', () => {
