@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { parseDuration } from '../config/duration.ts';
 import { commandUsageError, parseCommand } from './args.ts';
+import { certThumbprint } from './cert-thumbprint.ts';
 import { dpopKeyThumbprint, readKeyFile } from './jwk-file.ts';
 
 export const DEFAULT_TYP = 'jit+jwt';
@@ -50,6 +51,8 @@ export interface MintOptions {
   cnfJkt?: string;
   /** The client's DPoP key (private JWK or its file): sets `cnf.jkt` to its public key's thumbprint. Not with `cnfJkt`. */
   dpopKey?: JWK | string;
+  /** A client certificate file (PEM): sets `cnf["x5t#S256"]` to its thumbprint (RFC 8705 certificate binding). */
+  cnfCert?: string;
   /** Applied last: adds or overrides claims; a value of `undefined` removes the claim. */
   extraClaims?: Readonly<Record<string, unknown>>;
 }
@@ -92,7 +95,8 @@ export async function mintToken(opts: MintOptions): Promise<string> {
   claims.exp = iat + ttl;
   if (opts.txn !== undefined) claims.txn = opts.txn;
   if (opts.act !== undefined) claims.act = { sub: opts.act };
-  if (cnfJkt !== undefined) claims.cnf = { jkt: cnfJkt };
+  const cnfX5t = opts.cnfCert === undefined ? undefined : await certThumbprint(opts.cnfCert);
+  if (cnfJkt !== undefined || cnfX5t !== undefined) claims.cnf = { ...(cnfJkt === undefined ? {} : { jkt: cnfJkt }), ...(cnfX5t === undefined ? {} : { 'x5t#S256': cnfX5t }) };
   if (opts.actions !== undefined && opts.paths !== undefined) {
     const entry: Record<string, unknown> = {
       type: opts.grantType ?? DEFAULT_GRANT_TYPE,
@@ -137,6 +141,8 @@ Sign a grant token and print it (only the token) on stdout.
   --cnf-jkt THUMBPRINT  DPoP key binding: sets cnf: {"jkt": THUMBPRINT}
   --dpop-key FILE       DPoP key binding to this private JWK's public key (its RFC 7638
                         thumbprint becomes cnf.jkt); prove with "jitgate dpop-proof --key FILE"
+  --cnf-cert FILE       certificate binding (RFC 8705) to this PEM client certificate: its
+                        SHA-256 thumbprint becomes cnf["x5t#S256"]; present it over mTLS
   --kid ID              header kid (default: the key file's kid)
   --typ TYP             header typ (default ${DEFAULT_TYP}; "" leaves it out)
   --grant-type TYPE     authorization_details type (default ${DEFAULT_GRANT_TYPE})
@@ -165,6 +171,7 @@ export async function run(argv: string[]): Promise<number> {
       act: { type: 'string' },
       'cnf-jkt': { type: 'string' },
       'dpop-key': { type: 'string' },
+      'cnf-cert': { type: 'string' },
       kid: { type: 'string' },
       typ: { type: 'string' },
       'grant-type': { type: 'string' },
@@ -215,6 +222,7 @@ export async function run(argv: string[]): Promise<number> {
       act: values.act,
       cnfJkt: values['cnf-jkt'],
       dpopKey: values['dpop-key'],
+      cnfCert: values['cnf-cert'],
       extraClaims: parseClaims(values.claim ?? []),
     };
   } catch (err) {
