@@ -16,10 +16,16 @@ export interface ProxyListener extends HttpListener {
 
 export async function startProxy(ctx: TransportContext): Promise<ProxyListener> {
   const { config } = ctx;
-  const forwarder = new Forwarder(config, ctx.metrics, ctx.logger.child({ component: 'proxy' }));
-  const handle = createProxyHandler(ctx, forwarder);
   // listen.tls (SPEC §11): the same server over TLS, client certificates verified when configured.
   const tls = config.listen.tls === undefined ? undefined : createTlsServer(clientServerOptions(config.limits), config.listen.tls, { name: 'proxy', key: 'listen.tls', metrics: ctx.metrics, logger: ctx.logger });
+  let forwarder: Forwarder;
+  try {
+    forwarder = new Forwarder(config, ctx.metrics, ctx.logger.child({ component: 'proxy' }));
+  } catch (err) {
+    tls?.stop();
+    throw err;
+  }
+  const handle = createProxyHandler(ctx, forwarder);
   const server = tls?.server ?? createServer(clientServerOptions(config.limits));
   // A keep-alive client may send any number of requests; each is judged on its own.
   server.maxRequestsPerSocket = 0;

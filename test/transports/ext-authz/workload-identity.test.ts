@@ -5,6 +5,7 @@
  * x-forwarded-client-cert, and only from a trusted caller. Certificates come from a PKI made by
  * openssl at test time; the gate's clock is set inside their validity.
  */
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { makePki, SPIFFE_A, SPIFFE_B, type CertFiles, type Pki } from '../../fixtures/pki.ts';
@@ -42,6 +43,7 @@ afterAll(async () => {
   grpc?.close();
   sGrpc?.close();
   await Promise.all([h?.close(), s?.close()]);
+  await Promise.all([h, s].map((x) => (x === undefined ? undefined : rm(x.dir, { recursive: true, force: true }))));
   await pki?.remove();
 });
 

@@ -4,6 +4,7 @@
  * anti-spoofing, forged XFCC, and what a presented-but-unverified certificate counts as.
  * Real TLS on loopback with a PKI made by the openssl CLI at test time.
  */
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, SPIFFE_A, SPIFFE_B, type Pki } from '../../fixtures/pki.ts';
 import { startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
@@ -35,6 +36,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all([gate?.close(), strict?.close(), spiffe?.close()]);
+  await Promise.all([gate, strict, spiffe].map((g) => (g === undefined ? undefined : rm(g.dir, { recursive: true, force: true }))));
   await upstream?.close();
   await pki?.remove();
 });
