@@ -196,3 +196,22 @@ describe('listener TLS config errors', () => {
     expect((await startupError('http://127.0.0.1:9', (c) => (c.listen.tls = { cert_file: pki.server.cert, key_file: bad }))).message).toMatch(/^listen\.tls: the certificate and key do not load/);
   });
 });
+
+describe('jitgate check-config with TLS blocks', () => {
+  it('accepts loadable TLS blocks and names each unusable one', async () => {
+    const { checkConfig } = await import('../../../src/cli/check-config.ts');
+    const { dir, file, raw } = await writeGateConfig('https://127.0.0.1:9', (c) => {
+      c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert };
+      c.upstream.tls = { ca_file: pki.backendCa.cert, cert_file: pki.gateClient.cert, key_file: pki.gateClient.key };
+    });
+    dirs.push(dir);
+    expect(await checkConfig(validateConfig(raw, file), file)).toContain('proxy 127.0.0.1:0');
+    raw.listen.tls.key_file = pki.server2.key;
+    raw.admin.tls = { cert_file: join(pki.dir, 'missing.crt'), key_file: pki.server.key };
+    raw.upstream.tls.key_file = pki.workloadA.key;
+    const err = await checkConfig(validateConfig(raw, file), file).then(() => undefined, (e: Error) => e);
+    expect(String(err)).toMatch(/listen\.tls: the certificate and key do not load/);
+    expect(String(err)).toMatch(/admin\.tls\.cert_file: cannot read/);
+    expect(String(err)).toMatch(/upstream\.tls: the certificate and key do not load/);
+  });
+});
