@@ -215,3 +215,24 @@ describe('jitgate check-config with TLS blocks', () => {
     expect(String(err)).toMatch(/upstream\.tls: the certificate and key do not load/);
   });
 });
+
+describe('jitgate serve with listen.tls', () => {
+  it('announces an https:// proxy URL and verifies client certificates as configured', async () => {
+    const { spawnGate } = await import('../../fixtures/servers.ts');
+    const { dir, file } = await writeGateConfig('http://127.0.0.1:9', (c) => {
+      c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert, require_client_cert: true };
+    });
+    dirs.push(dir);
+    const gate = await spawnGate(file);
+    try {
+      expect(gate.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const port = Number(new URL(gate.url).port);
+      const r = await tlsCall(port, '/orders/42', { ca: pki.ca, client: pki.workloadB });
+      expect([r.status, r.reason]).toEqual([401, 'missing_token']);
+      await expect(tlsCall(port, '/orders/42', { ca: pki.ca })).rejects.toThrow();
+    } finally {
+      gate.child.kill('SIGTERM');
+      await gate.exited;
+    }
+  });
+});
