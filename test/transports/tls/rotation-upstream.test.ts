@@ -235,4 +235,32 @@ describe('jitgate serve with listen.tls', () => {
       await gate.exited;
     }
   });
+
+  it('with workers: 2, every worker checks the binding against its own connections', async () => {
+    const { spawnGate, startRecordingUpstream, tokenNow } = await import('../../fixtures/servers.ts');
+    const up = await startRecordingUpstream();
+    const { dir, file, keys } = await writeGateConfig(up.url, (c) => {
+      c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert };
+      c.workers = 2;
+    });
+    dirs.push(dir);
+    const gate = await spawnGate(file);
+    try {
+      expect(gate.url).toMatch(/^https:/);
+      const port = Number(new URL(gate.url).port);
+      const token = await tokenNow(keys, { cnf: { 'x5t#S256': pki.workloadA.x5t } });
+      const headers = { authorization: `Bearer ${token}` };
+      // Fresh connections each time, so both workers take some of them.
+      for (let i = 0; i < 6; i++) {
+        expect((await tlsCall(port, '/orders/42', { ca: pki.ca, client: pki.workloadA, headers })).status).toBe(200);
+        expect((await tlsCall(port, '/orders/42', { ca: pki.ca, client: pki.workloadB, headers })).reason).toBe('cert_binding_mismatch');
+      }
+      expect(up.requests.every((r) => r.headers['x-jit-client-cert-sha256'] === pki.workloadA.x5t)).toBe(true);
+      expect(up.requests).toHaveLength(6);
+    } finally {
+      gate.child.kill('SIGTERM');
+      await gate.exited;
+      await up.close();
+    }
+  });
 });
