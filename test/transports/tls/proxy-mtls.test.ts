@@ -4,7 +4,10 @@
  * anti-spoofing, forged XFCC, and what a presented-but-unverified certificate counts as.
  * Real TLS on loopback with a PKI made by the openssl CLI at test time.
  */
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, SPIFFE_A, SPIFFE_B, type Pki } from '../../fixtures/pki.ts';
 import { startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
@@ -120,6 +123,35 @@ describe('certificate-bound token (cnf x5t#S256) on the TLS listener', () => {
     expect(plain!.headers['x-jit-client-cert-sha256']).toBeUndefined();
     expect(plain!.headers['x-jit-spiffe-id']).toBeUndefined();
     expect(withCert!.headers['x-jit-spiffe-id']).toBe(SPIFFE_B);
+  });
+});
+
+describe('TLS session resumption', () => {
+  it('a resumed session still carries the verified certificate: the bound token is allowed, another workload\'s resumed session is not', async () => {
+    const token = await gate.token({ cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    const once = (client: typeof pki.workloadA, session?: Buffer) =>
+      new Promise<{ status: number; resumed: boolean; session: Buffer | undefined }>((resolve, reject) => {
+        let next: Buffer | undefined;
+        const req = httpsRequest(
+          // `session` goes through to tls.connect (node's https types leave it out).
+          { host: '127.0.0.1', port: port(gate), path: '/orders/42', servername: 'localhost', ca: readFileSync(pki.ca.cert), cert: readFileSync(client.cert), key: readFileSync(client.key), session, agent: false, headers: { authorization: `Bearer ${token}`, connection: 'close' } } as RequestOptions,
+          (res) => {
+            const resumed = (res.socket as TLSSocket).isSessionReused();
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, resumed, session: next }));
+          },
+        );
+        req.on('socket', (sock) => sock.on('session', (b: Buffer) => (next = b)));
+        req.on('error', reject);
+        req.end();
+      });
+    const first = await once(pki.workloadA);
+    expect(first.status).toBe(200);
+    const again = await once(pki.workloadA, first.session);
+    expect(again).toMatchObject({ status: 200, resumed: true });
+    const b = await once(pki.workloadB);
+    const bResumed = await once(pki.workloadB, b.session);
+    expect(bResumed).toMatchObject({ status: 401, resumed: true });
   });
 });
 
