@@ -317,7 +317,7 @@ export async function runWorker(config: Config, file: string): Promise<number> {
   );
   process.send!({
     type: 'jitgate:started',
-    proxy: listenUrl(r.listeners.proxy),
+    proxy: listenUrl(r.listeners.proxy, r.config.listen.tls ? 'https' : 'http'),
     extAuthz: r.listeners.extAuthz.map((l) => listenUrl(l)),
   } satisfies FromWorker);
   return done;

@@ -31,6 +31,8 @@ export interface HttpLoadOptions {
   readonly afterMeasure?: () => Promise<void>;
   /** Called every second during the measured run (RSS sampling for the soak). */
   readonly everySecond?: (elapsedSec: number) => void;
+  /** HTTPS with these client TLS options (a client certificate: cert, key) instead of plain HTTP. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
 }
 
 export interface LoadResult {
@@ -66,7 +68,8 @@ function toAutocannon(r: RequestSpec): object {
 
 function acOptions(o: HttpLoadOptions, durationSec: number): object {
   const base = {
-    url: `http://127.0.0.1:${o.port}`,
+    url: `${o.tls === undefined ? 'http' : 'https'}://127.0.0.1:${o.port}`,
+    ...(o.tls === undefined ? {} : { tlsOptions: { cert: o.tls.cert, key: o.tls.key } }),
     connections: o.connections,
     pipelining: o.pipelining,
     duration: durationSec,

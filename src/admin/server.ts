@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { listenHttp, type HttpListener } from '../transports/http-listener.ts';
+import { createTlsServer } from '../transports/tls/server-tls.ts';
 import type { AdminSource } from './health.ts';
 import type { AdminRoute } from './revocations-api.ts';
 
@@ -62,7 +63,12 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
     }
   }
 
-  const server = createServer({ requireHostHeader: false, headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+  const httpOptions = { requireHostHeader: false, headersTimeout: 10_000, requestTimeout: 30_000 };
+  // admin.tls: the same listener over TLS, with client certificates when configured (SPEC §11).
+  const tlsConfig = options.config.admin.tls;
+  const tls = tlsConfig === undefined ? undefined : createTlsServer(httpOptions, tlsConfig, { name: 'admin', key: 'admin.tls', logger: log });
+  const server = tls?.server ?? createServer(httpOptions);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     route(req, res).catch((err: unknown) => {
       log.error({ err }, 'admin request failed');
       if (!res.headersSent) json(res, 500, { error: 'internal_error' }, false);
@@ -70,6 +76,24 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
     });
   });
   const { host, port } = options.config.admin.listen;
-  listener = await listenHttp(server, 'admin', host, port);
-  return listener;
+  try {
+    listener = await listenHttp(server, 'admin', host, port);
+  } catch (err) {
+    tls?.stop();
+    throw err;
+  }
+  if (tls === undefined) return listener;
+  const inner = listener;
+  return {
+    name: inner.name,
+    host: inner.host,
+    port: inner.port,
+    get draining() {
+      return inner.draining;
+    },
+    close(graceMs: number) {
+      tls.stop();
+      return inner.close(graceMs);
+    },
+  };
 }

@@ -17,6 +17,7 @@ import { ConfigError, JitgateError } from '../errors.ts';
 import { FileIssuerKeys } from '../keys/issuer-keys.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { upstreamOrigin } from '../transports/proxy/forward.ts';
+import { tlsProblems } from '../transports/tls/check-tls.ts';
 import { parseCommand } from './args.ts';
 
 const USAGE = `Usage: jitgate check-config -c FILE
@@ -103,6 +104,8 @@ export async function checkConfig(config: Config, file: string): Promise<string>
   } catch (err) {
     problems.push((err as Error).message);
   }
+  // listen.tls, admin.tls, upstream.tls: files readable, certificates loadable with their keys (SPEC §11).
+  problems.push(...tlsProblems(config));
   if (problems.length > 0) throw new ConfigError(file, problems);
   return summarize(config);
 }

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { parseDuration } from '../config/duration.ts';
 import { commandUsageError, parseCommand } from './args.ts';
+import { certThumbprint } from './cert-thumbprint.ts';
 import { dpopKeyThumbprint, readKeyFile } from './jwk-file.ts';
 
 export const DEFAULT_TYP = 'jit+jwt';
@@ -52,6 +53,8 @@ export interface MintOptions {
   dpopKey?: JWK | string;
   /** Sets `status: { status_list: { idx, uri } }` (SPEC §10, draft-ietf-oauth-status-list §6.1). */
   statusList?: { readonly uri: string; readonly idx: number };
+  /** A client certificate file (PEM): sets `cnf["x5t#S256"]` to its thumbprint (RFC 8705 certificate binding). */
+  cnfCert?: string;
   /** Applied last: adds or overrides claims; a value of `undefined` removes the claim. */
   extraClaims?: Readonly<Record<string, unknown>>;
 }
@@ -94,7 +97,8 @@ export async function mintToken(opts: MintOptions): Promise<string> {
   claims.exp = iat + ttl;
   if (opts.txn !== undefined) claims.txn = opts.txn;
   if (opts.act !== undefined) claims.act = { sub: opts.act };
-  if (cnfJkt !== undefined) claims.cnf = { jkt: cnfJkt };
+  const cnfX5t = opts.cnfCert === undefined ? undefined : await certThumbprint(opts.cnfCert);
+  if (cnfJkt !== undefined || cnfX5t !== undefined) claims.cnf = { ...(cnfJkt === undefined ? {} : { jkt: cnfJkt }), ...(cnfX5t === undefined ? {} : { 'x5t#S256': cnfX5t }) };
   if (opts.statusList !== undefined) claims.status = { status_list: { idx: opts.statusList.idx, uri: opts.statusList.uri } };
   if (opts.actions !== undefined && opts.paths !== undefined) {
     const entry: Record<string, unknown> = {
@@ -142,6 +146,8 @@ Sign a grant token and print it (only the token) on stdout.
                         thumbprint becomes cnf.jkt); prove with "jitgate dpop-proof --key FILE"
   --status-uri URL      status list the token points into (sets status.status_list; needs --status-idx)
   --status-idx N        the token's index in that list
+  --cnf-cert FILE       certificate binding (RFC 8705) to this PEM client certificate: its
+                        SHA-256 thumbprint becomes cnf["x5t#S256"]; present it over mTLS
   --kid ID              header kid (default: the key file's kid)
   --typ TYP             header typ (default ${DEFAULT_TYP}; "" leaves it out)
   --grant-type TYPE     authorization_details type (default ${DEFAULT_GRANT_TYPE})
@@ -172,6 +178,7 @@ export async function run(argv: string[]): Promise<number> {
       'dpop-key': { type: 'string' },
       'status-uri': { type: 'string' },
       'status-idx': { type: 'string' },
+      'cnf-cert': { type: 'string' },
       kid: { type: 'string' },
       typ: { type: 'string' },
       'grant-type': { type: 'string' },
@@ -229,6 +236,7 @@ export async function run(argv: string[]): Promise<number> {
       cnfJkt: values['cnf-jkt'],
       dpopKey: values['dpop-key'],
       statusList: values['status-uri'] === undefined ? undefined : { uri: values['status-uri'], idx: Number(values['status-idx']) },
+      cnfCert: values['cnf-cert'],
       extraClaims: parseClaims(values.claim ?? []),
     };
   } catch (err) {

@@ -56,7 +56,7 @@ async function serve(config: Config, file: string): Promise<number> {
   const running = await startJitgate(config, file);
   const { proxy, admin, extAuthz } = running.listeners;
   const log = running.logger;
-  log.info({ proxy: listenUrl(proxy), admin: listenUrl(admin), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, config: file }, 'jitgate started');
+  log.info({ proxy: listenUrl(proxy, config.listen.tls ? 'https' : 'http'), admin: listenUrl(admin, config.admin.tls ? 'https' : 'http'), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, config: file }, 'jitgate started');
   log.flush();
   return new Promise<number>((resolve) => {
     onShutdownSignals(

@@ -33,6 +33,7 @@ export function compilePolicy(
         keys: keysFor(i),
         requireDpop: i.require_dpop ?? config.dpop.require,
         statusList: i.status_list === undefined ? undefined : statusListFor?.(i),
+        requireCertBinding: i.require_cert_binding,
       }),
     );
   });
@@ -63,6 +64,7 @@ export function compilePolicy(
     maxTargetLength: config.limits.max_target_length,
     allowDotLikeSegments: config.limits.allow_dot_like_segments,
     dpop,
+    spiffeSubject: config.service.spiffe_subject,
   });
 }
 

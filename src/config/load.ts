@@ -60,7 +60,17 @@ function resolvePaths(config: Config, base: string): Config {
     ...config,
     issuers: config.issuers.map((i) => ({ ...i, jwks_file: abs(i.jwks_file) })),
     revocation: { ...config.revocation, file: abs(config.revocation.file), journal: abs(config.revocation.journal) },
-    admin: { ...config.admin, token_file: abs(config.admin.token_file) },
+    admin: { ...config.admin, token_file: abs(config.admin.token_file), ...tlsPaths(config.admin.tls, abs) },
+    listen: { ...config.listen, ...tlsPaths(config.listen.tls, abs) },
+    upstream: { ...config.upstream, ...tlsPaths(config.upstream.tls, abs) },
     log: { ...config.log, destination: ['stdout', 'stderr'].includes(config.log.destination) ? config.log.destination : abs(config.log.destination)!, audit_checkpoint_key: abs(config.log.audit_checkpoint_key) },
   };
+}
+
+/** `{ tls }` with its file paths resolved like every other path; `{}` without a tls block (no key added). */
+function tlsPaths<T extends { cert_file?: string; key_file?: string; client_ca_file?: string; ca_file?: string }>(tls: T | undefined, abs: (p: string | undefined) => string | undefined): { tls?: T } {
+  if (tls === undefined) return {};
+  const out: T = { ...tls };
+  for (const k of ['cert_file', 'key_file', 'client_ca_file', 'ca_file'] as const) if (tls[k] !== undefined) out[k] = abs(tls[k]) as T[typeof k];
+  return { tls: out };
 }

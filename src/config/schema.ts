@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ASYMMETRIC_ALGS, DEFAULT_DPOP_ALGORITHMS } from '../core/algorithms.ts';
 import { parseDuration } from './duration.ts';
+import { serverTlsSchema, upstreamTlsSchema } from './tls-schema.ts';
 
 
 const HTTP_METHOD = /^[A-Z][A-Z0-9_-]*$/;
@@ -80,6 +81,8 @@ const issuer = z
     require_dpop: z.boolean().optional(),
     /** Token Status List (SPEC §10); absent: a token's status claim is not acted on. */
     status_list: statusList.optional(),
+    /** Refuse this issuer's tokens unless certificate-bound (cnf.x5t#S256, RFC 8705; SPEC §11). */
+    require_cert_binding: z.boolean().default(false),
   })
   .superRefine((v, ctx) => {
     if ((v.jwks_file === undefined) === (v.jwks_uri === undefined)) {
@@ -110,10 +113,15 @@ const publicRoute = z.strictObject({
   path: z.string().startsWith('/', 'expected an absolute path pattern such as /healthz'),
 });
 
+/** The traffic and admin listeners may speak TLS (SPEC §11): the same host/port plus `tls`. */
+const listenTls = (defHost: string, defPort: number) =>
+  z.strictObject({ host: host.default(defHost), port: port.default(defPort), tls: serverTlsSchema.optional() }).default({ host: defHost, port: defPort });
+
 export const configSchema = z.strictObject({
-  listen: listen('0.0.0.0', 8080),
+  listen: listenTls('0.0.0.0', 8080),
   upstream: z.strictObject({
     url: httpUrl,
+    tls: upstreamTlsSchema.optional(),
     connect_timeout: duration('2s').default(2_000),
     headers_timeout: duration('30s').default(30_000),
     body_timeout: duration('30s').default(30_000),
@@ -123,6 +131,8 @@ export const configSchema = z.strictObject({
   service: z.strictObject({
     audience: z.string().min(1, 'must be a non-empty audience'),
     location: z.string().min(1).optional(),
+    /** The client certificate's spiffe:// URI SAN must equal the token's sub (SPEC §11). */
+    spiffe_subject: z.boolean().default(false),
   }),
   issuers: z.array(issuer).min(1, 'configure at least one issuer'),
   grant: z
@@ -170,6 +180,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       listen: listen('127.0.0.1', 9901),
       token_file: z.string().min(1).optional(),
+      /** TLS (and client certificates) on the admin listener, like listen.tls. */
+      tls: serverTlsSchema.optional(),
     })
     .default({ listen: { host: '127.0.0.1', port: 9901 } }),
   ext_authz: z

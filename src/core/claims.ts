@@ -3,6 +3,7 @@
  * lifetime cap, time windows, and header-safety of values that become identity headers.
  */
 import type { JWTPayload } from 'jose';
+import { isThumbprint } from './cert-binding.ts';
 import type { DenyReason } from './decision.ts';
 import type { IssuerPolicy } from './policy.ts';
 
@@ -16,6 +17,7 @@ export interface CheckedClaims {
   readonly act: unknown;
   readonly actor: string | undefined;
   readonly cnfJkt: string | undefined;
+  readonly cnfX5t?: string | undefined;
 }
 
 /** Visible ASCII and space only: these values are copied into upstream request headers. */
@@ -64,13 +66,23 @@ export function checkClaims(p: JWTPayload, issuer: IssuerPolicy, audience: strin
   if (!(p.exp - p.iat <= issuer.maxTtlSec)) return 'lifetime_exceeded';
 
   let cnfJkt: string | undefined;
+  let cnfX5t: string | undefined;
   if (p.cnf !== undefined) {
     const cnf = p.cnf as { jkt?: unknown };
-    if (typeof cnf !== 'object' || cnf === null || typeof cnf.jkt !== 'string' || cnf.jkt === '') return 'invalid_claims';
-    cnfJkt = cnf.jkt;
+    if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) return 'invalid_claims';
+    // RFC 8705 §3.1: a certificate-bound token; it may also be DPoP-bound (both are then enforced).
+    const x5t = Object.hasOwn(cnf, 'x5t#S256') ? (cnf as Record<string, unknown>)['x5t#S256'] : undefined;
+    if (x5t !== undefined) {
+      if (!isThumbprint(x5t)) return 'cert_binding_malformed';
+      cnfX5t = x5t;
+    }
+    if (cnf.jkt !== undefined || cnfX5t === undefined) {
+      if (typeof cnf.jkt !== 'string' || cnf.jkt === '') return 'invalid_claims';
+      cnfJkt = cnf.jkt;
+    }
   }
 
-  return { sub: p.sub, jti: p.jti, iat: p.iat, exp: p.exp, nbf: p.nbf, txn: p.txn as string | undefined, act: p.act, actor, cnfJkt };
+  return { sub: p.sub, jti: p.jti, iat: p.iat, exp: p.exp, nbf: p.nbf, txn: p.txn as string | undefined, act: p.act, actor, cnfJkt, cnfX5t };
 }
 
 /** Time rules, re-checked on every request (the cache holds tokens until they expire). */

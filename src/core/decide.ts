@@ -7,6 +7,7 @@
 import { DpopReplayCache, type ReplayGuard } from '../cache/dpop-replay.ts';
 import type { VerifiedTokenCache } from '../cache/verified-tokens.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
+import { checkCertBinding, type CertRules, type ClientCert } from './cert-binding.ts';
 import type { Clock } from './clock.ts';
 import { checkTime } from './claims.ts';
 import { deny, unavailable, type Decision, type DecisionInput, type Deny } from './decision.ts';
@@ -79,6 +80,8 @@ export class Decider {
   readonly #dpop: DpopVerifier | undefined;
   /** Some issuer refuses unbound tokens: only then does an unbound token need the issuer lookup. */
   readonly #someRequireDpop: boolean;
+  /** Certificate rules per issuer (SPEC §11), built once; empty when no issuer or service asks for any. */
+  readonly #certRules: ReadonlyMap<string, CertRules>;
 
   constructor(deps: DeciderDeps) {
     this.#policy = deps.policy;
@@ -97,6 +100,7 @@ export class Decider {
             maxTargetLength: deps.policy.maxTargetLength,
           });
     this.#someRequireDpop = [...deps.policy.issuers.values()].some((i) => i.requireDpop === true);
+    this.#certRules = certRulesOf(deps.policy);
   }
 
   /** The DPoP proof verifier (undefined for a hand-built policy without `dpop`). */
@@ -119,6 +123,7 @@ export class Decider {
     if (!isMethodToken(method)) return deny('bad_method');
     if (input.authorizationCount > 1) return deny('multiple_authorization');
     if (input.dpopCount > 1) return deny('multiple_dpop');
+    if (input.clientCertMalformed === true) return deny('client_cert_malformed');
 
     const parsed = parseTarget(input.target, this.#policy.maxTargetLength, this.#policy.allowDotLikeSegments === true);
     if (!parsed.ok) return deny(parsed.reason);
@@ -129,7 +134,7 @@ export class Decider {
 
     for (const route of this.#policy.publicRoutes) {
       if (route.methods.has(method) && matchPattern(route.pattern, segments)) {
-        return { kind: 'allow', reason: 'public', path, query, token: null, grantIndex: -1 };
+        return { kind: 'allow', reason: 'public', path, query, token: null, grantIndex: -1, clientCert: input.clientCert };
       }
     }
 
@@ -215,13 +220,18 @@ export class Decider {
     query: string,
     segments: readonly string[],
   ): Decision | Promise<Decision> {
+    // The connection's certificate first (RFC 8705 §3): a stolen bound token fails here, on every request.
+    if (verified.cnfX5t !== undefined || this.#certRules.size !== 0) {
+      const refused = checkCertBinding(verified, input.clientCert, this.#certRules.get(verified.iss) ?? NO_CERT_RULES, nowMs);
+      if (refused !== undefined) return { ...deny(refused, path, verified), clientCert: input.clientCert };
+    }
     // Proof of possession before revocation and grants: without the key, nothing more is learned.
     if (verified.cnfJkt !== undefined || dpopScheme || this.#someRequireDpop) {
       const refused = this.#checkBinding(verified, token, dpopScheme, input, path, nowMs);
-      if (refused instanceof Promise) return refused.then((r) => r ?? this.#authorize(verified, input.method, path, query, segments, nowMs));
+      if (refused instanceof Promise) return refused.then((r) => r ?? this.#authorize(verified, input.method, path, query, segments, nowMs, input.clientCert));
       if (refused !== undefined) return refused;
     }
-    return this.#authorize(verified, input.method, path, query, segments, nowMs);
+    return this.#authorize(verified, input.method, path, query, segments, nowMs, input.clientCert);
   }
 
   /**
@@ -257,20 +267,32 @@ export class Decider {
     });
   }
 
-  #authorize(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[], nowMs: number): Decision | Promise<Decision> {
+  #authorize(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[], nowMs: number, clientCert: ClientCert | undefined): Decision | Promise<Decision> {
     if (this.#revocation.isRevoked(t.jti, t.sub, t.iat, t.txn)) return deny('revoked', path, t);
     // Token Status List (SPEC §10): a bit lookup while the list is held; a wait only on its first fetch.
     if (t.status !== undefined) {
       const refused = statusDecision(t.status, nowMs, this.#clock, path, t);
-      if (refused instanceof Promise) return refused.then((r) => r ?? this.#grant(t, method, path, query, segments));
+      if (refused instanceof Promise) return refused.then((r) => r ?? this.#grant(t, method, path, query, segments, clientCert));
       if (refused !== undefined) return refused;
     }
-    return this.#grant(t, method, path, query, segments);
+    return this.#grant(t, method, path, query, segments, clientCert);
   }
 
-  #grant(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[]): Decision {
+  #grant(t: VerifiedToken, method: string, path: string, query: string, segments: readonly string[], clientCert: ClientCert | undefined): Decision {
     const match = matchGrants(t.grants, method, segments);
     if (typeof match === 'string') return deny(match, path, t);
-    return { kind: 'allow', reason: 'granted', path, query, token: t, grantIndex: match };
+    return { kind: 'allow', reason: 'granted', path, query, token: t, grantIndex: match, clientCert };
   }
+}
+
+const NO_CERT_RULES: CertRules = Object.freeze({ requireBinding: false, spiffeSubject: false });
+
+/** Issuer → its certificate rules, or an empty map when nothing asks for a client certificate. */
+function certRulesOf(policy: GatePolicy): ReadonlyMap<string, CertRules> {
+  const spiffeSubject = policy.spiffeSubject === true;
+  const rules = new Map<string, CertRules>();
+  for (const i of policy.issuers.values()) {
+    if (spiffeSubject || i.requireCertBinding === true) rules.set(i.issuer, Object.freeze({ requireBinding: i.requireCertBinding === true, spiffeSubject }));
+  }
+  return rules;
 }

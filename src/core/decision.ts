@@ -3,6 +3,7 @@
  * CheckStatus {OK, Denied, Error}): Unavailable ("could not decide") fails closed with 503
  * and is never rendered as an allow or a 401.
  */
+import type { ClientCert } from './cert-binding.ts';
 import type { Reason } from './reasons.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
@@ -43,6 +44,10 @@ export interface DecisionInput {
    * url_override); judged right after the request target, before credentials.
    */
   readonly refusal?: DenyReason;
+  /** The connection's verified client certificate (SPEC §11); absent when there is none. */
+  readonly clientCert?: ClientCert | undefined;
+  /** A trusted proxy forwarded a client certificate that cannot be parsed: refused (400), never ignored. */
+  readonly clientCertMalformed?: boolean;
 }
 
 export interface Allow {
@@ -56,6 +61,8 @@ export interface Allow {
   readonly token: VerifiedToken | null;
   /** Index in the token's authorization_details of the entry that matched; -1 for public routes. */
   readonly grantIndex: number;
+  /** The client certificate the request came with, for the identity headers (SPEC §11). */
+  readonly clientCert?: ClientCert | undefined;
 }
 
 export interface Deny {
@@ -67,6 +74,8 @@ export interface Deny {
   readonly token: VerifiedToken | null;
   /** A fresh server nonce for the `DPoP-Nonce` response header (reason `dpop_nonce_required`, RFC 9449 §8). */
   readonly dpopNonce?: string;
+  /** The client certificate a workload-identity refusal judged, for the audit line. */
+  readonly clientCert?: ClientCert | undefined;
 }
 
 export interface Unavailable {

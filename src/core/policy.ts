@@ -20,6 +20,8 @@ export interface IssuerPolicy {
   readonly requireDpop?: boolean;
   /** The issuer's status lists (SPEC §10), when it has a `status_list` block. */
   readonly statusList?: StatusListLookup | undefined;
+  /** Unbound tokens (no `cnf.x5t#S256`) of this issuer are refused (`require_cert_binding`, RFC 8705). */
+  readonly requireCertBinding?: boolean;
 }
 
 
@@ -72,6 +74,8 @@ export interface GatePolicy {
   readonly allowDotLikeSegments?: boolean;
   /** Absent only in hand-built policies: DPoP-bound tokens are then refused (`dpop_unsupported`). */
   readonly dpop?: DpopPolicy;
+  /** `service.spiffe_subject`: the client certificate's SPIFFE ID must equal `sub` (SPEC §11). */
+  readonly spiffeSubject?: boolean;
 }
 
 /** RFC 8725 §3.11: compare media types case-insensitively, `application/` prefix optional. */

@@ -61,6 +61,7 @@ export const REASONS = Object.freeze({
   multiple_host: r(400, 'invalid_request', 'more than one Host (or X-Forwarded-Host) header'),
   invalid_host: r(400, 'invalid_request', 'Host, :authority or X-Forwarded-Host is not host[:port] (reg-name, IPv4 or [IPv6])'),
   connect_method: r(400, 'invalid_request', 'CONNECT (a tunnel) is never opened'),
+  client_cert_malformed: r(400, 'invalid_request', 'the client certificate a trusted proxy forwarded (x-forwarded-client-cert, source.certificate) cannot be parsed'),
   bad_request: r(400, 'invalid_request', 'the request could not be parsed as HTTP/1.1 (refused by the HTTP parser)'),
   headers_too_large: r(431, 'invalid_request', 'the request head exceeds limits.max_header_bytes'),
   request_timeout: r(408, 'invalid_request', 'the request head or body did not arrive within limits.headers_timeout / request_timeout'),
@@ -122,6 +123,16 @@ export const REASONS = Object.freeze({
   dpop_replay: r(401, 'invalid_token', 'the DPoP proof jti was already used within the iat window', 'invalid_dpop_proof'),
   dpop_replay_cache_full: r(401, 'invalid_token', 'the DPoP replay cache is full of unexpired proofs; new proofs are refused until entries age out', 'invalid_dpop_proof'),
   dpop_nonce_required: r(401, 'invalid_token', 'the DPoP proof lacks a current server nonce (a fresh one is in DPoP-Nonce)', 'use_dpop_nonce'),
+
+  // 401 invalid_token: workload identity from the connection (RFC 8705 §3, SPEC §11).
+  cert_binding_malformed: r(401, 'invalid_token', 'cnf.x5t#S256 is not the base64url SHA-256 thumbprint of a certificate'),
+  cert_required: r(401, 'invalid_token', 'the token is certificate-bound (cnf.x5t#S256) and the connection has no verified client certificate'),
+  cert_binding_mismatch: r(401, 'invalid_token', "the verified client certificate's SHA-256 thumbprint is not the token's cnf.x5t#S256"),
+  cert_binding_required: r(401, 'invalid_token', 'the issuer requires certificate-bound tokens (require_cert_binding) and this token has no cnf.x5t#S256'),
+  spiffe_id_missing: r(401, 'invalid_token', 'service.spiffe_subject is on and the connection has no verified client certificate with one spiffe:// URI SAN'),
+  spiffe_id_mismatch: r(401, 'invalid_token', "the client certificate's spiffe:// URI SAN is not the token's sub"),
+  client_cert_expired: r(401, 'invalid_token', 'the client certificate the token relies on is past its notAfter'),
+  client_cert_not_yet_valid: r(401, 'invalid_token', 'the client certificate the token relies on is before its notBefore'),
 
   // 403 insufficient_scope: a valid token, but not for this request.
   no_grant: r(403, 'insufficient_scope', 'the token has no grant entry of the configured type for this service'),

@@ -142,6 +142,7 @@ function checkVerified(
     identity: Object.freeze(identity),
     identityUnset: Object.freeze(unset),
     cnfJkt: claims.cnfJkt,
+    cnfX5t: claims.cnfX5t,
     // Hashed once per token, not per request: every proof for this token must carry it.
     ath: claims.cnfJkt === undefined ? undefined : accessTokenHash(token),
     keys: issuer.keys,

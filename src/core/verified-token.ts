@@ -31,6 +31,8 @@ export interface VerifiedToken {
   readonly identityUnset: readonly string[];
   /** `cnf.jkt` when the token is DPoP-bound: every request then needs a proof by that key (RFC 9449). */
   readonly cnfJkt: string | undefined;
+  /** `cnf["x5t#S256"]` when the token is certificate-bound (RFC 8705 §3): every request needs that client certificate. */
+  readonly cnfX5t?: string | undefined;
   /** base64url(SHA-256(token)) for bound tokens, the `ath` every proof must carry; computed on demand when absent. */
   readonly ath?: string | undefined;
   readonly keys: IssuerKeys;

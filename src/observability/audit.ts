@@ -11,6 +11,7 @@
  * (mixin, hooks, log formatter, multistream) simply gets every line through `logger.info`.
  */
 import pino, { type Logger } from 'pino';
+import type { ClientCert } from '../core/cert-binding.ts';
 import type { Decision } from '../core/decision.ts';
 import { StartupError } from '../errors.ts';
 import { AuditChain, type ChainOptions } from './audit-chain.ts';
@@ -28,6 +29,8 @@ export interface AuditRecord {
   readonly outcome?: string;
   /** The client's address as this transport knows it (the TCP peer; Envoy's source address for gRPC). */
   readonly client?: string;
+  /** The connection's client certificate (SPEC §11); else the one the decision carries, if any. */
+  readonly clientCert?: ClientCert | undefined;
 }
 
 const INFO = 30;
@@ -57,6 +60,8 @@ export class AuditLog {
   readonly #pre: Prebuilt | undefined;
   /** Verified token → its serialized fields; cached tokens are the same object on every hit. */
   readonly #tokens = new WeakMap<object, string>();
+  /** Client certificate → its serialized fields (one object per TLS connection or forwarded certificate). */
+  readonly #certs = new WeakMap<ClientCert, string>();
   /**
    * `,"transport":…,"decision":…,"reason":…` by decision, transport and reason (fixed lists). Nested
    * maps keyed by the constant strings themselves: no key is built or hashed per line.
@@ -147,6 +152,15 @@ export class AuditLog {
       line += tf;
     }
     if (d.kind === 'allow' && d.grantIndex >= 0) line += `,"grant":${d.grantIndex}`;
+    const cert = certOf(r);
+    if (cert !== undefined) {
+      let cf = this.#certs.get(cert);
+      if (cf === undefined) {
+        cf = pre.props({ client_cert_sha256: cert.sha256, spiffe_id: cert.spiffeId });
+        this.#certs.set(cert, cf);
+      }
+      line += cf;
+    }
     return `${line},"latency_ms":${Math.round(r.latencyMs * 1000) / 1000}${pre.end}`;
   }
 
@@ -172,6 +186,12 @@ export class AuditLog {
   }
 }
 
+/** The certificate an audit line names: the transport's, else the one a decision carries. */
+function certOf(r: AuditRecord): ClientCert | undefined {
+  const d = r.decision;
+  return r.clientCert ?? (d.kind === 'unavailable' ? undefined : d.clientCert);
+}
+
 function auditObject(r: AuditRecord): Record<string, unknown> {
   const d = r.decision;
   const t = d.kind === 'unavailable' ? null : d.token;
@@ -189,6 +209,8 @@ function auditObject(r: AuditRecord): Record<string, unknown> {
     txn: t?.txn,
     act: t?.act,
     grant: d.kind === 'allow' && d.grantIndex >= 0 ? d.grantIndex : undefined,
+    client_cert_sha256: certOf(r)?.sha256,
+    spiffe_id: certOf(r)?.spiffeId,
     latency_ms: Math.round(r.latencyMs * 1000) / 1000,
   };
 }

@@ -25,7 +25,7 @@ const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
  */
 const MIN = 'min' as const;
 
-export type UpstreamErrorKind = 'connect' | 'reset' | 'timeout' | 'other';
+export type UpstreamErrorKind = 'connect' | 'reset' | 'timeout' | 'tls' | 'other';
 
 export class Metrics {
   readonly registry: client.Registry;
@@ -55,6 +55,8 @@ export class Metrics {
   readonly anomalyRefusals: client.Counter<'status'>;
   /** SPEC §12: signed audit checkpoint lines written. */
   readonly auditCheckpoints: client.Counter;
+  readonly tlsHandshakeFailures: client.Counter<'listener'>;
+  readonly tlsReloads: client.Counter<'listener' | 'result'>;
 
   /** transport → reason → bound counter child (taken up at scrape time). */
   readonly #bound = new Map<Transport, Map<Reason, client.Counter.Internal>>();
@@ -107,6 +109,9 @@ export class Metrics {
     this.anomalyRevocations = new client.Counter({ name: 'jitgate_anomaly_revocations_total', help: 'Revocations made because a token crossed anomaly.deny_threshold, by revoke (txn, jti, sub) and result (ok, error).', labelNames: ['revoke', 'result'], registers: r });
     this.anomalyRefusals = new client.Counter({ name: 'jitgate_anomaly_refusals_total', help: 'Refusals counted against a valid token for anomaly detection, by status (400, 403).', labelNames: ['status'], registers: r });
     this.auditCheckpoints = new client.Counter({ name: 'jitgate_audit_checkpoints_total', help: 'Signed checkpoint lines written to the audit chain.', registers: r });
+    // SPEC §11: handshakes refused before any request (no decision is counted for them) and certificate rotations.
+    this.tlsHandshakeFailures = new client.Counter({ name: 'jitgate_tls_handshake_failures_total', help: 'TLS handshakes that failed (no or untrusted client certificate, protocol errors), by listener.', labelNames: ['listener'], registers: r });
+    this.tlsReloads = new client.Counter({ name: 'jitgate_tls_reloads_total', help: 'Reloads of a listener certificate, key or client CA bundle after a change on disk, by listener and result (ok, error).', labelNames: ['listener', 'result'], registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 
     for (const t of TRANSPORTS) {

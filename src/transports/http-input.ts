@@ -7,7 +7,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { authorityRefusal } from '../core/authority.ts';
+import type { ClientCert } from '../core/cert-binding.ts';
 import type { DecisionInput } from '../core/decision.ts';
+import { clientCertOf } from './tls/client-cert.ts';
 
 /** Lower-case method-override header names (SPEC §2). */
 export const METHOD_OVERRIDE_HEADERS: ReadonlySet<string> = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
@@ -20,7 +22,7 @@ function eqIgnoreCase(a: string, lower: string): boolean {
  * `method` and `target` default to the request's own; forward-auth and ext_authz pass the original ones.
  * `peer` (socket.remoteAddress) and `scheme` feed the DPoP origin (src/core/htu.ts).
  */
-export function inputFromRawHeaders(rawHeaders: readonly string[], method: string, target: string, peer?: string, scheme?: string): DecisionInput {
+export function inputFromRawHeaders(rawHeaders: readonly string[], method: string, target: string, peer?: string, scheme?: string, clientCert?: ClientCert): DecisionInput {
   let authorization: string | undefined;
   let host: string | undefined;
   let hostCount = 0;
@@ -64,10 +66,11 @@ export function inputFromRawHeaders(rawHeaders: readonly string[], method: strin
   const refusal = authorityRefusal(host, hostCount);
   // Two Host headers: which one the client meant is unknown, so the DPoP origin is too (fails closed).
   if (hostCount > 1) host = undefined;
-  return { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride, host, scheme, forwardedProto, forwardedHost, peer, refusal };
+  return { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride, host, scheme, forwardedProto, forwardedHost, peer, refusal, clientCert };
 }
 
 export function inputFromRequest(req: IncomingMessage): DecisionInput {
   const scheme = (req.socket as TLSSocket).encrypted === true ? 'https' : 'http';
-  return inputFromRawHeaders(req.rawHeaders, req.method ?? '', req.url ?? '', req.socket.remoteAddress, scheme);
+  // The verified client certificate of this connection (SPEC §11), read once per TLS socket.
+  return inputFromRawHeaders(req.rawHeaders, req.method ?? '', req.url ?? '', req.socket.remoteAddress, scheme, clientCertOf(req.socket));
 }

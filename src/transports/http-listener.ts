@@ -6,6 +6,7 @@
  * connections close as soon as they go idle; after `graceMs` whatever is left is cut.
  */
 import type { Server, ServerOptions } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import { StartupError } from '../errors.ts';
@@ -43,7 +44,7 @@ const LISTEN_ERRORS: ReadonlyMap<string, string> = new Map([
   ['EAI_AGAIN', 'host name lookup failed'],
 ]);
 
-export async function listenHttp(server: Server, name: string, host: string, port: number): Promise<HttpListener> {
+export async function listenHttp(server: Server | HttpsServer, name: string, host: string, port: number): Promise<HttpListener> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       const why = LISTEN_ERRORS.get(err.code ?? '') ?? err.message;

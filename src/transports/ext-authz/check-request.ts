@@ -9,16 +9,32 @@
  *   and is refused like the proxy refuses them (400 multiple_authorization / multiple_dpop).
  * - Inbound headers carrying the identity prefix are collected so the allow can remove them.
  *
+ * - The client certificate (SPEC §11) is `attributes.source.certificate`, the URL-encoded PEM
+ *   Envoy sends with `include_peer_certificate: true`, from Envoy's own verified downstream
+ *   connection; without it, a `spiffe://` `source.principal` (the URI SAN Envoy verified) gives the
+ *   SPIFFE ID alone. A certificate that does not parse is refused (client_cert_malformed).
+ *
  * The map's keys are attacker-influenced: it is only probed for fixed names with Object.hasOwn
  * and walked with Object.keys — never copied into another object (STYLE habit 12).
  */
 import { authorityRefusal } from '../../core/authority.ts';
+import type { ClientCert } from '../../core/cert-binding.ts';
 import type { DecisionInput } from '../../core/decision.ts';
 import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
+import { fromUrlEncodedPem, spiffeIdFrom } from '../tls/client-cert.ts';
 
 /** The parts of a decoded CheckRequest jitgate reads; everything is optional on the wire. */
 export interface CheckRequestObject {
-  readonly attributes?: { readonly request?: { readonly http?: HttpRequestObject | null } | null } | null;
+  readonly attributes?: {
+    readonly request?: { readonly http?: HttpRequestObject | null } | null;
+    /** The downstream peer (Envoy's AttributeContext.Peer): its verified certificate. */
+    readonly source?: PeerObject | null;
+  } | null;
+}
+
+interface PeerObject {
+  readonly principal?: string;
+  readonly certificate?: string;
 }
 
 interface HttpRequestObject {
@@ -59,7 +75,30 @@ export function checkInputFrom(req: CheckRequestObject | null, isStray: (lowerNa
   const scheme = typeof http.scheme === 'string' && http.scheme !== '' ? http.scheme : undefined;
   // The :authority Envoy saw, checked like the proxy's Host (proto3: absent and '' are the same).
   const refusal = authorityRefusal(host, host === undefined ? 0 : 1);
-  return { input: { ...checked.input, host, scheme, refusal }, stray: checked.stray };
+  const peer = peerCert(req?.attributes?.source);
+  const base = { ...checked.input, host, scheme, refusal };
+  const input = peer === undefined ? base : peer === 'malformed' ? { ...base, clientCertMalformed: true } : { ...base, clientCert: peer };
+  return { input, stray: checked.stray };
+}
+
+const PRINCIPAL_MEMO_MAX = 1024;
+const principals = new Map<string, ClientCert>();
+
+/** `source.certificate`, else a spiffe:// `source.principal`; undefined when Envoy sent neither. */
+function peerCert(source: PeerObject | null | undefined): ClientCert | 'malformed' | undefined {
+  if (source === undefined || source === null) return undefined;
+  const pem = source.certificate;
+  if (typeof pem === 'string' && pem !== '') return fromUrlEncodedPem(pem) ?? 'malformed';
+  const id = spiffeIdFrom(typeof source.principal === 'string' ? source.principal : undefined);
+  if (id === undefined) return undefined;
+  let cert = principals.get(id);
+  if (cert === undefined) {
+    // Only the SPIFFE ID is known: no thumbprint, so a certificate-bound token is refused (cert_required).
+    cert = Object.freeze({ sha256: undefined, spiffeId: id, notBeforeMs: -Infinity, notAfterMs: Infinity });
+    if (principals.size >= PRINCIPAL_MEMO_MAX) principals.clear();
+    principals.set(id, cert);
+  }
+  return cert;
 }
 
 function fromHeaderMap(method: string, target: string, list: readonly HeaderValueObject[], isStray: (n: string) => boolean): CheckInput {

@@ -9,12 +9,14 @@
  * renderDecision the proxy uses) and an allow once per cached token; only a refusal that carries a
  * fresh DPoP-Nonce, and an allow that must also remove stray inbound headers, are encoded per request.
  */
+import type { ClientCert } from '../../core/cert-binding.ts';
 import type { Allow, Decision, Deny, Unavailable } from '../../core/decision.ts';
 import type { GatePolicy } from '../../core/policy.ts';
 import { REASON_CODES, REASONS, type Reason } from '../../core/reasons.ts';
 import type { VerifiedToken } from '../../core/verified-token.ts';
 import { renderDecision, type Rendered } from '../respond.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
+import { pushPeerHeaders } from '../tls/peer-headers.ts';
 
 /** google.rpc.Code values used here. */
 export const GRPC_OK = 0;
@@ -34,6 +36,10 @@ interface HeaderValueOption {
   readonly header: { readonly key: string; readonly value: string };
   readonly append: { readonly value: false };
 }
+
+/** Stands for "no token" (public routes) as a WeakMap key. */
+const PUBLIC = Object.freeze({});
+const NO_STRAY: readonly string[] = Object.freeze([]);
 
 const option = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
 
@@ -64,6 +70,8 @@ export class CheckResponses {
   /** Encoded allow without stray headers, per verified token; gone with the token. */
   readonly #allowByToken = new WeakMap<VerifiedToken, Buffer>();
   #publicAllow: Buffer | undefined;
+  /** Encoded allows of requests with a client certificate (SPEC §11): per certificate, then per token (or PUBLIC). */
+  readonly #allowByCert = new WeakMap<ClientCert, WeakMap<object, Buffer>>();
 
   /** `encode` is the Check method's response serializer. */
   constructor(upstream: UpstreamHeaders, policy: GatePolicy, encode: (message: object) => Buffer) {
@@ -88,10 +96,16 @@ export class CheckResponses {
 
   /** The OK CheckResponse for an allow, as an object for the Check serializer. */
   allowed(d: Allow, stray: readonly string[]): object {
-    return {
-      status: { code: GRPC_OK },
-      ok_response: { headers: d.token === null ? [] : this.#identityOf(d.token), headers_to_remove: this.#upstream.removals(d, stray) },
-    };
+    const identity = d.token === null ? [] : this.#identityOf(d.token);
+    const cert = d.clientCert;
+    let headers: readonly HeaderValueOption[] = identity;
+    if (cert !== undefined) {
+      const peer: string[] = [];
+      pushPeerHeaders(peer, this.#upstream.peer, cert);
+      headers = [...identity];
+      for (let i = 0; i < peer.length; i += 2) (headers as HeaderValueOption[]).push(option(peer[i]!, peer[i + 1]!));
+    }
+    return { status: { code: GRPC_OK }, ok_response: { headers, headers_to_remove: this.#upstream.removals(d, stray) } };
   }
 
   /**
@@ -106,11 +120,25 @@ export class CheckResponses {
 
   #allowBytes(d: Allow, stray: readonly string[]): Buffer {
     if (stray.length !== 0) return this.#encode(this.allowed(d, stray));
+    if (d.clientCert !== undefined) return this.#allowWithCert(d, d.clientCert);
     if (d.token === null) return (this.#publicAllow ??= this.#encode(this.allowed(d, stray)));
     let bytes = this.#allowByToken.get(d.token);
     if (bytes === undefined) {
       bytes = this.#encode(this.allowed(d, stray));
       this.#allowByToken.set(d.token, bytes);
+    }
+    return bytes;
+  }
+
+  /** The cached tokens of a keep-alive connection share one certificate: encoded once per (certificate, token). */
+  #allowWithCert(d: Allow, cert: ClientCert): Buffer {
+    let byToken = this.#allowByCert.get(cert);
+    if (byToken === undefined) this.#allowByCert.set(cert, (byToken = new WeakMap()));
+    const key = d.token ?? PUBLIC;
+    let bytes = byToken.get(key);
+    if (bytes === undefined) {
+      bytes = this.#encode(this.allowed(d, NO_STRAY));
+      byToken.set(key, bytes);
     }
     return bytes;
   }

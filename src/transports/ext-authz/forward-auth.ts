@@ -24,6 +24,7 @@
  *   answers yes or no and cannot strip them, and the proxy in front passes them to the backend.
  */
 import { authorityRefusal } from '../../core/authority.ts';
+import type { ClientCert } from '../../core/cert-binding.ts';
 import type { DecisionInput } from '../../core/decision.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
 import { overrideKind, type OverrideReason } from '../override-headers.ts';
@@ -58,7 +59,7 @@ function slotOf(name: string): number {
  * `peer` (the proxy) lets the DPoP origin use its X-Forwarded-Proto/-Host when it is also in
  * `dpop.trusted_proxies` (src/core/htu.ts).
  */
-export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined): ForwardedInput {
+export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined, clientCert?: ClientCert): ForwardedInput {
   const values: (string | undefined)[] = [undefined, undefined, undefined, undefined];
   let override: OverrideReason | undefined;
   let forwardedHosts = 0;
@@ -80,7 +81,7 @@ export function forwardedInput(rawHeaders: readonly string[], peer: string | und
   const method = agree(values[0], values[1]);
   const uri = agree(values[2], values[3]);
   if (method === null || uri === null || method === '' || uri === '') return MISSING;
-  const input = inputFromRawHeaders(rawHeaders, method, uri, peer);
+  const input = inputFromRawHeaders(rawHeaders, method, uri, peer, undefined, clientCert);
   // Judged by the gate like the Host refusal (after the target, so the audit line has the path).
   const refusal = input.refusal ?? (forwardedHosts === 0 ? undefined : authorityRefusal(forwardedHost, forwardedHosts)) ?? override;
   return { ok: true, input: refusal === input.refusal ? input : { ...input, refusal } };

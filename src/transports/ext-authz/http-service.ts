@@ -23,6 +23,9 @@ import { forwardedInput } from './forward-auth.ts';
 import { decideSafely, observe } from './judge.ts';
 import type { TrustedProxies } from './trusted-proxies.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
+import { pushPeerHeaders } from '../tls/peer-headers.ts';
+import { trustedXfcc } from '../tls/xfcc.ts';
+import type { ClientCert } from '../../core/cert-binding.ts';
 
 export interface HttpServiceOptions {
   readonly host: string;
@@ -31,12 +34,15 @@ export interface HttpServiceOptions {
   readonly upstream: UpstreamHeaders;
   /** Present when forward-auth is configured. */
   readonly forwardAuth: { readonly path: string; readonly trusted: TrustedProxies } | undefined;
+  /** Callers whose x-forwarded-client-cert is believed (SPEC §11); default: none. */
+  readonly xfccTrusted?: TrustedProxies;
 }
 
 const NONE: readonly string[] = Object.freeze([]);
 
 export async function startHttpService(ctx: TransportContext, opts: HttpServiceOptions): Promise<Listener> {
   const { pathPrefix, upstream, forwardAuth } = opts;
+  const xfccTrusted = opts.xfccTrusted ?? { has: () => false };
 
   const strayIn = (raw: readonly string[]): readonly string[] => {
     let out: string[] | undefined;
@@ -55,6 +61,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   const answerAllow = (res: ServerResponse, d: Allow, removal: string | undefined): void => {
     const h: string[] = [];
     if (d.token !== null) for (const [k, v] of d.token.identity) h.push(k, v);
+    pushPeerHeaders(h, upstream.peer, d.clientCert);
     if (removal !== undefined) h.push('x-envoy-auth-headers-to-remove', removal);
     h.push('cache-control', 'no-store', 'content-length', '0');
     res.writeHead(200, h);
@@ -67,16 +74,20 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     const raw = req.url ?? '';
     const method = req.method ?? '';
     let decision: Decision | Promise<Decision>;
+    let cert: ClientCert | 'malformed' | undefined;
     if (!raw.startsWith(pathPrefix) || raw.charCodeAt(pathPrefix.length) !== 0x2f /* / */) {
       decision = deny('bad_request_target'); // not a path Envoy's http_service would send
     } else {
       // The peer is Envoy: its X-Forwarded-Proto counts for the DPoP origin when it is in dpop.trusted_proxies.
-      const input = inputFromRawHeaders(req.rawHeaders, method, raw.slice(pathPrefix.length), req.socket.remoteAddress);
+      // The client certificate Envoy verified, in XFCC, believed only from a trusted caller (SPEC §11).
+      cert = trustedXfcc(req.rawHeaders, req.socket.remoteAddress, xfccTrusted);
+      const input = inputFromRawHeaders(req.rawHeaders, method, raw.slice(pathPrefix.length), req.socket.remoteAddress, undefined, cert === 'malformed' ? undefined : cert);
       // Envoy's check request carries merged headers: a comma means several (see check-request.ts).
       decision = decideSafely(ctx, 'ext_authz_http', {
         ...input,
         authorizationCount: Math.max(input.authorizationCount, countMerged(input.authorization)),
         dpopCount: Math.max(input.dpopCount, countMerged(input.dpop)),
+        clientCertMalformed: cert === 'malformed',
       });
     }
     const answer = (d: Decision): void => {
@@ -87,7 +98,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
         status = r.status;
         answerDeny(res, r);
       }
-      observe(ctx, 'ext_authz_http', method, d, status, startNs, req.socket.remoteAddress, req.rawHeaders);
+      observe(ctx, 'ext_authz_http', method, d, status, startNs, req.socket.remoteAddress, req.rawHeaders, cert === 'malformed' ? undefined : cert);
     };
     return decision instanceof Promise ? decision.then(answer) : answer(decision);
   };
@@ -95,10 +106,14 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   const forward = (req: IncomingMessage, res: ServerResponse, startNs: bigint, trusted: TrustedProxies): void | Promise<void> => {
     let method = req.method ?? '';
     let decision: Decision | Promise<Decision>;
+    let cert: ClientCert | 'malformed' | undefined;
     if (!trusted.has(req.socket.remoteAddress)) decision = deny('untrusted_forwarded');
     else {
-      const f = forwardedInput(req.rawHeaders, req.socket.remoteAddress);
+      // The proxy is trusted (above); its XFCC names the client certificate it verified (SPEC §11).
+      cert = trustedXfcc(req.rawHeaders, req.socket.remoteAddress, xfccTrusted);
+      const f = forwardedInput(req.rawHeaders, req.socket.remoteAddress, cert === 'malformed' ? undefined : cert);
       if (!f.ok) decision = deny(f.reason);
+      else if (cert === 'malformed') decision = deny('client_cert_malformed');
       else {
         method = f.input.method;
         decision = decideSafely(ctx, 'forward_auth', f.input);
@@ -112,7 +127,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
         status = r.status;
         answerDeny(res, r);
       }
-      observe(ctx, 'forward_auth', method, d, status, startNs, req.socket.remoteAddress, req.rawHeaders);
+      observe(ctx, 'forward_auth', method, d, status, startNs, req.socket.remoteAddress, req.rawHeaders, cert === 'malformed' ? undefined : cert);
     };
     return decision instanceof Promise ? decision.then(answer) : answer(decision);
   };

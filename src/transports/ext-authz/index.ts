@@ -19,6 +19,9 @@ import { startHttpService } from './http-service.ts';
 import { compileTrustedProxies } from './trusted-proxies.ts';
 import { compileUpstreamHeaders } from './upstream-headers.ts';
 
+/** The default of ext_authz.forward_auth.trusted_proxies (schema.ts), used for XFCC when forward-auth is off. */
+const DEFAULT_XFCC_TRUSTED: readonly string[] = ['127.0.0.1/32', '::1/128'];
+
 export async function startExtAuthz(ctx: TransportContext): Promise<Listener[]> {
   const x = ctx.config.ext_authz;
   if (x.forward_auth !== undefined && x.http === undefined) {
@@ -34,6 +37,8 @@ export async function startExtAuthz(ctx: TransportContext): Promise<Listener[]> 
     }
   }
   const trusted = x.forward_auth === undefined ? undefined : compileTrustedProxies(x.forward_auth.trusted_proxies);
+  // SPEC §11: XFCC is believed from forward-auth's trusted proxies, or loopback when forward-auth is not configured.
+  const xfccTrusted = trusted ?? compileTrustedProxies(DEFAULT_XFCC_TRUSTED);
   const upstream = compileUpstreamHeaders(ctx.config, ctx.gate.policy.identity);
 
   const listeners: Listener[] = [];
@@ -46,6 +51,7 @@ export async function startExtAuthz(ctx: TransportContext): Promise<Listener[]> 
           pathPrefix: x.http.path_prefix,
           upstream,
           forwardAuth: x.forward_auth === undefined || trusted === undefined ? undefined : { path: x.forward_auth.path, trusted },
+          xfccTrusted,
         }),
       );
     }

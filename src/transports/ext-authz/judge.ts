@@ -4,6 +4,7 @@
  * turn into an allow — SPEC §7), then one metrics sample and one audit line, the same fields the
  * proxy writes for the same request (SPEC §7, §8).
  */
+import type { ClientCert } from '../../core/cert-binding.ts';
 import type { Decision, DecisionInput } from '../../core/decision.ts';
 import { unavailable } from '../../core/decision.ts';
 import type { Transport } from '../../observability/metrics.ts';
@@ -45,11 +46,12 @@ export function observe(
   startNs: bigint,
   client?: string,
   carrier?: TraceCarrier,
+  clientCert?: ClientCert,
 ): void {
   const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
   try {
     ctx.metrics.recordDecision(transport, decision, seconds);
-    ctx.audit.record({ transport, method, decision, status, latencyMs: seconds * 1000, client });
+    ctx.audit.record({ transport, method, decision, status, latencyMs: seconds * 1000, client, clientCert });
     if (ctx.tracer !== undefined) ctx.tracer.decision(transport, carrier ?? NO_CARRIER, method, decision, seconds, status);
   } catch (err) {
     // Observability must never change the answer already sent.

@@ -12,9 +12,12 @@ import type { IdentityHeaderNames } from '../../core/policy.ts';
 import type { Config } from '../../config/schema.ts';
 import { OVERRIDE_SPELLINGS } from '../override-headers.ts';
 import { compileHeaderPolicy, ROUTING_OVERRIDES } from '../proxy/hop-headers.ts';
+import { peerHeaderNames, unsetPeerHeaders, type PeerHeaderNames } from '../tls/peer-headers.ts';
 
 export interface UpstreamHeaders {
   readonly identity: IdentityHeaderNames;
+  /** The client-certificate identity headers (SPEC §11), set per request. */
+  readonly peer: PeerHeaderNames;
   readonly prefix: string;
   /** Lower-case names to remove for this allow; `stray` are inbound prefix headers jitgate does not set. */
   removals(decision: Allow, stray: readonly string[]): readonly string[];
@@ -36,24 +39,27 @@ export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderN
   // Every spelling, seen or not: Envoy's allowed_headers may hide them from jitgate, and the
   // backend behind Envoy must never act on them (issue 21 item 2).
   base.push(...OVERRIDE_SPELLINGS);
-  const publicList = Object.freeze([...base, ...identity.all]);
-  const publicHeader = publicList.join(', ');
-  const five = new Set(identity.all);
   const prefix = config.headers.prefix;
+  const peer = peerHeaderNames(prefix);
+  const publicList = Object.freeze([...base, ...identity.all, ...peer.all]);
+  const publicHeader = publicList.join(', ');
+  // The identity names jitgate sets or removes itself; any other prefixed name is a stray.
+  const five = new Set([...identity.all, ...peer.all]);
   // One list of owned names for both transports, so the `_` rule cannot drift between them.
   const owned = compileHeaderPolicy(config).owned;
 
   const removals = (d: Allow, stray: readonly string[]): readonly string[] => {
     const unset = d.token === null ? identity.all : d.token.identityUnset;
-    if (d.token === null && stray.length === 0) return publicList;
-    return [...base, ...unset, ...stray];
+    if (d.token === null && stray.length === 0 && d.clientCert === undefined) return publicList;
+    return [...base, ...unset, ...unsetPeerHeaders(peer, d.clientCert), ...stray];
   };
   return Object.freeze({
     identity,
+    peer,
     prefix,
     removals,
     removalHeader: (d: Allow, stray: readonly string[]) =>
-      d.token === null && stray.length === 0 ? publicHeader : removals(d, stray).join(', '),
+      d.token === null && stray.length === 0 && d.clientCert === undefined ? publicHeader : removals(d, stray).join(', '),
     // CGI-style backends read `_` as `-` (CVE-2024-45614): `x_jit_actor` is an identity header too.
     isStray: (lowerName: string) => {
       const underscored = lowerName.includes('_');

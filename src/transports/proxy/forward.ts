@@ -19,6 +19,7 @@ import { StartupError } from '../../errors.ts';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts';
 import type { TraceHandle } from '../../observability/trace-hooks.ts';
 import { render } from '../respond.ts';
+import { TLS_ERROR_CODES, upstreamConnectOptions } from '../tls/upstream-tls.ts';
 import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
 
 /** How an exchange ended; `ok` includes upstream 4xx/5xx answers, which are the backend's to give. */
@@ -39,6 +40,7 @@ export function errorKind(err: Error): UpstreamErrorKind {
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (CONNECT_CODES.has(code)) return 'connect';
   if (RESET_CODES.has(code)) return 'reset';
+  if (TLS_ERROR_CODES.has(code)) return 'tls';
   return 'other';
 }
 
@@ -85,6 +87,8 @@ export class Forwarder {
       connectTimeout: u.connect_timeout,
       headersTimeout: u.headers_timeout,
       bodyTimeout: u.body_timeout,
+      // https:// upstreams: verified TLS (and mTLS) per upstream.tls (SPEC §11).
+      connect: upstreamConnectOptions(config),
     });
     this.#headers = compileHeaderPolicy(config);
     this.#metrics = metrics;
@@ -100,7 +104,8 @@ export class Forwarder {
       done(499, 'client_closed');
       return;
     }
-    const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req), this.#localPort(req));
+    const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const head = upstreamHeaders(req.rawHeaders, this.#headers, allow.token === null ? null : allow.token.identity, clientAddress(req), this.#localPort(req), allow.clientCert, tls ? 'https' : 'http');
     if (trace !== undefined) {
       const span = trace.upstream(head.headers);
       const finish = done;

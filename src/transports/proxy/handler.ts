@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { unavailable, type Decision } from '../../core/decision.ts';
 import type { TransportContext } from '../context.ts';
 import { inputFromRequest } from '../http-input.ts';
+import { clientCertOf } from '../tls/client-cert.ts';
 import { renderDecision } from '../respond.ts';
 import type { ForwardEnd, Forwarder } from './forward.ts';
 
@@ -42,7 +43,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
         allow,
         (status: number, end: ForwardEnd) => {
           const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' ? end : undefined;
-          audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client });
+          audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client, clientCert: allow.clientCert });
         },
         trace,
       );
@@ -56,7 +57,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
     if (!req.complete && declaresBody(req.rawHeaders)) res.shouldKeepAlive = false;
     res.writeHead(r.status, r.headers);
     res.end(r.bodyBytes);
-    audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs, client });
+    audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs, client, clientCert: clientCertOf(req.socket) });
     if (tracer !== undefined) tracer.decision('proxy', req.rawHeaders, req.method!, decision, seconds, r.status);
   }
 

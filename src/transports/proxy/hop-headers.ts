@@ -22,9 +22,11 @@
  * - `X-Original-URL` and `X-Rewrite-URL` are dropped: IIS URL Rewrite, Symfony and Zend route by
  *   them (CVE-2018-14773), which would let a granted path carry a different one to the backend.
  */
+import type { ClientCert } from '../../core/cert-binding.ts';
 import type { Config } from '../../config/schema.ts';
 import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
 import { DROPPED_FORWARDING, OVERWRITTEN_FORWARDING } from './forwarding-headers.ts';
+import { peerHeaderNames, pushPeerHeaders, type PeerHeaderNames } from '../tls/peer-headers.ts';
 
 /** What to do with an inbound header, by lower-case name. Absent from the table → forward as is. */
 const DROP = 1;
@@ -62,6 +64,8 @@ export interface HeaderPolicy {
   readonly request: ReadonlyMap<string, Action>;
   /** Dash-spelled names whose underscore spelling is dropped (everything in `request`, method overrides). */
   readonly owned: ReadonlySet<string>;
+  /** The client-certificate identity headers (SPEC §11). */
+  readonly peer?: PeerHeaderNames;
 }
 
 export function compileHeaderPolicy(config: Config): HeaderPolicy {
@@ -84,8 +88,12 @@ export function compileHeaderPolicy(config: Config): HeaderPolicy {
   table.set('expect', DROP);
   if (config.headers.method_override === 'strip') for (const h of METHOD_OVERRIDE_HEADERS) table.set(h, DROP);
   for (const h of ROUTING_OVERRIDES) table.set(h, DROP);
+  // Envoy's client-certificate header is never believed from a client and never forged past jitgate
+  // (SPEC §11): the backend learns the verified certificate from the identity headers only.
+  table.set('x-forwarded-client-cert', DROP);
   const owned = new Set([...table.keys(), ...METHOD_OVERRIDE_HEADERS]);
-  return Object.freeze({ prefix: config.headers.prefix.toLowerCase(), request: table, owned });
+  const prefix = config.headers.prefix.toLowerCase();
+  return Object.freeze({ prefix, request: table, owned, peer: peerHeaderNames(prefix) });
 }
 
 export interface UpstreamHead {
@@ -98,7 +106,8 @@ export interface UpstreamHead {
 /**
  * Inbound raw headers → the headers the backend receives. `identity` is null for public routes.
  * `clientAddr` is appended to X-Forwarded-For and is X-Real-IP; `localPort` (the port the client
- * connected to, as text) is X-Forwarded-Port when known.
+ * connected to, as text) is X-Forwarded-Port when known; `proto` is the listener's scheme
+ * (X-Forwarded-Proto); `clientCert` the connection's verified certificate (SPEC §11).
  */
 export function upstreamHeaders(
   raw: readonly string[],
@@ -106,6 +115,8 @@ export function upstreamHeaders(
   identity: readonly (readonly [string, string])[] | null,
   clientAddr: string,
   localPort?: string,
+  clientCert?: ClientCert,
+  proto = 'http',
 ): UpstreamHead {
   const out: string[] = [];
   const prefix = policy.prefix;
@@ -158,7 +169,8 @@ export function upstreamHeaders(
     if (names.has('x-forwarded-for')) xff = undefined;
   }
   if (identity !== null) for (const [name, value] of identity) headers.push(name, value);
-  headers.push('x-forwarded-for', xff === undefined ? clientAddr : `${xff}, ${clientAddr}`, 'x-forwarded-proto', 'http');
+  if (clientCert !== undefined && policy.peer !== undefined) pushPeerHeaders(headers, policy.peer, clientCert);
+  headers.push('x-forwarded-for', xff === undefined ? clientAddr : `${xff}, ${clientAddr}`, 'x-forwarded-proto', proto);
   if (host !== undefined) headers.push('x-forwarded-host', host);
   headers.push('x-real-ip', clientAddr);
   if (localPort !== undefined) headers.push('x-forwarded-port', localPort);

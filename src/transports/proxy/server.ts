@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { answerClientError, answerConnect } from '../client-error.ts';
+import { createTlsServer } from '../tls/server-tls.ts';
 import type { TransportContext } from '../context.ts';
 import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { Forwarder } from './forward.ts';
@@ -16,9 +17,17 @@ export interface ProxyListener extends HttpListener {
 
 export async function startProxy(ctx: TransportContext): Promise<ProxyListener> {
   const { config } = ctx;
-  const forwarder = new Forwarder(config, ctx.metrics, ctx.logger.child({ component: 'proxy' }));
+  // listen.tls (SPEC §11): the same server over TLS, client certificates verified when configured.
+  const tls = config.listen.tls === undefined ? undefined : createTlsServer(clientServerOptions(config.limits), config.listen.tls, { name: 'proxy', key: 'listen.tls', metrics: ctx.metrics, logger: ctx.logger });
+  let forwarder: Forwarder;
+  try {
+    forwarder = new Forwarder(config, ctx.metrics, ctx.logger.child({ component: 'proxy' }));
+  } catch (err) {
+    tls?.stop();
+    throw err;
+  }
   const handle = createProxyHandler(ctx, forwarder);
-  const server = createServer(clientServerOptions(config.limits));
+  const server = tls?.server ?? createServer(clientServerOptions(config.limits));
   // A keep-alive client may send any number of requests; each is judged on its own.
   server.maxRequestsPerSocket = 0;
 
@@ -39,6 +48,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   try {
     listener = await listenHttp(server, 'proxy', config.listen.host, config.listen.port);
   } catch (err) {
+    tls?.stop();
     await forwarder.destroy();
     throw err;
   }
@@ -52,6 +62,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
       return inner.draining;
     },
     async close(graceMs: number) {
+      tls?.stop();
       await inner.close(graceMs);
       // Every client connection is gone, so no exchange is left; close upstream sockets.
       await forwarder.close();

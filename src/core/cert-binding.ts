@@ -1,0 +1,65 @@
+/**
+ * Workload identity from the connection (SPEC §11): RFC 8705 §3 certificate-bound tokens and the
+ * SPIFFE subject rule. The transport hands the core the client certificate it verified (TLS
+ * listener) or that a trusted proxy reported (Envoy's XFCC / `source.certificate`), already
+ * reduced to a thumbprint string, so a cached token's check is two string comparisons.
+ */
+import type { DenyReason } from './decision.ts';
+import type { VerifiedToken } from './verified-token.ts';
+
+/** The client certificate of the connection a request arrived on; absent = no verified certificate. */
+export interface ClientCert {
+  /**
+   * base64url (no padding) SHA-256 of the DER: what RFC 8705 §3.1 calls `x5t#S256`. Undefined when
+   * only the SPIFFE ID is known (Envoy's `source.principal` without `include_peer_certificate`).
+   */
+  readonly sha256: string | undefined;
+  /** The certificate's one `spiffe://` URI SAN (X509-SVID), undefined when it has none or several. */
+  readonly spiffeId: string | undefined;
+  /** Validity window, ms since the epoch; ±Infinity when the transport only knows the hash (XFCC `Hash=`). */
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+}
+
+export interface CertRules {
+  /** The token's issuer refuses unbound tokens (`issuers[].require_cert_binding`). */
+  readonly requireBinding: boolean;
+  /** `service.spiffe_subject`: the certificate's SPIFFE ID must equal `sub`. */
+  readonly spiffeSubject: boolean;
+}
+
+/**
+ * `x5t#S256` as a token carries it: exactly 32 bytes in unpadded base64url, canonical (re-encoding
+ * gives the same text), so that comparing strings is comparing thumbprints.
+ */
+export function isThumbprint(v: unknown): v is string {
+  if (typeof v !== 'string' || v.length !== 43 || !/^[A-Za-z0-9_-]{43}$/.test(v)) return false;
+  const bytes = Buffer.from(v, 'base64url');
+  return bytes.length === 32 && bytes.toString('base64url') === v;
+}
+
+/**
+ * The connection-level checks for a verified token; undefined when they pass. Runs on every request,
+ * cache hit or not (the binding is a property of the connection, not of the token).
+ */
+export function checkCertBinding(t: VerifiedToken, cert: ClientCert | undefined, rules: CertRules, nowMs: number): DenyReason | undefined {
+  const x5t = t.cnfX5t;
+  if (x5t === undefined) {
+    if (rules.requireBinding) return 'cert_binding_required';
+    if (!rules.spiffeSubject) return undefined;
+  }
+  if (cert === undefined) return x5t !== undefined ? 'cert_required' : 'spiffe_id_missing';
+  // A certificate is only evidence inside its validity window: the TLS listener's handshake already
+  // enforces it, a proxy-reported certificate (XFCC Cert=, source.certificate) is checked here.
+  if (nowMs < cert.notBeforeMs) return 'client_cert_not_yet_valid';
+  if (nowMs >= cert.notAfterMs) return 'client_cert_expired';
+  if (x5t !== undefined) {
+    if (cert.sha256 === undefined) return 'cert_required';
+    if (cert.sha256 !== x5t) return 'cert_binding_mismatch';
+  }
+  if (rules.spiffeSubject) {
+    if (cert.spiffeId === undefined) return 'spiffe_id_missing';
+    if (cert.spiffeId !== t.sub) return 'spiffe_id_mismatch';
+  }
+  return undefined;
+}

@@ -1,0 +1,34 @@
+/**
+ * The TLS blocks as `jitgate check-config` checks them (SPEC §11): every file readable and each
+ * certificate loadable with its key — what `serve` would find at start — without opening a socket.
+ */
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import type { Config } from '../../config/schema.ts';
+import type { ServerTlsConfig } from '../../config/tls-schema.ts';
+import { secureContextOptions } from './server-tls.ts';
+import { upstreamConnectOptions } from './upstream-tls.ts';
+
+function serverProblem(tls: ServerTlsConfig | undefined, key: string): string | undefined {
+  if (tls === undefined) return undefined;
+  try {
+    createSecureContext(secureContextOptions(tls, key));
+    return undefined;
+  } catch (err) {
+    const message = (err as Error).message;
+    return message.startsWith(key) ? message : `${key}: the certificate and key do not load: ${message}`;
+  }
+}
+
+/** One `key: problem` line per unusable TLS block; empty when all load. */
+export function tlsProblems(config: Config): string[] {
+  const out: string[] = [];
+  for (const p of [serverProblem(config.listen.tls, 'listen.tls'), serverProblem(config.admin.tls, 'admin.tls')]) if (p !== undefined) out.push(p);
+  try {
+    const opts = upstreamConnectOptions(config) as SecureContextOptions | undefined;
+    if (opts?.cert !== undefined) createSecureContext({ cert: opts.cert, key: opts.key });
+  } catch (err) {
+    const message = (err as Error).message;
+    out.push(message.startsWith('upstream.tls') ? message : `upstream.tls: the certificate and key do not load: ${message}`);
+  }
+  return out;
+}

@@ -1,0 +1,127 @@
+/**
+ * Certificates → the core's ClientCert (SPEC §11), from the three places one can come from:
+ * - a TLS socket of jitgate's own listener: only a certificate the handshake *verified* counts
+ *   (`socket.authorized`); a presented-but-unverified one (require_client_cert: false) is no
+ *   certificate at all. Read once per socket and kept on it, so a keep-alive connection's requests
+ *   cost a property read, no hashing;
+ * - a PEM (Envoy's `source.certificate`, XFCC `Cert=`): parsed by node:crypto, memoized by text,
+ *   because Envoy sends the same certificate for every request of a connection.
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { ClientCert } from '../../core/cert-binding.ts';
+
+const CERT = Symbol('jitgate.clientCert');
+
+type CertSocket = TLSSocket & { [CERT]?: ClientCert | null };
+
+/** The verified client certificate of a connection, or undefined (plain HTTP, none, or not verified). */
+export function clientCertOf(socket: Socket): ClientCert | undefined {
+  const s = socket as CertSocket;
+  if (s.encrypted !== true) return undefined;
+  let cert = s[CERT];
+  if (cert === undefined) {
+    cert = s.authorized === true ? certOfSocket(s) : null;
+    s[CERT] = cert;
+  }
+  return cert ?? undefined;
+}
+
+function certOfSocket(s: TLSSocket): ClientCert | null {
+  const x = s.getPeerX509Certificate();
+  return x === undefined ? null : fromX509(x);
+}
+
+/** SPIFFE IDs are at most 2048 bytes and become a header value: visible ASCII only. */
+const SPIFFE_ID = /^spiffe:\/\/[\x21-\x7e]{1,2039}$/;
+
+/** A SPIFFE ID as a header can carry it, or undefined. */
+export function spiffeIdFrom(uri: string | undefined): string | undefined {
+  return uri !== undefined && SPIFFE_ID.test(uri) ? uri : undefined;
+}
+
+export function fromX509(x: X509Certificate): ClientCert {
+  const uris = uriSans(x.subjectAltName);
+  return Object.freeze({
+    sha256: createHash('sha256').update(x.raw).digest('base64url'),
+    // An X509-SVID carries exactly one URI SAN (SPIFFE X509-SVID §2); anything else names no workload.
+    spiffeId: uris.length === 1 ? spiffeIdFrom(uris[0]) : undefined,
+    notBeforeMs: x.validFromDate.getTime(),
+    notAfterMs: x.validToDate.getTime(),
+  });
+}
+
+/**
+ * The URI entries of node's `subjectAltName` text (`URI:spiffe://a, DNS:b`). Node writes a value
+ * that contains a comma, quote or backslash as a JSON string (`URI:"spiffe://a,b"`), so a forged
+ * SAN cannot pose as two.
+ */
+export function uriSans(san: string | undefined): string[] {
+  const out: string[] = [];
+  if (san === undefined) return out;
+  let i = 0;
+  while (i < san.length) {
+    const colon = san.indexOf(':', i);
+    if (colon === -1) break;
+    const type = san.slice(i, colon);
+    let value: string;
+    let next: number;
+    if (san.charCodeAt(colon + 1) === 0x22) {
+      let j = colon + 2;
+      while (j < san.length && san.charCodeAt(j) !== 0x22) j += san.charCodeAt(j) === 0x5c ? 2 : 1;
+      try {
+        value = JSON.parse(san.slice(colon + 1, j + 1)) as string;
+      } catch {
+        return []; // unreadable: claim no URI at all rather than guess
+      }
+      next = j + 1;
+    } else {
+      const comma = san.indexOf(', ', colon);
+      next = comma === -1 ? san.length : comma;
+      value = san.slice(colon + 1, next);
+    }
+    if (type === 'URI') out.push(value);
+    i = san.startsWith(', ', next) ? next + 2 : next + 1;
+  }
+  return out;
+}
+
+/** Bound of each memo: Envoy's connections are few, an attacker's certificates are not. */
+const MEMO_MAX = 1024;
+const pemMemo = new Map<string, ClientCert | null>();
+const urlMemo = new Map<string, ClientCert | null>();
+
+function remember(memo: Map<string, ClientCert | null>, key: string, cert: ClientCert | null): ClientCert | null {
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(key, cert);
+  return cert;
+}
+
+/** A PEM certificate (one, or a chain whose first is the leaf) → ClientCert, or null when it is not one. */
+export function fromPem(pem: string): ClientCert | null {
+  const known = pemMemo.get(pem);
+  if (known !== undefined) return known;
+  let cert: ClientCert | null;
+  try {
+    // Only the first certificate counts: the leaf is what a token binds to (RFC 8705 §3.1).
+    const begin = pem.indexOf('-----BEGIN CERTIFICATE-----');
+    cert = begin === -1 ? null : fromX509(new X509Certificate(pem.slice(begin)));
+  } catch {
+    cert = null;
+  }
+  return remember(pemMemo, pem, cert);
+}
+
+/** Envoy's URL-encoded PEM (`include_peer_certificate`, XFCC `Cert=`) → ClientCert, or null. */
+export function fromUrlEncodedPem(text: string): ClientCert | null {
+  const known = urlMemo.get(text);
+  if (known !== undefined) return known;
+  let pem: string | undefined;
+  try {
+    pem = decodeURIComponent(text);
+  } catch {
+    pem = undefined;
+  }
+  return remember(urlMemo, text, pem === undefined ? null : fromPem(pem));
+}

@@ -1,0 +1,142 @@
+/**
+ * Envoy's `x-forwarded-client-cert` (XFCC) → the client certificate of the request (SPEC §11).
+ *
+ * Format (Envoy docs, "x-forwarded-client-cert"): elements separated by `,`, each a `;`-separated
+ * list of `Key=Value` pairs (By, Hash, Cert, Chain, Subject, URI, DNS); a value containing `,`, `;`
+ * or `=` is double-quoted, with `\"` inside. Every proxy on the way appends one element, so the
+ * LAST element is the one the nearest proxy — the one jitgate trusts — wrote about its own
+ * downstream connection; earlier elements are hearsay and are ignored.
+ *
+ * From the last element: `Cert=` (URL-encoded PEM) when present is authoritative (thumbprint,
+ * SPIFFE ID and validity come from the certificate; a `Hash=` beside it must agree); otherwise
+ * `Hash=` (hex SHA-256 of the DER) gives the thumbprint and `URI=` the SPIFFE ID. An element with
+ * neither, a bad hash, a bad certificate, or a header that does not parse is `malformed`: a trusted
+ * proxy sending garbage is refused (400 client_cert_malformed), never read as "no certificate".
+ */
+import type { ClientCert } from '../../core/cert-binding.ts';
+import { fromUrlEncodedPem, spiffeIdFrom } from './client-cert.ts';
+
+export type XfccResult = ClientCert | 'malformed';
+
+const HEX64 = /^[0-9a-fA-F]{64}$/;
+const MEMO_MAX = 1024;
+const memo = new Map<string, XfccResult>();
+
+/** The XFCC value (several header lines joined with `,`) → its last element's certificate. */
+export function parseXfcc(value: string): XfccResult {
+  const known = memo.get(value);
+  if (known !== undefined) return known;
+  const result = parse(value);
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(value, result);
+  return result;
+}
+
+function parse(value: string): XfccResult {
+  const elements = splitElements(value);
+  if (elements === null || elements.length === 0) return 'malformed';
+  const pairs = elements[elements.length - 1]!;
+  let hash: string | undefined;
+  let cert: string | undefined;
+  let uri: string | undefined;
+  for (const [key, v] of pairs) {
+    // Keys are case-insensitive in Envoy's parser; a repeated key is ambiguous, so refused.
+    const k = key.toLowerCase();
+    if (k === 'hash') {
+      if (hash !== undefined) return 'malformed';
+      hash = v;
+    } else if (k === 'cert') {
+      if (cert !== undefined) return 'malformed';
+      cert = v;
+    } else if (k === 'uri') {
+      // Envoy writes one URI= per URI SAN; an X509-SVID has exactly one (SPIFFE X509-SVID §2).
+      uri = uri === undefined ? v : '';
+    }
+  }
+  if (hash !== undefined && !HEX64.test(hash)) return 'malformed';
+  if (cert !== undefined) {
+    const c = fromUrlEncodedPem(cert);
+    if (c === null) return 'malformed';
+    if (hash !== undefined && Buffer.from(hash, 'hex').toString('base64url') !== c.sha256) return 'malformed';
+    return c;
+  }
+  if (hash === undefined) return 'malformed';
+  return Object.freeze({
+    sha256: Buffer.from(hash, 'hex').toString('base64url'),
+    spiffeId: spiffeIdFrom(uri === '' ? undefined : uri),
+    notBeforeMs: -Infinity,
+    notAfterMs: Infinity,
+  });
+}
+
+/** Elements → their [key, value] pairs, honouring quotes; null when the text does not parse. */
+function splitElements(s: string): [string, string][][] | null {
+  const elements: [string, string][][] = [];
+  let pairs: [string, string][] = [];
+  let i = 0;
+  const n = s.length;
+  for (;;) {
+    while (i < n && (s[i] === ' ' || s[i] === '\t')) i++;
+    const eq = s.indexOf('=', i);
+    if (eq === -1) return null;
+    const key = s.slice(i, eq).trim();
+    if (key === '' || /[,;"]/.test(key)) return null;
+    i = eq + 1;
+    let v = '';
+    if (s[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= n) return null; // unterminated quote
+        const c = s[i]!;
+        if (c === '\\' && i + 1 < n) {
+          v += s[i + 1];
+          i += 2;
+        } else if (c === '"') {
+          i++;
+          break;
+        } else {
+          v += c;
+          i++;
+        }
+      }
+    } else {
+      const start = i;
+      while (i < n && s[i] !== ';' && s[i] !== ',') {
+        if (s[i] === '"') return null;
+        i++;
+      }
+      v = s.slice(start, i).trim();
+    }
+    pairs.push([key, v]);
+    while (i < n && (s[i] === ' ' || s[i] === '\t')) i++;
+    if (i >= n) break;
+    if (s[i] === ';') i++;
+    else if (s[i] === ',') {
+      elements.push(pairs);
+      pairs = [];
+      i++;
+    } else return null;
+  }
+  elements.push(pairs);
+  return elements;
+}
+
+/** The XFCC header value of a raw header list (several lines joined with `,`), or undefined. */
+export function xfccOf(rawHeaders: readonly string[]): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 23 && name.toLowerCase() === 'x-forwarded-client-cert') value = value === undefined ? rawHeaders[i + 1]! : `${value},${rawHeaders[i + 1]!}`;
+  }
+  return value;
+}
+
+/**
+ * The certificate a trusted proxy reported in XFCC (SPEC §11): undefined when the header is absent
+ * or the caller is not in `trusted` — from anyone else the header is ignored, never believed.
+ */
+export function trustedXfcc(rawHeaders: readonly string[], peer: string | undefined, trusted: { has(address: string | undefined): boolean }): XfccResult | undefined {
+  const value = xfccOf(rawHeaders);
+  if (value === undefined || !trusted.has(peer)) return undefined;
+  return parseXfcc(value);
+}

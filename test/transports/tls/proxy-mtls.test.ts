@@ -1,0 +1,236 @@
+/**
+ * The proxy over TLS with client certificates (SPEC §11): certificate-bound tokens (RFC 8705 §3),
+ * require_client_cert, the SPIFFE subject rule, the connection identity headers and their
+ * anti-spoofing, forged XFCC, and what a presented-but-unverified certificate counts as.
+ * Real TLS on loopback with a PKI made by the openssl CLI at test time.
+ */
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePki, SPIFFE_A, SPIFFE_B, type Pki } from '../../fixtures/pki.ts';
+import { startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { tlsCall, type TlsCallOptions } from './helpers.ts';
+
+let pki: Pki;
+let upstream: RecordingUpstream;
+/** Client certificates optional (require_client_cert: false). */
+let gate: InProcessGate;
+/** require_client_cert: true. */
+let strict: InProcessGate;
+/** service.spiffe_subject: true, issuer A requires certificate binding. */
+let spiffe: InProcessGate;
+
+const tls = (p: Pki, require: boolean) => ({ cert_file: p.server.cert, key_file: p.server.key, client_ca_file: p.ca.cert, require_client_cert: require });
+
+beforeAll(async () => {
+  pki = await makePki();
+  upstream = await startRecordingUpstream();
+  [gate, strict, spiffe] = await Promise.all([
+    startGateInProcess(upstream.url, (c) => (c.listen.tls = tls(pki, false))),
+    startGateInProcess(upstream.url, (c) => (c.listen.tls = tls(pki, true))),
+    startGateInProcess(upstream.url, (c) => {
+      c.listen.tls = tls(pki, false);
+      c.service.spiffe_subject = true;
+      c.issuers[0].require_cert_binding = true;
+    }),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([gate?.close(), strict?.close(), spiffe?.close()]);
+  await Promise.all([gate, strict, spiffe].map((g) => (g === undefined ? undefined : rm(g.dir, { recursive: true, force: true }))));
+  await upstream?.close();
+  await pki?.remove();
+});
+
+const port = (g: InProcessGate) => g.running.listeners.proxy.port;
+const call = (g: InProcessGate, token: string | undefined, opts: Partial<TlsCallOptions> = {}, path = '/orders/42') =>
+  tlsCall(port(g), path, { ca: pki.ca, ...opts, headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...opts.headers } });
+const audits = (g: InProcessGate) => g.logs.filter((l) => l.type === 'audit');
+
+describe('certificate-bound token (cnf x5t#S256) on the TLS listener', () => {
+  it('is allowed over a connection with that verified certificate; the backend learns the certificate', async () => {
+    const token = await gate.token({ jti: 'bound-1', cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    const before = upstream.requests.length;
+    const r = await call(gate, token, { client: pki.workloadA, headers: { 'x-jit-client-cert-sha256': 'forged', 'x-forwarded-client-cert': `Hash=${pki.workloadB.hashHex}` } });
+    expect(r.status).toBe(200);
+    const got = upstream.requests[before]!;
+    expect(got.headers['x-jit-client-cert-sha256']).toBe(pki.workloadA.x5t);
+    expect(got.headers['x-jit-spiffe-id']).toBe(SPIFFE_A);
+    expect(got.headers['x-jit-subject']).toBe(SPIFFE_A);
+    expect(got.headers['x-forwarded-proto']).toBe('https');
+    // The client's copies never reach the backend.
+    expect(got.headers['x-forwarded-client-cert']).toBeUndefined();
+    expect(got.rawHeaders.filter((h) => h.toLowerCase() === 'x-jit-client-cert-sha256')).toHaveLength(1);
+    const line = audits(gate).find((l) => l.jti === 'bound-1')!;
+    expect(line).toMatchObject({ decision: 'allow', client_cert_sha256: pki.workloadA.x5t, spiffe_id: SPIFFE_A });
+  });
+
+  it('is refused (401 cert_binding_mismatch) over another workload\'s certificate, and never forwarded', async () => {
+    const token = await gate.token({ jti: 'bound-2', cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    const before = upstream.requests.length;
+    const r = await call(gate, token, { client: pki.workloadB });
+    expect(r.status).toBe(401);
+    expect(r.reason).toBe('cert_binding_mismatch');
+    expect(r.headers['www-authenticate']).toBe('Bearer realm="jitgate", error="invalid_token", error_description="cert_binding_mismatch"');
+    expect(upstream.requests.length).toBe(before);
+    expect(audits(gate).find((l) => l.jti === 'bound-2')).toMatchObject({ reason: 'cert_binding_mismatch', client_cert_sha256: pki.workloadB.x5t });
+  });
+
+  it('is refused (401 cert_required) without a client certificate', async () => {
+    const token = await gate.token({ cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    const r = await call(gate, token);
+    expect([r.status, r.reason]).toEqual([401, 'cert_required']);
+  });
+
+  it('checks the binding on every request: a cached token from another connection is refused', async () => {
+    const token = await gate.token({ jti: 'bound-cached', cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    expect((await call(gate, token, { client: pki.workloadA })).status).toBe(200);
+    expect((await call(gate, token, { client: pki.workloadA })).status).toBe(200);
+    expect((await call(gate, token, { client: pki.workloadB })).reason).toBe('cert_binding_mismatch');
+    expect((await call(gate, token)).reason).toBe('cert_required');
+  });
+
+  it.each([
+    ['an untrusted CA', 'rogue'],
+    ['an expired certificate', 'expired'],
+    ['a not-yet-valid certificate', 'future'],
+  ] as const)('counts a certificate from %s as no certificate (cert_required), even with the right thumbprint', async (_what, name) => {
+    const cert = pki[name];
+    const token = await gate.token({ cnf: { 'x5t#S256': cert.x5t } });
+    const r = await call(gate, token, { client: cert });
+    expect([r.status, r.reason]).toEqual([401, 'cert_required']);
+  });
+
+  it.each([
+    ['too short', 'abc'],
+    ['hex instead of base64url', 'ab'.repeat(32)],
+    ['padded base64', 'A'.repeat(43) + '='],
+    ['not a string', 42],
+  ])('refuses a malformed x5t#S256 (%s): 401 cert_binding_malformed', async (_what, x5t) => {
+    const token = await gate.token({ cnf: { 'x5t#S256': x5t } });
+    const r = await call(gate, token, { client: pki.workloadA });
+    expect([r.status, r.reason]).toEqual([401, 'cert_binding_malformed']);
+  });
+
+  it('leaves unbound tokens alone: allowed with or without a certificate; no certificate headers without one', async () => {
+    const token = await gate.token();
+    const before = upstream.requests.length;
+    expect((await call(gate, token)).status).toBe(200);
+    expect((await call(gate, token, { client: pki.workloadB })).status).toBe(200);
+    const [plain, withCert] = upstream.requests.slice(before);
+    expect(plain!.headers['x-jit-client-cert-sha256']).toBeUndefined();
+    expect(plain!.headers['x-jit-spiffe-id']).toBeUndefined();
+    expect(withCert!.headers['x-jit-spiffe-id']).toBe(SPIFFE_B);
+  });
+});
+
+describe('TLS session resumption', () => {
+  it('a resumed session still carries the verified certificate: the bound token is allowed, another workload\'s resumed session is not', async () => {
+    const token = await gate.token({ cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    const once = (client: typeof pki.workloadA, session?: Buffer) =>
+      new Promise<{ status: number; resumed: boolean; session: Buffer | undefined }>((resolve, reject) => {
+        let next: Buffer | undefined;
+        const req = httpsRequest(
+          // `session` goes through to tls.connect (node's https types leave it out).
+          { host: '127.0.0.1', port: port(gate), path: '/orders/42', servername: 'localhost', ca: readFileSync(pki.ca.cert), cert: readFileSync(client.cert), key: readFileSync(client.key), session, agent: false, headers: { authorization: `Bearer ${token}`, connection: 'close' } } as RequestOptions,
+          (res) => {
+            const resumed = (res.socket as TLSSocket).isSessionReused();
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, resumed, session: next }));
+          },
+        );
+        req.on('socket', (sock) => sock.on('session', (b: Buffer) => (next = b)));
+        req.on('error', reject);
+        req.end();
+      });
+    const first = await once(pki.workloadA);
+    expect(first.status).toBe(200);
+    const again = await once(pki.workloadA, first.session);
+    expect(again).toMatchObject({ status: 200, resumed: true });
+    const b = await once(pki.workloadB);
+    const bResumed = await once(pki.workloadB, b.session);
+    expect(bResumed).toMatchObject({ status: 401, resumed: true });
+  });
+});
+
+describe('forged x-forwarded-client-cert on the proxy listener', () => {
+  it('is not believed: a bound token with only a forged XFCC naming the right certificate is refused', async () => {
+    const token = await gate.token({ cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    const xfcc = `Hash=${pki.workloadA.hashHex};Cert="${encodeURIComponent(pki.workloadA.pem)}";URI=${SPIFFE_A}`;
+    const r = await call(gate, token, { headers: { 'x-forwarded-client-cert': xfcc } });
+    expect([r.status, r.reason]).toEqual([401, 'cert_required']);
+  });
+
+  it('is stripped before the backend, and forged identity headers are replaced by nothing', async () => {
+    const token = await gate.token();
+    const before = upstream.requests.length;
+    const r = await call(gate, token, { headers: { 'x-forwarded-client-cert': `Hash=${pki.workloadA.hashHex}`, 'x-jit-spiffe-id': SPIFFE_A, x_jit_spiffe_id: SPIFFE_A } });
+    expect(r.status).toBe(200);
+    const got = upstream.requests[before]!;
+    expect(got.headers['x-forwarded-client-cert']).toBeUndefined();
+    expect(got.headers['x-jit-spiffe-id']).toBeUndefined();
+    expect(got.headers['x_jit_spiffe_id']).toBeUndefined();
+  });
+});
+
+describe('require_client_cert: true', () => {
+  const handshakeFails = async (opts: Partial<TlsCallOptions>) => {
+    const before = upstream.requests.length;
+    const decisions = audits(strict).length;
+    await expect(call(strict, await strict.token(), opts)).rejects.toThrow();
+    expect(upstream.requests.length).toBe(before);
+    // A failed handshake never reaches the decision: no audit line.
+    expect(audits(strict).length).toBe(decisions);
+  };
+
+  it('refuses the handshake without a client certificate', () => handshakeFails({}));
+  it('refuses the handshake with a certificate from an untrusted CA', () => handshakeFails({ client: pki.rogue }));
+  it('refuses the handshake with an expired certificate', () => handshakeFails({ client: pki.expired }));
+  it('refuses the handshake with a not-yet-valid certificate', () => handshakeFails({ client: pki.future }));
+
+  it('accepts a verified workload certificate, and counts the failed handshakes', async () => {
+    const r = await call(strict, await strict.token(), { client: pki.workloadA });
+    expect(r.status).toBe(200);
+    const text = await strict.running.metrics.metrics();
+    const failed = /jitgate_tls_handshake_failures_total\{listener="proxy"\} (\d+)/.exec(text);
+    expect(Number(failed?.[1])).toBeGreaterThanOrEqual(4);
+  });
+
+  it('a plain-HTTP client on the TLS port gets no answer from the gate', async () => {
+    const decisions = audits(strict).length;
+    const res = await fetch(`http://127.0.0.1:${port(strict)}/orders/42`).then(
+      (r) => r.status,
+      () => 'failed',
+    );
+    expect(res === 'failed' || res === 400).toBe(true);
+    expect(audits(strict).length).toBe(decisions);
+  });
+});
+
+describe('service.spiffe_subject and issuers[].require_cert_binding', () => {
+  it('allows a token whose sub is the certificate\'s SPIFFE ID', async () => {
+    const token = await spiffe.token({ sub: SPIFFE_A, cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    expect((await call(spiffe, token, { client: pki.workloadA })).status).toBe(200);
+  });
+
+  it('refuses workload A\'s token over workload B\'s connection (401 spiffe_id_mismatch)', async () => {
+    // Bound to B's certificate, so only the SPIFFE rule can refuse it.
+    const token = await spiffe.token({ sub: SPIFFE_A, cnf: { 'x5t#S256': pki.workloadB.x5t } });
+    const r = await call(spiffe, token, { client: pki.workloadB });
+    expect([r.status, r.reason]).toEqual([401, 'spiffe_id_mismatch']);
+  });
+
+  it('refuses workload B\'s token over workload A\'s connection (401 spiffe_id_mismatch)', async () => {
+    const token = await spiffe.token({ sub: SPIFFE_B, cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    const r = await call(spiffe, token, { client: pki.workloadA });
+    expect([r.status, r.reason]).toEqual([401, 'spiffe_id_mismatch']);
+  });
+
+  it('refuses an unbound token of an issuer that requires binding (401 cert_binding_required)', async () => {
+    const token = await spiffe.token({ sub: SPIFFE_A });
+    const r = await call(spiffe, token, { client: pki.workloadA });
+    expect([r.status, r.reason]).toEqual([401, 'cert_binding_required']);
+  });
+});

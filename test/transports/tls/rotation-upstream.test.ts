@@ -1,0 +1,266 @@
+/**
+ * Certificates that change and certificates jitgate must check (SPEC §11):
+ * - the listener's certificate and key rotated on disk are served to new handshakes without a
+ *   restart; a half-written pair keeps the old one; the admin listener speaks TLS the same way;
+ * - TLS to the backend: verified against upstream.tls.ca_file, mTLS with cert_file/key_file; an
+ *   untrusted backend certificate or a wrong name is a 502, never a plain-text retry.
+ */
+import { copyFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePki, type CertFiles, type Pki } from '../../fixtures/pki.ts';
+import { validateConfig } from '../../../src/config/load.ts';
+import { startJitgate } from '../../../src/runtime.ts';
+import { startGateInProcess, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
+import { colonHex, serverFingerprint, tlsCall } from './helpers.ts';
+
+let pki: Pki;
+/** Every gate's temp dir (config, keys), removed at the end. */
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  pki = await makePki();
+});
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  await pki?.remove();
+});
+
+async function started(url: string, patch: (c: Record<string, any>) => void): Promise<InProcessGate> {
+  const g = await startGateInProcess(url, patch);
+  dirs.push(g.dir);
+  return g;
+}
+
+/** Starting a gate with this config fails; returns the error (and removes the config's temp dir). */
+async function startupError(url: string, patch: (c: Record<string, any>) => void): Promise<Error> {
+  const { dir, file, raw } = await writeGateConfig(url, patch);
+  dirs.push(dir);
+  try {
+    const running = await startJitgate(validateConfig(raw, file), file, { defaultMetrics: false });
+    await running.close(0);
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected startup to fail');
+}
+
+/** Polls `probe` until it returns `want` (the reload interval is 50ms); fails after `ms`. */
+async function until<T>(probe: () => Promise<T>, want: T, ms = 5_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last = await probe();
+  while (last !== want && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+    last = await probe();
+  }
+  return last;
+}
+
+describe('listener certificate rotation', () => {
+  let gate: InProcessGate;
+  let certFile: string;
+  let keyFile: string;
+
+  beforeAll(async () => {
+    certFile = join(pki.dir, 'live.crt');
+    keyFile = join(pki.dir, 'live.key');
+    await copyFile(pki.server.cert, certFile);
+    await copyFile(pki.server.key, keyFile);
+    gate = await started('http://127.0.0.1:9', (c) => {
+      c.listen.tls = { cert_file: certFile, key_file: keyFile, client_ca_file: pki.ca.cert, reload_interval: '50ms' };
+      c.admin.tls = { cert_file: pki.server.cert, key_file: pki.server.key };
+    });
+  });
+  afterAll(() => gate?.close());
+
+  it('serves the new certificate to new handshakes without a restart, and keeps answering', async () => {
+    const port = gate.running.listeners.proxy.port;
+    expect(await serverFingerprint(port, pki.ca)).toBe(colonHex(pki.server.hashHex));
+    // A half-written pair (new key, old cert) does not load: the old pair stays in service.
+    await copyFile(pki.server2.key, keyFile);
+    const reloadFailed = async () => /jitgate_tls_reloads_total\{listener="proxy",result="error"\} [1-9]/.test(await gate.running.metrics.metrics());
+    expect(await until(reloadFailed, true)).toBe(true);
+    expect(await serverFingerprint(port, pki.ca)).toBe(colonHex(pki.server.hashHex));
+    // The cert arrives by atomic rename, as Kubernetes and SPIRE helpers write files.
+    const tmp = join(pki.dir, 'live.crt.tmp');
+    await copyFile(pki.server2.cert, tmp);
+    await rename(tmp, certFile);
+    expect(await until(() => serverFingerprint(port, pki.ca), colonHex(pki.server2.hashHex))).toBe(colonHex(pki.server2.hashHex));
+    const r = await tlsCall(port, '/orders/42', { ca: pki.ca, client: pki.workloadA });
+    expect([r.status, r.reason]).toEqual([401, 'missing_token']);
+    const text = await gate.running.metrics.metrics();
+    expect(text).toMatch(/jitgate_tls_reloads_total\{listener="proxy",result="ok"\} [1-9]/);
+    expect(text).toMatch(/jitgate_tls_reloads_total\{listener="proxy",result="error"\} [1-9]/);
+  });
+
+  it('the admin listener speaks TLS when admin.tls is set', async () => {
+    const r = await tlsCall(gate.running.listeners.admin.port, '/healthz', { ca: pki.ca });
+    expect(r.status).toBe(200);
+  });
+});
+
+describe('TLS to the backend (upstream.url https://)', () => {
+  const backends: Server[] = [];
+  const gates: InProcessGate[] = [];
+  afterAll(async () => {
+    await Promise.all(gates.map((g) => g.close()));
+    for (const b of backends) b.closeAllConnections();
+    await Promise.all(backends.map((b) => new Promise((r) => b.close(r))));
+  });
+
+  /** An https backend with `cert`; with `clientCa` it requires a client certificate from that CA. */
+  async function backend(cert: CertFiles, clientCa?: CertFiles): Promise<{ url: string; seen: (string | undefined)[] }> {
+    const seen: (string | undefined)[] = [];
+    const server = createServer(
+      { cert: readFileSync(cert.cert), key: readFileSync(cert.key), ...(clientCa === undefined ? {} : { ca: readFileSync(clientCa.cert), requestCert: true, rejectUnauthorized: true }) },
+      (req, res) => {
+        seen.push((req.socket as import('node:tls').TLSSocket).getPeerX509Certificate()?.subject);
+        res.end('backend ok');
+      },
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    backends.push(server);
+    return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  }
+
+  async function gateTo(url: string, tls?: Record<string, string>): Promise<InProcessGate> {
+    const g = await started(url, (c) => {
+      if (tls !== undefined) c.upstream.tls = tls;
+    });
+    gates.push(g);
+    return g;
+  }
+
+  const get = async (g: InProcessGate) => {
+    const res = await fetch(`${g.url}/orders/42`, { headers: { authorization: `Bearer ${await g.token()}` } });
+    return { status: res.status, body: await res.text() };
+  };
+
+  it('verifies the backend against ca_file and forwards', async () => {
+    const b = await backend(pki.backend);
+    const g = await gateTo(b.url, { ca_file: pki.backendCa.cert });
+    expect(await get(g)).toEqual({ status: 200, body: 'backend ok' });
+  });
+
+  it('an untrusted backend certificate is a 502, and nothing reaches the backend', async () => {
+    const b = await backend(pki.rogueBackend);
+    const g = await gateTo(b.url, { ca_file: pki.backendCa.cert });
+    const r = await get(g);
+    expect(r.status).toBe(502);
+    expect(JSON.parse(r.body)).toEqual({ error: 'bad_gateway', reason: 'upstream_unreachable' });
+    expect(b.seen).toEqual([]);
+    expect(await g.running.metrics.metrics()).toMatch(/jitgate_upstream_errors_total\{kind="tls"\} [1-9]/);
+  });
+
+  it('without ca_file a private CA is not trusted either (Node\'s roots): 502', async () => {
+    const b = await backend(pki.backend);
+    const g = await gateTo(b.url);
+    expect((await get(g)).status).toBe(502);
+  });
+
+  it('a servername the certificate does not carry is a 502; the one it carries is fine', async () => {
+    const b = await backend(pki.backend);
+    const wrong = await gateTo(b.url, { ca_file: pki.backendCa.cert, servername: 'other.internal' });
+    expect((await get(wrong)).status).toBe(502);
+    const right = await gateTo(b.url, { ca_file: pki.backendCa.cert, servername: 'backend.internal' });
+    expect((await get(right)).status).toBe(200);
+  });
+
+  it('mTLS: the backend that requires a client certificate gets jitgate\'s; without one it is a 502', async () => {
+    const b = await backend(pki.backend, pki.backendCa);
+    const g = await gateTo(b.url, { ca_file: pki.backendCa.cert, cert_file: pki.gateClient.cert, key_file: pki.gateClient.key });
+    expect((await get(g)).status).toBe(200);
+    expect(b.seen).toEqual(['CN=jitgate']);
+    const without = await gateTo(b.url, { ca_file: pki.backendCa.cert });
+    expect((await get(without)).status).toBe(502);
+  });
+
+  it('upstream.tls with an http:// url, or an unreadable file, stops startup naming the key', async () => {
+    expect((await startupError('http://127.0.0.1:9', (c) => (c.upstream.tls = { ca_file: pki.backendCa.cert }))).message).toMatch(/upstream\.tls: is only used with an https:\/\/ upstream\.url/);
+    expect((await startupError('https://127.0.0.1:9', (c) => (c.upstream.tls = { ca_file: join(pki.dir, 'missing.pem') }))).message).toMatch(/upstream\.tls\.ca_file: cannot read/);
+  });
+});
+
+describe('listener TLS config errors', () => {
+  it('require_client_cert without client_ca_file is a config error naming the key', async () => {
+    const err = await startupError('http://127.0.0.1:9', (c) => (c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, require_client_cert: true }));
+    expect(String(err)).toMatch(/listen\.tls\.require_client_cert: needs client_ca_file/);
+  });
+
+  it('a key that does not match the certificate stops startup naming listen.tls', async () => {
+    const bad = join(pki.dir, 'mismatch.key');
+    await writeFile(bad, readFileSync(pki.server2.key));
+    expect((await startupError('http://127.0.0.1:9', (c) => (c.listen.tls = { cert_file: pki.server.cert, key_file: bad }))).message).toMatch(/^listen\.tls: the certificate and key do not load/);
+  });
+});
+
+describe('jitgate check-config with TLS blocks', () => {
+  it('accepts loadable TLS blocks and names each unusable one', async () => {
+    const { checkConfig } = await import('../../../src/cli/check-config.ts');
+    const { dir, file, raw } = await writeGateConfig('https://127.0.0.1:9', (c) => {
+      c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert };
+      c.upstream.tls = { ca_file: pki.backendCa.cert, cert_file: pki.gateClient.cert, key_file: pki.gateClient.key };
+    });
+    dirs.push(dir);
+    expect(await checkConfig(validateConfig(raw, file), file)).toContain('proxy 127.0.0.1:0');
+    raw.listen.tls.key_file = pki.server2.key;
+    raw.admin.tls = { cert_file: join(pki.dir, 'missing.crt'), key_file: pki.server.key };
+    raw.upstream.tls.key_file = pki.workloadA.key;
+    const err = await checkConfig(validateConfig(raw, file), file).then(() => undefined, (e: Error) => e);
+    expect(String(err)).toMatch(/listen\.tls: the certificate and key do not load/);
+    expect(String(err)).toMatch(/admin\.tls\.cert_file: cannot read/);
+    expect(String(err)).toMatch(/upstream\.tls: the certificate and key do not load/);
+  });
+});
+
+describe('jitgate serve with listen.tls', () => {
+  it('announces an https:// proxy URL and verifies client certificates as configured', async () => {
+    const { spawnGate } = await import('../../fixtures/servers.ts');
+    const { dir, file } = await writeGateConfig('http://127.0.0.1:9', (c) => {
+      c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert, require_client_cert: true };
+    });
+    dirs.push(dir);
+    const gate = await spawnGate(file);
+    try {
+      expect(gate.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const port = Number(new URL(gate.url).port);
+      const r = await tlsCall(port, '/orders/42', { ca: pki.ca, client: pki.workloadB });
+      expect([r.status, r.reason]).toEqual([401, 'missing_token']);
+      await expect(tlsCall(port, '/orders/42', { ca: pki.ca })).rejects.toThrow();
+    } finally {
+      gate.child.kill('SIGTERM');
+      await gate.exited;
+    }
+  });
+
+  it('with workers: 2, every worker checks the binding against its own connections', async () => {
+    const { spawnGate, startRecordingUpstream, tokenNow } = await import('../../fixtures/servers.ts');
+    const up = await startRecordingUpstream();
+    const { dir, file, keys } = await writeGateConfig(up.url, (c) => {
+      c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert };
+      c.workers = 2;
+    });
+    dirs.push(dir);
+    const gate = await spawnGate(file);
+    try {
+      expect(gate.url).toMatch(/^https:/);
+      const port = Number(new URL(gate.url).port);
+      const token = await tokenNow(keys, { cnf: { 'x5t#S256': pki.workloadA.x5t } });
+      const headers = { authorization: `Bearer ${token}` };
+      // Fresh connections each time, so both workers take some of them.
+      for (let i = 0; i < 6; i++) {
+        expect((await tlsCall(port, '/orders/42', { ca: pki.ca, client: pki.workloadA, headers })).status).toBe(200);
+        expect((await tlsCall(port, '/orders/42', { ca: pki.ca, client: pki.workloadB, headers })).reason).toBe('cert_binding_mismatch');
+      }
+      expect(up.requests.every((r) => r.headers['x-jit-client-cert-sha256'] === pki.workloadA.x5t)).toBe(true);
+      expect(up.requests).toHaveLength(6);
+    } finally {
+      gate.child.kill('SIGTERM');
+      await gate.exited;
+      await up.close();
+    }
+  });
+});
