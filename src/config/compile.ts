@@ -6,6 +6,8 @@ import { ConfigError } from '../errors.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { compileAddressList, EMPTY_ADDRESS_LIST } from '../core/address-list.ts';
 import { compilePattern } from '../core/path-pattern.ts';
+import { chooseVerifyMode } from '../core/verify-mode.ts';
+import { availableParallelism } from 'node:os';
 import { identityHeaderNames, normalizeTyp, type DpopPolicy, type GatePolicy, type IssuerPolicy, type PublicRoute } from '../core/policy.ts';
 import type { Config, IssuerConfig } from './schema.ts';
 
@@ -54,6 +56,7 @@ export function compilePolicy(config: Config, file: string, keysFor: (issuer: Is
     maxTokenBytes: config.headers.max_token_bytes,
     maxTargetLength: config.limits.max_target_length,
     dpop,
+    verifyMode: chooseVerifyMode(availableParallelism(), config.workers),
   });
 }
 

@@ -6,6 +6,7 @@
  */
 import { DpopReplayCache, type ReplayGuard } from '../cache/dpop-replay.ts';
 import type { VerifiedTokenCache } from '../cache/verified-tokens.ts';
+import { BadSignatureCache } from '../cache/bad-signatures.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
 import type { Clock } from './clock.ts';
 import { checkTime } from './claims.ts';
@@ -17,7 +18,7 @@ import { matchPattern } from './path-pattern.ts';
 import type { GatePolicy } from './policy.ts';
 import { requestOrigin } from './htu.ts';
 import { parseTarget } from './request-target.ts';
-import { accessTokenHash, verifyToken, type VerifyOutcome } from './token.ts';
+import { accessTokenHash, verifyToken, type VerifyOptions, type VerifyOutcome } from './token.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
 export interface DeciderDeps {
@@ -70,6 +71,9 @@ export function dpopSchemeToken(header: string): string | undefined {
   return header.slice(5).trim();
 }
 
+/** Forged tokens remembered: at most this many × max_token_bytes (8 KiB by default → 8 MiB). */
+const BAD_SIGNATURE_ENTRIES = 1024;
+
 export class Decider {
   readonly #policy: GatePolicy;
   readonly #clock: Clock;
@@ -78,6 +82,8 @@ export class Decider {
   readonly #dpop: DpopVerifier | undefined;
   /** Some issuer refuses unbound tokens: only then does an unbound token need the issuer lookup. */
   readonly #someRequireDpop: boolean;
+  /** Where a miss's signature check runs, and the forged tokens already refused (issue 20). */
+  readonly #verify: VerifyOptions;
 
   constructor(deps: DeciderDeps) {
     this.#policy = deps.policy;
@@ -96,6 +102,7 @@ export class Decider {
             maxTargetLength: deps.policy.maxTargetLength,
           });
     this.#someRequireDpop = [...deps.policy.issuers.values()].some((i) => i.requireDpop === true);
+    this.#verify = { mode: deps.policy.verifyMode ?? 'sync', badSignatures: new BadSignatureCache(BAD_SIGNATURE_ENTRIES) };
   }
 
   /** The DPoP proof verifier (undefined for a hand-built policy without `dpop`). */
@@ -170,7 +177,7 @@ export class Decider {
       this.#cache.set(token, outcome);
       return this.#decideVerified(outcome, token, dpopScheme, input, nowMs, path, query, segments);
     };
-    const outcome = verifyToken(token, this.#policy, nowMs);
+    const outcome = verifyToken(token, this.#policy, nowMs, this.#verify);
     return outcome instanceof Promise ? outcome.then(next) : next(outcome);
   }
 

@@ -6,6 +6,7 @@ import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import type { AddressList } from './address-list.ts';
 import type { GrantPolicy } from './grant.ts';
 import type { PathPattern } from './path-pattern.ts';
+import type { VerifyMode } from './verify-mode.ts';
 
 export interface IssuerPolicy {
   readonly issuer: string;
@@ -69,6 +70,8 @@ export interface GatePolicy {
   readonly maxTargetLength: number;
   /** Absent only in hand-built policies: DPoP-bound tokens are then refused (`dpop_unsupported`). */
   readonly dpop?: DpopPolicy;
+  /** Where a cache miss's signature check runs (verify-mode.ts); `sync` when absent. */
+  readonly verifyMode?: VerifyMode;
 }
 
 /** RFC 8725 §3.11: compare media types case-insensitively, `application/` prefix optional. */
