@@ -22,6 +22,8 @@ export interface Tokens {
   readonly badSignature: string;
   /** Distinct tokens (distinct jti/sub), same grant, for the verification scenarios. */
   readonly rotating: readonly string[];
+  /** The rotating tokens with a corrupted signature each: forged tokens never seen before (issue 20). */
+  readonly forgedRotating: readonly string[];
 }
 
 export interface Fixtures {
@@ -64,7 +66,7 @@ export async function makeFixtures(opts: { alg: string; rotating: number; ttlSec
     dir,
     alg: opts.alg,
     jwksPath: keys.jwksPath,
-    tokens: { hot, badSignature: corruptSignature(hot), rotating },
+    tokens: { hot, badSignature: corruptSignature(hot), rotating, forgedRotating: rotating.map(corruptSignature) },
   };
 }
 

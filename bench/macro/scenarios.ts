@@ -52,8 +52,7 @@ const MB = Buffer.alloc(1024 * 1024, 'Q');
 const small = (fx: Fixtures): RequestSpec => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.hot) });
 
 /** Connection i cycles through its own slice of the rotating tokens, so the whole set is in play at once. */
-function rotating(fx: Fixtures, connections: number, i: number): RequestSpec[] {
-  const all = fx.tokens.rotating;
+function rotating(fx: Fixtures, connections: number, i: number, all: readonly string[] = fx.tokens.rotating): RequestSpec[] {
   const per = Math.max(1, Math.floor(all.length / connections));
   const from = (i * per) % all.length;
   return all.slice(from, from + per).map((t) => ({ method: 'GET', path: '/orders/small', headers: bearer(t) }));
@@ -112,7 +111,8 @@ export function allScenarios(): Scenario[] {
     { id: 'allow-10k-verify', title: 'jitgate allow, 10,000 tokens rotating, cache 1,000 (verify each)', kind: 'http', server: 'gate', variant: 'verify', quick: true, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200, expectCache: 'misses' },
     // Right after the verifying row and on the same gate (a bad signature is never cached): the two
     // are compared by CPU per request, which drifts by ±30 % between rows run a minute apart.
-    { id: 'deny-401-bad-signature', title: 'jitgate 401 bad signature (verified every time)', kind: 'http', server: 'gate', variant: 'verify', quick: true, request: (fx) => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.badSignature) }), expectStatus: 401, expectReason: 'bad_signature', expectCache: 'misses' },
+    { id: 'deny-401-bad-signature', title: 'jitgate 401 one forged token replayed (verified once, then refused from memory)', kind: 'http', server: 'gate', variant: 'verify', quick: true, request: (fx) => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.badSignature) }), expectStatus: 401, expectReason: 'bad_signature', expectCache: 'misses' },
+    { id: 'deny-401-forged-10k', title: 'jitgate 401, 10,000 forged tokens rotating (each verified: first time seen)', kind: 'http', server: 'gate', variant: 'verify', quick: false, request: (fx) => (i) => rotating(fx, load.connections, i, fx.tokens.forgedRotating), expectStatus: 401, expectReason: 'bad_signature', expectCache: 'misses' },
     { id: 'verify-raw', title: 'node:crypto verify, same alg, 1 core (no HTTP)', kind: 'crypto', server: 'none', quick: true, expectStatus: 0 },
     { id: 'allow-revoked-1m', title: 'jitgate allow, 1,000,000 revocation entries loaded', kind: 'http', server: 'gate', variant: 'revoked-1m', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'soak', title: 'soak: mixed traffic (80% hot, 10% verify, 5% 403, 5% 401)', kind: 'soak', server: 'gate', variant: 'soak', quick: true, request: (fx) => (i) => soakMix(fx, i), expectStatus: [200, 403, 401] },

@@ -111,6 +111,18 @@ export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | und
   cheaper('deny-403', 'allow-hot');
   cheaper('deny-401-malformed', 'allow-hot');
   cheaper('deny-401-bad-signature', 'allow-10k-verify');
+  cheaper('deny-401-forged-10k', 'allow-10k-verify');
+  // Issue 20: a forged token seen before costs about what a 403 on a cached token costs.
+  const replay = rows.get('deny-401-bad-signature');
+  const d403 = rows.get('deny-403');
+  if (replay && d403) {
+    const ratio = replay.rps.mean / d403.rps.mean;
+    out.push({
+      name: '401 for a forged token seen before vs the 403 path (issue 20)',
+      met: ratio >= 0.9,
+      detail: `${f0(replay.rps.mean)} vs ${f0(d403.rps.mean)} req/s = ${ratio.toFixed(3)} × (target ≥ 0.9); server CPU ${replay.serverCpuUsPerReq?.toFixed(1) ?? '?'} vs ${d403.serverCpuUsPerReq?.toFixed(1) ?? '?'} µs/req`,
+    });
+  }
 
   if (soak && typeof soak.startMB === 'number' && typeof soak.endMB === 'number') {
     const settled = typeof soak.settledMB === 'number' ? soak.settledMB : soak.startMB;
