@@ -83,7 +83,7 @@ class Unary implements UnaryReply {
     const s = this.#stream;
     if (s.destroyed || s.headersSent) return;
     s.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-    s.once('wantTrailers', sendOkTrailers);
+    s.on('wantTrailers', sendOkTrailers); // fires once per stream; `on` spares once()'s wrapper
     s.end(framedOf(message));
   }
 
@@ -91,6 +91,10 @@ class Unary implements UnaryReply {
     if (this.done) return;
     this.#finish();
     trailersOnly(this.#stream, code, message);
+  }
+
+  onClose(listener: () => void): void {
+    this.#stream.on('close', listener);
   }
 
   #finish(): void {
@@ -191,13 +195,9 @@ export class GrpcH2Server {
       if (!reader.partial) give(message);
     };
     stream.on('data', onData);
-    stream.once('end', () => {
+    stream.on('end', () => {
       // No whole message before END_STREAM; a complete one is already with the route.
       if (!reply.done && message === undefined) give('truncated');
-    });
-    stream.once('close', () => {
-      reply.done = true;
-      if (reply.timer !== undefined) clearTimeout(reply.timer);
     });
   }
 
@@ -246,4 +246,9 @@ function armDeadline(reply: Unary, deadline: number | undefined): void {
   if (deadline === undefined || reply.timer !== undefined || reply.done) return;
   reply.timer = setTimeout(() => reply.error(GRPC_STATUS.DEADLINE_EXCEEDED, 'deadline exceeded'), Math.max(0, deadline - Date.now()));
   reply.timer.unref();
+  // Only a call waiting on a timer needs to hear that the client went away.
+  reply.onClose(() => {
+    reply.done = true;
+    clearTimeout(reply.timer);
+  });
 }
