@@ -207,19 +207,22 @@ describe('our JWS verifier against jose', () => {
     expect(stats.accepted - before).toBe(tokens.length);
   });
 
-  it('generated claims under every alg: same accept/reject, same claims', async () => {
+  // Four seeded slices of 1,000 generated claim sets each (one test each, so a busy box never
+  // pushes one test past its timeout).
+  it.each([20, 21, 22, 23])('generated claims under every alg (seed %i): same accept/reject, same claims', async (seed) => {
     const tokens: string[] = [];
-    const samples = fc.sample(claimsArbitrary(), { numRuns: 4000, seed: 20 });
+    const samples = fc.sample(claimsArbitrary(), { numRuns: 1000, seed });
     const ks = signingKeys();
     samples.forEach((c, i) => {
       const key = ks[i % ks.length]!;
-      // RSA signing costs ~1 ms: every third RSA sample is signed, the others take an EC/Ed key.
-      const k = key.publicJwk.kty === 'RSA' && i % 3 !== 0 ? keys.es256 : key;
+      // RSA signing costs ~1 ms (far more on a busy box): one RSA sample in ten is signed with its
+      // RSA key, the others with the EC/Ed keys in turn.
+      const k = key.publicJwk.kty === 'RSA' && i % 10 !== 0 ? ks[(i >> 3) % 3 === 0 ? 0 : (i >> 3) % 3 === 1 ? 4 : 5]! : key;
       tokens.push(signBytes(k, JSON.stringify(header(k)), JSON.stringify(c)));
     });
     const before = stats.accepted;
     await compareAll(tokens);
-    expect(stats.accepted - before).toBeGreaterThan(100);
+    expect(stats.accepted - before).toBeGreaterThan(25);
   });
 
   it('damaged tokens (bit flips, trailing bits, padding, whitespace, truncation, swaps): same verdicts', async () => {
