@@ -27,6 +27,8 @@ export interface Tokens {
   readonly statusHot?: string;
   /** Distinct tokens pointing at indexes 1..n of the bench list (all VALID), for the cold status-list row. */
   readonly statusRotating?: readonly string[];
+  /** The rotating tokens with a corrupted signature each: forged tokens never seen before (issue 20). */
+  readonly forgedRotating: readonly string[];
 }
 
 /** Where the status-list rows' list lives (bench/macro/status-list-server.ts). */
@@ -79,7 +81,7 @@ export async function makeFixtures(opts: { alg: string; rotating: number; ttlSec
   }
   const privateKeyPath = (await generateDevKeys(join(dir, 'audit-key'), { alg: 'EdDSA' })).privatePath;
   const sl = opts.statusList;
-  if (sl === undefined) return { dir, alg: opts.alg, jwksPath: keys.jwksPath, privateKeyPath, tokens: { hot, badSignature: corruptSignature(hot), rotating } };
+  if (sl === undefined) return { dir, alg: opts.alg, jwksPath: keys.jwksPath, privateKeyPath, tokens: { hot, badSignature: corruptSignature(hot), rotating, forgedRotating: rotating.map(corruptSignature) } };
   // The same grant and subject as `hot`, so the two hot rows differ only by the status claim.
   const statusHot = await mint(-1, { uri: sl.uri, idx: 0 });
   const statusRotating: string[] = [];
@@ -92,7 +94,7 @@ export async function makeFixtures(opts: { alg: string; rotating: number; ttlSec
     alg: opts.alg,
     jwksPath: keys.jwksPath,
     privateKeyPath,
-    tokens: { hot, badSignature: corruptSignature(hot), rotating, statusHot, statusRotating },
+    tokens: { hot, badSignature: corruptSignature(hot), rotating, forgedRotating: rotating.map(corruptSignature), statusHot, statusRotating },
     statusList: { ...sl, jwt },
   };
 }

@@ -6,8 +6,14 @@
  * answer is compared byte for byte with the pre-flight answer, whose decoded `status.code` must be
  * the expected one, so a misconfigured run cannot report fake speed.
  *
+ * Two clients (`client` in the job, `--grpc-client` of run.ts): `h2` (default) is node:http2 with
+ * the request framed once — close to what Envoy's C++ client costs, so the row measures the
+ * server; `grpc-js` is a grpc-js channel, whose own per-call cost on this 2-core box shares the
+ * cores with the server under test (the client used before issue 20).
+ *
  *   node bench/macro/grpc-load.ts '<json job>'   → one JSON line on stdout
  */
+import { connect } from 'node:http2';
 import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 import { LOADER_OPTIONS } from '../../src/transports/ext-authz/protos.ts';
 import { rawCheckClient } from '../../test/fixtures/grpc-raw.ts';
@@ -22,6 +28,7 @@ interface Job {
   readonly concurrency: number;
   readonly durationSec: number;
   readonly warmupSec: number;
+  readonly client?: 'h2' | 'grpc-js';
 }
 
 const job = JSON.parse(process.argv[2]!) as Job;
@@ -43,11 +50,32 @@ const request = check.requestSerialize({
   },
 });
 
-const client = rawCheckClient(job.port);
+const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), request]);
+framed.writeUInt32BE(request.length, 1);
+const H2_HEADERS = { ':method': 'POST', ':path': '/envoy.service.auth.v3.Authorization/Check', 'content-type': 'application/grpc', te: 'trailers' };
+
+const grpcJs = job.client === 'grpc-js' ? rawCheckClient(job.port) : undefined;
+const session = job.client === 'grpc-js' ? undefined : connect(`http://127.0.0.1:${job.port}`);
+session?.on('error', () => {});
 
 function call(): Promise<Buffer | Error> {
-  return new Promise((resolve) => client.Check(request, (err, res) => resolve(err ?? res)));
+  if (grpcJs !== undefined) return new Promise((resolve) => grpcJs.Check(request, (err, res) => resolve(err ?? res)));
+  return new Promise((resolve) => {
+    const req = session!.request(H2_HEADERS);
+    const chunks: Buffer[] = [];
+    let status: unknown;
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('trailers', (t) => (status = t['grpc-status']));
+    req.on('error', (e) => resolve(e));
+    req.on('end', () => {
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      resolve(status === '0' && body.length >= 5 ? body.subarray(5) : new Error(`grpc-status ${String(status)}`));
+    });
+    req.end(framed);
+  });
 }
+
+const client = { close: (): void => (grpcJs === undefined ? void session!.close() : grpcJs.close()) };
 
 const first = await call();
 if (first instanceof Error) throw first;

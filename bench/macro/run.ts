@@ -53,6 +53,7 @@ const { values: a } = parseArgs({
     perf: { type: 'boolean', default: false },
     pin: { type: 'boolean', default: false },
     jitgate: { type: 'string' },
+    'grpc-client': { type: 'string', default: 'h2' },
     'no-write': { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -454,7 +455,7 @@ async function grpcLoad(port: number, fixtures: Fixtures, s: Scenario, start: ()
   let started: Promise<void> = Promise.resolve();
   const res = await runChild<LoadResult>(
     'grpc-load.ts',
-    { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fixtures.tokens.hot}`, expectCode: s.expectStatus as number, concurrency: connections, durationSec: duration, warmupSec: warmup },
+    { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fixtures.tokens.hot}`, expectCode: s.expectStatus as number, concurrency: connections, durationSec: duration, warmupSec: warmup, client: a['grpc-client'] === 'grpc-js' ? 'grpc-js' : 'h2' },
     (l) => {
       if (l.includes('"phase":"measure"')) started = start();
     },

@@ -4,7 +4,9 @@
  *   - jose `compactVerify`, 50 in flight (what jitgate calls on a miss),
  *   - WebCrypto `subtle.verify`, 50 in flight (what jose calls),
  *   - node:crypto `verify` with a callback, 50 in flight (the same job, without WebCrypto's JS layer),
- *   - node:crypto `verify`, synchronous (all of it on the event loop).
+ *   - node:crypto `verify`, synchronous (all of it on the event loop),
+ *   - jitgate's own miss path, verifyToken (parse once + node:crypto + claims + grants), in its
+ *     `sync` and `pool` forms (src/core/verify-mode.ts), on a full grant token.
  * Columns: verifies/s, event-loop-thread CPU per verify, whole-process CPU per verify.
  *
  * Run: node bench/micro/verify-cost.ts [--seconds 2] [--rounds 2]
@@ -14,6 +16,11 @@
 import { generateKeyPairSync, verify, webcrypto } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { CompactSign, compactVerify } from 'jose';
+import { identityHeaderNames, type GatePolicy } from '../../src/core/policy.ts';
+import { verifyToken } from '../../src/core/token.ts';
+import { importJwks } from '../../src/keys/key-set.ts';
+import { makeKey } from '../../test/fixtures/keys.ts';
+import { AUDIENCE, ISSUER_A, LOCATION, NOW, sign } from '../../test/fixtures/tokens.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' }, rounds: { type: 'string', default: '2' } } });
 const seconds = Number(values.seconds);
@@ -26,6 +33,35 @@ const data = Buffer.from(token.slice(0, dot));
 const signature = Buffer.from(token.slice(dot + 1), 'base64url');
 const cryptoKey = await webcrypto.subtle.importKey('jwk', publicKey.export({ format: 'jwk' }), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
 const p1363 = { key: publicKey, dsaEncoding: 'ieee-p1363' } as const;
+
+// A gate policy with one ES256 issuer key, and a full grant token for it.
+const gateKey = await makeKey('ES256', 'bench');
+const { set } = await importJwks({ keys: [gateKey.publicJwk] }, ['ES256']);
+const policy: GatePolicy = {
+  issuers: new Map([
+    [
+      ISSUER_A,
+      {
+        issuer: ISSUER_A,
+        algorithms: new Set(['ES256']),
+        maxTtlSec: 900,
+        toleranceSec: 5,
+        typ: 'jit+jwt',
+        keys: { issuer: ISSUER_A, state: () => 'ready', resolve: (kid, alg) => set.entryFor(kid, alg), has: (e) => set.has(e), size: 1, start: async () => {}, stop: () => {} },
+      },
+    ],
+  ]),
+  audience: AUDIENCE,
+  grant: { type: 'jit_grant', actions: new Map(), location: LOCATION },
+  publicRoutes: [],
+  identity: identityHeaderNames('x-jit-'),
+  identityPrefix: 'x-jit-',
+  methodOverride: 'reject',
+  maxTokenBytes: 8192,
+  maxTargetLength: 8192,
+};
+const grantToken = await sign(gateKey);
+const ours = (mode: 'sync' | 'pool') => async (): Promise<boolean> => typeof (await verifyToken(grantToken, policy, NOW * 1000, { mode, badSignatures: undefined })) === 'object';
 
 async function measure(name: string, inFlight: number, once: () => unknown): Promise<void> {
   if ((await once()) === false) throw new Error(`${name}: the sample token does not verify`);
@@ -56,4 +92,7 @@ for (let r = 0; r < Number(values.rounds); r++) {
   await measure('subtle.verify, 50 in flight', 50, () => webcrypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, cryptoKey, signature, data));
   await measure('crypto.verify callback, 50 in flight', 50, () => new Promise((resolve, reject) => verify('sha256', data, p1363, signature, (e, ok) => (e ? reject(e) : resolve(ok)))));
   await measure('crypto.verify sync', 1, () => verify('sha256', data, p1363, signature));
+  await measure('jitgate verifyToken, sync', 1, ours('sync'));
+  await measure('jitgate verifyToken, pool, 50 in flight', 50, ours('pool'));
+  await measure('jitgate verifyToken, pool, 1 in flight', 1, ours('pool'));
 }

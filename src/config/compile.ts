@@ -7,6 +7,8 @@ import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import type { StatusListLookup } from '../core/status-list.ts';
 import { compileAddressList, EMPTY_ADDRESS_LIST } from '../core/address-list.ts';
 import { compilePattern } from '../core/path-pattern.ts';
+import { chooseVerifyMode } from '../core/verify-mode.ts';
+import { availableParallelism } from 'node:os';
 import { identityHeaderNames, normalizeTyp, type DpopPolicy, type GatePolicy, type IssuerPolicy, type PublicRoute } from '../core/policy.ts';
 import type { Config, IssuerConfig } from './schema.ts';
 
@@ -65,6 +67,7 @@ export function compilePolicy(
     allowDotLikeSegments: config.limits.allow_dot_like_segments,
     dpop,
     spiffeSubject: config.service.spiffe_subject,
+    verifyMode: chooseVerifyMode(availableParallelism(), config.workers),
   });
 }
 

@@ -6,6 +6,7 @@
  */
 import { DpopReplayCache, type ReplayGuard } from '../cache/dpop-replay.ts';
 import type { VerifiedTokenCache } from '../cache/verified-tokens.ts';
+import { BadSignatureCache } from '../cache/bad-signatures.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
 import { checkCertBinding, type CertRules, type ClientCert } from './cert-binding.ts';
 import type { Clock } from './clock.ts';
@@ -19,7 +20,7 @@ import type { GatePolicy } from './policy.ts';
 import { requestOrigin } from './htu.ts';
 import { parseTarget } from './request-target.ts';
 import { statusDecision } from './status-list.ts';
-import { accessTokenHash, verifyToken, type VerifyOutcome } from './token.ts';
+import { accessTokenHash, verifyToken, type VerifyOptions, type VerifyOutcome } from './token.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
 export interface DeciderDeps {
@@ -72,6 +73,9 @@ export function dpopSchemeToken(header: string): string | undefined {
   return header.slice(5).trim();
 }
 
+/** Forged tokens remembered: at most this many × max_token_bytes (8 KiB by default → 8 MiB). */
+const BAD_SIGNATURE_ENTRIES = 1024;
+
 export class Decider {
   readonly #policy: GatePolicy;
   readonly #clock: Clock;
@@ -82,6 +86,8 @@ export class Decider {
   readonly #someRequireDpop: boolean;
   /** Certificate rules per issuer (SPEC §11), built once; empty when no issuer or service asks for any. */
   readonly #certRules: ReadonlyMap<string, CertRules>;
+  /** Where a miss's signature check runs, and the forged tokens already refused (issue 20). */
+  readonly #verify: VerifyOptions;
 
   constructor(deps: DeciderDeps) {
     this.#policy = deps.policy;
@@ -101,6 +107,7 @@ export class Decider {
           });
     this.#someRequireDpop = [...deps.policy.issuers.values()].some((i) => i.requireDpop === true);
     this.#certRules = certRulesOf(deps.policy);
+    this.#verify = { mode: deps.policy.verifyMode ?? 'sync', badSignatures: new BadSignatureCache(BAD_SIGNATURE_ENTRIES) };
   }
 
   /** The DPoP proof verifier (undefined for a hand-built policy without `dpop`). */
@@ -177,7 +184,7 @@ export class Decider {
       this.#cache.set(token, outcome);
       return this.#decideVerified(outcome, token, dpopScheme, input, nowMs, path, query, segments);
     };
-    const outcome = verifyToken(token, this.#policy, nowMs);
+    const outcome = verifyToken(token, this.#policy, nowMs, this.#verify);
     return outcome instanceof Promise ? outcome.then(next) : next(outcome);
   }
 

@@ -7,6 +7,7 @@ import type { AddressList } from './address-list.ts';
 import type { GrantPolicy } from './grant.ts';
 import type { PathPattern } from './path-pattern.ts';
 import type { StatusListLookup } from './status-ref.ts';
+import type { VerifyMode } from './verify-mode.ts';
 
 export interface IssuerPolicy {
   readonly issuer: string;
@@ -76,6 +77,8 @@ export interface GatePolicy {
   readonly dpop?: DpopPolicy;
   /** `service.spiffe_subject`: the client certificate's SPIFFE ID must equal `sub` (SPEC §11). */
   readonly spiffeSubject?: boolean;
+  /** Where a cache miss's signature check runs (verify-mode.ts); `sync` when absent. */
+  readonly verifyMode?: VerifyMode;
 }
 
 /** RFC 8725 §3.11: compare media types case-insensitively, `application/` prefix optional. */

@@ -1,62 +1,49 @@
 /**
  * First-time verification of a grant token (the cache-miss path). Cheap structural checks come
- * before any crypto, so garbage costs almost nothing; jose does all JWS parsing and signature
- * work, and its throws are caught here and only here, turned into reasons.
+ * before any crypto, so garbage costs almost nothing. The token is decoded once (jws-compact.ts)
+ * and its signature checked by node:crypto (jws-signature.ts), synchronously or on the thread
+ * pool (verify-mode.ts); jose stays the oracle both are tested against
+ * (test/core/jws-differential.test.ts) and imports the keys.
  */
 import { createHash } from 'node:crypto';
-import { compactVerify, decodeJwt, decodeProtectedHeader, errors, type JWSHeaderParameters, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+import type { BadSignatureCache } from '../cache/bad-signatures.ts';
+import type { KeyEntry } from '../keys/key-set.ts';
 import { checkClaims, checkTime } from './claims.ts';
 import type { DenyReason } from './decision.ts';
 import { compileGrants } from './grant.ts';
-import { hasDuplicateKeys, segmentText } from './json-duplicates.ts';
+import { parseCompactJws } from './jws-compact.ts';
+import { signatureParams, verifyPooled, verifySync } from './jws-signature.ts';
 import type { GatePolicy, IssuerPolicy } from './policy.ts';
 import { normalizeTyp } from './policy.ts';
 import { checkStatusClaim } from './status-list.ts';
 import type { VerifiedToken } from './verified-token.ts';
+import type { VerifyMode } from './verify-mode.ts';
+
+export { looksLikeCompactJws } from './jws-compact.ts';
 
 export type VerifyOutcome = VerifiedToken | DenyReason | 'keys_unavailable' | 'keys_stale';
 
-/** Three non-empty base64url parts: anything else is refused before jose sees it. */
-export function looksLikeCompactJws(token: string): boolean {
-  let dots = 0;
-  let partLen = 0;
-  for (let i = 0; i < token.length; i++) {
-    const c = token.charCodeAt(i);
-    if (c === 0x2e) {
-      if (partLen === 0) return false;
-      dots++;
-      partLen = 0;
-      continue;
-    }
-    // A-Z a-z 0-9 - _
-    if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f)) return false;
-    partLen++;
-  }
-  return dots === 2 && partLen > 0;
+/** How a miss is verified: where the signature check runs, and the memory of forged tokens. */
+export interface VerifyOptions {
+  readonly mode: VerifyMode;
+  readonly badSignatures: BadSignatureCache | undefined;
 }
 
-/**
- * Synchronous for every refusal that needs no key material (malformed, unknown issuer, alg, typ,
- * keys not ready, unknown kid of a file-backed issuer), so attack traffic costs no promise; the
- * signature check (and a remote issuer's unknown-kid refetch) returns a promise.
- */
-export function verifyToken(token: string, policy: GatePolicy, nowMs: number): VerifyOutcome | Promise<VerifyOutcome> {
-  if (token.length > policy.maxTokenBytes) return 'token_too_large';
-  if (!looksLikeCompactJws(token)) return 'malformed_token';
+const DEFAULT_OPTIONS: VerifyOptions = { mode: 'sync', badSignatures: undefined };
 
-  let header: JWSHeaderParameters;
-  let payload: JWTPayload;
-  try {
-    header = decodeProtectedHeader(token) as JWSHeaderParameters;
-    payload = decodeJwt(token);
-  } catch {
-    return 'malformed_token';
-  }
-  const dot1 = token.indexOf('.');
-  const dot2 = token.indexOf('.', dot1 + 1);
-  if (hasDuplicateKeys(segmentText(token.slice(0, dot1)), header) || hasDuplicateKeys(segmentText(token.slice(dot1 + 1, dot2)), payload)) {
-    return 'malformed_token';
-  }
+/**
+ * Synchronous for every refusal and, in `sync` mode, for the signature check too; in `pool` mode
+ * the signature check (and a remote issuer's unknown-kid refetch) returns a promise.
+ */
+export function verifyToken(token: string, policy: GatePolicy, nowMs: number, options: VerifyOptions = DEFAULT_OPTIONS): VerifyOutcome | Promise<VerifyOutcome> {
+  if (token.length > policy.maxTokenBytes) return 'token_too_large';
+  // A forged token seen before: refused for the cost of a lookup.
+  if (options.badSignatures?.has(token)) return 'bad_signature';
+
+  const jws = parseCompactJws(token);
+  if (jws === undefined) return 'malformed_token';
+  const { header, payload } = jws;
 
   const alg = header.alg;
   if (typeof alg !== 'string') return 'malformed_token';
@@ -73,23 +60,44 @@ export function verifyToken(token: string, policy: GatePolicy, nowMs: number): V
   if (keyState === 'loading') return 'keys_unavailable';
   if (keyState === 'stale') return 'keys_stale';
 
-  const entry = issuer.keys.resolve(header.kid, alg);
-  if (entry instanceof Promise) return entry.then((e) => verifyWith(e, token, alg, payload, issuer, policy, nowMs));
-  return verifyWith(entry, token, alg, payload, issuer, policy, nowMs);
+  const entry = issuer.keys.resolve(header.kid as string | undefined, alg);
+  if (entry instanceof Promise) return entry.then((e) => verifyWith(e, token, jws.dot2, alg, payload, issuer, policy, nowMs, options));
+  return verifyWith(entry, token, jws.dot2, alg, payload, issuer, policy, nowMs, options);
 }
 
 function verifyWith(
-  entry: VerifiedToken['key'] | undefined,
+  entry: KeyEntry | undefined,
   token: string,
+  dot2: number,
   alg: string,
-  payload: JWTPayload,
+  payload: Readonly<Record<string, unknown>>,
   issuer: IssuerPolicy,
   policy: GatePolicy,
   nowMs: number,
+  options: VerifyOptions,
 ): VerifyOutcome | Promise<VerifyOutcome> {
   const key = entry?.keys.get(alg);
   if (entry === undefined || key === undefined) return 'unknown_key';
-  return compactVerify(token, key, { algorithms: [alg] }).then(() => checkVerified(token, payload, issuer, policy, nowMs, entry), joseReason);
+  const params = signatureParams(key, alg);
+  if (params === null) return 'unknown_key';
+  // jose refuses RSA keys under 2048 bits when verifying (a TypeError, which was malformed_token).
+  if (params.unusable) return 'malformed_token';
+  const signature = Buffer.from(token.slice(dot2 + 1), 'base64url');
+  if (signature.length !== params.length) return badSignature(token, issuer, entry, options);
+  if (options.mode === 'sync') {
+    if (!verifySync(params, token, dot2, signature)) return badSignature(token, issuer, entry, options);
+    return checkVerified(token, payload, issuer, policy, nowMs, entry);
+  }
+  return new Promise((resolve) => {
+    verifyPooled(params, token, dot2, signature, (ok) => {
+      resolve(ok ? checkVerified(token, payload, issuer, policy, nowMs, entry) : badSignature(token, issuer, entry, options));
+    });
+  });
+}
+
+function badSignature(token: string, issuer: IssuerPolicy, entry: KeyEntry, options: VerifyOptions): 'bad_signature' {
+  options.badSignatures?.add(token, issuer.keys, entry);
+  return 'bad_signature';
 }
 
 /** RFC 9449 §4.2 `ath`: base64url of the SHA-256 of the access token's ASCII text. */
@@ -99,13 +107,13 @@ export function accessTokenHash(token: string): string {
 
 function checkVerified(
   token: string,
-  payload: JWTPayload,
+  payload: Readonly<Record<string, unknown>>,
   issuer: IssuerPolicy,
   policy: GatePolicy,
   nowMs: number,
-  key: VerifiedToken['key'],
+  key: KeyEntry,
 ): VerifyOutcome {
-  const claims = checkClaims(payload, issuer, policy.audience);
+  const claims = checkClaims(payload as JWTPayload, issuer, policy.audience);
   if (typeof claims === 'string') return claims;
   const late = checkTime(claims, nowMs / 1000, issuer.toleranceSec);
   if (late !== undefined) return late;
@@ -149,12 +157,4 @@ function checkVerified(
     key,
     status,
   });
-}
-
-/** The one place jose's exceptions become reasons. */
-function joseReason(err: unknown): DenyReason {
-  if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad_signature';
-  if (err instanceof errors.JOSEAlgNotAllowed) return 'alg_not_allowed';
-  if (err instanceof errors.JOSENotSupported) return 'unsupported_crit';
-  return 'malformed_token';
 }

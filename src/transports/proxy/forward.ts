@@ -184,6 +184,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   #status = 0;
   #finished = false;
   #clientGone = false;
+  /** A 'drain' listener is registered (the upstream is paused until the client catches up). */
+  #awaitingDrain = false;
 
   /** The request's options while one retry is left (idempotent, no body); undefined otherwise. */
   #retry: Dispatcher.DispatchOptions | undefined;
@@ -193,7 +195,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#res = res;
     this.#done = done;
     this.#retry = retry;
-    res.on('drain', () => this.#controller?.resume());
+    // 'drain' is listened for only when a write backs up (onResponseData): most responses never do,
+    // and a listener plus its closure per request was a visible share of the cached allow.
     res.on('close', () => {
       if (this.#finished || res.writableFinished) return;
       this.#clientGone = true;
@@ -222,7 +225,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#res.write(chunk)) controller.pause();
+    if (this.#res.write(chunk)) return;
+    controller.pause();
+    if (this.#awaitingDrain) return;
+    this.#awaitingDrain = true;
+    this.#res.once('drain', () => {
+      this.#awaitingDrain = false;
+      this.#controller?.resume();
+    });
   }
 
   onResponseEnd(): void {

@@ -1,0 +1,92 @@
+/**
+ * Our parse of a compact JWS (RFC 7515 §7.1) on the cache-miss path, decoded once: the split, the
+ * base64url, the UTF-8 and the JSON of the header and the claims. jose remains the oracle:
+ * test/core/jws-differential.test.ts feeds the same tokens to this code and to jose and requires
+ * the same accept/reject and the same claims. Where this is stricter than jose it says so below
+ * (docs/fast-verify.md lists it); nowhere is it more lenient.
+ *
+ * What jose (6.x on Node 24, where `atob` decodes) accepts and we match:
+ *   - base64url without padding whose last chunk has 2 or 3 characters, non-zero trailing bits
+ *     included (atob ignores them, so does Buffer); a length ≡ 1 (mod 4) is refused.
+ *   - UTF-8 decoded fatally (invalid sequences refused), one leading BOM dropped (TextDecoder).
+ *   - header and claims: JSON.parse, and the result must be a plain object (not an array/null).
+ * Stricter than jose (refused here, accepted there):
+ *   - any character outside A–Z a–z 0–9 - _ in a segment: padding `=`, whitespace (atob skips it);
+ *   - a member named twice in the header or the claims (JSON.parse keeps the last; json-duplicates.ts);
+ *   - any `crit` header (jose knows `b64`; jitgate understands no extension) — decided by the caller.
+ */
+import { hasDuplicateKeys } from './json-duplicates.ts';
+
+export interface CompactJws {
+  readonly header: Readonly<Record<string, unknown>>;
+  readonly payload: Readonly<Record<string, unknown>>;
+  /** Index of the second dot: the signing input is token[0, dot2). */
+  readonly dot2: number;
+}
+
+/** Fatal UTF-8 with BOM stripping, exactly as jose decodes the header and the claims. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Positions of the two dots when the token is three non-empty base64url segments, else -1. */
+function splitCompact(token: string): number {
+  let dot1 = -1;
+  let dot2 = -1;
+  let partLen = 0;
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    if (c === 0x2e) {
+      if (partLen === 0 || dot2 !== -1) return -1;
+      if (dot1 === -1) dot1 = i;
+      else dot2 = i;
+      partLen = 0;
+      continue;
+    }
+    // A-Z a-z 0-9 - _
+    if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f)) return -1;
+    partLen++;
+  }
+  return dot2 !== -1 && partLen > 0 ? dot1 : -1;
+}
+
+/** Three non-empty base64url parts: anything else is refused before any decoding. */
+export function looksLikeCompactJws(token: string): boolean {
+  return splitCompact(token) !== -1;
+}
+
+/** atob refuses a last chunk of one character; Buffer would silently drop it. */
+function decodableLength(n: number): boolean {
+  return n % 4 !== 1;
+}
+
+/** A JSON object segment, or undefined (bad base64url length, bad UTF-8, bad JSON, not an object, duplicate members). */
+function jsonObject(token: string, start: number, end: number): Record<string, unknown> | undefined {
+  if (!decodableLength(end - start)) return undefined;
+  let text: string;
+  let value: unknown;
+  try {
+    text = utf8.decode(Buffer.from(token.slice(start, end), 'base64url'));
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  try {
+    if (hasDuplicateKeys(text, value)) return undefined;
+  } catch {
+    return undefined; // nesting deep enough to exhaust the stack: refuse, never throw
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The decoded header and claims, or undefined for anything malformed. */
+export function parseCompactJws(token: string): CompactJws | undefined {
+  const dot1 = splitCompact(token);
+  if (dot1 === -1) return undefined;
+  const dot2 = token.indexOf('.', dot1 + 1);
+  if (!decodableLength(token.length - dot2 - 1)) return undefined;
+  const header = jsonObject(token, 0, dot1);
+  if (header === undefined) return undefined;
+  const payload = jsonObject(token, dot1 + 1, dot2);
+  if (payload === undefined) return undefined;
+  return { header, payload, dot2 };
+}

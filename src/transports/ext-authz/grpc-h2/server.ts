@@ -1,0 +1,254 @@
+/**
+ * A minimal gRPC server on node:http2 (h2c), for the few methods jitgate serves. grpc-js bounded
+ * the ext_authz gRPC rate at ≈ 0.15× the HTTP service on the same cached token (issue 20): its
+ * per-call machinery (metadata objects, status builders, filters, timers) costs more than the
+ * decision. Here a call is: route by `:path`, collect the length-prefixed message, hand it to the
+ * route, answer with one DATA frame and `grpc-status` trailers.
+ *
+ * - Unary routes answer as soon as their one message is complete (Envoy sends it with END_STREAM).
+ * - Deadlines: `grpc-timeout` is honoured with DEADLINE_EXCEEDED, armed only when an answer is
+ *   not given in the tick its message completed (a cached Check never pays for a timer).
+ * - Unknown paths: UNIMPLEMENTED; not POST + application/grpc: HTTP 415 (PROTOCOL-HTTP2.md).
+ * - Bidi routes (server reflection) get a small duplex with grpc-js's `data`/`end`/`write`/`end()`.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { frame, MessageReader, parseGrpcTimeout, type ReadProblem } from './frames.ts';
+
+export const GRPC_STATUS = { OK: 0, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, INTERNAL: 13 } as const;
+
+/** One unary call: exactly one of `ok`/`error` takes effect; later calls (after a deadline) do nothing. */
+export interface UnaryReply {
+  ok(message: Buffer): void;
+  error(code: number, message: string): void;
+}
+
+export interface UnaryRoute {
+  readonly kind: 'unary';
+  /** The request message, or why it could not be read. Must answer through `reply`, now or later. */
+  handle(message: Buffer | ReadProblem, reply: UnaryReply, headers: IncomingHttpHeaders): void;
+}
+
+/** The duplex a grpc-js bidi handler expects, reduced to what reflection uses. */
+export interface BidiCall extends EventEmitter {
+  write(message: unknown): boolean;
+  end(): void;
+}
+
+export interface BidiRoute {
+  readonly kind: 'bidi';
+  readonly deserialize: (bytes: Buffer) => unknown;
+  readonly serialize: (value: unknown) => Buffer;
+  handle(call: BidiCall): void;
+}
+
+export type Route = UnaryRoute | BidiRoute;
+
+const RESPONSE_HEADERS = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' });
+const OK_TRAILERS = Object.freeze({ 'grpc-status': '0' });
+/** Framed copies of response messages that are sent again and again (precomputed denials, cached allows). */
+const framed = new WeakMap<Buffer, Buffer>();
+
+function framedOf(message: Buffer): Buffer {
+  let f = framed.get(message);
+  if (f === undefined) {
+    f = frame(message);
+    framed.set(message, f);
+  }
+  return f;
+}
+
+/** `grpc-message` is percent-encoded (PROTOCOL-HTTP2.md); ours are ASCII, but never trust that. */
+function grpcMessage(s: string): string {
+  return encodeURIComponent(s);
+}
+
+function trailersOnly(stream: ServerHttp2Stream, code: number, message: string): void {
+  if (stream.headersSent || stream.destroyed) return;
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': grpcMessage(message) }, { endStream: true });
+}
+
+class Unary implements UnaryReply {
+  readonly #stream: ServerHttp2Stream;
+  done = false;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(stream: ServerHttp2Stream) {
+    this.#stream = stream;
+  }
+
+  ok(message: Buffer): void {
+    if (this.done) return;
+    this.#finish();
+    const s = this.#stream;
+    if (s.destroyed || s.headersSent) return;
+    s.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    s.on('wantTrailers', sendOkTrailers); // fires once per stream; `on` spares once()'s wrapper
+    s.end(framedOf(message));
+  }
+
+  error(code: number, message: string): void {
+    if (this.done) return;
+    this.#finish();
+    trailersOnly(this.#stream, code, message);
+  }
+
+  onClose(listener: () => void): void {
+    this.#stream.on('close', listener);
+  }
+
+  #finish(): void {
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+}
+
+function sendOkTrailers(this: ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS);
+}
+
+export interface GrpcH2Options {
+  /** Largest request message read; a larger declared length is refused from its prefix. */
+  readonly maxMessageBytes: number;
+}
+
+export class GrpcH2Server {
+  readonly #routes = new Map<string, Route>();
+  readonly #server: Http2Server;
+  readonly #sessions = new Set<Http2Session>();
+  readonly #maxBytes: number;
+
+  constructor(opts: GrpcH2Options) {
+    this.#maxBytes = opts.maxMessageBytes;
+    this.#server = createServer({ maxSessionMemory: 64 });
+    this.#server.on('session', (session: Http2Session) => {
+      this.#sessions.add(session);
+      session.on('close', () => this.#sessions.delete(session));
+      session.on('error', () => {}); // a peer's protocol error ends its session, never the process
+    });
+    this.#server.on('stream', (stream, headers) => this.#onStream(stream, headers));
+  }
+
+  route(path: string, route: Route): void {
+    this.#routes.set(path, route);
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.#server.once('error', onError);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', onError);
+        const a = this.#server.address();
+        resolve(typeof a === 'object' && a !== null ? a.port : port);
+      });
+    });
+  }
+
+  /** GOAWAY to every client, then waits up to `graceMs` for calls in flight before cutting them. */
+  close(graceMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      for (const s of this.#sessions) s.close();
+      const timer = setTimeout(() => {
+        for (const s of this.#sessions) s.destroy();
+      }, graceMs);
+      timer.unref();
+      this.#server.once('close', () => clearTimeout(timer));
+    });
+  }
+
+  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', ignore); // a reset by the client; the call is simply gone
+    const ct = headers['content-type'];
+    if (headers[':method'] !== 'POST' || typeof ct !== 'string' || !ct.startsWith('application/grpc')) {
+      stream.respond({ ':status': 415 }, { endStream: true });
+      return;
+    }
+    const route = this.#routes.get(headers[':path'] ?? '');
+    if (route === undefined) {
+      trailersOnly(stream, GRPC_STATUS.UNIMPLEMENTED, `unknown method ${headers[':path'] ?? ''}`);
+      stream.resume();
+      return;
+    }
+    const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
+    if (route.kind === 'unary') this.#unary(stream, route, timeoutMs === undefined ? undefined : Date.now() + timeoutMs, headers);
+    else this.#bidi(stream, route);
+  }
+
+  #unary(stream: ServerHttp2Stream, route: UnaryRoute, deadline: number | undefined, headers: IncomingHttpHeaders): void {
+    const reader = new MessageReader(this.#maxBytes);
+    const reply = new Unary(stream);
+    let message: Buffer | undefined;
+    const give = (m: Buffer | ReadProblem): void => {
+      route.handle(m, reply, headers);
+      if (!reply.done) armDeadline(reply, deadline);
+    };
+    const onData = (chunk: Buffer): void => {
+      if (reply.done) return; // answered (or refused) already: the rest is read and dropped
+      const got = reader.push(chunk);
+      if (typeof got === 'string') return give(got);
+      if (got.length === 0) return armDeadline(reply, deadline);
+      if (message !== undefined || got.length > 1) return give('extra_message');
+      message = got[0]!;
+      // Unary: the message is complete, answer now rather than a tick later at END_STREAM.
+      if (!reader.partial) give(message);
+    };
+    stream.on('data', onData);
+    stream.on('end', () => {
+      // No whole message before END_STREAM; a complete one is already with the route.
+      if (!reply.done && message === undefined) give('truncated');
+    });
+  }
+
+  #bidi(stream: ServerHttp2Stream, route: BidiRoute): void {
+    const reader = new MessageReader(this.#maxBytes);
+    const call = new EventEmitter() as BidiCall;
+    let ended = false;
+    let trailers: Record<string, string> = OK_TRAILERS;
+    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    stream.once('wantTrailers', () => stream.sendTrailers(trailers));
+    call.write = (value: unknown): boolean => (ended || stream.destroyed ? false : stream.write(frame(route.serialize(value))));
+    call.end = (): void => {
+      if (ended) return;
+      ended = true;
+      if (!stream.destroyed) stream.end();
+    };
+    const fail = (message: string): void => {
+      trailers = { 'grpc-status': String(GRPC_STATUS.INTERNAL), 'grpc-message': grpcMessage(message) };
+      call.end();
+      stream.resume();
+    };
+    route.handle(call);
+    stream.on('data', (chunk: Buffer) => {
+      if (ended) return;
+      const got = reader.push(chunk);
+      if (typeof got === 'string') return fail(`unreadable request message (${got})`);
+      for (const m of got) {
+        let value: unknown;
+        try {
+          value = route.deserialize(m);
+        } catch {
+          return fail('undecodable request message');
+        }
+        call.emit('data', value);
+      }
+    });
+    stream.once('end', () => {
+      if (!ended) call.emit('end');
+    });
+  }
+}
+
+function ignore(): void {}
+
+function armDeadline(reply: Unary, deadline: number | undefined): void {
+  if (deadline === undefined || reply.timer !== undefined || reply.done) return;
+  reply.timer = setTimeout(() => reply.error(GRPC_STATUS.DEADLINE_EXCEEDED, 'deadline exceeded'), Math.max(0, deadline - Date.now()));
+  reply.timer.unref();
+  // Only a call waiting on a timer needs to hear that the client went away.
+  reply.onClose(() => {
+    reply.done = true;
+    clearTimeout(reply.timer);
+  });
+}

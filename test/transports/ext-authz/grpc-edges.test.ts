@@ -1,0 +1,162 @@
+/**
+ * The gRPC Check listener at its edges (issue 21 item 6, issue 20 item 3): a CheckRequest that is
+ * too large, undecodable, compressed, cut short or doubled is answered with an OK RPC carrying the
+ * 400 denial — never a gRPC error, which Envoy's failure_mode_allow would turn into an allow.
+ * Deadlines (`grpc-timeout`), unknown methods and non-gRPC requests get gRPC's own answers.
+ * grpc-js clients where they can express the case; a raw node:http2 client where they cannot.
+ */
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MAX_REQUEST_BYTES } from '../../../src/transports/ext-authz/grpc-service.ts';
+import { loadProtos } from '../../../src/transports/ext-authz/protos.ts';
+import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
+import { sign } from '../../fixtures/tokens.ts';
+import { checkRequest, GrpcClient, startHarness, type CheckResponseView, type Harness } from './helpers.ts';
+
+let keys: TestKeys;
+let h: Harness;
+let client: GrpcClient;
+let session: ClientHttp2Session;
+
+const authz = loadProtos().authorization as unknown as Record<string, { requestSerialize(v: object): Buffer; responseDeserialize(b: Buffer): CheckResponseView }>;
+const encode = (req: object): Buffer => authz.Check!.requestSerialize(req);
+const decode = (b: Buffer): CheckResponseView => authz.Check!.responseDeserialize(b);
+
+beforeAll(async () => {
+  keys = await makeTestKeys();
+  h = await startHarness(keys);
+  client = new GrpcClient(h.grpcPort);
+  session = connect(`http://127.0.0.1:${h.grpcPort}`);
+});
+afterAll(async () => {
+  session.close();
+  client.close();
+  await h.close();
+});
+
+interface RawAnswer {
+  readonly status: number;
+  readonly headers: Record<string, unknown>;
+  readonly trailers: Record<string, unknown>;
+  readonly body: Buffer;
+}
+
+/** One HTTP/2 request on the raw session; `chunks` are written as given, then END_STREAM. */
+function raw(path: string, chunks: Buffer[], headers: Record<string, string> = {}): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    let head: Record<string, unknown> = {};
+    let trailers: Record<string, unknown> = {};
+    const body: Buffer[] = [];
+    req.on('response', (hd) => (head = hd));
+    req.on('trailers', (t) => (trailers = t));
+    req.on('data', (c: Buffer) => body.push(c));
+    req.on('end', () => resolve({ status: Number(head[':status']), headers: head, trailers, body: Buffer.concat(body) }));
+    req.on('error', reject);
+    for (const c of chunks) req.write(c);
+    req.end();
+  });
+}
+
+function prefixed(message: Buffer, flag = 0, declared = message.length): Buffer {
+  const p = Buffer.alloc(5);
+  p[0] = flag;
+  p.writeUInt32BE(declared, 1);
+  return Buffer.concat([p, message]);
+}
+
+/** The CheckResponse in an answer's single length-prefixed message. */
+function checkResponseOf(a: RawAnswer): CheckResponseView {
+  expect(a.status).toBe(200);
+  expect(a.trailers['grpc-status']).toBe('0');
+  expect(a.body[0]).toBe(0);
+  expect(a.body.readUInt32BE(1)).toBe(a.body.length - 5);
+  return decode(a.body.subarray(5));
+}
+
+const CHECK = '/envoy.service.auth.v3.Authorization/Check';
+
+function expectRefused(r: CheckResponseView): void {
+  expect(r.status?.code).toBe(3);
+  expect(r.denied_response?.status?.code).toBe(400);
+  expect(JSON.parse(r.denied_response!.body)).toEqual({ error: 'invalid_request', reason: 'missing_attributes' });
+}
+
+describe('CheckRequests that cannot be read: an OK RPC with a 400 denial, never an RPC error', () => {
+  it(`over ${DEFAULT_MAX_REQUEST_BYTES} bytes (grpc-js client): refused from the length prefix; the channel keeps working`, async () => {
+    const big = checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}`, 'x-padding': 'a'.repeat(DEFAULT_MAX_REQUEST_BYTES) });
+    expectRefused(await client.check(big));
+    const ok = await client.check(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` }));
+    expect(ok.status?.code).toBe(0);
+    expect(h.logs.some((l) => String(l.msg).includes('larger than ext_authz.grpc.max_request_bytes'))).toBe(true);
+  });
+
+  it('a declared length over the limit is answered before the body arrives', async () => {
+    const a = await raw(CHECK, [prefixed(Buffer.alloc(16), 0, DEFAULT_MAX_REQUEST_BYTES + 1)]);
+    expectRefused(checkResponseOf(a));
+  });
+
+  it('undecodable bytes (a length-delimited field running past the end)', async () => {
+    expectRefused(checkResponseOf(await raw(CHECK, [prefixed(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]))])));
+    expectRefused(await client.checkBytes(Buffer.from([0x0a, 0x05, 0x0a, 0x03])));
+  });
+
+  it('a compressed message (jitgate accepts no grpc-encoding)', async () => {
+    const body = encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` }));
+    expectRefused(checkResponseOf(await raw(CHECK, [prefixed(body, 1)], { 'grpc-encoding': 'gzip' })));
+  });
+
+  it('a call that ends mid-message, or carries no message at all', async () => {
+    const body = encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` }));
+    expectRefused(checkResponseOf(await raw(CHECK, [prefixed(body).subarray(0, 40)])));
+    expectRefused(checkResponseOf(await raw(CHECK, [Buffer.from([0, 0])])));
+    expectRefused(checkResponseOf(await raw(CHECK, [])));
+  });
+
+  it('two messages in one unary call', async () => {
+    const body = encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` }));
+    expectRefused(checkResponseOf(await raw(CHECK, [Buffer.concat([prefixed(body), prefixed(body)])])));
+  });
+
+  it('a valid request split over many DATA frames is read whole and allowed', async () => {
+    const framed = prefixed(encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` })));
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < framed.length; i += 7) chunks.push(framed.subarray(i, i + 7));
+    const r = checkResponseOf(await raw(CHECK, chunks));
+    expect(r.status?.code).toBe(0);
+  });
+});
+
+describe('gRPC protocol answers', () => {
+  it('grpc-timeout: a decision still pending at the deadline gets DEADLINE_EXCEEDED, and the late decision is dropped', async () => {
+    const gate = h.gate as unknown as { decide: (i: unknown) => unknown };
+    const orig = gate.decide;
+    let release: (d: unknown) => void = () => {};
+    gate.decide = () => new Promise((resolve) => (release = resolve));
+    try {
+      const body = encode(checkRequest('GET', '/orders/42', { authorization: 'Bearer x.y.z' }));
+      const started = Date.now();
+      const a = await raw(CHECK, [prefixed(body)], { 'grpc-timeout': '150m' });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+      expect(a.status).toBe(200);
+      expect(a.headers['grpc-status']).toBe('4');
+      expect(a.body.length).toBe(0);
+      release(orig.call(h.gate, { method: 'GET', target: '/orders/42', authorization: undefined, authorizationCount: 0, dpop: undefined, dpopCount: 0, methodOverride: false }));
+    } finally {
+      gate.decide = orig;
+    }
+  });
+
+  it('a cached decision answers well within a short grpc-timeout', async () => {
+    const body = encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` }));
+    const a = await raw(CHECK, [prefixed(body)], { 'grpc-timeout': '5S' });
+    expect(checkResponseOf(a).status?.code).toBe(0);
+  });
+
+  it('an unknown method is UNIMPLEMENTED; a non-gRPC request is 415', async () => {
+    const a = await raw('/envoy.service.auth.v3.Authorization/Nope', [prefixed(Buffer.alloc(0))]);
+    expect(a.headers['grpc-status']).toBe('12');
+    const b = await raw(CHECK, [Buffer.from('{}')], { 'content-type': 'application/json' });
+    expect(b.status).toBe(415);
+  });
+});
