@@ -8,8 +8,8 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateDevKeys } from '../../src/cli/keys.ts';
-import { mintToken } from '../../src/cli/mint.ts';
+import { generateDevKeys } from '../../src/issuing/dev-keys.ts';
+import { mintToken } from '../../src/issuing/mint-token.ts';
 import { signStatusList } from '../../src/cli/status-list.ts';
 
 export const ISSUER = 'https://broker.bench.internal';

@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { calculateJwkThumbprint, CompactSign } from 'jose';
-import { publicJwkOf } from '../../src/cli/jwk-file.ts';
+import { publicJwkOf } from '../../src/issuing/key-files.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { FixedClock } from '../../src/core/clock.ts';
 import type { DecisionInput } from '../../src/core/decision.ts';

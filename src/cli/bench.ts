@@ -13,7 +13,7 @@ import { jsonReport, markdownReport, textReport, type RunInfo } from '../loadgen
 import { prepareRequests } from '../loadgen/requests.ts';
 import { runLoad } from '../loadgen/run-load.ts';
 import { commandUsageError, parseCommand } from './args.ts';
-import { readKeyFile } from './jwk-file.ts';
+import { readKeyFile } from '../issuing/key-files.ts';
 
 const USAGE = `Usage: jitgate bench --target URL --key FILE --iss ISS --aud AUD [options]
 

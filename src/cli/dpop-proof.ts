@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { accessTokenHash } from '../core/token.ts';
 import { commandUsageError, parseCommand } from './args.ts';
-import { publicJwkOf, readKeyFile } from './jwk-file.ts';
+import { publicJwkOf, readKeyFile } from '../issuing/key-files.ts';
 
 export interface DpopProofOptions {
   /** Private JWK, or the path of a file holding one. */

@@ -11,7 +11,7 @@ import { isStatusBits, type StatusBits } from '../status-list/decode.ts';
 import { encodeLst, packStatuses } from '../status-list/encode.ts';
 import { STATUS_LIST_TYP } from '../status-list/verify-list.ts';
 import { commandUsageError, parseCommand } from './args.ts';
-import { readKeyFile } from './jwk-file.ts';
+import { readKeyFile } from '../issuing/key-files.ts';
 
 export interface StatusListOptions {
   /** Private JWK (as written by `jitgate keys`), or the path of a file holding one. */

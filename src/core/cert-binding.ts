@@ -6,20 +6,9 @@
  */
 import type { DenyReason } from './decision.ts';
 import type { VerifiedToken } from './verified-token.ts';
+import type { ClientCert } from './client-cert.ts';
 
-/** The client certificate of the connection a request arrived on; absent = no verified certificate. */
-export interface ClientCert {
-  /**
-   * base64url (no padding) SHA-256 of the DER: what RFC 8705 §3.1 calls `x5t#S256`. Undefined when
-   * only the SPIFFE ID is known (Envoy's `source.principal` without `include_peer_certificate`).
-   */
-  readonly sha256: string | undefined;
-  /** The certificate's one `spiffe://` URI SAN (X509-SVID), undefined when it has none or several. */
-  readonly spiffeId: string | undefined;
-  /** Validity window, ms since the epoch; ±Infinity when the transport only knows the hash (XFCC `Hash=`). */
-  readonly notBeforeMs: number;
-  readonly notAfterMs: number;
-}
+export type { ClientCert };
 
 export interface CertRules {
   /** The token's issuer refuses unbound tokens (`issuers[].require_cert_binding`). */

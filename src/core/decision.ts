@@ -3,7 +3,7 @@
  * CheckStatus {OK, Denied, Error}): Unavailable ("could not decide") fails closed with 503
  * and is never rendered as an allow or a 401.
  */
-import type { ClientCert } from './cert-binding.ts';
+import type { ClientCert } from './client-cert.ts';
 import type { Reason } from './reasons.ts';
 import type { VerifiedToken } from './verified-token.ts';
 

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { JWK } from 'jose';
-import { mintToken } from '../cli/mint.ts';
+import { mintToken } from '../issuing/mint-token.ts';
 import { DEMO_AUDIENCE, DEMO_ISSUER } from './demo-config.ts';
 
 export const DEMO_SUBJECT = 'spiffe://demo/ci-deployer';

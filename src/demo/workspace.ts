@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JWK } from 'jose';
-import { generateDevKeys, JWKS_FILE, PRIVATE_KEY_FILE } from '../cli/keys.ts';
+import { generateDevKeys, JWKS_FILE, PRIVATE_KEY_FILE } from '../issuing/dev-keys.ts';
 
 export const CONFIG_FILE = 'jitgate.yaml';
 export const ADMIN_TOKEN_FILE = 'admin-token';

@@ -6,7 +6,7 @@
  * @module
  */
 import type { JWK } from 'jose';
-import { mintToken } from '../cli/mint.ts';
+import { mintToken } from '../issuing/mint-token.ts';
 import type { Kind } from './mix.ts';
 
 export interface BenchRequest {

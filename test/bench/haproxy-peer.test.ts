@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIENCE, ISSUER, makeFixtures, type Fixtures } from '../../bench/macro/fixtures.ts';
 import { haproxyBinary, startHaproxy } from '../../bench/macro/haproxy.ts';
 import type { Child } from '../../bench/macro/processes.ts';
-import { mintToken } from '../../src/cli/mint.ts';
+import { mintToken } from '../../src/issuing/mint-token.ts';
 import { removeLater } from '../fixtures/temp-dirs.ts';
 
 let fx: Fixtures;

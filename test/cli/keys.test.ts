@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify, SignJWT, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateDevKeys, KeyFileExistsError, SUPPORTED_ALGS } from '../../src/cli/keys.ts';
+import { generateDevKeys, KeyFileExistsError, SUPPORTED_ALGS } from '../../src/issuing/dev-keys.ts';
 import { runCli } from '../fixtures/cli.ts';
 import { CLI } from '../fixtures/servers.ts';
 

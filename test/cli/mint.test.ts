@@ -11,8 +11,8 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateDevKeys, type DevKeys } from '../../src/cli/keys.ts';
-import { mintToken, type MintOptions } from '../../src/cli/mint.ts';
+import { generateDevKeys, type DevKeys } from '../../src/issuing/dev-keys.ts';
+import { mintToken, type MintOptions } from '../../src/issuing/mint-token.ts';
 import { runCli } from '../fixtures/cli.ts';
 
 const ISS = 'https://broker.internal';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateDevKeys, type DevKeys } from '../../src/cli/keys.ts';
+import { generateDevKeys, type DevKeys } from '../../src/issuing/dev-keys.ts';
 import { decodeLst, statusAt, type StatusBits } from '../../src/status-list/decode.ts';
 import { runCli } from '../fixtures/cli.ts';
 import { independentLst } from '../status-list/independent-encoder.ts';

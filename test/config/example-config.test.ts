@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { generateDevKeys } from '../../src/cli/keys.ts';
+import { generateDevKeys } from '../../src/issuing/dev-keys.ts';
 import { parseDuration } from '../../src/config/duration.ts';
 import { parseConfigText, validateConfig } from '../../src/config/load.ts';
 import { configurationDoc, DOC_URL, keyLines, schemaKeys } from '../../scripts/config-reference.ts';

@@ -8,7 +8,7 @@ import { calculateJwkThumbprint, CompactSign, decodeJwt, exportJWK } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DpopReplayCache } from '../../src/cache/dpop-replay.ts';
 import { VerifiedTokenCache } from '../../src/cache/verified-tokens.ts';
-import { publicJwkOf } from '../../src/cli/jwk-file.ts';
+import { publicJwkOf } from '../../src/issuing/key-files.ts';
 import { Decider } from '../../src/core/decide.ts';
 import type { Decision, DecisionInput } from '../../src/core/decision.ts';
 import { DpopNonces } from '../../src/core/dpop-nonce.ts';

@@ -5,7 +5,7 @@
  */
 import { calculateJwkThumbprint, CompactSign } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publicJwkOf } from '../../../src/cli/jwk-file.ts';
+import { publicJwkOf } from '../../../src/issuing/key-files.ts';
 import { accessTokenHash } from '../../../src/core/token.ts';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { makeKey, type TestKey } from '../../fixtures/keys.ts';
