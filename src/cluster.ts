@@ -41,6 +41,7 @@ import type { RevocationEntry } from './revocation/entries.ts';
 import type { FollowerRequest, FollowerUpdate, PrimaryChannel } from './revocation/journal-follower.ts';
 import { JournalRevocationSource } from './revocation/journal-source.ts';
 import { RevocationList } from './revocation/revocation-list.ts';
+import { revocationRetainMs } from './revocation/retention.ts';
 import { listenUrl, onShutdownSignals, startJitgateWorker, type WorkerRunning } from './runtime.ts';
 import type { HttpListener } from './transports/http-listener.ts';
 
@@ -82,7 +83,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   let readinessId = 0;
   const pending = new Map<number, (r: Readiness) => void>();
 
-  const journal = config.revocation.journal === undefined ? undefined : await primaryJournal(config.revocation.journal, log);
+  const journal = config.revocation.journal === undefined ? undefined : await primaryJournal(config.revocation.journal, log, revocationRetainMs(config));
   /** Workers holding the journal's entries (they asked for them), and the batches they have yet to confirm. */
   const followers = new Set<Worker>();
   let revokeId = 0;
@@ -201,8 +202,9 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   const source: AdminSource = {
     async readiness() {
       const answers = await Promise.all(Array.from({ length: count }, (_, i) => ask(i + 1)));
-      const problems = answers.flatMap((a) => (a.ready ? [] : a.problems));
-      return withDraining({ ready: problems.length === 0, problems }, draining);
+      // A ready worker's problems (a refused reload) are shown but do not make the cluster unready.
+      const problems = answers.flatMap((a) => a.problems);
+      return withDraining({ ready: answers.every((a) => a.ready), problems }, draining);
     },
     async metrics() {
       return { contentType: aggregator.contentType, text: await aggregator.clusterMetrics() };
@@ -254,8 +256,8 @@ export async function startPrimary(config: Config, count: number, logger: Logger
 }
 
 /** The replayed journal the primary serves to its workers; its replay is logged like a single gate's. */
-async function primaryJournal(file: string, log: Logger): Promise<JournalRevocationSource> {
-  const journal = new JournalRevocationSource(file, { onReplay: (i) => logJournalReplay(log, i) });
+async function primaryJournal(file: string, log: Logger, retainMs: number): Promise<JournalRevocationSource> {
+  const journal = new JournalRevocationSource(file, { retainMs, onReplay: (i) => logJournalReplay(log, i) });
   await journal.start();
   return journal;
 }

@@ -13,6 +13,7 @@ import { StartupError } from './errors.ts';
 import { FileIssuerKeys, type IssuerKeys } from './keys/issuer-keys.ts';
 import { FileRevocationSource, type FileSourceEvents } from './revocation/file-source.ts';
 import { RevocationList, type RevocationSource } from './revocation/revocation-list.ts';
+import { revocationRetainMs } from './revocation/retention.ts';
 
 export interface GateOptions {
   readonly clock?: Clock;
@@ -55,7 +56,7 @@ export class Gate {
     this.issuerKeys = keys;
     const sources: RevocationSource[] = [];
     if (config.revocation.file !== undefined) {
-      sources.push(new FileRevocationSource(config.revocation.file, config.revocation.poll_interval, options.revocationFileEvents));
+      sources.push(new FileRevocationSource(config.revocation.file, config.revocation.poll_interval, options.revocationFileEvents, { retainMs: revocationRetainMs(config) }));
     }
     if (options.extraRevocationSources) sources.push(...options.extraRevocationSources);
     this.revocation = new RevocationList(sources);
@@ -94,6 +95,9 @@ export class Gate {
     }
     const stale = this.revocation.staleSource(now);
     if (stale !== undefined) problems.push(`revocation source ${stale} has not synced within max_stale`);
-    return { ready: problems.length === 0, problems };
+    const ready = problems.length === 0;
+    // A refused reload keeps the last good list enforced, so the gate stays ready; operators see why.
+    for (const s of this.revocation.sources) if (s.problem !== undefined) problems.push(s.problem);
+    return { ready, problems };
   }
 }

@@ -54,7 +54,9 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
       json(res, 200, { status: 'ok' }, headOnly);
     } else if (path === '/readyz') {
       const r = await source.readiness();
-      json(res, r.ready ? 200 : 503, r.ready ? { status: 'ready' } : { status: 'not_ready', problems: r.problems }, headOnly);
+      // Ready with problems: degraded but deciding correctly (e.g. a refused revocation reload).
+      const body = r.ready ? (r.problems.length === 0 ? { status: 'ready' } : { status: 'ready', problems: r.problems }) : { status: 'not_ready', problems: r.problems };
+      json(res, r.ready ? 200 : 503, body, headOnly);
     } else {
       const m = await source.metrics();
       res.writeHead(200, { 'content-type': m.contentType, 'content-length': String(Buffer.byteLength(m.text)), 'cache-control': NO_STORE });

@@ -107,7 +107,7 @@ describe('sync', () => {
 
   it('skips bad lines with their numbers, prunes expired entries, and never swaps in a body that is not a feed', async () => {
     const { feed, gate, source, logs, start } = await setup({ poll_interval: '50ms' });
-    feed.set([{ jti: 'good' }, '{"jti": ', { jti: 'expired', exp: NOW - 1 }, { txn: 5 }, { jti: 'later', exp: NOW + 60 }]);
+    feed.set([{ jti: 'good' }, '{"jti": ', { jti: 'expired', exp: NOW - 6 } /* past exp + the 5 s default clock_tolerance */, { txn: 5 }, { jti: 'later', exp: NOW + 60 }]);
     await start();
     expect(source.index.size).toBe(2); // good, later
     expect(logged(logs, 'revocation line skipped').map((l) => l.line)).toEqual([2, 4]);
@@ -117,6 +117,27 @@ describe('sync', () => {
     expect(logged(logs, 'revocation sync failed')[0]).toMatchObject({ code: 'malformed', level: 'warn' });
     expect(source.index.size).toBe(2);
     expect(reason(await get(gate, await sign(key, { jti: 'good' })))).toBe('deny:revoked');
+  });
+});
+
+describe('a 200 body that would un-revoke (issue 21 item 5, same class as the file)', () => {
+  it('an empty body or a torn last line keeps the list (counted as refused); the marker line clears it', async () => {
+    const { feed, gate, source, logs, metrics, start } = await setup({ poll_interval: '50ms' });
+    feed.set([{ jti: 'good' }]);
+    await start();
+    const token = await sign(key, { jti: 'good' });
+    expect(reason(await get(gate, token))).toBe('deny:revoked');
+    feed.body = '';
+    await until(() => logged(logs, 'revocation sync failed').length > 0, 3_000, 'the empty body refused');
+    feed.body = '{"jti":"good"}\n{"jti":"ot';
+    await until(() => logged(logs, 'revocation sync failed').some((l) => String(l.err).includes('last line has no newline')), 3_000, 'the torn body refused');
+    expect(source.index.size).toBe(1);
+    expect(reason(await get(gate, token))).toBe('deny:revoked');
+    const text = await metrics.metrics();
+    expect(text).toMatch(/jitgate_revocation_reload_refused_total\{source="url:[^"]+",reason="empty"\} [1-9]/);
+    expect(text).toMatch(/jitgate_revocation_reload_refused_total\{source="url:[^"]+",reason="torn_tail"\} [1-9]/);
+    feed.body = '# jitgate: empty\n';
+    await until(() => source.index.size === 0, 3_000, 'the list cleared on purpose');
   });
 });
 
