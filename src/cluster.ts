@@ -42,6 +42,7 @@ import type { FollowerRequest, FollowerUpdate, PrimaryChannel } from './revocati
 import { JournalRevocationSource } from './revocation/journal-source.ts';
 import { RevocationList } from './revocation/revocation-list.ts';
 import { revocationRetainMs } from './revocation/retention.ts';
+import { onReloadSignal } from './reload.ts';
 import { listenUrl, onShutdownSignals, startJitgateWorker, type WorkerRunning } from './runtime.ts';
 import type { HttpListener } from './transports/http-listener.ts';
 
@@ -50,7 +51,7 @@ export function workerCount(workers: number | 'auto'): number {
 }
 
 /** Primary ↔ worker messages (the journal's are in journal-follower.ts). */
-type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | FollowerUpdate | ReplayAnswer;
+type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | { type: 'jitgate:reload' } | FollowerUpdate | ReplayAnswer;
 type FromWorker =
   | { type: 'jitgate:started'; proxy: string; extAuthz: string[] }
   | { type: 'jitgate:failed'; message: string }
@@ -220,6 +221,11 @@ export async function startPrimary(config: Config, count: number, logger: Logger
     throw err;
   }
 
+  // SIGHUP (e.g. systemd ExecReload to the primary): every worker re-reads its files (src/reload.ts).
+  onReloadSignal(async () => {
+    for (const w of slots.values()) if (w.isConnected()) w.send({ type: 'jitgate:reload' } satisfies ToWorker);
+  }, log);
+
   const done = new Promise<number>((resolve) => {
     onShutdownSignals(
       (signal) => {
@@ -299,11 +305,20 @@ export async function runWorker(config: Config, file: string): Promise<number> {
     else if (msg?.type === 'jitgate:readiness') {
       process.send!({ type: 'jitgate:readiness', id: msg.id, ...withDraining(r.gate.readiness(), r.draining) } satisfies FromWorker);
     } else if (msg?.type === 'jitgate:drain') drain(msg.graceMs);
+    else if (msg?.type === 'jitgate:reload') void r.reload();
   });
+  onReloadSignal(() => r.reload(), r.logger);
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([r.metrics.registry]);
-  // The primary is gone (killed): nobody will hand out connections or ask for a drain.
-  process.on('disconnect', () => drain());
+  // The primary is gone (killed): nobody will hand out connections or ask for a drain. Node's
+  // cluster code would exit this worker at once on an unexpected disconnect, resetting every
+  // in-flight request; marking the disconnect as expected lets the drain finish them first.
+  cluster.worker?.once('disconnect', () => {
+    if (r.draining) return; // our own disconnect after a drain: exiting is right
+    cluster.worker!.exitedAfterDisconnect = true;
+    r.logger.warn('cluster primary gone; draining this worker');
+    drain();
+  });
   onShutdownSignals(
     () => drain(),
     (_signal, exitCode) => r.logger.flush(() => process.exit(exitCode)),

@@ -20,6 +20,8 @@ export interface AdminOptions {
 }
 
 const NO_STORE = 'no-store';
+/** The admin listener's head timeout (a slow or stalled client is cut within about a second of it). */
+export const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
 
 function json(res: ServerResponse, status: number, body: unknown, headOnly: boolean): void {
   const bytes = Buffer.from(JSON.stringify(body));
@@ -64,7 +66,9 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
     }
   }
 
-  const server = createServer({ requireHostHeader: false, headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+  // node checks headersTimeout/requestTimeout only every connectionsCheckingInterval (default 30 s),
+  // which let a slowloris client hold an admin connection ~30 s against a 10 s headers timeout.
+  const server = createServer({ requireHostHeader: false, headersTimeout: ADMIN_HEADERS_TIMEOUT_MS, requestTimeout: 30_000, connectionsCheckingInterval: 1000 }, (req, res) => {
     route(req, res).catch((err: unknown) => {
       log.error({ err }, 'admin request failed');
       if (!res.headersSent) json(res, 500, { error: 'internal_error' }, false);
