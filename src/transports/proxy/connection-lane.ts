@@ -16,32 +16,39 @@ interface Lane {
   busy: boolean;
   paused: boolean;
   readonly queue: Array<() => void>;
+  /** The one 'close' listener of this connection's answers, made once per connection, not per request. */
+  readonly next: () => void;
 }
 
 export type Refuse = (req: IncomingMessage, res: ServerResponse) => void;
+export type Handle = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
 
 export class ConnectionLanes {
   readonly #lanes = new WeakMap<Socket, Lane>();
   readonly #max: number;
+  readonly #handle: Handle;
   readonly #refuse: Refuse;
 
   /** `refuse` answers a request over the cap (after the earlier answers, in order). */
-  constructor(maxInflight: number, refuse: Refuse) {
+  constructor(maxInflight: number, handle: Handle, refuse: Refuse) {
     this.#max = maxInflight;
+    this.#handle = handle;
     this.#refuse = refuse;
   }
 
-  /** Runs `run` now if the connection is idle, else when the answers before it are flushed. */
-  admit(req: IncomingMessage, res: ServerResponse, run: () => void): void {
+  /** Handles the request now if the connection is idle, else once the answers before it are flushed. */
+  admit(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
     const socket = req.socket;
     let lane = this.#lanes.get(socket);
     if (lane === undefined) {
-      lane = { busy: false, paused: false, queue: [] };
+      const made: Lane = { busy: false, paused: false, queue: [], next: () => this.#next(made, socket) };
+      lane = made;
       this.#lanes.set(socket, lane);
     }
     if (!lane.busy) {
       lane.busy = true;
-      this.#runIn(lane, socket, res, run);
+      res.once('close', lane.next);
+      this.#handle(req, res, expectContinue);
       return;
     }
     if (1 + lane.queue.length >= this.#max) {
@@ -49,17 +56,15 @@ export class ConnectionLanes {
       this.#refuse(req, res);
       return;
     }
-    lane.queue.push(() => this.#runIn(lane, socket, res, run));
+    const queued = lane;
+    queued.queue.push(() => {
+      res.once('close', queued.next);
+      this.#handle(req, res, expectContinue);
+    });
     if (!lane.paused) {
       lane.paused = true;
       socket.pause();
     }
-  }
-
-  #runIn(lane: Lane, socket: Socket, res: ServerResponse, run: () => void): void {
-    // 'close' follows 'finish' (the answer is with the socket) or a connection that died.
-    res.once('close', () => this.#next(lane, socket));
-    run();
   }
 
   #next(lane: Lane, socket: Socket): void {

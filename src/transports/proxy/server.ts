@@ -25,7 +25,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
 
   let listener: HttpListener | undefined;
   // Pipelined requests are forwarded one at a time per connection (connection-lane.ts).
-  const lanes = new ConnectionLanes(config.limits.max_inflight_per_connection, (_req, res) => {
+  const lanes = new ConnectionLanes(config.limits.max_inflight_per_connection, handle, (_req, res) => {
     ctx.metrics.limitRefusals.labels('inflight_connection').inc();
     ctx.metrics.recordReason('proxy', 'inflight_limit');
     const r = render('inflight_limit');
@@ -34,7 +34,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   });
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     if (listener?.draining === true) res.shouldKeepAlive = false;
-    lanes.admit(req, res, () => handle(req, res, expectContinue));
+    lanes.admit(req, res, expectContinue);
   };
   server.on('request', onRequest(false));
   // Decide before inviting the body: a denied client never uploads it.

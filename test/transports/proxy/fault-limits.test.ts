@@ -70,7 +70,7 @@ describe('one grant cannot take the upstream pool (item 8)', () => {
     const ms = performance.now() - started;
     console.log(`[pool] 8 GETs beside 4 held uploads answered in ${ms.toFixed(0)} ms`);
     expect(gets).toEqual(Array(8).fill(200));
-    expect(ms).toBeLessThan(1500);
+    expect(ms).toBeLessThan(3000); // before the fix they got no answer while the uploads ran
     expect(await metric(gate, 'jitgate_limit_refusals_total{limit="inflight_token"}')).toBe(12);
     expect(gate.logs.filter((l) => l.type === 'audit' && l.reason === 'inflight_limit')).toHaveLength(12);
   });
