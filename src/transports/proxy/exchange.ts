@@ -177,7 +177,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#finish(this.#status, 'ok');
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     const res = this.#res;
     if (this.#clientGone || err instanceof ClientClosedError) {
       this.#finish(499, 'client_closed');

@@ -112,7 +112,12 @@ export class Forwarder implements ExchangeHost {
   #start(options: Dispatcher.DispatchOptions, exchange: Exchange): void {
     this.#active++;
     exchange.holdsSlot = true;
-    this.#pool.dispatch(options, exchange);
+    try {
+      this.#pool.dispatch(options, exchange);
+    } catch (err) {
+      // Refused before it started (a closed pool): answered as an upstream failure, slot released.
+      exchange.onResponseError(undefined, err as Error);
+    }
   }
 
   /** @internal for Exchange: it held a slot and is done; the longest-waiting exchange gets it. */

@@ -73,6 +73,13 @@ describe('one grant cannot take the upstream pool (item 8)', () => {
     expect(ms).toBeLessThan(3000); // before the fix they got no answer while the uploads ran
     expect(await metric(gate, 'jitgate_limit_refusals_total{limit="inflight_token"}')).toBe(12);
     expect(gate.logs.filter((l) => l.type === 'audit' && l.reason === 'inflight_limit')).toHaveLength(12);
+    // The uploaders leave: their count and pool slots are given back, so the token works again.
+    for (const u of uploads) u.destroy();
+    await Promise.all(up.requests.slice(0, 4).map((r) => r.done));
+    await sleep(100);
+    up.respond = (_req, res, rec) => void rec.done.then(() => setTimeout(() => res.writeHead(200).end('ok'), 200)); // 4 at once, all in flight together
+    const again = await Promise.all([0, 1, 2, 3].map(async () => (await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${slow}` } })).status));
+    expect(again).toEqual([200, 200, 200, 200]);
   });
 
   it('a hanging backend (headers_timeout 1s, 4 connections, 24 clients) answers every client by ~1s, none at 2s+', async () => {
