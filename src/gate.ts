@@ -28,7 +28,7 @@ export interface GateOptions {
 
 export interface Readiness {
   readonly ready: boolean;
-  /** Why not, one line per problem (for /readyz). */
+  /** Why not, one line per problem (for /readyz); when ready, what is degraded but still decided right (a refused reload). */
   readonly problems: readonly string[];
 }
 
