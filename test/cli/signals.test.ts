@@ -117,6 +117,7 @@ describe('workers: 2', () => {
 describe('admin listener', () => {
   it(`cuts a slowloris client at its ${ADMIN_HEADERS_TIMEOUT_MS / 1000} s headers timeout, not ~30 s later`, async () => {
     const gate = await startGateInProcess(up.url);
+    dirs.push(gate.dir);
     try {
       const u = new URL(gate.adminUrl);
       const s = connect(Number(u.port), u.hostname);

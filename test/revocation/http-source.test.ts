@@ -4,7 +4,8 @@
  * ETag (200 vs 304 counted at the server), bad lines, a body that is no feed, and a source down
  * past max_stale → 503 revocation_stale on every token, then recovery.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { rm } from 'node:fs/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/core/clock.ts';
 import type { Decision } from '../../src/core/decision.ts';
 import type { Gate } from '../../src/gate.ts';
@@ -20,9 +21,15 @@ let key: TestKey;
 let jwksFile: string;
 const cleanup: Array<() => unknown> = [];
 
+let keyDir: string;
+
 beforeAll(async () => {
   key = await makeKey('ES256', 'k1');
-  jwksFile = await writeJson(await tempDir(), 'jwks.json', jwksOf(key));
+  keyDir = await tempDir();
+  jwksFile = await writeJson(keyDir, 'jwks.json', jwksOf(key));
+});
+afterAll(async () => {
+  if (keyDir) await rm(keyDir, { recursive: true, force: true });
 });
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
@@ -39,6 +46,7 @@ async function setup(revocation: Record<string, unknown>, fixed?: FixedClock | n
   cleanup.push(() => feed.stop());
   const built = await buildTestGate({ issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile }], revocation: { url: feed.url, ...revocation } }, clock, false);
   cleanup.push(() => built.gate.stop());
+  cleanup.push(() => rm(built.dir, { recursive: true, force: true }));
   const source = built.gate.revocation.sources.find((s) => s instanceof HttpRevocationSource) as HttpRevocationSource;
   return { feed, ...built, source, start: () => built.gate.start() };
 }

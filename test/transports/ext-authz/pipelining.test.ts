@@ -4,6 +4,7 @@
  * all of them. The service answers from the gate itself, so node's own back-pressure applies: once
  * the queued answers pass the socket's high-water mark it stops reading. Counted in decisions.
  */
+import { rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
@@ -20,6 +21,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gate?.close();
   await up?.close();
+  if (gate) await rm(gate.dir, { recursive: true, force: true });
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -11,6 +11,7 @@
  * Sizes are scaled down from the measured runs (128 uploads, 200 clients, 20,000 requests); the
  * mechanism is the same.
  */
+import { rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { answerOk, parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
@@ -24,7 +25,7 @@ async function setup(patch: (c: Record<string, any>) => void): Promise<{ up: Rec
   const up = await startRecordingUpstream();
   open.push(up);
   const gate = await startGateInProcess(up.url, (c) => patch(c));
-  open.push({ close: () => gate.close() });
+  open.push({ close: async () => (await gate.close(), await rm(gate.dir, { recursive: true, force: true })) });
   return { up, gate };
 }
 
