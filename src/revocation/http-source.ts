@@ -62,6 +62,7 @@ export class HttpRevocationSource implements RevocationSource {
   #appliedSeq = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  #problem: string | undefined;
 
   constructor(options: HttpSourceOptions) {
     this.name = `url:${options.url}`;
@@ -76,6 +77,11 @@ export class HttpRevocationSource implements RevocationSource {
 
   get lastSyncAt(): number | undefined {
     return this.#lastSyncAt;
+  }
+
+  /** Why the last 200 body was refused (for /readyz), until a body is accepted again. */
+  get problem(): string | undefined {
+    return this.#problem;
   }
 
   /** First sync, then polling. Never throws: an unreachable source leaves the gate not ready (503) until it syncs. */
@@ -133,6 +139,7 @@ export class HttpRevocationSource implements RevocationSource {
         const verdict = judgeReload(res.body.toString('utf8'), this.#index.size > 0);
         if ('refused' in verdict) {
           refused = verdict.refused;
+          this.#problem = `revocation source ${this.name}: last sync refused (${refused}): ${verdict.detail}; keeping the last list of ${this.#index.size} entries`;
           throw new FetchError('malformed', verdict.detail);
         }
         const { entries, errors } = verdict;
@@ -146,6 +153,7 @@ export class HttpRevocationSource implements RevocationSource {
           this.#appliedSeq = seq;
           this.#lastSyncAt = askedAt;
           this.#lastPruneAt = askedAt;
+          this.#problem = undefined;
           result = 'ok';
         }
       }

@@ -144,8 +144,12 @@ describe('a 200 body that would un-revoke (issue 21 item 5, same class as the fi
     const text = await metrics.metrics();
     expect(text).toMatch(/jitgate_revocation_reload_refused_total\{source="url:[^"]+",reason="empty"\} [1-9]/);
     expect(text).toMatch(/jitgate_revocation_reload_refused_total\{source="url:[^"]+",reason="torn_tail"\} [1-9]/);
+    const r = gate.readiness();
+    expect(r.ready).toBe(true); // the last list is enforced and fresh
+    expect(r.problems.join('\n')).toContain('last sync refused (torn_tail)');
     feed.body = '# jitgate: empty\n';
     await until(() => source.index.size === 0, 3_000, 'the list cleared on purpose');
+    expect(gate.readiness().problems).toEqual([]);
   });
 });
 
