@@ -4,6 +4,8 @@
  *   process stays up, a jwks_file's new key counts, and an unusable key file keeps the current set;
  * - with workers, SIGHUP to the primary reloads every worker, and a primary killed outright
  *   (SIGKILL) leaves its workers to drain their in-flight requests instead of dying with them;
+ * - (item 5, cluster side) a refused revocation reload in the workers is listed in the primary's
+ *   /readyz, which stays ready;
  * - the admin listener cuts a slowloris client at its 10 s headers timeout, not at node's 30 s
  *   connection-check interval.
  */
@@ -98,6 +100,18 @@ describe('workers: 2', () => {
     gate.child.kill('SIGHUP');
     await until(() => new Set(logged(gate, 'reload done').map((l) => l.pid)).size === 2, 5_000, 'both workers to reload');
     expect(gate.child.exitCode).toBeNull();
+
+    // A refused revocation reload in the workers shows in the primary's /readyz, which stays ready (item 5).
+    writeFileSync(cfg.revokedFile, '<html><body>502 Bad Gateway</body></html>\n');
+    let ready = { status: 0, body: {} as { status?: string; problems?: string[] } };
+    for (let i = 0; i < 80 && (ready.body.problems?.length ?? 0) < 2; i++) {
+      const r = await send(gate.adminUrl, '/readyz');
+      ready = { status: r.status, body: JSON.parse(r.text) as typeof ready.body };
+      await sleep(100);
+    }
+    expect(ready.status).toBe(200);
+    expect(ready.body.status).toBe('ready');
+    expect(ready.body.problems!.every((p) => /^worker [12]: revocation source file:.* last reload refused \(no_valid_line\)/.test(p))).toBe(true);
 
     slowUpstream(1000);
     const token = await tokenNow(cfg.keys);
