@@ -17,12 +17,31 @@ import type { Allow } from '../../core/decision.ts';
 import type { Config } from '../../config/schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts';
-import { compileHeaderPolicy, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
-import { errorKind, Exchange, type ExchangeHost, type ForwardDone, type ForwardEnd } from './exchange.ts';
+import { render } from '../respond.ts';
+import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
+import { watchBody } from './body-watchdog.ts';
+import { PoolSlots } from './pool-slots.ts';
 
-export type { ForwardDone, ForwardEnd } from './exchange.ts';
+/** How an exchange ended; `ok` includes upstream 4xx/5xx answers, which are the backend's to give. */
+export type ForwardEnd = 'ok' | 'upstream_unreachable' | 'upstream_timeout' | 'client_closed' | 'body_timeout';
+
+/** Called once per exchange with the status the client got (499 when it left first, as nginx logs it). */
+export type ForwardDone = (status: number, end: ForwardEnd) => void;
 
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const CONNECT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
+
+export function errorKind(err: Error): UpstreamErrorKind {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return 'other';
+  if (TIMEOUT_CODES.has(code)) return 'timeout';
+  if (CONNECT_CODES.has(code)) return 'connect';
+  if (RESET_CODES.has(code)) return 'reset';
+  return 'other';
+}
 
 /**
  * Methods RFC 9110 §9.2.2 lets a proxy repeat. A pooled connection the backend closes while idle
@@ -30,6 +49,22 @@ const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
  * again on another connection it succeeds, as nginx's default `proxy_next_upstream error` does.
  */
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Marks an abort we caused because the client left, so it is not counted as an upstream error. */
+class ClientClosedError extends Error {
+  constructor() {
+    super('client closed the connection');
+    this.name = 'ClientClosedError';
+  }
+}
+
+/** The client sent no body byte for `limits.body_timeout`: not an upstream failure. */
+class BodyTimeoutError extends Error {
+  constructor() {
+    super('request body idle for longer than limits.body_timeout');
+    this.name = 'BodyTimeoutError';
+  }
+}
 
 /** The upstream origin; a path or query in `upstream.url` would be silently ignored, so it is refused. */
 export function upstreamOrigin(url: string): string {
@@ -40,26 +75,12 @@ export function upstreamOrigin(url: string): string {
   return u.origin;
 }
 
-/**
- * Pool slots (issue 21 item 8): undici queues a dispatch without bound while every connection is
- * busy, and no upstream timeout covers that wait, so slow uploads holding the pool left every other
- * client hanging. The forwarder counts the exchanges it gave undici (at most `upstream.connections`)
- * and lets the rest wait here, each at most `upstream.connect_timeout` (the time a new connection
- * would have been allowed), then answers 504 upstream_timeout — Envoy's and HAProxy's queue
- * timeouts answer the same way (as 503). The fast path (a free slot) sets no timer.
- */
-interface Waiting {
-  readonly options: Dispatcher.DispatchOptions;
-  readonly exchange: Exchange;
-}
-
-export class Forwarder implements ExchangeHost {
+export class Forwarder {
   readonly #pool: Pool;
-  readonly #capacity: number;
+  /** At most `upstream.connections` exchanges with undici; the rest wait (pool-slots.ts). */
+  readonly #slots: PoolSlots<Exchange>;
   readonly #waitMs: number;
   readonly #bodyTimeoutMs: number;
-  #active = 0;
-  readonly #waiting: Waiting[] = [];
   readonly #headers: HeaderPolicy;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
@@ -76,7 +97,7 @@ export class Forwarder implements ExchangeHost {
       headersTimeout: u.headers_timeout,
       bodyTimeout: u.body_timeout,
     });
-    this.#capacity = u.connections;
+    this.#slots = new PoolSlots<Exchange>(u.connections, (exchange) => this.#dispatch(exchange));
     this.#waitMs = u.connect_timeout;
     this.#bodyTimeoutMs = config.limits.body_timeout;
     this.#headers = compileHeaderPolicy(config);
@@ -101,49 +122,35 @@ export class Forwarder implements ExchangeHost {
     };
     // Only a request that can be sent twice unchanged: idempotent, and no body to replay.
     const retry = !head.hasBody && IDEMPOTENT.has(options.method) ? options : undefined;
-    const exchange = new Exchange(this, req, res, done, retry, head.hasBody ? this.#bodyTimeoutMs : 0);
-    if (this.#active < this.#capacity) this.#start(options, exchange);
-    else {
-      this.#waiting.push({ options, exchange });
-      exchange.wait(this.#waitMs);
-    }
+    const exchange = new Exchange(this, req, res, done, retry, head.hasBody ? this.#bodyTimeoutMs : 0, options);
+    if (this.#slots.take(exchange)) this.#dispatch(exchange);
+    else exchange.wait(this.#waitMs);
   }
 
-  #start(options: Dispatcher.DispatchOptions, exchange: Exchange): void {
-    this.#active++;
+  #dispatch(exchange: Exchange): void {
     exchange.holdsSlot = true;
     try {
-      this.#pool.dispatch(options, exchange);
+      this.#pool.dispatch(exchange.options, exchange);
     } catch (err) {
       // Refused before it started (a closed pool): answered as an upstream failure, slot released.
       exchange.onResponseError(undefined, err as Error);
     }
   }
 
-  /** @internal for Exchange: it held a slot and is done; the longest-waiting exchange gets it. */
+  /** @internal for Exchange: it held a slot and is done. */
   release(): void {
-    this.#active--;
-    while (this.#active < this.#capacity && this.#waiting.length > 0) {
-      const w = this.#waiting.shift()!;
-      if (w.exchange.stopWaiting()) this.#start(w.options, w.exchange);
-    }
+    this.#slots.release();
   }
 
   /** @internal for Exchange: it stopped waiting for a slot (timed out, or the client left). */
   unqueue(exchange: Exchange): void {
-    const i = this.#waiting.findIndex((w) => w.exchange === exchange);
-    if (i !== -1) this.#waiting.splice(i, 1);
+    this.#slots.remove(exchange);
   }
 
   /** @internal for Exchange */
   limitHit(limit: 'pool_wait' | 'body_timeout'): void {
     this.#metrics.limitRefusals.labels(limit).inc();
     this.#metrics.recordReason('proxy', limit === 'pool_wait' ? 'upstream_timeout' : 'request_timeout');
-  }
-
-  /** Exchanges waiting for a pool slot (for tests and metrics). */
-  get waiting(): number {
-    return this.#waiting.length;
   }
 
   /** @internal for Exchange: the one retry of an idempotent, bodiless request. */
@@ -182,6 +189,184 @@ export class Forwarder implements ExchangeHost {
     this.#metrics.upstreamErrors.labels(kind).inc();
     return kind;
   }
+}
+
+/** One proxied request: undici's handler on one side, the client's ServerResponse on the other. */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly #forwarder: Forwarder;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #bodyTimeoutMs: number;
+  /** What to dispatch once it has a pool slot. */
+  readonly options: Dispatcher.DispatchOptions;
+  /** Given a pool slot by the forwarder; released once, in #finish. */
+  holdsSlot = false;
+  #waitTimer: NodeJS.Timeout | undefined;
+  #bodyTimer: NodeJS.Timeout | undefined;
+  readonly #done: ForwardDone;
+  readonly #started = performance.now();
+  #controller: Dispatcher.DispatchController | undefined;
+  #status = 0;
+  #finished = false;
+  #clientGone = false;
+
+  /** The request's options while one retry is left (idempotent, no body); undefined otherwise. */
+  #retry: Dispatcher.DispatchOptions | undefined;
+
+  constructor(
+    forwarder: Forwarder,
+    req: IncomingMessage,
+    res: ServerResponse,
+    done: ForwardDone,
+    retry: Dispatcher.DispatchOptions | undefined,
+    bodyTimeoutMs: number,
+    options: Dispatcher.DispatchOptions,
+  ) {
+    this.#forwarder = forwarder;
+    this.#req = req;
+    this.#res = res;
+    this.#done = done;
+    this.#retry = retry;
+    this.#bodyTimeoutMs = bodyTimeoutMs;
+    this.options = options;
+    res.on('drain', () => this.#controller?.resume());
+    res.on('close', () => {
+      if (this.#finished || res.writableFinished) return;
+      this.#clientGone = true;
+      if (this.#waitTimer !== undefined) {
+        // Left while waiting for a pool slot: never dispatched, nothing to abort.
+        clearTimeout(this.#waitTimer);
+        this.#waitTimer = undefined;
+        this.#forwarder.unqueue(this);
+        this.#finish(499, 'client_closed');
+        return;
+      }
+      this.#controller?.abort(new ClientClosedError());
+    });
+  }
+
+  /** Waits at most `ms` for a pool slot (pool-slots.ts), then answers 504. */
+  wait(ms: number): void {
+    this.#waitTimer = setTimeout(() => {
+      this.#waitTimer = undefined;
+      this.#forwarder.unqueue(this);
+      this.#forwarder.limitHit('pool_wait');
+      const r = render('upstream_timeout');
+      this.#res.shouldKeepAlive = false; // a body may still be on its way
+      this.#res.writeHead(r.status, r.headers);
+      this.#res.end(r.bodyBytes);
+      this.#finish(r.status, 'upstream_timeout');
+    }, ms);
+  }
+
+  /** A pool slot is free for this exchange: false if it no longer wants one. */
+  stopWaiting(): boolean {
+    if (this.#waitTimer === undefined) return false;
+    clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+    return !this.#finished;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // The client left while the request waited for a pooled connection.
+    if (this.#clientGone) controller.abort(new ClientClosedError());
+    else if (this.#bodyTimeoutMs > 0 && this.#bodyTimer === undefined && !this.#req.complete) {
+      this.#bodyTimer = watchBody(this.#req, this.#bodyTimeoutMs, () => this.#finished, () => controller.abort(new BodyTimeoutError()));
+    }
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    if (status < 200) return; // 1xx informational answers are not relayed
+    this.#status = status;
+    this.#forwarder.observeHead((performance.now() - this.#started) / 1000, status);
+    const raw = controller.rawHeaders;
+    const list = Array.isArray(raw) ? downstreamHeaders(raw) : downstreamHeaders(flatten(headers));
+    try {
+      this.#res.writeHead(status, list);
+    } catch (err) {
+      // An upstream header node:http refuses to send (invalid characters): a bad gateway.
+      controller.abort(err as Error);
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.#res.end();
+    this.#finish(this.#status, 'ok');
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    const res = this.#res;
+    if (this.#clientGone || err instanceof ClientClosedError) {
+      this.#finish(499, 'client_closed');
+      return;
+    }
+    if (err instanceof BodyTimeoutError) {
+      this.#bodyTimedOut();
+      return;
+    }
+    const retry = this.#retry;
+    this.#retry = undefined;
+    // Reset before any answer (the idle-close race): nothing reached the client yet, send it again.
+    if (retry !== undefined && !res.headersSent && errorKind(err) === 'reset') {
+      this.#controller = undefined;
+      this.#forwarder.redispatch(retry, this, err);
+      return;
+    }
+    const end = this.#forwarder.upstreamFailed(err, res.headersSent);
+    if (res.headersSent) {
+      // Too late for a status: cut the connection so the client sees a truncated response.
+      res.destroy();
+      this.#finish(this.#status, end);
+      return;
+    }
+    const r = render(end === 'upstream_timeout' ? 'upstream_timeout' : 'upstream_unreachable');
+    // The request body may still be arriving; do not keep reading it on this connection.
+    res.shouldKeepAlive = false;
+    res.writeHead(r.status, r.headers);
+    res.end(r.bodyBytes);
+    this.#finish(r.status, end);
+  }
+
+  /** 408 while nothing was answered yet; after the response head, only cutting the connection is left. */
+  #bodyTimedOut(): void {
+    const res = this.#res;
+    this.#forwarder.limitHit('body_timeout');
+    if (res.headersSent) {
+      res.destroy();
+      this.#finish(this.#status, 'body_timeout');
+      return;
+    }
+    const r = render('request_timeout');
+    res.shouldKeepAlive = false;
+    res.writeHead(r.status, r.headers);
+    res.end(r.bodyBytes);
+    this.#finish(r.status, 'body_timeout');
+  }
+
+  #finish(status: number, end: ForwardEnd): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#bodyTimer !== undefined) clearTimeout(this.#bodyTimer);
+    if (this.holdsSlot) {
+      this.holdsSlot = false;
+      this.#forwarder.release();
+    }
+    this.#done(status, end);
+  }
+}
+
+function flatten(headers: Record<string, string | string[] | undefined>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(headers)) {
+    if (Array.isArray(v)) for (const x of v) out.push(k, x);
+    else if (v !== undefined) out.push(k, v);
+  }
+  return out;
 }
 
 /** The peer address for X-Forwarded-For; IPv4-mapped IPv6 (`::ffff:10.0.0.1`) as plain IPv4. */
