@@ -22,6 +22,7 @@ import { JournalFollowerSource, type PrimaryChannel } from './revocation/journal
 import { JournalRevocationSource, type JournalReplayInfo } from './revocation/journal-source.ts';
 import type { RevocationSource } from './revocation/revocation-list.ts';
 import { statusListReporter } from './status-list/report.ts';
+import { revocationRetainMs } from './revocation/retention.ts';
 
 export interface BuildGateDeps {
   readonly metrics: Metrics;
@@ -82,6 +83,7 @@ function syncReporter(deps: BuildGateDeps, maxStaleMs: number): (i: RevocationSy
   const m = deps.metrics;
   return (i) => {
     m.revocationSyncs.labels(i.source, i.result).inc();
+    if (i.refused !== undefined) m.revocationReloadRefused.labels(i.source, i.refused).inc();
     m.revocationSyncSeconds.labels(i.source).observe(i.durationMs / 1000);
     m.revocationEntries.labels(i.source).set(i.entries);
     if (i.result === 'ok' || i.result === 'not_modified') m.revocationLastSync.labels(i.source).set(Date.now() / 1000);
@@ -104,11 +106,12 @@ export function logJournalReplay(log: Logger, i: JournalReplayInfo): void {
   log.info({ source: i.source, entries: i.entries, expired: i.expired, compacted: i.compacted, duration_ms: ms(i.durationMs) }, 'revocation journal replayed');
 }
 
-function journalSource(deps: BuildGateDeps, clock: Clock, file: string): JournalRevocationSource {
+function journalSource(deps: BuildGateDeps, clock: Clock, file: string, retainMs: number): JournalRevocationSource {
   const log = deps.logger.child({ component: 'revocation' });
   const m = deps.metrics;
   return new JournalRevocationSource(file, {
     clock,
+    retainMs,
     onReplay: (i) => {
       m.revocationEntries.labels(i.source).set(i.entries);
       m.revocationSyncs.labels(i.source, 'ok').inc();
@@ -125,10 +128,11 @@ function journalSource(deps: BuildGateDeps, clock: Clock, file: string): Journal
   });
 }
 
-function followerSource(deps: BuildGateDeps, clock: Clock, file: string, primary: PrimaryChannel): JournalFollowerSource {
+function followerSource(deps: BuildGateDeps, clock: Clock, file: string, primary: PrimaryChannel, retainMs: number): JournalFollowerSource {
   const m = deps.metrics;
   return new JournalFollowerSource(file, primary, {
     clock,
+    retainMs,
     onUpdate: (i) => {
       m.revocationEntries.labels(i.source).set(i.entries);
       m.revocationSyncs.labels(i.source, 'ok').inc();
@@ -141,6 +145,7 @@ export function buildGate(config: Config, file: string, deps: BuildGateDeps): Ga
   const clock = deps.clock ?? systemClock;
   const log = deps.logger.child({ component: 'revocation' });
   const rev = config.revocation;
+  const retainMs = revocationRetainMs(config);
   const extra: RevocationSource[] = [];
   if (rev.url !== undefined) {
     extra.push(
@@ -151,12 +156,13 @@ export function buildGate(config: Config, file: string, deps: BuildGateDeps): Ga
         timeoutMs: rev.timeout,
         maxBytes: rev.max_bytes,
         clock,
+        retainMs,
         onSync: syncReporter(deps, rev.max_stale),
       }),
     );
   }
   const primary = deps.primary;
-  if (rev.journal !== undefined) extra.push(primary === undefined ? journalSource(deps, clock, rev.journal) : followerSource(deps, clock, rev.journal, primary.channel));
+  if (rev.journal !== undefined) extra.push(primary === undefined ? journalSource(deps, clock, rev.journal, retainMs) : followerSource(deps, clock, rev.journal, primary.channel, retainMs));
 
   const source = rev.file === undefined ? '' : `file:${rev.file}`;
   return new Gate(config, file, {
@@ -180,6 +186,13 @@ export function buildGate(config: Config, file: string, deps: BuildGateDeps): Ga
       failed: (err) => {
         deps.metrics.revocationSyncs.labels(source, 'error').inc();
         log.error({ source, err: err.message }, 'revocation reload failed; keeping the last good list');
+      },
+      refused: ({ reason, detail, kept }) => {
+        deps.metrics.revocationSyncs.labels(source, 'refused').inc();
+        deps.metrics.revocationReloadRefused.labels(source, reason).inc();
+        // A file caught mid-write is read again at the next poll; everything else needs the operator.
+        if (reason === 'changing') log.warn({ source, reason, problem: detail, entries: kept }, 'revocation reload refused; keeping the last good list');
+        else log.error({ source, reason, problem: detail, entries: kept }, 'revocation reload refused; keeping the last good list');
       },
     },
   });

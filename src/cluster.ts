@@ -42,6 +42,8 @@ import type { RevocationEntry } from './revocation/entries.ts';
 import type { FollowerRequest, FollowerUpdate, PrimaryChannel } from './revocation/journal-follower.ts';
 import { JournalRevocationSource } from './revocation/journal-source.ts';
 import { RevocationList } from './revocation/revocation-list.ts';
+import { revocationRetainMs } from './revocation/retention.ts';
+import { onReloadSignal } from './reload.ts';
 import { listenUrl, onShutdownSignals, startJitgateWorker, type WorkerRunning } from './runtime.ts';
 import type { HttpListener } from './transports/http-listener.ts';
 
@@ -50,7 +52,7 @@ export function workerCount(workers: number | 'auto'): number {
 }
 
 /** Primary ↔ worker messages (the journal's are in journal-follower.ts). */
-type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | FollowerUpdate | ReplayAnswer | AnomalyRevokeAnswer;
+type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | { type: 'jitgate:reload' } | FollowerUpdate | ReplayAnswer | AnomalyRevokeAnswer;
 type FromWorker =
   | { type: 'jitgate:started'; proxy: string; extAuthz: string[] }
   | { type: 'jitgate:failed'; message: string }
@@ -84,7 +86,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   let readinessId = 0;
   const pending = new Map<number, (r: Readiness) => void>();
 
-  const journal = config.revocation.journal === undefined ? undefined : await primaryJournal(config.revocation.journal, log);
+  const journal = config.revocation.journal === undefined ? undefined : await primaryJournal(config.revocation.journal, log, revocationRetainMs(config));
   /** Workers holding the journal's entries (they asked for them), and the batches they have yet to confirm. */
   const followers = new Set<Worker>();
   let revokeId = 0;
@@ -207,8 +209,9 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   const source: AdminSource = {
     async readiness() {
       const answers = await Promise.all(Array.from({ length: count }, (_, i) => ask(i + 1)));
-      const problems = answers.flatMap((a) => (a.ready ? [] : a.problems));
-      return withDraining({ ready: problems.length === 0, problems }, draining);
+      // A ready worker's problems (a refused reload) are shown but do not make the cluster unready.
+      const problems = answers.flatMap((a) => a.problems);
+      return withDraining({ ready: answers.every((a) => a.ready), problems }, draining);
     },
     async metrics() {
       return { contentType: aggregator.contentType, text: await aggregator.clusterMetrics() };
@@ -223,6 +226,11 @@ export async function startPrimary(config: Config, count: number, logger: Logger
     journal?.stop();
     throw err;
   }
+
+  // SIGHUP (e.g. systemd ExecReload to the primary): every worker re-reads its files (src/reload.ts).
+  onReloadSignal(async () => {
+    for (const w of slots.values()) if (w.isConnected()) w.send({ type: 'jitgate:reload' } satisfies ToWorker);
+  }, log);
 
   const done = new Promise<number>((resolve) => {
     onShutdownSignals(
@@ -260,8 +268,8 @@ export async function startPrimary(config: Config, count: number, logger: Logger
 }
 
 /** The replayed journal the primary serves to its workers; its replay is logged like a single gate's. */
-async function primaryJournal(file: string, log: Logger): Promise<JournalRevocationSource> {
-  const journal = new JournalRevocationSource(file, { onReplay: (i) => logJournalReplay(log, i) });
+async function primaryJournal(file: string, log: Logger, retainMs: number): Promise<JournalRevocationSource> {
+  const journal = new JournalRevocationSource(file, { retainMs, onReplay: (i) => logJournalReplay(log, i) });
   await journal.start();
   return journal;
 }
@@ -306,11 +314,20 @@ export async function runWorker(config: Config, file: string): Promise<number> {
     else if (msg?.type === 'jitgate:readiness') {
       process.send!({ type: 'jitgate:readiness', id: msg.id, ...withDraining(r.gate.readiness(), r.draining) } satisfies FromWorker);
     } else if (msg?.type === 'jitgate:drain') drain(msg.graceMs);
+    else if (msg?.type === 'jitgate:reload') void r.reload();
   });
+  onReloadSignal(() => r.reload(), r.logger);
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([r.metrics.registry]);
-  // The primary is gone (killed): nobody will hand out connections or ask for a drain.
-  process.on('disconnect', () => drain());
+  // The primary is gone (killed): nobody will hand out connections or ask for a drain. Node's
+  // cluster code would exit this worker at once on an unexpected disconnect, resetting every
+  // in-flight request; marking the disconnect as expected lets the drain finish them first.
+  cluster.worker?.once('disconnect', () => {
+    if (r.draining) return; // our own disconnect after a drain: exiting is right
+    cluster.worker!.exitedAfterDisconnect = true;
+    r.logger.warn('cluster primary gone; draining this worker');
+    drain();
+  });
   onShutdownSignals(
     () => drain(),
     (_signal, exitCode) => r.logger.flush(() => process.exit(exitCode)),

@@ -15,6 +15,7 @@ import { FileIssuerKeys, type IssuerKeys } from './keys/issuer-keys.ts';
 import { FileRevocationSource, type FileSourceEvents } from './revocation/file-source.ts';
 import { RevocationList, type RevocationSource } from './revocation/revocation-list.ts';
 import { statusListsConfig, StatusLists, type StatusListsOptions } from './status-list/list-cache.ts';
+import { revocationRetainMs } from './revocation/retention.ts';
 
 export interface GateOptions {
   readonly clock?: Clock;
@@ -36,7 +37,7 @@ export interface RefusalObserver {
 
 export interface Readiness {
   readonly ready: boolean;
-  /** Why not, one line per problem (for /readyz). */
+  /** Why not, one line per problem (for /readyz); when ready, what is degraded but still decided right (a refused reload). */
   readonly problems: readonly string[];
 }
 
@@ -76,7 +77,7 @@ export class Gate {
     this.statusLists = statusLists;
     const sources: RevocationSource[] = [];
     if (config.revocation.file !== undefined) {
-      sources.push(new FileRevocationSource(config.revocation.file, config.revocation.poll_interval, options.revocationFileEvents));
+      sources.push(new FileRevocationSource(config.revocation.file, config.revocation.poll_interval, options.revocationFileEvents, { retainMs: revocationRetainMs(config) }));
     }
     if (options.extraRevocationSources) sources.push(...options.extraRevocationSources);
     this.revocation = new RevocationList(sources);
@@ -133,6 +134,9 @@ export class Gate {
     const stale = this.revocation.staleSource(now);
     if (stale !== undefined) problems.push(`revocation source ${stale} has not synced within max_stale`);
     for (const s of this.statusLists) for (const uri of s.staleUris(now)) problems.push(`status list ${uri} of issuer ${s.issuer} has not been refreshed within max_stale`);
-    return { ready: problems.length === 0, problems };
+    const ready = problems.length === 0;
+    // A refused reload keeps the last good list enforced, so the gate stays ready; operators see why.
+    for (const s of this.revocation.sources) if (s.problem !== undefined) problems.push(s.problem);
+    return { ready, problems };
   }
 }

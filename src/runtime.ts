@@ -26,6 +26,7 @@ import type { Listener, TransportContext } from './transports/context.ts';
 import { startExtAuthz } from './transports/ext-authz/index.ts';
 import type { HttpListener } from './transports/http-listener.ts';
 import { startProxy, type ProxyListener } from './transports/proxy/server.ts';
+import { reloadFiles } from './reload.ts';
 
 export interface StartOptions {
   /** Defaults to a logger built from `config.log`. Tests pass one that records lines. */
@@ -50,6 +51,8 @@ export interface WorkerRunning {
   readonly draining: boolean;
   /** Graceful drain: in-flight requests get up to graceMs (default `shutdown.grace`). Idempotent. */
   close(graceMs?: number): Promise<void>;
+  /** SIGHUP: re-reads key files and revocation sources (src/reload.ts); true when all loaded. */
+  reload(): Promise<boolean>;
 }
 
 export interface Running extends WorkerRunning {
@@ -133,6 +136,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
       closing ??= drain(graceMs);
       return closing;
     },
+    reload: () => reloadFiles(gate, metrics, logger),
   };
 }
 

@@ -21,6 +21,8 @@ export interface AdminOptions {
 }
 
 const NO_STORE = 'no-store';
+/** The admin listener's head timeout (a slow or stalled client is cut within about a second of it). */
+export const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
 
 function json(res: ServerResponse, status: number, body: unknown, headOnly: boolean): void {
   const bytes = Buffer.from(JSON.stringify(body));
@@ -55,7 +57,9 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
       json(res, 200, { status: 'ok' }, headOnly);
     } else if (path === '/readyz') {
       const r = await source.readiness();
-      json(res, r.ready ? 200 : 503, r.ready ? { status: 'ready' } : { status: 'not_ready', problems: r.problems }, headOnly);
+      // Ready with problems: degraded but deciding correctly (e.g. a refused revocation reload).
+      const body = r.ready ? (r.problems.length === 0 ? { status: 'ready' } : { status: 'ready', problems: r.problems }) : { status: 'not_ready', problems: r.problems };
+      json(res, r.ready ? 200 : 503, body, headOnly);
     } else {
       const m = await source.metrics();
       res.writeHead(200, { 'content-type': m.contentType, 'content-length': String(Buffer.byteLength(m.text)), 'cache-control': NO_STORE });
@@ -63,7 +67,9 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
     }
   }
 
-  const httpOptions = { requireHostHeader: false, headersTimeout: 10_000, requestTimeout: 30_000 };
+  // node checks headersTimeout/requestTimeout only every connectionsCheckingInterval (default 30 s),
+  // which let a slowloris client hold an admin connection ~30 s against a 10 s headers timeout.
+  const httpOptions = { requireHostHeader: false, headersTimeout: ADMIN_HEADERS_TIMEOUT_MS, requestTimeout: 30_000, connectionsCheckingInterval: 1000 };
   // admin.tls: the same listener over TLS, with client certificates when configured (SPEC §11).
   const tlsConfig = options.config.admin.tls;
   const tls = tlsConfig === undefined ? undefined : createTlsServer(httpOptions, tlsConfig, { name: 'admin', key: 'admin.tls', logger: log });

@@ -13,6 +13,7 @@ import { runWorker, startPrimary, workerCount } from '../cluster.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
+import { onReloadSignal } from '../reload.ts';
 import { listenUrl, onShutdownSignals, startJitgate } from '../runtime.ts';
 import { configFileArg, reportStartupError } from './check-config.ts';
 
@@ -20,7 +21,8 @@ const USAGE = `Usage: jitgate serve -c FILE
 
 Runs the gate: the traffic proxy, the admin listener (metrics, health, revocation API) and the
 ext_authz services the config enables. SIGTERM or SIGINT drains in-flight requests (up to
-shutdown.grace) and exits 0; a second signal exits at once.
+shutdown.grace) and exits 0; a second signal exits at once. SIGHUP re-reads the jwks_file key
+sets and the revocation file (and syncs revocation.url) without dropping a request.
 
 Options:
   -c, --config FILE   the config file (default: $JITGATE_CONFIG)
@@ -58,6 +60,7 @@ async function serve(config: Config, file: string): Promise<number> {
   const log = running.logger;
   log.info({ proxy: listenUrl(proxy, config.listen.tls ? 'https' : 'http'), admin: listenUrl(admin, config.admin.tls ? 'https' : 'http'), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, config: file }, 'jitgate started');
   log.flush();
+  onReloadSignal(() => running.reload(), log);
   return new Promise<number>((resolve) => {
     onShutdownSignals(
       (signal) => {

@@ -171,8 +171,24 @@ export const configSchema = z.strictObject({
       keep_alive_timeout: duration('5s').default(5_000),
       /** true only when the backend is known not to trim, best-fit or re-parse decoded segments (docs/hardening-edges.md). */
       allow_dot_like_segments: z.boolean().default(false),
+      /** Request body idle timeout: no body byte for this long → 408 (nginx client_body_timeout). */
+      body_timeout: duration('60s').default(60_000),
+      /** Requests one client connection may have unanswered (pipelined); beyond → 429 and close. */
+      max_inflight_per_connection: z.number().int().min(1).default(32),
+      /** Proxied requests one token (jti) may have in flight per process; beyond → 429. 0 = no cap. */
+      max_inflight_per_token: z.number().int().min(0).default(32),
     })
-    .default({ max_target_length: 8192, max_header_bytes: 16384, headers_timeout: 10_000, request_timeout: 300_000, keep_alive_timeout: 5_000, allow_dot_like_segments: false }),
+    .default({
+      max_target_length: 8192,
+      max_header_bytes: 16384,
+      headers_timeout: 10_000,
+      request_timeout: 300_000,
+      keep_alive_timeout: 5_000,
+      allow_dot_like_segments: false,
+      body_timeout: 60_000,
+      max_inflight_per_connection: 32,
+      max_inflight_per_token: 32,
+    }),
   cache: z
     .strictObject({ max_entries: z.number().int().min(0).default(10_000) })
     .default({ max_entries: 10_000 }),

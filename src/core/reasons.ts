@@ -14,7 +14,8 @@ export type ErrorKind =
   | 'insufficient_scope'
   | 'unavailable'
   | 'bad_gateway'
-  | 'gateway_timeout';
+  | 'gateway_timeout'
+  | 'too_many_requests';
 
 /** RFC 9449 §7.1 error code of the `DPoP` challenge that accompanies a proof-of-possession refusal. */
 export type DpopErrorCode = 'invalid_dpop_proof' | 'use_dpop_nonce' | 'invalid_token';
@@ -65,6 +66,8 @@ export const REASONS = Object.freeze({
   bad_request: r(400, 'invalid_request', 'the request could not be parsed as HTTP/1.1 (refused by the HTTP parser)'),
   headers_too_large: r(431, 'invalid_request', 'the request head exceeds limits.max_header_bytes'),
   request_timeout: r(408, 'invalid_request', 'the request head or body did not arrive within limits.headers_timeout / request_timeout'),
+
+  inflight_limit: r(429, 'too_many_requests', 'this token or client connection already has limits.max_inflight_per_token / _per_connection requests in flight'),
 
   // 401 without an error code: no credentials at all (RFC 6750 §3.1).
   missing_token: r(401, 'unauthorized', 'no bearer token in the Authorization header'),

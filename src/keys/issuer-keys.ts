@@ -36,22 +36,25 @@ export class FileIssuerKeys implements IssuerKeys {
   }
 
   async start(): Promise<void> {
-    const file = this.#config.jwks_file!;
-    let doc: unknown;
     try {
-      doc = JSON.parse(await readFile(file, 'utf8'));
+      await this.reload();
     } catch (err) {
-      throw new StartupError(`issuer ${this.issuer}: jwks_file ${file}: ${(err as Error).message}`, { cause: err });
+      throw new StartupError(`issuer ${this.issuer}: jwks_file ${this.#config.jwks_file!}: ${(err as Error).message}`, { cause: err });
     }
-    try {
-      const { set, skipped } = await importJwks(doc, this.#config.algorithms);
-      this.skipped.push(...skipped);
-      if (set.size === 0) throw new Error(`no usable key${skipped.length ? `: ${skipped.join('; ')}` : ''}`);
-      this.#set = set;
-      this.#loaded = true;
-    } catch (err) {
-      throw new StartupError(`issuer ${this.issuer}: jwks_file ${file}: ${(err as Error).message}`, { cause: err });
-    }
+  }
+
+  /**
+   * Reads the file again (at start, and on SIGHUP). The current set stays in use unless the new
+   * file parses and holds at least one usable key. Returns the new set's size.
+   */
+  async reload(): Promise<number> {
+    const doc: unknown = JSON.parse(await readFile(this.#config.jwks_file!, 'utf8'));
+    const { set, skipped } = await importJwks(doc, this.#config.algorithms);
+    if (set.size === 0) throw new Error(`no usable key${skipped.length ? `: ${skipped.join('; ')}` : ''}`);
+    this.skipped.splice(0, this.skipped.length, ...skipped);
+    this.#set = set;
+    this.#loaded = true;
+    return set.size;
   }
 
   stop(): void {}

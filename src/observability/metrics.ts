@@ -57,6 +57,9 @@ export class Metrics {
   readonly auditCheckpoints: client.Counter;
   readonly tlsHandshakeFailures: client.Counter<'listener'>;
   readonly tlsReloads: client.Counter<'listener' | 'result'>;
+  readonly revocationReloadRefused: client.Counter<'source' | 'reason'>;
+  readonly limitRefusals: client.Counter<'limit'>;
+  readonly configReloads: client.Counter<'result'>;
 
   /** transport → reason → bound counter child (taken up at scrape time). */
   readonly #bound = new Map<Transport, Map<Reason, client.Counter.Internal>>();
@@ -112,6 +115,9 @@ export class Metrics {
     // SPEC §11: handshakes refused before any request (no decision is counted for them) and certificate rotations.
     this.tlsHandshakeFailures = new client.Counter({ name: 'jitgate_tls_handshake_failures_total', help: 'TLS handshakes that failed (no or untrusted client certificate, protocol errors), by listener.', labelNames: ['listener'], registers: r });
     this.tlsReloads = new client.Counter({ name: 'jitgate_tls_reloads_total', help: 'Reloads of a listener certificate, key or client CA bundle after a change on disk, by listener and result (ok, error).', labelNames: ['listener', 'result'], registers: r });
+    this.revocationReloadRefused = new client.Counter({ name: 'jitgate_revocation_reload_refused_total', help: 'Revocation reloads refused (last good list kept), by source and reason (empty, torn_tail, no_valid_line, changing).', labelNames: ['source', 'reason'], registers: r });
+    this.limitRefusals = new client.Counter({ name: 'jitgate_limit_refusals_total', help: 'Requests cut or refused by a limit: pool_wait, body_timeout, inflight_token, inflight_connection.', labelNames: ['limit'], registers: r });
+    this.configReloads = new client.Counter({ name: 'jitgate_reloads_total', help: 'SIGHUP reloads of key files and the revocation file, by result (ok, error).', labelNames: ['result'], registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 
     for (const t of TRANSPORTS) {

@@ -1,17 +1,38 @@
 /**
  * Revocation entries from a local JSON Lines file. Loaded at start; reloaded when the file
- * changes, swapping in a whole new index only after the new text parsed (a half-written file
- * loses only its bad lines, which are reported with their numbers).
+ * changes (or on SIGHUP), swapping in a whole new index only after the new text parsed (a file
+ * with some bad lines loses only those, which are reported with their numbers).
+ *
+ * A reload that would un-revoke through a badly replaced file is refused and the last good list
+ * kept (reload-guard.ts: zero bytes where entries existed, a torn last line, no valid line). The
+ * file is also stat'ed before and after the read: a file that changed meanwhile was read while
+ * being written, so it is not used and read again at the next poll; and a polled change is read
+ * only once the file has been still for SETTLE_MS, so the pauses of an in-place rewrite are not
+ * mistaken for its end. Writers should still write a
+ * temp file and rename it over the list (docs/hardening-faults.md).
  */
 import { readFile, stat } from 'node:fs/promises';
-import { parseJsonLines, type LineError } from './entries.ts';
+import type { LineError } from './entries.ts';
+import { judgeReload, type RefusalReason } from './reload-guard.ts';
 import { RevocationIndex } from './revocation-index.ts';
 import type { RevocationSource } from './revocation-list.ts';
 import { StartupError } from '../errors.ts';
 
+/** A changed file is read once it has not been modified for this long (see #check). */
+const SETTLE_MS = 100;
+const START_ATTEMPTS = 5;
+const START_RETRY_MS = 100;
+
 export interface FileSourceEvents {
   loaded?(info: { entries: number; errors: readonly LineError[]; durationMs: number }): void;
   failed?(err: Error): void;
+  /** A reload was refused; `kept` entries of the last good list stay enforced. */
+  refused?(info: { reason: RefusalReason; detail: string; kept: number }): void;
+}
+
+export interface FileSourceOptions {
+  /** Keep entries this long past their `exp` (the largest issuer clock tolerance; retention.ts). */
+  readonly retainMs?: number;
 }
 
 export class FileRevocationSource implements RevocationSource {
@@ -21,28 +42,45 @@ export class FileRevocationSource implements RevocationSource {
   readonly #file: string;
   readonly #events: FileSourceEvents;
   readonly #pollMs: number;
+  readonly #retainMs: number;
   #index = new RevocationIndex();
   #timer: NodeJS.Timeout | undefined;
   #mtimeMs = -1;
   #size = -1;
+  #problem: string | undefined;
+  #lastRefusal: RefusalReason | undefined;
+  #settle: NodeJS.Timeout | undefined;
 
-  constructor(file: string, pollMs: number, events: FileSourceEvents = {}) {
+  constructor(file: string, pollMs: number, events: FileSourceEvents = {}, options: FileSourceOptions = {}) {
     this.name = `file:${file}`;
     this.#file = file;
     this.#pollMs = pollMs;
     this.#events = events;
+    this.#retainMs = options.retainMs ?? 0;
   }
 
   get index(): RevocationIndex {
     return this.#index;
   }
 
+  /** Why the last reload was refused (for /readyz), until a reload succeeds again. */
+  get problem(): string | undefined {
+    return this.#problem;
+  }
+
   async start(): Promise<void> {
     try {
       await this.reload();
+      // Caught mid-write at start: the writer is about to finish, read it again rather than fail.
+      for (let i = 0; i < START_ATTEMPTS && this.#lastRefusal === 'changing'; i++) {
+        await new Promise((r) => setTimeout(r, START_RETRY_MS));
+        await this.reload();
+      }
     } catch (err) {
       throw new StartupError(`revocation.file ${this.#file}: ${(err as Error).message}`, { cause: err });
     }
+    // Nothing to keep yet: a torn or garbage file at start is an error the operator must see.
+    if (this.#problem !== undefined) throw new StartupError(`revocation.file ${this.#file}: ${this.#problem}`);
     // Polling stat is portable (fs.watch misses atomic renames on some filesystems) and cheap.
     this.#timer = setInterval(() => void this.#check(), this.#pollMs);
     this.#timer.unref();
@@ -50,12 +88,26 @@ export class FileRevocationSource implements RevocationSource {
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#settle) clearTimeout(this.#settle);
   }
 
   async #check(): Promise<void> {
     try {
       const s = await stat(this.#file);
       if (s.mtimeMs === this.#mtimeMs && s.size === this.#size) return;
+      // Modified moments ago: a writer may be between two writes of an in-place rewrite, and a
+      // prefix cut at a line boundary parses cleanly. Look again once it has been still for SETTLE_MS.
+      const age = Date.now() - s.mtimeMs;
+      if (age >= 0 && age < SETTLE_MS) {
+        if (this.#settle === undefined) {
+          this.#settle = setTimeout(() => {
+            this.#settle = undefined;
+            void this.#check();
+          }, SETTLE_MS - age);
+          this.#settle.unref();
+        }
+        return;
+      }
       await this.reload();
     } catch (err) {
       // Keep the last good index: a missing or unreadable file never un-revokes anything.
@@ -63,16 +115,36 @@ export class FileRevocationSource implements RevocationSource {
     }
   }
 
+  /** Reads the file now; a refused text keeps the last good list (see `problem`). Rejects when unreadable. */
   async reload(): Promise<void> {
     const started = performance.now();
-    const s = await stat(this.#file);
-    const text = await readFile(this.#file, 'utf8');
-    const { entries, errors } = parseJsonLines(text);
-    const index = new RevocationIndex(entries);
-    index.prune(Date.now() / 1000);
+    const before = await stat(this.#file);
+    const bytes = await readFile(this.#file);
+    const after = await stat(this.#file);
+    if (after.mtimeMs !== before.mtimeMs || after.size !== before.size || bytes.length !== after.size) {
+      // Read while being written: neither remembered as loaded nor used; the next poll reads it again.
+      this.#refuse('changing', 'the file changed while it was read (written in place?); read again at the next poll');
+      return;
+    }
+    const verdict = judgeReload(bytes.toString('utf8'), this.#index.size > 0);
+    // Remembered either way: a refused text is not read again until the file changes.
+    this.#mtimeMs = after.mtimeMs;
+    this.#size = after.size;
+    if ('refused' in verdict) {
+      this.#refuse(verdict.refused, verdict.detail);
+      return;
+    }
+    const index = new RevocationIndex(verdict.entries);
+    index.prune(Date.now() / 1000, this.#retainMs);
     this.#index = index;
-    this.#mtimeMs = s.mtimeMs;
-    this.#size = s.size;
-    this.#events.loaded?.({ entries: index.size, errors, durationMs: performance.now() - started });
+    this.#problem = undefined;
+    this.#lastRefusal = undefined;
+    this.#events.loaded?.({ entries: index.size, errors: verdict.errors, durationMs: performance.now() - started });
+  }
+
+  #refuse(reason: RefusalReason, detail: string): void {
+    this.#lastRefusal = reason;
+    this.#problem = `revocation source ${this.name}: last reload refused (${reason}): ${detail}; keeping the last good list of ${this.#index.size} entries`;
+    this.#events.refused?.({ reason, detail, kept: this.#index.size });
   }
 }

@@ -11,7 +11,8 @@
  */
 import { systemClock, type Clock } from '../core/clock.ts';
 import { boundedGet, FetchError } from '../net/bounded-get.ts';
-import { parseJsonLines, type LineError } from './entries.ts';
+import type { LineError } from './entries.ts';
+import { judgeReload, type RefusalReason } from './reload-guard.ts';
 import { RevocationIndex } from './revocation-index.ts';
 import type { RevocationSource } from './revocation-list.ts';
 
@@ -31,6 +32,8 @@ export interface RevocationSyncInfo {
   /** Lines of a 200 body that were skipped, with their numbers. */
   readonly lineErrors?: readonly LineError[];
   readonly error?: Error;
+  /** Set when a 200 body was refused (reload-guard.ts); the last list is kept. */
+  readonly refused?: RefusalReason;
 }
 
 export interface HttpSourceOptions {
@@ -40,6 +43,8 @@ export interface HttpSourceOptions {
   readonly timeoutMs: number;
   readonly maxBytes: number;
   readonly clock?: Clock;
+  /** Keep entries this long past their `exp` (the largest issuer clock tolerance; retention.ts). */
+  readonly retainMs?: number;
   readonly onSync?: (info: RevocationSyncInfo) => void;
 }
 
@@ -57,6 +62,7 @@ export class HttpRevocationSource implements RevocationSource {
   #appliedSeq = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  #problem: string | undefined;
 
   constructor(options: HttpSourceOptions) {
     this.name = `url:${options.url}`;
@@ -71,6 +77,11 @@ export class HttpRevocationSource implements RevocationSource {
 
   get lastSyncAt(): number | undefined {
     return this.#lastSyncAt;
+  }
+
+  /** Why the last 200 body was refused (for /readyz), until a body is accepted again. */
+  get problem(): string | undefined {
+    return this.#problem;
   }
 
   /** First sync, then polling. Never throws: an unreachable source leaves the gate not ready (503) until it syncs. */
@@ -105,6 +116,7 @@ export class HttpRevocationSource implements RevocationSource {
     let error: Error | undefined;
     let lineErrors: readonly LineError[] | undefined;
     let bytes: number | undefined;
+    let refused: RefusalReason | undefined;
     try {
       const res = await boundedGet(this.#o.url, {
         timeoutMs: this.#o.timeoutMs,
@@ -122,15 +134,18 @@ export class HttpRevocationSource implements RevocationSource {
         }
       } else {
         bytes = res.body.length;
-        const { entries, errors } = parseJsonLines(res.body.toString('utf8'));
-        lineErrors = errors;
-        // Bad lines are skipped and reported, but a body with no entry and only bad lines is
-        // not a feed at all (an HTML error page with 200): swapping it in would un-revoke everything.
-        if (entries.length === 0 && errors.length > 0) {
-          throw new FetchError('malformed', `no line is a revocation entry (line ${errors[0]!.line}: ${errors[0]!.message})`);
+        // Bad lines are skipped and reported, but a body that is not a feed (an HTML error page
+        // with 200, no bytes where entries existed, a torn last line) would un-revoke: refused.
+        const verdict = judgeReload(res.body.toString('utf8'), this.#index.size > 0);
+        if ('refused' in verdict) {
+          refused = verdict.refused;
+          this.#problem = `revocation source ${this.name}: last sync refused (${refused}): ${verdict.detail}; keeping the last list of ${this.#index.size} entries`;
+          throw new FetchError('malformed', verdict.detail);
         }
+        const { entries, errors } = verdict;
+        lineErrors = errors;
         const index = new RevocationIndex(entries);
-        index.prune(askedAt / 1000);
+        index.prune(askedAt / 1000, this.#o.retainMs ?? 0);
         if (seq < this.#appliedSeq) result = 'superseded';
         else {
           this.#index = index;
@@ -138,6 +153,7 @@ export class HttpRevocationSource implements RevocationSource {
           this.#appliedSeq = seq;
           this.#lastSyncAt = askedAt;
           this.#lastPruneAt = askedAt;
+          this.#problem = undefined;
           result = 'ok';
         }
       }
@@ -155,13 +171,14 @@ export class HttpRevocationSource implements RevocationSource {
       ...(bytes !== undefined ? { bytes } : {}),
       ...(lineErrors?.length ? { lineErrors } : {}),
       ...(error ? { error } : {}),
+      ...(refused ? { refused } : {}),
     });
   }
 
   #maybePrune(nowMs: number): void {
     if (nowMs - this.#lastPruneAt < PRUNE_EVERY_MS) return;
     this.#lastPruneAt = nowMs;
-    this.#index.prune(nowMs / 1000);
+    this.#index.prune(nowMs / 1000, this.#o.retainMs ?? 0);
   }
 
   #schedule(delayMs: number): void {

@@ -33,6 +33,8 @@ const PRUNE_EVERY_MS = 60_000;
 
 export interface FollowerOptions {
   readonly clock?: Clock;
+  /** Keep entries this long past their `exp` (the largest issuer clock tolerance; retention.ts). */
+  readonly retainMs?: number;
   /** Called with the entry count after the snapshot and after each batch. */
   readonly onUpdate?: (info: { source: string; entries: number; appended: number }) => void;
 }
@@ -77,7 +79,7 @@ export class JournalFollowerSource implements RevocationSource {
         }
       };
       this.#channel.on('message', this.#listener);
-      this.#timer = setInterval(() => this.#index.prune(this.#clock.nowMs() / 1000), PRUNE_EVERY_MS);
+      this.#timer = setInterval(() => this.#index.prune(this.#clock.nowMs() / 1000, this.#o.retainMs ?? 0), PRUNE_EVERY_MS);
       this.#timer.unref();
       this.#channel.send({ type: 'jitgate:revocations-sync' });
     });

@@ -9,6 +9,7 @@ import { StartupError } from '../errors.ts';
 import type { LineError, RevocationEntry } from './entries.ts';
 import { Journal } from './journal.ts';
 import { RevocationIndex } from './revocation-index.ts';
+import { isLive } from './retention.ts';
 import type { RevocationSource } from './revocation-list.ts';
 
 const PRUNE_EVERY_MS = 60_000;
@@ -32,6 +33,8 @@ export interface JournalAppendInfo {
 
 export interface JournalSourceOptions {
   readonly clock?: Clock;
+  /** Keep entries this long past their `exp`, in memory and through compaction (retention.ts). */
+  readonly retainMs?: number;
   readonly onReplay?: (info: JournalReplayInfo) => void;
   readonly onAppend?: (info: JournalAppendInfo) => void;
 }
@@ -72,7 +75,8 @@ export class JournalRevocationSource implements RevocationSource {
       throw new StartupError(`revocation.journal ${this.#journal.file}: ${(err as Error).message}`, { cause: err });
     }
     const nowSec = this.#clock.nowMs() / 1000;
-    const live = replay.entries.filter((e) => e.exp === undefined || e.exp >= nowSec);
+    const retainMs = this.#o.retainMs ?? 0;
+    const live = replay.entries.filter((e) => isLive(e.exp, nowSec, retainMs));
     const expired = replay.entries.length - live.length;
     // Rewrite only to drop expired entries, and never over lines that failed to parse: those are
     // kept on disk for whoever investigates the corruption.
@@ -87,7 +91,7 @@ export class JournalRevocationSource implements RevocationSource {
     }
     this.#index = new RevocationIndex(live);
     this.#open = true;
-    this.#timer = setInterval(() => this.#index.prune(this.#clock.nowMs() / 1000), PRUNE_EVERY_MS);
+    this.#timer = setInterval(() => this.#index.prune(this.#clock.nowMs() / 1000, retainMs), PRUNE_EVERY_MS);
     this.#timer.unref();
     this.#o.onReplay?.({
       source: this.name,

@@ -44,13 +44,17 @@ export class RevocationIndex {
     return false;
   }
 
-  /** Drops entries whose `exp` has passed: the tokens they revoke have expired anyway. */
-  prune(nowSec: number): number {
+  /**
+   * Drops entries whose `exp` plus `retainMs` has passed: the tokens they revoke are then refused
+   * as expired anyway. `retainMs` is the largest issuer clock tolerance (retention.ts).
+   */
+  prune(nowSec: number, retainMs = 0): number {
+    const cutoff = nowSec - retainMs / 1000;
     let removed = 0;
     for (const map of [this.#jti, this.#txn]) {
-      for (const [k, exp] of map) if (exp < nowSec) (map.delete(k), removed++);
+      for (const [k, exp] of map) if (exp < cutoff) (map.delete(k), removed++);
     }
-    for (const [k, v] of this.#sub) if (v.exp < nowSec) (this.#sub.delete(k), removed++);
+    for (const [k, v] of this.#sub) if (v.exp < cutoff) (this.#sub.delete(k), removed++);
     return removed;
   }
 

@@ -12,6 +12,8 @@ export interface RevocationSource {
   readonly lastSyncAt: number | undefined;
   /** Remote sources: no successful sync for longer than this → fail closed. */
   readonly maxStaleMs: number | undefined;
+  /** Set while the last reload was refused and an older list is kept (shown in /readyz; not unready). */
+  readonly problem?: string | undefined;
   start(): Promise<void>;
   stop(): void;
 }

@@ -4,7 +4,8 @@
  * ETag (200 vs 304 counted at the server), bad lines, a body that is no feed, and a source down
  * past max_stale → 503 revocation_stale on every token, then recovery.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { rm } from 'node:fs/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/core/clock.ts';
 import type { Decision } from '../../src/core/decision.ts';
 import type { Gate } from '../../src/gate.ts';
@@ -20,9 +21,15 @@ let key: TestKey;
 let jwksFile: string;
 const cleanup: Array<() => unknown> = [];
 
+let keyDir: string;
+
 beforeAll(async () => {
   key = await makeKey('ES256', 'k1');
-  jwksFile = await writeJson(await tempDir(), 'jwks.json', jwksOf(key));
+  keyDir = await tempDir();
+  jwksFile = await writeJson(keyDir, 'jwks.json', jwksOf(key));
+});
+afterAll(async () => {
+  if (keyDir) await rm(keyDir, { recursive: true, force: true });
 });
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
@@ -39,6 +46,7 @@ async function setup(revocation: Record<string, unknown>, fixed?: FixedClock | n
   cleanup.push(() => feed.stop());
   const built = await buildTestGate({ issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile }], revocation: { url: feed.url, ...revocation } }, clock, false);
   cleanup.push(() => built.gate.stop());
+  cleanup.push(() => rm(built.dir, { recursive: true, force: true }));
   const source = built.gate.revocation.sources.find((s) => s instanceof HttpRevocationSource) as HttpRevocationSource;
   return { feed, ...built, source, start: () => built.gate.start() };
 }
@@ -107,7 +115,7 @@ describe('sync', () => {
 
   it('skips bad lines with their numbers, prunes expired entries, and never swaps in a body that is not a feed', async () => {
     const { feed, gate, source, logs, start } = await setup({ poll_interval: '50ms' });
-    feed.set([{ jti: 'good' }, '{"jti": ', { jti: 'expired', exp: NOW - 1 }, { txn: 5 }, { jti: 'later', exp: NOW + 60 }]);
+    feed.set([{ jti: 'good' }, '{"jti": ', { jti: 'expired', exp: NOW - 6 } /* past exp + the 5 s default clock_tolerance */, { txn: 5 }, { jti: 'later', exp: NOW + 60 }]);
     await start();
     expect(source.index.size).toBe(2); // good, later
     expect(logged(logs, 'revocation line skipped').map((l) => l.line)).toEqual([2, 4]);
@@ -117,6 +125,31 @@ describe('sync', () => {
     expect(logged(logs, 'revocation sync failed')[0]).toMatchObject({ code: 'malformed', level: 'warn' });
     expect(source.index.size).toBe(2);
     expect(reason(await get(gate, await sign(key, { jti: 'good' })))).toBe('deny:revoked');
+  });
+});
+
+describe('a 200 body that would un-revoke (issue 21 item 5, same class as the file)', () => {
+  it('an empty body or a torn last line keeps the list (counted as refused); the marker line clears it', async () => {
+    const { feed, gate, source, logs, metrics, start } = await setup({ poll_interval: '50ms' });
+    feed.set([{ jti: 'good' }]);
+    await start();
+    const token = await sign(key, { jti: 'good' });
+    expect(reason(await get(gate, token))).toBe('deny:revoked');
+    feed.body = '';
+    await until(() => logged(logs, 'revocation sync failed').length > 0, 3_000, 'the empty body refused');
+    feed.body = '{"jti":"good"}\n{"jti":"ot';
+    await until(() => logged(logs, 'revocation sync failed').some((l) => String(l.err).includes('last line has no newline')), 3_000, 'the torn body refused');
+    expect(source.index.size).toBe(1);
+    expect(reason(await get(gate, token))).toBe('deny:revoked');
+    const text = await metrics.metrics();
+    expect(text).toMatch(/jitgate_revocation_reload_refused_total\{source="url:[^"]+",reason="empty"\} [1-9]/);
+    expect(text).toMatch(/jitgate_revocation_reload_refused_total\{source="url:[^"]+",reason="torn_tail"\} [1-9]/);
+    const r = gate.readiness();
+    expect(r.ready).toBe(true); // the last list is enforced and fresh
+    expect(r.problems.join('\n')).toContain('last sync refused (torn_tail)');
+    feed.body = '# jitgate: empty\n';
+    await until(() => source.index.size === 0, 3_000, 'the list cleared on purpose');
+    expect(gate.readiness().problems).toEqual([]);
   });
 });
 

@@ -21,9 +21,11 @@ import type { TraceHandle } from '../../observability/trace-hooks.ts';
 import { render } from '../respond.ts';
 import { TLS_ERROR_CODES, upstreamConnectOptions } from '../tls/upstream-tls.ts';
 import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
+import { watchBody } from './body-watchdog.ts';
+import { PoolSlots } from './pool-slots.ts';
 
 /** How an exchange ended; `ok` includes upstream 4xx/5xx answers, which are the backend's to give. */
-export type ForwardEnd = 'ok' | 'upstream_unreachable' | 'upstream_timeout' | 'client_closed';
+export type ForwardEnd = 'ok' | 'upstream_unreachable' | 'upstream_timeout' | 'client_closed' | 'body_timeout';
 
 /** Called once per exchange with the status the client got (499 when it left first, as nginx logs it). */
 export type ForwardDone = (status: number, end: ForwardEnd) => void;
@@ -59,6 +61,14 @@ class ClientClosedError extends Error {
   }
 }
 
+/** The client sent no body byte for `limits.body_timeout`: not an upstream failure. */
+class BodyTimeoutError extends Error {
+  constructor() {
+    super('request body idle for longer than limits.body_timeout');
+    this.name = 'BodyTimeoutError';
+  }
+}
+
 /** The upstream origin; a path or query in `upstream.url` would be silently ignored, so it is refused. */
 export function upstreamOrigin(url: string): string {
   const u = new URL(url);
@@ -70,6 +80,10 @@ export function upstreamOrigin(url: string): string {
 
 export class Forwarder {
   readonly #pool: Pool;
+  /** At most `upstream.connections` exchanges with undici; the rest wait (pool-slots.ts). */
+  readonly #slots: PoolSlots<Exchange>;
+  readonly #waitMs: number;
+  readonly #bodyTimeoutMs: number;
   readonly #headers: HeaderPolicy;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
@@ -90,6 +104,9 @@ export class Forwarder {
       // https:// upstreams: verified TLS (and mTLS) per upstream.tls (SPEC §11).
       connect: upstreamConnectOptions(config),
     });
+    this.#slots = new PoolSlots<Exchange>(u.connections, (exchange) => this.#dispatch(exchange));
+    this.#waitMs = u.connect_timeout;
+    this.#bodyTimeoutMs = config.limits.body_timeout;
     this.#headers = compileHeaderPolicy(config);
     this.#metrics = metrics;
     this.#logger = logger;
@@ -122,7 +139,35 @@ export class Forwarder {
     };
     // Only a request that can be sent twice unchanged: idempotent, and no body to replay.
     const retry = !head.hasBody && IDEMPOTENT.has(options.method) ? options : undefined;
-    this.#pool.dispatch(options, new Exchange(this, res, done, retry));
+    const exchange = new Exchange(this, req, res, done, retry, head.hasBody ? this.#bodyTimeoutMs : 0, options);
+    if (this.#slots.take(exchange)) this.#dispatch(exchange);
+    else exchange.wait(this.#waitMs);
+  }
+
+  #dispatch(exchange: Exchange): void {
+    exchange.holdsSlot = true;
+    try {
+      this.#pool.dispatch(exchange.options, exchange);
+    } catch (err) {
+      // Refused before it started (a closed pool): answered as an upstream failure, slot released.
+      exchange.onResponseError(undefined, err as Error);
+    }
+  }
+
+  /** @internal for Exchange: it held a slot and is done. */
+  release(): void {
+    this.#slots.release();
+  }
+
+  /** @internal for Exchange: it stopped waiting for a slot (timed out, or the client left). */
+  unqueue(exchange: Exchange): void {
+    this.#slots.remove(exchange);
+  }
+
+  /** @internal for Exchange */
+  limitHit(limit: 'pool_wait' | 'body_timeout'): void {
+    this.#metrics.limitRefusals.labels(limit).inc();
+    this.#metrics.recordReason('proxy', limit === 'pool_wait' ? 'upstream_timeout' : 'request_timeout');
   }
 
   /** X-Forwarded-Port: one listener, one local port — its text is made once. */
@@ -177,7 +222,15 @@ export class Forwarder {
 /** One proxied request: undici's handler on one side, the client's ServerResponse on the other. */
 class Exchange implements Dispatcher.DispatchHandler {
   readonly #forwarder: Forwarder;
+  readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
+  readonly #bodyTimeoutMs: number;
+  /** What to dispatch once it has a pool slot. */
+  readonly options: Dispatcher.DispatchOptions;
+  /** Given a pool slot by the forwarder; released once, in #finish. */
+  holdsSlot = false;
+  #waitTimer: NodeJS.Timeout | undefined;
+  #bodyTimer: NodeJS.Timeout | undefined;
   readonly #done: ForwardDone;
   readonly #started = performance.now();
   #controller: Dispatcher.DispatchController | undefined;
@@ -190,24 +243,68 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The request's options while one retry is left (idempotent, no body); undefined otherwise. */
   #retry: Dispatcher.DispatchOptions | undefined;
 
-  constructor(forwarder: Forwarder, res: ServerResponse, done: ForwardDone, retry: Dispatcher.DispatchOptions | undefined) {
+  constructor(
+    forwarder: Forwarder,
+    req: IncomingMessage,
+    res: ServerResponse,
+    done: ForwardDone,
+    retry: Dispatcher.DispatchOptions | undefined,
+    bodyTimeoutMs: number,
+    options: Dispatcher.DispatchOptions,
+  ) {
     this.#forwarder = forwarder;
+    this.#req = req;
     this.#res = res;
     this.#done = done;
     this.#retry = retry;
+    this.#bodyTimeoutMs = bodyTimeoutMs;
+    this.options = options;
     // 'drain' is listened for only when a write backs up (onResponseData): most responses never do,
     // and a listener plus its closure per request was a visible share of the cached allow.
     res.on('close', () => {
       if (this.#finished || res.writableFinished) return;
       this.#clientGone = true;
+      if (this.#waitTimer !== undefined) {
+        // Left while waiting for a pool slot: never dispatched, nothing to abort.
+        clearTimeout(this.#waitTimer);
+        this.#waitTimer = undefined;
+        this.#forwarder.unqueue(this);
+        this.#finish(499, 'client_closed');
+        return;
+      }
       this.#controller?.abort(new ClientClosedError());
     });
+  }
+
+  /** Waits at most `ms` for a pool slot (pool-slots.ts), then answers 504. */
+  wait(ms: number): void {
+    this.#waitTimer = setTimeout(() => {
+      this.#waitTimer = undefined;
+      this.#forwarder.unqueue(this);
+      this.#forwarder.limitHit('pool_wait');
+      const r = render('upstream_timeout');
+      this.#res.shouldKeepAlive = false; // a body may still be on its way
+      this.#res.writeHead(r.status, r.headers);
+      this.#res.end(r.bodyBytes);
+      this.#finish(r.status, 'upstream_timeout');
+    }, ms);
+  }
+
+  /** A pool slot is free for this exchange: false if it no longer wants one. */
+  stopWaiting(): boolean {
+    if (this.#waitTimer === undefined) return false;
+    clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+    return !this.#finished;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     // The client left while the request waited for a pooled connection.
     if (this.#clientGone) controller.abort(new ClientClosedError());
+    else if (this.#bodyTimeoutMs > 0 && this.#bodyTimer === undefined && !this.#req.complete) {
+      this.#bodyTimer = watchBody(this.#req, this.#bodyTimeoutMs, () => this.#finished, () => controller.abort(new BodyTimeoutError()));
+    }
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
@@ -240,10 +337,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#finish(this.#status, 'ok');
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     const res = this.#res;
     if (this.#clientGone || err instanceof ClientClosedError) {
       this.#finish(499, 'client_closed');
+      return;
+    }
+    if (err instanceof BodyTimeoutError) {
+      this.#bodyTimedOut();
       return;
     }
     const retry = this.#retry;
@@ -269,9 +370,30 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#finish(r.status, end);
   }
 
+  /** 408 while nothing was answered yet; after the response head, only cutting the connection is left. */
+  #bodyTimedOut(): void {
+    const res = this.#res;
+    this.#forwarder.limitHit('body_timeout');
+    if (res.headersSent) {
+      res.destroy();
+      this.#finish(this.#status, 'body_timeout');
+      return;
+    }
+    const r = render('request_timeout');
+    res.shouldKeepAlive = false;
+    res.writeHead(r.status, r.headers);
+    res.end(r.bodyBytes);
+    this.#finish(r.status, 'body_timeout');
+  }
+
   #finish(status: number, end: ForwardEnd): void {
     if (this.#finished) return;
     this.#finished = true;
+    if (this.#bodyTimer !== undefined) clearTimeout(this.#bodyTimer);
+    if (this.holdsSlot) {
+      this.holdsSlot = false;
+      this.#forwarder.release();
+    }
     this.#done(status, end);
   }
 }

@@ -8,14 +8,16 @@ import { unavailable, type Decision } from '../../core/decision.ts';
 import type { TransportContext } from '../context.ts';
 import { inputFromRequest } from '../http-input.ts';
 import { clientCertOf } from '../tls/client-cert.ts';
-import { renderDecision } from '../respond.ts';
+import { render, renderDecision, type Rendered } from '../respond.ts';
 import type { ForwardEnd, Forwarder } from './forward.ts';
+import { InflightByToken } from './inflight-tokens.ts';
 
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
 
 export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder): ProxyHandler {
   const { gate, metrics, audit, tracer } = ctx;
   const log = ctx.logger.child({ component: 'proxy' });
+  const inflight = new InflightByToken(ctx.config.limits.max_inflight_per_token);
 
   /** A bug in deciding is never an allow: refuse with the named reason (503 internal_error). */
   function failed(err: unknown): Decision {
@@ -32,9 +34,18 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
     const client = req.socket.remoteAddress; // read now: a finished exchange may have lost its socket
 
     if (decision.kind === 'allow') {
+      const allow = decision;
+      const jti = allow.token === null ? undefined : allow.token.jti;
+      // One grant may not hold every upstream connection (inflight-tokens.ts).
+      if (jti !== undefined && !inflight.enter(jti)) {
+        metrics.limitRefusals.labels('inflight_token').inc();
+        metrics.recordReason('proxy', 'inflight_limit');
+        refuse(req, res, render('inflight_limit'));
+        audit.record({ transport: 'proxy', method: req.method!, decision: allow, status: 429, latencyMs, outcome: 'inflight_limit', client, clientCert: allow.clientCert });
+        return;
+      }
       // The client held its body back for `Expect: 100-continue`; only an allowed request gets it.
       if (expectContinue) res.writeContinue();
-      const allow = decision;
       const method = req.method!;
       const trace = tracer === undefined ? undefined : tracer.decision('proxy', req.rawHeaders, method, allow, seconds, 0);
       forwarder.forward(
@@ -42,7 +53,8 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
         res,
         allow,
         (status: number, end: ForwardEnd) => {
-          const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' ? end : undefined;
+          if (jti !== undefined) inflight.leave(jti);
+          const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' || end === 'body_timeout' ? end : undefined;
           audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client, clientCert: allow.clientCert });
         },
         trace,
@@ -52,13 +64,17 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
 
     // Exact for this gate's policy: DPoP challenges name its algs, a nonce refusal carries DPoP-Nonce.
     const r = renderDecision(decision, gate.policy);
-    // An unread body of a refused request is not worth reading: answer, then close. (A bodiless
-    // request decided in the parser's own tick is not `complete` yet, and keeps its connection.)
+    refuse(req, res, r);
+    audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs, client, clientCert: clientCertOf(req.socket) });
+    if (tracer !== undefined) tracer.decision('proxy', req.rawHeaders, req.method!, decision, seconds, r.status);
+  }
+
+  /** An unread body of a refused request is not worth reading: answer, then close. (A bodiless
+   * request decided in the parser's own tick is not `complete` yet, and keeps its connection.) */
+  function refuse(req: IncomingMessage, res: ServerResponse, r: Rendered): void {
     if (!req.complete && declaresBody(req.rawHeaders)) res.shouldKeepAlive = false;
     res.writeHead(r.status, r.headers);
     res.end(r.bodyBytes);
-    audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs, client, clientCert: clientCertOf(req.socket) });
-    if (tracer !== undefined) tracer.decision('proxy', req.rawHeaders, req.method!, decision, seconds, r.status);
   }
 
   return (req, res, expectContinue) => {

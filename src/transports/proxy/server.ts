@@ -8,6 +8,8 @@ import { answerClientError, answerConnect } from '../client-error.ts';
 import { createTlsServer } from '../tls/server-tls.ts';
 import type { TransportContext } from '../context.ts';
 import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
+import { render } from '../respond.ts';
+import { ConnectionLanes } from './connection-lane.ts';
 import { Forwarder } from './forward.ts';
 import { createProxyHandler } from './handler.ts';
 
@@ -32,9 +34,17 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   server.maxRequestsPerSocket = 0;
 
   let listener: HttpListener | undefined;
+  // Pipelined requests are forwarded one at a time per connection (connection-lane.ts).
+  const lanes = new ConnectionLanes(config.limits.max_inflight_per_connection, handle, (_req, res) => {
+    ctx.metrics.limitRefusals.labels('inflight_connection').inc();
+    ctx.metrics.recordReason('proxy', 'inflight_limit');
+    const r = render('inflight_limit');
+    res.writeHead(r.status, r.headers);
+    res.end(r.bodyBytes);
+  });
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     if (listener?.draining === true) res.shouldKeepAlive = false;
-    handle(req, res, expectContinue);
+    lanes.admit(req, res, expectContinue);
   };
   server.on('request', onRequest(false));
   // Decide before inviting the body: a denied client never uploads it.

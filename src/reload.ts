@@ -1,0 +1,72 @@
+/**
+ * SIGHUP: a graceful reload of the files the gate reads, never a stop (issue 21 item 10; nginx
+ * and HAProxy reload on HUP too). Node's default for SIGHUP is to die at once, resetting every
+ * in-flight request with nothing logged; with this handler installed the process keeps serving
+ * and re-reads, each part keeping what it has when the new data is unusable:
+ * - every issuer's `jwks_file` (a file with no usable key leaves the current set in use);
+ * - `revocation.file` (through the same guard as a polled change: a refused text keeps the list);
+ * - `revocation.url` is synced at once.
+ * The config file itself is not re-read: listeners, issuers and limits change with a restart
+ * (a rolling one, SIGTERM drains). This build terminates no TLS, so there are no TLS files.
+ */
+import type { Logger } from 'pino';
+import type { Gate } from './gate.ts';
+import { FileIssuerKeys } from './keys/issuer-keys.ts';
+import type { Metrics } from './observability/metrics.ts';
+import { FileRevocationSource } from './revocation/file-source.ts';
+import { HttpRevocationSource } from './revocation/http-source.ts';
+
+/** Re-reads key files and revocation sources; resolves true when every part loaded. Never rejects. */
+export async function reloadFiles(gate: Gate, metrics: Metrics, logger: Logger): Promise<boolean> {
+  const log = logger.child({ component: 'reload' });
+  const started = performance.now();
+  let ok = true;
+  for (const k of gate.issuerKeys) {
+    if (!(k instanceof FileIssuerKeys)) continue;
+    try {
+      const keys = await k.reload();
+      log.info({ issuer: k.issuer, keys }, 'jwks_file reloaded');
+    } catch (err) {
+      ok = false;
+      log.error({ issuer: k.issuer, err: (err as Error).message }, 'jwks_file reload failed; keeping the current key set');
+    }
+  }
+  for (const s of gate.revocation.sources) {
+    try {
+      if (s instanceof FileRevocationSource) {
+        await s.reload(); // loaded/refused are logged and counted by the source's own events
+        if (s.problem !== undefined) ok = false;
+      } else if (s instanceof HttpRevocationSource) await s.sync();
+    } catch (err) {
+      ok = false;
+      log.error({ source: s.name, err: (err as Error).message }, 'revocation reload failed; keeping the last good list');
+    }
+  }
+  metrics.configReloads.labels(ok ? 'ok' : 'error').inc();
+  log.info({ ok, duration_ms: Math.round(performance.now() - started) }, 'reload done');
+  return ok;
+}
+
+/**
+ * Installs the SIGHUP handler; reloads never overlap (a HUP during one runs once more after it).
+ * Installed in the single process, the cluster primary (which passes it on to the workers) and each
+ * worker, so a HUP to the whole process group does not kill anyone either.
+ */
+export function onReloadSignal(reload: () => Promise<unknown>, logger: Logger): void {
+  let running: Promise<unknown> | undefined;
+  let again = false;
+  const run = (): void => {
+    running = reload().finally(() => {
+      running = undefined;
+      if (again) {
+        again = false;
+        run();
+      }
+    });
+  };
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reload requested');
+    if (running !== undefined) again = true;
+    else run();
+  });
+}

@@ -1,0 +1,171 @@
+/**
+ * Issue 21 items 8 and 9 on the proxy, against a real upstream on loopback:
+ * - one grant cannot take the upstream pool: slow uploads with one token are capped
+ *   (limits.max_inflight_per_token → 429 inflight_limit) while other clients' GETs are answered;
+ * - the wait for a pool connection is bounded by upstream.connect_timeout (504), so a hanging
+ *   backend answers near headers_timeout for every client, not a multiple of it;
+ * - a request body that stops arriving is cut after limits.body_timeout (408);
+ * - pipelined requests are forwarded one at a time per connection: a client that writes many and
+ *   reads none gets only as many forwarded as the socket buffers hold answers for;
+ * - more than limits.max_inflight_per_connection pipelined requests → 429 and the connection closes.
+ * Sizes are scaled down from the measured runs (128 uploads, 200 clients, 20,000 requests); the
+ * mechanism is the same.
+ */
+import { rm } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { answerOk, parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+
+const open: Array<{ close(): Promise<void> | void }> = [];
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close();
+});
+
+async function setup(patch: (c: Record<string, any>) => void): Promise<{ up: RecordingUpstream; gate: InProcessGate }> {
+  const up = await startRecordingUpstream();
+  open.push(up);
+  const gate = await startGateInProcess(up.url, (c) => patch(c));
+  open.push({ close: async () => (await gate.close(), await rm(gate.dir, { recursive: true, force: true })) });
+  return { up, gate };
+}
+
+function socketTo(url: string): Socket {
+  const u = new URL(url);
+  const s = connect(Number(u.port), u.hostname);
+  s.on('error', () => undefined);
+  open.push({ close: () => void s.destroy() });
+  return s;
+}
+
+async function metric(gate: InProcessGate, name: string): Promise<number> {
+  return parseMetrics((await send(gate.adminUrl, '/metrics')).text).get(name) ?? 0;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('one grant cannot take the upstream pool (item 8)', () => {
+  it('16 slow uploads with one token: 4 are forwarded, the rest get 429; other clients’ GETs answer at once', async () => {
+    const { up, gate } = await setup((c) => {
+      c.upstream = { url: c.upstream.url, connections: 8 };
+      c.limits = { max_inflight_per_token: 4 };
+      c.grant.actions = { write: ['POST'] };
+    });
+    const slow = await gate.token({ jti: 'uploader', authorization_details: [{ type: 'jit_grant', actions: ['POST', 'GET'], locations: ['https://orders.internal'], paths: ['/orders/**'] }] });
+    const answers: string[] = [];
+    const uploads = Array.from({ length: 16 }, () => {
+      const s = socketTo(gate.url);
+      s.write(`POST /orders/42 HTTP/1.1\r\nHost: orders.internal\r\nAuthorization: Bearer ${slow}\r\nContent-Length: 100000\r\n\r\n`);
+      s.on('data', (d: Buffer) => answers.push(d.toString('latin1').split('\r\n')[0]!));
+      const drip = setInterval(() => s.write('x'), 100); // 10 bytes/s
+      open.push({ close: () => clearInterval(drip) });
+      return s;
+    });
+    await up.waitFor(4);
+    await sleep(300);
+    expect(uploads.length).toBe(16);
+    expect(up.requests.length).toBe(4);
+    expect(answers.filter((a) => a.startsWith('HTTP/1.1 429'))).toHaveLength(12);
+    // Other clients (other tokens) are answered while the uploads still drip.
+    const started = performance.now();
+    const gets = await Promise.all(Array.from({ length: 8 }, async (_, i) => (await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${await gate.token({ jti: `reader-${i}` })}` } })).status));
+    const ms = performance.now() - started;
+    console.log(`[pool] 8 GETs beside 4 held uploads answered in ${ms.toFixed(0)} ms`);
+    expect(gets).toEqual(Array(8).fill(200));
+    expect(ms).toBeLessThan(3000); // before the fix they got no answer while the uploads ran
+    expect(await metric(gate, 'jitgate_limit_refusals_total{limit="inflight_token"}')).toBe(12);
+    expect(gate.logs.filter((l) => l.type === 'audit' && l.reason === 'inflight_limit')).toHaveLength(12);
+    // The uploaders leave: their count and pool slots are given back, so the token works again.
+    for (const u of uploads) u.destroy();
+    await Promise.all(up.requests.slice(0, 4).map((r) => r.done));
+    await sleep(100);
+    up.respond = (_req, res, rec) => void rec.done.then(() => setTimeout(() => res.writeHead(200).end('ok'), 200)); // 4 at once, all in flight together
+    const again = await Promise.all([0, 1, 2, 3].map(async () => (await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${slow}` } })).status));
+    expect(again).toEqual([200, 200, 200, 200]);
+  });
+
+  it('a hanging backend (headers_timeout 1s, 4 connections, 24 clients) answers every client by ~1s, none at 2s+', async () => {
+    const { up, gate } = await setup((c) => {
+      c.upstream = { url: c.upstream.url, connections: 4, connect_timeout: '300ms', headers_timeout: '1s' };
+    });
+    up.respond = () => undefined; // never answers
+    const tokens = await Promise.all(Array.from({ length: 24 }, (_, i) => gate.token({ jti: `client-${i}` })));
+    const started = performance.now();
+    const results = await Promise.all(
+      tokens.map(async (t) => {
+        const r = await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${t}` } });
+        return { status: r.status, ms: performance.now() - started };
+      }),
+    );
+    const worst = Math.max(...results.map((r) => r.ms));
+    console.log(`[pool] hanging backend: 24 clients answered, slowest after ${worst.toFixed(0)} ms`);
+    expect(results.map((r) => r.status)).toEqual(Array(24).fill(504));
+    expect(worst).toBeLessThan(2500); // queued behind the pool, before the fix: 6 rounds of 1 s
+    expect(up.requests.length).toBe(4);
+    expect(await metric(gate, 'jitgate_limit_refusals_total{limit="pool_wait"}')).toBe(20);
+    up.respond = answerOk;
+  });
+
+  it('a body that stops arriving is cut after limits.body_timeout with 408, and the upstream request is aborted', async () => {
+    const { up, gate } = await setup((c) => {
+      c.limits = { body_timeout: '400ms' };
+      c.grant.actions = { write: ['POST'] };
+    });
+    const t = await gate.token({ jti: 'stall', authorization_details: [{ type: 'jit_grant', actions: ['POST'], locations: ['https://orders.internal'], paths: ['/orders/**'] }] });
+    const s = socketTo(gate.url);
+    const started = performance.now();
+    s.write(`POST /orders/42 HTTP/1.1\r\nHost: orders.internal\r\nAuthorization: Bearer ${t}\r\nContent-Length: 100\r\n\r\n0123456789`);
+    const head = await new Promise<string>((resolve) => s.once('data', (d: Buffer) => resolve(d.toString('latin1'))));
+    const ms = performance.now() - started;
+    expect(head).toMatch(/^HTTP\/1\.1 408 /);
+    expect(head).toContain('"reason":"request_timeout"');
+    expect(ms).toBeGreaterThan(350);
+    expect(ms).toBeLessThan(1200);
+    await up.requests[0]!.done;
+    expect(up.requests[0]!.aborted).toBe(true);
+    expect(await metric(gate, 'jitgate_limit_refusals_total{limit="body_timeout"}')).toBe(1);
+  });
+});
+
+describe('pipelining does not amplify (item 9)', () => {
+  it('2,000 pipelined GETs from a client that reads nothing: only what the socket buffers hold is forwarded', async () => {
+    const { up, gate } = await setup((c) => {
+      c.limits = { max_inflight_per_connection: 100_000 };
+    });
+    const big = Buffer.alloc(1 << 20, 'a'); // 1 MiB answers fill the socket buffers quickly
+    up.respond = (_req, res) => res.writeHead(200, { 'content-length': String(big.length) }).end(big);
+    const t = await gate.token({ jti: 'pipeliner' });
+    const s = socketTo(gate.url);
+    s.pause(); // never reads
+    const one = `GET /orders/42 HTTP/1.1\r\nHost: orders.internal\r\nAuthorization: Bearer ${t}\r\n\r\n`;
+    s.write(one.repeat(2000));
+    // Wait until forwarding stops (the socket buffers are full), at most 4 s.
+    let forwarded = -1;
+    for (let i = 0; i < 16 && (up.requests.length !== forwarded || forwarded === 0); i++) {
+      forwarded = up.requests.length;
+      await sleep(250);
+    }
+    console.log(`[pipelining] 2000 pipelined GETs, client not reading: ${forwarded} forwarded`);
+    expect(forwarded).toBeGreaterThan(0);
+    expect(forwarded).toBeLessThan(40);
+    await sleep(1000);
+    expect(up.requests.length).toBe(forwarded); // stalled, not creeping on
+  });
+
+  it('beyond limits.max_inflight_per_connection pipelined requests → 429 and the connection closes', async () => {
+    const { up, gate } = await setup((c) => {
+      c.limits = { max_inflight_per_connection: 4 };
+    });
+    const t = await gate.token({ jti: 'deep' });
+    const s = socketTo(gate.url);
+    const one = `GET /orders/42 HTTP/1.1\r\nHost: orders.internal\r\nAuthorization: Bearer ${t}\r\n\r\n`;
+    let text = '';
+    s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    const closed = new Promise((r) => s.once('close', r));
+    s.write(one.repeat(10));
+    await closed;
+    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+    expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 429]);
+    expect(up.requests.length).toBe(4);
+    expect(await metric(gate, 'jitgate_limit_refusals_total{limit="inflight_connection"}')).toBeGreaterThanOrEqual(1);
+  });
+});
