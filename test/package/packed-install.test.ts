@@ -40,6 +40,21 @@ afterAll(async () => {
   if (!hadDist) await rm(join(repo, 'dist'), { recursive: true, force: true });
 });
 
+const TLS_FILES = ['server', 'admin', 'gate-client'];
+const CA_FILES = ['clients-ca.pem', 'backend-ca.pem', 'operators-ca.pem'];
+
+async function selfSignedTlsFiles(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const key = join(dir, 'self.key');
+  const crt = join(dir, 'self.crt');
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', crt, '-days', '1', '-subj', '/CN=localhost']);
+  for (const name of TLS_FILES) {
+    await copyFile(crt, join(dir, `${name}.crt`));
+    await copyFile(key, join(dir, `${name}.key`));
+  }
+  for (const name of CA_FILES) await copyFile(crt, join(dir, name));
+}
+
 describe('the packed package', () => {
   it('ships compiled code and no TypeScript sources, tests or dev dependencies', async () => {
     const pkg = join(app, 'node_modules', 'jitgate');
@@ -58,10 +73,14 @@ describe('the packed package', () => {
 
     const cfg = await mkdtemp(join(tmp, 'cfg-'));
     await copyFile(join(app, 'node_modules', 'jitgate', 'config', 'jitgate.yaml'), join(cfg, 'jitgate.yaml'));
-    // The example names a key set, a revocation file and an admin token beside it: make them as an operator would.
+    // The example names a key set, a revocation file, an admin token, an audit key and TLS files beside it: make
+    // them as an operator would (one self-signed certificate stands in for every TLS file).
     await run(node, [bin, 'keys', '--out', cfg]);
+    await run(node, [bin, 'keys', '--alg', 'EdDSA', '--out', join(cfg, 'audit')]);
+    await copyFile(join(cfg, 'audit', 'private.jwk.json'), join(cfg, 'audit-key.jwk.json'));
     await writeFile(join(cfg, 'revoked.jsonl'), '');
     await writeFile(join(cfg, 'admin-token'), 'a'.repeat(40) + '\n', { mode: 0o600 });
+    await selfSignedTlsFiles(join(cfg, 'tls'));
     const ok = await run(node, [bin, 'check-config', '-c', join(cfg, 'jitgate.yaml')]);
     expect(ok.stdout).toMatch(/^config OK: /);
 

@@ -84,6 +84,11 @@ describe('import graph of src/', () => {
     expect(c).toEqual([['a', 'b', 'c']]);
   });
 
+  it('keeps the CLI on top: nothing below it (demo, issuing, load generator, runtime) imports src/cli', () => {
+    const up = [...g].filter(([f]) => !f.startsWith('src/cli/')).flatMap(([f, deps]) => deps.filter((d) => d.startsWith('src/cli/')).map((d) => `${f} → ${d}`));
+    expect(up).toEqual([]);
+  });
+
   it('keeps the pure core free of I/O layers', () => {
     const up = [...g].filter(([f]) => f.startsWith('src/core/')).flatMap(([f, deps]) => deps.filter((d) => /^src\/(transports|admin|cli|demo|observability|config)\//.test(d)).map((d) => `${f} → ${d}`));
     expect(up).toEqual([]);
