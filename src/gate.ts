@@ -13,6 +13,7 @@ import { StartupError } from './errors.ts';
 import { FileIssuerKeys, type IssuerKeys } from './keys/issuer-keys.ts';
 import { FileRevocationSource, type FileSourceEvents } from './revocation/file-source.ts';
 import { RevocationList, type RevocationSource } from './revocation/revocation-list.ts';
+import type { Fleet } from './fleet/fleet.ts';
 
 export interface GateOptions {
   readonly clock?: Clock;
@@ -23,6 +24,8 @@ export interface GateOptions {
   readonly revocationFileEvents?: FileSourceEvents;
   /** Cluster workers: proof jtis recorded in the primary, nonces under its key (src/cluster.ts). */
   readonly dpopShared?: SharedDpopState;
+  /** Fleet state on Redis (SPEC §9): its revocation source is among the extra sources, its replay guard in dpopShared. */
+  readonly fleet?: Fleet;
 }
 
 export interface Readiness {
@@ -38,6 +41,8 @@ export class Gate {
   readonly cache: VerifiedTokenCache;
   readonly revocation: RevocationList;
   readonly issuerKeys: readonly IssuerKeys[];
+  /** The Redis connections when the config shares state through Redis (src/fleet/fleet.ts). */
+  readonly fleet: Fleet | undefined;
   readonly #decider: Decider;
 
   constructor(config: Config, file: string, options: GateOptions = {}) {
@@ -53,6 +58,7 @@ export class Gate {
       return k;
     });
     this.issuerKeys = keys;
+    this.fleet = options.fleet;
     const sources: RevocationSource[] = [];
     if (config.revocation.file !== undefined) {
       sources.push(new FileRevocationSource(config.revocation.file, config.revocation.poll_interval, options.revocationFileEvents));
@@ -71,10 +77,11 @@ export class Gate {
 
   /** Loads keys and revocation sources. Local files must load; remote ones may still be loading. */
   async start(): Promise<void> {
-    await Promise.all([...this.issuerKeys.map((k) => k.start()), this.revocation.start()]);
+    await Promise.all([...this.issuerKeys.map((k) => k.start()), this.revocation.start(), this.fleet?.start()]);
   }
 
   stop(): void {
+    this.fleet?.stop();
     for (const k of this.issuerKeys) k.stop();
     this.revocation.stop();
   }
@@ -94,6 +101,7 @@ export class Gate {
     }
     const stale = this.revocation.staleSource(now);
     if (stale !== undefined) problems.push(`revocation source ${stale} has not synced within max_stale`);
+    if (this.fleet !== undefined) problems.push(...this.fleet.problems());
     return { ready: problems.length === 0, problems };
   }
 }

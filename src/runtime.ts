@@ -7,7 +7,8 @@
  * listener keeps answering (/readyz says "shutting down"), then the gate's timers stop.
  */
 import type { Logger } from 'pino';
-import { createRevocationsApi } from './admin/revocations-api.ts';
+import { createRevocationsApi, gateRevocationStore } from './admin/revocations-api.ts';
+import { chooseRevocationStore, NO_LOCAL_STORE } from './admin/revocation-store.ts';
 import { localAdminSource } from './admin/health.ts';
 import { startAdmin } from './admin/server.ts';
 import { buildGate, type WorkerLink } from './build-gate.ts';
@@ -75,7 +76,10 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   let extAuthz: Listener[];
   try {
     await gate.start();
-    const ctx: TransportContext = { config, gate, metrics, audit, logger };
+    // A cluster worker's journal belongs to the primary; with revocation.redis it writes to Redis itself.
+    const local = options.primary === undefined ? gateRevocationStore(gate) : NO_LOCAL_STORE;
+    const revocations = chooseRevocationStore(config, local, gate.fleet?.writer);
+    const ctx: TransportContext = { config, gate, metrics, audit, logger, revocations };
     proxy = await startProxy(ctx);
     started.push(proxy);
     if (withAdmin) {

@@ -58,6 +58,7 @@ function resolvePaths(config: Config, base: string): Config {
     issuers: config.issuers.map((i) => ({ ...i, jwks_file: abs(i.jwks_file) })),
     revocation: { ...config.revocation, file: abs(config.revocation.file), journal: abs(config.revocation.journal) },
     admin: { ...config.admin, token_file: abs(config.admin.token_file) },
+    ...(config.redis === undefined ? {} : { redis: { ...config.redis, password_file: abs(config.redis.password_file), ca_file: abs(config.redis.ca_file) } }),
     log: { ...config.log, destination: ['stdout', 'stderr'].includes(config.log.destination) ? config.log.destination : abs(config.log.destination)! },
   };
 }

@@ -46,6 +46,12 @@ export class Metrics {
   readonly jwksRefreshSeconds: client.Histogram<'issuer'>;
   readonly jwksLastRefresh: client.Gauge<'issuer'>;
   readonly ready: client.Gauge;
+  // Fleet state on Redis (SPEC §9, docs/fleet.md).
+  readonly redisConnected: client.Gauge<'connection'>;
+  readonly redisErrors: client.Counter<'op'>;
+  readonly redisSyncLag: client.Gauge;
+  readonly redisChangeDelay: client.Histogram;
+  readonly dpopReplayChecks: client.Counter<'guard' | 'result'>;
 
   /** transport → reason → bound counter child (taken up at scrape time). */
   readonly #bound = new Map<Transport, Map<Reason, client.Counter.Internal>>();
@@ -91,6 +97,11 @@ export class Metrics {
     this.jwksRefreshSeconds = new client.Histogram({ name: 'jitgate_jwks_refresh_duration_seconds', help: 'Duration of JWKS fetches.', labelNames: ['issuer'], registers: r });
     this.jwksLastRefresh = new client.Gauge({ name: 'jitgate_jwks_last_refresh_timestamp_seconds', help: 'Last successful JWKS fetch or load, by issuer.', labelNames: ['issuer'], aggregator: MIN, registers: r });
     this.ready = new client.Gauge({ name: 'jitgate_ready', help: '1 when keys are loaded and revocation is fresh.', aggregator: MIN, registers: r });
+    this.redisConnected = new client.Gauge({ name: 'jitgate_redis_connected', help: '1 while the Redis connection (command: writes, DPoP, sweep; follower: revocation changes) is ready.', labelNames: ['connection'], aggregator: MIN, registers: r });
+    this.redisErrors = new client.Counter({ name: 'jitgate_redis_errors_total', help: 'Redis failures by operation (connect, resync, follow, write, replay, sweep): lost connections, timeouts and error replies.', labelNames: ['op'], registers: r });
+    this.redisSyncLag = new client.Gauge({ name: 'jitgate_redis_sync_lag_seconds', help: 'Seconds since the last successful read of the Redis revocation log (max_stale applies to this).', aggregator: 'max', registers: r });
+    this.redisChangeDelay = new client.Histogram({ name: 'jitgate_redis_change_delay_seconds', help: 'From a revocation entering the Redis log (its stream id) to this gate applying it.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: r });
+    this.dpopReplayChecks = new client.Counter({ name: 'jitgate_dpop_replay_checks_total', help: 'DPoP proof jti checks by guard (redis) and result (fresh, replay, unavailable).', labelNames: ['guard', 'result'], registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 
     for (const t of TRANSPORTS) {
@@ -134,6 +145,6 @@ export class Metrics {
 
 function resultOf(reason: Reason): 'allow' | 'deny' | 'unavailable' {
   if (reason === 'granted' || reason === 'public') return 'allow';
-  if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale' || reason === 'internal_error') return 'unavailable';
+  if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale' || reason === 'internal_error' || reason === 'dpop_replay_unavailable') return 'unavailable';
   return 'deny';
 }

@@ -7,6 +7,16 @@ import type { Config } from '../config/schema.ts';
 import type { Gate } from '../gate.ts';
 import type { AuditLog } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { RevocationEntry } from '../revocation/entries.ts';
+
+/** Where revocations go: the RevocationStore of src/admin/revocations-api.ts, seen from a transport. */
+export interface RevocationAppender {
+  /** Durable (journal fsynced and/or Redis acknowledged), then enforced; resolves with an entry count. */
+  append(entries: readonly RevocationEntry[]): Promise<number>;
+  status(): object;
+  readonly journalFile: string | undefined;
+  readonly redis?: string;
+}
 
 export interface TransportContext {
   readonly config: Config;
@@ -14,6 +24,12 @@ export interface TransportContext {
   readonly metrics: Metrics;
   readonly audit: AuditLog;
   readonly logger: Logger;
+  /**
+   * Where revocations are appended (the admin API, and any code that revokes, e.g. anomaly
+   * response): chosen once by chooseRevocationStore (src/admin/revocation-store.ts). `append`
+   * resolves only once the entries are durable (journal and/or Redis acknowledged).
+   */
+  readonly revocations?: RevocationAppender;
 }
 
 /** A started listener. `close` stops accepting, lets in-flight work finish within graceMs, then ends. */
