@@ -223,7 +223,7 @@ export class Decider {
       if (reason === undefined) return undefined;
       if (reason === 'dpop_nonce_required') return { ...deny(reason, path, t), dpopNonce: dpop.nonce(nowMs) };
       // Redis could not record the proof (SPEC §9): could not decide, never accepted unchecked.
-      if (reason === 'dpop_replay_unavailable') return unavailable(reason, path);
+      if (reason === 'replay_check_unavailable') return unavailable(reason, path);
       return deny(reason, path, t);
     });
   }

@@ -7,7 +7,7 @@ import type { Reason } from './reasons.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
 export type AllowReason = 'granted' | 'public';
-export type UnavailableReason = 'keys_unavailable' | 'keys_stale' | 'revocation_stale' | 'internal_error' | 'dpop_replay_unavailable';
+export type UnavailableReason = 'keys_unavailable' | 'keys_stale' | 'revocation_stale' | 'internal_error' | 'replay_check_unavailable';
 export type DenyReason = Exclude<Reason, AllowReason | UnavailableReason | 'upstream_unreachable' | 'upstream_timeout'>;
 
 /** What every transport extracts from its wire format before asking the gate. */

@@ -132,7 +132,7 @@ export class DpopVerifier {
   }
 
   /** undefined when the proof passes every check (and its jti is now used up). */
-  async check(req: ProofRequest): Promise<DpopReason | 'dpop_replay_unavailable' | undefined> {
+  async check(req: ProofRequest): Promise<DpopReason | 'replay_check_unavailable' | undefined> {
     const { proof } = req;
     if (proof.length > this.#maxProofBytes || !looksLikeCompactJws(proof)) return 'dpop_proof_malformed';
     // A client sends the same protected header on every proof: what it yields is cached by its exact bytes.
@@ -190,7 +190,7 @@ export class DpopVerifier {
     const outcome = recorded instanceof Promise ? await recorded : recorded;
     if (outcome === 'replay') return 'dpop_replay';
     if (outcome === 'full') return 'dpop_replay_cache_full';
-    if (outcome === 'unavailable') return 'dpop_replay_unavailable';
+    if (outcome === 'unavailable') return 'replay_check_unavailable';
     return undefined;
   }
 

@@ -110,7 +110,7 @@ export const REASONS = Object.freeze({
   keys_unavailable: r(503, 'unavailable', "the issuer's keys are not loaded yet"),
   keys_stale: r(503, 'unavailable', "the issuer's keys could not be refreshed for longer than jwks_max_stale"),
   revocation_stale: r(503, 'unavailable', 'a remote revocation source has not synced for longer than max_stale'),
-  dpop_replay_unavailable: r(503, 'unavailable', 'dpop.replay is redis and Redis could not record the proof (unreachable, timed out or answered an error)'),
+  replay_check_unavailable: r(503, 'unavailable', 'dpop.replay is redis and Redis could not record the proof (unreachable, timed out or answered an error)'),
   internal_error: r(503, 'unavailable', 'jitgate failed while deciding (a bug); the request is refused, never allowed'),
 
   // Proxy-only outcomes after an allow.

@@ -123,7 +123,7 @@ export class Fleet {
   /** For /readyz: DPoP-bound requests fail (503) while the command connection is down. */
   problems(): string[] {
     if (this.replay === undefined || this.link.client !== undefined) return [];
-    return [`redis ${this.description} not connected (dpop.replay: redis answers DPoP-bound requests 503 dpop_replay_unavailable)${this.link.lastError ? `: ${this.link.lastError.message}` : ''}`];
+    return [`redis ${this.description} not connected (dpop.replay: redis answers DPoP-bound requests 503 replay_check_unavailable)${this.link.lastError ? `: ${this.link.lastError.message}` : ''}`];
   }
 }
 

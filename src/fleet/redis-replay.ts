@@ -7,7 +7,7 @@
  * check and the record in one atomic step, and the key expires just past the proof's acceptance
  * window (its iat + dpop.iat_window, plus a second for clocks between gates). Keyed by the client's
  * key thumbprint, so two clients' proofs never collide. Redis unreachable, slow or answering an
- * error → `unavailable` (503 dpop_replay_unavailable): a proof is never accepted unrecorded.
+ * error → `unavailable` (503 replay_check_unavailable): a proof is never accepted unrecorded.
  *
  * A small local mirror remembers the proofs this gate saw, so a replay that comes back to the same
  * gate is refused without a round trip (and a flood of one captured proof stays cheap).

@@ -145,6 +145,6 @@ export class Metrics {
 
 function resultOf(reason: Reason): 'allow' | 'deny' | 'unavailable' {
   if (reason === 'granted' || reason === 'public') return 'allow';
-  if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale' || reason === 'internal_error' || reason === 'dpop_replay_unavailable') return 'unavailable';
+  if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale' || reason === 'internal_error' || reason === 'replay_check_unavailable') return 'unavailable';
   return 'deny';
 }
