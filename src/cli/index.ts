@@ -30,6 +30,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ['mint', { module: './mint.ts', summary: 'sign a grant token from command-line flags' }],
   ['demo', { module: './demo.ts', summary: 'run the gate and a demo backend with dev keys; print curl commands' }],
   ['dpop-proof', { module: './dpop-proof.ts', summary: 'make a DPoP proof (RFC 9449) for one request' }],
+  ['revoke', { module: './revoke.ts', summary: 'revoke a token, task or subject through a gate or straight into Redis' }],
 ]);
 
 const HELP_NAMES: ReadonlySet<string> = new Set(['help', '--help', '-h']);

@@ -35,6 +35,7 @@ export interface RedisLinkOptions extends RedisConnectOptions {
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
+const STARTUP_ATTEMPTS = 3;
 
 /** Redis could not be asked: not connected, timed out, or it answered an error. */
 export class RedisUnavailableError extends Error {
@@ -135,10 +136,22 @@ export class RedisLink {
     return this.#lastError;
   }
 
-  /** First connection: throws a StartupError naming the key at fault. */
+  /**
+   * First connection: throws a StartupError naming the key at fault. A timeout is tried again
+   * (STARTUP_ATTEMPTS in all): a start-up that blocks the event loop (a slow disk loading modules)
+   * can fire the connect timer after the socket had in fact connected. Refused credentials are final.
+   */
   async connect(): Promise<void> {
     this.#stopped = false;
-    this.#adopt(await connectOnce(this.#o, this.#o.name));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.#adopt(await connectOnce(this.#o, this.#o.name));
+        return;
+      } catch (err) {
+        if (attempt >= STARTUP_ATTEMPTS || !/unreachable/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, BACKOFF_MIN_MS * attempt));
+      }
+    }
   }
 
   /** Runs `op` on the ready connection within command_timeout; a timeout or lost connection reconnects. */

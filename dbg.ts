@@ -1,0 +1,10 @@
+import { startRedis } from './test/fixtures/redis.ts';
+import { writeGateConfig } from './test/fixtures/servers.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+const r = await startRedis();
+const base = await writeGateConfig('http://127.0.0.1:9', (c) => { c.revocation = { redis: true, max_stale: '2s' }; c.log = { level: 'debug', audit: false, destination: 'stdout' }; });
+const f = join(base.dir, `g.yaml`); await writeFile(f, JSON.stringify({ ...base.raw, redis: { url: r.url, connect_timeout: '5s' } }));
+console.log(f, r.port);
+await new Promise((res) => setTimeout(res, 60000));
+await r.remove();
