@@ -143,7 +143,9 @@ export class RedisRevocationSource implements RevocationSource {
         );
         if (!live()) return;
         lastReadAt = performance.now();
-        this.#lastSyncAt = askedAt;
+        // An empty answer came after Redis blocked BLOCK_MS from receiving the read (at or after
+        // askedAt): nothing was logged until at least askedAt + BLOCK_MS. Records: fresh as of askedAt.
+        this.#lastSyncAt = reply === null ? askedAt + BLOCK_MS : askedAt;
         if (reply !== null) this.#apply(recordsOf(reply, this.#o.keys.log));
         this.#o.events?.followed?.();
       } catch (caught) {
