@@ -21,7 +21,8 @@ import type { TestKeys } from '../fixtures/gate.ts';
 
 const ADMIN_TOKEN = 'fleet-admin-token-0123456789';
 const ORIGIN = 'http://orders.internal';
-const MAX_STALE_MS = 3_000;
+/** Generous: on a loaded shared machine a gate process can be starved of CPU for seconds. */
+const MAX_STALE_MS = 8_000;
 
 let redis: RedisServer;
 let relay: Relay;
@@ -126,7 +127,7 @@ describe('five gates on one Redis', () => {
     const otherBound = await tokenNow(keys, { jti: 'dpop-bound-2', cnf: { jkt: await calculateJwkThumbprint(other.publicJwk, 'sha256') } });
     const mine = await send(gates[2]!.url, '/orders/42', { headers: { authorization: `DPoP ${otherBound}`, dpop: await proof(otherBound, 'proof-once', other) } });
     expect(mine.status).toBe(200);
-    expect(Number(await redis.command('DBSIZE'))).toBeGreaterThanOrEqual(4);
+    expect(((await redis.command('KEYS', 'jitgate:dpop:*')) as string[]).length).toBe(2);
   });
 
   it('cached bearer requests make no Redis round trip', async () => {
@@ -140,8 +141,7 @@ describe('five gates on one Redis', () => {
     const background = new Set(['xread', 'time', 'multi', 'exec', 'zremrangebyscore', 'xtrim', 'info', 'hello', 'ping', 'client|setname', 'client|setinfo', 'select', 'xrevrange', 'zrange']);
     const other = [...after].filter(([cmd, calls]) => !background.has(cmd) && calls !== (before.get(cmd) ?? 0));
     expect(other).toEqual([]);
-    const total = [...after.values()].reduce((a, b) => a + b, 0) - [...before.values()].reduce((a, b) => a + b, 0);
-    expect(total).toBeLessThan(n / 5);
+    expect(after.get('set')).toBe(before.get('set')); // the one command a request may send (DPoP) was not sent
   });
 
   it('jitgate revoke through the admin API and straight into Redis: exit 0, then refused everywhere', async () => {
@@ -165,7 +165,7 @@ describe('five gates on one Redis', () => {
     expect(down.stderr).toMatch(/^jitgate revoke: --redis redis:\/\/127\.0\.0\.1:1\/0: Redis unreachable/);
     const usage = await runCli(['revoke', '--redis', redis.url, '--jti', 'a', '--txn', 'b']);
     expect(usage.code).toBe(2);
-  }, 20_000);
+  }, 40_000);
 
   it('a gate cut from Redis (TCP relay) catches up on what was revoked meanwhile when the path returns', async () => {
     const token = await tokenNow(keys, { jti: 'during-cut' });
@@ -180,7 +180,7 @@ describe('five gates on one Redis', () => {
     await until(async () => (await reasonOf(gates[4]!, token)) === 'revoked', 8000);
     const ready = await fetch(`${gates[4]!.adminUrl}/readyz`);
     expect(ready.status).toBe(200);
-  }, 20_000);
+  }, 40_000);
 
   it('Redis killed: fail closed after max_stale, 5xx from the admin API; restarted from its AOF: recovered, nothing lost', async () => {
     const k = redisKeys('jitgate:');
@@ -196,14 +196,14 @@ describe('five gates on one Redis', () => {
     expect(post.status).toBe(503);
     expect(post.body.reason).toBe('redis_unavailable');
     expect(Date.now() - started).toBeLessThan(6000); // "within a few seconds" (command_timeout 1 s; a loaded machine)
-    await Promise.all(gates.map((g) => until(async () => (await reasonOf(g, fresh)) === 'revocation_stale', MAX_STALE_MS + 3000)));
+    await Promise.all(gates.map((g) => until(async () => (await reasonOf(g, fresh)) === 'revocation_stale', MAX_STALE_MS + 5000)));
     const readyz = await fetch(`${gates[0]!.adminUrl}/readyz`);
     expect(readyz.status).toBe(503);
     expect(await readyz.text()).toMatch(/revocation source redis:redis:\/\/127\.0\.0\.1:\d+\/0#jitgate: has not synced within max_stale/);
 
     await redis.restart();
     expect(Number(await redis.command('ZCARD', k.live))).toBe(liveBefore);
-    await Promise.all(gates.map((g) => until(async () => (await reasonOf(g, fresh)) === 'granted', 6000)));
+    await Promise.all(gates.map((g) => until(async () => (await reasonOf(g, fresh)) === 'granted', 10_000)));
     for (const g of gates) expect(await reasonOf(g, revoked)).toBe('revoked');
   }, 40_000);
 
@@ -215,5 +215,5 @@ describe('five gates on one Redis', () => {
     for (const jti of ['fleet-1', 'during-cut', 'cli-redis']) expect(await reasonOf(late, await tokenNow(keys, { jti }))).toBe('revoked');
     expect(await reasonOf(late, await tokenNow(keys, { jti: 'x', txn: 'task-cli-admin' }))).toBe('revoked');
     expect(await reasonOf(late, await tokenNow(keys, { jti: 'never-revoked' }))).toBe('granted');
-  }, 40_000);
+  }, 90_000);
 });
