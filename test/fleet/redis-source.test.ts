@@ -113,11 +113,11 @@ describe('Redis revocation source', () => {
     const prefix = 'wrongtype:';
     const k = redisKeys(prefix);
     await redis.command('ZADD', k.live, '+inf', '{"jti":"r1"}');
-    const g = await gate({ prefix, max_stale: '1s' });
+    const g = await gate({ prefix, max_stale: '3s' });
     const t = await token({ jti: 'fine' });
     expect(await reason(g, t)).toBe('granted');
     await redis.command('SET', k.log, 'someone else wrote a string here');
-    await until(async () => (await reason(g, t)) === 'revocation_stale', 4000);
+    await until(async () => (await reason(g, t)) === 'revocation_stale', 8000);
     const r = g.gate.readiness();
     expect(r.ready).toBe(false);
     expect(r.problems.join('\n')).toMatch(/revocation source redis:redis:\/\/127\.0\.0\.1:\d+\/0#wrongtype: has not synced/);
@@ -127,7 +127,7 @@ describe('Redis revocation source', () => {
     await expect(g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'x', exp: undefined }])).rejects.toThrow(/WRONGTYPE/);
     // Repaired: recovers by itself.
     await redis.command('DEL', k.log);
-    await until(async () => (await reason(g, t)) === 'granted', 4000);
+    await until(async () => (await reason(g, t)) === 'granted', 8000);
     expect(await reason(g, await token({ jti: 'r1' }))).toBe('revoked');
   });
 
