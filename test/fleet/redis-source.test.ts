@@ -43,8 +43,10 @@ async function gate(extra: { max_stale?: string; prefix?: string; redis?: Record
     issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile, clock_tolerance: '1s' }],
     revocation: { redis: true, max_stale: extra.max_stale ?? '30s' },
     redis: { url: redis.url, key_prefix: prefix, ...extra.redis },
-  } as never);
+  } as never, undefined, false);
+  // Registered before start: a gate that fails to start still has its temp dir removed.
   cleanup.push(() => built.gate.stop(), () => rm(built.dir, { recursive: true, force: true }));
+  await built.gate.start();
   return { ...built, prefix };
 }
 
