@@ -30,6 +30,7 @@ let upstream: RecordingUpstream;
 let keys: TestKeys;
 let dir: string;
 let tokenFile: string;
+let revokedFile: string;
 let configFor: (redisUrl: string, name: string) => Promise<string>;
 const gates: GateProcess[] = [];
 let client: TestKey;
@@ -45,12 +46,13 @@ beforeAll(async () => {
   relay = await startRelay(redis.port);
   jkt = await calculateJwkThumbprint(client.publicJwk, 'sha256');
   const base = await writeGateConfig(upstream.url, (c) => {
-    c.revocation = { redis: true, max_stale: `${MAX_STALE_MS}ms` };
+    c.revocation = { ...c.revocation, redis: true, max_stale: `${MAX_STALE_MS}ms` }; // beside revocation.file
     c.dpop = { replay: 'redis', external_origin: ORIGIN };
     c.log = { level: 'info', audit: false, destination: 'stdout' };
   });
   keys = base.keys;
   dir = base.dir;
+  revokedFile = base.revokedFile;
   tokenFile = join(dir, 'admin-token');
   await writeFile(tokenFile, `${ADMIN_TOKEN}\n`);
   configFor = async (redisUrl, name) => {
@@ -110,6 +112,10 @@ describe('five gates on one Redis', () => {
     expect(r.status).toBe(201);
     const elapsed = await Promise.all(gates.map((g) => until(async () => (await reasonOf(g, token)) === 'revoked', 1000)));
     for (const ms of elapsed) expect(ms).toBeLessThan(1000);
+    // revocation.file still counts beside Redis.
+    const fromFile = await tokenNow(keys, { jti: 'from-file' });
+    await writeFile(revokedFile, '{"jti":"from-file"}\n');
+    await Promise.all(gates.map((g) => until(async () => (await reasonOf(g, fromFile)) === 'revoked', 3000)));
   });
 
   it('a DPoP proof accepted by one gate is refused (401 dpop_replay) by another; another client may use the same jti', async () => {
