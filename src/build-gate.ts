@@ -12,6 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { SharedReplayGuard, type ReplayChannel } from './cache/shared-dpop-replay.ts';
+import { openFleet } from './fleet/fleet.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Config, IssuerConfig } from './config/schema.ts';
 import { Gate } from './gate.ts';
@@ -164,15 +165,22 @@ export function buildGate(config: Config, file: string, deps: BuildGateDeps): Ga
   const primary = deps.primary;
   if (rev.journal !== undefined) extra.push(primary === undefined ? journalSource(deps, clock, rev.journal, retainMs) : followerSource(deps, clock, rev.journal, primary.channel, retainMs));
 
+  // SPEC §9: Redis is one more revocation source and one more replay guard, chosen here.
+  const fleet = openFleet(config, { metrics: deps.metrics, logger: deps.logger, clock });
+  if (fleet?.source !== undefined) extra.push(fleet.source);
+
   const source = rev.file === undefined ? '' : `file:${rev.file}`;
   return new Gate(config, file, {
+    fleet,
     clock,
     remoteKeys: (issuer) => new RemoteIssuerKeys(issuer, { clock, onRefresh: jwksReporter(deps, issuer) }),
     extraRevocationSources: extra,
     dpopShared:
-      primary === undefined || config.dpop === undefined
-        ? undefined
-        : { replay: new SharedReplayGuard(primary.channel, config.dpop.replay_cache_entries), nonceKey: primary.nonceKey },
+      fleet?.replay !== undefined
+        ? { replay: fleet.replay, nonceKey: primary?.nonceKey }
+        : primary === undefined || config.dpop === undefined
+          ? undefined
+          : { replay: new SharedReplayGuard(primary.channel, config.dpop.replay_cache_entries), nonceKey: primary.nonceKey },
     statusLists: { onFetch: statusListReporter(deps.metrics, deps.logger) },
     revocationFileEvents: {
       loaded: ({ entries, errors, durationMs }) => {

@@ -31,6 +31,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { gaugeRefresher, withDraining, type AdminSource } from './admin/health.ts';
 import { NotEnforcedError, revocationStatus, revocationsRoute, type RevocationStore } from './admin/revocations-api.ts';
 import { startAdmin } from './admin/server.ts';
+import { chooseRevocationStore } from './admin/revocation-store.ts';
+import { openRedisWriter } from './fleet/fleet.ts';
 import { logJournalReplay } from './build-gate.ts';
 import { DpopReplayCache } from './cache/dpop-replay.ts';
 import { answerAnomalyRevoke, PrimaryRevocationWriter, type AnomalyRevokeAnswer, type AnomalyRevokeRequest } from './anomaly/primary-writer.ts';
@@ -218,12 +220,16 @@ export async function startPrimary(config: Config, count: number, logger: Logger
     },
   };
   let admin: HttpListener;
+  // revocation.redis: the primary writes POSTed entries to Redis too (each worker follows Redis itself).
+  let redis: Awaited<ReturnType<typeof openRedisWriter>> | undefined;
   try {
-    admin = await startAdmin({ config, logger, source, revocations: revocationsRoute(store, config, logger) });
+    redis = config.revocation.redis ? await openRedisWriter(config, logger) : undefined;
+    admin = await startAdmin({ config, logger, source, revocations: revocationsRoute(chooseRevocationStore(config, store, redis?.writer), config, logger) });
   } catch (err) {
     draining = true;
     for (const w of slots.values()) w.process.kill('SIGKILL');
     journal?.stop();
+    redis?.stop();
     throw err;
   }
 
@@ -253,6 +259,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
           clearTimeout(killer);
           await admin.close(500);
           journal?.stop();
+          redis?.stop();
           log.info({ codes }, 'all workers stopped');
           logger.flush(() => resolve(codes.every((c) => c === 0) ? 0 : 1));
         });

@@ -16,6 +16,7 @@ import { FileRevocationSource, type FileSourceEvents } from './revocation/file-s
 import { RevocationList, type RevocationSource } from './revocation/revocation-list.ts';
 import { statusListsConfig, StatusLists, type StatusListsOptions } from './status-list/list-cache.ts';
 import { revocationRetainMs } from './revocation/retention.ts';
+import type { Fleet } from './fleet/fleet.ts';
 
 export interface GateOptions {
   readonly clock?: Clock;
@@ -28,6 +29,8 @@ export interface GateOptions {
   readonly dpopShared?: SharedDpopState;
   /** How status lists (SPEC §10) are fetched and reported; the clock is the gate's. */
   readonly statusLists?: Omit<StatusListsOptions, 'clock'>;
+  /** Fleet state on Redis (SPEC §9): its revocation source is among the extra sources, its replay guard in dpopShared. */
+  readonly fleet?: Fleet;
 }
 
 /** Sees every decision after it is made (src/anomaly/anomaly-watch.ts); must not throw and cannot change it. */
@@ -50,6 +53,8 @@ export class Gate {
   readonly issuerKeys: readonly IssuerKeys[];
   /** One per issuer with a `status_list` block (SPEC §10). */
   readonly statusLists: readonly StatusLists[];
+  /** The Redis connections when the config shares state through Redis (src/fleet/fleet.ts). */
+  readonly fleet: Fleet | undefined;
   readonly #decider: Decider;
   #refusals: RefusalObserver | undefined;
 
@@ -75,6 +80,7 @@ export class Gate {
     }, statusListFor);
     this.issuerKeys = keys;
     this.statusLists = statusLists;
+    this.fleet = options.fleet;
     const sources: RevocationSource[] = [];
     if (config.revocation.file !== undefined) {
       sources.push(new FileRevocationSource(config.revocation.file, config.revocation.poll_interval, options.revocationFileEvents, { retainMs: revocationRetainMs(config) }));
@@ -93,10 +99,11 @@ export class Gate {
 
   /** Loads keys and revocation sources. Local files must load; remote ones may still be loading. */
   async start(): Promise<void> {
-    await Promise.all([...this.issuerKeys.map((k) => k.start()), this.revocation.start()]);
+    await Promise.all([...this.issuerKeys.map((k) => k.start()), this.revocation.start(), this.fleet?.start()]);
   }
 
   stop(): void {
+    this.fleet?.stop();
     for (const k of this.issuerKeys) k.stop();
     for (const s of this.statusLists) s.stop();
     this.revocation.stop();
@@ -134,6 +141,7 @@ export class Gate {
     const stale = this.revocation.staleSource(now);
     if (stale !== undefined) problems.push(`revocation source ${stale} has not synced within max_stale`);
     for (const s of this.statusLists) for (const uri of s.staleUris(now)) problems.push(`status list ${uri} of issuer ${s.issuer} has not been refreshed within max_stale`);
+    if (this.fleet !== undefined) problems.push(...this.fleet.problems());
     const ready = problems.length === 0;
     // A refused reload keeps the last good list enforced, so the gate stays ready; operators see why.
     for (const s of this.revocation.sources) if (s.problem !== undefined) problems.push(s.problem);

@@ -7,7 +7,8 @@
  * listener keeps answering (/readyz says "shutting down"), then the gate's timers stop.
  */
 import type { Logger } from 'pino';
-import { createRevocationsApi } from './admin/revocations-api.ts';
+import { createRevocationsApi, gateRevocationStore } from './admin/revocations-api.ts';
+import { chooseRevocationStore, NO_LOCAL_STORE } from './admin/revocation-store.ts';
 import { localAdminSource } from './admin/health.ts';
 import { startAdmin } from './admin/server.ts';
 import { buildGate, type WorkerLink } from './build-gate.ts';
@@ -91,8 +92,14 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     await startAuditChain(config, audit, metrics, options.primary === undefined ? undefined : `w${process.env.JITGATE_WORKER_SLOT ?? process.pid}`);
     await gate.start();
     if (config.tracing !== undefined) tracer = (await import('./observability/tracing.ts')).startTracing(config.tracing, logger);
-    const ctx: TransportContext = { config, gate, metrics, audit, logger, tracer };
-    watchAnomalies({ config, gate, audit, metrics, logger, clock: options.clock }, options.revocationWriter);
+    // A cluster worker's journal belongs to the primary; with revocation.redis it writes to Redis itself.
+    const local = options.primary === undefined ? gateRevocationStore(gate) : NO_LOCAL_STORE;
+    const revocations = chooseRevocationStore(config, local, gate.fleet?.writer);
+    const ctx: TransportContext = { config, gate, metrics, audit, logger, tracer, revocations };
+    // Anomaly revocations go where the admin API's go (Redis when configured: fleet-wide); a cluster worker
+    // without Redis asks the primary, which owns the journal.
+    const anomalyWriter = options.revocationWriter !== undefined && !config.revocation.redis ? options.revocationWriter : revocations;
+    watchAnomalies({ config, gate, audit, metrics, logger, clock: options.clock }, anomalyWriter);
     proxy = await startProxy(ctx);
     started.push(proxy);
     if (withAdmin) {

@@ -17,6 +17,7 @@ import { parseEntry, type RevocationEntry } from '../revocation/entries.ts';
 import { JournalRevocationSource } from '../revocation/journal-source.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
 import type { TransportContext } from '../transports/context.ts';
+import { RedisUnavailableError } from '../fleet/redis-link.ts';
 import { loadAdminToken } from './admin-token.ts';
 
 /** Handles `/revocations` requests; returns false when the path is not its own. */
@@ -103,8 +104,10 @@ function kindOf(name: string): string {
  * journal, then every worker over IPC (src/cluster.ts).
  */
 export interface RevocationStore {
-  /** The journal file; undefined when none is configured (then POST answers 503). */
+  /** The journal file; undefined when none is configured (then POST answers 503 unless `redis` is set). */
   readonly journalFile: string | undefined;
+  /** Set when entries are written to Redis (revocation.redis, src/admin/revocation-store.ts): where. */
+  readonly redis?: string;
   /** Durable first, then enforced everywhere; resolves with the journal's entry count. */
   append(entries: readonly RevocationEntry[]): Promise<number>;
   /** The body of `GET /revocations`. */
@@ -157,7 +160,7 @@ export interface RevocationStatus {
 }
 
 export function createRevocationsApi(ctx: TransportContext): AdminRoute {
-  return revocationsRoute(gateRevocationStore(ctx.gate), ctx.config, ctx.logger);
+  return revocationsRoute(ctx.revocations ?? gateRevocationStore(ctx.gate), ctx.config, ctx.logger);
 }
 
 export function revocationsRoute(store: RevocationStore, config: Config, logger: Logger): AdminRoute {
@@ -172,7 +175,7 @@ export function revocationsRoute(store: RevocationStore, config: Config, logger:
 
   async function post(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const journalFile = store.journalFile;
-    if (journalFile === undefined) {
+    if (journalFile === undefined && store.redis === undefined) {
       refuse(res, 503, { error: 'unavailable', reason: 'journal_not_configured', message: 'revocation.journal is not configured: entries cannot be made durable, so none are accepted' });
       return;
     }
@@ -205,6 +208,11 @@ export function revocationsRoute(store: RevocationStore, config: Config, logger:
     try {
       total = await store.append(parsed.entries);
     } catch (err) {
+      if (err instanceof RedisUnavailableError) {
+        log.error({ err: err.message, redis: store.redis }, 'revocations not acknowledged by Redis; not accepted');
+        send(res, 503, { error: 'unavailable', reason: 'redis_unavailable', message: 'Redis did not acknowledge the entries; send them again' });
+        return;
+      }
       if (err instanceof NotEnforcedError) {
         log.error({ err: err.message, journal: journalFile }, 'revocations written to the journal but not confirmed by every worker');
         send(res, 503, { error: 'unavailable', reason: 'not_enforced', message: `the entries are durable but not confirmed everywhere (${err.message}); send them again` });

@@ -18,7 +18,8 @@
  */
 import { LRUCache } from 'lru-cache';
 
-export type ReplayOutcome = 'fresh' | 'replay' | 'full';
+/** `unavailable`: a remote guard (Redis) could not record the proof; the request fails closed with 503. */
+export type ReplayOutcome = 'fresh' | 'replay' | 'full' | 'unavailable';
 
 export interface ReplayStats {
   fresh: number;
@@ -31,10 +32,14 @@ export interface ReplayStats {
  * proof is single-use across every worker (src/cache/shared-dpop-replay.ts).
  */
 export interface ReplayGuard {
-  /** A cheap early refusal; `add` is the authority. */
-  has(jti: string, nowMs: number): boolean;
-  /** Records `jti` as used until `untilMs` unless it already is; checking and recording are one step. */
-  add(jti: string, untilMs: number, nowMs: number): ReplayOutcome | Promise<ReplayOutcome>;
+  /** A cheap early refusal; `add` is the authority. `jkt` as in {@link add}. */
+  has(jti: string, nowMs: number, jkt?: string): boolean;
+  /**
+   * Records `jti` as used until `untilMs` unless it already is; checking and recording are one step.
+   * `jkt` (the bound key's thumbprint) lets a fleet-wide guard key proofs per client, so two
+   * clients' jtis never collide (src/fleet/redis-replay.ts).
+   */
+  add(jti: string, untilMs: number, nowMs: number, jkt?: string): ReplayOutcome | Promise<ReplayOutcome>;
   readonly stats: ReplayStats;
 }
 

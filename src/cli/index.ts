@@ -33,6 +33,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ['bench', { module: './bench.ts', summary: 'load a running gate with minted tokens and check every answer' }],
   ['status-list', { module: './status-list.ts', summary: 'build and sign a Token Status List (draft-ietf-oauth-status-list)' }],
   ['audit', { module: './audit.ts', summary: 'audit verify FILE... [--jwks F]: check the audit log hash chain' }],
+  ['revoke', { module: './revoke.ts', summary: 'revoke a token, task or subject through a gate or straight into Redis' }],
 ]);
 
 const HELP_NAMES: ReadonlySet<string> = new Set(['help', '--help', '-h']);

@@ -63,6 +63,7 @@ function resolvePaths(config: Config, base: string): Config {
     admin: { ...config.admin, token_file: abs(config.admin.token_file), ...tlsPaths(config.admin.tls, abs) },
     listen: { ...config.listen, ...tlsPaths(config.listen.tls, abs) },
     upstream: { ...config.upstream, ...tlsPaths(config.upstream.tls, abs) },
+    ...(config.redis === undefined ? {} : { redis: { ...config.redis, password_file: abs(config.redis.password_file), ca_file: abs(config.redis.ca_file) } }),
     log: { ...config.log, destination: ['stdout', 'stderr'].includes(config.log.destination) ? config.log.destination : abs(config.log.destination)!, audit_checkpoint_key: abs(config.log.audit_checkpoint_key) },
   };
 }

@@ -106,6 +106,19 @@ const dpop = z.strictObject({
     .refine((ms) => ms >= 1_000, 'expected at least 1s'),
   external_origin: httpUrl.optional(),
   trusted_proxies: z.array(z.string().min(1)).default([]),
+  /** Where proof jtis are recorded (SPEC §9): this process (or the cluster primary), or Redis, fleet-wide. */
+  replay: z.enum(['local', 'redis']).default('local'),
+});
+
+/** Fleet state (SPEC §9, docs/fleet.md): the Redis (or Valkey) that gates sharing a prefix share. */
+const redis = z.strictObject({
+  url: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' }),
+  password_file: z.string().min(1).optional(),
+  key_prefix: z.string().min(1).max(64).default('jitgate:'),
+  connect_timeout: duration('2s').default(2_000),
+  command_timeout: duration('1s').default(1_000),
+  /** rediss:// only: the CA that signed Redis's certificate, when it is not in the system store. */
+  ca_file: z.string().min(1).optional(),
 });
 
 const publicRoute = z.strictObject({
@@ -152,8 +165,10 @@ export const configSchema = z.strictObject({
       timeout: duration('2s').default(2_000),
       max_bytes: z.number().int().positive().default(256 * 1024 * 1024),
       journal: z.string().min(1).optional(),
+      /** SPEC §9: entries shared through Redis (needs the `redis` block). */
+      redis: z.boolean().default(false),
     })
-    .default({ poll_interval: 2_000, max_stale: 30_000, timeout: 2_000, max_bytes: 256 * 1024 * 1024 }),
+    .default({ poll_interval: 2_000, max_stale: 30_000, timeout: 2_000, max_bytes: 256 * 1024 * 1024, redis: false }),
   headers: z
     .strictObject({
       prefix: z.string().regex(/^[a-z0-9-]+$/, 'expected a lower-case header name prefix such as x-jit-').default('x-jit-'),
@@ -262,7 +277,14 @@ export const configSchema = z.strictObject({
       export_timeout: duration('10s').default(10_000),
     })
     .optional(),
-});
+  redis: redis.optional(),
+})
+  .superRefine((c, ctx) => {
+    // SPEC §9: both features need the connection they share.
+    if (c.redis !== undefined) return;
+    if (c.revocation.redis) ctx.addIssue({ code: 'custom', path: ['revocation', 'redis'], message: 'needs a redis block (redis.url)' });
+    if (c.dpop.replay === 'redis') ctx.addIssue({ code: 'custom', path: ['dpop', 'replay'], message: 'redis needs a redis block (redis.url)' });
+  });
 
 /** The validated config: durations in milliseconds, defaults filled in, paths still as written. */
 export type Config = z.infer<typeof configSchema>;

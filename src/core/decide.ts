@@ -11,7 +11,7 @@ import type { RevocationList } from '../revocation/revocation-list.ts';
 import { checkCertBinding, type CertRules, type ClientCert } from './cert-binding.ts';
 import type { Clock } from './clock.ts';
 import { checkTime } from './claims.ts';
-import { deny, unavailable, type Decision, type DecisionInput, type Deny } from './decision.ts';
+import { deny, unavailable, type Decision, type DecisionInput, type Deny, type Unavailable } from './decision.ts';
 import { DpopVerifier } from './dpop.ts';
 import { DpopNonces } from './dpop-nonce.ts';
 import { matchGrants } from './grant.ts';
@@ -246,7 +246,7 @@ export class Decider {
    * token. Synchronous except for the proof check itself, so an unbound Bearer token stays on the
    * synchronous path when some other issuer requires DPoP.
    */
-  #checkBinding(t: VerifiedToken, token: string, dpopScheme: boolean, input: DecisionInput, path: string, nowMs: number): Deny | undefined | Promise<Deny | undefined> {
+  #checkBinding(t: VerifiedToken, token: string, dpopScheme: boolean, input: DecisionInput, path: string, nowMs: number): Deny | undefined | Promise<Deny | Unavailable | undefined> {
     const jkt = t.cnfJkt;
     if (jkt === undefined) {
       if (dpopScheme) return deny('dpop_unbound_token', path, t);
@@ -270,6 +270,8 @@ export class Decider {
     return checked.then((reason) => {
       if (reason === undefined) return undefined;
       if (reason === 'dpop_nonce_required') return { ...deny(reason, path, t), dpopNonce: dpop.nonce(nowMs) };
+      // Redis could not record the proof (SPEC §9): could not decide, never accepted unchecked.
+      if (reason === 'replay_check_unavailable') return unavailable(reason, path);
       return deny(reason, path, t);
     });
   }

@@ -8,7 +8,7 @@ import type { Reason } from './reasons.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
 export type AllowReason = 'granted' | 'public';
-export type UnavailableReason = 'keys_unavailable' | 'keys_stale' | 'revocation_stale' | 'internal_error';
+export type UnavailableReason = 'keys_unavailable' | 'keys_stale' | 'revocation_stale' | 'internal_error' | 'replay_check_unavailable';
 /** Token Status List (SPEC §10): no fresh list to look the token up in. */
 export type StatusListUnavailableReason = 'status_list_unavailable' | 'status_list_timeout' | 'status_list_redirect' | 'status_list_stale';
 export type DenyReason = Exclude<Reason, AllowReason | UnavailableReason | StatusListUnavailableReason | 'upstream_unreachable' | 'upstream_timeout'>;

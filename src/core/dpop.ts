@@ -132,7 +132,7 @@ export class DpopVerifier {
   }
 
   /** undefined when the proof passes every check (and its jti is now used up). */
-  async check(req: ProofRequest): Promise<DpopReason | undefined> {
+  async check(req: ProofRequest): Promise<DpopReason | 'replay_check_unavailable' | undefined> {
     const { proof } = req;
     if (proof.length > this.#maxProofBytes || !looksLikeCompactJws(proof)) return 'dpop_proof_malformed';
     // A client sends the same protected header on every proof: what it yields is cached by its exact bytes.
@@ -155,7 +155,7 @@ export class DpopVerifier {
     if (claimProblem !== undefined) return claimProblem;
     // A replay is refused before any crypto (a flood of one captured proof stays cheap); the
     // authoritative check-and-record is after the signature.
-    if (this.#replay.has(claims.jti as string, req.nowMs)) return 'dpop_replay';
+    if (this.#replay.has(claims.jti as string, req.nowMs, req.jkt)) return 'dpop_replay';
 
     let key: ProofKey;
     if (known !== undefined) {
@@ -186,10 +186,11 @@ export class DpopVerifier {
 
     // Checking and recording the jti is one step (synchronous here, or in the cluster primary).
     const until = ((claims.iat as number) + this.#policy.iatWindowSec) * 1000;
-    const recorded = this.#replay.add(claims.jti as string, until, req.nowMs);
+    const recorded = this.#replay.add(claims.jti as string, until, req.nowMs, req.jkt);
     const outcome = recorded instanceof Promise ? await recorded : recorded;
     if (outcome === 'replay') return 'dpop_replay';
     if (outcome === 'full') return 'dpop_replay_cache_full';
+    if (outcome === 'unavailable') return 'replay_check_unavailable';
     return undefined;
   }
 

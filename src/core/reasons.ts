@@ -146,6 +146,7 @@ export const REASONS = Object.freeze({
   keys_unavailable: r(503, 'unavailable', "the issuer's keys are not loaded yet"),
   keys_stale: r(503, 'unavailable', "the issuer's keys could not be refreshed for longer than jwks_max_stale"),
   revocation_stale: r(503, 'unavailable', 'a remote revocation source has not synced for longer than max_stale'),
+  replay_check_unavailable: r(503, 'unavailable', 'dpop.replay is redis and Redis could not record the proof (unreachable, timed out or answered an error)'),
   internal_error: r(503, 'unavailable', 'jitgate failed while deciding (a bug); the request is refused, never allowed'),
   status_list_unavailable: r(503, 'unavailable', 'the status list could not be fetched (network, HTTP status) and no good copy is held'),
   status_list_timeout: r(503, 'unavailable', 'the first fetch of the status list did not finish within status_list.timeout'),

@@ -60,6 +60,12 @@ export class Metrics {
   readonly revocationReloadRefused: client.Counter<'source' | 'reason'>;
   readonly limitRefusals: client.Counter<'limit'>;
   readonly configReloads: client.Counter<'result'>;
+  // Fleet state on Redis (SPEC §9, docs/fleet.md).
+  readonly redisConnected: client.Gauge<'connection'>;
+  readonly redisErrors: client.Counter<'op'>;
+  readonly redisSyncLag: client.Gauge;
+  readonly redisChangeDelay: client.Histogram;
+  readonly dpopReplayChecks: client.Counter<'guard' | 'result'>;
 
   /** transport → reason → bound counter child (taken up at scrape time). */
   readonly #bound = new Map<Transport, Map<Reason, client.Counter.Internal>>();
@@ -118,6 +124,11 @@ export class Metrics {
     this.revocationReloadRefused = new client.Counter({ name: 'jitgate_revocation_reload_refused_total', help: 'Revocation reloads refused (last good list kept), by source and reason (empty, torn_tail, no_valid_line, changing).', labelNames: ['source', 'reason'], registers: r });
     this.limitRefusals = new client.Counter({ name: 'jitgate_limit_refusals_total', help: 'Requests cut or refused by a limit: pool_wait, body_timeout, inflight_token, inflight_connection.', labelNames: ['limit'], registers: r });
     this.configReloads = new client.Counter({ name: 'jitgate_reloads_total', help: 'SIGHUP reloads of key files and the revocation file, by result (ok, error).', labelNames: ['result'], registers: r });
+    this.redisConnected = new client.Gauge({ name: 'jitgate_redis_connected', help: '1 while the Redis connection (command: writes, DPoP, sweep; follower: revocation changes) is ready.', labelNames: ['connection'], aggregator: MIN, registers: r });
+    this.redisErrors = new client.Counter({ name: 'jitgate_redis_errors_total', help: 'Redis failures by operation (connect, resync, follow, write, replay, sweep): lost connections, timeouts and error replies.', labelNames: ['op'], registers: r });
+    this.redisSyncLag = new client.Gauge({ name: 'jitgate_redis_sync_lag_seconds', help: 'Seconds since the last successful read of the Redis revocation log (max_stale applies to this).', aggregator: 'max', registers: r });
+    this.redisChangeDelay = new client.Histogram({ name: 'jitgate_redis_change_delay_seconds', help: 'From a revocation entering the Redis log (its stream id) to this gate applying it.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: r });
+    this.dpopReplayChecks = new client.Counter({ name: 'jitgate_dpop_replay_checks_total', help: 'DPoP proof jti checks by guard (redis) and result (fresh, replay, unavailable).', labelNames: ['guard', 'result'], registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 
     for (const t of TRANSPORTS) {
@@ -161,7 +172,7 @@ export class Metrics {
 
 function resultOf(reason: Reason): 'allow' | 'deny' | 'unavailable' {
   if (reason === 'granted' || reason === 'public') return 'allow';
-  if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale' || reason === 'internal_error') return 'unavailable';
+  if (reason === 'keys_unavailable' || reason === 'keys_stale' || reason === 'revocation_stale' || reason === 'internal_error' || reason === 'replay_check_unavailable') return 'unavailable';
   if (reason.startsWith('status_list_') && REASONS[reason].status === 503) return 'unavailable';
   return 'deny';
 }

@@ -561,7 +561,7 @@ describe('config', () => {
   });
 
   it('defaults: ES256 and EdDSA, 60s window, 100000 entries, nothing required', async () => {
-    expect(t.gate.config.dpop).toEqual({ algorithms: ['ES256', 'EdDSA'], iat_window: 60_000, replay_cache_entries: 100_000, require: false, use_nonce: false, nonce_rotation: 60_000, trusted_proxies: [] });
+    expect(t.gate.config.dpop).toEqual({ algorithms: ['ES256', 'EdDSA'], iat_window: 60_000, replay_cache_entries: 100_000, require: false, use_nonce: false, nonce_rotation: 60_000, trusted_proxies: [], replay: 'local' });
     expect(t.gate.policy.dpop?.algs).toBe('ES256 EdDSA');
   });
 });

@@ -1,0 +1,198 @@
+/**
+ * A gate's fleet state on Redis (SPEC §9), built from the `redis` block when `revocation.redis`
+ * or `dpop.replay: redis` asks for it. Two connections per gate process (each cluster worker has
+ * its own): the follower, which blocks on the revocation log (RedisRevocationSource), and the
+ * command connection for writes, DPoP proof records and the sweep. Nothing here is on the path
+ * of a cached bearer request: the decision reads the in-memory index and `lastSyncAt` only.
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.ts';
+import type { Config } from '../config/schema.ts';
+import { StartupError } from '../errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { RevocationEntry } from '../revocation/entries.ts';
+import { redisKeys, type RedisKeys } from './redis-layout.ts';
+import { redactUrl, RedisLink, type RedisConnectOptions } from './redis-link.ts';
+import { RedisReplayGuard } from './redis-replay.ts';
+import { RedisRevocationSource } from './redis-source.ts';
+import { RedisSweeper } from './redis-sweeper.ts';
+import { writeEntries } from './redis-writer.ts';
+
+export interface FleetDeps {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+type RedisConfig = NonNullable<Config['redis']>;
+
+/** Connection options from the `redis` block; the password file is read here (startup). */
+export function connectOptions(redis: RedisConfig): RedisConnectOptions {
+  let password: string | undefined;
+  if (redis.password_file !== undefined) {
+    try {
+      password = readFileSync(redis.password_file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new StartupError(`redis.password_file ${redis.password_file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
+    }
+  }
+  return { url: redis.url, password, caFile: redis.ca_file, connectTimeoutMs: redis.connect_timeout, commandTimeoutMs: redis.command_timeout };
+}
+
+/** The largest clock_tolerance of any issuer, in seconds: an entry counts until exp + this (SPEC §5). */
+export function maxToleranceSec(config: Config): number {
+  return Math.max(0, ...config.issuers.map((i) => i.clock_tolerance)) / 1000;
+}
+
+/** Writes entries through a command connection; resolves with the live set's size once Redis acknowledged. */
+export interface RedisRevocationWriter {
+  readonly description: string;
+  write(entries: readonly RevocationEntry[]): Promise<number>;
+}
+
+export function redisWriter(link: RedisLink, keys: RedisKeys, description: string): RedisRevocationWriter {
+  return { description, write: (entries) => link.run('revocation write', (c) => writeEntries(c, keys, entries)) };
+}
+
+export class Fleet {
+  readonly keys: RedisKeys;
+  readonly link: RedisLink;
+  readonly source: RedisRevocationSource | undefined;
+  readonly replay: RedisReplayGuard | undefined;
+  readonly writer: RedisRevocationWriter;
+  readonly description: string;
+  readonly #sweeper: RedisSweeper | undefined;
+  readonly #metrics: Metrics;
+  #lag: NodeJS.Timeout | undefined;
+
+  constructor(config: Config, deps: FleetDeps) {
+    const redis = config.redis!;
+    const m = deps.metrics;
+    const log = deps.logger.child({ component: 'redis' });
+    this.#metrics = m;
+    const opts = connectOptions(redis);
+    this.keys = redisKeys(redis.key_prefix);
+    this.description = `${redactUrl(redis.url)} prefix ${redis.key_prefix}`;
+    const errorLog = (op: string) => (err: Error) => {
+      m.redisErrors.labels(op).inc();
+      log.warn({ op, err: err.message }, 'redis operation failed');
+    };
+    this.link = new RedisLink({
+      ...opts,
+      name: 'jitgate-command',
+      onState: (connected, err) => {
+        m.redisConnected.labels('command').set(connected ? 1 : 0);
+        if (connected) log.info({ redis: this.description }, 'redis command connection ready');
+        else errorLog('connect')(err ?? new Error('disconnected'));
+      },
+    });
+    this.writer = redisWriter(this.link, this.keys, this.description);
+    const tolerance = maxToleranceSec(config);
+    this.#sweeper = config.revocation.redis ? new RedisSweeper(this.link, this.keys, tolerance, errorLog('sweep')) : undefined;
+    this.replay =
+      config.dpop.replay === 'redis'
+        ? new RedisReplayGuard(this.link, this.keys, config.dpop.replay_cache_entries, (o) => {
+            m.dpopReplayChecks.labels('redis', o).inc();
+            if (o === 'unavailable') m.redisErrors.labels('replay').inc();
+          })
+        : undefined;
+    this.source = config.revocation.redis ? redisSource(config, deps, opts, this.keys, tolerance) : undefined;
+  }
+
+  /** The command connection; the follower is started by the revocation list like every source. */
+  async start(): Promise<void> {
+    await this.link.connect();
+    this.#sweeper?.start();
+    const source = this.source;
+    if (source !== undefined) {
+      // The lag gauge keeps growing while Redis is away (no read answers to set it).
+      this.#lag = setInterval(() => {
+        if (source.lastSyncAt !== undefined) this.#metrics.redisSyncLag.set(Math.max(0, Date.now() - source.lastSyncAt) / 1000);
+      }, 1000);
+      this.#lag.unref();
+    }
+  }
+
+  stop(): void {
+    if (this.#lag !== undefined) clearInterval(this.#lag);
+    this.#sweeper?.stop();
+    this.link.stop();
+  }
+
+  /** For /readyz: DPoP-bound requests fail (503) while the command connection is down. */
+  problems(): string[] {
+    if (this.replay === undefined || this.link.client !== undefined) return [];
+    return [`redis ${this.description} not connected (dpop.replay: redis answers DPoP-bound requests 503 replay_check_unavailable)${this.link.lastError ? `: ${this.link.lastError.message}` : ''}`];
+  }
+}
+
+/** Fleet state when the config asks for it, else undefined. */
+export function openFleet(config: Config, deps: FleetDeps): Fleet | undefined {
+  if (config.redis === undefined || (!config.revocation.redis && config.dpop.replay !== 'redis')) return undefined;
+  return new Fleet(config, deps);
+}
+
+function redisSource(config: Config, deps: FleetDeps, opts: RedisConnectOptions, keys: RedisKeys, toleranceSec: number): RedisRevocationSource {
+  const m = deps.metrics;
+  const log = deps.logger.child({ component: 'revocation' });
+  const maxStale = config.revocation.max_stale;
+  const source: RedisRevocationSource = new RedisRevocationSource({
+    ...opts,
+    keys,
+    prefix: config.redis!.key_prefix,
+    maxStaleMs: maxStale,
+    toleranceSec,
+    clock: deps.clock,
+    events: {
+      state: (connected) => m.redisConnected.labels('follower').set(connected ? 1 : 0),
+      resync: (i) => {
+        m.revocationSyncs.labels(i.source, i.result).inc();
+        m.revocationSyncSeconds.labels(i.source).observe(i.durationMs / 1000);
+        m.revocationEntries.labels(i.source).set(i.entries);
+        for (const e of i.lineErrors.slice(0, 20)) log.error({ source: i.source, problem: e.message }, 'redis revocation member skipped (malformed)');
+        if (i.result === 'ok') {
+          m.revocationLastSync.labels(i.source).set(Date.now() / 1000);
+          log.info({ source: i.source, entries: i.entries, skipped: i.lineErrors.length, duration_ms: Math.round(i.durationMs) }, 'revocation list loaded from redis');
+        }
+      },
+      applied: (records, delayMs, lineErrors) => {
+        m.revocationEntries.labels(source.name).set(source.index.size);
+        m.redisChangeDelay.observe(Math.max(0, delayMs) / 1000);
+        for (const e of lineErrors.slice(0, 20)) log.error({ source: source.name, problem: e.message }, 'redis revocation log record skipped (malformed)');
+        log.info({ source: source.name, records, entries: source.index.size, delay_ms: Math.round(delayMs) }, 'revocations applied from redis');
+      },
+      followed: () => {
+        m.redisSyncLag.set(0);
+        m.revocationLastSync.labels(source.name).set(Date.now() / 1000);
+      },
+      error: (op, err) => {
+        m.redisErrors.labels(op).inc();
+        const age = source.lastSyncAt === undefined ? undefined : Date.now() - source.lastSyncAt;
+        if (age !== undefined) m.redisSyncLag.set(age / 1000);
+        const fields = { source: source.name, op, err: err.message, age_ms: age };
+        if (age === undefined || age > maxStale) log.error(fields, 'redis revocation source not synced within max_stale; every decision answers 503 revocation_stale');
+        else log.warn(fields, 'redis revocation sync failed; keeping the last list, retrying');
+      },
+    },
+  });
+  return source;
+}
+
+/**
+ * The cluster primary's Redis connection: it serves `POST /revocations` for all workers and writes
+ * there itself (the workers follow Redis on their own connections). Throws a StartupError naming
+ * the key at fault.
+ */
+export async function openRedisWriter(config: Config, logger: Logger): Promise<{ writer: RedisRevocationWriter; stop(): void }> {
+  const redis = config.redis!;
+  const log = logger.child({ component: 'redis' });
+  const description = `${redactUrl(redis.url)} prefix ${redis.key_prefix}`;
+  const link = new RedisLink({
+    ...connectOptions(redis),
+    name: 'jitgate-primary',
+    onState: (connected, err) => (connected ? log.info({ redis: description }, 'redis connection ready') : log.warn({ err: err?.message }, 'redis connection lost; reconnecting')),
+  });
+  await link.connect();
+  return { writer: redisWriter(link, redisKeys(redis.key_prefix), description), stop: () => link.stop() };
+}

@@ -1,0 +1,66 @@
+/**
+ * The keys jitgate keeps in Redis (docs/fleet.md "Layout"), in one place so the gate, the CLI and
+ * a broker's own client agree. With the default prefix `jitgate:`:
+ *
+ *   jitgate:revocations       sorted set. member = the entry's JSON (SPEC §5), score = its `exp`
+ *                             (epoch s) or +inf. The live list: a gate loads it whole on start
+ *                             and after every reconnect.
+ *   jitgate:revocations:log   stream, field `entry` = the same JSON. The change log gates follow
+ *                             with XREAD; trimmed to the last few seconds (a gate that falls
+ *                             further behind resyncs from the sorted set).
+ *   jitgate:dpop:<jkt>:<h>    string, SET NX PX: a used DPoP proof; h = base64url(sha256(jti)).
+ *
+ * A write is one MULTI/EXEC of ZADD + XADD per entry, so the set and the log never disagree.
+ */
+import { createHash } from 'node:crypto';
+import type { RevocationEntry } from '../revocation/entries.ts';
+
+export interface RedisKeys {
+  readonly live: string;
+  readonly log: string;
+  readonly dpopPrefix: string;
+}
+
+export function redisKeys(prefix: string): RedisKeys {
+  return { live: `${prefix}revocations`, log: `${prefix}revocations:log`, dpopPrefix: `${prefix}dpop:` };
+}
+
+/** The stream field that holds an entry. */
+export const LOG_FIELD = 'entry';
+
+/**
+ * How long the change log keeps a record. Short, so an entry with `exp` is gone from Redis
+ * (log included) within seconds of its expiry; a follower that did not read for
+ * FOLLOW_GAP_MS resyncs from the sorted set instead of trusting the log.
+ */
+export const LOG_RETENTION_MS = 5_000;
+export const FOLLOW_GAP_MS = 3_500;
+
+/** The entry as its Redis member: SPEC §5 JSON with a fixed key order (equal entries, equal members). */
+export function encodeEntry(e: RevocationEntry): string {
+  const exp = e.exp === undefined ? '' : `,"exp":${JSON.stringify(e.exp)}`;
+  switch (e.kind) {
+    case 'jti':
+      return `{"jti":${JSON.stringify(e.jti)}${exp}}`;
+    case 'txn':
+      return `{"txn":${JSON.stringify(e.txn)}${exp}}`;
+    case 'sub':
+      return `{"sub":${JSON.stringify(e.sub)},"before":${JSON.stringify(e.before)}${exp}}`;
+  }
+}
+
+/** Sorted-set score: `exp`, so ZREMRANGEBYSCORE prunes by time; entries without one never go. */
+export function scoreOf(e: RevocationEntry): string {
+  return e.exp === undefined ? '+inf' : String(e.exp);
+}
+
+/** The DPoP key of one proof: per client key (jkt), jti hashed so any jti is a short, safe key. */
+export function dpopKey(keys: RedisKeys, jkt: string, jti: string): string {
+  return `${keys.dpopPrefix}${jkt}:${createHash('sha256').update(jti).digest('base64url')}`;
+}
+
+/** The milliseconds part of a stream id (`1764000000123-0`): when Redis logged the record. */
+export function streamIdMs(id: string): number {
+  const dash = id.indexOf('-');
+  return Number(dash === -1 ? id : id.slice(0, dash));
+}

@@ -1,0 +1,251 @@
+/**
+ * One Redis connection owned by the gate (SPEC §9, docs/fleet.md): connects, reconnects with
+ * capped exponential backoff and jitter, and runs each command under a deadline. node-redis's own
+ * reconnect is switched off (`reconnectStrategy: false`) and its offline queue too: a command made
+ * while Redis is away must fail at once (a 503, a 5xx to the admin API), never wait in a queue
+ * and succeed late. A command that outlives `command_timeout` drops the connection, because a
+ * silently stalled socket (a cut network path) would otherwise never be noticed.
+ *
+ * The first connection is made by `connect()`, whose error names the config key at fault; after
+ * that the link reconnects by itself and reports its state through `onState`.
+ */
+import { readFileSync } from 'node:fs';
+import { createClient, ErrorReply, MultiErrorReply } from 'redis';
+import { StartupError } from '../errors.ts';
+
+export type RedisClient = ReturnType<typeof createClient>;
+
+export interface RedisConnectOptions {
+  /** redis:// or rediss:// with optional user:password. */
+  readonly url: string;
+  /** From `redis.password_file`; overrides a password in the URL. */
+  readonly password?: string;
+  readonly caFile?: string;
+  readonly connectTimeoutMs: number;
+  readonly commandTimeoutMs: number;
+}
+
+export interface RedisLinkOptions extends RedisConnectOptions {
+  /** CLIENT SETNAME, so `CLIENT LIST` shows which gate connection is which. */
+  readonly name: string;
+  readonly onState?: (connected: boolean, err?: Error) => void;
+  /** Called with each new ready connection (the revocation follower resyncs on it). */
+  readonly onReady?: (client: RedisClient) => void;
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 2_000;
+const STARTUP_ATTEMPTS = 3;
+
+/** Redis could not be asked: not connected, timed out, or it answered an error. */
+export class RedisUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RedisUnavailableError';
+  }
+}
+
+/** The URL with its password replaced, for logs and errors. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+/** Rejects with RedisUnavailableError after `ms`; the late result is dropped. */
+export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new RedisUnavailableError(`${what}: no answer from Redis within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), reject(e instanceof Error ? e : new Error(String(e)))),
+    );
+  });
+}
+
+/** A new client (not connected) for these options. */
+export function newClient(o: RedisConnectOptions, name: string): RedisClient {
+  const tls = new URL(o.url).protocol === 'rediss:';
+  const ca = o.caFile === undefined ? undefined : readFileSync(o.caFile);
+  const socket = tls
+    ? { tls: true as const, connectTimeout: o.connectTimeoutMs, reconnectStrategy: false as const, ...(ca ? { ca } : {}) }
+    : { connectTimeout: o.connectTimeoutMs, reconnectStrategy: false as const };
+  return createClient({ url: o.url, name, disableOfflineQueue: true, socket, ...(o.password === undefined ? {} : { password: o.password }) });
+}
+
+/**
+ * One connection attempt: connect and PING (a server that wants a password answers NOAUTH only to
+ * a command). Throws a StartupError naming the key that is wrong.
+ */
+export async function connectOnce(o: RedisConnectOptions, name: string): Promise<RedisClient> {
+  const client = newClient(o, name);
+  client.on('error', () => {}); // reported through the rejected promise below
+  try {
+    await withDeadline(
+      client.connect().then(() => client.ping()),
+      o.connectTimeoutMs + 500,
+      'connect',
+    );
+    return client;
+  } catch (err) {
+    try {
+      client.destroy();
+    } catch {
+      // already closed
+    }
+    throw describeConnectError(err as Error, o);
+  }
+}
+
+/** A StartupError that says which key to fix: redis.url (unreachable, TLS) or the credentials. */
+export function describeConnectError(err: Error, o: RedisConnectOptions): StartupError {
+  const text = `${(err as { code?: string }).code ?? ''} ${err.message}`;
+  const url = redactUrl(o.url);
+  if (/WRONGPASS|NOAUTH|invalid password|invalid username-password|AUTH failed/i.test(text)) {
+    const key = o.password !== undefined ? 'redis.password_file' : 'redis.url (user:password)';
+    return new StartupError(`${key}: Redis at ${url} refused the credentials (${err.message.split('\n')[0]})`, { cause: err });
+  }
+  if (/certificate|SSL|TLS|self.signed|ERR_SSL/i.test(text)) {
+    return new StartupError(`redis.url ${url}: TLS handshake failed (${err.message}); set redis.ca_file to the CA that signed Redis's certificate`, { cause: err });
+  }
+  return new StartupError(`redis.url ${url}: Redis unreachable within redis.connect_timeout (${err.message || text.trim()})`, { cause: err });
+}
+
+export class RedisLink {
+  readonly #o: RedisLinkOptions;
+  #client: RedisClient | undefined;
+  #attempt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = true;
+  #lastError: Error | undefined;
+
+  constructor(options: RedisLinkOptions) {
+    this.#o = options;
+  }
+
+  /** The ready connection, or undefined while Redis is away. */
+  get client(): RedisClient | undefined {
+    return this.#client;
+  }
+
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  /**
+   * First connection: throws a StartupError naming the key at fault. A timeout is tried again
+   * (STARTUP_ATTEMPTS in all): a start-up that blocks the event loop (a slow disk loading modules)
+   * can fire the connect timer after the socket had in fact connected. Refused credentials are final.
+   */
+  async connect(): Promise<void> {
+    this.#stopped = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.#adopt(await connectOnce(this.#o, this.#o.name));
+        return;
+      } catch (err) {
+        if (attempt >= STARTUP_ATTEMPTS || !/unreachable/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, BACKOFF_MIN_MS * attempt));
+      }
+    }
+  }
+
+  /** Runs `op` on the ready connection within command_timeout; a timeout or lost connection reconnects. */
+  async run<T>(what: string, op: (c: RedisClient) => Promise<T>, timeoutMs = this.#o.commandTimeoutMs): Promise<T> {
+    const c = this.#client;
+    if (c === undefined) throw new RedisUnavailableError(`${what}: not connected to Redis${this.#lastError ? ` (${this.#lastError.message})` : ''}`);
+    try {
+      return await withDeadline(op(c), timeoutMs, what);
+    } catch (caught) {
+      const err = plainReply(caught);
+      // An error reply (WRONGTYPE…) leaves the connection fine; anything else (a timeout, a closed
+      // socket) means this connection can no longer be trusted to answer.
+      if (!isErrorReply(err)) this.fail(c, err as Error);
+      throw err;
+    }
+  }
+
+  /** Drops `c` (if still current) and reconnects with backoff. */
+  fail(c: RedisClient, err: Error): void {
+    if (this.#client !== c) return;
+    this.#client = undefined;
+    this.#lastError = err;
+    try {
+      c.destroy();
+    } catch {
+      // already closed
+    }
+    this.#o.onState?.(false, err);
+    this.#schedule();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const c = this.#client;
+    this.#client = undefined;
+    if (c !== undefined) {
+      try {
+        c.destroy();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  #adopt(c: RedisClient): void {
+    if (this.#stopped) {
+      c.destroy();
+      return;
+    }
+    this.#client = c;
+    this.#attempt = 0;
+    this.#lastError = undefined;
+    c.removeAllListeners('error');
+    c.on('error', (err: Error) => this.fail(c, err));
+    c.on('end', () => this.fail(c, new Error('connection closed')));
+    this.#o.onState?.(true);
+    this.#o.onReady?.(c);
+  }
+
+  #schedule(): void {
+    if (this.#stopped || this.#timer !== undefined) return;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#attempt++);
+    // Full jitter on half the delay: a fleet that lost Redis together does not return in lockstep.
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      connectOnce(this.#o, this.#o.name).then(
+        (c) => this.#adopt(c),
+        (err: Error) => {
+          this.#lastError = err;
+          this.#o.onState?.(false, err);
+          this.#schedule();
+        },
+      );
+    }, delay);
+    this.#timer.unref();
+  }
+}
+
+/**
+ * A failed MULTI says only "1 commands failed"; the operator needs the reply itself (WRONGTYPE…).
+ * Returns the first error reply of a transaction, anything else unchanged.
+ */
+export function plainReply(err: unknown): unknown {
+  if (err instanceof MultiErrorReply) {
+    const first = err.replies[err.errorIndexes[0] ?? -1];
+    if (first instanceof ErrorReply) return first;
+  }
+  return err;
+}
+
+/** Redis answered with an error (WRONGTYPE, NOPERM, …): the connection itself is fine. */
+export function isErrorReply(err: unknown): boolean {
+  return err instanceof ErrorReply;
+}

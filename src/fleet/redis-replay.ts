@@ -1,0 +1,61 @@
+/**
+ * DPoP proof single use across every gate sharing a Redis (SPEC §9, `dpop.replay: redis`; RFC 9449
+ * §11.1). The same seam as the local cache and the cluster primary's (ReplayGuard): the decision
+ * never learns which one records.
+ *
+ * Each accepted proof is `SET <prefix>dpop:<jkt>:<sha256(jti)> 1 NX PX <ms>`: set-if-absent is the
+ * check and the record in one atomic step, and the key expires just past the proof's acceptance
+ * window (its iat + dpop.iat_window, plus a second for clocks between gates). Keyed by the client's
+ * key thumbprint, so two clients' proofs never collide. Redis unreachable, slow or answering an
+ * error → `unavailable` (503 replay_check_unavailable): a proof is never accepted unrecorded.
+ *
+ * A small local mirror remembers the proofs this gate saw, so a replay that comes back to the same
+ * gate is refused without a round trip (and a flood of one captured proof stays cheap).
+ */
+import { DpopReplayCache, type ReplayGuard, type ReplayOutcome, type ReplayStats } from '../cache/dpop-replay.ts';
+import { dpopKey, type RedisKeys } from './redis-layout.ts';
+import type { RedisLink } from './redis-link.ts';
+
+/** Past the acceptance window: covers clock differences between the gates sharing the Redis. */
+const EXPIRY_MARGIN_MS = 1_000;
+
+export class RedisReplayGuard implements ReplayGuard {
+  readonly #link: RedisLink;
+  readonly #keys: RedisKeys;
+  readonly #mirror: DpopReplayCache;
+  readonly #onCheck: ((result: ReplayOutcome) => void) | undefined;
+  readonly stats: ReplayStats = { fresh: 0, replays: 0, refusedFull: 0 };
+
+  constructor(link: RedisLink, keys: RedisKeys, mirrorEntries: number, onCheck?: (result: ReplayOutcome) => void) {
+    this.#link = link;
+    this.#keys = keys;
+    this.#mirror = new DpopReplayCache(mirrorEntries);
+    this.#onCheck = onCheck;
+  }
+
+  has(jti: string, nowMs: number, jkt = ''): boolean {
+    return this.#mirror.has(`${jkt} ${jti}`, nowMs);
+  }
+
+  add(jti: string, untilMs: number, nowMs: number, jkt = ''): ReplayOutcome | Promise<ReplayOutcome> {
+    const local = `${jkt} ${jti}`;
+    if (this.#mirror.has(local, nowMs)) return this.#count('replay');
+    const key = dpopKey(this.#keys, jkt, jti);
+    const ttl = String(Math.max(1, untilMs - nowMs) + EXPIRY_MARGIN_MS);
+    return this.#link.run('dpop replay SET', (c) => c.sendCommand<string | null>(['SET', key, '1', 'NX', 'PX', ttl])).then(
+      (reply) => {
+        // Fresh or not, the proof is used now: a second copy at this gate needs no round trip.
+        this.#mirror.add(local, untilMs, nowMs);
+        return this.#count(reply === 'OK' ? 'fresh' : 'replay');
+      },
+      () => this.#count('unavailable'),
+    );
+  }
+
+  #count(o: ReplayOutcome): ReplayOutcome {
+    if (o === 'fresh') this.stats.fresh++;
+    else if (o === 'replay') this.stats.replays++;
+    this.#onCheck?.(o);
+    return o;
+  }
+}

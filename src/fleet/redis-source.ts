@@ -1,0 +1,223 @@
+/**
+ * Revocation entries shared through Redis (SPEC §9, `revocation.redis: true`), as a RevocationSource.
+ *
+ * On every new connection (the first and each reconnect) the source resyncs: one MULTI reads the
+ * change log's last id and the whole live set, so the snapshot and the point to follow from are
+ * the same instant; the new index is swapped in whole. Then it follows the log with
+ * `XREAD BLOCK 1000` from that id on a connection of its own, applying each record as it comes.
+ * Pub/sub would lose what is published while a gate is away; the log plus a resync loses nothing.
+ * The log is trimmed to a few seconds (src/fleet/redis-sweeper.ts), so a follower that did not
+ * read for FOLLOW_GAP_MS resyncs instead of trusting it.
+ *
+ * `lastSyncAt` is the moment of the last read Redis answered (the data is at least that fresh);
+ * past `max_stale` without one the gate fails closed (503 revocation_stale) like the URL feed, and
+ * recovers by itself. Error replies (WRONGTYPE on a key someone else wrote) are failures too: they
+ * never empty or shorten the list. Malformed members or records (a broker's typo) are skipped and
+ * reported; a live set holding only malformed members keeps the previous index (SPEC §5).
+ */
+import { systemClock, type Clock } from '../core/clock.ts';
+import { parseEntry, type LineError, type RevocationEntry } from '../revocation/entries.ts';
+import { RevocationIndex } from '../revocation/revocation-index.ts';
+import type { RevocationSource } from '../revocation/revocation-list.ts';
+import { FOLLOW_GAP_MS, LOG_FIELD, streamIdMs, type RedisKeys } from './redis-layout.ts';
+import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
+
+const BLOCK_MS = 1_000;
+const READ_COUNT = 1_000;
+const PRUNE_EVERY_MS = 5_000;
+/** After an error reply, ask again this much later (the connection itself is fine). */
+const ERROR_RETRY_MS = 1_000;
+/** A whole-set read may be large (docs/fleet.md "Sizing"): at least this long before it counts as lost. */
+const RESYNC_TIMEOUT_MS = 30_000;
+
+export interface ResyncInfo {
+  readonly source: string;
+  readonly result: 'ok' | 'error';
+  readonly entries: number;
+  readonly durationMs: number;
+  readonly lineErrors: readonly LineError[];
+  readonly error?: Error;
+}
+
+export interface RedisSourceEvents {
+  resync?(i: ResyncInfo): void;
+  /** Records applied from the log; delayMs from the newest record's stream id to now. */
+  applied?(records: number, delayMs: number, lineErrors: readonly LineError[]): void;
+  /** Every answered read: the sync age is now 0. */
+  followed?(): void;
+  error?(op: 'connect' | 'resync' | 'follow', err: Error): void;
+  state?(connected: boolean, err?: Error): void;
+}
+
+export interface RedisSourceOptions extends RedisConnectOptions {
+  readonly keys: RedisKeys;
+  readonly prefix: string;
+  readonly maxStaleMs: number;
+  /** The largest clock_tolerance of any issuer: entries count until exp + this (SPEC §5). */
+  readonly toleranceSec: number;
+  readonly clock?: Clock;
+  readonly events?: RedisSourceEvents;
+}
+
+type StreamRecord = [id: string, fields: string[]];
+/** RESP2 gives `[[key, records]]`; RESP3 (a map) comes out of node-redis as `{ key: records }`. */
+type XReadReply = [string, StreamRecord[]][] | Record<string, StreamRecord[]> | null;
+
+function recordsOf(reply: NonNullable<XReadReply>, key: string): StreamRecord[] {
+  if (Array.isArray(reply)) return reply.find((r) => r[0] === key)?.[1] ?? [];
+  return reply[key] ?? [];
+}
+
+export class RedisRevocationSource implements RevocationSource {
+  readonly name: string;
+  readonly maxStaleMs: number;
+  readonly #o: RedisSourceOptions;
+  readonly #clock: Clock;
+  readonly #link: RedisLink;
+  #index = new RevocationIndex();
+  #lastSyncAt: number | undefined;
+  #lastId = '0-0';
+  #epoch = 0;
+  #stopped = false;
+  #prune: NodeJS.Timeout | undefined;
+  #firstSync: (() => void) | undefined;
+
+  constructor(options: RedisSourceOptions) {
+    this.name = `redis:${redactUrl(options.url)}#${options.prefix}`;
+    this.maxStaleMs = options.maxStaleMs;
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#link = new RedisLink({
+      ...options,
+      name: 'jitgate-revocation-follower',
+      onReady: (c) => void this.#session(c),
+      onState: (connected, err) => {
+        options.events?.state?.(connected, err);
+        if (!connected && err) options.events?.error?.('connect', err);
+      },
+    });
+  }
+
+  get index(): RevocationIndex {
+    return this.#index;
+  }
+
+  get lastSyncAt(): number | undefined {
+    return this.#lastSyncAt;
+  }
+
+  /** Connects (a StartupError names the key at fault) and waits for the first resync, loaded or failed. */
+  async start(): Promise<void> {
+    this.#stopped = false;
+    const first = new Promise<void>((resolve) => (this.#firstSync = resolve));
+    await this.#link.connect();
+    await first;
+    this.#prune = setInterval(() => this.#index.prune(this.#clock.nowMs() / 1000 - this.#o.toleranceSec), PRUNE_EVERY_MS);
+    this.#prune.unref();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#epoch++;
+    if (this.#prune !== undefined) clearInterval(this.#prune);
+    this.#link.stop();
+  }
+
+  /** One connection's life: resync, then follow until something fails. */
+  async #session(client: RedisClient): Promise<void> {
+    const epoch = ++this.#epoch;
+    const live = (): boolean => epoch === this.#epoch && !this.#stopped;
+    let needResync = true;
+    let lastReadAt = 0;
+    while (live()) {
+      try {
+        if (needResync || performance.now() - lastReadAt > FOLLOW_GAP_MS) {
+          await this.#resync(client);
+          needResync = false;
+        }
+        const askedAt = this.#clock.nowMs();
+        const reply = await withDeadline(
+          client.sendCommand<XReadReply>(['XREAD', 'COUNT', String(READ_COUNT), 'BLOCK', String(BLOCK_MS), 'STREAMS', this.#o.keys.log, this.#lastId]),
+          BLOCK_MS + this.#o.commandTimeoutMs,
+          'XREAD',
+        );
+        if (!live()) return;
+        lastReadAt = performance.now();
+        // An empty answer came after Redis blocked BLOCK_MS from receiving the read (at or after
+        // askedAt): nothing was logged until at least askedAt + BLOCK_MS. Records: fresh as of askedAt.
+        this.#lastSyncAt = reply === null ? askedAt + BLOCK_MS : askedAt;
+        if (reply !== null) this.#apply(recordsOf(reply, this.#o.keys.log));
+        this.#o.events?.followed?.();
+      } catch (caught) {
+        const err = plainReply(caught);
+        if (!live()) return;
+        this.#o.events?.error?.(needResync ? 'resync' : 'follow', err as Error);
+        this.#firstSync?.();
+        this.#firstSync = undefined;
+        if (!isErrorReply(err)) {
+          this.#link.fail(client, err as Error); // reconnects; the next session resyncs
+          return;
+        }
+        needResync = true;
+        await new Promise((r) => setTimeout(r, ERROR_RETRY_MS).unref());
+      }
+    }
+  }
+
+  async #resync(client: RedisClient): Promise<void> {
+    const started = performance.now();
+    const askedAt = this.#clock.nowMs();
+    const { keys } = this.#o;
+    const lineErrors: LineError[] = [];
+    try {
+      const [last, members] = (await withDeadline(
+        client.multi().addCommand(['XREVRANGE', keys.log, '+', '-', 'COUNT', '1']).addCommand(['ZRANGE', keys.live, '0', '-1']).exec(),
+        Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs),
+        'resync',
+      )) as unknown as [StreamRecord[], string[]];
+      const entries: RevocationEntry[] = [];
+      members.forEach((m, i) => {
+        const e = decode(m);
+        if (typeof e === 'string') lineErrors.push({ line: i + 1, message: `member ${JSON.stringify(m.slice(0, 200))}: ${e}` });
+        else entries.push(e);
+      });
+      // Only malformed members where entries were expected: not a list at all; keep the one in use.
+      if (entries.length === 0 && lineErrors.length > 0) throw new Error(`no member of ${keys.live} is a revocation entry (${lineErrors[0]!.message})`);
+      const index = new RevocationIndex(entries);
+      index.prune(askedAt / 1000 - this.#o.toleranceSec);
+      this.#index = index;
+      this.#lastId = last[0]?.[0] ?? '0-0';
+      this.#lastSyncAt = askedAt;
+      this.#o.events?.resync?.({ source: this.name, result: 'ok', entries: index.size, durationMs: performance.now() - started, lineErrors });
+    } catch (caught) {
+      const err = plainReply(caught);
+      this.#o.events?.resync?.({ source: this.name, result: 'error', entries: this.#index.size, durationMs: performance.now() - started, lineErrors, error: err as Error });
+      throw err;
+    }
+    this.#firstSync?.();
+    this.#firstSync = undefined;
+  }
+
+  #apply(records: readonly StreamRecord[]): void {
+    const lineErrors: LineError[] = [];
+    for (const [id, fields] of records) {
+      this.#lastId = id;
+      let json: string | undefined;
+      for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === LOG_FIELD) json = fields[i + 1];
+      const e = json === undefined ? `no "${LOG_FIELD}" field` : decode(json);
+      if (typeof e === 'string') lineErrors.push({ line: 0, message: `log record ${id}: ${e}` });
+      else this.#index.add(e);
+    }
+    if (records.length > 0) this.#o.events?.applied?.(records.length, this.#clock.nowMs() - streamIdMs(records[records.length - 1]![0]), lineErrors);
+  }
+}
+
+function decode(text: string): RevocationEntry | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'not valid JSON';
+  }
+  return parseEntry(value);
+}

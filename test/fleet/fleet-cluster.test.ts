@@ -1,0 +1,75 @@
+/**
+ * `workers: 2` with fleet state on Redis (SPEC §9, docs/fleet.md "workers > 1"): each worker follows
+ * Redis on its own connections and the primary writes POSTed entries there, without a journal.
+ * A revocation posted to the primary is refused by both workers; a DPoP proof used once is refused
+ * when replayed (whichever worker gets it); /readyz is ready.
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, CompactSign } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publicJwkOf } from '../../src/issuing/key-files.ts';
+import { accessTokenHash } from '../../src/core/token.ts';
+import { makeKey } from '../fixtures/keys.ts';
+import { startRedis, type RedisServer } from '../fixtures/redis.ts';
+import { send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type GateProcess, type RecordingUpstream } from '../fixtures/servers.ts';
+
+const ADMIN_TOKEN = 'cluster-admin-token-0123456789';
+const ORIGIN = 'http://orders.internal';
+let redis: RedisServer;
+let upstream: RecordingUpstream;
+let gate: GateProcess;
+let cfg: Awaited<ReturnType<typeof writeGateConfig>>;
+
+beforeAll(async () => {
+  [redis, upstream] = await Promise.all([startRedis(), startRecordingUpstream()]);
+  cfg = await writeGateConfig(upstream.url, (c) => {
+    c.workers = 2;
+    c.revocation = { redis: true, max_stale: '10s' };
+    c.dpop = { replay: 'redis', external_origin: ORIGIN };
+    c.log = { level: 'info', audit: true, destination: 'stdout' };
+    c.redis = { url: redis.url, connect_timeout: '5s' };
+    c.admin = { listen: { host: '127.0.0.1', port: 0 }, token_file: 'admin-token' };
+  });
+  await writeFile(join(cfg.dir, 'admin-token'), `${ADMIN_TOKEN}\n`);
+  gate = await spawnGate(cfg.file);
+}, 90_000);
+
+afterAll(async () => {
+  if (gate && gate.child.exitCode === null) gate.child.kill('SIGTERM');
+  await gate?.exited;
+  await upstream?.close();
+  await redis?.remove();
+  if (cfg) await rm(cfg.dir, { recursive: true, force: true });
+});
+
+describe('workers: 2 on Redis', () => {
+  it('a revocation posted to the primary (no journal) is refused by every worker; a replayed proof is refused', async () => {
+    expect((await fetch(`${gate.adminUrl}/readyz`)).status).toBe(200);
+    const token = await tokenNow(cfg.keys, { jti: 'cluster-1' });
+    const res = await fetch(`${gate.adminUrl}/revocations`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti: 'cluster-1' }) });
+    expect(res.status).toBe(201);
+    expect(Number(await redis.command('ZCARD', 'jitgate:revocations'))).toBe(1);
+    const started = Date.now();
+    let refusedInARow = 0;
+    // Fresh connections are handed out round-robin: 10 refusals in a row cover both workers.
+    while (refusedInARow < 10) {
+      const r = await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } });
+      refusedInARow = r.status === 401 && JSON.parse(r.text).reason === 'revoked' ? refusedInARow + 1 : 0;
+      if (Date.now() - started > 5000) throw new Error('not refused by every worker within 5 s');
+    }
+    const pids = new Set(gate.lines.filter((l) => l.type === 'audit' && l.reason === 'revoked').map((l) => l.pid));
+    await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
+    for (const l of gate.lines) if (l.type === 'audit' && l.reason === 'revoked') pids.add(l.pid);
+    expect(pids.size).toBe(2);
+
+    const client = await makeKey('ES256', 'cluster-client');
+    const bound = await tokenNow(cfg.keys, { jti: 'cluster-dpop', cnf: { jkt: await calculateJwkThumbprint(client.publicJwk, 'sha256') } });
+    const proof = await new CompactSign(new TextEncoder().encode(JSON.stringify({ jti: 'cluster-proof', htm: 'GET', htu: `${ORIGIN}/orders/42`, iat: Math.floor(Date.now() / 1000), ath: accessTokenHash(bound) })))
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwkOf(client.publicJwk) } as never)
+      .sign(client.privateKey);
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push((await send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${bound}`, dpop: proof } })).status);
+    expect(answers).toEqual([200, 401, 401, 401]);
+  }, 30_000);
+});

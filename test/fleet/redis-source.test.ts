@@ -1,0 +1,175 @@
+/**
+ * The Redis revocation source and writer against a real redis-server (SPEC §9): a gate built by
+ * buildGate (production wiring) loads the live set before it is ready and follows the change log;
+ * malformed members and records written by a broker are skipped and logged, never emptying the
+ * list; WRONGTYPE fails closed; entries with exp leave Redis (set and log) within seconds of
+ * exp + clock_tolerance; startup errors name the key at fault.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { encodeEntry, redisKeys } from '../../src/fleet/redis-layout.ts';
+import { buildTestGate, logged, type BuiltGate } from '../fixtures/built-gate.ts';
+import { bearer, input } from '../fixtures/gate.ts';
+import { jwksOf, makeKey, tempDir, writeJson, type TestKey } from '../fixtures/keys.ts';
+import { startRedis, type RedisServer } from '../fixtures/redis.ts';
+import { ISSUER_A, sign } from '../fixtures/tokens.ts';
+import { rm } from 'node:fs/promises';
+
+let redis: RedisServer;
+let key: TestKey;
+let jwksFile: string;
+let keyDir: string;
+const cleanup: Array<() => unknown> = [];
+let prefixN = 0;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  key = await makeKey('ES256', 'k1');
+  keyDir = await tempDir();
+  jwksFile = await writeJson(keyDir, 'jwks.json', jwksOf(key));
+});
+afterAll(async () => {
+  await redis?.remove();
+  await rm(keyDir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+async function gate(extra: { max_stale?: string; prefix?: string; redis?: Record<string, unknown> } = {}): Promise<BuiltGate & { prefix: string }> {
+  const prefix = extra.prefix ?? `t${++prefixN}:`;
+  const built = await buildTestGate({
+    issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile, clock_tolerance: '1s' }],
+    revocation: { redis: true, max_stale: extra.max_stale ?? '30s' },
+    redis: { url: redis.url, key_prefix: prefix, ...extra.redis },
+  } as never, undefined, false);
+  // Registered before start: a gate that fails to start still has its temp dir removed.
+  cleanup.push(() => built.gate.stop(), () => rm(built.dir, { recursive: true, force: true }));
+  await built.gate.start();
+  return { ...built, prefix };
+}
+
+const now = (): number => Math.floor(Date.now() / 1000);
+const token = (claims: Record<string, unknown> = {}): Promise<string> => sign(key, { iat: now(), exp: now() + 300, ...claims });
+async function reason(g: BuiltGate, t: string): Promise<string> {
+  return (await g.gate.decide(input('GET', '/orders/42', bearer(t)))).reason;
+}
+async function until(check: () => Promise<boolean> | boolean, ms: number): Promise<number> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > ms) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Date.now() - started;
+}
+
+describe('Redis revocation source', () => {
+  it('loads every live entry before it is ready, then follows changes written by another gate', async () => {
+    const prefix = 'load:';
+    const k = redisKeys(prefix);
+    await redis.command('ZADD', k.live, '+inf', encodeEntry({ kind: 'jti', jti: 'before-start', exp: undefined }));
+    const g = await gate({ prefix });
+    expect(g.gate.readiness().ready).toBe(true);
+    expect(await reason(g, await token({ jti: 'before-start' }))).toBe('revoked');
+    expect(await reason(g, await token({ jti: 'later' }))).toBe('granted');
+
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'later', exp: undefined }, { kind: 'sub', sub: 'spiffe://prod/ci-deployer', before: 1, exp: undefined }]);
+    const ms = await until(async () => (await reason(g, await token({ jti: 'later' }))) === 'revoked', 1000);
+    expect(ms).toBeLessThan(1000);
+    expect(Number(await redis.command('ZCARD', k.live))).toBe(3);
+  });
+
+  it('skips malformed members and log records written by a broker, logs them, and keeps the valid entries', async () => {
+    const prefix = 'bad:';
+    const k = redisKeys(prefix);
+    await redis.command('ZADD', k.live, '+inf', '{"jti":"good-1"}', '+inf', 'not json', '+inf', '{"jti":""}', '+inf', '{"sub":"x"}');
+    const g = await gate({ prefix });
+    expect(await reason(g, await token({ jti: 'good-1' }))).toBe('revoked');
+    expect(logged(g.logs, 'redis revocation member skipped').length).toBe(3);
+
+    await redis.command('XADD', k.log, '*', 'entry', '{"txn":42}');
+    await redis.command('XADD', k.log, '*', 'other', '{"jti":"x"}');
+    await redis.command('XADD', k.log, '*', 'entry', '{"jti":"good-2"}');
+    await until(async () => (await reason(g, await token({ jti: 'good-2' }))) === 'revoked', 1000);
+    expect(logged(g.logs, 'redis revocation log record skipped').length).toBe(2);
+    expect(await reason(g, await token({ jti: 'good-1' }))).toBe('revoked');
+    expect(g.gate.readiness().ready).toBe(true);
+  });
+
+  it('a live set holding only malformed members keeps the list in use (never empties it)', async () => {
+    const prefix = 'allbad:';
+    const k = redisKeys(prefix);
+    await redis.command('ZADD', k.live, '+inf', '{"jti":"kept"}');
+    const g = await gate({ prefix });
+    expect(await reason(g, await token({ jti: 'kept' }))).toBe('revoked');
+    await redis.command('DEL', k.live);
+    await redis.command('ZADD', k.live, '+inf', 'garbage');
+    // A resync happens on every reconnect: force one by killing the follower's connection.
+    await redis.command('CLIENT', 'KILL', 'SKIPME', 'no', 'TYPE', 'normal');
+    await until(() => logged(g.logs, 'no member of').length > 0 || g.logs.some((l) => String(l.err ?? '').includes('no member of')), 5000);
+    expect(await reason(g, await token({ jti: 'kept' }))).toBe('revoked');
+  });
+
+  it('a WRONGTYPE reply fails closed: 503 revocation_stale after max_stale, /readyz names Redis', async () => {
+    const prefix = 'wrongtype:';
+    const k = redisKeys(prefix);
+    await redis.command('ZADD', k.live, '+inf', '{"jti":"r1"}');
+    const g = await gate({ prefix, max_stale: '3s' });
+    const t = await token({ jti: 'fine' });
+    expect(await reason(g, t)).toBe('granted');
+    await redis.command('SET', k.log, 'someone else wrote a string here');
+    await until(async () => (await reason(g, t)) === 'revocation_stale', 8000);
+    const r = g.gate.readiness();
+    expect(r.ready).toBe(false);
+    expect(r.problems.join('\n')).toMatch(/revocation source redis:redis:\/\/127\.0\.0\.1:\d+\/0#wrongtype: has not synced/);
+    await until(() => g.logs.some((l) => l.component === 'revocation' && String(l.err ?? '').startsWith('WRONGTYPE')), 5000);
+    expect(logged(g.logs, 'redis operation failed').some((l) => l.op === 'sweep' && String(l.err).startsWith('WRONGTYPE'))).toBe(true);
+    // A write into the broken layout is refused, not acknowledged.
+    await expect(g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'x', exp: undefined }])).rejects.toThrow(/WRONGTYPE/);
+    // Repaired: recovers by itself.
+    await redis.command('DEL', k.log);
+    await until(async () => (await reason(g, t)) === 'granted', 8000);
+    expect(await reason(g, await token({ jti: 'r1' }))).toBe('revoked');
+  });
+
+  it('entries with exp are enforced until exp + clock_tolerance, then gone from the set and the log within seconds', async () => {
+    const prefix = 'exp:';
+    const k = redisKeys(prefix);
+    const g = await gate({ prefix });
+    const exp = now() + 1;
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'short', exp }, { kind: 'jti', jti: 'forever', exp: undefined }]);
+    await until(async () => (await reason(g, await token({ jti: 'short' }))) === 'revoked', 1000);
+    expect(Number(await redis.command('XLEN', k.log))).toBe(2);
+    // exp + 1s tolerance, then the sweep (every ~1 s) and the 5 s log retention.
+    await until(async () => Number(await redis.command('ZCARD', k.live)) === 1, 5000);
+    expect(Date.now() / 1000).toBeGreaterThan(exp + 1);
+    await until(async () => Number(await redis.command('XLEN', k.log)) === 0, 8000);
+    expect(await redis.command('ZRANGE', k.live, '0', '-1')).toEqual(['{"jti":"forever"}']);
+  });
+});
+
+describe('Redis startup errors name the key', () => {
+  it('unreachable: redis.url', async () => {
+    await expect(gate({ redis: { url: 'redis://127.0.0.1:1/0', connect_timeout: '300ms' } })).rejects.toThrow(/^redis\.url redis:\/\/127\.0\.0\.1:1\/0: Redis unreachable/);
+  });
+
+  it('wrong password: redis.password_file', async () => {
+    const secured = await startRedis(['--requirepass', 'right-password']);
+    cleanup.push(() => secured.remove());
+    const dir = await tempDir();
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'redis-password');
+    await writeFile(file, 'wrong-password\n');
+    await expect(gate({ redis: { url: secured.url, password_file: file } })).rejects.toThrow(/^redis\.password_file: Redis at .* refused the credentials/);
+    await writeFile(file, 'right-password\n');
+    const g = await gate({ redis: { url: secured.url, password_file: file } });
+    expect(g.gate.readiness().ready).toBe(true);
+  });
+
+  it('no password where one is required: the URL credentials', async () => {
+    const secured = await startRedis(['--requirepass', 'right-password']);
+    cleanup.push(() => secured.remove());
+    await expect(gate({ redis: { url: secured.url } })).rejects.toThrow(/^redis\.url \(user:password\): Redis at .* refused the credentials \(NOAUTH/);
+  });
+});
