@@ -1,0 +1,203 @@
+/**
+ * The cluster primary (src/cluster.ts says what it owns and why). startPrimary reads as the order
+ * its steps must run in; each step keeps to one job and holds only the state that job needs
+ * (the workers in worker-slots.ts, the journal's fan-out in revocations.ts).
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { AggregatorRegistry, type RegistryContentType } from 'prom-client';
+import { withDraining, type AdminSource } from '../admin/health.ts';
+import { revocationsRoute, type RevocationStore } from '../admin/revocations-api.ts';
+import { startAdmin } from '../admin/server.ts';
+import { chooseRevocationStore } from '../admin/revocation-store.ts';
+import { openRedisWriter } from '../fleet/fleet.ts';
+import { DpopReplayCache } from '../cache/dpop-replay.ts';
+import { answerAnomalyRevoke } from '../anomaly/primary-writer.ts';
+import { answerReplay } from '../cache/shared-dpop-replay.ts';
+import type { Config } from '../config/schema.ts';
+import type { Readiness } from '../gate.ts';
+import { revocationRetainMs } from '../revocation/retention.ts';
+import { onReloadSignal } from '../reload.ts';
+import { onShutdownSignals } from '../runtime.ts';
+import type { HttpListener } from '../transports/http-listener.ts';
+import type { FromWorker, ToWorker } from './messages.ts';
+import { journalStore, primaryJournal, RevocationFanOut } from './revocations.ts';
+import { WorkerSlots } from './worker-slots.ts';
+
+const READINESS_TIMEOUT_MS = 2000;
+const KILL_AFTER_GRACE_MS = 5000;
+
+export interface Primary {
+  readonly proxy: string;
+  readonly admin: HttpListener;
+  /** Resolves with the process exit code once every worker is gone. */
+  readonly done: Promise<number>;
+}
+
+type RedisWriter = Awaited<ReturnType<typeof openRedisWriter>>;
+
+/** Forks the workers and starts the admin listener; throws StartupError when a worker cannot start. */
+export async function startPrimary(config: Config, count: number, logger: Logger): Promise<Primary> {
+  const log = logger.child({ component: 'cluster' });
+  // Its constructor registers prom-client's cluster listener: kept ahead of ours, as it always was.
+  const aggregator = new AggregatorRegistry();
+  const journal = config.revocation.journal === undefined ? undefined : await primaryJournal(config.revocation.journal, log, revocationRetainMs(config));
+  const fanOut = new RevocationFanOut(journal);
+  const readiness = new ReadinessQueries();
+  // DPoP: one proof-jti cache for all workers, and one nonce key.
+  const replay = config.dpop === undefined ? undefined : new DpopReplayCache(config.dpop.replay_cache_entries);
+  const workers = new WorkerSlots(count, randomBytes(32).toString('base64'), log);
+  const store = journalStore(journal, fanOut, count);
+  routeClusterEvents({ replay, readiness, fanOut, store, log });
+
+  const abort = (): void => {
+    workers.abort();
+    journal?.stop();
+  };
+  const proxy = await startWorkers(workers, abort);
+  const { admin, redis } = await startAdminListener(config, logger, clusterAdminSource(workers, readiness, aggregator, count), store, abort);
+  forwardReload(workers, log);
+  const done = drainOnSignal(workers, config.shutdown.grace, log, logger, async () => {
+    await admin.close(500);
+    journal?.stop();
+    redis?.stop();
+  });
+  return { proxy, admin, done };
+}
+
+/** Readiness questions in flight; the answers arrive through the cluster's message event. */
+class ReadinessQueries {
+  readonly #pending = new Map<number, (r: Readiness) => void>();
+  #lastId = 0;
+
+  /** One worker's readiness over IPC; a worker that is gone, exits meanwhile or stays silent is not ready. */
+  ask(slot: number, worker: Worker | undefined): Promise<Readiness> {
+    if (worker === undefined || worker.isDead() || !worker.isConnected()) return Promise.resolve({ ready: false, problems: [`worker ${slot}: not running`] });
+    const id = ++this.#lastId;
+    return new Promise((resolve) => {
+      const done = (r: Readiness): void => {
+        clearTimeout(timer);
+        worker.off('exit', onExit);
+        this.#pending.delete(id);
+        resolve({ ready: r.ready, problems: r.problems.map((p) => `worker ${slot}: ${p}`) });
+      };
+      const onExit = (): void => done({ ready: false, problems: ['not running'] });
+      const timer = setTimeout(() => done({ ready: false, problems: ['no answer'] }), READINESS_TIMEOUT_MS);
+      worker.once('exit', onExit);
+      this.#pending.set(id, done);
+      worker.send({ type: 'jitgate:readiness', id } satisfies ToWorker);
+    });
+  }
+
+  answer(id: number, r: Readiness): void {
+    this.#pending.get(id)?.({ ready: r.ready, problems: r.problems });
+  }
+}
+
+/** Routes what any worker asks of the primary to the step that owns it. */
+function routeClusterEvents(to: { replay: DpopReplayCache | undefined; readiness: ReadinessQueries; fanOut: RevocationFanOut; store: RevocationStore; log: Logger }): void {
+  cluster.on('message', (worker, msg: FromWorker) => {
+    if (msg?.type === 'jitgate:dpop-add') {
+      if (to.replay !== undefined && worker.isConnected()) worker.send(answerReplay(to.replay, msg) satisfies ToWorker);
+    } else if (msg?.type === 'jitgate:readiness') to.readiness.answer(msg.id, msg);
+    else if (msg?.type === 'jitgate:revocations-sync') to.fanOut.follow(worker);
+    else if (msg?.type === 'jitgate:revoke-ack') to.fanOut.confirmed(worker, msg.id);
+    else if (msg?.type === 'jitgate:anomaly-revoke') {
+      // SPEC §12: a worker's anomaly revocation takes the POST /revocations path (journal, then every worker).
+      answerAnomalyRevoke(to.store, msg, (a) => worker.isConnected() && worker.send(a satisfies ToWorker), to.log);
+    }
+  });
+  cluster.on('exit', (worker) => to.fanOut.gone(worker));
+}
+
+/** Forks every worker; a failed start must not leave workers or the journal behind the error. */
+async function startWorkers(workers: WorkerSlots, abort: () => void): Promise<string> {
+  try {
+    return await workers.forkAll();
+  } catch (err) {
+    abort();
+    throw err;
+  }
+}
+
+/** One admin port for the whole cluster: readiness of every worker, metrics summed over them. */
+function clusterAdminSource(workers: WorkerSlots, readiness: ReadinessQueries, aggregator: AggregatorRegistry<RegistryContentType>, count: number): AdminSource {
+  return {
+    async readiness() {
+      const answers = await Promise.all(Array.from({ length: count }, (_, i) => readiness.ask(i + 1, workers.get(i + 1))));
+      // A ready worker's problems (a refused reload) are shown but do not make the cluster unready.
+      const problems = answers.flatMap((a) => a.problems);
+      return withDraining({ ready: answers.every((a) => a.ready), problems }, workers.draining);
+    },
+    async metrics() {
+      return { contentType: aggregator.contentType, text: await aggregator.clusterMetrics() };
+    },
+  };
+}
+
+/** The admin listener, with the Redis writer when revocation.redis is set; on failure everything started so far is stopped. */
+async function startAdminListener(
+  config: Config,
+  logger: Logger,
+  source: AdminSource,
+  store: RevocationStore,
+  abort: () => void,
+): Promise<{ admin: HttpListener; redis: RedisWriter | undefined }> {
+  // revocation.redis: the primary writes POSTed entries to Redis too (each worker follows Redis itself).
+  let redis: RedisWriter | undefined;
+  try {
+    redis = config.revocation.redis ? await openRedisWriter(config, logger) : undefined;
+    const admin = await startAdmin({ config, logger, source, revocations: revocationsRoute(chooseRevocationStore(config, store, redis?.writer), config, logger) });
+    return { admin, redis };
+  } catch (err) {
+    abort();
+    redis?.stop();
+    throw err;
+  }
+}
+
+/** SIGHUP (e.g. systemd ExecReload to the primary): every worker re-reads its files (src/reload.ts). */
+function forwardReload(workers: WorkerSlots, log: Logger): void {
+  onReloadSignal(async () => {
+    for (const w of workers.all()) if (w.isConnected()) w.send({ type: 'jitgate:reload' } satisfies ToWorker);
+  }, log);
+}
+
+/**
+ * SIGTERM/SIGINT: every worker drains (asked over IPC), then `closeRest` runs; resolves with 0 only
+ * if all of them exited 0. A second signal kills the workers and exits at once.
+ */
+function drainOnSignal(workers: WorkerSlots, graceMs: number, log: Logger, logger: Logger, closeRest: () => Promise<void>): Promise<number> {
+  return new Promise<number>((resolve) => {
+    onShutdownSignals(
+      (signal) => {
+        workers.draining = true;
+        log.info({ signal, workers: workers.size }, 'shutdown requested; draining workers');
+        const exits = [...workers.all()].map(
+          (w) =>
+            new Promise<number>((r) => {
+              if (w.isDead()) return r(w.process.exitCode ?? 1);
+              w.once('exit', (code) => r(code ?? 1));
+              if (w.isConnected()) w.send({ type: 'jitgate:drain', graceMs } satisfies ToWorker);
+            }),
+        );
+        // A worker that outlives its own grace is stuck; do not let it hold the rollout.
+        const killer = setTimeout(() => {
+          for (const w of workers.all()) if (!w.isDead()) w.process.kill('SIGKILL');
+        }, graceMs + KILL_AFTER_GRACE_MS);
+        void Promise.all(exits).then(async (codes) => {
+          clearTimeout(killer);
+          await closeRest();
+          log.info({ codes }, 'all workers stopped');
+          logger.flush(() => resolve(codes.every((c) => c === 0) ? 0 : 1));
+        });
+      },
+      (signal, exitCode) => {
+        workers.kill();
+        log.warn({ signal }, 'second signal: workers killed, exiting now');
+        logger.flush(() => process.exit(exitCode));
+      },
+    );
+  });
+}

@@ -1,0 +1,74 @@
+/**
+ * The primary's workers, one per slot. A slot outlives its worker: a worker that dies while serving
+ * is replaced in the same slot, so /readyz keeps asking about N workers and the replacement gets
+ * the same JITGATE_WORKER_SLOT.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { StartupError } from '../errors.ts';
+import { NONCE_KEY_ENV, type FromWorker } from './messages.ts';
+
+const RESTART_DELAY_MS = 1000;
+
+/** The forked workers by slot (1..N); one that dies while serving is replaced in its slot. */
+export class WorkerSlots {
+  readonly #slots = new Map<number, Worker>();
+  readonly #count: number;
+  readonly #nonceKey: string;
+  readonly #log: Logger;
+  /** Once set, nothing is restarted and /readyz says the cluster is draining. */
+  draining = false;
+
+  constructor(count: number, nonceKey: string, log: Logger) {
+    this.#count = count;
+    this.#nonceKey = nonceKey;
+    this.#log = log;
+  }
+
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  get(slot: number): Worker | undefined {
+    return this.#slots.get(slot);
+  }
+
+  all(): IterableIterator<Worker> {
+    return this.#slots.values();
+  }
+
+  /** Resolves with the first worker's proxy URL once every worker started; rejects when one cannot. */
+  async forkAll(): Promise<string> {
+    const [proxy] = (await Promise.all(Array.from({ length: this.#count }, (_, i) => this.#fork(i + 1)))) as [string];
+    return proxy;
+  }
+
+  /** Startup failed: no worker may be restarted or left running. */
+  abort(): void {
+    this.draining = true;
+    this.kill();
+  }
+
+  kill(): void {
+    for (const w of this.#slots.values()) w.process.kill('SIGKILL');
+  }
+
+  #fork(slot: number): Promise<string> {
+    const worker = cluster.fork({ JITGATE_WORKER_SLOT: String(slot), [NONCE_KEY_ENV]: this.#nonceKey });
+    this.#slots.set(slot, worker);
+    return new Promise((resolve, reject) => {
+      worker.on('message', (msg: FromWorker) => {
+        if (msg?.type === 'jitgate:started') resolve(msg.proxy);
+        else if (msg?.type === 'jitgate:failed') reject(new StartupError(msg.message));
+      });
+      worker.on('exit', (code, signal) => {
+        reject(new StartupError(`worker ${slot} exited (${signal ?? code}) before it started`));
+        if (this.draining || this.#slots.get(slot) !== worker) return;
+        this.#log.error({ worker: slot, pid: worker.process.pid, code, signal }, 'worker died; starting a new one');
+        setTimeout(() => {
+          if (!this.draining) this.#fork(slot).catch((err: Error) => this.#log.error({ worker: slot, err: err.message }, 'replacement worker failed to start'));
+        }, RESTART_DELAY_MS).unref();
+      });
+    });
+  }
+}
