@@ -12,8 +12,10 @@
  *
  * A write is one MULTI/EXEC of ZADD + XADD per entry, so the set and the log never disagree.
  */
+
 import { createHash } from 'node:crypto';
 import type { RevocationEntry } from '../revocation/entries.ts';
+import { entryToJson } from '../revocation/journal.ts';
 
 export interface RedisKeys {
   readonly live: string;
@@ -38,15 +40,8 @@ export const FOLLOW_GAP_MS = 3_500;
 
 /** The entry as its Redis member: SPEC §5 JSON with a fixed key order (equal entries, equal members). */
 export function encodeEntry(e: RevocationEntry): string {
-  const exp = e.exp === undefined ? '' : `,"exp":${JSON.stringify(e.exp)}`;
-  switch (e.kind) {
-    case 'jti':
-      return `{"jti":${JSON.stringify(e.jti)}${exp}}`;
-    case 'txn':
-      return `{"txn":${JSON.stringify(e.txn)}${exp}}`;
-    case 'sub':
-      return `{"sub":${JSON.stringify(e.sub)},"before":${JSON.stringify(e.before)}${exp}}`;
-  }
+  // The journal's line form already has a fixed key order.
+  return entryToJson(e);
 }
 
 /** Sorted-set score: `exp`, so ZREMRANGEBYSCORE prunes by time; entries without one never go. */
