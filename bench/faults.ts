@@ -1,6 +1,6 @@
 /**
  * Issue 21's fault measurements at full scale, against an in-process gate with the default config
- * (upstream.connections 128, connect_timeout 2s, limits.max_inflight_per_token 32):
+ * (upstream.connections 128, connect_timeout 2s, limits.max_inflight_per_token 64):
  *   node bench/faults.ts        (npx node … for Node 24; not part of `npm test`)
  * A. 128 slow uploads (Content-Length 100000, 1 byte/s) with one token, then 20 GETs with other
  *    tokens: how many GETs are answered within 10 s, and the slowest.

@@ -191,7 +191,7 @@ export const configSchema = z.strictObject({
       /** Requests one client connection may have unanswered (pipelined); beyond → 429 and close. */
       max_inflight_per_connection: z.number().int().min(1).default(32),
       /** Proxied requests one token (jti) may have in flight per process; beyond → 429. 0 = no cap. */
-      max_inflight_per_token: z.number().int().min(0).default(32),
+      max_inflight_per_token: z.number().int().min(0).default(64),
     })
     .default({
       max_target_length: 8192,
@@ -202,7 +202,7 @@ export const configSchema = z.strictObject({
       allow_dot_like_segments: false,
       body_timeout: 60_000,
       max_inflight_per_connection: 32,
-      max_inflight_per_token: 32,
+      max_inflight_per_token: 64,
     }),
   cache: z
     .strictObject({ max_entries: z.number().int().min(0).default(10_000) })
