@@ -3,26 +3,21 @@
  * admin API, is killed with SIGKILL the moment a 2xx arrives (other POSTs still in flight), and a
  * restarted process enforces every entry that was acknowledged.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jwksOf, makeKey, tempDir, writeJson, type TestKey } from '../fixtures/keys.ts';
 import { AUDIENCE, ISSUER_A, LOCATION, sign } from '../fixtures/tokens.ts';
+import { decide, startGateChild, stopGateChildren } from '../fixtures/gate-child.ts';
 
-const CHILD = fileURLToPath(new URL('../fixtures/revocation-gate-child.ts', import.meta.url));
 const TOKEN = 'crash-test-admin-token-0123456789';
 let key: TestKey;
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   key = await makeKey('ES256', 'k1');
 });
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
+afterEach(stopGateChildren);
 
 async function writeConfig(): Promise<string> {
   const dir = await tempDir('jitgate-crash-');
@@ -39,22 +34,6 @@ async function writeConfig(): Promise<string> {
   const file = join(dir, 'jitgate.yaml');
   await writeFile(file, JSON.stringify(config, null, 2)); // JSON is YAML
   return file;
-}
-
-function startChild(config: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [CHILD, config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /READY (\d+)/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]) });
-    });
-    child.once('exit', (code, signal) => reject(new Error(`child exited (${code ?? signal}) before READY: ${err}`)));
-  });
 }
 
 function http(port: number, method: string, path: string, headers: Record<string, string>, body?: string, onHead?: (status: number) => void) {
@@ -74,19 +53,14 @@ function http(port: number, method: string, path: string, headers: Record<string
 const now = () => Math.floor(Date.now() / 1000);
 const tokenFor = (jti: string) => sign(key, { jti, iat: now(), exp: now() + 600 });
 
-async function decision(port: number, token: string): Promise<string> {
-  const r = await http(port, 'GET', '/decide', { authorization: `Bearer ${token}` });
-  const d = JSON.parse(r.body) as { kind: string; reason: string };
-  return `${d.kind}:${d.reason}`;
-}
 
 describe('journal durability', () => {
   it('enforces after a restart every entry acknowledged before a SIGKILL', async () => {
     const config = await writeConfig();
-    const first = await startChild(config);
+    const first = await startGateChild(config);
     const jtis = Array.from({ length: 40 }, (_, i) => `crash-${i}`);
     const tokens = new Map(await Promise.all(jtis.map(async (j) => [j, await tokenFor(j)] as const)));
-    expect(await decision(first.port, tokens.get('crash-0')!)).toBe('allow:granted');
+    expect(await decide(first.port, tokens.get('crash-0')!)).toBe('allow:granted');
 
     const exited = new Promise<NodeJS.Signals | null>((r) => first.child.once('exit', (_c, s) => r(s)));
     const acked: string[] = [];
@@ -113,17 +87,17 @@ describe('journal durability', () => {
     expect(await exited).toBe('SIGKILL');
     expect(acked.length).toBeGreaterThanOrEqual(10);
 
-    const second = await startChild(config);
-    const after = await Promise.all(acked.map(async (j) => [j, await decision(second.port, tokens.get(j)!)] as const));
+    const second = await startGateChild(config);
+    const after = await Promise.all(acked.map(async (j) => [j, await decide(second.port, tokens.get(j)!)] as const));
     console.log(`[journal crash] ${acked.length} of ${jtis.length} POSTs acknowledged before SIGKILL; after restart: ${after.filter(([, d]) => d === 'deny:revoked').length} enforced`);
     for (const [jti, d] of after) expect({ jti, d }).toEqual({ jti, d: 'deny:revoked' });
-    expect(await decision(second.port, await tokenFor('never-posted'))).toBe('allow:granted');
+    expect(await decide(second.port, await tokenFor('never-posted'))).toBe('allow:granted');
     second.child.kill('SIGKILL');
   });
 
   it('a single entry posted, SIGKILL right after the 2xx, is enforced after the restart', async () => {
     const config = await writeConfig();
-    const first = await startChild(config);
+    const first = await startGateChild(config);
     const token = await tokenFor('one');
     const exited = new Promise<void>((r) => first.child.once('exit', () => r()));
     await http(first.port, 'POST', '/revocations', { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, '{"jti":"one"}', (status) => {
@@ -131,8 +105,8 @@ describe('journal durability', () => {
       first.child.kill('SIGKILL');
     }).catch(() => {});
     await exited;
-    const second = await startChild(config);
-    expect(await decision(second.port, token)).toBe('deny:revoked');
+    const second = await startGateChild(config);
+    expect(await decide(second.port, token)).toBe('deny:revoked');
     second.child.kill('SIGKILL');
   });
 });
