@@ -120,7 +120,7 @@ export function allScenarios(): Scenario[] {
     ...gateBodies,
     { id: 'ext-authz-http', title: 'ext_authz HTTP check, cached token', kind: 'http', server: 'ext-authz-http', variant: 'audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'ext-authz-grpc', title: 'ext_authz gRPC Check, cached token', kind: 'grpc', server: 'ext-authz-grpc', variant: 'audit', quick: true, expectStatus: 0, expectCache: 'hits' },
-    { id: 'tracing-allow-hot', title: 'jitgate allow, one hot token, tracing on (100 % sampled)', kind: 'http', server: 'gate', variant: 'tracing-100', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
+    { id: 'tracing-allow-hot', title: 'jitgate allow, one hot token, tracing on (100 % sampled)', kind: 'http', server: 'gate', variant: 'tracing-100', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'allow-hot-no-audit', title: 'jitgate allow, one hot token, audit off', kind: 'http', server: 'gate', variant: 'no-audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'allow-hot-audit-devnull', title: 'jitgate allow, one hot token, audit → /dev/null', kind: 'http', server: 'gate', variant: 'audit-devnull', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'allow-10k-cached', title: 'jitgate allow, 10,000 tokens rotating, all cached (cache 20,000)', kind: 'http', server: 'gate', variant: 'cache-20k', quick: false, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200, expectCache: 'hits' },
@@ -135,15 +135,15 @@ export function allScenarios(): Scenario[] {
     { id: 'haproxy-hot', title: 'HAProxy 2.6 jwt_verify, nbthread 1, one hot token', kind: 'http', server: 'haproxy', quick: false, request: small, expectStatus: 200 },
     { id: 'haproxy-2t-10k', title: 'HAProxy 2.6 jwt_verify, nbthread 2, 10,000 tokens rotating', kind: 'http', server: 'haproxy-2', quick: false, request: (fx) => (i) => rotating(fx, load.connections, i), expectStatus: 200 },
     { id: 'verify-raw', title: 'node:crypto verify, same alg, 1 core (no HTTP)', kind: 'crypto', server: 'none', quick: true, expectStatus: 0 },
-    { id: 'allow-revoked-1m', title: 'jitgate allow, 1,000,000 revocation entries loaded', kind: 'http', server: 'gate', variant: 'revoked-1m', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
+    { id: 'allow-revoked-1m', title: 'jitgate allow, 1,000,000 revocation entries loaded', kind: 'http', server: 'gate', variant: 'revoked-1m', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
     // Token Status List (SPEC §10, issue 15): the same hot token with and without a status claim on one
     // gate (target: ≤ 2 % apart), then 10,000 rotating status-list tokens verified on every request.
     { id: 'status-list-hot-none', title: 'jitgate allow, hot token without status claim (status-list gate)', kind: 'http', server: 'gate', variant: 'status-list', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'status-list-hot', title: 'jitgate allow, hot token with a status-list claim', kind: 'http', server: 'gate', variant: 'status-list', quick: false, request: (fx) => ({ method: 'GET', path: '/orders/small', headers: bearer(fx.tokens.statusHot!) }), expectStatus: 200, expectCache: 'hits', vs: 'status-list-hot-none' },
     { id: 'status-list-10k-cold', title: 'jitgate allow, 10,000 rotating status-list tokens, cache 1,000 (verify + list lookup each)', kind: 'http', server: 'gate', variant: 'status-list', quick: false, request: (fx) => (i) => rotatingOf(fx.tokens.statusRotating!, load.connections, i), expectStatus: 200, expectCache: 'misses', vs: 'allow-10k-verify' },
     // SPEC §12 costs, each against allow-hot (plain audit): target ≥ 0.97 × with the chain, ≥ 0.99 × with anomaly counting.
-    { id: 'allow-hot-audit-chain', title: 'jitgate allow, one hot token, hash-chained audit → file (+ checkpoints)', kind: 'http', server: 'gate', variant: 'audit-chain', quick: true, request: small, expectStatus: 200, expectCache: 'hits', vs: 'allow-hot' },
-    { id: 'allow-hot-anomaly', title: 'jitgate allow, one hot token, anomaly counting on', kind: 'http', server: 'gate', variant: 'anomaly', quick: true, request: small, expectStatus: 200, expectCache: 'hits', vs: 'allow-hot' },
+    { id: 'allow-hot-audit-chain', title: 'jitgate allow, one hot token, hash-chained audit → file (+ checkpoints)', kind: 'http', server: 'gate', variant: 'audit-chain', quick: false, request: small, expectStatus: 200, expectCache: 'hits', vs: 'allow-hot' },
+    { id: 'allow-hot-anomaly', title: 'jitgate allow, one hot token, anomaly counting on', kind: 'http', server: 'gate', variant: 'anomaly', quick: false, request: small, expectStatus: 200, expectCache: 'hits', vs: 'allow-hot' },
     { id: 'soak', title: 'soak: mixed traffic (80% hot, 10% verify, 5% 403, 5% 401)', kind: 'soak', server: 'gate', variant: 'soak', quick: true, request: (fx) => (i) => soakMix(fx, i), expectStatus: [200, 403, 401] },
   ];
 }
