@@ -62,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let backend: DemoBackend | undefined;
   let running: Running | undefined;
+  let stopped: Promise<number>;
   try {
     const ws = await prepareWorkspace(args.dir);
     backend = await startDemoBackend({ port: args.backendPort });
@@ -78,6 +79,8 @@ export async function run(argv: string[]): Promise<number> {
     if (!(await revocationEnforced(gateUrl, revokedRequest))) {
       process.stderr.write(`jitgate demo: warning: the revoked token is not refused yet after ${REVOCATION_WAIT_MS} ms\n`);
     }
+    // Handlers first: whoever reads the banner may signal at once, and a SIGTERM before them would kill, not drain.
+    stopped = stopOnSignals(running, backend);
     process.stdout.write(banner(ws, args, backend, gateUrl, adminUrl) + renderRequests(gateUrl, requests) + more(ws, adminUrl, gateUrl));
   } catch (err) {
     process.stderr.write(`jitgate demo: ${describeStartError(err, args)}\n`);
@@ -86,15 +89,18 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const stopping = running;
-  const stoppingBackend = backend;
+  return stopped;
+}
+
+/** Resolves with exit code 0 once the first SIGINT/SIGTERM has closed the gate and the backend. */
+function stopOnSignals(running: Running, backend: DemoBackend): Promise<number> {
   return new Promise<number>((resolveCode) => {
     onShutdownSignals(
       (signal) => {
         process.stderr.write(`jitgate demo: ${signal}, shutting down\n`);
-        void stopping
+        void running
           .close(2_000)
-          .then(() => stoppingBackend.close())
+          .then(() => backend.close())
           .then(() => resolveCode(0));
       },
       // A second signal while closing: the user wants out now.

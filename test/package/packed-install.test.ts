@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { READY_LINE } from '../fixtures/demo.ts';
 
 const run = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -102,9 +103,10 @@ describe('the packed package', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`demo printed no curl line in 30 s:\n${out}`)), 30_000);
+        const timer = setTimeout(() => reject(new Error(`demo printed no ready line in 30 s:\n${out}`)), 30_000);
+        // The ready line comes after the signal handlers are installed: a SIGTERM before it would kill, not drain.
         child.stdout.on('data', () => {
-          if (/curl .*http:\/\/127\.0\.0\.1:\d+/.test(out)) {
+          if (out.includes(READY_LINE)) {
             clearTimeout(timer);
             resolve();
           }
