@@ -11,17 +11,12 @@
 import { LRUCache } from 'lru-cache';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import type { KeyEntry } from '../keys/key-set.ts';
+import { tokenCacheKey } from './token-key.ts';
 
 interface Entry {
   readonly token: string;
   readonly keys: IssuerKeys;
   readonly key: KeyEntry;
-}
-
-const KEY_CHARS = 43;
-
-function keyOf(token: string): string {
-  return token.length > KEY_CHARS ? token.slice(token.length - KEY_CHARS) : token;
 }
 
 export class BadSignatureCache {
@@ -37,10 +32,10 @@ export class BadSignatureCache {
   has(token: string): boolean {
     const lru = this.#lru;
     if (lru === undefined || lru.size === 0) return false;
-    const e = lru.get(keyOf(token));
+    const e = lru.get(tokenCacheKey(token));
     if (e === undefined || e.token !== token) return false;
     if (!e.keys.has(e.key)) {
-      lru.delete(keyOf(token));
+      lru.delete(tokenCacheKey(token));
       return false;
     }
     this.hits++;
@@ -48,7 +43,7 @@ export class BadSignatureCache {
   }
 
   add(token: string, keys: IssuerKeys, key: KeyEntry): void {
-    this.#lru?.set(keyOf(token), { token, keys, key });
+    this.#lru?.set(tokenCacheKey(token), { token, keys, key });
   }
 
   get size(): number {

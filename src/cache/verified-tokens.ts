@@ -11,6 +11,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { VerifiedToken } from '../core/verified-token.ts';
+import { tokenCacheKey } from './token-key.ts';
 
 export interface CacheStats {
   hits: number;
@@ -20,13 +21,6 @@ export interface CacheStats {
 interface Entry {
   readonly token: string;
   readonly verified: VerifiedToken;
-}
-
-const KEY_CHARS = 43;
-
-/** The lookup key: the token's last KEY_CHARS characters (the whole of a shorter string). */
-function keyOf(token: string): string {
-  return token.length > KEY_CHARS ? token.slice(token.length - KEY_CHARS) : token;
 }
 
 export class VerifiedTokenCache {
@@ -39,7 +33,7 @@ export class VerifiedTokenCache {
   }
 
   get(token: string): VerifiedToken | undefined {
-    const e = this.#lru?.get(keyOf(token));
+    const e = this.#lru?.get(tokenCacheKey(token));
     const hit = e !== undefined && e.token === token ? e.verified : undefined;
     if (hit === undefined) this.stats.misses++;
     else this.stats.hits++;
@@ -47,14 +41,14 @@ export class VerifiedTokenCache {
   }
 
   set(token: string, verified: VerifiedToken): void {
-    this.#lru?.set(keyOf(token), { token, verified });
+    this.#lru?.set(tokenCacheKey(token), { token, verified });
   }
 
   /** Removes the entry for exactly this token (not another token that shares its signature segment). */
   delete(token: string): void {
     const lru = this.#lru;
     if (lru === undefined) return;
-    const key = keyOf(token);
+    const key = tokenCacheKey(token);
     if (lru.peek(key)?.token === token) lru.delete(key);
   }
 
