@@ -20,6 +20,12 @@ import { StartupError } from '../errors.ts';
 
 /** A changed file is read once it has not been modified for this long (see #check). */
 const SETTLE_MS = 100;
+/**
+ * A reload that would leave fewer entries than are enforced is applied only when the same file (mtime and size) is
+ * still there this long after it was first read: a writer starved between two writes of an in-place rewrite can
+ * leave a prefix that ends at a line boundary and parses cleanly, and applying it would un-revoke the rest.
+ */
+const SHRINK_CONFIRM_MS = 1_000;
 const START_ATTEMPTS = 5;
 const START_RETRY_MS = 100;
 
@@ -47,6 +53,8 @@ export class FileRevocationSource implements RevocationSource {
   #timer: NodeJS.Timeout | undefined;
   #mtimeMs = -1;
   #size = -1;
+  /** A shrinking version of the file waiting for confirmation (SHRINK_CONFIRM_MS). */
+  #shrink: { mtimeMs: number; size: number; at: number } | undefined;
   #problem: string | undefined;
   #lastRefusal: RefusalReason | undefined;
   #settle: NodeJS.Timeout | undefined;
@@ -136,10 +144,30 @@ export class FileRevocationSource implements RevocationSource {
     }
     const index = new RevocationIndex(verdict.entries);
     index.prune(Date.now() / 1000, this.#retainMs);
+    if (index.size < this.#index.size && !this.#shrinkConfirmed(after.mtimeMs, after.size)) return;
+    this.#shrink = undefined;
     this.#index = index;
     this.#problem = undefined;
     this.#lastRefusal = undefined;
     this.#events.loaded?.({ entries: index.size, errors: verdict.errors, durationMs: performance.now() - started });
+  }
+
+  /** True once a shrinking file has stood unchanged for SHRINK_CONFIRM_MS; else arms a second look and says no. */
+  #shrinkConfirmed(mtimeMs: number, size: number): boolean {
+    const now = Date.now();
+    const seen = this.#shrink;
+    if (seen !== undefined && seen.mtimeMs === mtimeMs && seen.size === size && now - seen.at >= SHRINK_CONFIRM_MS) return true;
+    if (seen === undefined || seen.mtimeMs !== mtimeMs || seen.size !== size) this.#shrink = { mtimeMs, size, at: now };
+    // Not remembered as loaded, so the next check reads it again; look again once the wait is over.
+    this.#mtimeMs = -1;
+    if (this.#settle === undefined) {
+      this.#settle = setTimeout(() => {
+        this.#settle = undefined;
+        void this.#check();
+      }, SHRINK_CONFIRM_MS - (now - this.#shrink!.at) + 10);
+      this.#settle.unref();
+    }
+    return false;
   }
 
   #refuse(reason: RefusalReason, detail: string): void {
