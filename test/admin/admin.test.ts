@@ -3,20 +3,14 @@
  * and parsed while real requests go through the proxy.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
+import { closeAll, parseMetrics, send, startGateInProcess, startGateWithUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
 import { ISSUER_A } from '../fixtures/tokens.ts';
 
 let up: RecordingUpstream;
 let gate: InProcessGate;
 
-beforeAll(async () => {
-  up = await startRecordingUpstream();
-  gate = await startGateInProcess(up.url);
-});
-afterAll(async () => {
-  await gate?.close();
-  await up?.close();
-});
+beforeAll(async () => ({ up, gate } = await startGateWithUpstream()));
+afterAll(() => closeAll(gate, up));
 
 async function scrape(): Promise<Map<string, number>> {
   const res = await send(gate.adminUrl, '/metrics');

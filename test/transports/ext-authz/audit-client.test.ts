@@ -4,20 +4,16 @@
  * address Envoy reports in `attributes.source.address.socket_address`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
+import type { TestKeys } from '../../fixtures/gate.ts';
 import { send } from '../../fixtures/servers.ts';
 import { sign } from '../../fixtures/tokens.ts';
-import { checkRequest, GrpcClient, startHarness, type Harness } from './helpers.ts';
+import { checkRequest, GrpcClient, startGrpcSuite, type Harness } from './helpers.ts';
 
 let keys: TestKeys;
 let h: Harness;
 let client: GrpcClient;
 
-beforeAll(async () => {
-  keys = await makeTestKeys();
-  h = await startHarness(keys);
-  client = new GrpcClient(h.grpcPort);
-});
+beforeAll(async () => ({ keys, h, client } = await startGrpcSuite()));
 afterAll(async () => {
   client.close();
   await h.close();

@@ -9,9 +9,9 @@ import { connect, type ClientHttp2Session } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_REQUEST_BYTES } from '../../../src/transports/ext-authz/grpc-service.ts';
 import { loadProtos } from '../../../src/transports/ext-authz/protos.ts';
-import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
+import type { TestKeys } from '../../fixtures/gate.ts';
 import { sign } from '../../fixtures/tokens.ts';
-import { checkRequest, GrpcClient, startHarness, type CheckResponseView, type Harness } from './helpers.ts';
+import { checkRequest, GrpcClient, startGrpcSuite, type CheckResponseView, type Harness } from './helpers.ts';
 
 let keys: TestKeys;
 let h: Harness;
@@ -23,9 +23,7 @@ const encode = (req: object): Buffer => authz.Check!.requestSerialize(req);
 const decode = (b: Buffer): CheckResponseView => authz.Check!.responseDeserialize(b);
 
 beforeAll(async () => {
-  keys = await makeTestKeys();
-  h = await startHarness(keys);
-  client = new GrpcClient(h.grpcPort);
+  ({ keys, h, client } = await startGrpcSuite());
   session = connect(`http://127.0.0.1:${h.grpcPort}`);
 });
 afterAll(async () => {

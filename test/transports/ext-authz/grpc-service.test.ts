@@ -3,20 +3,16 @@
  * RPC carrying a CheckResponse; allow/deny live in status.code (0/16/7/14/3).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
+import type { TestKeys } from '../../fixtures/gate.ts';
 import { ISSUER_A, sign } from '../../fixtures/tokens.ts';
-import { checkRequest, decisions, GrpcClient, headerList, rawCheckRequest, startHarness, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
+import { checkRequest, decisions, GrpcClient, headerList, rawCheckRequest, startGrpcSuite, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
 import { OVERRIDE_SPELLINGS } from '../../../src/transports/override-headers.ts';
 
 let keys: TestKeys;
 let h: Harness;
 let client: GrpcClient;
 
-beforeAll(async () => {
-  keys = await makeTestKeys();
-  h = await startHarness(keys);
-  client = new GrpcClient(h.grpcPort);
-});
+beforeAll(async () => ({ keys, h, client } = await startGrpcSuite()));
 afterAll(async () => {
   client.close();
   await h.close();

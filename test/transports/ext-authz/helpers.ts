@@ -14,7 +14,7 @@ import type { Listener, TransportContext } from '../../../src/transports/context
 import { startExtAuthz } from '../../../src/transports/ext-authz/index.ts';
 import { PROTO_DIR } from '../../../src/transports/ext-authz/protos.ts';
 import type { KeyState } from '../../../src/keys/issuer-keys.ts';
-import { makeGate, type TestGate, type TestKeys } from '../../fixtures/gate.ts';
+import { makeGate, makeTestKeys, type TestGate, type TestKeys } from '../../fixtures/gate.ts';
 import { rawCheckClient } from '../../fixtures/grpc-raw.ts';
 
 export interface AuditLine {
@@ -64,6 +64,13 @@ export async function makeContext(t: TestGate): Promise<{ ctx: TransportContext;
   const logger = createLogger({ level: 'info', destination: 'stdout' }, stream);
   const ctx: TransportContext = { config: t.gate.config, gate: t.gate, metrics: new Metrics({ defaultMetrics: false }), audit: new AuditLog(logger), logger };
   return { ctx, audit, logs };
+}
+
+/** Fresh keys, a harness and a grpc-js client on its Check port: how the gRPC suites start. */
+export async function startGrpcSuite(patch?: (c: Record<string, any>) => void): Promise<{ keys: TestKeys; h: Harness; client: GrpcClient }> {
+  const keys = await makeTestKeys();
+  const h = await startHarness(keys, patch);
+  return { keys, h, client: new GrpcClient(h.grpcPort) };
 }
 
 export async function startHarness(keys: TestKeys, patch: (c: Record<string, any>) => void = () => {}): Promise<Harness> {

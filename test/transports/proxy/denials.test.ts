@@ -7,19 +7,13 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sign } from '../../fixtures/tokens.ts';
-import { send, sendRaw, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream, type SendOptions } from '../../fixtures/servers.ts';
+import { closeAll, send, sendRaw, startGateWithUpstream, type InProcessGate, type RecordingUpstream, type SendOptions } from '../../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 let gate: InProcessGate;
 
-beforeAll(async () => {
-  up = await startRecordingUpstream();
-  gate = await startGateInProcess(up.url);
-});
-afterAll(async () => {
-  await gate?.close();
-  await up?.close();
-});
+beforeAll(async () => ({ up, gate } = await startGateWithUpstream()));
+afterAll(() => closeAll(gate, up));
 
 const now = (): number => Math.floor(Date.now() / 1000);
 const invalid = (reason: string) => `Bearer realm="jitgate", error="invalid_token", error_description="${reason}"`;

@@ -5,22 +5,18 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerOk, parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { answerOk, closeAll, parseMetrics, send, startGateInProcess, startGateWithUpstream, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 let gate: InProcessGate;
 const auth = async (): Promise<Record<string, string>> => ({ authorization: `Bearer ${await gate.token()}` });
 
 beforeAll(async () => {
-  up = await startRecordingUpstream();
-  gate = await startGateInProcess(up.url, (c) => {
-    c.upstream = { url: up.url, connect_timeout: '500ms', headers_timeout: '300ms', body_timeout: '300ms' };
-  });
+  ({ up, gate } = await startGateWithUpstream((c, url) => {
+    c.upstream = { url, connect_timeout: '500ms', headers_timeout: '300ms', body_timeout: '300ms' };
+  }));
 });
-afterAll(async () => {
-  await gate?.close();
-  await up?.close();
-});
+afterAll(() => closeAll(gate, up));
 
 async function metric(name: string): Promise<number> {
   const res = await send(gate.adminUrl, '/metrics');

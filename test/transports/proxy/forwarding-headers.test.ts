@@ -8,19 +8,13 @@
  * - a Connection header cannot nominate the ones jitgate sets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, sendRaw, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { closeAll, send, sendRaw, startGateWithUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 let gate: InProcessGate;
 
-beforeAll(async () => {
-  up = await startRecordingUpstream();
-  gate = await startGateInProcess(up.url);
-});
-afterAll(async () => {
-  await gate?.close();
-  await up?.close();
-});
+beforeAll(async () => ({ up, gate } = await startGateWithUpstream()));
+afterAll(() => closeAll(gate, up));
 
 /** Every value of one header the upstream received (raw, so repeats and spellings show). */
 function values(raw: readonly string[], name: string): string[] {

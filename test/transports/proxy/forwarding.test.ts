@@ -4,21 +4,17 @@
  * spoofed identity headers replaced, X-Forwarded-* set, and the upstream's answer passed back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, sendRaw, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { closeAll, send, sendRaw, startGateInProcess, startGateWithUpstream, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 let gate: InProcessGate;
 let host: string;
 
 beforeAll(async () => {
-  up = await startRecordingUpstream();
-  gate = await startGateInProcess(up.url);
+  ({ up, gate } = await startGateWithUpstream());
   host = new URL(gate.url).host;
 });
-afterAll(async () => {
-  await gate?.close();
-  await up?.close();
-});
+afterAll(() => closeAll(gate, up));
 
 /** name (lower case) → every value the upstream received under it. */
 function received(raw: readonly string[]): Map<string, string[]> {
