@@ -7,17 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestKeys } from '../../fixtures/gate.ts';
 import { send } from '../../fixtures/servers.ts';
 import { sign } from '../../fixtures/tokens.ts';
-import { checkRequest, GrpcClient, startGrpcSuite, type Harness } from './helpers.ts';
+import { checkRequest, GrpcClient, startGrpcSuite, stopGrpcSuite, type Harness } from './helpers.ts';
 
 let keys: TestKeys;
 let h: Harness;
 let client: GrpcClient;
 
 beforeAll(async () => ({ keys, h, client } = await startGrpcSuite()));
-afterAll(async () => {
-  client.close();
-  await h.close();
-});
+afterAll(() => stopGrpcSuite(client, h));
 
 describe('audit line client address', () => {
   it('case=gRPC: the source address Envoy reports', async () => {

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestKeys } from '../../fixtures/gate.ts';
 import { ISSUER_A, sign } from '../../fixtures/tokens.ts';
-import { checkRequest, decisions, GrpcClient, headerList, rawCheckRequest, startGrpcSuite, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
+import { checkRequest, decisions, GrpcClient, headerList, rawCheckRequest, startGrpcSuite, stopGrpcSuite, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
 import { OVERRIDE_SPELLINGS } from '../../../src/transports/override-headers.ts';
 
 let keys: TestKeys;
@@ -13,10 +13,7 @@ let h: Harness;
 let client: GrpcClient;
 
 beforeAll(async () => ({ keys, h, client } = await startGrpcSuite()));
-afterAll(async () => {
-  client.close();
-  await h.close();
-});
+afterAll(() => stopGrpcSuite(client, h));
 
 const auth = async (claims: Record<string, unknown> = {}) => ({ authorization: `Bearer ${await sign(keys.a, claims)}` });
 

@@ -73,6 +73,12 @@ export async function startGrpcSuite(patch?: (c: Record<string, any>) => void): 
   return { keys, h, client: new GrpcClient(h.grpcPort) };
 }
 
+/** The end of a suite startGrpcSuite began (either may be missing when the start failed). */
+export async function stopGrpcSuite(client: GrpcClient | undefined, h: Harness | undefined): Promise<void> {
+  client?.close();
+  await h?.close();
+}
+
 export async function startHarness(keys: TestKeys, patch: (c: Record<string, any>) => void = () => {}): Promise<Harness> {
   const t = await makeGate(keys, (c) => {
     extAuthzConfig(c);
