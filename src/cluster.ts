@@ -33,6 +33,7 @@ import { PrimaryRevocationWriter } from './anomaly/primary-writer.ts';
 import type { ReplayChannel } from './cache/shared-dpop-replay.ts';
 import type { Config } from './config/schema.ts';
 import { JitgateError } from './errors.ts';
+import { flushWithin, SECOND_SIGNAL_FLUSH_MS } from './observability/logger.ts';
 import type { PrimaryChannel } from './revocation/journal-follower.ts';
 import { onReloadSignal } from './reload.ts';
 import { listenUrl, onShutdownSignals, startJitgateWorker, type WorkerRunning } from './runtime.ts';
@@ -100,7 +101,7 @@ export async function runWorker(config: Config, file: string): Promise<number> {
   });
   onShutdownSignals(
     () => drain(),
-    (_signal, exitCode) => r.logger.flush(() => process.exit(exitCode)),
+    (_signal, exitCode) => void flushWithin(r.logger, SECOND_SIGNAL_FLUSH_MS).then(() => process.exit(exitCode)),
   );
   process.send!({
     type: 'jitgate:started',

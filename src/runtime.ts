@@ -20,7 +20,7 @@ import { checkSection12 } from './anomaly/config-check.ts';
 import { watchAnomalies } from './anomaly/wiring.ts';
 import { AuditLog } from './observability/audit.ts';
 import { startAuditChain } from './observability/audit-chain-start.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, flushWithin } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 import type { DecisionTracer } from './observability/trace-hooks.ts';
 import type { Listener, TransportContext } from './transports/context.ts';
@@ -126,7 +126,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     audit.closeChain(); // SPEC §12: a gracefully closed audit file ends with a signed checkpoint
     clearInterval(flusher);
     logger.info('stopped');
-    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    await flushWithin(logger);
   }
 
   return {

@@ -12,7 +12,7 @@ import cluster from 'node:cluster';
 import { runWorker, startPrimary, workerCount } from '../cluster.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
 import { onReloadSignal } from '../reload.ts';
 import { listenUrl, onShutdownSignals, startJitgate } from '../runtime.ts';
 import { configFileArg, reportStartupError } from './check-config.ts';
@@ -69,7 +69,7 @@ async function serve(config: Config, file: string): Promise<number> {
       },
       (signal, exitCode) => {
         log.warn({ signal }, 'second signal: exiting without waiting for in-flight requests');
-        log.flush(() => process.exit(exitCode));
+        void flushWithin(log, SECOND_SIGNAL_FLUSH_MS).then(() => process.exit(exitCode));
       },
     );
   });

@@ -14,6 +14,7 @@ import { chooseRevocationStore } from '../admin/revocation-store.ts';
 import { openRedisWriter } from '../fleet/fleet.ts';
 import { DpopReplayCache } from '../cache/dpop-replay.ts';
 import { answerAnomalyRevoke } from '../anomaly/primary-writer.ts';
+import { flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
 import { answerReplay } from '../cache/shared-dpop-replay.ts';
 import type { Config } from '../config/schema.ts';
 import type { Readiness } from '../gate.ts';
@@ -190,13 +191,13 @@ function drainOnSignal(workers: WorkerSlots, graceMs: number, log: Logger, logge
           clearTimeout(killer);
           await closeRest();
           log.info({ codes }, 'all workers stopped');
-          logger.flush(() => resolve(codes.every((c) => c === 0) ? 0 : 1));
+          void flushWithin(logger).then(() => resolve(codes.every((c) => c === 0) ? 0 : 1));
         });
       },
       (signal, exitCode) => {
         workers.kill();
         log.warn({ signal }, 'second signal: workers killed, exiting now');
-        logger.flush(() => process.exit(exitCode));
+        void flushWithin(logger, SECOND_SIGNAL_FLUSH_MS).then(() => process.exit(exitCode));
       },
     );
   });

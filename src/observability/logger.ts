@@ -61,6 +61,42 @@ function sonic(opts: Parameters<typeof pino.destination>[0] & object): SonicBoom
   return sb;
 }
 
+/**
+ * How long shutdown waits for the log destination to take what is pending. A destination that
+ * stops reading (an unread stdout pipe) would otherwise hold the drain, and then the exit flush,
+ * forever: a gate that cannot log must still stop on SIGTERM.
+ */
+export const FINAL_FLUSH_MS = 2000;
+
+/** A second signal means "now": the flush gets a moment, not the full wait. */
+export const SECOND_SIGNAL_FLUSH_MS = 300;
+
+/**
+ * Flushes the logger's destination, waiting at most `ms`. Past that the destination is given up:
+ * what is still pending is dropped (counted, and said on stderr) and neither our exit hook nor
+ * pino's will try a synchronous write to it, which on a stuck pipe never returns.
+ */
+export function flushWithin(logger: Logger, ms: number = FINAL_FLUSH_MS): Promise<void> {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { flush?(cb: () => void): void; destroy?(): void; destroyed?: boolean } | undefined;
+  if (typeof stream?.flush !== 'function' || stream.destroyed === true) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      giveUp(stream, ms);
+      resolve();
+    }, ms);
+    timer.unref();
+    stream.flush!(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function giveUp(stream: { destroy?(): void }, ms: number): void {
+  process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), pid: process.pid, msg: `the log destination took nothing for ${ms} ms at shutdown; lines still pending are dropped` })}\n`);
+  stream.destroy?.();
+}
+
 export function createDestination(destination: string): DestinationStream & { flushSync?: () => void } {
   // minLength stays: with it SonicBoom's flush(cb) waits until what is pending has been written.
   if (destination === 'stdout') return new LineBatch(sonic({ fd: 1, minLength: 4096 }));
@@ -94,6 +130,7 @@ export class LineBatch {
   readonly #ref = new WeakRef(this);
   #lines: string[] = [];
   #chars = 0;
+  #destroyed = false;
   /** Callbacks of the flush in progress (undefined when none is). */
   #waiting: ((err?: Error) => void)[] | undefined;
 
@@ -141,6 +178,20 @@ export class LineBatch {
   flushSync(): void {
     this.#push();
     this.#inner.flushSync();
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  /** Drops what is pending and writes nothing more (flushWithin's give-up). */
+  destroy(): void {
+    this.#lines = [];
+    this.#chars = 0;
+    live.delete(this.#ref);
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#inner.destroy();
   }
 
   end(): void {

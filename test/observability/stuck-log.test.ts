@@ -4,11 +4,10 @@
  * (jitgate_log_dropped_lines_total, one warning on stderr), piles up no listeners, and logs
  * again once the destination reads.
  */
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_PENDING_BYTES } from '../../src/observability/logger.ts';
-import { CLI, parseMetrics, send, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
+import { parseMetrics, send, spawnGateStuckStdout, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
 /** autocannon ships no types; this is the part used here. */
 interface LoadResult {
@@ -30,23 +29,8 @@ afterAll(async () => {
 describe('a stuck log destination', () => {
   it('bounds what waits for it, counts the dropped lines, and recovers when it reads again', async () => {
     const cfg = await writeGateConfig(up.url);
-    const child = spawn(process.execPath, [CLI, 'serve', '-c', cfg.file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const { child, started, stderr } = await spawnGateStuckStdout(cfg.file);
     try {
-      // Read up to the startup line, then stop reading: the pipe fills and stays full.
-      const started = await new Promise<Record<string, string>>((resolve) => {
-        let buf = '';
-        const onData = (d: Buffer): void => {
-          buf += d.toString('utf8');
-          const line = buf.split('\n').find((l) => l.includes('"jitgate started"'));
-          if (line === undefined) return;
-          child.stdout!.off('data', onData);
-          child.stdout!.pause();
-          resolve(JSON.parse(line) as Record<string, string>);
-        };
-        child.stdout!.on('data', onData);
-      });
       const token = await tokenNow(cfg.keys);
       // Well past MAX_PENDING_BYTES of audit lines (each is a few hundred bytes).
       const lines = Math.ceil((MAX_PENDING_BYTES / 250) * 1.5);
@@ -62,10 +46,10 @@ describe('a stuck log destination', () => {
       expect(metrics.get('jitgate_decisions_total{transport="proxy",result="allow",reason="granted"}')).toBe(lines);
       // Let the once-a-second flush run a few times against the stuck pipe.
       await new Promise((r) => setTimeout(r, 3500));
-      const warnings = stderr.split('\n').filter((l) => l.includes('dropping lines'));
+      const warnings = stderr().split('\n').filter((l) => l.includes('dropping lines'));
       expect(warnings).toHaveLength(1);
       expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 'warn', msg: expect.stringContaining('jitgate_log_dropped_lines_total') });
-      expect(stderr).not.toContain('MaxListenersExceededWarning');
+      expect(stderr()).not.toContain('MaxListenersExceededWarning');
 
       // Reading again: what was held drains, and new lines get through.
       let out = '';
