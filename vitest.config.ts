@@ -8,8 +8,9 @@ export default defineConfig({
     hookTimeout: 30_000,
     pool: 'forks',
     reporters: ['default'],
-    // Removes the temp dirs each test file made (test/fixtures/temp-dirs.ts).
-    setupFiles: ['test/setup/remove-temp-dirs.ts'],
+    // After each file: kill the child processes it left running, then remove the temp dirs it made
+    // (test/fixtures/temp-dirs.ts). Hooks unwind as a stack, so the last file listed runs first.
+    setupFiles: ['test/setup/remove-temp-dirs.ts', 'test/setup/reap-children.ts'],
     sequence: { hooks: 'stack' },
   },
 });
