@@ -57,6 +57,14 @@ describe('config/envoy/*.yaml against Envoy\'s protos', () => {
     expect(checkEnvoyMessage(BOOTSTRAP, doc)).toEqual([]);
   });
 
+  it('envoy.yaml: the commented encode_raw_headers option is an ExtAuthz field of this API', () => {
+    expect(text('envoy.yaml')).toMatch(/^\s+# encode_raw_headers: true$/m);
+    const doc = load('envoy.yaml');
+    const filters = hcmsOf(doc)[0].http_filters;
+    filters.find((x: any) => x.typed_config?.['@type'] === EXT_AUTHZ).typed_config.encode_raw_headers = true;
+    expect(checkEnvoyMessage(BOOTSTRAP, doc)).toEqual([]);
+  });
+
   it.each(FILES)('%s: ext_authz speaks V3, fails closed, sends the peer certificate and names a defined cluster', (f) => {
     const doc = load(f);
     const clusters = new Set(doc.static_resources.clusters.map((c: any) => c.name));
