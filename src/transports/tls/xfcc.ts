@@ -170,28 +170,20 @@ function parseTraefik(value: string): XfccResult {
 const XFCC = 'x-forwarded-client-cert';
 const TRAEFIK = 'x-forwarded-tls-client-cert';
 
-/** The XFCC header value of a raw header list (several lines joined with `,`), or undefined. */
-export function xfccOf(rawHeaders: readonly string[]): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    if (name.length === 23 && name.toLowerCase() === XFCC) value = value === undefined ? rawHeaders[i + 1]! : `${value},${rawHeaders[i + 1]!}`;
-  }
-  return value;
-}
-
 /**
  * The certificate a trusted proxy reported (SPEC §11), in XFCC or Traefik's header: undefined when
  * neither is present or the caller is not in `trusted` — from anyone else both are ignored, never
- * believed. Both at once, or Traefik's header on several lines, is `malformed`.
+ * believed (nor parsed). XFCC on several lines is one list; both headers at once, or Traefik's on
+ * several lines, is `malformed`.
  */
 export function trustedProxyCert(rawHeaders: readonly string[], peer: string | undefined, trusted: { has(address: string | undefined): boolean }): XfccResult | undefined {
-  const xfcc = xfccOf(rawHeaders);
+  let xfcc: string | undefined;
   let traefik: string | undefined;
   let traefikLines = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
-    if (name.length === 27 && name.toLowerCase() === TRAEFIK) {
+    if (name.length === 23 && name.toLowerCase() === XFCC) xfcc = xfcc === undefined ? rawHeaders[i + 1]! : `${xfcc},${rawHeaders[i + 1]!}`;
+    else if (name.length === 27 && name.toLowerCase() === TRAEFIK) {
       traefik = rawHeaders[i + 1]!;
       traefikLines++;
     }
