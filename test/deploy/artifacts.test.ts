@@ -2,7 +2,8 @@
  * Docker is not available in CI, so the Dockerfile and the Kubernetes example are checked for what can drift
  * without it: every file the Dockerfile copies exists, its entry point is what `npm run build` produces, it
  * runs as a numeric non-root user with a HEALTHCHECK on the admin port; the manifest's embedded config passes
- * validation and its probes, ports and mounts agree with that config.
+ * validation and its probes, ports and mounts agree with that config, also with every optional part (mTLS,
+ * status lists, Redis, tracing) uncommented.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -77,22 +78,69 @@ describe('Dockerfile', () => {
   });
 });
 
+type Doc = { kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: any };
+
+/**
+ * The manifest with every optional part uncommented: after each comment line ending in "Uncomment to enable:",
+ * the comment lines that follow (up to a line that is not a comment, or the next such marker) lose their `# `.
+ */
+function uncommentOptional(text: string): { text: string; blocks: number } {
+  const out: string[] = [];
+  let inBlock = false;
+  let blocks = 0;
+  for (const line of text.split('\n')) {
+    const comment = /^(\s*)# ?(.*)$/.exec(line);
+    if (comment !== null && /Uncomment to enable:\s*$/.test(line)) {
+      inBlock = true;
+      blocks++;
+      out.push(line);
+    } else if (inBlock && comment !== null) out.push(comment[1]! + comment[2]!);
+    else {
+      inBlock = false;
+      out.push(line);
+    }
+  }
+  return { text: out.join('\n'), blocks };
+}
+
+function loadManifest(text: string): { docs: Doc[]; config: Config; pod: any; jitgate: any } {
+  const parsed = parseAllDocuments(text);
+  for (const d of parsed) expect(d.errors).toEqual([]);
+  const docs = parsed.map((d) => d.toJS() as Doc).filter((d) => d !== null);
+  const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'orders-jitgate')!;
+  const config = parseConfigText(cm.data!['jitgate.yaml']!, '/etc/jitgate/jitgate.yaml');
+  const pod = docs.find((d) => d.kind === 'Deployment')!.spec.template.spec;
+  return { docs, config, pod, jitgate: pod.containers.find((c: { name: string }) => c.name === 'jitgate') };
+}
+
+/** Every file the config names, for the mount check. */
+function filesOf(config: Config): string[] {
+  const tls = config.listen.tls;
+  return [
+    '/etc/jitgate/jitgate.yaml',
+    ...config.issuers.flatMap((i) => (i.jwks_file === undefined ? [] : [i.jwks_file])),
+    config.admin.token_file!,
+    config.revocation.journal!,
+    ...(tls === undefined ? [] : [tls.cert_file, tls.key_file, ...(tls.client_ca_file === undefined ? [] : [tls.client_ca_file])]),
+    ...(config.redis?.password_file === undefined ? [] : [config.redis.password_file]),
+  ];
+}
+
+function uncovered(jitgate: any, pod: any, files: string[]): string[] {
+  const mounts: { name: string; mountPath: string }[] = jitgate.volumeMounts;
+  const volumes = new Set(pod.volumes.map((v: { name: string }) => v.name));
+  const covered = (file: string) => mounts.some((m) => volumes.has(m.name) && (file === m.mountPath || file.startsWith(`${m.mountPath}/`)));
+  return files.filter((f) => !covered(f));
+}
+
 describe('deploy/k8s/sidecar.yaml', () => {
-  type Doc = { kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: any };
   let docs: Doc[];
   let config: Config;
   let jitgate: any;
   let pod: any;
 
   beforeAll(async () => {
-    const text = await readFile(root('deploy/k8s/sidecar.yaml'), 'utf8');
-    const parsed = parseAllDocuments(text);
-    for (const d of parsed) expect(d.errors).toEqual([]);
-    docs = parsed.map((d) => d.toJS() as Doc).filter((d) => d !== null);
-    const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'orders-jitgate')!;
-    config = parseConfigText(cm.data!['jitgate.yaml']!, '/etc/jitgate/jitgate.yaml');
-    pod = docs.find((d) => d.kind === 'Deployment')!.spec.template.spec;
-    jitgate = pod.containers.find((c: { name: string }) => c.name === 'jitgate');
+    ({ docs, config, pod, jitgate } = loadManifest(await readFile(root('deploy/k8s/sidecar.yaml'), 'utf8')));
   });
 
   it('embeds a config that passes validation', () => {
@@ -113,16 +161,29 @@ describe('deploy/k8s/sidecar.yaml', () => {
 
   it('mounts every file the config names, and the state folder is writable', () => {
     const mounts: { mountPath: string; readOnly?: boolean }[] = jitgate.volumeMounts;
-    const covered = (file: string) => mounts.some((m) => file === m.mountPath || file.startsWith(`${m.mountPath}/`));
-    const files = [
-      '/etc/jitgate/jitgate.yaml',
-      ...config.issuers.flatMap((i) => (i.jwks_file === undefined ? [] : [i.jwks_file])),
-      config.admin.token_file!,
-      config.revocation.journal!,
-    ];
-    expect(files.filter((f) => !covered(f))).toEqual([]);
+    expect(uncovered(jitgate, pod, filesOf(config))).toEqual([]);
     const state = mounts.find((m) => config.revocation.journal!.startsWith(`${m.mountPath}/`))!;
     expect(state.readOnly).not.toBe(true);
+  });
+
+  it('with every optional part uncommented: mTLS, status list, Redis and tracing validate, and the mounts cover their files', async () => {
+    const { text, blocks } = uncommentOptional(await readFile(root('deploy/k8s/sidecar.yaml'), 'utf8'));
+    expect(blocks).toBe(11);
+    const all = loadManifest(text);
+    const c = all.config;
+    expect(c.listen.tls).toMatchObject({ cert_file: '/etc/jitgate/tls/tls.crt', key_file: '/etc/jitgate/tls/tls.key', client_ca_file: '/etc/jitgate/tls/ca.crt' });
+    expect(c.service.spiffe_subject).toBe(true);
+    expect(c.issuers[0]!.status_list?.allowed_uris).toEqual(['https://broker.internal/status/']);
+    expect(c.issuers[0]!.require_cert_binding).toBe(true);
+    expect(c.revocation.redis).toBe(true);
+    expect(c.redis?.url).toMatch(/^rediss:\/\//);
+    expect(c.dpop.replay).toBe('redis');
+    expect(c.tracing?.otlp_endpoint).toMatch(/^http/);
+    const files = filesOf(c);
+    expect(files.length).toBeGreaterThan(filesOf(config).length);
+    expect(uncovered(all.jitgate, all.pod, files)).toEqual([]);
+    // …and none of those files is covered while the volumes stay commented (the config part alone is not enough).
+    expect(uncovered(jitgate, pod, files)).toEqual(['/etc/jitgate/tls/tls.crt', '/etc/jitgate/tls/tls.key', '/etc/jitgate/tls/ca.crt', '/etc/jitgate/redis/password']);
   });
 
   it('runs jitgate as the image user, non-root, read-only root filesystem; the grace period outlasts shutdown.grace', () => {

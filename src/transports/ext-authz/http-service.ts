@@ -24,7 +24,7 @@ import { decideSafely, observe } from './judge.ts';
 import type { TrustedProxies } from './trusted-proxies.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
 import { pushPeerHeaders } from '../tls/peer-headers.ts';
-import { trustedXfcc } from '../tls/xfcc.ts';
+import { trustedProxyCert } from '../tls/xfcc.ts';
 import type { ClientCert } from '../../core/cert-binding.ts';
 
 export interface HttpServiceOptions {
@@ -34,7 +34,7 @@ export interface HttpServiceOptions {
   readonly upstream: UpstreamHeaders;
   /** Present when forward-auth is configured. */
   readonly forwardAuth: { readonly path: string; readonly trusted: TrustedProxies } | undefined;
-  /** Callers whose x-forwarded-client-cert is believed (SPEC §11); default: none. */
+  /** Callers whose x-forwarded-client-cert / x-forwarded-tls-client-cert is believed (SPEC §11); default: none. */
   readonly xfccTrusted?: TrustedProxies;
 }
 
@@ -79,8 +79,8 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
       decision = deny('bad_request_target'); // not a path Envoy's http_service would send
     } else {
       // The peer is Envoy: its X-Forwarded-Proto counts for the DPoP origin when it is in dpop.trusted_proxies.
-      // The client certificate Envoy verified, in XFCC, believed only from a trusted caller (SPEC §11).
-      cert = trustedXfcc(req.rawHeaders, req.socket.remoteAddress, xfccTrusted);
+      // The client certificate the proxy verified (Envoy's XFCC), believed only from a trusted caller (SPEC §11).
+      cert = trustedProxyCert(req.rawHeaders, req.socket.remoteAddress, xfccTrusted);
       const input = inputFromRawHeaders(req.rawHeaders, method, raw.slice(pathPrefix.length), req.socket.remoteAddress, undefined, cert === 'malformed' ? undefined : cert);
       // Envoy's check request carries merged headers: a comma means several (see check-request.ts).
       decision = decideSafely(ctx, 'ext_authz_http', {
@@ -109,8 +109,8 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     let cert: ClientCert | 'malformed' | undefined;
     if (!trusted.has(req.socket.remoteAddress)) decision = deny('untrusted_forwarded');
     else {
-      // The proxy is trusted (above); its XFCC names the client certificate it verified (SPEC §11).
-      cert = trustedXfcc(req.rawHeaders, req.socket.remoteAddress, xfccTrusted);
+      // The proxy is trusted (above); its XFCC or X-Forwarded-Tls-Client-Cert names the client certificate it verified (SPEC §11).
+      cert = trustedProxyCert(req.rawHeaders, req.socket.remoteAddress, xfccTrusted);
       const f = forwardedInput(req.rawHeaders, req.socket.remoteAddress, cert === 'malformed' ? undefined : cert);
       if (!f.ok) decision = deny(f.reason);
       else if (cert === 'malformed') decision = deny('client_cert_malformed');

@@ -88,9 +88,12 @@ export function compileHeaderPolicy(config: Config): HeaderPolicy {
   table.set('expect', DROP);
   if (config.headers.method_override === 'strip') for (const h of METHOD_OVERRIDE_HEADERS) table.set(h, DROP);
   for (const h of ROUTING_OVERRIDES) table.set(h, DROP);
-  // Envoy's client-certificate header is never believed from a client and never forged past jitgate
-  // (SPEC §11): the backend learns the verified certificate from the identity headers only.
+  // The proxies' client-certificate headers (Envoy's XFCC, Traefik's passTLSClientCert) are never
+  // believed from a client and never forged past jitgate (SPEC §11): the backend learns the verified
+  // certificate from the identity headers only.
   table.set('x-forwarded-client-cert', DROP);
+  table.set('x-forwarded-tls-client-cert', DROP);
+  table.set('x-forwarded-tls-client-cert-info', DROP);
   const owned = new Set([...table.keys(), ...METHOD_OVERRIDE_HEADERS]);
   const prefix = config.headers.prefix.toLowerCase();
   return Object.freeze({ prefix, request: table, owned, peer: peerHeaderNames(prefix) });

@@ -1,20 +1,30 @@
 /**
- * Envoy's `x-forwarded-client-cert` (XFCC) → the client certificate of the request (SPEC §11).
+ * The client certificate a trusted proxy reports in a header (SPEC §11), in the two forms proxies
+ * write:
  *
- * Format (Envoy docs, "x-forwarded-client-cert"): elements separated by `,`, each a `;`-separated
- * list of `Key=Value` pairs (By, Hash, Cert, Chain, Subject, URI, DNS); a value containing `,`, `;`
- * or `=` is double-quoted, with `\"` inside. Every proxy on the way appends one element, so the
- * LAST element is the one the nearest proxy — the one jitgate trusts — wrote about its own
- * downstream connection; earlier elements are hearsay and are ignored.
+ * Envoy's `x-forwarded-client-cert` (XFCC). Format (Envoy docs, "x-forwarded-client-cert"):
+ * elements separated by `,`, each a `;`-separated list of `Key=Value` pairs (By, Hash, Cert, Chain,
+ * Subject, URI, DNS); a value containing `,`, `;` or `=` is double-quoted, with `\"` inside. Every
+ * proxy on the way appends one element, so the LAST element is the one the nearest proxy — the one
+ * jitgate trusts — wrote about its own downstream connection; earlier elements are hearsay and are
+ * ignored. From the last element: `Cert=` (URL-encoded PEM) when present is authoritative
+ * (thumbprint, SPIFFE ID and validity come from the certificate; a `Hash=` beside it must agree);
+ * otherwise `Hash=` (hex SHA-256 of the DER) gives the thumbprint and `URI=` the SPIFFE ID.
  *
- * From the last element: `Cert=` (URL-encoded PEM) when present is authoritative (thumbprint,
- * SPIFFE ID and validity come from the certificate; a `Hash=` beside it must agree); otherwise
- * `Hash=` (hex SHA-256 of the DER) gives the thumbprint and `URI=` the SPIFFE ID. An element with
- * neither, a bad hash, a bad certificate, or a header that does not parse is `malformed`: a trusted
- * proxy sending garbage is refused (400 client_cert_malformed), never read as "no certificate".
+ * Traefik's `X-Forwarded-Tls-Client-Cert` (passTLSClientCert `pem: true`): the connection's
+ * certificates, leaf first, each a PEM body without its BEGIN/END lines and newlines, joined with
+ * `,`; Traefik v2 URL-escapes each body, v3 does not (base64 has no `%`, so both read the same).
+ * The FIRST certificate is the client's. Traefik sets the header as one line, replacing any other,
+ * so several lines are not Traefik's and are refused.
+ *
+ * Anything that does not parse — an XFCC element with neither Hash nor Cert, a bad hash, a bad
+ * certificate, a Traefik body that is not base64 DER — and both headers at once are `malformed`: a
+ * trusted proxy sending garbage is refused (400 client_cert_malformed), never read as "no
+ * certificate".
  */
+import { X509Certificate } from 'node:crypto';
 import type { ClientCert } from '../../core/cert-binding.ts';
-import { fromUrlEncodedPem, spiffeIdFrom } from './client-cert.ts';
+import { fromUrlEncodedPem, fromX509, spiffeIdFrom } from './client-cert.ts';
 
 export type XfccResult = ClientCert | 'malformed';
 
@@ -121,22 +131,65 @@ function splitElements(s: string): [string, string][][] | null {
   return elements;
 }
 
-/** The XFCC header value of a raw header list (several lines joined with `,`), or undefined. */
-export function xfccOf(rawHeaders: readonly string[]): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    if (name.length === 23 && name.toLowerCase() === 'x-forwarded-client-cert') value = value === undefined ? rawHeaders[i + 1]! : `${value},${rawHeaders[i + 1]!}`;
-  }
-  return value;
+/** Traefik's header value (one line) → its first certificate. */
+export function parseTraefikCert(value: string): XfccResult {
+  const key = `\0traefik:${value}`; // its own keys in the shared memo: a Traefik value can look like XFCC text
+  const known = memo.get(key);
+  if (known !== undefined) return known;
+  const result = parseTraefik(value);
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(key, result);
+  return result;
 }
 
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+function parseTraefik(value: string): XfccResult {
+  let leaf: ClientCert | undefined;
+  for (const part of value.split(',')) {
+    let body = part.trim();
+    if (body.includes('%')) {
+      try {
+        body = decodeURIComponent(body);
+      } catch {
+        return 'malformed';
+      }
+    }
+    if (!BASE64.test(body) || body.length % 4 !== 0) return 'malformed';
+    // Only the leaf is read (RFC 8705 §3.1 binds to it); the chain after it only has to be base64.
+    if (leaf !== undefined) continue;
+    try {
+      leaf = fromX509(new X509Certificate(Buffer.from(body, 'base64')));
+    } catch {
+      return 'malformed';
+    }
+  }
+  return leaf ?? 'malformed';
+}
+
+const XFCC = 'x-forwarded-client-cert';
+const TRAEFIK = 'x-forwarded-tls-client-cert';
+
 /**
- * The certificate a trusted proxy reported in XFCC (SPEC §11): undefined when the header is absent
- * or the caller is not in `trusted` — from anyone else the header is ignored, never believed.
+ * The certificate a trusted proxy reported (SPEC §11), in XFCC or Traefik's header: undefined when
+ * neither is present or the caller is not in `trusted` — from anyone else both are ignored, never
+ * believed (nor parsed). XFCC on several lines is one list; both headers at once, or Traefik's on
+ * several lines, is `malformed`.
  */
-export function trustedXfcc(rawHeaders: readonly string[], peer: string | undefined, trusted: { has(address: string | undefined): boolean }): XfccResult | undefined {
-  const value = xfccOf(rawHeaders);
-  if (value === undefined || !trusted.has(peer)) return undefined;
-  return parseXfcc(value);
+export function trustedProxyCert(rawHeaders: readonly string[], peer: string | undefined, trusted: { has(address: string | undefined): boolean }): XfccResult | undefined {
+  let xfcc: string | undefined;
+  let traefik: string | undefined;
+  let traefikLines = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 23 && name.toLowerCase() === XFCC) xfcc = xfcc === undefined ? rawHeaders[i + 1]! : `${xfcc},${rawHeaders[i + 1]!}`;
+    else if (name.length === 27 && name.toLowerCase() === TRAEFIK) {
+      traefik = rawHeaders[i + 1]!;
+      traefikLines++;
+    }
+  }
+  if ((xfcc === undefined && traefik === undefined) || !trusted.has(peer)) return undefined;
+  if (traefik === undefined) return parseXfcc(xfcc!);
+  if (xfcc !== undefined || traefikLines > 1) return 'malformed';
+  return parseTraefikCert(traefik);
 }

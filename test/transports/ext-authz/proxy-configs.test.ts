@@ -1,7 +1,10 @@
 /**
  * The shipped proxy examples (config/envoy, config/traefik, config/caddy) parse and keep the
  * settings SPEC §7 depends on. Envoy and Traefik cannot run here; nginx's example runs for real
- * in nginx.test.ts.
+ * in nginx.test.ts. The Envoy files are also read strictly against Envoy's own protos, with the
+ * workload-identity settings (XFCC, peer certificate, mTLS listener), in
+ * test/integrations/envoy-protos.test.ts; what stays here is what the protos cannot say (ports
+ * and path_prefix equal to jitgate's defaults, the header lists jitgate needs).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -62,14 +65,6 @@ describe('config/envoy/envoy-http.yaml (HTTP)', () => {
   });
 });
 
-describe('config/envoy (both): workload identity (SPEC §11)', () => {
-  it.each(['envoy/envoy.yaml', 'envoy/envoy-http.yaml'])('%s replaces any client-sent XFCC with the certificate Envoy verified', async (p) => {
-    const hcm = (await load(p)).static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
-    expect(hcm.forward_client_cert_details).toBe('SANITIZE_SET');
-    expect(hcm.set_current_client_cert_details).toMatchObject({ uri: true, cert: true });
-  });
-});
-
 describe('config/envoy (both): request edges (issue 21)', () => {
   it.each(['envoy/envoy.yaml', 'envoy/envoy-http.yaml'])('%s rejects underscore headers and removes client forwarding headers', async (p) => {
     const doc = await load(p);
@@ -81,14 +76,30 @@ describe('config/envoy (both): request edges (issue 21)', () => {
 });
 
 describe('config/traefik/dynamic.yml', () => {
-  it('never trusts client X-Forwarded-* and copies (replacing) all five identity headers', async () => {
+  it('never trusts client X-Forwarded-* and copies (replacing) the identity and certificate headers', async () => {
     const doc = await load('traefik/dynamic.yml');
     const fa = doc.http.middlewares.jitgate.forwardAuth;
     expect(fa.trustForwardHeader).toBe(false);
     expect(fa.address).toBe('http://127.0.0.1:9191/forward-auth');
-    expect(fa.authResponseHeaders).toEqual(['X-Jit-Subject', 'X-Jit-Token-Id', 'X-Jit-Issuer', 'X-Jit-Txn', 'X-Jit-Actor']);
-    expect(doc.http.middlewares['jitgate-strip-credentials'].headers.customRequestHeaders).toEqual({ Authorization: '', DPoP: '' });
-    expect(doc.http.routers.legacy.middlewares).toEqual(['jitgate', 'jitgate-strip-credentials', 'jitgate-strip-overrides']);
+    expect(fa.authResponseHeaders).toEqual(['X-Jit-Subject', 'X-Jit-Token-Id', 'X-Jit-Issuer', 'X-Jit-Txn', 'X-Jit-Actor', 'X-Jit-Client-Cert-Sha256', 'X-Jit-Spiffe-Id']);
+    expect(doc.http.middlewares['jitgate-strip-credentials'].headers.customRequestHeaders).toMatchObject({ Authorization: '', DPoP: '' });
+  });
+
+  it('mTLS (SPEC §11): clears any client-sent certificate header, then passTLSClientCert, then forwardAuth; only verified certificates', async () => {
+    const doc = await load('traefik/dynamic.yml');
+    const m = doc.http.middlewares;
+    expect(doc.http.routers.legacy.middlewares).toEqual(['jitgate-drop-client-cert', 'jitgate-client-cert', 'jitgate', 'jitgate-strip-credentials', 'jitgate-strip-overrides']);
+    // passTLSClientCert overwrites the header only when the connection has a certificate: without
+    // the clearing step a client's own header would reach jitgate, which believes Traefik.
+    expect(m['jitgate-drop-client-cert'].headers.customRequestHeaders).toEqual({ 'X-Forwarded-Tls-Client-Cert': '', 'X-Forwarded-Tls-Client-Cert-Info': '' });
+    expect(m['jitgate-client-cert'].passTLSClientCert).toEqual({ pem: true });
+    // Not forwarded as-is: the backend reads X-Jit-Client-Cert-Sha256.
+    expect(m['jitgate-strip-credentials'].headers.customRequestHeaders['X-Forwarded-Tls-Client-Cert']).toBe('');
+    // RequestClientCert / RequireAnyClientCert would hand passTLSClientCert an unverified certificate.
+    const auth = doc.tls.options.default.clientAuth;
+    expect(['VerifyClientCertIfGiven', 'RequireAndVerifyClientCert']).toContain(auth.clientAuthType);
+    expect(auth.caFiles.length).toBeGreaterThan(0);
+    expect(doc.http.routers.legacy.tls).toBeDefined();
   });
 
   it('strips every method-override and URL-rewrite header and the forwarding headers Traefik passes on (issue 21)', async () => {

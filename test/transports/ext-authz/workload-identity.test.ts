@@ -2,13 +2,13 @@
  * Workload identity through Envoy ext_authz and forward-auth (SPEC §11): the gRPC service reads
  * the client certificate from `attributes.source.certificate` (Envoy's include_peer_certificate) or
  * a spiffe:// `source.principal`; the HTTP service and forward-auth read Envoy's
- * x-forwarded-client-cert, and only from a trusted caller. Certificates come from a PKI made by
+ * x-forwarded-client-cert or Traefik's x-forwarded-tls-client-cert, and only from a trusted caller. Certificates come from a PKI made by
  * openssl at test time; the gate's clock is set inside their validity.
  */
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
-import { makePki, SPIFFE_A, SPIFFE_B, type CertFiles, type Pki } from '../../fixtures/pki.ts';
+import { makePki, SPIFFE_A, SPIFFE_B, traefikCertHeader, type CertFiles, type Pki } from '../../fixtures/pki.ts';
 import { sign } from '../../fixtures/tokens.ts';
 import { checkRequest, GrpcClient, headerList, httpCall, startHarness, type Harness } from './helpers.ts';
 
@@ -216,5 +216,57 @@ describe('forward-auth: x-forwarded-client-cert from the trusted proxy', () => {
     expect([bad.status, reasonOf(bad.body)]).toEqual([400, 'client_cert_malformed']);
     const line = h.audit.at(-1)!;
     expect(line).toMatchObject({ transport: 'forward_auth', reason: 'client_cert_malformed' });
+  });
+});
+
+describe("forward-auth behind Traefik: x-forwarded-tls-client-cert (passTLSClientCert pem: true)", () => {
+  const fa = (tok: string, extra: string[] = [], localAddress?: string) =>
+    httpCall(h.httpPort, 'GET', '/forward-auth', ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42', 'authorization', `Bearer ${tok}`, ...extra], { localAddress });
+  const traefik = (pems: string[], escape = false) => ['x-forwarded-tls-client-cert', traefikCertHeader(pems, escape)];
+
+  it('allows a bound token with the right certificate (v3 and v2 forms) and answers the certificate headers', async () => {
+    for (const escape of [false, true]) {
+      const r = await fa(await boundTo(pki.workloadA), traefik([pki.workloadA.pem], escape));
+      expect(r.status).toBe(200);
+      expect(r.headers['x-jit-client-cert-sha256']).toBe(pki.workloadA.x5t);
+      expect(r.headers['x-jit-spiffe-id']).toBe(SPIFFE_A);
+    }
+    expect(h.audit.at(-1)).toMatchObject({ transport: 'forward_auth', decision: 'allow', client_cert_sha256: pki.workloadA.x5t });
+  });
+
+  it('reads the first of several certificates (the client\'s, then its chain)', async () => {
+    const tok = await boundTo(pki.workloadA);
+    expect((await fa(tok, traefik([pki.workloadA.pem, pki.ca.pem]))).status).toBe(200);
+    const other = await fa(tok, traefik([pki.workloadB.pem, pki.workloadA.pem]));
+    expect([other.status, reasonOf(other.body)]).toEqual([401, 'cert_binding_mismatch']);
+  });
+
+  it('refuses a bound token over another certificate (401 cert_binding_mismatch)', async () => {
+    const r = await fa(await boundTo(pki.workloadA), traefik([pki.workloadB.pem]));
+    expect([r.status, reasonOf(r.body)]).toEqual([401, 'cert_binding_mismatch']);
+  });
+
+  it.each([
+    ['not base64', ['x-forwarded-tls-client-cert', 'garbage!']],
+    ['base64 that is not a certificate', ['x-forwarded-tls-client-cert', Buffer.from('x'.repeat(30)).toString('base64')]],
+    ['two header lines', ['x-forwarded-tls-client-cert', 'MIIB', 'x-forwarded-tls-client-cert', 'MIIB']],
+    ['beside an XFCC', ['x-forwarded-tls-client-cert', 'MIIB', 'x-forwarded-client-cert', 'Hash=ab']],
+  ])('refuses %s from the trusted proxy: 400 client_cert_malformed, audited', async (_what, extra) => {
+    const r = await fa(await token(), extra);
+    expect([r.status, reasonOf(r.body)]).toEqual([400, 'client_cert_malformed']);
+    expect(h.audit.at(-1)).toMatchObject({ transport: 'forward_auth', reason: 'client_cert_malformed' });
+  });
+
+  it('is ignored from an untrusted caller: forward-auth refuses the caller, the HTTP service the bound token', async () => {
+    // 127.0.0.2 is loopback but outside ext_authz.forward_auth.trusted_proxies (127.0.0.1/32).
+    const viaFa = await fa(await boundTo(pki.workloadA), traefik([pki.workloadA.pem]), '127.0.0.2');
+    expect([viaFa.status, reasonOf(viaFa.body)]).toEqual([400, 'untrusted_forwarded']);
+    const http = (tok: string, extra: string[]) => httpCall(h.httpPort, 'GET', '/authz/orders/42', ['authorization', `Bearer ${tok}`, ...extra], { localAddress: '127.0.0.2' });
+    const bound = await http(await boundTo(pki.workloadA), traefik([pki.workloadA.pem]));
+    expect([bound.status, reasonOf(bound.body)]).toEqual([401, 'cert_required']);
+    // Not believed, so not parsed either: garbage from an untrusted caller is no certificate, not a 400.
+    const garbage = await http(await token(), ['x-forwarded-tls-client-cert', 'garbage!']);
+    expect(garbage.status).toBe(200);
+    expect(garbage.headers['x-jit-client-cert-sha256']).toBeUndefined();
   });
 });

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkCertBinding, isThumbprint, type ClientCert } from '../../../src/core/cert-binding.ts';
 import type { VerifiedToken } from '../../../src/core/verified-token.ts';
 import { fromPem, fromX509, uriSans } from '../../../src/transports/tls/client-cert.ts';
-import { parseXfcc, trustedXfcc } from '../../../src/transports/tls/xfcc.ts';
-import { makePki, SPIFFE_A, type Pki } from '../../fixtures/pki.ts';
+import { parseTraefikCert, parseXfcc, trustedProxyCert } from '../../../src/transports/tls/xfcc.ts';
+import { makePki, SPIFFE_A, traefikCertHeader, type Pki } from '../../fixtures/pki.ts';
 
 let pki: Pki;
 beforeAll(async () => {
@@ -47,9 +47,50 @@ describe('XFCC', () => {
   it('is believed only from a trusted peer', () => {
     const raw = ['X-Forwarded-Client-Cert', `Hash=${pki.workloadA.hashHex}`];
     const trusted = { has: (a: string | undefined) => a === '10.0.0.1' };
-    expect(trustedXfcc(raw, '10.0.0.2', trusted)).toBeUndefined();
-    expect((trustedXfcc(raw, '10.0.0.1', trusted) as ClientCert).sha256).toBe(pki.workloadA.x5t);
-    expect(trustedXfcc(['host', 'x'], '10.0.0.1', trusted)).toBeUndefined();
+    expect(trustedProxyCert(raw, '10.0.0.2', trusted)).toBeUndefined();
+    expect((trustedProxyCert(raw, '10.0.0.1', trusted) as ClientCert).sha256).toBe(pki.workloadA.x5t);
+    expect(trustedProxyCert(['host', 'x'], '10.0.0.1', trusted)).toBeUndefined();
+  });
+});
+
+describe("Traefik's X-Forwarded-Tls-Client-Cert", () => {
+  it('reads the leaf from the v3 form (bare body) and the v2 form (URL-escaped body)', () => {
+    for (const escape of [false, true]) {
+      const c = parseTraefikCert(traefikCertHeader([pki.workloadA.pem], escape)) as ClientCert;
+      expect(c.sha256).toBe(pki.workloadA.x5t);
+      expect(c.spiffeId).toBe(SPIFFE_A);
+      expect(Number.isFinite(c.notAfterMs)).toBe(true);
+    }
+  });
+
+  it('with several certificates, the first is the client\'s; the rest is its chain', () => {
+    expect((parseTraefikCert(traefikCertHeader([pki.workloadA.pem, pki.ca.pem])) as ClientCert).sha256).toBe(pki.workloadA.x5t);
+    expect((parseTraefikCert(traefikCertHeader([pki.workloadB.pem, pki.workloadA.pem], true)) as ClientCert).sha256).toBe(pki.workloadB.x5t);
+  });
+
+  // Values built from the PKI, which exists only once beforeAll ran.
+  it.each<[string, (p: Pki) => string]>([
+    ['empty', () => ''],
+    ['a trailing comma', (p) => `${traefikCertHeader([p.ca.pem])},`],
+    ['the PEM with its BEGIN/END lines (Envoy\'s form)', (p) => encodeURIComponent(p.workloadA.pem)],
+    ['base64 that is not a certificate', () => Buffer.from('not a certificate').toString('base64')],
+    ['a bad escape', () => '%E0%A4%A'],
+    ['text', () => 'garbage'],
+    ['a chain element that is not base64', (p) => `${traefikCertHeader([p.workloadA.pem])},not base64!`],
+    ['an XFCC element', () => `Hash=${'ab'.repeat(32)}`],
+  ])('is malformed: %s', (_what, value) => {
+    expect(parseTraefikCert(value(pki))).toBe('malformed');
+  });
+
+  it('is believed only from a trusted peer, on one line, and never beside XFCC', () => {
+    const value = traefikCertHeader([pki.workloadA.pem]);
+    const raw = ['X-Forwarded-Tls-Client-Cert', value];
+    const trusted = { has: (a: string | undefined) => a === '10.0.0.1' };
+    expect(trustedProxyCert(raw, '10.0.0.2', trusted)).toBeUndefined();
+    expect((trustedProxyCert(raw, '10.0.0.1', trusted) as ClientCert).sha256).toBe(pki.workloadA.x5t);
+    expect(trustedProxyCert([...raw, 'x-forwarded-tls-client-cert', value], '10.0.0.1', trusted)).toBe('malformed');
+    expect(trustedProxyCert([...raw, 'x-forwarded-client-cert', `Hash=${pki.workloadA.hashHex}`], '10.0.0.1', trusted)).toBe('malformed');
+    expect(trustedProxyCert([...raw, 'x-forwarded-client-cert', `Hash=${pki.workloadA.hashHex}`], '10.0.0.2', trusted)).toBeUndefined();
   });
 });
 

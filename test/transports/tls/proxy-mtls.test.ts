@@ -1,7 +1,7 @@
 /**
  * The proxy over TLS with client certificates (SPEC §11): certificate-bound tokens (RFC 8705 §3),
  * require_client_cert, the SPIFFE subject rule, the connection identity headers and their
- * anti-spoofing, forged XFCC, and what a presented-but-unverified certificate counts as.
+ * anti-spoofing, forged XFCC and Traefik certificate headers, and what a presented-but-unverified certificate counts as.
  * Real TLS on loopback with a PKI made by the openssl CLI at test time.
  */
 import { readFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makePki, SPIFFE_A, SPIFFE_B, type Pki } from '../../fixtures/pki.ts';
+import { makePki, SPIFFE_A, SPIFFE_B, traefikCertHeader, type Pki } from '../../fixtures/pki.ts';
 import { startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
 import { tlsCall, type TlsCallOptions } from './helpers.ts';
 
@@ -163,13 +163,22 @@ describe('forged x-forwarded-client-cert on the proxy listener', () => {
     expect([r.status, r.reason]).toEqual([401, 'cert_required']);
   });
 
+  it('nor is Traefik\'s x-forwarded-tls-client-cert naming the right certificate', async () => {
+    const token = await gate.token({ cnf: { 'x5t#S256': pki.workloadA.x5t } });
+    const r = await call(gate, token, { headers: { 'x-forwarded-tls-client-cert': traefikCertHeader([pki.workloadA.pem]) } });
+    expect([r.status, r.reason]).toEqual([401, 'cert_required']);
+  });
+
   it('is stripped before the backend, and forged identity headers are replaced by nothing', async () => {
     const token = await gate.token();
     const before = upstream.requests.length;
-    const r = await call(gate, token, { headers: { 'x-forwarded-client-cert': `Hash=${pki.workloadA.hashHex}`, 'x-jit-spiffe-id': SPIFFE_A, x_jit_spiffe_id: SPIFFE_A } });
+    const traefik = traefikCertHeader([pki.workloadA.pem]);
+    const r = await call(gate, token, { headers: { 'x-forwarded-client-cert': `Hash=${pki.workloadA.hashHex}`, 'x-forwarded-tls-client-cert': traefik, 'x-forwarded-tls-client-cert-info': 'Subject%3D%22CN%3Dx%22', 'x-jit-spiffe-id': SPIFFE_A, x_jit_spiffe_id: SPIFFE_A } });
     expect(r.status).toBe(200);
     const got = upstream.requests[before]!;
     expect(got.headers['x-forwarded-client-cert']).toBeUndefined();
+    expect(got.headers['x-forwarded-tls-client-cert']).toBeUndefined();
+    expect(got.headers['x-forwarded-tls-client-cert-info']).toBeUndefined();
     expect(got.headers['x-jit-spiffe-id']).toBeUndefined();
     expect(got.headers['x_jit_spiffe_id']).toBeUndefined();
   });
