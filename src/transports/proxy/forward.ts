@@ -19,7 +19,7 @@ import { StartupError } from '../../errors.ts';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts';
 import type { TraceHandle } from '../../observability/trace-hooks.ts';
 import { render } from '../respond.ts';
-import { TLS_ERROR_CODES, upstreamConnectOptions } from '../tls/upstream-tls.ts';
+import { TLS_ERROR_CODES, upstreamConnector } from '../tls/upstream-tls.ts';
 import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
 import { watchBody } from './body-watchdog.ts';
 import { PoolSlots } from './pool-slots.ts';
@@ -89,20 +89,25 @@ export class Forwarder {
   readonly #logger: Logger;
   /** Bound histogram children by status class, 1xx at index 0. */
   readonly #upstreamSeconds: readonly { observe(v: number): void }[];
+  /** Stops the upstream.tls file watch. */
+  readonly #stopTlsReload: () => void;
   #portNumber = -1;
   #portText: string | undefined;
 
   constructor(config: Config, metrics: Metrics, logger: Logger) {
     const u = config.upstream;
-    this.#pool = new Pool(upstreamOrigin(u.url), {
+    const origin = upstreamOrigin(u.url);
+    // https:// upstreams: verified TLS (and mTLS) per upstream.tls, files reloaded on change (SPEC §11).
+    const connector = upstreamConnector(config, { metrics, logger });
+    this.#stopTlsReload = connector.stop;
+    this.#pool = new Pool(origin, {
       connections: u.connections,
       pipelining: 1,
       keepAliveTimeout: u.keep_alive_timeout,
       connectTimeout: u.connect_timeout,
       headersTimeout: u.headers_timeout,
       bodyTimeout: u.body_timeout,
-      // https:// upstreams: verified TLS (and mTLS) per upstream.tls (SPEC §11).
-      connect: upstreamConnectOptions(config),
+      connect: connector.connect,
     });
     this.#slots = new PoolSlots<Exchange>(u.connections, (exchange) => this.#dispatch(exchange));
     this.#waitMs = u.connect_timeout;
@@ -191,10 +196,12 @@ export class Forwarder {
 
   /** Lets in-flight exchanges finish, then closes the upstream connections. */
   close(): Promise<void> {
+    this.#stopTlsReload();
     return this.#pool.close();
   }
 
   destroy(): Promise<void> {
+    this.#stopTlsReload();
     return this.#pool.destroy();
   }
 

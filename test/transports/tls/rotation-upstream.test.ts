@@ -3,7 +3,8 @@
  * - the listener's certificate and key rotated on disk are served to new handshakes without a
  *   restart; a half-written pair keeps the old one; the admin listener speaks TLS the same way;
  * - TLS to the backend: verified against upstream.tls.ca_file, mTLS with cert_file/key_file; an
- *   untrusted backend certificate or a wrong name is a 502, never a plain-text retry.
+ *   untrusted backend certificate or a wrong name is a 502, never a plain-text retry; jitgate's
+ *   client certificate rotated on disk reaches the backend without a restart.
  */
 import { copyFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
@@ -12,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type CertFiles, type Pki } from '../../fixtures/pki.ts';
+import { makeLeaf } from '../../../src/issuing/dev-pki.ts';
 import { validateConfig } from '../../../src/config/load.ts';
 import { startJitgate } from '../../../src/runtime.ts';
 import { startGateInProcess, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
@@ -112,7 +114,7 @@ describe('TLS to the backend (upstream.url https://)', () => {
   });
 
   /** An https backend with `cert`; with `clientCa` it requires a client certificate from that CA. */
-  async function backend(cert: CertFiles, clientCa?: CertFiles): Promise<{ url: string; seen: (string | undefined)[] }> {
+  async function backend(cert: CertFiles, clientCa?: CertFiles): Promise<{ url: string; seen: (string | undefined)[]; server: Server }> {
     const seen: (string | undefined)[] = [];
     const server = createServer(
       { cert: readFileSync(cert.cert), key: readFileSync(cert.key), ...(clientCa === undefined ? {} : { ca: readFileSync(clientCa.cert), requestCert: true, rejectUnauthorized: true }) },
@@ -123,7 +125,7 @@ describe('TLS to the backend (upstream.url https://)', () => {
     );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     backends.push(server);
-    return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+    return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
   }
 
   async function gateTo(url: string, tls?: Record<string, string>): Promise<InProcessGate> {
@@ -176,6 +178,37 @@ describe('TLS to the backend (upstream.url https://)', () => {
     expect(b.seen).toEqual(['CN=jitgate']);
     const without = await gateTo(b.url, { ca_file: pki.backendCa.cert });
     expect((await get(without)).status).toBe(502);
+  });
+
+  it('mTLS: a client certificate rotated on disk reaches the backend without a restart; a pair that does not load keeps the old one', async () => {
+    const b = await backend(pki.backend, pki.backendCa);
+    const rotated = await makeLeaf(pki.dir, 'gate-client-rotated', 'backend-ca', 'jitgate rotated', 'URI:spiffe://prod/jitgate', 'clientAuth');
+    const certFile = join(pki.dir, 'upstream-live.crt');
+    const keyFile = join(pki.dir, 'upstream-live.key');
+    await copyFile(pki.gateClient.cert, certFile);
+    await copyFile(pki.gateClient.key, keyFile);
+    const g = await gateTo(b.url, { ca_file: pki.backendCa.cert, cert_file: certFile, key_file: keyFile, reload_interval: '50ms' });
+    /** One request on a new upstream connection (the backend drops the pooled ones); the certificate it saw. */
+    const freshConnection = async () => {
+      b.server.closeAllConnections();
+      expect(await get(g)).toEqual({ status: 200, body: 'backend ok' });
+      return b.seen.at(-1);
+    };
+    const reloads = async (result: 'ok' | 'error') => new RegExp(`jitgate_tls_reloads_total\\{listener="upstream",result="${result}"\\} [1-9]`).test(await g.running.metrics.metrics());
+    expect(await freshConnection()).toBe('CN=jitgate');
+
+    // Half-written: the new key beside the old certificate does not load; the old pair stays in service.
+    await copyFile(rotated.key, keyFile);
+    expect(await until(() => reloads('error'), true)).toBe(true);
+    expect(await freshConnection()).toBe('CN=jitgate');
+    expect(await reloads('ok')).toBe(false);
+
+    // The certificate arrives by atomic rename: new connections present it, no restart.
+    const tmp = join(pki.dir, 'upstream-live.crt.tmp');
+    await copyFile(rotated.cert, tmp);
+    await rename(tmp, certFile);
+    expect(await until(() => reloads('ok'), true)).toBe(true);
+    expect(await freshConnection()).toBe('CN=jitgate rotated');
   });
 
   it('upstream.tls with an http:// url, or an unreadable file, stops startup naming the key', async () => {
