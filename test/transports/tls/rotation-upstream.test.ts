@@ -211,9 +211,11 @@ describe('TLS to the backend (upstream.url https://)', () => {
     expect(await freshConnection()).toBe('CN=jitgate rotated');
   });
 
-  it('upstream.tls with an http:// url, or an unreadable file, stops startup naming the key', async () => {
+  it('upstream.tls with an http:// url, an unreadable file or a key that is not the certificate\'s stops startup naming the key', async () => {
     expect((await startupError('http://127.0.0.1:9', (c) => (c.upstream.tls = { ca_file: pki.backendCa.cert }))).message).toMatch(/upstream\.tls: is only used with an https:\/\/ upstream\.url/);
     expect((await startupError('https://127.0.0.1:9', (c) => (c.upstream.tls = { ca_file: join(pki.dir, 'missing.pem') }))).message).toMatch(/upstream\.tls\.ca_file: cannot read/);
+    const mismatched = { ca_file: pki.backendCa.cert, cert_file: pki.gateClient.cert, key_file: pki.backend.key };
+    expect((await startupError('https://127.0.0.1:9', (c) => (c.upstream.tls = mismatched))).message).toMatch(/^upstream\.tls: the certificate and key do not load/);
   });
 });
 
