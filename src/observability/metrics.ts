@@ -88,7 +88,7 @@ export class Metrics {
     });
     this.decisionSeconds = new FastHistogram({ name: 'jitgate_decision_duration_seconds', help: 'Time to decide, from request head to decision.', labelNames: ['transport'], buckets: LATENCY_BUCKETS, registers: r });
     this.upstreamSeconds = new FastHistogram({ name: 'jitgate_upstream_duration_seconds', help: 'Time from forwarding to the upstream response head.', labelNames: ['status_class'], buckets: LATENCY_BUCKETS, registers: r });
-    this.upstreamErrors = new client.Counter({ name: 'jitgate_upstream_errors_total', help: 'Upstream failures by kind (connect, reset, timeout, other).', labelNames: ['kind'], registers: r });
+    this.upstreamErrors = new client.Counter({ name: 'jitgate_upstream_errors_total', help: 'Upstream failures by kind (connect, reset, timeout, tls, other).', labelNames: ['kind'], registers: r });
     new client.Counter({
       name: 'jitgate_log_dropped_lines_total',
       help: 'Log and audit lines dropped because the log destination fell 16 MiB behind (a stuck stdout or disk).',

@@ -147,14 +147,28 @@ describe('TLS to the backend (upstream.url https://)', () => {
     expect(await get(g)).toEqual({ status: 200, body: 'backend ok' });
   });
 
-  it('an untrusted backend certificate is a 502, and nothing reaches the backend', async () => {
+  it('an untrusted backend certificate is a 502 upstream_tls (its own reason, counted as such), and nothing reaches the backend', async () => {
     const b = await backend(pki.rogueBackend);
     const g = await gateTo(b.url, { ca_file: pki.backendCa.cert });
     const r = await get(g);
     expect(r.status).toBe(502);
-    expect(JSON.parse(r.body)).toEqual({ error: 'bad_gateway', reason: 'upstream_unreachable' });
+    expect(JSON.parse(r.body)).toEqual({ error: 'bad_gateway', reason: 'upstream_tls' });
     expect(b.seen).toEqual([]);
-    expect(await g.running.metrics.metrics()).toMatch(/jitgate_upstream_errors_total\{kind="tls"\} [1-9]/);
+    const text = await g.running.metrics.metrics();
+    expect(text).toMatch(/jitgate_upstream_errors_total\{kind="tls"\} [1-9]/);
+    expect(text).toMatch(/jitgate_decisions_total\{transport="proxy",result="deny",reason="upstream_tls"\} 1\b/);
+    expect(text).not.toMatch(/reason="upstream_unreachable"\} [1-9]/);
+  });
+
+  it('a backend that is down stays 502 upstream_unreachable, not upstream_tls', async () => {
+    const b = await backend(pki.backend);
+    const url = b.url;
+    b.server.close();
+    b.server.closeAllConnections();
+    await new Promise((r) => setTimeout(r, 10));
+    const g = await gateTo(url, { ca_file: pki.backendCa.cert });
+    const r = await get(g);
+    expect([r.status, JSON.parse(r.body)]).toEqual([502, { error: 'bad_gateway', reason: 'upstream_unreachable' }]);
   });
 
   it('without ca_file a private CA is not trusted either (Node\'s roots): 502', async () => {
