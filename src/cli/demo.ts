@@ -11,7 +11,7 @@
  * registry and caches (runtime.ts keeps no process-wide state), and the demo alone installs signal handlers.
  *
  * stdout carries only the banner and the curl block; the gate's logs and audit lines go to a file in the demo
- * folder (or `--log stderr`), so the block stays readable. Runs until SIGINT/SIGTERM, then closes the gate and
+ * folder (or `--log stderr`), so the block stays readable. Runs until SIGINT/SIGTERM, then closes the gates and
  * the backend and exits 0.
  *
  * @module
