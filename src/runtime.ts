@@ -68,7 +68,11 @@ export async function startJitgate(config: Config, file: string, options: StartO
   return (await start(config, file, options, true)) as Running;
 }
 
-/** A cluster worker: the same, without the admin listener. */
+/**
+ * The same without the admin listener: a cluster worker (the primary owns it), or a second gate in a process whose
+ * first one has it (`jitgate demo`'s mTLS gate). Two runtimes in one process share no mutable state: each has its
+ * own metrics registry, caches and timers, and neither installs signal handlers (the caller does, once).
+ */
 export function startJitgateWorker(config: Config, file: string, options: StartOptions = {}): Promise<WorkerRunning> {
   return start(config, file, options, false);
 }

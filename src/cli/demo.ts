@@ -3,8 +3,15 @@
  * with dev keys, and print ready-to-paste `curl` commands with freshly minted tokens — allowed (200), outside the
  * grant (403), expired (401) and revoked (401) — plus how to mint more (SPEC §8 developer helpers).
  *
+ * Workload identity (SPEC §11): with the `openssl` CLI at hand, a second gate listens with TLS in front of the same
+ * backend, verifying client certificates from a throwaway PKI made in the demo folder (src/demo/mtls.ts), and the
+ * demo prints mTLS curl lines: a token bound to workload A's certificate works with A's certificate and not with
+ * B's or none, and the SPIFFE subject rule refuses B with A's `sub`. Without openssl the banner says the mTLS
+ * example was skipped and why, and the rest runs as before. Both gates share one logger; each has its own metrics
+ * registry and caches (runtime.ts keeps no process-wide state), and the demo alone installs signal handlers.
+ *
  * stdout carries only the banner and the curl block; the gate's logs and audit lines go to a file in the demo
- * folder (or `--log stderr`), so the block stays readable. Runs until SIGINT/SIGTERM, then closes the gate and
+ * folder (or `--log stderr`), so the block stays readable. Runs until SIGINT/SIGTERM, then closes the gates and
  * the backend and exits 0.
  *
  * @module
@@ -12,10 +19,13 @@
 import { appendFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { listenUrl, onShutdownSignals, startJitgate, type Running } from '../runtime.ts';
-import { DEMO_AUDIENCE, DEMO_ISSUER, writeDemoConfig } from '../demo/demo-config.ts';
+import type { Logger } from 'pino';
+import { listenUrl, onShutdownSignals, startJitgate, startJitgateWorker, type Running, type WorkerRunning } from '../runtime.ts';
+import { createLogger } from '../observability/logger.ts';
+import { DEMO_AUDIENCE, DEMO_ISSUER, MTLS_CONFIG_FILE, writeDemoConfig, writeDemoMtlsConfig } from '../demo/demo-config.ts';
 import { startDemoBackend, type DemoBackend } from '../demo/backend.ts';
-import { DEMO_TTL_SECONDS, demoRequests, mintDemoTokens, renderRequests, statusOf, type DemoRequest, type DemoTokens } from '../demo/scenarios.ts';
+import { makeDemoPki, mintMtlsTokens, mtlsRequests, TLS_DIR, WORKLOAD_A, WORKLOAD_B, type DemoPki } from '../demo/mtls.ts';
+import { DEMO_TTL_SECONDS, demoRequests, mintDemoTokens, renderRequests, shellWord, statusOf, type DemoRequest, type DemoTokens } from '../demo/scenarios.ts';
 import { LOG_FILE, prepareWorkspace, type DemoWorkspace } from '../demo/workspace.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 
@@ -35,6 +45,8 @@ Run the gate in front of a demo backend with dev keys and print curl commands to
   --port N          gate (proxy) port on 127.0.0.1 (default 8080; 0 picks a free port)
   --admin-port N    admin port on 127.0.0.1: /healthz /readyz /metrics /revocations (default 9901; 0 = free)
   --backend-port N  demo backend port on 127.0.0.1 (default 0 = free)
+  --tls-port N      mTLS gate port on 127.0.0.1, for the workload-identity example (default 8443; 0 = free)
+  --no-mtls         leave the mTLS gate and its throwaway PKI out
   --dir DIR         demo folder for keys, config, admin token and log (default .jitgate-demo/ at the repo root,
                     or in the working directory for an installed package)
   --log DEST        gate logs and audit lines: stderr, stdout or a file (default DIR/${LOG_FILE})
@@ -45,6 +57,8 @@ interface DemoArgs {
   port: number;
   adminPort: number;
   backendPort: number;
+  /** undefined: --no-mtls. */
+  tlsPort: number | undefined;
   dir: string;
   log: string;
 }
@@ -62,13 +76,17 @@ export async function run(argv: string[]): Promise<number> {
 
   let backend: DemoBackend | undefined;
   let running: Running | undefined;
+  let mtls: Mtls | Skipped | undefined;
   let stopped: Promise<number>;
   try {
     const ws = await prepareWorkspace(args.dir);
     backend = await startDemoBackend({ port: args.backendPort });
     const logDestination = args.log === 'stdout' || args.log === 'stderr' ? args.log : resolve(args.log);
     const config = await writeDemoConfig(ws, { port: args.port, adminPort: args.adminPort, upstreamUrl: backend.url, logDestination });
-    running = await startJitgate(config, ws.configPath);
+    // One logger (one file handle) for both gates; the mTLS gate's lines carry gate: "mtls".
+    const logger = createLogger(config.log);
+    running = await startJitgate(config, ws.configPath, { logger });
+    mtls = args.tlsPort === undefined ? { skipped: 'turned off with --no-mtls' } : await startMtls(ws, args.tlsPort, backend.url, logDestination, logger);
 
     const gateUrl = listenUrl(running.listeners.proxy);
     const adminUrl = listenUrl(running.listeners.admin);
@@ -80,11 +98,15 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`jitgate demo: warning: the revoked token is not refused yet after ${REVOCATION_WAIT_MS} ms\n`);
     }
     // Handlers first: whoever reads the banner may signal at once, and a SIGTERM before them would kill, not drain.
-    stopped = stopOnSignals(running, backend);
-    process.stdout.write(banner(ws, args, backend, gateUrl, adminUrl) + renderRequests(gateUrl, requests) + more(ws, adminUrl, gateUrl));
+    const gates = 'gate' in mtls ? [running, mtls.gate] : [running];
+    stopped = stopOnSignals(gates, backend);
+    process.stdout.write(
+      banner(ws, args, backend, gateUrl, adminUrl, mtls) + renderRequests(gateUrl, requests) + mtlsBlock(mtls) + more(ws, adminUrl, gateUrl, mtls),
+    );
   } catch (err) {
     process.stderr.write(`jitgate demo: ${describeStartError(err, args)}\n`);
     await running?.close(0).catch(() => undefined);
+    if (mtls !== undefined && 'gate' in mtls) await mtls.gate.close(0).catch(() => undefined);
     await backend?.close();
     return 1;
   }
@@ -92,14 +114,50 @@ export async function run(argv: string[]): Promise<number> {
   return stopped;
 }
 
-/** Resolves with exit code 0 once the first SIGINT/SIGTERM has closed the gate and the backend. */
-function stopOnSignals(running: Running, backend: DemoBackend): Promise<number> {
+interface Mtls {
+  readonly gate: WorkerRunning;
+  readonly url: string;
+  readonly pki: DemoPki;
+  readonly configPath: string;
+  readonly requests: readonly DemoRequest[];
+}
+
+interface Skipped {
+  readonly skipped: string;
+}
+
+/**
+ * The workload-identity gate: PKI, config, gate (no admin listener of its own: the plain gate's serves the demo),
+ * tokens. A PKI that cannot be made is a skip with its reason; a gate that cannot start (port taken) is an error.
+ */
+async function startMtls(ws: DemoWorkspace, port: number, upstreamUrl: string, logDestination: string, logger: Logger): Promise<Mtls | Skipped> {
+  const pki = await makeDemoPki(ws.dir);
+  if ('skipped' in pki) return pki;
+  const rel = (path: string) => `./${relative(ws.dir, path)}`;
+  const { config, path } = await writeDemoMtlsConfig(ws, {
+    port,
+    upstreamUrl,
+    logDestination,
+    tls: { caFile: rel(pki.ca.cert), certFile: rel(pki.server.cert), keyFile: rel(pki.server.key) },
+  });
+  // No Node process metrics twice in one process: nothing scrapes this gate's registry.
+  const gate = await startJitgateWorker(config, path, { logger: logger.child({ gate: 'mtls' }), defaultMetrics: false });
+  try {
+    const requests = mtlsRequests(await mintMtlsTokens(ws.privateJwk, pki), pki);
+    return { gate, url: listenUrl(gate.listeners.proxy, 'https'), pki, configPath: path, requests };
+  } catch (err) {
+    await gate.close(0);
+    throw err;
+  }
+}
+
+/** Resolves with exit code 0 once the first SIGINT/SIGTERM has closed the gates and the backend. */
+function stopOnSignals(gates: readonly WorkerRunning[], backend: DemoBackend): Promise<number> {
   return new Promise<number>((resolveCode) => {
     onShutdownSignals(
       (signal) => {
         process.stderr.write(`jitgate demo: ${signal}, shutting down\n`);
-        void running
-          .close(2_000)
+        void Promise.all(gates.map((g) => g.close(2_000)))
           .then(() => backend.close())
           .then(() => resolveCode(0));
       },
@@ -113,6 +171,8 @@ const OPTIONS = {
   port: { type: 'string', default: '8080' },
   'admin-port': { type: 'string', default: '9901' },
   'backend-port': { type: 'string', default: '0' },
+  'tls-port': { type: 'string', default: '8443' },
+  'no-mtls': { type: 'boolean', default: false },
   dir: { type: 'string' },
   log: { type: 'string' },
 } as const;
@@ -121,7 +181,7 @@ function usageError(message: string): number {
   return commandUsageError('demo', message);
 }
 
-function demoArgs(values: { port: string; 'admin-port': string; 'backend-port': string; dir?: string; log?: string }): DemoArgs {
+function demoArgs(values: { port: string; 'admin-port': string; 'backend-port': string; 'tls-port': string; 'no-mtls': boolean; dir?: string; log?: string }): DemoArgs {
   if (values.dir === '') throw new Error('--dir: must not be empty');
   if (values.log === '') throw new Error('--log: must not be empty');
   const dir = resolve(values.dir ?? DEFAULT_DEMO_DIR);
@@ -129,6 +189,7 @@ function demoArgs(values: { port: string; 'admin-port': string; 'backend-port': 
     port: portOf('--port', values.port),
     adminPort: portOf('--admin-port', values['admin-port']),
     backendPort: portOf('--backend-port', values['backend-port']),
+    tlsPort: values['no-mtls'] ? undefined : portOf('--tls-port', values['tls-port']),
     dir,
     log: values.log ?? resolve(dir, LOG_FILE),
   };
@@ -172,14 +233,20 @@ async function revocationEnforced(gateUrl: string, revoked: DemoRequest): Promis
   }
 }
 
-function banner(ws: DemoWorkspace, args: DemoArgs, backend: DemoBackend, gateUrl: string, adminUrl: string): string {
+function banner(ws: DemoWorkspace, args: DemoArgs, backend: DemoBackend, gateUrl: string, adminUrl: string, mtls: Mtls | Skipped): string {
   const dir = display(ws.dir);
   const log = args.log === 'stdout' || args.log === 'stderr' ? args.log : `tail -f ${display(args.log)}`;
+  const mtlsLine =
+    'gate' in mtls
+      ? `${mtls.url}  →  the same backend; TLS with client certificates (${TLS_DIR}/ca.crt), SPIFFE subject on`
+      : `not running — the mTLS example was skipped: ${mtls.skipped}`;
+  const mtlsFiles = 'gate' in mtls ? `, ${MTLS_CONFIG_FILE}, ${TLS_DIR}/` : '';
   return `jitgate demo: the gate is running with dev keys (${ws.freshKeys ? 'new' : 'reused'}, kid ${ws.kid}).
 
   gate (proxy)   ${gateUrl}  →  demo backend ${backend.url} (echoes what it receives under /orders/...)
+  gate (mTLS)    ${mtlsLine}
   admin          ${adminUrl}  (/healthz /readyz /metrics, POST /revocations)
-  files          ${dir}  (private.jwk.json, jwks.json, jitgate.yaml, admin-token, revoked.jsonl)
+  files          ${dir}  (private.jwk.json, jwks.json, jitgate.yaml, admin-token, revoked.jsonl${mtlsFiles})
   logs & audit   ${log}
 
 Paste these; the tokens grant GET on /orders/42 and /orders/42/** for ${DEMO_AUDIENCE}, valid ${DEMO_TTL_SECONDS / 60} minutes
@@ -188,17 +255,38 @@ Paste these; the tokens grant GET on /orders/42 and /orders/42/** for ${DEMO_AUD
 `;
 }
 
-function more(ws: DemoWorkspace, adminUrl: string, gateUrl: string): string {
+/** The workload-identity block after the plain curl lines: its requests, or why there are none. */
+function mtlsBlock(mtls: Mtls | Skipped): string {
+  if (!('gate' in mtls)) return `\nWorkload identity (mTLS): skipped — ${mtls.skipped}.\n`;
+  const dir = display(mtls.pki.dir);
+  return `
+Workload identity over mTLS (docs/workload-identity.md): workload A is ${WORKLOAD_A} (${shellWord(dir)}/workload-a.crt),
+workload B is ${WORKLOAD_B} (workload-b.crt), both from the demo CA; the gate trusts clients signed by it.
+
+${renderRequests(mtls.url, mtls.requests, display)}`;
+}
+
+function more(ws: DemoWorkspace, adminUrl: string, gateUrl: string, mtls: Mtls | Skipped): string {
   const key = display(ws.privatePath);
   const adminToken = display(ws.adminTokenPath);
+  let bind = '';
+  if ('gate' in mtls) {
+    const b = mtls.pki.workloadB;
+    bind = `  Bind your own token to workload B's certificate (RFC 8705) and use it over mTLS:
+    TOKEN=$(npm run -s jitgate -- mint --key ${key} --iss ${DEMO_ISSUER} --aud ${DEMO_AUDIENCE} \\
+      --sub ${WORKLOAD_B} --action GET --path '/orders/7' --cnf-cert ${shellWord(display(b.cert))})
+    curl -i --cacert ${shellWord(display(mtls.pki.ca.cert))} --cert ${shellWord(display(b.cert))} --key ${shellWord(display(b.key))} \\
+      -H "Authorization: Bearer $TOKEN" ${mtls.url}/orders/7
+`;
+  }
   return `
 More:
   Mint your own token (any methods and paths; max lifetime 15m):
     TOKEN=$(npm run -s jitgate -- mint --key ${key} --iss ${DEMO_ISSUER} --aud ${DEMO_AUDIENCE} \\
       --sub spiffe://demo/you --action GET --action PATCH --path '/orders/7/**' --ttl 5m)
     curl -i -X PATCH -H "Authorization: Bearer $TOKEN" ${gateUrl}/orders/7/status
-  Revoke through the admin API by jti, by sub (+ "before") or by txn; this one revokes task demo-4711,
-  so the two allowed requests above turn into 401 "revoked":
+${bind}  Revoke through the admin API by jti, by sub (+ "before") or by txn; this one revokes task demo-4711,
+  so the plain gate's two allowed requests above turn into 401 "revoked":
     curl -i -X POST -H "Authorization: Bearer $(cat ${adminToken})" -H 'Content-Type: application/json' \\
       -d '{"txn":"demo-4711"}' ${adminUrl}/revocations
   Metrics and readiness:
@@ -220,7 +308,7 @@ function describeStartError(err: unknown, args: DemoArgs): string {
   // Listener errors arrive as StartupError with the socket error as cause; file errors arrive bare, with a path.
   const cause = (err as { cause?: unknown }).cause ?? err;
   const { code, path } = cause as NodeJS.ErrnoException;
-  if (code === 'EADDRINUSE') return `${message}; choose other ports with --port, --admin-port, --backend-port (0 picks a free one)`;
+  if (code === 'EADDRINUSE') return `${message}; choose other ports with --port, --admin-port, --backend-port, --tls-port (0 picks a free one), or leave the mTLS gate out with --no-mtls`;
   if ((code === 'EACCES' || code === 'EROFS') && path !== undefined) return `${message}; pass --dir with a writable folder (now ${args.dir})`;
   return message;
 }

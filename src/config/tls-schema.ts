@@ -8,6 +8,19 @@ import { parseDuration } from './duration.ts';
 
 const file = z.string().min(1, 'expected a file path');
 
+/** How often a TLS block's files are checked for a change (rotation without restart). */
+const reloadInterval = z
+  .string()
+  .transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < 10) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like "1s" (at least 10ms), got ${JSON.stringify(text)}` });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .default(1_000);
+
 /** A listener's TLS: absent means plain HTTP, as before. */
 export const serverTlsSchema = z
   .strictObject({
@@ -18,17 +31,7 @@ export const serverTlsSchema = z
     /** true: a handshake without a client certificate that verifies is refused. Needs client_ca_file. */
     require_client_cert: z.boolean().default(false),
     /** How often the three files are checked for a change (rotation without restart). */
-    reload_interval: z
-      .string()
-      .transform((text, ctx) => {
-        const ms = parseDuration(text);
-        if (ms === undefined || ms < 10) {
-          ctx.addIssue({ code: 'custom', message: `expected a duration like "1s" (at least 10ms), got ${JSON.stringify(text)}` });
-          return z.NEVER;
-        }
-        return ms;
-      })
-      .default(1_000),
+    reload_interval: reloadInterval,
   })
   .superRefine((v, ctx) => {
     if (v.require_client_cert && v.client_ca_file === undefined) {
@@ -46,6 +49,8 @@ export const upstreamTlsSchema = z
     key_file: file.optional(),
     /** SNI and the name the backend's certificate must carry, when not the url's host. */
     servername: z.string().min(1).optional(),
+    /** How often ca_file, cert_file and key_file are checked for a change; new connections use the new ones. */
+    reload_interval: reloadInterval,
   })
   .superRefine((v, ctx) => {
     if ((v.cert_file === undefined) !== (v.key_file === undefined)) {

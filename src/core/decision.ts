@@ -11,7 +11,9 @@ export type AllowReason = 'granted' | 'public';
 export type UnavailableReason = 'keys_unavailable' | 'keys_stale' | 'revocation_stale' | 'internal_error' | 'replay_check_unavailable';
 /** Token Status List (SPEC §10): no fresh list to look the token up in. */
 export type StatusListUnavailableReason = 'status_list_unavailable' | 'status_list_timeout' | 'status_list_redirect' | 'status_list_stale';
-export type DenyReason = Exclude<Reason, AllowReason | UnavailableReason | StatusListUnavailableReason | 'upstream_unreachable' | 'upstream_timeout'>;
+/** Proxy-only outcomes after an allow: the upstream failed (SPEC §3). */
+export type UpstreamReason = 'upstream_unreachable' | 'upstream_tls' | 'upstream_timeout';
+export type DenyReason = Exclude<Reason, AllowReason | UnavailableReason | StatusListUnavailableReason | UpstreamReason>;
 
 /** What every transport extracts from its wire format before asking the gate. */
 export interface DecisionInput {

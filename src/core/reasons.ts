@@ -155,6 +155,7 @@ export const REASONS = Object.freeze({
 
   // Proxy-only outcomes after an allow.
   upstream_unreachable: r(502, 'bad_gateway', 'the upstream refused, reset or failed the connection'),
+  upstream_tls: r(502, 'bad_gateway', "the TLS handshake with the upstream failed: its certificate did not verify (untrusted, expired, wrong name) or it refused jitgate's"),
   upstream_timeout: r(504, 'gateway_timeout', 'the upstream did not answer in time'),
 } as const satisfies Record<string, ReasonInfo>);
 

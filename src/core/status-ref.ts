@@ -5,7 +5,7 @@
 import type { Reason } from './reasons.ts';
 
 /** Why a list gives no status: a 401 (the list failed verification) or a 503 (no fresh list). */
-export type StatusListFailure = Exclude<Reason, 'granted' | 'public' | 'upstream_unreachable' | 'upstream_timeout'>;
+export type StatusListFailure = Exclude<Reason, 'granted' | 'public' | 'upstream_unreachable' | 'upstream_tls' | 'upstream_timeout'>;
 
 /** One published list, as the core sees it. */
 export interface StatusListHandle {

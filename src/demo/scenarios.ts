@@ -2,7 +2,8 @@
  * The requests `jitgate demo` prints, each with the status it must get, and their rendering as ready-to-paste
  * `curl` lines. The printed block is also a machine-readable contract (test/cli/demo.test.ts parses it): every
  * line that starts with `curl ` is preceded by a line `# expect <status> — <why>`, and a curl line has only the
- * forms `curl -i [-X METHOD] [-H 'Name: value'] URL`.
+ * forms `curl -i [--cacert FILE [--cert FILE --key FILE]] [-X METHOD] [-H 'Name: value'] URL`; a file name is
+ * single-quoted when it holds anything but letters, digits and `_@%+=:,./-`.
  *
  * @module
  */
@@ -22,6 +23,8 @@ export interface DemoRequest {
   /** Path on the gate, e.g. /orders/42. */
   readonly path: string;
   readonly token?: string;
+  /** Over TLS: the CA file the client trusts the gate by and, when it presents one, its certificate and key. */
+  readonly tls?: { readonly caFile: string; readonly certFile?: string; readonly keyFile?: string };
 }
 
 export interface DemoTokens {
@@ -36,10 +39,11 @@ export interface DemoTokens {
   readonly revokedExp: number;
 }
 
-const GRANT = { actions: ['GET'], paths: ['/orders/42', '/orders/42/**'] } as const;
+/** What every demo token grants. */
+export const DEMO_GRANT = { actions: ['GET'], paths: ['/orders/42', '/orders/42/**'] } as const;
 
 export async function mintDemoTokens(key: JWK, nowSeconds = Math.floor(Date.now() / 1000)): Promise<DemoTokens> {
-  const base = { key, iss: DEMO_ISSUER, aud: DEMO_AUDIENCE, sub: DEMO_SUBJECT, actions: [...GRANT.actions], paths: [...GRANT.paths] };
+  const base = { key, iss: DEMO_ISSUER, aud: DEMO_AUDIENCE, sub: DEMO_SUBJECT, actions: [...DEMO_GRANT.actions], paths: [...DEMO_GRANT.paths] };
   const revokedJti = `demo-revoked-${randomUUID()}`;
   const [granted, expired, revoked] = await Promise.all([
     mintToken({ ...base, iat: nowSeconds, ttlSeconds: DEMO_TTL_SECONDS, txn: 'demo-4711' }),
@@ -62,9 +66,21 @@ export function demoRequests(tokens: DemoTokens, revokedVia: string): DemoReques
   ];
 }
 
-/** One curl command line; single quotes are safe around a JWT (base64url and dots only). */
-export function curlLine(baseUrl: string, r: DemoRequest): string {
+/** A file name as a shell word: bare when that is safe, else single-quoted. */
+export function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * One curl command line; single quotes are safe around a JWT (base64url and dots only). `show` turns a file path
+ * into the form printed (e.g. relative to the working directory).
+ */
+export function curlLine(baseUrl: string, r: DemoRequest, show: (path: string) => string = (p) => p): string {
   const parts = ['curl -i'];
+  if (r.tls !== undefined) {
+    parts.push(`--cacert ${shellWord(show(r.tls.caFile))}`);
+    if (r.tls.certFile !== undefined && r.tls.keyFile !== undefined) parts.push(`--cert ${shellWord(show(r.tls.certFile))} --key ${shellWord(show(r.tls.keyFile))}`);
+  }
   if (r.method !== 'GET') parts.push(`-X ${r.method}`);
   if (r.token !== undefined) parts.push(`-H 'Authorization: Bearer ${r.token}'`);
   parts.push(`${baseUrl}${r.path}`);
@@ -72,8 +88,8 @@ export function curlLine(baseUrl: string, r: DemoRequest): string {
 }
 
 /** `# expect …` comment + curl line for each request, separated by blank lines. */
-export function renderRequests(baseUrl: string, requests: readonly DemoRequest[]): string {
-  return requests.map((r) => `# expect ${r.expect} — ${r.why}\n${curlLine(baseUrl, r)}\n`).join('\n');
+export function renderRequests(baseUrl: string, requests: readonly DemoRequest[], show?: (path: string) => string): string {
+  return requests.map((r) => `# expect ${r.expect} — ${r.why}\n${curlLine(baseUrl, r, show)}\n`).join('\n');
 }
 
 /** Runs one request against the gate (used to wait until a revocation is enforced). */

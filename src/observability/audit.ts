@@ -25,7 +25,7 @@ export interface AuditRecord {
   /** The status jitgate answered or the upstream returned. */
   readonly status: number;
   readonly latencyMs: number;
-  /** A proxy-only outcome that overrides the decision's reason (upstream_unreachable, upstream_timeout). */
+  /** A proxy-only outcome that overrides the decision's reason (upstream_unreachable, upstream_tls, upstream_timeout). */
   readonly outcome?: string;
   /** The client's address as this transport knows it (the TCP peer; Envoy's source address for gRPC). */
   readonly client?: string;

@@ -88,7 +88,7 @@ export class Metrics {
     });
     this.decisionSeconds = new FastHistogram({ name: 'jitgate_decision_duration_seconds', help: 'Time to decide, from request head to decision.', labelNames: ['transport'], buckets: LATENCY_BUCKETS, registers: r });
     this.upstreamSeconds = new FastHistogram({ name: 'jitgate_upstream_duration_seconds', help: 'Time from forwarding to the upstream response head.', labelNames: ['status_class'], buckets: LATENCY_BUCKETS, registers: r });
-    this.upstreamErrors = new client.Counter({ name: 'jitgate_upstream_errors_total', help: 'Upstream failures by kind (connect, reset, timeout, other).', labelNames: ['kind'], registers: r });
+    this.upstreamErrors = new client.Counter({ name: 'jitgate_upstream_errors_total', help: 'Upstream failures by kind (connect, reset, timeout, tls, other).', labelNames: ['kind'], registers: r });
     new client.Counter({
       name: 'jitgate_log_dropped_lines_total',
       help: 'Log and audit lines dropped because the log destination fell 16 MiB behind (a stuck stdout or disk).',
@@ -120,7 +120,7 @@ export class Metrics {
     this.auditCheckpoints = new client.Counter({ name: 'jitgate_audit_checkpoints_total', help: 'Signed checkpoint lines written to the audit chain.', registers: r });
     // SPEC §11: handshakes refused before any request (no decision is counted for them) and certificate rotations.
     this.tlsHandshakeFailures = new client.Counter({ name: 'jitgate_tls_handshake_failures_total', help: 'TLS handshakes that failed (no or untrusted client certificate, protocol errors), by listener.', labelNames: ['listener'], registers: r });
-    this.tlsReloads = new client.Counter({ name: 'jitgate_tls_reloads_total', help: 'Reloads of a listener certificate, key or client CA bundle after a change on disk, by listener and result (ok, error).', labelNames: ['listener', 'result'], registers: r });
+    this.tlsReloads = new client.Counter({ name: 'jitgate_tls_reloads_total', help: 'Reloads of TLS files after a change on disk, by listener (proxy, admin: certificate, key, client CA bundle; upstream: upstream.tls) and result (ok, error).', labelNames: ['listener', 'result'], registers: r });
     this.revocationReloadRefused = new client.Counter({ name: 'jitgate_revocation_reload_refused_total', help: 'Revocation reloads refused (last good list kept), by source and reason (empty, torn_tail, no_valid_line, changing).', labelNames: ['source', 'reason'], registers: r });
     this.limitRefusals = new client.Counter({ name: 'jitgate_limit_refusals_total', help: 'Requests cut or refused by a limit: pool_wait, body_timeout, inflight_token, inflight_connection.', labelNames: ['limit'], registers: r });
     this.configReloads = new client.Counter({ name: 'jitgate_reloads_total', help: 'SIGHUP reloads of key files and the revocation file, by result (ok, error).', labelNames: ['result'], registers: r });

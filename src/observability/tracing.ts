@@ -110,7 +110,7 @@ class Upstream implements UpstreamSpan {
     if (span.isRecording()) {
       span.setAttribute('jitgate.upstream.outcome', outcome);
       if (status !== 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-      if (outcome === 'upstream_unreachable' || outcome === 'upstream_timeout') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+      if (outcome === 'upstream_unreachable' || outcome === 'upstream_tls' || outcome === 'upstream_timeout') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
     }
     span.end();
   }

@@ -96,7 +96,7 @@ describe('the packed package', () => {
 
   it.each(nodes)('runs `jitgate demo` with %s, serving the demo until SIGTERM, its files in the working directory', async (node) => {
     const cwd = await mkdtemp(join(tmp, 'demo-'));
-    const child = spawn(node, [bin, 'demo', '--port', '0', '--admin-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(node, [bin, 'demo', '--port', '0', '--admin-port', '0', '--tls-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -115,6 +115,9 @@ describe('the packed package', () => {
       });
       const url = /curl [^\n]*?(http:\/\/127\.0\.0\.1:\d+\/[^\s'"]*)/.exec(out)?.[1];
       expect(url).toBeDefined();
+      // The compiled demo makes its PKI and runs the mTLS gate too (openssl is there, as in every test run).
+      expect(out).toMatch(/gate \(mTLS\)\s+https:\/\/127\.0\.0\.1:\d+/);
+      expect(existsSync(join(cwd, '.jitgate-demo', 'tls', 'workload-a.crt'))).toBe(true);
       expect(existsSync(join(cwd, '.jitgate-demo'))).toBe(true);
     } finally {
       child.kill('SIGTERM');

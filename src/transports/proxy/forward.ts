@@ -7,25 +7,26 @@
  * body is `req` itself, which undici pipes with its own backpressure. Nothing is buffered whole.
  *
  * Failures (SPEC §3): before the response head, connect/reset errors answer 502
- * `upstream_unreachable` and timeouts 504 `upstream_timeout`; after it, the only honest signal
+ * `upstream_unreachable`, a TLS handshake that fails verification (SPEC §11) 502 `upstream_tls`
+ * and timeouts 504 `upstream_timeout`; after it, the only honest signal
  * left is to cut the client connection. A client that goes away aborts the upstream request.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { Pool, type Dispatcher } from 'undici';
-import type { Allow } from '../../core/decision.ts';
+import type { Allow, UpstreamReason } from '../../core/decision.ts';
 import type { Config } from '../../config/schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts';
 import type { TraceHandle } from '../../observability/trace-hooks.ts';
 import { render } from '../respond.ts';
-import { TLS_ERROR_CODES, upstreamConnectOptions } from '../tls/upstream-tls.ts';
+import { TLS_ERROR_CODES, upstreamConnector } from '../tls/upstream-tls.ts';
 import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
 import { watchBody } from './body-watchdog.ts';
 import { PoolSlots } from './pool-slots.ts';
 
 /** How an exchange ended; `ok` includes upstream 4xx/5xx answers, which are the backend's to give. */
-export type ForwardEnd = 'ok' | 'upstream_unreachable' | 'upstream_timeout' | 'client_closed' | 'body_timeout';
+export type ForwardEnd = 'ok' | UpstreamReason | 'client_closed' | 'body_timeout';
 
 /** Called once per exchange with the status the client got (499 when it left first, as nginx logs it). */
 export type ForwardDone = (status: number, end: ForwardEnd) => void;
@@ -89,20 +90,25 @@ export class Forwarder {
   readonly #logger: Logger;
   /** Bound histogram children by status class, 1xx at index 0. */
   readonly #upstreamSeconds: readonly { observe(v: number): void }[];
+  /** Stops the upstream.tls file watch. */
+  readonly #stopTlsReload: () => void;
   #portNumber = -1;
   #portText: string | undefined;
 
   constructor(config: Config, metrics: Metrics, logger: Logger) {
     const u = config.upstream;
-    this.#pool = new Pool(upstreamOrigin(u.url), {
+    const origin = upstreamOrigin(u.url);
+    // https:// upstreams: verified TLS (and mTLS) per upstream.tls, files reloaded on change (SPEC §11).
+    const connector = upstreamConnector(config, { metrics, logger });
+    this.#stopTlsReload = connector.stop;
+    this.#pool = new Pool(origin, {
       connections: u.connections,
       pipelining: 1,
       keepAliveTimeout: u.keep_alive_timeout,
       connectTimeout: u.connect_timeout,
       headersTimeout: u.headers_timeout,
       bodyTimeout: u.body_timeout,
-      // https:// upstreams: verified TLS (and mTLS) per upstream.tls (SPEC §11).
-      connect: upstreamConnectOptions(config),
+      connect: connector.connect,
     });
     this.#slots = new PoolSlots<Exchange>(u.connections, (exchange) => this.#dispatch(exchange));
     this.#waitMs = u.connect_timeout;
@@ -191,10 +197,12 @@ export class Forwarder {
 
   /** Lets in-flight exchanges finish, then closes the upstream connections. */
   close(): Promise<void> {
+    this.#stopTlsReload();
     return this.#pool.close();
   }
 
   destroy(): Promise<void> {
+    this.#stopTlsReload();
     return this.#pool.destroy();
   }
 
@@ -204,9 +212,9 @@ export class Forwarder {
   }
 
   /** @internal for Exchange */
-  upstreamFailed(err: Error, afterHead: boolean): ForwardEnd {
+  upstreamFailed(err: Error, afterHead: boolean): UpstreamReason {
     const kind = this.#countError(err);
-    const end: ForwardEnd = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unreachable';
+    const end: UpstreamReason = kind === 'timeout' ? 'upstream_timeout' : kind === 'tls' ? 'upstream_tls' : 'upstream_unreachable';
     this.#metrics.recordReason('proxy', end);
     this.#logger.warn({ err: err.message, code: (err as { code?: unknown }).code, after_head: afterHead }, 'upstream request failed');
     return end;
@@ -362,7 +370,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.#finish(this.#status, end);
       return;
     }
-    const r = render(end === 'upstream_timeout' ? 'upstream_timeout' : 'upstream_unreachable');
+    const r = render(end);
     // The request body may still be arriving; do not keep reading it on this connection.
     res.shouldKeepAlive = false;
     res.writeHead(r.status, r.headers);

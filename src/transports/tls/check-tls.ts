@@ -2,11 +2,11 @@
  * The TLS blocks as `jitgate check-config` checks them (SPEC §11): every file readable and each
  * certificate loadable with its key — what `serve` would find at start — without opening a socket.
  */
-import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { createSecureContext } from 'node:tls';
 import type { Config } from '../../config/schema.ts';
 import type { ServerTlsConfig } from '../../config/tls-schema.ts';
 import { secureContextOptions } from './server-tls.ts';
-import { upstreamConnectOptions } from './upstream-tls.ts';
+import { checkedUpstreamOptions } from './upstream-tls.ts';
 
 function serverProblem(tls: ServerTlsConfig | undefined, key: string): string | undefined {
   if (tls === undefined) return undefined;
@@ -24,11 +24,9 @@ export function tlsProblems(config: Config): string[] {
   const out: string[] = [];
   for (const p of [serverProblem(config.listen.tls, 'listen.tls'), serverProblem(config.admin.tls, 'admin.tls')]) if (p !== undefined) out.push(p);
   try {
-    const opts = upstreamConnectOptions(config) as SecureContextOptions | undefined;
-    if (opts?.cert !== undefined) createSecureContext({ cert: opts.cert, key: opts.key });
+    checkedUpstreamOptions(config);
   } catch (err) {
-    const message = (err as Error).message;
-    out.push(message.startsWith('upstream.tls') ? message : `upstream.tls: the certificate and key do not load: ${message}`);
+    out.push((err as Error).message);
   }
   return out;
 }

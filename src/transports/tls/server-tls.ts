@@ -7,15 +7,14 @@
  *   read from that connection, so it never reaches a decision.
  * - `require_client_cert: false` → the certificate is requested but optional; one that does not
  *   verify leaves `socket.authorized` false and counts as no certificate (client-cert.ts).
- * - Rotation without restart (SPIFFE SVIDs rotate hourly): the three files are polled (stat is
- *   portable; fs.watch misses atomic renames and symlink swaps as Kubernetes does them) and, on a
- *   change, a new secure context is swapped in with setSecureContext. New handshakes use it;
- *   established connections keep theirs. A pair that does not load (the key written before the
- *   cert, say) keeps the old context until the next change. The session-ticket keys are carried
- *   over, so clients resume their sessions across a rotation.
+ * - Rotation without restart (SPIFFE SVIDs rotate hourly): the three files are polled
+ *   (file-reload.ts) and, on a change, a new secure context is swapped in with setSecureContext.
+ *   New handshakes use it; established connections keep theirs. A pair that does not load (the
+ *   key written before the cert, say) keeps the old context until the next change. The
+ *   session-ticket keys are carried over, so clients resume their sessions across a rotation.
  * - Ciphers are Node's defaults (forward-secret AEAD suites first); server order is honoured.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { ServerOptions } from 'node:http';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
@@ -23,6 +22,7 @@ import type { Logger } from 'pino';
 import type { ServerTlsConfig } from '../../config/tls-schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import { reloadOnChange } from './file-reload.ts';
 
 /** Reads the files of a TLS block into context options; throws naming `key` (e.g. `listen.tls`). */
 export function secureContextOptions(tls: ServerTlsConfig, key: string): SecureContextOptions {
@@ -72,35 +72,13 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
     if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err: err.message, code: err.code }, 'TLS handshake failed');
   });
 
-  const files = [tls.cert_file, tls.key_file, ...(tls.client_ca_file === undefined ? [] : [tls.client_ca_file])];
-  let stamp = stampOf(files);
-  const timer = setInterval(() => {
-    const now = stampOf(files);
-    if (now === stamp) return;
-    stamp = now;
-    try {
-      server.setSecureContext({ ...secureContextOptions(tls, key), ticketKeys: server.getTicketKeys() });
-      metrics?.tlsReloads.labels(name, 'ok').inc();
-      logger.info({ listener: name, files }, 'TLS certificate files changed; new handshakes use them');
-    } catch (err) {
-      metrics?.tlsReloads.labels(name, 'error').inc();
-      logger.warn({ listener: name, err: (err as Error).message }, 'TLS certificate files changed but do not load; keeping the previous ones');
-    }
-  }, tls.reload_interval);
-  timer.unref();
-  return { server, stop: () => clearInterval(timer) };
-}
-
-/** mtime, size and inode of every file, as one comparable string ('' parts for missing files). */
-function stampOf(files: readonly string[]): string {
-  let s = '';
-  for (const f of files) {
-    try {
-      const st = statSync(f);
-      s += `${st.mtimeMs}:${st.size}:${st.ino}|`;
-    } catch {
-      s += '-|';
-    }
-  }
-  return s;
+  const stop = reloadOnChange({
+    files: [tls.cert_file, tls.key_file, ...(tls.client_ca_file === undefined ? [] : [tls.client_ca_file])],
+    intervalMs: tls.reload_interval,
+    name,
+    metrics,
+    logger,
+    apply: () => server.setSecureContext({ ...secureContextOptions(tls, key), ticketKeys: server.getTicketKeys() }),
+  });
+  return { server, stop };
 }

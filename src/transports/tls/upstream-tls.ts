@@ -3,11 +3,21 @@
  * undici's connector. The backend's certificate is always verified — against `ca_file` when set,
  * else Node's built-in roots — and its name checked (against `servername` when set); a failure is a
  * 502, never a retry in plain text. `cert_file`/`key_file` make it mutual TLS.
+ *
+ * The three files are reloaded on change as the listener's are (file-reload.ts): jitgate's client
+ * certificate for the backend may be an SVID that rotates hourly. A change builds a new connector,
+ * so new connections present the new certificate and resume no session made with the old one;
+ * pooled connections keep theirs until they close (`upstream.keep_alive_timeout`). A set of files
+ * that does not load keeps the previous connector.
  */
 import { readFileSync } from 'node:fs';
-import type { buildConnector } from 'undici';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import type { Logger } from 'pino';
+import { buildConnector } from 'undici';
 import type { Config } from '../../config/schema.ts';
 import { StartupError } from '../../errors.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import { reloadOnChange } from './file-reload.ts';
 
 /** OpenSSL/Node verification failures: the backend answered, but is not who it must be. */
 export const TLS_ERROR_CODES: ReadonlySet<string> = new Set([
@@ -55,4 +65,52 @@ export function upstreamConnectOptions(config: Config): buildConnector.BuildOpti
   if (key !== undefined) opts.key = key;
   if (tls?.servername !== undefined) opts.servername = tls.servername;
   return opts;
+}
+
+/**
+ * upstreamConnectOptions with the CA bundle and the certificate/key pair loaded into a secure
+ * context once, so that a pair that does not match fails here, naming `upstream.tls`.
+ */
+export function checkedUpstreamOptions(config: Config): buildConnector.BuildOptions | undefined {
+  const opts = upstreamConnectOptions(config);
+  if (opts === undefined) return undefined;
+  const { ca, cert, key } = opts as SecureContextOptions;
+  try {
+    if (ca !== undefined || cert !== undefined) createSecureContext({ ca, cert, key });
+  } catch (err) {
+    throw new StartupError(`upstream.tls: the certificate and key do not load: ${(err as Error).message}`, { cause: err });
+  }
+  return opts;
+}
+
+export interface UpstreamConnector {
+  /** The Pool's `connect`; undefined for a plain http:// upstream (undici's default connector). */
+  readonly connect: buildConnector.connector | undefined;
+  /** Stops watching the files. */
+  stop(): void;
+}
+
+/**
+ * The upstream Pool's connector: verified TLS per `upstream.tls`, rebuilt when its files change.
+ * `connect_timeout` is applied here, since undici applies the Pool's only to a connector it builds.
+ */
+export function upstreamConnector(config: Config, ctx: { readonly metrics?: Metrics; readonly logger: Logger }): UpstreamConnector {
+  // Checked before it replaces a working connector: undici would find out only at the next handshake.
+  const build = (): buildConnector.connector => buildConnector({ ...checkedUpstreamOptions(config)!, timeout: config.upstream.connect_timeout });
+  if (upstreamConnectOptions(config) === undefined) return { connect: undefined, stop: () => undefined };
+  let current = build();
+  const tls = config.upstream.tls;
+  const files = [tls?.ca_file, tls?.cert_file, tls?.key_file].filter((f): f is string => f !== undefined);
+  if (tls === undefined || files.length === 0) return { connect: current, stop: () => undefined };
+  const stop = reloadOnChange({
+    files,
+    intervalMs: tls.reload_interval,
+    name: 'upstream',
+    metrics: ctx.metrics,
+    logger: ctx.logger,
+    apply: () => {
+      current = build();
+    },
+  });
+  return { connect: (options, callback) => current(options, callback), stop };
 }

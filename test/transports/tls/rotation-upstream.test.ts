@@ -3,7 +3,8 @@
  * - the listener's certificate and key rotated on disk are served to new handshakes without a
  *   restart; a half-written pair keeps the old one; the admin listener speaks TLS the same way;
  * - TLS to the backend: verified against upstream.tls.ca_file, mTLS with cert_file/key_file; an
- *   untrusted backend certificate or a wrong name is a 502, never a plain-text retry.
+ *   untrusted backend certificate or a wrong name is a 502, never a plain-text retry; jitgate's
+ *   client certificate rotated on disk reaches the backend without a restart.
  */
 import { copyFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
@@ -12,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type CertFiles, type Pki } from '../../fixtures/pki.ts';
+import { makeLeaf } from '../../../src/issuing/dev-pki.ts';
 import { validateConfig } from '../../../src/config/load.ts';
 import { startJitgate } from '../../../src/runtime.ts';
 import { startGateInProcess, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
@@ -112,7 +114,7 @@ describe('TLS to the backend (upstream.url https://)', () => {
   });
 
   /** An https backend with `cert`; with `clientCa` it requires a client certificate from that CA. */
-  async function backend(cert: CertFiles, clientCa?: CertFiles): Promise<{ url: string; seen: (string | undefined)[] }> {
+  async function backend(cert: CertFiles, clientCa?: CertFiles): Promise<{ url: string; seen: (string | undefined)[]; server: Server }> {
     const seen: (string | undefined)[] = [];
     const server = createServer(
       { cert: readFileSync(cert.cert), key: readFileSync(cert.key), ...(clientCa === undefined ? {} : { ca: readFileSync(clientCa.cert), requestCert: true, rejectUnauthorized: true }) },
@@ -123,7 +125,7 @@ describe('TLS to the backend (upstream.url https://)', () => {
     );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     backends.push(server);
-    return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+    return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
   }
 
   async function gateTo(url: string, tls?: Record<string, string>): Promise<InProcessGate> {
@@ -145,14 +147,28 @@ describe('TLS to the backend (upstream.url https://)', () => {
     expect(await get(g)).toEqual({ status: 200, body: 'backend ok' });
   });
 
-  it('an untrusted backend certificate is a 502, and nothing reaches the backend', async () => {
+  it('an untrusted backend certificate is a 502 upstream_tls (its own reason, counted as such), and nothing reaches the backend', async () => {
     const b = await backend(pki.rogueBackend);
     const g = await gateTo(b.url, { ca_file: pki.backendCa.cert });
     const r = await get(g);
     expect(r.status).toBe(502);
-    expect(JSON.parse(r.body)).toEqual({ error: 'bad_gateway', reason: 'upstream_unreachable' });
+    expect(JSON.parse(r.body)).toEqual({ error: 'bad_gateway', reason: 'upstream_tls' });
     expect(b.seen).toEqual([]);
-    expect(await g.running.metrics.metrics()).toMatch(/jitgate_upstream_errors_total\{kind="tls"\} [1-9]/);
+    const text = await g.running.metrics.metrics();
+    expect(text).toMatch(/jitgate_upstream_errors_total\{kind="tls"\} [1-9]/);
+    expect(text).toMatch(/jitgate_decisions_total\{transport="proxy",result="deny",reason="upstream_tls"\} 1\b/);
+    expect(text).not.toMatch(/reason="upstream_unreachable"\} [1-9]/);
+  });
+
+  it('a backend that is down stays 502 upstream_unreachable, not upstream_tls', async () => {
+    const b = await backend(pki.backend);
+    const url = b.url;
+    b.server.close();
+    b.server.closeAllConnections();
+    await new Promise((r) => setTimeout(r, 10));
+    const g = await gateTo(url, { ca_file: pki.backendCa.cert });
+    const r = await get(g);
+    expect([r.status, JSON.parse(r.body)]).toEqual([502, { error: 'bad_gateway', reason: 'upstream_unreachable' }]);
   });
 
   it('without ca_file a private CA is not trusted either (Node\'s roots): 502', async () => {
@@ -178,9 +194,42 @@ describe('TLS to the backend (upstream.url https://)', () => {
     expect((await get(without)).status).toBe(502);
   });
 
-  it('upstream.tls with an http:// url, or an unreadable file, stops startup naming the key', async () => {
+  it('mTLS: a client certificate rotated on disk reaches the backend without a restart; a pair that does not load keeps the old one', async () => {
+    const b = await backend(pki.backend, pki.backendCa);
+    const rotated = await makeLeaf(pki.dir, 'gate-client-rotated', 'backend-ca', 'jitgate rotated', 'URI:spiffe://prod/jitgate', 'clientAuth');
+    const certFile = join(pki.dir, 'upstream-live.crt');
+    const keyFile = join(pki.dir, 'upstream-live.key');
+    await copyFile(pki.gateClient.cert, certFile);
+    await copyFile(pki.gateClient.key, keyFile);
+    const g = await gateTo(b.url, { ca_file: pki.backendCa.cert, cert_file: certFile, key_file: keyFile, reload_interval: '50ms' });
+    /** One request on a new upstream connection (the backend drops the pooled ones); the certificate it saw. */
+    const freshConnection = async () => {
+      b.server.closeAllConnections();
+      expect(await get(g)).toEqual({ status: 200, body: 'backend ok' });
+      return b.seen.at(-1);
+    };
+    const reloads = async (result: 'ok' | 'error') => new RegExp(`jitgate_tls_reloads_total\\{listener="upstream",result="${result}"\\} [1-9]`).test(await g.running.metrics.metrics());
+    expect(await freshConnection()).toBe('CN=jitgate');
+
+    // Half-written: the new key beside the old certificate does not load; the old pair stays in service.
+    await copyFile(rotated.key, keyFile);
+    expect(await until(() => reloads('error'), true)).toBe(true);
+    expect(await freshConnection()).toBe('CN=jitgate');
+    expect(await reloads('ok')).toBe(false);
+
+    // The certificate arrives by atomic rename: new connections present it, no restart.
+    const tmp = join(pki.dir, 'upstream-live.crt.tmp');
+    await copyFile(rotated.cert, tmp);
+    await rename(tmp, certFile);
+    expect(await until(() => reloads('ok'), true)).toBe(true);
+    expect(await freshConnection()).toBe('CN=jitgate rotated');
+  });
+
+  it('upstream.tls with an http:// url, an unreadable file or a key that is not the certificate\'s stops startup naming the key', async () => {
     expect((await startupError('http://127.0.0.1:9', (c) => (c.upstream.tls = { ca_file: pki.backendCa.cert }))).message).toMatch(/upstream\.tls: is only used with an https:\/\/ upstream\.url/);
     expect((await startupError('https://127.0.0.1:9', (c) => (c.upstream.tls = { ca_file: join(pki.dir, 'missing.pem') }))).message).toMatch(/upstream\.tls\.ca_file: cannot read/);
+    const mismatched = { ca_file: pki.backendCa.cert, cert_file: pki.gateClient.cert, key_file: pki.backend.key };
+    expect((await startupError('https://127.0.0.1:9', (c) => (c.upstream.tls = mismatched))).message).toMatch(/^upstream\.tls: the certificate and key do not load/);
   });
 });
 
