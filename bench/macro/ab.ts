@@ -6,12 +6,14 @@
  * adjacent slice, is what a change is judged by (bench/README.md, "what each change bought").
  *
  *   npx node bench/macro/ab.ts --a DIR|sync-gate [--b DIR|sync-gate] --rows allow-10k-verify,deny-401-bad-signature
- *       [--slices 8] [--duration 4] [--warmup 2] [--connections 50]
+ *       [--b-rows deny-403,…] [--slices 8] [--duration 4] [--warmup 2] [--connections 50]
  *
  * DIR is a jitgate checkout (node_modules beside it), e.g. an export of the commit before a change;
  * --b defaults to this checkout. `sync-gate` is the minimal synchronous-verify Node gate
  * (sync-verify.ts), the cold-path target's reference. Each side keeps one process per gate variant
  * for the whole run, so a row sees the state the rows before it left (as in `npm run bench`).
+ * `--b-rows` gives B its own row for each of A's (same count), to compare two paths of one gate,
+ * e.g. `--a . --rows deny-403 --b-rows deny-401-bad-signature`.
  */
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -27,6 +29,7 @@ const { values: a } = parseArgs({
     a: { type: 'string' },
     b: { type: 'string', default: '.' },
     rows: { type: 'string', default: 'allow-10k-verify' },
+    'b-rows': { type: 'string' },
     slices: { type: 'string', default: '8' },
     duration: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '2' },
@@ -41,15 +44,18 @@ load.connections = Number(a.connections);
 const log = (s: string): void => void process.stdout.write(`${s}\n`);
 
 const scenarios = new Map(allScenarios().map((s) => [s.id, s]));
-const rows = a.rows.split(',').map((id) => {
+function scenario(id: string): Scenario {
   const s = scenarios.get(id);
   if (s === undefined || s.kind !== 'http' || s.server !== 'gate') throw new Error(`${id}: not an HTTP row served by jitgate`);
   return s;
-});
+}
+const rows = a.rows.split(',').map(scenario);
+const bRows = a['b-rows'] === undefined ? rows : a['b-rows'].split(',').map(scenario);
+if (bRows.length !== rows.length) throw new Error('--b-rows needs as many rows as --rows');
 
 // Children inherit this affinity, so every server starts seeing one core, as a pinned deployment does.
 pinTree(process.pid, '1');
-const fx = await makeFixtures({ alg: 'ES256', rotating: rows.some((s) => s.id.includes('10k')) ? 10_000 : 0, ttlSeconds: 4 * 3600 });
+const fx = await makeFixtures({ alg: 'ES256', rotating: [...rows, ...bRows].some((s) => s.id.includes('10k')) ? 10_000 : 0, ttlSeconds: 4 * 3600 });
 const upstream = await forkServer('upstream', 'upstream.ts');
 
 interface Side {
@@ -120,18 +126,20 @@ const median = (xs: readonly number[]): number => {
 };
 
 try {
-  for (const s of rows) {
+  for (const [i, s] of rows.entries()) {
+    const b = bRows[i]!;
     const got: { A: number[]; B: number[]; rA: number[]; rB: number[] } = { A: [], B: [], rA: [], rB: [] };
     for (let k = 0; k < slices; k++) {
       // A B, B A, A B, …: each side first in half of the pairs.
       for (const sd of k % 2 === 0 ? sides : [sides[1], sides[0]]) {
-        const r = await slice(sd, s);
+        const r = await slice(sd, sd === sides[0] ? s : b);
         got[sd.label as 'A' | 'B'].push(r.cpuUs);
         got[`r${sd.label}` as 'rA' | 'rB'].push(r.rps);
       }
     }
-    const ratios = got.A.map((x, i) => got.B[i]! / x);
-    log(`${s.id}: server CPU µs/req A ${got.A.map((x) => x.toFixed(0)).join(' ')} | B ${got.B.map((x) => x.toFixed(0)).join(' ')}`);
+    const ratios = got.A.map((x, j) => got.B[j]! / x);
+    const name = b === s ? s.id : `${s.id} (A) vs ${b.id} (B)`;
+    log(`${name}: server CPU µs/req A ${got.A.map((x) => x.toFixed(0)).join(' ')} | B ${got.B.map((x) => x.toFixed(0)).join(' ')}`);
     log(`  median A ${median(got.A).toFixed(1)}, B ${median(got.B).toFixed(1)} µs/req; B/A per pair median ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}); req/s median A ${median(got.rA).toFixed(0)}, B ${median(got.rB).toFixed(0)}`);
   }
 } finally {
