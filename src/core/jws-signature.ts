@@ -17,7 +17,8 @@
  * a KeyObject from an options object `{ key, dsaEncoding | padding }` by trying to read its
  * internal slots and catching the TypeError (internal/crypto/keys.js isKeyObject, isCryptoKey), so
  * an options object costs two thrown TypeErrors, each capturing a stack trace of the whole request
- * (≈ 30-45 µs per ES256 verify in a pinned profile of the 10,000-token row: bench/README.md). ECDSA
+ * (5.8 % of the gate's CPU in a pinned profile of the 10,000-token row; 30–45 µs per ES256 verify
+ * under a 30-frame stack in process: bench/README.md). ECDSA
  * signatures are therefore turned from IEEE P1363 (r‖s) into DER here — the conversion node:crypto
  * itself does for `dsaEncoding: 'ieee-p1363'` — and RSA-PSS, which needs its options, is called with
  * stack traces off for the duration of the call.
