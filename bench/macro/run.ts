@@ -290,7 +290,8 @@ async function startPeer(kind: Scenario['server']): Promise<Child> {
   const origin = `http://127.0.0.1:${upstream.port}`;
   let c: Child;
   if (kind === 'haproxy' || kind === 'haproxy-2') c = await startHaproxy(haproxy!, fx, upstream.port, kind === 'haproxy' ? 1 : 2);
-  else if (kind === 'sync-gate') c = await forkServer(kind, 'baseline-proxy.ts', [origin, '128', 'sync-verify', fx.jwksPath, ISSUER, AUDIENCE, '/orders/']);
+  // --perf names the minimal gate's JavaScript too, so its profile can be set beside jitgate's function by function.
+  else if (kind === 'sync-gate') c = await forkServer(kind, 'baseline-proxy.ts', [origin, '128', 'sync-verify', fx.jwksPath, ISSUER, AUDIENCE, '/orders/'], perfFlags);
   else c = await forkServer(kind, 'baseline-proxy.ts', [origin, '128', kind.slice('baseline-'.length)]);
   if (pin) pinTree(c.proc.pid!, kind === 'haproxy-2' ? SERVER_CORES_TWO : SERVER_CORE);
   return c;

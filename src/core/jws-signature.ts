@@ -12,6 +12,16 @@
  *
  * Two forms: synchronous (on the event loop) and callback (libuv's thread pool). Which one a gate
  * uses is chosen from its cores (verify-mode.ts).
+ *
+ * The key goes to node:crypto as a bare KeyObject whenever the algorithm allows it. Node 24 tells
+ * a KeyObject from an options object `{ key, dsaEncoding | padding }` by trying to read its
+ * internal slots and catching the TypeError (internal/crypto/keys.js isKeyObject, isCryptoKey), so
+ * an options object costs two thrown TypeErrors, each capturing a stack trace of the whole request
+ * (5.8 % of the gate's CPU in a pinned profile of the 10,000-token row; 30–45 µs per ES256 verify
+ * under a 30-frame stack in process: bench/README.md). ECDSA
+ * signatures are therefore turned from IEEE P1363 (r‖s) into DER here — the conversion node:crypto
+ * itself does for `dsaEncoding: 'ieee-p1363'` — and RSA-PSS, which needs its options, is called with
+ * stack traces off for the duration of the call.
  */
 import { constants, KeyObject, verify, type VerifyKeyObjectInput, type VerifyPublicKeyInput } from 'node:crypto';
 
@@ -23,6 +33,10 @@ export interface SignatureParams {
   readonly length: number;
   /** An RSA key jose refuses to use (< 2048 bits): a refusal of the token, as with jose. */
   readonly unusable: boolean;
+  /** ECDSA: the JWS signature is r‖s and goes to OpenSSL as DER (`key` is then a bare KeyObject). */
+  readonly p1363: boolean;
+  /** `key` is an options object: node:crypto throws and catches two TypeErrors per call to read it. */
+  readonly keyOptions: boolean;
 }
 
 const cache = new WeakMap<object, SignatureParams | null>();
@@ -44,7 +58,7 @@ function build(key: KeyObject, alg: string): SignatureParams | null {
     case 'ES384': {
       const curve = alg === 'ES256' ? 'prime256v1' : 'secp384r1';
       if (key.asymmetricKeyType !== 'ec' || d.namedCurve !== curve) return null;
-      return { hash: alg === 'ES256' ? 'sha256' : 'sha384', key: { key, dsaEncoding: 'ieee-p1363' }, length: alg === 'ES256' ? 64 : 96, unusable: false };
+      return { hash: alg === 'ES256' ? 'sha256' : 'sha384', key, length: alg === 'ES256' ? 64 : 96, unusable: false, p1363: true, keyOptions: false };
     }
     case 'PS256':
     case 'RS256': {
@@ -52,16 +66,48 @@ function build(key: KeyObject, alg: string): SignatureParams | null {
       const bits = d.modulusLength ?? 0;
       const length = Math.ceil(bits / 8);
       const unusable = bits < 2048;
-      if (alg === 'RS256') return { hash: 'sha256', key, length, unusable };
-      return { hash: 'sha256', key: { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, length, unusable };
+      if (alg === 'RS256') return { hash: 'sha256', key, length, unusable, p1363: false, keyOptions: false };
+      return { hash: 'sha256', key: { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, length, unusable, p1363: false, keyOptions: true };
     }
     case 'EdDSA':
     case 'Ed25519':
       if (key.asymmetricKeyType !== 'ed25519') return null;
-      return { hash: null, key, length: 64, unusable: false };
+      return { hash: null, key, length: 64, unusable: false, p1363: false, keyOptions: false };
     default:
       return null;
   }
+}
+
+/**
+ * DER `SEQUENCE { INTEGER r, INTEGER s }` of a P1363 signature (r‖s, two equal halves of the
+ * curve's size), as node:crypto builds it for `dsaEncoding: 'ieee-p1363'`: each integer big-endian,
+ * minimal (leading zero bytes dropped, one kept for zero), with a 0x00 in front when its first byte
+ * has the high bit set, so it stays positive. Any r and s encode; OpenSSL then judges them. The
+ * lengths fit the short DER length form for P-256 and P-384 (at most 2 × 51 content bytes).
+ */
+export function p1363ToDer(sig: Buffer): Buffer {
+  const half = sig.length >> 1;
+  let r = 0;
+  while (r < half - 1 && sig[r] === 0) r++;
+  let s = half;
+  while (s < sig.length - 1 && sig[s] === 0) s++;
+  const rPad = sig[r]! >= 0x80 ? 1 : 0;
+  const sPad = sig[s]! >= 0x80 ? 1 : 0;
+  const rLen = half - r + rPad;
+  const sLen = sig.length - s + sPad;
+  const out = Buffer.allocUnsafe(6 + rLen + sLen);
+  out[0] = 0x30;
+  out[1] = 4 + rLen + sLen;
+  out[2] = 0x02;
+  out[3] = rLen;
+  let o = 4;
+  if (rPad === 1) out[o++] = 0;
+  o += sig.copy(out, o, r, half);
+  out[o++] = 0x02;
+  out[o++] = sLen;
+  if (sPad === 1) out[o++] = 0;
+  sig.copy(out, o, s, sig.length);
+  return out;
 }
 
 /** The signing input: the ASCII of header.payload (the token was checked to be base64url and dots). */
@@ -72,10 +118,14 @@ function signingInput(token: string, dot2: number): Buffer {
 /** Synchronous: on the calling thread. A throw from OpenSSL (malformed signature) is a bad signature. */
 export function verifySync(p: SignatureParams, token: string, dot2: number, signature: Buffer): boolean {
   if (signature.length !== p.length) return false;
+  const stackLimit = Error.stackTraceLimit;
+  if (p.keyOptions) Error.stackTraceLimit = 0;
   try {
-    return verify(p.hash, signingInput(token, dot2), p.key, signature);
+    return verify(p.hash, signingInput(token, dot2), p.key, p.p1363 ? p1363ToDer(signature) : signature);
   } catch {
     return false;
+  } finally {
+    Error.stackTraceLimit = stackLimit;
   }
 }
 
@@ -85,9 +135,15 @@ export function verifyPooled(p: SignatureParams, token: string, dot2: number, si
     done(false);
     return;
   }
+  const stackLimit = Error.stackTraceLimit;
+  if (p.keyOptions) Error.stackTraceLimit = 0;
+  let threw = false;
   try {
-    verify(p.hash, signingInput(token, dot2), p.key, signature, (err, ok) => done(err === null && ok));
+    verify(p.hash, signingInput(token, dot2), p.key, p.p1363 ? p1363ToDer(signature) : signature, (err, ok) => done(err === null && ok));
   } catch {
-    done(false);
+    threw = true;
+  } finally {
+    Error.stackTraceLimit = stackLimit;
   }
+  if (threw) done(false);
 }

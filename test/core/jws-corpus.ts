@@ -12,7 +12,7 @@ import { AUDIENCE, ISSUER_A, ISSUER_B, LOCATION, NOW } from '../fixtures/tokens.
 const b64u = (b: Uint8Array | string): string => Buffer.from(b).toString('base64url');
 
 /** Group orders of P-256 and P-384, for high-S signatures (s → n − s verifies the same message). */
-const ORDER: Record<string, bigint> = {
+export const ORDER: Record<string, bigint> = {
   ES256: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
   ES384: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
 };
@@ -229,4 +229,40 @@ export function handCases(key: TestKey): string[] {
   out.push(`${input}.${b64u(createHmac('sha256', JSON.stringify(key.publicJwk)).update(input).digest())}`);
   out.push(`${b64u(hd({ alg: 'none' }))}.${b64u(body)}.`);
   return out;
+}
+
+/**
+ * ECDSA signatures whose r and s sit at the edges of their DER encoding (jws-signature.ts turns
+ * r‖s into DER): genuine signatures found by signing until r, then s, starts with a zero byte, or
+ * with a byte ≥ 0x80; and made-up ones: zero, one, the group order n, n − 1, n + 1 and all ones.
+ * Returns the tokens meant to verify (genuine) and those meant to be refused.
+ */
+export function ecdsaEdgeSignatures(key: TestKey, alg: 'ES256' | 'ES384', header: string, payload: string): { valid: string[]; invalid: string[] } {
+  const half = alg === 'ES256' ? 32 : 48;
+  const found = new Map<string, Buffer>();
+  const wanted = ['r0', 's0', 'rHigh', 'sHigh', 'rLow', 'sLow'];
+  for (let i = 0; i < 20_000 && found.size < wanted.length; i++) {
+    const p = `${payload.slice(0, -1)},"n":${i}}`;
+    const input = `${b64u(header)}.${b64u(p)}`;
+    const sig = rawSignature(key, input);
+    const tags = [sig[0] === 0 ? 'r0' : sig[0]! >= 0x80 ? 'rHigh' : 'rLow', sig[half] === 0 ? 's0' : sig[half]! >= 0x80 ? 'sHigh' : 'sLow'];
+    for (const t of tags) if (!found.has(t)) found.set(t, Buffer.from(`${input}.${b64u(sig)}`));
+  }
+  if (found.size < wanted.length) throw new Error(`ecdsaEdgeSignatures: found only ${[...found.keys()].join(', ')}`);
+  const valid = [...found.values()].map((b) => b.toString());
+  const input = `${b64u(header)}.${b64u(payload)}`;
+  const genuine = rawSignature(key, input);
+  const r = genuine.subarray(0, half);
+  const s = genuine.subarray(half);
+  const n = ORDER[alg]!;
+  const int = (v: bigint): Buffer => Buffer.from(v.toString(16).padStart(half * 2, '0').slice(-half * 2), 'hex');
+  const ones = (1n << BigInt(half * 8)) - 1n;
+  const edges = [0n, 1n, n - 1n, n, n + 1n, ones].map(int);
+  const invalid: string[] = [];
+  for (const e of edges) {
+    invalid.push(`${input}.${b64u(Buffer.concat([e, s]))}`, `${input}.${b64u(Buffer.concat([r, e]))}`, `${input}.${b64u(Buffer.concat([e, e]))}`);
+  }
+  // r + n and s + n do not fit; r and s swapped is another (wrong) signature.
+  invalid.push(`${input}.${b64u(Buffer.concat([s, r]))}`);
+  return { valid, invalid };
 }

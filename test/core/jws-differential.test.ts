@@ -25,7 +25,7 @@ import type { IssuerKeys } from '../../src/keys/issuer-keys.ts';
 import { importJwks, type KeySet } from '../../src/keys/key-set.ts';
 import { makeKey, type TestKey } from '../fixtures/keys.ts';
 import { AUDIENCE, ISSUER_A, ISSUER_B, LOCATION, NOW } from '../fixtures/tokens.ts';
-import { claims, claimsArbitrary, handCases, header, highS, mutations, rawSignature, signBytes } from './jws-corpus.ts';
+import { claims, claimsArbitrary, ecdsaEdgeSignatures, handCases, header, highS, mutations, rawSignature, signBytes } from './jws-corpus.ts';
 
 const ALGS_A = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'PS256', 'RS256'] as const;
 const NOW_MS = NOW * 1000;
@@ -275,6 +275,16 @@ describe('our JWS verifier against jose', () => {
     await compareAll([...tokens, ...expectOk]);
     for (const t of expectOk) expect(typeof verifyToken(t, policy, NOW_MS)).toBe('object');
     for (const t of tokens) expect([t, typeof verifyToken(t, policy, NOW_MS)]).toStrictEqual([t, 'string']);
+  });
+
+  it('ECDSA r and s at the edges of the DER they become: leading zero bytes and high bits accepted, zero, n and all ones refused, like jose', async () => {
+    for (const key of [keys.es256, keys.es384]) {
+      const alg = key.alg as 'ES256' | 'ES384';
+      const { valid, invalid } = ecdsaEdgeSignatures(key, alg, JSON.stringify(header(key)), JSON.stringify(claims()));
+      await compareAll([...valid, ...invalid]);
+      for (const t of valid) expect(typeof verifyToken(t, policy, NOW_MS)).toBe('object');
+      for (const t of invalid) expect([t, verifyToken(t, policy, NOW_MS)]).toStrictEqual([t, 'bad_signature']);
+    }
   });
 
   it('compared ≥ 10,000 tokens', () => {
