@@ -85,14 +85,20 @@ describe('jitgate check-config', () => {
     expect(r.stdout).toMatch(/workers 2\n$/);
   });
 
-  it('case=usage: no file → exit 2; --help → exit 0', async () => {
-    const env = { JITGATE_CONFIG: '' };
-    const r = await run([], env);
+  // One process per test: each start of the CLI is seconds of CPU on a loaded 2-core box.
+  it('case=usage: no file → exit 2', async () => {
+    const r = await run([], { JITGATE_CONFIG: '' });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('missing -c FILE (or JITGATE_CONFIG)');
+  });
+
+  it('case=usage: --help → exit 0', async () => {
     const h = await run(['--help']);
     expect(h.code).toBe(0);
     expect(h.stdout).toContain('Usage: jitgate check-config -c FILE');
+  });
+
+  it('case=usage: a file that does not exist → exit 1 naming it', async () => {
     const missing = await run(['-c', '/nonexistent/jitgate.yaml']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('invalid config /nonexistent/jitgate.yaml:\n  cannot read the file: ENOENT');

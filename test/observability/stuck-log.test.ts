@@ -32,9 +32,11 @@ describe('a stuck log destination', () => {
     const { child, started, stderr } = await spawnGateStuckStdout(cfg.file);
     try {
       const token = await tokenNow(cfg.keys);
-      // Well past MAX_PENDING_BYTES of audit lines (each is a few hundred bytes).
-      const lines = Math.ceil((MAX_PENDING_BYTES / 250) * 1.5);
-      const load = await autocannon({ url: `${started.proxy}/orders/42`, connections: 20, amount: lines, headers: { authorization: `Bearer ${token}` } });
+      // Well past MAX_PENDING_BYTES of audit lines: each names its ~2 KB path, so a sixth as many requests
+      // as with short lines (the test's cost is the requests; under load 100k of them took over a minute).
+      const path = `/orders/42/${'p'.repeat(2000)}`;
+      const lines = Math.ceil((MAX_PENDING_BYTES / 2000) * 1.5);
+      const load = await autocannon({ url: `${started.proxy}${path}`, connections: 20, amount: lines, headers: { authorization: `Bearer ${token}` } });
       expect(load.errors).toBe(0);
       expect(load.non2xx).toBe(0);
       expect(load['2xx']).toBe(lines);

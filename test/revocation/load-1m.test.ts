@@ -13,16 +13,17 @@ import { tempDir } from '../fixtures/keys.ts';
 const MB = 1024 * 1024;
 
 describe('1,000,000 revocation entries', () => {
-  it('load in < 20 s with < 1 GB of heap, and every kind is found', { timeout: 120_000 }, async () => {
+  it('load in < 20 s of CPU with < 1 GB of heap, and every kind is found', { timeout: 120_000 }, async () => {
     const dir = await tempDir('jitgate-1m-');
     try {
       const file = join(dir, 'revoked.jsonl');
       await writeFeed(file, 1_000_000);
       const m = await measureFileLoad(file, 1_000_000);
       console.log(
-        `[1M load] ${(m.fileBytes / MB).toFixed(1)} MB feed loaded in ${(m.loadMs / 1000).toFixed(2)} s; heap retained ${(m.heapGrowth / MB).toFixed(1)} MB, peak +${(m.peakHeapGrowth / MB).toFixed(1)} MB, RSS +${(m.rssGrowth / MB).toFixed(1)} MB`,
+        `[1M load] ${(m.fileBytes / MB).toFixed(1)} MB feed loaded in ${(m.loadMs / 1000).toFixed(2)} s (${(m.cpuMs / 1000).toFixed(2)} s CPU); heap retained ${(m.heapGrowth / MB).toFixed(1)} MB, peak +${(m.peakHeapGrowth / MB).toFixed(1)} MB, RSS +${(m.rssGrowth / MB).toFixed(1)} MB`,
       );
-      expect(m.loadMs).toBeLessThan(20_000);
+      // CPU, not wall time: on a box shared with other work the wall clock measures the neighbours.
+      expect(m.cpuMs).toBeLessThan(20_000);
       expect(m.peakHeapGrowth).toBeLessThan(1024 * MB);
       expect(m.heapGrowth).toBeLessThan(1024 * MB);
       const now = Math.floor(Date.now() / 1000);
