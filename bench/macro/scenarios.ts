@@ -94,7 +94,8 @@ function bodies(): Scenario[] {
   const out: Scenario[] = [];
   const cases = [
     ['resp-1kb', '1 KiB response', (fx: Fixtures): RequestSpec => ({ method: 'GET', path: '/orders/1kb', headers: bearer(fx.tokens.hot) }), false],
-    ['resp-1mb', '1 MiB response', (fx: Fixtures): RequestSpec => ({ method: 'GET', path: '/orders/1mb', headers: bearer(fx.tokens.hot) }), true],
+    // Full run only since issue 20 asked --quick to stay under 2 minutes: no target is judged on the 1 MiB rows.
+    ['resp-1mb', '1 MiB response', (fx: Fixtures): RequestSpec => ({ method: 'GET', path: '/orders/1mb', headers: bearer(fx.tokens.hot) }), false],
     ['req-1kb', '1 KiB request body (POST)', (fx: Fixtures): RequestSpec => ({ method: 'POST', path: '/orders/sink', headers: { ...bearer(fx.tokens.hot), 'content-type': 'application/octet-stream' }, body: KB }), false],
     ['req-1mb', '1 MiB request body (POST)', (fx: Fixtures): RequestSpec => ({ method: 'POST', path: '/orders/sink', headers: { ...bearer(fx.tokens.hot), 'content-type': 'application/octet-stream' }, body: MB }), false],
   ] as const;
