@@ -3,6 +3,7 @@
  * blocks the event loop; `authorization`, `dpop` and `token` are redacted wherever they appear,
  * as a second line of defence — nothing logs them on purpose.
  */
+import { fsyncSync } from 'node:fs';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 export interface LogOptions {
@@ -151,6 +152,12 @@ export class LineBatch {
   flushSync(): void {
     this.#push();
     this.#inner.flushSync();
+    // SonicBoom's string mode (used before 7f7af93) fsynced here; its buffer mode does not. Kept as it was.
+    try {
+      fsyncSync((this.#inner as unknown as { fd: number }).fd);
+    } catch {
+      // A pipe or a terminal cannot be fsynced, as SonicBoom's own flushSync ignored too.
+    }
   }
 
   end(): void {
