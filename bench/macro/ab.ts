@@ -1,149 +1,250 @@
 /**
- * Paired server-CPU comparison of two servers on the same rows, in the same minutes: both processes
- * run side by side on core 0 (started pinned, so each sees the one core it gets), the load
- * generator and the upstream on core 1, and short load slices alternate A B B A … on each row. On a
- * machine other work keeps busy, req/s says little; CPU per request of each server, slice against
- * adjacent slice, is what a change is judged by (bench/README.md, "what each change bought").
+ * Paired A/B of several servers in the same minutes (issue 20 item 2): the plain proxy and any
+ * number of jitgate checkouts or config variants, all started once, then loaded in short slices in
+ * rotating order, each slice after its own warm-up. What it reports is **server CPU µs per request**
+ * (user + system of the serving process tree, from /proc) per slice, and per server the median and
+ * range over the slices, plus each server's median ratio to the first one over the rounds (both
+ * measured within seconds of each other). On a machine loaded by other work, req/s moves with
+ * whatever else is scheduled; CPU per request moves much less, and adjacent slices cancel drift.
  *
- *   npx node bench/macro/ab.ts --a DIR|sync-gate [--b DIR|sync-gate] --rows allow-10k-verify,deny-401-bad-signature
- *       [--b-rows deny-403,…] [--slices 8] [--duration 4] [--warmup 2] [--connections 50]
+ *   npm run bench:ab -- [--pin] [--rounds 6] [--duration 3] [--warmup 1] [--connections 50] [--gc] SERVER...
  *
- * DIR is a jitgate checkout (node_modules beside it), e.g. an export of the commit before a change;
- * --b defaults to this checkout. `sync-gate` is the minimal synchronous-verify Node gate
- * (sync-verify.ts), the cold-path target's reference. Each side keeps one process per gate variant
- * for the whole run, so a row sees the state the rows before it left (as in `npm run bench`).
- * `--b-rows` gives B its own row for each of A's (same count), to compare two paths of one gate,
- * e.g. `--a . --rows deny-403 --b-rows deny-401-bad-signature`.
+ * SERVER is `plain[:mode][@DIR]` (bench/macro/baseline-proxy.ts of checkout DIR, default this one, in
+ * `mode`, default dispatch) or `gate[:variant][@DIR]`: `jitgate serve`
+ * from checkout DIR (default this one) with a bench config variant (scenarios.ts VARIANTS; default
+ * `audit`), e.g. `plain gate gate@/tmp/jitgate-parent gate:no-audit`. Every server gets the cached
+ * hot-token request `GET /orders/small`.
+ *
+ * `--gc` starts the servers with `--trace-gc-nvp` and reports per request what V8 says about each
+ * collection in the measured slices: scavenges and mark-compacts (per 100,000 requests), the
+ * main-thread pause, and bytes allocated, copied within the young generation and promoted to old
+ * space. The byte counts do not depend on what else the machine runs, unlike every time figure.
+ * `--strace` adds one slice per server under `strace -c -f` and prints system calls per request
+ * (strace slows the server down, so the counts, not the times, are the point).
+ * `--node-flags "--trace-deopt …"` go to every server's node; with `--stdout-dir DIR` each server's
+ * stdout (where V8's traces go) is kept as DIR/<n>.out.
  */
-import { rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { readFile, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { AUDIENCE, ISSUER, makeFixtures } from './fixtures.ts';
-import { Gates, type RunningGate } from './gates.ts';
+import { makeFixtures, writeGateConfig } from './fixtures.ts';
 import { runHttpLoad } from './http-load.ts';
-import { cpuSecondsOfTree, forkServer, pinTree, stopProcess, type Child } from './processes.ts';
-import { allScenarios, load, type Scenario } from './scenarios.ts';
+import { cpuSecondsOfTree, forkServer, freePorts, pinTree, stopProcess, waitReady } from './processes.ts';
+import { VARIANTS, type VariantName } from './scenarios.ts';
 
-const { values: a } = parseArgs({
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const HERE = fileURLToPath(new URL('./', import.meta.url));
+
+const { values: a, positionals } = parseArgs({
+  allowPositionals: true,
   options: {
-    a: { type: 'string' },
-    b: { type: 'string', default: '.' },
-    rows: { type: 'string', default: 'allow-10k-verify' },
-    'b-rows': { type: 'string' },
-    slices: { type: 'string', default: '8' },
-    duration: { type: 'string', default: '4' },
-    warmup: { type: 'string', default: '2' },
+    pin: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '6' },
+    duration: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '1' },
     connections: { type: 'string', default: '50' },
+    gc: { type: 'boolean', default: false },
+    strace: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
+    'stdout-dir': { type: 'string' },
   },
 });
-if (a.a === undefined) throw new Error('--a DIR|sync-gate is required');
-const slices = Number(a.slices);
+if (positionals.length === 0) throw new Error('usage: npm run bench:ab -- [--pin] [--rounds n] [--duration s] [--warmup s] [--gc] plain gate[:variant][@DIR] ...');
+const rounds = Number(a.rounds);
 const duration = Number(a.duration);
 const warmup = Number(a.warmup);
-load.connections = Number(a.connections);
-const log = (s: string): void => void process.stdout.write(`${s}\n`);
+const connections = Number(a.connections);
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-const scenarios = new Map(allScenarios().map((s) => [s.id, s]));
-function scenario(id: string): Scenario {
-  const s = scenarios.get(id);
-  if (s === undefined || s.kind !== 'http' || s.server !== 'gate') throw new Error(`${id}: not an HTTP row served by jitgate`);
-  return s;
-}
-const rows = a.rows.split(',').map(scenario);
-const bRows = a['b-rows'] === undefined ? rows : a['b-rows'].split(',').map(scenario);
-if (bRows.length !== rows.length) throw new Error('--b-rows needs as many rows as --rows');
-
-// Children inherit this affinity, so every server starts seeing one core, as a pinned deployment does.
-pinTree(process.pid, '1');
-const fx = await makeFixtures({ alg: 'ES256', rotating: [...rows, ...bRows].some((s) => s.id.includes('10k')) ? 10_000 : 0, ttlSeconds: 4 * 3600 });
-const upstream = await forkServer('upstream', 'upstream.ts');
-
-interface Side {
+interface Server {
   readonly label: string;
-  /** pid and port serving `s`, started on first use. */
-  serve(s: Scenario): Promise<{ pid: number; port: number }>;
-  stop(): Promise<void>;
+  readonly pid: number;
+  readonly port: number;
+  readonly proc: ChildProcess;
+  /** --trace-gc lines seen so far. */
+  /** Running totals from V8's --trace-gc-nvp lines. */
+  gc: GcTotals;
 }
 
-function side(label: string, spec: string): Side {
-  if (spec === 'sync-gate') {
-    let c: Child | undefined;
-    return {
-      label,
-      async serve() {
-        c ??= await forkServer('sync-gate', 'baseline-proxy.ts', [`http://127.0.0.1:${upstream.port}`, '128', 'sync-verify', fx.jwksPath, ISSUER, AUDIENCE, '/orders/']);
-        pinTree(c.proc.pid!, '0');
-        return { pid: c.proc.pid!, port: c.port };
-      },
-      stop: async () => (c === undefined ? undefined : stopProcess(c.proc)),
-    };
-  }
-  // One Gates per variant: both sides keep every variant they started.
-  const byVariant = new Map<string, { gates: Gates; gate: RunningGate }>();
-  return {
-    label,
-    async serve(s) {
-      let g = byVariant.get(s.variant!);
-      if (g === undefined) {
-        const gates = new Gates(fx, upstream.port, 1, [], resolve(spec));
-        g = { gates, gate: await gates.use(s.variant!, (l) => log(`  ${label}:${l}`)) };
-        byVariant.set(s.variant!, g);
-      }
-      pinTree(g.gate.proc.pid, '0');
-      return { pid: g.gate.proc.pid, port: g.gate.ports.proxy };
-    },
-    async stop() {
-      for (const { gates } of byVariant.values()) await gates.stop();
-    },
-  };
+interface GcTotals {
+  scavenges: number;
+  markCompacts: number;
+  /** Main-thread pause, ms. */
+  pauseMs: number;
+  /** Bytes allocated, promoted to old space, and copied within the young generation. */
+  allocated: number;
+  promoted: number;
+  copied: number;
 }
 
-const sides = [side('A', a.a), side('B', a.b)] as const;
-log(`A = ${a.a}, B = ${a.b}; ${slices} slices of ${duration} s per side and row (after ${warmup} s warm-up each), ${load.connections} connections`);
-
-async function slice(sd: Side, s: Scenario): Promise<{ cpuUs: number; rps: number }> {
-  const { pid, port } = await sd.serve(s);
-  let cpu0 = 0;
-  let cpu1 = 0;
-  const r = await runHttpLoad({
-    port,
-    request: s.request!(fx),
-    expectStatus: s.expectStatus,
-    connections: load.connections,
-    pipelining: 1,
-    durationSec: duration,
-    warmupSec: warmup,
-    beforeMeasure: async () => void (cpu0 = cpuSecondsOfTree(pid)),
-    afterMeasure: async () => void (cpu1 = cpuSecondsOfTree(pid)),
-  });
-  if (r.unexpected > 0 || r.errors > 0) throw new Error(`${sd.label} ${s.id}: ${r.unexpected} unexpected answers ${JSON.stringify(r.statuses)}, ${r.errors} errors`);
-  return { cpuUs: ((cpu1 - cpu0) * 1e6) / r.total, rps: r.total / r.seconds };
-}
-
-const median = (xs: readonly number[]): number => {
-  const v = [...xs].sort((x, y) => x - y);
-  return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+const noGc = (): GcTotals => ({ scavenges: 0, markCompacts: 0, pauseMs: 0, allocated: 0, promoted: 0, copied: 0 });
+const nvp = (l: string, k: string): number => {
+  const m = new RegExp(` ${k}=([\\d.]+)`).exec(l);
+  return m ? Number(m[1]) : 0;
 };
 
+function countGc(s: Server, proc: ChildProcess): void {
+  if (proc.stdout === null) return;
+  if (a['stdout-dir'] !== undefined) proc.stdout.pipe(createWriteStream(join(a['stdout-dir'], `${s.label.replace(/[^\w.-]+/g, '_')}.out`)));
+  createInterface({ input: proc.stdout }).on('line', (l) => {
+    const kind = / gc=(\w+)/.exec(l)?.[1];
+    if (kind === undefined) return;
+    const g = s.gc;
+    if (kind === 's') g.scavenges++;
+    else if (kind === 'mc' || kind === 'ms') g.markCompacts++;
+    g.pauseMs += nvp(l, 'pause');
+    g.allocated += nvp(l, 'allocated');
+    g.promoted += nvp(l, 'promoted');
+    g.copied += nvp(l, 'new_space_survived');
+  });
+}
+
+const fx = await makeFixtures({ alg: 'ES256', rotating: 0, ttlSeconds: 4 * 3600 });
+const flags = [...(a.gc ? ['--trace-gc-nvp'] : []), ...a['node-flags'].split(' ').filter(Boolean)];
+const upstream = await forkServer('upstream', 'upstream.ts');
+if (a.pin) {
+  pinTree(process.pid, '1');
+  pinTree(upstream.proc.pid!, '1');
+}
+const servers: Server[] = [];
 try {
-  for (const [i, s] of rows.entries()) {
-    const b = bRows[i]!;
-    const got: { A: number[]; B: number[]; rA: number[]; rB: number[] } = { A: [], B: [], rA: [], rB: [] };
-    for (let k = 0; k < slices; k++) {
-      // A B, B A, A B, …: each side first in half of the pairs.
-      for (const sd of k % 2 === 0 ? sides : [sides[1], sides[0]]) {
-        const r = await slice(sd, sd === sides[0] ? s : b);
-        got[sd.label as 'A' | 'B'].push(r.cpuUs);
-        got[`r${sd.label}` as 'rA' | 'rB'].push(r.rps);
-      }
+  for (const [i, spec] of positionals.entries()) {
+    const plain = /^plain(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
+    if (plain) {
+      const script = plain[2] === undefined ? join(HERE, 'baseline-proxy.ts') : join(resolve(plain[2]), 'bench/macro/baseline-proxy.ts');
+      const proc = spawn(process.execPath, [...flags, script, `http://127.0.0.1:${upstream.port}`, '128', plain[1] ?? 'dispatch'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+      const msg = await new Promise<{ port: number }>((ok, fail) => {
+        proc.once('message', (m) => ok(m as { port: number }));
+        proc.once('exit', () => fail(new Error('plain proxy exited')));
+      });
+      const s: Server = { label: `${i}:${spec}`, pid: proc.pid!, port: msg.port, proc, gc: noGc() };
+      countGc(s, proc);
+      servers.push(s);
+    } else {
+      const m = /^gate(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
+      if (!m) throw new Error(`server ${spec}: expected plain[:mode][@DIR] or gate[:variant][@DIR]`);
+      const variant = (m[1] ?? 'audit') as VariantName;
+      const v = VARIANTS[variant];
+      if (v === undefined) throw new Error(`unknown variant ${variant}`);
+      const root = m[2] === undefined ? ROOT : resolve(m[2]);
+      const [proxy, admin, h, g] = (await freePorts(4)) as [number, number, number, number];
+      const file = await writeGateConfig(fx, `ab-${i}-${variant}`, v, { proxy, admin, extAuthzHttp: h, extAuthzGrpc: g }, upstream.port, 1);
+      const proc = spawn(process.execPath, [...flags, join(root, 'bin/jitgate.js'), 'serve', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const s: Server = { label: `${i}:${spec}`, pid: proc.pid!, port: proxy, proc, gc: noGc() };
+      countGc(s, proc);
+      await waitReady({ proc, pid: proc.pid!, stderr: () => err }, admin, 60_000);
+      servers.push(s);
     }
-    const ratios = got.A.map((x, j) => got.B[j]! / x);
-    const name = b === s ? s.id : `${s.id} (A) vs ${b.id} (B)`;
-    log(`${name}: server CPU µs/req A ${got.A.map((x) => x.toFixed(0)).join(' ')} | B ${got.B.map((x) => x.toFixed(0)).join(' ')}`);
-    log(`  median A ${median(got.A).toFixed(1)}, B ${median(got.B).toFixed(1)} µs/req; B/A per pair median ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}); req/s median A ${median(got.rA).toFixed(0)}, B ${median(got.rB).toFixed(0)}`);
+    if (a.pin) pinTree(servers.at(-1)!.pid, '0');
+    log(`  ${servers.at(-1)!.label} ready on ${servers.at(-1)!.port}`);
   }
+
+  const request = { method: 'GET', path: '/orders/small', headers: { authorization: `Bearer ${fx.tokens.hot}` } };
+  const cpu: number[][] = servers.map(() => []);
+  const rps: number[][] = servers.map(() => []);
+  const gc: GcTotals[][] = servers.map(() => []);
+  const totals: number[] = servers.map(() => 0);
+  // One unrecorded slice each: fresh processes, and the gate has far more code to compile.
+  for (const s of servers) await runHttpLoad({ port: s.port, request, expectStatus: 200, connections, pipelining: 1, durationSec: 1, warmupSec: warmup });
+  for (let r = 0; r < rounds; r++) {
+    // ABBA over pairs of rounds, rotating the start every pair: each server is first, last and in
+    // between, and with two servers the order goes AB BA BA AB ...
+    const order = servers.map((_, k) => (k + Math.floor(r / 2)) % servers.length);
+    if (r % 2 === 1) order.reverse();
+    const line: string[] = [];
+    for (const k of order) {
+      const s = servers[k]!;
+      let c0 = 0;
+      let g0 = noGc();
+      let c1 = 0;
+      let g1 = noGc();
+      const res = await runHttpLoad({
+        port: s.port,
+        request,
+        expectStatus: 200,
+        connections,
+        pipelining: 1,
+        durationSec: duration,
+        warmupSec: warmup,
+        beforeMeasure: async () => {
+          c0 = cpuSecondsOfTree(s.pid);
+          g0 = { ...s.gc };
+        },
+        afterMeasure: async () => {
+          c1 = cpuSecondsOfTree(s.pid);
+          g1 = { ...s.gc };
+        },
+      });
+      if (res.unexpected > 0 || res.errors > 0) log(`  ⚠ ${s.label}: ${res.unexpected} unexpected, ${res.errors} errors ${JSON.stringify(res.statuses)}`);
+      const us = ((c1 - c0) * 1e6) / res.total;
+      cpu[k]!.push(us);
+      rps[k]!.push(res.total / res.seconds);
+      const d = (f: (g: GcTotals) => number): number => f(g1) - f(g0);
+      gc[k]!.push({ scavenges: d((g) => g.scavenges) * 1e5, markCompacts: d((g) => g.markCompacts) * 1e5, pauseMs: d((g) => g.pauseMs) * 1e3, allocated: d((g) => g.allocated), promoted: d((g) => g.promoted), copied: d((g) => g.copied) });
+      totals[k] = (totals[k] ?? 0) + res.total;
+      line.push(`${s.label} ${us.toFixed(1)} µs ${Math.round(res.total / res.seconds)}/s`);
+    }
+    log(`  round ${r + 1}: ${line.join(' | ')}`);
+  }
+
+  if (a.strace) {
+    for (const s of servers) {
+      const file = join(fx.dir, `strace-${s.pid}.txt`);
+      let tracer: ChildProcess | undefined;
+      const res = await runHttpLoad({
+        port: s.port,
+        request,
+        expectStatus: 200,
+        connections,
+        pipelining: 1,
+        durationSec: duration,
+        warmupSec: warmup,
+        beforeMeasure: async () => {
+          tracer = spawn('strace', ['-c', '-f', '-o', file, '-p', String(s.pid)], { stdio: 'ignore' });
+          await new Promise((r) => setTimeout(r, 200));
+        },
+        afterMeasure: async () => {
+          const exited = new Promise((r) => tracer!.once('exit', r));
+          tracer!.kill('SIGINT');
+          await exited;
+        },
+      });
+      const text = await readFile(file, 'utf8');
+      const rows: string[] = [];
+      for (const l of text.split('\n')) {
+        const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$/.exec(l);
+        if (m && m[2] !== 'total') rows.push(`${m[2]} ${(Number(m[1]) / res.total).toFixed(3)}`);
+      }
+      log(`  strace ${s.label} (${res.total} requests): ${rows.join(', ')}`);
+    }
+  }
+
+  const median = (xs: readonly number[]): number => {
+    const s = [...xs].sort((x, y) => x - y);
+    const m = Math.floor(s.length / 2);
+    return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
+  const out: string[] = [];
+  out.push(`npm run bench:ab -- ${process.argv.slice(2).join(' ')}`);
+  out.push('');
+  out.push(`| server | CPU µs/req median (range) | × first, paired median (range) | req/s median${a.gc ? ' | scavenges / 100k req | mark-compacts / 100k req | GC pause µs/req | allocated B/req | survived scavenge B/req | promoted B/req' : ''} |`);
+  out.push(`|---|--:|--:|--:|${a.gc ? '--:|--:|--:|--:|--:|--:|' : ''}`);
+  for (const [k, s] of servers.entries()) {
+    const ratios = cpu[k]!.map((x, r) => x / cpu[0]![r]!);
+    // Per-request figures from the sums over all measured slices (a slice holds only a few collections).
+    const reqs = totals[k]!;
+    const col = (f: (g: GcTotals) => number, digits: number): string => (gc[k]!.reduce((acc, g) => acc + f(g), 0) / reqs).toFixed(digits);
+    const gcCols = a.gc ? ` | ${col((g) => g.scavenges, 1)} | ${col((g) => g.markCompacts, 2)} | ${col((g) => g.pauseMs, 2)} | ${col((g) => g.allocated, 0)} | ${col((g) => g.copied, 0)} | ${col((g) => g.promoted, 0)}` : '';
+    out.push(`| ${s.label} | ${median(cpu[k]!).toFixed(1)} (${Math.min(...cpu[k]!).toFixed(1)}–${Math.max(...cpu[k]!).toFixed(1)}) | ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}) | ${Math.round(median(rps[k]!)).toLocaleString('en-US')}${gcCols} |`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
 } finally {
-  for (const sd of sides) await sd.stop();
-  await stopProcess(upstream.proc);
+  await Promise.all([...servers.map((s) => stopProcess(s.proc)), stopProcess(upstream.proc)]);
   await rm(fx.dir, { recursive: true, force: true });
 }

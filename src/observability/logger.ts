@@ -3,6 +3,7 @@
  * blocks the event loop; `authorization`, `dpop` and `token` are redacted wherever they appear,
  * as a second line of defence — nothing logs them on purpose.
  */
+import { fsyncSync } from 'node:fs';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 export interface LogOptions {
@@ -99,37 +100,40 @@ function giveUp(stream: { destroy?(): void }, ms: number): void {
 
 export function createDestination(destination: string): DestinationStream & { flushSync?: () => void } {
   // minLength stays: with it SonicBoom's flush(cb) waits until what is pending has been written.
-  if (destination === 'stdout') return new LineBatch(sonic({ fd: 1, minLength: 4096 }));
+  // LineBatch hands over bytes, so its SonicBoom runs in buffer mode.
+  if (destination === 'stdout') return new LineBatch(sonic({ fd: 1, minLength: 4096, contentMode: 'buffer' }));
   if (destination === 'stderr') return sonic({ fd: 2 });
-  return new LineBatch(sonic({ dest: destination, mkdir: true, minLength: 4096 }));
+  return new LineBatch(sonic({ dest: destination, mkdir: true, minLength: 4096, contentMode: 'buffer' }));
 }
 
 type SonicBoom = ReturnType<typeof pino.destination>;
 
 /**
- * Lines are handed to the file in chunks of about this many characters (or at each flush). Each
- * chunk is one fs.write on the thread pool, a completion callback and SonicBoom's re-encoding of
- * the chunk; 64 KiB instead of 16 KiB took an audit line from 1.7-2.0 to 1.0-1.5 µs of CPU in
- * process (bench/README.md). The runtime's one-second flush bounds how long a line waits.
+ * Lines are handed to the file in chunks of about this many bytes (or at each flush). Each chunk
+ * is one fs.write on the thread pool and its completion callback; 64 KiB instead of 16 KiB took an
+ * audit line from 1.7-2.0 to 1.0-1.5 µs of CPU in process (bench/README.md). The runtime's
+ * one-second flush bounds how long a line waits.
  */
-const BATCH_CHARS = 64 * 1024;
+const BATCH_BYTES = 64 * 1024;
 
 /** Every batch still holding lines when the process exits gets them written (sync, like pino's own exit flush). */
 const live = new Set<WeakRef<LineBatch>>();
 let exitHook = false;
 
 /**
- * Collects whole lines and passes them on to pino's SonicBoom in 64 KiB chunks. SonicBoom's own
- * buffering (minLength) appends each line to a growing string and measures that string's UTF-8
- * length on every write, then encodes each chunk twice; at thousands of audit lines a second that
- * was most of a line's cost (bench/README.md). Lines stay whole and in order; `flush` (the
- * runtime calls it every second and on drain), `flushSync` and exit write out what is pending.
+ * Encodes whole lines (UTF-8) into a 64 KiB buffer as they come and passes each full buffer to
+ * pino's SonicBoom (in buffer mode). A line's string is garbage as soon as it is written here:
+ * kept as strings until a chunk was full (the earlier design), a busy gate's lines outlived
+ * young-generation collections, were promoted, and their old-space garbage cost mark-compact
+ * collections (bench/README.md, "what each change bought"). Lines stay whole and in order; `flush`
+ * (the runtime calls it every second and on drain), `flushSync` and exit write out what is pending.
+ * The inner SonicBoom must be in buffer mode (`contentMode: 'buffer'`).
  */
 export class LineBatch {
   readonly #inner: SonicBoom;
   readonly #ref = new WeakRef(this);
-  #lines: string[] = [];
-  #chars = 0;
+  #buf: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  #pos = 0;
   #destroyed = false;
   /** Callbacks of the flush in progress (undefined when none is). */
   #waiting: ((err?: Error) => void)[] | undefined;
@@ -152,13 +156,24 @@ export class LineBatch {
   }
 
   write(line: string): boolean {
-    this.#lines.push(line);
-    this.#chars += line.length;
-    if (this.#chars >= BATCH_CHARS) this.#push();
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8 (a surrogate pair, 2 units, takes 4), so
+    // this bound guarantees the whole line fits: utf8Write would silently cut what does not.
+    if (line.length * 3 > BATCH_BYTES - this.#pos) {
+      this.#push();
+      if (line.length * 3 > BATCH_BYTES) {
+        if (!this.#destroyed) this.#inner.write(Buffer.from(line, 'utf8') as never);
+        return true;
+      }
+    }
+    this.#pos += this.#buf.write(line, this.#pos);
     return true;
   }
 
   flush(cb?: (err?: Error) => void): void {
+    if (this.#destroyed) {
+      cb?.();
+      return;
+    }
     this.#push();
     // One flush waits on the destination at a time: each SonicBoom flush(cb) adds a 'drain' and an
     // 'error' listener, and pino passes a callback on every call, so the runtime's once-a-second
@@ -178,6 +193,12 @@ export class LineBatch {
   flushSync(): void {
     this.#push();
     this.#inner.flushSync();
+    // SonicBoom's string mode (used before 7f7af93) fsynced here; its buffer mode does not. Kept as it was.
+    try {
+      fsyncSync((this.#inner as unknown as { fd: number }).fd);
+    } catch {
+      // A pipe or a terminal cannot be fsynced, as SonicBoom's own flushSync ignored too.
+    }
   }
 
   get destroyed(): boolean {
@@ -186,8 +207,7 @@ export class LineBatch {
 
   /** Drops what is pending and writes nothing more (flushWithin's give-up). */
   destroy(): void {
-    this.#lines = [];
-    this.#chars = 0;
+    this.#pos = 0;
     live.delete(this.#ref);
     if (this.#destroyed) return;
     this.#destroyed = true;
@@ -197,15 +217,20 @@ export class LineBatch {
   end(): void {
     this.#push();
     live.delete(this.#ref);
-    this.#inner.end();
+    if (!this.#destroyed) this.#inner.end();
   }
 
   #push(): void {
-    if (this.#lines.length === 0) return;
-    const chunk = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join('');
-    this.#lines = [];
-    this.#chars = 0;
-    this.#inner.write(chunk);
+    // Given up (flushWithin): what comes after shutdown's last flush is dropped, never a throw.
+    if (this.#pos === 0 || this.#destroyed) {
+      this.#pos = 0;
+      return;
+    }
+    // SonicBoom keeps the chunk until it is written: a fresh buffer for the next lines.
+    const chunk = this.#buf.subarray(0, this.#pos);
+    this.#buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    this.#pos = 0;
+    this.#inner.write(chunk as never);
   }
 }
 

@@ -156,12 +156,24 @@ describe('LineBatch destination', () => {
 
   it('flushSync writes a short tail at once', async () => {
     const file = join(dir, 'b.log');
-    const batch = new LineBatch(pino.destination({ dest: file, sync: false, minLength: 4096 }));
+    const batch = new LineBatch(pino.destination({ dest: file, sync: false, minLength: 4096, contentMode: 'buffer' }));
     batch.write('{"a":1}\n');
     batch.write('{"a":2}\n');
     await new Promise((r) => setTimeout(r, 20)); // the sonic-boom file opens asynchronously
     batch.flushSync();
     expect(await readFile(file, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+  });
+
+  it('keeps multi-byte lines whole across chunk boundaries, and a line longer than a chunk', async () => {
+    const file = join(dir, 'd.log');
+    const logger = createLogger({ level: 'info', destination: file });
+    // ~300 KiB in all: several 64 KiB chunks, with 2-, 3- and 4-byte UTF-8 characters at every offset.
+    const lines = Array.from({ length: 3000 }, (_, i) => `${i} ${'é'.repeat(i % 13)}${'€'.repeat(i % 7)}${'😀'.repeat(i % 5)} ${'x'.repeat(i % 61)}`);
+    lines.splice(1500, 0, `long ${'ü€'.repeat(40_000)}`);
+    for (const l of lines) logger.info(l);
+    await new Promise<void>((resolve, reject) => logger.flush((err) => (err ? reject(err) : resolve())));
+    const got = (await readFile(file, 'utf8')).trimEnd().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(got).toEqual(lines);
   });
 
   it('writes pending lines when the process exits', async () => {

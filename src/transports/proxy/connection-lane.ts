@@ -47,7 +47,9 @@ export class ConnectionLanes {
     }
     if (!lane.busy) {
       lane.busy = true;
-      res.once('close', lane.next);
+      // 'on', not 'once': a ServerResponse emits 'close' once and is then dropped, and `once` wraps
+      // the listener in two new objects per request.
+      res.on('close', lane.next);
       this.#handle(req, res, expectContinue);
       return;
     }
@@ -58,7 +60,7 @@ export class ConnectionLanes {
     }
     const queued = lane;
     queued.queue.push(() => {
-      res.once('close', queued.next);
+      res.on('close', queued.next);
       this.#handle(req, res, expectContinue);
     });
     if (!lane.paused) {

@@ -171,7 +171,13 @@ export function upstreamHeaders(
     headers = withoutNames(out, names);
     if (names.has('x-forwarded-for')) xff = undefined;
   }
-  if (identity !== null) for (const [name, value] of identity) headers.push(name, value);
+  // Indexed: destructuring `for…of` allocated an iterator per request where V8 did not optimize it away.
+  if (identity !== null) {
+    for (let i = 0; i < identity.length; i++) {
+      const pair = identity[i]!;
+      headers.push(pair[0], pair[1]);
+    }
+  }
   if (clientCert !== undefined && policy.peer !== undefined) pushPeerHeaders(headers, policy.peer, clientCert);
   headers.push('x-forwarded-for', xff === undefined ? clientAddr : `${xff}, ${clientAddr}`, 'x-forwarded-proto', proto);
   if (host !== undefined) headers.push('x-forwarded-host', host);
