@@ -13,7 +13,7 @@
  */
 import type { Config } from '../config/schema.ts';
 import type { RedisRevocationWriter } from '../fleet/fleet.ts';
-import { RedisUnavailableError } from '../fleet/redis-link.ts';
+import { RedisUnavailableError } from '../fleet/redis-errors.ts';
 import type { RevocationStore } from './revocations-api.ts';
 
 export function chooseRevocationStore(config: Config, local: RevocationStore, redis: RedisRevocationWriter | undefined): RevocationStore {

@@ -17,7 +17,7 @@ import { parseEntry, type RevocationEntry } from '../revocation/entries.ts';
 import { JournalRevocationSource } from '../revocation/journal-source.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
 import type { TransportContext } from '../transports/context.ts';
-import { RedisUnavailableError } from '../fleet/redis-link.ts';
+import { RedisUnavailableError } from '../fleet/redis-errors.ts';
 import { loadAdminToken } from './admin-token.ts';
 
 /** Handles `/revocations` requests; returns false when the path is not its own. */

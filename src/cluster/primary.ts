@@ -11,7 +11,7 @@ import { withDraining, type AdminSource } from '../admin/health.ts';
 import { revocationsRoute, type RevocationStore } from '../admin/revocations-api.ts';
 import { startAdmin } from '../admin/server.ts';
 import { chooseRevocationStore } from '../admin/revocation-store.ts';
-import { openRedisWriter } from '../fleet/fleet.ts';
+import type { openRedisWriter } from '../fleet/fleet.ts';
 import { DpopReplayCache } from '../cache/dpop-replay.ts';
 import { answerAnomalyRevoke } from '../anomaly/primary-writer.ts';
 import { flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
@@ -148,7 +148,8 @@ async function startAdminListener(
   // revocation.redis: the primary writes POSTed entries to Redis too (each worker follows Redis itself).
   let redis: RedisWriter | undefined;
   try {
-    redis = config.revocation.redis ? await openRedisWriter(config, logger) : undefined;
+    // The Redis client is loaded only when Redis is configured.
+    redis = config.revocation.redis ? await (await import('../fleet/fleet.ts')).openRedisWriter(config, logger) : undefined;
     const admin = await startAdmin({ config, logger, source, revocations: revocationsRoute(chooseRevocationStore(config, store, redis?.writer), config, logger) });
     return { admin, redis };
   } catch (err) {

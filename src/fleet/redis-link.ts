@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { createClient, ErrorReply, MultiErrorReply } from 'redis';
 import { StartupError } from '../errors.ts';
+import { RedisUnavailableError } from './redis-errors.ts';
 
 export type RedisClient = ReturnType<typeof createClient>;
 
@@ -37,13 +38,7 @@ const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
 const STARTUP_ATTEMPTS = 3;
 
-/** Redis could not be asked: not connected, timed out, or it answered an error. */
-export class RedisUnavailableError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'RedisUnavailableError';
-  }
-}
+export { RedisUnavailableError };
 
 /** The URL with its password replaced, for logs and errors. */
 export function redactUrl(url: string): string {

@@ -93,4 +93,25 @@ describe('import graph of src/', () => {
     const up = [...g].filter(([f]) => f.startsWith('src/core/')).flatMap(([f, deps]) => deps.filter((d) => /^src\/(transports|admin|cli|demo|observability|config)\//.test(d)).map((d) => `${f} → ${d}`));
     expect(up).toEqual([]);
   });
+
+  it('loads Redis, gRPC and OpenTelemetry only when configured: `serve` reaches none of them through static imports', () => {
+    // Value imports only (`import type` is erased); `await import()` is how the configured features load them.
+    const VALUE = /^(?:import|export)(?!\s+type\b)[^;]*?\bfrom\s+['"]([^'"]+)['"]|^import\s+['"]([^'"]+)['"]/gm;
+    const seen = new Set<string>();
+    const packages = new Map<string, string>();
+    const walk = (f: string): void => {
+      if (seen.has(f)) return;
+      seen.add(f);
+      for (const m of readFileSync(join(root, f), 'utf8').matchAll(VALUE)) {
+        const spec = (m[1] ?? m[2])!;
+        if (spec.startsWith('.')) walk(relative(root, normalize(join(dirname(join(root, f)), spec))));
+        else if (!spec.startsWith('node:')) packages.set(spec, f);
+      }
+    };
+    walk('src/cli/serve.ts');
+    expect(seen.size).toBeGreaterThan(50);
+    expect(packages.has('undici') && packages.has('jose')).toBe(true);
+    const heavy = [...packages].filter(([p]) => /^(redis|@redis\/|@grpc\/|@opentelemetry\/)/.test(p)).map(([p, f]) => `${f} → ${p}`);
+    expect(heavy).toEqual([]);
+  });
 });

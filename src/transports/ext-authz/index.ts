@@ -14,7 +14,6 @@
  */
 import { StartupError } from '../../errors.ts';
 import type { Listener, TransportContext } from '../context.ts';
-import { startGrpcService } from './grpc-service.ts';
 import { startHttpService } from './http-service.ts';
 import { compileTrustedProxies } from './trusted-proxies.ts';
 import { compileUpstreamHeaders } from './upstream-headers.ts';
@@ -56,6 +55,8 @@ export async function startExtAuthz(ctx: TransportContext): Promise<Listener[]> 
       );
     }
     if (x.grpc !== undefined) {
+      // Loaded only when configured: gRPC reflection brings grpc-js and proto-loader, which the proxy never needs.
+      const { startGrpcService } = await import('./grpc-service.ts');
       listeners.push(await startGrpcService(ctx, { host: x.grpc.listen.host, port: x.grpc.listen.port, upstream, reflection: x.grpc.reflection }));
     }
   } catch (err) {
