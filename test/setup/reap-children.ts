@@ -17,8 +17,9 @@ function children(): { pid: number; cmd: string }[] {
     try {
       // The command in field 2 may hold spaces and parentheses; the fields after the last ')' are fixed.
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== process.pid) continue;
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // A zombie (Z) has exited already; node reaps it when it handles the SIGCHLD.
+      if (Number(ppid) !== process.pid || state === 'Z') continue;
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim();
       out.push({ pid: Number(p), cmd });
     } catch {
