@@ -21,7 +21,8 @@ function children(): { pid: number; cmd: string }[] {
       // A zombie (Z) has exited already; node reaps it when it handles the SIGCHLD.
       if (Number(ppid) !== process.pid || state === 'Z') continue;
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim();
-      out.push({ pid: Number(p), cmd });
+      // No command line: it turned into a zombie between the two reads (it is exiting on its own).
+      if (cmd !== '') out.push({ pid: Number(p), cmd });
     } catch {
       // Gone between the listing and the read.
     }
