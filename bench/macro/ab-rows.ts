@@ -26,6 +26,7 @@ import { Gates, type RunningGate } from './gates.ts';
 import { runHttpLoad } from './http-load.ts';
 import { cpuSecondsOfTree, forkServer, pinTree, stopProcess, type Child } from './processes.ts';
 import { allScenarios, load, type Scenario } from './scenarios.ts';
+import { median } from '../median.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -122,11 +123,6 @@ async function slice(sd: Side, s: Scenario): Promise<{ cpuUs: number; rps: numbe
   if (r.unexpected > 0 || r.errors > 0) throw new Error(`${sd.label} ${s.id}: ${r.unexpected} unexpected answers ${JSON.stringify(r.statuses)}, ${r.errors} errors`);
   return { cpuUs: ((cpu1 - cpu0) * 1e6) / r.total, rps: r.total / r.seconds };
 }
-
-const median = (xs: readonly number[]): number => {
-  const v = [...xs].sort((x, y) => x - y);
-  return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-};
 
 try {
   for (const [i, s] of rows.entries()) {

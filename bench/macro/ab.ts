@@ -35,6 +35,7 @@ import { makeFixtures, writeGateConfig } from './fixtures.ts';
 import { runHttpLoad } from './http-load.ts';
 import { cpuSecondsOfTree, forkServer, freePorts, pinTree, stopProcess, waitReady } from './processes.ts';
 import { VARIANTS, type VariantName } from './scenarios.ts';
+import { median } from '../median.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HERE = fileURLToPath(new URL('./', import.meta.url));
@@ -150,6 +151,9 @@ try {
   const rps: number[][] = servers.map(() => []);
   const gc: GcTotals[][] = servers.map(() => []);
   const totals: number[] = servers.map(() => 0);
+  /** One measured load slice on `port`, with what to do just before and after the measured part. */
+  const slice = (port: number, beforeMeasure: () => Promise<void>, afterMeasure: () => Promise<void>) =>
+    runHttpLoad({ port, request, expectStatus: 200, connections, pipelining: 1, durationSec: duration, warmupSec: warmup, beforeMeasure, afterMeasure });
   // One unrecorded slice each: fresh processes, and the gate has far more code to compile.
   for (const s of servers) await runHttpLoad({ port: s.port, request, expectStatus: 200, connections, pipelining: 1, durationSec: 1, warmupSec: warmup });
   for (let r = 0; r < rounds; r++) {
@@ -164,23 +168,17 @@ try {
       let g0 = noGc();
       let c1 = 0;
       let g1 = noGc();
-      const res = await runHttpLoad({
-        port: s.port,
-        request,
-        expectStatus: 200,
-        connections,
-        pipelining: 1,
-        durationSec: duration,
-        warmupSec: warmup,
-        beforeMeasure: async () => {
+      const res = await slice(
+        s.port,
+        async () => {
           c0 = cpuSecondsOfTree(s.pid);
           g0 = { ...s.gc };
         },
-        afterMeasure: async () => {
+        async () => {
           c1 = cpuSecondsOfTree(s.pid);
           g1 = { ...s.gc };
         },
-      });
+      );
       if (res.unexpected > 0 || res.errors > 0) log(`  ⚠ ${s.label}: ${res.unexpected} unexpected, ${res.errors} errors ${JSON.stringify(res.statuses)}`);
       const us = ((c1 - c0) * 1e6) / res.total;
       cpu[k]!.push(us);
@@ -197,24 +195,18 @@ try {
     for (const s of servers) {
       const file = join(fx.dir, `strace-${s.pid}.txt`);
       let tracer: ChildProcess | undefined;
-      const res = await runHttpLoad({
-        port: s.port,
-        request,
-        expectStatus: 200,
-        connections,
-        pipelining: 1,
-        durationSec: duration,
-        warmupSec: warmup,
-        beforeMeasure: async () => {
+      const res = await slice(
+        s.port,
+        async () => {
           tracer = spawn('strace', ['-c', '-f', '-o', file, '-p', String(s.pid)], { stdio: 'ignore' });
           await new Promise((r) => setTimeout(r, 200));
         },
-        afterMeasure: async () => {
+        async () => {
           const exited = new Promise((r) => tracer!.once('exit', r));
           tracer!.kill('SIGINT');
           await exited;
         },
-      });
+      );
       const text = await readFile(file, 'utf8');
       const rows: string[] = [];
       for (const l of text.split('\n')) {
@@ -225,11 +217,6 @@ try {
     }
   }
 
-  const median = (xs: readonly number[]): number => {
-    const s = [...xs].sort((x, y) => x - y);
-    const m = Math.floor(s.length / 2);
-    return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-  };
   const out: string[] = [];
   out.push(`npm run bench:ab -- ${process.argv.slice(2).join(' ')}`);
   out.push('');

@@ -9,6 +9,7 @@
  * Each line says met / not met with the numbers, so a gap is printed, never hidden.
  */
 import type { Row } from './report.ts';
+import { median } from '../median.ts';
 
 export interface TargetResult {
   readonly name: string;
@@ -31,12 +32,6 @@ export interface PairSlice {
   readonly gateCpuUsPerReq: number | undefined;
   readonly plainCpuUsPerReq: number | undefined;
   readonly problems: readonly string[];
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 interface Soak {

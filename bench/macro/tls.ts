@@ -28,6 +28,7 @@ import { mintToken } from '../../src/issuing/mint-token.ts';
 import { makePki, type Pki } from '../../test/fixtures/pki.ts';
 import { runHttpLoad, type LoadResult } from './http-load.ts';
 import { cpuSecondsOfTree, forkServer, freePorts, spawnGate, stopProcess, waitReady, type GateProcess } from './processes.ts';
+import { median } from '../median.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -142,7 +143,6 @@ async function handshakeLoop(port: number, token: string, n: number, resume: boo
   return { perSec: n / ((performance.now() - t0) / 1000), resumed, failed };
 }
 
-const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)]!;
 
 try {
   const plain = await startGate('plain', false);

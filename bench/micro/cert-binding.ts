@@ -18,6 +18,7 @@ import type { DecisionInput } from '../../src/core/decision.ts';
 import { Gate } from '../../src/gate.ts';
 import { jwksOf, makeKey, tempDir, writeJson } from '../../test/fixtures/keys.ts';
 import { AUDIENCE, ISSUER_A, LOCATION, sign } from '../../test/fixtures/tokens.ts';
+import { median } from '../median.ts';
 
 const { values } = parseArgs({ options: { slices: { type: 'string', default: '20' }, ms: { type: 'string', default: '200' } } });
 const slices = Number(values.slices);
@@ -77,7 +78,6 @@ try {
       samples[c]!.push(((performance.now() - t0) * 1e6) / n);
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
   const ref = median(samples[0]!);
   console.log(`node ${process.version}, ${slices} interleaved slices of ${sliceMs} ms per case\n`);
   console.log('| case | ns/decision (median) | × unbound, no cert |');

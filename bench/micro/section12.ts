@@ -19,6 +19,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { jwksOf, makeKey, tempDir, writeJson } from '../../test/fixtures/keys.ts';
 import { AUDIENCE, ISSUER_A, LOCATION, sign } from '../../test/fixtures/tokens.ts';
+import { median } from '../median.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '30' } } });
 const rounds = Number(values.rounds);
@@ -66,11 +67,6 @@ function block(op: () => void): number {
   for (let i = 0; i < BLOCK; i++) op();
   const c = process.cpuUsage(c0);
   return (c.user + c.system) / BLOCK;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 function compare(name: string, a: () => void, b: () => void): void {

@@ -18,6 +18,7 @@ import type { DecisionInput } from '../../src/core/decision.ts';
 import { Gate } from '../../src/gate.ts';
 import { jwksOf, makeKey, tempDir, writeJson } from '../../test/fixtures/keys.ts';
 import { AUDIENCE, ISSUER_A, LOCATION, sign } from '../../test/fixtures/tokens.ts';
+import { median } from '../median.ts';
 
 const { values } = parseArgs({ options: { slices: { type: 'string', default: '20' }, ms: { type: 'string', default: '300' } } });
 const slices = Number(values.slices);
@@ -95,7 +96,6 @@ try {
     rates.status.push(got.status!);
     ratios.push(got.status! / got.plain!);
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
   process.stdout.write(
     `cached decide, ${slices} alternating slices of ${sliceMs} ms, per CPU-second of this process (Node ${process.version}):\n` +

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { validateConfig } from '../../src/config/load.ts';
 import type { DecisionTracer, TraceHandle } from '../../src/observability/trace-hooks.ts';
 import { compileHeaderPolicy, upstreamHeaders } from '../../src/transports/proxy/hop-headers.ts';
+import { median } from '../median.ts';
 
 const { values } = parseArgs({ options: { calls: { type: 'string', default: '1000000' } } });
 const N = Number(values.calls);
@@ -81,7 +82,6 @@ for (let r = 0; r < 15; r++) {
     ra.push(cpu(a));
   }
 }
-const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const diffs = ra.map((x, i) => rb[i]! - x);
 process.stdout.write(`tracing off, ${N.toLocaleString('en-US')} calls × 15 interleaved rounds, Node ${process.version}\n`);
 process.stdout.write(`| request preparation | CPU ns per call, median (range) |\n|---|--:|\n`);
