@@ -16,11 +16,11 @@
 import { generateKeyPairSync, verify, webcrypto } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { CompactSign, compactVerify } from 'jose';
-import { identityHeaderNames, type GatePolicy } from '../../src/core/policy.ts';
 import { verifyToken } from '../../src/core/token.ts';
 import { importJwks } from '../../src/keys/key-set.ts';
 import { makeKey } from '../../test/fixtures/keys.ts';
-import { AUDIENCE, ISSUER_A, LOCATION, NOW, sign } from '../../test/fixtures/tokens.ts';
+import { gatePolicy, issuerPolicy } from '../../test/fixtures/policy.ts';
+import { ISSUER_A, NOW, sign } from '../../test/fixtures/tokens.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' }, rounds: { type: 'string', default: '2' } } });
 const seconds = Number(values.seconds);
@@ -37,29 +37,7 @@ const p1363 = { key: publicKey, dsaEncoding: 'ieee-p1363' } as const;
 // A gate policy with one ES256 issuer key, and a full grant token for it.
 const gateKey = await makeKey('ES256', 'bench');
 const { set } = await importJwks({ keys: [gateKey.publicJwk] }, ['ES256']);
-const policy: GatePolicy = {
-  issuers: new Map([
-    [
-      ISSUER_A,
-      {
-        issuer: ISSUER_A,
-        algorithms: new Set(['ES256']),
-        maxTtlSec: 900,
-        toleranceSec: 5,
-        typ: 'jit+jwt',
-        keys: { issuer: ISSUER_A, state: () => 'ready', resolve: (kid, alg) => set.entryFor(kid, alg), has: (e) => set.has(e), size: 1, start: async () => {}, stop: () => {} },
-      },
-    ],
-  ]),
-  audience: AUDIENCE,
-  grant: { type: 'jit_grant', actions: new Map(), location: LOCATION },
-  publicRoutes: [],
-  identity: identityHeaderNames('x-jit-'),
-  identityPrefix: 'x-jit-',
-  methodOverride: 'reject',
-  maxTokenBytes: 8192,
-  maxTargetLength: 8192,
-};
+const policy = gatePolicy([issuerPolicy(ISSUER_A, set, ['ES256'], 'jit+jwt')]);
 const grantToken = await sign(gateKey);
 const ours = (mode: 'sync' | 'pool') => async (): Promise<boolean> => typeof (await verifyToken(grantToken, policy, NOW * 1000, { mode, badSignatures: undefined })) === 'object';
 

@@ -18,13 +18,14 @@ import { checkClaims, checkTime } from '../../src/core/claims.ts';
 import { compileGrants } from '../../src/core/grant.ts';
 import { hasDuplicateKeys } from '../../src/core/json-duplicates.ts';
 import { parseCompactJws } from '../../src/core/jws-compact.ts';
-import { identityHeaderNames, normalizeTyp, type GatePolicy, type IssuerPolicy } from '../../src/core/policy.ts';
+import type { GatePolicy } from '../../src/core/policy.ts';
 import { verifyToken, type VerifyOutcome } from '../../src/core/token.ts';
 import type { VerifyMode } from '../../src/core/verify-mode.ts';
 import type { IssuerKeys } from '../../src/keys/issuer-keys.ts';
 import { importJwks, type KeySet } from '../../src/keys/key-set.ts';
+import { gatePolicy, issuerPolicy } from '../fixtures/policy.ts';
 import { makeKey, type TestKey } from '../fixtures/keys.ts';
-import { AUDIENCE, ISSUER_A, ISSUER_B, LOCATION, NOW } from '../fixtures/tokens.ts';
+import { ISSUER_A, ISSUER_B, NOW } from '../fixtures/tokens.ts';
 import { claims, claimsArbitrary, ecdsaEdgeSignatures, handCases, header, highS, mutations, rawSignature, signBytes } from './jws-corpus.ts';
 
 const ALGS_A = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'PS256', 'RS256'] as const;
@@ -44,18 +45,6 @@ interface Keys {
   readonly b: TestKey;
   /** Same kid as es256, not published. */
   readonly stranger: TestKey;
-}
-
-function staticKeys(issuer: string, set: KeySet): IssuerKeys {
-  return {
-    issuer,
-    state: () => 'ready',
-    resolve: (kid, alg) => set.entryFor(kid, alg),
-    has: (e) => set.has(e),
-    size: set.size,
-    start: async () => {},
-    stop: () => {},
-  };
 }
 
 function rsaKey(kid: string, bits: number, alg: string | undefined): TestKey {
@@ -85,28 +74,7 @@ beforeAll(async () => {
   expect(a.set.size).toBe(8);
   sets.set(ISSUER_A, a.set);
   sets.set(ISSUER_B, bSet.set);
-  const issuer = (iss: string, algs: readonly string[], typ: string | undefined): IssuerPolicy => ({
-    issuer: iss,
-    algorithms: new Set(algs),
-    maxTtlSec: 900,
-    toleranceSec: 5,
-    typ: typ === undefined ? undefined : normalizeTyp(typ),
-    keys: staticKeys(iss, sets.get(iss)!),
-  });
-  policy = {
-    issuers: new Map([
-      [ISSUER_A, issuer(ISSUER_A, ALGS_A, 'jit+jwt')],
-      [ISSUER_B, issuer(ISSUER_B, ['ES256'], undefined)],
-    ]),
-    audience: AUDIENCE,
-    grant: { type: 'jit_grant', actions: new Map([['read', ['GET', 'HEAD']]]), location: LOCATION },
-    publicRoutes: [],
-    identity: identityHeaderNames('x-jit-'),
-    identityPrefix: 'x-jit-',
-    methodOverride: 'reject',
-    maxTokenBytes: 8192,
-    maxTargetLength: 8192,
-  };
+  policy = gatePolicy([issuerPolicy(ISSUER_A, sets.get(ISSUER_A)!, ALGS_A, 'jit+jwt'), issuerPolicy(ISSUER_B, sets.get(ISSUER_B)!, ['ES256'], undefined)], new Map([['read', ['GET', 'HEAD']]]));
 });
 
 type Verdict = { ok: true; payload: JWTPayload } | { ok: false; why: string };
