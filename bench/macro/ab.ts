@@ -7,13 +7,15 @@
  * measured within seconds of each other). On a machine loaded by other work, req/s moves with
  * whatever else is scheduled; CPU per request moves much less, and adjacent slices cancel drift.
  *
- *   npm run bench:ab -- [--pin] [--rounds 6] [--duration 3] [--warmup 1] [--connections 50] [--gc] SERVER...
+ *   npm run bench:ab -- [--pin] [--rounds 6] [--duration 3] [--warmup 1] [--connections 50] [--tokens N] [--gc] SERVER...
  *
  * SERVER is `plain[:mode][@DIR]` (bench/macro/baseline-proxy.ts of checkout DIR, default this one, in
- * `mode`, default dispatch) or `gate[:variant][@DIR]`: `jitgate serve`
+ * `mode`, default dispatch), `sync-gate` (the minimal synchronous-verify Node gate, sync-verify.ts, the
+ * cold path's reference) or `gate[:variant][@DIR]`: `jitgate serve`
  * from checkout DIR (default this one) with a bench config variant (scenarios.ts VARIANTS; default
  * `audit`), e.g. `plain gate gate@/tmp/jitgate-parent gate:no-audit`. Every server gets the cached
- * hot-token request `GET /orders/small`.
+ * hot-token request `GET /orders/small`, or with `--tokens N` N distinct tokens in rotation (the
+ * cold path: `--tokens 10000 sync-gate gate:verify`).
  *
  * `--gc` starts the servers with `--trace-gc-nvp` and reports per request what V8 says about each
  * collection in the measured slices: scavenges and mark-compacts (per 100,000 requests), the
@@ -31,10 +33,10 @@ import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { makeFixtures, writeGateConfig } from './fixtures.ts';
+import { AUDIENCE, ISSUER, makeFixtures, writeGateConfig } from './fixtures.ts';
 import { runHttpLoad } from './http-load.ts';
 import { cpuSecondsOfTree, forkServer, freePorts, pinTree, stopProcess, waitReady } from './processes.ts';
-import { VARIANTS, type VariantName } from './scenarios.ts';
+import { VARIANTS, rotatingOf as rotating, type VariantName } from './scenarios.ts';
 import { median } from '../median.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -48,6 +50,7 @@ const { values: a, positionals } = parseArgs({
     duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     connections: { type: 'string', default: '50' },
+    tokens: { type: 'string', default: '0' },
     gc: { type: 'boolean', default: false },
     strace: { type: 'boolean', default: false },
     'node-flags': { type: 'string', default: '' },
@@ -104,7 +107,8 @@ function countGc(s: Server, proc: ChildProcess): void {
   });
 }
 
-const fx = await makeFixtures({ alg: 'ES256', rotating: 0, ttlSeconds: 4 * 3600 });
+const tokens = Number(a.tokens);
+const fx = await makeFixtures({ alg: 'ES256', rotating: tokens, ttlSeconds: 4 * 3600 });
 const flags = [...(a.gc ? ['--trace-gc-nvp'] : []), ...a['node-flags'].split(' ').filter(Boolean)];
 const upstream = await forkServer('upstream', 'upstream.ts');
 if (a.pin) {
@@ -114,10 +118,12 @@ if (a.pin) {
 const servers: Server[] = [];
 try {
   for (const [i, spec] of positionals.entries()) {
-    const plain = /^plain(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
+    const plain = spec === 'sync-gate' ? ['', 'sync-verify', undefined] : /^plain(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
     if (plain) {
       const script = plain[2] === undefined ? join(HERE, 'baseline-proxy.ts') : join(resolve(plain[2]), 'bench/macro/baseline-proxy.ts');
-      const proc = spawn(process.execPath, [...flags, script, `http://127.0.0.1:${upstream.port}`, '128', plain[1] ?? 'dispatch'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+      const mode = plain[1] ?? 'dispatch';
+      const args = [`http://127.0.0.1:${upstream.port}`, '128', mode, ...(mode === 'sync-verify' ? [fx.jwksPath, ISSUER, AUDIENCE, '/orders/'] : [])];
+      const proc = spawn(process.execPath, [...flags, script, ...args], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
       const msg = await new Promise<{ port: number }>((ok, fail) => {
         proc.once('message', (m) => ok(m as { port: number }));
         proc.once('exit', () => fail(new Error('plain proxy exited')));
@@ -127,7 +133,7 @@ try {
       servers.push(s);
     } else {
       const m = /^gate(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
-      if (!m) throw new Error(`server ${spec}: expected plain[:mode][@DIR] or gate[:variant][@DIR]`);
+      if (!m) throw new Error(`server ${spec}: expected plain[:mode][@DIR], sync-gate or gate[:variant][@DIR]`);
       const variant = (m[1] ?? 'audit') as VariantName;
       const v = VARIANTS[variant];
       if (v === undefined) throw new Error(`unknown variant ${variant}`);
@@ -146,7 +152,7 @@ try {
     log(`  ${servers.at(-1)!.label} ready on ${servers.at(-1)!.port}`);
   }
 
-  const request = { method: 'GET', path: '/orders/small', headers: { authorization: `Bearer ${fx.tokens.hot}` } };
+  const request = tokens > 0 ? (i: number) => rotating(fx.tokens.rotating, connections, i) : { method: 'GET', path: '/orders/small', headers: { authorization: `Bearer ${fx.tokens.hot}` } };
   const cpu: number[][] = servers.map(() => []);
   const rps: number[][] = servers.map(() => []);
   const gc: GcTotals[][] = servers.map(() => []);

@@ -15,8 +15,8 @@
  * Run: npx node bench/micro/hot-path.ts
  */
 import { rm } from 'node:fs/promises';
-import { getHeapStatistics } from 'node:v8';
 import { join } from 'node:path';
+import { allocatedPerCall } from './allocated.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import type { Allow } from '../../src/core/decision.ts';
 import { Gate } from '../../src/gate.ts';
@@ -50,22 +50,6 @@ try {
   const audit = new AuditLog(createLogger({ level: 'info', destination: 'stdout' } as never, { write: () => true } as never));
   const headers = compileHeaderPolicy(config);
 
-  /** Heap bytes allocated per call: the used heap before and after 200 calls, over the tries without a collection in between. */
-  const allocated = (f: () => unknown): number => {
-    let sum = 0;
-    let calls = 0;
-    for (let t = 0; t < 50; t++) {
-      const h0 = getHeapStatistics().used_heap_size;
-      for (let i = 0; i < 200; i++) f();
-      const h1 = getHeapStatistics().used_heap_size;
-      if (h1 >= h0) {
-        sum += h1 - h0;
-        calls += 200;
-      }
-    }
-    // The mean, not the least: a chunk made every few hundred calls belongs to the cost too.
-    return sum / calls;
-  };
   const time = (name: string, n: number, f: () => unknown): void => {
     for (let i = 0; i < 20_000; i++) f();
     let best = Infinity;
@@ -75,7 +59,7 @@ try {
       const c = process.cpuUsage(c0);
       best = Math.min(best, (c.user + c.system) / n);
     }
-    console.log(`| ${name.padEnd(38)} | ${best.toFixed(3).padStart(7)} µs | ${allocated(f).toFixed(0).padStart(6)} |`);
+    console.log(`| ${name.padEnd(38)} | ${best.toFixed(3).padStart(7)} µs | ${allocatedPerCall(f).toFixed(0).padStart(6)} |`);
   };
   console.log(`node ${process.version}, best of 5 rounds\n`);
   console.log('| piece of a cached allow                | CPU      | heap bytes allocated per call |');
@@ -101,7 +85,7 @@ try {
     const c = process.cpuUsage(c0);
     if (r > 0) best = Math.min(best, (c.user + c.system) / 300_000);
   }
-  console.log(`| ${'audit.record → LineBatch → /dev/null'.padEnd(38)} | ${best.toFixed(3).padStart(7)} µs | ${allocated(line).toFixed(0).padStart(6)} |`);
+  console.log(`| ${'audit.record → LineBatch → /dev/null'.padEnd(38)} | ${best.toFixed(3).padStart(7)} µs | ${allocatedPerCall(line).toFixed(0).padStart(6)} |`);
   gate.stop();
 } finally {
   await rm(dir, { recursive: true, force: true });
