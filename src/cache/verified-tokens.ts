@@ -8,9 +8,16 @@
  * string — a visible share of the cached path (bench/README.md); a fixed-length suffix also
  * spares the search for the last dot. A token that shares a cached token's key but differs
  * anywhere else is a miss and leaves the cached entry alone.
+ *
+ * Admission once full: while there is room every verified token is stored; once the cache holds
+ * max_entries, a token is stored only on its second miss within the last 4 × max_entries misses
+ * (doorkeeper.ts). Tokens seen once — a working set larger than the cache, a scan of one-off
+ * tokens — then neither push out the tokens that are used again nor turn every miss into an
+ * entry that lives for max_entries misses and dies in the old generation (bench/README.md).
  */
 import { LRUCache } from 'lru-cache';
 import type { VerifiedToken } from '../core/verified-token.ts';
+import { Doorkeeper } from './doorkeeper.ts';
 import { tokenCacheKey } from './token-key.ts';
 
 export interface CacheStats {
@@ -25,11 +32,15 @@ interface Entry {
 
 export class VerifiedTokenCache {
   readonly #lru: LRUCache<string, Entry> | undefined;
+  readonly #max: number;
+  readonly #door: Doorkeeper | undefined;
   readonly stats: CacheStats = { hits: 0, misses: 0 };
 
   /** maxEntries 0 disables caching (every request verifies). */
   constructor(maxEntries: number) {
     this.#lru = maxEntries > 0 ? new LRUCache({ max: maxEntries }) : undefined;
+    this.#max = maxEntries;
+    this.#door = maxEntries > 0 ? new Doorkeeper(4 * maxEntries) : undefined;
   }
 
   get(token: string): VerifiedToken | undefined {
@@ -40,8 +51,13 @@ export class VerifiedTokenCache {
     return hit;
   }
 
+  /** Stores a verified token, unless the cache is full and the token was not missed recently. */
   set(token: string, verified: VerifiedToken): void {
-    this.#lru?.set(tokenCacheKey(token), { token, verified });
+    const lru = this.#lru;
+    if (lru === undefined) return;
+    const key = tokenCacheKey(token);
+    if (lru.size >= this.#max && !lru.has(key) && !this.#door!.seenBefore(key)) return;
+    lru.set(key, { token, verified });
   }
 
   /** Removes the entry for exactly this token (not another token that shares its signature segment). */
