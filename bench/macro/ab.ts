@@ -7,15 +7,17 @@
  * measured within seconds of each other). On a machine loaded by other work, req/s moves with
  * whatever else is scheduled; CPU per request moves much less, and adjacent slices cancel drift.
  *
- *   npm run bench:ab -- [--pin] [--rounds 6] [--duration 3] [--warmup 1] [--connections 50] [--tokens N] [--gc] SERVER...
+ *   npm run bench:ab -- [--pin] [--rounds 6] [--duration 3] [--warmup 1] [--connections 50] [--row ID] [--gc] SERVER[#ROW]...
  *
  * SERVER is `plain[:mode][@DIR]` (bench/macro/baseline-proxy.ts of checkout DIR, default this one, in
  * `mode`, default dispatch), `sync-gate` (the minimal synchronous-verify Node gate, sync-verify.ts, the
  * cold path's reference) or `gate[:variant][@DIR]`: `jitgate serve`
  * from checkout DIR (default this one) with a bench config variant (scenarios.ts VARIANTS; default
- * `audit`), e.g. `plain gate gate@/tmp/jitgate-parent gate:no-audit`. Every server gets the cached
- * hot-token request `GET /orders/small`, or with `--tokens N` N distinct tokens in rotation (the
- * cold path: `--tokens 10000 sync-gate gate:verify`).
+ * the row's own variant), e.g. `plain gate gate@/tmp/jitgate-parent gate:no-audit`.
+ * Each server gets the request of an `npm run bench` row (`--list`): `#ROW` after its spec, else
+ * `--row` (default `allow-hot`, the cached hot token), and must answer it with that row's status. The
+ * cold path against its reference: `--row allow-10k-verify sync-gate gate`; two paths of one gate:
+ * `gate#deny-403 gate:verify#deny-401-bad-signature`.
  *
  * `--gc` starts the servers with `--trace-gc-nvp` and reports per request what V8 says about each
  * collection in the measured slices: scavenges and mark-compacts (per 100,000 requests), the
@@ -36,7 +38,7 @@ import { parseArgs } from 'node:util';
 import { AUDIENCE, ISSUER, makeFixtures, writeGateConfig } from './fixtures.ts';
 import { runHttpLoad } from './http-load.ts';
 import { cpuSecondsOfTree, forkServer, freePorts, pinTree, stopProcess, waitReady } from './processes.ts';
-import { VARIANTS, rotatingOf as rotating, type VariantName } from './scenarios.ts';
+import { allScenarios, load as scenarioLoad, VARIANTS, type Scenario, type VariantName } from './scenarios.ts';
 import { median } from '../median.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -50,22 +52,24 @@ const { values: a, positionals } = parseArgs({
     duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     connections: { type: 'string', default: '50' },
-    tokens: { type: 'string', default: '0' },
+    row: { type: 'string', default: 'allow-hot' },
     gc: { type: 'boolean', default: false },
     strace: { type: 'boolean', default: false },
     'node-flags': { type: 'string', default: '' },
     'stdout-dir': { type: 'string' },
   },
 });
-if (positionals.length === 0) throw new Error('usage: npm run bench:ab -- [--pin] [--rounds n] [--duration s] [--warmup s] [--gc] plain gate[:variant][@DIR] ...');
+if (positionals.length === 0) throw new Error('usage: npm run bench:ab -- [--pin] [--rounds n] [--duration s] [--warmup s] [--row ID] [--gc] plain|sync-gate|gate[:variant][@DIR] [#ROW] ...');
 const rounds = Number(a.rounds);
 const duration = Number(a.duration);
 const warmup = Number(a.warmup);
 const connections = Number(a.connections);
+scenarioLoad.connections = connections; // the rotating rows give each connection its own slice of the tokens
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 interface Server {
   readonly label: string;
+  readonly row: Scenario;
   readonly pid: number;
   readonly port: number;
   readonly proc: ChildProcess;
@@ -107,8 +111,15 @@ function countGc(s: Server, proc: ChildProcess): void {
   });
 }
 
-const tokens = Number(a.tokens);
-const fx = await makeFixtures({ alg: 'ES256', rotating: tokens, ttlSeconds: 4 * 3600 });
+const scenarios = new Map(allScenarios().map((x) => [x.id, x]));
+/** SERVER#ROW → the spec and the bench row whose request it gets. */
+const specs = positionals.map((p) => {
+  const [spec, id = a.row] = p.split('#') as [string, string | undefined];
+  const row = scenarios.get(id);
+  if (row === undefined || row.kind !== 'http' || row.request === undefined) throw new Error(`${p}: ${id} is not an HTTP row of npm run bench (--list)`);
+  return { spec, row };
+});
+const fx = await makeFixtures({ alg: 'ES256', rotating: specs.some((x) => x.row.id.includes('10k')) ? 10_000 : 0, ttlSeconds: 4 * 3600 });
 const flags = [...(a.gc ? ['--trace-gc-nvp'] : []), ...a['node-flags'].split(' ').filter(Boolean)];
 const upstream = await forkServer('upstream', 'upstream.ts');
 if (a.pin) {
@@ -117,7 +128,8 @@ if (a.pin) {
 }
 const servers: Server[] = [];
 try {
-  for (const [i, spec] of positionals.entries()) {
+  for (const [i, { spec, row }] of specs.entries()) {
+    const label = `${i}:${spec}${row.id === a.row ? '' : `#${row.id}`}`;
     const plain = spec === 'sync-gate' ? ['', 'sync-verify', undefined] : /^plain(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
     if (plain) {
       const script = plain[2] === undefined ? join(HERE, 'baseline-proxy.ts') : join(resolve(plain[2]), 'bench/macro/baseline-proxy.ts');
@@ -128,13 +140,13 @@ try {
         proc.once('message', (m) => ok(m as { port: number }));
         proc.once('exit', () => fail(new Error('plain proxy exited')));
       });
-      const s: Server = { label: `${i}:${spec}`, pid: proc.pid!, port: msg.port, proc, gc: noGc() };
+      const s: Server = { label, row, pid: proc.pid!, port: msg.port, proc, gc: noGc() };
       countGc(s, proc);
       servers.push(s);
     } else {
       const m = /^gate(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
       if (!m) throw new Error(`server ${spec}: expected plain[:mode][@DIR], sync-gate or gate[:variant][@DIR]`);
-      const variant = (m[1] ?? 'audit') as VariantName;
+      const variant = (m[1] ?? (row.server === 'gate' ? row.variant : undefined) ?? 'audit') as VariantName;
       const v = VARIANTS[variant];
       if (v === undefined) throw new Error(`unknown variant ${variant}`);
       const root = m[2] === undefined ? ROOT : resolve(m[2]);
@@ -143,7 +155,7 @@ try {
       const proc = spawn(process.execPath, [...flags, join(root, 'bin/jitgate.js'), 'serve', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
       proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-      const s: Server = { label: `${i}:${spec}`, pid: proc.pid!, port: proxy, proc, gc: noGc() };
+      const s: Server = { label, row, pid: proc.pid!, port: proxy, proc, gc: noGc() };
       countGc(s, proc);
       await waitReady({ proc, pid: proc.pid!, stderr: () => err }, admin, 60_000);
       servers.push(s);
@@ -152,16 +164,15 @@ try {
     log(`  ${servers.at(-1)!.label} ready on ${servers.at(-1)!.port}`);
   }
 
-  const request = tokens > 0 ? (i: number) => rotating(fx.tokens.rotating, connections, i) : { method: 'GET', path: '/orders/small', headers: { authorization: `Bearer ${fx.tokens.hot}` } };
   const cpu: number[][] = servers.map(() => []);
   const rps: number[][] = servers.map(() => []);
   const gc: GcTotals[][] = servers.map(() => []);
   const totals: number[] = servers.map(() => 0);
-  /** One measured load slice on `port`, with what to do just before and after the measured part. */
-  const slice = (port: number, beforeMeasure: () => Promise<void>, afterMeasure: () => Promise<void>) =>
-    runHttpLoad({ port, request, expectStatus: 200, connections, pipelining: 1, durationSec: duration, warmupSec: warmup, beforeMeasure, afterMeasure });
+  const load = (s: Server, durationSec: number) => ({ port: s.port, request: s.row.request!(fx), expectStatus: s.row.expectStatus, connections, pipelining: 1, durationSec, warmupSec: warmup });
+  /** One measured load slice of `s`, with what to do just before and after the measured part. */
+  const slice = (s: Server, beforeMeasure: () => Promise<void>, afterMeasure: () => Promise<void>) => runHttpLoad({ ...load(s, duration), beforeMeasure, afterMeasure });
   // One unrecorded slice each: fresh processes, and the gate has far more code to compile.
-  for (const s of servers) await runHttpLoad({ port: s.port, request, expectStatus: 200, connections, pipelining: 1, durationSec: 1, warmupSec: warmup });
+  for (const s of servers) await runHttpLoad(load(s, 1));
   for (let r = 0; r < rounds; r++) {
     // ABBA over pairs of rounds, rotating the start every pair: each server is first, last and in
     // between, and with two servers the order goes AB BA BA AB ...
@@ -175,7 +186,7 @@ try {
       let c1 = 0;
       let g1 = noGc();
       const res = await slice(
-        s.port,
+        s,
         async () => {
           c0 = cpuSecondsOfTree(s.pid);
           g0 = { ...s.gc };
@@ -202,7 +213,7 @@ try {
       const file = join(fx.dir, `strace-${s.pid}.txt`);
       let tracer: ChildProcess | undefined;
       const res = await slice(
-        s.port,
+        s,
         async () => {
           tracer = spawn('strace', ['-c', '-f', '-o', file, '-p', String(s.pid)], { stdio: 'ignore' });
           await new Promise((r) => setTimeout(r, 200));

@@ -73,7 +73,7 @@ function rotating(fx: Fixtures, connections: number, i: number): RequestSpec[] {
   return rotatingOf(fx.tokens.rotating, connections, i);
 }
 
-export function rotatingOf(all: readonly string[], connections: number, i: number): RequestSpec[] {
+function rotatingOf(all: readonly string[], connections: number, i: number): RequestSpec[] {
   const per = Math.max(1, Math.floor(all.length / connections));
   const from = (i * per) % all.length;
   return all.slice(from, from + per).map((t) => ({ method: 'GET', path: '/orders/small', headers: bearer(t) }));
