@@ -14,7 +14,9 @@
  *   (`0x7f.1` → 127.0.0.1), so it must be a plain dotted quad: four decimals 0–255, no leading zeros.
  * - IPv6 only in brackets, as node:net's isIPv6 accepts it, without a zone (`%25eth0`); IPvFuture
  *   (`[v1.x]`) is refused.
- * - The port, when the `:` is there, is 1–5 digits up to 65535; an empty port (`host:`) is refused.
+ * - The port, when the `:` is there, is 1–5 digits up to 65535 without a leading zero (`host:080`
+ *   is port 80 to a URL builder and `host:080` to a router that compares text); an empty port
+ *   (`host:`) is refused.
  * - The empty value is refused (RFC 9110 allows it only for a target without authority, which
  *   origin-form requests to this gate never are).
  *
@@ -69,6 +71,7 @@ export function isValidAuthority(s: string): boolean {
 function isPort(s: string, from: number): boolean {
   const len = s.length - from;
   if (len < 1 || len > 5) return false;
+  if (len > 1 && s.charCodeAt(from) === 0x30) return false; // no leading zero: one spelling per port
   let v = 0;
   for (let i = from; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -8,13 +8,13 @@ import { authorityRefusal, isValidAuthority } from '../../src/core/authority.ts'
 
 const VALID = [
   'orders.internal', 'orders.internal:8080', 'ORDERS.Internal', 'localhost', 'localhost:1', 'a', 'a-b_c~d.example.',
-  '127.0.0.1', '127.0.0.1:443', '0.0.0.0', '255.255.255.255:65535', '10.0.0.1.', '[::1]', '[::1]:8443', '[2001:db8::7]',
+  '127.0.0.1', '127.0.0.1:443', 'a:0', '0.0.0.0', '255.255.255.255:65535', '10.0.0.1.', '[::1]', '[::1]:8443', '[2001:db8::7]',
   '[::ffff:10.0.0.1]:80', 'x1.example', 'v1.2.example', '1a.example', 'example.1a', 'example.0xg',
 ];
 
 const INVALID = [
   '', ' ', 'orders.internal/admin?', 'x/admin#', 'orders.internal/admin', 'x#', 'x?', 'a b', 'orders.internal ', 'a\tb',
-  'host:', 'host:0x1', 'host:65536', 'host:123456', 'host:-1', 'host:80:80', ':80', 'host: 80',
+  'host:', 'host:0x1', 'host:00', 'host:080', 'host:08080', '[::1]:0443', 'host:65536', 'host:123456', 'host:-1', 'host:80:80', ':80', 'host: 80',
   '.example', 'a..b', '..', '.', 'a.b..', 'user@host', 'user:pw@host', 'a%2Fb', 'a%00', "a'b", 'a,b', 'a;b', 'a=b', 'a(b)', 'a*b',
   'a\\b', 'é.example', 'xn--e.example\u0000', 'a'.repeat(254),
   '::1', '[::1', '::1]', '[::1]x', '[::1]:', '[fe80::1%25eth0]', '[fe80::1%eth0]', '[v1.abc]', '[127.0.0.1]', '[]', '[:::1]',
