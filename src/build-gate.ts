@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { SharedReplayGuard, type ReplayChannel } from './cache/shared-dpop-replay.ts';
-import type { openFleet } from './fleet/fleet.ts';
+import type { openFleet as openFleetFn } from './fleet/fleet.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Config, IssuerConfig } from './config/schema.ts';
 import { Gate } from './gate.ts';
@@ -31,16 +31,6 @@ export interface BuildGateDeps {
   readonly clock?: Clock;
   /** Set in a cluster worker: what it shares with the other workers through the primary. */
   readonly primary?: WorkerLink;
-  /**
-   * src/fleet/fleet.ts's openFleet, passed in by a caller that loaded it because the config has a
-   * `redis:` block (loadFleet below): the Redis client is ~680 modules a gate without Redis never loads.
-   */
-  readonly openFleet?: typeof openFleet;
-}
-
-/** openFleet, loaded only when the config can use Redis (SPEC §9). */
-export async function loadFleet(config: Config): Promise<typeof openFleet | undefined> {
-  return config.redis === undefined ? undefined : (await import('./fleet/fleet.ts')).openFleet;
 }
 
 /**
@@ -152,7 +142,17 @@ function followerSource(deps: BuildGateDeps, clock: Clock, file: string, primary
   });
 }
 
-export function buildGate(config: Config, file: string, deps: BuildGateDeps): Gate {
+/**
+ * Async only to load the Redis client (src/fleet/fleet.ts, ~680 modules) when the config has a
+ * `redis:` block (SPEC §9); a gate without one never loads it. Loading it here, not in each caller,
+ * means no caller can build a gate that ignores a configured Redis.
+ */
+export async function buildGate(config: Config, file: string, deps: BuildGateDeps): Promise<Gate> {
+  const openFleet = config.redis === undefined ? undefined : (await import('./fleet/fleet.ts')).openFleet;
+  return assembleGate(config, file, deps, openFleet);
+}
+
+function assembleGate(config: Config, file: string, deps: BuildGateDeps, openFleet: typeof openFleetFn | undefined): Gate {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger.child({ component: 'revocation' });
   const rev = config.revocation;
@@ -176,7 +176,7 @@ export function buildGate(config: Config, file: string, deps: BuildGateDeps): Ga
   if (rev.journal !== undefined) extra.push(primary === undefined ? journalSource(deps, clock, rev.journal, retainMs) : followerSource(deps, clock, rev.journal, primary.channel, retainMs));
 
   // SPEC §9: Redis is one more revocation source and one more replay guard, chosen here.
-  const fleet = deps.openFleet?.(config, { metrics: deps.metrics, logger: deps.logger, clock });
+  const fleet = openFleet?.(config, { metrics: deps.metrics, logger: deps.logger, clock });
   if (fleet?.source !== undefined) extra.push(fleet.source);
 
   const source = rev.file === undefined ? '' : `file:${rev.file}`;

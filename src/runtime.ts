@@ -11,7 +11,7 @@ import { createRevocationsApi, gateRevocationStore } from './admin/revocations-a
 import { chooseRevocationStore, NO_LOCAL_STORE } from './admin/revocation-store.ts';
 import { localAdminSource } from './admin/health.ts';
 import { startAdmin } from './admin/server.ts';
-import { buildGate, loadFleet, type WorkerLink } from './build-gate.ts';
+import { buildGate, type WorkerLink } from './build-gate.ts';
 import type { Clock } from './core/clock.ts';
 import type { Config } from './config/schema.ts';
 import type { Gate } from './gate.ts';
@@ -82,7 +82,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   const logger = options.logger ?? createLogger(config.log);
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
   const audit = new AuditLog(config.log.audit ? logger : undefined);
-  const gate = buildGate(config, file, { metrics, logger, clock: options.clock, primary: options.primary, openFleet: await loadFleet(config) });
+  const gate = await buildGate(config, file, { metrics, logger, clock: options.clock, primary: options.primary });
   const started: Listener[] = [];
   let closing: Promise<void> | undefined;
   const isDraining = (): boolean => closing !== undefined;

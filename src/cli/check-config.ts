@@ -9,7 +9,7 @@
 import { access, constants } from 'node:fs/promises';
 import pino from 'pino';
 import { loadAdminToken } from '../admin/admin-token.ts';
-import { buildGate, loadFleet } from '../build-gate.ts';
+import { buildGate } from '../build-gate.ts';
 import { workerCount } from '../cluster.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -79,7 +79,7 @@ export async function checkConfig(config: Config, file: string): Promise<string>
   }
   try {
     // Compiles the policy: bad public-route patterns and duplicate issuers throw ConfigError here.
-    buildGate(config, file, { metrics: new Metrics({ defaultMetrics: false }), logger: pino({ level: 'silent' }), openFleet: await loadFleet(config) });
+    await buildGate(config, file, { metrics: new Metrics({ defaultMetrics: false }), logger: pino({ level: 'silent' }) });
   } catch (err) {
     if (!(err instanceof JitgateError)) throw err;
     problems.push(...(err instanceof ConfigError ? err.problems : [err.message]));

@@ -38,8 +38,6 @@ const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
 const STARTUP_ATTEMPTS = 3;
 
-export { RedisUnavailableError };
-
 /** The URL with its password replaced, for logs and errors. */
 export function redactUrl(url: string): string {
   try {
