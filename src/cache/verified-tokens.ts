@@ -32,15 +32,13 @@ interface Entry {
 
 export class VerifiedTokenCache {
   readonly #lru: LRUCache<string, Entry> | undefined;
-  readonly #max: number;
-  readonly #door: Doorkeeper | undefined;
+  readonly #door: Doorkeeper;
   readonly stats: CacheStats = { hits: 0, misses: 0 };
 
   /** maxEntries 0 disables caching (every request verifies). */
   constructor(maxEntries: number) {
     this.#lru = maxEntries > 0 ? new LRUCache({ max: maxEntries }) : undefined;
-    this.#max = maxEntries;
-    this.#door = maxEntries > 0 ? new Doorkeeper(4 * maxEntries) : undefined;
+    this.#door = new Doorkeeper(4 * maxEntries);
   }
 
   get(token: string): VerifiedToken | undefined {
@@ -56,7 +54,7 @@ export class VerifiedTokenCache {
     const lru = this.#lru;
     if (lru === undefined) return;
     const key = tokenCacheKey(token);
-    if (lru.size >= this.#max && !lru.has(key) && !this.#door!.seenBefore(key)) return;
+    if (lru.size >= lru.max && !lru.has(key) && !this.#door.seenBefore(key)) return;
     lru.set(key, { token, verified });
   }
 

@@ -28,7 +28,7 @@ describe('Doorkeeper', () => {
     expect(early).toBeLessThan(40); // false positives while filling: fewer than 1 %
     let fp = 0;
     const probes = 4_000;
-    // Each probe adds itself and, past the window, clears the filter: probe a copy-free way, by whether a probe is new.
+    // Each probe adds itself, so the filter's window leaves room for the probes: none of them clears it.
     const full = new Doorkeeper(window + probes);
     for (let i = 0; i < window; i++) full.seenBefore(key(i));
     for (let i = 0; i < probes; i++) if (full.seenBefore(`probe-${i}-${'y'.repeat(30)}`)) fp++;
