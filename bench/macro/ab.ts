@@ -130,10 +130,12 @@ const servers: Server[] = [];
 try {
   for (const [i, { spec, row }] of specs.entries()) {
     const label = `${i}:${spec}${row.id === a.row ? '' : `#${row.id}`}`;
-    const plain = spec === 'sync-gate' ? ['', 'sync-verify', undefined] : /^plain(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
+    const p = /^plain(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
+    // sync-gate is baseline-proxy.ts of this checkout in its sync-verify mode.
+    const plain = spec === 'sync-gate' ? { mode: 'sync-verify', dir: undefined } : p ? { mode: p[1] ?? 'dispatch', dir: p[2] } : undefined;
     if (plain) {
-      const script = plain[2] === undefined ? join(HERE, 'baseline-proxy.ts') : join(resolve(plain[2]), 'bench/macro/baseline-proxy.ts');
-      const mode = plain[1] ?? 'dispatch';
+      const script = plain.dir === undefined ? join(HERE, 'baseline-proxy.ts') : join(resolve(plain.dir), 'bench/macro/baseline-proxy.ts');
+      const mode = plain.mode;
       const args = [`http://127.0.0.1:${upstream.port}`, '128', mode, ...(mode === 'sync-verify' ? [fx.jwksPath, ISSUER, AUDIENCE, '/orders/'] : [])];
       const proc = spawn(process.execPath, [...flags, script, ...args], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
       const msg = await new Promise<{ port: number }>((ok, fail) => {
