@@ -14,9 +14,8 @@
  *   node bench/macro/grpc-load.ts '<json job>'   → one JSON line on stdout
  */
 import { connect } from 'node:http2';
-import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
-import { LOADER_OPTIONS } from '../../src/transports/ext-authz/protos.ts';
 import { rawCheckClient } from '../../test/fixtures/grpc-raw.ts';
+import { CHECK_HEADERS, CHECK_PATH, checkMethod as check, checkRequest, grpcFramed } from './check-request.ts';
 import { LatencyHistogram, meanStddev } from './histogram.ts';
 
 interface Job {
@@ -33,26 +32,9 @@ interface Job {
 
 const job = JSON.parse(process.argv[2]!) as Job;
 
-const def = loadSync(['envoy/service/auth/v3/external_auth.proto'], LOADER_OPTIONS);
-const check = (def['envoy.service.auth.v3.Authorization'] as unknown as Record<string, MethodDefinition<object, { status?: { code?: number } }>>).Check!;
-const request = check.requestSerialize({
-  attributes: {
-    request: {
-      http: {
-        method: job.method,
-        path: job.path,
-        host: 'orders.bench.internal',
-        scheme: 'http',
-        protocol: 'HTTP/1.1',
-        headers: { ':authority': 'orders.bench.internal', ':method': job.method, ':path': job.path, authorization: job.authorization, 'user-agent': 'bench' },
-      },
-    },
-  },
-});
-
-const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), request]);
-framed.writeUInt32BE(request.length, 1);
-const H2_HEADERS = { ':method': 'POST', ':path': '/envoy.service.auth.v3.Authorization/Check', 'content-type': 'application/grpc', te: 'trailers' };
+const request = checkRequest(job.method, job.path, job.authorization);
+const framed = grpcFramed(request);
+const H2_HEADERS = { ':method': 'POST', ':path': CHECK_PATH, ...CHECK_HEADERS };
 
 const grpcJs = job.client === 'grpc-js' ? rawCheckClient(job.port) : undefined;
 const session = job.client === 'grpc-js' ? undefined : connect(`http://127.0.0.1:${job.port}`);

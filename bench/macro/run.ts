@@ -18,6 +18,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AUDIENCE, ISSUER, makeFixtures, type Fixtures } from './fixtures.ts';
+import { CHECK_HEADERS, CHECK_PATH, checkRequest, grpcFramed } from './check-request.ts';
+import { h2loadBinary, runH2load } from './h2load.ts';
 import { haproxyBinary, startHaproxy } from './haproxy.ts';
 import { startStatusListServer } from './status-list-server.ts';
 import { cacheDelta, Gates, reasonDelta, scrapeMetrics, type MetricSnapshot, type RunningGate } from './gates.ts';
@@ -101,6 +103,12 @@ const haproxy = haproxyBinary();
 if (haproxy === undefined && selected.some((s) => PEER_SERVERS.has(s.server))) {
   log('  HAProxy is not installed (Debian package haproxy): its rows are left out');
   selected = selected.filter((s) => !PEER_SERVERS.has(s.server));
+}
+const h2load = h2loadBinary();
+if (h2load === undefined && selected.some((s) => s.client === 'h2load')) {
+  log('  h2load is not installed (Debian package nghttp2-client): its rows are left out');
+  const fallbacks = new Set(selected.flatMap((s) => (s.client === 'h2load' && s.fallback !== undefined ? [s.fallback] : [])));
+  selected = all.filter((s) => (selected.includes(s) || fallbacks.has(s.id)) && s.client !== 'h2load');
 }
 if (selected.length === 0) throw new Error(`no scenario matches ${a.scenarios}`);
 /**
@@ -217,6 +225,8 @@ try {
   await gates.stop();
   await Promise.all([stopProcess(baseline.proc), stopProcess(upstream.proc), ...[...altBaselines.values()].map((c) => stopProcess(c.proc))]);
   await listServer?.close();
+  // Also when a row threw: a failed run leaves no keys and tokens behind.
+  await rm(fx.dir, { recursive: true, force: true });
 }
 // --cpu-prof writes its files as each process exits.
 if (a.profile) {
@@ -249,7 +259,6 @@ if (!a['no-write']) {
   await writeFile(`${base}.svg`, svgChart(rows, `${command} · ${machine.cpus} × ${machine.cpu} · Node ${machine.node} · ${startedAt.toISOString()}`));
   log(`\nwrote ${base}.{json,md,svg}${a.profile || a.perf ? ` and profiles in ${profileDir}` : ''}`);
 }
-await rm(fx.dir, { recursive: true, force: true });
 
 // ---------------------------------------------------------------------------------------------
 
@@ -349,7 +358,9 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
   };
 
   let result: LoadResult;
-  if (s.kind === 'grpc') {
+  if (s.client === 'h2load') {
+    result = await h2loadRow(port, s, problems, snapshotStart, snapshotEnd);
+  } else if (s.kind === 'grpc') {
     result = await grpcLoad(port, fx, s, snapshotStart, snapshotEnd);
   } else {
     const made = s.request!(fx);
@@ -412,6 +423,11 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
     const looked = cache.hits + cache.misses;
     if (s.expectCache === 'hits' && looked > 0 && cache.hits / looked < 0.95) problems.push(`token cache hit ${((100 * cache.hits) / looked).toFixed(1)} %, meant to be cached`);
     if (s.expectCache === 'misses' && looked > 0 && cache.misses / looked < 0.95) problems.push(`token cache hit ${((100 * cache.hits) / looked).toFixed(1)} %, meant to verify every time`);
+    // h2load reads no gRPC trailers: the gate's own counters say what every answer was.
+    if (s.client === 'h2load') {
+      const other = Object.entries(reasons).filter(([r]) => r !== 'granted');
+      if (other.length > 0 || (reasons.granted ?? 0) < result.total) problems.push(`decisions over the run: ${JSON.stringify(reasons)} for ${result.total} answers, expected all granted`);
+    }
   }
   if (result.unexpected > 0) problems.push(`${result.unexpected} answers with an unexpected status (${JSON.stringify(result.statuses)})`);
   if (result.errors > 0) problems.push(`${result.errors} socket errors/timeouts`);
@@ -464,6 +480,23 @@ async function grpcLoad(port: number, fixtures: Fixtures, s: Scenario, start: ()
   await started;
   await end();
   return res;
+}
+
+/** A row loaded by h2load: the same request as the row's default client sends, checked first by that client. */
+async function h2loadRow(port: number, s: Scenario, problems: string[], start: () => Promise<void>, end: () => Promise<void>): Promise<LoadResult> {
+  const common = { binary: h2load!, expectStatus: 200, durationSec: duration, warmupSec: warmup };
+  if (s.kind === 'grpc') {
+    // The Node client's pre-flight decodes the answer's status code; a wrong one exits non-zero.
+    await runChild('grpc-load.ts', { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fx.tokens.hot}`, expectCode: s.expectStatus as number, concurrency: 1, durationSec: 0, warmupSec: 0 });
+    const body = grpcFramed(checkRequest('GET', '/orders/small', `Bearer ${fx.tokens.hot}`));
+    // As Envoy multiplexes its Check calls: one HTTP/2 connection, `connections` calls in flight.
+    return runH2load({ ...common, url: `http://127.0.0.1:${port}${CHECK_PATH}`, protocol: 'h2', connections: 1, streams: connections, headers: CHECK_HEADERS, body }, start, end);
+  }
+  const spec = s.request!(fx);
+  if (typeof spec === 'function') throw new Error(`${s.id}: h2load rows send one request`);
+  problems.push(...(await preflight(port, spec, s.expectStatus, s.expectReason)));
+  if (spec.body !== undefined) throw new Error(`${s.id}: h2load rows send no body`);
+  return runH2load({ ...common, url: `http://127.0.0.1:${port}${spec.path}`, protocol: 'h1', connections, streams: 1, headers: spec.headers ?? {} }, start, end);
 }
 
 async function cryptoRow(s: Scenario): Promise<Row> {

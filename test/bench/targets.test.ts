@@ -43,3 +43,30 @@ describe('cached-allow verdict', () => {
     expect(perturbed.detail).toContain('1 perturbed slices');
   });
 });
+
+describe('ext_authz gRPC verdict', () => {
+  const grpcVerdict = (entries: [string, number][]) =>
+    evaluateTargets(new Map(entries.map(([id, rps]) => [id, row(id, rps, 5, 30)])), undefined, {}).results.find((r) => r.name.startsWith('ext_authz gRPC Check'));
+
+  it('is judged on the h2load pair when it ran, with the Node clients pair beside it', () => {
+    const v = grpcVerdict([
+      ['ext-authz-http', 27_000],
+      ['ext-authz-grpc', 12_000],
+      ['ext-authz-http-h2load', 25_000],
+      ['ext-authz-grpc-h2load', 30_000],
+    ])!;
+    expect(v.name).toContain('h2load on both');
+    expect(v.met).toBe(true);
+    expect(v.detail).toMatch(/^30,000 vs 25,000 checks\/s = 1\.200 ×/);
+    expect(v.detail).toContain('with the Node clients (grpc-load.ts, autocannon) 12,000 vs 27,000 checks/s = 0.444 ×');
+  });
+
+  it('falls back to the Node clients pair, and says so, without h2load', () => {
+    const v = grpcVerdict([
+      ['ext-authz-http', 27_000],
+      ['ext-authz-grpc', 12_000],
+    ])!;
+    expect(v.met).toBe(false);
+    expect(v.detail).toContain('h2load not installed');
+  });
+});
