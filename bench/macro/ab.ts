@@ -154,7 +154,9 @@ try {
       const root = m[2] === undefined ? ROOT : resolve(m[2]);
       const [proxy, admin, h, g] = (await freePorts(4)) as [number, number, number, number];
       const file = await writeGateConfig(fx, `ab-${i}-${variant}`, v, { proxy, admin, extAuthzHttp: h, extAuthzGrpc: g }, upstream.port, 1);
-      const proc = spawn(process.execPath, [...flags, join(root, 'bin/jitgate.js'), 'serve', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Pinned from the start (taskset execs node in place), so the gate sizes itself for its one core.
+      const argv = [...flags, join(root, 'bin/jitgate.js'), 'serve', '-c', file];
+      const proc = a.pin ? spawn('taskset', ['-c', '0', process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
       proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
       const s: Server = { label, row, pid: proc.pid!, port: proxy, proc, gc: noGc() };

@@ -26,10 +26,13 @@ export class Gates {
   readonly #workers: number;
   readonly #nodeFlags: readonly string[];
   readonly #root: string | undefined;
+  readonly #cpus: string | undefined;
   #current: RunningGate | undefined;
 
-  constructor(fx: Fixtures, upstreamPort: number, workers: number, nodeFlags: readonly string[], root?: string) {
+  /** `cpus` (--pin): the gate starts on those cores, so it sizes itself for them (workers, where it verifies signatures). */
+  constructor(fx: Fixtures, upstreamPort: number, workers: number, nodeFlags: readonly string[], root?: string, cpus?: string) {
     this.#root = root;
+    this.#cpus = cpus;
     this.#fx = fx;
     this.#upstreamPort = upstreamPort;
     this.#workers = workers;
@@ -52,7 +55,7 @@ export class Gates {
     const ports = { proxy, admin, extAuthzHttp, extAuthzGrpc };
     const file = await writeGateConfig(this.#fx, variant, v, ports, this.#upstreamPort, this.#workers);
     const t0 = performance.now();
-    const proc = spawnGate(file, this.#nodeFlags, this.#root);
+    const proc = spawnGate(file, this.#nodeFlags, this.#root, this.#cpus);
     await waitReady(proc, admin, 60_000);
     const startupMs = performance.now() - t0;
     const problems = await this.#sanity(proxy);

@@ -65,8 +65,10 @@ export interface GateProcess {
  * `jitgate serve -c file`; `nodeFlags` such as `--cpu-prof` go to the gate's node. `root` is the
  * jitgate checkout to run (default this one; `--jitgate DIR` compares another branch or commit).
  */
-export function spawnGate(configFile: string, nodeFlags: readonly string[] = [], root: string = ROOT): GateProcess {
-  const proc = spawn(process.execPath, [...nodeFlags, join(root, 'bin/jitgate.js'), 'serve', '-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+export function spawnGate(configFile: string, nodeFlags: readonly string[] = [], root: string = ROOT, cpus?: string): GateProcess {
+  const argv = [...nodeFlags, join(root, 'bin/jitgate.js'), 'serve', '-c', configFile];
+  // taskset execs node in place: the pid is the gate's, and the gate sees only `cpus` from its first instruction.
+  const proc = cpus === undefined ? spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn('taskset', ['-c', cpus, process.execPath, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   return { proc, pid: proc.pid!, stderr: () => err };

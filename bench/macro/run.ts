@@ -158,7 +158,7 @@ if (pin) {
 let baseline = await forkBaseline();
 /** The plain proxy on undici's higher layers, forked only when a scenario asks for it. */
 const altBaselines = new Map<string, Child>();
-const gates = new Gates(fx, upstream.port, workers, nodeFlags, a.jitgate);
+const gates = new Gates(fx, upstream.port, workers, nodeFlags, a.jitgate, pin ? (workers > 1 ? SERVER_CORES_TWO : SERVER_CORE) : undefined);
 const rows: Row[] = [];
 let soak: Record<string, unknown> | undefined;
 const paired: Record<string, PairSlice[]> = {};

@@ -9,7 +9,9 @@
  * @module
  */
 import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { runWorker, startPrimary, workerCount } from '../cluster.ts';
+import { verifyModeOf } from '../config/compile.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
@@ -46,19 +48,27 @@ export async function run(argv: string[]): Promise<number> {
   return code;
 }
 
+/**
+ * What the start line says about CPU: the cores this process may use (affinity and cgroup quota, as libuv
+ * reads them) and where a cache miss's signature check runs as a result (docs/performance.md).
+ */
+function cores(config: Config): { cores: number; signature_checks: 'event loop' | 'thread pool' } {
+  return { cores: availableParallelism(), signature_checks: verifyModeOf(config) === 'pool' ? 'thread pool' : 'event loop' };
+}
+
 async function serve(config: Config, file: string): Promise<number> {
   const count = workerCount(config.workers);
   if (count > 1) {
     const logger = createLogger(config.log);
     const primary = await startPrimary(config, count, logger);
-    logger.info({ proxy: primary.proxy, admin: listenUrl(primary.admin), workers: count, config: file, pid: process.pid }, 'jitgate started');
+    logger.info({ proxy: primary.proxy, admin: listenUrl(primary.admin), workers: count, ...cores(config), config: file, pid: process.pid }, 'jitgate started');
     logger.flush();
     return primary.done;
   }
   const running = await startJitgate(config, file);
   const { proxy, admin, extAuthz } = running.listeners;
   const log = running.logger;
-  log.info({ proxy: listenUrl(proxy, config.listen.tls ? 'https' : 'http'), admin: listenUrl(admin, config.admin.tls ? 'https' : 'http'), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, config: file }, 'jitgate started');
+  log.info({ proxy: listenUrl(proxy, config.listen.tls ? 'https' : 'http'), admin: listenUrl(admin, config.admin.tls ? 'https' : 'http'), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, ...cores(config), config: file }, 'jitgate started');
   log.flush();
   onReloadSignal(() => running.reload(), log);
   return new Promise<number>((resolve) => {

@@ -7,7 +7,7 @@ import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import type { StatusListLookup } from '../core/status-list.ts';
 import { compileAddressList, EMPTY_ADDRESS_LIST } from '../core/address-list.ts';
 import { compilePattern } from '../core/path-pattern.ts';
-import { chooseVerifyMode } from '../core/verify-mode.ts';
+import { chooseVerifyMode, type VerifyMode } from '../core/verify-mode.ts';
 import { availableParallelism } from 'node:os';
 import { identityHeaderNames, normalizeTyp, type DpopPolicy, type GatePolicy, type IssuerPolicy, type PublicRoute } from '../core/policy.ts';
 import type { Config, IssuerConfig } from './schema.ts';
@@ -67,8 +67,13 @@ export function compilePolicy(
     allowDotLikeSegments: config.limits.allow_dot_like_segments,
     dpop,
     spiffeSubject: config.service.spiffe_subject,
-    verifyMode: chooseVerifyMode(availableParallelism(), config.workers),
+    verifyMode: verifyModeOf(config),
   });
+}
+
+/** Where this process checks signatures on a cache miss, from the cores it may use (affinity and cgroup quota, via libuv). */
+export function verifyModeOf(config: Pick<Config, 'workers'>): VerifyMode {
+  return chooseVerifyMode(availableParallelism(), config.workers);
 }
 
 /** The `dpop` block (RFC 9449). Problems are pushed with their key; the result is only used when there are none. */
