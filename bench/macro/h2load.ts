@@ -88,7 +88,7 @@ export async function runH2load(job: H2loadJob, beforeMeasure: () => Promise<voi
   }
 }
 
-/** Rows `start_us \t status \t duration_us`; only answers that ended inside [from, to) count. */
+/** Rows `start_us \t status \t duration_us` (status -1: a failed stream); only answers that ended inside [from, to) count. */
 export function summarize(tsv: string, fromUs: number, toUs: number, expectStatus: number): LoadResult {
   const hist = new LatencyHistogram();
   const windows: number[] = [];
@@ -101,6 +101,9 @@ export function summarize(tsv: string, fromUs: number, toUs: number, expectStatu
     const [start, status, duration] = line.split('\t').map(Number) as [number, number, number];
     const end = start + duration;
     if (!(end >= fromUs && end < toUs)) continue;
+    // Status 0: the stream was still waiting for its answer when h2load's timer stopped the run (at most
+    // connections × streams of them, seen under CPU load). Not an answer, and not the server's failure.
+    if (status === 0) continue;
     total++;
     if (status === -1) {
       errors++;

@@ -134,6 +134,13 @@ describe('summarize (h2load log rows: start µs, status, duration µs)', () => {
     expect(r.seconds).toBe(2);
   });
 
+  it('leaves out streams cut by the end of the run (status 0)', () => {
+    const r = summarize([row(from, 200, 10), row(from + 5, 0, 10)].join('\n'), from, to, 200);
+    expect(r.total).toBe(1);
+    expect(r.statuses).toEqual({ 200: 1 });
+    expect(r.unexpected).toBe(0);
+  });
+
   it('counts failed streams as errors and other statuses as unexpected', () => {
     const tsv = [row(from, 200, 10), row(from, -1, 10), row(from, 503, 10), row(from, 200, 10)].join('\n');
     const r = summarize(tsv, from, to, 200);
