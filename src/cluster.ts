@@ -26,12 +26,12 @@
  * This file is the worker's side; the primary's is src/cluster/primary.ts.
  */
 import cluster from 'node:cluster';
-import { availableParallelism } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import { gaugeRefresher, withDraining } from './admin/health.ts';
 import { PrimaryRevocationWriter } from './anomaly/primary-writer.ts';
 import type { ReplayChannel } from './cache/shared-dpop-replay.ts';
 import type { Config } from './config/schema.ts';
+import { cores } from './cpu-cores.ts';
 import { JitgateError } from './errors.ts';
 import { flushWithin, SECOND_SIGNAL_FLUSH_MS } from './observability/logger.ts';
 import type { PrimaryChannel } from './revocation/journal-follower.ts';
@@ -42,7 +42,7 @@ import { NONCE_KEY_ENV, type FromWorker, type ToWorker } from './cluster/message
 export { startPrimary, type Primary } from './cluster/primary.ts';
 
 export function workerCount(workers: number | 'auto'): number {
-  return workers === 'auto' ? availableParallelism() : workers;
+  return workers === 'auto' ? cores() : workers;
 }
 
 /** The worker's side of the IPC channel, as the journal follower and the DPoP replay guard use it. */

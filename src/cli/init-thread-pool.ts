@@ -3,7 +3,7 @@
  * and ES module files are read synchronously, so nothing has started the pool before this runs.
  * Cluster workers inherit the variable.
  */
-import { availableParallelism } from 'node:os';
+import { cores } from '../cpu-cores.ts';
 import { sizeThreadPool } from './thread-pool.ts';
 
-sizeThreadPool(process.env, availableParallelism());
+sizeThreadPool(process.env, cores());

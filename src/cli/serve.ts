@@ -9,9 +9,9 @@
  * @module
  */
 import cluster from 'node:cluster';
-import { availableParallelism } from 'node:os';
 import { runWorker, startPrimary, workerCount } from '../cluster.ts';
 import { verifyModeOf } from '../config/compile.ts';
+import { cores as usableCores } from '../cpu-cores.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
@@ -49,11 +49,11 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /**
- * What the start line says about CPU: the cores this process may use (affinity and cgroup quota, as libuv
- * reads them) and where a cache miss's signature check runs as a result (docs/performance.md).
+ * What the start line says about CPU: the cores this process may use (affinity and cgroup CPU quota,
+ * src/cpu-cores.ts) and where a cache miss's signature check runs as a result (docs/operations.md).
  */
 function cores(config: Config): { cores: number; signature_checks: 'event loop' | 'thread pool' } {
-  return { cores: availableParallelism(), signature_checks: verifyModeOf(config) === 'pool' ? 'thread pool' : 'event loop' };
+  return { cores: usableCores(), signature_checks: verifyModeOf(config) === 'pool' ? 'thread pool' : 'event loop' };
 }
 
 async function serve(config: Config, file: string): Promise<number> {

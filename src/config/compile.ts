@@ -8,7 +8,7 @@ import type { StatusListLookup } from '../core/status-list.ts';
 import { compileAddressList, EMPTY_ADDRESS_LIST } from '../core/address-list.ts';
 import { compilePattern } from '../core/path-pattern.ts';
 import { chooseVerifyMode, type VerifyMode } from '../core/verify-mode.ts';
-import { availableParallelism } from 'node:os';
+import { cores } from '../cpu-cores.ts';
 import { identityHeaderNames, normalizeTyp, type DpopPolicy, type GatePolicy, type IssuerPolicy, type PublicRoute } from '../core/policy.ts';
 import type { Config, IssuerConfig } from './schema.ts';
 
@@ -71,9 +71,9 @@ export function compilePolicy(
   });
 }
 
-/** Where this process checks signatures on a cache miss, from the cores it may use (affinity and cgroup quota, via libuv). */
+/** Where this process checks signatures on a cache miss, from the cores it may use (affinity and cgroup CPU quota). */
 export function verifyModeOf(config: Pick<Config, 'workers'>): VerifyMode {
-  return chooseVerifyMode(availableParallelism(), config.workers);
+  return chooseVerifyMode(cores(), config.workers);
 }
 
 /** The `dpop` block (RFC 9449). Problems are pushed with their key; the result is only used when there are none. */
