@@ -42,9 +42,9 @@ export interface H2loadJob {
 }
 
 /**
- * Runs h2load for warm-up + duration. `beforeMeasure` runs when the warm-up ends (the server's CPU and
- * RSS snapshot), `afterMeasure` when h2load has exited; rates, percentiles and status counts cover the
- * answers that ended between the two.
+ * Runs h2load for warm-up + duration. `beforeMeasure` runs when h2load starts its measured period (the
+ * server's CPU and RSS snapshot), `afterMeasure` when h2load has exited; rates, percentiles and status
+ * counts cover the answers that ended within the measured period.
  */
 export async function runH2load(job: H2loadJob, beforeMeasure: () => Promise<void>, afterMeasure: () => Promise<void>): Promise<LoadResult> {
   const dir = await mkdtemp(join(tmpdir(), 'jitgate-h2load-'));
@@ -61,21 +61,26 @@ export async function runH2load(job: H2loadJob, beforeMeasure: () => Promise<voi
     args.push(job.url);
     const child = spawn(job.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
     let measureFrom = Number.POSITIVE_INFINITY;
+    let measureTo = Number.POSITIVE_INFINITY;
     let started: Promise<void> = Promise.resolve();
-    const warm = setTimeout(() => {
-      measureFrom = Date.now() * 1000;
-      started = beforeMeasure();
-    }, job.warmupSec * 1000);
+    // h2load says when its measured period starts and ends (one line each, flushed as they happen); a
+    // timer of our own would drift from its clock by however late our event loop runs.
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (measureFrom === Number.POSITIVE_INFINITY && out.includes('Main benchmark duration is started')) {
+        measureFrom = Date.now() * 1000;
+        started = beforeMeasure();
+      }
+      if (measureTo === Number.POSITIVE_INFINITY && out.includes('Main benchmark duration is over')) measureTo = Date.now() * 1000;
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
     // Bounded: h2load stops itself after warm-up + duration; this is only against a hung client.
     const kill = setTimeout(() => child.kill('SIGKILL'), (job.warmupSec + job.durationSec + 30) * 1000);
     const [code] = (await once(child, 'exit')) as [number | null];
-    clearTimeout(warm);
     clearTimeout(kill);
     await started;
-    const measureTo = Date.now() * 1000;
+    if (measureTo === Number.POSITIVE_INFINITY) measureTo = Date.now() * 1000;
     await afterMeasure();
     const said = (): string => out.trim().split('\n').slice(-4).join(' | ');
     if (code !== 0) throw new Error(`h2load exited with ${code}: ${said()}`);
@@ -116,6 +121,7 @@ export function summarize(tsv: string, fromUs: number, toUs: number, expectStatu
     windows[w] = (windows[w] ?? 0) + 1;
   }
   const seconds = (toUs - fromUs) / 1e6;
-  const samples = Array.from({ length: Math.max(0, Math.floor(seconds)) }, (_, i) => windows[i] ?? 0);
+  // Whole seconds only; the 50 ms grace is for h2load's start and end lines reaching us a few ms apart in lateness.
+  const samples = Array.from({ length: Math.max(0, Math.floor(seconds + 0.05)) }, (_, i) => windows[i] ?? 0);
   return { rps: { ...meanStddev(samples), samples }, latency: hist.percentiles(), total, statuses, unexpected, errors, seconds };
 }
