@@ -8,8 +8,10 @@ import { runCli } from '../fixtures/cli.ts';
 import { CLI } from '../fixtures/servers.ts';
 
 /** The CLI entry and the thread-pool sizing it imports first, without any command module beside them. */
+/** The entry and what it imports before any command (`dir` is a `cli` folder; cpu-cores.ts lives beside it, as in src). */
 async function copyEntry(dir: string): Promise<void> {
   for (const f of ['index.ts', 'init-thread-pool.ts', 'thread-pool.ts']) await copyFile(join(dirname(CLI), f), join(dir, f));
+  await copyFile(join(dirname(CLI), '..', 'cpu-cores.ts'), join(dir, '..', 'cpu-cores.ts'));
 }
 const COMMAND_NAMES = ['serve', 'check-config', 'keys', 'mint', 'demo', 'dpop-proof', 'help'];
 
