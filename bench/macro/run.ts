@@ -423,10 +423,12 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
     const looked = cache.hits + cache.misses;
     if (s.expectCache === 'hits' && looked > 0 && cache.hits / looked < 0.95) problems.push(`token cache hit ${((100 * cache.hits) / looked).toFixed(1)} %, meant to be cached`);
     if (s.expectCache === 'misses' && looked > 0 && cache.misses / looked < 0.95) problems.push(`token cache hit ${((100 * cache.hits) / looked).toFixed(1)} %, meant to verify every time`);
-    // h2load reads no gRPC trailers: the gate's own counters say what every answer was.
+    // h2load reads no gRPC trailers: the gate's own counters say what every answer was. The counts are
+    // scraped a few ms after the measured period starts and ends, so they match the answers to within
+    // those ms of traffic (≈ 0.05 % seen), not exactly; any decision other than `granted` is a problem.
     if (s.client === 'h2load') {
       const other = Object.entries(reasons).filter(([r]) => r !== 'granted');
-      if (other.length > 0 || (reasons.granted ?? 0) < result.total) problems.push(`decisions over the run: ${JSON.stringify(reasons)} for ${result.total} answers, expected all granted`);
+      if (other.length > 0 || (reasons.granted ?? 0) < 0.99 * result.total) problems.push(`decisions over the run: ${JSON.stringify(reasons)} for ${result.total} answers, expected all granted`);
     }
   }
   if (result.unexpected > 0) problems.push(`${result.unexpected} answers with an unexpected status (${JSON.stringify(result.statuses)})`);
