@@ -37,7 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AUDIENCE, ISSUER, makeFixtures, writeGateConfig } from './fixtures.ts';
 import { runHttpLoad } from './http-load.ts';
-import { cpuSecondsOfTree, forkServer, freePorts, pinTree, stopProcess, waitReady } from './processes.ts';
+import { cpuSecondsOfTree, forkServer, freePorts, pinTree, spawnGate, stopProcess, waitReady } from './processes.ts';
 import { allScenarios, load as scenarioLoad, VARIANTS, type Scenario, type VariantName } from './scenarios.ts';
 import { median } from '../median.ts';
 
@@ -154,14 +154,11 @@ try {
       const root = m[2] === undefined ? ROOT : resolve(m[2]);
       const [proxy, admin, h, g] = (await freePorts(4)) as [number, number, number, number];
       const file = await writeGateConfig(fx, `ab-${i}-${variant}`, v, { proxy, admin, extAuthzHttp: h, extAuthzGrpc: g }, upstream.port, 1);
-      // Pinned from the start (taskset execs node in place), so the gate sizes itself for its one core.
-      const argv = [...flags, join(root, 'bin/jitgate.js'), 'serve', '-c', file];
-      const proc = a.pin ? spawn('taskset', ['-c', '0', process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let err = '';
-      proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-      const s: Server = { label, row, pid: proc.pid!, port: proxy, proc, gc: noGc() };
-      countGc(s, proc);
-      await waitReady({ proc, pid: proc.pid!, stderr: () => err }, admin, 60_000);
+      // Pinned from the start, so the gate sizes itself for its one core; stdout carries --gc's trace lines.
+      const gate = spawnGate(file, { nodeFlags: flags, root, cpus: a.pin ? '0' : undefined, stdout: 'pipe' });
+      const s: Server = { label, row, pid: gate.pid, port: proxy, proc: gate.proc, gc: noGc() };
+      countGc(s, gate.proc);
+      await waitReady(gate, admin, 60_000);
       servers.push(s);
     }
     if (a.pin) pinTree(servers.at(-1)!.pid, '0');

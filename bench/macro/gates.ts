@@ -55,7 +55,7 @@ export class Gates {
     const ports = { proxy, admin, extAuthzHttp, extAuthzGrpc };
     const file = await writeGateConfig(this.#fx, variant, v, ports, this.#upstreamPort, this.#workers);
     const t0 = performance.now();
-    const proc = spawnGate(file, this.#nodeFlags, this.#root, this.#cpus);
+    const proc = spawnGate(file, { nodeFlags: this.#nodeFlags, root: this.#root, cpus: this.#cpus });
     await waitReady(proc, admin, 60_000);
     const startupMs = performance.now() - t0;
     const problems = await this.#sanity(proxy);

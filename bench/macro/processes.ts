@@ -65,10 +65,21 @@ export interface GateProcess {
  * `jitgate serve -c file`; `nodeFlags` such as `--cpu-prof` go to the gate's node. `root` is the
  * jitgate checkout to run (default this one; `--jitgate DIR` compares another branch or commit).
  */
-export function spawnGate(configFile: string, nodeFlags: readonly string[] = [], root: string = ROOT, cpus?: string): GateProcess {
-  const argv = [...nodeFlags, join(root, 'bin/jitgate.js'), 'serve', '-c', configFile];
+export interface SpawnGateOptions {
+  readonly nodeFlags?: readonly string[];
+  /** The checkout whose bin/jitgate.js runs (default this one). */
+  readonly root?: string;
+  /** Cores to start on (taskset list form); the gate sizes itself for them. */
+  readonly cpus?: string;
+  /** 'pipe' when the caller reads what node writes there (V8's --trace-gc-nvp lines); else ignored. */
+  readonly stdout?: 'pipe' | 'ignore';
+}
+
+export function spawnGate(configFile: string, opts: SpawnGateOptions = {}): GateProcess {
+  const argv = [...(opts.nodeFlags ?? []), join(opts.root ?? ROOT, 'bin/jitgate.js'), 'serve', '-c', configFile];
+  const stdio: ['ignore', 'pipe' | 'ignore', 'pipe'] = ['ignore', opts.stdout ?? 'ignore', 'pipe'];
   // taskset execs node in place: the pid is the gate's, and the gate sees only `cpus` from its first instruction.
-  const proc = cpus === undefined ? spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn('taskset', ['-c', cpus, process.execPath, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = opts.cpus === undefined ? spawn(process.execPath, argv, { stdio }) : spawn('taskset', ['-c', opts.cpus, process.execPath, ...argv], { stdio });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   return { proc, pid: proc.pid!, stderr: () => err };
