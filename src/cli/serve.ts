@@ -11,7 +11,7 @@
 import cluster from 'node:cluster';
 import { runWorker, startPrimary, workerCount } from '../cluster.ts';
 import { verifyModeOf } from '../config/compile.ts';
-import { cores as usableCores } from '../cpu-cores.ts';
+import { cores } from '../cpu-cores.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
@@ -52,8 +52,8 @@ export async function run(argv: string[]): Promise<number> {
  * What the start line says about CPU: the cores this process may use (affinity and cgroup CPU quota,
  * src/cpu-cores.ts) and where a cache miss's signature check runs as a result (docs/operations.md).
  */
-function cores(config: Config): { cores: number; signature_checks: 'event loop' | 'thread pool' } {
-  return { cores: usableCores(), signature_checks: verifyModeOf(config) === 'pool' ? 'thread pool' : 'event loop' };
+function cpuFields(config: Config): { cores: number; signature_checks: 'event loop' | 'thread pool' } {
+  return { cores: cores(), signature_checks: verifyModeOf(config) === 'pool' ? 'thread pool' : 'event loop' };
 }
 
 async function serve(config: Config, file: string): Promise<number> {
@@ -61,14 +61,14 @@ async function serve(config: Config, file: string): Promise<number> {
   if (count > 1) {
     const logger = createLogger(config.log);
     const primary = await startPrimary(config, count, logger);
-    logger.info({ proxy: primary.proxy, admin: listenUrl(primary.admin), workers: count, ...cores(config), config: file, pid: process.pid }, 'jitgate started');
+    logger.info({ proxy: primary.proxy, admin: listenUrl(primary.admin), workers: count, ...cpuFields(config), config: file, pid: process.pid }, 'jitgate started');
     logger.flush();
     return primary.done;
   }
   const running = await startJitgate(config, file);
   const { proxy, admin, extAuthz } = running.listeners;
   const log = running.logger;
-  log.info({ proxy: listenUrl(proxy, config.listen.tls ? 'https' : 'http'), admin: listenUrl(admin, config.admin.tls ? 'https' : 'http'), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, ...cores(config), config: file }, 'jitgate started');
+  log.info({ proxy: listenUrl(proxy, config.listen.tls ? 'https' : 'http'), admin: listenUrl(admin, config.admin.tls ? 'https' : 'http'), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, ...cpuFields(config), config: file }, 'jitgate started');
   log.flush();
   onReloadSignal(() => running.reload(), log);
   return new Promise<number>((resolve) => {
