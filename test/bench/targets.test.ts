@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Row } from '../../bench/macro/report.ts';
-import { evaluateTargets, type PairSlice } from '../../bench/macro/targets.ts';
+import { evaluateTargets, SOAK_MINUTES_JUDGED, type PairSlice } from '../../bench/macro/targets.ts';
 
 function row(id: string, rps: number, p99: number, cpu: number): Row {
   return { id, title: id, kind: 'http', rps: { mean: rps, stddev: 0, samples: [] }, latency: { p50: 1, p99, p999: p99 * 2 } as Row['latency'], total: rps * 10, statuses: { '200': rps * 10 }, unexpected: 0, errors: 0, serverCpuUsPerReq: cpu, problems: [] };
@@ -68,5 +68,21 @@ describe('ext_authz gRPC verdict', () => {
     ])!;
     expect(v.met).toBe(false);
     expect(v.detail).toContain('h2load not installed');
+  });
+});
+
+describe('soak verdict', () => {
+  const soakVerdict = (minutes: number, settledMB: number, endMB: number) =>
+    evaluateTargets(new Map(), { minutes, readyMB: 140, startMB: 200, settledMB, settledAtSec: minutes * 30, endMB, maxMB: endMB, samples: [] } as never, {}).results.find((r) => r.name.startsWith('RSS flat'))!;
+
+  it('a soak shorter than SOAK_MINUTES_JUDGED gives the numbers without a verdict', () => {
+    const v = soakVerdict(5, 300, 302);
+    expect(v.met).toBeUndefined();
+    expect(v.name).toContain(`a soak of ${SOAK_MINUTES_JUDGED} minutes or more judges`);
+  });
+
+  it('a long enough soak is judged: ≤ max(10 MB, 10 %) growth after half-time', () => {
+    expect(soakVerdict(12, 345, 361).met).toBe(true);
+    expect(soakVerdict(12, 300, 345).met).toBe(false);
   });
 });
