@@ -12,7 +12,6 @@
  */
 import type { Logger } from 'pino';
 import { SharedReplayGuard, type ReplayChannel } from './cache/shared-dpop-replay.ts';
-import type { openFleet as openFleetFn } from './fleet/fleet.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Config, IssuerConfig } from './config/schema.ts';
 import { Gate } from './gate.ts';
@@ -149,10 +148,6 @@ function followerSource(deps: BuildGateDeps, clock: Clock, file: string, primary
  */
 export async function buildGate(config: Config, file: string, deps: BuildGateDeps): Promise<Gate> {
   const openFleet = config.redis === undefined ? undefined : (await import('./fleet/fleet.ts')).openFleet;
-  return assembleGate(config, file, deps, openFleet);
-}
-
-function assembleGate(config: Config, file: string, deps: BuildGateDeps, openFleet: typeof openFleetFn | undefined): Gate {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger.child({ component: 'revocation' });
   const rev = config.revocation;
