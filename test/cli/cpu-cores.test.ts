@@ -3,12 +3,11 @@
  * os.availableParallelism() does not see. Parsed from fake /proc and /sys trees, then for real: a gate started in a
  * cgroup limited to one CPU says so on its start line and checks signatures on the event loop.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroupCpuQuota, usableCores, type ReadText } from '../../src/cpu-cores.ts';
-import { CLI, startRecordingUpstream, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
+import { spawnGate, startRecordingUpstream, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
 const fs = (files: Record<string, string>): ReadText => (p) => files[p];
 
@@ -85,21 +84,9 @@ describe('a gate under a real CPU quota (cgroup v1 cpu controller)', () => {
   it('says cores 1 and checks signatures on the event loop, though the OS reports more cores', async () => {
     const cfg = await writeGateConfig(up.url);
     // The shell moves itself into the cgroup, then execs the gate there.
-    const child = spawn('sh', ['-c', `echo $$ > ${group}/cgroup.procs && exec "$0" "$@"`, process.execPath, CLI, 'serve', '-c', cfg.file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise((r) => child.on('exit', r));
-    try {
-      const started = await new Promise<Record<string, unknown>>((resolve, reject) => {
-        let buf = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => {
-          buf += d;
-          for (const line of buf.split('\n')) if (line.includes('"jitgate started"')) resolve(JSON.parse(line) as Record<string, unknown>);
-        });
-        child.on('exit', (code) => reject(new Error(`exited ${code}`)));
-      });
-      expect(started).toMatchObject({ cores: 1, signature_checks: 'event loop' });
-    } finally {
-      child.kill('SIGTERM');
-      await exited;
-    }
+    const gate = await spawnGate(cfg.file, {}, ['sh', '-c', `echo $$ > ${group}/cgroup.procs && exec "$0" "$@"`]);
+    gate.child.kill('SIGTERM');
+    await gate.exited;
+    expect(gate.started).toMatchObject({ cores: 1, signature_checks: 'event loop' });
   });
 });

@@ -48,27 +48,14 @@ describe('jitgate serve', () => {
 
   it('case=startup line says the cores the gate may use and where signatures are checked: pinned to one core, on the event loop', async () => {
     const cfg = await writeGateConfig(up.url);
-    const startLine = async (cmd: string, args: string[]): Promise<Record<string, any>> => {
-      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      try {
-        return await new Promise<Record<string, any>>((resolve, reject) => {
-          let buf = '';
-          child.stdout.setEncoding('utf8').on('data', (d: string) => {
-            buf += d;
-            for (const line of buf.split('\n')) if (line.includes('"jitgate started"')) resolve(JSON.parse(line));
-          });
-          child.on('exit', (code) => reject(new Error(`exited ${code}`)));
-        });
-      } finally {
-        const exit = new Promise((r) => child.on('exit', r));
-        child.kill('SIGTERM');
-        await exit;
-      }
+    const startLine = async (wrap: readonly string[]): Promise<Record<string, any>> => {
+      const gate = await spawnGate(cfg.file, {}, wrap);
+      gate.child.kill('SIGTERM');
+      await gate.exited;
+      return gate.started;
     };
-    const pinned = await startLine('taskset', ['-c', '0', process.execPath, CLI, 'serve', '-c', cfg.file]);
-    expect(pinned).toMatchObject({ cores: 1, signature_checks: 'event loop' });
-    const free = await startLine(process.execPath, [CLI, 'serve', '-c', cfg.file]);
-    expect(free).toMatchObject({ cores: availableParallelism(), signature_checks: availableParallelism() > 1 ? 'thread pool' : 'event loop' });
+    expect(await startLine(['taskset', '-c', '0'])).toMatchObject({ cores: 1, signature_checks: 'event loop' });
+    expect(await startLine([])).toMatchObject({ cores: availableParallelism(), signature_checks: availableParallelism() > 1 ? 'thread pool' : 'event loop' });
   });
 
   it('case=invalid config → exit 1 with the key-path lines, no stack trace', async () => {
