@@ -143,6 +143,8 @@ try {
         proc.once('exit', () => fail(new Error('plain proxy exited')));
       });
       const s: Server = { label, row, pid: proc.pid!, port: msg.port, proc, gc: noGc() };
+      // Gates start pinned (below); a plain proxy sizes nothing from its cores, so pinning it once up is enough.
+      if (a.pin) pinTree(s.pid, '0');
       countGc(s, proc);
       servers.push(s);
     } else {
@@ -161,7 +163,6 @@ try {
       await waitReady(gate, admin, 60_000);
       servers.push(s);
     }
-    if (a.pin) pinTree(servers.at(-1)!.pid, '0');
     log(`  ${servers.at(-1)!.label} ready on ${servers.at(-1)!.port}`);
   }
 

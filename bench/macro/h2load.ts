@@ -11,19 +11,19 @@
  * is in the trailers it does not read, so the runner checks it twice over: a pre-flight Check decoded
  * by the Node client, and the gate's own decision counters over the run (every decision `granted`).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadResult } from './http-load.ts';
 import { LatencyHistogram, meanStddev } from './histogram.ts';
+import { findBinary } from './processes.ts';
 
 const BINARY_CANDIDATES = ['/usr/bin/h2load', '/usr/local/bin/h2load'];
 
 export function h2loadBinary(): string | undefined {
-  for (const b of BINARY_CANDIDATES) if (spawnSync(b, ['--version']).status === 0) return b;
-  return undefined;
+  return findBinary(BINARY_CANDIDATES, ['--version']);
 }
 
 export interface H2loadJob {

@@ -11,13 +11,12 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Fixtures } from './fixtures.ts';
 import { AUDIENCE, ISSUER } from './fixtures.ts';
-import { freePorts, type Child } from './processes.ts';
+import { findBinary, freePorts, type Child } from './processes.ts';
 
 const BINARY_CANDIDATES = ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy'];
 
 export function haproxyBinary(): string | undefined {
-  for (const b of BINARY_CANDIDATES) if (spawnSync(b, ['-v']).status === 0) return b;
-  return undefined;
+  return findBinary(BINARY_CANDIDATES, ['-v']);
 }
 
 /** The config: one frontend that denies unless every check passes, one backend (the upstream). */

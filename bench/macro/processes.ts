@@ -141,6 +141,12 @@ function treePids(pid: number): number[] {
   return out;
 }
 
+/** The first of `candidates` that runs with `args` (a version flag), or undefined: a peer binary is optional. */
+export function findBinary(candidates: readonly string[], args: readonly string[]): string | undefined {
+  for (const b of candidates) if (spawnSync(b, args).status === 0) return b;
+  return undefined;
+}
+
 /** Pins pid, its threads and its descendants to `cpus` (taskset list form, e.g. "0" or "0,1"); for --pin. */
 export function pinTree(pid: number, cpus: string): void {
   for (const p of treePids(pid)) {

@@ -317,7 +317,6 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
   if (s.kind === 'crypto') return cryptoRow(s);
   const server = await serverFor(s);
   const gate = s.variant === undefined ? undefined : await gates.use(s.variant, log);
-  if (pin && gate) pinTree(gate.proc.pid!, workers > 1 ? SERVER_CORES_TWO : SERVER_CORE);
   const port = server?.port ?? gatePort(s, gate!);
   const problems = [...(gate?.problems ?? [])];
   let before: MetricSnapshot | undefined;
@@ -362,7 +361,7 @@ async function runScenario(s: Scenario, timing: { duration: number; warmup: numb
   if (s.client === 'h2load') {
     result = await h2loadRow(port, s, problems, snapshotStart, snapshotEnd);
   } else if (s.kind === 'grpc') {
-    result = await grpcLoad(port, fx, s, snapshotStart, snapshotEnd);
+    result = await grpcLoad(port, s, snapshotStart, snapshotEnd);
   } else {
     const made = s.request!(fx);
     const specs: RequestSpec[] = typeof made === 'function' ? [made(0)[0]!, made(connections - 1)[0]!] : [made];
@@ -471,11 +470,16 @@ async function runChild<T>(script: string, job: object, onLine?: (line: string) 
   return JSON.parse(last) as T;
 }
 
-async function grpcLoad(port: number, fixtures: Fixtures, s: Scenario, start: () => Promise<void>, end: () => Promise<void>): Promise<LoadResult> {
+/** The Check every gRPC row sends, for the cached hot token, and the code its answer must carry (grpc-load.ts's job). */
+function checkCall(port: number, s: Scenario): { port: number; method: string; path: string; authorization: string; expectCode: number } {
+  return { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fx.tokens.hot}`, expectCode: s.expectStatus as number };
+}
+
+async function grpcLoad(port: number, s: Scenario, start: () => Promise<void>, end: () => Promise<void>): Promise<LoadResult> {
   let started: Promise<void> = Promise.resolve();
   const res = await runChild<LoadResult>(
     'grpc-load.ts',
-    { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fixtures.tokens.hot}`, expectCode: s.expectStatus as number, concurrency: connections, durationSec: duration, warmupSec: warmup, client: a['grpc-client'] === 'grpc-js' ? 'grpc-js' : 'h2' },
+    { ...checkCall(port, s), concurrency: connections, durationSec: duration, warmupSec: warmup, client: a['grpc-client'] === 'grpc-js' ? 'grpc-js' : 'h2' },
     (l) => {
       if (l.includes('"phase":"measure"')) started = start();
     },
@@ -490,8 +494,9 @@ async function h2loadRow(port: number, s: Scenario, problems: string[], start: (
   const common = { binary: h2load!, expectStatus: 200, durationSec: duration, warmupSec: warmup };
   if (s.kind === 'grpc') {
     // The Node client's pre-flight decodes the answer's status code; a wrong one exits non-zero.
-    await runChild('grpc-load.ts', { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fx.tokens.hot}`, expectCode: s.expectStatus as number, concurrency: 1, durationSec: 0, warmupSec: 0 });
-    const body = grpcFramed(checkRequest('GET', '/orders/small', `Bearer ${fx.tokens.hot}`));
+    const call = checkCall(port, s);
+    await runChild('grpc-load.ts', { ...call, concurrency: 1, durationSec: 0, warmupSec: 0 });
+    const body = grpcFramed(checkRequest(call.method, call.path, call.authorization));
     // As Envoy multiplexes its Check calls: one HTTP/2 connection, `connections` calls in flight.
     return runH2load({ ...common, url: `http://127.0.0.1:${port}${CHECK_PATH}`, protocol: 'h2', connections: 1, streams: connections, headers: CHECK_HEADERS, body }, start, end);
   }
