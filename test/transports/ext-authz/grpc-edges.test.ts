@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_REQUEST_BYTES } from '../../../src/transports/ext-authz/grpc-service.ts';
 import { loadProtos } from '../../../src/transports/ext-authz/protos.ts';
 import type { TestKeys } from '../../fixtures/gate.ts';
+import { RawH2 } from '../../fixtures/h2-frames.ts';
 import { sign } from '../../fixtures/tokens.ts';
-import { checkRequest, GrpcClient, startGrpcSuite, type CheckResponseView, type Harness } from './helpers.ts';
+import { checkRequest, decisions, GrpcClient, startGrpcSuite, type CheckResponseView, type Harness } from './helpers.ts';
 
 let keys: TestKeys;
 let h: Harness;
@@ -156,5 +157,61 @@ describe('gRPC protocol answers', () => {
     expect(a.headers['grpc-status']).toBe('12');
     const b = await raw(CHECK, [Buffer.from('{}')], { 'content-type': 'application/json' });
     expect(b.status).toBe(415);
+  });
+});
+
+describe('a call the client gives up on mid-message is not decided (nobody waits for the answer)', () => {
+  const GRPC_HEADERS = { 'content-type': 'application/grpc', te: 'trailers' };
+  const malformed = (): Promise<number> => decisions(h.ctx.metrics, 'ext_authz_grpc', 'missing_attributes');
+
+  async function halfMessage(): Promise<Buffer> {
+    const body = encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` }));
+    return prefixed(body).subarray(0, 40);
+  }
+
+  it('RST_STREAM mid-message (Envoy on its timeout): no audit line, no decision; the connection keeps serving', async () => {
+    const conn = await RawH2.open(h.grpcPort);
+    try {
+      const [auditBefore, malformedBefore] = [h.audit.length, await malformed()];
+      conn.headers(1, CHECK, GRPC_HEADERS);
+      conn.data(1, await halfMessage(), false);
+      conn.reset(1);
+      // A whole Check after the reset, on the same connection: frames are read in order, so once
+      // it is answered the reset stream has been handled.
+      const whole = prefixed(encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` })));
+      conn.headers(3, CHECK, GRPC_HEADERS);
+      const answered = conn.answered(3);
+      conn.data(3, whole, true);
+      await answered;
+      expect(h.audit.slice(auditBefore).map((l) => l.reason)).toEqual(['granted']);
+      expect(await malformed()).toBe(malformedBefore);
+    } finally {
+      conn.destroy();
+    }
+  });
+
+  it('the connection closed mid-message (a load client stopping): no audit line, no decision', async () => {
+    const conn = await RawH2.open(h.grpcPort);
+    const [auditBefore, malformedBefore] = [h.audit.length, await malformed()];
+    conn.headers(1, CHECK, GRPC_HEADERS);
+    conn.data(1, await halfMessage(), false);
+    await conn.end(); // resolves once the server has closed its side, i.e. has torn the session down
+    expect(h.audit.slice(auditBefore)).toEqual([]);
+    expect(await malformed()).toBe(malformedBefore);
+  });
+
+  it('the same half message ended with END_STREAM is a malformed call: decided, audited and counted', async () => {
+    const conn = await RawH2.open(h.grpcPort);
+    try {
+      const [auditBefore, malformedBefore] = [h.audit.length, await malformed()];
+      conn.headers(1, CHECK, GRPC_HEADERS);
+      const answered = conn.answered(1);
+      conn.data(1, await halfMessage(), true);
+      await answered;
+      expect(h.audit.slice(auditBefore).map((l) => l.reason)).toEqual(['missing_attributes']);
+      expect(await malformed()).toBe(malformedBefore + 1);
+    } finally {
+      conn.destroy();
+    }
   });
 });

@@ -196,8 +196,11 @@ export class GrpcH2Server {
     };
     stream.on('data', onData);
     stream.on('end', () => {
-      // No whole message before END_STREAM; a complete one is already with the route.
-      if (!reply.done && message === undefined) give('truncated');
+      // No whole message before END_STREAM; a complete one is already with the route. A client
+      // that resets the stream or drops the connection mid-message (Envoy's timeout, a load
+      // client's stop) also ends it, but node:http2 marks it `aborted` first: that call is gone
+      // and must not be decided, audited or counted as a malformed request.
+      if (!reply.done && message === undefined && !stream.aborted) give('truncated');
     });
   }
 
