@@ -147,3 +147,31 @@ export function verifyPooled(p: SignatureParams, token: string, dot2: number, si
   }
   if (threw) done(false);
 }
+
+interface QueuedCheck {
+  readonly p: SignatureParams;
+  readonly token: string;
+  readonly dot2: number;
+  readonly signature: Buffer;
+  readonly done: (ok: boolean) => void;
+}
+
+/** The misses of the current loop turn, checked together by `checkQueued` (verify-mode.ts `batch`). */
+let queued: QueuedCheck[] = [];
+
+/** Every signature first, then every continuation: the crypto runs back to back, and so does the proxy's code. */
+function checkQueued(): void {
+  const checks = queued;
+  queued = [];
+  const results = new Array<boolean>(checks.length);
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i]!;
+    results[i] = verifySync(c.p, c.token, c.dot2, c.signature);
+  }
+  for (let i = 0; i < checks.length; i++) checks[i]!.done(results[i]!);
+}
+
+/** On the event loop, after the I/O of this turn; `done` is called exactly once and must not throw (it would strand the rest of the turn). */
+export function verifyBatched(p: SignatureParams, token: string, dot2: number, signature: Buffer, done: (ok: boolean) => void): void {
+  if (queued.push({ p, token, dot2, signature, done }) === 1) setImmediate(checkQueued);
+}

@@ -13,7 +13,7 @@ import { checkClaims, checkTime } from './claims.ts';
 import type { DenyReason } from './decision.ts';
 import { compileGrants } from './grant.ts';
 import { parseCompactJws } from './jws-compact.ts';
-import { signatureParams, verifyPooled, verifySync } from './jws-signature.ts';
+import { signatureParams, verifyBatched, verifyPooled, verifySync } from './jws-signature.ts';
 import type { GatePolicy, IssuerPolicy } from './policy.ts';
 import { normalizeTyp } from './policy.ts';
 import { checkStatusClaim } from './status-list.ts';
@@ -33,8 +33,8 @@ export interface VerifyOptions {
 const DEFAULT_OPTIONS: VerifyOptions = { mode: 'sync', badSignatures: undefined };
 
 /**
- * Synchronous for every refusal and, in `sync` mode, for the signature check too; in `pool` mode
- * the signature check (and a remote issuer's unknown-kid refetch) returns a promise.
+ * Synchronous for every refusal and, in `sync` mode, for the signature check too; in `batch` and
+ * `pool` mode the signature check (and a remote issuer's unknown-kid refetch) returns a promise.
  */
 export function verifyToken(token: string, policy: GatePolicy, nowMs: number, options: VerifyOptions = DEFAULT_OPTIONS): VerifyOutcome | Promise<VerifyOutcome> {
   if (token.length > policy.maxTokenBytes) return 'token_too_large';
@@ -88,9 +88,15 @@ function verifyWith(
     if (!verifySync(params, token, dot2, signature)) return badSignature(token, issuer, entry, options);
     return checkVerified(token, payload, issuer, policy, nowMs, entry);
   }
-  return new Promise((resolve) => {
-    verifyPooled(params, token, dot2, signature, (ok) => {
-      resolve(ok ? checkVerified(token, payload, issuer, policy, nowMs, entry) : badSignature(token, issuer, entry, options));
+  const check = options.mode === 'batch' ? verifyBatched : verifyPooled;
+  return new Promise((resolve, reject) => {
+    check(params, token, dot2, signature, (ok) => {
+      // Called from a drain or a pool callback, where a throw would escape the promise.
+      try {
+        resolve(ok ? checkVerified(token, payload, issuer, policy, nowMs, entry) : badSignature(token, issuer, entry, options));
+      } catch (err) {
+        reject(err);
+      }
     });
   });
 }

@@ -152,10 +152,13 @@ async function compare(token: string, mode: VerifyMode): Promise<void> {
   expect(v.grants.map((g) => g.index)).toStrictEqual(compileGrants(p.authorization_details, policy.grant)!.map((g) => g.index));
 }
 
+/** Every way a miss can be checked; 64 tokens in flight at once make `batch` check many per loop turn. */
+const MODES: readonly VerifyMode[] = ['sync', 'batch', 'pool'];
+
 async function compareAll(tokens: readonly string[]): Promise<void> {
   for (let i = 0; i < tokens.length; i += 64) {
     const batch = tokens.slice(i, i + 64);
-    await Promise.all(batch.map((t, n) => compare(t, (i + n) % 2 === 0 ? 'sync' : 'pool')));
+    await Promise.all(batch.map((t, n) => compare(t, MODES[(i + n) % MODES.length]!)));
   }
 }
 
@@ -277,6 +280,25 @@ describe('forged tokens are remembered (BadSignatureCache)', () => {
     expect(typeof verifyToken(good, policy, NOW_MS, opts)).toBe('object');
     expect(await verifyToken(forged, policy, NOW_MS, { mode: 'pool', badSignatures: bad })).toBe('bad_signature');
     expect(bad.hits).toBe(2);
+  });
+
+  it('batch mode: the misses of one loop turn are checked together, each gets its own answer, forgeries are remembered', async () => {
+    const bad = new BadSignatureCache(64);
+    const opts = { mode: 'batch' as const, badSignatures: bad };
+    const good = Array.from({ length: 8 }, (_, i) => signBytes(keys.es256, JSON.stringify(header(keys.es256)), JSON.stringify(claims({ jti: `b${i}` }))));
+    const forged = good.map((t) => {
+      const [h, , s] = t.split('.');
+      return `${h}.${Buffer.from(JSON.stringify(claims({ sub: 'admin' }))).toString('base64url')}.${s}`;
+    });
+    const tokens = good.flatMap((t, i) => [t, forged[i]!]);
+    const pending = tokens.map((t) => verifyToken(t, policy, NOW_MS, opts));
+    for (const p of pending) expect(p).toBeInstanceOf(Promise);
+    // Nothing is checked before the turn's I/O is done.
+    expect(bad.size).toBe(0);
+    const outcomes = await Promise.all(pending);
+    expect(outcomes.map((o) => (typeof o === 'string' ? o : o.jti))).toStrictEqual(tokens.map((_, i) => (i % 2 === 0 ? `b${i / 2}` : 'bad_signature')));
+    expect(bad.size).toBe(8);
+    expect(verifyToken(forged[0]!, policy, NOW_MS, opts)).toBe('bad_signature');
   });
 
   it('is bounded, and a refusal stops counting when its key leaves the set', () => {
