@@ -100,6 +100,8 @@ export class Gate {
   /** Loads keys and revocation sources. Local files must load; remote ones may still be loading. */
   async start(): Promise<void> {
     await Promise.all([...this.issuerKeys.map((k) => k.start()), this.revocation.start(), this.fleet?.start()]);
+    const nonceKey = this.fleet?.nonceKey;
+    if (nonceKey !== undefined) this.#decider.dpop?.useNonceKey(nonceKey);
   }
 
   stop(): void {

@@ -2,14 +2,15 @@
  * Server-provided DPoP nonces (RFC 9449 §8): an HMAC-SHA256 of the current time bucket under a
  * random key. A nonce is accepted in its own bucket and the next, so it lives between one and two
  * `nonce_rotation` intervals; nothing is stored per client. With `workers` > 1 the primary makes
- * the key and every worker derives the same nonces from it (src/cluster.ts).
+ * the key and every worker derives the same nonces from it (src/cluster.ts); with a `redis` block
+ * every gate on the prefix takes the fleet's key from Redis at start (src/fleet/redis-nonce-key.ts).
  *
  * @module
  */
 import { createHmac, randomBytes } from 'node:crypto';
 
 export class DpopNonces {
-  readonly #key: Buffer;
+  #key: Buffer;
   readonly #rotationMs: number;
   #bucket = Number.NaN;
   #current = '';
@@ -20,6 +21,12 @@ export class DpopNonces {
     if (!(rotationMs >= 1)) throw new TypeError('rotationMs must be at least 1');
     this.#rotationMs = rotationMs;
     this.#key = key;
+  }
+
+  /** Derive from `key` from now on (the fleet's shared key, known once Redis answered at start). */
+  useKey(key: Buffer): void {
+    this.#key = key;
+    this.#bucket = Number.NaN;
   }
 
   /** The nonce to hand out now (the `DPoP-Nonce` header). */

@@ -126,6 +126,11 @@ export class DpopVerifier {
     return this.#replay;
   }
 
+  /** The fleet's nonce key (src/fleet/redis-nonce-key.ts), once known; nothing without use_nonce. */
+  useNonceKey(key: Buffer): void {
+    this.#nonces?.useKey(key);
+  }
+
   /** The nonce for a `DPoP-Nonce` header; undefined unless use_nonce. */
   nonce(nowMs: number): string | undefined {
     return this.#nonces?.current(nowMs);

@@ -14,6 +14,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { RevocationEntry } from '../revocation/entries.ts';
 import { redisKeys, type RedisKeys } from './redis-layout.ts';
 import { redactUrl, RedisLink, type RedisConnectOptions } from './redis-link.ts';
+import { sharedNonceKey } from './redis-nonce-key.ts';
 import { RedisReplayGuard } from './redis-replay.ts';
 import { RedisRevocationSource } from './redis-source.ts';
 import { RedisSweeper } from './redis-sweeper.ts';
@@ -62,6 +63,9 @@ export class Fleet {
   readonly replay: RedisReplayGuard | undefined;
   readonly writer: RedisRevocationWriter;
   readonly description: string;
+  /** The fleet's DPoP nonce key once `start` has read it; undefined when the gate hands out no nonces. */
+  nonceKey: Buffer | undefined;
+  readonly #sharesNonces: boolean;
   readonly #sweeper: RedisSweeper | undefined;
   readonly #metrics: Metrics;
   #lag: NodeJS.Timeout | undefined;
@@ -98,11 +102,13 @@ export class Fleet {
           })
         : undefined;
     this.source = config.revocation.redis ? redisSource(config, deps, opts, this.keys, tolerance) : undefined;
+    this.#sharesNonces = config.dpop.use_nonce;
   }
 
   /** The command connection; the follower is started by the revocation list like every source. */
   async start(): Promise<void> {
     await this.link.connect();
+    if (this.#sharesNonces) this.nonceKey = await sharedNonceKey(this.link, this.keys);
     this.#sweeper?.start();
     const source = this.source;
     if (source !== undefined) {

@@ -9,6 +9,10 @@
  *                             with XREAD; trimmed to the last few seconds (a gate that falls
  *                             further behind resyncs from the sorted set).
  *   jitgate:dpop:<jkt>:<h>    string, SET NX PX: a used DPoP proof; h = base64url(sha256(jti)).
+ *   jitgate:dpop-nonce-key    string, SET NX once by the first gate with dpop.use_nonce: 32 random
+ *                             bytes, base64url. Every gate on the prefix derives the same DPoP
+ *                             nonces from it (src/core/dpop-nonce.ts), so a nonce one gate hands
+ *                             out is accepted by all.
  *
  * A write is one MULTI/EXEC of ZADD + XADD per entry, so the set and the log never disagree.
  */
@@ -21,10 +25,11 @@ export interface RedisKeys {
   readonly live: string;
   readonly log: string;
   readonly dpopPrefix: string;
+  readonly nonceKey: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
-  return { live: `${prefix}revocations`, log: `${prefix}revocations:log`, dpopPrefix: `${prefix}dpop:` };
+  return { live: `${prefix}revocations`, log: `${prefix}revocations:log`, dpopPrefix: `${prefix}dpop:`, nonceKey: `${prefix}dpop-nonce-key` };
 }
 
 /** The stream field that holds an entry. */

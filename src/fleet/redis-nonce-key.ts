@@ -1,0 +1,26 @@
+/**
+ * The fleet's DPoP nonce key (docs/fleet.md "DPoP nonces"): the first gate to start writes 32
+ * random bytes with SET NX, and every gate, that one included, uses what Redis then holds. Two
+ * gates starting together both SET NX; one write wins and both read it. Read once at start: a
+ * key lost from Redis afterwards (FLUSHALL, a restart without persistence) splits the fleet's
+ * nonces until the gates restart, which costs clients one `use_dpop_nonce` retry, never an allow.
+ */
+import { randomBytes } from 'node:crypto';
+import { StartupError } from '../errors.ts';
+import type { RedisKeys } from './redis-layout.ts';
+import type { RedisLink } from './redis-link.ts';
+
+const KEY_BYTES = 32;
+
+export async function sharedNonceKey(link: RedisLink, keys: RedisKeys): Promise<Buffer> {
+  const stored = await link.run('dpop nonce key', async (c) => {
+    await c.set(keys.nonceKey, randomBytes(KEY_BYTES).toString('base64url'), { NX: true });
+    return c.get(keys.nonceKey);
+  });
+  const key = typeof stored === 'string' && /^[A-Za-z0-9_-]{43}$/.test(stored) ? Buffer.from(stored, 'base64url') : undefined;
+  if (key === undefined || key.length !== KEY_BYTES) {
+    // Not ours, or damaged: deriving nonces from it would be guessable or differ between gates.
+    throw new StartupError(`redis.key_prefix: the Redis key ${keys.nonceKey} does not hold a ${KEY_BYTES}-byte base64url DPoP nonce key (${stored === null ? 'it vanished after SET NX' : `${String(stored).length} characters`}); delete it and every gate on this prefix will share a new one`);
+  }
+  return key;
+}
