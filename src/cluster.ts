@@ -28,7 +28,8 @@
 import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { gaugeRefresher, withDraining } from './admin/health.ts';
-import { PrimaryRevocationWriter } from './anomaly/primary-writer.ts';
+import { PrimaryRefusalCounter, type CountChannel } from './anomaly/primary-counter.ts';
+import { PrimaryRevocationWriter, type WorkerChannel } from './anomaly/primary-writer.ts';
 import type { ReplayChannel } from './cache/shared-dpop-replay.ts';
 import type { Config } from './config/schema.ts';
 import { cores } from './cpu-cores.ts';
@@ -45,9 +46,9 @@ export function workerCount(workers: number | 'auto'): number {
   return workers === 'auto' ? cores() : workers;
 }
 
-/** The worker's side of the IPC channel, as the journal follower and the DPoP replay guard use it. */
-const toPrimary: PrimaryChannel & ReplayChannel = {
-  send: (m) => void process.send!(m),
+/** The worker's side of the IPC channel, as the journal follower, the DPoP replay guard and the anomaly watch use it. */
+const toPrimary: PrimaryChannel & ReplayChannel & WorkerChannel & CountChannel = {
+  send: (m: FromWorker) => void process.send!(m),
   on: (event, listener) => process.on(event, listener),
   off: (event, listener) => process.off(event, listener),
 };
@@ -60,7 +61,8 @@ export async function runWorker(config: Config, file: string): Promise<number> {
     delete process.env[NONCE_KEY_ENV]; // not for anything this worker might start
     running = await startJitgateWorker(config, file, {
       primary: { channel: toPrimary, nonceKey: nonceKey === undefined ? undefined : Buffer.from(nonceKey, 'base64') },
-      revocationWriter: config.anomaly === undefined ? undefined : new PrimaryRevocationWriter({ send: (m) => void process.send!(m), on: (e, l) => process.on(e, l) }),
+      revocationWriter: config.anomaly === undefined ? undefined : new PrimaryRevocationWriter(toPrimary),
+      refusalCounter: config.anomaly === undefined ? undefined : new PrimaryRefusalCounter(toPrimary),
     });
   } catch (err) {
     if (!(err instanceof JitgateError)) throw err;

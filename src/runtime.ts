@@ -16,6 +16,7 @@ import type { Clock } from './core/clock.ts';
 import type { Config } from './config/schema.ts';
 import type { Gate } from './gate.ts';
 import type { RevocationWriter } from './anomaly/anomaly-watch.ts';
+import type { RefusalCounting } from './anomaly/refusal-counter.ts';
 import { checkSection12 } from './anomaly/config-check.ts';
 import { watchAnomalies } from './anomaly/wiring.ts';
 import { AuditLog } from './observability/audit.ts';
@@ -39,6 +40,8 @@ export interface StartOptions {
   readonly primary?: WorkerLink;
   /** Set in a cluster worker: anomaly revocations go to the primary, which owns the journal (src/anomaly/primary-writer.ts). */
   readonly revocationWriter?: RevocationWriter;
+  /** Set in a cluster worker: refusals are counted at the primary, once for every worker (src/anomaly/primary-counter.ts). */
+  readonly refusalCounter?: RefusalCounting;
 }
 
 /** A cluster worker's runtime: no admin listener, the primary owns it (src/cluster.ts). */
@@ -103,7 +106,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     // Anomaly revocations go where the admin API's go (Redis when configured: fleet-wide); a cluster worker
     // without Redis asks the primary, which owns the journal.
     const anomalyWriter = options.revocationWriter !== undefined && !config.revocation.redis ? options.revocationWriter : revocations;
-    watchAnomalies({ config, gate, audit, metrics, logger, clock: options.clock }, anomalyWriter);
+    watchAnomalies({ config, gate, audit, metrics, logger, clock: options.clock }, anomalyWriter, options.refusalCounter);
     proxy = await startProxy(ctx);
     started.push(proxy);
     if (withAdmin) {

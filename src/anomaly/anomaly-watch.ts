@@ -24,7 +24,7 @@ import type { Gate, RefusalObserver } from '../gate.ts';
 import type { AuditLog } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RevocationEntry } from '../revocation/entries.ts';
-import { RefusalCounter } from './refusal-counter.ts';
+import { RefusalCounter, type Counted, type RefusalCounting } from './refusal-counter.ts';
 
 export type AnomalyConfig = NonNullable<Config['anomaly']>;
 
@@ -40,24 +40,21 @@ export interface AnomalyDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** A cluster worker's: counts at the primary, so a token probing through every worker is counted once (primary-counter.ts). */
+  readonly counter?: RefusalCounting;
 }
 
 export class AnomalyWatch implements RefusalObserver {
   readonly #cfg: AnomalyConfig;
   readonly #d: AnomalyDeps;
-  readonly #counter: RefusalCounter;
+  readonly #counter: RefusalCounting;
   readonly #log: Logger;
 
   constructor(cfg: AnomalyConfig, deps: AnomalyDeps) {
     this.#cfg = cfg;
     this.#d = deps;
-    this.#counter = new RefusalCounter(cfg.deny_threshold, cfg.window, cfg.max_tracked);
+    this.#counter = deps.counter ?? new RefusalCounter(cfg.deny_threshold, cfg.window, cfg.max_tracked);
     this.#log = deps.logger.child({ component: 'anomaly' });
-  }
-
-  /** Tokens whose refusals are being counted (bounded by anomaly.max_tracked). */
-  get tracked(): number {
-    return this.#counter.size;
   }
 
   observe(input: DecisionInput, decision: Decision): void {
@@ -94,7 +91,14 @@ export class AnomalyWatch implements RefusalObserver {
   #count(t: VerifiedToken, decision: Deny, status: 400 | 403, client: string | undefined): void {
     this.#d.metrics.anomalyRefusals.labels(String(status)).inc();
     const key = `${t.iss}\n${t.jti}`;
-    const { inWindow, crossed } = this.#counter.add(key, this.#d.clock.nowMs());
+    const counted = this.#counter.add(key, this.#d.clock.nowMs());
+    if (!(counted instanceof Promise)) return this.#counted(t, key, decision, counted, client);
+    counted.then((c) => this.#counted(t, key, decision, c, client)).catch((err: unknown) =>
+      this.#log.error({ err: (err as Error).message }, 'counting a refusal at the cluster primary failed; not counted'),
+    );
+  }
+
+  #counted(t: VerifiedToken, key: string, decision: Deny, { inWindow, crossed }: Counted, client: string | undefined): void {
     if (crossed) this.#revoke(t, key, decision, inWindow, client);
   }
 

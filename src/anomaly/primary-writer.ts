@@ -6,6 +6,7 @@
  * worker, and survives a restart, before it is reported as done.
  */
 import type { Logger } from 'pino';
+import { PendingAnswers } from '../cluster/pending-answers.ts';
 import type { RevocationEntry } from '../revocation/entries.ts';
 import type { RevocationWriter } from './anomaly-watch.ts';
 
@@ -35,40 +36,19 @@ const ANSWER_TIMEOUT_MS = 15_000;
 /** The worker's RevocationWriter: each append is one request to the primary. */
 export class PrimaryRevocationWriter implements RevocationWriter {
   readonly #channel: WorkerChannel;
-  readonly #pending = new Map<number, { resolve: () => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
-  #id = 0;
+  readonly #answers = new PendingAnswers<void>(ANSWER_TIMEOUT_MS);
 
   constructor(channel: WorkerChannel) {
     this.#channel = channel;
     channel.on('message', (message) => {
       const m = message as AnomalyRevokeAnswer | undefined;
       if (m?.type !== 'jitgate:anomaly-revoked') return;
-      const p = this.#pending.get(m.id);
-      if (p === undefined) return;
-      this.#pending.delete(m.id);
-      clearTimeout(p.timer);
-      if (m.error === undefined) p.resolve();
-      else p.reject(new Error(`the cluster primary could not revoke: ${m.error}`));
+      this.#answers.settle(m.id, m.error === undefined ? { value: undefined } : { error: new Error(`the cluster primary could not revoke: ${m.error}`) });
     });
   }
 
   append(entries: readonly RevocationEntry[]): Promise<void> {
-    const id = ++this.#id;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new Error(`the cluster primary did not answer within ${ANSWER_TIMEOUT_MS / 1000}s`));
-      }, ANSWER_TIMEOUT_MS);
-      timer.unref();
-      this.#pending.set(id, { resolve, reject, timer });
-      try {
-        this.#channel.send({ type: 'jitgate:anomaly-revoke', id, entries });
-      } catch (err) {
-        this.#pending.delete(id);
-        clearTimeout(timer);
-        reject(err as Error);
-      }
-    });
+    return this.#answers.ask((id) => this.#channel.send({ type: 'jitgate:anomaly-revoke', id, entries }));
   }
 }
 

@@ -26,7 +26,13 @@ export interface Counted {
   readonly crossed: boolean;
 }
 
-export class RefusalCounter {
+/** Where refusals are counted: here (RefusalCounter), or for a cluster worker at the primary (primary-counter.ts). */
+export interface RefusalCounting {
+  add(key: string, nowMs: number): Counted | Promise<Counted>;
+  rearm(key: string): void;
+}
+
+export class RefusalCounter implements RefusalCounting {
   readonly #threshold: number;
   readonly #windowMs: number;
   readonly #lru: LRUCache<string, Counter>;

@@ -10,6 +10,7 @@ import type { AuditLog } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from 'pino';
 import { AnomalyWatch, type RevocationWriter } from './anomaly-watch.ts';
+import type { RefusalCounting } from './refusal-counter.ts';
 
 export interface WiringDeps {
   readonly config: Config;
@@ -23,9 +24,10 @@ export interface WiringDeps {
 /**
  * `anomaly` configured: every decision is shown to an AnomalyWatch. `writer` is the cluster
  * primary's (a worker); by default the store `POST /revocations` writes through, so a durable or
- * fleet-wide store there is one here too.
+ * fleet-wide store there is one here too. `counter` is the primary's (a worker); by default refusals
+ * are counted in this process.
  */
-export function watchAnomalies(d: WiringDeps, writer?: RevocationWriter): AnomalyWatch | undefined {
+export function watchAnomalies(d: WiringDeps, writer?: RevocationWriter, counter?: RefusalCounting): AnomalyWatch | undefined {
   const cfg = d.config.anomaly;
   if (cfg === undefined) return undefined;
   const watch = new AnomalyWatch(cfg, {
@@ -35,6 +37,7 @@ export function watchAnomalies(d: WiringDeps, writer?: RevocationWriter): Anomal
     metrics: d.metrics,
     logger: d.logger,
     clock: d.clock ?? systemClock,
+    counter,
   });
   d.gate.observeRefusals(watch);
   return watch;

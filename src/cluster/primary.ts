@@ -13,7 +13,9 @@ import { startAdmin } from '../admin/server.ts';
 import { chooseRevocationStore } from '../admin/revocation-store.ts';
 import type { openRedisWriter } from '../fleet/fleet.ts';
 import { DpopReplayCache } from '../cache/dpop-replay.ts';
+import { answerAnomalyCount } from '../anomaly/primary-counter.ts';
 import { answerAnomalyRevoke } from '../anomaly/primary-writer.ts';
+import { RefusalCounter } from '../anomaly/refusal-counter.ts';
 import { flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
 import { answerReplay } from '../cache/shared-dpop-replay.ts';
 import type { Config } from '../config/schema.ts';
@@ -50,7 +52,10 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   const replay = config.dpop === undefined ? undefined : new DpopReplayCache(config.dpop.replay_cache_entries);
   const workers = new WorkerSlots(count, randomBytes(32).toString('base64'), log);
   const store = journalStore(journal, fanOut, count);
-  routeClusterEvents({ replay, readiness, fanOut, store, log });
+  // SPEC §12: one refusal count per token for the whole host, whichever worker refused it.
+  const a = config.anomaly;
+  const counter = a === undefined ? undefined : new RefusalCounter(a.deny_threshold, a.window, a.max_tracked);
+  routeClusterEvents({ replay, readiness, fanOut, store, counter, log });
 
   const abort = (): void => {
     workers.abort();
@@ -97,7 +102,14 @@ class ReadinessQueries {
 }
 
 /** Routes what any worker asks of the primary to the step that owns it. */
-function routeClusterEvents(to: { replay: DpopReplayCache | undefined; readiness: ReadinessQueries; fanOut: RevocationFanOut; store: RevocationStore; log: Logger }): void {
+function routeClusterEvents(to: {
+  replay: DpopReplayCache | undefined;
+  readiness: ReadinessQueries;
+  fanOut: RevocationFanOut;
+  store: RevocationStore;
+  counter: RefusalCounter | undefined;
+  log: Logger;
+}): void {
   cluster.on('message', (worker, msg: FromWorker) => {
     if (msg?.type === 'jitgate:dpop-add') {
       if (to.replay !== undefined && worker.isConnected()) worker.send(answerReplay(to.replay, msg) satisfies ToWorker);
@@ -107,7 +119,9 @@ function routeClusterEvents(to: { replay: DpopReplayCache | undefined; readiness
     else if (msg?.type === 'jitgate:anomaly-revoke') {
       // SPEC §12: a worker's anomaly revocation takes the POST /revocations path (journal, then every worker).
       answerAnomalyRevoke(to.store, msg, (a) => worker.isConnected() && worker.send(a satisfies ToWorker), to.log);
-    }
+    } else if (msg?.type === 'jitgate:anomaly-count') {
+      if (to.counter !== undefined && worker.isConnected()) worker.send(answerAnomalyCount(to.counter, msg) satisfies ToWorker);
+    } else if (msg?.type === 'jitgate:anomaly-rearm') to.counter?.rearm(msg.key);
   });
   cluster.on('exit', (worker) => to.fanOut.gone(worker));
 }
