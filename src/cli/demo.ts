@@ -17,15 +17,16 @@
  * @module
  */
 import { appendFile } from 'node:fs/promises';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { listenUrl, onShutdownSignals, startJitgate, startJitgateWorker, type Running, type WorkerRunning } from '../runtime.ts';
 import { createLogger } from '../observability/logger.ts';
-import { DEMO_AUDIENCE, DEMO_ISSUER, MTLS_CONFIG_FILE, writeDemoConfig, writeDemoMtlsConfig } from '../demo/demo-config.ts';
+import { writeDemoConfig, writeDemoMtlsConfig } from '../demo/demo-config.ts';
 import { startDemoBackend, type DemoBackend } from '../demo/backend.ts';
-import { makeDemoPki, mintMtlsTokens, mtlsRequests, TLS_DIR, WORKLOAD_A, WORKLOAD_B, type DemoPki } from '../demo/mtls.ts';
-import { DEMO_TTL_SECONDS, demoRequests, mintDemoTokens, renderRequests, shellWord, statusOf, type DemoRequest, type DemoTokens } from '../demo/scenarios.ts';
+import { demoBanner, display } from '../demo/banner.ts';
+import { makeDemoPki, mintMtlsTokens, mtlsRequests, type DemoPki } from '../demo/mtls.ts';
+import { demoRequests, mintDemoTokens, statusOf, type DemoRequest, type DemoTokens } from '../demo/scenarios.ts';
 import { LOG_FILE, prepareWorkspace, type DemoWorkspace } from '../demo/workspace.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 
@@ -100,9 +101,7 @@ export async function run(argv: string[]): Promise<number> {
     // Handlers first: whoever reads the banner may signal at once, and a SIGTERM before them would kill, not drain.
     const gates = 'gate' in mtls ? [running, mtls.gate] : [running];
     stopped = stopOnSignals(gates, backend);
-    process.stdout.write(
-      banner(ws, args, backend, gateUrl, adminUrl, mtls) + renderRequests(gateUrl, requests) + mtlsBlock(mtls) + more(ws, adminUrl, gateUrl, mtls),
-    );
+    process.stdout.write(demoBanner({ ws, log: args.log, backend, gateUrl, adminUrl, requests, mtls }));
   } catch (err) {
     process.stderr.write(`jitgate demo: ${describeStartError(err, args)}\n`);
     await running?.close(0).catch(() => undefined);
@@ -231,76 +230,6 @@ async function revocationEnforced(gateUrl: string, revoked: DemoRequest): Promis
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-function banner(ws: DemoWorkspace, args: DemoArgs, backend: DemoBackend, gateUrl: string, adminUrl: string, mtls: Mtls | Skipped): string {
-  const dir = display(ws.dir);
-  const log = args.log === 'stdout' || args.log === 'stderr' ? args.log : `tail -f ${display(args.log)}`;
-  const mtlsLine =
-    'gate' in mtls
-      ? `${mtls.url}  →  the same backend; TLS with client certificates (${TLS_DIR}/ca.crt), SPIFFE subject on`
-      : `not running — the mTLS example was skipped: ${mtls.skipped}`;
-  const mtlsFiles = 'gate' in mtls ? `, ${MTLS_CONFIG_FILE}, ${TLS_DIR}/` : '';
-  return `jitgate demo: the gate is running with dev keys (${ws.freshKeys ? 'new' : 'reused'}, kid ${ws.kid}).
-
-  gate (proxy)   ${gateUrl}  →  demo backend ${backend.url} (echoes what it receives under /orders/...)
-  gate (mTLS)    ${mtlsLine}
-  admin          ${adminUrl}  (/healthz /readyz /metrics, POST /revocations)
-  files          ${dir}  (private.jwk.json, jwks.json, jitgate.yaml, admin-token, revoked.jsonl${mtlsFiles})
-  logs & audit   ${log}
-
-Paste these; the tokens grant GET on /orders/42 and /orders/42/** for ${DEMO_AUDIENCE}, valid ${DEMO_TTL_SECONDS / 60} minutes
-(run the demo again for fresh ones):
-
-`;
-}
-
-/** The workload-identity block after the plain curl lines: its requests, or why there are none. */
-function mtlsBlock(mtls: Mtls | Skipped): string {
-  if (!('gate' in mtls)) return `\nWorkload identity (mTLS): skipped — ${mtls.skipped}.\n`;
-  const dir = display(mtls.pki.dir);
-  return `
-Workload identity over mTLS (docs/workload-identity.md): workload A is ${WORKLOAD_A} (${shellWord(dir)}/workload-a.crt),
-workload B is ${WORKLOAD_B} (workload-b.crt), both from the demo CA; the gate trusts clients signed by it.
-
-${renderRequests(mtls.url, mtls.requests, display)}`;
-}
-
-function more(ws: DemoWorkspace, adminUrl: string, gateUrl: string, mtls: Mtls | Skipped): string {
-  const key = display(ws.privatePath);
-  const adminToken = display(ws.adminTokenPath);
-  let bind = '';
-  if ('gate' in mtls) {
-    const b = mtls.pki.workloadB;
-    bind = `  Bind your own token to workload B's certificate (RFC 8705) and use it over mTLS:
-    TOKEN=$(npm run -s jitgate -- mint --key ${key} --iss ${DEMO_ISSUER} --aud ${DEMO_AUDIENCE} \\
-      --sub ${WORKLOAD_B} --action GET --path '/orders/7' --cnf-cert ${shellWord(display(b.cert))})
-    curl -i --cacert ${shellWord(display(mtls.pki.ca.cert))} --cert ${shellWord(display(b.cert))} --key ${shellWord(display(b.key))} \\
-      -H "Authorization: Bearer $TOKEN" ${mtls.url}/orders/7
-`;
-  }
-  return `
-More:
-  Mint your own token (any methods and paths; max lifetime 15m):
-    TOKEN=$(npm run -s jitgate -- mint --key ${key} --iss ${DEMO_ISSUER} --aud ${DEMO_AUDIENCE} \\
-      --sub spiffe://demo/you --action GET --action PATCH --path '/orders/7/**' --ttl 5m)
-    curl -i -X PATCH -H "Authorization: Bearer $TOKEN" ${gateUrl}/orders/7/status
-${bind}  Revoke through the admin API by jti, by sub (+ "before") or by txn; this one revokes task demo-4711,
-  so the plain gate's two allowed requests above turn into 401 "revoked":
-    curl -i -X POST -H "Authorization: Bearer $(cat ${adminToken})" -H 'Content-Type: application/json' \\
-      -d '{"txn":"demo-4711"}' ${adminUrl}/revocations
-  Metrics and readiness:
-    curl -s ${adminUrl}/metrics | grep jitgate_decisions_total
-    curl -i ${adminUrl}/readyz
-
-jitgate demo is running; press Ctrl-C to stop.
-`;
-}
-
-/** A path relative to the working directory when it lies inside it (what a user pastes), else absolute. */
-function display(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }
 
 function describeStartError(err: unknown, args: DemoArgs): string {
