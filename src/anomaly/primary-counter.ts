@@ -8,7 +8,7 @@
  * Counting never changes an answer: a primary that does not answer in time leaves that refusal
  * uncounted (logged by the watch), like any other counting failure.
  */
-import { PendingAnswers } from '../cluster/pending-answers.ts';
+import { PendingAnswers, type ToPrimary } from '../cluster/pending-answers.ts';
 import type { Counted, RefusalCounter, RefusalCounting } from './refusal-counter.ts';
 
 /** Worker → primary: count one refusal of `key`. */
@@ -31,32 +31,27 @@ export interface AnomalyCountAnswer extends Counted {
   readonly id: number;
 }
 
-export interface CountChannel {
-  send(message: AnomalyCountRequest | AnomalyRearmRequest): void;
-  on(event: 'message', listener: (message: unknown) => void): unknown;
-}
+export type CountChannel = ToPrimary<AnomalyCountRequest | AnomalyRearmRequest>;
 
 /** Far above an IPC round trip; only a stuck or dying primary gets near it. */
 const ANSWER_TIMEOUT_MS = 5_000;
 
 export class PrimaryRefusalCounter implements RefusalCounting {
-  readonly #channel: CountChannel;
-  readonly #answers = new PendingAnswers<Counted>(ANSWER_TIMEOUT_MS);
+  readonly #ipc: PendingAnswers<Counted, AnomalyCountRequest | AnomalyRearmRequest>;
 
   constructor(channel: CountChannel) {
-    this.#channel = channel;
-    channel.on('message', (message) => {
+    this.#ipc = new PendingAnswers(channel, ANSWER_TIMEOUT_MS, (message) => {
       const m = message as AnomalyCountAnswer | undefined;
-      if (m?.type === 'jitgate:anomaly-counted') this.#answers.settle(m.id, { value: { inWindow: m.inWindow, crossed: m.crossed } });
+      return m?.type === 'jitgate:anomaly-counted' ? { id: m.id, value: { inWindow: m.inWindow, crossed: m.crossed } } : undefined;
     });
   }
 
   add(key: string, nowMs: number): Promise<Counted> {
-    return this.#answers.ask((id) => this.#channel.send({ type: 'jitgate:anomaly-count', id, key, nowMs }));
+    return this.#ipc.ask((id) => ({ type: 'jitgate:anomaly-count', id, key, nowMs }));
   }
 
   rearm(key: string): void {
-    this.#channel.send({ type: 'jitgate:anomaly-rearm', key });
+    this.#ipc.tell({ type: 'jitgate:anomaly-rearm', key });
   }
 }
 

@@ -6,7 +6,7 @@
  * worker, and survives a restart, before it is reported as done.
  */
 import type { Logger } from 'pino';
-import { PendingAnswers } from '../cluster/pending-answers.ts';
+import { PendingAnswers, type ToPrimary } from '../cluster/pending-answers.ts';
 import type { RevocationEntry } from '../revocation/entries.ts';
 import type { RevocationWriter } from './anomaly-watch.ts';
 
@@ -25,30 +25,25 @@ export interface AnomalyRevokeAnswer {
   readonly error?: string;
 }
 
-export interface WorkerChannel {
-  send(message: AnomalyRevokeRequest): void;
-  on(event: 'message', listener: (message: unknown) => void): unknown;
-}
+export type WorkerChannel = ToPrimary<AnomalyRevokeRequest>;
 
 /** The journal write plus the broadcast to every worker, and a little slack for the IPC itself. */
 const ANSWER_TIMEOUT_MS = 15_000;
 
 /** The worker's RevocationWriter: each append is one request to the primary. */
 export class PrimaryRevocationWriter implements RevocationWriter {
-  readonly #channel: WorkerChannel;
-  readonly #answers = new PendingAnswers<void>(ANSWER_TIMEOUT_MS);
+  readonly #ipc: PendingAnswers<void, AnomalyRevokeRequest>;
 
   constructor(channel: WorkerChannel) {
-    this.#channel = channel;
-    channel.on('message', (message) => {
+    this.#ipc = new PendingAnswers<void, AnomalyRevokeRequest>(channel, ANSWER_TIMEOUT_MS, (message) => {
       const m = message as AnomalyRevokeAnswer | undefined;
-      if (m?.type !== 'jitgate:anomaly-revoked') return;
-      this.#answers.settle(m.id, m.error === undefined ? { value: undefined } : { error: new Error(`the cluster primary could not revoke: ${m.error}`) });
+      if (m?.type !== 'jitgate:anomaly-revoked') return undefined;
+      return m.error === undefined ? { id: m.id, value: undefined } : { id: m.id, error: new Error(`the cluster primary could not revoke: ${m.error}`) };
     });
   }
 
   append(entries: readonly RevocationEntry[]): Promise<void> {
-    return this.#answers.ask((id) => this.#channel.send({ type: 'jitgate:anomaly-revoke', id, entries }));
+    return this.#ipc.ask((id) => ({ type: 'jitgate:anomaly-revoke', id, entries }));
   }
 }
 

@@ -3,17 +3,33 @@
  * answer that does not come within the timeout rejects; one that comes later is dropped. Shared by
  * every worker → primary request that needs an answer (anomaly revocations and counts).
  */
-export class PendingAnswers<T> {
+
+/** The worker's end of the IPC channel, for messages of type `Out`. */
+export interface ToPrimary<Out> {
+  send(message: Out): void;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+/** What `read` makes of a message from the primary: the answer to request `id`, or not one of ours. */
+export type Answer<T> = { readonly id: number; readonly value: T } | { readonly id: number; readonly error: Error } | undefined;
+
+export class PendingAnswers<T, Out> {
+  readonly #channel: ToPrimary<Out>;
   readonly #pending = new Map<number, { resolve: (value: T) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
   readonly #timeoutMs: number;
   #id = 0;
 
-  constructor(timeoutMs: number) {
+  constructor(channel: ToPrimary<Out>, timeoutMs: number, read: (message: unknown) => Answer<T>) {
+    this.#channel = channel;
     this.#timeoutMs = timeoutMs;
+    channel.on('message', (message) => {
+      const a = read(message);
+      if (a !== undefined) this.#settle(a);
+    });
   }
 
-  /** Sends through `send(id)` and waits for `settle(id, …)`; a throwing `send` rejects at once. */
-  ask(send: (id: number) => void): Promise<T> {
+  /** Sends the request `build(id)` makes and waits for its answer; a throwing send rejects at once. */
+  ask(build: (id: number) => Out): Promise<T> {
     const id = ++this.#id;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -23,7 +39,7 @@ export class PendingAnswers<T> {
       timer.unref();
       this.#pending.set(id, { resolve, reject, timer });
       try {
-        send(id);
+        this.#channel.send(build(id));
       } catch (err) {
         this.#pending.delete(id);
         clearTimeout(timer);
@@ -32,13 +48,17 @@ export class PendingAnswers<T> {
     });
   }
 
-  /** The answer to request `id`: a value, or the error it carries. Unknown or late ids are ignored. */
-  settle(id: number, outcome: { value: T } | { error: Error }): void {
-    const p = this.#pending.get(id);
+  /** A message that needs no answer. */
+  tell(message: Out): void {
+    this.#channel.send(message);
+  }
+
+  #settle(a: NonNullable<Answer<T>>): void {
+    const p = this.#pending.get(a.id);
     if (p === undefined) return;
-    this.#pending.delete(id);
+    this.#pending.delete(a.id);
     clearTimeout(p.timer);
-    if ('error' in outcome) p.reject(outcome.error);
-    else p.resolve(outcome.value);
+    if ('error' in a) p.reject(a.error);
+    else p.resolve(a.value);
   }
 }
