@@ -13,10 +13,16 @@ import type { RedisLink } from './redis-link.ts';
 const KEY_BYTES = 32;
 
 export async function sharedNonceKey(link: RedisLink, keys: RedisKeys): Promise<Buffer> {
-  const stored = await link.run('dpop nonce key', async (c) => {
-    await c.set(keys.nonceKey, randomBytes(KEY_BYTES).toString('base64url'), { NX: true });
-    return c.get(keys.nonceKey);
-  });
+  let stored: string | null;
+  try {
+    stored = await link.run('dpop nonce key', async (c) => {
+      await c.set(keys.nonceKey, randomBytes(KEY_BYTES).toString('base64url'), { NX: true });
+      return c.get(keys.nonceKey);
+    });
+  } catch (err) {
+    // NOPERM from a Redis user made before nonces were shared is the likely one (docs/fleet.md, ACL).
+    throw new StartupError(`dpop.use_nonce: could not set and read the fleet's DPoP nonce key ${keys.nonceKey} in Redis (${(err as Error).message}); the Redis user needs +set and +get on it`, { cause: err });
+  }
   const key = typeof stored === 'string' && /^[A-Za-z0-9_-]{43}$/.test(stored) ? Buffer.from(stored, 'base64url') : undefined;
   if (key === undefined || key.length !== KEY_BYTES) {
     // Not ours, or damaged: deriving nonces from it would be guessable or differ between gates.

@@ -1,0 +1,130 @@
+/**
+ * The least-privilege Redis user docs/fleet.md gives operators, applied as written (the command is
+ * read from the doc, so the two cannot drift) to the Debian redis-server the tests run: a gate
+ * using every Redis feature (revocation.redis, dpop.replay: redis, dpop.use_nonce) starts with it,
+ * revokes through it and accepts a DPoP proof once. Without one of its grants the gate stops at
+ * startup with Redis's NOPERM, which shows each grant the doc lists is one the gate uses.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, CompactSign } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accessTokenHash } from '../../src/core/token.ts';
+import { publicJwkOf } from '../../src/issuing/key-files.ts';
+import { runCli } from '../fixtures/cli.ts';
+import { makeKey, type TestKey } from '../fixtures/keys.ts';
+import { startRedis, type RedisServer } from '../fixtures/redis.ts';
+import { send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type GateProcess, type RecordingUpstream } from '../fixtures/servers.ts';
+
+const ORIGIN = 'http://orders.internal';
+const ADMIN_TOKEN = 'acl-admin-token-0123456789';
+const FLEET_DOC = new URL('../../docs/fleet.md', import.meta.url);
+
+let redis: RedisServer;
+let upstream: RecordingUpstream;
+let client: TestKey;
+let gate: GateProcess | undefined;
+let base: Awaited<ReturnType<typeof writeGateConfig>>;
+
+/** The `ACL SETUSER …` command of docs/fleet.md as arguments, continuation lines joined. */
+async function documentedAcl(): Promise<string[]> {
+  const doc = await readFile(FLEET_DOC, 'utf8');
+  const m = /^\s*(ACL SETUSER (?:[^\n]*\\\n)*[^\n]*)/m.exec(doc);
+  if (m === null) throw new Error('docs/fleet.md has no ACL SETUSER command');
+  return m[1]!.replace(/\\\n/g, ' ').trim().split(/\s+/);
+}
+
+/** Creates `user` with the documented rules, its password swapped in, minus `drop`. */
+async function createUser(user: string, password: string, drop?: string): Promise<void> {
+  const args = (await documentedAcl()).map((a) => (a === 'jitgate' ? user : a === '>LONG-RANDOM-PASSWORD' ? `>${password}` : a)).filter((a) => a !== drop);
+  expect(args.slice(0, 3)).toEqual(['ACL', 'SETUSER', user]);
+  expect(await redis.command(...args)).toBe('OK');
+}
+
+async function configFor(name: string, user: string, password: string): Promise<string> {
+  const file = join(base.dir, `${name}.yaml`);
+  const tokenFile = join(base.dir, 'admin-token');
+  await writeFile(tokenFile, `${ADMIN_TOKEN}\n`);
+  await writeFile(
+    file,
+    JSON.stringify({
+      ...base.raw,
+      admin: { listen: { host: '127.0.0.1', port: 0 }, token_file: tokenFile },
+      redis: { url: `redis://${user}:${password}@127.0.0.1:${redis.port}/0`, connect_timeout: '3s' },
+    }),
+  );
+  return file;
+}
+
+beforeAll(async () => {
+  [redis, upstream, client] = await Promise.all([startRedis(), startRecordingUpstream(), makeKey('ES256', 'client')]);
+  base = await writeGateConfig(upstream.url, (c) => {
+    c.revocation = { ...c.revocation, redis: true };
+    c.dpop = { replay: 'redis', use_nonce: true, external_origin: ORIGIN };
+    c.log = { level: 'info', audit: false, destination: 'stdout' };
+  });
+}, 60_000);
+
+afterAll(async () => {
+  if (gate !== undefined && gate.child.exitCode === null && gate.child.signalCode === null) gate.child.kill('SIGKILL');
+  await gate?.exited;
+  await upstream?.close();
+  await redis?.remove();
+  if (base?.dir) await rm(base.dir, { recursive: true, force: true });
+});
+
+function proof(token: string, jti: string, nonce?: string): Promise<string> {
+  const payload = { jti, htm: 'GET', htu: `${ORIGIN}/orders/42`, iat: Math.floor(Date.now() / 1000), ath: accessTokenHash(token), ...(nonce === undefined ? {} : { nonce }) };
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwkOf(client.publicJwk) } as never)
+    .sign(client.privateKey);
+}
+
+describe('the Redis ACL docs/fleet.md documents', () => {
+  it('is accepted by this redis-server, and a gate using every Redis feature runs with it', async () => {
+    const password = randomBytes(16).toString('hex');
+    await createUser('jitgate', password);
+    gate = await spawnGate(await configFor('acl', 'jitgate', password));
+    // Revocation through Redis.
+    const revoked = await tokenNow(base.keys, { jti: 'acl-revoked' });
+    const r = await fetch(`${gate.adminUrl}/revocations`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti: 'acl-revoked' }) });
+    expect(r.status).toBe(201);
+    const answer = await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${revoked}` } });
+    expect([answer.status, JSON.parse(answer.text).reason]).toEqual([401, 'revoked']);
+    // DPoP: the nonce (key read at start), then a proof accepted once and refused the second time.
+    const bound = await tokenNow(base.keys, { jti: 'acl-bound', cnf: { jkt: await calculateJwkThumbprint(client.publicJwk, 'sha256') } });
+    const asked = await send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${bound}`, dpop: await proof(bound, 'acl-1') } });
+    const nonce = asked.headers['dpop-nonce'] as string;
+    expect(asked.status).toBe(401);
+    const p = await proof(bound, 'acl-2', nonce);
+    expect((await send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${bound}`, dpop: p } })).status).toBe(200);
+    const again = await send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${bound}`, dpop: p } });
+    expect([again.status, JSON.parse(again.text).reason]).toEqual([401, 'dpop_replay']);
+  });
+
+  it.each(['+get', '+set'])('without %s (the DPoP nonce key at start) the gate stops at startup with NOPERM', async (drop) => {
+    const user = `less${drop.slice(1)}`;
+    const password = randomBytes(16).toString('hex');
+    await createUser(user, password, drop);
+    const r = await runCli(['serve', '-c', await configFor(`acl-${user}`, user, password)]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^jitgate serve: dpop\.use_nonce: could not set and read the fleet's DPoP nonce key jitgate:dpop-nonce-key in Redis \(NOPERM .*\); the Redis user needs \+set and \+get on it\n?$/);
+  });
+
+  it('without +zrange (the revocation list) the gate starts but fails closed: not ready, 503 revocation_stale, NOPERM logged', async () => {
+    const password = randomBytes(16).toString('hex');
+    await createUser('lesszrange', password, '+zrange');
+    const g = await spawnGate(await configFor('acl-lesszrange', 'lesszrange', password));
+    try {
+      const ready = await fetch(`${g.adminUrl}/readyz`);
+      expect(ready.status).toBe(503);
+      const answer = await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${await tokenNow(base.keys, { jti: 'acl-stale' })}` } });
+      expect([answer.status, JSON.parse(answer.text).reason]).toEqual([503, 'revocation_stale']);
+      expect(g.lines.some((l) => /NOPERM/.test(String(l.err)))).toBe(true);
+    } finally {
+      g.child.kill('SIGKILL');
+      await g.exited;
+    }
+  });
+});
