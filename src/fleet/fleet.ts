@@ -133,9 +133,9 @@ export class Fleet {
   }
 }
 
-/** Fleet state when the config asks for it, else undefined. */
+/** Fleet state when the config asks for it (shared revocations, DPoP replay or DPoP nonces), else undefined. */
 export function openFleet(config: Config, deps: FleetDeps): Fleet | undefined {
-  if (config.redis === undefined || (!config.revocation.redis && config.dpop.replay !== 'redis')) return undefined;
+  if (config.redis === undefined || (!config.revocation.redis && config.dpop.replay !== 'redis' && !config.dpop.use_nonce)) return undefined;
   return new Fleet(config, deps);
 }
 

@@ -25,7 +25,7 @@ let keys: TestKeys;
 let dir: string;
 let client: TestKey;
 let jkt: string;
-let configFor: (name: string, prefix: string) => Promise<string>;
+let configFor: (name: string, prefix: string, dpop?: Record<string, unknown>) => Promise<string>;
 const gates: GateProcess[] = [];
 
 beforeAll(async () => {
@@ -37,9 +37,9 @@ beforeAll(async () => {
   });
   keys = base.keys;
   dir = base.dir;
-  configFor = async (name, prefix) => {
+  configFor = async (name, prefix, dpop = {}) => {
     const file = join(dir, `${name}.yaml`);
-    await writeFile(file, JSON.stringify({ ...base.raw, redis: { url: redis.url, key_prefix: prefix, connect_timeout: '5s' } }));
+    await writeFile(file, JSON.stringify({ ...base.raw, dpop: { ...base.raw.dpop, ...dpop }, redis: { url: redis.url, key_prefix: prefix, connect_timeout: '5s' } }));
     return file;
   };
 }, 60_000);
@@ -56,8 +56,8 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function startGate(name: string, prefix: string): Promise<GateProcess> {
-  const g = await spawnGate(await configFor(name, prefix));
+async function startGate(name: string, prefix: string, dpop?: Record<string, unknown>): Promise<GateProcess> {
+  const g = await spawnGate(await configFor(name, prefix, dpop));
   gates.push(g);
   return g;
 }
@@ -85,6 +85,9 @@ describe('DPoP nonces shared through Redis', () => {
     expect(await call(b, token, 'p-2', asked.nonce)).toMatchObject({ status: 200 });
     const c = await startGate('c', 'fleet:');
     expect(await call(c, token, 'p-3', asked.nonce)).toMatchObject({ status: 200 });
+    // A redis block is enough: a gate that keeps DPoP replay local still shares the nonces.
+    const d = await startGate('d', 'fleet:', { replay: 'local' });
+    expect(await call(d, token, 'p-4', asked.nonce)).toMatchObject({ status: 200 });
     expect(((await redis.command('KEYS', 'fleet:dpop-nonce-key')) as string[]).length).toBe(1);
   });
 
