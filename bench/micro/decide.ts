@@ -6,6 +6,7 @@
  *   - a 403 on a cached token.
  * Run: npm run bench:micro   (flags: --seconds N, default 2 per case)
  */
+import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { validateConfig } from '../../src/config/load.ts';
 import type { DecisionInput } from '../../src/core/decision.ts';
@@ -19,6 +20,8 @@ const seconds = Number(values.seconds);
 
 const key = await makeKey('ES256', 'bench');
 const dir = await tempDir('jitgate-bench-');
+// Removed however the run ends (a case that throws included): a bench leaves nothing in /tmp.
+process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 const jwks = await writeJson(dir, 'jwks.json', jwksOf(key));
 
 async function gateWith(cacheEntries: number): Promise<Gate> {

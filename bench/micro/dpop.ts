@@ -9,6 +9,7 @@
  * Proofs are signed ahead of time (not measured); the clock is fixed so their iat stays fresh.
  * Run: node bench/micro/dpop.ts [--seconds N (default 2 per case)] [--rounds R (default 5)]
  */
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { calculateJwkThumbprint, CompactSign } from 'jose';
@@ -28,6 +29,8 @@ const rounds = Number(values.rounds);
 const issuerKey = await makeKey('ES256', 'bench');
 const [es, ed, stranger] = await Promise.all([makeKey('ES256', 'client-es'), makeKey('EdDSA', 'client-ed'), makeKey('ES256', 'stranger')]);
 const dir = await tempDir('jitgate-bench-dpop-');
+// Removed however the run ends (a case that throws included): a bench leaves nothing in /tmp.
+process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 const jwks = await writeJson(dir, 'jwks.json', jwksOf(issuerKey));
 const now = Math.floor(Date.now() / 1000);
 const clock = new FixedClock(now * 1000);

@@ -7,6 +7,7 @@
  * hits both alike. Compare the added µs with the macro bench's server CPU µs/req for allow-hot.
  * Run: node bench/micro/section12.ts [--rounds N]   (through npm so Node 24 is first on PATH)
  */
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -27,6 +28,8 @@ const BLOCK = 20_000;
 
 const key = await makeKey('ES256', 'bench');
 const dir = await tempDir('jitgate-bench-');
+// Removed however the run ends (a case that throws included): a bench leaves nothing in /tmp.
+process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 const jwks = await writeJson(dir, 'jwks.json', jwksOf(key));
 const file = join(dir, 'bench.yaml');
 const config = validateConfig(
