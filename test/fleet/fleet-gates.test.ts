@@ -8,10 +8,9 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, CompactSign } from 'jose';
+import { calculateJwkThumbprint } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publicJwkOf } from '../../src/issuing/key-files.ts';
-import { accessTokenHash } from '../../src/core/token.ts';
+import { dpopProof } from '../fixtures/dpop-proof.ts';
 import { redisKeys } from '../../src/fleet/redis-layout.ts';
 import { runCli } from '../fixtures/cli.ts';
 import { makeKey, type TestKey } from '../fixtures/keys.ts';
@@ -92,12 +91,7 @@ async function revokeVia(g: GateProcess, entry: object): Promise<{ status: numbe
   return { status: res.status, body: await res.json() };
 }
 
-function proof(token: string, jti: string, key: TestKey = client): Promise<string> {
-  const payload = { jti, htm: 'GET', htu: `${ORIGIN}/orders/42`, iat: Math.floor(Date.now() / 1000), ath: accessTokenHash(token) };
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-    .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwkOf(key.publicJwk) } as never)
-    .sign(key.privateKey);
-}
+const proof = (token: string, jti: string, key: TestKey = client): Promise<string> => dpopProof(key, token, { jti, htu: `${ORIGIN}/orders/42` });
 
 async function commandStats(): Promise<Map<string, number>> {
   const text = String(await redis.command('INFO', 'commandstats'));

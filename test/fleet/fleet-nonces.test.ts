@@ -7,10 +7,9 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, CompactSign } from 'jose';
+import { calculateJwkThumbprint } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessTokenHash } from '../../src/core/token.ts';
-import { publicJwkOf } from '../../src/issuing/key-files.ts';
+import { dpopProof } from '../fixtures/dpop-proof.ts';
 import { runCli } from '../fixtures/cli.ts';
 import { makeKey, type TestKey } from '../fixtures/keys.ts';
 import { startRedis, type RedisServer } from '../fixtures/redis.ts';
@@ -62,12 +61,7 @@ async function startGate(name: string, prefix: string, dpop?: Record<string, unk
   return g;
 }
 
-function proof(token: string, jti: string, nonce?: string): Promise<string> {
-  const payload = { jti, htm: 'GET', htu: `${ORIGIN}/orders/42`, iat: Math.floor(Date.now() / 1000), ath: accessTokenHash(token), ...(nonce === undefined ? {} : { nonce }) };
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-    .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwkOf(client.publicJwk) } as never)
-    .sign(client.privateKey);
-}
+const proof = (token: string, jti: string, nonce?: string): Promise<string> => dpopProof(client, token, { jti, htu: `${ORIGIN}/orders/42`, nonce });
 
 /** Status, reason (for a denial) and the DPoP-Nonce header of one DPoP-bound request. */
 async function call(g: GateProcess, token: string, jti: string, nonce?: string): Promise<{ status: number; reason: string | undefined; nonce: string | undefined }> {

@@ -8,10 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, CompactSign } from 'jose';
+import { calculateJwkThumbprint } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessTokenHash } from '../../src/core/token.ts';
-import { publicJwkOf } from '../../src/issuing/key-files.ts';
+import { dpopProof } from '../fixtures/dpop-proof.ts';
 import { runCli } from '../fixtures/cli.ts';
 import { makeKey, type TestKey } from '../fixtures/keys.ts';
 import { startRedis, type RedisServer } from '../fixtures/redis.ts';
@@ -74,12 +73,7 @@ afterAll(async () => {
   if (base?.dir) await rm(base.dir, { recursive: true, force: true });
 });
 
-function proof(token: string, jti: string, nonce?: string): Promise<string> {
-  const payload = { jti, htm: 'GET', htu: `${ORIGIN}/orders/42`, iat: Math.floor(Date.now() / 1000), ath: accessTokenHash(token), ...(nonce === undefined ? {} : { nonce }) };
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-    .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwkOf(client.publicJwk) } as never)
-    .sign(client.privateKey);
-}
+const proof = (token: string, jti: string, nonce?: string): Promise<string> => dpopProof(client, token, { jti, htu: `${ORIGIN}/orders/42`, nonce });
 
 describe('the Redis ACL docs/fleet.md documents', () => {
   it('is accepted by this redis-server, and a gate using every Redis feature runs with it', async () => {

@@ -3,10 +3,9 @@
  * comes from Envoy's `:authority` + scheme (gRPC), the Host Envoy passes (HTTP) or the proxy's
  * forwarded request (forward-auth); refusals carry the same DPoP challenge the proxy sends.
  */
-import { calculateJwkThumbprint, CompactSign } from 'jose';
+import { calculateJwkThumbprint } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publicJwkOf } from '../../../src/issuing/key-files.ts';
-import { accessTokenHash } from '../../../src/core/token.ts';
+import { dpopProof } from '../../fixtures/dpop-proof.ts';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { makeKey, type TestKey } from '../../fixtures/keys.ts';
 import { NOW, sign } from '../../fixtures/tokens.ts';
@@ -31,12 +30,7 @@ afterAll(async () => {
   await h.close();
 });
 
-async function proof(token: string, htu: string, htm = 'GET'): Promise<string> {
-  const payload = { jti: `proof-${++seq}`, htm, htu, iat: NOW, ath: accessTokenHash(token) };
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-    .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwkOf(client.publicJwk) } as never)
-    .sign(client.privateKey);
-}
+const proof = (token: string, htu: string, htm = 'GET'): Promise<string> => dpopProof(client, token, { jti: `proof-${++seq}`, htu, htm, iat: NOW });
 
 const bound = (jti: string) => sign(keys.a, { jti, cnf: { jkt } });
 const reasonOf = (body: string) => JSON.parse(body).reason as string;
