@@ -63,9 +63,8 @@ export class Fleet {
   readonly replay: RedisReplayGuard | undefined;
   readonly writer: RedisRevocationWriter;
   readonly description: string;
-  /** The fleet's DPoP nonce key once `start` has read it; undefined when the gate hands out no nonces. */
-  nonceKey: Buffer | undefined;
   readonly #sharesNonces: boolean;
+  #nonceKey: Buffer | undefined;
   readonly #sweeper: RedisSweeper | undefined;
   readonly #metrics: Metrics;
   #lag: NodeJS.Timeout | undefined;
@@ -108,7 +107,7 @@ export class Fleet {
   /** The command connection; the follower is started by the revocation list like every source. */
   async start(): Promise<void> {
     await this.link.connect();
-    if (this.#sharesNonces) this.nonceKey = await sharedNonceKey(this.link, this.keys);
+    if (this.#sharesNonces) this.#nonceKey = await sharedNonceKey(this.link, this.keys);
     this.#sweeper?.start();
     const source = this.source;
     if (source !== undefined) {
@@ -118,6 +117,11 @@ export class Fleet {
       }, 1000);
       this.#lag.unref();
     }
+  }
+
+  /** The fleet's DPoP nonce key once `start` has read it; undefined when the gate hands out no nonces. */
+  get nonceKey(): Buffer | undefined {
+    return this.#nonceKey;
   }
 
   stop(): void {

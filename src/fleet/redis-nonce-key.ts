@@ -23,10 +23,10 @@ export async function sharedNonceKey(link: RedisLink, keys: RedisKeys): Promise<
     // NOPERM from a Redis user made before nonces were shared is the likely one (docs/fleet.md, ACL).
     throw new StartupError(`dpop.use_nonce: could not set and read the fleet's DPoP nonce key ${keys.nonceKey} in Redis (${(err as Error).message}); the Redis user needs +set and +get on it`, { cause: err });
   }
-  const key = typeof stored === 'string' && /^[A-Za-z0-9_-]{43}$/.test(stored) ? Buffer.from(stored, 'base64url') : undefined;
-  if (key === undefined || key.length !== KEY_BYTES) {
-    // Not ours, or damaged: deriving nonces from it would be guessable or differ between gates.
-    throw new StartupError(`redis.key_prefix: the Redis key ${keys.nonceKey} does not hold a ${KEY_BYTES}-byte base64url DPoP nonce key (${stored === null ? 'it vanished after SET NX' : `${String(stored).length} characters`}); delete it and every gate on this prefix will share a new one`);
+  // 43 base64url characters are exactly 32 bytes. Anything else is not ours, or damaged: deriving
+  // nonces from it would be guessable or differ between gates.
+  if (typeof stored !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(stored)) {
+    throw new StartupError(`redis.key_prefix: the Redis key ${keys.nonceKey} does not hold a ${KEY_BYTES}-byte base64url DPoP nonce key (${stored === null ? 'it vanished after SET NX' : `${stored.length} characters`}); delete it and every gate on this prefix will share a new one`);
   }
-  return key;
+  return Buffer.from(stored, 'base64url');
 }
