@@ -7,7 +7,7 @@
  * measured within seconds of each other). On a machine loaded by other work, req/s moves with
  * whatever else is scheduled; CPU per request moves much less, and adjacent slices cancel drift.
  *
- *   npm run bench:ab -- [--pin] [--rounds 6] [--duration 3] [--warmup 1] [--connections 50] [--row ID] [--gc] SERVER[#ROW]...
+ *   npm run bench:ab -- [--pin] [--rounds 6] [--duration 3] [--warmup 1] [--connections 50] [--row ID] [--gc] SERVER[#ROW][~FLAGS]...
  *
  * SERVER is `plain[:mode][@DIR]` (bench/macro/baseline-proxy.ts of checkout DIR, default this one, in
  * `mode`, default dispatch), `sync-gate` (the minimal synchronous-verify Node gate, sync-verify.ts, the
@@ -25,7 +25,8 @@
  * space. The byte counts do not depend on what else the machine runs, unlike every time figure.
  * `--strace` adds one slice per server under `strace -c -f` and prints system calls per request
  * (strace slows the server down, so the counts, not the times, are the point).
- * `--node-flags "--trace-deopt …"` go to every server's node; with `--stdout-dir DIR` each server's
+ * `--node-flags "--trace-deopt …"` go to every server's node, `SERVER~FLAG,FLAG` to that one's alone
+ * (e.g. `gate~--max-semi-space-size=8`); with `--stdout-dir DIR` each server's
  * stdout (where V8's traces go) is kept as DIR/<n>.out.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -113,11 +114,13 @@ function countGc(s: Server, proc: ChildProcess): void {
 
 const scenarios = new Map(allScenarios().map((x) => [x.id, x]));
 /** SERVER#ROW → the spec and the bench row whose request it gets. */
-const specs = positionals.map((p) => {
+const specs = positionals.map((full) => {
+  // SERVER[#ROW][~FLAG,FLAG…]: node flags for this server alone, after the shared ones.
+  const [p, own = ''] = full.split('~') as [string, string | undefined];
   const [spec, id = a.row] = p.split('#') as [string, string | undefined];
   const row = scenarios.get(id);
   if (row === undefined || row.kind !== 'http' || row.request === undefined) throw new Error(`${p}: ${id} is not an HTTP row of npm run bench (--list)`);
-  return { spec, row };
+  return { spec, row, nodeFlags: own.split(',').filter(Boolean) };
 });
 const fx = await makeFixtures({ alg: 'ES256', rotating: specs.some((x) => x.row.id.includes('10k')) ? 10_000 : 0, ttlSeconds: 4 * 3600 });
 const flags = [...(a.gc ? ['--trace-gc-nvp'] : []), ...a['node-flags'].split(' ').filter(Boolean)];
@@ -128,8 +131,8 @@ if (a.pin) {
 }
 const servers: Server[] = [];
 try {
-  for (const [i, { spec, row }] of specs.entries()) {
-    const label = `${i}:${spec}${row.id === a.row ? '' : `#${row.id}`}`;
+  for (const [i, { spec, row, nodeFlags }] of specs.entries()) {
+    const label = `${i}:${spec}${row.id === a.row ? '' : `#${row.id}`}${nodeFlags.length === 0 ? '' : ` ${nodeFlags.join(' ')}`}`;
     const p = /^plain(?::([\w-]+))?(?:@(.+))?$/.exec(spec);
     // sync-gate is baseline-proxy.ts of this checkout in its sync-verify mode.
     const plain = spec === 'sync-gate' ? { mode: 'sync-verify', dir: undefined } : p ? { mode: p[1] ?? 'dispatch', dir: p[2] } : undefined;
@@ -137,7 +140,7 @@ try {
       const script = plain.dir === undefined ? join(HERE, 'baseline-proxy.ts') : join(resolve(plain.dir), 'bench/macro/baseline-proxy.ts');
       const mode = plain.mode;
       const args = [`http://127.0.0.1:${upstream.port}`, '128', mode, ...(mode === 'sync-verify' ? [fx.jwksPath, ISSUER, AUDIENCE, '/orders/'] : [])];
-      const proc = spawn(process.execPath, [...flags, script, ...args], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+      const proc = spawn(process.execPath, [...flags, ...nodeFlags, script, ...args], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
       const msg = await new Promise<{ port: number }>((ok, fail) => {
         proc.once('message', (m) => ok(m as { port: number }));
         proc.once('exit', () => fail(new Error('plain proxy exited')));
@@ -157,7 +160,7 @@ try {
       const [proxy, admin, h, g] = (await freePorts(4)) as [number, number, number, number];
       const file = await writeGateConfig(fx, `ab-${i}-${variant}`, v, { proxy, admin, extAuthzHttp: h, extAuthzGrpc: g }, upstream.port, 1);
       // Pinned from the start, so the gate sizes itself for its one core; stdout carries --gc's trace lines.
-      const gate = spawnGate(file, { nodeFlags: flags, root, cpus: a.pin ? '0' : undefined, stdout: 'pipe' });
+      const gate = spawnGate(file, { nodeFlags: [...flags, ...nodeFlags], root, cpus: a.pin ? '0' : undefined, stdout: 'pipe' });
       const s: Server = { label, row, pid: gate.pid, port: proxy, proc: gate.proc, gc: noGc() };
       countGc(s, gate.proc);
       await waitReady(gate, admin, 60_000);
