@@ -55,6 +55,7 @@ const { values: a } = parseArgs({
     perf: { type: 'boolean', default: false },
     pin: { type: 'boolean', default: false },
     jitgate: { type: 'string' },
+    'gate-node-flags': { type: 'string', default: '' },
     'grpc-client': { type: 'string', default: 'h2' },
     'no-write': { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
@@ -143,6 +144,8 @@ if (a.perf && !perfAvailable()) throw new Error('--perf needs Linux perf on PATH
 const jitDir = join(profileDir, 'jit');
 const perfFlags = a.perf ? perfNodeFlags(jitDir) : [];
 const nodeFlags = [...(a.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...perfFlags];
+// --gate-node-flags: V8 settings an operator may run the gate with (NODE_OPTIONS), e.g. the young generation's size.
+const gateNodeFlags = [...nodeFlags, ...a['gate-node-flags'].split(' ').filter(Boolean)];
 if (a.perf) await mkdir(jitDir, { recursive: true });
 
 const upstream = await forkServer('upstream', 'upstream.ts');
@@ -159,7 +162,7 @@ if (pin) {
 let baseline = await forkBaseline();
 /** The plain proxy on undici's higher layers, forked only when a scenario asks for it. */
 const altBaselines = new Map<string, Child>();
-const gates = new Gates(fx, upstream.port, workers, nodeFlags, a.jitgate, pin ? (workers > 1 ? SERVER_CORES_TWO : SERVER_CORE) : undefined);
+const gates = new Gates(fx, upstream.port, workers, gateNodeFlags, a.jitgate, pin ? (workers > 1 ? SERVER_CORES_TWO : SERVER_CORE) : undefined);
 const rows: Row[] = [];
 let soak: Record<string, unknown> | undefined;
 const paired: Record<string, PairSlice[]> = {};
@@ -254,7 +257,7 @@ process.stdout.write(`\n${machine.cpus} × ${machine.cpu}, Node ${machine.node},
 if (!a['no-write']) {
   await mkdir(RESULTS, { recursive: true });
   const base = join(RESULTS, `${stamp}${quick ? '-quick' : ''}`);
-  const report = { command, startedAt, finishedAt, machine: { ...machine, loadavgAtEnd: loadEnd }, options: { quick, duration, warmup, connections, pipelining, rate, repeat, pairs, pairTiming, workers, soakMinutes, alg: a.alg }, rows, paired, soak, targets };
+  const report = { command, startedAt, finishedAt, machine: { ...machine, loadavgAtEnd: loadEnd }, options: { quick, duration, warmup, connections, pipelining, rate, repeat, pairs, pairTiming, workers, soakMinutes, alg: a.alg, gateNodeFlags: a['gate-node-flags'] }, rows, paired, soak, targets };
   await writeFile(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(`${base}.md`, `${command}\n\n${table}\n\n${targets.lines.join('\n')}\n`);
   await writeFile(`${base}.svg`, svgChart(rows, `${command} · ${machine.cpus} × ${machine.cpu} · Node ${machine.node} · ${startedAt.toISOString()}`));
