@@ -182,10 +182,11 @@ export async function buildGate(config: Config, file: string, deps: BuildGateDep
     extraRevocationSources: extra,
     dpopShared:
       fleet?.replay !== undefined
-        ? { replay: fleet.replay, nonceKey: primary?.nonceKey }
+        ? { replay: fleet.replay }
         : primary === undefined || config.dpop === undefined
           ? undefined
-          : { replay: new SharedReplayGuard(primary.channel, config.dpop.replay_cache_entries), nonceKey: primary.nonceKey },
+          : { replay: new SharedReplayGuard(primary.channel, config.dpop.replay_cache_entries) },
+    nonceKey: primary?.nonceKey,
     statusLists: { onFetch: statusListReporter(deps.metrics, deps.logger) },
     revocationFileEvents: {
       loaded: ({ entries, errors, durationMs }) => {

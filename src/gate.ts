@@ -25,8 +25,10 @@ export interface GateOptions {
   /** Extra revocation sources (remote URL, admin journal) built by their modules. */
   readonly extraRevocationSources?: readonly RevocationSource[];
   readonly revocationFileEvents?: FileSourceEvents;
-  /** Cluster workers: proof jtis recorded in the primary, nonces under its key (src/cluster.ts). */
+  /** Cluster workers: proof jtis recorded in the primary (src/cluster.ts); a fleet: in Redis. */
   readonly dpopShared?: SharedDpopState;
+  /** Cluster workers: the primary's DPoP nonce key, so every worker derives the same nonces. A fleet's key from Redis wins. */
+  readonly nonceKey?: Buffer;
   /** How status lists (SPEC §10) are fetched and reported; the clock is the gate's. */
   readonly statusLists?: Omit<StatusListsOptions, 'clock'>;
   /** Fleet state on Redis (SPEC §9): its revocation source is among the extra sources, its replay guard in dpopShared. */
@@ -56,6 +58,7 @@ export class Gate {
   /** The Redis connections when the config shares state through Redis (src/fleet/fleet.ts). */
   readonly fleet: Fleet | undefined;
   readonly #decider: Decider;
+  readonly #nonceKey: Buffer | undefined;
   #refusals: RefusalObserver | undefined;
 
   constructor(config: Config, file: string, options: GateOptions = {}) {
@@ -81,6 +84,7 @@ export class Gate {
     this.issuerKeys = keys;
     this.statusLists = statusLists;
     this.fleet = options.fleet;
+    this.#nonceKey = options.nonceKey;
     const sources: RevocationSource[] = [];
     if (config.revocation.file !== undefined) {
       sources.push(new FileRevocationSource(config.revocation.file, config.revocation.poll_interval, options.revocationFileEvents, { retainMs: revocationRetainMs(config) }));
@@ -100,7 +104,8 @@ export class Gate {
   /** Loads keys and revocation sources. Local files must load; remote ones may still be loading. */
   async start(): Promise<void> {
     await Promise.all([...this.issuerKeys.map((k) => k.start()), this.revocation.start(), this.fleet?.start()]);
-    const nonceKey = this.fleet?.nonceKey;
+    // One way in for a shared nonce key, known only here for a fleet (Redis answered during start).
+    const nonceKey = this.fleet?.nonceKey ?? this.#nonceKey;
     if (nonceKey !== undefined) this.#decider.dpop?.useNonceKey(nonceKey);
   }
 

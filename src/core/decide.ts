@@ -32,12 +32,10 @@ export interface DeciderDeps {
   readonly dpopShared?: SharedDpopState;
 }
 
-/** What cluster workers share through the primary (src/cluster.ts). */
+/** What cluster workers share through the primary (src/cluster.ts) or a fleet through Redis. */
 export interface SharedDpopState {
   /** Where proof jtis are recorded, instead of a cache of this process. */
   readonly replay: ReplayGuard;
-  /** The key nonces are derived from, instead of a random one per process. */
-  readonly nonceKey: Buffer | undefined;
 }
 
 /** RFC 9110 token characters, for methods that arrive through ext_authz unchecked by a parser. */
@@ -101,7 +99,8 @@ export class Decider {
         : new DpopVerifier({
             policy: dp,
             replay: deps.dpopShared?.replay ?? new DpopReplayCache(dp.replayCacheEntries),
-            nonces: dp.useNonce ? new DpopNonces(dp.nonceRotationMs, deps.dpopShared?.nonceKey) : undefined,
+            // A random key until Gate.start hands over a shared one (cluster primary or Redis).
+            nonces: dp.useNonce ? new DpopNonces(dp.nonceRotationMs) : undefined,
             maxProofBytes: deps.policy.maxTokenBytes,
             maxTargetLength: deps.policy.maxTargetLength,
           });

@@ -23,7 +23,7 @@ export class DpopNonces {
     this.#key = key;
   }
 
-  /** Derive from `key` from now on (the fleet's shared key, known once Redis answered at start). */
+  /** Derive from `key` from now on: the cluster's or the fleet's shared key, handed over by Gate.start. */
   useKey(key: Buffer): void {
     this.#key = key;
     this.#bucket = Number.NaN;

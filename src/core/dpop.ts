@@ -126,7 +126,7 @@ export class DpopVerifier {
     return this.#replay;
   }
 
-  /** The fleet's nonce key (src/fleet/redis-nonce-key.ts), once known; nothing without use_nonce. */
+  /** A nonce key shared with other processes (cluster primary or Redis), applied by Gate.start; nothing without use_nonce. */
   useNonceKey(key: Buffer): void {
     this.#nonces?.useKey(key);
   }
