@@ -10,7 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { frame } from '../../../src/transports/ext-authz/grpc-h2/frames.ts';
-import { GrpcH2Server, type UnaryReply } from '../../../src/transports/ext-authz/grpc-h2/server.ts';
+import { GrpcH2Server, type UnaryReply, type UnaryRoute } from '../../../src/transports/ext-authz/grpc-h2/server.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -22,26 +22,24 @@ const replies: UnaryReply[] = [];
 const headersSeen: WeakRef<object>[] = [];
 const messagesSeen: WeakRef<object>[] = [];
 
+/** A route that records what it was given and answers through `answer`. */
+function recording(answer: (reply: UnaryReply) => void): UnaryRoute {
+  return {
+    kind: 'unary',
+    handle(message, reply, headers) {
+      replies.push(reply);
+      headersSeen.push(new WeakRef(headers));
+      if (typeof message !== 'string') messagesSeen.push(new WeakRef(message));
+      answer(reply);
+    },
+  };
+}
+
 beforeAll(async () => {
-  server.route('/t.Retention/Sync', {
-    kind: 'unary',
-    handle(message, reply, headers) {
-      replies.push(reply);
-      headersSeen.push(new WeakRef(headers));
-      if (typeof message !== 'string') messagesSeen.push(new WeakRef(message));
-      reply.ok(Buffer.from([0x08, 0x01]));
-    },
-  });
+  const ok = (reply: UnaryReply): void => reply.ok(Buffer.from([0x08, 0x01]));
+  server.route('/t.Retention/Sync', recording(ok));
   // A Check that waits for a signature check answers a turn later.
-  server.route('/t.Retention/Later', {
-    kind: 'unary',
-    handle(message, reply, headers) {
-      replies.push(reply);
-      headersSeen.push(new WeakRef(headers));
-      if (typeof message !== 'string') messagesSeen.push(new WeakRef(message));
-      setImmediate(() => reply.ok(Buffer.from([0x08, 0x01])));
-    },
-  });
+  server.route('/t.Retention/Later', recording((reply) => setImmediate(() => ok(reply))));
   port = await server.listen('127.0.0.1', 0);
 });
 afterAll(() => server.close(1000));
