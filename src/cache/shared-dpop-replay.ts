@@ -8,31 +8,29 @@
  * No answer within a second fails closed: the proof is refused as not recordable
  * (`dpop_replay_cache_full`), never accepted unrecorded.
  */
+import { PendingAnswers, type ToPrimary } from '../cluster/pending-answers.ts';
 import { DpopReplayCache, type ReplayGuard, type ReplayOutcome, type ReplayStats } from './dpop-replay.ts';
 
 export type ReplayRequest = { readonly type: 'jitgate:dpop-add'; readonly id: number; readonly jti: string; readonly until: number; readonly now: number };
 export type ReplayAnswer = { readonly type: 'jitgate:dpop-added'; readonly id: number; readonly outcome: ReplayOutcome };
 
 /** The worker's IPC channel to the primary (`process` in a worker). */
-export interface ReplayChannel {
-  send(message: ReplayRequest): void;
-  on(event: 'message', listener: (message: unknown) => void): unknown;
-}
+export type ReplayChannel = ToPrimary<ReplayRequest>;
 
 const ANSWER_TIMEOUT_MS = 1000;
 
+/** No answer (a timeout, or a channel that is gone): the proof cannot be recorded, so it is refused. */
+const notRecorded = (): ReplayOutcome => 'full';
+
 export class SharedReplayGuard implements ReplayGuard {
-  readonly #channel: ReplayChannel;
+  readonly #ipc: PendingAnswers<ReplayOutcome, ReplayRequest>;
   readonly #local: DpopReplayCache;
-  readonly #pending = new Map<number, (o: ReplayOutcome) => void>();
-  #id = 0;
 
   constructor(channel: ReplayChannel, localEntries: number) {
-    this.#channel = channel;
     this.#local = new DpopReplayCache(localEntries);
-    channel.on('message', (message: unknown) => {
+    this.#ipc = new PendingAnswers(channel, ANSWER_TIMEOUT_MS, (message) => {
       const m = message as ReplayAnswer | undefined;
-      if (m?.type === 'jitgate:dpop-added') this.#pending.get(m.id)?.(m.outcome);
+      return m?.type === 'jitgate:dpop-added' ? { id: m.id, value: m.outcome } : undefined;
     });
   }
 
@@ -47,21 +45,7 @@ export class SharedReplayGuard implements ReplayGuard {
   add(jti: string, untilMs: number, nowMs: number): ReplayOutcome | Promise<ReplayOutcome> {
     // Seen by this worker already: a replay, no need to ask. (A local 'full' is only this mirror's.)
     if (this.#local.add(jti, untilMs, nowMs) === 'replay') return 'replay';
-    const id = ++this.#id;
-    return new Promise<ReplayOutcome>((resolve) => {
-      const timer = setTimeout(() => settle('full'), ANSWER_TIMEOUT_MS);
-      const settle = (o: ReplayOutcome): void => {
-        clearTimeout(timer);
-        this.#pending.delete(id);
-        resolve(o);
-      };
-      this.#pending.set(id, settle);
-      try {
-        this.#channel.send({ type: 'jitgate:dpop-add', id, jti, until: untilMs, now: nowMs });
-      } catch {
-        settle('full'); // the channel to the primary is gone
-      }
-    });
+    return this.#ipc.ask((id) => ({ type: 'jitgate:dpop-add', id, jti, until: untilMs, now: nowMs })).catch(notRecorded);
   }
 }
 

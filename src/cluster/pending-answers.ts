@@ -1,7 +1,8 @@
 /**
  * Requests a cluster worker sends to its primary and the answers it waits for, matched by id. An
  * answer that does not come within the timeout rejects; one that comes later is dropped. Shared by
- * every worker → primary request that needs an answer (anomaly revocations and counts).
+ * every worker → primary request that needs an answer (DPoP proof records, anomaly revocations and
+ * counts).
  */
 
 /** The worker's end of the IPC channel, for messages of type `Out`. */
