@@ -68,15 +68,28 @@ function trailersOnly(stream: ServerHttp2Stream, code: number, message: string):
   stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': grpcMessage(message) }, { endStream: true });
 }
 
+/**
+ * One unary call: its input until it is answered, then its answer. The input is dropped when the
+ * call ends, because node:http2 keeps a finished stream and its listeners (which hold this object)
+ * alive until an old-generation collection (bench/README.md, "gRPC p99").
+ */
 class Unary implements UnaryReply {
   readonly #stream: ServerHttp2Stream;
-  done = false;
   timer: NodeJS.Timeout | undefined;
-  /** Drops what the call's listeners hold once it is answered (the stream outlives the answer). */
-  release: (() => void) | undefined;
+  /** Undefined once the call is answered or abandoned. */
+  reader: MessageReader | undefined;
+  headers: IncomingHttpHeaders | undefined;
+  /** The one request message, once whole. */
+  message: Buffer | undefined;
 
-  constructor(stream: ServerHttp2Stream) {
+  constructor(stream: ServerHttp2Stream, reader: MessageReader, headers: IncomingHttpHeaders) {
     this.#stream = stream;
+    this.reader = reader;
+    this.headers = headers;
+  }
+
+  get done(): boolean {
+    return this.reader === undefined;
   }
 
   ok(message: Buffer): void {
@@ -99,11 +112,14 @@ class Unary implements UnaryReply {
     this.#stream.on('close', listener);
   }
 
+  /** The client went away before the answer: nothing is sent. */
+  abandon(): void {
+    this.#finish();
+  }
+
   #finish(): void {
-    this.done = true;
+    this.reader = this.headers = this.message = undefined;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.release?.();
-    this.release = undefined;
   }
 }
 
@@ -181,26 +197,19 @@ export class GrpcH2Server {
   }
 
   #unary(stream: ServerHttp2Stream, route: UnaryRoute, deadline: number | undefined, headers: IncomingHttpHeaders): void {
-    // node:http2 keeps a finished stream, and what its listeners hold, alive until an old-generation
-    // collection (bench/README.md, "gRPC p99"): what an answered call no longer needs is let go at once.
-    let reader: MessageReader | undefined = new MessageReader(this.#maxBytes);
-    let callHeaders: IncomingHttpHeaders | undefined = headers;
-    const reply = new Unary(stream);
-    let message: Buffer | undefined;
-    reply.release = () => {
-      reader = callHeaders = message = undefined;
-    };
+    const reply = new Unary(stream, new MessageReader(this.#maxBytes), headers);
     const give = (m: Buffer | ReadProblem): void => {
-      route.handle(m, reply, callHeaders!);
+      route.handle(m, reply, reply.headers!);
       if (!reply.done) armDeadline(reply, deadline);
     };
     const onData = (chunk: Buffer): void => {
-      if (reply.done || reader === undefined) return; // answered (or refused) already: the rest is read and dropped
+      const reader = reply.reader;
+      if (reader === undefined) return; // answered (or refused) already: the rest is read and dropped
       const got = reader.push(chunk);
       if (typeof got === 'string') return give(got);
       if (got.length === 0) return armDeadline(reply, deadline);
-      if (message !== undefined || got.length > 1) return give('extra_message');
-      message = got[0]!;
+      if (reply.message !== undefined || got.length > 1) return give('extra_message');
+      const message = (reply.message = got[0]!);
       // Unary: the message is complete, answer now rather than a tick later at END_STREAM.
       if (!reader.partial) give(message);
     };
@@ -210,7 +219,7 @@ export class GrpcH2Server {
       // that resets the stream or drops the connection mid-message (Envoy's timeout, a load
       // client's stop) also ends it, but node:http2 marks it `aborted` first: that call is gone
       // and must not be decided, audited or counted as a malformed request.
-      if (!reply.done && message === undefined && !stream.aborted) give('truncated');
+      if (!reply.done && reply.message === undefined && !stream.aborted) give('truncated');
     });
   }
 
@@ -260,8 +269,5 @@ function armDeadline(reply: Unary, deadline: number | undefined): void {
   reply.timer = setTimeout(() => reply.error(GRPC_STATUS.DEADLINE_EXCEEDED, 'deadline exceeded'), Math.max(0, deadline - Date.now()));
   reply.timer.unref();
   // Only a call waiting on a timer needs to hear that the client went away.
-  reply.onClose(() => {
-    reply.done = true;
-    clearTimeout(reply.timer);
-  });
+  reply.onClose(() => reply.abandon());
 }
