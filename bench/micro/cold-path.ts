@@ -49,7 +49,7 @@ try {
   const policy = gate.policy;
   // The served gate's mode on one core is `batch`, which answers a miss in a later setImmediate. The minimal
   // gate's check is synchronous, so its peer here is the same decision in `sync` mode, over the gate's own policy.
-  const decider = new Decider({ policy: { ...policy, verifyMode: 'sync' }, clock: gate.clock, cache: new VerifiedTokenCache(100), revocation: gate.revocation });
+  const decider = new Decider({ policy: { ...policy, verifyMode: 'sync' }, clock: gate.clock, cache: new VerifiedTokenCache(config.cache.max_entries), revocation: gate.revocation });
   const now = Date.now();
 
   let i = 0;
