@@ -28,9 +28,9 @@
 import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { gaugeRefresher, withDraining } from './admin/health.ts';
-import { PrimaryRefusalCounter, type CountChannel } from './anomaly/primary-counter.ts';
-import { PrimaryRevocationWriter, type WorkerChannel } from './anomaly/primary-writer.ts';
-import type { ReplayChannel } from './cache/shared-dpop-replay.ts';
+import { PrimaryRefusalCounter } from './anomaly/primary-counter.ts';
+import { PrimaryRevocationWriter } from './anomaly/primary-writer.ts';
+import type { ToPrimary } from './cluster/pending-answers.ts';
 import type { Config } from './config/schema.ts';
 import { cores } from './cpu-cores.ts';
 import { JitgateError } from './errors.ts';
@@ -47,8 +47,8 @@ export function workerCount(workers: number | 'auto'): number {
 }
 
 /** The worker's side of the IPC channel, as the journal follower, the DPoP replay guard and the anomaly watch use it. */
-const toPrimary: PrimaryChannel & ReplayChannel & WorkerChannel & CountChannel = {
-  send: (m: FromWorker) => void process.send!(m),
+const toPrimary: PrimaryChannel & ToPrimary<FromWorker> = {
+  send: (m) => void process.send!(m),
   on: (event, listener) => process.on(event, listener),
   off: (event, listener) => process.off(event, listener),
 };
