@@ -63,12 +63,31 @@ function compileActions(actions: unknown, policy: GrantPolicy): Set<string> | nu
   return methods;
 }
 
+/**
+ * Patterns compiled before, by source. An issuer writes the same few patterns into many tokens, and a
+ * compiled pattern is frozen, so tokens share it; compiling one again (parseTarget and the split) was
+ * most of compileGrants on a cache miss. Bounded: emptied when full, so a stream of distinct patterns
+ * costs what it did without the memo.
+ */
+const compiledPatterns = new Map<string, PathPattern | null>();
+const MAX_COMPILED_PATTERNS = 1024;
+
+function patternOf(source: string): PathPattern | null {
+  let compiled = compiledPatterns.get(source);
+  if (compiled === undefined) {
+    compiled = compilePattern(source);
+    if (compiledPatterns.size >= MAX_COMPILED_PATTERNS) compiledPatterns.clear();
+    compiledPatterns.set(source, compiled);
+  }
+  return compiled;
+}
+
 function compilePaths(paths: unknown): PathPattern[] | null {
   if (!Array.isArray(paths) || paths.length === 0) return null;
   const out: PathPattern[] = [];
   for (const p of paths) {
     if (typeof p !== 'string') return null;
-    const compiled = compilePattern(p);
+    const compiled = patternOf(p);
     if (compiled === null) return null;
     out.push(compiled);
   }

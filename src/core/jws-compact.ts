@@ -27,25 +27,17 @@ export interface CompactJws {
 /** Fatal UTF-8 with BOM stripping, exactly as jose decodes the header and the claims. */
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Positions of the two dots when the token is three non-empty base64url segments, else -1. */
+/**
+ * Three non-empty segments of A–Z a–z 0–9 - _ joined by two dots. One regular expression, which V8
+ * compiles to native code: 0.4 µs for a 571-character bench token against 1.9 µs for the same check
+ * written as a charCodeAt loop (bench/README.md). `\w` without the `u` or `i` flag is exactly
+ * [A-Za-z0-9_], and `$` without `m` is the end of the input, not the end of a line.
+ */
+const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]+$/;
+
+/** Position of the first dot when the token is three non-empty base64url segments, else -1. */
 function splitCompact(token: string): number {
-  let dot1 = -1;
-  let dot2 = -1;
-  let partLen = 0;
-  for (let i = 0; i < token.length; i++) {
-    const c = token.charCodeAt(i);
-    if (c === 0x2e) {
-      if (partLen === 0 || dot2 !== -1) return -1;
-      if (dot1 === -1) dot1 = i;
-      else dot2 = i;
-      partLen = 0;
-      continue;
-    }
-    // A-Z a-z 0-9 - _
-    if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f)) return -1;
-    partLen++;
-  }
-  return dot2 !== -1 && partLen > 0 ? dot1 : -1;
+  return COMPACT_JWS.test(token) ? token.indexOf('.') : -1;
 }
 
 /** Three non-empty base64url parts: anything else is refused before any decoding. */

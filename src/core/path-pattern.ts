@@ -1,5 +1,5 @@
 /**
- * Grant path patterns (SPEC §1), compiled once per token and matched against the decoded
+ * Grant path patterns (SPEC §1), compiled once per pattern text (grant.ts keeps them) and matched against the decoded
  * segments that `parseTarget` produced for the request.
  *
  * Language:
