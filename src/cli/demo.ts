@@ -29,6 +29,7 @@ import { makeDemoPki, mintMtlsTokens, mtlsRequests, type DemoPki } from '../demo
 import { demoRequests, mintDemoTokens, statusOf, type DemoRequest, type DemoTokens } from '../demo/scenarios.ts';
 import { LOG_FILE, prepareWorkspace, type DemoWorkspace } from '../demo/workspace.ts';
 import { commandUsageError, parseCommand } from './args.ts';
+import { applyV8Flags } from '../v8-flags.ts';
 
 /**
  * `.jitgate-demo/` at the repo root (the same from src/cli/ and dist/cli/; git-ignored). An installed package
@@ -74,6 +75,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return usageError((err as Error).message);
   }
+  applyV8Flags();
 
   let backend: DemoBackend | undefined;
   let running: Running | undefined;

@@ -18,6 +18,7 @@ import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observabil
 import { onReloadSignal } from '../reload.ts';
 import { listenUrl, onShutdownSignals, startJitgate } from '../runtime.ts';
 import { configFileArg, reportStartupError } from './check-config.ts';
+import { applyV8Flags } from '../v8-flags.ts';
 
 const USAGE = `Usage: jitgate serve -c FILE
 
@@ -37,6 +38,7 @@ const EXIT_FALLBACK_MS = 2000;
 export async function run(argv: string[]): Promise<number> {
   const file = configFileArg(argv, 'serve', USAGE);
   if (typeof file === 'number') return file;
+  applyV8Flags();
   let config: Config;
   try {
     config = await loadConfigFile(file);
