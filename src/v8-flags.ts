@@ -10,17 +10,17 @@
  * bench a gate promoted 6.2–6.9 KB per request and spent 15–43 µs per request in GC pauses; with pretenuring off,
  * 1.3–1.8 KB and 9–13 µs, and the cached GET row was unchanged (bench/README.md, "Pretenuring").
  *
- * An operator's own `--allocation-site-pretenuring` or `--no-allocation-site-pretenuring` (on the command line or
- * in NODE_OPTIONS) is left alone.
+ * An operator's own `--allocation-site-pretenuring` or `--no-allocation-site-pretenuring` on node's command line is
+ * left alone (node refuses either in NODE_OPTIONS, so the command line is the only place for one).
  */
 import { setFlagsFromString } from 'node:v8';
 
 const PRETENURING = /allocation[-_]site[-_]pretenuring/;
 
 /** Applies the settings this process's flags do not already decide; returns the flags it set. */
-export function applyV8Flags(execArgv: readonly string[] = process.execArgv, nodeOptions: string = process.env.NODE_OPTIONS ?? ''): string[] {
+export function applyV8Flags(execArgv: readonly string[] = process.execArgv): string[] {
   const applied: string[] = [];
-  if (!execArgv.some((a) => PRETENURING.test(a)) && !PRETENURING.test(nodeOptions)) {
+  if (!execArgv.some((a) => PRETENURING.test(a))) {
     setFlagsFromString('--no-allocation-site-pretenuring');
     applied.push('--no-allocation-site-pretenuring');
   }
