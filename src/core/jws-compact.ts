@@ -35,14 +35,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]+$/;
 
-/** Position of the first dot when the token is three non-empty base64url segments, else -1. */
-function splitCompact(token: string): number {
-  return COMPACT_JWS.test(token) ? token.indexOf('.') : -1;
-}
-
 /** Three non-empty base64url parts: anything else is refused before any decoding. */
 export function looksLikeCompactJws(token: string): boolean {
-  return splitCompact(token) !== -1;
+  return COMPACT_JWS.test(token);
 }
 
 /** atob refuses a last chunk of one character; Buffer would silently drop it. */
@@ -72,8 +67,8 @@ function jsonObject(token: string, start: number, end: number): Record<string, u
 
 /** The decoded header and claims, or undefined for anything malformed. */
 export function parseCompactJws(token: string): CompactJws | undefined {
-  const dot1 = splitCompact(token);
-  if (dot1 === -1) return undefined;
+  if (!COMPACT_JWS.test(token)) return undefined;
+  const dot1 = token.indexOf('.');
   const dot2 = token.indexOf('.', dot1 + 1);
   if (!decodableLength(token.length - dot2 - 1)) return undefined;
   const header = jsonObject(token, 0, dot1);
