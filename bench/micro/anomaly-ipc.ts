@@ -81,18 +81,21 @@ if (cluster.isPrimary) {
     tell({ type: 'bench:phase', name, state: 'end' });
     return { workerUs, wallUs };
   }
-  const cases: [string, () => Promise<void> | void][] = [
+  /** name, one block's work, and whether its wall time per count is a latency worth printing (one at a time). */
+  const cases: [string, () => Promise<void> | void, boolean][] = [
     [
       'in one process (RefusalCounter.add)',
       () => {
         for (let i = 0; i < n; i++) local.add(nextKey(), Date.now());
       },
+      false,
     ],
     [
       'at the primary, one at a time',
       async () => {
         for (let i = 0; i < n; i++) await remote.add(nextKey(), Date.now());
       },
+      true,
     ],
     [
       'at the primary, 50 in flight',
@@ -106,21 +109,20 @@ if (cluster.isPrimary) {
         };
         await Promise.all(Array.from({ length: 50 }, lane));
       },
+      false,
     ],
   ];
-  const worker = new Map<string, number[]>();
-  const wall = new Map<string, number[]>();
+  const worker = new Map(cases.map(([name]) => [name, [] as number[]]));
+  const wall = new Map(cases.map(([name]) => [name, [] as number[]]));
   for (const [name, run] of cases) await block(name, run); // warm-up, not recorded by the worker
   for (let r = 0; r < rounds; r++) {
     for (const [name, run] of r % 2 === 0 ? cases : [...cases].reverse()) {
       const b = await block(name, run);
-      worker.set(name, [...(worker.get(name) ?? []), b.workerUs]);
-      wall.set(name, [...(wall.get(name) ?? []), b.wallUs]);
+      worker.get(name)!.push(b.workerUs);
+      wall.get(name)!.push(b.wallUs);
     }
   }
   const rows: Result['rows'] = {};
-  for (const [name] of cases) {
-    rows[name] = { workerUs: median(worker.get(name)!), latencyUs: name.includes('one at a time') ? median(wall.get(name)!) : 0 };
-  }
+  for (const [name, , latency] of cases) rows[name] = { workerUs: median(worker.get(name)!), latencyUs: latency ? median(wall.get(name)!) : 0 };
   process.send!({ type: 'bench:result', rows } satisfies Result);
 }
