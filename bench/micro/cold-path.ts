@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { syncVerifier } from '../macro/sync-verify.ts';
 import { allocatedPerCall } from './allocated.ts';
+import { bestCpuMicrosPerCall } from './cpu-per-call.ts';
 import { AUDIENCE, ISSUER, makeFixtures } from '../macro/fixtures.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import type { Allow, Decision } from '../../src/core/decision.ts';
@@ -74,16 +75,7 @@ try {
     ['upstreamHeaders, a token not seen before', () => upstreamHeaders(raws[i]!, headers, allows[next()]!.token!.identity, '127.0.0.1')],
   ];
   const payloads = tokens.map((t) => parseCompactJws(t)!.payload);
-  const best = new Map<string, number>();
-  for (let r = 0; r < rounds; r++) {
-    for (const [name, f] of r % 2 === 0 ? cases : [...cases].reverse()) {
-      for (let k = 0; k < 300; k++) f();
-      const c0 = process.cpuUsage();
-      for (let k = 0; k < n; k++) f();
-      const c = process.cpuUsage(c0);
-      best.set(name, Math.min(best.get(name) ?? Infinity, (c.user + c.system) / n));
-    }
-  }
+  const best = bestCpuMicrosPerCall(cases.map(([name, f]) => ({ name, f, n })), rounds, 300);
   console.log(`node ${process.version}, ${tokens.length} rotating tokens, best of ${rounds} interleaved rounds of ${n}\n`);
   console.log('| piece of a cold request | CPU µs | heap bytes allocated per call |');
   console.log('|---|--:|--:|');
