@@ -49,6 +49,11 @@ function isMethodToken(m: string): boolean {
   return true;
 }
 
+/** CONNECT in any case (7 characters, checked by the caller). */
+function isConnect(m: string): boolean {
+  return m === 'CONNECT' || m.toUpperCase() === 'CONNECT';
+}
+
 /** The token after `Bearer ` (scheme case-insensitive, RFC 6750 §2.1), '' when empty, undefined for other schemes. */
 export function bearerToken(header: string): string | undefined {
   if (header.length < 6) return undefined;
@@ -127,6 +132,12 @@ export class Decider {
   decide(input: DecisionInput): Decision | Promise<Decision> {
     const method = input.method;
     if (!isMethodToken(method)) return deny('bad_method');
+    // SPEC §2: CONNECT is 400 on every transport, before any token work. The proxy never gets here
+    // (node:http hands CONNECT to its 'connect' listener, client-error.ts); forward-auth and
+    // ext_authz carry the method as data, so without this a grant naming CONNECT would allow it.
+    // Any case: methods are case-sensitive, but a backend that folds `connect` must not see one.
+    // On the hot path this is one length comparison (GET is 3 characters).
+    if (method.length === 7 && isConnect(method)) return deny('connect_method');
     if (input.authorizationCount > 1) return deny('multiple_authorization');
     if (input.dpopCount > 1) return deny('multiple_dpop');
     if (input.clientCertMalformed === true) return deny('client_cert_malformed');

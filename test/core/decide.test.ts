@@ -343,6 +343,35 @@ describe('400 before any token work', () => {
   it('an invalid method token → 400', async () => {
     expect(reasonOf(await t.gate.decide(input('GE T', '/orders/42')))).toBe('deny:bad_method');
   });
+
+  // SPEC §2: CONNECT is 400 whatever the token grants. Before the fix a token granting CONNECT was
+  // allowed through forward-auth and ext_authz, which hand the method over as data.
+  it.each(['CONNECT', 'connect', 'Connect'])('method %s → 400 connect_method, synchronously, even with a token that grants CONNECT', async (method) => {
+    const token = await sign(keys.a, {
+      jti: `connect-${method}`,
+      authorization_details: [{ type: 'jit_grant', actions: ['CONNECT', 'connect', 'GET'], locations: [LOCATION], paths: ['/orders/42'] }],
+    });
+    // The same token is allowed for GET (control): only the method is refused.
+    expect(reasonOf(await decide('GET', '/orders/42', token))).toBe('allow:granted');
+    const d = decide(method, '/orders/42', token);
+    expect(d).not.toBeInstanceOf(Promise);
+    expect(reasonOf(d as Decision)).toBe('deny:connect_method');
+    // Before any token work: no token, or a garbage one, gets the same 400 (not 401).
+    expect(reasonOf(decide(method, '/orders/42') as Decision)).toBe('deny:connect_method');
+    expect(reasonOf(decide(method, 'orders.internal:443', 'not-a-jwt') as Decision)).toBe('deny:connect_method');
+  });
+
+  it('CONNECT to a public path → 400 connect_method (judged before routes); a longer method is not mistaken for it', async () => {
+    const g = await makeGate(keys, (c) => {
+      c.public = [{ methods: ['GET', 'CONNECTX'], path: '/healthz' }];
+    });
+    try {
+      expect(reasonOf(await g.gate.decide(input('CONNECTX', '/healthz')))).toBe('allow:public'); // 8 characters: not CONNECT
+      expect(reasonOf(await g.gate.decide(input('CONNECT', '/healthz')))).toBe('deny:connect_method');
+    } finally {
+      g.gate.stop();
+    }
+  });
 });
 
 describe('503 fails closed', () => {

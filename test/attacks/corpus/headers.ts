@@ -137,6 +137,8 @@ export const HEADER_ROWS: readonly (Row & { bug?: string })[] = [
   { name: 'unknown method', method: 'FOO', headers: (c) => valid(c), expect: 'bad_request', on: { ext_authz_grpc: 'method_not_granted', forward_auth: 'method_not_granted' } },
   { name: 'WebDAV method outside the grant', method: 'PROPFIND', headers: (c) => valid(c), expect: 'method_not_granted' },
   { name: 'method with a space (forward-auth, gRPC)', method: 'GET /orders/43', headers: (c) => valid(c), expect: 'bad_method', on: { proxy: 'skip', ext_authz_http: 'skip' } },
-  { name: 'CONNECT with authority-form', method: 'CONNECT', target: 'orders.internal:443', headers: (c) => valid(c), expect: 'connect_method', on: { forward_auth: 'bad_request_target', ext_authz_grpc: 'bad_request_target' } },
+  // SPEC §2: CONNECT is 400 connect_method on all four, judged on the method before the target.
+  { name: 'CONNECT with authority-form', method: 'CONNECT', target: 'orders.internal:443', headers: (c) => valid(c), expect: 'connect_method' },
+  { name: 'CONNECT with an origin-form target inside the grant (forward-auth, gRPC)', method: 'CONNECT', headers: (c) => valid(c), expect: 'connect_method', on: { proxy: 'skip', ext_authz_http: 'skip' } },
   { name: 'TRACE inside the path grant', method: 'TRACE', headers: (c) => valid(c), expect: 'method_not_granted' },
 ];
