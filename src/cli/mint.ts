@@ -15,7 +15,7 @@ Sign a grant token and print it (only the token) on stdout.
   --iss URL             issuer (required)
   --aud AUD             audience; repeat for an array claim (required)
   --sub ID              subject / workload identity (required)
-  --action M            granted method or action name (GET, PATCH, read); repeatable
+  --action M            granted method or action name (GET, PATCH, read; never CONNECT); repeatable
   --path P              granted path pattern (/orders/42/**); repeatable
   --location URI        granted location; repeatable (needs --action and --path)
   --ttl DURATION        exp − iat (default 5m)

@@ -38,6 +38,12 @@ const listen = (defHost: string, defPort: number) =>
   z.strictObject({ host: host.default(defHost), port: port.default(defPort) }).default({ host: defHost, port: defPort });
 
 const method = z.string().regex(HTTP_METHOD, 'expected an upper-case HTTP method such as GET');
+/**
+ * A method a public route or a grant action may name: never CONNECT, which every transport answers
+ * 400 connect_method before routes or grants are read (SPEC §2) — naming it would be a dead entry
+ * that reads like a permission.
+ */
+const grantableMethod = method.refine((m) => m !== 'CONNECT', 'CONNECT is never allowed: every transport answers it 400 connect_method (SPEC §2)');
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
@@ -122,7 +128,7 @@ const redis = z.strictObject({
 });
 
 const publicRoute = z.strictObject({
-  methods: z.array(method).min(1).default(['GET', 'HEAD']),
+  methods: z.array(grantableMethod).min(1).default(['GET', 'HEAD']),
   path: z.string().startsWith('/', 'expected an absolute path pattern such as /healthz'),
 });
 
@@ -151,7 +157,7 @@ export const configSchema = z.strictObject({
   grant: z
     .strictObject({
       type: z.string().min(1).default('jit_grant'),
-      actions: z.record(z.string().min(1), z.array(method).min(1)).default({}),
+      actions: z.record(z.string().min(1), z.array(grantableMethod).min(1)).default({}),
     })
     .default({ type: 'jit_grant', actions: {} }),
   public: z.array(publicRoute).default([]),

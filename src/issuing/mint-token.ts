@@ -81,6 +81,8 @@ export async function mintToken(opts: MintOptions): Promise<string> {
   if (opts.locations !== undefined && opts.actions === undefined) {
     throw new TypeError('locations needs actions and paths');
   }
+  // A grant of CONNECT would read like a permission that no gate honours (SPEC §2: always 400).
+  if (opts.actions?.includes('CONNECT') === true) throw new TypeError('actions: CONNECT is never granted; every transport answers it 400 connect_method');
   if (opts.cnfJkt !== undefined && opts.dpopKey !== undefined) throw new TypeError('give cnfJkt or dpopKey, not both');
   const cnfJkt = opts.dpopKey !== undefined ? await dpopKeyThumbprint(opts.dpopKey) : opts.cnfJkt;
 

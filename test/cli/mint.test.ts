@@ -220,6 +220,8 @@ describe('mintToken (library)', () => {
     await expect(mintToken({ ...base(), key: noAlg })).rejects.toThrow(/alg/);
     await expect(mintToken({ ...base(), key: es256.jwksPath })).rejects.toThrow(/JWKS/);
     await expect(mintToken({ ...base(), ttlSeconds: Number.NaN })).rejects.toThrow(TypeError);
+    // CONNECT is 400 on every transport (SPEC §2): a grant naming it would promise what no gate does.
+    await expect(mintToken({ ...base(), actions: ['GET', 'CONNECT'], paths: ['/x'] })).rejects.toThrow(/CONNECT is never granted/);
     // With alg given explicitly a key without one signs fine.
     await expect(mintToken({ ...base(), key: noAlg, alg: 'ES256' })).resolves.toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
   });

@@ -372,6 +372,11 @@ describe('400 before any token work', () => {
       g.gate.stop();
     }
   });
+
+  it('config naming CONNECT in grant.actions or public methods is refused, naming the key', async () => {
+    await expect(makeGate(keys, (c) => (c.grant.actions.tunnel = ['CONNECT']))).rejects.toThrow(/grant\.actions\.tunnel\[0\]: CONNECT is never allowed/);
+    await expect(makeGate(keys, (c) => (c.public = [{ methods: ['GET', 'CONNECT'], path: '/healthz' }]))).rejects.toThrow(/public\[0\]\.methods\[1\]: CONNECT is never allowed/);
+  });
 });
 
 describe('503 fails closed', () => {
