@@ -5,18 +5,18 @@
  */
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import type { Reason } from '../core/reasons.ts';
+import type { DenyReason } from '../core/decision.ts';
 import { render } from './respond.ts';
 
-function reasonFor(code: string | undefined): Reason {
+function reasonFor(code: string | undefined): DenyReason {
   if (code === 'HPE_HEADER_OVERFLOW') return 'headers_too_large';
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'request_timeout';
   return 'bad_request';
 }
 
 /** Raw bytes per reason, built once: the socket may be mid-parse, so no ServerResponse exists. */
-const RAW = new Map<Reason, Buffer>();
-function raw(reason: Reason): Buffer {
+const RAW = new Map<DenyReason, Buffer>();
+function raw(reason: DenyReason): Buffer {
   let bytes = RAW.get(reason);
   if (bytes === undefined) {
     const r = render(reason);
@@ -34,14 +34,14 @@ function raw(reason: Reason): Buffer {
  * (fail-open under failure_mode_allow); this answers 400 connect_method and closes. Bytes the
  * client sent after the head (the would-be tunnel) are never read.
  */
-export function answerConnect(socket: Duplex): Reason {
+export function answerConnect(socket: Duplex): DenyReason {
   if (socket.writable) socket.end(raw('connect_method'));
   else socket.destroy();
   return 'connect_method';
 }
 
 /** The `clientError` listener for every traffic-facing node:http server. Returns the reason answered, if any. */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): Reason | undefined {
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): DenyReason | undefined {
   // node's own rule: no second status line on a socket whose response head is already out.
   const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {

@@ -16,6 +16,7 @@ import type { Listener, TransportContext } from '../context.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
 import type { Duplex } from 'node:stream';
 import { answerClientError, answerConnect } from '../client-error.ts';
+import { auditEarlyRefusal, requestLineMethod } from '../early-refusal.ts';
 import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { renderDecision, renderWithoutServerError, type Rendered } from '../respond.ts';
 import { countMerged } from './check-request.ts';
@@ -154,12 +155,20 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   });
   // Envoy keeps connections to its authorization cluster open: each request is judged on its own.
   server.maxRequestsPerSocket = 0;
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+  // Refused by node:http before the handler: counted always, audited when a request line arrived (early-refusal.ts).
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket) => {
     const reason = answerClientError(err, socket);
-    if (reason !== undefined) ctx.metrics.recordReason('ext_authz_http', reason);
+    if (reason === undefined) return;
+    ctx.metrics.recordReason('ext_authz_http', reason);
+    const method = requestLineMethod(err.rawPacket);
+    if (method !== undefined) auditEarlyRefusal(ctx, 'ext_authz_http', reason, method, socket);
   });
   // Envoy sends a CONNECT request's check with method CONNECT: an explicit 400 denial, not a closed socket.
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => ctx.metrics.recordReason('ext_authz_http', answerConnect(socket)));
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const reason = answerConnect(socket);
+    ctx.metrics.recordReason('ext_authz_http', reason);
+    auditEarlyRefusal(ctx, 'ext_authz_http', reason, req.method ?? 'CONNECT', socket);
+  });
 
   listener = await listenHttp(server, 'ext_authz_http', opts.host, opts.port);
   return listener;

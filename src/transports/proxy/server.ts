@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { answerClientError, answerConnect } from '../client-error.ts';
+import { auditEarlyRefusal, requestLineMethod } from '../early-refusal.ts';
 import { createTlsServer } from '../tls/server-tls.ts';
 import type { TransportContext } from '../context.ts';
 import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
@@ -49,11 +50,19 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   server.on('request', onRequest(false));
   // Decide before inviting the body: a denied client never uploads it.
   server.on('checkContinue', onRequest(true));
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+  // Refused by node:http before the handler: counted always, audited when a request line arrived (early-refusal.ts).
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket) => {
     const reason = answerClientError(err, socket);
-    if (reason !== undefined) ctx.metrics.recordReason('proxy', reason);
+    if (reason === undefined) return;
+    ctx.metrics.recordReason('proxy', reason);
+    const method = requestLineMethod(err.rawPacket);
+    if (method !== undefined) auditEarlyRefusal(ctx, 'proxy', reason, method, socket);
   });
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => ctx.metrics.recordReason('proxy', answerConnect(socket)));
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const reason = answerConnect(socket);
+    ctx.metrics.recordReason('proxy', reason);
+    auditEarlyRefusal(ctx, 'proxy', reason, req.method ?? 'CONNECT', socket);
+  });
 
   try {
     listener = await listenHttp(server, 'proxy', config.listen.host, config.listen.port);

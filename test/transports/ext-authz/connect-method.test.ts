@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { LOCATION, sign } from '../../fixtures/tokens.ts';
+import { sendRaw } from '../../fixtures/servers.ts';
 import { checkRequest, decisions, GrpcClient, httpCall, startHarness, type Harness } from './helpers.ts';
 
 let keys: TestKeys;
@@ -74,5 +75,16 @@ describe('ext_authz gRPC', () => {
     expect(reasonOf(r.denied_response!.body)).toBe('connect_method');
     expect(await decisions(h.ctx.metrics, 'ext_authz_grpc', 'connect_method')).toBe(before + 1);
     expect(h.audit.slice(lines)).toEqual([expect.objectContaining({ transport: 'ext_authz_grpc', reason: 'connect_method', status: 400, method: 'CONNECT' })]);
+  });
+});
+
+describe('ext_authz HTTP', () => {
+  it("CONNECT (node's 'connect' event) → 400 connect_method, counted, and now one audit line too (SPEC §8)", async () => {
+    const before = await decisions(h.ctx.metrics, 'ext_authz_http', 'connect_method');
+    const lines = h.audit.length;
+    const r = await sendRaw(`http://127.0.0.1:${h.httpPort}`, ['CONNECT orders.internal:443 HTTP/1.1', 'Host: orders.internal:443']);
+    expect([r.status, reasonOf(r.text)]).toEqual([400, 'connect_method']);
+    expect(await decisions(h.ctx.metrics, 'ext_authz_http', 'connect_method')).toBe(before + 1);
+    expect(h.audit.slice(lines)).toEqual([expect.objectContaining({ transport: 'ext_authz_http', decision: 'deny', reason: 'connect_method', status: 400, method: 'CONNECT' })]);
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * SPEC §8 "one audit line per decision", for the refusals node:http makes before jitgate's handler
+ * runs: a CONNECT (node's 'connect' event) and a head its parser rejects (clientError: `FOO /`,
+ * `get /`, a bad header, a head over limits.max_header_bytes). The reason is already counted in
+ * jitgate_decisions_total by the listener; this writes the line.
+ *
+ * Which ones get a line: those where a request line actually arrived — `METHOD SP target SP
+ * HTTP/d.d`. A connection that sends nothing, a reset, a timeout, or bytes that are not HTTP at
+ * all (a TLS handshake on the plain port, a scanner's probe) gets the answer and the count but no
+ * line: the audit log records requests, and a port scanner must not be able to fill it with
+ * connections. A request line costs the client what an ordinary refused request costs, and an
+ * ordinary one is audited anyway.
+ *
+ * The line has the shape of any other 400 refusal: transport, status, reason, method, `path`
+ * null, client address, no token fields (nothing was parsed), `latency_ms` 0 (no decision ran).
+ */
+import type { Duplex } from 'node:stream';
+import { deny, type DenyReason } from '../core/decision.ts';
+import { REASONS } from '../core/reasons.ts';
+import type { Transport } from '../observability/metrics.ts';
+import type { TransportContext } from './context.ts';
+
+/** The longest method written to the audit line; longer is not a method a client means. */
+const MAX_METHOD = 32;
+/** How far into the refused bytes a request line is looked for (node's own default head limit). */
+const MAX_LINE = 16 * 1024;
+
+/**
+ * The method of the request line at the start of the bytes node:http refused (`err.rawPacket`),
+ * or undefined when they do not begin with one (see the module comment).
+ */
+export function requestLineMethod(packet: unknown): string | undefined {
+  if (!Buffer.isBuffer(packet)) return undefined;
+  const end = Math.min(packet.length, MAX_LINE);
+  let sp = -1;
+  for (let i = 0; i < end; i++) {
+    const c = packet[i]!;
+    if (c === 0x20) {
+      sp = i;
+      break;
+    }
+    if (i >= MAX_METHOD || !isTchar(c)) return undefined;
+  }
+  if (sp <= 0) return undefined;
+  const eol = packet.indexOf(0x0a, sp);
+  if (eol === -1 || eol >= end) return undefined;
+  const lineEnd = packet[eol - 1] === 0x0d ? eol - 1 : eol;
+  // ` HTTP/d.d` closes a request line, with a target between it and the method.
+  const v = lineEnd - 9;
+  if (v <= sp + 1 || packet.toString('latin1', v, v + 6) !== ' HTTP/' || !isDigit(packet[v + 6]!) || packet[v + 7] !== 0x2e || !isDigit(packet[v + 8]!)) return undefined;
+  return packet.toString('latin1', 0, sp);
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+/** RFC 9110 tchar. */
+function isTchar(c: number): boolean {
+  if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) return true;
+  return c < 0x80 && "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c));
+}
+
+/** The audit line for a refusal node:http made; never throws (the answer is already on the wire). */
+export function auditEarlyRefusal(ctx: TransportContext, transport: Transport, reason: DenyReason, method: string, socket: Duplex): void {
+  try {
+    const client = (socket as { remoteAddress?: string }).remoteAddress;
+    ctx.audit.record({ transport, method, decision: deny(reason), status: REASONS[reason].status, latencyMs: 0, client });
+  } catch (err) {
+    ctx.logger.error({ err, transport }, 'recording a refusal made by the HTTP parser failed');
+  }
+}
