@@ -7,6 +7,7 @@
 import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
+import { httpCall } from '../transports/ext-authz/helpers.ts';
 
 let up: RecordingUpstream | undefined;
 let gate: InProcessGate | undefined;
@@ -24,7 +25,7 @@ async function start(): Promise<InProcessGate> {
   gate = await startGateInProcess(up.url, (c) => {
     c.revocation.journal = './revocations.journal';
     c.anomaly = { deny_threshold: 3, window: '1m', revoke: 'txn' };
-    c.ext_authz = { http: { listen: { host: '127.0.0.1', port: 0 }, path_prefix: '/authz' } };
+    c.ext_authz = { http: { listen: { host: '127.0.0.1', port: 0 }, path_prefix: '/authz' }, forward_auth: { path: '/forward-auth', trusted_proxies: ['127.0.0.1/32'] } };
   });
   return gate;
 }
@@ -56,6 +57,42 @@ describe('anomaly counting on other transports', () => {
     // The refusals' own audit lines name the transport and the client address.
     const refusals = g.logs.filter((l) => l.type === 'audit' && l.decision === 'deny' && l.reason === 'path_not_granted');
     expect(refusals.map((l) => [l.transport, l.client])).toEqual(Array(3).fill(['ext_authz_http', '127.0.0.1']));
+  });
+
+  // docs/anomaly-and-audit.md: forward-auth's override refusals are judged by the gate (input.refusal),
+  // so they count like any 400; refusals forward-auth makes before asking the gate do not.
+  it('case=forward-auth: X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override and CONNECT 400s count; untrusted forwarders do not', async () => {
+    const g = await start();
+    const port = g.running.listeners.extAuthz[0]!.port;
+    const fa = (headers: string[], localAddress = '127.0.0.1') => httpCall(port, 'GET', '/forward-auth', ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42', ...headers], { localAddress });
+    const other = `Bearer ${await g.token({ jti: 'fa-untrusted', txn: 'task-untrusted' })}`;
+    for (let i = 0; i < 4; i++) expect((await fa(['authorization', other], '127.0.0.2')).status).toBe(400);
+    expect(await metric(g, 'jitgate_anomaly_refusals_total{status="400"}')).toBeUndefined();
+
+    const t = `Bearer ${await g.token({ jti: 'fa-1', txn: 'task-fa' })}`;
+    const one = async (extra: string[], reason: string) => {
+      const r = await fa(['authorization', t, ...extra]);
+      expect([r.status, JSON.parse(r.body).reason]).toEqual([400, reason]);
+    };
+    await one(['x-original-url', '/admin'], 'url_override');
+    await one(['x-rewrite-url', '/admin'], 'url_override');
+    await until(() => g.logs.filter((l) => l.type === 'audit' && l.reason === 'url_override').length === 2);
+    expect(await metric(g, 'jitgate_anomaly_refusals_total{status="400"}')).toBe(2);
+    expect(g.logs.some((l) => l.decision === 'anomaly_revoked')).toBe(false);
+    await one(['x-http-method-override', 'DELETE'], 'method_override');
+    await until(() => g.logs.some((l) => l.decision === 'anomaly_revoked'));
+    expect(g.logs.find((l) => l.decision === 'anomaly_revoked')).toMatchObject({ jti: 'fa-1', reason: 'method_override', revoked: { txn: 'task-fa' } });
+
+    // CONNECT given as data is a 400 like the others (SPEC §2), so it counts too.
+    const c = `Bearer ${await g.token({ jti: 'fa-connect', txn: 'task-connect' })}`;
+    const r = await httpCall(port, 'GET', '/forward-auth', ['x-forwarded-method', 'CONNECT', 'x-forwarded-uri', '/orders/42', 'authorization', c]);
+    expect([r.status, JSON.parse(r.body).reason]).toEqual([400, 'connect_method']);
+    // Counted after the answer (the token is identified by a signature check): poll the metric.
+    let counted: number | undefined;
+    for (const end = Date.now() + 5000; Date.now() < end && counted !== 4; await new Promise((w) => setTimeout(w, 20))) {
+      counted = await metric(g, 'jitgate_anomaly_refusals_total{status="400"}');
+    }
+    expect(counted).toBe(4);
   });
 
   it('case=attack: 400s carrying a DPoP-bound token are not counted (possession not shown)', async () => {
