@@ -14,7 +14,10 @@
  * The line has the shape of any other 400 refusal: transport, status, reason, method, `path`
  * null, client address, no token fields (nothing was parsed), `latency_ms` 0 (no decision ran).
  */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { answerClientError, answerConnect } from './client-error.ts';
 import { deny, type DenyReason } from '../core/decision.ts';
 import { REASONS } from '../core/reasons.ts';
 import type { Transport } from '../observability/metrics.ts';
@@ -69,4 +72,25 @@ export function auditEarlyRefusal(ctx: TransportContext, transport: Transport, r
   } catch (err) {
     ctx.logger.error({ err, transport }, 'recording a refusal made by the HTTP parser failed');
   }
+}
+
+/**
+ * The `clientError` and `connect` listeners of a traffic-facing node:http server (the proxy, the
+ * ext_authz HTTP service): each refusal node:http makes is answered and counted, and audited when
+ * a request line arrived.
+ */
+export function refuseEarly(server: Server | HttpsServer, ctx: TransportContext, transport: Transport): void {
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Duplex) => {
+    const reason = answerClientError(err, socket);
+    if (reason === undefined) return;
+    ctx.metrics.recordReason(transport, reason);
+    const method = requestLineMethod(err.rawPacket);
+    if (method !== undefined) auditEarlyRefusal(ctx, transport, reason, method, socket);
+  });
+  // Envoy sends a CONNECT request's check with method CONNECT: an explicit 400 denial, not a closed socket.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const reason = answerConnect(socket);
+    ctx.metrics.recordReason(transport, reason);
+    auditEarlyRefusal(ctx, transport, reason, req.method ?? 'CONNECT', socket);
+  });
 }

@@ -14,9 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { deny, type Allow, type Decision } from '../../core/decision.ts';
 import type { Listener, TransportContext } from '../context.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
-import type { Duplex } from 'node:stream';
-import { answerClientError, answerConnect } from '../client-error.ts';
-import { auditEarlyRefusal, requestLineMethod } from '../early-refusal.ts';
+import { refuseEarly } from '../early-refusal.ts';
 import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { renderDecision, renderWithoutServerError, type Rendered } from '../respond.ts';
 import { countMerged } from './check-request.ts';
@@ -155,20 +153,8 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   });
   // Envoy keeps connections to its authorization cluster open: each request is judged on its own.
   server.maxRequestsPerSocket = 0;
-  // Refused by node:http before the handler: counted always, audited when a request line arrived (early-refusal.ts).
-  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket) => {
-    const reason = answerClientError(err, socket);
-    if (reason === undefined) return;
-    ctx.metrics.recordReason('ext_authz_http', reason);
-    const method = requestLineMethod(err.rawPacket);
-    if (method !== undefined) auditEarlyRefusal(ctx, 'ext_authz_http', reason, method, socket);
-  });
-  // Envoy sends a CONNECT request's check with method CONNECT: an explicit 400 denial, not a closed socket.
-  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    const reason = answerConnect(socket);
-    ctx.metrics.recordReason('ext_authz_http', reason);
-    auditEarlyRefusal(ctx, 'ext_authz_http', reason, req.method ?? 'CONNECT', socket);
-  });
+  // Refused by node:http before the handler: counted always, audited when a request line arrived.
+  refuseEarly(server, ctx, 'ext_authz_http');
 
   listener = await listenHttp(server, 'ext_authz_http', opts.host, opts.port);
   return listener;

@@ -3,9 +3,7 @@
  * a slow or oversized client from holding the gate's sockets (slowloris, header floods).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
-import { answerClientError, answerConnect } from '../client-error.ts';
-import { auditEarlyRefusal, requestLineMethod } from '../early-refusal.ts';
+import { refuseEarly } from '../early-refusal.ts';
 import { createTlsServer } from '../tls/server-tls.ts';
 import type { TransportContext } from '../context.ts';
 import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
@@ -50,19 +48,8 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   server.on('request', onRequest(false));
   // Decide before inviting the body: a denied client never uploads it.
   server.on('checkContinue', onRequest(true));
-  // Refused by node:http before the handler: counted always, audited when a request line arrived (early-refusal.ts).
-  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket) => {
-    const reason = answerClientError(err, socket);
-    if (reason === undefined) return;
-    ctx.metrics.recordReason('proxy', reason);
-    const method = requestLineMethod(err.rawPacket);
-    if (method !== undefined) auditEarlyRefusal(ctx, 'proxy', reason, method, socket);
-  });
-  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    const reason = answerConnect(socket);
-    ctx.metrics.recordReason('proxy', reason);
-    auditEarlyRefusal(ctx, 'proxy', reason, req.method ?? 'CONNECT', socket);
-  });
+  // Refused by node:http before the handler: counted always, audited when a request line arrived.
+  refuseEarly(server, ctx, 'proxy');
 
   try {
     listener = await listenHttp(server, 'proxy', config.listen.host, config.listen.port);
