@@ -3,20 +3,32 @@
  * time (no line is kept beyond the previous one of each chain), so a file of any size verifies in
  * bounded memory. The format it checks is written by src/observability/audit-chain.ts.
  *
- * What counts as broken (the first one found is the answer):
+ * What counts as broken (every one found is counted; the first is the answer):
  * - a line's `seq` is not the previous `seq` + 1: a line was removed (gap), inserted or reordered;
  * - a line's `prev` is not the SHA-256 of the previous line of its chain: that previous line was
  *   changed (or this line's `prev` was);
- * - an audit line without `seq`/`prev` after the chain began: inserted by hand;
- * - with keys (`--jwks`): a checkpoint whose signature does not verify, and, at the end, lines after
- *   the last valid checkpoint of a chain — nothing vouches for them, so a cut tail cannot hide.
- * Not broken, only reported: lines that are not JSON (other output mixed in, a torn last line), a
- * chain that begins mid-way (the files given start after its first line), a new chain started by a
- * gate that could not continue the file's chain.
+ * - a line that carries audit fields (`"type":"audit"`, `decision`, `seq`, `prev`, `checkpoint`) but
+ *   is not a chain line, once the chain began (with `--jwks`: also before it) — inserted by hand;
+ *   likewise such a line that is not exactly one JSON object (a BOM, bytes after it) or repeats a
+ *   key (JSON.parse keeps the last one, another reader the first);
+ * - a line longer than MAX_LINE_BYTES (never written by the gate; not read);
+ * - a new chain of an id that starts no later than the previous chain of that id ended (by `time`):
+ *   copied lines, a file given twice, files out of order;
+ * - a checkpoint line that is not exactly the line its signed values and constants make;
+ * - with keys (`--jwks`): a checkpoint whose signature does not verify; lines after the last valid
+ *   checkpoint of a chain, at the end (a cut tail) or before a `chain_start` "continued" (a restart:
+ *   the gate continues from whatever the file's last line is, so a checkpoint written after the
+ *   restart covers those lines by hash but nobody vouches that the gate wrote them).
+ * Not broken, only reported: lines that are not JSON and do not look like audit lines (other output
+ * mixed in, a torn last line), a chain that begins mid-way (the files given start after its first
+ * line), a new chain started later by a gate that could not continue the file's chain, and without
+ * keys audit lines before the chain begins.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { verifyCheckpoint } from '../observability/audit-checkpoint.ts';
 import { GENESIS } from '../observability/audit-chain.ts';
+import { MAX_LINE_BYTES } from './line-reader.ts';
+import { hasDuplicateKeys, looksLikeAudit, textLooksLikeAudit } from './line-shape.ts';
 
 export interface Location {
   readonly file: string;
@@ -38,6 +50,8 @@ interface ChainState {
   /** The last line a valid checkpoint vouches for (with keys), and lines written after it. */
   vouched: Location | undefined;
   unvouched: number;
+  /** The last line's `time` (ISO 8601 UTC, so ordered as text), when it had one. */
+  time: string | undefined;
 }
 
 /** At most this many findings of each kind are kept; the counts stay exact. */
@@ -50,11 +64,14 @@ export class ChainVerifier {
   readonly notes: Finding[] = [];
   readonly unvouched: Finding[] = [];
   brokenCount = 0;
+  unvouchedCount = 0;
   linesRead = 0;
   chainLines = 0;
   nonJson = 0;
   checkpointsValid = 0;
   unchainedBeforeChain = 0;
+  /** A line that reads as an audit line but does not parse, waiting for the next line's verdict. */
+  #torn: Location | undefined;
 
   /** `keys`: public Ed25519 keys by kid (audit-checkpoint.ts checkpointKeys); checkpoints are then verified. */
   constructor(keys?: ReadonlyMap<string, KeyObject>) {
@@ -65,10 +82,23 @@ export class ChainVerifier {
     return this.#chains;
   }
 
-  /** One line without its newline. `last`: the file's final line and the file does not end in a newline. */
-  line(text: string, file: string, line: number, last = false): void {
+  /**
+   * One line: its bytes without the "\n" (a string is taken as UTF-8). `last`: the file's final line
+   * and the file does not end in a newline. `tooLong`: the reader did not keep its bytes.
+   */
+  line(bytes: Buffer | string, file: string, line: number, last = false, tooLong = false): void {
     this.linesRead++;
-    if (text === '') return;
+    const torn = this.#torn;
+    this.#torn = undefined;
+    if (tooLong || bytes.length === 0) {
+      if (torn !== undefined) this.#settleTorn(torn, undefined);
+    }
+    if (tooLong) {
+      this.#broken({ file, line }, `a line longer than ${MAX_LINE_BYTES} bytes: the gate never writes one; not read`);
+      return;
+    }
+    if (bytes.length === 0) return;
+    const text = typeof bytes === 'string' ? bytes : bytes.toString('utf8');
     let v: Record<string, unknown> | undefined;
     if (text.charCodeAt(0) === 0x7b /* { */) {
       try {
@@ -78,33 +108,68 @@ export class ChainVerifier {
         // reported below
       }
     }
+    if (torn !== undefined) this.#settleTorn(torn, file === torn.file ? v : undefined);
     if (v === undefined) {
       this.nonJson++;
-      this.#note({ file, line }, last ? 'the last line is incomplete (no newline, not JSON): a write cut short, e.g. by a crash; not checked' : 'not a JSON line; skipped (not part of the chain)');
+      if (last) this.#note({ file, line }, 'the last line is incomplete (no newline, not JSON): a write cut short, e.g. by a crash; not checked');
+      else if (textLooksLikeAudit(text)) this.#torn = { file, line }; // judged by the next line: a torn line the gate ended?
+      else this.#note({ file, line }, 'not a JSON line; skipped (not part of the chain)');
+      return;
+    }
+    if (textLooksLikeAudit(text) && hasDuplicateKeys(text, v)) {
+      this.#broken({ file, line }, 'a key appears twice in this line: JSON readers disagree on which one counts (forged)');
       return;
     }
     const seq = v.seq;
-    if (!Number.isSafeInteger(seq) || typeof v.prev !== 'string') {
-      if (v.type === 'audit') {
-        if (this.#chains.size === 0) this.unchainedBeforeChain++;
-        else this.#broken({ file, line }, 'an audit line without seq/prev inside the chain: inserted, or written by a gate without log.audit_chain');
-      }
+    if (!Number.isSafeInteger(seq) || typeof v.prev !== 'string' || v.type !== 'audit') {
+      if (looksLikeAudit(v)) this.#unchained({ file, line }, 'an audit line without seq/prev inside the chain: inserted, or written by a gate without log.audit_chain');
       return;
     }
-    this.#chainLine(v, seq as number, v.prev, text, { file, line, seq: seq as number, chain: typeof v.chain === 'string' ? v.chain : undefined });
+    this.#chainLine(v, seq as number, v.prev, bytes, text, { file, line, seq: seq as number, chain: typeof v.chain === 'string' ? v.chain : undefined });
   }
 
-  #chainLine(v: Record<string, unknown>, seq: number, prev: string, text: string, at: Location): void {
+  /**
+   * A line that reads as an audit line but does not parse is refused, unless it is the torn last
+   * line of a crashed gate: then the restarted gate's chain_start, the very next line, says it ended
+   * it. Even so nothing vouches for its content (with keys: not vouched; without: a note).
+   */
+  #settleTorn(at: Location, next: Record<string, unknown> | undefined): void {
+    if (next?.type === 'audit' && next.event === 'chain_start' && next.ended_torn_line === true) {
+      const message = 'a torn line (a write cut short by a crash), ended by the restarted gate on the next line; not checked';
+      if (this.#keys === undefined) this.#note(at, message);
+      else {
+        this.unvouchedCount++;
+        if (this.unvouched.length < KEEP) this.unvouched.push({ ...at, message: `${message}, so nothing vouches for it` });
+      }
+    } else {
+      this.#unchained(at, 'a line that reads as an audit line but is not exactly one JSON object (a BOM before it, bytes after it, or damage)');
+    }
+  }
+
+  /** An audit line outside the chain: before any chain and without keys only counted (audit_chain turned on later). */
+  #unchained(at: Location, message: string): void {
+    if (this.#chains.size > 0) this.#broken(at, message);
+    else if (this.#keys !== undefined) this.#broken(at, `${message}; it comes before the chain begins, so no checkpoint can vouch for it`);
+    else this.unchainedBeforeChain++;
+  }
+
+  #chainLine(v: Record<string, unknown>, seq: number, prev: string, bytes: Buffer | string, text: string, at: Location): void {
     this.chainLines++;
     const id = at.chain ?? '';
-    const hash = createHash('sha256').update(text).digest('hex');
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    const time = typeof v.time === 'string' ? v.time : undefined;
     let s = this.#chains.get(id);
-    const fresh = (): ChainState => ({ seq, hash, at, lines: 1, checkpoints: 0, vouched: undefined, unvouched: 1 });
+    const fresh = (): ChainState => ({ seq, hash, at, lines: 1, checkpoints: 0, vouched: undefined, unvouched: 1, time });
     if (v.event === 'chain_start' && v.start === 'new') {
       if (seq !== 0 || prev !== GENESIS) this.#broken(at, `a new chain must start at seq 0 with prev ${GENESIS.slice(0, 8)}…; this one does not`);
       if (s !== undefined) {
         this.#finish(id, s);
-        this.#note(at, `a new chain starts here (the gate did not continue the previous one, e.g. log.destination changed); the previous one ends at line ${s.at.line} (seq ${s.seq})`);
+        // A gate starts a new chain after the old one's last line, so later; a copy of old lines, a file given twice or files out of order start earlier.
+        if (time === undefined || s.time === undefined || time <= s.time) {
+          this.#broken(at, `a new chain starts at ${time ?? 'no time'}, not after the previous chain of this id ended (line ${s.at.line}, ${s.time ?? 'no time'}): lines copied or repeated, a file given twice, or files out of order`);
+        } else {
+          this.#note(at, `a new chain starts here (the gate did not continue the previous one, e.g. log.destination changed); the previous one ends at line ${s.at.line} (seq ${s.seq})`);
+        }
       }
       this.#chains.set(id, fresh());
       return;
@@ -114,6 +179,8 @@ export class ChainVerifier {
       s = fresh();
       this.#chains.set(id, s);
     } else {
+      // A restart continues from whatever the file's last line is; the lines since the last checkpoint stay unvouched for good.
+      if (v.event === 'chain_start' && s.unvouched > 0) this.#restarted(id, s, at);
       const expected = s.seq + 1;
       if (seq !== expected) {
         this.#broken(
@@ -128,28 +195,36 @@ export class ChainVerifier {
       s.seq = seq;
       s.hash = hash;
       s.at = at;
+      s.time = time;
       s.lines++;
       s.unvouched++;
     }
-    if (v.event === 'checkpoint') this.#checkpoint(v, s, prev, at);
+    if (v.event === 'checkpoint') this.#checkpoint(v, s, prev, text, at);
   }
 
-  #checkpoint(v: Record<string, unknown>, s: ChainState, prev: string, at: Location): void {
+  #checkpoint(v: Record<string, unknown>, s: ChainState, prev: string, text: string, at: Location): void {
     s.checkpoints++;
-    const keys = this.#keys;
-    if (keys === undefined) return;
     const c = v.checkpoint as Record<string, unknown> | undefined;
-    const kid = typeof c?.kid === 'string' ? c.kid : '';
-    const key = keys.get(kid) ?? (keys.size === 1 && kid === '' ? [...keys.values()][0] : undefined);
-    if (c === undefined || typeof c.sig !== 'string' || typeof c.time !== 'string' || c.seq !== (at.seq ?? 0) - 1 || c.hash !== prev) {
+    if (typeof c !== 'object' || c === null || typeof c.sig !== 'string' || typeof c.time !== 'string' || c.seq !== (at.seq ?? 0) - 1 || c.hash !== prev || !Number.isSafeInteger(v.pid)) {
       this.#broken(at, 'a checkpoint line whose fields do not match its place in the chain (forged or altered)');
       return;
     }
-    if (key === undefined) {
-      this.#broken(at, `a checkpoint signed by kid ${JSON.stringify(kid)}, which is not in the JWKS given`);
+    // Every value of the line is signed or a constant, so the line must be exactly what they make:
+    // nothing in it (the last checkpoint is covered by no later prev) can be edited or added.
+    const kid = typeof c.kid === 'string' ? c.kid : undefined;
+    const rebuilt = JSON.stringify({ level: 'info', time: c.time, pid: v.pid, type: 'audit', event: 'checkpoint', checkpoint: { seq: c.seq, hash: c.hash, time: c.time, kid, sig: c.sig }, chain: at.chain, seq: at.seq, prev });
+    if (text !== rebuilt) {
+      this.#broken(at, 'a checkpoint line holding more or other than what its signature covers (fields added or edited)');
       return;
     }
-    if (!verifyCheckpoint(key, at.chain ?? '', c.seq as number, c.hash, c.time, c.sig)) {
+    const keys = this.#keys;
+    if (keys === undefined) return;
+    const key = keys.get(kid ?? '') ?? (keys.size === 1 && kid === undefined ? [...keys.values()][0] : undefined);
+    if (key === undefined) {
+      this.#broken(at, `a checkpoint signed by kid ${JSON.stringify(kid ?? '')}, which is not in the JWKS given`);
+      return;
+    }
+    if (!verifyCheckpoint(key, at.chain ?? '', c.seq as number, c.hash, c.time, v.pid as number, c.sig)) {
       this.#broken(at, 'the checkpoint signature does not verify: the checkpoint was forged or the lines it covers were rewritten');
       return;
     }
@@ -160,13 +235,31 @@ export class ChainVerifier {
 
   /** Call after the last line of the last file. */
   end(): void {
+    if (this.#torn !== undefined) this.#settleTorn(this.#torn, undefined);
+    this.#torn = undefined;
     for (const [id, s] of this.#chains) this.#finish(id, s);
   }
 
   #finish(id: string, s: ChainState): void {
     if (this.#keys === undefined || s.unvouched === 0) return;
-    const where = s.vouched === undefined ? 'no valid checkpoint vouches for any of its lines' : `after the last valid checkpoint (line ${s.vouched.line}, seq ${s.vouched.seq})`;
-    const f = { ...s.at, chain: id === '' ? undefined : id, message: `${s.unvouched} chain line(s) ending here cannot be vouched for: ${where}; the tail may have been cut` };
+    this.#unvouched(id, s, `${this.#since(s)}; the tail may have been cut`);
+  }
+
+  /** A `chain_start` "continued" at `at`: what the chain held since its last valid checkpoint is unvouched for good. */
+  #restarted(id: string, s: ChainState, at: Location): void {
+    if (this.#keys !== undefined) {
+      this.#unvouched(id, s, `${this.#since(s)} and before the gate restarted (chain_start at line ${at.line}): a restart continues from the file's last line as it finds it, so later checkpoints cover these lines by hash but cannot vouch that the gate wrote them (a crash, or lines added while it was down)`);
+    }
+    s.unvouched = 0;
+  }
+
+  #since(s: ChainState): string {
+    return s.vouched === undefined ? 'no valid checkpoint vouches for any of its lines' : `after the last valid checkpoint (line ${s.vouched.line}, seq ${s.vouched.seq})`;
+  }
+
+  #unvouched(id: string, s: ChainState, why: string): void {
+    const f = { ...s.at, chain: id === '' ? undefined : id, message: `${s.unvouched} chain line(s) ending here cannot be vouched for: ${why}` };
+    this.unvouchedCount++;
     if (this.unvouched.length < KEEP) this.unvouched.push(f);
   }
 
@@ -181,6 +274,6 @@ export class ChainVerifier {
 
   /** Intact: nothing broken, and with keys, every chain line vouched for by a checkpoint. */
   get ok(): boolean {
-    return this.brokenCount === 0 && this.unvouched.length === 0 && this.chainLines > 0;
+    return this.brokenCount === 0 && this.unvouchedCount === 0 && this.chainLines > 0;
   }
 }

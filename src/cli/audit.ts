@@ -1,16 +1,15 @@
 /**
  * `jitgate audit verify FILE... [--jwks F]`: checks the hash chain of audit log files (SPEC §12).
  * Several files are read in the order given, as one log (rotated files, oldest first). Each is
- * streamed line by line, so a 1 GB file is checked in bounded memory; on a terminal, progress goes
- * to stderr. Exit 0 when the chain is intact (with --jwks: and every line is vouched for by a
+ * streamed line by line (line-reader.ts: lines over 4 MiB are reported, not held), so a 1 GB file
+ * is checked in bounded memory; on a terminal, progress goes to stderr. Exit 0 when the chain is intact (with --jwks: and every line is vouched for by a
  * signed checkpoint), 1 when it is not, 2 on a usage error or an unreadable file.
  *
  * @module
  */
-import { createReadStream } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
+import { readFile, stat } from 'node:fs/promises';
 import { ChainVerifier, type Finding } from '../audit/chain-verifier.ts';
+import { readLines } from '../audit/line-reader.ts';
 import { checkpointKeys } from '../observability/audit-checkpoint.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 
@@ -33,49 +32,24 @@ function where(f: Finding): string {
   return `${f.file}:${f.line}${f.seq === undefined ? '' : ` (seq ${f.seq}${f.chain === undefined ? '' : `, chain ${f.chain}`})`}`;
 }
 
-/** Whether the file's last byte is a newline (else its last line is torn). */
-async function endsWithNewline(file: string, size: number): Promise<boolean> {
-  if (size === 0) return true;
-  const fh = await open(file, 'r');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, size - 1);
-    return b[0] === 0x0a;
-  } finally {
-    await fh.close();
-  }
-}
-
 async function verifyFiles(files: readonly string[], v: ChainVerifier): Promise<void> {
   const sizes = await Promise.all(files.map(async (f) => (await stat(f)).size));
   const total = sizes.reduce((a, b) => a + b, 0);
   const tty = process.stderr.isTTY === true;
   let done = 0;
   let shown = 0;
-  for (let i = 0; i < files.length; i++) {
-    const file = files[i]!;
-    const torn = !(await endsWithNewline(file, sizes[i]!));
-    const input = createReadStream(file, { highWaterMark: 1024 * 1024 });
-    if (tty) {
-      input.on('data', (chunk) => {
-        done += chunk.length;
-        const now = Date.now();
-        if (now - shown >= PROGRESS_MS) {
-          shown = now;
-          process.stderr.write(`\rchecking ${file}: ${(done / 1048576).toFixed(0)} / ${(total / 1048576).toFixed(0)} MiB (${total === 0 ? 100 : Math.floor((done / total) * 100)}%)`);
-        }
-      });
-    }
-    const rl = createInterface({ input, crlfDelay: Infinity });
-    // The previous line is held back one step so the torn last line can be told from the rest.
-    let held: string | undefined;
-    let n = 0;
-    for await (const line of rl) {
-      if (held !== undefined) v.line(held, file, n);
-      held = line;
-      n++;
-    }
-    if (held !== undefined) v.line(held, file, n, torn);
+  for (const file of files) {
+    const progress = !tty
+      ? undefined
+      : (bytes: number): void => {
+          done += bytes;
+          const now = Date.now();
+          if (now - shown >= PROGRESS_MS) {
+            shown = now;
+            process.stderr.write(`\rchecking ${file}: ${(done / 1048576).toFixed(0)} / ${(total / 1048576).toFixed(0)} MiB (${total === 0 ? 100 : Math.floor((done / total) * 100)}%)`);
+          }
+        };
+    for await (const l of readLines(file, progress)) v.line(l.bytes, file, l.n, l.torn, l.tooLong);
   }
   if (tty) process.stderr.write('\r\x1b[K');
   v.end();
@@ -99,6 +73,7 @@ function report(v: ChainVerifier, files: readonly string[], withKeys: boolean): 
     if (v.brokenCount > v.broken.length) out.push(`  … ${v.brokenCount - v.broken.length} more`);
   }
   for (const u of v.unvouched) out.push(`NOT VOUCHED: ${where(u)}: ${u.message}`);
+  if (v.unvouchedCount > v.unvouched.length) out.push(`  … ${v.unvouchedCount - v.unvouched.length} more not vouched`);
   if (v.ok) out.push(`OK: ${v.chainLines} chain lines checked${withKeys ? `, ${v.checkpointsValid} checkpoint signature(s) valid` : ''}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -31,8 +31,8 @@ export interface ChainOptions {
   /** Cluster worker chains are named; a single process's chain is not. */
   readonly chain?: string;
   readonly signer?: CheckpointSigner;
-  /** Writes an event line (through `link`); AuditLog.recordEvent. */
-  readonly emit: (fields: object) => void;
+  /** Writes an event line (through `link`); AuditLog.recordEvent. `time`: the line's outer time (ISO). */
+  readonly emit: (fields: object, time?: string) => void;
   /** Writes raw text to the destination before anything else (a newline after a torn last line). */
   readonly writeRaw: (text: string) => void;
   readonly onCheckpoint?: () => void;
@@ -75,14 +75,18 @@ export class AuditChain {
     const o = this.#o;
     const file = o.destination === 'stdout' || o.destination === 'stderr' ? undefined : o.destination;
     const tail = file === undefined ? undefined : await readChainTail(file, o.chain);
-    if (tail !== undefined && !tail.endsWithNewline) o.writeRaw('\n'); // end the torn line; never glue ours to it
+    // End the torn line, never glue ours to it; chain_start says so, since verify refuses a line that
+    // reads as an audit line but is not one unless the gate's own next line owns up to ending it.
+    const torn = tail !== undefined && !tail.endsWithNewline;
+    if (torn) o.writeRaw('\n');
+    const ended = torn ? { ended_torn_line: true } : {};
     if (tail?.last !== undefined) {
       this.#seq = tail.last.seq + 1;
       this.#prev = tail.last.hash;
-      o.emit({ event: 'chain_start', start: 'continued', after_seq: tail.last.seq });
+      o.emit({ event: 'chain_start', start: 'continued', after_seq: tail.last.seq, ...ended });
     } else {
       const why = file === undefined ? `destination ${o.destination} cannot be read back` : tail?.empty === true ? 'the file was empty' : 'no line of this chain found in the file';
-      o.emit({ event: 'chain_start', start: 'new', why });
+      o.emit({ event: 'chain_start', start: 'new', why, ...ended });
     }
     if (o.signer !== undefined) {
       this.#timer = setInterval(() => {
@@ -99,8 +103,9 @@ export class AuditChain {
     const seq = this.#seq - 1;
     const hash = this.#prev;
     const time = new Date().toISOString();
-    const sig = signer.sign(this.#o.chain ?? '', seq, hash, time);
-    this.#o.emit({ event: 'checkpoint', checkpoint: { seq, hash, time, kid: signer.kid, sig } });
+    const sig = signer.sign(this.#o.chain ?? '', seq, hash, time, process.pid);
+    // The outer time is the signed one: the verifier rebuilds the whole line from signed values.
+    this.#o.emit({ event: 'checkpoint', checkpoint: { seq, hash, time, kid: signer.kid, sig } }, time);
     this.#sinceCheckpoint = 0;
     this.#o.onCheckpoint?.();
   }

@@ -3,13 +3,18 @@
  * hash chain stood, so the chain up to that point can be vouched for by anyone holding the public
  * key — an editor of the log file who lacks the private key cannot recompute it.
  *
- * The signed bytes (the canonical form) are UTF-8 text, five lines joined by "\n", no trailing newline:
+ * The signed bytes (the canonical form) are UTF-8 text, six lines joined by "\n", no trailing newline:
  *
- *   jitgate-audit-checkpoint/1
+ *   jitgate-audit-checkpoint/2
  *   <chain id, empty for a single process; "w1", "w2"… for cluster workers>
  *   <seq of the last line covered, decimal>
  *   <hex SHA-256 of that line, lower case>
- *   <time of the checkpoint, ISO 8601 UTC as written in the line>
+ *   <time of the checkpoint, ISO 8601 UTC as written in the line (also its outer "time")>
+ *   <pid of the writing process, decimal (the line's "pid")>
+ *
+ * /2 adds the pid: with it every value of a checkpoint line is either signed or a constant, so the
+ * verifier can rebuild the whole line from them and nothing in the last checkpoint, which no later
+ * line's prev covers, can be edited or added unnoticed.
  *
  * The signature is base64url without padding, in the checkpoint line's `checkpoint.sig`.
  */
@@ -17,15 +22,15 @@ import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 
 import { readFile } from 'node:fs/promises';
 import { StartupError } from '../errors.ts';
 
-export const CHECKPOINT_FORMAT = 'jitgate-audit-checkpoint/1';
+export const CHECKPOINT_FORMAT = 'jitgate-audit-checkpoint/2';
 
 export interface CheckpointSigner {
   readonly kid: string | undefined;
-  sign(chain: string, seq: number, hash: string, time: string): string;
+  sign(chain: string, seq: number, hash: string, time: string, pid: number): string;
 }
 
-export function canonicalCheckpoint(chain: string, seq: number, hash: string, time: string): Buffer {
-  return Buffer.from(`${CHECKPOINT_FORMAT}\n${chain}\n${seq}\n${hash}\n${time}`, 'utf8');
+export function canonicalCheckpoint(chain: string, seq: number, hash: string, time: string, pid: number): Buffer {
+  return Buffer.from(`${CHECKPOINT_FORMAT}\n${chain}\n${seq}\n${hash}\n${time}\n${pid}`, 'utf8');
 }
 
 const KEY = 'log.audit_checkpoint_key';
@@ -50,7 +55,7 @@ export async function loadCheckpointSigner(file: string): Promise<CheckpointSign
   const kid = typeof jwk.kid === 'string' ? jwk.kid : undefined;
   return {
     kid,
-    sign: (chain, seq, hash, time) => sign(null, canonicalCheckpoint(chain, seq, hash, time), key).toString('base64url'),
+    sign: (chain, seq, hash, time, pid) => sign(null, canonicalCheckpoint(chain, seq, hash, time, pid), key).toString('base64url'),
   };
 }
 
@@ -67,9 +72,9 @@ export function checkpointKeys(jwks: unknown): Map<string, KeyObject> {
 }
 
 /** True when `sig` is a valid signature of the canonical form by `key`. */
-export function verifyCheckpoint(key: KeyObject, chain: string, seq: number, hash: string, time: string, sig: string): boolean {
+export function verifyCheckpoint(key: KeyObject, chain: string, seq: number, hash: string, time: string, pid: number, sig: string): boolean {
   try {
-    return verify(null, canonicalCheckpoint(chain, seq, hash, time), key, Buffer.from(sig, 'base64url'));
+    return verify(null, canonicalCheckpoint(chain, seq, hash, time, pid), key, Buffer.from(sig, 'base64url'));
   } catch {
     return false;
   }

@@ -94,13 +94,17 @@ export class AuditLog {
     else this.#write(pre, this.#line(pre, r, pre.time()));
   }
 
-  /** A line that is not a request decision (anomaly_revoked, chain start, checkpoint): `fields` after the bindings. */
-  recordEvent(fields: object): void {
+  /**
+   * A line that is not a request decision (anomaly_revoked, chain start, checkpoint): `fields` after
+   * the bindings. `time` (ISO, the logger's own format) replaces the clock's: a checkpoint's outer
+   * time is the one it signs.
+   */
+  recordEvent(fields: object, time?: string): void {
     const log = this.#log;
     if (log === undefined || !log.isLevelEnabled('info')) return;
     const pre = this.#pre;
     if (pre === undefined) log.info(fields);
-    else this.#write(pre, `${pre.head}${pre.time()}${pre.bindings}${pre.props(fields)}${pre.end}`);
+    else this.#write(pre, `${pre.head}${time === undefined ? pre.time() : `,"time":${JSON.stringify(time)}`}${pre.bindings}${pre.props(fields)}${pre.end}`);
   }
 
   #write(pre: Prebuilt, line: string): void {
@@ -117,7 +121,7 @@ export class AuditLog {
     const pre = this.#pre;
     if (this.#log === undefined) return undefined;
     if (pre === undefined) throw new StartupError('log.audit_chain: this logger rewrites lines per call (mixin, hooks or formatters), so audit lines cannot be chained');
-    const chain = new AuditChain({ ...options, emit: (f) => this.recordEvent(f), writeRaw: (t) => pre.stream.write(t) });
+    const chain = new AuditChain({ ...options, emit: (f, t) => this.recordEvent(f, t), writeRaw: (t) => pre.stream.write(t) });
     this.#chain = chain;
     await chain.start();
     return chain;
