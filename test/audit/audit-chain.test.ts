@@ -6,15 +6,15 @@
  * checkpoint — at the right line. Bad input (lines that are not JSON, a torn last line) is
  * reported without a crash.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalCheckpoint } from '../../src/observability/audit-checkpoint.ts';
+import { chainIdx, killAll, load, parse, serveToFile, stop } from '../fixtures/audit-gate.ts';
 import { runCli } from '../fixtures/cli.ts';
-import { CLI, send, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
+import { startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 let dir: string;
@@ -26,49 +26,6 @@ let raw: Record<string, any>;
 let token: string;
 /** The intact log, as lines (without newlines). */
 let lines: string[];
-const children: ChildProcess[] = [];
-
-/** `jitgate serve` logging to a file: started once the file shows the startup line. */
-async function serveToFile(config: string, log: string, after: number): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const until = Date.now() + 20_000;
-  for (;;) {
-    const text = await readFile(log, 'utf8').catch(() => '');
-    const started = text.split('\n').slice(after).find((l) => l.includes('"jitgate started"'));
-    if (started !== undefined) return { child, url: JSON.parse(started).proxy as string };
-    if (child.exitCode !== null || Date.now() > until) throw new Error(`gate did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function stop(child: ChildProcess): Promise<number | null> {
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  child.kill('SIGTERM');
-  return exited;
-}
-
-/** Many requests at once: allowed, refused (403, 400) and unauthenticated, 25 in flight. */
-async function load(url: string, token: string, n: number): Promise<void> {
-  const paths = ['/orders/42', '/orders/42/items', '/orders/1', '/orders/42/%2e%2e/x', '/public/a'];
-  for (let i = 0; i < n; i += 25) {
-    await Promise.all(
-      Array.from({ length: Math.min(25, n - i) }, (_, j) => send(url, paths[(i + j) % paths.length]!, { headers: (i + j) % 7 === 0 ? {} : { authorization: `Bearer ${token}` } })),
-    );
-  }
-}
-
-const parse = (l: string): Record<string, any> | undefined => {
-  try {
-    return JSON.parse(l);
-  } catch {
-    return undefined;
-  }
-};
-/** Indexes (0-based) of chain lines in `ls`. */
-const chainIdx = (ls: string[]): number[] => ls.flatMap((l, i) => (typeof parse(l)?.seq === 'number' && typeof parse(l)?.prev === 'string' ? [i] : []));
 
 async function verify(name: string, ls: string[] | string, withKeys = false) {
   const file = join(dir, name);
@@ -101,7 +58,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killAll();
   await up?.close();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
@@ -229,7 +186,7 @@ describe('tampering is found at the right line', () => {
       if (v.event === 'checkpoint') {
         if (firstCheckpoint === -1) firstCheckpoint = i;
         v.checkpoint.hash = prev;
-        v.checkpoint.sig = sign(null, canonicalCheckpoint('', v.checkpoint.seq, prev, v.checkpoint.time), forger).toString('base64url');
+        v.checkpoint.sig = sign(null, canonicalCheckpoint('', v.checkpoint.seq, prev, v.checkpoint.time, v.pid), forger).toString('base64url');
       }
       ls[i] = JSON.stringify(v);
       prev = createHash('sha256').update(ls[i]!).digest('hex');
@@ -301,9 +258,15 @@ describe('restarts and workers', () => {
     expect(after[lines.length]).toBe(partial); // the torn line stays as it was, on a line of its own
     const start = after.map(parse).find((v) => v?.event === 'chain_start' && v.seq > parse(lines[chainIdx(lines).at(-1)!]!)!.seq)!;
     expect(start).toMatchObject({ start: 'continued', after_seq: parse(lines[chainIdx(lines).at(-1)!]!)!.seq });
+    expect(start.ended_torn_line).toBe(true);
+    const plain = await runCli(['audit', 'verify', log]);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain(`note: ${log}:${lines.length + 1}: a torn line (a write cut short by a crash), ended by the restarted gate on the next line; not checked`);
+    // With keys the fragment is what a crash left: nothing vouches for it, so it is named and the answer is 1.
     const r = await runCli(['audit', 'verify', log, '--jwks', jwks]);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`note: ${log}:${lines.length + 1}: not a JSON line; skipped`);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`NOT VOUCHED: ${log}:${lines.length + 1}: a torn line`);
+    expect(r.stdout).not.toContain('BROKEN');
   });
 
   it('case=workers: 2 share one file, each with its own chain (w1, w2), both verify', async () => {

@@ -1,0 +1,201 @@
+/**
+ * SPEC §12 against a forger without the checkpoint key (review findings on fix/audit): a forged
+ * tail laundered by a restart, lines moved at block level (a copied chain head, a file given twice,
+ * halves swapped), lines the verifier used to skip (no type, repeated keys, a BOM, trailing bytes,
+ * CR), an edited final checkpoint, and an over-long line. A real gate writes the chain; the real CLI
+ * verifies it. Each forgery must make `audit verify --jwks` exit 1 naming where.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chainIdx, killAll, load, parse, serveToFile, stop } from '../fixtures/audit-gate.ts';
+import { runCli } from '../fixtures/cli.ts';
+import { startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
+
+let up: RecordingUpstream;
+let dir: string;
+let config: string;
+let jwks: string;
+let token: string;
+/** Two graceful runs: chain_start new … checkpoint, chain_start continued … checkpoint. */
+let lines: string[];
+
+const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+const text = (ls: string[]): string => `${ls.join('\n')}\n`;
+
+async function verify(name: string, content: string, withKeys = true) {
+  const file = join(dir, name);
+  await writeFile(file, content);
+  return { file, ...(await runCli(['audit', 'verify', file, ...(withKeys ? ['--jwks', jwks] : [])])) };
+}
+
+/** Appends `forged` lines to `ls` as a key-less forger would: next seq, prev of the last chain line. */
+function extendChain(ls: string[], forged: Record<string, unknown>[]): string[] {
+  const out = [...ls];
+  for (const f of forged) {
+    const last = out[chainIdx(out).at(-1)!]!;
+    out.push(JSON.stringify({ ...f, seq: parse(last)!.seq + 1, prev: sha(last) }));
+  }
+  return out;
+}
+
+/** Restarts the gate on `ls` (as its audit.log), sends a few requests, stops it; the resulting lines. */
+async function restartOn(ls: string[]): Promise<string[]> {
+  const log = join(dir, 'audit.log');
+  await writeFile(log, text(ls));
+  const g = await serveToFile(config, log, ls.length);
+  await load(g.url, token, 10);
+  expect(await stop(g.child)).toBe(0);
+  return (await readFile(log, 'utf8')).trimEnd().split('\n');
+}
+
+const decision = (path: string) => ({ level: 'info', time: new Date().toISOString(), pid: 1, type: 'audit', transport: 'proxy', decision: 'allow', reason: 'granted', status: 200, method: 'GET', path });
+
+beforeAll(async () => {
+  up = await startRecordingUpstream();
+  const cfg = await writeGateConfig(up.url, (c) => {
+    c.log = { level: 'info', destination: './audit.log', audit_chain: true, audit_checkpoint_key: './audit-key/private.jwk.json' };
+  });
+  dir = cfg.dir;
+  config = cfg.file;
+  expect((await runCli(['keys', '--alg', 'EdDSA', '--out', join(dir, 'audit-key')])).code).toBe(0);
+  jwks = join(dir, 'audit-key', 'jwks.json');
+  token = await tokenNow(cfg.keys);
+  const log = join(dir, 'audit.log');
+  const first = await serveToFile(config, log, 0);
+  await load(first.url, token, 60);
+  expect(await stop(first.child)).toBe(0);
+  lines = await restartOn((await readFile(log, 'utf8')).trimEnd().split('\n'));
+  expect((await verify('intact.log', text(lines))).code).toBe(0);
+}, 120_000);
+
+afterAll(async () => {
+  killAll();
+  await up?.close();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+describe('a restart does not launder lines nobody vouched for', () => {
+  it('case=forged line appended while the gate is down, then a restart → NOT VOUCHED at that line, though later checkpoints cover it by hash', async () => {
+    const forged = extendChain(lines, [decision('/admin/forged')]);
+    const after = await restartOn(forged);
+    expect(after.map(parse).filter((v) => v?.event === 'chain_start').at(-1)).toMatchObject({ start: 'continued', after_seq: parse(forged.at(-1)!)!.seq });
+    const r = await verify('laundered.log', text(after));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`NOT VOUCHED: ${r.file}:${forged.length} (seq ${parse(forged.at(-1)!)!.seq}): 1 chain line(s) ending here cannot be vouched for: after the last valid checkpoint`);
+    expect(r.stdout).toContain('before the gate restarted');
+    expect((await verify('laundered.log', text(after), false)).code).toBe(0); // without keys a consistent chain is all there is
+  });
+
+  it('case=403 lines and every checkpoint removed, seq and prev recomputed, then a restart → NOT VOUCHED', async () => {
+    const kept = lines.filter((l) => !(parse(l)?.status === 403 || parse(l)?.event === 'checkpoint'));
+    let prev = '0'.repeat(64);
+    let seq = 0;
+    const rewritten = kept.map((l) => {
+      const v = parse(l);
+      if (typeof v?.seq !== 'number') return l;
+      const out = JSON.stringify({ ...v, seq: seq++, prev });
+      prev = sha(out);
+      return out;
+    });
+    const after = await restartOn(rewritten);
+    const r = await verify('rewritten.log', text(after));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/NOT VOUCHED: .*: \d+ chain line\(s\) ending here cannot be vouched for: no valid checkpoint vouches for any of its lines and before the gate restarted/);
+  });
+});
+
+describe('lines moved at block level', () => {
+  const firstCheckpoint = () => chainIdx(lines).find((i) => parse(lines[i]!)!.event === 'checkpoint')!;
+
+  it('case=the chain head (chain_start to first checkpoint) copied to the end → BROKEN at the copied chain_start', async () => {
+    const head = lines.slice(0, firstCheckpoint() + 1);
+    const r = await verify('head-copied.log', text([...lines, ...head]));
+    expect(r.code).toBe(1);
+    const at = lines.length + head.findIndex((l) => parse(l)?.event === 'chain_start') + 1;
+    expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${at} (seq 0): a new chain starts at`);
+    expect(r.stdout).toContain('lines copied or repeated, a file given twice, or files out of order');
+  });
+
+  it('case=the same file given twice → BROKEN', async () => {
+    const file = join(dir, 'twice.log');
+    await writeFile(file, text(lines));
+    const r = await runCli(['audit', 'verify', file, file, '--jwks', jwks]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/BROKEN: first broken line .*twice\.log:\d+ \(seq 0\): a new chain starts at/);
+  });
+
+  it('case=halves swapped at a checkpoint boundary, in one file and as two files in the wrong order → BROKEN', async () => {
+    const cut = firstCheckpoint() + 1;
+    const one = await verify('swapped-halves.log', text([...lines.slice(cut), ...lines.slice(0, cut)]));
+    expect(one.code).toBe(1);
+    expect(one.stdout).toMatch(/BROKEN: first broken line .*: a new chain starts at/);
+    await writeFile(join(dir, 'half.1'), text(lines.slice(0, cut)));
+    await writeFile(join(dir, 'half.2'), text(lines.slice(cut)));
+    expect((await runCli(['audit', 'verify', join(dir, 'half.1'), join(dir, 'half.2'), '--jwks', jwks])).code).toBe(0);
+    const two = await runCli(['audit', 'verify', join(dir, 'half.2'), join(dir, 'half.1'), '--jwks', jwks]);
+    expect(two.code).toBe(1);
+    expect(two.stdout).toMatch(/BROKEN: first broken line .*half\.1:\d+ \(seq 0\): a new chain starts at/);
+  });
+
+  it('case=a forged unchained audit line prepended → a note without keys, BROKEN with --jwks', async () => {
+    const content = text([JSON.stringify(decision('/admin/forged')), ...lines]);
+    const plain = await verify('prepended.log', content, false);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain('note: 1 audit line(s) before the chain begins are not covered by it');
+    const r = await verify('prepended.log', content);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:1: an audit line without seq/prev inside the chain: inserted, or written by a gate without log.audit_chain; it comes before the chain begins`);
+  });
+});
+
+describe('lines the verifier used to skip or half-check', () => {
+  const mid = () => chainIdx(lines)[10]!;
+  const insertAt = (line: string) => [...lines.slice(0, mid()), line, ...lines.slice(mid())];
+
+  it.each([
+    ['a decision without "type"', JSON.stringify({ ...decision('/x'), type: undefined }), 'an audit line without seq/prev'],
+    ['a repeated key ({"type":"audit",…,"type":"note"})', `${JSON.stringify(decision('/x')).slice(0, -1)},"type":"note"}`, 'a key appears twice in this line'],
+    ['a BOM before the JSON', `\uFEFF${JSON.stringify(decision('/x'))}`, 'a line that reads as an audit line but is not exactly one JSON object'],
+    ['bytes after the JSON', `${JSON.stringify(decision('/x'))} trailing`, 'a line that reads as an audit line but is not exactly one JSON object'],
+  ])('case=%s inserted → BROKEN at that line, also without keys', async (_name, line, message) => {
+    const r = await verify('skipped.log', text(insertAt(line)), false);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${mid() + 1}: ${message}`);
+  });
+
+  it('case=the final checkpoint extended with fields or its outer time changed → BROKEN at it', async () => {
+    const last = chainIdx(lines).at(-1)!;
+    expect(parse(lines[last]!)!.event).toBe('checkpoint');
+    const extended = [...lines];
+    extended[last] = extended[last]!.replace('"event":"checkpoint"', '"event":"checkpoint","decision":"allow","path":"/admin"');
+    const timed = [...lines];
+    timed[last] = timed[last]!.replace(/"time":"[^"]+"/, '"time":"2020-01-01T00:00:00.000Z"');
+    for (const [name, ls] of [['cp-extended.log', extended], ['cp-time.log', timed]] as const) {
+      expect(ls[last]).not.toBe(lines[last]);
+      const r = await verify(name, text(ls));
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${last + 1} (seq ${parse(lines[last]!)!.seq}): a checkpoint line holding more or other than what its signature covers`);
+    }
+  });
+
+  it('case=CRLF line ends, or one stray CR → BROKEN: the CR is part of the hashed bytes', async () => {
+    const crlf = await verify('crlf.log', lines.map((l) => `${l}\r\n`).join(''), false);
+    expect(crlf.code).toBe(1);
+    expect(crlf.stdout).toMatch(/BROKEN: first broken line .*crlf\.log:\d+ \(seq 0\): this line does not hash/);
+    const ls = [...lines];
+    ls[mid()] = `${ls[mid()]}\r`;
+    const stray = await verify('cr.log', text(ls), false);
+    expect(stray.code).toBe(1);
+    expect(stray.stdout).toContain(`BROKEN: first broken line ${stray.file}:${mid() + 1} (seq ${parse(lines[mid()]!)!.seq}): this line does not hash`);
+  });
+
+  it('case=a 5 MiB line → BROKEN naming it, no stack trace, the rest still read', async () => {
+    const r = await verify('long.log', text(insertAt(`{"msg":"${'x'.repeat(5 * 1024 * 1024)}"}`)));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${mid() + 1}: a line longer than 4194304 bytes`);
+    expect(r.stdout).toContain(`read ${lines.length + 1} lines`);
+  });
+});
