@@ -15,6 +15,7 @@ import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { ConfigError, JitgateError } from '../errors.ts';
 import { FileIssuerKeys } from '../keys/issuer-keys.ts';
+import { loadCheckpointSigner } from '../observability/audit-checkpoint.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { upstreamOrigin } from '../transports/proxy/forward.ts';
 import { tlsProblems } from '../transports/tls/check-tls.ts';
@@ -103,6 +104,14 @@ export async function checkConfig(config: Config, file: string): Promise<string>
     loadAdminToken(config.admin.token_file);
   } catch (err) {
     problems.push((err as Error).message);
+  }
+  // The same loader serve uses (audit-chain-start.ts), so a missing or non-Ed25519 key fails here too.
+  if (config.log.audit_checkpoint_key !== undefined) {
+    try {
+      await loadCheckpointSigner(config.log.audit_checkpoint_key);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
   }
   // listen.tls, admin.tls, upstream.tls: files readable, certificates loadable with their keys (SPEC §11).
   problems.push(...tlsProblems(config));

@@ -2,7 +2,8 @@
  * `jitgate check-config -c FILE` as an operator runs it: exit 0 and a one-line summary for a good
  * file; exit 1 with `key.path: problem` lines (no stack trace) for a bad one; 2 for usage errors.
  */
-import { writeFile } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from '../fixtures/cli.ts';
@@ -83,6 +84,34 @@ describe('jitgate check-config', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/workers 2\n$/);
+  });
+
+  it.each([
+    ['missing', undefined, /log\.audit_checkpoint_key: cannot read .*missing\.jwk\.json: ENOENT/],
+    ['an ES256 key', 'ec', /log\.audit_checkpoint_key: .*ec\.jwk\.json is not a private Ed25519 JWK/],
+    ['an Ed25519 key', 'ed25519', undefined],
+  ] as const)('case=log.audit_checkpoint_key %s → checked as serve loads it', async (_name, kind, problem) => {
+    const name = kind === undefined ? 'missing' : kind;
+    const { file, dir } = await config((c) => {
+      c.log = { level: 'info', destination: 'stderr', audit_chain: true, audit_checkpoint_key: `./${name}.jwk.json` };
+    });
+    try {
+      if (kind !== undefined) {
+        const { privateKey } = kind === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+        await writeFile(join(dir, `${name}.jwk.json`), JSON.stringify(privateKey.export({ format: 'jwk' })));
+      }
+      const r = await run(['-c', file]);
+      if (problem === undefined) {
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+      } else {
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(problem);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   // One process per test: each start of the CLI is seconds of CPU on a loaded 2-core box.
