@@ -28,7 +28,8 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { verifyCheckpoint } from '../observability/audit-checkpoint.ts';
 import { GENESIS } from '../observability/audit-chain.ts';
 import { MAX_LINE_BYTES } from './line-reader.ts';
-import { hasDuplicateKeys, looksLikeAudit, textLooksLikeAudit } from './line-shape.ts';
+import { hasDuplicateKeys } from '../core/json-duplicates.ts';
+import { looksLikeAudit, textLooksLikeAudit } from './line-shape.ts';
 
 export interface Location {
   readonly file: string;
@@ -116,7 +117,7 @@ export class ChainVerifier {
       else this.#note({ file, line }, 'not a JSON line; skipped (not part of the chain)');
       return;
     }
-    if (textLooksLikeAudit(text) && hasDuplicateKeys(text, v)) {
+    if (textLooksLikeAudit(text) && repeatsAKey(text, v)) {
       this.#broken({ file, line }, 'a key appears twice in this line: JSON readers disagree on which one counts (forged)');
       return;
     }
@@ -275,5 +276,14 @@ export class ChainVerifier {
   /** Intact: nothing broken, and with keys, every chain line vouched for by a checkpoint. */
   get ok(): boolean {
     return this.brokenCount === 0 && this.unvouchedCount === 0 && this.chainLines > 0;
+  }
+}
+
+/** hasDuplicateKeys, with nesting deep enough to exhaust the stack counted as broken, never a crash. */
+function repeatsAKey(text: string, v: unknown): boolean {
+  try {
+    return hasDuplicateKeys(text, v);
+  } catch {
+    return true;
   }
 }

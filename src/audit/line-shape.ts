@@ -3,7 +3,8 @@
  * verifier and another by whoever reads the log. JSON.parse keeps the last of duplicate keys
  * (`{"type":"audit",…,"type":"note"}` reads as a note to it, as an audit line to a grep), and a line
  * that is not exactly one JSON value (a BOM before it, bytes after it) was skipped as "not JSON"
- * although it reads as an audit record to a human or a lenient parser.
+ * although it reads as an audit record to a human or a lenient parser. Duplicate keys are found by
+ * the same check the token parser uses (src/core/json-duplicates.ts).
  */
 
 /** Keys only audit lines carry; a line with one of them must be a chain line once the chain began. */
@@ -19,31 +20,4 @@ export function looksLikeAudit(v: Record<string, unknown>): boolean {
 /** A line that did not parse but reads as an audit record to anything more lenient than JSON.parse. */
 export function textLooksLikeAudit(text: string): boolean {
   return AUDIT_TEXT.test(text);
-}
-
-/**
- * True when some object in `text` (valid JSON, parsed as `value`) repeats a key. Every key is
- * followed by a ':' outside strings and nothing else is, so the colons of the text must number the
- * keys of the parsed value; fewer keys parsed means a repeated one was dropped.
- */
-export function hasDuplicateKeys(text: string, value: unknown): boolean {
-  let colons = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x3a /* : */) colons++;
-  }
-  return colons !== countKeys(value);
-}
-
-function countKeys(v: unknown): number {
-  if (typeof v !== 'object' || v === null) return 0;
-  if (Array.isArray(v)) return v.reduce((n: number, x) => n + countKeys(x), 0);
-  let n = 0;
-  for (const k in v) n += 1 + countKeys((v as Record<string, unknown>)[k]);
-  return n;
 }
