@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { ASYMMETRIC_ALGS, DEFAULT_DPOP_ALGORITHMS } from '../core/algorithms.ts';
-import { parseDuration } from './duration.ts';
+import { formatDuration, parseDuration } from './duration.ts';
+import { MAX_LIST_BYTES_CEILING } from '../status-list/decode.ts';
 import { serverTlsSchema, upstreamTlsSchema } from './tls-schema.ts';
 
 
@@ -58,14 +59,32 @@ const statusList = z.strictObject({
     )
     .min(1, 'name at least one URI prefix under which the issuer publishes status lists'),
   required: z.boolean().default(false),
-  refresh: duration('1m').default(60_000),
+  // A list is fetched at most once a second whatever its ttl or exp say (list-entry.ts); a shorter
+  // refresh would be a promise the gate does not keep, and 0 used to be a tight fetch loop.
+  refresh: duration('1m')
+    .default(60_000)
+    .refine((ms) => ms >= 1_000, 'expected at least 1s (a list is fetched at most once a second)'),
   max_stale: duration('5m').default(5 * 60_000),
-  timeout: duration('2s').default(2_000),
+  // Under 100 ms not even a fetch over loopback reliably completes: every first request would be 503.
+  timeout: duration('2s')
+    .default(2_000)
+    .refine((ms) => ms >= 100, 'expected at least 100ms (one fetch of a list must be able to complete)'),
   /** The fetched list token (HTTP body), bytes. */
   max_bytes: z.number().int().positive().default(4 * 1024 * 1024),
   /** The inflated byte array, bytes: a list that inflates past it is refused (zip bomb). 16 MiB = 134M one-bit entries. */
   // At most 256 MiB: every bit position then fits the 32-bit arithmetic of the lookup (list-entry.ts).
-  max_list_bytes: z.number().int().positive().max(256 * 1024 * 1024, 'at most 268435456 (256 MiB, 2^31 one-bit entries)').default(16 * 1024 * 1024),
+  max_list_bytes: z.number().int().positive().max(MAX_LIST_BYTES_CEILING, 'at most 268435456 (256 MiB, 2^31 one-bit entries)').default(16 * 1024 * 1024),
+}).superRefine((s, ctx) => {
+  // A list refreshed on schedule is up to refresh + one fetch (≤ timeout) old when its refresh lands
+  // (refreshes are planned from the previous fetch's start): a max_stale not longer than that makes
+  // every healthy list stale for part of each interval (503 status_list_stale).
+  if (s.max_stale <= s.refresh + s.timeout) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['max_stale'],
+      message: `must be longer than refresh + timeout (${formatDuration(s.refresh + s.timeout)}), else every list goes stale between two refreshes`,
+    });
+  }
 });
 
 const issuer = z

@@ -7,6 +7,13 @@ import { inflateSync } from 'node:zlib';
 
 export type StatusBits = 1 | 2 | 4 | 8;
 
+/**
+ * The largest inflated list any gate accepts (the ceiling of `max_list_bytes`): 256 MiB keeps every bit
+ * position (2^31 one-bit entries) within the 32-bit arithmetic of the lookup. The CLI refuses to build
+ * a bigger list, since no gate could use it.
+ */
+export const MAX_LIST_BYTES_CEILING = 256 * 1024 * 1024;
+
 export function isStatusBits(v: unknown): v is StatusBits {
   return v === 1 || v === 2 || v === 4 || v === 8;
 }

@@ -5,7 +5,7 @@
  * - The first token naming the list starts the first fetch; its request waits at most `timeout`
  *   (`settled`), later requests of that token do too until the fetch settles.
  * - Then the list is refreshed in the background every `refresh`, sooner when its `ttl` or `exp`
- *   says so; after a failure, every min(refresh, 5 s).
+ *   says so, but never more often than once a second; after a failure, every min(refresh, 5 s).
  * - One fetch in flight at a time: every caller shares it (coalescing). A list whose `iat` is older
  *   than the one held (a lagging CDN) never replaces it.
  * - A failed refresh keeps the last good list until `max_stale` has passed since it was last
@@ -22,6 +22,12 @@ import { verifyStatusList } from './verify-list.ts';
 
 /** After a failed fetch, retry no later than this (or `refresh`, when shorter). */
 export const FAILURE_RETRY_MS = 5_000;
+
+/**
+ * No list is fetched more often than this (start to start), whatever `refresh`, `ttl` or `exp` say: a
+ * list with a tiny ttl or an exp already near must not turn into a fetch loop against its publisher.
+ */
+export const MIN_REFETCH_MS = 1_000;
 
 export interface StatusListSettings {
   readonly issuer: string;
@@ -175,7 +181,7 @@ export class StatusListEntry implements StatusListHandle {
       this.#failingSinceMs ??= now;
     }
     this.#attempted = true;
-    const nextInMs = this.#schedule(now, result === 'ok' || result === 'not_modified' || result === 'older');
+    const nextInMs = this.#schedule(started, now, result === 'ok' || result === 'not_modified' || result === 'older');
     const info: StatusListFetchInfo = {
       issuer: settings.issuer,
       uri: this.uri,
@@ -225,8 +231,12 @@ export class StatusListEntry implements StatusListHandle {
     return 'ok';
   }
 
-  /** Plans the next refresh; returns its delay (-1 when the list is dropped for disuse). */
-  #schedule(nowMs: number, ok: boolean): number {
+  /**
+   * Plans the next refresh; returns its delay (-1 when the list is dropped for disuse). Counted from
+   * the start of the fetch that just ended, so a list refreshed on time is at most refresh + one fetch
+   * (≤ timeout) old when the next one lands — the bound config validation holds max_stale above.
+   */
+  #schedule(startedMs: number, nowMs: number, ok: boolean): number {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#stopped) return -1;
@@ -235,11 +245,12 @@ export class StatusListEntry implements StatusListHandle {
       this.#drop();
       return -1;
     }
-    let delay = ok ? s.refreshMs : Math.min(s.refreshMs, FAILURE_RETRY_MS);
-    if (this.#ttlMs !== undefined) delay = Math.min(delay, this.#ttlMs);
+    let at = startedMs + (ok ? s.refreshMs : Math.min(s.refreshMs, FAILURE_RETRY_MS));
+    if (this.#ttlMs !== undefined) at = Math.min(at, startedMs + this.#ttlMs);
     // Fetch the next list a second before this one expires (exp already includes the tolerance).
-    if (this.#expMs !== Infinity) delay = Math.min(delay, this.#expMs - nowMs - 1000);
-    delay = Math.max(delay, Math.min(1000, s.refreshMs));
+    if (this.#expMs !== Infinity) at = Math.min(at, this.#expMs - 1000);
+    at = Math.max(at, startedMs + MIN_REFETCH_MS);
+    const delay = Math.max(0, at - nowMs);
     this.#timer = setTimeout(() => void this.#fetch('scheduled'), delay);
     this.#timer.unref();
     return delay;

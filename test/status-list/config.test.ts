@@ -46,7 +46,21 @@ describe('issuers[].status_list', () => {
     [{ allowed_uris: ['https://broker.internal/status/'], max_list_bytes: 0 }, /issuers\[0\]\.status_list\.max_list_bytes/],
     [{ allowed_uris: ['https://broker.internal/status/'], max_list_bytes: 512 * 1024 * 1024 }, /max_list_bytes: at most 268435456/],
     [{ allowed_uris: ['https://broker.internal/status/'], cache: true }, /issuers\[0\]\.status_list/],
+    // Values that validated once and made a fetch loop, a 503 on every first fetch, or a list stale most of the time.
+    [{ allowed_uris: ['https://broker.internal/status/'], refresh: '0s' }, /issuers\[0\]\.status_list\.refresh: expected at least 1s/],
+    [{ allowed_uris: ['https://broker.internal/status/'], refresh: '999ms' }, /issuers\[0\]\.status_list\.refresh: expected at least 1s/],
+    [{ allowed_uris: ['https://broker.internal/status/'], timeout: '0s' }, /issuers\[0\]\.status_list\.timeout: expected at least 100ms/],
+    [{ allowed_uris: ['https://broker.internal/status/'], timeout: '99ms' }, /issuers\[0\]\.status_list\.timeout: expected at least 100ms/],
+    [{ allowed_uris: ['https://broker.internal/status/'], max_stale: '0s' }, /issuers\[0\]\.status_list\.max_stale: must be longer than refresh \+ timeout \(62s\)/],
+    [{ allowed_uris: ['https://broker.internal/status/'], max_stale: '1s' }, /issuers\[0\]\.status_list\.max_stale: must be longer than refresh \+ timeout/],
+    [{ allowed_uris: ['https://broker.internal/status/'], refresh: '10m' }, /issuers\[0\]\.status_list\.max_stale: must be longer than refresh \+ timeout \(602s\)/],
+    [{ allowed_uris: ['https://broker.internal/status/'], refresh: '1m', timeout: '2s', max_stale: '62s' }, /status_list\.max_stale: must be longer/],
   ])('%j → a config error naming the key', (block, message) => {
     expect(problems(block)).toMatch(message);
+  });
+
+  it('accepts the smallest settings that keep a healthy list fresh: refresh 1s, timeout 100ms, max_stale 1101ms', () => {
+    const c = validateConfig(base({ allowed_uris: ['https://broker.internal/status/'], refresh: '1s', timeout: '100ms', max_stale: '1101ms' }), 'jitgate.yaml');
+    expect(c.issuers[0]!.status_list).toMatchObject({ refresh: 1_000, timeout: 100, max_stale: 1_101 });
   });
 });

@@ -36,7 +36,7 @@ beforeAll(async () => {
           algorithms: ['ES256'],
           jwks_refresh: '100ms',
           jwks_refresh_min: '20ms',
-          status_list: { allowed_uris: [lists.uri('/status/')], refresh: '150ms', max_stale: '10s' },
+          status_list: { allowed_uris: [lists.uri('/status/')], refresh: '1s', max_stale: '10s' },
         },
       ],
     },

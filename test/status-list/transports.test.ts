@@ -94,7 +94,7 @@ describe('proxy (startJitgate): answers, metrics, /readyz, recovery', () => {
   beforeAll(async () => {
     up = await startRecordingUpstream();
     g = await startGateInProcess(up.url, (c) => {
-      c.issuers[0].status_list = { allowed_uris: [server.uri('/status/')], refresh: '200ms', max_stale: '2s', timeout: '1s' };
+      c.issuers[0].status_list = { allowed_uris: [server.uri('/status/')], refresh: '1s', max_stale: '3s', timeout: '1s' };
     });
     server.lists.set(path, await cliList(g.keys.a, { uri: server.uri(path), bits: 1, size: 100_000, statuses: new Map([[99_999, 1]]) }));
   });
@@ -129,7 +129,7 @@ describe('proxy (startJitgate): answers, metrics, /readyz, recovery', () => {
     expect((await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
     server.modes.set(path, { kind: 'status', status: 500 });
     try {
-      await eventually(async () => (await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status === 503, 5_000, '503 once stale');
+      await eventually(async () => (await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status === 503, 8_000, '503 once stale');
       const stale = await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } });
       expect(JSON.parse(stale.text)).toEqual({ error: 'unavailable', reason: 'status_list_stale' });
       const ready = await send(g.adminUrl, '/readyz');
