@@ -147,11 +147,14 @@ export class Gate {
     }
     const stale = this.revocation.staleSource(now);
     if (stale !== undefined) problems.push(`revocation source ${stale} has not synced within max_stale`);
-    for (const s of this.statusLists) for (const uri of s.staleUris(now)) problems.push(`status list ${uri} of issuer ${s.issuer} has not been refreshed within max_stale`);
     if (this.fleet !== undefined) problems.push(...this.fleet.problems());
     const ready = problems.length === 0;
     // A refused reload keeps the last good list enforced, so the gate stays ready; operators see why.
     for (const s of this.revocation.sources) if (s.problem !== undefined) problems.push(s.problem);
+    // A status list that never loaded or went stale fails only the tokens pointing into it (503, fail
+    // closed); one bad list — often one URI that 404s — must not take the gate out of a load balancer
+    // for every other issuer and list, so it is shown but leaves the gate ready.
+    for (const s of this.statusLists) problems.push(...s.problems(now));
     return { ready, problems };
   }
 }

@@ -79,10 +79,13 @@ export class StatusLists implements StatusListLookup {
     return this.#entries.values();
   }
 
-  /** URIs of lists unusable for want of a fresh copy past max_stale (named by /readyz). */
-  staleUris(nowMs: number): string[] {
+  /** One line per list whose tokens are refused for want of a usable list (shown by /readyz). */
+  problems(nowMs: number): string[] {
     const out: string[] = [];
-    for (const e of this.#entries.values()) if (e.stale(nowMs)) out.push(e.uri);
+    for (const e of this.#entries.values()) {
+      const p = e.problem(nowMs);
+      if (p !== undefined) out.push(`status list ${e.uri} of issuer ${this.issuer} ${p}`);
+    }
     return out;
   }
 

@@ -82,6 +82,8 @@ export class StatusListEntry implements StatusListHandle {
   #freshAtMs = 0;
   /** The latest attempt's failure, cleared by a success. */
   #failure: StatusListFailure | undefined;
+  /** What went wrong in that attempt (`HTTP 404`, …), for /readyz; only the reason when nothing more is known. */
+  #failureDetail: string | undefined;
   #failingSinceMs: number | undefined;
   /** The first fetch has settled (a list or a failure is known). */
   #attempted = false;
@@ -130,11 +132,17 @@ export class StatusListEntry implements StatusListHandle {
     });
   }
 
-  /** True when the list cannot be used for want of a fresh copy for longer than max_stale (for /readyz). */
-  stale(nowMs: number): boolean {
-    const maxStale = this.#d.settings.maxStaleMs;
-    if (this.#bytes !== undefined) return nowMs - this.#freshAtMs > maxStale || nowMs >= this.#expMs;
-    return this.#failingSinceMs !== undefined && nowMs - this.#failingSinceMs > maxStale;
+  /**
+   * Why this list's tokens are refused for want of a usable list, for /readyz; undefined while it
+   * answers. A list that never loaded and one that went stale are told apart: the first is usually a
+   * wrong URI or a broken publisher, the second a publisher that stopped answering.
+   */
+  problem(nowMs: number): string | undefined {
+    const last = this.#failure === undefined ? '' : ` (last error: ${this.#failureDetail ?? this.#failure})`;
+    if (this.#bytes === undefined) return this.#attempted && this.#failure !== undefined ? `has never loaded${last}` : undefined;
+    if (nowMs >= this.#expMs) return `expired and no newer copy came${last}`;
+    if (nowMs - this.#freshAtMs > this.#d.settings.maxStaleMs) return `has not been refreshed within max_stale${last}`;
+    return undefined;
   }
 
   /** ms since the held list was last confirmed; undefined when none is held. */
@@ -175,9 +183,11 @@ export class StatusListEntry implements StatusListHandle {
     const now = clock.nowMs();
     if (result === 'ok' || result === 'not_modified') {
       this.#failure = undefined;
+      this.#failureDetail = undefined;
       this.#failingSinceMs = undefined;
     } else if (result !== 'older') {
       this.#failure = result;
+      this.#failureDetail = error === undefined ? undefined : `${result}: ${error.message}`;
       this.#failingSinceMs ??= now;
     }
     this.#attempted = true;
@@ -265,6 +275,7 @@ export class StatusListEntry implements StatusListHandle {
     this.#ttlMs = undefined;
     this.#iat = 0;
     this.#failure = undefined;
+    this.#failureDetail = undefined;
     this.#failingSinceMs = undefined;
     this.#attempted = false;
   }

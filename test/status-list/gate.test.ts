@@ -121,6 +121,10 @@ describe('bad lists: each a refusal with its reason', () => {
     const path = `/status/http-${mode.status}`;
     server.modes.set(path, mode);
     expect(await outcome(t.gate, await statusToken(keys.a, server.uri(path), 0))).toEqual({ kind: 'unavailable', reason, status: 503 });
+    // One list that never loads is named on /readyz, but does not take the gate out of service.
+    const r = t.gate.readiness();
+    expect(r.problems).toContain(`status list ${server.uri(path)} of issuer https://broker.internal has never loaded (last error: ${reason}: HTTP ${mode.status})`);
+    expect(r.ready).toBe(true);
   });
 
   it('a redirect to another host is not followed → 503 status_list_redirect', async () => {
@@ -199,7 +203,7 @@ describe('bad status claims and URIs: refused without a request', () => {
 });
 
 describe('list lifetime on the gate clock', () => {
-  it('a held list past its exp with no newer copy → 503 status_list_stale, and /readyz names it', async () => {
+  it('a held list past its exp with no newer copy → 503 status_list_stale; /readyz names it, the gate stays ready', async () => {
     const path = '/status/short-exp';
     server.lists.set(path, await cliList(keys.a, { uri: server.uri(path), bits: 1, size: 16, iat: NOW, expSeconds: 30, statuses: new Map() }));
     const token = await statusToken(keys.a, server.uri(path), 0);
@@ -207,7 +211,9 @@ describe('list lifetime on the gate clock', () => {
     try {
       t.clock.advance(36_000); // exp + 5 s tolerance passed
       expect(await outcome(t.gate, token)).toEqual({ kind: 'unavailable', reason: 'status_list_stale', status: 503 });
-      expect(t.gate.readiness().problems.join('\n')).toContain(`status list ${server.uri(path)}`);
+      const r = t.gate.readiness();
+      expect(r.problems).toContain(`status list ${server.uri(path)} of issuer https://broker.internal expired and no newer copy came`);
+      expect(r.ready).toBe(true);
     } finally {
       t.clock.set(NOW * 1000);
     }

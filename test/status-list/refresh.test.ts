@@ -1,7 +1,7 @@
 /**
  * Freshness of status lists (SPEC §10): background refresh picks up a change for tokens already
  * cached, with If-None-Match; a failing refresh keeps the last good list until max_stale, then its
- * tokens get 503 and /readyz names the list; recovery is automatic. A lagging copy (older iat) never
+ * tokens get 503 and /readyz names the list (the gate stays ready); recovery is automatic. A lagging copy (older iat) never
  * replaces a newer one, and a list's ttl shortens the refresh interval.
  * Lists are served by a real HTTP server; the refresh timers are real, max_stale is judged on the
  * gate's FixedClock.
@@ -70,7 +70,7 @@ describe('refresh', () => {
     expect(reasonNow(token)).toBe('revoked');
   });
 
-  it('a failing refresh keeps the last good list; past max_stale → 503 and /readyz names it; recovery is automatic', async () => {
+  it('a failing refresh keeps the last good list; past max_stale → 503, /readyz names it but stays ready; recovery is automatic', async () => {
     const path = '/status/flaky';
     const uri = server.uri(path);
     server.lists.set(path, await cliList(keys.a, { uri, bits: 1, size: 64, iat: NOW, statuses: new Map([[1, 1]]) }));
@@ -90,16 +90,15 @@ describe('refresh', () => {
       t.clock.advance(10_001);
       expect(reasonNow(good)).toBe('status_list_stale');
       expect(reasonNow(revoked)).toBe('status_list_stale');
+      // Shown on /readyz with the last error, but the gate stays ready: only this list's tokens are refused.
       const r = t.gate.readiness();
-      expect(r.ready).toBe(false);
-      expect(r.problems).toContain(`status list ${uri} of issuer https://broker.internal has not been refreshed within max_stale`);
+      expect(r.ready).toBe(true);
+      expect(r.problems).toContain(`status list ${uri} of issuer https://broker.internal has not been refreshed within max_stale (last error: status_list_unavailable: HTTP 500)`);
 
       server.modes.delete(path);
       await eventually(() => reasonNow(good) === 'granted', 5_000, 'recovery');
       expect(reasonNow(revoked)).toBe('revoked');
       expect(t.gate.readiness().problems.filter((p) => p.includes(uri))).toEqual([]);
-      // The clock jump made the earlier tests' lists stale too; readiness returns once each has had its own refresh.
-      await eventually(() => t.gate.readiness().ready, 5_000, 'every list refreshed after the clock jump');
     } finally {
       t.clock.set(NOW * 1000);
     }
