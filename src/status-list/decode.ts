@@ -26,16 +26,32 @@ export type LstFailure = 'status_list_encoding' | 'status_list_too_large';
 /**
  * Decodes `lst` into its bytes, inflating at most `maxBytes`: a list that would inflate further
  * (a zip bomb among them) is refused, never inflated without limit.
+ *
+ * Exactly one encoding is accepted, so two readers of the same `lst` can never see different lists
+ * (a parser differential): canonical base64url (no padding, no length ≡ 1 mod 4, zero trailing bits in
+ * the last character) of exactly one complete ZLIB stream — nothing after it, not a second stream that
+ * another inflater might read on.
  */
 export function decodeLst(lst: string, maxBytes: number): Uint8Array | LstFailure {
   if (lst.length === 0 || !BASE64URL.test(lst) || lst.length % 4 === 1) return 'status_list_encoding';
   const compressed = Buffer.from(lst, 'base64url');
+  // Node ignores non-zero trailing bits; re-encoding gives the one canonical spelling of these bytes.
+  if (compressed.toString('base64url') !== lst) return 'status_list_encoding';
   try {
     // maxOutputLength stops inflation as soon as the output would pass the bound (ERR_BUFFER_TOO_LARGE).
-    return new Uint8Array(inflateSync(compressed, { maxOutputLength: maxBytes }));
+    const { buffer, engine } = inflateSync(compressed, { maxOutputLength: maxBytes, info: true }) as unknown as InflateInfo;
+    // The engine stops at the end of the first stream: anything it did not consume is trailing data.
+    if (engine.bytesWritten !== compressed.length) return 'status_list_encoding';
+    return new Uint8Array(buffer);
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'status_list_too_large' : 'status_list_encoding';
   }
+}
+
+/** What `inflateSync(…, { info: true })` returns (@types/node types it as a plain Buffer). */
+interface InflateInfo {
+  readonly buffer: Buffer;
+  readonly engine: { readonly bytesWritten: number };
 }
 
 /** How many entries `byteLength` bytes hold at `bits` bits each. */

@@ -102,6 +102,26 @@ describe('status list encoding', () => {
     expect(decodeLst(deflateRawSync(Buffer.alloc(16)).toString('base64url'), 1024)).toBe('status_list_encoding');
   });
 
+  it('accepts exactly one spelling: canonical base64url of one complete ZLIB stream and nothing after it', () => {
+    const one = deflateSync(Buffer.from([0xb9, 0xa3]));
+    const two = deflateSync(Buffer.from([0xff, 0xff]));
+    expect(decodeLst(one.toString('base64url'), 1024)).toEqual(new Uint8Array([0xb9, 0xa3]));
+    // Trailing garbage after a valid stream.
+    expect(decodeLst(Buffer.concat([one, Buffer.from('xyz')]).toString('base64url'), 1024)).toBe('status_list_encoding');
+    // A second stream another inflater might read on (a parser differential), even an empty one.
+    expect(decodeLst(Buffer.concat([one, two]).toString('base64url'), 1024)).toBe('status_list_encoding');
+    expect(decodeLst(Buffer.concat([one, deflateSync(Buffer.alloc(0))]).toString('base64url'), 1024)).toBe('status_list_encoding');
+    // One trailing zero byte is trailing data too.
+    expect(decodeLst(Buffer.concat([one, Buffer.alloc(1)]).toString('base64url'), 1024)).toBe('status_list_encoding');
+    // Length ≡ 1 (mod 4): no byte count encodes to that.
+    expect(decodeLst('eNrbuRgAAhcBXQAAA', 1024)).toBe('status_list_encoding');
+    // The draft's example with a non-canonical last character: same bytes, non-zero trailing bits.
+    expect(decodeLst('eNrbuRgAAhcBXQ', 1024)).toEqual(new Uint8Array([0xb9, 0xa3]));
+    expect(decodeLst('eNrbuRgAAhcBXR', 1024)).toBe('status_list_encoding');
+    expect(decodeLst('eNo76fITAAPfAgc', 1024)).toEqual(new Uint8Array([0xc9, 0x44, 0xf9]));
+    expect(decodeLst('eNo76fITAAPfAgd', 1024)).toBe('status_list_encoding');
+  });
+
   it('refuses a zip bomb without inflating it: 64 MiB of zeros against a 1 MiB bound', () => {
     const bomb = deflateSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 }).toString('base64url');
     expect(bomb.length).toBeLessThan(128 * 1024);

@@ -101,6 +101,8 @@ describe('bad lists: each a refusal with its reason', () => {
     ['bits 3', 'status_list_claims', (uri) => rawList(keys.a, { sub: uri, iat: NOW, status_list: { bits: 3, lst: 'eNrbuRgAAhcBXQ' } })],
     ['no status_list', 'status_list_claims', (uri) => rawList(keys.a, { sub: uri, iat: NOW })],
     ['invalid base64url lst', 'status_list_encoding', (uri) => rawList(keys.a, { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrb+RgAAhcBXQ==' } })],
+    ['two concatenated ZLIB streams in lst', 'status_list_encoding', (uri) => rawList(keys.a, { sub: uri, iat: NOW, status_list: { bits: 1, lst: Buffer.concat([deflateSync(Buffer.alloc(2)), deflateSync(Buffer.alloc(2, 0xff))]).toString('base64url') } })],
+    ['lst with a non-canonical last character', 'status_list_encoding', (uri) => rawList(keys.a, { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXR' } })],
     ['truncated lst', 'status_list_encoding', (uri) => rawList(keys.a, { sub: uri, iat: NOW, status_list: { bits: 1, lst: deflateSync(Buffer.alloc(4096, 0x5a)).toString('base64url').slice(0, -6) } })],
     ['a zip bomb lst (16 MiB inflated, bound 64 KiB)', 'status_list_too_large', (uri) => rawList(keys.a, { sub: uri, iat: NOW, status_list: { bits: 1, lst: deflateSync(Buffer.alloc(16 * 1024 * 1024)).toString('base64url') } })],
     ['a body over max_bytes', 'status_list_too_large', async () => Buffer.alloc(65 * 1024, 0x41)],
