@@ -215,7 +215,9 @@ export class StatusListEntry implements StatusListHandle {
     const { settings, keys, clock } = this.#d;
     const res = await this.#d.get(this.uri, this.#bytes === undefined ? undefined : this.#etag);
     if (res.status === 'not_modified') {
-      if (this.#bytes === undefined) return 'status_list_malformed'; // 304 to a request without If-None-Match
+      // A 304 to a request without If-None-Match confirms nothing: an unusable HTTP answer like a 404
+      // (failureOf: status_list_unavailable), not a malformed list.
+      if (this.#bytes === undefined) throw new Error('HTTP 304 to a request without If-None-Match');
       this.#freshAtMs = startedMs;
       return 'not_modified';
     }
