@@ -139,7 +139,7 @@ describe('bad lists: each a refusal with its reason', () => {
     expect(elsewhere.seen).toHaveLength(0);
   });
 
-  it('a slow list: the first request waits at most timeout (400 ms), then 503 status_list_timeout', async () => {
+  it('a slow list: the first request waits at most timeout (400 ms), then 503 status_list_timeout; later ones get it at once until the retry', async () => {
     const path = '/status/slow';
     server.lists.set(path, await cliList(keys.a, { uri: server.uri(path), bits: 1, size: 16, iat: NOW, statuses: new Map() }));
     server.modes.set(path, { kind: 'slow', ms: 10_000 });
@@ -147,6 +147,14 @@ describe('bad lists: each a refusal with its reason', () => {
     expect(await outcome(t.gate, await statusToken(keys.a, server.uri(path), 0))).toEqual({ kind: 'unavailable', reason: 'status_list_timeout', status: 503 });
     // Far below the server's 10 s: the request did not wait for the answer (headroom for a loaded machine).
     expect(performance.now() - started).toBeLessThan(3_000);
+
+    // Until the retry (min(refresh, 5 s) after the first fetch started) the list's other tokens get the
+    // same answer at once, without waiting and without a fetch of their own.
+    await new Promise((r) => setTimeout(r, 200)); // let the aborted fetch settle
+    const second = performance.now();
+    expect(await outcome(t.gate, await statusToken(keys.a, server.uri(path), 1))).toEqual({ kind: 'unavailable', reason: 'status_list_timeout', status: 503 });
+    expect(performance.now() - second).toBeLessThan(300);
+    expect(server.requestsFor(path)).toBe(1);
   });
 });
 
