@@ -3,16 +3,17 @@
  * StatusListEntry per URI, created on first use. Each process (each cluster worker) keeps its own
  * lists: a worker fetches a list the first time one of its requests needs it.
  *
- * A URI is accepted only in the canonical form the WHATWG URL parser writes (so `..`, `%2e%2e`, an
- * upper-case host or a default port cannot reach around a prefix), over http(s), without user info
- * or fragment, and under a configured prefix at a boundary: a prefix ending in `/` covers everything
- * below it; any other prefix covers itself and what follows it after `/` or `?`.
+ * A URI is accepted only in canonical form (uri.ts: no spelling, `..`, `%2e%2e`, `%2F` or an upper-case
+ * host among them, can reach around a prefix) and under a configured prefix at a boundary: a prefix
+ * ending in `/` covers everything below it; any other prefix covers itself and what follows it after
+ * `/` or `?`.
  */
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { StatusListHandle, StatusListLookup } from '../core/status-list.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { boundedGet } from '../net/bounded-get.ts';
 import { StatusListEntry, type ListGet, type StatusListFetchInfo, type StatusListSettings } from './list-entry.ts';
+import { isCanonicalListUri } from './uri.ts';
 
 export const STATUS_LIST_MEDIA_TYPE = 'application/statuslist+jwt';
 
@@ -29,11 +30,9 @@ export interface StatusListsConfig extends StatusListSettings {
   readonly required: boolean;
 }
 
-/** Whether `uri` is canonical http(s) and lies under one of `prefixes` at a boundary. */
+/** Whether `uri` is canonical (uri.ts) and lies under one of `prefixes` at a boundary. */
 export function uriAllowed(uri: string, prefixes: readonly string[]): boolean {
-  const u = URL.parse(uri);
-  if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.href !== uri) return false;
-  if (u.username !== '' || u.password !== '' || u.hash !== '') return false;
+  if (!isCanonicalListUri(uri)) return false;
   for (const p of prefixes) {
     if (uri === p) return true;
     if (!uri.startsWith(p)) continue;

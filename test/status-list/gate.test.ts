@@ -184,6 +184,12 @@ describe('bad status claims and URIs: refused without a request', () => {
     ['a sibling of the prefix', '/statusX/1'],
     ['a dot segment', '/status/../admin'],
     ['an encoded dot segment', '/status/%2e%2e/admin'],
+    // Fetched verbatim, but an origin or CDN that decodes them would route outside the prefix.
+    ['an encoded slash', '/status/%2F..%2Fctl'],
+    ['an encoded slash, lower case', '/status/a%2fb'],
+    ['an encoded backslash', '/status/%5C..%5Cctl'],
+    ['an encoded dot inside a segment', '/status/a%2Eb'],
+    ['an empty fragment', '/status/main#'],
     ['user info', 'user@'],
     ['a fragment', '/status/main#x'],
     ['not a URL', 'status/main'],

@@ -1,0 +1,20 @@
+/**
+ * The one spelling of a status list URI the gate accepts (SPEC §10), shared by the gate's allowed_uris
+ * check (list-cache.ts) and `jitgate status-list --uri`, so a broker cannot publish a list under a URI
+ * its tokens could never name.
+ *
+ * Canonical as the WHATWG URL parser writes it (lower-case scheme and host, no default port, no `.`/`..`
+ * or `%2e%2e` segments), over http(s), without user info or fragment — so no spelling reaches around a
+ * prefix. And no percent-encoded `/`, `\` or `.` in the path: the gate fetches the URI verbatim, and an
+ * origin or CDN that decodes `%2F` would route `…/status/%2F..%2Fctl` outside the prefix it passed.
+ */
+
+const ENCODED_SEPARATOR_OR_DOT = /%(?:2f|5c|2e)/i;
+
+export function isCanonicalListUri(uri: string): boolean {
+  const u = URL.parse(uri);
+  if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.href !== uri) return false;
+  // `#` alone leaves hash empty but is still a fragment delimiter.
+  if (u.username !== '' || u.password !== '' || uri.includes('#')) return false;
+  return !ENCODED_SEPARATOR_OR_DOT.test(u.pathname);
+}
