@@ -7,9 +7,10 @@
  */
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { parseDuration } from '../config/duration.ts';
-import { isStatusBits, type StatusBits } from '../status-list/decode.ts';
+import { isStatusBits, MAX_LIST_BYTES_CEILING, type StatusBits } from '../status-list/decode.ts';
 import { encodeLst, packStatuses } from '../status-list/encode.ts';
 import { STATUS_LIST_TYP } from '../status-list/verify-list.ts';
+import { isCanonicalListUri } from '../status-list/uri.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 import { readKeyFile } from '../issuing/key-files.ts';
 
@@ -54,6 +55,7 @@ export async function signStatusList(opts: StatusListOptions): Promise<string> {
   if (opts.ttlSeconds !== undefined) claims.ttl = opts.ttlSeconds;
   claims.status_list = { bits: opts.bits, lst };
   const header: { alg: string; typ: string; kid?: string } = { alg, typ: opts.typ ?? STATUS_LIST_TYP };
+  if (opts.kid === '') throw new TypeError('kid must not be empty (a gate refuses a list whose header kid is empty)');
   const kid = opts.kid ?? jwk.kid;
   if (kid !== undefined) header.kid = kid;
   return new SignJWT(claims).setProtectedHeader(header).sign(await importJWK(jwk, alg));
@@ -65,12 +67,13 @@ Build a Token Status List (draft-ietf-oauth-status-list) and print the signed li
 Publish it at URL with Content-Type: application/statuslist+jwt.
 
   --key FILE          private JWK of the issuer, written by "jitgate keys" (required)
-  --uri URL           where the list is published: its sub, and the uri in the tokens (required)
-  --size N            number of entries (required)
+  --uri URL           where the list is published: its sub, and the uri in the tokens (required;
+                      canonical http(s) URL, as gates compare it: https://broker.internal/status/1)
+  --size N            number of entries (required; at most 2^31 / bits, the 256 MiB a gate accepts)
   --bits B            bits per entry: 1, 2, 4 or 8 (default 1; SUSPENDED needs 2 or more)
   --invalid I,J,...   indexes with status 1 (INVALID: refused as revoked)
   --suspended I,...   indexes with status 2 (SUSPENDED)
-  --status I=V        any status value at index I; repeatable
+  --status I=V        any status value at index I; repeatable (an index given two statuses is an error)
   --exp DURATION      exp as a duration from now (e.g. 1h); default none
   --ttl DURATION      ttl claim: how long consumers may cache the list (e.g. 5m); default none
   --iss URL           iss claim (optional)
@@ -86,6 +89,27 @@ function indexList(flag: string, text: string | undefined): number[] {
     if (!/^\d+$/.test(part.trim())) throw new UsageError(`${flag}: expected comma-separated indexes such as 3,17, got "${text}"`);
     return Number(part.trim());
   });
+}
+
+/**
+ * Records `value` for `idx`; an index given two different statuses is a usage error, never settled by
+ * flag order (`--invalid 1 --status 1=0` used to publish entry 1 as VALID).
+ */
+function setStatus(statuses: Map<number, number>, from: Map<number, string>, idx: number, value: number, flag: string): void {
+  const prev = statuses.get(idx);
+  if (prev !== undefined && prev !== value) throw new UsageError(`index ${idx} is given two statuses: ${prev} (${from.get(idx)}) and ${value} (${flag}); give each index one`);
+  statuses.set(idx, value);
+  from.set(idx, flag);
+}
+
+/** --uri must be the exact spelling a gate accepts in tokens (uri.ts), or no token could name the list. */
+function listUri(text: string): string {
+  if (isCanonicalListUri(text)) return text;
+  const u = URL.parse(text);
+  const hint = u !== null && (u.protocol === 'http:' || u.protocol === 'https:') && isCanonicalListUri(u.href) ? ` (did you mean ${u.href}?)` : '';
+  throw new UsageError(
+    `--uri: expected an absolute http(s) URL in the canonical form gates compare: lower-case scheme and host, no default port, no . or .. segments, no user info or #fragment, no %2F, %5C or %2E in the path; got "${text}"${hint}`,
+  );
 }
 
 function seconds(flag: string, text: string | undefined): number | undefined {
@@ -122,17 +146,23 @@ export async function run(argv: string[]): Promise<number> {
     const bits = Number(values.bits);
     if (!isStatusBits(bits)) throw new UsageError(`--bits: expected 1, 2, 4 or 8, got "${values.bits}"`);
     if (!/^\d+$/.test(values.size!) || Number(values.size) < 1) throw new UsageError(`--size: expected a positive integer, got "${values.size}"`);
+    // No gate accepts a list that inflates past 256 MiB (the max_list_bytes ceiling): refuse before allocating it.
+    const maxSize = (MAX_LIST_BYTES_CEILING * 8) / bits;
+    if (Number(values.size) > maxSize) throw new UsageError(`--size: at most ${maxSize} entries at ${bits} bit(s): a gate accepts at most 256 MiB of list (max_list_bytes), got ${values.size}`);
+    const uri = listUri(values.uri!);
+    if (values.kid === '') throw new UsageError('--kid: must not be empty (omit it to use the key file\'s kid)');
     const statuses = new Map<number, number>();
-    for (const i of indexList('--invalid', values.invalid)) statuses.set(i, 1);
-    for (const i of indexList('--suspended', values.suspended)) statuses.set(i, 2);
+    const from = new Map<number, string>();
+    for (const i of indexList('--invalid', values.invalid)) setStatus(statuses, from, i, 1, '--invalid');
+    for (const i of indexList('--suspended', values.suspended)) setStatus(statuses, from, i, 2, '--suspended');
     for (const item of values.status ?? []) {
       const m = /^(\d+)=(\d+)$/.exec(item);
       if (m === null) throw new UsageError(`--status: expected INDEX=VALUE such as 7=3, got "${item}"`);
-      statuses.set(Number(m[1]), Number(m[2]));
+      setStatus(statuses, from, Number(m[1]), Number(m[2]), '--status');
     }
     opts = {
       key: values.key!,
-      uri: values.uri!,
+      uri,
       bits,
       size: Number(values.size),
       statuses,

@@ -10,6 +10,7 @@ import { createLocalJWKSet, decodeJwt, jwtVerify, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDevKeys, type DevKeys } from '../../src/issuing/dev-keys.ts';
 import { decodeLst, statusAt, type StatusBits } from '../../src/status-list/decode.ts';
+import { signStatusList } from '../../src/cli/status-list.ts';
 import { runCli } from '../fixtures/cli.ts';
 import { independentLst } from '../status-list/independent-encoder.ts';
 
@@ -60,11 +61,47 @@ describe('jitgate status-list', () => {
     [['--invalid', '1,-2'], /--invalid: expected comma-separated indexes/],
     [['--size', '0'], /--size: expected a positive integer/],
     [['--ttl', '5'], /--ttl: expected a positive whole-second duration/],
+    // An index given two statuses is refused, never settled by flag order.
+    [['--bits', '2', '--invalid', '1', '--status', '1=0'], /index 1 is given two statuses: 1 \(--invalid\) and 0 \(--status\)/],
+    [['--bits', '2', '--invalid', '1', '--suspended', '1'], /index 1 is given two statuses: 1 \(--invalid\) and 2 \(--suspended\)/],
+    [['--bits', '4', '--status', '2=3', '--status', '2=4'], /index 2 is given two statuses: 3 \(--status\) and 4 \(--status\)/],
+    // Larger than any gate accepts (256 MiB inflated): refused before allocating.
+    [['--size', '3000000000'], /--size: at most 2147483648 entries at 1 bit\(s\)/],
+    [['--bits', '8', '--size', '268435457'], /--size: at most 268435456 entries at 8 bit\(s\)/],
+    [['--kid', ''], /--kid: must not be empty/],
   ])('usage error %j → exit 2', async (extra, message) => {
     const r = await runCli(['status-list', '--key', keys.privatePath, '--uri', URI, '--size', '40', ...extra]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(message);
+  });
+
+  it.each([
+    ['not a url', ''],
+    ['HTTP://X/a/../b', ' (did you mean http://x/b?)'],
+    ['https://Broker.internal/status/7', ' (did you mean https://broker.internal/status/7?)'],
+    ['https://broker.internal:443/status/7', ' (did you mean https://broker.internal/status/7?)'],
+    ['ftp://broker.internal/status/7', ''],
+    ['https://user@broker.internal/status/7', ''],
+    ['https://broker.internal/status/7#x', ''],
+    ['https://broker.internal/status/%2F..%2Fctl', ''],
+    ['/status/7', ''],
+  ])('--uri %s: not the canonical form a gate compares → exit 2', async (uri, hint) => {
+    const r = await runCli(['status-list', '--key', keys.privatePath, '--uri', uri, '--size', '8']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`--uri: expected an absolute http(s) URL in the canonical form gates compare`);
+    expect(r.stderr).toContain(`got "${uri}"${hint}`);
+  });
+
+  it('an index given the same status twice is fine', async () => {
+    const same = await runCli(['status-list', '--key', keys.privatePath, '--uri', URI, '--size', '8', '--invalid', '1', '--status', '1=1']);
+    expect([same.code, same.stderr]).toEqual([0, '']);
+    expect(entries((decodeJwt(same.stdout.trim()).status_list as { lst: string }).lst, 1, 8)).toEqual([0, 1, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('signStatusList (the library form) refuses an empty kid, which a gate would refuse as malformed', async () => {
+    await expect(signStatusList({ key: keys.privatePath, uri: URI, bits: 1, size: 8, statuses: new Map(), kid: '' })).rejects.toThrow(/kid must not be empty/);
   });
 
   it('missing --uri → exit 2; an unreadable key → exit 1', async () => {
