@@ -52,8 +52,16 @@ export interface RedisRevocationWriter {
   write(entries: readonly RevocationEntry[]): Promise<number>;
 }
 
-export function redisWriter(link: RedisLink, keys: RedisKeys, description: string): RedisRevocationWriter {
-  return { description, write: (entries) => link.run('revocation write', (c) => writeEntries(c, keys, entries)) };
+/** `own`: this process's follower, which enforces an acknowledged write at once (not only once it reads it back). */
+export function redisWriter(link: RedisLink, keys: RedisKeys, description: string, own?: RedisRevocationSource): RedisRevocationWriter {
+  return {
+    description,
+    write: async (entries) => {
+      const size = await link.run('revocation write', (c) => writeEntries(c, keys, entries));
+      own?.applyOwn(entries);
+      return size;
+    },
+  };
 }
 
 export class Fleet {
@@ -90,9 +98,12 @@ export class Fleet {
         else errorLog('connect')(err ?? new Error('disconnected'));
       },
     });
-    this.writer = redisWriter(this.link, this.keys, this.description);
     const tolerance = maxToleranceSec(config);
-    this.#sweeper = config.revocation.redis ? new RedisSweeper(this.link, this.keys, tolerance, errorLog('sweep')) : undefined;
+    this.#sweeper = config.revocation.redis
+      ? new RedisSweeper(this.link, this.keys, tolerance, errorLog('sweep'), (newest) =>
+          log.warn({ newest_id: newest, key: this.keys.log }, 'redis revocation log had a record dated in the future; deleted the log so it can be trimmed again (gates reload the live set)'),
+        )
+      : undefined;
     this.replay =
       config.dpop.replay === 'redis'
         ? new RedisReplayGuard(this.link, this.keys, config.dpop.replay_cache_entries, (o) => {
@@ -101,6 +112,7 @@ export class Fleet {
           })
         : undefined;
     this.source = config.revocation.redis ? redisSource(config, deps, opts, this.keys, tolerance) : undefined;
+    this.writer = redisWriter(this.link, this.keys, this.description, this.source);
     this.#sharesNonces = config.dpop.use_nonce;
   }
 
@@ -163,8 +175,19 @@ function redisSource(config: Config, deps: FleetDeps, opts: RedisConnectOptions,
         for (const e of i.lineErrors.slice(0, 20)) log.error({ source: i.source, problem: e.message }, 'redis revocation member skipped (malformed)');
         if (i.result === 'ok') {
           m.revocationLastSync.labels(i.source).set(Date.now() / 1000);
-          log.info({ source: i.source, entries: i.entries, skipped: i.lineErrors.length, duration_ms: Math.round(i.durationMs) }, 'revocation list loaded from redis');
+          m.redisEntriesMissing.set(i.missing);
+          log.info({ source: i.source, entries: i.entries, in_redis: i.inRedis, skipped: i.lineErrors.length, duration_ms: Math.round(i.durationMs) }, 'revocation list loaded from redis');
+          if (i.missing > 0) {
+            log.warn(
+              { source: i.source, held: i.held, in_redis: i.inRedis, missing: i.missing, written_back: i.restoreError === undefined, err: i.restoreError?.message },
+              'held entries missing from redis; kept them (Redis lost data: restarted empty, restored or deleted?)',
+            );
+          }
         }
+      },
+      reset: (why) => {
+        m.redisLogResets.inc();
+        log.warn({ source: source.name, why }, 'redis revocation log was reset or went backwards; reloading the live set');
       },
       applied: (records, delayMs, lineErrors) => {
         m.revocationEntries.labels(source.name).set(source.index.size);

@@ -9,6 +9,14 @@
  * The log is trimmed to a few seconds (src/fleet/redis-sweeper.ts), so a follower that did not
  * read for FOLLOW_GAP_MS resyncs instead of trusting it.
  *
+ * XREAD only asks for ids above the last one read, so a log deleted or recreated with lower ids (a
+ * restore, a failover, `DEL`) would be followed forever without a record coming back: at least once
+ * a second XINFO STREAM is compared with what the follower has read (redis-stream-ids.ts), and a
+ * log that went backwards is a reason to resync. A resync never forgets an entry the gate holds:
+ * what Redis no longer has (a Redis restarted empty) is kept until its `exp`, reported, and written
+ * back to the live set so the gates heal Redis (SPEC §5: a reload that finds no entries where
+ * entries existed keeps them). Redis has no un-revoke, so nothing is lost by keeping them.
+ *
  * `lastSyncAt` is the moment of the last read Redis answered (the data is at least that fresh);
  * past `max_stale` without one the gate fails closed (503 revocation_stale) like the URL feed, and
  * recovers by itself. Error replies (WRONGTYPE on a key someone else wrote) are failures too: they
@@ -21,6 +29,8 @@ import { RevocationIndex } from '../revocation/revocation-index.ts';
 import type { RevocationSource } from '../revocation/revocation-list.ts';
 import { FOLLOW_GAP_MS, LOG_FIELD, streamIdMs, type RedisKeys } from './redis-layout.ts';
 import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
+import { parseStreamInfo, resetReason, type StreamInfo } from './redis-stream-ids.ts';
+import { restoreLive } from './redis-writer.ts';
 
 const BLOCK_MS = 1_000;
 const READ_COUNT = 1_000;
@@ -34,6 +44,13 @@ export interface ResyncInfo {
   readonly source: string;
   readonly result: 'ok' | 'error';
   readonly entries: number;
+  /** Entries the live set held (the rest of `entries` were held by the gate and kept). */
+  readonly inRedis: number;
+  /** Entries this gate held before the load (unexpired). */
+  readonly held: number;
+  /** Entries this gate held that the live set did not have, kept; written back unless `restoreError`. */
+  readonly missing: number;
+  readonly restoreError?: Error;
   readonly durationMs: number;
   readonly lineErrors: readonly LineError[];
   readonly error?: Error;
@@ -45,6 +62,8 @@ export interface RedisSourceEvents {
   applied?(records: number, delayMs: number, lineErrors: readonly LineError[]): void;
   /** Every answered read: the sync age is now 0. */
   followed?(): void;
+  /** The log went backwards or vanished: a resync follows. */
+  reset?(why: string): void;
   error?(op: 'connect' | 'resync' | 'follow', err: Error): void;
   state?(connected: boolean, err?: Error): void;
 }
@@ -77,6 +96,9 @@ export class RedisRevocationSource implements RevocationSource {
   #index = new RevocationIndex();
   #lastSyncAt: number | undefined;
   #lastId = '0-0';
+  /** XINFO's entries-added at the last check since the last resync. */
+  #seenAdded: number | undefined;
+  #problem: string | undefined;
   #epoch = 0;
   #stopped = false;
   #prune: NodeJS.Timeout | undefined;
@@ -106,6 +128,19 @@ export class RedisRevocationSource implements RevocationSource {
     return this.#lastSyncAt;
   }
 
+  /** Set while the last load found entries missing from Redis (shown in /readyz; the gate stays ready). */
+  get problem(): string | undefined {
+    return this.#problem;
+  }
+
+  /**
+   * Entries this gate's own write just made Redis acknowledge: enforced now, not when the follower
+   * reads them back, so a 201 is honoured here whatever happened to the log.
+   */
+  applyOwn(entries: readonly RevocationEntry[]): void {
+    for (const e of entries) this.#index.add(e);
+  }
+
   /** Connects (a StartupError names the key at fault) and waits for the first resync, loaded or failed. */
   async start(): Promise<void> {
     this.#stopped = false;
@@ -129,6 +164,7 @@ export class RedisRevocationSource implements RevocationSource {
     const live = (): boolean => epoch === this.#epoch && !this.#stopped;
     let needResync = true;
     let lastReadAt = 0;
+    let checkedAt = 0;
     while (live()) {
       try {
         if (needResync || performance.now() - lastReadAt > FOLLOW_GAP_MS) {
@@ -143,10 +179,21 @@ export class RedisRevocationSource implements RevocationSource {
         );
         if (!live()) return;
         lastReadAt = performance.now();
+        if (reply !== null) this.#apply(recordsOf(reply, this.#o.keys.log));
+        // An empty answer is also what a log reset looks like; a busy log is checked once a second too.
+        if (reply === null || lastReadAt - checkedAt >= BLOCK_MS) {
+          checkedAt = lastReadAt;
+          const why = await this.#resetReason(client);
+          if (!live()) return;
+          if (why !== undefined) {
+            this.#o.events?.reset?.(why);
+            needResync = true;
+            continue;
+          }
+        }
         // An empty answer came after Redis blocked BLOCK_MS from receiving the read (at or after
         // askedAt): nothing was logged until at least askedAt + BLOCK_MS. Records: fresh as of askedAt.
         this.#lastSyncAt = reply === null ? askedAt + BLOCK_MS : askedAt;
-        if (reply !== null) this.#apply(recordsOf(reply, this.#o.keys.log));
         this.#o.events?.followed?.();
       } catch (caught) {
         const err = plainReply(caught);
@@ -178,24 +225,60 @@ export class RedisRevocationSource implements RevocationSource {
       const entries: RevocationEntry[] = [];
       members.forEach((m, i) => {
         const e = decode(m);
-        if (typeof e === 'string') lineErrors.push({ line: i + 1, message: `member ${JSON.stringify(m.slice(0, 200))}: ${e}` });
+        if (typeof e === 'string') lineErrors.push({ line: i + 1, message: `member ${excerpt(m)}: ${e}` });
         else entries.push(e);
       });
       // Only malformed members where entries were expected: not a list at all; keep the one in use.
       if (entries.length === 0 && lineErrors.length > 0) throw new Error(`no member of ${keys.live} is a revocation entry (${lineErrors[0]!.message})`);
+      const cutoff = askedAt / 1000 - this.#o.toleranceSec;
       const index = new RevocationIndex(entries);
-      index.prune(askedAt / 1000 - this.#o.toleranceSec);
+      index.prune(cutoff);
+      const inRedis = index.size;
+      // Redis lost what this gate holds (restarted empty, restored from an old copy, DEL): keep it.
+      const held = this.#index;
+      held.prune(cutoff);
+      const heldCount = held.size;
+      const missing: RevocationEntry[] = [];
+      for (const e of held.entries()) {
+        if (!index.covers(e)) missing.push(e);
+        index.add(e); // also keeps the later of two exps
+      }
       this.#index = index;
       this.#lastId = last[0]?.[0] ?? '0-0';
+      this.#seenAdded = undefined;
       this.#lastSyncAt = askedAt;
-      this.#o.events?.resync?.({ source: this.name, result: 'ok', entries: index.size, durationMs: performance.now() - started, lineErrors });
+      let restoreError: Error | undefined;
+      if (missing.length > 0) {
+        try {
+          await withDeadline(restoreLive(client, keys, missing), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'write back');
+        } catch (caught) {
+          restoreError = plainReply(caught) as Error;
+        }
+        this.#problem = `redis ${this.name}: ${missing.length} entries this gate holds were missing from Redis at the load of ${new Date(askedAt).toISOString()}; kept${restoreError === undefined ? ' and written back' : `, not written back (${restoreError.message})`}`;
+      } else this.#problem = undefined;
+      this.#o.events?.resync?.({ source: this.name, result: 'ok', entries: index.size, inRedis, held: heldCount, missing: missing.length, restoreError, durationMs: performance.now() - started, lineErrors });
+      // A connection that failed the write-back cannot be trusted to follow either.
+      if (restoreError !== undefined && !isErrorReply(restoreError)) throw restoreError;
     } catch (caught) {
       const err = plainReply(caught);
-      this.#o.events?.resync?.({ source: this.name, result: 'error', entries: this.#index.size, durationMs: performance.now() - started, lineErrors, error: err as Error });
+      this.#o.events?.resync?.({ source: this.name, result: 'error', entries: this.#index.size, inRedis: 0, held: this.#index.size, missing: 0, durationMs: performance.now() - started, lineErrors, error: err as Error });
       throw err;
     }
     this.#firstSync?.();
     this.#firstSync = undefined;
+  }
+
+  /** Why the log is not the one read so far (XINFO STREAM), or undefined. Other error replies throw. */
+  async #resetReason(client: RedisClient): Promise<string | undefined> {
+    let info: StreamInfo | undefined;
+    try {
+      info = parseStreamInfo(await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), this.#o.commandTimeoutMs, 'XINFO STREAM'));
+    } catch (caught) {
+      if (!(isErrorReply(caught) && /no such key/i.test((caught as Error).message))) throw caught;
+    }
+    const why = resetReason(info, this.#lastId, this.#seenAdded);
+    this.#seenAdded = info?.entriesAdded;
+    return why;
   }
 
   #apply(records: readonly StreamRecord[]): void {
@@ -205,11 +288,20 @@ export class RedisRevocationSource implements RevocationSource {
       let json: string | undefined;
       for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === LOG_FIELD) json = fields[i + 1];
       const e = json === undefined ? `no "${LOG_FIELD}" field` : decode(json);
-      if (typeof e === 'string') lineErrors.push({ line: 0, message: `log record ${id}: ${e}` });
+      if (typeof e === 'string') lineErrors.push({ line: 0, message: `log record ${id}${json === undefined ? '' : ` ${excerpt(json)}`}: ${e}` });
       else this.#index.add(e);
     }
     if (records.length > 0) this.#o.events?.applied?.(records.length, this.#clock.nowMs() - streamIdMs(records[records.length - 1]![0]), lineErrors);
   }
+}
+
+/**
+ * A short, JSON-escaped start of a malformed member or record for the log: enough to find it, too
+ * short to carry a whole token, and a JWT-looking run is cut at its first dot.
+ */
+function excerpt(text: string): string {
+  const short = text.length > 60 ? `${text.slice(0, 60)}…` : text;
+  return JSON.stringify(short.replace(/eyJ[\w-]*\.[\w.-]*/g, 'eyJ…'));
 }
 
 function decode(text: string): RevocationEntry | string {

@@ -4,25 +4,35 @@
  * change log to LOG_RETENTION_MS (XTRIM MINID). Leaderless: every gate sweeps; both commands are
  * idempotent, so N gates sweeping cost N small commands a second and never disagree.
  * DPoP keys need no sweep: they carry their own expiry.
+ *
+ * A record whose id lies in the future (XADD with an explicit id, a Redis clock that jumped) would
+ * never fall below MINID, and every record after it inherits an id above it: the log would grow
+ * for ever. A log whose newest id is more than FUTURE_TOLERANCE_MS ahead of Redis's clock is
+ * deleted instead; every record in it is also in the live set, and each gate notices the log is
+ * gone (redis-stream-ids.ts) and reloads the live set.
  */
-import { LOG_RETENTION_MS, type RedisKeys } from './redis-layout.ts';
+import { LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
 import type { RedisLink } from './redis-link.ts';
 
 const SWEEP_EVERY_MS = 1_000;
+/** Far beyond any clock skew between Redis's own `*` ids and its TIME. */
+export const FUTURE_TOLERANCE_MS = 60_000;
 
 export class RedisSweeper {
   readonly #link: RedisLink;
   readonly #keys: RedisKeys;
   readonly #toleranceSec: number;
   readonly #onError: (err: Error) => void;
+  readonly #onFuture: ((newestId: string) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
 
-  constructor(link: RedisLink, keys: RedisKeys, toleranceSec: number, onError: (err: Error) => void) {
+  constructor(link: RedisLink, keys: RedisKeys, toleranceSec: number, onError: (err: Error) => void, onFuture?: (newestId: string) => void) {
     this.#link = link;
     this.#keys = keys;
     this.#toleranceSec = toleranceSec;
     this.#onError = onError;
+    this.#onFuture = onFuture;
   }
 
   start(): void {
@@ -44,11 +54,17 @@ export class RedisSweeper {
       await this.#link.run('sweep', async (c) => {
         const [sec, usec] = await c.sendCommand<[string, string]>(['TIME']);
         const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-        await c
+        const [, newest] = (await c
           .multi()
           .addCommand(['ZREMRANGEBYSCORE', this.#keys.live, '-inf', `(${Number(sec) - this.#toleranceSec}`])
+          .addCommand(['XREVRANGE', this.#keys.log, '+', '-', 'COUNT', '1'])
           .addCommand(['XTRIM', this.#keys.log, 'MINID', String(nowMs - LOG_RETENTION_MS)])
-          .exec();
+          .exec()) as unknown as [number, Array<[string, string[]]>, number];
+        const newestId = newest[0]?.[0];
+        if (newestId !== undefined && streamIdMs(newestId) > nowMs + FUTURE_TOLERANCE_MS) {
+          await c.sendCommand(['DEL', this.#keys.log]);
+          this.#onFuture?.(newestId);
+        }
       });
     } catch (err) {
       this.#onError(err as Error);

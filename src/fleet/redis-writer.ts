@@ -29,3 +29,16 @@ export async function writeEntries(client: RedisClient, keys: RedisKeys, entries
   }
   return size;
 }
+
+/**
+ * Puts entries back into the live set only (no log record: the gates that follow the log already
+ * hold them, or reload the live set). Used by a gate whose load found Redis missing entries it
+ * holds (redis-source.ts). Idempotent: the member is the entry's fixed-order JSON.
+ */
+export async function restoreLive(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[]): Promise<void> {
+  for (let i = 0; i < entries.length; i += CHUNK) {
+    const m = client.multi();
+    for (const e of entries.slice(i, i + CHUNK)) m.addCommand(['ZADD', keys.live, scoreOf(e), encodeEntry(e)]);
+    await m.exec();
+  }
+}

@@ -65,6 +65,8 @@ export class Metrics {
   readonly redisErrors: client.Counter<'op'>;
   readonly redisSyncLag: client.Gauge;
   readonly redisChangeDelay: client.Histogram;
+  readonly redisEntriesMissing: client.Gauge;
+  readonly redisLogResets: client.Counter;
   readonly dpopReplayChecks: client.Counter<'guard' | 'result'>;
 
   /** transport → reason → bound counter child (taken up at scrape time). */
@@ -128,6 +130,8 @@ export class Metrics {
     this.redisErrors = new client.Counter({ name: 'jitgate_redis_errors_total', help: 'Redis failures by operation (connect, resync, follow, write, replay, sweep): lost connections, timeouts and error replies.', labelNames: ['op'], registers: r });
     this.redisSyncLag = new client.Gauge({ name: 'jitgate_redis_sync_lag_seconds', help: 'Seconds since the last successful read of the Redis revocation log (max_stale applies to this).', aggregator: 'max', registers: r });
     this.redisChangeDelay = new client.Histogram({ name: 'jitgate_redis_change_delay_seconds', help: 'From a revocation entering the Redis log (its stream id) to this gate applying it.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: r });
+    this.redisEntriesMissing = new client.Gauge({ name: 'jitgate_redis_entries_missing', help: 'Entries this gate held that the last full load found missing from Redis (kept, and written back); 0 when none.', aggregator: 'max', registers: r });
+    this.redisLogResets = new client.Counter({ name: 'jitgate_redis_log_resets_total', help: 'Times the Redis revocation log was found deleted or with lower ids than already read (a reload followed).', registers: r });
     this.dpopReplayChecks = new client.Counter({ name: 'jitgate_dpop_replay_checks_total', help: 'DPoP proof jti checks by guard (redis) and result (fresh, replay, unavailable).', labelNames: ['guard', 'result'], registers: r });
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, prefix: 'jitgate_' });
 

@@ -33,6 +33,14 @@ export class RevocationIndex {
     }
   }
 
+  /** True when this index already revokes everything `e` does (its exp aside). */
+  covers(e: RevocationEntry): boolean {
+    if (e.kind === 'jti') return this.#jti.has(e.jti);
+    if (e.kind === 'txn') return this.#txn.has(e.txn);
+    const s = this.#sub.get(e.sub);
+    return s !== undefined && s.before >= e.before;
+  }
+
   /** `iat` in epoch seconds. */
   isRevoked(jti: string, sub: string, iat: number, txn: string | undefined): boolean {
     if (this.#jti.size !== 0 && this.#jti.has(jti)) return true;

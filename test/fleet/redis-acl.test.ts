@@ -95,6 +95,14 @@ describe('the Redis ACL docs/fleet.md documents', () => {
     expect((await send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${bound}`, dpop: p } })).status).toBe(200);
     const again = await send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${bound}`, dpop: p } });
     expect([again.status, JSON.parse(again.text).reason]).toEqual([401, 'dpop_replay']);
+    // The follower's once-a-second log check (XINFO STREAM) and the sweep ran as this user, unrefused.
+    const deadline = Date.now() + 5000;
+    while (!/cmdstat_xinfo\|stream:calls=[1-9]/.test(String(await redis.command('INFO', 'commandstats')))) {
+      if (Date.now() > deadline) throw new Error('the gate never ran XINFO STREAM');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await redis.command('ACL', 'LOG')).toEqual([]);
+    expect((await fetch(`${gate.adminUrl}/readyz`)).status).toBe(200);
   });
 
   it.each(['+get', '+set'])('without %s (the DPoP nonce key at start) the gate stops at startup with NOPERM', async (drop) => {

@@ -1,0 +1,58 @@
+/**
+ * Stream ids and XINFO STREAM, for noticing that the change log a follower reads is no longer the
+ * one it was reading (docs/fleet.md "Log resets"). XREAD only ever asks for ids above the last one
+ * seen, so a log deleted, restored from an older copy, or recreated on a failed-over Redis with
+ * lower ids would otherwise be read from forever without a single record coming back.
+ */
+
+/** Negative, zero or positive as `a` is below, equal to or above `b` (`ms-seq`; seq may exceed 2^53). */
+export function compareIds(a: string, b: string): number {
+  const [am, as] = split(a);
+  const [bm, bs] = split(b);
+  if (am !== bm) return am < bm ? -1 : 1;
+  return as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+function split(id: string): [bigint, bigint] {
+  const dash = id.indexOf('-');
+  try {
+    return dash === -1 ? [BigInt(id), 0n] : [BigInt(id.slice(0, dash)), BigInt(id.slice(dash + 1))];
+  } catch {
+    return [0n, 0n];
+  }
+}
+
+/** What XINFO STREAM says about the log; `undefined` fields where this Redis does not report them. */
+export interface StreamInfo {
+  readonly lastGeneratedId: string;
+  /** Redis 7+: every record ever added to this stream since it was created. */
+  readonly entriesAdded: number | undefined;
+}
+
+/** RESP2 gives a flat `[name, value, …]` array; RESP3 a map (a Map or a plain object in node-redis). */
+export function parseStreamInfo(reply: unknown): StreamInfo {
+  const get = (name: string): unknown => {
+    if (Array.isArray(reply)) {
+      for (let i = 0; i + 1 < reply.length; i += 2) if (reply[i] === name) return reply[i + 1];
+      return undefined;
+    }
+    if (reply instanceof Map) return reply.get(name);
+    return typeof reply === 'object' && reply !== null ? (reply as Record<string, unknown>)[name] : undefined;
+  };
+  const last = get('last-generated-id');
+  const added = get('entries-added');
+  return { lastGeneratedId: typeof last === 'string' ? last : '0-0', entriesAdded: added === undefined || added === null ? undefined : Number(added) };
+}
+
+/**
+ * Why the log at `info` cannot be the one the follower read up to `lastId` (it last saw
+ * `entriesAdded` records added), or undefined when it can. `info` undefined: the key is gone.
+ */
+export function resetReason(info: StreamInfo | undefined, lastId: string, seenAdded: number | undefined): string | undefined {
+  if (info === undefined) return lastId === '0-0' ? undefined : `the log is gone (last id read ${lastId})`;
+  if (compareIds(info.lastGeneratedId, lastId) < 0) return `the log's last id ${info.lastGeneratedId} is below the last id read ${lastId}`;
+  if (seenAdded !== undefined && info.entriesAdded !== undefined && info.entriesAdded < seenAdded) {
+    return `the log's entries-added went back from ${seenAdded} to ${info.entriesAdded} (recreated)`;
+  }
+  return undefined;
+}

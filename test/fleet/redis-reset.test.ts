@@ -1,0 +1,156 @@
+/**
+ * What Redis can do behind a running gate's back (SPEC §5, §9), against a real redis-server with
+ * gates built by buildGate: the change log deleted or recreated with lower ids (a reset, a
+ * restore, a failover), a record dated in the future, and a live set that comes back empty. None
+ * of these may make a gate forget a revocation or miss a later one.
+ */
+import { rm } from 'node:fs/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../src/fleet/redis-layout.ts';
+import { buildTestGate, logged, type BuiltGate } from '../fixtures/built-gate.ts';
+import { bearer, input } from '../fixtures/gate.ts';
+import { jwksOf, makeKey, tempDir, writeJson, type TestKey } from '../fixtures/keys.ts';
+import { startRedis, type RedisServer } from '../fixtures/redis.ts';
+import { ISSUER_A, sign } from '../fixtures/tokens.ts';
+
+let redis: RedisServer;
+let key: TestKey;
+let jwksFile: string;
+let keyDir: string;
+const cleanup: Array<() => unknown> = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  key = await makeKey('ES256', 'k1');
+  keyDir = await tempDir();
+  jwksFile = await writeJson(keyDir, 'jwks.json', jwksOf(key));
+});
+afterAll(async () => {
+  await redis?.remove();
+  await rm(keyDir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+async function gate(prefix: string): Promise<BuiltGate> {
+  const built = await buildTestGate({
+    issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile, clock_tolerance: '1s' }],
+    revocation: { redis: true, max_stale: '30s' },
+    redis: { url: redis.url, key_prefix: prefix },
+  } as never, undefined, false);
+  cleanup.push(() => built.gate.stop(), () => rm(built.dir, { recursive: true, force: true }));
+  await built.gate.start();
+  return built;
+}
+
+const now = (): number => Math.floor(Date.now() / 1000);
+async function reason(g: BuiltGate, jti: string): Promise<string> {
+  const t = await sign(key, { iat: now(), exp: now() + 300, jti });
+  return (await g.gate.decide(input('GET', '/orders/42', bearer(t)))).reason;
+}
+async function until(check: () => Promise<boolean> | boolean, ms: number): Promise<number> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > ms) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Date.now() - started;
+}
+/** What a broker writes (docs/fleet.md "Layout"): ZADD + XADD in one MULTI, ids from Redis. */
+async function brokerRevoke(prefix: string, jti: string): Promise<void> {
+  const k = redisKeys(prefix);
+  const json = JSON.stringify({ jti });
+  await redis.command('EVAL', `redis.call('ZADD', KEYS[1], '+inf', ARGV[1]); return redis.call('XADD', KEYS[2], '*', 'entry', ARGV[1])`, '2', k.live, k.log, json);
+}
+
+describe('a change log reset behind the gates', () => {
+  it('a log deleted after a future-dated record: later revocations still reach every gate, the writer at once', async () => {
+    const prefix = 'reset:';
+    const k = redisKeys(prefix);
+    const [a, b] = [await gate(prefix), await gate(prefix)];
+    await redis.command('XADD', k.log, '9999999999999-0', 'entry', '{"jti":"decoy"}');
+    await until(async () => (await reason(a, 'decoy')) === 'revoked' && (await reason(b, 'decoy')) === 'revoked', 3000);
+    await redis.command('DEL', k.log);
+
+    await a.gate.fleet!.writer.write([{ kind: 'jti', jti: 'victim', exp: undefined }]);
+    // The gate that answered the write enforces it without waiting for its follower.
+    expect(await reason(a, 'victim')).toBe('revoked');
+    // The other gate notices the log went backwards and reloads the live set.
+    await until(async () => (await reason(b, 'victim')) === 'revoked', 4000);
+    expect(logged(b.logs, 'redis revocation log was reset').length).toBeGreaterThan(0);
+
+    // And it keeps following the new log afterwards.
+    await brokerRevoke(prefix, 'after-reset');
+    await until(async () => (await reason(a, 'after-reset')) === 'revoked' && (await reason(b, 'after-reset')) === 'revoked', 3000);
+  });
+
+  it('a log recreated with lower ids while the gate was not looking (a restore) is noticed', async () => {
+    const prefix = 'restore:';
+    const k = redisKeys(prefix);
+    const g = await gate(prefix);
+    await brokerRevoke(prefix, 'first');
+    await until(async () => (await reason(g, 'first')) === 'revoked', 2000);
+    // Recreated with ids below the one the gate last read; no record above it ever comes.
+    await redis.command('DEL', k.log);
+    await redis.command('ZADD', k.live, '+inf', '{"jti":"restored"}');
+    await redis.command('XADD', k.log, '1-0', 'entry', '{"jti":"restored"}');
+    await until(async () => (await reason(g, 'restored')) === 'revoked', 4000);
+    expect(await reason(g, 'first')).toBe('revoked');
+  });
+
+  it('a future-dated record does not stop the log from being trimmed', async () => {
+    const prefix = 'future:';
+    const k = redisKeys(prefix);
+    const g = await gate(prefix);
+    await redis.command('XADD', k.log, '9999999999999-0', 'entry', '{"jti":"far"}');
+    await redis.command('XADD', k.log, '*', 'entry', '{"jti":"after-far"}');
+    await until(async () => Number(await redis.command('XLEN', k.log)) === 0, 5000);
+    // The log is usable again: a revocation written now reaches the gate through it.
+    await brokerRevoke(prefix, 'later');
+    await until(async () => (await reason(g, 'later')) === 'revoked', 4000);
+    expect(String((await redis.command('XREVRANGE', k.log, '+', '-', 'COUNT', '1'))[0][0])).not.toMatch(/^9999999999999-/);
+  });
+});
+
+describe('a live set that comes back with fewer entries', () => {
+  it('a reload that finds Redis emptied keeps every entry the gate held, says so, and writes them back', async () => {
+    const prefix = 'emptied:';
+    const k = redisKeys(prefix);
+    const g = await gate(prefix);
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'held-1', exp: undefined }, { kind: 'txn', txn: 'held-task', exp: now() + 600 }]);
+    await redis.command('DEL', k.live);
+    // Every connection dropped: the gate reconnects and reloads the (now empty) live set.
+    await redis.command('CLIENT', 'KILL', 'TYPE', 'normal');
+    await until(() => logged(g.logs, 'held entries missing from redis').length > 0, 5000);
+    expect(await reason(g, 'held-1')).toBe('revoked');
+    const line = logged(g.logs, 'held entries missing from redis')[0]!;
+    expect(line).toMatchObject({ level: 'warn', held: 2, in_redis: 0, missing: 2 });
+    expect(g.gate.readiness().ready).toBe(true);
+    expect(g.gate.readiness().problems.join('\n')).toMatch(/2 entries this gate holds were missing from Redis/);
+    expect(await g.metrics.registry.getSingleMetricAsString('jitgate_redis_entries_missing')).toMatch(/jitgate_redis_entries_missing 2/);
+    // Written back, so a gate started now refuses them too.
+    await until(async () => Number(await redis.command('ZCARD', k.live)) === 2, 3000);
+    const late = await gate(prefix);
+    expect(await reason(late, 'held-1')).toBe('revoked');
+  });
+
+  it('after Redis is killed and restarted empty, every running gate keeps refusing what it had revoked', async () => {
+    const lone = await startRedis(['--appendonly', 'no']);
+    cleanup.push(() => lone.remove());
+    const built = await buildTestGate({
+      issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile, clock_tolerance: '1s' }],
+      revocation: { redis: true, max_stale: '30s' },
+      redis: { url: lone.url, key_prefix: 'wiped:' },
+    } as never, undefined, false);
+    cleanup.push(() => built.gate.stop(), () => rm(built.dir, { recursive: true, force: true }));
+    await built.gate.start();
+    await built.gate.fleet!.writer.write([{ kind: 'jti', jti: 'wiped-1', exp: undefined }]);
+    await lone.kill();
+    await rm(`${lone.dir}/appendonlydir`, { recursive: true, force: true });
+    await lone.restart();
+    await until(() => logged(built.logs, 'held entries missing from redis').length > 0, 8000);
+    expect(await reason(built, 'wiped-1')).toBe('revoked');
+    expect(built.gate.readiness().ready).toBe(true);
+  });
+});
