@@ -31,7 +31,7 @@ Where:
   --token-file FILE    file holding the admin bearer token (admin.token_file)
   --redis URL          redis:// or rediss:// (user:password may be in the URL)
   --key-prefix P       default "jitgate:" (redis.key_prefix of the gates)
-  --password-file F    Redis password (overrides one in the URL)
+  --password-file F    Redis password (wins over one in the URL; the URL's user still applies)
   --ca-file F          rediss://: the CA of Redis's certificate
 What:
   --jti J              one token
@@ -132,7 +132,11 @@ async function viaAdmin(admin: string, tokenFile: string, entry: RevocationEntry
 async function viaRedis(v: { redis?: string; 'key-prefix'?: string; 'password-file'?: string; 'ca-file'?: string }, entry: RevocationEntry, timeoutMs: number): Promise<string> {
   const url = v.redis!;
   if (!/^rediss?:\/\//.test(url)) throw new Error(`--redis: expected a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(url))}`);
-  const password = v['password-file'] === undefined ? undefined : (await readFile(v['password-file'], 'utf8')).replace(/\r?\n$/, '');
+  const file = v['password-file'];
+  const password =
+    file === undefined
+      ? undefined
+      : (await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => Promise.reject(new Error(`--password-file ${file}: cannot read it (${err.code ?? err.message})`)))).replace(/\r?\n$/, '');
   const prefix = v['key-prefix'] ?? 'jitgate:';
   const opts = { url, password, caFile: v['ca-file'], connectTimeoutMs: timeoutMs, commandTimeoutMs: timeoutMs };
   let client;

@@ -19,7 +19,7 @@ export type RedisClient = ReturnType<typeof createClient>;
 export interface RedisConnectOptions {
   /** redis:// or rediss:// with optional user:password. */
   readonly url: string;
-  /** From `redis.password_file`; overrides a password in the URL. */
+  /** From `redis.password_file`; overrides a password in the URL (the URL's user still applies). */
   readonly password?: string;
   readonly caFile?: string;
   readonly connectTimeoutMs: number;
@@ -60,6 +60,21 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promis
   });
 }
 
+/**
+ * The user and password to authenticate with: the user from the URL, the password from the file
+ * when there is one, else from the URL. Both go to node-redis as options, with the URL stripped of
+ * them: given a URL with a user and a separate password, node-redis would send HELLO before
+ * authenticating (NOAUTH) or let the URL's password win over the file's.
+ */
+export function credentials(o: RedisConnectOptions): { url: string; username?: string; password?: string } {
+  const u = new URL(o.url);
+  const username = u.username === '' ? undefined : decodeURIComponent(u.username);
+  const password = o.password ?? (u.password === '' ? undefined : decodeURIComponent(u.password));
+  u.username = '';
+  u.password = '';
+  return { url: u.toString(), ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
+}
+
 /** A new client (not connected) for these options. */
 export function newClient(o: RedisConnectOptions, name: string): RedisClient {
   const tls = new URL(o.url).protocol === 'rediss:';
@@ -67,7 +82,7 @@ export function newClient(o: RedisConnectOptions, name: string): RedisClient {
   const socket = tls
     ? { tls: true as const, connectTimeout: o.connectTimeoutMs, reconnectStrategy: false as const, ...(ca ? { ca } : {}) }
     : { connectTimeout: o.connectTimeoutMs, reconnectStrategy: false as const };
-  return createClient({ url: o.url, name, disableOfflineQueue: true, socket, ...(o.password === undefined ? {} : { password: o.password }) });
+  return createClient({ ...credentials(o), name, disableOfflineQueue: true, socket });
 }
 
 /**
@@ -99,8 +114,10 @@ export function describeConnectError(err: Error, o: RedisConnectOptions): Startu
   const text = `${(err as { code?: string }).code ?? ''} ${err.message}`;
   const url = redactUrl(o.url);
   if (/WRONGPASS|NOAUTH|invalid password|invalid username-password|AUTH failed/i.test(text)) {
+    // The password came from the file when one is set (it wins), else from the URL.
     const key = o.password !== undefined ? 'redis.password_file' : 'redis.url (user:password)';
-    return new StartupError(`${key}: Redis at ${url} refused the credentials (${err.message.split('\n')[0]})`, { cause: err });
+    const user = credentials(o).username;
+    return new StartupError(`${key}: Redis at ${url} refused the credentials${user === undefined ? '' : ` (user ${JSON.stringify(user)})`} (${err.message.split('\n')[0]})`, { cause: err });
   }
   if (/certificate|SSL|TLS|self.signed|ERR_SSL/i.test(text)) {
     return new StartupError(`redis.url ${url}: TLS handshake failed (${err.message}); set redis.ca_file to the CA that signed Redis's certificate`, { cause: err });
