@@ -106,26 +106,33 @@ export class AnomalyWatch implements RefusalObserver {
     const entry = this.#entryFor(t);
     const revoke = entry.kind;
     const ids = { sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn };
+    const audit = (outcome: 'ok' | 'unknown', error?: string): void =>
+      this.#d.audit.recordEvent({
+        decision: 'anomaly_revoked',
+        outcome,
+        ...(error === undefined ? {} : { error }),
+        reason: decision.reason,
+        path: decision.path ?? undefined,
+        client,
+        ...ids,
+        revoke,
+        revoked: entryJson(entry),
+        refusals,
+        window_ms: this.#cfg.window,
+      });
     this.#d.store.append([entry]).then(
       () => {
         this.#d.metrics.anomalyRevocations.labels(revoke, 'ok').inc();
-        this.#d.audit.recordEvent({
-          decision: 'anomaly_revoked',
-          reason: decision.reason,
-          path: decision.path ?? undefined,
-          client,
-          ...ids,
-          revoke,
-          revoked: entryJson(entry),
-          refusals,
-          window_ms: this.#cfg.window,
-        });
+        audit('ok');
         this.#log.warn({ ...ids, revoke, refusals, window_ms: this.#cfg.window }, 'token crossed anomaly.deny_threshold; revoked');
       },
       (err: unknown) => {
         this.#counter.rearm(key);
         this.#d.metrics.anomalyRevocations.labels(revoke, 'error').inc();
-        this.#log.error({ ...ids, revoke, refusals, err: (err as Error).message }, 'anomaly revocation could not be written; the next refusal tries again');
+        // Not "failed": a write that timed out may already be in Redis's socket buffer and be
+        // executed when Redis resumes (it cannot be recalled), so the trail records the attempt.
+        audit('unknown', (err as Error).message);
+        this.#log.error({ ...ids, revoke, refusals, err: (err as Error).message }, 'anomaly revocation not acknowledged (it may still take effect); the next refusal tries again');
       },
     ).catch((err: unknown) => this.#log.error({ ...ids, err: (err as Error).message }, 'recording an anomaly revocation failed'));
   }

@@ -71,7 +71,7 @@ describe('anomaly revocation (one process)', () => {
       expect(r.status).toBe(403);
     }
     const line = await waitForLine(g, revokedLine);
-    expect(line).toMatchObject({ jti: 'probe-1', txn: 'task-a', sub: 'spiffe://prod/ci-deployer', revoke: 'txn', refusals: 3, window_ms: 60_000, reason: 'path_not_granted' });
+    expect(line).toMatchObject({ outcome: 'ok', jti: 'probe-1', txn: 'task-a', sub: 'spiffe://prod/ci-deployer', revoke: 'txn', refusals: 3, window_ms: 60_000, reason: 'path_not_granted' });
     expect(line.revoked.txn).toBe('task-a');
     expect(line.revoked.exp).toBeGreaterThan(Date.now() / 1000);
 
