@@ -129,7 +129,8 @@ function keyFileProblem(file: string, err: Error): string {
 
 function summarize(config: Config): string {
   const local = config.issuers.filter((i) => i.jwks_file !== undefined).length;
-  const rev = (['file', 'url', 'journal'] as const).filter((k) => config.revocation[k] !== undefined);
+  const rev: string[] = (['file', 'url', 'journal'] as const).filter((k) => config.revocation[k] !== undefined);
+  if (config.revocation.redis) rev.push('redis');
   const ext = (['http', 'grpc', 'forward_auth'] as const).filter((k) => config.ext_authz[k] !== undefined);
   const parts = [
     `proxy ${config.listen.host}:${config.listen.port} → ${config.upstream.url}`,

@@ -114,6 +114,24 @@ describe('jitgate check-config', () => {
     }
   });
 
+  it('case=revocation.redis → the summary names redis (alone, and beside the journal)', async () => {
+    const alone = await config((c) => {
+      c.revocation = { redis: true };
+      c.redis = { url: 'redis://127.0.0.1:1/0' };
+    });
+    const a = await run(['-c', alone.file]);
+    expect([a.code, a.stderr]).toEqual([0, '']);
+    expect(a.stdout).toContain('; revocation: redis; ');
+    const both = await config((c) => {
+      c.revocation = { redis: true, journal: './revocations.journal' };
+      c.redis = { url: 'redis://127.0.0.1:1/0' };
+    });
+    const b = await run(['-c', both.file]);
+    await Promise.all([alone.dir, both.dir].map((d) => rm(d, { recursive: true, force: true })));
+    expect([b.code, b.stderr]).toEqual([0, '']);
+    expect(b.stdout).toContain('; revocation: journal + redis; ');
+  });
+
   // One process per test: each start of the CLI is seconds of CPU on a loaded 2-core box.
   it('case=usage: no file → exit 2', async () => {
     const r = await run([], { JITGATE_CONFIG: '' });

@@ -90,9 +90,16 @@ describe('Redis revocation source', () => {
 
     await redis.command('XADD', k.log, '*', 'entry', '{"txn":42}');
     await redis.command('XADD', k.log, '*', 'other', '{"jti":"x"}');
+    await redis.command('XADD', k.log, '*', 'entry', 'Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl');
     await redis.command('XADD', k.log, '*', 'entry', '{"jti":"good-2"}');
     await until(async () => (await reason(g, await token({ jti: 'good-2' }))) === 'revoked', 1000);
-    expect(logged(g.logs, 'redis revocation log record skipped').length).toBe(2);
+    const skipped = logged(g.logs, 'redis revocation log record skipped').map((l) => String(l.problem));
+    expect(skipped.length).toBe(3);
+    // A short JSON-escaped excerpt, so the operator can find the record; never a whole token.
+    expect(skipped[0]).toMatch(/^log record \d+-\d+ "\{\\"txn\\":42\}": "txn" must be a non-empty string$/);
+    expect(skipped[1]).toMatch(/^log record \d+-\d+: no "entry" field$/);
+    expect(skipped[2]).toMatch(/^log record \d+-\d+ "Bearer eyJ…": not valid JSON$/);
+    expect(logged(g.logs, 'redis revocation member skipped').map((l) => l.problem)).toContain('member "not json": not valid JSON');
     expect(await reason(g, await token({ jti: 'good-1' }))).toBe('revoked');
     expect(g.gate.readiness().ready).toBe(true);
   });
