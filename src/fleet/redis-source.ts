@@ -216,6 +216,7 @@ export class RedisRevocationSource implements RevocationSource {
     const askedAt = this.#clock.nowMs();
     const { keys } = this.#o;
     const lineErrors: LineError[] = [];
+    let restoreError: Error | undefined;
     try {
       const [last, members] = (await withDeadline(
         client.multi().addCommand(['XREVRANGE', keys.log, '+', '-', 'COUNT', '1']).addCommand(['ZRANGE', keys.live, '0', '-1']).exec(),
@@ -238,16 +239,11 @@ export class RedisRevocationSource implements RevocationSource {
       const held = this.#index;
       held.prune(cutoff);
       const heldCount = held.size;
-      const missing: RevocationEntry[] = [];
-      for (const e of held.entries()) {
-        if (!index.covers(e)) missing.push(e);
-        index.add(e); // also keeps the later of two exps
-      }
+      const missing = keepHeld(index, held);
       this.#index = index;
       this.#lastId = last[0]?.[0] ?? '0-0';
       this.#seenAdded = undefined;
       this.#lastSyncAt = askedAt;
-      let restoreError: Error | undefined;
       if (missing.length > 0) {
         try {
           await withDeadline(restoreLive(client, keys, missing), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'write back');
@@ -257,13 +253,13 @@ export class RedisRevocationSource implements RevocationSource {
         this.#problem = `redis ${this.name}: ${missing.length} entries this gate holds were missing from Redis at the load of ${new Date(askedAt).toISOString()}; kept${restoreError === undefined ? ' and written back' : `, not written back (${restoreError.message})`}`;
       } else this.#problem = undefined;
       this.#o.events?.resync?.({ source: this.name, result: 'ok', entries: index.size, inRedis, held: heldCount, missing: missing.length, restoreError, durationMs: performance.now() - started, lineErrors });
-      // A connection that failed the write-back cannot be trusted to follow either.
-      if (restoreError !== undefined && !isErrorReply(restoreError)) throw restoreError;
     } catch (caught) {
       const err = plainReply(caught);
       this.#o.events?.resync?.({ source: this.name, result: 'error', entries: this.#index.size, inRedis: 0, held: this.#index.size, missing: 0, durationMs: performance.now() - started, lineErrors, error: err as Error });
       throw err;
     }
+    // The load stands, but a connection that timed out on the write-back cannot be trusted to follow.
+    if (restoreError !== undefined && !isErrorReply(restoreError)) throw restoreError;
     this.#firstSync?.();
     this.#firstSync = undefined;
   }
@@ -293,6 +289,19 @@ export class RedisRevocationSource implements RevocationSource {
     }
     if (records.length > 0) this.#o.events?.applied?.(records.length, this.#clock.nowMs() - streamIdMs(records[records.length - 1]![0]), lineErrors);
   }
+}
+
+/**
+ * Adds to `index` (just loaded from Redis) every entry of `held` (what the gate enforced until
+ * now); returns those `index` did not already cover. Nothing the gate held is dropped by a load.
+ */
+function keepHeld(index: RevocationIndex, held: RevocationIndex): RevocationEntry[] {
+  const missing: RevocationEntry[] = [];
+  for (const e of held.entries()) {
+    if (!index.covers(e)) missing.push(e);
+    index.add(e); // also keeps the later of two exps
+  }
+  return missing;
 }
 
 /**
