@@ -13,10 +13,18 @@
  *   key written before the cert, say) keeps the old context until the next change. The
  *   session-ticket keys are carried over, so clients resume their sessions across a rotation.
  * - Ciphers are Node's defaults (forward-secret AEAD suites first); server order is honoured.
+ * - A handshake gets as long as a request head (`headersTimeout`: limits.headers_timeout, 10 s by
+ *   default), not node's 120 s. Every failed handshake — the timeout included — destroys its socket:
+ *   node does that itself for OpenSSL errors, but not for ERR_TLS_HANDSHAKE_TIMEOUT once node:https
+ *   hands it to a `clientError` listener (the proxy has one), which left the socket open, the drain
+ *   waiting on it, and a late handshake still served.
+ * - Drain: connections still in their handshake have sent no request, like idle keep-alive ones, and
+ *   are ended when the listener closes (node:http's connection list only knows secured ones).
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { ServerOptions } from 'node:http';
+import type { Socket } from 'node:net';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ServerTlsConfig } from '../../config/tls-schema.ts';
@@ -38,9 +46,13 @@ export function secureContextOptions(tls: ServerTlsConfig, key: string): SecureC
   return opts;
 }
 
-function serverTlsOptions(tls: ServerTlsConfig, key: string): TlsOptions {
+/** Node's own default when the listener has no headers timeout to borrow. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+function serverTlsOptions(tls: ServerTlsConfig, key: string, handshakeTimeout: number): TlsOptions {
   return {
     ...secureContextOptions(tls, key),
+    handshakeTimeout,
     requestCert: tls.client_ca_file !== undefined,
     rejectUnauthorized: tls.require_client_cert,
   };
@@ -48,7 +60,10 @@ function serverTlsOptions(tls: ServerTlsConfig, key: string): TlsOptions {
 
 export interface TlsServer {
   readonly server: HttpsServer;
-  /** Stops the file polling; the server itself is closed by its listener. */
+  /**
+   * Stops the file polling and ends the connections still in their handshake; the server itself
+   * (and its secured connections) is closed by its listener, which calls this first.
+   */
   stop(): void;
 }
 
@@ -59,20 +74,25 @@ export interface TlsServer {
 export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig, ctx: { name: string; key: string; metrics?: Metrics; logger: Logger }): TlsServer {
   const { name, key, metrics, logger } = ctx;
   let server: HttpsServer;
+  const handshakeTimeout = httpOptions.headersTimeout !== undefined && httpOptions.headersTimeout > 0 ? httpOptions.headersTimeout : HANDSHAKE_TIMEOUT_MS;
   try {
-    server = createHttpsServer({ ...httpOptions, ...serverTlsOptions(tls, key) });
+    server = createHttpsServer({ ...httpOptions, ...serverTlsOptions(tls, key, handshakeTimeout) });
   } catch (err) {
     if (err instanceof StartupError) throw err;
     throw new StartupError(`${key}: the certificate and key do not load: ${(err as Error).message}`, { cause: err });
   }
   const failures = metrics?.tlsHandshakeFailures.labels(name);
-  // A failed handshake never becomes a request; it is counted, and logged at debug (scanners are noisy).
-  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+  // A failed handshake never becomes a request; it is counted, logged at debug (scanners are noisy)
+  // and its socket destroyed. Prepended: node:https's own listener passes the error on to
+  // `clientError`, which must find the socket already gone rather than answer in plain text.
+  server.prependListener('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    socket.destroy();
     failures?.inc();
     if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err: err.message, code: err.code }, 'TLS handshake failed');
   });
 
-  const stop = reloadOnChange({
+  const handshakes = trackHandshakes(server);
+  const stopReload = reloadOnChange({
     files: [tls.cert_file, tls.key_file, ...(tls.client_ca_file === undefined ? [] : [tls.client_ca_file])],
     intervalMs: tls.reload_interval,
     name,
@@ -80,5 +100,30 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
     logger,
     apply: () => server.setSecureContext({ ...secureContextOptions(tls, key), ticketKeys: server.getTicketKeys() }),
   });
-  return { server, stop };
+  return {
+    server,
+    stop: () => {
+      stopReload();
+      for (const raw of handshakes.values()) raw.destroy();
+    },
+  };
+}
+
+/**
+ * The TCP sockets whose handshake has not completed, by connection 4-tuple: the secured TLS socket
+ * shares its TCP socket's addresses, which is how it leaves the map (public API only; the TLS
+ * socket's link to its TCP socket is internal). Destroying the TCP socket destroys the TLS one.
+ */
+function trackHandshakes(server: HttpsServer): Map<string, Socket> {
+  const open = new Map<string, Socket>();
+  const tuple = (s: Socket): string => `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
+  server.on('connection', (raw: Socket) => {
+    const k = tuple(raw);
+    open.set(k, raw);
+    raw.once('close', () => {
+      if (open.get(k) === raw) open.delete(k);
+    });
+  });
+  server.on('secureConnection', (s: Socket) => open.delete(tuple(s)));
+  return open;
 }
