@@ -19,12 +19,15 @@
  *   `X_HTTP_Method_Override`) is dropped like the header itself: CGI-style backends map `-` and `_`
  *   to the same variable (Puma before 6.4.3, CVE-2024-45614; WSGI servers), so the client's copy
  *   could clobber or shadow jitgate's.
+ * - Client-certificate headers (RFC 9440 `Client-Cert`, XFCC, nginx/Apache/HAProxy/Traefik spellings;
+ *   the exact list in client-cert-headers.ts) are dropped: the identity headers carry the truth.
  * - `X-Original-URL` and `X-Rewrite-URL` are dropped: IIS URL Rewrite, Symfony and Zend route by
  *   them (CVE-2018-14773), which would let a granted path carry a different one to the backend.
  */
 import type { ClientCert } from '../../core/cert-binding.ts';
 import type { Config } from '../../config/schema.ts';
 import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
+import { CLIENT_CERT_HEADERS } from './client-cert-headers.ts';
 import { DROPPED_FORWARDING, OVERWRITTEN_FORWARDING } from './forwarding-headers.ts';
 import { peerHeaderNames, pushPeerHeaders, type PeerHeaderNames } from '../tls/peer-headers.ts';
 
@@ -88,12 +91,10 @@ export function compileHeaderPolicy(config: Config): HeaderPolicy {
   table.set('expect', DROP);
   if (config.headers.method_override === 'strip') for (const h of METHOD_OVERRIDE_HEADERS) table.set(h, DROP);
   for (const h of ROUTING_OVERRIDES) table.set(h, DROP);
-  // The proxies' client-certificate headers (Envoy's XFCC, Traefik's passTLSClientCert) are never
-  // believed from a client and never forged past jitgate (SPEC §11): the backend learns the verified
-  // certificate from the identity headers only.
-  table.set('x-forwarded-client-cert', DROP);
-  table.set('x-forwarded-tls-client-cert', DROP);
-  table.set('x-forwarded-tls-client-cert-info', DROP);
+  // Client-certificate headers (RFC 9440, Envoy's XFCC, Traefik's, nginx/Apache/HAProxy spellings)
+  // are never believed from a client and never forged past jitgate (SPEC §11): the backend learns
+  // the verified certificate from the identity headers only.
+  for (const h of CLIENT_CERT_HEADERS) table.set(h, DROP);
   const owned = new Set([...table.keys(), ...METHOD_OVERRIDE_HEADERS]);
   const prefix = config.headers.prefix.toLowerCase();
   return Object.freeze({ prefix, request: table, owned, peer: peerHeaderNames(prefix) });

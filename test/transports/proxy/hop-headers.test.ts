@@ -27,6 +27,16 @@ function pairs(flat: readonly string[]): [string, string][] {
 }
 
 describe('upstreamHeaders', () => {
+  it('case=drops client-certificate headers (RFC 9440, nginx/Apache/HAProxy/Traefik spellings) on a plain listener too', () => {
+    const raw = ['Host', 'h', 'Client-Cert', ':AAAA:', 'Client-Cert-Chain', ':AAAA:', 'X-SSL-Client-Verify', 'SUCCESS', 'X-SSL-Client-S-DN', 'CN=admin', 'X-SSL-Client-Cert', 'x', 'X-Client-Cert', 'x', 'X-Client-Verify', 'SUCCESS', 'X-Client-DN', 'CN=admin', 'ssl-client-cert', 'x', 'SSL_CLIENT_CERT', 'x', 'X-Forwarded-Tls-Client-Cert-Info', 'x', 'Accept', '*/*'];
+    const head = upstreamHeaders(raw, policy(), null, '10.0.0.9');
+    expect(pairs(head.headers).slice(0, 2)).toEqual([
+      ['Host', 'h'],
+      ['Accept', '*/*'],
+    ]);
+    expect(head.headers.filter((_, i) => i % 2 === 0).map((h) => h.toLowerCase())).toEqual(['host', 'accept', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip']);
+  });
+
   it('case=keeps ordinary headers in order and spelling; appends identity and X-Forwarded-*', () => {
     const head = upstreamHeaders(['Host', 'orders.internal', 'Accept', '*/*', 'X-Request-Id', 'r1'], policy(), IDENTITY, '10.0.0.9');
     expect(pairs(head.headers)).toEqual([

@@ -184,6 +184,38 @@ describe('forged x-forwarded-client-cert on the proxy listener', () => {
   });
 });
 
+describe('client-written client-certificate headers (RFC 9440 and the proxies\' spellings)', () => {
+  // Named here, not imported: dropping a name from the source list must fail this test.
+  const FORGED = [
+    'Client-Cert', 'Client-Cert-Chain', 'X-SSL-Client-Verify', 'X-SSL-Client-S-DN', 'X-SSL-Client-I-DN', 'X-SSL-Client-Cert',
+    'X-SSL-Client-Fingerprint', 'X-SSL-Client-Serial', 'X-SSL-Client-DN', 'X-SSL-Client-CN', 'X-SSL-Cert', 'X-Client-Cert',
+    'X-Client-Verify', 'X-Client-DN', 'ssl-client-cert', 'SSL_CLIENT_CERT', 'SSL_CLIENT_VERIFY', 'SSL_CLIENT_S_DN',
+    'X-Amzn-Mtls-Clientcert', 'X-ARR-ClientCert',
+  ];
+
+  it('never reach the backend over an mTLS connection; the identity headers carry the verified certificate', async () => {
+    const token = await gate.token();
+    const before = upstream.requests.length;
+    const forged = `:${Buffer.from(readFileSync(pki.workloadB.cert)).toString('base64')}:`;
+    const r = await call(gate, token, { client: pki.workloadA, headers: Object.fromEntries(FORGED.map((h) => [h, h.toLowerCase().includes('verify') ? 'SUCCESS' : forged])) });
+    expect(r.status).toBe(200);
+    const got = upstream.requests[before]!;
+    const names = new Set(got.rawHeaders.filter((_, i) => i % 2 === 0).map((h) => h.toLowerCase()));
+    expect(FORGED.filter((h) => names.has(h.toLowerCase()))).toEqual([]);
+    expect(got.headers['x-jit-client-cert-sha256']).toBe(pki.workloadA.x5t);
+    expect(got.headers['x-jit-spiffe-id']).toBe(SPIFFE_A);
+  });
+
+  it('never reach the backend from a connection without a certificate either', async () => {
+    const token = await gate.token();
+    const before = upstream.requests.length;
+    const r = await call(gate, token, { headers: { 'Client-Cert': ':AAAA:', 'X-SSL-Client-Verify': 'SUCCESS', 'X-SSL-Client-S-DN': 'CN=admin' } });
+    expect(r.status).toBe(200);
+    const got = upstream.requests[before]!;
+    expect([got.headers['client-cert'], got.headers['x-ssl-client-verify'], got.headers['x-ssl-client-s-dn'], got.headers['x-jit-client-cert-sha256']]).toEqual([undefined, undefined, undefined, undefined]);
+  });
+});
+
 describe('require_client_cert: true', () => {
   const handshakeFails = async (opts: Partial<TlsCallOptions>) => {
     const before = upstream.requests.length;
