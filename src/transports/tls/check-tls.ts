@@ -1,6 +1,7 @@
 /**
  * The TLS blocks as `jitgate check-config` checks them (SPEC §11): every file readable and each
- * certificate loadable with its key — what `serve` would find at start — without opening a socket.
+ * certificate loadable with its key, each CA file holding certificates (ca-bundle.ts) — what `serve`
+ * would find at start — without opening a socket.
  */
 import { createSecureContext } from 'node:tls';
 import type { Config } from '../../config/schema.ts';

@@ -30,9 +30,13 @@ import type { Logger } from 'pino';
 import type { ServerTlsConfig } from '../../config/tls-schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import { caBundleProblem } from './ca-bundle.ts';
 import { reloadOnChange } from './file-reload.ts';
 
-/** Reads the files of a TLS block into context options; throws naming `key` (e.g. `listen.tls`). */
+/**
+ * Reads the files of a TLS block into context options; throws naming `key` (e.g. `listen.tls`),
+ * also for a client CA file that holds no certificate (ca-bundle.ts).
+ */
 export function secureContextOptions(tls: ServerTlsConfig, key: string): SecureContextOptions {
   const read = (field: 'cert_file' | 'key_file' | 'client_ca_file', path: string): Buffer => {
     try {
@@ -42,7 +46,12 @@ export function secureContextOptions(tls: ServerTlsConfig, key: string): SecureC
     }
   };
   const opts: SecureContextOptions = { cert: read('cert_file', tls.cert_file), key: read('key_file', tls.key_file), minVersion: 'TLSv1.2', honorCipherOrder: true };
-  if (tls.client_ca_file !== undefined) opts.ca = read('client_ca_file', tls.client_ca_file);
+  if (tls.client_ca_file !== undefined) {
+    const ca = read('client_ca_file', tls.client_ca_file);
+    const problem = caBundleProblem(ca);
+    if (problem !== undefined) throw new StartupError(`${key}.client_ca_file: ${tls.client_ca_file} ${problem}`);
+    opts.ca = ca;
+  }
   return opts;
 }
 

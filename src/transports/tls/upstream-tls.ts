@@ -8,7 +8,8 @@
  * certificate for the backend may be an SVID that rotates hourly. A change builds a new connector,
  * so new connections present the new certificate and resume no session made with the old one;
  * pooled connections keep theirs until they close (`upstream.keep_alive_timeout`). A set of files
- * that does not load keeps the previous connector.
+ * that does not load — a CA file without a certificate included (ca-bundle.ts) — keeps the
+ * previous connector.
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
@@ -17,6 +18,7 @@ import { buildConnector } from 'undici';
 import type { Config } from '../../config/schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import { caBundleProblem } from './ca-bundle.ts';
 import { reloadOnChange } from './file-reload.ts';
 
 /** OpenSSL/Node verification failures: the backend answered, but is not who it must be. */
@@ -58,6 +60,8 @@ export function upstreamConnectOptions(config: Config): buildConnector.BuildOpti
   };
   const opts: buildConnector.BuildOptions = { rejectUnauthorized: true, minVersion: 'TLSv1.2' };
   const ca = read('ca_file', tls?.ca_file);
+  const problem = ca === undefined ? undefined : caBundleProblem(ca);
+  if (problem !== undefined) throw new StartupError(`upstream.tls.ca_file: ${tls!.ca_file!} ${problem}`);
   const cert = read('cert_file', tls?.cert_file);
   const key = read('key_file', tls?.key_file);
   if (ca !== undefined) opts.ca = ca;

@@ -1,0 +1,151 @@
+/**
+ * CA bundles that hold no certificate (SPEC §11; client_ca_file, upstream.tls.ca_file): empty,
+ * garbage, a key, a corrupt certificate. Node would take them and fail every handshake; jitgate
+ * refuses them at startup and in check-config naming the key, and on a reload keeps the previous
+ * bundle in service, warns and counts result="error".
+ */
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePki, type Pki } from '../../fixtures/pki.ts';
+import { validateConfig } from '../../../src/config/load.ts';
+import { startJitgate } from '../../../src/runtime.ts';
+import { caBundleProblem } from '../../../src/transports/tls/ca-bundle.ts';
+import { startGateInProcess, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
+import { tlsCall } from './helpers.ts';
+
+let pki: Pki;
+const dirs: string[] = [];
+const gates: InProcessGate[] = [];
+let backend: Server | undefined;
+
+beforeAll(async () => {
+  pki = await makePki();
+});
+afterAll(async () => {
+  await Promise.all(gates.map((g) => g.close()));
+  backend?.closeAllConnections();
+  await new Promise((r) => (backend === undefined ? r(undefined) : backend.close(r)));
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  await pki?.remove();
+});
+
+const CORRUPT = '-----BEGIN CERTIFICATE-----\nTUlJQm9uZXNlbnNl\n-----END CERTIFICATE-----\n';
+/** name → file contents that are not a CA bundle */
+const BAD: [string, () => string][] = [
+  ['empty', () => ''],
+  ['garbage', () => 'not a certificate at all\n'],
+  ['a private key', () => readFileSync(pki.ca.key, 'utf8')],
+  ['a corrupt certificate block', () => CORRUPT],
+  ['a good certificate then a key', () => readFileSync(pki.ca.cert, 'utf8') + readFileSync(pki.ca.key, 'utf8')],
+  ['a certificate block that does not end', () => readFileSync(pki.ca.cert, 'utf8').replace('-----END CERTIFICATE-----', '')],
+];
+
+async function badFile(name: string, text: string): Promise<string> {
+  const f = join(pki.dir, `bad-ca-${name.replace(/\W+/g, '-')}.pem`);
+  await writeFile(f, text);
+  return f;
+}
+
+async function startupError(url: string, patch: (c: Record<string, any>) => void): Promise<Error> {
+  const { dir, file, raw } = await writeGateConfig(url, patch);
+  dirs.push(dir);
+  try {
+    const running = await startJitgate(validateConfig(raw, file), file, { defaultMetrics: false });
+    await running.close(0);
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected startup to fail');
+}
+
+async function until(probe: () => Promise<boolean>, ms = 5_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  let last = await probe();
+  while (!last && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+    last = await probe();
+  }
+  return last;
+}
+
+describe('caBundleProblem', () => {
+  it.each(BAD)('refuses %s', (_name, text) => {
+    expect(caBundleProblem(Buffer.from(text()))).toBeTypeOf('string');
+  });
+
+  it('accepts certificates with text between them (bundle comments)', async () => {
+    const two = `# workloads\n${await readFile(pki.ca.cert, 'utf8')}\nsubject=CN = backend CA\n${await readFile(pki.backendCa.cert, 'utf8')}`;
+    expect(caBundleProblem(Buffer.from(two))).toBeUndefined();
+  });
+});
+
+describe('at startup', () => {
+  it.each(BAD)('listen.tls.client_ca_file holding %s stops startup naming the key', async (name, text) => {
+    const f = await badFile(name, text());
+    const err = await startupError('http://127.0.0.1:9', (c) => (c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: f }));
+    expect(err.message).toMatch(/^listen\.tls\.client_ca_file: .* (holds|certificate 1 does not parse)/);
+  });
+
+  it('upstream.tls.ca_file and admin.tls.client_ca_file holding garbage stop startup naming the key', async () => {
+    const f = await badFile('garbage', 'garbage\n');
+    expect((await startupError('https://127.0.0.1:9', (c) => (c.upstream.tls = { ca_file: f }))).message).toMatch(/^upstream\.tls\.ca_file: .* holds no PEM certificate/);
+    expect((await startupError('http://127.0.0.1:9', (c) => (c.admin.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: f }))).message).toMatch(/^admin\.tls\.client_ca_file: .* holds no PEM certificate/);
+  });
+
+  it('check-config names every such bundle', async () => {
+    const { checkConfig } = await import('../../../src/cli/check-config.ts');
+    const empty = await badFile('empty', '');
+    const { dir, file, raw } = await writeGateConfig('https://127.0.0.1:9', (c) => {
+      c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: empty };
+      c.upstream.tls = { ca_file: empty };
+    });
+    dirs.push(dir);
+    const err = await checkConfig(validateConfig(raw, file), file).then(() => undefined, (e: Error) => e);
+    expect(String(err)).toMatch(/listen\.tls\.client_ca_file: .* holds no PEM certificate/);
+    expect(String(err)).toMatch(/upstream\.tls\.ca_file: .* holds no PEM certificate/);
+  });
+});
+
+describe('on reload', () => {
+  const reloads = async (g: InProcessGate, listener: string, result: 'ok' | 'error') =>
+    new RegExp(`jitgate_tls_reloads_total\\{listener="${listener}",result="${result}"\\} [1-9]`).test(await g.running.metrics.metrics());
+
+  it('a client CA file rewritten as garbage keeps the previous bundle: clients are still verified, result="error", a warning', async () => {
+    const caFile = join(pki.dir, 'live-clients-ca.pem');
+    await copyFile(pki.ca.cert, caFile);
+    const g = await startGateInProcess('http://127.0.0.1:9', (c) => (c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: caFile, require_client_cert: true, reload_interval: '50ms' }));
+    gates.push(g);
+    dirs.push(g.dir);
+    const port = g.running.listeners.proxy.port;
+    expect((await tlsCall(port, '/orders/42', { ca: pki.ca, client: pki.workloadA })).reason).toBe('missing_token');
+    await writeFile(caFile, 'garbage\n');
+    expect(await until(() => reloads(g, 'proxy', 'error'))).toBe(true);
+    expect(await reloads(g, 'proxy', 'ok')).toBe(false);
+    expect(g.logs.some((l) => l.level === 'warn' && /do not load/.test(String(l.msg)) && /client_ca_file/.test(String(l.err)))).toBe(true);
+    expect((await tlsCall(port, '/orders/42', { ca: pki.ca, client: pki.workloadA })).reason).toBe('missing_token');
+  });
+
+  it('an upstream CA file rewritten as empty keeps the previous connector: requests still reach the backend', async () => {
+    backend = createServer({ cert: readFileSync(pki.backend.cert), key: readFileSync(pki.backend.key) }, (_req, res) => res.end('backend ok'));
+    await new Promise<void>((r) => backend!.listen(0, '127.0.0.1', r));
+    const caFile = join(pki.dir, 'live-backend-ca.pem');
+    await copyFile(pki.backendCa.cert, caFile);
+    const g = await startGateInProcess(`https://127.0.0.1:${(backend.address() as AddressInfo).port}`, (c) => (c.upstream.tls = { ca_file: caFile, reload_interval: '50ms' }));
+    gates.push(g);
+    dirs.push(g.dir);
+    const get = async () => {
+      backend!.closeAllConnections();
+      const res = await fetch(`${g.url}/orders/42`, { headers: { authorization: `Bearer ${await g.token()}` } });
+      return res.status;
+    };
+    expect(await get()).toBe(200);
+    await writeFile(caFile, '');
+    expect(await until(() => reloads(g, 'upstream', 'error'))).toBe(true);
+    expect(await reloads(g, 'upstream', 'ok')).toBe(false);
+    expect(await get()).toBe(200);
+  });
+});
