@@ -33,12 +33,23 @@ function certOfSocket(s: TLSSocket): ClientCert | null {
   return x === undefined ? null : fromX509(x);
 }
 
-/** SPIFFE IDs are at most 2048 bytes and become a header value: visible ASCII only. */
-const SPIFFE_ID = /^spiffe:\/\/[\x21-\x7e]{1,2039}$/;
+/**
+ * A SPIFFE ID as the SPIFFE-ID spec (§2) defines it, which is also what go-spiffe's parser accepts:
+ * `spiffe://` in lower case; a trust domain of [a-z0-9._-] only (no upper case, port or userinfo);
+ * a workload path of one or more `/segment`, each [A-Za-z0-9._-], neither `.` nor `..`; no trailing
+ * slash, query, fragment or percent-encoding; at most 2048 bytes. So it is one canonical string,
+ * and a header value as it stands.
+ */
+const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]+(?:\/[A-Za-z0-9._-]+)+$/;
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 
-/** A SPIFFE ID as a header can carry it, or undefined. */
+/**
+ * The SPIFFE ID a URI is, or undefined when it is not a valid one: a URI SAN like `spiffe://Prod/x`
+ * names no workload (SPIFFE X509-SVID §2), so it is never compared with `sub` nor forwarded.
+ */
 export function spiffeIdFrom(uri: string | undefined): string | undefined {
-  return uri !== undefined && SPIFFE_ID.test(uri) ? uri : undefined;
+  if (uri === undefined || uri.length > 2048 || !SPIFFE_ID.test(uri) || DOT_SEGMENT.test(uri)) return undefined;
+  return uri;
 }
 
 export function fromX509(x: X509Certificate): ClientCert {

@@ -3,7 +3,7 @@
  * same prefix as the others (SPEC §4) and stripped from inbound requests the same way:
  *   `<prefix>client-cert-sha256`  the verified client certificate's thumbprint, base64url SHA-256
  *                                 of the DER (the `x5t#S256` form, RFC 8705 §3.1)
- *   `<prefix>spiffe-id`           its spiffe:// URI SAN, when it has exactly one
+ *   `<prefix>spiffe-id`           its URI SAN, when it has exactly one and it is a valid SPIFFE ID
  * They are set per request (one token may arrive over several connections), so they are not part
  * of the token's cached identity list.
  */
