@@ -2,7 +2,7 @@
  * Certificates → the core's ClientCert (SPEC §11), from the three places one can come from:
  * - a TLS socket of jitgate's own listener: only a certificate the handshake *verified* counts
  *   (`socket.authorized`); a presented-but-unverified one (require_client_cert: false) is no
- *   certificate at all. Read once per socket and kept on it, so a keep-alive connection's requests
+ *   certificate at all, and so is a CA certificate (workloadCert). Read once per socket and kept on it, so a keep-alive connection's requests
  *   cost a property read, no hashing;
  * - a PEM (Envoy's `source.certificate`, XFCC `Cert=`): parsed by node:crypto, memoized by text,
  *   because Envoy sends the same certificate for every request of a connection.
@@ -30,7 +30,16 @@ export function clientCertOf(socket: Socket): ClientCert | undefined {
 
 function certOfSocket(s: TLSSocket): ClientCert | null {
   const x = s.getPeerX509Certificate();
-  return x === undefined ? null : fromX509(x);
+  return x === undefined ? null : workloadCert(x);
+}
+
+/**
+ * A certificate as a client identity, or null for a CA certificate (basicConstraints cA=true):
+ * an X509-SVID leaf must not be one (SPIFFE X509-SVID §4.1), and OpenSSL's chain check does not
+ * refuse it, so a CA's certificate — able to mint any workload's — never names a workload here.
+ */
+export function workloadCert(x: X509Certificate): ClientCert | null {
+  return x.ca ? null : fromX509(x);
 }
 
 /**
@@ -109,7 +118,7 @@ function remember(memo: Map<string, ClientCert | null>, key: string, cert: Clien
   return cert;
 }
 
-/** A PEM certificate (one, or a chain whose first is the leaf) → ClientCert, or null when it is not one. */
+/** A PEM certificate (one, or a chain whose first is the leaf) → ClientCert, or null when it is not one or is a CA's. */
 export function fromPem(pem: string): ClientCert | null {
   const known = pemMemo.get(pem);
   if (known !== undefined) return known;
@@ -117,7 +126,7 @@ export function fromPem(pem: string): ClientCert | null {
   try {
     // Only the first certificate counts: the leaf is what a token binds to (RFC 8705 §3.1).
     const begin = pem.indexOf('-----BEGIN CERTIFICATE-----');
-    cert = begin === -1 ? null : fromX509(new X509Certificate(pem.slice(begin)));
+    cert = begin === -1 ? null : workloadCert(new X509Certificate(pem.slice(begin)));
   } catch {
     cert = null;
   }

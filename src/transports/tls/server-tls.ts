@@ -7,6 +7,8 @@
  *   read from that connection, so it never reaches a decision.
  * - `require_client_cert: false` → the certificate is requested but optional; one that does not
  *   verify leaves `socket.authorized` false and counts as no certificate (client-cert.ts).
+ * - A CA certificate (cA=true) verifies but is no client identity (client-cert.ts): with
+ *   `require_client_cert: true` its connection is closed after the handshake, before any request.
  * - Rotation without restart (SPIFFE SVIDs rotate hourly): the three files are polled
  *   (file-reload.ts) and, on a change, a new secure context is swapped in with setSecureContext.
  *   New handshakes use it; established connections keep theirs. A pair that does not load (the
@@ -25,12 +27,13 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
-import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import type { SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ServerTlsConfig } from '../../config/tls-schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { caBundleProblem } from './ca-bundle.ts';
+import { clientCertOf } from './client-cert.ts';
 import { reloadOnChange } from './file-reload.ts';
 
 /**
@@ -100,6 +103,17 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
     if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err: err.message, code: err.code }, 'TLS handshake failed');
   });
 
+  // require_client_cert promises that no request is read from a connection without a client
+  // identity; the handshake accepts a CA certificate (cA=true), which is none (client-cert.ts), so
+  // such a connection is cut here, before node:http's listener, and counted as a failed handshake.
+  if (tls.require_client_cert) {
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      if (clientCertOf(socket) !== undefined) return;
+      socket.destroy();
+      failures?.inc();
+      if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err: 'the client certificate is a CA certificate' }, 'TLS handshake failed');
+    });
+  }
   const handshakes = trackHandshakes(server);
   const stopReload = reloadOnChange({
     files: [tls.cert_file, tls.key_file, ...(tls.client_ca_file === undefined ? [] : [tls.client_ca_file])],

@@ -18,13 +18,14 @@
  * so several lines are not Traefik's and are refused.
  *
  * Anything that does not parse — an XFCC element with neither Hash nor Cert, a bad hash, a bad
- * certificate, a Traefik body that is not base64 DER — and both headers at once are `malformed`: a
+ * certificate, a Traefik body that is not base64 DER — a CA certificate as the client's (cA=true:
+ * no workload's), and both headers at once are `malformed`: a
  * trusted proxy sending garbage is refused (400 client_cert_malformed), never read as "no
  * certificate".
  */
 import { X509Certificate } from 'node:crypto';
 import type { ClientCert } from '../../core/cert-binding.ts';
-import { fromUrlEncodedPem, fromX509, spiffeIdFrom } from './client-cert.ts';
+import { fromUrlEncodedPem, spiffeIdFrom, workloadCert } from './client-cert.ts';
 
 export type XfccResult = ClientCert | 'malformed';
 
@@ -159,7 +160,9 @@ function parseTraefik(value: string): XfccResult {
     // Only the leaf is read (RFC 8705 §3.1 binds to it); the chain after it only has to be base64.
     if (leaf !== undefined) continue;
     try {
-      leaf = fromX509(new X509Certificate(Buffer.from(body, 'base64')));
+      const c = workloadCert(new X509Certificate(Buffer.from(body, 'base64')));
+      if (c === null) return 'malformed'; // a CA certificate names no workload
+      leaf = c;
     } catch {
       return 'malformed';
     }
