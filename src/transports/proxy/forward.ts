@@ -20,6 +20,7 @@ import { StartupError } from '../../errors.ts';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts';
 import type { TraceHandle } from '../../observability/trace-hooks.ts';
 import { render } from '../respond.ts';
+import { tlsAlertOf } from '../tls/upstream-alerts.ts';
 import { TLS_ERROR_CODES, upstreamConnector } from '../tls/upstream-tls.ts';
 import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
 import { watchBody } from './body-watchdog.ts';
@@ -42,7 +43,9 @@ export function errorKind(err: Error): UpstreamErrorKind {
   if (typeof code !== 'string') return 'other';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (CONNECT_CODES.has(code)) return 'connect';
-  if (RESET_CODES.has(code)) return 'reset';
+  // A TLS 1.3 backend's alert after the handshake (it refused jitgate's certificate) reaches undici
+  // as "other side closed"; the socket told the truth (upstream-alerts.ts).
+  if (RESET_CODES.has(code)) return code === 'UND_ERR_SOCKET' && tlsAlertOf(err) !== undefined ? 'tls' : 'reset';
   if (TLS_ERROR_CODES.has(code)) return 'tls';
   return 'other';
 }
@@ -216,7 +219,7 @@ export class Forwarder {
     const kind = this.#countError(err);
     const end: UpstreamReason = kind === 'timeout' ? 'upstream_timeout' : kind === 'tls' ? 'upstream_tls' : 'upstream_unreachable';
     this.#metrics.recordReason('proxy', end);
-    this.#logger.warn({ err: err.message, code: (err as { code?: unknown }).code, after_head: afterHead }, 'upstream request failed');
+    this.#logger.warn({ err: err.message, code: (kind === 'tls' ? tlsAlertOf(err) : undefined) ?? (err as { code?: unknown }).code, after_head: afterHead }, 'upstream request failed');
     return end;
   }
 

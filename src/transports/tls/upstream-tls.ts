@@ -20,6 +20,7 @@ import { StartupError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { caBundleProblem } from './ca-bundle.ts';
 import { reloadOnChange } from './file-reload.ts';
+import { watchTlsAlerts } from './upstream-alerts.ts';
 
 /** OpenSSL/Node verification failures: the backend answered, but is not who it must be. */
 export const TLS_ERROR_CODES: ReadonlySet<string> = new Set([
@@ -39,6 +40,13 @@ export const TLS_ERROR_CODES: ReadonlySet<string> = new Set([
   'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
   'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
   'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  // What a TLS 1.2 backend answers when jitgate's certificate is missing or refused (OpenSSL 3's spelling, then 1.1's).
+  'ERR_SSL_SSL/TLS_ALERT_HANDSHAKE_FAILURE',
+  'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+  'ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
+  'ERR_SSL_SSL/TLS_ALERT_BAD_CERTIFICATE',
 ]);
 
 /** undici `connect` options for the upstream Pool; undefined for a plain http:// upstream. */
@@ -105,7 +113,7 @@ export function upstreamConnector(config: Config, ctx: { readonly metrics?: Metr
   let current = build();
   const tls = config.upstream.tls;
   const files = [tls?.ca_file, tls?.cert_file, tls?.key_file].filter((f): f is string => f !== undefined);
-  if (tls === undefined || files.length === 0) return { connect: current, stop: () => undefined };
+  if (tls === undefined || files.length === 0) return { connect: watched(current), stop: () => undefined };
   const stop = reloadOnChange({
     files,
     intervalMs: tls.reload_interval,
@@ -116,5 +124,15 @@ export function upstreamConnector(config: Config, ctx: { readonly metrics?: Metr
       current = build();
     },
   });
-  return { connect: (options, callback) => current(options, callback), stop };
+  return { connect: watched((options, callback) => current(options, callback)), stop };
+}
+
+/** The connector, with each socket it makes watched for a backend's TLS alert (upstream-alerts.ts). */
+function watched(connect: buildConnector.connector): buildConnector.connector {
+  const isTls = (code: string): boolean => TLS_ERROR_CODES.has(code);
+  return (options, callback) =>
+    connect(options, (err, socket) => {
+      if (err === null && socket !== null && socket !== undefined) watchTlsAlerts(socket, isTls);
+      callback(err, socket as never);
+    });
 }
