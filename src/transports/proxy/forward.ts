@@ -7,7 +7,8 @@
  * body is `req` itself, which undici pipes with its own backpressure. Nothing is buffered whole.
  *
  * Failures (SPEC §3): before the response head, connect/reset errors answer 502
- * `upstream_unreachable`, a TLS handshake that fails verification (SPEC §11) 502 `upstream_tls`
+ * `upstream_unreachable`, a TLS handshake that fails verification or a backend's TLS alert refusing
+ * jitgate's certificate (SPEC §11; upstream-alerts.ts) 502 `upstream_tls`
  * and timeouts 504 `upstream_timeout`; after it, the only honest signal
  * left is to cut the client connection. A client that goes away aborts the upstream request.
  */
