@@ -58,7 +58,7 @@ export function secureContextOptions(tls: ServerTlsConfig, key: string): SecureC
   return opts;
 }
 
-/** Node's own default when the listener has no headers timeout to borrow. */
+/** When the listener has no headers timeout to borrow: limits.headers_timeout's default (node's is 120 s). */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 function serverTlsOptions(tls: ServerTlsConfig, key: string, handshakeTimeout: number): TlsOptions {
