@@ -211,6 +211,11 @@ export const configSchema = z.strictObject({
       keep_alive_timeout: duration('5s').default(5_000),
       /** true only when the backend is known not to trim, best-fit or re-parse decoded segments (docs/hardening-edges.md). */
       allow_dot_like_segments: z.boolean().default(false),
+      /**
+       * Client connections each traffic listener (proxy, ext_authz HTTP) holds at once; one more is closed at accept
+       * (HAProxy maxconn). 0: no cap beyond the process's file descriptors.
+       */
+      max_connections: z.number().int().min(0).default(0),
       /** Request body idle timeout: no body byte for this long → 408 (nginx client_body_timeout). */
       body_timeout: duration('60s').default(60_000),
       /** Requests one client connection may have unanswered (pipelined); beyond → 429 and close. */
@@ -225,6 +230,7 @@ export const configSchema = z.strictObject({
       request_timeout: 300_000,
       keep_alive_timeout: 5_000,
       allow_dot_like_segments: false,
+      max_connections: 0,
       body_timeout: 60_000,
       max_inflight_per_connection: 32,
       max_inflight_per_token: 64,

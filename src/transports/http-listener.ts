@@ -28,6 +28,17 @@ export function clientServerOptions(limits: Config['limits']): ServerOptions {
   };
 }
 
+/**
+ * limits.max_connections on a traffic listener: past it node closes each new connection as it is
+ * accepted, before a byte is read, so idle or half-open clients cannot hold every descriptor of the
+ * process (HAProxy maxconn). `onDrop` counts each one. 0 leaves the listener uncapped.
+ */
+export function capConnections(server: Server | HttpsServer, max: number, onDrop: () => void): void {
+  if (max <= 0) return;
+  server.maxConnections = max;
+  server.on('drop', onDrop);
+}
+
 export interface HttpListener extends Listener {
   /** True once close() was called: handlers should answer with `Connection: close`. */
   readonly draining: boolean;

@@ -15,7 +15,7 @@ import { deny, type Allow, type Decision } from '../../core/decision.ts';
 import type { Listener, TransportContext } from '../context.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
 import { refuseEarly } from '../early-refusal.ts';
-import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
+import { capConnections, clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { renderDecision, renderWithoutServerError, type Rendered } from '../respond.ts';
 import { countMerged } from './check-request.ts';
 import { forwardedInput } from './forward-auth.ts';
@@ -153,6 +153,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   });
   // Envoy keeps connections to its authorization cluster open: each request is judged on its own.
   server.maxRequestsPerSocket = 0;
+  capConnections(server, ctx.config.limits.max_connections, () => ctx.metrics.limitRefusals.labels('connections').inc());
   // Refused by node:http before the handler: counted always, audited when a request line arrived.
   refuseEarly(server, ctx, 'ext_authz_http');
 

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { refuseEarly } from '../early-refusal.ts';
 import { createTlsServer } from '../tls/server-tls.ts';
 import type { TransportContext } from '../context.ts';
-import { clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
+import { capConnections, clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { render } from '../respond.ts';
 import { ConnectionLanes } from './connection-lane.ts';
 import { Forwarder } from './forward.ts';
@@ -31,6 +31,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   const server = tls?.server ?? createServer(clientServerOptions(config.limits));
   // A keep-alive client may send any number of requests; each is judged on its own.
   server.maxRequestsPerSocket = 0;
+  capConnections(server, config.limits.max_connections, () => ctx.metrics.limitRefusals.labels('connections').inc());
 
   let listener: HttpListener | undefined;
   // Pipelined requests are forwarded one at a time per connection (connection-lane.ts).
