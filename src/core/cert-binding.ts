@@ -4,6 +4,7 @@
  * listener) or that a trusted proxy reported (Envoy's XFCC / `source.certificate`), already
  * reduced to a thumbprint string, so a cached token's check is two string comparisons.
  */
+import { canonicalBase64url } from './base64url.ts';
 import type { DenyReason } from './decision.ts';
 import type { VerifiedToken } from './verified-token.ts';
 import type { ClientCert } from './client-cert.ts';
@@ -22,9 +23,7 @@ export interface CertRules {
  * gives the same text), so that comparing strings is comparing thumbprints.
  */
 export function isThumbprint(v: unknown): v is string {
-  if (typeof v !== 'string' || v.length !== 43 || !/^[A-Za-z0-9_-]{43}$/.test(v)) return false;
-  const bytes = Buffer.from(v, 'base64url');
-  return bytes.length === 32 && bytes.toString('base64url') === v;
+  return typeof v === 'string' && v.length === 43 && canonicalBase64url(v)?.length === 32;
 }
 
 /**

@@ -4,6 +4,7 @@
  * from the least significant bit of byte 0. Pure functions: no I/O, no clock.
  */
 import { inflateSync } from 'node:zlib';
+import { canonicalBase64url } from '../core/base64url.ts';
 
 export type StatusBits = 1 | 2 | 4 | 8;
 
@@ -18,9 +19,6 @@ export function isStatusBits(v: unknown): v is StatusBits {
   return v === 1 || v === 2 || v === 4 || v === 8;
 }
 
-/** base64url without padding (RFC 4648 §5, as JWS uses it): nothing else is accepted. */
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
-
 export type LstFailure = 'status_list_encoding' | 'status_list_too_large';
 
 /**
@@ -33,10 +31,8 @@ export type LstFailure = 'status_list_encoding' | 'status_list_too_large';
  * another inflater might read on.
  */
 export function decodeLst(lst: string, maxBytes: number): Uint8Array | LstFailure {
-  if (lst.length === 0 || !BASE64URL.test(lst) || lst.length % 4 === 1) return 'status_list_encoding';
-  const compressed = Buffer.from(lst, 'base64url');
-  // Node ignores non-zero trailing bits; re-encoding gives the one canonical spelling of these bytes.
-  if (compressed.toString('base64url') !== lst) return 'status_list_encoding';
+  const compressed = lst.length === 0 ? undefined : canonicalBase64url(lst);
+  if (compressed === undefined) return 'status_list_encoding';
   try {
     // maxOutputLength stops inflation as soon as the output would pass the bound (ERR_BUFFER_TOO_LARGE).
     const { buffer, engine } = inflateSync(compressed, { maxOutputLength: maxBytes, info: true }) as unknown as InflateInfo;
