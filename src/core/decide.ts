@@ -38,8 +38,8 @@ export interface SharedDpopState {
   readonly replay: ReplayGuard;
 }
 
-/** RFC 9110 token characters, for methods that arrive through ext_authz unchecked by a parser. */
-function isMethodToken(m: string): boolean {
+/** 1–32 RFC 9110 token characters, for methods that arrive through ext_authz unchecked by a parser (and early-refusal.ts). */
+export function isMethodToken(m: string): boolean {
   if (m.length === 0 || m.length > 32) return false;
   for (let i = 0; i < m.length; i++) {
     const c = m.charCodeAt(i);

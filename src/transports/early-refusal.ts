@@ -18,13 +18,12 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { answerClientError, answerConnect } from './client-error.ts';
+import { isMethodToken } from '../core/decide.ts';
 import { deny, type DenyReason } from '../core/decision.ts';
 import { REASONS } from '../core/reasons.ts';
 import type { Transport } from '../observability/metrics.ts';
 import type { TransportContext } from './context.ts';
 
-/** The longest method written to the audit line; longer is not a method a client means. */
-const MAX_METHOD = 32;
 /** How far into the refused bytes a request line is looked for (node's own default head limit). */
 const MAX_LINE = 16 * 1024;
 
@@ -35,33 +34,22 @@ const MAX_LINE = 16 * 1024;
 export function requestLineMethod(packet: unknown): string | undefined {
   if (!Buffer.isBuffer(packet)) return undefined;
   const end = Math.min(packet.length, MAX_LINE);
-  let sp = -1;
-  for (let i = 0; i < end; i++) {
-    const c = packet[i]!;
-    if (c === 0x20) {
-      sp = i;
-      break;
-    }
-    if (i >= MAX_METHOD || !isTchar(c)) return undefined;
-  }
-  if (sp <= 0) return undefined;
+  // The method is 1–32 token characters (the decision core's own rule) ending at the first space.
+  const sp = packet.indexOf(0x20);
+  if (sp <= 0 || sp >= end) return undefined;
+  const method = packet.toString('latin1', 0, sp);
+  if (!isMethodToken(method)) return undefined;
   const eol = packet.indexOf(0x0a, sp);
   if (eol === -1 || eol >= end) return undefined;
   const lineEnd = packet[eol - 1] === 0x0d ? eol - 1 : eol;
   // ` HTTP/d.d` closes a request line, with a target between it and the method.
   const v = lineEnd - 9;
   if (v <= sp + 1 || packet.toString('latin1', v, v + 6) !== ' HTTP/' || !isDigit(packet[v + 6]!) || packet[v + 7] !== 0x2e || !isDigit(packet[v + 8]!)) return undefined;
-  return packet.toString('latin1', 0, sp);
+  return method;
 }
 
 function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;
-}
-
-/** RFC 9110 tchar. */
-function isTchar(c: number): boolean {
-  if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) return true;
-  return c < 0x80 && "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c));
 }
 
 /** The audit line for a refusal node:http made; never throws (the answer is already on the wire). */
