@@ -13,21 +13,8 @@ import type { RedisClient } from './redis-link.ts';
 const CHUNK = 2_000;
 
 /** Resolves with the live set's size after the write (ZCARD in the last transaction). */
-export async function writeEntries(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[]): Promise<number> {
-  let size = 0;
-  for (let i = 0; i < entries.length; i += CHUNK) {
-    const m = client.multi();
-    for (const e of entries.slice(i, i + CHUNK)) {
-      const json = encodeEntry(e);
-      m.addCommand(['ZADD', keys.live, scoreOf(e), json]);
-      m.addCommand(['XADD', keys.log, '*', LOG_FIELD, json]);
-    }
-    m.addCommand(['ZCARD', keys.live]);
-    // An error reply inside the transaction (WRONGTYPE on a key someone else wrote) rejects here.
-    const replies = await m.exec();
-    size = Number(replies[replies.length - 1]);
-  }
-  return size;
+export function writeEntries(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[]): Promise<number> {
+  return write(client, keys, entries, true);
 }
 
 /**
@@ -36,9 +23,23 @@ export async function writeEntries(client: RedisClient, keys: RedisKeys, entries
  * holds (redis-source.ts). Idempotent: the member is the entry's fixed-order JSON.
  */
 export async function restoreLive(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[]): Promise<void> {
+  await write(client, keys, entries, false);
+}
+
+/** ZADD each entry (and XADD it to the change log when `logged`), CHUNK per transaction. */
+async function write(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[], logged: boolean): Promise<number> {
+  let size = 0;
   for (let i = 0; i < entries.length; i += CHUNK) {
     const m = client.multi();
-    for (const e of entries.slice(i, i + CHUNK)) m.addCommand(['ZADD', keys.live, scoreOf(e), encodeEntry(e)]);
-    await m.exec();
+    for (const e of entries.slice(i, i + CHUNK)) {
+      const json = encodeEntry(e);
+      m.addCommand(['ZADD', keys.live, scoreOf(e), json]);
+      if (logged) m.addCommand(['XADD', keys.log, '*', LOG_FIELD, json]);
+    }
+    m.addCommand(['ZCARD', keys.live]);
+    // An error reply inside the transaction (WRONGTYPE on a key someone else wrote) rejects here.
+    const replies = await m.exec();
+    size = Number(replies[replies.length - 1]);
   }
+  return size;
 }
