@@ -138,10 +138,7 @@ export class ChainVerifier {
     if (next?.type === 'audit' && next.event === 'chain_start' && next.ended_torn_line === true) {
       const message = 'a torn line (a write cut short by a crash), ended by the restarted gate on the next line; not checked';
       if (this.#keys === undefined) this.#note(at, message);
-      else {
-        this.unvouchedCount++;
-        if (this.unvouched.length < KEEP) this.unvouched.push({ ...at, message: `${message}, so nothing vouches for it` });
-      }
+      else this.#notVouched({ ...at, message: `${message}, so nothing vouches for it` });
     } else {
       this.#unchained(at, 'a line that reads as an audit line but is not exactly one JSON object (a BOM before it, bytes after it, or damage)');
     }
@@ -259,7 +256,10 @@ export class ChainVerifier {
   }
 
   #unvouched(id: string, s: ChainState, why: string): void {
-    const f = { ...s.at, chain: id === '' ? undefined : id, message: `${s.unvouched} chain line(s) ending here cannot be vouched for: ${why}` };
+    this.#notVouched({ ...s.at, chain: id === '' ? undefined : id, message: `${s.unvouched} chain line(s) ending here cannot be vouched for: ${why}` });
+  }
+
+  #notVouched(f: Finding): void {
     this.unvouchedCount++;
     if (this.unvouched.length < KEEP) this.unvouched.push(f);
   }
