@@ -4,39 +4,35 @@
  * over one in the URL), and a refusal names the key the password came from. `jitgate revoke
  * --password-file` behaves the same.
  */
-import { writeFile, rm } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../fixtures/cli.ts';
-import { buildTestGate } from '../fixtures/built-gate.ts';
-import { jwksOf, makeKey, tempDir, writeJson } from '../fixtures/keys.ts';
-import { startRedis, type RedisServer } from '../fixtures/redis.ts';
+import type { RedisServer } from '../fixtures/redis.ts';
+import { startRedisGates, type RedisGates } from '../fixtures/redis-gates.ts';
 import { ISSUER_A } from '../fixtures/tokens.ts';
 
 const USER_PASSWORD = 'user-password-0123456789';
+let fleet: RedisGates;
 let redis: RedisServer;
 let dir: string;
-let jwksFile: string;
 let rightFile: string;
 let wrongFile: string;
-const cleanup: Array<() => unknown> = [];
 
 beforeAll(async () => {
   // The default user needs a password too, so nothing passes unauthenticated.
-  redis = await startRedis(['--requirepass', 'default-password-0123456789']);
-  dir = await tempDir();
-  jwksFile = await writeJson(dir, 'jwks.json', jwksOf(await makeKey('ES256', 'k1')));
+  fleet = await startRedisGates(['--requirepass', 'default-password-0123456789']);
+  ({ redis, dir } = fleet);
   rightFile = join(dir, 'right');
   wrongFile = join(dir, 'wrong');
   await writeFile(rightFile, `${USER_PASSWORD}\n`);
   await writeFile(wrongFile, 'not-the-password\n');
 });
 afterAll(async () => {
-  await redis?.remove();
-  await rm(dir, { recursive: true, force: true });
+  await fleet?.remove();
 });
 afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
+  await fleet.runDeferred();
 });
 
 /** The fixture's one-shot command cannot AUTH first; ACL SETUSER goes through a client that does. */
@@ -53,13 +49,11 @@ async function setUser(): Promise<void> {
 }
 
 async function startGate(url: string, passwordFile?: string): Promise<void> {
-  const built = await buildTestGate({
-    issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile }],
+  const built = await fleet.startGate({
+    issuers: [{ issuer: ISSUER_A, jwks_file: fleet.jwksFile }],
     revocation: { redis: true },
     redis: { url, connect_timeout: '2s', ...(passwordFile ? { password_file: passwordFile } : {}) },
-  } as never, undefined, false);
-  cleanup.push(() => built.gate.stop(), () => rm(built.dir, { recursive: true, force: true }));
-  await built.gate.start();
+  });
   expect(built.gate.readiness().ready).toBe(true);
 }
 

@@ -7,42 +7,27 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../src/fleet/redis-layout.ts';
-import { buildTestGate, logged, type BuiltGate } from '../fixtures/built-gate.ts';
+import { logged, type BuiltGate } from '../fixtures/built-gate.ts';
 import { bearer, input } from '../fixtures/gate.ts';
-import { jwksOf, makeKey, tempDir, writeJson, type TestKey } from '../fixtures/keys.ts';
+import type { TestKey } from '../fixtures/keys.ts';
 import { startRedis, type RedisServer } from '../fixtures/redis.ts';
-import { ISSUER_A, sign } from '../fixtures/tokens.ts';
+import { startRedisGates, type RedisGates } from '../fixtures/redis-gates.ts';
+import { sign } from '../fixtures/tokens.ts';
 
+let fleet: RedisGates;
 let redis: RedisServer;
 let key: TestKey;
-let jwksFile: string;
-let keyDir: string;
-const cleanup: Array<() => unknown> = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-  key = await makeKey('ES256', 'k1');
-  keyDir = await tempDir();
-  jwksFile = await writeJson(keyDir, 'jwks.json', jwksOf(key));
+  fleet = await startRedisGates();
+  ({ redis, key } = fleet);
 });
 afterAll(async () => {
-  await redis?.remove();
-  await rm(keyDir, { recursive: true, force: true });
+  await fleet?.remove();
 });
 afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
+  await fleet.runDeferred();
 });
-
-async function gate(prefix: string): Promise<BuiltGate> {
-  const built = await buildTestGate({
-    issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile, clock_tolerance: '1s' }],
-    revocation: { redis: true, max_stale: '30s' },
-    redis: { url: redis.url, key_prefix: prefix },
-  } as never, undefined, false);
-  cleanup.push(() => built.gate.stop(), () => rm(built.dir, { recursive: true, force: true }));
-  await built.gate.start();
-  return built;
-}
 
 const now = (): number => Math.floor(Date.now() / 1000);
 async function reason(g: BuiltGate, jti: string): Promise<string> {
@@ -68,7 +53,7 @@ describe('a change log reset behind the gates', () => {
   it('a log deleted after a future-dated record: later revocations still reach every gate, the writer at once', async () => {
     const prefix = 'reset:';
     const k = redisKeys(prefix);
-    const [a, b] = [await gate(prefix), await gate(prefix)];
+    const [a, b] = [await fleet.gate({ prefix }), await fleet.gate({ prefix })];
     await redis.command('XADD', k.log, '9999999999999-0', 'entry', '{"jti":"decoy"}');
     await until(async () => (await reason(a, 'decoy')) === 'revoked' && (await reason(b, 'decoy')) === 'revoked', 3000);
     await redis.command('DEL', k.log);
@@ -88,7 +73,7 @@ describe('a change log reset behind the gates', () => {
   it('a log recreated with lower ids while the gate was not looking (a restore) is noticed', async () => {
     const prefix = 'restore:';
     const k = redisKeys(prefix);
-    const g = await gate(prefix);
+    const g = await fleet.gate({ prefix });
     await brokerRevoke(prefix, 'first');
     await until(async () => (await reason(g, 'first')) === 'revoked', 2000);
     // Recreated with ids below the one the gate last read; no record above it ever comes.
@@ -102,7 +87,7 @@ describe('a change log reset behind the gates', () => {
   it('a future-dated record does not stop the log from being trimmed', async () => {
     const prefix = 'future:';
     const k = redisKeys(prefix);
-    const g = await gate(prefix);
+    const g = await fleet.gate({ prefix });
     await redis.command('XADD', k.log, '9999999999999-0', 'entry', '{"jti":"far"}');
     await redis.command('XADD', k.log, '*', 'entry', '{"jti":"after-far"}');
     await until(async () => Number(await redis.command('XLEN', k.log)) === 0, 5000);
@@ -117,7 +102,7 @@ describe('a live set that comes back with fewer entries', () => {
   it('a reload that finds Redis emptied keeps every entry the gate held, says so, and writes them back', async () => {
     const prefix = 'emptied:';
     const k = redisKeys(prefix);
-    const g = await gate(prefix);
+    const g = await fleet.gate({ prefix });
     await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'held-1', exp: undefined }, { kind: 'txn', txn: 'held-task', exp: now() + 600 }]);
     await redis.command('DEL', k.live);
     // Every connection dropped: the gate reconnects and reloads the (now empty) live set.
@@ -131,20 +116,14 @@ describe('a live set that comes back with fewer entries', () => {
     expect(await g.metrics.registry.getSingleMetricAsString('jitgate_redis_entries_missing')).toMatch(/jitgate_redis_entries_missing 2/);
     // Written back, so a gate started now refuses them too.
     await until(async () => Number(await redis.command('ZCARD', k.live)) === 2, 3000);
-    const late = await gate(prefix);
+    const late = await fleet.gate({ prefix });
     expect(await reason(late, 'held-1')).toBe('revoked');
   });
 
   it('after Redis is killed and restarted empty, every running gate keeps refusing what it had revoked', async () => {
     const lone = await startRedis(['--appendonly', 'no']);
-    cleanup.push(() => lone.remove());
-    const built = await buildTestGate({
-      issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile, clock_tolerance: '1s' }],
-      revocation: { redis: true, max_stale: '30s' },
-      redis: { url: lone.url, key_prefix: 'wiped:' },
-    } as never, undefined, false);
-    cleanup.push(() => built.gate.stop(), () => rm(built.dir, { recursive: true, force: true }));
-    await built.gate.start();
+    fleet.defer(() => lone.remove());
+    const built = await fleet.gate({ prefix: 'wiped:', redis: { url: lone.url } });
     await built.gate.fleet!.writer.write([{ kind: 'jti', jti: 'wiped-1', exp: undefined }]);
     await lone.kill();
     await rm(`${lone.dir}/appendonlydir`, { recursive: true, force: true });

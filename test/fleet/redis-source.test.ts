@@ -9,46 +9,28 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeEntry, redisKeys } from '../../src/fleet/redis-layout.ts';
-import { buildTestGate, logged, type BuiltGate } from '../fixtures/built-gate.ts';
+import { logged, type BuiltGate } from '../fixtures/built-gate.ts';
 import { bearer, input } from '../fixtures/gate.ts';
-import { jwksOf, makeKey, tempDir, writeJson, type TestKey } from '../fixtures/keys.ts';
+import { tempDir, type TestKey } from '../fixtures/keys.ts';
 import { startRedis, type RedisServer } from '../fixtures/redis.ts';
-import { ISSUER_A, sign } from '../fixtures/tokens.ts';
+import { startRedisGates, type RedisGates } from '../fixtures/redis-gates.ts';
+import { sign } from '../fixtures/tokens.ts';
 import { rm } from 'node:fs/promises';
 
+let fleet: RedisGates;
 let redis: RedisServer;
 let key: TestKey;
-let jwksFile: string;
-let keyDir: string;
-const cleanup: Array<() => unknown> = [];
-let prefixN = 0;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  key = await makeKey('ES256', 'k1');
-  keyDir = await tempDir();
-  jwksFile = await writeJson(keyDir, 'jwks.json', jwksOf(key));
+  fleet = await startRedisGates();
+  ({ redis, key } = fleet);
 });
 afterAll(async () => {
-  await redis?.remove();
-  await rm(keyDir, { recursive: true, force: true });
+  await fleet?.remove();
 });
 afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
+  await fleet.runDeferred();
 });
-
-async function gate(extra: { max_stale?: string; prefix?: string; redis?: Record<string, unknown> } = {}): Promise<BuiltGate & { prefix: string }> {
-  const prefix = extra.prefix ?? `t${++prefixN}:`;
-  const built = await buildTestGate({
-    issuers: [{ issuer: ISSUER_A, jwks_file: jwksFile, clock_tolerance: '1s' }],
-    revocation: { redis: true, max_stale: extra.max_stale ?? '30s' },
-    redis: { url: redis.url, key_prefix: prefix, ...extra.redis },
-  } as never, undefined, false);
-  // Registered before start: a gate that fails to start still has its temp dir removed.
-  cleanup.push(() => built.gate.stop(), () => rm(built.dir, { recursive: true, force: true }));
-  await built.gate.start();
-  return { ...built, prefix };
-}
 
 const now = (): number => Math.floor(Date.now() / 1000);
 const token = (claims: Record<string, unknown> = {}): Promise<string> => sign(key, { iat: now(), exp: now() + 300, ...claims });
@@ -69,7 +51,7 @@ describe('Redis revocation source', () => {
     const prefix = 'load:';
     const k = redisKeys(prefix);
     await redis.command('ZADD', k.live, '+inf', encodeEntry({ kind: 'jti', jti: 'before-start', exp: undefined }));
-    const g = await gate({ prefix });
+    const g = await fleet.gate({ prefix });
     expect(g.gate.readiness().ready).toBe(true);
     expect(await reason(g, await token({ jti: 'before-start' }))).toBe('revoked');
     expect(await reason(g, await token({ jti: 'later' }))).toBe('granted');
@@ -84,7 +66,7 @@ describe('Redis revocation source', () => {
     const prefix = 'bad:';
     const k = redisKeys(prefix);
     await redis.command('ZADD', k.live, '+inf', '{"jti":"good-1"}', '+inf', 'not json', '+inf', '{"jti":""}', '+inf', '{"sub":"x"}');
-    const g = await gate({ prefix });
+    const g = await fleet.gate({ prefix });
     expect(await reason(g, await token({ jti: 'good-1' }))).toBe('revoked');
     expect(logged(g.logs, 'redis revocation member skipped').length).toBe(3);
 
@@ -108,7 +90,7 @@ describe('Redis revocation source', () => {
     const prefix = 'allbad:';
     const k = redisKeys(prefix);
     await redis.command('ZADD', k.live, '+inf', '{"jti":"kept"}');
-    const g = await gate({ prefix });
+    const g = await fleet.gate({ prefix });
     expect(await reason(g, await token({ jti: 'kept' }))).toBe('revoked');
     await redis.command('DEL', k.live);
     await redis.command('ZADD', k.live, '+inf', 'garbage');
@@ -122,7 +104,7 @@ describe('Redis revocation source', () => {
     const prefix = 'wrongtype:';
     const k = redisKeys(prefix);
     await redis.command('ZADD', k.live, '+inf', '{"jti":"r1"}');
-    const g = await gate({ prefix, max_stale: '3s' });
+    const g = await fleet.gate({ prefix, max_stale: '3s' });
     const t = await token({ jti: 'fine' });
     expect(await reason(g, t)).toBe('granted');
     await redis.command('SET', k.log, 'someone else wrote a string here');
@@ -143,7 +125,7 @@ describe('Redis revocation source', () => {
   it('entries with exp are enforced until exp + clock_tolerance, then gone from the set and the log within seconds', async () => {
     const prefix = 'exp:';
     const k = redisKeys(prefix);
-    const g = await gate({ prefix });
+    const g = await fleet.gate({ prefix });
     const exp = now() + 1;
     await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'short', exp }, { kind: 'jti', jti: 'forever', exp: undefined }]);
     await until(async () => (await reason(g, await token({ jti: 'short' }))) === 'revoked', 1000);
@@ -158,25 +140,25 @@ describe('Redis revocation source', () => {
 
 describe('Redis startup errors name the key', () => {
   it('unreachable: redis.url', async () => {
-    await expect(gate({ redis: { url: 'redis://127.0.0.1:1/0', connect_timeout: '300ms' } })).rejects.toThrow(/^redis\.url redis:\/\/127\.0\.0\.1:1\/0: Redis unreachable/);
+    await expect(fleet.gate({ redis: { url: 'redis://127.0.0.1:1/0', connect_timeout: '300ms' } })).rejects.toThrow(/^redis\.url redis:\/\/127\.0\.0\.1:1\/0: Redis unreachable/);
   });
 
   it('wrong password: redis.password_file', async () => {
     const secured = await startRedis(['--requirepass', 'right-password']);
-    cleanup.push(() => secured.remove());
+    fleet.defer(() => secured.remove());
     const dir = await tempDir();
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    fleet.defer(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, 'redis-password');
     await writeFile(file, 'wrong-password\n');
-    await expect(gate({ redis: { url: secured.url, password_file: file } })).rejects.toThrow(/^redis\.password_file: Redis at .* refused the credentials/);
+    await expect(fleet.gate({ redis: { url: secured.url, password_file: file } })).rejects.toThrow(/^redis\.password_file: Redis at .* refused the credentials/);
     await writeFile(file, 'right-password\n');
-    const g = await gate({ redis: { url: secured.url, password_file: file } });
+    const g = await fleet.gate({ redis: { url: secured.url, password_file: file } });
     expect(g.gate.readiness().ready).toBe(true);
   });
 
   it('no password where one is required: the URL credentials', async () => {
     const secured = await startRedis(['--requirepass', 'right-password']);
-    cleanup.push(() => secured.remove());
-    await expect(gate({ redis: { url: secured.url } })).rejects.toThrow(/^redis\.url \(user:password\): Redis at .* refused the credentials \(NOAUTH/);
+    fleet.defer(() => secured.remove());
+    await expect(fleet.gate({ redis: { url: secured.url } })).rejects.toThrow(/^redis\.url \(user:password\): Redis at .* refused the credentials \(NOAUTH/);
   });
 });
