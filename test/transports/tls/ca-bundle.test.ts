@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type Pki } from '../../fixtures/pki.ts';
 import { validateConfig } from '../../../src/config/load.ts';
-import { startJitgate } from '../../../src/runtime.ts';
 import { caBundleProblem } from '../../../src/transports/tls/ca-bundle.ts';
-import { startGateInProcess, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
+import { startGateInProcess, startupError, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
 import { tlsCall } from './helpers.ts';
 
 let pki: Pki;
@@ -48,18 +47,6 @@ async function badFile(name: string, text: string): Promise<string> {
   const f = join(pki.dir, `bad-ca-${name.replace(/\W+/g, '-')}.pem`);
   await writeFile(f, text);
   return f;
-}
-
-async function startupError(url: string, patch: (c: Record<string, any>) => void): Promise<Error> {
-  const { dir, file, raw } = await writeGateConfig(url, patch);
-  dirs.push(dir);
-  try {
-    const running = await startJitgate(validateConfig(raw, file), file, { defaultMetrics: false });
-    await running.close(0);
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected startup to fail');
 }
 
 async function until(probe: () => Promise<boolean>, ms = 5_000): Promise<boolean> {

@@ -15,8 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type CertFiles, type Pki } from '../../fixtures/pki.ts';
 import { makeLeaf } from '../../../src/issuing/dev-pki.ts';
 import { validateConfig } from '../../../src/config/load.ts';
-import { startJitgate } from '../../../src/runtime.ts';
-import { startGateInProcess, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
+import { startGateInProcess, startupError, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
 import { colonHex, serverFingerprint, tlsCall } from './helpers.ts';
 
 let pki: Pki;
@@ -35,19 +34,6 @@ async function started(url: string, patch: (c: Record<string, any>) => void): Pr
   const g = await startGateInProcess(url, patch);
   dirs.push(g.dir);
   return g;
-}
-
-/** Starting a gate with this config fails; returns the error (and removes the config's temp dir). */
-async function startupError(url: string, patch: (c: Record<string, any>) => void): Promise<Error> {
-  const { dir, file, raw } = await writeGateConfig(url, patch);
-  dirs.push(dir);
-  try {
-    const running = await startJitgate(validateConfig(raw, file), file, { defaultMetrics: false });
-    await running.close(0);
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected startup to fail');
 }
 
 /** Polls `probe` until it returns `want` (the reload interval is 50ms); fails after `ms`. */
