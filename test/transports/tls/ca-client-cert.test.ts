@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +15,7 @@ import { certFiles, type CertFiles } from '../../../src/issuing/dev-pki.ts';
 import { fromPem } from '../../../src/transports/tls/client-cert.ts';
 import { parseTraefikCert, parseXfcc } from '../../../src/transports/tls/xfcc.ts';
 import { makePki, SPIFFE_A, traefikCertHeader, type Pki } from '../../fixtures/pki.ts';
-import { parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { parseMetrics, send, startMtlsGates, startRecordingUpstream, type InProcessGate, type MtlsGates, type RecordingUpstream } from '../../fixtures/servers.ts';
 import { tlsCall } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -23,6 +23,7 @@ let pki: Pki;
 /** Signed by the workloads' CA, clientAuth, URI SAN spiffe://prod/ci-deployer — and cA=true. */
 let caLeaf: CertFiles;
 let upstream: RecordingUpstream;
+let gates: MtlsGates;
 let gate: InProcessGate;
 let strict: InProcessGate;
 let spiffe: InProcessGate;
@@ -35,19 +36,11 @@ beforeAll(async () => {
   await o(['x509', '-req', '-in', 'ca-leaf.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '0x77', '-days', '2', '-sha256', '-extfile', 'ca-leaf.ext', '-out', 'ca-leaf.crt']);
   caLeaf = await certFiles(pki.dir, 'ca-leaf');
   upstream = await startRecordingUpstream();
-  const tls = (require: boolean) => ({ cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert, require_client_cert: require });
-  [gate, strict, spiffe] = await Promise.all([
-    startGateInProcess(upstream.url, (c) => (c.listen.tls = tls(false))),
-    startGateInProcess(upstream.url, (c) => (c.listen.tls = tls(true))),
-    startGateInProcess(upstream.url, (c) => {
-      c.listen.tls = tls(false);
-      c.service.spiffe_subject = true;
-    }),
-  ]);
+  gates = await startMtlsGates(pki, upstream.url);
+  ({ gate, strict, spiffe } = gates);
 });
 afterAll(async () => {
-  await Promise.all([gate?.close(), strict?.close(), spiffe?.close()]);
-  await Promise.all([gate, strict, spiffe].map((g) => (g === undefined ? undefined : rm(g.dir, { recursive: true, force: true }))));
+  await gates?.close();
   await upstream?.close();
   await pki?.remove();
 });

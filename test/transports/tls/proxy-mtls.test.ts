@@ -5,41 +5,29 @@
  * Real TLS on loopback with a PKI made by the openssl CLI at test time.
  */
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, SPIFFE_A, SPIFFE_B, traefikCertHeader, type Pki } from '../../fixtures/pki.ts';
-import { startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { startMtlsGates, startRecordingUpstream, type InProcessGate, type MtlsGates, type RecordingUpstream } from '../../fixtures/servers.ts';
 import { tlsCall, type TlsCallOptions } from './helpers.ts';
 
 let pki: Pki;
 let upstream: RecordingUpstream;
-/** Client certificates optional (require_client_cert: false). */
+let gates: MtlsGates;
 let gate: InProcessGate;
-/** require_client_cert: true. */
 let strict: InProcessGate;
-/** service.spiffe_subject: true, issuer A requires certificate binding. */
+/** Here issuer A also requires certificate binding (the patch given to startMtlsGates). */
 let spiffe: InProcessGate;
-
-const tls = (p: Pki, require: boolean) => ({ cert_file: p.server.cert, key_file: p.server.key, client_ca_file: p.ca.cert, require_client_cert: require });
 
 beforeAll(async () => {
   pki = await makePki();
   upstream = await startRecordingUpstream();
-  [gate, strict, spiffe] = await Promise.all([
-    startGateInProcess(upstream.url, (c) => (c.listen.tls = tls(pki, false))),
-    startGateInProcess(upstream.url, (c) => (c.listen.tls = tls(pki, true))),
-    startGateInProcess(upstream.url, (c) => {
-      c.listen.tls = tls(pki, false);
-      c.service.spiffe_subject = true;
-      c.issuers[0].require_cert_binding = true;
-    }),
-  ]);
+  gates = await startMtlsGates(pki, upstream.url, (c) => (c.issuers[0].require_cert_binding = true));
+  ({ gate, strict, spiffe } = gates);
 });
 afterAll(async () => {
-  await Promise.all([gate?.close(), strict?.close(), spiffe?.close()]);
-  await Promise.all([gate, strict, spiffe].map((g) => (g === undefined ? undefined : rm(g.dir, { recursive: true, force: true }))));
+  await gates?.close();
   await upstream?.close();
   await pki?.remove();
 });
