@@ -22,6 +22,10 @@
  *   waiting on it, and a late handshake still served.
  * - Drain: connections still in their handshake have sent no request, like idle keep-alive ones, and
  *   are ended when the listener closes (node:http's connection list only knows secured ones).
+ * - No renegotiation (TLS 1.2; 1.3 has none). Node lets a client renegotiate 3 times per 10 minutes
+ *   on each connection: a full handshake's CPU on the gate's event loop for every request, that no
+ *   client needs (HAProxy and nginx refuse client-initiated renegotiation too). An attempt closes the
+ *   connection, counted as a failed handshake.
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -114,6 +118,17 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
       if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err: 'the client certificate is a CA certificate' }, 'TLS handshake failed');
     });
   }
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    socket.disableRenegotiation();
+    // Node emits the refusal as a socket error, which node:https would hand to `clientError` to be
+    // answered in plain HTTP; a connection in the middle of a handshake gets no answer, only closed.
+    socket.prependListener('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ERR_TLS_RENEGOTIATION_DISABLED') return;
+      socket.destroy();
+      failures?.inc();
+      if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err: err.message, code: err.code }, 'TLS renegotiation refused');
+    });
+  });
   const handshakes = trackHandshakes(server);
   const stopReload = reloadOnChange({
     files: [tls.cert_file, tls.key_file, ...(tls.client_ca_file === undefined ? [] : [tls.client_ca_file])],
