@@ -162,5 +162,6 @@ function checkVerified(
     keys: issuer.keys,
     key,
     status,
+    memo: {},
   });
 }

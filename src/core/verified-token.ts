@@ -39,4 +39,17 @@ export interface VerifiedToken {
   readonly key: KeyEntry;
   /** The token's status list entry (SPEC §10), parsed once; looked up on every request. */
   readonly status?: StatusRef | undefined;
+  /**
+   * What the transports derive from this token once and keep with it (today the audit line's token
+   * fields). The one mutable part of a verified token; the decision core never reads it. Kept on
+   * the token rather than in a WeakMap beside it: a WeakMap entry per token (an ephemeron the
+   * garbage collector must trace) kept about 290 bytes per request alive through each scavenge on
+   * the rotating-token row (bench/README.md, "Audit fragments on the token").
+   */
+  readonly memo?: TokenMemo;
+}
+
+export interface TokenMemo {
+  /** `,"sub":…,"jti":…,"iss":…[,"txn":…][,"act":…]` as pino serializes them, redaction applied. */
+  auditFields?: string;
 }

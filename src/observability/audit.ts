@@ -5,8 +5,8 @@
  *
  * The line is pino's, assembled ahead of time the way pino itself builds lines (STYLE habit 7):
  * the level/time/bindings prefix comes from the logger, the token's fields (sub, jti, iss, txn,
- * act, redacted) are serialized by pino once per verified token and kept beside it, and the
- * request's own fields are appended. At start the assembly is checked against pino's own
+ * act, redacted) are serialized by pino once per verified token and kept on it (its `memo`), and
+ * the request's own fields are appended. At start the assembly is checked against pino's own
  * serialization of the same record; a logger configured in a way that check does not cover
  * (mixin, hooks, log formatter, multistream) simply gets every line through `logger.info`.
  */
@@ -58,8 +58,6 @@ const METHOD_JSON: ReadonlyMap<string, string> = new Map(['GET', 'HEAD', 'POST',
 export class AuditLog {
   readonly #log: Logger | undefined;
   readonly #pre: Prebuilt | undefined;
-  /** Verified token → its serialized fields; cached tokens are the same object on every hit. */
-  readonly #tokens = new WeakMap<object, string>();
   /** Client certificate → its serialized fields (one object per TLS connection or forwarded certificate). */
   readonly #certs = new WeakMap<ClientCert, string>();
   /**
@@ -148,10 +146,12 @@ export class AuditLog {
     if (d.path !== undefined) line += `,"path":${JSON.stringify(d.path)}`;
     if (r.client !== undefined) line += `,"client":${JSON.stringify(r.client)}`;
     if (t !== null && t !== undefined) {
-      let tf = this.#tokens.get(t);
+      // A cached token is the same object on every hit, so its fields are serialized once.
+      const memo = t.memo;
+      let tf = memo?.auditFields;
       if (tf === undefined) {
         tf = pre.props({ sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn, act: t.act });
-        this.#tokens.set(t, tf);
+        if (memo !== undefined) memo.auditFields = tf;
       }
       line += tf;
     }
@@ -182,7 +182,6 @@ export class AuditLog {
       client: '::ffff:127.0.0.1',
     };
     const ours = this.#line(pre, probe, ',"time":"T"');
-    this.#tokens.delete(token);
     this.#kinds.allow.clear();
     this.#kinds.deny.clear();
     const theirs = (this.#log as unknown as Record<symbol, (o: object, m: undefined, n: number, t: string) => string>)[S.asJsonSym!]!(auditObject(probe), undefined, INFO, ',"time":"T"');

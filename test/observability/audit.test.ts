@@ -79,7 +79,7 @@ describe('log time', () => {
 });
 
 const token = (over: Partial<Record<string, unknown>> = {}): VerifiedToken =>
-  ({ iss: 'https://issuer', sub: 'spiffe://a', jti: 'j-1', txn: undefined, act: undefined, ...over }) as unknown as VerifiedToken;
+  ({ iss: 'https://issuer', sub: 'spiffe://a', jti: 'j-1', txn: undefined, act: undefined, memo: {}, ...over }) as unknown as VerifiedToken;
 
 const RECORDS: AuditRecord[] = [
   { transport: 'proxy', method: 'GET', status: 200, latencyMs: 0.0514, decision: { kind: 'allow', reason: 'granted', path: '/orders/1', query: '?x=1', token: token({ txn: 'deploy-4711' }), grantIndex: 0 } },
@@ -110,7 +110,9 @@ describe('prebuilt audit line', () => {
     const audit = new AuditLog(createLogger({ level: 'info', destination: 'stdout' }, ours.stream));
     expect(audit.prebuilt).toBe(true);
     for (const r of RECORDS) audit.record(r);
-    for (const r of RECORDS) audit.record(r); // second time: token fields from the cache
+    // The token fields are kept on the token (its memo) and come from there the second time.
+    for (const r of RECORDS) if (r.decision.kind !== 'unavailable' && r.decision.token) expect(r.decision.token.memo?.auditFields).toMatch(/^,"sub":/);
+    for (const r of RECORDS) audit.record(r);
 
     const ref = rawRecorder();
     const child = createLogger({ level: 'info', destination: 'stdout' }, ref.stream).child({ type: 'audit' }, { redact: { paths: auditRedactPaths(REDACT), censor: '[redacted]' } });
