@@ -52,4 +52,6 @@ export interface VerifiedToken {
 export interface TokenMemo {
   /** `,"sub":…,"jti":…,"iss":…[,"txn":…][,"act":…]` as pino serializes them, redaction applied. */
   auditFields?: string;
+  /** Which audit log serialized `auditFields` (another one, e.g. after a reload, serializes its own). */
+  auditBy?: object;
 }

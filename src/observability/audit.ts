@@ -148,10 +148,13 @@ export class AuditLog {
     if (t !== null && t !== undefined) {
       // A cached token is the same object on every hit, so its fields are serialized once.
       const memo = t.memo;
-      let tf = memo?.auditFields;
+      let tf = memo?.auditBy === pre ? memo.auditFields : undefined;
       if (tf === undefined) {
         tf = pre.props({ sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn, act: t.act });
-        if (memo !== undefined) memo.auditFields = tf;
+        if (memo !== undefined) {
+          memo.auditFields = tf;
+          memo.auditBy = pre;
+        }
       }
       line += tf;
     }

@@ -122,6 +122,21 @@ describe('prebuilt audit line', () => {
     expect(JSON.parse(ours.raw[1]!).act).toEqual({ sub: 'spiffe://ci', token: '[redacted]' });
   });
 
+  it('serializes a token once per audit log: another log (another logger, e.g. after a reload) writes its own fields', async () => {
+    const a = rawRecorder();
+    const b = rawRecorder();
+    const first = new AuditLog(createLogger({ level: 'info', destination: 'stdout' }, a.stream));
+    const second = new AuditLog(pino({ serializers: { sub: (s: string) => s.toUpperCase() } }, b.stream));
+    expect(second.prebuilt).toBe(true);
+    const r = RECORDS[0]!;
+    first.record(r);
+    second.record(r);
+    first.record(r);
+    await flush();
+    const subs = [...a.raw, ...b.raw].join('').trimEnd().split('\n').map((l) => (JSON.parse(l) as { sub: string }).sub);
+    expect(subs.sort()).toEqual(['SPIFFE://A', 'spiffe://a', 'spiffe://a']);
+  });
+
   it('falls back to logger.info when the logger can change lines per call (mixin), with the same fields', async () => {
     const r = rawRecorder();
     const logger = pino({ level: 'info', mixin: () => ({ extra: 1 }) }, r.stream as never);
