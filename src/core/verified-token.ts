@@ -43,7 +43,7 @@ export interface VerifiedToken {
    * What the transports derive from this token once and keep with it (today the audit line's token
    * fields). The one mutable part of a verified token; the decision core never reads it. Kept on
    * the token rather than in a WeakMap beside it: a WeakMap entry per token (an ephemeron the
-   * garbage collector must trace) kept about 290 bytes per request alive through each scavenge on
+   * garbage collector must trace) kept 190–290 more bytes per request alive through each scavenge on
    * the rotating-token row (bench/README.md, "Audit fragments on the token").
    */
   readonly memo?: TokenMemo;
