@@ -98,36 +98,29 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
     throw new StartupError(`${key}: the certificate and key do not load: ${(err as Error).message}`, { cause: err });
   }
   const failures = metrics?.tlsHandshakeFailures.labels(name);
-  // A failed handshake never becomes a request; it is counted, logged at debug (scanners are noisy)
-  // and its socket destroyed. Prepended: node:https's own listener passes the error on to
-  // `clientError`, which must find the socket already gone rather than answer in plain text.
-  server.prependListener('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+  /** A connection that never carries a request: destroyed, counted, logged at debug (scanners are noisy). */
+  const refuse = (socket: Socket, err: string, code: string | undefined, msg: string): void => {
     socket.destroy();
     failures?.inc();
-    if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err: err.message, code: err.code }, 'TLS handshake failed');
-  });
+    if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err, code }, msg);
+  };
+  // Prepended: node:https's own listener passes the error on to `clientError`, which must find the
+  // socket already gone rather than answer in plain text.
+  server.prependListener('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => refuse(socket, err.message, err.code, 'TLS handshake failed'));
 
-  // require_client_cert promises that no request is read from a connection without a client
-  // identity; the handshake accepts a CA certificate (cA=true), which is none (client-cert.ts), so
-  // such a connection is cut here, before node:http's listener, and counted as a failed handshake.
-  if (tls.require_client_cert) {
-    server.prependListener('secureConnection', (socket: TLSSocket) => {
-      if (clientCertOf(socket) !== undefined) return;
-      socket.destroy();
-      failures?.inc();
-      if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err: 'the client certificate is a CA certificate' }, 'TLS handshake failed');
-    });
-  }
+  // Node emits a refused renegotiation as a socket error, which node:https would hand to
+  // `clientError` to be answered in plain HTTP; a connection in the middle of a handshake gets no
+  // answer, only closed. One function for every socket (`this`), not a closure per connection.
+  const onSocketError = function (this: TLSSocket, err: NodeJS.ErrnoException): void {
+    if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') refuse(this, err.message, err.code, 'TLS renegotiation refused');
+  };
+  // Runs before node:http's listener, so a connection cut here never has a request read.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     socket.disableRenegotiation();
-    // Node emits the refusal as a socket error, which node:https would hand to `clientError` to be
-    // answered in plain HTTP; a connection in the middle of a handshake gets no answer, only closed.
-    socket.prependListener('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ERR_TLS_RENEGOTIATION_DISABLED') return;
-      socket.destroy();
-      failures?.inc();
-      if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err: err.message, code: err.code }, 'TLS renegotiation refused');
-    });
+    socket.prependListener('error', onSocketError);
+    // require_client_cert promises that no request is read from a connection without a client
+    // identity; the handshake accepts a CA certificate (cA=true), which is none (client-cert.ts).
+    if (tls.require_client_cert && clientCertOf(socket) === undefined) refuse(socket, 'the client certificate is a CA certificate', undefined, 'TLS handshake failed');
   });
   const handshakes = trackHandshakes(server);
   const stopReload = reloadOnChange({
