@@ -15,8 +15,8 @@ import { certFiles, type CertFiles } from '../../../src/issuing/dev-pki.ts';
 import { fromPem } from '../../../src/transports/tls/client-cert.ts';
 import { parseTraefikCert, parseXfcc } from '../../../src/transports/tls/xfcc.ts';
 import { makePki, SPIFFE_A, traefikCertHeader, type Pki } from '../../fixtures/pki.ts';
-import { parseMetrics, send, startMtlsGates, startRecordingUpstream, type InProcessGate, type MtlsGates, type RecordingUpstream } from '../../fixtures/servers.ts';
-import { tlsCall } from './helpers.ts';
+import { startMtlsGates, startRecordingUpstream, type InProcessGate, type MtlsGates, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { handshakeFailures, tlsCall } from './helpers.ts';
 
 const run = promisify(execFile);
 let pki: Pki;
@@ -74,11 +74,10 @@ describe('a CA certificate presented as the client certificate', () => {
   });
 
   it('with require_client_cert: true, the connection is cut before any request is decided, and counted', async () => {
-    const metric = async () => parseMetrics((await send(strict.adminUrl, '/metrics')).text).get('jitgate_tls_handshake_failures_total{listener="proxy"}') ?? 0;
-    const failures = await metric();
+    const failures = await handshakeFailures(strict);
     const decisions = strict.logs.filter((l) => l.type === 'audit').length;
     await expect(call(strict, await strict.token(), caLeaf)).rejects.toThrow();
-    expect(await metric()).toBe(failures + 1);
+    expect(await handshakeFailures(strict)).toBe(failures + 1);
     expect(strict.logs.filter((l) => l.type === 'audit').length).toBe(decisions);
     // A workload leaf still gets in, on a resumed session too.
     expect((await call(strict, await strict.token(), pki.workloadA)).status).toBe(200);

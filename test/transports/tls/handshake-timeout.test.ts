@@ -8,8 +8,8 @@ import { rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type Pki } from '../../fixtures/pki.ts';
-import { parseMetrics, send, startGateInProcess, startRecordingUpstream, answerOk, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
-import { tlsCall } from './helpers.ts';
+import { startGateInProcess, startRecordingUpstream, answerOk, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { handshakeFailures, tlsCall } from './helpers.ts';
 
 let pki: Pki;
 let upstream: RecordingUpstream;
@@ -54,19 +54,18 @@ function rawClient(port: number, bytes: Buffer): { socket: Socket; closed: Promi
 const within = (closed: Promise<number>, ms: number): Promise<number | 'open'> =>
   Promise.race([closed, new Promise<'open'>((r) => setTimeout(() => r('open'), ms))]);
 
-const failures = async (g: InProcessGate): Promise<number> => parseMetrics((await send(g.adminUrl, '/metrics')).text).get('jitgate_tls_handshake_failures_total{listener="proxy"}') ?? 0;
 
 describe('a handshake that never completes', () => {
   it.each([
     ['sends nothing', Buffer.alloc(0)],
     ['sends half a ClientHello', Buffer.from('16030100c8010000c40303', 'hex')],
   ])('is closed by the gate after the handshake timeout when the client %s, and counted', async (_name, bytes) => {
-    const before = await failures(quick);
+    const before = await handshakeFailures(quick);
     const c = rawClient(quick.running.listeners.proxy.port, bytes);
     const elapsed = await within(c.closed, 5_000);
     expect(elapsed).not.toBe('open');
     expect(elapsed as number).toBeGreaterThanOrEqual(250);
-    expect(await failures(quick)).toBe(before + 1);
+    expect(await handshakeFailures(quick)).toBe(before + 1);
     // Closed without an answer: no plain-text HTTP error written into a TLS connection.
     expect(c.socket.bytesRead).toBe(0);
   });

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect } from 'node:tls';
 import type { CertFiles } from '../../fixtures/pki.ts';
+import { parseMetrics, send, type InProcessGate } from '../../fixtures/servers.ts';
 
 export interface TlsAnswer {
   readonly status: number;
@@ -74,3 +75,8 @@ export function serverFingerprint(port: number, ca: CertFiles): Promise<string> 
 
 /** Colon hex as node:crypto's fingerprint256 writes it, from a PKI cert's hex hash. */
 export const colonHex = (hex: string): string => hex.toUpperCase().match(/../g)!.join(':');
+
+/** The proxy listener's jitgate_tls_handshake_failures_total, read from the gate's /metrics. */
+export async function handshakeFailures(g: InProcessGate): Promise<number> {
+  return parseMetrics((await send(g.adminUrl, '/metrics')).text).get('jitgate_tls_handshake_failures_total{listener="proxy"}') ?? 0;
+}

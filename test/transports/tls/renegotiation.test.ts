@@ -9,8 +9,8 @@ import { rm } from 'node:fs/promises';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type Pki } from '../../fixtures/pki.ts';
-import { parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
-import { tlsCall } from './helpers.ts';
+import { startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { handshakeFailures, tlsCall } from './helpers.ts';
 
 let pki: Pki;
 let upstream: RecordingUpstream;
@@ -41,11 +41,10 @@ function connect12(): Promise<TLSSocket> {
   });
 }
 
-const failures = async (): Promise<number> => parseMetrics((await send(gate.adminUrl, '/metrics')).text).get('jitgate_tls_handshake_failures_total{listener="proxy"}') ?? 0;
 
 describe('a client-initiated renegotiation', () => {
   it('closes the connection without an answer and is counted', async () => {
-    const before = await failures();
+    const before = await handshakeFailures(gate);
     const s = await connect12();
     expect(s.getProtocol()).toBe('TLSv1.2');
     let bytes = 0;
@@ -65,7 +64,7 @@ describe('a client-initiated renegotiation', () => {
     // The client's callback reports a failure, or never fires because the socket closed first.
     const outcome = await Promise.race([renegotiated, new Promise<'pending'>((r) => setTimeout(() => r('pending'), 200))]);
     expect(outcome).not.toBeNull();
-    expect(await failures()).toBe(before + 1);
+    expect(await handshakeFailures(gate)).toBe(before + 1);
   });
 
   it('leaves other connections served', async () => {
