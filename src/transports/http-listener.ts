@@ -10,6 +10,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import { StartupError } from '../errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Listener } from './context.ts';
 
 /** The `limits` every client-facing listener applies (the traffic port and the ext_authz HTTP port). */
@@ -31,12 +32,14 @@ export function clientServerOptions(limits: Config['limits']): ServerOptions {
 /**
  * limits.max_connections on a traffic listener: past it node closes each new connection as it is
  * accepted, before a byte is read, so idle or half-open clients cannot hold every descriptor of the
- * process (HAProxy maxconn). `onDrop` counts each one. 0 leaves the listener uncapped.
+ * process (HAProxy maxconn). Each one is counted as jitgate_limit_refusals_total{limit="connections"}.
+ * 0 leaves the listener uncapped.
  */
-export function capConnections(server: Server | HttpsServer, max: number, onDrop: () => void): void {
+export function capConnections(server: Server | HttpsServer, max: number, metrics: Metrics): void {
   if (max <= 0) return;
   server.maxConnections = max;
-  server.on('drop', onDrop);
+  const dropped = metrics.limitRefusals.labels('connections');
+  server.on('drop', () => dropped.inc());
 }
 
 export interface HttpListener extends Listener {

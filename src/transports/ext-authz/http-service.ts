@@ -153,7 +153,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   });
   // Envoy keeps connections to its authorization cluster open: each request is judged on its own.
   server.maxRequestsPerSocket = 0;
-  capConnections(server, ctx.config.limits.max_connections, () => ctx.metrics.limitRefusals.labels('connections').inc());
+  capConnections(server, ctx.config.limits.max_connections, ctx.metrics);
   // Refused by node:http before the handler: counted always, audited when a request line arrived.
   refuseEarly(server, ctx, 'ext_authz_http');
 

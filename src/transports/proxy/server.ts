@@ -31,7 +31,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   const server = tls?.server ?? createServer(clientServerOptions(config.limits));
   // A keep-alive client may send any number of requests; each is judged on its own.
   server.maxRequestsPerSocket = 0;
-  capConnections(server, config.limits.max_connections, () => ctx.metrics.limitRefusals.labels('connections').inc());
+  capConnections(server, config.limits.max_connections, ctx.metrics);
 
   let listener: HttpListener | undefined;
   // Pipelined requests are forwarded one at a time per connection (connection-lane.ts).
