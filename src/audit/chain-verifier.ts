@@ -15,14 +15,18 @@
  * - a new chain of an id that starts no later than the previous chain of that id ended (by `time`):
  *   copied lines, a file given twice, files out of order;
  * - a checkpoint line that is not exactly the line its signed values and constants make;
+ * - a chain whose first line in the files given is not its `chain_start` "new" at seq 0: its head
+ *   was removed (or a rotated file was given without its predecessors; `allowMidChain` makes that a
+ *   note);
  * - with keys (`--jwks`): a checkpoint whose signature does not verify; lines after the last valid
  *   checkpoint of a chain, at the end (a cut tail) or before a `chain_start` "continued" (a restart:
  *   the gate continues from whatever the file's last line is, so a checkpoint written after the
- *   restart covers those lines by hash but nobody vouches that the gate wrote them).
+ *   restart covers those lines by hash but nobody vouches that the gate wrote them); and a chain
+ *   that ends, or restarts, at a checkpoint other than the `final` one a graceful stop writes (a
+ *   file cut right after a periodic checkpoint, or a gate killed there) — reported as not vouched.
  * Not broken, only reported: lines that are not JSON and do not look like audit lines (other output
- * mixed in, a torn last line), a chain that begins mid-way (the files given start after its first
- * line), a new chain started later by a gate that could not continue the file's chain, and without
- * keys audit lines before the chain begins.
+ * mixed in, a torn last line), a new chain started later by a gate that could not continue the
+ * file's chain, and without keys audit lines before the chain begins.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { verifyCheckpoint } from '../observability/audit-checkpoint.ts';
@@ -51,6 +55,8 @@ interface ChainState {
   /** The last line a valid checkpoint vouches for (with keys), and lines written after it. */
   vouched: Location | undefined;
   unvouched: number;
+  /** The chain's last line is a valid checkpoint a graceful stop wrote (`final`; with keys only). */
+  final: boolean;
   /** The last line's `time` (ISO 8601 UTC, so ordered as text), when it had one. */
   time: string | undefined;
 }
@@ -58,8 +64,14 @@ interface ChainState {
 /** At most this many findings of each kind are kept; the counts stay exact. */
 const KEEP = 50;
 
+export interface VerifyOptions {
+  /** A chain may begin after seq 0 (a rotated file checked without its predecessors): a note, not broken. */
+  readonly allowMidChain?: boolean;
+}
+
 export class ChainVerifier {
   readonly #keys: ReadonlyMap<string, KeyObject> | undefined;
+  readonly #allowMidChain: boolean;
   readonly #chains = new Map<string, ChainState>();
   readonly broken: Finding[] = [];
   readonly notes: Finding[] = [];
@@ -75,8 +87,9 @@ export class ChainVerifier {
   #torn: Location | undefined;
 
   /** `keys`: public Ed25519 keys by kid (audit-checkpoint.ts checkpointKeys); checkpoints are then verified. */
-  constructor(keys?: ReadonlyMap<string, KeyObject>) {
+  constructor(keys?: ReadonlyMap<string, KeyObject>, options: VerifyOptions = {}) {
     this.#keys = keys;
+    this.#allowMidChain = options.allowMidChain === true;
   }
 
   get chains(): ReadonlyMap<string, Readonly<ChainState>> {
@@ -157,7 +170,7 @@ export class ChainVerifier {
     const hash = createHash('sha256').update(bytes).digest('hex');
     const time = typeof v.time === 'string' ? v.time : undefined;
     let s = this.#chains.get(id);
-    const fresh = (): ChainState => ({ seq, hash, at, lines: 1, checkpoints: 0, vouched: undefined, unvouched: 1, time });
+    const fresh = (): ChainState => ({ seq, hash, at, lines: 1, checkpoints: 0, vouched: undefined, unvouched: 1, final: false, time });
     if (v.event === 'chain_start' && v.start === 'new') {
       if (seq !== 0 || prev !== GENESIS) this.#broken(at, `a new chain must start at seq 0 with prev ${GENESIS.slice(0, 8)}…; this one does not`);
       if (s !== undefined) {
@@ -173,12 +186,15 @@ export class ChainVerifier {
       return;
     }
     if (s === undefined) {
-      if (seq !== 0) this.#note(at, `the chain begins at seq ${seq}: its earlier lines are not in the files given (a rotated file?)`);
+      // A chain's first line is its chain_start "new" at seq 0 (above); anything else here means the lines before it are missing.
+      const missing = `the chain begins at seq ${seq}, not with its chain_start at seq 0: the lines before it are not in the files given`;
+      if (this.#allowMidChain) this.#note(at, `${missing} (--allow-mid-chain)`);
+      else this.#broken(at, `${missing} — removed from the head of the file, or a rotated file given without the files before it (give them all, oldest first, or check from here on with --allow-mid-chain)`);
       s = fresh();
       this.#chains.set(id, s);
     } else {
       // A restart continues from whatever the file's last line is; the lines since the last checkpoint stay unvouched for good.
-      if (v.event === 'chain_start' && s.unvouched > 0) this.#restarted(id, s, at);
+      if (v.event === 'chain_start' && (s.unvouched > 0 || !s.final)) this.#restarted(id, s, at);
       const expected = s.seq + 1;
       if (seq !== expected) {
         this.#broken(
@@ -196,6 +212,7 @@ export class ChainVerifier {
       s.time = time;
       s.lines++;
       s.unvouched++;
+      s.final = false;
     }
     if (v.event === 'checkpoint') this.#checkpoint(v, s, prev, text, at);
   }
@@ -210,7 +227,8 @@ export class ChainVerifier {
     // Every value of the line is signed or a constant, so the line must be exactly what they make:
     // nothing in it (the last checkpoint is covered by no later prev) can be edited or added.
     const kid = typeof c.kid === 'string' ? c.kid : undefined;
-    const rebuilt = JSON.stringify({ level: 'info', time: c.time, pid: v.pid, type: 'audit', event: 'checkpoint', checkpoint: { seq: c.seq, hash: c.hash, time: c.time, kid, sig: c.sig }, chain: at.chain, seq: at.seq, prev });
+    const final = c.final === true;
+    const rebuilt = JSON.stringify({ level: 'info', time: c.time, pid: v.pid, type: 'audit', event: 'checkpoint', checkpoint: { seq: c.seq, hash: c.hash, time: c.time, final: final || undefined, kid, sig: c.sig }, chain: at.chain, seq: at.seq, prev });
     if (text !== rebuilt) {
       this.#broken(at, 'a checkpoint line holding more or other than what its signature covers (fields added or edited)');
       return;
@@ -222,13 +240,14 @@ export class ChainVerifier {
       this.#broken(at, `a checkpoint signed by kid ${JSON.stringify(kid ?? '')}, which is not in the JWKS given`);
       return;
     }
-    if (!verifyCheckpoint(key, at.chain ?? '', c.seq as number, c.hash, c.time, v.pid as number, c.sig)) {
+    if (!verifyCheckpoint(key, at.chain ?? '', c.seq as number, c.hash, c.time, v.pid as number, final, c.sig)) {
       this.#broken(at, 'the checkpoint signature does not verify: the checkpoint was forged or the lines it covers were rewritten');
       return;
     }
     this.checkpointsValid++;
     s.vouched = at;
     s.unvouched = 0;
+    s.final = final;
   }
 
   /** Call after the last line of the last file. */
@@ -239,16 +258,30 @@ export class ChainVerifier {
   }
 
   #finish(id: string, s: ChainState): void {
-    if (this.#keys === undefined || s.unvouched === 0) return;
-    this.#unvouched(id, s, `${this.#since(s)}; the tail may have been cut`);
+    if (this.#keys === undefined) return;
+    if (s.unvouched > 0) this.#unvouched(id, s, `${this.#since(s)}; the tail may have been cut`);
+    else if (!s.final) this.#notFinal(id, s, 'the chain ends here: lines after it may have been cut (or the gate is still running, or was killed)');
   }
 
-  /** A `chain_start` "continued" at `at`: what the chain held since its last valid checkpoint is unvouched for good. */
+  /**
+   * A `chain_start` "continued" at `at` after anything but a graceful stop's final checkpoint: what
+   * the chain held since its last valid checkpoint is unvouched for good.
+   */
   #restarted(id: string, s: ChainState, at: Location): void {
     if (this.#keys !== undefined) {
-      this.#unvouched(id, s, `${this.#since(s)} and before the gate restarted (chain_start at line ${at.line}): a restart continues from the file's last line as it finds it, so later checkpoints cover these lines by hash but cannot vouch that the gate wrote them (a crash, or lines added while it was down)`);
+      const restart = `the gate restarted (chain_start at line ${at.line})`;
+      if (s.unvouched > 0) {
+        this.#unvouched(id, s, `${this.#since(s)} and before ${restart}: a restart continues from the file's last line as it finds it, so later checkpoints cover these lines by hash but cannot vouch that the gate wrote them (a crash, or lines added while it was down)`);
+      } else {
+        this.#notFinal(id, s, `${restart} after it: the gate was killed there, or lines after it were removed while it was down`);
+      }
     }
     s.unvouched = 0;
+  }
+
+  /** The chain's last line is a valid periodic checkpoint where a graceful stop's final one was due. */
+  #notFinal(id: string, s: ChainState, what: string): void {
+    this.#notVouched({ ...s.at, chain: id === '' ? undefined : id, message: `a periodic checkpoint, not the final one a graceful stop writes; ${what}` });
   }
 
   #since(s: ChainState): string {

@@ -2,8 +2,9 @@
  * `jitgate audit verify FILE... [--jwks F]`: checks the hash chain of audit log files (SPEC §12).
  * Several files are read in the order given, as one log (rotated files, oldest first). Each is
  * streamed line by line (line-reader.ts: lines over 4 MiB are reported, not held), so a 1 GB file
- * is checked in bounded memory; on a terminal, progress goes to stderr. Exit 0 when the chain is intact (with --jwks: and every line is vouched for by a
- * signed checkpoint), 1 when it is not, 2 on a usage error or an unreadable file.
+ * is checked in bounded memory; on a terminal, progress goes to stderr. Exit 0 when the chain is intact
+ * from its first line (with --jwks: and every line is vouched for by a signed checkpoint, the last
+ * one a graceful stop's), 1 when it is not, 2 on a usage error or an unreadable file.
  *
  * @module
  */
@@ -13,14 +14,17 @@ import { readLines } from '../audit/line-reader.ts';
 import { checkpointKeys } from '../observability/audit-checkpoint.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 
-const USAGE = `Usage: jitgate audit verify FILE... [--jwks F]
+const USAGE = `Usage: jitgate audit verify FILE... [--jwks F] [--allow-mid-chain]
 
 Checks the hash chain of jitgate audit lines (log.audit_chain). FILEs are read in the order given,
-as one log: pass rotated files oldest first.
+as one log: pass rotated files oldest first. A chain must begin in them with its first line.
 
-  --jwks F     a JWKS with the Ed25519 public key of log.audit_checkpoint_key: every checkpoint's
-               signature is checked, and lines after the last checkpoint are reported (exit 1)
-  -h, --help   show this help
+  --jwks F            a JWKS with the Ed25519 public key of log.audit_checkpoint_key: every
+                      checkpoint's signature is checked, and a chain must end with the checkpoint
+                      a graceful stop writes; lines after the last checkpoint are reported (exit 1)
+  --allow-mid-chain   a chain may begin after its first line (a rotated file checked without the
+                      files before it): a note instead of exit 1
+  -h, --help          show this help
 
 Exit 0: intact (prints how many lines were checked). Exit 1: broken, naming the first broken line
 (file:line and seq). Exit 2: usage error or unreadable file.
@@ -89,7 +93,7 @@ export async function run(argv: string[]): Promise<number> {
   const rest = argv.slice(1);
   const files = rest.filter((a, i) => !a.startsWith('-') && rest[i - 1] !== '--jwks');
   const flags = rest.filter((a) => !files.includes(a));
-  const values = parseCommand(flags, { jwks: { type: 'string' } }, USAGE, usageError);
+  const values = parseCommand(flags, { jwks: { type: 'string' }, 'allow-mid-chain': { type: 'boolean' } }, USAGE, usageError);
   if (typeof values === 'number') return values;
   if (files.length === 0) return usageError('name at least one FILE');
 
@@ -106,7 +110,7 @@ export async function run(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  const v = new ChainVerifier(keys);
+  const v = new ChainVerifier(keys, { allowMidChain: values['allow-mid-chain'] === true });
   try {
     await verifyFiles(files, v);
   } catch (err) {

@@ -46,6 +46,7 @@ export class AuditChain {
   #prev = GENESIS;
   #sinceCheckpoint = 0;
   #timer: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(options: ChainOptions) {
     this.#o = options;
@@ -96,24 +97,33 @@ export class AuditChain {
     }
   }
 
-  /** Writes a signed checkpoint over every line so far (no-op without a key). */
-  checkpoint(): void {
+  /**
+   * Writes a signed checkpoint over every line so far (no-op without a key). `final`: the graceful
+   * stop's, which says so in what it signs (audit-checkpoint.ts).
+   */
+  checkpoint(final = false): void {
     const signer = this.#o.signer;
     if (signer === undefined) return;
     const seq = this.#seq - 1;
     const hash = this.#prev;
     const time = new Date().toISOString();
-    const sig = signer.sign(this.#o.chain ?? '', seq, hash, time, process.pid);
+    const sig = signer.sign(this.#o.chain ?? '', seq, hash, time, process.pid, final);
     // The outer time is the signed one: the verifier rebuilds the whole line from signed values.
-    this.#o.emit({ event: 'checkpoint', checkpoint: { seq, hash, time, kid: signer.kid, sig } }, time);
+    const checkpoint = final ? { seq, hash, time, final: true, kid: signer.kid, sig } : { seq, hash, time, kid: signer.kid, sig };
+    this.#o.emit({ event: 'checkpoint', checkpoint }, time);
     this.#sinceCheckpoint = 0;
     this.#o.onCheckpoint?.();
   }
 
-  /** Graceful shutdown: the last line is a checkpoint, so nothing before it can be cut unnoticed. */
+  /**
+   * Graceful shutdown: the last line is the final checkpoint, so nothing before it can be cut
+   * unnoticed — written even right after a periodic one, which alone would look like a cut there.
+   */
   close(): void {
+    if (this.#closed) return; // a failed start and a drain may both call it; one final checkpoint ends a run
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    if (this.#sinceCheckpoint > 0) this.checkpoint();
+    this.#closed = true;
+    this.checkpoint(true);
   }
 }

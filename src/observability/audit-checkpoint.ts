@@ -16,6 +16,12 @@
  * verifier can rebuild the whole line from them and nothing in the last checkpoint, which no later
  * line's prev covers, can be edited or added unnoticed.
  *
+ * The checkpoint a graceful stop writes (and only it) signs a seventh line, `final`, and its line
+ * says `"final":true`. A chain that ends (or is continued by a restart) at a checkpoint without it
+ * did not stop gracefully there: a file cut right after a periodic checkpoint is told from a file a
+ * graceful stop closed. The two forms differ in their number of lines, so neither signature can
+ * pass for the other.
+ *
  * The signature is base64url without padding, in the checkpoint line's `checkpoint.sig`.
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
@@ -26,11 +32,11 @@ export const CHECKPOINT_FORMAT = 'jitgate-audit-checkpoint/2';
 
 export interface CheckpointSigner {
   readonly kid: string | undefined;
-  sign(chain: string, seq: number, hash: string, time: string, pid: number): string;
+  sign(chain: string, seq: number, hash: string, time: string, pid: number, final: boolean): string;
 }
 
-export function canonicalCheckpoint(chain: string, seq: number, hash: string, time: string, pid: number): Buffer {
-  return Buffer.from(`${CHECKPOINT_FORMAT}\n${chain}\n${seq}\n${hash}\n${time}\n${pid}`, 'utf8');
+export function canonicalCheckpoint(chain: string, seq: number, hash: string, time: string, pid: number, final = false): Buffer {
+  return Buffer.from(`${CHECKPOINT_FORMAT}\n${chain}\n${seq}\n${hash}\n${time}\n${pid}${final ? '\nfinal' : ''}`, 'utf8');
 }
 
 const KEY = 'log.audit_checkpoint_key';
@@ -55,7 +61,7 @@ export async function loadCheckpointSigner(file: string): Promise<CheckpointSign
   const kid = typeof jwk.kid === 'string' ? jwk.kid : undefined;
   return {
     kid,
-    sign: (chain, seq, hash, time, pid) => sign(null, canonicalCheckpoint(chain, seq, hash, time, pid), key).toString('base64url'),
+    sign: (chain, seq, hash, time, pid, final) => sign(null, canonicalCheckpoint(chain, seq, hash, time, pid, final), key).toString('base64url'),
   };
 }
 
@@ -72,9 +78,9 @@ export function checkpointKeys(jwks: unknown): Map<string, KeyObject> {
 }
 
 /** True when `sig` is a valid signature of the canonical form by `key`. */
-export function verifyCheckpoint(key: KeyObject, chain: string, seq: number, hash: string, time: string, pid: number, sig: string): boolean {
+export function verifyCheckpoint(key: KeyObject, chain: string, seq: number, hash: string, time: string, pid: number, final: boolean, sig: string): boolean {
   try {
-    return verify(null, canonicalCheckpoint(chain, seq, hash, time, pid), key, Buffer.from(sig, 'base64url'));
+    return verify(null, canonicalCheckpoint(chain, seq, hash, time, pid, final), key, Buffer.from(sig, 'base64url'));
   } catch {
     return false;
   }

@@ -82,9 +82,9 @@ describe('the chain a real gate writes', () => {
     const starts = lines.map(parse).filter((v) => v?.event === 'chain_start');
     expect(starts.map((s) => s!.start)).toEqual(['new', 'continued']);
     const lastBeforeRestart = lines.map(parse).filter((v) => typeof v?.seq === 'number' && v.seq < starts[1]!.seq).at(-1)!;
-    expect(lastBeforeRestart.event).toBe('checkpoint');
+    expect(lastBeforeRestart).toMatchObject({ event: 'checkpoint', checkpoint: { final: true } });
     expect(starts[1]!.after_seq).toBe(lastBeforeRestart.seq);
-    expect(parse(lines[chainIdx(lines).at(-1)!]!)!.event).toBe('checkpoint');
+    expect(parse(lines[chainIdx(lines).at(-1)!]!)).toMatchObject({ event: 'checkpoint', checkpoint: { final: true } });
   });
 
   it('case=intact → exit 0 and the number of chain lines; with --jwks every checkpoint verifies', async () => {
@@ -104,6 +104,13 @@ describe('the chain a real gate writes', () => {
     await writeFile(join(dir, 'rot.2'), `${lines.slice(cut).join('\n')}\n`);
     const r = await runCli(['audit', 'verify', join(dir, 'rot.1'), join(dir, 'rot.2'), '--jwks', jwks]);
     expect(r.code).toBe(0);
+    // The newer file alone begins mid-chain: its head could have been cut, unless the operator says it is a rotated file.
+    const alone = await runCli(['audit', 'verify', join(dir, 'rot.2'), '--jwks', jwks]);
+    expect(alone.code).toBe(1);
+    expect(alone.stdout).toContain(`BROKEN: first broken line ${join(dir, 'rot.2')}:1 (seq 300): the chain begins at seq 300`);
+    const rotated = await runCli(['audit', 'verify', join(dir, 'rot.2'), '--jwks', jwks, '--allow-mid-chain']);
+    expect(rotated.stdout).toContain(`note: ${join(dir, 'rot.2')}:1 (seq 300): the chain begins at seq 300`);
+    expect(rotated.code).toBe(0);
     // Out of order, the second file's new chain start hides nothing from the keys: the first chain's lines are unvouched.
     const swapped = await runCli(['audit', 'verify', join(dir, 'rot.2'), join(dir, 'rot.1'), '--jwks', jwks]);
     expect(swapped.code).toBe(1);
@@ -186,7 +193,7 @@ describe('tampering is found at the right line', () => {
       if (v.event === 'checkpoint') {
         if (firstCheckpoint === -1) firstCheckpoint = i;
         v.checkpoint.hash = prev;
-        v.checkpoint.sig = sign(null, canonicalCheckpoint('', v.checkpoint.seq, prev, v.checkpoint.time, v.pid), forger).toString('base64url');
+        v.checkpoint.sig = sign(null, canonicalCheckpoint('', v.checkpoint.seq, prev, v.checkpoint.time, v.pid, v.checkpoint.final === true), forger).toString('base64url');
       }
       ls[i] = JSON.stringify(v);
       prev = createHash('sha256').update(ls[i]!).digest('hex');
