@@ -24,7 +24,7 @@ let jwks: string;
 let lines: string[];
 
 const text = (ls: string[]): string => `${ls.join('\n')}\n`;
-const refusal = deny('outside_grant', '/orders/x');
+const refusal = deny('path_not_granted', '/orders/x');
 
 /**
  * A gate's audit run on `file`: `before` lines, a periodic checkpoint, `after` lines, a graceful
