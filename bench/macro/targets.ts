@@ -2,7 +2,8 @@
  * The issue's targets, judged from one run's rows (issue 6, "Make it fast"):
  *   - cached allow ≥ 0.95 × plain proxy req/s, p99 within 0.5 ms of it — judged on the median of
  *     adjacent (plain, gate) slice pairs when the run has them, since rows measured a minute apart
- *     on this shared VM differ by more than the 5 % being judged;
+ *     on this shared VM differ by more than the 5 % being judged; likewise issue 20's rotating tokens
+ *     against the minimal sync-verify gate and the forged replay against the 403 path;
  *   - 10,000 rotating tokens as close as possible to node:crypto's raw verification rate;
  *   - 401/403 cheaper than allow (gate CPU per request, and no upstream call);
  *   - RSS flat over the soak.
@@ -25,16 +26,31 @@ export interface Targets {
   readonly lines: readonly string[];
 }
 
-/** One adjacent pair of slices: the plain proxy and a cached-allow row, seconds apart. */
+/** One adjacent pair of slices, seconds apart: a judged row (`rps`, …) and the row it is compared with (`ref…`). */
 export interface PairSlice {
-  readonly gateRps: number;
-  readonly plainRps: number;
+  /** The reference row's id: plain-proxy, sync-gate-10k, deny-403. */
+  readonly ref: string;
+  readonly rps: number;
+  readonly refRps: number;
   readonly ratio: number;
-  readonly gateP99: number;
-  readonly plainP99: number;
-  readonly gateCpuUsPerReq: number | undefined;
-  readonly plainCpuUsPerReq: number | undefined;
+  readonly p99: number;
+  readonly refP99: number;
+  readonly cpuUsPerReq: number | undefined;
+  readonly refCpuUsPerReq: number | undefined;
   readonly problems: readonly string[];
+}
+
+/** Medians over a row's pairs: rate ratio, p99 ratio and difference, CPU ratio; the ratio range. */
+function pairMedians(ps: readonly PairSlice[]): { ratio: number; p99Ratio: number; dp99: number; cpu: number; range: string; problems: number } {
+  const ratios = ps.map((p) => p.ratio);
+  return {
+    ratio: median(ratios),
+    p99Ratio: median(ps.map((p) => p.p99 / p.refP99)),
+    dp99: median(ps.map((p) => p.p99 - p.refP99)),
+    cpu: median(ps.map((p) => (p.cpuUsPerReq ?? Number.NaN) / (p.refCpuUsPerReq ?? Number.NaN))),
+    range: `${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}`,
+    problems: ps.reduce((n, p) => n + p.problems.length, 0),
+  };
 }
 
 interface Soak {
@@ -71,15 +87,11 @@ export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | und
       });
       continue;
     }
-    const ratios = ps.map((p) => p.ratio);
-    const ratio = median(ratios);
-    const dp99 = median(ps.map((p) => p.gateP99 - p.plainP99));
-    const cpu = median(ps.map((p) => (p.gateCpuUsPerReq ?? Number.NaN) / (p.plainCpuUsPerReq ?? Number.NaN)));
-    const problems = ps.flatMap((p) => p.problems);
+    const m = pairMedians(ps);
     out.push({
       name: `cached allow (${id})`,
-      met: ratio >= 0.95 && dp99 <= 0.5 && problems.length === 0 && r.problems.length === 0,
-      detail: `median of ${ps.length} adjacent pairs ${ratio.toFixed(3)} × plain proxy req/s (target ≥ 0.95; pairs ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}), p99 Δ ${sign(dp99)} ms (target ≤ 0.5), server CPU ${cpu.toFixed(3)} × plain${problems.length ? ` ⚠ ${problems.length} perturbed slices` : ''}; ${rowDetail}`,
+      met: m.ratio >= 0.95 && m.dp99 <= 0.5 && m.problems === 0 && r.problems.length === 0,
+      detail: `median of ${ps.length} adjacent pairs ${m.ratio.toFixed(3)} × plain proxy req/s (target ≥ 0.95; pairs ${m.range}), p99 Δ ${sign(m.dp99)} ms (target ≤ 0.5), server CPU ${m.cpu.toFixed(3)} × plain${m.problems ? ` ⚠ ${m.problems} perturbed slices` : ''}; ${rowDetail}`,
     });
   }
 
@@ -101,11 +113,19 @@ export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | und
   if (verify && sync && verify.latency && sync.latency) {
     const ratio = verify.rps.mean / sync.rps.mean;
     const p99 = verify.latency.p99 / sync.latency.p99;
-    out.push({
-      name: '10,000 rotating tokens vs the minimal sync-verify Node gate',
-      met: ratio >= 0.95 && p99 <= 1.2,
-      detail: `${f0(verify.rps.mean)} vs ${f0(sync.rps.mean)} req/s = ${ratio.toFixed(3)} × (target ≥ 0.95), p99 ${verify.latency.p99.toFixed(2)} vs ${sync.latency.p99.toFixed(2)} ms = ${p99.toFixed(2)} × (target ≤ 1.2)${hap ? `; HAProxy jwt_verify ${f0(hap.rps.mean)} req/s: jitgate ${(verify.rps.mean / hap.rps.mean).toFixed(3)} ×, the minimal gate ${(sync.rps.mean / hap.rps.mean).toFixed(3)} ×` : ''}`,
-    });
+    const rowDetail = `table rows ${f0(verify.rps.mean)} vs ${f0(sync.rps.mean)} req/s = ${ratio.toFixed(3)} ×, p99 ${verify.latency.p99.toFixed(2)} vs ${sync.latency.p99.toFixed(2)} ms = ${p99.toFixed(2)} ×`;
+    const peers = hap ? `; HAProxy jwt_verify ${f0(hap.rps.mean)} req/s: jitgate ${(verify.rps.mean / hap.rps.mean).toFixed(3)} ×, the minimal gate ${(sync.rps.mean / hap.rps.mean).toFixed(3)} ×` : '';
+    const ps = paired['allow-10k-verify'] ?? [];
+    if (ps.length === 0) {
+      out.push({ name: '10,000 rotating tokens vs the minimal sync-verify Node gate', met: ratio >= 0.95 && p99 <= 1.2, detail: `${rowDetail} (targets ≥ 0.95 and ≤ 1.2)${peers}` });
+    } else {
+      const m = pairMedians(ps);
+      out.push({
+        name: '10,000 rotating tokens vs the minimal sync-verify Node gate',
+        met: m.ratio >= 0.95 && m.p99Ratio <= 1.2 && m.problems === 0 && verify.problems.length === 0,
+        detail: `median of ${ps.length} adjacent pairs ${m.ratio.toFixed(3)} × the minimal gate's req/s (target ≥ 0.95; pairs ${m.range}), p99 ${m.p99Ratio.toFixed(2)} × (target ≤ 1.2), server CPU ${m.cpu.toFixed(3)} ×${m.problems ? ` ⚠ ${m.problems} perturbed slices` : ''}; ${rowDetail}${peers}`,
+      });
+    }
   }
   const hap2 = rows.get('haproxy-2t-10k');
   if (verify && hap2) out.push({ name: 'two cores: HAProxy nbthread 2', met: undefined, detail: `HAProxy nbthread 2 ${f0(hap2.rps.mean)} req/s on 10,000 rotating tokens; jitgate (this run's workers) ${f0(verify.rps.mean)} req/s = ${(verify.rps.mean / hap2.rps.mean).toFixed(3)} ×` });
@@ -169,10 +189,16 @@ export function evaluateTargets(rows: ReadonlyMap<string, Row>, soak: Soak | und
   const d403 = rows.get('deny-403');
   if (replay && d403) {
     const ratio = replay.rps.mean / d403.rps.mean;
+    const rowDetail = `table rows ${f0(replay.rps.mean)} vs ${f0(d403.rps.mean)} req/s = ${ratio.toFixed(3)} ×; server CPU ${replay.serverCpuUsPerReq?.toFixed(1) ?? '?'} vs ${d403.serverCpuUsPerReq?.toFixed(1) ?? '?'} µs/req`;
+    const ps = paired['deny-401-bad-signature'] ?? [];
+    const m = ps.length === 0 ? undefined : pairMedians(ps);
     out.push({
       name: '401 for a forged token seen before vs the 403 path (issue 20)',
-      met: ratio >= 0.9,
-      detail: `${f0(replay.rps.mean)} vs ${f0(d403.rps.mean)} req/s = ${ratio.toFixed(3)} × (target ≥ 0.9); server CPU ${replay.serverCpuUsPerReq?.toFixed(1) ?? '?'} vs ${d403.serverCpuUsPerReq?.toFixed(1) ?? '?'} µs/req`,
+      met: m === undefined ? ratio >= 0.9 : m.ratio >= 0.9 && m.problems === 0,
+      detail:
+        m === undefined
+          ? `${rowDetail} (target ≥ 0.9)`
+          : `median of ${ps.length} adjacent pairs ${m.ratio.toFixed(3)} × the 403's req/s (target ≥ 0.9; pairs ${m.range}), server CPU ${m.cpu.toFixed(3)} ×${m.problems ? ` ⚠ ${m.problems} perturbed slices` : ''}; ${rowDetail}`,
     });
   }
 

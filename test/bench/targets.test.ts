@@ -10,8 +10,8 @@ function row(id: string, rps: number, p99: number, cpu: number): Row {
   return { id, title: id, kind: 'http', rps: { mean: rps, stddev: 0, samples: [] }, latency: { p50: 1, p99, p999: p99 * 2 } as Row['latency'], total: rps * 10, statuses: { '200': rps * 10 }, unexpected: 0, errors: 0, serverCpuUsPerReq: cpu, problems: [] };
 }
 
-function pair(gate: number, plain: number, problems: string[] = []): PairSlice {
-  return { gateRps: gate, plainRps: plain, ratio: gate / plain, gateP99: 6.2, plainP99: 6.0, gateCpuUsPerReq: 50, plainCpuUsPerReq: 48, problems };
+function pair(gate: number, plain: number, problems: string[] = [], p99 = 6.2, refP99 = 6.0, ref = 'plain-proxy'): PairSlice {
+  return { ref, rps: gate, refRps: plain, ratio: gate / plain, p99, refP99, cpuUsPerReq: 50, refCpuUsPerReq: 48, problems };
 }
 
 // The table rows alone say 0.60 × (measured a minute apart while the machine slowed down).
@@ -41,6 +41,34 @@ describe('cached-allow verdict', () => {
     const perturbed = verdict({ 'allow-hot': [pair(20_000, 20_000), pair(20_000, 20_000, ['other processes used 0.40 cores'])] });
     expect(perturbed.met).toBe(false);
     expect(perturbed.detail).toContain('1 perturbed slices');
+  });
+});
+
+describe('issue 20 verdicts judged on pairs', () => {
+  // Table rows measured a minute apart: the rotating row looks 0.70 × and the replay 0.80 × the 403.
+  const coldRows = new Map([
+    ['allow-10k-verify', row('allow-10k-verify', 4_900, 20, 160)],
+    ['sync-gate-10k', row('sync-gate-10k', 7_000, 14, 130)],
+    ['deny-401-bad-signature', row('deny-401-bad-signature', 32_000, 4, 28)],
+    ['deny-403', row('deny-403', 40_000, 3, 22)],
+  ]);
+  const judge = (name: string, paired: Record<string, PairSlice[]>) => evaluateTargets(coldRows, undefined, paired).results.find((r) => r.name.startsWith(name))!;
+
+  it('rotating tokens: without pairs the rows decide; with pairs the median rate ratio and p99 ratio do', () => {
+    expect(judge('10,000 rotating tokens vs the minimal', {}).met).toBe(false);
+    const ok = judge('10,000 rotating tokens vs the minimal', { 'allow-10k-verify': [pair(6_900, 7_000, [], 15, 14, 'sync-gate-10k'), pair(6_500, 7_000, [], 16, 14, 'sync-gate-10k'), pair(7_100, 7_000, [], 13, 14, 'sync-gate-10k')] });
+    expect(ok.met).toBe(true);
+    expect(ok.detail).toContain('median of 3 adjacent pairs 0.986 × the minimal gate');
+    expect(ok.detail).toContain('p99 1.07 ×');
+    expect(ok.detail).toContain('table rows 4,900 vs 7,000 req/s = 0.700 ×');
+    // The rate alone is not enough: a median p99 over 1.2 × fails it.
+    expect(judge('10,000 rotating tokens vs the minimal', { 'allow-10k-verify': [pair(7_000, 7_000, [], 20, 14), pair(7_000, 7_000, [], 18, 14)] }).met).toBe(false);
+  });
+
+  it('forged replay: the median pair ratio against the 403 decides', () => {
+    expect(judge('401 for a forged token seen before', {}).met).toBe(false);
+    expect(judge('401 for a forged token seen before', { 'deny-401-bad-signature': [pair(39_000, 40_000), pair(37_000, 40_000)] }).met).toBe(true);
+    expect(judge('401 for a forged token seen before', { 'deny-401-bad-signature': [pair(34_000, 40_000), pair(35_000, 40_000)] }).met).toBe(false);
   });
 });
 
