@@ -4,7 +4,9 @@
  * flight on one channel (as Envoy multiplexes on one HTTP/2 connection) for a bounded time, after a
  * warm-up. The request is an Envoy-shaped CheckRequest encoded once with jitgate's protos; every
  * answer is compared byte for byte with the pre-flight answer, whose decoded `status.code` must be
- * the expected one, so a misconfigured run cannot report fake speed.
+ * the expected one, so a misconfigured run cannot report fake speed. With `tokensFile` (a JSON array
+ * of tokens) the calls rotate through one CheckRequest per token, and since each token's allow names
+ * its own identity, every answer's `status.code` is decoded and checked instead (h2 client only).
  *
  * Two clients (`client` in the job, `--grpc-client` of run.ts): `h2` (default) is node:http2 with
  * the request framed once — close to what Envoy's C++ client costs, so the row measures the
@@ -13,6 +15,7 @@
  *
  *   node bench/macro/grpc-load.ts '<json job>'   → one JSON line on stdout
  */
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:http2';
 import { rawCheckClient } from '../../test/fixtures/grpc-raw.ts';
 import { CHECK_HEADERS, CHECK_PATH, checkMethod as check, checkRequest, grpcFramed } from './check-request.ts';
@@ -28,12 +31,15 @@ interface Job {
   readonly durationSec: number;
   readonly warmupSec: number;
   readonly client?: 'h2' | 'grpc-js';
+  readonly tokensFile?: string;
 }
 
 const job = JSON.parse(process.argv[2]!) as Job;
 
 const request = checkRequest(job.method, job.path, job.authorization);
 const framed = grpcFramed(request);
+const rotating = job.tokensFile === undefined ? undefined : (JSON.parse(readFileSync(job.tokensFile, 'utf8')) as string[]).map((t) => grpcFramed(checkRequest(job.method, job.path, `Bearer ${t}`)));
+let next = 0;
 const H2_HEADERS = { ':method': 'POST', ':path': CHECK_PATH, ...CHECK_HEADERS };
 
 const grpcJs = job.client === 'grpc-js' ? rawCheckClient(job.port) : undefined;
@@ -53,7 +59,7 @@ function call(): Promise<Buffer | Error> {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       resolve(status === '0' && body.length >= 5 ? body.subarray(5) : new Error(`grpc-status ${String(status)}`));
     });
-    req.end(framed);
+    req.end(rotating === undefined ? framed : rotating[next++ % rotating.length]);
   });
 }
 
@@ -81,7 +87,7 @@ async function lane(deadline: number): Promise<void> {
     if (!recording) continue;
     const t1 = performance.now();
     if (res instanceof Error) errors++;
-    else if (!res.equals(first as Buffer)) unexpected++;
+    else if (rotating === undefined ? !res.equals(first as Buffer) : (check.responseDeserialize(res).status?.code ?? 0) !== job.expectCode) unexpected++;
     hist.record(t1 - t0);
     const w = Math.floor((t1 - start) / 1000);
     windows[w] = (windows[w] ?? 0) + 1;

@@ -499,16 +499,21 @@ async function runChild<T>(script: string, job: object, onLine?: (line: string) 
   return JSON.parse(last) as T;
 }
 
-/** The Check every gRPC row sends, for the cached hot token, and the code its answer must carry (grpc-load.ts's job). */
-function checkCall(port: number, s: Scenario): { port: number; method: string; path: string; authorization: string; expectCode: number } {
-  return { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fx.tokens.hot}`, expectCode: s.expectStatus as number };
+/** The Check every gRPC row sends (the cached hot token, or the row's rotating tokens), and the code its answer must carry (grpc-load.ts's job). */
+async function checkCall(port: number, s: Scenario): Promise<{ port: number; method: string; path: string; authorization: string; expectCode: number; tokensFile?: string }> {
+  const call = { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fx.tokens.hot}`, expectCode: s.expectStatus as number };
+  if (s.grpcTokens === undefined) return call;
+  // A file, not the job's JSON: 10,000 tokens are more than one command-line argument may hold.
+  const tokensFile = join(fx.dir, `${s.id}.tokens.json`);
+  await writeFile(tokensFile, JSON.stringify(s.grpcTokens(fx)));
+  return { ...call, tokensFile };
 }
 
 async function grpcLoad(port: number, s: Scenario, start: () => Promise<void>, end: () => Promise<void>): Promise<LoadResult> {
   let started: Promise<void> = Promise.resolve();
   const res = await runChild<LoadResult>(
     'grpc-load.ts',
-    { ...checkCall(port, s), concurrency: connections, durationSec: duration, warmupSec: warmup, client: a['grpc-client'] === 'grpc-js' ? 'grpc-js' : 'h2' },
+    { ...(await checkCall(port, s)), concurrency: connections, durationSec: duration, warmupSec: warmup, client: a['grpc-client'] === 'grpc-js' ? 'grpc-js' : 'h2' },
     (l) => {
       if (l.includes('"phase":"measure"')) started = start();
     },
@@ -523,7 +528,7 @@ async function h2loadRow(port: number, s: Scenario, problems: string[], start: (
   const common = { binary: h2load!, expectStatus: 200, durationSec: duration, warmupSec: warmup };
   if (s.kind === 'grpc') {
     // The Node client's pre-flight decodes the answer's status code; a wrong one exits non-zero.
-    const call = checkCall(port, s);
+    const call = await checkCall(port, s);
     await runChild('grpc-load.ts', { ...call, concurrency: 1, durationSec: 0, warmupSec: 0 });
     const body = grpcFramed(checkRequest(call.method, call.path, call.authorization));
     // As Envoy multiplexes its Check calls: one HTTP/2 connection, `connections` calls in flight.

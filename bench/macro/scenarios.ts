@@ -64,6 +64,8 @@ export interface Scenario {
   readonly client?: 'h2load';
   /** Row run instead when this one's client is not installed. */
   readonly fallback?: string;
+  /** gRPC rows: rotate through one Check per token of this list instead of the hot token's. */
+  readonly grpcTokens?: (fx: Fixtures) => readonly string[];
 }
 
 const bearer = (t: string): Record<string, string> => ({ authorization: `Bearer ${t}` });
@@ -135,6 +137,8 @@ export function allScenarios(): Scenario[] {
     // The same two with a C client on both (h2load.ts says why): the gRPC target is judged on these when h2load is installed.
     { id: 'ext-authz-http-h2load', title: 'ext_authz HTTP check, cached token, h2load client', kind: 'http', server: 'ext-authz-http', variant: 'audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits', client: 'h2load', fallback: 'ext-authz-http' },
     { id: 'ext-authz-grpc-h2load', title: 'ext_authz gRPC Check, cached token, h2load client', kind: 'grpc', server: 'ext-authz-grpc', variant: 'audit', quick: true, expectStatus: 0, expectCache: 'hits', client: 'h2load', fallback: 'ext-authz-grpc' },
+    // Every Check verifies a token and encodes its allow: what the per-token answer costs where no cache hides it.
+    { id: 'ext-authz-grpc-10k', title: 'ext_authz gRPC Check, 10,000 tokens rotating, cache 100 (verify each)', kind: 'grpc', server: 'ext-authz-grpc', variant: 'verify', quick: false, expectStatus: 0, expectCache: 'misses', grpcTokens: (fx) => fx.tokens.rotating, vs: 'allow-10k-verify' },
     { id: 'tracing-allow-hot', title: 'jitgate allow, one hot token, tracing on (100 % sampled)', kind: 'http', server: 'gate', variant: 'tracing-100', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'allow-hot-no-audit', title: 'jitgate allow, one hot token, audit off', kind: 'http', server: 'gate', variant: 'no-audit', quick: true, request: small, expectStatus: 200, expectCache: 'hits' },
     { id: 'allow-hot-audit-devnull', title: 'jitgate allow, one hot token, audit → /dev/null', kind: 'http', server: 'gate', variant: 'audit-devnull', quick: false, request: small, expectStatus: 200, expectCache: 'hits' },
