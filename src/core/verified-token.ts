@@ -40,8 +40,8 @@ export interface VerifiedToken {
   /** The token's status list entry (SPEC §10), parsed once; looked up on every request. */
   readonly status?: StatusRef | undefined;
   /**
-   * What the transports derive from this token once and keep with it (today the audit line's token
-   * fields). The one mutable part of a verified token; the decision core never reads it. Kept on
+   * What the transports derive from this token once and keep with it (the audit line's token fields,
+   * the ext_authz gRPC allow). The one mutable part of a verified token; the decision core never reads it. Kept on
    * the token rather than in a WeakMap beside it: a WeakMap entry per token (an ephemeron the
    * garbage collector must trace) kept 190–290 more bytes per request alive through each scavenge on
    * the rotating-token row (bench/README.md, "Audit fragments on the token").
@@ -54,4 +54,9 @@ export interface TokenMemo {
   auditFields?: string;
   /** Which audit log serialized `auditFields` (another one, e.g. after a reload, serializes its own). */
   auditBy?: object;
+  /** The ext_authz gRPC OK CheckResponse for this token, framed (no stray headers to remove). */
+  grpcAllow?: Buffer;
+  /** Which CheckResponses encoded `grpcAllow`, and for which client certificate (undefined: none). */
+  grpcAllowBy?: object;
+  grpcAllowCert?: object;
 }

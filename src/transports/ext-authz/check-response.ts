@@ -8,12 +8,14 @@
  * Denials are encoded once per reason at startup (with the policy's DPoP `algs`, through the same
  * renderDecision the proxy uses) and an allow once per cached token; only a refusal that carries a
  * fresh DPoP-Nonce, and an allow that must also remove stray inbound headers, are encoded per request.
+ * A token's allow is kept on the token (its `memo`), not in a WeakMap beside it: with rotating tokens
+ * an entry per token is an ephemeron each scavenge must trace, as the audit log found
+ * (bench/README.md, "Audit fragments on the token").
  */
 import type { ClientCert } from '../../core/cert-binding.ts';
 import type { Allow, Decision, Deny, Unavailable } from '../../core/decision.ts';
 import type { GatePolicy } from '../../core/policy.ts';
 import { REASON_CODES, REASONS, type Reason } from '../../core/reasons.ts';
-import type { VerifiedToken } from '../../core/verified-token.ts';
 import { renderDecision, type Rendered } from '../respond.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
 import { pushPeerHeaders } from '../tls/peer-headers.ts';
@@ -37,8 +39,6 @@ interface HeaderValueOption {
   readonly append: { readonly value: false };
 }
 
-/** Stands for "no token" (public routes) as a WeakMap key. */
-const PUBLIC = Object.freeze({});
 const NO_STRAY: readonly string[] = Object.freeze([]);
 
 const option = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
@@ -46,7 +46,7 @@ const option = (key: string, value: string): HeaderValueOption => ({ header: { k
 export interface DeniedAnswer {
   readonly httpStatus: number;
   readonly grpcCode: number;
-  /** The encoded CheckResponse. */
+  /** The encoded CheckResponse, as `encode` made it (framed, for the gRPC service). */
   readonly bytes: Buffer;
   /** The same response as an object, for tests and logs. */
   readonly message: object;
@@ -65,15 +65,11 @@ export class CheckResponses {
   readonly #upstream: UpstreamHeaders;
   readonly #policy: GatePolicy;
   readonly #encode: (message: object) => Buffer;
-  /** Identity headers per verified token (cached tokens are reused objects). */
-  readonly #identity = new WeakMap<VerifiedToken, readonly HeaderValueOption[]>();
-  /** Encoded allow without stray headers, per verified token; gone with the token. */
-  readonly #allowByToken = new WeakMap<VerifiedToken, Buffer>();
   #publicAllow: Buffer | undefined;
-  /** Encoded allows of requests with a client certificate (SPEC §11): per certificate, then per token (or PUBLIC). */
-  readonly #allowByCert = new WeakMap<ClientCert, WeakMap<object, Buffer>>();
+  /** Public-route allows of requests with a client certificate (SPEC §11): one per certificate (per TLS connection). */
+  readonly #publicByCert = new WeakMap<ClientCert, Buffer>();
 
-  /** `encode` is the Check method's response serializer. */
+  /** `encode` is the Check method's response serializer (the gRPC service frames its output too). */
   constructor(upstream: UpstreamHeaders, policy: GatePolicy, encode: (message: object) => Buffer) {
     this.#upstream = upstream;
     this.#policy = policy;
@@ -96,14 +92,12 @@ export class CheckResponses {
 
   /** The OK CheckResponse for an allow, as an object for the Check serializer. */
   allowed(d: Allow, stray: readonly string[]): object {
-    const identity = d.token === null ? [] : this.#identityOf(d.token);
+    const headers: HeaderValueOption[] = d.token === null ? [] : d.token.identity.map(([k, v]) => option(k, v));
     const cert = d.clientCert;
-    let headers: readonly HeaderValueOption[] = identity;
     if (cert !== undefined) {
       const peer: string[] = [];
       pushPeerHeaders(peer, this.#upstream.peer, cert);
-      headers = [...identity];
-      for (let i = 0; i < peer.length; i += 2) (headers as HeaderValueOption[]).push(option(peer[i]!, peer[i + 1]!));
+      for (let i = 0; i < peer.length; i += 2) headers.push(option(peer[i]!, peer[i + 1]!));
     }
     return { status: { code: GRPC_OK }, ok_response: { headers, headers_to_remove: this.#upstream.removals(d, stray) } };
   }
@@ -120,25 +114,23 @@ export class CheckResponses {
 
   #allowBytes(d: Allow, stray: readonly string[]): Buffer {
     if (stray.length !== 0) return this.#encode(this.allowed(d, stray));
-    if (d.clientCert !== undefined) return this.#allowWithCert(d, d.clientCert);
-    if (d.token === null) return (this.#publicAllow ??= this.#encode(this.allowed(d, stray)));
-    let bytes = this.#allowByToken.get(d.token);
-    if (bytes === undefined) {
-      bytes = this.#encode(this.allowed(d, stray));
-      this.#allowByToken.set(d.token, bytes);
+    const t = d.token;
+    const cert = d.clientCert;
+    if (t === null) {
+      if (cert === undefined) return (this.#publicAllow ??= this.#encode(this.allowed(d, NO_STRAY)));
+      let bytes = this.#publicByCert.get(cert);
+      if (bytes === undefined) this.#publicByCert.set(cert, (bytes = this.#encode(this.allowed(d, NO_STRAY))));
+      return bytes;
     }
-    return bytes;
-  }
-
-  /** The cached tokens of a keep-alive connection share one certificate: encoded once per (certificate, token). */
-  #allowWithCert(d: Allow, cert: ClientCert): Buffer {
-    let byToken = this.#allowByCert.get(cert);
-    if (byToken === undefined) this.#allowByCert.set(cert, (byToken = new WeakMap()));
-    const key = d.token ?? PUBLIC;
-    let bytes = byToken.get(key);
-    if (bytes === undefined) {
-      bytes = this.#encode(this.allowed(d, NO_STRAY));
-      byToken.set(key, bytes);
+    // One answer per token, for the certificate it last came with: a token is used by one workload,
+    // whose keep-alive connections share a certificate; another certificate re-encodes.
+    const memo = t.memo;
+    if (memo !== undefined && memo.grpcAllowBy === this && memo.grpcAllowCert === cert && memo.grpcAllow !== undefined) return memo.grpcAllow;
+    const bytes = this.#encode(this.allowed(d, NO_STRAY));
+    if (memo !== undefined) {
+      memo.grpcAllow = bytes;
+      memo.grpcAllowBy = this;
+      memo.grpcAllowCert = cert;
     }
     return bytes;
   }
@@ -147,14 +139,5 @@ export class CheckResponses {
   #fresh(d: Deny | Unavailable): { readonly bytes: Buffer; readonly httpStatus: number } {
     const r = renderDecision(d, this.#policy);
     return { bytes: this.#encode(deniedMessage(d.reason, r).message), httpStatus: r.status };
-  }
-
-  #identityOf(t: VerifiedToken): readonly HeaderValueOption[] {
-    let h = this.#identity.get(t);
-    if (h === undefined) {
-      h = Object.freeze(t.identity.map(([k, v]) => option(k, v)));
-      this.#identity.set(t, h);
-    }
-    return h;
   }
 }

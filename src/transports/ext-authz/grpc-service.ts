@@ -21,7 +21,7 @@ import type { Listener, TransportContext } from '../context.ts';
 import { checkRequestDecoder } from './check-codec.ts';
 import { checkInputFrom, type CheckRequestObject } from './check-request.ts';
 import { CheckResponses } from './check-response.ts';
-import type { ReadProblem } from './grpc-h2/frames.ts';
+import { frame, type ReadProblem } from './grpc-h2/frames.ts';
 import { GRPC_STATUS, GrpcH2Server, type BidiCall, type Route, type UnaryReply } from './grpc-h2/server.ts';
 import { decideSafely, observe } from './judge.ts';
 import { AUTHORIZATION_SERVICE, encodeResponse, HEALTH_SERVICE, loadProtos } from './protos.ts';
@@ -55,7 +55,8 @@ export interface GrpcServiceOptions {
 export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceOptions): Promise<Listener> {
   const protos = loadProtos();
   const decode = checkRequestDecoder();
-  const responses = new CheckResponses(opts.upstream, ctx.gate.policy, (m) => encodeResponse(protos.authorization, 'Check', m));
+  // Kept framed (length prefix included): the precomputed denials and the cached allows are sent as they are.
+  const responses = new CheckResponses(opts.upstream, ctx.gate.policy, (m) => frame(encodeResponse(protos.authorization, 'Check', m)));
   const internalError = responses.denied('internal_error').bytes;
   const isStray = opts.upstream.isStray;
   const server = new GrpcH2Server({ maxMessageBytes: opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES });
@@ -73,7 +74,7 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
       bytes = internalError;
       httpStatus = 503;
     }
-    reply.ok(bytes);
+    reply.okFramed(bytes);
     // Envoy sends its own trace context in the call's headers (not in the checked request's headers).
     observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs, client, ctx.tracer === undefined || headers === undefined ? undefined : h2Carrier(headers));
   };

@@ -81,6 +81,20 @@ describe('gRPC: attributes.source.certificate', () => {
     expect(c.status?.code).toBe(16);
   });
 
+  it('one unbound token through two certificates, back and forth: each answer names its own certificate', async () => {
+    const tok = await token();
+    const seen: (string | undefined)[] = [];
+    for (const c of [pki.workloadA, pki.workloadB, pki.workloadA, pki.workloadB]) {
+      const r = await check(grpc, tok, { certificate: urlPem(c) });
+      expect(r.status?.code).toBe(0);
+      seen.push(Object.fromEntries(headerList(r.ok_response?.headers))['x-jit-client-cert-sha256']);
+    }
+    expect(seen).toEqual([pki.workloadA.x5t, pki.workloadB.x5t, pki.workloadA.x5t, pki.workloadB.x5t]);
+    // And without a certificate, none.
+    const bare = await check(grpc, tok);
+    expect(Object.fromEntries(headerList(bare.ok_response?.headers))['x-jit-client-cert-sha256']).toBeUndefined();
+  });
+
   it('refuses a bound token over another certificate (16, cert_binding_mismatch)', async () => {
     const r = await check(grpc, await boundTo(pki.workloadA), { certificate: urlPem(pki.workloadB) });
     expect(r.status?.code).toBe(16);

@@ -17,9 +17,11 @@ import { frame, MessageReader, parseGrpcTimeout, type ReadProblem } from './fram
 
 export const GRPC_STATUS = { OK: 0, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, INTERNAL: 13 } as const;
 
-/** One unary call: exactly one of `ok`/`error` takes effect; later calls (after a deadline) do nothing. */
+/** One unary call: exactly one of `ok`/`okFramed`/`error` takes effect; later calls (after a deadline) do nothing. */
 export interface UnaryReply {
   ok(message: Buffer): void;
+  /** `ok` for a message already framed (frames.ts `frame`): answers kept and sent again and again. */
+  okFramed(framed: Buffer): void;
   error(code: number, message: string): void;
 }
 
@@ -46,17 +48,6 @@ export type Route = UnaryRoute | BidiRoute;
 
 const RESPONSE_HEADERS = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' });
 const OK_TRAILERS = Object.freeze({ 'grpc-status': '0' });
-/** Framed copies of response messages that are sent again and again (precomputed denials, cached allows). */
-const framed = new WeakMap<Buffer, Buffer>();
-
-function framedOf(message: Buffer): Buffer {
-  let f = framed.get(message);
-  if (f === undefined) {
-    f = frame(message);
-    framed.set(message, f);
-  }
-  return f;
-}
 
 /** `grpc-message` is percent-encoded (PROTOCOL-HTTP2.md); ours are ASCII, but never trust that. */
 function grpcMessage(s: string): string {
@@ -93,13 +84,17 @@ class Unary implements UnaryReply {
   }
 
   ok(message: Buffer): void {
+    if (!this.done) this.okFramed(frame(message));
+  }
+
+  okFramed(framed: Buffer): void {
     if (this.done) return;
     this.#finish();
     const s = this.#stream;
     if (s.destroyed || s.headersSent) return;
     s.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     s.on('wantTrailers', sendOkTrailers); // fires once per stream; `on` spares once()'s wrapper
-    s.end(framedOf(message));
+    s.end(framed);
   }
 
   error(code: number, message: string): void {
