@@ -27,6 +27,8 @@ export const VARIANTS = {
    * would answer 10 % of this cyclic rotation from memory — a fair fight with the minimal gate needs none.
    */
   verify: { audit: true, cacheEntries: 100 },
+  /** `verify` with audit off: what the audit line costs a miss (`npm run bench:ab -- --row allow-10k-verify gate gate:verify-no-audit`). */
+  'verify-no-audit': { audit: false, cacheEntries: 100 },
   /** `verify` without any cache (max_entries 0): what the cache itself adds to a miss. */
   'verify-no-cache': { audit: true, cacheEntries: 0 },
   /** 1,000,000 revocation entries loaded from a file source (the path is filled in by the runner). */
