@@ -67,6 +67,16 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
+/** `ls` with line `at` edited (`from` → `to`), verified with keys: exit 1, first BROKEN at that line with `message`. */
+async function expectBrokenEdit(name: string, ls: string[], at: number, from: string, to: string, message: string): Promise<void> {
+  const edited = [...ls];
+  edited[at] = edited[at]!.replace(from, to);
+  expect(edited[at]).not.toBe(ls[at]);
+  const r = await verify(name, edited);
+  expect(r.code).toBe(1);
+  expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${at + 1} (seq ${parse(ls[at]!)!.seq}): ${message}`);
+}
+
 /** File index of the periodic checkpoint and of the final one. */
 function checkpoints(ls: string[]): { periodic: number; final: number } {
   const idx = chainIdx(ls).filter((i) => parse(ls[i]!)!.event === 'checkpoint');
@@ -105,26 +115,9 @@ describe('final and periodic checkpoints', () => {
 
   it('case="final" added to the periodic checkpoint, or removed from the final one → the signature does not verify', async () => {
     const { periodic, final } = checkpoints(lines);
-    const promoted = lines.slice(0, periodic + 1);
-    promoted[periodic] = promoted[periodic]!.replace('"kid":', '"final":true,"kid":');
-    expect(promoted[periodic]).not.toBe(lines[periodic]);
-    const up = await verify('promoted.log', promoted);
-    expect(up.code).toBe(1);
-    expect(up.stdout).toContain(`BROKEN: first broken line ${up.file}:${periodic + 1} (seq ${parse(lines[periodic]!)!.seq}): the checkpoint signature does not verify`);
-
-    const demoted = [...lines];
-    demoted[final] = demoted[final]!.replace('"final":true,', '');
-    expect(demoted[final]).not.toBe(lines[final]);
-    const down = await verify('demoted.log', demoted);
-    expect(down.code).toBe(1);
-    expect(down.stdout).toContain(`BROKEN: first broken line ${down.file}:${final + 1} (seq ${parse(lines[final]!)!.seq}): the checkpoint signature does not verify`);
-
-    const odd = [...lines];
-    odd[final] = odd[final]!.replace('"final":true', '"final":"yes"');
-    const other = await verify('odd-final.log', odd);
-    expect(other.code).toBe(1);
-    expect(other.stdout).toContain(`${other.file}:${final + 1}`);
-    expect(other.stdout).toContain('a checkpoint line holding more or other than what its signature covers');
+    await expectBrokenEdit('promoted.log', lines.slice(0, periodic + 1), periodic, '"kid":', '"final":true,"kid":', 'the checkpoint signature does not verify');
+    await expectBrokenEdit('demoted.log', lines, final, '"final":true,', '', 'the checkpoint signature does not verify');
+    await expectBrokenEdit('odd-final.log', lines, final, '"final":true', '"final":"yes"', 'a checkpoint line holding more or other than what its signature covers');
   });
 
   it('case=cut right after the periodic checkpoint while the gate was down, then a restart → NOT VOUCHED at that checkpoint', async () => {
