@@ -167,6 +167,8 @@ const gates = new Gates(fx, upstream.port, workers, gateNodeFlags, a.jitgate, pi
 const rows: Row[] = [];
 let soak: Record<string, unknown> | undefined;
 const paired: Record<string, PairSlice[]> = {};
+/** Token files of gRPC rows that rotate tokens, by row id (tokensFileOf). */
+const tokensFiles = new Map<string, Promise<string>>();
 
 /**
  * Rows whose issue-20 target is judged on adjacent slices, each against the row it is compared with: the cached
@@ -184,11 +186,10 @@ const PAIRED: readonly (readonly [subject: string, reference: string])[] = [
 /** n adjacent (reference, subject) slices per paired row, in ABBA order. */
 async function runPairs(): Promise<void> {
   if (pairs === 0) return;
-  const byId = new Map(all.map((s) => [s.id, s]));
   for (const [id, refId] of PAIRED) {
     const s = selected.find((x) => x.id === id);
-    const ref = byId.get(refId)!;
-    if (s === undefined || !ids.has(refId) || !selected.some((x) => x.id === refId)) continue;
+    const ref = selected.find((x) => x.id === refId);
+    if (s === undefined || ref === undefined) continue;
     // Fresh processes on both sides (gate variants were stopped after the rows). Against the plain
     // proxy that had served every row before it (1 MiB bodies included), one full run's pairs said
     // 0.95-1.44 x; against a fresh one ten minutes later, 0.69-0.85 x.
@@ -503,10 +504,18 @@ async function runChild<T>(script: string, job: object, onLine?: (line: string) 
 async function checkCall(port: number, s: Scenario): Promise<{ port: number; method: string; path: string; authorization: string; expectCode: number; tokensFile?: string }> {
   const call = { port, method: 'GET', path: '/orders/small', authorization: `Bearer ${fx.tokens.hot}`, expectCode: s.expectStatus as number };
   if (s.grpcTokens === undefined) return call;
-  // A file, not the job's JSON: 10,000 tokens are more than one command-line argument may hold.
-  const tokensFile = join(fx.dir, `${s.id}.tokens.json`);
-  await writeFile(tokensFile, JSON.stringify(s.grpcTokens(fx)));
-  return { ...call, tokensFile };
+  return { ...call, tokensFile: await tokensFileOf(s, s.grpcTokens) };
+}
+
+/** A row's rotating tokens as a file, written once (its pairs and rounds reuse it): 10,000 tokens are more than one command-line argument may hold. */
+function tokensFileOf(s: Scenario, tokens: (fx: Fixtures) => readonly string[]): Promise<string> {
+  let file = tokensFiles.get(s.id);
+  if (file === undefined) {
+    const path = join(fx.dir, `${s.id}.tokens.json`);
+    file = writeFile(path, JSON.stringify(tokens(fx))).then(() => path);
+    tokensFiles.set(s.id, file);
+  }
+  return file;
 }
 
 async function grpcLoad(port: number, s: Scenario, start: () => Promise<void>, end: () => Promise<void>): Promise<LoadResult> {
