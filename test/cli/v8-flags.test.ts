@@ -16,13 +16,17 @@ async function pretenuringDecisions(nodeFlags: string[], apply: boolean): Promis
     const keep = [];
     const make = (i) => ({ a: i, b: [i], c: { d: i } });
     for (let i = 0; i < 1_000_000; i++) keep.push(make(i));
-    console.log(JSON.stringify({ applied, kept: keep.length }));`;
-  const { stdout } = await run(process.execPath, [...nodeFlags, '--trace-pretenuring-statistics', '--input-type=module', '-e', script], {
+    console.error(JSON.stringify({ applied, kept: keep.length }));`;
+  const { stdout, stderr } = await run(process.execPath, [...nodeFlags, '--trace-pretenuring-statistics', '--input-type=module', '-e', script], {
     env: { ...process.env, NODE_OPTIONS: '' },
     maxBuffer: 16 * 1024 * 1024,
   });
-  const lines = stdout.trim().split('\n');
-  const last = JSON.parse(lines.at(-1)!) as { applied: string[]; kept: number };
+  // V8 writes its trace lines to stdout (a "[pid:0x…] " prefix, then the text), and a GC may still run after our line,
+  // as the process exits: a CI run once ended stdout with such a prefix. Ours goes to stderr, which holds nothing else.
+  const lines = stdout.split('\n');
+  const result = stderr.split('\n').findLast((l) => l.startsWith('{"applied":'));
+  expect(result, `the child printed its result line; stderr: ${stderr.slice(0, 500)}`).toBeDefined();
+  const last = JSON.parse(result!) as { applied: string[]; kept: number };
   expect(last.kept).toBe(1_000_000);
   return { decisions: lines.filter((l) => l.includes('pretenuring: AllocationSite')).length, applied: last.applied };
 }
