@@ -62,7 +62,8 @@ export async function runWorker(config: Config, file: string): Promise<number> {
     running = await startJitgateWorker(config, file, {
       primary: { channel: toPrimary, nonceKey: nonceKey === undefined ? undefined : Buffer.from(nonceKey, 'base64') },
       revocationWriter: config.anomaly === undefined ? undefined : new PrimaryRevocationWriter(toPrimary),
-      refusalCounter: config.anomaly === undefined ? undefined : new PrimaryRefusalCounter(toPrimary),
+      // With revocation.redis the worker counts in Redis itself, with every other gate (anomaly/wiring.ts).
+      refusalCounter: config.anomaly === undefined || config.revocation.redis ? undefined : new PrimaryRefusalCounter(toPrimary),
     });
   } catch (err) {
     if (!(err instanceof JitgateError)) throw err;

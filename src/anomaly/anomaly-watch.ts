@@ -40,7 +40,7 @@ export interface AnomalyDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock: Clock;
-  /** A cluster worker's: counts at the primary, so a token probing through every worker is counted once (primary-counter.ts). */
+  /** Counts elsewhere: at the cluster primary (primary-counter.ts) or in Redis for the fleet (src/fleet/redis-refusal-counter.ts), so a token probing through every worker or gate is counted once. */
   readonly counter?: RefusalCounting;
 }
 
@@ -94,7 +94,7 @@ export class AnomalyWatch implements RefusalObserver {
     const counted = this.#counter.add(key, this.#d.clock.nowMs());
     if (!(counted instanceof Promise)) return this.#counted(t, key, decision, counted, client);
     counted.then((c) => this.#counted(t, key, decision, c, client)).catch((err: unknown) =>
-      this.#log.error({ err: (err as Error).message }, 'counting a refusal at the cluster primary failed; not counted'),
+      this.#log.error({ err: (err as Error).message }, 'counting a refusal at the cluster primary or in Redis failed; not counted'),
     );
   }
 

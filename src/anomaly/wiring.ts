@@ -9,6 +9,7 @@ import type { Gate } from '../gate.ts';
 import type { AuditLog } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from 'pino';
+import { RedisRefusalCounter } from '../fleet/redis-refusal-counter.ts';
 import { AnomalyWatch, type RevocationWriter } from './anomaly-watch.ts';
 import type { RefusalCounting } from './refusal-counter.ts';
 
@@ -24,8 +25,9 @@ export interface WiringDeps {
 /**
  * `anomaly` configured: every decision is shown to an AnomalyWatch. `writer` is the cluster
  * primary's (a worker); by default the store `POST /revocations` writes through, so a durable or
- * fleet-wide store there is one here too. `counter` is the primary's (a worker); by default refusals
- * are counted in this process.
+ * fleet-wide store there is one here too. Refusals are counted where the revocation would reach:
+ * in Redis with `revocation.redis` (every gate on it counts together), else at `counter`, the
+ * primary's for a cluster worker, else in this process.
  */
 export function watchAnomalies(d: WiringDeps, writer?: RevocationWriter, counter?: RefusalCounting): AnomalyWatch | undefined {
   const cfg = d.config.anomaly;
@@ -37,8 +39,20 @@ export function watchAnomalies(d: WiringDeps, writer?: RevocationWriter, counter
     metrics: d.metrics,
     logger: d.logger,
     clock: d.clock ?? systemClock,
-    counter,
+    counter: fleetCounter(d) ?? counter,
   });
   d.gate.observeRefusals(watch);
   return watch;
+}
+
+/** With revocation.redis a revocation is fleet-wide, so the count that triggers it is too (SPEC §9, §12). */
+function fleetCounter(d: WiringDeps): RefusalCounting | undefined {
+  const cfg = d.config.anomaly;
+  const fleet = d.gate.fleet;
+  if (cfg === undefined || fleet === undefined || !d.config.revocation.redis) return undefined;
+  return new RedisRefusalCounter(fleet.link, fleet.keys, {
+    threshold: cfg.deny_threshold,
+    windowMs: cfg.window,
+    onError: (op) => d.metrics.redisErrors.labels(op).inc(),
+  });
 }

@@ -13,6 +13,10 @@
  *                             bytes, base64url. Every gate on the prefix derives the same DPoP
  *                             nonces from it (src/core/dpop-nonce.ts), so a nonce one gate hands
  *                             out is accepted by all.
+ *   jitgate:anomaly:<h>       sorted set, one member per refusal of one token (score = time in ms),
+ *                             and jitgate:anomaly:<h>:tripped (SET NX PX): the fleet's refusal
+ *                             count when anomaly and revocation.redis are on (redis-refusal-counter.ts);
+ *                             h = base64url(sha256(iss + "\n" + jti)). Both expire with the window.
  *
  * A write is one MULTI/EXEC of ZADD + XADD per entry, so the set and the log never disagree.
  */
@@ -26,10 +30,11 @@ export interface RedisKeys {
   readonly log: string;
   readonly dpopPrefix: string;
   readonly nonceKey: string;
+  readonly anomalyPrefix: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
-  return { live: `${prefix}revocations`, log: `${prefix}revocations:log`, dpopPrefix: `${prefix}dpop:`, nonceKey: `${prefix}dpop-nonce-key` };
+  return { live: `${prefix}revocations`, log: `${prefix}revocations:log`, dpopPrefix: `${prefix}dpop:`, nonceKey: `${prefix}dpop-nonce-key`, anomalyPrefix: `${prefix}anomaly:` };
 }
 
 /** The stream field that holds an entry. */
