@@ -2,7 +2,8 @@
  * `workers: 2` with fleet state on Redis (SPEC §9, docs/fleet.md "workers > 1"): each worker follows
  * Redis on its own connections and the primary writes POSTed entries there, without a journal.
  * A revocation posted to the primary is refused by both workers; a DPoP proof used once is refused
- * when replayed (whichever worker gets it); /readyz is ready.
+ * when replayed (whichever worker gets it); /readyz is ready. With `anomaly`, the workers count
+ * refusals in Redis (as every gate on it does), not at the primary.
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ beforeAll(async () => {
     c.dpop = { replay: 'redis', external_origin: ORIGIN };
     c.log = { level: 'info', audit: true, destination: 'stdout' };
     c.redis = { url: redis.url, connect_timeout: '5s' };
+    c.anomaly = { deny_threshold: 4, window: '1m', revoke: 'jti' };
     c.admin = { listen: { host: '127.0.0.1', port: 0 }, token_file: 'admin-token' };
   });
   await writeFile(join(cfg.dir, 'admin-token'), `${ADMIN_TOKEN}\n`);
@@ -71,5 +73,22 @@ describe('workers: 2 on Redis', () => {
     const answers = [];
     for (let i = 0; i < 4; i++) answers.push((await send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${bound}`, dpop: proof } })).status);
     expect(answers).toEqual([200, 401, 401, 401]);
+  }, 30_000);
+
+  it('refusals made through both workers are counted together in Redis and revoke at the threshold', async () => {
+    const token = await tokenNow(cfg.keys, { jti: 'cluster-probe' });
+    const auth = { authorization: `Bearer ${token}` };
+    // Fresh connections alternate between the workers: these four refusals come from both.
+    for (let i = 0; i < 4; i++) expect((await send(gate.url, '/admin', { headers: auth })).status).toBe(403);
+    const started = Date.now();
+    while ((await send(gate.url, '/orders/42', { headers: auth })).status !== 401) {
+      if (Date.now() - started > 5000) throw new Error('not revoked within 5 s of the fourth refusal');
+    }
+    // The count lives in Redis: the workers did not count at the primary.
+    expect(((await redis.command('KEYS', 'jitgate:anomaly:*')) as string[]).length).toBeGreaterThan(0);
+    const pids = new Set(gate.lines.filter((l) => l.type === 'audit' && l.reason === 'path_not_granted' && l.jti === 'cluster-probe').map((l) => l.pid));
+    await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
+    for (const l of gate.lines) if (l.type === 'audit' && l.reason === 'path_not_granted' && l.jti === 'cluster-probe') pids.add(l.pid);
+    expect(pids.size).toBe(2);
   }, 30_000);
 });
