@@ -5,11 +5,12 @@
  * N × (deny_threshold − 1). The third implementation of the RefusalCounting seam, beside this
  * process's own counter and the cluster primary's (src/anomaly/).
  *
- * One refusal is one Lua script, atomic in Redis:
+ * One refusal is one MULTI/EXEC, atomic in Redis (no Lua: a locked-down Redis user needs no EVAL):
  *   <prefix>anomaly:<h>          sorted set: one member per refusal, score = its time (ms). Kept
  *                                to the newest `deny_threshold` within the window, expiring with it.
- *   <prefix>anomaly:<h>:tripped  string, SET NX PX (the window, at most 5 s): this crossing was
- *                                reported to one gate, which revokes; the others do not.
+ * and, only when that leaves `deny_threshold` refusals in the window, a second round trip:
+ *   <prefix>anomaly:<h>:tripped  string, SET NX PX (the window, at most 5 s): the one gate whose SET
+ *                                succeeds was told of this crossing and revokes; the others do not.
  * h = base64url(sha256(issuer + "\n" + jti)), so any token identity is a short, safe key.
  * The same exact sliding window as the in-process counter (refusal-counter.ts): the threshold is
  * crossed when `deny_threshold` refusals lie within `window` of the newest. Times are the gates'
@@ -19,8 +20,8 @@
  * refusal uncounted and logged (a refusal is answered before it is counted).
  *
  * Why the tripped flag lapses after TRIP_HOLD_MS instead of lasting the window: the gate told of a
- * crossing may never revoke — it died, its count's answer was lost in a timeout though Redis ran
- * the script, or its write failed and so did the rearm (DEL). Held for a whole window, that would
+ * crossing may never revoke — it died, its count's answer was lost in a timeout though Redis took
+ * the flag, or its write failed and so did the rearm (DEL). Held for a whole window, that would
  * leave the token a window of free probing; lapsing after a few seconds (well past the ~1 s a
  * revocation takes to reach every gate), the next refusal over the threshold tries again. When the
  * revocation did land, the token's further requests are 401 `revoked`, which are not counted.
@@ -32,27 +33,6 @@ import type { RedisLink } from './redis-link.ts';
 
 /** How long one crossing keeps other refusals from crossing again (see above). */
 export const TRIP_HOLD_MS = 5_000;
-
-/**
- * KEYS: the refusal set, the tripped flag. ARGV: now (ms), window (ms), threshold, a unique member,
- * the tripped flag's lifetime (ms). Returns {refusals in the window (≤ threshold), 1 when this
- * refusal crossed the threshold}.
- */
-export const COUNT_SCRIPT = `
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - window))
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(n + 1))
-local c = redis.call('ZCARD', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], window)
-local crossed = 0
-if c >= n and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then crossed = 1 end
-return {c, crossed}
-`;
-
-const COUNT_SHA = createHash('sha1').update(COUNT_SCRIPT).digest('hex');
 
 export interface RedisCountingOptions {
   readonly threshold: number;
@@ -77,24 +57,27 @@ export class RedisRefusalCounter implements RefusalCounting {
 
   add(key: string, nowMs: number): Promise<Counted> {
     const set = this.#keyOf(key);
-    const args = [String(Math.floor(nowMs)), String(this.#o.windowMs), String(this.#o.threshold), `${Math.floor(nowMs)}:${this.#tag}:${this.#seq++}`, String(Math.min(this.#o.windowMs, TRIP_HOLD_MS))];
+    const now = Math.floor(nowMs);
+    const { threshold, windowMs } = this.#o;
+    const member = `${now}:${this.#tag}:${this.#seq++}`;
     return this.#link
       .run('anomaly count', async (c) => {
-        try {
-          return await c.sendCommand<[number, number]>(['EVALSHA', COUNT_SHA, '2', set, `${set}:tripped`, ...args]);
-        } catch (err) {
-          // First use on this Redis (or after SCRIPT FLUSH / a restart): send the script itself.
-          if (!/NOSCRIPT/.test((err as Error).message)) throw err;
-          return await c.sendCommand<[number, number]>(['EVAL', COUNT_SCRIPT, '2', set, `${set}:tripped`, ...args]);
-        }
+        const m = c.multi();
+        m.addCommand(['ZADD', set, String(now), member]);
+        // The same window as the in-process counter: a refusal counts while now − its time ≤ window.
+        m.addCommand(['ZREMRANGEBYSCORE', set, '-inf', `(${now - windowMs}`]);
+        m.addCommand(['ZREMRANGEBYRANK', set, '0', String(-(threshold + 1))]);
+        m.addCommand(['ZCARD', set]);
+        m.addCommand(['PEXPIRE', set, String(windowMs)]);
+        const inWindow = Number((await m.exec())[3]);
+        if (inWindow < threshold) return { inWindow, crossed: false };
+        const taken = await c.sendCommand<string | null>(['SET', `${set}:tripped`, '1', 'NX', 'PX', String(Math.min(windowMs, TRIP_HOLD_MS))]);
+        return { inWindow, crossed: taken === 'OK' };
       })
-      .then(
-        ([inWindow, crossed]) => ({ inWindow: Number(inWindow), crossed: Number(crossed) === 1 }),
-        (err: unknown) => {
-          this.#o.onError?.('anomaly', err as Error);
-          throw err;
-        },
-      );
+      .catch((err: unknown) => {
+        this.#o.onError?.('anomaly', err as Error);
+        throw err;
+      });
   }
 
   /** The revocation failed: the next refusal over the threshold, at any gate, tries again. */

@@ -4,7 +4,7 @@
  * already sent cannot be recalled). The audit trail must not be silent about it: an
  * `anomaly_revoked` line with `outcome: "unknown"` is written for the attempt, and the late write
  * does revoke the token everywhere. The refusals are counted in Redis (the fleet's count), so the
- * delay is made by a relay holding the write (MULTI) alone, after the crossing count was answered.
+ * delay is made by a relay holding the write (its MULTI carries XADD) alone, after the count was answered.
  */
 import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -52,7 +52,7 @@ describe('anomaly revocation whose write reaches Redis late', () => {
     const t = await g.token({ jti: 'hung-1' });
     const auth = { authorization: `Bearer ${t}` };
     for (const p of ['/orders/1', '/admin']) expect((await send(g.url, p, { headers: auth })).status).toBe(403);
-    relay.holdFrom('MULTI');
+    relay.holdFrom('XADD');
     expect((await send(g.url, '/orders/43/items', { headers: auth })).status).toBe(403);
 
     await until(() => g.logs.some((l) => l.decision === 'anomaly_revoked'));

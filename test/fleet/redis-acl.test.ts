@@ -62,6 +62,7 @@ beforeAll(async () => {
     c.revocation = { ...c.revocation, redis: true };
     c.dpop = { replay: 'redis', use_nonce: true, external_origin: ORIGIN };
     c.log = { level: 'info', audit: false, destination: 'stdout' };
+    c.anomaly = { deny_threshold: 2, window: '1m', revoke: 'jti' };
   });
 }, 60_000);
 
@@ -95,6 +96,14 @@ describe('the Redis ACL docs/fleet.md documents', () => {
     expect((await send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${bound}`, dpop: p } })).status).toBe(200);
     const again = await send(gate.url, '/orders/42', { headers: { authorization: `DPoP ${bound}`, dpop: p } });
     expect([again.status, JSON.parse(again.text).reason]).toEqual([401, 'dpop_replay']);
+    // Anomaly counting in Redis (MULTI of ZADD, ZREMRANGEBYSCORE, ZREMRANGEBYRANK, ZCARD, PEXPIRE; SET NX): two refusals revoke.
+    const prober = await tokenNow(base.keys, { jti: 'acl-prober' });
+    for (let i = 0; i < 2; i++) expect((await send(gate.url, '/admin', { headers: { authorization: `Bearer ${prober}` } })).status).toBe(403);
+    const probed = Date.now();
+    while ((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${prober}` } })).status !== 401) {
+      if (Date.now() - probed > 5000) throw new Error('the prober was not revoked: anomaly counting failed as this user');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     // The follower's once-a-second log check (XINFO STREAM) and the sweep ran as this user, unrefused.
     const deadline = Date.now() + 5000;
     while (!/cmdstat_xinfo\|stream:calls=[1-9]/.test(String(await redis.command('INFO', 'commandstats')))) {
