@@ -1,6 +1,6 @@
 /**
  * What counting a refusal for the fleet costs (SPEC §12 on §9, docs/anomaly-and-audit.md): one
- * RedisRefusalCounter.add — the Lua count script on a real redis-server (Debian `redis-server`) over
+ * RedisRefusalCounter.add — its MULTI (and SET NX once a window is full) on a real redis-server (Debian `redis-server`) over
  * the gate's own RedisLink — as a gate with `anomaly` and `revocation.redis` runs it. Two figures,
  * each the median of `--rounds` blocks of `--n` counts, keys rotating through 10,000 token identities:
  *   - one round trip at a time: the gate's CPU and the wall time per refusal;
