@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.ts';
-import { freePort } from '../fixtures/nginx.ts';
+import { assertRefusedPort, REFUSED_PORT } from '../fixtures/refused-port.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../fixtures/otlp-receiver.ts';
 import { send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
 import { checkRequest, GrpcClient, httpCall } from '../transports/ext-authz/helpers.ts';
@@ -191,7 +191,7 @@ describe('tracing: a collector that is down or hangs never fails or holds a requ
   });
 
   it.each([
-    ['down (connection refused)', async () => `http://127.0.0.1:${await freePort()}/v1/traces`],
+    ['down (connection refused)', async () => (await assertRefusedPort(), `http://127.0.0.1:${REFUSED_PORT}/v1/traces`)],
     ['hung (never answers)', async () => `http://127.0.0.1:${(hung.address() as AddressInfo).port}/v1/traces`],
   ])('collector %s: every request answered as without tracing', async (what, endpoint) => {
     const g = await startGateInProcess(upstream.url, withTracing(await endpoint(), { export_timeout: '300ms', max_queue_size: 16 }));

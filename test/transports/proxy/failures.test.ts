@@ -6,6 +6,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answerOk, closeAll, parseMetrics, send, startGateInProcess, startGateWithUpstream, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { assertRefusedPort, REFUSED_PORT } from '../../fixtures/refused-port.ts';
 
 let up: RecordingUpstream;
 let gate: InProcessGate;
@@ -112,10 +113,9 @@ describe('proxy failures', () => {
 
 describe('proxy failures, upstream down', () => {
   it('case=nothing listens on the upstream port → 502 upstream_unreachable', async () => {
-    const down = await startRecordingUpstream();
-    const url = down.url;
-    await down.close();
-    const g = await startGateInProcess(url);
+    // Not a just-closed server's port, which another test's server may take under load (fixtures/refused-port.ts).
+    await assertRefusedPort();
+    const g = await startGateInProcess(`http://127.0.0.1:${REFUSED_PORT}`);
     try {
       const res = await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${await g.token()}` } });
       expect(res.status).toBe(502);

@@ -9,10 +9,11 @@
 import { copyFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import { readFileSync } from 'node:fs';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type CertFiles, type Pki } from '../../fixtures/pki.ts';
+import { assertRefusedPort, REFUSED_PORT } from '../../fixtures/refused-port.ts';
 import { makeLeaf } from '../../../src/issuing/dev-pki.ts';
 import { validateConfig } from '../../../src/config/load.ts';
 import { startGateInProcess, startupError, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
@@ -147,14 +148,9 @@ describe('TLS to the backend (upstream.url https://)', () => {
   });
 
   it('a backend that is down stays 502 upstream_unreachable, not upstream_tls', async () => {
-    // Port 9 (discard), below the ephemeral range: no test's listen(0) can take it. A closed server's own
-    // port could (a CI run under load once got another server there, and another answer than 'refused').
-    await new Promise<void>((resolve, reject) =>
-      connect(9, '127.0.0.1')
-        .once('connect', () => reject(new Error('something listens on 127.0.0.1:9; this test needs it closed')))
-        .once('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNREFUSED' ? resolve() : reject(err))),
-    );
-    const g = await gateTo('https://127.0.0.1:9', { ca_file: pki.backendCa.cert });
+    // Not a just-closed server's port: under load another test's server took it once, with another answer.
+    await assertRefusedPort();
+    const g = await gateTo(`https://127.0.0.1:${REFUSED_PORT}`, { ca_file: pki.backendCa.cert });
     const r = await get(g);
     expect([r.status, JSON.parse(r.body)]).toEqual([502, { error: 'bad_gateway', reason: 'upstream_unreachable' }]);
   });
