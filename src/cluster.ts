@@ -29,6 +29,7 @@ import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { gaugeRefresher, withDraining } from './admin/health.ts';
 import { PrimaryRefusalCounter } from './anomaly/primary-counter.ts';
+import { countsInRedis } from './anomaly/refusal-counter.ts';
 import { PrimaryRevocationWriter } from './anomaly/primary-writer.ts';
 import type { ToPrimary } from './cluster/pending-answers.ts';
 import type { Config } from './config/schema.ts';
@@ -62,8 +63,8 @@ export async function runWorker(config: Config, file: string): Promise<number> {
     running = await startJitgateWorker(config, file, {
       primary: { channel: toPrimary, nonceKey: nonceKey === undefined ? undefined : Buffer.from(nonceKey, 'base64') },
       revocationWriter: config.anomaly === undefined ? undefined : new PrimaryRevocationWriter(toPrimary),
-      // With revocation.redis the worker counts in Redis itself, with every other gate (anomaly/wiring.ts).
-      refusalCounter: config.anomaly === undefined || config.revocation.redis ? undefined : new PrimaryRefusalCounter(toPrimary),
+      // Counting in Redis, the worker counts there itself, with every other gate (anomaly/wiring.ts).
+      refusalCounter: config.anomaly === undefined || countsInRedis(config) ? undefined : new PrimaryRefusalCounter(toPrimary),
     });
   } catch (err) {
     if (!(err instanceof JitgateError)) throw err;

@@ -9,6 +9,16 @@
  * it needs a fresh valid token per slot, and each still has to reach the threshold on its own.
  */
 import { LRUCache } from 'lru-cache';
+import type { Config } from '../config/schema.ts';
+
+/**
+ * Whether a gate counts refusals in Redis, with every gate on it (src/fleet/redis-refusal-counter.ts),
+ * rather than in this process or at its cluster primary: where the revocation is fleet-wide, so is the
+ * count that triggers it. The one rule the wiring, the worker and the primary all follow.
+ */
+export function countsInRedis(config: Config): boolean {
+  return config.anomaly !== undefined && config.revocation.redis;
+}
 
 interface Counter {
   readonly times: Float64Array;

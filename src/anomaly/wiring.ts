@@ -11,7 +11,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from 'pino';
 import { RedisRefusalCounter } from '../fleet/redis-refusal-counter.ts';
 import { AnomalyWatch, type RevocationWriter } from './anomaly-watch.ts';
-import type { RefusalCounting } from './refusal-counter.ts';
+import { countsInRedis, type RefusalCounting } from './refusal-counter.ts';
 
 export interface WiringDeps {
   readonly config: Config;
@@ -49,10 +49,7 @@ export function watchAnomalies(d: WiringDeps, writer?: RevocationWriter, counter
 function fleetCounter(d: WiringDeps): RefusalCounting | undefined {
   const cfg = d.config.anomaly;
   const fleet = d.gate.fleet;
-  if (cfg === undefined || fleet === undefined || !d.config.revocation.redis) return undefined;
-  return new RedisRefusalCounter(fleet.link, fleet.keys, {
-    threshold: cfg.deny_threshold,
-    windowMs: cfg.window,
-    onError: (op) => d.metrics.redisErrors.labels(op).inc(),
-  });
+  if (cfg === undefined || fleet === undefined || !countsInRedis(d.config)) return undefined;
+  const errors = d.metrics.redisErrors.labels('anomaly');
+  return new RedisRefusalCounter(fleet.link, fleet.keys, { threshold: cfg.deny_threshold, windowMs: cfg.window, onError: () => errors.inc() });
 }

@@ -15,7 +15,7 @@ import type { openRedisWriter } from '../fleet/fleet.ts';
 import { DpopReplayCache } from '../cache/dpop-replay.ts';
 import { answerAnomalyCount } from '../anomaly/primary-counter.ts';
 import { answerAnomalyRevoke } from '../anomaly/primary-writer.ts';
-import { RefusalCounter } from '../anomaly/refusal-counter.ts';
+import { countsInRedis, RefusalCounter } from '../anomaly/refusal-counter.ts';
 import { flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
 import { answerReplay } from '../cache/shared-dpop-replay.ts';
 import type { Config } from '../config/schema.ts';
@@ -54,7 +54,8 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   const store = journalStore(journal, fanOut, count);
   // SPEC §12: one refusal count per token for the whole host, whichever worker refused it.
   const a = config.anomaly;
-  const counter = a === undefined ? undefined : new RefusalCounter(a.deny_threshold, a.window, a.max_tracked);
+  // Workers that count in Redis never ask the primary to count.
+  const counter = a === undefined || countsInRedis(config) ? undefined : new RefusalCounter(a.deny_threshold, a.window, a.max_tracked);
   routeClusterEvents({ replay, readiness, fanOut, store, counter, log });
 
   const abort = (): void => {

@@ -64,6 +64,16 @@ export function dpopKey(keys: RedisKeys, jkt: string, jti: string): string {
   return `${keys.dpopPrefix}${jkt}:${createHash('sha256').update(jti).digest('base64url')}`;
 }
 
+/** The refusal-count set of one token (`key`: issuer + "\n" + jti), its identity hashed so any jti is a short, safe key. */
+export function anomalyKey(keys: RedisKeys, key: string): string {
+  return `${keys.anomalyPrefix}${createHash('sha256').update(key).digest('base64url')}`;
+}
+
+/** The crossing flag beside a refusal-count set. */
+export function anomalyTrippedKey(set: string): string {
+  return `${set}:tripped`;
+}
+
 /** The milliseconds part of a stream id (`1764000000123-0`): when Redis logged the record. */
 export function streamIdMs(id: string): number {
   const dash = id.indexOf('-');

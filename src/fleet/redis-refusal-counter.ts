@@ -26,9 +26,9 @@
  * revocation takes to reach every gate), the next refusal over the threshold tries again. When the
  * revocation did land, the token's further requests are 401 `revoked`, which are not counted.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Counted, RefusalCounting } from '../anomaly/refusal-counter.ts';
-import type { RedisKeys } from './redis-layout.ts';
+import { anomalyKey, anomalyTrippedKey, type RedisKeys } from './redis-layout.ts';
 import type { RedisLink } from './redis-link.ts';
 
 /** How long one crossing keeps other refusals from crossing again (see above). */
@@ -38,12 +38,12 @@ export interface RedisCountingOptions {
   readonly threshold: number;
   readonly windowMs: number;
   /** A failed Redis operation (count or rearm), for the redis error counter. */
-  readonly onError?: (op: 'anomaly', err: Error) => void;
+  readonly onError?: (err: Error) => void;
 }
 
 export class RedisRefusalCounter implements RefusalCounting {
   readonly #link: RedisLink;
-  readonly #prefix: string;
+  readonly #keys: RedisKeys;
   readonly #o: RedisCountingOptions;
   /** Members must be unique across gates: two refusals in the same millisecond both count. */
   readonly #tag = randomBytes(6).toString('base64url');
@@ -51,12 +51,12 @@ export class RedisRefusalCounter implements RefusalCounting {
 
   constructor(link: RedisLink, keys: RedisKeys, options: RedisCountingOptions) {
     this.#link = link;
-    this.#prefix = keys.anomalyPrefix;
+    this.#keys = keys;
     this.#o = options;
   }
 
   add(key: string, nowMs: number): Promise<Counted> {
-    const set = this.#keyOf(key);
+    const set = anomalyKey(this.#keys, key);
     const now = Math.floor(nowMs);
     const { threshold, windowMs } = this.#o;
     const member = `${now}:${this.#tag}:${this.#seq++}`;
@@ -71,21 +71,17 @@ export class RedisRefusalCounter implements RefusalCounting {
         m.addCommand(['PEXPIRE', set, String(windowMs)]);
         const inWindow = Number((await m.exec())[3]);
         if (inWindow < threshold) return { inWindow, crossed: false };
-        const taken = await c.sendCommand<string | null>(['SET', `${set}:tripped`, '1', 'NX', 'PX', String(Math.min(windowMs, TRIP_HOLD_MS))]);
+        const taken = await c.sendCommand<string | null>(['SET', anomalyTrippedKey(set), '1', 'NX', 'PX', String(Math.min(windowMs, TRIP_HOLD_MS))]);
         return { inWindow, crossed: taken === 'OK' };
       })
       .catch((err: unknown) => {
-        this.#o.onError?.('anomaly', err as Error);
+        this.#o.onError?.(err as Error);
         throw err;
       });
   }
 
   /** The revocation failed: the next refusal over the threshold, at any gate, tries again. */
   rearm(key: string): void {
-    this.#link.run('anomaly rearm', (c) => c.sendCommand(['DEL', `${this.#keyOf(key)}:tripped`])).catch((err: unknown) => this.#o.onError?.('anomaly', err as Error));
-  }
-
-  #keyOf(key: string): string {
-    return `${this.#prefix}${createHash('sha256').update(key).digest('base64url')}`;
+    this.#link.run('anomaly rearm', (c) => c.sendCommand(['DEL', anomalyTrippedKey(anomalyKey(this.#keys, key))])).catch((err: unknown) => this.#o.onError?.(err as Error));
   }
 }

@@ -29,7 +29,7 @@ async function counter(options: Omit<RedisCountingOptions, 'onError'>, url = red
   links.push(link);
   await link.connect();
   const errors: string[] = [];
-  return { counter: new RedisRefusalCounter(link, redisKeys(prefix), { ...options, onError: (op, err) => errors.push(`${op}: ${err.message}`) }), errors, prefix };
+  return { counter: new RedisRefusalCounter(link, redisKeys(prefix), { ...options, onError: (err) => errors.push(err.message) }), errors, prefix };
 }
 
 describe('RedisRefusalCounter', () => {
@@ -108,7 +108,7 @@ describe('RedisRefusalCounter', () => {
     await gone.remove();
     await expect(lost.add('iss\nlost', Date.now())).rejects.toThrow(/Redis|closed|ECONNREFUSED|socket/i);
     expect(lostErrors).toHaveLength(1);
-    expect(lostErrors[0]).toMatch(/^anomaly: /);
+    expect(lostErrors[0]).toMatch(/Redis|closed|ECONNREFUSED|socket/i);
     expect(errors).toEqual([]);
     expect(await c.add('iss\nlost', Date.now())).toEqual({ inWindow: 1, crossed: false });
   });
