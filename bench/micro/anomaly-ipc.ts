@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { answerAnomalyCount, PrimaryRefusalCounter, type AnomalyCountRequest } from '../../src/anomaly/primary-counter.ts';
 import { RefusalCounter } from '../../src/anomaly/refusal-counter.ts';
 import { median } from '../median.ts';
+import { inFlight } from './in-flight.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, n: { type: 'string', default: '4000' } } });
 const rounds = Number(values.rounds);
@@ -99,16 +100,7 @@ if (cluster.isPrimary) {
     ],
     [
       'at the primary, 50 in flight',
-      async () => {
-        let started = 0;
-        const lane = async (): Promise<void> => {
-          while (started < n) {
-            started++;
-            await remote.add(nextKey(), Date.now());
-          }
-        };
-        await Promise.all(Array.from({ length: 50 }, lane));
-      },
+      () => inFlight(n, 50, () => remote.add(nextKey(), Date.now())),
       false,
     ],
   ];

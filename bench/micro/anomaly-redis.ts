@@ -18,6 +18,7 @@ import { RedisLink } from '../../src/fleet/redis-link.ts';
 import { RedisRefusalCounter } from '../../src/fleet/redis-refusal-counter.ts';
 import { startRedis } from '../../test/fixtures/redis.ts';
 import { median } from '../median.ts';
+import { inFlight } from './in-flight.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, n: { type: 'string', default: '4000' }, appendfsync: { type: 'string', default: 'always' } } });
 const rounds = Number(values.rounds);
@@ -48,16 +49,7 @@ try {
     ],
     [
       'in Redis, 50 in flight',
-      async () => {
-        let started = 0;
-        const lane = async (): Promise<void> => {
-          while (started < n) {
-            started++;
-            await counter.add(nextKey(), Date.now());
-          }
-        };
-        await Promise.all(Array.from({ length: 50 }, lane));
-      },
+      () => inFlight(n, 50, () => counter.add(nextKey(), Date.now())),
       false,
     ],
   ];
