@@ -3,7 +3,7 @@
  * base64url, the UTF-8 and the JSON of the header and the claims. jose remains the oracle:
  * test/core/jws-differential.test.ts feeds the same tokens to this code and to jose and requires
  * the same accept/reject and the same claims. Where this is stricter than jose it says so below
- * (docs/fast-verify.md lists it); nowhere is it more lenient.
+ * (docs/speed-round-two.md lists it); nowhere is it more lenient.
  *
  * What jose (6.x on Node 24, where `atob` decodes) accepts and we match:
  *   - base64url without padding whose last chunk has 2 or 3 characters, non-zero trailing bits
