@@ -7,7 +7,7 @@
  * measured within seconds of each other). On a machine loaded by other work, req/s moves with
  * whatever else is scheduled; CPU per request moves much less, and adjacent slices cancel drift.
  *
- *   npm run bench:ab -- [--pin] [--rounds 6] [--duration 3] [--warmup 1] [--connections 50] [--row ID] [--gc] SERVER[#ROW][~FLAGS]...
+ *   npm run bench:ab -- [--pin] [--together] [--rounds 6] [--duration 3] [--warmup 1] [--connections 50] [--row ID] [--gc] SERVER[#ROW][~FLAGS]...
  *
  * SERVER is `plain[:mode][@DIR]` (bench/macro/baseline-proxy.ts of checkout DIR, default this one, in
  * `mode`, default dispatch), `sync-gate` (the minimal synchronous-verify Node gate, sync-verify.ts, the
@@ -25,6 +25,10 @@
  * space. The byte counts do not depend on what else the machine runs, unlike every time figure.
  * `--strace` adds one slice per server under `strace -c -f` and prints system calls per request
  * (strace slows the server down, so the counts, not the times, are the point).
+ * `--together` loads every server at once instead of one after another (with `--pin`, all on core 0):
+ * each round's slices then see the same machine speed, which on this VM drifts ±30 % between
+ * seconds. What it measures is each server's CPU per request while sharing its core, so compare
+ * servers with each other in one run, not with a run without it (bench/README.md, "Co-scheduled pairs").
  * `--node-flags "--trace-deopt …"` go to every server's node, `SERVER~FLAG,FLAG` to that one's alone
  * (e.g. `gate~--max-semi-space-size=8`); with `--stdout-dir DIR` each server's
  * stdout (where V8's traces go) is kept as DIR/<n>.out.
@@ -58,13 +62,15 @@ const { values: a, positionals } = parseArgs({
     strace: { type: 'boolean', default: false },
     'node-flags': { type: 'string', default: '' },
     'stdout-dir': { type: 'string' },
+    together: { type: 'boolean', default: false },
   },
 });
-if (positionals.length === 0) throw new Error('usage: npm run bench:ab -- [--pin] [--rounds n] [--duration s] [--warmup s] [--row ID] [--gc] plain|sync-gate|gate[:variant][@DIR] [#ROW] ...');
+if (positionals.length === 0) throw new Error('usage: npm run bench:ab -- [--pin] [--together] [--rounds n] [--duration s] [--warmup s] [--row ID] [--gc] plain|sync-gate|gate[:variant][@DIR] [#ROW] ...');
 const rounds = Number(a.rounds);
 const duration = Number(a.duration);
 const warmup = Number(a.warmup);
 const connections = Number(a.connections);
+const together = a.together;
 scenarioLoad.connections = connections; // the rotating rows give each connection its own slice of the tokens
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -178,38 +184,46 @@ try {
   const slice = (s: Server, beforeMeasure: () => Promise<void>, afterMeasure: () => Promise<void>) => runHttpLoad({ ...load(s, duration), beforeMeasure, afterMeasure });
   // One unrecorded slice each: fresh processes, and the gate has far more code to compile.
   for (const s of servers) await runHttpLoad(load(s, 1));
+  /** One measured slice of server k: CPU µs per request, rate and GC over its measured part. */
+  const measure = async (k: number): Promise<string> => {
+    const s = servers[k]!;
+    let c0 = 0;
+    let g0 = noGc();
+    let c1 = 0;
+    let g1 = noGc();
+    const res = await slice(
+      s,
+      async () => {
+        c0 = cpuSecondsOfTree(s.pid);
+        g0 = { ...s.gc };
+      },
+      async () => {
+        c1 = cpuSecondsOfTree(s.pid);
+        g1 = { ...s.gc };
+      },
+    );
+    if (res.unexpected > 0 || res.errors > 0) log(`  ⚠ ${s.label}: ${res.unexpected} unexpected, ${res.errors} errors ${JSON.stringify(res.statuses)}`);
+    const us = ((c1 - c0) * 1e6) / res.total;
+    cpu[k]!.push(us);
+    rps[k]!.push(res.total / res.seconds);
+    const d = (f: (g: GcTotals) => number): number => f(g1) - f(g0);
+    gc[k]!.push({ scavenges: d((g) => g.scavenges) * 1e5, markCompacts: d((g) => g.markCompacts) * 1e5, pauseMs: d((g) => g.pauseMs) * 1e3, allocated: d((g) => g.allocated), promoted: d((g) => g.promoted), copied: d((g) => g.copied) });
+    totals[k] = (totals[k] ?? 0) + res.total;
+    return `${s.label} ${us.toFixed(1)} µs ${Math.round(res.total / res.seconds)}/s`;
+  };
   for (let r = 0; r < rounds; r++) {
+    if (together) {
+      // Every server loaded at once, on the same core(s): each slice sees the same machine speed.
+      const line = await Promise.all(servers.map((_, k) => measure(k)));
+      log(`  round ${r + 1}: ${line.join(' | ')}`);
+      continue;
+    }
     // ABBA over pairs of rounds, rotating the start every pair: each server is first, last and in
     // between, and with two servers the order goes AB BA BA AB ...
     const order = servers.map((_, k) => (k + Math.floor(r / 2)) % servers.length);
     if (r % 2 === 1) order.reverse();
     const line: string[] = [];
-    for (const k of order) {
-      const s = servers[k]!;
-      let c0 = 0;
-      let g0 = noGc();
-      let c1 = 0;
-      let g1 = noGc();
-      const res = await slice(
-        s,
-        async () => {
-          c0 = cpuSecondsOfTree(s.pid);
-          g0 = { ...s.gc };
-        },
-        async () => {
-          c1 = cpuSecondsOfTree(s.pid);
-          g1 = { ...s.gc };
-        },
-      );
-      if (res.unexpected > 0 || res.errors > 0) log(`  ⚠ ${s.label}: ${res.unexpected} unexpected, ${res.errors} errors ${JSON.stringify(res.statuses)}`);
-      const us = ((c1 - c0) * 1e6) / res.total;
-      cpu[k]!.push(us);
-      rps[k]!.push(res.total / res.seconds);
-      const d = (f: (g: GcTotals) => number): number => f(g1) - f(g0);
-      gc[k]!.push({ scavenges: d((g) => g.scavenges) * 1e5, markCompacts: d((g) => g.markCompacts) * 1e5, pauseMs: d((g) => g.pauseMs) * 1e3, allocated: d((g) => g.allocated), promoted: d((g) => g.promoted), copied: d((g) => g.copied) });
-      totals[k] = (totals[k] ?? 0) + res.total;
-      line.push(`${s.label} ${us.toFixed(1)} µs ${Math.round(res.total / res.seconds)}/s`);
-    }
+    for (const k of order) line.push(await measure(k));
     log(`  round ${r + 1}: ${line.join(' | ')}`);
   }
 
