@@ -5,26 +5,33 @@
  * nginx does, request n+1 is forwarded only once answer n has been handed to the socket; while
  * one waits, the socket is paused so no more is read, and the kernel's window stops the client.
  *
- * What was already parsed from the chunk waits here, at most `limits.max_inflight_per_connection`
- * per connection (active one included); beyond that the request is answered 429 inflight_limit
- * with `Connection: close`, so the lane cannot grow without bound either.
+ * node:http already keeps that order for the answers: a response made while an earlier one is still
+ * being written gets no socket (`res.socket` is null) until node has finished the earlier one and
+ * hands it the socket (its `'socket'` event, from `assignSocket`). So a request whose response has
+ * the socket is the connection's only one and is handled at once, with no bookkeeping at all — the
+ * common case, a keep-alive client that waits for each answer. Only a pipelined request waits here,
+ * for its `'socket'` event, and only a connection with waiting requests has an entry. (Before, every
+ * request paid a per-socket WeakMap lookup and a `'close'` listener for this.)
+ *
+ * At most `limits.max_inflight_per_connection` requests per connection (active one included);
+ * beyond that the request is answered 429 inflight_limit with `Connection: close`, so what waits
+ * cannot grow without bound either. test/transports/proxy/fault-limits.test.ts holds both, and
+ * test/transports/proxy/connection-lane.test.ts the node:http behaviour this relies on.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
-interface Lane {
-  busy: boolean;
+interface Waiting {
+  /** Requests of this connection parsed but not yet handed the socket. */
+  count: number;
   paused: boolean;
-  readonly queue: Array<() => void>;
-  /** The one 'close' listener of this connection's answers, made once per connection, not per request. */
-  readonly next: () => void;
 }
 
 export type Refuse = (req: IncomingMessage, res: ServerResponse) => void;
 export type Handle = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
 
 export class ConnectionLanes {
-  readonly #lanes = new WeakMap<Socket, Lane>();
+  readonly #waiting = new WeakMap<Socket, Waiting>();
   readonly #max: number;
   readonly #handle: Handle;
   readonly #refuse: Refuse;
@@ -38,53 +45,36 @@ export class ConnectionLanes {
 
   /** Handles the request now if the connection is idle, else once the answers before it are flushed. */
   admit(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
-    const socket = req.socket;
-    let lane = this.#lanes.get(socket);
-    if (lane === undefined) {
-      const made: Lane = { busy: false, paused: false, queue: [], next: () => this.#next(made, socket) };
-      lane = made;
-      this.#lanes.set(socket, lane);
-    }
-    if (!lane.busy) {
-      lane.busy = true;
-      // 'on', not 'once': a ServerResponse emits 'close' once and is then dropped, and `once` wraps
-      // the listener in two new objects per request.
-      res.on('close', lane.next);
+    if (res.socket !== null) {
       this.#handle(req, res, expectContinue);
       return;
     }
-    if (1 + lane.queue.length >= this.#max) {
+    const socket = req.socket;
+    let w = this.#waiting.get(socket);
+    if (w === undefined) {
+      w = { count: 0, paused: false };
+      this.#waiting.set(socket, w);
+    }
+    if (1 + w.count >= this.#max) {
       res.shouldKeepAlive = false;
       this.#refuse(req, res);
       return;
     }
-    const queued = lane;
-    queued.queue.push(() => {
-      res.on('close', queued.next);
+    w.count++;
+    const waiting = w;
+    res.once('socket', () => {
+      // The last one waiting: read on once its answer has gone too, as while it waited.
+      if (--waiting.count === 0) {
+        res.once('close', () => {
+          waiting.paused = false;
+          socket.resume();
+        });
+      }
       this.#handle(req, res, expectContinue);
     });
-    if (!lane.paused) {
-      lane.paused = true;
+    if (!w.paused) {
+      w.paused = true;
       socket.pause();
-    }
-  }
-
-  #next(lane: Lane, socket: Socket): void {
-    lane.busy = false;
-    if (socket.destroyed) {
-      // Nobody is left to answer: drop what was parsed rather than forward it.
-      lane.queue.length = 0;
-      return;
-    }
-    const next = lane.queue.shift();
-    if (next !== undefined) {
-      lane.busy = true;
-      next();
-      return;
-    }
-    if (lane.paused) {
-      lane.paused = false;
-      socket.resume();
     }
   }
 }
