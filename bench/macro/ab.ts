@@ -28,7 +28,9 @@
  * `--together` loads every server at once instead of one after another (with `--pin`, all on core 0):
  * each round's slices then see the same machine speed, which on this VM drifts ±30 % between
  * seconds. What it measures is each server's CPU per request while sharing its core, so compare
- * servers with each other in one run, not with a run without it (bench/README.md, "Co-scheduled pairs").
+ * servers with each other in one run, not with a run without it. The second process reads 2-3 %
+ * cheaper in A/A runs, so a few-per-cent question needs both orders: B/A = sqrt(r(A B) / r(B A))
+ * (bench/README.md, "Co-scheduled pairs"). The ratio column is then the median over pairs of rounds.
  * `--node-flags "--trace-deopt …"` go to every server's node, `SERVER~FLAG,FLAG` to that one's alone
  * (e.g. `gate~--max-semi-space-size=8`); with `--stdout-dir DIR` each server's
  * stdout (where V8's traces go) is kept as DIR/<n>.out.
@@ -67,6 +69,7 @@ const { values: a, positionals } = parseArgs({
 });
 if (positionals.length === 0) throw new Error('usage: npm run bench:ab -- [--pin] [--together] [--rounds n] [--duration s] [--warmup s] [--row ID] [--gc] plain|sync-gate|gate[:variant][@DIR] [#ROW] ...');
 const rounds = Number(a.rounds);
+if (a.together && rounds % 2 !== 0) throw new Error('--together needs an even --rounds: the start order alternates');
 const duration = Number(a.duration);
 const warmup = Number(a.warmup);
 const connections = Number(a.connections);
@@ -214,7 +217,11 @@ try {
   for (let r = 0; r < rounds; r++) {
     if (together) {
       // Every server loaded at once, on the same core(s): each slice sees the same machine speed.
-      const line = await Promise.all(servers.map((_, k) => measure(k)));
+      // The start order alternates, so that no server's load starts first every round. A bias by
+      // process remains: in A/A runs of one build the second process read 2-3 % cheaper whatever the
+      // order (bench/README.md, "Co-scheduled pairs"); run both server orders and take sqrt(r1 / r2).
+      const order = servers.map((_, k) => (r % 2 === 0 ? k : servers.length - 1 - k));
+      const line = await Promise.all(order.map((k) => measure(k)));
       log(`  round ${r + 1}: ${line.join(' | ')}`);
       continue;
     }
@@ -259,7 +266,9 @@ try {
   out.push(`| server | CPU µs/req median (range) | × first, paired median (range) | req/s median${a.gc ? ' | scavenges / 100k req | mark-compacts / 100k req | GC pause µs/req | allocated B/req | survived scavenge B/req | promoted B/req' : ''} |`);
   out.push(`|---|--:|--:|--:|${a.gc ? '--:|--:|--:|--:|--:|--:|' : ''}`);
   for (const [k, s] of servers.entries()) {
-    const ratios = cpu[k]!.map((x, r) => x / cpu[0]![r]!);
+    const perRound = cpu[k]!.map((x, r) => x / cpu[0]![r]!);
+    // --together: the geometric mean of each pair of rounds, one per start order (see above).
+    const ratios = together ? perRound.flatMap((x, r) => (r % 2 === 1 ? [Math.sqrt(x * perRound[r - 1]!)] : [])) : perRound;
     // Per-request figures from the sums over all measured slices (a slice holds only a few collections).
     const reqs = totals[k]!;
     const col = (f: (g: GcTotals) => number, digits: number): string => (gc[k]!.reduce((acc, g) => acc + f(g), 0) / reqs).toFixed(digits);
