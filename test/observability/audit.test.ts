@@ -9,11 +9,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Allow, Decision } from '../../src/core/decision.ts';
 import type { VerifiedToken } from '../../src/core/verified-token.ts';
-import { AuditLog, auditRedactPaths, type AuditRecord } from '../../src/observability/audit.ts';
+import { AuditLog, auditRedactPaths, plainTokenFields, type AuditRecord } from '../../src/observability/audit.ts';
 import { createLogger, isoTimePerMs, LineBatch, REDACT } from '../../src/observability/logger.ts';
 
 function recorder(): { lines: Record<string, unknown>[]; stream: Writable } {
@@ -120,6 +121,45 @@ describe('prebuilt audit line', () => {
     await flush();
     expect(ours.raw.map(withoutTime)).toEqual(ref.raw.map(withoutTime));
     expect(JSON.parse(ours.raw[1]!).act).toEqual({ sub: 'spiffe://ci', token: '[redacted]' });
+  });
+
+  it('writes plain token fields without pino, byte for byte what pino writes, and leaves the rest to pino', async () => {
+    // Printable ASCII with and without the characters JSON escapes, controls, non-ASCII and lone surrogates.
+    const text = fc.oneof(
+      { arbitrary: fc.string({ unit: fc.constantFrom(...'abc-_./:@~ !#$%&()*+,;<=>?[]^`{|}0129'.split('')), maxLength: 30 }), weight: 9 },
+      { arbitrary: fc.string({ unit: fc.constantFrom('a', '"', '\\', '\u0001', '\u007f', 'é', '\ud800', '\u2028'), maxLength: 8 }), weight: 1 },
+    );
+    const ours = rawRecorder();
+    const audit = new AuditLog(createLogger({ level: 'info', destination: 'stdout' }, ours.stream));
+    const ref = rawRecorder();
+    const child = createLogger({ level: 'info', destination: 'stdout' }, ref.stream).child({ type: 'audit' }, { redact: { paths: auditRedactPaths(REDACT), censor: '[redacted]' } });
+    let plain = 0;
+    fc.assert(
+      fc.property(text, text, text, fc.option(text, { nil: undefined }), fc.oneof({ arbitrary: fc.constant(undefined), weight: 4 }, { arbitrary: fc.record({ sub: text, token: text }), weight: 1 }), (sub, jti, iss, txn, act) => {
+        const t = token({ sub, jti, iss, txn, act });
+        const r: AuditRecord = { transport: 'proxy', method: 'GET', status: 200, latencyMs: 0.5, decision: { kind: 'allow', reason: 'granted', path: '/a', query: '', token: t, grantIndex: 0 } };
+        audit.record(r);
+        child.info(viaPino(r));
+        const fast = plainTokenFields(t);
+        if (fast !== undefined) {
+          plain++;
+          expect(t.memo?.auditFields).toBe(fast);
+        }
+      }),
+      { numRuns: 400 },
+    );
+    await flush();
+    expect(ours.raw.map(withoutTime)).toEqual(ref.raw.map(withoutTime));
+    expect(plain).toBeGreaterThan(150);
+  });
+
+  it('keeps plain token fields on pino when the logger would write them otherwise (a serializer for sub)', async () => {
+    const r = rawRecorder();
+    const audit = new AuditLog(pino({ serializers: { sub: (s: string) => s.toUpperCase() } }, r.stream));
+    expect(audit.prebuilt).toBe(true);
+    audit.record(RECORDS[0]!);
+    await flush();
+    expect(JSON.parse(r.raw[0]!).sub).toBe('SPIFFE://A');
   });
 
   it('serializes a token once per audit log: another log (another logger, e.g. after a reload) writes its own fields', async () => {
