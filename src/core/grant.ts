@@ -2,6 +2,7 @@
  * `authorization_details` (RFC 9396) → compiled grant entries (SPEC §1). Compiled once per
  * token on a cache miss; matching on the hot path is set lookups and array compares.
  */
+import { BoundedMemo } from '../cache/bounded-memo.ts';
 import { compilePattern, matchPattern, type PathPattern } from './path-pattern.ts';
 
 export interface CompiledGrantEntry {
@@ -69,17 +70,11 @@ function compileActions(actions: unknown, policy: GrantPolicy): Set<string> | nu
  * most of compileGrants on a cache miss. Bounded: emptied when full, so a stream of distinct patterns
  * costs what it did without the memo.
  */
-const compiledPatterns = new Map<string, PathPattern | null>();
-const MAX_COMPILED_PATTERNS = 1024;
+const compiledPatterns = new BoundedMemo<string, PathPattern | null>(1024);
 
 function patternOf(source: string): PathPattern | null {
-  let compiled = compiledPatterns.get(source);
-  if (compiled === undefined) {
-    compiled = compilePattern(source);
-    if (compiledPatterns.size >= MAX_COMPILED_PATTERNS) compiledPatterns.clear();
-    compiledPatterns.set(source, compiled);
-  }
-  return compiled;
+  const compiled = compiledPatterns.get(source);
+  return compiled === undefined ? compiledPatterns.set(source, compilePattern(source)) : compiled;
 }
 
 function compilePaths(paths: unknown): PathPattern[] | null {

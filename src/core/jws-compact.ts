@@ -15,6 +15,7 @@
  *   - a member named twice in the header or the claims (JSON.parse keeps the last; json-duplicates.ts);
  *   - any `crit` header (jose knows `b64`; jitgate understands no extension) — decided by the caller.
  */
+import { BoundedMemo } from '../cache/bounded-memo.ts';
 import { hasDuplicateKeys } from './json-duplicates.ts';
 
 export interface CompactJws {
@@ -72,22 +73,16 @@ function jsonObject(token: string, start: number, end: number): Record<string, u
  * pure function of the text and is frozen, since tokens share it. Bounded like the grant pattern memo:
  * emptied when full, so a stream of distinct headers costs what it did without it.
  */
-const decodedHeaders = new Map<string, Readonly<Record<string, unknown>>>();
-const MAX_DECODED_HEADERS = 64;
+const decodedHeaders = new BoundedMemo<string, Readonly<Record<string, unknown>>>(64);
 
 function headerOf(token: string, dot1: number): Readonly<Record<string, unknown>> | undefined {
   const text = token.slice(0, dot1);
-  let header = decodedHeaders.get(text);
-  if (header === undefined) {
-    const decoded = jsonObject(token, 0, dot1);
-    if (decoded === undefined) return undefined;
-    // Nesting deep enough to exhaust the stack here: not shared, and as valid as it was.
-    if (!deepFreeze(decoded)) return decoded;
-    if (decodedHeaders.size >= MAX_DECODED_HEADERS) decodedHeaders.clear();
-    decodedHeaders.set(text, decoded);
-    header = decoded;
-  }
-  return header;
+  const known = decodedHeaders.get(text);
+  if (known !== undefined) return known;
+  const decoded = jsonObject(token, 0, dot1);
+  if (decoded === undefined) return undefined;
+  // Nesting deep enough to exhaust the stack here: not shared, and as valid as it was.
+  return deepFreeze(decoded) ? decodedHeaders.set(text, decoded) : decoded;
 }
 
 function deepFreeze(value: unknown): boolean {

@@ -17,6 +17,7 @@
  * The map's keys are attacker-influenced: it is only probed for fixed names with Object.hasOwn
  * and walked with Object.keys — never copied into another object (STYLE habit 12).
  */
+import { BoundedMemo } from '../../cache/bounded-memo.ts';
 import { authorityRefusal } from '../../core/authority.ts';
 import type { ClientCert } from '../../core/cert-binding.ts';
 import type { DecisionInput } from '../../core/decision.ts';
@@ -81,8 +82,7 @@ export function checkInputFrom(req: CheckRequestObject | null, isStray: (lowerNa
   return { input, stray: checked.stray };
 }
 
-const PRINCIPAL_MEMO_MAX = 1024;
-const principals = new Map<string, ClientCert>();
+const principals = new BoundedMemo<string, ClientCert>(1024);
 
 /** `source.certificate`, else a spiffe:// `source.principal`; undefined when Envoy sent neither. */
 function peerCert(source: PeerObject | null | undefined): ClientCert | 'malformed' | undefined {
@@ -91,14 +91,8 @@ function peerCert(source: PeerObject | null | undefined): ClientCert | 'malforme
   if (typeof pem === 'string' && pem !== '') return fromUrlEncodedPem(pem) ?? 'malformed';
   const id = spiffeIdFrom(typeof source.principal === 'string' ? source.principal : undefined);
   if (id === undefined) return undefined;
-  let cert = principals.get(id);
-  if (cert === undefined) {
-    // Only the SPIFFE ID is known: no thumbprint, so a certificate-bound token is refused (cert_required).
-    cert = Object.freeze({ sha256: undefined, spiffeId: id, notBeforeMs: -Infinity, notAfterMs: Infinity });
-    if (principals.size >= PRINCIPAL_MEMO_MAX) principals.clear();
-    principals.set(id, cert);
-  }
-  return cert;
+  // Only the SPIFFE ID is known: no thumbprint, so a certificate-bound token is refused (cert_required).
+  return principals.get(id) ?? principals.set(id, Object.freeze({ sha256: undefined, spiffeId: id, notBeforeMs: -Infinity, notAfterMs: Infinity }));
 }
 
 function fromHeaderMap(method: string, target: string, list: readonly HeaderValueObject[], isStray: (n: string) => boolean): CheckInput {

@@ -10,6 +10,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { BoundedMemo } from '../../cache/bounded-memo.ts';
 import type { ClientCert } from '../../core/cert-binding.ts';
 
 const CERT = Symbol('jitgate.clientCert');
@@ -109,14 +110,8 @@ export function uriSans(san: string | undefined): string[] {
 
 /** Bound of each memo: Envoy's connections are few, an attacker's certificates are not. */
 const MEMO_MAX = 1024;
-const pemMemo = new Map<string, ClientCert | null>();
-const urlMemo = new Map<string, ClientCert | null>();
-
-function remember(memo: Map<string, ClientCert | null>, key: string, cert: ClientCert | null): ClientCert | null {
-  if (memo.size >= MEMO_MAX) memo.clear();
-  memo.set(key, cert);
-  return cert;
-}
+const pemMemo = new BoundedMemo<string, ClientCert | null>(MEMO_MAX);
+const urlMemo = new BoundedMemo<string, ClientCert | null>(MEMO_MAX);
 
 /** A PEM certificate (one, or a chain whose first is the leaf) → ClientCert, or null when it is not one or is a CA's. */
 export function fromPem(pem: string): ClientCert | null {
@@ -130,7 +125,7 @@ export function fromPem(pem: string): ClientCert | null {
   } catch {
     cert = null;
   }
-  return remember(pemMemo, pem, cert);
+  return pemMemo.set(pem, cert);
 }
 
 /** Envoy's URL-encoded PEM (`include_peer_certificate`, XFCC `Cert=`) → ClientCert, or null. */
@@ -143,5 +138,5 @@ export function fromUrlEncodedPem(text: string): ClientCert | null {
   } catch {
     pem = undefined;
   }
-  return remember(urlMemo, text, pem === undefined ? null : fromPem(pem));
+  return urlMemo.set(text, pem === undefined ? null : fromPem(pem));
 }

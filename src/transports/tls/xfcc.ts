@@ -24,23 +24,20 @@
  * certificate".
  */
 import { X509Certificate } from 'node:crypto';
+import { BoundedMemo } from '../../cache/bounded-memo.ts';
 import type { ClientCert } from '../../core/cert-binding.ts';
 import { fromUrlEncodedPem, spiffeIdFrom, workloadCert } from './client-cert.ts';
 
 export type XfccResult = ClientCert | 'malformed';
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
-const MEMO_MAX = 1024;
-const memo = new Map<string, XfccResult>();
+const memo = new BoundedMemo<string, XfccResult>(1024);
 
 /** The XFCC value (several header lines joined with `,`) → its last element's certificate. */
 export function parseXfcc(value: string): XfccResult {
   const known = memo.get(value);
   if (known !== undefined) return known;
-  const result = parse(value);
-  if (memo.size >= MEMO_MAX) memo.clear();
-  memo.set(value, result);
-  return result;
+  return memo.set(value, parse(value));
 }
 
 function parse(value: string): XfccResult {
@@ -137,10 +134,7 @@ export function parseTraefikCert(value: string): XfccResult {
   const key = `\0traefik:${value}`; // its own keys in the shared memo: a Traefik value can look like XFCC text
   const known = memo.get(key);
   if (known !== undefined) return known;
-  const result = parseTraefik(value);
-  if (memo.size >= MEMO_MAX) memo.clear();
-  memo.set(key, result);
-  return result;
+  return memo.set(key, parseTraefik(value));
 }
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
