@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestGate, type BuiltGate } from '../fixtures/built-gate.ts';
 import { bearer, input } from '../fixtures/gate.ts';
 import { jwksOf, makeKey, tempDir, writeJson, type TestKey } from '../fixtures/keys.ts';
-import { freePort } from '../fixtures/nginx.ts';
+import { freePort } from '../fixtures/ports.ts';
 import { startRedis, type RedisServer } from '../fixtures/redis.ts';
 import { ISSUER_A, sign } from '../fixtures/tokens.ts';
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findCaddy, runCaddy, type Caddy } from '../fixtures/caddy.ts';
 import { makeTestKeys, type TestKeys } from '../fixtures/gate.ts';
 import { tempDir } from '../fixtures/keys.ts';
-import { freePort } from '../fixtures/nginx.ts';
+import { freePort } from '../fixtures/ports.ts';
 import { sign } from '../fixtures/tokens.ts';
 import { httpCall, startHarness, type Harness } from '../transports/ext-authz/helpers.ts';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../fixtures/keys.ts';
-import { freePort } from '../fixtures/nginx.ts';
+import { freePort } from '../fixtures/ports.ts';
 import { exportedNames, findPrometheus, findPromtool, metricNames, promtool, runPrometheus, type Prometheus } from '../fixtures/prometheus.ts';
 import { send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
 

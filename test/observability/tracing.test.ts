@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.ts';
-import { assertRefusedPort, REFUSED_PORT } from '../fixtures/refused-port.ts';
+import { assertRefusedPort, REFUSED_PORT } from '../fixtures/ports.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../fixtures/otlp-receiver.ts';
 import { send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
 import { checkRequest, GrpcClient, httpCall } from '../transports/ext-authz/helpers.ts';

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { tempDir } from '../../fixtures/keys.ts';
-import { findNginx, freePort, runNginx } from '../../fixtures/nginx.ts';
+import { findNginx, runNginx } from '../../fixtures/nginx.ts';
+import { freePort } from '../../fixtures/ports.ts';
 import { sign } from '../../fixtures/tokens.ts';
 import { httpCall, startHarness, type Harness } from './helpers.ts';
 

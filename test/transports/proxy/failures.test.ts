@@ -6,7 +6,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answerOk, closeAll, parseMetrics, send, startGateInProcess, startGateWithUpstream, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
-import { assertRefusedPort, REFUSED_PORT } from '../../fixtures/refused-port.ts';
+import { assertRefusedPort, REFUSED_PORT } from '../../fixtures/ports.ts';
 
 let up: RecordingUpstream;
 let gate: InProcessGate;
@@ -113,7 +113,7 @@ describe('proxy failures', () => {
 
 describe('proxy failures, upstream down', () => {
   it('case=nothing listens on the upstream port → 502 upstream_unreachable', async () => {
-    // Not a just-closed server's port, which another test's server may take under load (fixtures/refused-port.ts).
+    // Not a just-closed server's port, which another test's server may take under load (fixtures/ports.ts).
     await assertRefusedPort();
     const g = await startGateInProcess(`http://127.0.0.1:${REFUSED_PORT}`);
     try {

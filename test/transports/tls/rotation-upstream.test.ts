@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type CertFiles, type Pki } from '../../fixtures/pki.ts';
-import { assertRefusedPort, REFUSED_PORT } from '../../fixtures/refused-port.ts';
+import { assertRefusedPort, REFUSED_PORT } from '../../fixtures/ports.ts';
 import { makeLeaf } from '../../../src/issuing/dev-pki.ts';
 import { validateConfig } from '../../../src/config/load.ts';
 import { startGateInProcess, startupError, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
