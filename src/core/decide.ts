@@ -20,7 +20,7 @@ import type { GatePolicy } from './policy.ts';
 import { requestOrigin } from './htu.ts';
 import { parseTarget } from './request-target.ts';
 import { statusDecision } from './status-list.ts';
-import { accessTokenHash, verifyToken, type VerifyOptions, type VerifyOutcome } from './token.ts';
+import { accessTokenHash, acceptedToken, RefusedToken, verifyToken, type VerifyOptions, type VerifyOutcome } from './token.ts';
 import type { VerifiedToken } from './verified-token.ts';
 
 export interface DeciderDeps {
@@ -172,7 +172,7 @@ export class Decider {
     let verified = this.#cache.get(token);
     if (verified !== undefined) {
       const state = verified.keys.state(nowMs);
-      if (state !== 'ready') return unavailable(state === 'stale' ? 'keys_stale' : 'keys_unavailable', path);
+      if (state !== 'ready') return unavailable(state === 'stale' ? 'keys_stale' : 'keys_unavailable', path, verified);
       if (!verified.keys.has(verified.key)) {
         // The key left the set: the cached verification no longer counts (SPEC §6).
         this.#cache.delete(token);
@@ -191,6 +191,7 @@ export class Decider {
       if (typeof outcome === 'string') {
         return outcome === 'keys_unavailable' || outcome === 'keys_stale' ? unavailable(outcome, path) : deny(outcome, path);
       }
+      if (outcome instanceof RefusedToken) return { ...deny(outcome.reason, path), ids: outcome.ids };
       this.#cache.set(token, outcome);
       return this.#decideVerified(outcome, token, dpopScheme, input, nowMs, path, query, segments);
     };
@@ -219,9 +220,10 @@ export class Decider {
     const cached = this.#cache.get(token);
     if (cached !== undefined) return acceptable(cached);
     const next = (outcome: VerifyOutcome): VerifiedToken | undefined => {
-      if (typeof outcome === 'string') return undefined;
-      this.#cache.set(token, outcome);
-      return acceptable(outcome);
+      const t = acceptedToken(outcome);
+      if (t === undefined) return undefined;
+      this.#cache.set(token, t);
+      return acceptable(t);
     };
     const outcome = verifyToken(token, this.#policy, nowMs);
     return outcome instanceof Promise ? outcome.then(next) : next(outcome);
@@ -281,7 +283,7 @@ export class Decider {
       if (reason === undefined) return undefined;
       if (reason === 'dpop_nonce_required') return { ...deny(reason, path, t), dpopNonce: dpop.nonce(nowMs) };
       // Redis could not record the proof (SPEC §9): could not decide, never accepted unchecked.
-      if (reason === 'replay_check_unavailable') return unavailable(reason, path);
+      if (reason === 'replay_check_unavailable') return unavailable(reason, path, t);
       return deny(reason, path, t);
     });
   }

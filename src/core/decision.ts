@@ -78,12 +78,29 @@ export interface Deny {
   readonly dpopNonce?: string;
   /** The client certificate a workload-identity refusal judged, for the audit line. */
   readonly clientCert?: ClientCert | undefined;
+  /**
+   * Who a token names when the token itself was refused after its signature verified (expired,
+   * wrong audience, a bad status claim…): its claims are the issuer's, so the audit line names them.
+   * Never set before the signature is checked, so a forger cannot put a name in the log.
+   */
+  readonly ids?: TokenIds | undefined;
+}
+
+/** The audit line's token fields (SPEC §8), as a refused token carried them: the string ones only. */
+export interface TokenIds {
+  readonly iss: string;
+  readonly sub: string | undefined;
+  readonly jti: string | undefined;
+  readonly txn: string | undefined;
+  readonly act: unknown;
 }
 
 export interface Unavailable {
   readonly kind: 'unavailable';
   readonly reason: UnavailableReason | StatusListUnavailableReason;
   readonly path: string | null;
+  /** The verified token that could not be decided on (its status list or the replay store was away), for the audit line. */
+  readonly token?: VerifiedToken | null;
 }
 
 export type Decision = Allow | Deny | Unavailable;
@@ -92,6 +109,13 @@ export function deny(reason: DenyReason, path: string | null = null, token: Veri
   return { kind: 'deny', reason, path, token };
 }
 
-export function unavailable(reason: UnavailableReason | StatusListUnavailableReason, path: string | null = null): Unavailable {
-  return { kind: 'unavailable', reason, path };
+export function unavailable(reason: UnavailableReason | StatusListUnavailableReason, path: string | null = null, token: VerifiedToken | null = null): Unavailable {
+  return { kind: 'unavailable', reason, path, token };
+}
+
+/** The audit identity of a decision: its verified token, else the ids of a token refused after its signature checked. */
+export function auditIdsOf(d: Decision): VerifiedToken | TokenIds | null {
+  if (d.kind === 'allow') return d.token;
+  if (d.kind === 'unavailable') return d.token ?? null;
+  return d.token ?? d.ids ?? null;
 }

@@ -42,7 +42,7 @@ export function statusRefusal(value: number): DenyReason | undefined {
 
 /** A refusal from the token's status, with the token and path for the audit line. */
 function refusal(reason: StatusListFailure, path: string, token: VerifiedToken): Deny | Unavailable {
-  return isUnavailable(reason) ? unavailable(reason, path) : deny(reason, path, token);
+  return isUnavailable(reason) ? unavailable(reason, path, token) : deny(reason, path, token);
 }
 
 function isUnavailable(r: StatusListFailure): r is UnavailableReason | StatusListUnavailableReason {
@@ -61,7 +61,7 @@ export function statusDecision(ref: StatusRef, nowMs: number, clock: Clock, path
   return ref.list.settled().then(() => {
     const after = ref.list.status(ref.idx, clock.nowMs());
     if (after === 0) return undefined;
-    if (after === 'pending') return unavailable('status_list_timeout', path);
+    if (after === 'pending') return unavailable('status_list_timeout', path, token);
     return typeof after === 'number' ? deny(statusRefusal(after)!, path, token) : refusal(after, path, token);
   });
 }

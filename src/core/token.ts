@@ -10,7 +10,7 @@ import type { JWTPayload } from 'jose';
 import type { BadSignatureCache } from '../cache/bad-signatures.ts';
 import type { KeyEntry } from '../keys/key-set.ts';
 import { checkClaims, checkTime } from './claims.ts';
-import type { DenyReason } from './decision.ts';
+import type { DenyReason, TokenIds } from './decision.ts';
 import { compileGrants } from './grant.ts';
 import { parseCompactJws } from './jws-compact.ts';
 import { signatureParams, verifyBatched, verifyPooled, verifySync } from './jws-signature.ts';
@@ -22,7 +22,32 @@ import type { VerifyMode } from './verify-mode.ts';
 
 export { looksLikeCompactJws } from './jws-compact.ts';
 
-export type VerifyOutcome = VerifiedToken | DenyReason | 'keys_unavailable' | 'keys_stale';
+export type VerifyOutcome = VerifiedToken | DenyReason | 'keys_unavailable' | 'keys_stale' | RefusedToken;
+
+/**
+ * A token whose signature verified but whose claims refuse it (expired, wrong audience, a bad
+ * grant or status claim…): the reason, and who the token names for the audit line (SPEC §8). A
+ * refusal before the signature check stays a bare reason: unverified claims name no one.
+ */
+export class RefusedToken {
+  readonly reason: DenyReason;
+  readonly ids: TokenIds;
+  constructor(reason: DenyReason, ids: TokenIds) {
+    this.reason = reason;
+    this.ids = ids;
+  }
+}
+
+/** The verified token, or undefined for every refusal (a reason or a RefusedToken). */
+export function acceptedToken(outcome: VerifyOutcome): VerifiedToken | undefined {
+  return typeof outcome === 'string' || outcome instanceof RefusedToken ? undefined : outcome;
+}
+
+/** The outcome's refusal reason, or undefined when it is a verified token. */
+export function refusalOf(outcome: VerifyOutcome): Exclude<VerifyOutcome, VerifiedToken | RefusedToken> | undefined {
+  if (typeof outcome === 'string') return outcome;
+  return outcome instanceof RefusedToken ? outcome.reason : undefined;
+}
 
 /** How a miss is verified: where the signature check runs, and the memory of forged tokens. */
 export interface VerifyOptions {
@@ -106,6 +131,18 @@ function badSignature(token: string, issuer: IssuerPolicy, entry: KeyEntry, opti
   return 'bad_signature';
 }
 
+/** A refusal after the signature verified, naming the token's string claims (an `act` only when it is an object). */
+function refused(reason: DenyReason, p: Readonly<Record<string, unknown>>, issuer: IssuerPolicy): RefusedToken {
+  const act = p.act;
+  return new RefusedToken(reason, {
+    iss: issuer.issuer,
+    sub: typeof p.sub === 'string' ? p.sub : undefined,
+    jti: typeof p.jti === 'string' ? p.jti : undefined,
+    txn: typeof p.txn === 'string' ? p.txn : undefined,
+    act: typeof act === 'object' && act !== null && !Array.isArray(act) ? act : undefined,
+  });
+}
+
 /** RFC 9449 §4.2 `ath`: base64url of the SHA-256 of the access token's ASCII text. */
 export function accessTokenHash(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
@@ -120,14 +157,14 @@ function checkVerified(
   key: KeyEntry,
 ): VerifyOutcome {
   const claims = checkClaims(payload as JWTPayload, issuer, policy.audience);
-  if (typeof claims === 'string') return claims;
+  if (typeof claims === 'string') return refused(claims, payload, issuer);
   const late = checkTime(claims, nowMs / 1000, issuer.toleranceSec);
-  if (late !== undefined) return late;
+  if (late !== undefined) return refused(late, payload, issuer);
 
   const grants = compileGrants(payload.authorization_details, policy.grant);
-  if (grants === null) return 'invalid_grant';
+  if (grants === null) return refused('invalid_grant', payload, issuer);
   const status = checkStatusClaim(payload.status, issuer.statusList);
-  if (typeof status === 'string') return status;
+  if (typeof status === 'string') return refused(status, payload, issuer);
 
   const names = policy.identity;
   const identity: [string, string][] = [

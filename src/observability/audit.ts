@@ -12,7 +12,8 @@
  */
 import pino, { type Logger } from 'pino';
 import type { ClientCert } from '../core/cert-binding.ts';
-import type { Decision } from '../core/decision.ts';
+import { auditIdsOf, type Decision } from '../core/decision.ts';
+import type { VerifiedToken } from '../core/verified-token.ts';
 import { StartupError } from '../errors.ts';
 import { AuditChain, type ChainOptions } from './audit-chain.ts';
 import { REDACT, REDACT_CENSOR } from './logger.ts';
@@ -138,7 +139,7 @@ export class AuditLog {
 
   #line(pre: Prebuilt, r: AuditRecord, time: string): string {
     const d = r.decision;
-    const t = d.kind === 'unavailable' ? null : d.token;
+    const t = d.kind === 'allow' ? d.token : auditIdsOf(d);
     const reason = r.outcome ?? d.reason;
     const decision = d.kind === 'allow' ? 'allow' : 'deny';
     let byReason = this.#kinds[decision].get(r.transport);
@@ -151,12 +152,13 @@ export class AuditLog {
     let line = `${pre.head}${time}${pre.bindings}${kind},"status":${r.status},"method":${METHOD_JSON.get(r.method) ?? JSON.stringify(r.method)}`;
     if (d.path !== undefined) line += `,"path":${JSON.stringify(d.path)}`;
     if (r.client !== undefined) line += `,"client":${JSON.stringify(r.client)}`;
-    if (t !== null && t !== undefined) {
-      // A cached token is the same object on every hit, so its fields are serialized once.
-      const memo = t.memo;
+    if (t !== null) {
+      // A cached token is the same object on every hit, so its fields are serialized once. A refused
+      // token's ids (no memo) may lack a field, which only pino's serialization leaves out.
+      const memo = (t as Partial<VerifiedToken>).memo;
       let tf = memo?.auditBy === pre ? memo.auditFields : undefined;
       if (tf === undefined) {
-        tf = (this.#plainFields ? plainTokenFields(t) : undefined) ?? pre.props({ sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn, act: t.act });
+        tf = (this.#plainFields && memo !== undefined ? plainTokenFields(t as VerifiedToken) : undefined) ?? pre.props({ sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn, act: t.act });
         if (memo !== undefined) {
           memo.auditFields = tf;
           memo.auditBy = pre;
@@ -236,7 +238,7 @@ function certOf(r: AuditRecord): ClientCert | undefined {
 
 function auditObject(r: AuditRecord): Record<string, unknown> {
   const d = r.decision;
-  const t = d.kind === 'unavailable' ? null : d.token;
+  const t = auditIdsOf(d);
   return {
     transport: r.transport,
     decision: d.kind === 'allow' ? 'allow' : 'deny',

@@ -25,7 +25,7 @@ import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, Trace
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVICE_NAME, ATTR_URL_PATH } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import type { Decision } from '../core/decision.ts';
+import { auditIdsOf, type Decision } from '../core/decision.ts';
 import type { Transport } from './metrics.ts';
 import type { DecisionTracer, TraceCarrier, TraceHandle, UpstreamSpan } from './trace-hooks.ts';
 
@@ -186,7 +186,7 @@ export class Tracing implements DecisionTracer {
         span.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
         if (d.path !== null) span.setAttribute(ATTR_URL_PATH, d.path);
         if (status !== 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-        const token = d.kind === 'unavailable' ? null : d.token;
+        const token = auditIdsOf(d);
         if (token !== null) span.setAttribute('jitgate.issuer', token.iss);
         if (d.kind === 'allow' && d.grantIndex >= 0) span.setAttribute('jitgate.grant_entry', d.grantIndex);
         if (d.kind === 'unavailable') span.setStatus({ code: SpanStatusCode.ERROR, message: d.reason });

@@ -4,7 +4,7 @@
  */
 import { appendFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Decision } from '../../src/core/decision.ts';
+import { auditIdsOf, type Decision } from '../../src/core/decision.ts';
 import { makeKey } from '../fixtures/keys.ts';
 import { bearer, input, makeGate, makeTestKeys, type TestGate, type TestKeys } from '../fixtures/gate.ts';
 import { AUDIENCE, b64u, forge, grantPayload, ISSUER_A, ISSUER_B, LOCATION, NOW, sign, signRaw } from '../fixtures/tokens.ts';
@@ -266,6 +266,24 @@ describe('401 invalid_token', () => {
   ])('%s → %s', async (_name, claims, reason) => {
     const tok = await sign(keys.a, { jti: `c-${_name}`, ...claims });
     expect(reasonOf(await decide('GET', '/orders/42', tok))).toBe(`deny:${reason}`);
+  });
+
+  it('a token refused after its signature verified names who it is (for the audit line); one refused before names no one', async () => {
+    const expired = await decide('GET', '/orders/42', await sign(keys.a, { jti: 'ids-expired', iat: NOW - 600, exp: NOW - 10 }));
+    expect(reasonOf(expired)).toBe('deny:expired');
+    expect(auditIdsOf(expired)).toEqual({ iss: ISSUER_A, sub: 'spiffe://prod/ci-deployer', jti: 'ids-expired', txn: 'deploy-4711', act: undefined });
+    // Only the claims that are strings: a numeric jti is not named.
+    const badJti = await decide('GET', '/orders/42', await sign(keys.a, { jti: 5, act: { sub: 'spiffe://prod/agent' }, aud: 'billing' }));
+    expect(reasonOf(badJti)).toBe('deny:invalid_claims');
+    expect(auditIdsOf(badJti)).toEqual({ iss: ISSUER_A, sub: 'spiffe://prod/ci-deployer', jti: undefined, txn: 'deploy-4711', act: { sub: 'spiffe://prod/agent' } });
+    const badGrant = await decide('GET', '/orders/42', await sign(keys.a, { jti: 'ids-grant', authorization_details: { type: 'jit_grant' } }));
+    expect([reasonOf(badGrant), auditIdsOf(badGrant)?.jti]).toEqual(['deny:invalid_grant', 'ids-grant']);
+    // The same claims under another key's signature: nothing the issuer signed, so no name.
+    const forged = await decide('GET', '/orders/42', await sign(keys.stranger, { jti: 'ids-forged', iat: NOW - 600, exp: NOW - 10 }));
+    expect(reasonOf(forged)).toBe('deny:bad_signature');
+    expect(auditIdsOf(forged)).toBeNull();
+    const unsigned = await decide('GET', '/orders/42', forge({ alg: 'ES256', kid: 'a-es256' }, { iss: ISSUER_A, sub: 'spiffe://prod/admin', jti: 'ids-unsigned' }));
+    expect(auditIdsOf(unsigned)).toBeNull();
   });
 
   it('tolerates clock skew within clock_tolerance', async () => {

@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../fixtures/gate.ts';
 import { parseMetrics, send, spawnGate, startGateInProcess, startRecordingUpstream, tokenNow, writeGateConfig, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
-import { NOW } from '../fixtures/tokens.ts';
+import { ISSUER_A, NOW } from '../fixtures/tokens.ts';
 import { checkRequest, GrpcClient, httpCall, startHarness, type Harness } from '../transports/ext-authz/helpers.ts';
 import { eventually, statusClaim, statusToken } from './helpers.ts';
 import { cliList, StatusListServer } from './list-server.ts';
@@ -53,6 +53,8 @@ describe('ext_authz HTTP, gRPC and forward-auth', () => {
     expect([suspended.status, JSON.parse(suspended.body).reason]).toEqual([401, 'suspended']);
     const down = await httpCall(h.httpPort, 'GET', '/authz/orders/42', await auth(server.uri('/down/1'), 0));
     expect([down.status, JSON.parse(down.body).reason]).toEqual([403, 'status_list_unavailable']);
+    const outside = await httpCall(h.httpPort, 'GET', '/authz/orders/42', await auth(server.uri('/elsewhere/1'), 0));
+    expect([outside.status, JSON.parse(outside.body).reason]).toEqual([401, 'status_uri_not_allowed']);
   });
 
   it('gRPC Check: allow code 0; revoked/suspended code 16; unavailable code 14 — always an OK RPC', async () => {
@@ -82,7 +84,13 @@ describe('ext_authz HTTP, gRPC and forward-auth', () => {
     expect(revoked.map((l) => l.transport).sort()).toEqual(['ext_authz_grpc', 'ext_authz_http', 'forward_auth']);
     expect(revoked.every((l) => l.decision === 'deny' && l.status === 401 && typeof l.jti === 'string')).toBe(true);
     expect(h.audit.filter((l) => l.reason === 'suspended')).toHaveLength(2);
-    expect(h.audit.filter((l) => l.reason === 'status_list_unavailable').map((l) => l.decision)).toEqual(['deny', 'deny']);
+    // Refused after the signature verified, for want of a list or for the claim itself: the token is still named.
+    const unavailable = h.audit.filter((l) => l.reason === 'status_list_unavailable');
+    expect(unavailable.map((l) => [l.decision, l.iss, typeof l.jti, typeof l.sub])).toEqual([
+      ['deny', ISSUER_A, 'string', 'string'],
+      ['deny', ISSUER_A, 'string', 'string'],
+    ]);
+    expect(h.audit.filter((l) => l.reason === 'status_uri_not_allowed').map((l) => [l.iss, typeof l.jti])).toEqual([[ISSUER_A, 'string']]);
   });
 });
 

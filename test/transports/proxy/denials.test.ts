@@ -6,7 +6,7 @@ import { appendFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sign } from '../../fixtures/tokens.ts';
+import { ISSUER_A, sign } from '../../fixtures/tokens.ts';
 import { closeAll, send, sendRaw, startGateWithUpstream, type InProcessGate, type RecordingUpstream, type SendOptions } from '../../fixtures/servers.ts';
 
 let up: RecordingUpstream;
@@ -90,6 +90,17 @@ describe('proxy denials (SPEC §3)', () => {
     expect(up.requests.length).toBe(before);
     const audit = gate.logs.filter((l) => l.type === 'audit').at(-1)!;
     expect(audit).toMatchObject({ transport: 'proxy', decision: 'deny', status: c.status, reason: JSON.parse(c.body).reason });
+  });
+
+  it('a refused token names its sub, jti, iss and txn in the audit line once its signature verified, and only then', async () => {
+    await send(gate.url, '/orders/42', await bearer({ jti: 'audit-expired', iat: now() - 600, exp: now() - 300 }));
+    const expired = gate.logs.filter((l) => l.type === 'audit').at(-1)!;
+    expect(expired).toMatchObject({ reason: 'expired', status: 401, jti: 'audit-expired', iss: ISSUER_A });
+    expect(typeof expired.sub).toBe('string');
+    await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${await sign(gate.keys.stranger, { jti: 'audit-forged', iat: now(), exp: now() + 300 })}` } });
+    const forged = gate.logs.filter((l) => l.type === 'audit').at(-1)!;
+    expect(forged.reason).toBe('bad_signature');
+    expect(['sub', 'jti', 'iss', 'txn'].filter((k) => k in forged)).toEqual([]);
   });
 
   it('case=revoked jti → 401 revoked within a poll interval', async () => {
