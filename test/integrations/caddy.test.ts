@@ -9,6 +9,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findCaddy, runCaddy, type Caddy } from '../fixtures/caddy.ts';
 import { makeTestKeys, type TestKeys } from '../fixtures/gate.ts';
@@ -108,6 +109,23 @@ describe.skipIf(SKIP)('Caddy forward_auth → jitgate forward-auth → backend',
     expect(seen.length).toBe(before + 1);
     // No txn, no act in this token: Caddy's copy_headers sets only what jitgate answered.
     expect(identity(seen.at(-1)!)).toEqual({ 'x-jit-subject': 'spiffe://prod/ci-deployer', 'x-jit-token-id': 'c-spoof', 'x-jit-issuer': 'https://broker.internal' });
+  });
+
+  it('a client-written certificate header never reaches jitgate or the backend: a certificate-bound token without a certificate stays 401', async () => {
+    // The thumbprint is in the token, so a client could name it; only the proxy may speak for the connection.
+    const thumbprint = randomBytes(32);
+    const before = seen.length;
+    const forged = await call('GET', '/orders/42', [
+      ...(await bearer('c-xfcc', { cnf: { 'x5t#S256': thumbprint.toString('base64url') } })),
+      'x-forwarded-client-cert',
+      `Hash=${thumbprint.toString('hex')};URI=spiffe://prod/ci-deployer`,
+    ]);
+    expect(forged.status).toBe(401);
+    expect(forged.headers['www-authenticate']).toContain('cert_required');
+    expect(seen.length).toBe(before);
+    const ok = await call('GET', '/orders/42', [...(await bearer('c-xfcc-up')), 'x-forwarded-client-cert', 'Hash=00', 'x-forwarded-tls-client-cert', 'AAAA']);
+    expect(ok.status).toBe(200);
+    expect([seen.at(-1)!.headers['x-forwarded-client-cert'], seen.at(-1)!.headers['x-forwarded-tls-client-cert']]).toEqual([undefined, undefined]);
   });
 
   it('no token → 401 with the challenge; outside the grant → 403; the backend sees neither', async () => {

@@ -4,6 +4,7 @@
  * itself, with only its ports replaced. Allow, 401, 403 and path tricks end to end; the backend
  * sees only the allowed requests, without Authorization and without client-chosen x-jit-*.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -113,6 +114,27 @@ describe.skipIf(NGINX === undefined)('nginx auth_request → jitgate forward-aut
     const method = await httpCall(nginxPort, 'DELETE', '/orders/42', ['host', 'orders.internal', ...(await bearer('n-del'))]);
     expect(method.status).toBe(403);
     expect(seen.length).toBe(before);
+  });
+
+  it('a client-written certificate header never reaches jitgate: a certificate-bound token without a certificate stays 401', async () => {
+    // The thumbprint is in the token, so a client could name it; only the proxy may speak for the connection.
+    const thumbprint = randomBytes(32);
+    const token = await sign(keys.a, { jti: 'n-xfcc', cnf: { 'x5t#S256': thumbprint.toString('base64url') } });
+    const before = seen.length;
+    const plain = await get('/orders/42', ['authorization', `Bearer ${token}`]);
+    expect(plain.status).toBe(401);
+    const forged = await get('/orders/42', ['authorization', `Bearer ${token}`, 'x-forwarded-client-cert', `Hash=${thumbprint.toString('hex')};URI=spiffe://prod/ci-deployer`]);
+    expect(forged.status).toBe(401);
+    expect(forged.headers['www-authenticate']).toContain('cert_required');
+    expect(seen.length).toBe(before);
+    expect(h.audit.at(-1)).toMatchObject({ transport: 'forward_auth', decision: 'deny', reason: 'cert_required' });
+    expect(h.audit.at(-1)).not.toHaveProperty('client_cert_sha256');
+  });
+
+  it('the backend never gets a client-written certificate header', async () => {
+    const r = await get('/orders/42', [...(await bearer('n-xfcc-up')), 'x-forwarded-client-cert', 'Hash=00', 'x-forwarded-tls-client-cert', 'AAAA']);
+    expect(r.status).toBe(200);
+    expect([seen.at(-1)!.headers['x-forwarded-client-cert'], seen.at(-1)!.headers['x-forwarded-tls-client-cert']]).toEqual([undefined, undefined]);
   });
 
   it('a client-sent X-Forwarded-Uri does not widen the grant', async () => {

@@ -91,10 +91,12 @@ describe('config/traefik/dynamic.yml', () => {
     expect(doc.http.routers.legacy.middlewares).toEqual(['jitgate-drop-client-cert', 'jitgate-client-cert', 'jitgate', 'jitgate-strip-credentials', 'jitgate-strip-overrides']);
     // passTLSClientCert overwrites the header only when the connection has a certificate: without
     // the clearing step a client's own header would reach jitgate, which believes Traefik.
-    expect(m['jitgate-drop-client-cert'].headers.customRequestHeaders).toEqual({ 'X-Forwarded-Tls-Client-Cert': '', 'X-Forwarded-Tls-Client-Cert-Info': '' });
+    // Both certificate headers jitgate believes from a trusted proxy (SPEC §11): a client must set neither.
+    expect(m['jitgate-drop-client-cert'].headers.customRequestHeaders).toEqual({ 'X-Forwarded-Tls-Client-Cert': '', 'X-Forwarded-Tls-Client-Cert-Info': '', 'X-Forwarded-Client-Cert': '' });
     expect(m['jitgate-client-cert'].passTLSClientCert).toEqual({ pem: true });
     // Not forwarded as-is: the backend reads X-Jit-Client-Cert-Sha256.
     expect(m['jitgate-strip-credentials'].headers.customRequestHeaders['X-Forwarded-Tls-Client-Cert']).toBe('');
+    expect(m['jitgate-strip-credentials'].headers.customRequestHeaders['X-Forwarded-Client-Cert']).toBe('');
     // RequestClientCert / RequireAnyClientCert would hand passTLSClientCert an unverified certificate.
     const auth = doc.tls.options.default.clientAuth;
     expect(['VerifyClientCertIfGiven', 'RequireAndVerifyClientCert']).toContain(auth.clientAuthType);
