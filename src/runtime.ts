@@ -20,7 +20,7 @@ import type { RefusalCounting } from './anomaly/refusal-counter.ts';
 import { checkSection12 } from './anomaly/config-check.ts';
 import { watchAnomalies } from './anomaly/wiring.ts';
 import { AuditLog } from './observability/audit.ts';
-import { startAuditChain } from './observability/audit-chain-start.ts';
+import { AUDIT_RUN_ENV, startAuditChain, workerChain } from './observability/audit-chain-start.ts';
 import { createLogger, flushWithin } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 import type { DecisionTracer } from './observability/trace-hooks.ts';
@@ -96,7 +96,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   let tracer: DecisionTracer | undefined;
   try {
     // First, so the chain's first line (and a newline ending a torn last line) precedes any other.
-    await startAuditChain(config, audit, metrics, options.primary === undefined ? undefined : `w${process.env.JITGATE_WORKER_SLOT ?? process.pid}`);
+    await startAuditChain(config, audit, metrics, options.primary === undefined ? undefined : workerChain(process.env.JITGATE_WORKER_SLOT, process.env[AUDIT_RUN_ENV]));
     await gate.start();
     if (config.tracing !== undefined) tracer = (await import('./observability/tracing.ts')).startTracing(config.tracing, logger);
     // A cluster worker's journal belongs to the primary; with revocation.redis it writes to Redis itself.

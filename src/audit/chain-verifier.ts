@@ -15,6 +15,9 @@
  * - a new chain of an id that starts no later than the previous chain of that id ended (by `time`):
  *   copied lines, a file given twice, files out of order;
  * - a checkpoint line that is not exactly the line its signed values and constants make;
+ * - a cluster run (its workers' chain_start lines name it and how many workers it started) that
+ *   stopped gracefully, a final checkpoint showing it, without a chain_start of every worker w1…wN
+ *   in it: one worker's lines of that run were removed, which leaves each chain intact on its own;
  * - a chain whose first line in the files given is not its `chain_start` "new" at seq 0: its head
  *   was removed (or a rotated file was given without its predecessors; `allowMidChain` makes that a
  *   note);
@@ -61,6 +64,16 @@ interface ChainState {
   time: string | undefined;
 }
 
+/** One cluster run (its chain_start lines name it): the worker chains it must hold, and those seen. */
+interface RunState {
+  readonly workers: number;
+  readonly chains: Set<string>;
+  /** Its first chain_start. */
+  readonly at: Location;
+  /** A final checkpoint of one of its chains: the run stopped gracefully, so every worker had started. */
+  final: Location | undefined;
+}
+
 /** At most this many findings of each kind are kept; the counts stay exact. */
 const KEEP = 50;
 
@@ -73,6 +86,11 @@ export class ChainVerifier {
   readonly #keys: ReadonlyMap<string, KeyObject> | undefined;
   readonly #allowMidChain: boolean;
   readonly #chains = new Map<string, ChainState>();
+  readonly #runs = new Map<string, RunState>();
+  /** Chain id → the run its latest chain_start named. */
+  readonly #runOf = new Map<string, string>();
+  /** The last audit-looking line outside any chain before the first chain began (without keys only counted). */
+  #unchainedBefore: Location | undefined;
   readonly broken: Finding[] = [];
   readonly notes: Finding[] = [];
   readonly unvouched: Finding[] = [];
@@ -161,7 +179,10 @@ export class ChainVerifier {
   #unchained(at: Location, message: string): void {
     if (this.#chains.size > 0) this.#broken(at, message);
     else if (this.#keys !== undefined) this.#broken(at, `${message}; it comes before the chain begins, so no checkpoint can vouch for it`);
-    else this.unchainedBeforeChain++;
+    else {
+      this.unchainedBeforeChain++;
+      this.#unchainedBefore = at;
+    }
   }
 
   #chainLine(v: Record<string, unknown>, seq: number, prev: string, bytes: Buffer | string, text: string, at: Location): void {
@@ -183,13 +204,18 @@ export class ChainVerifier {
         }
       }
       this.#chains.set(id, fresh());
+      this.#joinRun(v, id, at);
       return;
     }
     if (s === undefined) {
       // A chain's first line is its chain_start "new" at seq 0 (above); anything else here means the lines before it are missing.
       const missing = `the chain begins at seq ${seq}, not with its chain_start at seq 0: the lines before it are not in the files given`;
+      const damaged = this.#unchainedBefore;
       if (this.#allowMidChain) this.#note(at, `${missing} (--allow-mid-chain)`);
-      else this.#broken(at, `${missing} — removed from the head of the file, or a rotated file given without the files before it (give them all, oldest first, or check from here on with --allow-mid-chain)`);
+      else if (damaged !== undefined && damaged.file === at.file) {
+        // The audit-looking line just before is where the head went: changed so that it no longer reads as a chain line.
+        this.#broken(damaged, `this line reads as an audit line but is not a chain line, and the chain then begins at seq ${seq} (line ${at.line}) instead of at seq 0: its first line(s) were damaged or removed here`);
+      } else this.#broken(at, `${missing} — removed from the head of the file, or a rotated file given without the files before it (give them all, oldest first, or check from here on with --allow-mid-chain)`);
       s = fresh();
       this.#chains.set(id, s);
     } else {
@@ -214,7 +240,40 @@ export class ChainVerifier {
       s.unvouched++;
       s.final = false;
     }
+    if (v.event === 'chain_start') this.#joinRun(v, id, at);
     if (v.event === 'checkpoint') this.#checkpoint(v, s, prev, text, at);
+  }
+
+  /** A chain_start naming a cluster run (`run`, `workers`): this chain is one of that run's. */
+  #joinRun(v: Record<string, unknown>, id: string, at: Location): void {
+    const run = v.run;
+    const workers = v.workers;
+    if (typeof run !== 'string' || typeof workers !== 'number' || !Number.isSafeInteger(workers) || workers < 1) {
+      this.#runOf.delete(id);
+      return;
+    }
+    let r = this.#runs.get(run);
+    if (r === undefined) this.#runs.set(run, (r = { workers, chains: new Set(), at, final: undefined }));
+    r.chains.add(id);
+    this.#runOf.set(id, run);
+  }
+
+  /**
+   * Each worker of a cluster writes its own chain, so removing all of one worker's lines of a run
+   * leaves every chain intact: its previous run's final checkpoint looks like where it stopped. A run
+   * that stopped gracefully had started all its workers, so each must have a chain_start in it.
+   */
+  #checkRuns(): void {
+    for (const [id, r] of this.#runs) {
+      if (r.final === undefined) continue;
+      const missing: string[] = [];
+      for (let i = 1; i <= r.workers; i++) if (!r.chains.has(`w${i}`)) missing.push(`w${i}`);
+      if (missing.length === 0) continue;
+      this.#broken(
+        r.at,
+        `cluster run ${id} started ${r.workers} workers and stopped gracefully (a final checkpoint at line ${r.final.line}), but chain ${missing.join(', ')} has no chain_start in it: that worker's lines of this run were removed`,
+      );
+    }
   }
 
   #checkpoint(v: Record<string, unknown>, s: ChainState, prev: string, text: string, at: Location): void {
@@ -232,6 +291,10 @@ export class ChainVerifier {
     if (text !== rebuilt) {
       this.#broken(at, 'a checkpoint line holding more or other than what its signature covers (fields added or edited)');
       return;
+    }
+    if (final) {
+      const run = this.#runs.get(this.#runOf.get(at.chain ?? '') ?? '');
+      if (run !== undefined) run.final ??= at;
     }
     const keys = this.#keys;
     if (keys === undefined) return;
@@ -255,6 +318,7 @@ export class ChainVerifier {
     if (this.#torn !== undefined) this.#settleTorn(this.#torn, undefined);
     this.#torn = undefined;
     for (const [id, s] of this.#chains) this.#finish(id, s);
+    this.#checkRuns();
   }
 
   #finish(id: string, s: ChainState): void {

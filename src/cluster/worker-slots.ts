@@ -4,8 +4,10 @@
  * the same JITGATE_WORKER_SLOT.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { StartupError } from '../errors.ts';
+import { AUDIT_RUN_ENV } from '../observability/audit-chain-start.ts';
 import { NONCE_KEY_ENV, type FromWorker } from './messages.ts';
 
 const RESTART_DELAY_MS = 1000;
@@ -15,6 +17,8 @@ export class WorkerSlots {
   readonly #slots = new Map<number, Worker>();
   readonly #count: number;
   readonly #nonceKey: string;
+  /** This primary's run, for the workers' audit chains (AUDIT_RUN_ENV). */
+  readonly #auditRun: string;
   readonly #log: Logger;
   /** Once set, nothing is restarted and /readyz says the cluster is draining. */
   draining = false;
@@ -22,6 +26,7 @@ export class WorkerSlots {
   constructor(count: number, nonceKey: string, log: Logger) {
     this.#count = count;
     this.#nonceKey = nonceKey;
+    this.#auditRun = `${randomBytes(8).toString('hex')}/${count}`;
     this.#log = log;
   }
 
@@ -54,7 +59,7 @@ export class WorkerSlots {
   }
 
   #fork(slot: number): Promise<string> {
-    const worker = cluster.fork({ JITGATE_WORKER_SLOT: String(slot), [NONCE_KEY_ENV]: this.#nonceKey });
+    const worker = cluster.fork({ JITGATE_WORKER_SLOT: String(slot), [NONCE_KEY_ENV]: this.#nonceKey, [AUDIT_RUN_ENV]: this.#auditRun });
     this.#slots.set(slot, worker);
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: FromWorker) => {

@@ -25,11 +25,23 @@ export const GENESIS = '0'.repeat(64);
 /** SPEC §12: "a signed checkpoint line is written at least every 10 s". */
 export const CHECKPOINT_EVERY_MS = 10_000;
 
+/**
+ * One start of a cluster (its primary): an id, and how many workers — chains w1…wN — it started. A
+ * run that stopped gracefully must hold a chain_start of every one of them, so deleting one worker's
+ * lines of a run is found even when nothing of that worker follows (src/audit/chain-verifier.ts).
+ */
+export interface ChainRun {
+  readonly id: string;
+  readonly workers: number;
+}
+
 export interface ChainOptions {
   /** `stdout`, `stderr` or a file path (log.destination). */
   readonly destination: string;
   /** Cluster worker chains are named; a single process's chain is not. */
-  readonly chain?: string;
+  readonly chain?: string | undefined;
+  /** A cluster worker's run: chain_start names it, so verify knows which chains a run must hold. */
+  readonly run?: ChainRun | undefined;
   readonly signer?: CheckpointSigner;
   /** Writes an event line (through `link`); AuditLog.recordEvent. `time`: the line's outer time (ISO). */
   readonly emit: (fields: object, time?: string) => void;
@@ -81,13 +93,14 @@ export class AuditChain {
     const torn = tail !== undefined && !tail.endsWithNewline;
     if (torn) o.writeRaw('\n');
     const ended = torn ? { ended_torn_line: true } : {};
+    const run = o.run === undefined ? {} : { run: o.run.id, workers: o.run.workers };
     if (tail?.last !== undefined) {
       this.#seq = tail.last.seq + 1;
       this.#prev = tail.last.hash;
-      o.emit({ event: 'chain_start', start: 'continued', after_seq: tail.last.seq, ...ended });
+      o.emit({ event: 'chain_start', start: 'continued', after_seq: tail.last.seq, ...run, ...ended });
     } else {
       const why = file === undefined ? `destination ${o.destination} cannot be read back` : tail?.empty === true ? 'the file was empty' : 'no line of this chain found in the file';
-      o.emit({ event: 'chain_start', start: 'new', why, ...ended });
+      o.emit({ event: 'chain_start', start: 'new', why, ...run, ...ended });
     }
     if (o.signer !== undefined) {
       this.#timer = setInterval(() => {

@@ -133,6 +133,22 @@ describe('tampering is found at the right line', () => {
     expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'changed.log')}:${i + 1} (seq ${seqAt(i)}): this line does not hash to the prev`);
   });
 
+  it.each([
+    ['a BOM before it', (l: string) => `\uFEFF${l}`],
+    ['a space before it', (l: string) => ` ${l}`],
+    ['a byte after it', (l: string) => `${l}x`],
+    ['its closing brace cut', (l: string) => l.slice(0, -1)],
+  ])('case=the chain_start (the first chain line) damaged: %s → that line, with or without --jwks', async (_name, damage) => {
+    const first = chainIdx(lines)[0]!;
+    const ls = [...lines];
+    ls[first] = damage(ls[first]!);
+    for (const withKeys of [false, true]) {
+      const r = await verify('head-damaged.log', ls, withKeys);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'head-damaged.log')}:${first + 1}`);
+    }
+  });
+
   it('case=a removed line → the line where its seq is missing', async () => {
     const i = pick(200);
     const ls = lines.filter((_, j) => j !== i);
@@ -297,5 +313,33 @@ describe('restarts and workers', () => {
     const tampered = await verify('cluster-removed.log', ls.filter((_, i) => i !== victim));
     expect(tampered.code).toBe(1);
     expect(tampered.stdout).toMatch(/BROKEN: first broken line .*cluster-removed\.log:\d+ \(seq 6, chain w2\): seq 6 follows seq 4/);
+
+    // A second run on the same file. Each worker's chain_start names the run and its two workers.
+    const again = await serveToFile(config, log, ls.length);
+    await load(again.url, token, 100);
+    expect(await stop(again.child)).toBe(0);
+    const both = (await readFile(log, 'utf8')).trimEnd().split('\n');
+    const starts = both.map(parse).filter((v) => v?.event === 'chain_start');
+    expect(starts.map((v) => [v!.chain, v!.start, v!.workers])).toEqual(
+      expect.arrayContaining([
+        ['w1', 'new', 2],
+        ['w2', 'new', 2],
+        ['w1', 'continued', 2],
+        ['w2', 'continued', 2],
+      ]),
+    );
+    expect(new Set(starts.map((v) => v!.run)).size).toBe(2);
+    expect((await runCli(['audit', 'verify', log, '--jwks', jwks])).code).toBe(0);
+    // Every w2 line of the second run removed: each chain is intact on its own (w2's ends at its first
+    // run's final checkpoint), but the second run stopped gracefully without a w2 chain in it.
+    const secondRun = starts.find((v) => v!.chain === 'w2' && v!.start === 'continued')!.run;
+    const w2Starts = both.findIndex((l) => parse(l)?.event === 'chain_start' && parse(l)?.chain === 'w2' && parse(l)?.run === secondRun);
+    const cut = both.filter((l, i) => i < w2Starts || parse(l)?.chain !== 'w2');
+    expect(cut.length).toBeLessThan(both.length - 2);
+    for (const withKeys of [false, true]) {
+      const r = await verify('cluster-run-cut.log', cut, withKeys);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(new RegExp(`BROKEN: .*cluster run ${secondRun} started 2 workers and stopped gracefully .* but chain w2 has no chain_start in it`));
+    }
   });
 });
