@@ -10,6 +10,9 @@ import { MAX_LIST_BYTES_CEILING } from '../status-list/decode.ts';
 import { serverTlsSchema, upstreamTlsSchema } from './tls-schema.ts';
 
 
+
+/** The revocation follower's XREAD BLOCK on Redis (src/fleet/redis-source.ts): a healthy gate syncs about this often. */
+export const REDIS_FOLLOW_BLOCK_MS = 1_000;
 const HTTP_METHOD = /^[A-Z][A-Z0-9_-]*$/;
 
 function duration(example: string) {
@@ -311,6 +314,21 @@ export const configSchema = z.strictObject({
   redis: redis.optional(),
 })
   .superRefine((c, ctx) => {
+    // A source synced on schedule is up to one interval plus one request's deadline old just before its
+    // next sync lands: a max_stale not longer than that makes a healthy gate fail closed (503
+    // revocation_stale) for part of every interval. Found by a black-box probe (max_stale 500ms: half of
+    // all requests 503 with Redis up).
+    const r = c.revocation;
+    if (r.url !== undefined && r.max_stale <= r.poll_interval + r.timeout) {
+      ctx.addIssue({ code: 'custom', path: ['revocation', 'max_stale'], message: `must be longer than revocation.poll_interval + revocation.timeout (${formatDuration(r.poll_interval + r.timeout)}), else the feed goes stale between two polls` });
+    }
+    if (r.redis && c.redis !== undefined && r.max_stale <= REDIS_FOLLOW_BLOCK_MS + c.redis.command_timeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['revocation', 'max_stale'],
+        message: `must be longer than the Redis follower's ${formatDuration(REDIS_FOLLOW_BLOCK_MS)} read + redis.command_timeout (${formatDuration(REDIS_FOLLOW_BLOCK_MS + c.redis.command_timeout)}), else a healthy gate goes stale between two reads`,
+      });
+    }
     // SPEC §9: both features need the connection they share.
     if (c.redis !== undefined) return;
     if (c.revocation.redis) ctx.addIssue({ code: 'custom', path: ['revocation', 'redis'], message: 'needs a redis block (redis.url)' });

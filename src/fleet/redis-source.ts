@@ -23,6 +23,7 @@
  * never empty or shorten the list. Malformed members or records (a broker's typo) are skipped and
  * reported; a live set holding only malformed members keeps the previous index (SPEC §5).
  */
+import { REDIS_FOLLOW_BLOCK_MS } from '../config/schema.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { parseEntry, type LineError, type RevocationEntry } from '../revocation/entries.ts';
 import { RevocationIndex } from '../revocation/revocation-index.ts';
@@ -32,7 +33,7 @@ import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type Redi
 import { parseStreamInfo, resetReason, type StreamInfo } from './redis-stream-ids.ts';
 import { restoreLive } from './redis-writer.ts';
 
-const BLOCK_MS = 1_000;
+const BLOCK_MS = REDIS_FOLLOW_BLOCK_MS;
 const READ_COUNT = 1_000;
 const PRUNE_EVERY_MS = 5_000;
 /** After an error reply, ask again this much later (the connection itself is fine). */

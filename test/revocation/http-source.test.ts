@@ -155,7 +155,8 @@ describe('a 200 body that would un-revoke (issue 21 item 5, same class as the fi
 
 describe('staleness', () => {
   it('fails closed (503 revocation_stale) for every token when the source is down past max_stale, then recovers', async () => {
-    const { feed, gate, logs, metrics, start } = await setup({ poll_interval: '100ms', max_stale: '300ms' }, null);
+    // max_stale must exceed poll_interval + timeout (a healthy feed is up to that old just before a poll lands).
+    const { feed, gate, logs, metrics, start } = await setup({ poll_interval: '100ms', timeout: '150ms', max_stale: '300ms' }, null);
     feed.set([{ jti: 'x' }]);
     await start();
     const now = Math.floor(Date.now() / 1000);
