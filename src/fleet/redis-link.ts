@@ -119,6 +119,10 @@ export function describeConnectError(err: Error, o: RedisConnectOptions): Startu
     const user = credentials(o).username;
     return new StartupError(`${key}: Redis at ${url} refused the credentials${user === undefined ? '' : ` (user ${JSON.stringify(user)})`} (${err.message.split('\n')[0]})`, { cause: err });
   }
+  if (/NOPERM/.test(text)) {
+    // Reached and authenticated, but the Redis user's ACL refuses a command: not "unreachable".
+    return new StartupError(`redis.url ${url}: the Redis user may not run a command jitgate needs (${err.message.split('\n')[0]}); docs/fleet.md "ACL" lists them`, { cause: err });
+  }
   if (/certificate|SSL|TLS|self.signed|ERR_SSL/i.test(text)) {
     return new StartupError(`redis.url ${url}: TLS handshake failed (${err.message}); set redis.ca_file to the CA that signed Redis's certificate`, { cause: err });
   }

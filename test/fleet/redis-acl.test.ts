@@ -76,6 +76,28 @@ afterAll(async () => {
 
 const proof = (token: string, jti: string, nonce?: string): Promise<string> => dpopProof(client, token, { jti, htu: `${ORIGIN}/orders/42`, nonce });
 
+describe('a broker that only revokes (docs/fleet.md)', () => {
+  const broker = async (user: string, rules: readonly string[]) => {
+    expect(await redis.command('ACL', 'SETUSER', user, 'on', '>broker-pw', 'resetkeys', '~jitgate:*', 'resetchannels', '-@all', ...rules)).toBe('OK');
+    return runCli(['revoke', '--redis', `redis://${user}:broker-pw@127.0.0.1:${redis.port}/0`, '--jti', `acl-${user}`]);
+  };
+
+  it('jitgate revoke --redis works with +multi +exec +zadd +xadd +ping +zcard', async () => {
+    const r = await broker('broker-ok', ['+multi', '+exec', '+zadd', '+xadd', '+ping', '+zcard']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(await redis.command('ZSCORE', 'jitgate:revocations', JSON.stringify({ jti: 'acl-broker-ok' }))).not.toBeNull();
+  });
+
+  it.each(['+ping', '+zcard'])('without %s it exits 1 naming the refused command (NOPERM), not "unreachable"', async (drop) => {
+    const r = await broker(`broker-no-${drop.slice(1)}`, ['+multi', '+exec', '+zadd', '+xadd', '+ping', '+zcard'].filter((x) => x !== drop));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('NOPERM');
+    expect(r.stderr).not.toContain('unreachable');
+    // The refusals this provoked, so the gate's own ACL test below starts from an empty log.
+    expect(await redis.command('ACL', 'LOG', 'RESET')).toBe('OK');
+  });
+});
+
 describe('the Redis ACL docs/fleet.md documents', () => {
   it('is accepted by this redis-server, and a gate using every Redis feature runs with it', async () => {
     const password = randomBytes(16).toString('hex');
