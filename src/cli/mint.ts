@@ -6,6 +6,7 @@
 import { parseDuration } from '../config/duration.ts';
 import { DEFAULT_GRANT_TYPE, DEFAULT_TTL_SECONDS, DEFAULT_TYP, mintToken, type MintOptions } from '../issuing/mint-token.ts';
 import { commandUsageError, parseCommand } from './args.ts';
+import { listUriProblem } from './status-list.ts';
 
 const USAGE = `Usage: jitgate mint --key FILE --iss URL --aud AUD --sub ID [options]
 
@@ -91,9 +92,12 @@ export async function run(argv: string[]): Promise<number> {
     if ((values['status-uri'] === undefined) !== (values['status-idx'] === undefined)) {
       throw new UsageError('--status-uri and --status-idx must be given together (they form the status claim)');
     }
-    if (values['status-idx'] !== undefined && !/^\d+$/.test(values['status-idx'])) {
-      throw new UsageError(`--status-idx: expected a non-negative integer, got "${values['status-idx']}"`);
+    // A claim every gate would refuse (status_uri_not_allowed, status_claim_invalid) is a usage error here.
+    if (values['status-idx'] !== undefined && !(/^\d+$/.test(values['status-idx']) && Number.isSafeInteger(Number(values['status-idx'])))) {
+      throw new UsageError(`--status-idx: expected a non-negative integer below 2^53, got "${values['status-idx']}"`);
     }
+    const uriProblem = values['status-uri'] === undefined ? undefined : listUriProblem(values['status-uri'], '--status-uri');
+    if (uriProblem !== undefined) throw new UsageError(uriProblem);
     const ttlMs = parseDuration(values.ttl);
     if (ttlMs === undefined || ttlMs % 1000 !== 0) {
       throw new UsageError(`--ttl: expected whole seconds as a duration such as 30s, 5m or 1h, got "${values.ttl}"`);

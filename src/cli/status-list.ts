@@ -102,14 +102,21 @@ function setStatus(statuses: Map<number, number>, from: Map<number, string>, idx
   from.set(idx, flag);
 }
 
-/** --uri must be the exact spelling a gate accepts in tokens (uri.ts), or no token could name the list. */
-function listUri(text: string): string {
-  if (isCanonicalListUri(text)) return text;
+/**
+ * --uri (and mint's --status-uri) must be the exact spelling a gate accepts in tokens (uri.ts), or no
+ * token could name the list: the usage error's text, or undefined when it is.
+ */
+export function listUriProblem(text: string, flag: string): string | undefined {
+  if (isCanonicalListUri(text)) return undefined;
   const u = URL.parse(text);
   const hint = u !== null && (u.protocol === 'http:' || u.protocol === 'https:') && isCanonicalListUri(u.href) ? ` (did you mean ${u.href}?)` : '';
-  throw new UsageError(
-    `--uri: expected an absolute http(s) URL in the canonical form gates compare: lower-case scheme and host, no default port, no . or .. segments, no user info or #fragment, no %2F, %5C or %2E in the path; got "${text}"${hint}`,
-  );
+  return `${flag}: expected an absolute http(s) URL in the canonical form gates compare: lower-case scheme and host, no default port, no . or .. segments, no user info or #fragment, no %2F, %5C or %2E in the path; got "${text}"${hint}`;
+}
+
+function listUri(text: string): string {
+  const problem = listUriProblem(text, '--uri');
+  if (problem !== undefined) throw new UsageError(problem);
+  return text;
 }
 
 function seconds(flag: string, text: string | undefined): number | undefined {

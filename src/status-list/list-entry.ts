@@ -76,6 +76,8 @@ export class StatusListEntry implements StatusListHandle {
   #bits: StatusBits = 1;
   #iat = 0;
   #expMs = Infinity;
+  /** The held list's `exp` claim (without tolerance), for the refresh schedule. */
+  #expClaimMs = Infinity;
   #ttlMs: number | undefined;
   #etag: string | undefined;
   /** When the held list was last confirmed current (200 with a list, or 304). */
@@ -236,6 +238,7 @@ export class StatusListEntry implements StatusListHandle {
     this.#count = entryCount(v.bytes.length, v.bits);
     this.#iat = v.iat;
     this.#expMs = v.expMs ?? Infinity;
+    this.#expClaimMs = v.expClaimMs ?? Infinity;
     this.#ttlMs = v.ttlMs;
     this.#etag = res.etag;
     // Freshness counts from when the request went out: the list is at least that current.
@@ -259,8 +262,9 @@ export class StatusListEntry implements StatusListHandle {
     }
     let at = startedMs + (ok ? s.refreshMs : Math.min(s.refreshMs, FAILURE_RETRY_MS));
     if (this.#ttlMs !== undefined) at = Math.min(at, startedMs + this.#ttlMs);
-    // Fetch the next list a second before this one expires (exp already includes the tolerance).
-    if (this.#expMs !== Infinity) at = Math.min(at, this.#expMs - 1000);
+    // Fetch the next list a second before this one's exp, when its publisher's replacement is due; the
+    // clock tolerance after exp is left for retries, not spent waiting (docs/status-list.md).
+    if (this.#expClaimMs !== Infinity) at = Math.min(at, this.#expClaimMs - 1000);
     at = Math.max(at, startedMs + MIN_REFETCH_MS);
     const delay = Math.max(0, at - nowMs);
     this.#timer = setTimeout(() => void this.#fetch('scheduled'), delay);
@@ -274,6 +278,7 @@ export class StatusListEntry implements StatusListHandle {
     this.#count = 0;
     this.#etag = undefined;
     this.#expMs = Infinity;
+    this.#expClaimMs = Infinity;
     this.#ttlMs = undefined;
     this.#iat = 0;
     this.#failure = undefined;

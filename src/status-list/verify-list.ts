@@ -20,8 +20,10 @@ export interface VerifiedList {
   readonly bytes: Uint8Array;
   /** Seconds since the epoch. */
   readonly iat: number;
-  /** `exp` in ms, when the list has one: it is not used at or after this (+ tolerance). */
+  /** `exp` + the issuer's clock tolerance, in ms, when the list has one: it is not used at or after this. */
   readonly expMs: number | undefined;
+  /** `exp` itself, in ms: the next copy is fetched a second before it (its publisher's replacement is due). */
+  readonly expClaimMs: number | undefined;
   /** `ttl` in ms, when the list has one: refetched no later than this after it was fetched. */
   readonly ttlMs: number | undefined;
 }
@@ -92,6 +94,8 @@ function checkListClaims(p: Record<string, unknown>, ctx: VerifyListContext): Ve
   const tol = ctx.toleranceSec;
   if (!isNumber(p.iat) || p.iat > nowSec + tol) return 'status_list_claims';
   if (p.exp !== undefined && !isNumber(p.exp)) return 'status_list_claims';
+  // A list is a JWT: not accepted before its nbf (RFC 7519 §4.1.5), with the issuer's tolerance.
+  if (p.nbf !== undefined && !(isNumber(p.nbf) && p.nbf <= nowSec + tol)) return 'status_list_claims';
   if (p.ttl !== undefined && !(isNumber(p.ttl) && p.ttl > 0)) return 'status_list_claims';
   if (isNumber(p.exp) && nowSec >= p.exp + tol) return 'status_list_expired';
   const sl = p.status_list;
@@ -105,6 +109,7 @@ function checkListClaims(p: Record<string, unknown>, ctx: VerifyListContext): Ve
     bytes,
     iat: p.iat,
     expMs: isNumber(p.exp) ? (p.exp + tol) * 1000 : undefined,
+    expClaimMs: isNumber(p.exp) ? p.exp * 1000 : undefined,
     ttlMs: isNumber(p.ttl) ? p.ttl * 1000 : undefined,
   });
 }

@@ -128,4 +128,13 @@ describe('jitgate mint --status-uri --status-idx', () => {
     const neg = await runCli([...base(), '--status-uri', URI, '--status-idx', '1.5']);
     expect([neg.code, /--status-idx: expected a non-negative integer/.test(neg.stderr)]).toEqual([2, true]);
   });
+
+  it('refuses what every gate would refuse: an index past 2^53 (it would be rounded), a uri not in canonical form', async () => {
+    const huge = await runCli([...base(), '--status-uri', URI, '--status-idx', '9007199254740993']);
+    expect([huge.code, /--status-idx: expected a non-negative integer below 2\^53/.test(huge.stderr)]).toEqual([2, true]);
+    for (const uri of [URI.replace('https://', 'HTTPS://'), `${URI}/x/../y`]) {
+      const r = await runCli([...base(), '--status-uri', uri, '--status-idx', '1']);
+      expect([uri, r.code, /--status-uri: expected an absolute http\(s\) URL in the canonical form/.test(r.stderr)]).toEqual([uri, 2, true]);
+    }
+  });
 });

@@ -97,6 +97,9 @@ describe('bad lists: each a refusal with its reason', () => {
     ['wrong sub', 'status_list_sub', (uri) => cliList(keys.a, { uri: `${uri}-other`, bits: 1, size: 16, iat: NOW, statuses: new Map() })],
     ['missing iat', 'status_list_claims', (uri) => rawList(keys.a, { sub: uri, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
     ['iat in the future', 'status_list_claims', (uri) => rawList(keys.a, { sub: uri, iat: NOW + 600, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
+    // RFC 7519 §4.1.5: not accepted before nbf (beyond the clock tolerance); found missing by a black-box probe.
+    ['nbf in the future', 'status_list_claims', (uri) => rawList(keys.a, { sub: uri, iat: NOW, nbf: NOW + 600, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
+    ['nbf not a number', 'status_list_claims', (uri) => rawList(keys.a, { sub: uri, iat: NOW, nbf: 'soon', status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
     ['expired', 'status_list_expired', (uri) => cliList(keys.a, { uri, bits: 1, size: 16, iat: NOW - 3600, expSeconds: 3000, statuses: new Map() })],
     ['bits 3', 'status_list_claims', (uri) => rawList(keys.a, { sub: uri, iat: NOW, status_list: { bits: 3, lst: 'eNrbuRgAAhcBXQ' } })],
     ['no status_list', 'status_list_claims', (uri) => rawList(keys.a, { sub: uri, iat: NOW })],

@@ -104,6 +104,27 @@ describe('refresh', () => {
     }
   });
 
+  it("the list's exp brings the refresh forward to a second before exp, not to exp + clock_tolerance", async () => {
+    const expServer = await new StatusListServer().start();
+    const gate = await makeGate(keys, (c) => {
+      c.issuers[0].clock_tolerance = '5s';
+      c.issuers[0].status_list = { allowed_uris: [expServer.uri('/status/')], refresh: '1h', max_stale: '2h' };
+    });
+    try {
+      const path = '/status/exp';
+      const uri = expServer.uri(path);
+      // The gate's clock stands at NOW: exp in 3 s → fetched again ≈ 2 s later (before: exp + 5 s − 1 s = 7 s).
+      expServer.lists.set(path, await cliList(keys.a, { uri, bits: 1, size: 8, iat: NOW, expSeconds: 3, statuses: new Map() }));
+      expect(await outcome(gate.gate, await statusToken(keys.a, uri, 0))).toMatchObject({ reason: 'granted' });
+      const started = performance.now();
+      await eventually(() => expServer.requestsFor(path) >= 2, 4_000, 'a refresh a second before exp');
+      expect(performance.now() - started).toBeGreaterThan(1_500);
+    } finally {
+      gate.gate.stop();
+      await Promise.all([expServer.stop(), rm(gate.dir, { recursive: true, force: true })]);
+    }
+  });
+
   it("the list's ttl shortens the refresh interval", async () => {
     const ttlServer = await new StatusListServer().start();
     const gate = await makeGate(keys, (c) => {
