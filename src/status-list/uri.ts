@@ -6,15 +6,23 @@
  * Canonical as the WHATWG URL parser writes it (lower-case scheme and host, no default port, no `.`/`..`
  * or `%2e%2e` segments), over http(s), without user info or fragment — so no spelling reaches around a
  * prefix. And no percent-encoded `/`, `\` or `.` in the path: the gate fetches the URI verbatim, and an
- * origin or CDN that decodes `%2F` would route `…/status/%2F..%2Fctl` outside the prefix it passed.
+ * origin or CDN that decodes `%2F` would route `…/status/%2F..%2Fctl` outside the prefix it passed;
+ * nor the other spellings below.
  */
 
 const ENCODED_SEPARATOR_OR_DOT = /%(?:2f|5c|2e)/i;
+/**
+ * Other path spellings some origin or CDN folds onto a separator or a dot, as the proxy's own target
+ * rules refuse them (SPEC §2; found reaching the list server by a black-box probe): `;` path parameters
+ * (`..;/` on Tomcat), `%25` (decoded twice: `%252e`), and encoded bytes that are not printable ASCII
+ * (overlong or full-width dots such as `%C0%AE`, `%EF%BC%8E`; `%20` after a `..`).
+ */
+const FOLDED_SPELLING = /;|%25|%[01][0-9a-f]|%20|%7f|%[89a-f][0-9a-f]/i;
 
 export function isCanonicalListUri(uri: string): boolean {
   const u = URL.parse(uri);
   if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.href !== uri) return false;
   // `#` alone leaves hash empty but is still a fragment delimiter.
   if (u.username !== '' || u.password !== '' || uri.includes('#')) return false;
-  return !ENCODED_SEPARATOR_OR_DOT.test(u.pathname);
+  return !ENCODED_SEPARATOR_OR_DOT.test(u.pathname) && !FOLDED_SPELLING.test(u.pathname);
 }
