@@ -140,11 +140,12 @@ export class Decider {
     if (method.length === 7 && isConnect(method)) return deny('connect_method');
     if (input.authorizationCount > 1) return deny('multiple_authorization');
     if (input.dpopCount > 1) return deny('multiple_dpop');
-    if (input.clientCertMalformed === true) return deny('client_cert_malformed');
 
     const parsed = parseTarget(input.target, this.#policy.maxTargetLength, this.#policy.allowDotLikeSegments === true);
     if (!parsed.ok) return deny(parsed.reason);
     const { path, query, segments } = parsed.target;
+    // After the target, so the refusal's audit line names the path (SPEC §8); both are 400s.
+    if (input.clientCertMalformed === true) return deny('client_cert_malformed', path);
     if (input.refusal !== undefined) return deny(input.refusal, path);
 
     if (input.methodOverride && this.#policy.methodOverride === 'reject') return deny('method_override', path);

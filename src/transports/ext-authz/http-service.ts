@@ -112,10 +112,10 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
       cert = trustedProxyCert(req.rawHeaders, req.socket.remoteAddress, xfccTrusted);
       const f = forwardedInput(req.rawHeaders, req.socket.remoteAddress, cert === 'malformed' ? undefined : cert);
       if (!f.ok) decision = deny(f.reason);
-      else if (cert === 'malformed') decision = deny('client_cert_malformed');
       else {
         method = f.input.method;
-        decision = decideSafely(ctx, 'forward_auth', f.input);
+        // A malformed certificate is refused by the decision, after the target, so the audit line names the path.
+        decision = decideSafely(ctx, 'forward_auth', cert === 'malformed' ? { ...f.input, clientCertMalformed: true } : f.input);
       }
     }
     const answer = (d: Decision): void => {

@@ -193,6 +193,8 @@ describe('HTTP ext_authz: x-forwarded-client-cert from a trusted caller', () => 
   ])('refuses malformed XFCC (%s) from a trusted caller: 400 client_cert_malformed', async (_what, value) => {
     const r = await call(await token(), value);
     expect([r.status, reasonOf(r.body)]).toEqual([400, 'client_cert_malformed']);
+    // The audit line names the request's path (SPEC §8): the target is judged before the certificate.
+    expect(h.audit.at(-1)).toMatchObject({ transport: 'ext_authz_http', reason: 'client_cert_malformed', path: '/orders/42' });
   });
 
   it('refuses a Hash that disagrees with the Cert beside it', async () => {
@@ -268,7 +270,7 @@ describe("forward-auth behind Traefik: x-forwarded-tls-client-cert (passTLSClien
   ])('refuses %s from the trusted proxy: 400 client_cert_malformed, audited', async (_what, extra) => {
     const r = await fa(await token(), extra);
     expect([r.status, reasonOf(r.body)]).toEqual([400, 'client_cert_malformed']);
-    expect(h.audit.at(-1)).toMatchObject({ transport: 'forward_auth', reason: 'client_cert_malformed' });
+    expect(h.audit.at(-1)).toMatchObject({ transport: 'forward_auth', reason: 'client_cert_malformed', path: '/orders/42' });
   });
 
   it('is ignored from an untrusted caller: forward-auth refuses the caller, the HTTP service the bound token', async () => {
