@@ -197,6 +197,8 @@ function redisSource(config: Config, deps: FleetDeps, opts: RedisConnectOptions,
       },
       followed: () => {
         m.redisSyncLag.set(0);
+        // Entries past exp + tolerance are pruned on a timer, not applied: the gauge follows the index (about once a second).
+        m.revocationEntries.labels(source.name).set(source.index.size);
         m.revocationLastSync.labels(source.name).set(Date.now() / 1000);
       },
       error: (op, err) => {

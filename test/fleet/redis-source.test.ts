@@ -135,6 +135,9 @@ describe('Redis revocation source', () => {
     expect(Date.now() / 1000).toBeGreaterThan(exp + 1);
     await until(async () => Number(await redis.command('XLEN', k.log)) === 0, 8000);
     expect(await redis.command('ZRANGE', k.live, '0', '-1')).toEqual(['{"jti":"forever"}']);
+    // The gauge follows the gate's own index, which prunes on its timer: it went 2 → 1 (it stayed at 2 before).
+    const entries = async () => (await g.metrics.registry.getSingleMetric('jitgate_revocation_entries')!.get()).values.find((v) => String(v.labels.source).startsWith('redis:'))?.value;
+    await until(async () => (await entries()) === 1, 8000);
   });
 });
 
