@@ -307,11 +307,12 @@ function keepHeld(index: RevocationIndex, held: RevocationIndex): RevocationEntr
 
 /**
  * A short, JSON-escaped start of a malformed member or record for the log: enough to find it, too
- * short to carry a whole token, and a JWT-looking run is cut at its first dot.
+ * short to carry a whole token, and a JWT-looking run (base64url JSON, `eyJ…`) is cut whole — also
+ * when the 60 characters end inside its header, which a long `kid` makes (found by a black-box probe).
  */
 function excerpt(text: string): string {
   const short = text.length > 60 ? `${text.slice(0, 60)}…` : text;
-  return JSON.stringify(short.replace(/eyJ[\w-]*\.[\w.-]*/g, 'eyJ…'));
+  return JSON.stringify(short.replace(/eyJ[\w.-]*…?/g, 'eyJ…'));
 }
 
 function decode(text: string): RevocationEntry | string {

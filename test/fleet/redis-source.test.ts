@@ -73,14 +73,17 @@ describe('Redis revocation source', () => {
     await redis.command('XADD', k.log, '*', 'entry', '{"txn":42}');
     await redis.command('XADD', k.log, '*', 'other', '{"jti":"x"}');
     await redis.command('XADD', k.log, '*', 'entry', 'Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl');
+    // A token with a 43-character kid: no dot within the 60 characters an excerpt keeps.
+    await redis.command('XADD', k.log, '*', 'entry', `eyJhbGciOiJFUzI1NiIsImtpZCI6IjZTbHc4UTFubzQzM0NYdXkyakFFUVo0In0.eyJzdWIiOiJ4In0.${'s'.repeat(86)}`);
     await redis.command('XADD', k.log, '*', 'entry', '{"jti":"good-2"}');
     await until(async () => (await reason(g, await token({ jti: 'good-2' }))) === 'revoked', 1000);
     const skipped = logged(g.logs, 'redis revocation log record skipped').map((l) => String(l.problem));
-    expect(skipped.length).toBe(3);
+    expect(skipped.length).toBe(4);
     // A short JSON-escaped excerpt, so the operator can find the record; never a whole token.
     expect(skipped[0]).toMatch(/^log record \d+-\d+ "\{\\"txn\\":42\}": "txn" must be a non-empty string$/);
     expect(skipped[1]).toMatch(/^log record \d+-\d+: no "entry" field$/);
     expect(skipped[2]).toMatch(/^log record \d+-\d+ "Bearer eyJ…": not valid JSON$/);
+    expect(skipped[3]).toMatch(/^log record \d+-\d+ "eyJ…": not valid JSON$/);
     expect(logged(g.logs, 'redis revocation member skipped').map((l) => l.problem)).toContain('member "not json": not valid JSON');
     expect(await reason(g, await token({ jti: 'good-1' }))).toBe('revoked');
     expect(g.gate.readiness().ready).toBe(true);
