@@ -138,16 +138,23 @@ async function viaRedis(v: { redis?: string; 'key-prefix'?: string; 'password-fi
       ? undefined
       : (await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => Promise.reject(new Error(`--password-file ${file}: cannot read it (${err.code ?? err.message})`)))).replace(/\r?\n$/, '');
   const prefix = v['key-prefix'] ?? 'jitgate:';
-  const opts = { url, password, caFile: v['ca-file'], connectTimeoutMs: timeoutMs, commandTimeoutMs: timeoutMs };
+  // --timeout bounds the whole command: connecting (connectOnce allows its timeout + 500 ms) and the write share it.
+  const deadline = performance.now() + timeoutMs;
+  const opts = { url, password, caFile: v['ca-file'], connectTimeoutMs: Math.max(100, timeoutMs - 500), commandTimeoutMs: timeoutMs };
   let client;
   try {
     client = await connectOnce(opts, 'jitgate-revoke');
   } catch (err) {
-    // The message names redis.url / redis.password_file; here those are flags.
-    throw new Error((err as Error).message.replace(/^redis\.url/, '--redis').replace(/^redis\.password_file/, '--password-file'));
+    // The message names redis.url / redis.password_file / redis.connect_timeout; here those are flags.
+    throw new Error(
+      (err as Error).message
+        .replace(/^redis\.url/, '--redis')
+        .replace(/^redis\.password_file/, '--password-file')
+        .replace('within redis.connect_timeout', 'within --timeout'),
+    );
   }
   try {
-    const size = await withDeadline(writeEntries(client, redisKeys(prefix), [entry]), timeoutMs, 'write');
+    const size = await withDeadline(writeEntries(client, redisKeys(prefix), [entry]), Math.max(1, deadline - performance.now()), 'write');
     return `revoked ${JSON.stringify(entryJson(entry))} in ${redactUrl(url)} prefix ${prefix} (acknowledged; ${size} live entries)`;
   } catch (err) {
     throw new Error(`--redis ${redactUrl(url)}: the write was not acknowledged (${(plainReply(err) as Error).message}); it may or may not have been applied, run the command again`);

@@ -7,6 +7,7 @@
  * → every gate recovers with nothing lost, and a gate started afterwards refuses what was revoked.
  */
 import { rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { calculateJwkThumbprint } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -163,6 +164,16 @@ describe('five gates on one Redis', () => {
     const down = await runCli(['revoke', '--redis', 'redis://127.0.0.1:1/0', '--jti', 'x', '--timeout', '500ms']);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/^jitgate revoke: --redis redis:\/\/127\.0\.0\.1:1\/0: Redis unreachable/);
+    // A Redis that accepts and never answers: --timeout bounds the whole command, and the message names the flag.
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const hung = await runCli(['revoke', '--redis', `redis://127.0.0.1:${(silent.address() as AddressInfo).port}/0`, '--jti', 'x', '--timeout', '1s']);
+      expect(hung.code).toBe(1);
+      expect(hung.stderr).toMatch(/Redis unreachable within --timeout \(connect: no answer from Redis within 1000 ms\)/);
+    } finally {
+      silent.close();
+    }
     const usage = await runCli(['revoke', '--redis', redis.url, '--jti', 'a', '--txn', 'b']);
     expect(usage.code).toBe(2);
   }, 40_000);
