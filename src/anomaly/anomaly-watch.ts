@@ -112,7 +112,7 @@ export class AnomalyWatch implements RefusalObserver {
         outcome,
         ...(error === undefined ? {} : { error }),
         reason: decision.reason,
-        path: decision.path ?? undefined,
+        path: decision.path, // null when the target did not parse, as on the decision line
         client,
         ...ids,
         revoke,

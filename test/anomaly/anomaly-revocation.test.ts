@@ -117,6 +117,8 @@ describe('anomaly revocation (one process)', () => {
     }
     const line = await waitForLine(g, revokedLine);
     expect(line).toMatchObject({ jti: 'dots-1', revoke: 'jti', revoked: { jti: 'dots-1' }, refusals: 3 });
+    // The target did not parse: "path":null, as on the decision line of the same refusal.
+    expect(line.path).toBeNull();
     // revoke: jti → the token's own exp, so the entry is pruned when the token could no longer be used.
     expect(line.revoked.exp).toBe(JSON.parse(Buffer.from(probe.split('.')[1]!, 'base64url').toString()).exp);
     expect(JSON.parse((await send(g.url, '/orders/42', { headers: bearer(probe) })).text).reason).toBe('revoked');
