@@ -79,7 +79,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     } else {
       // The peer is Envoy: its X-Forwarded-Proto counts for the DPoP origin when it is in dpop.trusted_proxies.
       // The client certificate the proxy verified (Envoy's XFCC), believed only from a trusted caller (SPEC §11).
-      cert = trustedProxyCert(req.rawHeaders, req.socket.remoteAddress, xfccTrusted);
+      cert = trustedProxyCert(req.rawHeaders, req.socket.remoteAddress, xfccTrusted, false);
       const input = inputFromRawHeaders(req.rawHeaders, method, raw.slice(pathPrefix.length), req.socket.remoteAddress, undefined, cert === 'malformed' ? undefined : cert);
       // Envoy's check request carries merged headers: a comma means several (see check-request.ts).
       decision = decideSafely(ctx, 'ext_authz_http', {

@@ -168,19 +168,20 @@ const XFCC = 'x-forwarded-client-cert';
 const TRAEFIK = 'x-forwarded-tls-client-cert';
 
 /**
- * The certificate a trusted proxy reported (SPEC §11), in XFCC or Traefik's header: undefined when
- * neither is present or the caller is not in `trusted` — from anyone else both are ignored, never
- * believed (nor parsed). XFCC on several lines is one list; both headers at once, or Traefik's on
- * several lines, is `malformed`.
+ * The certificate a trusted proxy reported (SPEC §11), in XFCC or (forward-auth only, `traefik`)
+ * Traefik's header: undefined when neither is present or the caller is not in `trusted` — from anyone
+ * else both are ignored, never believed (nor parsed). XFCC on several lines is one list; both headers
+ * at once, or Traefik's on several lines, is `malformed`. The ext_authz HTTP service's caller is Envoy,
+ * which speaks XFCC only: there Traefik's header is not a source (a black-box probe found it believed).
  */
-export function trustedProxyCert(rawHeaders: readonly string[], peer: string | undefined, trusted: { has(address: string | undefined): boolean }): XfccResult | undefined {
+export function trustedProxyCert(rawHeaders: readonly string[], peer: string | undefined, trusted: { has(address: string | undefined): boolean }, traefikHeader = true): XfccResult | undefined {
   let xfcc: string | undefined;
   let traefik: string | undefined;
   let traefikLines = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     if (name.length === 23 && name.toLowerCase() === XFCC) xfcc = xfcc === undefined ? rawHeaders[i + 1]! : `${xfcc},${rawHeaders[i + 1]!}`;
-    else if (name.length === 27 && name.toLowerCase() === TRAEFIK) {
+    else if (traefikHeader && name.length === 27 && name.toLowerCase() === TRAEFIK) {
       traefik = rawHeaders[i + 1]!;
       traefikLines++;
     }

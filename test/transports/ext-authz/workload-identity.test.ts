@@ -285,4 +285,16 @@ describe("forward-auth behind Traefik: x-forwarded-tls-client-cert (passTLSClien
     expect(garbage.status).toBe(200);
     expect(garbage.headers['x-jit-client-cert-sha256']).toBeUndefined();
   });
+
+  it("is not a source for the ext_authz HTTP service even from a trusted caller: Envoy speaks XFCC only", async () => {
+    const http = (tok: string, extra: string[]) => httpCall(h.httpPort, 'GET', '/authz/orders/42', ['authorization', `Bearer ${tok}`, ...extra]);
+    const bound = await http(await boundTo(pki.workloadA), traefik([pki.workloadA.pem]));
+    expect([bound.status, reasonOf(bound.body)]).toEqual([401, 'cert_required']);
+    const plain = await http(await token(), ['x-forwarded-tls-client-cert', 'garbage!']);
+    expect(plain.status).toBe(200);
+    expect(plain.headers['x-jit-client-cert-sha256']).toBeUndefined();
+    // XFCC beside it is read as usual (not "two sources": the other is not one here).
+    const both = await http(await boundTo(pki.workloadA), [...traefik([pki.workloadB.pem]), 'x-forwarded-client-cert', `Hash=${pki.workloadA.hashHex}`]);
+    expect(both.status).toBe(200);
+  });
 });
