@@ -116,6 +116,16 @@ const issuer = z
     if ((v.jwks_file === undefined) === (v.jwks_uri === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'set exactly one of jwks_file and jwks_uri' });
     }
+    // A remote set refreshed on schedule is up to jwks_refresh + one fetch old just before its refresh
+    // lands: a jwks_max_stale not longer than that makes a healthy gate answer 503 keys_stale between
+    // refreshes (a black-box probe saw 7 of 8 requests refused with the JWKS server answering).
+    if (v.jwks_uri !== undefined && v.jwks_max_stale <= v.jwks_refresh + v.jwks_timeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jwks_max_stale'],
+        message: `must be longer than jwks_refresh + jwks_timeout (${formatDuration(v.jwks_refresh + v.jwks_timeout)}), else the key set goes stale between two refreshes`,
+      });
+    }
   });
 
 const alg = z.enum(ASYMMETRIC_ALGS, { error: (i) => `alg ${JSON.stringify(i.input)} is not allowed; asymmetric only: ${ASYMMETRIC_ALGS.join(', ')}` });

@@ -1,8 +1,8 @@
 /**
- * `revocation.max_stale` against how often its sources sync (SPEC §5, §9): a value a healthy source
- * cannot keep is a start-up error naming the key, not a gate that answers 503 revocation_stale for
- * part of every interval. A black-box probe found `max_stale: 500ms` with Redis accepted, and half of
- * all requests then refused with Redis up.
+ * Every max_stale against how often its source syncs (SPEC §5, §6, §9): a value a healthy source
+ * cannot keep is a start-up error naming the key, not a gate that answers 503 for part of every
+ * interval. Black-box probes found `revocation.max_stale: 500ms` with Redis accepted (half of all
+ * requests then refused with Redis up), and `jwks_max_stale: 1s` with a 5s refresh (7 of 8 refused).
  */
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.ts';
@@ -42,5 +42,22 @@ describe('revocation.max_stale', () => {
     expect(validateConfig(base({ revocation: { url: 'https://broker.internal/r.jsonl', poll_interval: '100ms', timeout: '150ms', max_stale: '300ms' } }), 'jitgate.yaml').revocation.max_stale).toBe(300);
     // A file or a journal is stamped on change, not polled against max_stale: no bound.
     expect(validateConfig(base({ revocation: { file: './revoked.jsonl', max_stale: '1s' } }), 'jitgate.yaml').revocation.max_stale).toBe(1_000);
+  });
+});
+
+describe('issuers[].jwks_max_stale', () => {
+  const issuer = (o: Record<string, unknown>) => ({ issuers: [{ issuer: 'https://broker.internal', jwks_uri: 'https://broker.internal/jwks.json', ...o }] });
+
+  it.each([
+    [{ jwks_max_stale: '1s', jwks_refresh: '5s', jwks_refresh_min: '5s' }, /issuers\[0\]\.jwks_max_stale: must be longer than jwks_refresh \+ jwks_timeout \(10s\)/],
+    [{ jwks_refresh: '1h' }, /issuers\[0\]\.jwks_max_stale: .*\(3605s\)/],
+  ])('%j → a config error naming the key and the bound', (o, message) => {
+    expect(problems(issuer(o))).toMatch(message);
+  });
+
+  it('accepts the defaults (refresh 5m, max_stale 1h), and a local jwks_file has no bound', () => {
+    expect(validateConfig(base(issuer({})), 'jitgate.yaml').issuers[0]!.jwks_max_stale).toBe(3_600_000);
+    const local = { issuers: [{ issuer: 'https://broker.internal', jwks_file: './jwks.json', jwks_max_stale: '1s' }] };
+    expect(validateConfig(base(local), 'jitgate.yaml').issuers[0]!.jwks_max_stale).toBe(1_000);
   });
 });
