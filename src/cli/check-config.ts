@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { access, constants } from 'node:fs/promises';
+import { access, constants, stat } from 'node:fs/promises';
 import pino from 'pino';
 import { loadAdminToken } from '../admin/admin-token.ts';
 import { buildGate } from '../build-gate.ts';
@@ -18,8 +18,10 @@ import { FileIssuerKeys } from '../keys/issuer-keys.ts';
 import { loadCheckpointSigner } from '../observability/audit-checkpoint.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { upstreamOrigin } from '../transports/proxy/forward.ts';
+import { extAuthzProblems } from '../transports/ext-authz/config-check.ts';
 import { tlsProblems } from '../transports/tls/check-tls.ts';
 import { parseCommand } from './args.ts';
+import { appendableFileProblem, logDestinationProblem } from './path-checks.ts';
 
 const USAGE = `Usage: jitgate check-config -c FILE
 
@@ -96,10 +98,20 @@ export async function checkConfig(config: Config, file: string): Promise<string>
   if (config.revocation.file !== undefined) {
     try {
       await access(config.revocation.file, constants.R_OK);
+      if (!(await stat(config.revocation.file)).isFile()) problems.push(`revocation.file: ${config.revocation.file} is not a regular file`);
     } catch (err) {
       problems.push(`revocation.file: cannot read ${config.revocation.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
   }
+  // Files serve opens for appending: the journal (its directory must exist) and the log destination.
+  if (config.revocation.journal !== undefined) {
+    const journal = appendableFileProblem('revocation.journal', config.revocation.journal, false);
+    if (journal !== undefined) problems.push(journal);
+  }
+  const destination = logDestinationProblem(config.log.destination);
+  if (destination !== undefined) problems.push(destination);
+  // ext_authz: forward-auth's listener and path, path_prefix, trusted_proxies (what startExtAuthz refuses).
+  problems.push(...extAuthzProblems(config));
   try {
     loadAdminToken(config.admin.token_file);
   } catch (err) {

@@ -13,6 +13,8 @@ import { runWorker, startPrimary, workerCount } from '../cluster.ts';
 import { verifyModeOf } from '../config/compile.ts';
 import { cores } from '../cpu-cores.ts';
 import { loadConfigFile } from '../config/load.ts';
+import { StartupError } from '../errors.ts';
+import { logDestinationProblem } from './path-checks.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
 import { onReloadSignal } from '../reload.ts';
@@ -59,6 +61,9 @@ function cpuFields(config: Config): { cores: number; signature_checks: 'event lo
 }
 
 async function serve(config: Config, file: string): Promise<number> {
+  // Before any logger opens it: an unusable destination is a line naming the key, not SonicBoom's stack trace.
+  const destination = logDestinationProblem(config.log.destination);
+  if (destination !== undefined) throw new StartupError(destination);
   const count = workerCount(config.workers);
   if (count > 1) {
     const logger = createLogger(config.log);

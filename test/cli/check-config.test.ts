@@ -73,6 +73,45 @@ describe('jitgate check-config', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('case=what serve refuses before it binds (ext_authz, files it appends to) → check-config refuses too', async () => {
+    // Each of these once passed check-config and failed serve (a black-box probe of SPEC §8).
+    const { file, dir } = await config((c) => {
+      c.ext_authz = { http: { listen: { host: '127.0.0.1', port: 0 }, path_prefix: 'authz' }, forward_auth: { trusted_proxies: ['notanip', '10.0.0.0/33'] } };
+      c.revocation.file = '.';
+      c.revocation.journal = './no-such-dir/revocations.journal';
+      c.log = { level: 'info', destination: './jitgate.yaml/gate.log' };
+    });
+    const r = await run(['-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ext_authz.http.path_prefix: "authz" must be empty or start with "/"');
+    expect(r.stderr).toContain('ext_authz.forward_auth.trusted_proxies[0]: "notanip" is not an IP address or CIDR');
+    expect(r.stderr).toContain('ext_authz.forward_auth.trusted_proxies[1]: "10.0.0.0/33" has an invalid prefix length');
+    // Paths are the config file's, resolved against its directory.
+    expect(r.stderr).toContain(`revocation.file: ${dir} is not a regular file`);
+    expect(r.stderr).toContain(`revocation.journal: ${dir}/no-such-dir/revocations.journal: the directory ${dir}/no-such-dir does not exist`);
+    expect(r.stderr).toContain(`log.destination: ${dir}/jitgate.yaml/gate.log: ${dir}/jitgate.yaml is not a directory, so the file cannot be created`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+
+    // serve stops at the log destination, before any logger opens it: one line, no stack trace.
+    const served = await runCli(['serve', '-c', file]);
+    expect(served.code).toBe(1);
+    expect(served.stderr).toBe(`jitgate serve: log.destination: ${dir}/jitgate.yaml/gate.log: ${dir}/jitgate.yaml is not a directory, so the file cannot be created\n`);
+    const asDir = await config((c) => (c.log = { level: 'info', destination: '.' }));
+    const dirServed = await runCli(['serve', '-c', asDir.file]);
+    expect([dirServed.code, dirServed.stderr]).toEqual([1, `jitgate serve: log.destination: ${asDir.dir} is a directory; expected a file to append to\n`]);
+  });
+
+  it.each([
+    [{ forward_auth: { path: '/forward-auth' } }, 'ext_authz.forward_auth: is served on the ext_authz.http listener'],
+    [{ http: { listen: { host: '127.0.0.1', port: 0 }, path_prefix: '/authz' }, forward_auth: { path: '/authz/fa' } }, 'ext_authz.forward_auth.path: "/authz/fa" lies under ext_authz.http.path_prefix "/authz", so an Envoy check for that path would be taken for forward-auth; move the forward-auth path outside "/authz"'],
+    [{ http: { listen: { host: '127.0.0.1', port: 0 } }, forward_auth: {} }, 'lies under ext_authz.http.path_prefix ""'],
+  ])('case=forward-auth placement %j → exit 1 naming the key', async (ext, message) => {
+    const { file } = await config((c) => (c.ext_authz = ext));
+    const r = await run(['-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(message);
+  });
+
   it('case=workers > 1 with the revocation API and its journal → accepted (the primary owns them)', async () => {
     const { file, dir } = await config((c) => {
       c.workers = 2;

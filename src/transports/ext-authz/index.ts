@@ -15,6 +15,7 @@
 import { StartupError } from '../../errors.ts';
 import type { Listener, TransportContext } from '../context.ts';
 import { startHttpService } from './http-service.ts';
+import { extAuthzProblems } from './config-check.ts';
 import { compileTrustedProxies } from './trusted-proxies.ts';
 import { compileUpstreamHeaders } from './upstream-headers.ts';
 
@@ -23,18 +24,8 @@ const DEFAULT_XFCC_TRUSTED: readonly string[] = ['127.0.0.1/32', '::1/128'];
 
 export async function startExtAuthz(ctx: TransportContext): Promise<Listener[]> {
   const x = ctx.config.ext_authz;
-  if (x.forward_auth !== undefined && x.http === undefined) {
-    throw new StartupError('ext_authz.forward_auth: is served on the ext_authz.http listener; configure ext_authz.http (listen, path_prefix) as well');
-  }
-  if (x.forward_auth !== undefined && x.http !== undefined) {
-    const p = x.http.path_prefix;
-    const fa = x.forward_auth.path;
-    if (fa.startsWith(p) && fa.charCodeAt(p.length) === 0x2f) {
-      throw new StartupError(
-        `ext_authz.forward_auth.path: ${JSON.stringify(fa)} lies under ext_authz.http.path_prefix ${JSON.stringify(p)}, so an Envoy check for that path would be taken for forward-auth; set a path_prefix such as "/authz" or move the forward-auth path outside it`,
-      );
-    }
-  }
+  const problems = extAuthzProblems(ctx.config);
+  if (problems.length > 0) throw new StartupError(problems.join('\n'));
   const trusted = x.forward_auth === undefined ? undefined : compileTrustedProxies(x.forward_auth.trusted_proxies);
   // SPEC §11: XFCC is believed from forward-auth's trusted proxies, or loopback when forward-auth is not configured.
   const xfccTrusted = trusted ?? compileTrustedProxies(DEFAULT_XFCC_TRUSTED);

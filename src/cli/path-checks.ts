@@ -1,0 +1,55 @@
+/**
+ * Files the gate will write, checked before it starts (`serve`) and by `check-config` alike: a log
+ * destination or a journal that cannot be opened is a line naming its key, not an uncaught error from
+ * deep inside the logger (a black-box probe saw `serve` die with SonicBoom's EISDIR stack trace and
+ * `check-config` say OK). Synchronous: it runs once, before anything serves.
+ */
+import { accessSync, constants, statSync, type Stats } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch (err) {
+    // ENOTDIR: a parent is a file; the walk up the parents below names it.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * `key: problem` when `path` cannot be a file this process appends to: it exists and is not a regular
+ * file, or is not writable; or it does not exist and its directory cannot hold it — missing (unless
+ * `makeDirs`: then the nearest existing ancestor must be a writable directory) or not a directory.
+ */
+export function appendableFileProblem(key: string, path: string, makeDirs: boolean): string | undefined {
+  try {
+    const full = resolve(path);
+    const st = statOrUndefined(full);
+    if (st !== undefined) {
+      if (!st.isFile()) return `${key}: ${path} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}; expected a file to append to`;
+      accessSync(full, constants.W_OK);
+      return undefined;
+    }
+    let dir = dirname(full);
+    let d = statOrUndefined(dir);
+    if (d === undefined && !makeDirs) return `${key}: ${path}: the directory ${dir} does not exist`;
+    while (d === undefined && dirname(dir) !== dir) {
+      dir = dirname(dir);
+      d = statOrUndefined(dir);
+    }
+    if (d === undefined || !d.isDirectory()) return `${key}: ${path}: ${dir} is not a directory, so the file cannot be created`;
+    accessSync(dir, constants.W_OK);
+    return undefined;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return `${key}: ${path}: ${e.code ?? e.message}`;
+  }
+}
+
+/** `log.destination`: stdout and stderr always work; a file path is created with its directories (logger.ts). */
+export function logDestinationProblem(destination: string): string | undefined {
+  if (destination === 'stdout' || destination === 'stderr') return undefined;
+  return appendableFileProblem('log.destination', destination, true);
+}
