@@ -62,6 +62,10 @@ export function inputFromRawHeaders(rawHeaders: readonly string[], method: strin
         break;
     }
   }
+  // One line holding a comma is two credentials folded into one (RFC 9110 §5.3; token68 has no comma):
+  // 400 multiple_authorization, as ext_authz answers for Envoy's merged headers (SPEC §7 parity).
+  if (authorizationCount === 1 && authorization!.includes(',')) authorizationCount = 2;
+  if (dpopCount === 1 && dpop!.includes(',')) dpopCount = 2;
   // Exactly one valid authority (RFC 9112 §3.2), else 400 before any other work (src/core/authority.ts).
   const refusal = authorityRefusal(host, hostCount);
   // Two Host headers: which one the client meant is unknown, so the DPoP origin is too (fails closed).

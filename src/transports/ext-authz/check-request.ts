@@ -128,13 +128,25 @@ function fromMap(method: string, target: string, headers: Readonly<Record<string
   if (headers === undefined) {
     return { input: { method, target, authorization: undefined, authorizationCount: 0, dpop: undefined, dpopCount: 0, methodOverride: false }, stray: NONE };
   }
-  const authorization = own(headers, 'authorization');
-  const dpop = own(headers, 'dpop');
+  // Names in any case, as HTTP has them (Envoy sends lower case; a hand-made client may not): an upper-case
+  // X-HTTP-Method-Override was not seen, nor an upper-case Authorization (a black-box probe of SPEC §7).
+  let authorization: string | undefined;
+  let authorizationKeys = 0;
+  let dpop: string | undefined;
+  let dpopKeys = 0;
   let methodOverride = false;
-  for (const n of METHOD_OVERRIDE_HEADERS) if (own(headers, n) !== undefined) methodOverride = true;
   let stray: string[] | undefined;
   for (const name of Object.keys(headers)) {
+    const v = headers[name];
+    if (typeof v !== 'string') continue;
     const lower = name.toLowerCase();
+    if (lower === 'authorization') {
+      authorization = v;
+      authorizationKeys++;
+    } else if (lower === 'dpop') {
+      dpop = v;
+      dpopKeys++;
+    } else if (METHOD_OVERRIDE_HEADERS.has(lower)) methodOverride = true;
     if (isStray(lower)) (stray ??= []).push(lower);
   }
   return {
@@ -142,19 +154,13 @@ function fromMap(method: string, target: string, headers: Readonly<Record<string
       method,
       target,
       authorization,
-      authorizationCount: countMerged(authorization),
+      authorizationCount: Math.max(authorizationKeys, countMerged(authorization)),
       dpop,
-      dpopCount: countMerged(dpop),
+      dpopCount: Math.max(dpopKeys, countMerged(dpop)),
       methodOverride,
     },
     stray: stray ?? NONE,
   };
-}
-
-function own(headers: Readonly<Record<string, string>>, name: string): string | undefined {
-  if (!Object.hasOwn(headers, name)) return undefined;
-  const v = headers[name];
-  return typeof v === 'string' ? v : undefined;
 }
 
 /** Envoy joins repeated headers with ","; a single credential never contains one. */

@@ -45,6 +45,20 @@ const CASES: readonly Case[] = [
   { name: 'encoded slash', method: 'GET', target: '/orders%2F42', headers: tok({ jti: 'p-slash' }), reason: 'path_encoded_slash' },
   { name: 'two Authorization headers', method: 'GET', target: '/orders/42', headers: async (k) => [...(await tok({ jti: 'p-two' })(k)), ...(await tok({ jti: 'p-two' })(k))], reason: 'multiple_authorization' },
   { name: 'method override', method: 'GET', target: '/orders/42', headers: async (k) => [...(await tok({ jti: 'p-mo' })(k)), ['x-http-method-override', 'DELETE']], reason: 'method_override' },
+  // Found by a black-box probe: the proxy answered 401 malformed_token where ext_authz (which cannot tell one
+  // line from Envoy's merge of two) answered 400; and gRPC header keys were matched in lower case only.
+  {
+    name: 'one Authorization line holding two credentials',
+    method: 'GET',
+    target: '/orders/42',
+    headers: async (k) => {
+      const t = await sign(k.a, { jti: 'p-comma' });
+      return [['authorization', `Bearer ${t}, Bearer ${t}`]];
+    },
+    reason: 'multiple_authorization',
+  },
+  { name: 'upper-case Authorization', method: 'GET', target: '/orders/42', headers: async (k) => [['Authorization', `Bearer ${await sign(k.a, { jti: 'p-upper' })}`]], reason: 'granted' },
+  { name: 'upper-case method override', method: 'GET', target: '/orders/42', headers: async (k) => [['Authorization', `Bearer ${await sign(k.a, { jti: 'p-upper-mo' })}`], ['X-HTTP-Method-Override', 'DELETE']], reason: 'method_override' },
   { name: 'issuer B token for issuer B', method: 'GET', target: '/orders/42', headers: tok({ jti: 'p-issb', iss: ISSUER_B }, 'b'), reason: 'wrong_typ' },
 ];
 
