@@ -132,7 +132,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   };
 
   let listener: HttpListener | undefined;
-  const server = createServer(clientServerOptions(ctx.config.limits), (req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const startNs = process.hrtime.bigint();
     if (listener?.draining === true) res.shouldKeepAlive = false;
     req.resume(); // Envoy may send the body (with_request_body): drained, never read
@@ -150,7 +150,11 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     } catch (err) {
       failed(err);
     }
-  });
+  };
+  const server = createServer(clientServerOptions(ctx.config.limits), handle);
+  // An Expect other than 100-continue is ignored, as nginx and the proxy do: judged like any request,
+  // not node:http's bare 417 (no reason, no audit line).
+  server.on('checkExpectation', handle);
   // Envoy keeps connections to its authorization cluster open: each request is judged on its own.
   server.maxRequestsPerSocket = 0;
   capConnections(server, ctx.config.limits.max_connections, ctx.metrics);

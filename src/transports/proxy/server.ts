@@ -49,6 +49,10 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   server.on('request', onRequest(false));
   // Decide before inviting the body: a denied client never uploads it.
   server.on('checkContinue', onRequest(true));
+  // Any other expectation is ignored, as nginx does (RFC 9110 §10.1.1 allows either): judged like any
+  // request and never forwarded (Expect is dropped upstream), not node:http's bare 417 without a reason,
+  // cache-control or audit line (a black-box probe of SPEC §3 found that 417).
+  server.on('checkExpectation', onRequest(false));
   // Refused by node:http before the handler: counted always, audited when a request line arrived.
   refuseEarly(server, ctx, 'proxy');
 

@@ -32,6 +32,13 @@ describe('from a trusted proxy', () => {
     expect(r.headers['cache-control']).toBe('no-store');
   });
 
+  it('a client Expect other than 100-continue passed on by the proxy is ignored, not a bare 417 (forward-auth and the HTTP service)', async () => {
+    const r = await fa(TRUSTED, ['expect', 'foo', 'x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42', ...(await bearer('f-expect'))]);
+    expect([r.status, r.headers['x-jit-token-id']]).toEqual([200, 'f-expect']);
+    const envoy = await httpCall(h.httpPort, 'GET', '/authz/orders/43', ['expect', 'foo', ...(await bearer('f-expect-2'))]);
+    expect([envoy.status, reasonOf(envoy)]).toEqual([403, 'path_not_granted']);
+  });
+
   it('accepts X-Original-Method / X-Original-URI (nginx style), and both families when they agree', async () => {
     expect((await fa(TRUSTED, ['x-original-method', 'GET', 'x-original-uri', '/orders/42', ...(await bearer('f-orig'))])).status).toBe(200);
     const both = ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42', 'x-original-method', 'GET', 'x-original-uri', '/orders/42'];

@@ -92,6 +92,17 @@ describe('proxy denials (SPEC §3)', () => {
     expect(audit).toMatchObject({ transport: 'proxy', decision: 'deny', status: c.status, reason: JSON.parse(c.body).reason });
   });
 
+  it('an Expect other than 100-continue is ignored: judged like any request (no bare 417), and not forwarded', async () => {
+    const refused = await send(gate.url, '/orders/42', { headers: { expect: 'foo' } });
+    expect([refused.status, refused.headers['cache-control'], refused.text]).toEqual([401, 'no-store', '{"error":"unauthorized","reason":"missing_token"}']);
+    expect(gate.logs.filter((l) => l.type === 'audit').at(-1)).toMatchObject({ reason: 'missing_token', status: 401 });
+    const before = up.requests.length;
+    const allowed = await send(gate.url, '/orders/42', { headers: { expect: 'foo', ...(await bearer()).headers } });
+    expect(allowed.status).toBe(200);
+    expect(up.requests.length).toBe(before + 1);
+    expect(up.requests.at(-1)!.headers.expect).toBeUndefined();
+  });
+
   it('a refused token names its sub, jti, iss and txn in the audit line once its signature verified, and only then', async () => {
     await send(gate.url, '/orders/42', await bearer({ jti: 'audit-expired', iat: now() - 600, exp: now() - 300 }));
     const expired = gate.logs.filter((l) => l.type === 'audit').at(-1)!;
