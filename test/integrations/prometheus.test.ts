@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../fixtures/keys.ts';
 import { freePort } from '../fixtures/ports.ts';
-import { exportedNames, findPrometheus, findPromtool, metricNames, promtool, runPrometheus, type Prometheus } from '../fixtures/prometheus.ts';
+import { exportedNames, findPrometheus, findPromtool, metricNames, promtool, promtoolWithInput, runPrometheus, type Prometheus } from '../fixtures/prometheus.ts';
 import { send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
 
 const PROMTOOL = findPromtool();
@@ -125,6 +125,13 @@ describe.skipIf(SKIP)('a real Prometheus scraping a real gate with every feature
     }
     throw new Error(`${expr}: condition not met within ${ms} ms; last result ${JSON.stringify(last)}\n${prom!.output()}`);
   }
+
+  it('promtool check metrics: the /metrics exposition passes the lint, Node process metrics included', async () => {
+    // prom-client's three `…_total` gauges failed it (exit 3) until 2026-12-06 (a black-box probe of SPEC §8).
+    expect(exposition).toContain('jitgate_nodejs_active_handles');
+    const r = await promtoolWithInput(PROMTOOL!, ['check', 'metrics'], exposition);
+    expect([r.code, r.output]).toEqual([0, '']);
+  });
 
   it('the recording rule jitgate:decisions:rate5m reports the traffic the gate decided', async () => {
     const token = await g.token();
