@@ -95,10 +95,18 @@ const issuer = z
     issuer: z.string().min(1, 'must be a non-empty issuer identifier'),
     jwks_file: z.string().min(1).optional(),
     jwks_uri: httpUrl.optional(),
-    jwks_refresh: duration('5m').default(5 * 60_000),
-    jwks_refresh_min: duration('30s').default(30_000),
+    // Floors against a typo turning into a fetch loop against the issuer (0s once validated; a black-box probe):
+    // a refresh every few ms, or an unknown-kid refetch for every forged kid a client sends.
+    jwks_refresh: duration('5m')
+      .default(5 * 60_000)
+      .refine((ms) => ms >= 10, 'expected at least 10ms'),
+    jwks_refresh_min: duration('30s')
+      .default(30_000)
+      .refine((ms) => ms >= 10, 'expected at least 10ms'),
     jwks_max_stale: duration('1h').default(60 * 60_000),
-    jwks_kid_cooldown: duration('30s').default(30_000),
+    jwks_kid_cooldown: duration('30s')
+      .default(30_000)
+      .refine((ms) => ms >= 100, 'expected at least 100ms (each unknown kid a client sends may trigger a refetch once per cooldown)'),
     jwks_timeout: duration('5s').default(5_000),
     jwks_max_bytes: z.number().int().positive().default(512 * 1024),
     algorithms: z.array(z.enum(ASYMMETRIC_ALGS, { error: (i) => `alg ${JSON.stringify(i.input)} is not allowed; asymmetric only: ${ASYMMETRIC_ALGS.join(', ')}` })).min(1).default(['ES256']),
@@ -198,7 +206,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       file: z.string().min(1).optional(),
       url: httpUrl.optional(),
-      poll_interval: duration('2s').default(2_000),
+      poll_interval: duration('2s')
+        .default(2_000)
+        .refine((ms) => ms >= 10, 'expected at least 10ms'),
       max_stale: duration('30s').default(30_000),
       timeout: duration('2s').default(2_000),
       max_bytes: z.number().int().positive().default(256 * 1024 * 1024),

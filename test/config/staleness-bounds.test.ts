@@ -61,3 +61,14 @@ describe('issuers[].jwks_max_stale', () => {
     expect(validateConfig(base(local), 'jitgate.yaml').issuers[0]!.jwks_max_stale).toBe(1_000);
   });
 });
+
+describe('floors against fetch loops', () => {
+  it.each([
+    [{ issuers: [{ issuer: 'https://broker.internal', jwks_uri: 'https://broker.internal/jwks.json', jwks_refresh: '0s' }] }, /issuers\[0\]\.jwks_refresh: expected at least 10ms/],
+    [{ issuers: [{ issuer: 'https://broker.internal', jwks_uri: 'https://broker.internal/jwks.json', jwks_refresh_min: '0s' }] }, /issuers\[0\]\.jwks_refresh_min: expected at least 10ms/],
+    [{ issuers: [{ issuer: 'https://broker.internal', jwks_uri: 'https://broker.internal/jwks.json', jwks_kid_cooldown: '0s' }] }, /issuers\[0\]\.jwks_kid_cooldown: expected at least 100ms/],
+    [{ revocation: { url: 'https://broker.internal/r.jsonl', poll_interval: '1ms' } }, /revocation\.poll_interval: expected at least 10ms/],
+  ])('%j → a config error naming the key', (c, message) => {
+    expect(problems(c)).toMatch(message);
+  });
+});
