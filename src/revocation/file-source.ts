@@ -12,6 +12,7 @@
  * temp file and rename it over the list (docs/hardening-faults.md).
  */
 import { readFile, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import type { LineError } from './entries.ts';
 import { judgeReload, type RefusalReason } from './reload-guard.ts';
 import { RevocationIndex } from './revocation-index.ts';
@@ -21,7 +22,7 @@ import { StartupError } from '../errors.ts';
 /** A changed file is read once it has not been modified for this long (see #check). */
 const SETTLE_MS = 100;
 /**
- * A reload that would leave fewer entries than are enforced is applied only when the same file (mtime and size) is
+ * A reload that would leave fewer entries than are enforced is applied only when the same file (versionOf) is
  * still there this long after it was first read: a writer starved between two writes of an in-place rewrite can
  * leave a prefix that ends at a line boundary and parses cleanly, and applying it would un-revoke the rest.
  */
@@ -51,10 +52,10 @@ export class FileRevocationSource implements RevocationSource {
   readonly #retainMs: number;
   #index = new RevocationIndex();
   #timer: NodeJS.Timeout | undefined;
-  #mtimeMs = -1;
-  #size = -1;
+  /** versionOf the file as last read ('' before the first read, or to read it again). */
+  #version = '';
   /** A shrinking version of the file waiting for confirmation (SHRINK_CONFIRM_MS). */
-  #shrink: { mtimeMs: number; size: number; at: number } | undefined;
+  #shrink: { version: string; at: number } | undefined;
   #problem: string | undefined;
   #lastRefusal: RefusalReason | undefined;
   #settle: NodeJS.Timeout | undefined;
@@ -102,10 +103,11 @@ export class FileRevocationSource implements RevocationSource {
   async #check(): Promise<void> {
     try {
       const s = await stat(this.#file);
-      if (s.mtimeMs === this.#mtimeMs && s.size === this.#size) return;
+      if (versionOf(s) === this.#version) return;
       // Modified moments ago: a writer may be between two writes of an in-place rewrite, and a
       // prefix cut at a line boundary parses cleanly. Look again once it has been still for SETTLE_MS.
-      const age = Date.now() - s.mtimeMs;
+      // ctime too: a copy that kept the old mtime (cp -p, rsync -t, touch -r) changed it just now.
+      const age = Date.now() - Math.max(s.mtimeMs, s.ctimeMs);
       if (age >= 0 && age < SETTLE_MS) {
         if (this.#settle === undefined) {
           this.#settle = setTimeout(() => {
@@ -129,22 +131,21 @@ export class FileRevocationSource implements RevocationSource {
     const before = await stat(this.#file);
     const bytes = await readFile(this.#file);
     const after = await stat(this.#file);
-    if (after.mtimeMs !== before.mtimeMs || after.size !== before.size || bytes.length !== after.size) {
+    if (versionOf(after) !== versionOf(before) || bytes.length !== after.size) {
       // Read while being written: neither remembered as loaded nor used; the next poll reads it again.
       this.#refuse('changing', 'the file changed while it was read (written in place?); read again at the next poll');
       return;
     }
     const verdict = judgeReload(bytes.toString('utf8'), this.#index.size > 0);
     // Remembered either way: a refused text is not read again until the file changes.
-    this.#mtimeMs = after.mtimeMs;
-    this.#size = after.size;
+    this.#version = versionOf(after);
     if ('refused' in verdict) {
       this.#refuse(verdict.refused, verdict.detail);
       return;
     }
     const index = new RevocationIndex(verdict.entries);
     index.prune(Date.now() / 1000, this.#retainMs);
-    if (index.size < this.#index.size && !this.#shrinkConfirmed(after.mtimeMs, after.size)) return;
+    if (index.size < this.#index.size && !this.#shrinkConfirmed(versionOf(after))) return;
     this.#shrink = undefined;
     this.#index = index;
     this.#problem = undefined;
@@ -153,13 +154,13 @@ export class FileRevocationSource implements RevocationSource {
   }
 
   /** True once a shrinking file has stood unchanged for SHRINK_CONFIRM_MS; else arms a second look and says no. */
-  #shrinkConfirmed(mtimeMs: number, size: number): boolean {
+  #shrinkConfirmed(version: string): boolean {
     const now = Date.now();
     const seen = this.#shrink;
-    if (seen !== undefined && seen.mtimeMs === mtimeMs && seen.size === size && now - seen.at >= SHRINK_CONFIRM_MS) return true;
-    if (seen === undefined || seen.mtimeMs !== mtimeMs || seen.size !== size) this.#shrink = { mtimeMs, size, at: now };
+    if (seen !== undefined && seen.version === version && now - seen.at >= SHRINK_CONFIRM_MS) return true;
+    if (seen === undefined || seen.version !== version) this.#shrink = { version, at: now };
     // Not remembered as loaded, so the next check reads it again; look again once the wait is over.
-    this.#mtimeMs = -1;
+    this.#version = '';
     if (this.#settle === undefined) {
       this.#settle = setTimeout(() => {
         this.#settle = undefined;
@@ -175,4 +176,13 @@ export class FileRevocationSource implements RevocationSource {
     this.#problem = `revocation source ${this.name}: last reload refused (${reason}): ${detail}; keeping the last good list of ${this.#index.size} entries`;
     this.#events.refused?.({ reason, detail, kept: this.#index.size });
   }
+}
+
+/**
+ * Which file is there and which content: a replacement by rename changes the inode, an edit the ctime,
+ * even when size and mtime stay (a copy kept the old mtime; a list of UUID jtis where one entry was
+ * swapped keeps its size). Size and mtime alone missed both (a black-box probe: never reloaded).
+ */
+function versionOf(s: Stats): string {
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 }

@@ -45,13 +45,16 @@ export function reloadOnChange(r: FileReload): () => void {
   return () => clearInterval(timer);
 }
 
-/** mtime, size and inode of every file, as one comparable string ('' parts for missing files). */
+/**
+ * mtime, ctime, size and inode of every file, as one comparable string ('' parts for missing files). ctime
+ * catches an in-place rewrite that kept size and mtime (a copy with -p); the revocation file had that gap.
+ */
 function stampOf(files: readonly string[]): string {
   let s = '';
   for (const f of files) {
     try {
       const st = statSync(f);
-      s += `${st.mtimeMs}:${st.size}:${st.ino}|`;
+      s += `${st.mtimeMs}:${st.ctimeMs}:${st.size}:${st.ino}|`;
     } catch {
       s += '-|';
     }
