@@ -36,7 +36,8 @@ Where:
 What:
   --jti J              one token
   --txn T              every token of a task
-  --sub S              every token of a subject issued before --before (default: now)
+  --sub S              every token of a subject issued before --before (default: the next second, so
+                       every token issued up to now is covered)
   --before EPOCH       epoch seconds, with --sub
   --exp EPOCH          the entry may be dropped after this (set it to the tokens' exp)
 Other:
@@ -84,7 +85,10 @@ export async function run(argv: string[]): Promise<number> {
   const id = values[what[0]!]!;
   if (id === '') return usageError(`--${what[0]} must not be empty`);
   const entry: RevocationEntry =
-    what[0] === 'jti' ? { kind: 'jti', jti: id, exp } : what[0] === 'txn' ? { kind: 'txn', txn: id, exp } : { kind: 'sub', sub: id, before: before ?? Math.floor(Date.now() / 1000), exp };
+    // The default `before` is the next whole second: a token of this second (iat == floor(now)) was issued
+    // before now, and "issued before" is strict (SPEC §5). floor(now) let the newest token of a compromised
+    // subject through (a black-box probe: revoke exited 0, the token stayed 200 until it expired).
+    what[0] === 'jti' ? { kind: 'jti', jti: id, exp } : what[0] === 'txn' ? { kind: 'txn', txn: id, exp } : { kind: 'sub', sub: id, before: before ?? Math.floor(Date.now() / 1000) + 1, exp };
 
   try {
     const done = values.admin !== undefined ? await viaAdmin(values.admin, values['token-file']!, entry, timeoutMs) : await viaRedis(values, entry, timeoutMs);

@@ -156,6 +156,15 @@ describe('five gates on one Redis', () => {
     expect(b.stdout).toMatch(/acknowledged/);
     await Promise.all(gates.map((g) => until(async () => (await reasonOf(g, viaAdmin)) === 'revoked' && (await reasonOf(g, viaRedis)) === 'revoked', 3000)));
 
+    // --sub without --before: every token of the subject issued up to now, this second's included.
+    const started = Math.floor(Date.now() / 1000);
+    const newest = await tokenNow(keys, { jti: 'cli-sub', sub: 'spiffe://prod/cli-sub', iat: started });
+    const c = await runCli(['revoke', '--redis', redis.url, '--sub', 'spiffe://prod/cli-sub']);
+    expect(c.code).toBe(0);
+    const before = Number(/"before":(\d+)/.exec(c.stdout)?.[1]);
+    expect(before).toBeGreaterThan(started);
+    await Promise.all(gates.map((g) => until(async () => (await reasonOf(g, newest)) === 'revoked', 3000)));
+
     const wrongToken = join(dir, 'wrong-token');
     await writeFile(wrongToken, 'not-the-token-at-all\n');
     const refused = await runCli(['revoke', '--admin', gates[0]!.adminUrl, '--token-file', wrongToken, '--jti', 'x']);
