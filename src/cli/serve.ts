@@ -68,7 +68,7 @@ async function serve(config: Config, file: string): Promise<number> {
   if (count > 1) {
     const logger = createLogger(config.log);
     const primary = await startPrimary(config, count, logger);
-    logger.info({ proxy: primary.proxy, admin: listenUrl(primary.admin), workers: count, ...cpuFields(config), config: file, pid: process.pid }, 'jitgate started');
+    logger.info({ proxy: primary.proxy, admin: listenUrl(primary.admin), workers: count, ...cpuFields(config), config: file }, 'jitgate started');
     logger.flush();
     return primary.done;
   }

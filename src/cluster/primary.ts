@@ -63,7 +63,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
     journal?.stop();
   };
   const proxy = await startWorkers(workers, abort);
-  const { admin, redis } = await startAdminListener(config, logger, clusterAdminSource(workers, readiness, aggregator, count), store, abort);
+  const { admin, redis } = await startAdminListener(config, logger, clusterAdminSource(workers, readiness, aggregator, count, log), store, abort);
   forwardReload(workers, log);
   const done = drainOnSignal(workers, config.shutdown.grace, log, logger, async () => {
     await admin.close(500);
@@ -137,9 +137,13 @@ async function startWorkers(workers: WorkerSlots, abort: () => void): Promise<st
   }
 }
 
-/** One admin port for the whole cluster: readiness of every worker, metrics summed over them. */
-function clusterAdminSource(workers: WorkerSlots, readiness: ReadinessQueries, aggregator: AggregatorRegistry<RegistryContentType>, count: number): AdminSource {
-  return {
+/**
+ * One admin port for the whole cluster: readiness of every worker, metrics summed over them. A worker
+ * that is down is in no worker's metrics, so `jitgate_ready` (the minimum over those that answered) is
+ * set from the cluster's own readiness, as /readyz says it (a black-box probe saw 1 beside a 503).
+ */
+function clusterAdminSource(workers: WorkerSlots, readiness: ReadinessQueries, aggregator: AggregatorRegistry<RegistryContentType>, count: number, log: Logger): AdminSource {
+  const source: AdminSource = {
     async readiness() {
       const answers = await Promise.all(Array.from({ length: count }, (_, i) => readiness.ask(i + 1, workers.get(i + 1))));
       // A ready worker's problems (a refused reload) are shown but do not make the cluster unready.
@@ -147,9 +151,18 @@ function clusterAdminSource(workers: WorkerSlots, readiness: ReadinessQueries, a
       return withDraining({ ready: answers.every((a) => a.ready), problems }, workers.draining);
     },
     async metrics() {
-      return { contentType: aggregator.contentType, text: await aggregator.clusterMetrics() };
+      const [text, ready] = await Promise.all([
+        aggregator.clusterMetrics().catch((err: unknown) => {
+          // The scrape fails (500: Prometheus records up == 0) rather than sum part of the cluster; say why.
+          log.warn({ err: (err as Error).message }, 'cluster metrics: a worker did not answer; the scrape fails');
+          throw err;
+        }),
+        source.readiness(),
+      ]);
+      return { contentType: aggregator.contentType, text: ready.ready ? text : text.replace(/^jitgate_ready \S+$/m, 'jitgate_ready 0') };
     },
   };
+  return source;
 }
 
 /** The admin listener, with the Redis writer when revocation.redis is set; on failure everything started so far is stopped. */

@@ -69,7 +69,7 @@ export class WorkerSlots {
       worker.on('exit', (code, signal) => {
         reject(new StartupError(`worker ${slot} exited (${signal ?? code}) before it started`));
         if (this.draining || this.#slots.get(slot) !== worker) return;
-        this.#log.error({ worker: slot, pid: worker.process.pid, code, signal }, 'worker died; starting a new one');
+        this.#log.error({ worker: slot, worker_pid: worker.process.pid, code, signal }, 'worker died; starting a new one');
         setTimeout(() => {
           if (!this.draining) this.#fork(slot).catch((err: Error) => this.#log.error({ worker: slot, err: err.message }, 'replacement worker failed to start'));
         }, RESTART_DELAY_MS).unref();

@@ -165,9 +165,12 @@ describe('jitgate serve, workers: 2', () => {
       c.workers = 2;
     });
     const gate = await spawnGate(cfg.file);
+    let victimPid = 0;
     try {
       const started = gate.lines.find((l) => l.msg === 'jitgate started')!;
       expect(started.workers).toBe(2);
+      // The primary's lines once named `pid` twice (its own, then a worker's): a reader kept the wrong one.
+      expect(started.pid).toBe(gate.child.pid);
       const token = await tokenNow(cfg.keys);
       const pids = new Set<number>();
       const N = 20;
@@ -192,15 +195,23 @@ describe('jitgate serve, workers: 2', () => {
       expect((await send(gate.adminUrl, '/healthz')).status).toBe(200);
 
       // A worker that dies is reported, replaced, and readiness comes back.
-      process.kill([...pids][0]!, 'SIGKILL');
+      const victim = [...pids][0]!;
+      process.kill(victim, 'SIGKILL');
       const down = await readyzBecomes(gate.adminUrl, 503);
       expect(JSON.parse(down.text).problems).toEqual([expect.stringMatching(/^worker [12]: (not running|no answer)$/)]);
+      // /metrics agrees with /readyz while the worker is down (its replacement starts a second later at the earliest).
+      expect(parseMetrics((await send(gate.adminUrl, '/metrics')).text).get('jitgate_ready')).toBe(0);
       expect((await readyzBecomes(gate.adminUrl, 200)).status).toBe(200);
+      expect(parseMetrics((await send(gate.adminUrl, '/metrics')).text).get('jitgate_ready')).toBe(1);
       expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+      victimPid = victim;
     } finally {
       gate.child.kill('SIGTERM');
     }
     expect(await gate.exited).toEqual({ code: 0, signal: null });
+    // Log lines are flushed by the exit: the primary's name its own pid once, the dead worker's as worker_pid.
+    expect(gate.lines.find((l) => l.msg === 'worker died; starting a new one')).toMatchObject({ worker_pid: victimPid, pid: gate.child.pid });
+    expect(gate.repeatedKeys).toEqual([]);
   }, 30_000);
 
   it('case=the revocation API: the primary journals each POST, every worker enforces it before 201, a replacement worker and a restart keep it', async () => {
