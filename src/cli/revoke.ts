@@ -117,7 +117,11 @@ async function viaAdmin(admin: string, tokenFile: string, entry: RevocationEntry
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
-    throw new Error(`--admin ${url.origin}: no answer (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}); nothing was revoked`);
+    const why = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
+    // A timeout may come after the gate stored the entry (a cluster waits up to 5 s for its workers): only a
+    // request that never reached it revoked nothing for sure (a black-box probe saw "nothing" for a stored entry).
+    if ((err as Error).name === 'TimeoutError') throw new Error(`--admin ${url.origin}: no answer within --timeout (${why}); not confirmed — the gate may have stored it, run the command again (revoking twice is harmless)`);
+    throw new Error(`--admin ${url.origin}: no answer (${why}); nothing was revoked`);
   }
   const text = await res.text();
   if (res.status !== 201) {
@@ -128,6 +132,8 @@ async function viaAdmin(admin: string, tokenFile: string, entry: RevocationEntry
     } catch {
       // not JSON: show the start of the text
     }
+    // A 5xx (503 not_enforced: durable but not confirmed by every worker) is not a refusal: say so.
+    if (res.status >= 500) throw new Error(`--admin ${url.origin} answered ${res.status} (${reason}); not confirmed — run the command again (revoking twice is harmless)`);
     throw new Error(`--admin ${url.origin} answered ${res.status} (${reason}); not revoked`);
   }
   return `revoked ${JSON.stringify(entryJson(entry))} via ${url.origin} (durable: 201)`;

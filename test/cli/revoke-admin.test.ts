@@ -1,0 +1,65 @@
+/**
+ * `jitgate revoke --admin` says what it knows when it gets no 201: a request that never reached the gate
+ * revoked nothing; a timeout or a 5xx may come after the gate stored the entry (a cluster waits up to 5 s
+ * for its workers, then answers 503 not_enforced with the entry durable). A black-box probe saw
+ * "nothing was revoked" printed for an entry the gate had journaled and later enforced.
+ */
+import { once } from 'node:events';
+import { rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../fixtures/cli.ts';
+import { tempDir } from '../fixtures/keys.ts';
+import { REFUSED_PORT } from '../fixtures/ports.ts';
+
+let dir: string;
+let tokenFile: string;
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  dir = await tempDir('jitgate-revoke-admin-');
+  tokenFile = join(dir, 'admin-token');
+  await writeFile(tokenFile, 'admin-token-0123456789\n');
+});
+afterAll(async () => {
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function admin(handler: Parameters<typeof createServer>[1]): Promise<string> {
+  const s = createServer(handler);
+  servers.push(s);
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+
+const revoke = (url: string) => runCli(['revoke', '--admin', url, '--token-file', tokenFile, '--jti', 'j-1', '--timeout', '1s']);
+
+describe('jitgate revoke --admin without a 201', () => {
+  it('no answer within --timeout: exit 1, "not confirmed", never "nothing was revoked"', async () => {
+    const r = await revoke(await admin(() => {}));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no answer within --timeout .*not confirmed — the gate may have stored it, run the command again/);
+    expect(r.stderr).not.toContain('nothing was revoked');
+  });
+
+  it('503 not_enforced: exit 1, "not confirmed"', async () => {
+    const url = await admin((_req, res) => res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"unavailable","reason":"not_enforced","message":"the entries are durable"}'));
+    const r = await revoke(url);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/answered 503 \(not_enforced: the entries are durable\); not confirmed/);
+  });
+
+  it('401 and a refused connection: exit 1, not revoked', async () => {
+    const refused = await revoke(await admin((_req, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized","reason":"admin_token_required"}')));
+    expect([refused.code, /answered 401 \(admin_token_required: \); not revoked/.test(refused.stderr)]).toEqual([1, true]);
+    const down = await revoke(`http://127.0.0.1:${REFUSED_PORT}`);
+    expect([down.code, /no answer \(.*\); nothing was revoked/.test(down.stderr)]).toEqual([1, true]);
+  });
+});
