@@ -19,6 +19,7 @@ import type { ReplayGuard } from '../cache/dpop-replay.ts';
 import type { DenyReason } from './decision.ts';
 import type { DpopNonces } from './dpop-nonce.ts';
 import { htuMatches } from './htu.ts';
+import { hasDuplicateKeys, segmentText } from './json-duplicates.ts';
 import { normalizeTyp, type DpopPolicy } from './policy.ts';
 import { looksLikeCompactJws } from './token.ts';
 
@@ -153,6 +154,10 @@ export class DpopVerifier {
     let claims: JWTPayload;
     try {
       claims = decodeJwt(proof);
+      // A repeated member is read last-wins here and first-wins elsewhere (`"htm":"GET","htm":"POST"`):
+      // refused, as in grant tokens (a black-box probe found proofs with them accepted).
+      const dot2 = proof.indexOf('.', headerSegment.length + 1);
+      if (hasDuplicateKeys(segmentText(proof.slice(headerSegment.length + 1, dot2)), claims)) return 'dpop_proof_malformed';
     } catch {
       return 'dpop_proof_malformed';
     }
@@ -204,6 +209,7 @@ export class DpopVerifier {
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(proof);
+      if (hasDuplicateKeys(segmentText(proof.slice(0, proof.indexOf('.'))), header)) return 'dpop_proof_malformed';
     } catch {
       return 'dpop_proof_malformed';
     }

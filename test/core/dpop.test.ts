@@ -295,6 +295,23 @@ describe('401: each proof check', () => {
     expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, p))).toBe('deny:dpop_proof_malformed');
   });
 
+  it.each([
+    // Read last-wins by JSON.parse and first-wins by other readers: refused, as in grant tokens (black-box probe).
+    ['a repeated htm in the payload', (h: string, p: string) => [h, p.replace('"htm":"GET"', '"htm":"GET","htm":"POST"')]],
+    ['a repeated jti in the payload', (h: string, p: string) => [h, p.replace('"htm":', '"jti":"other","htm":')]],
+    ['a repeated typ in the header', (h: string, p: string) => [h.replace('{', '{"typ":"JWT",'), p]],
+  ])('a signed proof with %s → dpop_proof_malformed', async (name, edit) => {
+    const tok = await boundToken(`dup-${name}`);
+    const header = JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwkOf(client.publicJwk) });
+    const payload = JSON.stringify({ jti: `dup-proof-${name}`, htm: 'GET', htu: `${ORIGIN}/orders/42`, iat: NOW, ath: accessTokenHash(tok) });
+    const [h, p] = edit(header, payload) as [string, string];
+    expect([h, p]).not.toEqual([header, payload]);
+    const input = `${Buffer.from(h).toString('base64url')}.${Buffer.from(p).toString('base64url')}`;
+    // WebCrypto's ECDSA signature is r || s, the JWS form: the proof is validly signed over the edited text.
+    const sig = Buffer.from(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, client.privateKey as Parameters<typeof crypto.subtle.sign>[1], new TextEncoder().encode(input))).toString('base64url');
+    expect(await decideOn(t, dpopReq(name.includes('htm') ? 'POST' : 'GET', '/orders/42', tok, `${input}.${sig}`))).toBe('deny:dpop_proof_malformed');
+  });
+
   it('a good header over a payload that is not JSON → dpop_proof_malformed', async () => {
     const tok = await boundToken('payload-not-json');
     const p = `${b64u({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwkOf(client.publicJwk) })}.${b64u('x')}.AAAA`;
