@@ -120,6 +120,13 @@ export async function importJwks(doc: unknown, algorithms: readonly Algorithm[],
       skipped.push(`${where}: duplicate kid ${JSON.stringify(kid)}`);
       continue;
     }
+    // jose refuses RSA keys under 2048 bits when verifying: such a key is skipped here, with why, rather than
+    // loaded and every token it signed refused as malformed_token (a black-box probe saw it counted as a key).
+    const rsaBits = j.kty === 'RSA' && typeof j.n === 'string' ? modulusBits(j.n) : undefined;
+    if (rsaBits !== undefined && rsaBits < 2048) {
+      skipped.push(`${where}: an RSA key of ${rsaBits} bits; at least 2048 are needed`);
+      continue;
+    }
     const publicJwk = pickPublic(j);
     const fingerprint = JSON.stringify(publicJwk);
     const old = reuse.get(fingerprint);
@@ -159,4 +166,13 @@ function pickPublic(j: Record<string, unknown>): Record<string, unknown> {
   for (const m of ['crv', 'x', 'y', 'n', 'e'] as const) if (j[m] !== undefined) out[m] = j[m];
   if (j.kid !== undefined) out.kid = j.kid;
   return out;
+}
+
+/** The bit length of an RSA modulus given as base64url (the JWK `n`), leading zero bytes not counted. */
+function modulusBits(n: string): number {
+  const bytes = Buffer.from(n, 'base64url');
+  let i = 0;
+  while (i < bytes.length && bytes[i] === 0) i++;
+  if (i === bytes.length) return 0;
+  return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i]!));
 }
