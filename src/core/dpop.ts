@@ -13,15 +13,14 @@
  *
  * @module
  */
-import { calculateJwkThumbprint, compactVerify, decodeJwt, decodeProtectedHeader, importJWK, type JWK, type JWTPayload } from 'jose';
+import { calculateJwkThumbprint, compactVerify, importJWK, type JWK, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { ReplayGuard } from '../cache/dpop-replay.ts';
 import type { DenyReason } from './decision.ts';
 import type { DpopNonces } from './dpop-nonce.ts';
 import { htuMatches } from './htu.ts';
-import { hasDuplicateKeys, segmentText } from './json-duplicates.ts';
+import { jsonObject, looksLikeCompactJws } from './jws-compact.ts';
 import { normalizeTyp, type DpopPolicy } from './policy.ts';
-import { looksLikeCompactJws } from './token.ts';
 
 export type DpopReason = Extract<DenyReason, `dpop_${string}`>;
 
@@ -151,16 +150,10 @@ export class DpopVerifier {
       fresh = h;
     }
 
-    let claims: JWTPayload;
-    try {
-      claims = decodeJwt(proof);
-      // A repeated member is read last-wins here and first-wins elsewhere (`"htm":"GET","htm":"POST"`):
-      // refused, as in grant tokens (a black-box probe found proofs with them accepted).
-      const dot2 = proof.indexOf('.', headerSegment.length + 1);
-      if (hasDuplicateKeys(segmentText(proof.slice(headerSegment.length + 1, dot2)), claims)) return 'dpop_proof_malformed';
-    } catch {
-      return 'dpop_proof_malformed';
-    }
+    // Decoded once, a repeated member refused (`"htm":"GET","htm":"POST"` is read last-wins by JSON.parse and
+    // first-wins elsewhere), as for grant tokens (a black-box probe found proofs with them accepted).
+    const claims = jsonObject(proof, headerSegment.length + 1, proof.indexOf('.', headerSegment.length + 1)) as JWTPayload | undefined;
+    if (claims === undefined) return 'dpop_proof_malformed';
     const claimProblem = this.#checkClaims(claims, req);
     if (claimProblem !== undefined) return claimProblem;
     // A replay is refused before any crypto (a flood of one captured proof stays cheap); the
@@ -206,13 +199,8 @@ export class DpopVerifier {
 
   /** typ, alg, crit and jwk of a protected header not seen before. */
   #checkHeader(proof: string): { readonly alg: string; readonly jwk: JWK } | DpopReason {
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    try {
-      header = decodeProtectedHeader(proof);
-      if (hasDuplicateKeys(segmentText(proof.slice(0, proof.indexOf('.'))), header)) return 'dpop_proof_malformed';
-    } catch {
-      return 'dpop_proof_malformed';
-    }
+    const header = jsonObject(proof, 0, proof.indexOf('.'));
+    if (header === undefined) return 'dpop_proof_malformed';
     if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== 'dpop+jwt') return 'dpop_proof_typ';
     const alg = header.alg;
     if (typeof alg !== 'string' || !this.#policy.algorithms.has(alg)) return 'dpop_proof_alg';

@@ -46,8 +46,12 @@ function decodableLength(n: number): boolean {
   return n % 4 !== 1;
 }
 
-/** A JSON object segment, or undefined (bad base64url length, bad UTF-8, bad JSON, not an object, duplicate members). */
-function jsonObject(token: string, start: number, end: number): Record<string, unknown> | undefined {
+/**
+ * A JSON object segment, or undefined (bad base64url length, bad UTF-8, bad JSON, not an object, duplicate
+ * members): decoded once, as jose decodes it, with the duplicate-member rule jose lacks. Also for the JWS
+ * that are not grant tokens (DPoP proofs, status lists), which jose verifies.
+ */
+export function jsonObject(token: string, start: number, end: number): Record<string, unknown> | undefined {
   if (!decodableLength(end - start)) return undefined;
   let text: string;
   let value: unknown;
