@@ -14,6 +14,16 @@ import { clientCertOf } from './tls/client-cert.ts';
 /** Lower-case method-override header names (SPEC §2). */
 export const METHOD_OVERRIDE_HEADERS: ReadonlySet<string> = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
 
+/**
+ * How many credentials `lines` header lines named Authorization (or DPoP) hold, the last one's value
+ * being `value`: one line holding a comma holds two — folded lines (RFC 9110 §5.3), as Envoy merges
+ * repeated headers; a compact JWS never contains one. Every transport counts this way, so one request
+ * gets one answer (400 multiple_authorization) on all of them (SPEC §7).
+ */
+export function credentialCount(lines: number, value: string | undefined): number {
+  return lines === 1 && value!.includes(',') ? 2 : lines;
+}
+
 function eqIgnoreCase(a: string, lower: string): boolean {
   return a.length === lower.length && (a === lower || a.toLowerCase() === lower);
 }
@@ -62,10 +72,8 @@ export function inputFromRawHeaders(rawHeaders: readonly string[], method: strin
         break;
     }
   }
-  // One line holding a comma is two credentials folded into one (RFC 9110 §5.3; token68 has no comma):
-  // 400 multiple_authorization, as ext_authz answers for Envoy's merged headers (SPEC §7 parity).
-  if (authorizationCount === 1 && authorization!.includes(',')) authorizationCount = 2;
-  if (dpopCount === 1 && dpop!.includes(',')) dpopCount = 2;
+  authorizationCount = credentialCount(authorizationCount, authorization);
+  dpopCount = credentialCount(dpopCount, dpop);
   // Exactly one valid authority (RFC 9112 §3.2), else 400 before any other work (src/core/authority.ts).
   const refusal = authorityRefusal(host, hostCount);
   // Two Host headers: which one the client meant is unknown, so the DPoP origin is too (fails closed).

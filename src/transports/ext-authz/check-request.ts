@@ -21,7 +21,7 @@ import { BoundedMemo } from '../../cache/bounded-memo.ts';
 import { authorityRefusal } from '../../core/authority.ts';
 import type { ClientCert } from '../../core/cert-binding.ts';
 import type { DecisionInput } from '../../core/decision.ts';
-import { METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
+import { credentialCount, METHOD_OVERRIDE_HEADERS } from '../http-input.ts';
 import { fromUrlEncodedPem, spiffeIdFrom } from '../tls/client-cert.ts';
 
 /** The parts of a decoded CheckRequest jitgate reads; everything is optional on the wire. */
@@ -114,7 +114,10 @@ function fromHeaderMap(method: string, target: string, list: readonly HeaderValu
     } else if (METHOD_OVERRIDE_HEADERS.has(name)) methodOverride = true;
     else if (isStray(name)) (stray ??= []).push(name);
   }
-  return { input: { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride }, stray: stray ?? NONE };
+  return {
+    input: { method, target, authorization, authorizationCount: credentialCount(authorizationCount, authorization), dpop, dpopCount: credentialCount(dpopCount, dpop), methodOverride },
+    stray: stray ?? NONE,
+  };
 }
 
 /** raw_value bytes as Latin-1 (one char per byte, so nothing is folded or replaced); else value. */
@@ -154,17 +157,11 @@ function fromMap(method: string, target: string, headers: Readonly<Record<string
       method,
       target,
       authorization,
-      authorizationCount: Math.max(authorizationKeys, countMerged(authorization)),
+      authorizationCount: credentialCount(authorizationKeys, authorization),
       dpop,
-      dpopCount: Math.max(dpopKeys, countMerged(dpop)),
+      dpopCount: credentialCount(dpopKeys, dpop),
       methodOverride,
     },
     stray: stray ?? NONE,
   };
-}
-
-/** Envoy joins repeated headers with ","; a single credential never contains one. */
-export function countMerged(value: string | undefined): number {
-  if (value === undefined) return 0;
-  return value.includes(',') ? 2 : 1;
 }

@@ -17,7 +17,6 @@ import { inputFromRawHeaders } from '../http-input.ts';
 import { refuseEarly } from '../early-refusal.ts';
 import { capConnections, clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
 import { renderDecision, renderWithoutServerError, type Rendered } from '../respond.ts';
-import { countMerged } from './check-request.ts';
 import { forwardedInput } from './forward-auth.ts';
 import { decideSafely, observe } from './judge.ts';
 import type { TrustedProxies } from './trusted-proxies.ts';
@@ -81,13 +80,8 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
       // The client certificate the proxy verified (Envoy's XFCC), believed only from a trusted caller (SPEC §11).
       cert = trustedProxyCert(req.rawHeaders, req.socket.remoteAddress, xfccTrusted, false);
       const input = inputFromRawHeaders(req.rawHeaders, method, raw.slice(pathPrefix.length), req.socket.remoteAddress, undefined, cert === 'malformed' ? undefined : cert);
-      // Envoy's check request carries merged headers: a comma means several (see check-request.ts).
-      decision = decideSafely(ctx, 'ext_authz_http', {
-        ...input,
-        authorizationCount: Math.max(input.authorizationCount, countMerged(input.authorization)),
-        dpopCount: Math.max(input.dpopCount, countMerged(input.dpop)),
-        clientCertMalformed: cert === 'malformed',
-      });
+      // Envoy's merged headers (a comma means several) are counted by inputFromRawHeaders, as on every transport.
+      decision = decideSafely(ctx, 'ext_authz_http', { ...input, clientCertMalformed: cert === 'malformed' });
     }
     const answer = (d: Decision): void => {
       let status = 200;

@@ -142,6 +142,12 @@ describe('headers: map and header_map', () => {
     expect(JSON.parse(r.denied_response!.body).reason).toBe('multiple_authorization');
   });
 
+  it('one header_map entry holding two credentials → 3 multiple_authorization, as every other transport answers', async () => {
+    const tok = await sign(keys.a, { jti: 'g-one-entry' });
+    const r = await client.check(rawCheckRequest('GET', '/orders/42', [['authorization', `Bearer ${tok}, Bearer ${tok}`]]));
+    expect([r.status?.code, JSON.parse(r.denied_response!.body).reason]).toEqual([3, 'multiple_authorization']);
+  });
+
   it('the headers map merged two Authorization headers with "," → 3 multiple_authorization', async () => {
     const tok = await sign(keys.a, { jti: 'g-merged' });
     const r = await client.check(checkRequest('GET', '/orders/42', { authorization: `Bearer ${tok},Bearer ${tok}` }));
