@@ -139,6 +139,9 @@ async function viaAdmin(admin: string, tokenFile: string, entry: RevocationEntry
   return `revoked ${JSON.stringify(entryJson(entry))} via ${url.origin} (durable: 201)`;
 }
 
+/** Connection errors name these flags, not the config keys a gate has. */
+const CLI_FLAGS = { url: '--redis', passwordFile: '--password-file', connectTimeout: '--timeout', caFile: '--ca-file' };
+
 async function viaRedis(v: { redis?: string; 'key-prefix'?: string; 'password-file'?: string; 'ca-file'?: string }, entry: RevocationEntry, timeoutMs: number): Promise<string> {
   const url = v.redis!;
   if (!/^rediss?:\/\//.test(url)) throw new Error(`--redis: expected a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(url))}`);
@@ -150,19 +153,8 @@ async function viaRedis(v: { redis?: string; 'key-prefix'?: string; 'password-fi
   const prefix = v['key-prefix'] ?? 'jitgate:';
   // --timeout bounds the whole command: connecting (connectOnce allows its timeout + 500 ms) and the write share it.
   const deadline = performance.now() + timeoutMs;
-  const opts = { url, password, caFile: v['ca-file'], connectTimeoutMs: Math.max(100, timeoutMs - 500), commandTimeoutMs: timeoutMs };
-  let client;
-  try {
-    client = await connectOnce(opts, 'jitgate-revoke');
-  } catch (err) {
-    // The message names redis.url / redis.password_file / redis.connect_timeout; here those are flags.
-    throw new Error(
-      (err as Error).message
-        .replace(/^redis\.url/, '--redis')
-        .replace(/^redis\.password_file/, '--password-file')
-        .replace('within redis.connect_timeout', 'within --timeout'),
-    );
-  }
+  const opts = { url, password, caFile: v['ca-file'], connectTimeoutMs: Math.max(100, timeoutMs - 500), commandTimeoutMs: timeoutMs, settingNames: CLI_FLAGS };
+  const client = await connectOnce(opts, 'jitgate-revoke');
   try {
     const size = await withDeadline(writeEntries(client, redisKeys(prefix), [entry]), Math.max(1, deadline - performance.now()), 'write');
     return `revoked ${JSON.stringify(entryJson(entry))} in ${redactUrl(url)} prefix ${prefix} (acknowledged; ${size} live entries)`;

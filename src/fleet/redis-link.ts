@@ -24,7 +24,18 @@ export interface RedisConnectOptions {
   readonly caFile?: string;
   readonly connectTimeoutMs: number;
   readonly commandTimeoutMs: number;
+  /** What connection errors call the settings behind url, password, connectTimeoutMs and caFile: the config keys, or a CLI's flags. */
+  readonly settingNames?: RedisSettingNames;
 }
+
+export interface RedisSettingNames {
+  readonly url: string;
+  readonly passwordFile: string;
+  readonly connectTimeout: string;
+  readonly caFile: string;
+}
+
+const CONFIG_KEYS: RedisSettingNames = { url: 'redis.url', passwordFile: 'redis.password_file', connectTimeout: 'redis.connect_timeout', caFile: 'redis.ca_file' };
 
 export interface RedisLinkOptions extends RedisConnectOptions {
   /** CLIENT SETNAME, so `CLIENT LIST` shows which gate connection is which. */
@@ -109,24 +120,25 @@ export async function connectOnce(o: RedisConnectOptions, name: string): Promise
   }
 }
 
-/** A StartupError that says which key to fix: redis.url (unreachable, TLS) or the credentials. */
+/** A StartupError that says which setting to fix: the URL (unreachable, TLS, ACL) or the credentials. */
 export function describeConnectError(err: Error, o: RedisConnectOptions): StartupError {
   const text = `${(err as { code?: string }).code ?? ''} ${err.message}`;
   const url = redactUrl(o.url);
+  const names = o.settingNames ?? CONFIG_KEYS;
   if (/WRONGPASS|NOAUTH|invalid password|invalid username-password|AUTH failed/i.test(text)) {
     // The password came from the file when one is set (it wins), else from the URL.
-    const key = o.password !== undefined ? 'redis.password_file' : 'redis.url (user:password)';
+    const key = o.password !== undefined ? names.passwordFile : `${names.url} (user:password)`;
     const user = credentials(o).username;
     return new StartupError(`${key}: Redis at ${url} refused the credentials${user === undefined ? '' : ` (user ${JSON.stringify(user)})`} (${err.message.split('\n')[0]})`, { cause: err });
   }
   if (/NOPERM/.test(text)) {
     // Reached and authenticated, but the Redis user's ACL refuses a command: not "unreachable".
-    return new StartupError(`redis.url ${url}: the Redis user may not run a command jitgate needs (${err.message.split('\n')[0]}); docs/fleet.md "ACL" lists them`, { cause: err });
+    return new StartupError(`${names.url} ${url}: the Redis user may not run a command jitgate needs (${err.message.split('\n')[0]}); docs/fleet.md "ACL" lists them`, { cause: err });
   }
   if (/certificate|SSL|TLS|self.signed|ERR_SSL/i.test(text)) {
-    return new StartupError(`redis.url ${url}: TLS handshake failed (${err.message}); set redis.ca_file to the CA that signed Redis's certificate`, { cause: err });
+    return new StartupError(`${names.url} ${url}: TLS handshake failed (${err.message}); set ${names.caFile} to the CA that signed Redis's certificate`, { cause: err });
   }
-  return new StartupError(`redis.url ${url}: Redis unreachable within redis.connect_timeout (${err.message || text.trim()})`, { cause: err });
+  return new StartupError(`${names.url} ${url}: Redis unreachable within ${names.connectTimeout} (${err.message || text.trim()})`, { cause: err });
 }
 
 export class RedisLink {
