@@ -139,7 +139,7 @@ export class AuditLog {
 
   #line(pre: Prebuilt, r: AuditRecord, time: string): string {
     const d = r.decision;
-    const t = d.kind === 'allow' ? d.token : auditIdsOf(d);
+    const t = auditIdsOf(d);
     const reason = r.outcome ?? d.reason;
     const decision = d.kind === 'allow' ? 'allow' : 'deny';
     let byReason = this.#kinds[decision].get(r.transport);
@@ -153,12 +153,12 @@ export class AuditLog {
     if (d.path !== undefined) line += `,"path":${JSON.stringify(d.path)}`;
     if (r.client !== undefined) line += `,"client":${JSON.stringify(r.client)}`;
     if (t !== null) {
-      // A cached token is the same object on every hit, so its fields are serialized once. A refused
-      // token's ids (no memo) may lack a field, which only pino's serialization leaves out.
+      // A cached token is the same object on every hit, so its fields are serialized once (a refused
+      // token's ids have no memo: serialized per line).
       const memo = (t as Partial<VerifiedToken>).memo;
       let tf = memo?.auditBy === pre ? memo.auditFields : undefined;
       if (tf === undefined) {
-        tf = (this.#plainFields && memo !== undefined ? plainTokenFields(t as VerifiedToken) : undefined) ?? pre.props({ sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn, act: t.act });
+        tf = (this.#plainFields ? plainTokenFields(t) : undefined) ?? pre.props({ sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn, act: t.act });
         if (memo !== undefined) {
           memo.auditFields = tf;
           memo.auditBy = pre;
@@ -224,8 +224,9 @@ const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
  * whose strings need no escaping, else undefined (pino serializes them). A token seen for the first
  * time cost 0.9–1.3 µs through pino, against 0.43 µs this way (bench/micro/cold-path.ts; bench/README.md).
  */
-export function plainTokenFields(t: { sub: string; jti: string; iss: string; txn?: string | undefined; act?: unknown }): string | undefined {
-  if (t.act !== undefined || !PLAIN.test(t.sub) || !PLAIN.test(t.jti) || !PLAIN.test(t.iss)) return undefined;
+export function plainTokenFields(t: { sub: string | undefined; jti: string | undefined; iss: string; txn?: string | undefined; act?: unknown }): string | undefined {
+  // A refused token's ids may lack sub or jti: pino leaves the field out (RegExp.test would read "undefined").
+  if (t.act !== undefined || t.sub === undefined || t.jti === undefined || !PLAIN.test(t.sub) || !PLAIN.test(t.jti) || !PLAIN.test(t.iss)) return undefined;
   if (t.txn === undefined) return `,"sub":"${t.sub}","jti":"${t.jti}","iss":"${t.iss}"`;
   return PLAIN.test(t.txn) ? `,"sub":"${t.sub}","jti":"${t.jti}","iss":"${t.iss}","txn":"${t.txn}"` : undefined;
 }

@@ -94,7 +94,8 @@ const RECORDS: AuditRecord[] = [
 /** The same record as one object through pino (what the audit line was before it was prebuilt). */
 function viaPino(r: AuditRecord): Record<string, unknown> {
   const d = r.decision;
-  const t = d.kind === 'unavailable' ? null : d.token;
+  // The decision's identity: its token, or a token refused after its signature checked (its ids).
+  const t = d.kind === 'unavailable' ? (d.token ?? null) : (d.token ?? (d.kind === 'deny' ? d.ids : undefined) ?? null);
   return { transport: r.transport, decision: d.kind === 'allow' ? 'allow' : 'deny', reason: r.outcome ?? d.reason, status: r.status, method: r.method, path: d.path, sub: t?.sub, jti: t?.jti, iss: t?.iss, txn: t?.txn, act: t?.act, grant: d.kind === 'allow' && d.grantIndex >= 0 ? d.grantIndex : undefined, latency_ms: Math.round(r.latencyMs * 1000) / 1000 };
 }
 
@@ -151,6 +152,26 @@ describe('prebuilt audit line', () => {
     await flush();
     expect(ours.raw.map(withoutTime)).toEqual(ref.raw.map(withoutTime));
     expect(plain).toBeGreaterThan(150);
+  });
+
+  it("a refused token's ids, some fields missing, are written as pino writes them (the missing ones left out)", async () => {
+    const ours = rawRecorder();
+    const audit = new AuditLog(createLogger({ level: 'info', destination: 'stdout' }, ours.stream));
+    const ref = rawRecorder();
+    const child = createLogger({ level: 'info', destination: 'stdout' }, ref.stream).child({ type: 'audit' }, { redact: { paths: auditRedactPaths(REDACT), censor: '[redacted]' } });
+    expect(plainTokenFields({ iss: 'https://i', sub: undefined, jti: 'j' })).toBeUndefined();
+    for (const ids of [
+      { iss: 'https://i', sub: undefined, jti: 'j-1', txn: undefined, act: undefined },
+      { iss: 'https://i', sub: 'spiffe://a', jti: undefined, txn: 't', act: undefined },
+      { iss: 'https://i', sub: 'spiffe://a', jti: 'j-2', txn: undefined, act: undefined },
+    ]) {
+      const r: AuditRecord = { transport: 'proxy', method: 'GET', status: 401, latencyMs: 0.5, decision: { kind: 'deny', reason: 'expired', path: '/a', token: null, ids } };
+      audit.record(r);
+      child.info(viaPino(r));
+    }
+    await flush();
+    expect(ours.raw.map(withoutTime)).toEqual(ref.raw.map(withoutTime));
+    expect(ours.raw.map((l) => ['sub', 'jti'].filter((k) => k in JSON.parse(l)))).toEqual([['jti'], ['sub'], ['sub', 'jti']]);
   });
 
   it('keeps plain token fields on pino when the logger would write them otherwise (a serializer for sub)', async () => {
