@@ -43,12 +43,6 @@ export function acceptedToken(outcome: VerifyOutcome): VerifiedToken | undefined
   return typeof outcome === 'string' || outcome instanceof RefusedToken ? undefined : outcome;
 }
 
-/** The outcome's refusal reason, or undefined when it is a verified token. */
-export function refusalOf(outcome: VerifyOutcome): Exclude<VerifyOutcome, VerifiedToken | RefusedToken> | undefined {
-  if (typeof outcome === 'string') return outcome;
-  return outcome instanceof RefusedToken ? outcome.reason : undefined;
-}
-
 /** How a miss is verified: where the signature check runs, and the memory of forged tokens. */
 export interface VerifyOptions {
   readonly mode: VerifyMode;

@@ -19,7 +19,7 @@ import { compileGrants } from '../../src/core/grant.ts';
 import { hasDuplicateKeys } from '../../src/core/json-duplicates.ts';
 import { parseCompactJws } from '../../src/core/jws-compact.ts';
 import type { GatePolicy } from '../../src/core/policy.ts';
-import { acceptedToken, refusalOf, verifyToken, type VerifyOutcome } from '../../src/core/token.ts';
+import { acceptedToken, RefusedToken, verifyToken, type VerifyOutcome } from '../../src/core/token.ts';
 import type { VerifyMode } from '../../src/core/verify-mode.ts';
 import type { IssuerKeys } from '../../src/keys/issuer-keys.ts';
 import { importJwks, type KeySet } from '../../src/keys/key-set.ts';
@@ -119,6 +119,12 @@ async function oracle(token: string): Promise<Verdict> {
     return { ok: true, payload: r.payload };
   }
   return { ok: false, why: 'jose: refused' };
+}
+
+/** The outcome's refusal reason (before or after the signature check), or undefined for a verified token. */
+function refusalOf(outcome: VerifyOutcome): string | undefined {
+  if (typeof outcome === 'string') return outcome;
+  return outcome instanceof RefusedToken ? outcome.reason : undefined;
 }
 
 const stats = { compared: 0, accepted: 0, stricter: 0, badSignatureBoth: 0 };
