@@ -13,6 +13,17 @@ import { serverTlsSchema, upstreamTlsSchema } from './tls-schema.ts';
 
 /** The revocation follower's XREAD BLOCK on Redis (src/fleet/redis-source.ts): a healthy gate syncs about this often. */
 export const REDIS_FOLLOW_BLOCK_MS = 1_000;
+
+/**
+ * A source synced on schedule is up to one sync interval plus one request's deadline old just before its next
+ * sync lands, so a `max_stale` not longer than that makes a healthy gate answer 503 for part of every interval
+ * (black-box probes: revocation.max_stale 500ms with Redis, half the requests 503; jwks_max_stale 1s with a 5s
+ * refresh, 7 of 8). One rule for every such pair: an issue at `path` naming `bound` and `what` it is.
+ */
+function outlastsOneSync(ctx: z.RefinementCtx, path: (string | number)[], maxStale: number, bound: number, what: string, source: string): void {
+  if (maxStale > bound) return;
+  ctx.addIssue({ code: 'custom', path, message: `must be longer than ${what} (${formatDuration(bound)}), else ${source} goes stale between two syncs` });
+}
 const HTTP_METHOD = /^[A-Z][A-Z0-9_-]*$/;
 
 function duration(example: string) {
@@ -78,16 +89,8 @@ const statusList = z.strictObject({
   // At most 256 MiB: every bit position then fits the 32-bit arithmetic of the lookup (list-entry.ts).
   max_list_bytes: z.number().int().positive().max(MAX_LIST_BYTES_CEILING, 'at most 268435456 (256 MiB, 2^31 one-bit entries)').default(16 * 1024 * 1024),
 }).superRefine((s, ctx) => {
-  // A list refreshed on schedule is up to refresh + one fetch (≤ timeout) old when its refresh lands
-  // (refreshes are planned from the previous fetch's start): a max_stale not longer than that makes
-  // every healthy list stale for part of each interval (503 status_list_stale).
-  if (s.max_stale <= s.refresh + s.timeout) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['max_stale'],
-      message: `must be longer than refresh + timeout (${formatDuration(s.refresh + s.timeout)}), else every list goes stale between two refreshes`,
-    });
-  }
+  // Refreshes are planned from the previous fetch's start: up to refresh + one fetch (≤ timeout) old.
+  outlastsOneSync(ctx, ['max_stale'], s.max_stale, s.refresh + s.timeout, 'refresh + timeout', 'every list');
 });
 
 const issuer = z
@@ -124,16 +127,7 @@ const issuer = z
     if ((v.jwks_file === undefined) === (v.jwks_uri === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'set exactly one of jwks_file and jwks_uri' });
     }
-    // A remote set refreshed on schedule is up to jwks_refresh + one fetch old just before its refresh
-    // lands: a jwks_max_stale not longer than that makes a healthy gate answer 503 keys_stale between
-    // refreshes (a black-box probe saw 7 of 8 requests refused with the JWKS server answering).
-    if (v.jwks_uri !== undefined && v.jwks_max_stale <= v.jwks_refresh + v.jwks_timeout) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['jwks_max_stale'],
-        message: `must be longer than jwks_refresh + jwks_timeout (${formatDuration(v.jwks_refresh + v.jwks_timeout)}), else the key set goes stale between two refreshes`,
-      });
-    }
+    if (v.jwks_uri !== undefined) outlastsOneSync(ctx, ['jwks_max_stale'], v.jwks_max_stale, v.jwks_refresh + v.jwks_timeout, 'jwks_refresh + jwks_timeout', 'the key set');
   });
 
 const alg = z.enum(ASYMMETRIC_ALGS, { error: (i) => `alg ${JSON.stringify(i.input)} is not allowed; asymmetric only: ${ASYMMETRIC_ALGS.join(', ')}` });
@@ -334,20 +328,10 @@ export const configSchema = z.strictObject({
   redis: redis.optional(),
 })
   .superRefine((c, ctx) => {
-    // A source synced on schedule is up to one interval plus one request's deadline old just before its
-    // next sync lands: a max_stale not longer than that makes a healthy gate fail closed (503
-    // revocation_stale) for part of every interval. Found by a black-box probe (max_stale 500ms: half of
-    // all requests 503 with Redis up).
     const r = c.revocation;
-    if (r.url !== undefined && r.max_stale <= r.poll_interval + r.timeout) {
-      ctx.addIssue({ code: 'custom', path: ['revocation', 'max_stale'], message: `must be longer than revocation.poll_interval + revocation.timeout (${formatDuration(r.poll_interval + r.timeout)}), else the feed goes stale between two polls` });
-    }
-    if (r.redis && c.redis !== undefined && r.max_stale <= REDIS_FOLLOW_BLOCK_MS + c.redis.command_timeout) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['revocation', 'max_stale'],
-        message: `must be longer than the Redis follower's ${formatDuration(REDIS_FOLLOW_BLOCK_MS)} read + redis.command_timeout (${formatDuration(REDIS_FOLLOW_BLOCK_MS + c.redis.command_timeout)}), else a healthy gate goes stale between two reads`,
-      });
+    if (r.url !== undefined) outlastsOneSync(ctx, ['revocation', 'max_stale'], r.max_stale, r.poll_interval + r.timeout, 'revocation.poll_interval + revocation.timeout', 'the feed');
+    if (r.redis && c.redis !== undefined) {
+      outlastsOneSync(ctx, ['revocation', 'max_stale'], r.max_stale, REDIS_FOLLOW_BLOCK_MS + c.redis.command_timeout, `the Redis follower's ${formatDuration(REDIS_FOLLOW_BLOCK_MS)} read + redis.command_timeout`, 'a healthy gate');
     }
     // SPEC §9: both features need the connection they share.
     if (c.redis !== undefined) return;
