@@ -12,17 +12,17 @@
  * temp file and rename it over the list (docs/hardening-faults.md).
  */
 import { readFile, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
 import type { LineError } from './entries.ts';
 import { judgeReload, type RefusalReason } from './reload-guard.ts';
 import { RevocationIndex } from './revocation-index.ts';
 import type { RevocationSource } from './revocation-list.ts';
 import { StartupError } from '../errors.ts';
+import { fileVersion } from '../file-version.ts';
 
 /** A changed file is read once it has not been modified for this long (see #check). */
 const SETTLE_MS = 100;
 /**
- * A reload that would leave fewer entries than are enforced is applied only when the same file (versionOf) is
+ * A reload that would leave fewer entries than are enforced is applied only when the same file (fileVersion) is
  * still there this long after it was first read: a writer starved between two writes of an in-place rewrite can
  * leave a prefix that ends at a line boundary and parses cleanly, and applying it would un-revoke the rest.
  */
@@ -52,7 +52,7 @@ export class FileRevocationSource implements RevocationSource {
   readonly #retainMs: number;
   #index = new RevocationIndex();
   #timer: NodeJS.Timeout | undefined;
-  /** versionOf the file as last read ('' before the first read, or to read it again). */
+  /** fileVersion of the file as last read ('' before the first read, or to read it again). */
   #version = '';
   /** A shrinking version of the file waiting for confirmation (SHRINK_CONFIRM_MS). */
   #shrink: { version: string; at: number } | undefined;
@@ -103,7 +103,7 @@ export class FileRevocationSource implements RevocationSource {
   async #check(): Promise<void> {
     try {
       const s = await stat(this.#file);
-      if (versionOf(s) === this.#version) return;
+      if (fileVersion(s) === this.#version) return;
       // Modified moments ago: a writer may be between two writes of an in-place rewrite, and a
       // prefix cut at a line boundary parses cleanly. Look again once it has been still for SETTLE_MS.
       // ctime too: a copy that kept the old mtime (cp -p, rsync -t, touch -r) changed it just now.
@@ -131,21 +131,22 @@ export class FileRevocationSource implements RevocationSource {
     const before = await stat(this.#file);
     const bytes = await readFile(this.#file);
     const after = await stat(this.#file);
-    if (versionOf(after) !== versionOf(before) || bytes.length !== after.size) {
+    const version = fileVersion(after);
+    if (version !== fileVersion(before) || bytes.length !== after.size) {
       // Read while being written: neither remembered as loaded nor used; the next poll reads it again.
       this.#refuse('changing', 'the file changed while it was read (written in place?); read again at the next poll');
       return;
     }
     const verdict = judgeReload(bytes.toString('utf8'), this.#index.size > 0);
     // Remembered either way: a refused text is not read again until the file changes.
-    this.#version = versionOf(after);
+    this.#version = version;
     if ('refused' in verdict) {
       this.#refuse(verdict.refused, verdict.detail);
       return;
     }
     const index = new RevocationIndex(verdict.entries);
     index.prune(Date.now() / 1000, this.#retainMs);
-    if (index.size < this.#index.size && !this.#shrinkConfirmed(versionOf(after))) return;
+    if (index.size < this.#index.size && !this.#shrinkConfirmed(version)) return;
     this.#shrink = undefined;
     this.#index = index;
     this.#problem = undefined;
@@ -176,13 +177,4 @@ export class FileRevocationSource implements RevocationSource {
     this.#problem = `revocation source ${this.name}: last reload refused (${reason}): ${detail}; keeping the last good list of ${this.#index.size} entries`;
     this.#events.refused?.({ reason, detail, kept: this.#index.size });
   }
-}
-
-/**
- * Which file is there and which content: a replacement by rename changes the inode, an edit the ctime,
- * even when size and mtime stay (a copy kept the old mtime; a list of UUID jtis where one entry was
- * swapped keeps its size). Size and mtime alone missed both (a black-box probe: never reloaded).
- */
-function versionOf(s: Stats): string {
-  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 }

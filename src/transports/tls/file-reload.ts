@@ -10,6 +10,7 @@
  */
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { fileVersion } from '../../file-version.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 
 export interface FileReload {
@@ -45,16 +46,13 @@ export function reloadOnChange(r: FileReload): () => void {
   return () => clearInterval(timer);
 }
 
-/**
- * mtime, ctime, size and inode of every file, as one comparable string ('' parts for missing files). ctime
- * catches an in-place rewrite that kept size and mtime (a copy with -p); the revocation file had that gap.
- */
+/** fileVersion of every file, as one comparable string ('-' parts for missing files). */
 function stampOf(files: readonly string[]): string {
   let s = '';
   for (const f of files) {
     try {
       const st = statSync(f);
-      s += `${st.mtimeMs}:${st.ctimeMs}:${st.size}:${st.ino}|`;
+      s += `${fileVersion(st)}|`;
     } catch {
       s += '-|';
     }
