@@ -6,9 +6,9 @@
  * - Each worker runs the whole gate (keys, revocation sources, token cache, proxy, ext_authz) —
  *   decisions never cross a process boundary.
  * - The primary owns the admin listener, so there is one admin port and it tells the truth about
- *   all workers: `/metrics` is prom-client's AggregatorRegistry over every worker's registry
- *   (counters summed; gauges by their declared aggregator; the primary's own process is not
- *   included), `/readyz` is ready only when every worker is running and ready.
+ *   all workers: `/metrics` sums every worker's registry (src/cluster/cluster-metrics.ts: counters
+ *   summed and kept across worker replacement; gauges by their declared aggregator; the primary's
+ *   own process is not included), `/readyz` is ready only when every worker is running and ready.
  * - The primary also owns the revocation API and its journal: it replays the file before forking,
  *   appends and fsyncs each POST, then hands the entries to every worker over IPC and answers 201
  *   only when all of them confirmed. A worker (a replacement after a crash too) asks for every
@@ -26,7 +26,6 @@
  * This file is the worker's side; the primary's is src/cluster/primary.ts.
  */
 import cluster from 'node:cluster';
-import { AggregatorRegistry } from 'prom-client';
 import { gaugeRefresher, withDraining } from './admin/health.ts';
 import { PrimaryRefusalCounter } from './anomaly/primary-counter.ts';
 import { countsInRedis } from './anomaly/refusal-counter.ts';
@@ -39,6 +38,7 @@ import { flushWithin, SECOND_SIGNAL_FLUSH_MS } from './observability/logger.ts';
 import type { PrimaryChannel } from './revocation/journal-follower.ts';
 import { onReloadSignal } from './reload.ts';
 import { listenUrl, onShutdownSignals, startJitgateWorker, type WorkerRunning } from './runtime.ts';
+import { answerMetrics } from './cluster/cluster-metrics.ts';
 import { NONCE_KEY_ENV, type FromWorker, type ToWorker } from './cluster/messages.ts';
 
 export { startPrimary, type Primary } from './cluster/primary.ts';
@@ -82,18 +82,14 @@ export async function runWorker(config: Config, file: string): Promise<number> {
       resolveDone(0);
     });
 
-  // Registered before prom-client's own listener (added by `new AggregatorRegistry()` below), so
-  // the state gauges are current when it collects this worker's registry.
-  process.on('message', (msg: ToWorker | { type: 'prom-client:getMetricsReq' }) => {
-    if (msg?.type === 'prom-client:getMetricsReq') refresh(r.draining);
+  process.on('message', (msg: ToWorker) => {
+    if (msg?.type === 'jitgate:metrics') answerMetrics(msg.id, () => refresh(r.draining), r.metrics.registry);
     else if (msg?.type === 'jitgate:readiness') {
       process.send!({ type: 'jitgate:readiness', id: msg.id, ...withDraining(r.gate.readiness(), r.draining) } satisfies FromWorker);
     } else if (msg?.type === 'jitgate:drain') drain(msg.graceMs);
     else if (msg?.type === 'jitgate:reload') void r.reload();
   });
   onReloadSignal(() => r.reload(), r.logger);
-  new AggregatorRegistry();
-  AggregatorRegistry.setRegistries([r.metrics.registry]);
   // The primary is gone (killed): nobody will hand out connections or ask for a drain. Node's
   // cluster code would exit this worker at once on an unexpected disconnect, resetting every
   // in-flight request; marking the disconnect as expected lets the drain finish them first.

@@ -5,14 +5,16 @@
 import type { AnomalyCountAnswer, AnomalyCountRequest, AnomalyRearmRequest } from '../anomaly/primary-counter.ts';
 import type { AnomalyRevokeAnswer, AnomalyRevokeRequest } from '../anomaly/primary-writer.ts';
 import type { ReplayAnswer, ReplayRequest } from '../cache/shared-dpop-replay.ts';
+import type { MetricsAnswer, MetricsRequest } from './cluster-metrics.ts';
 import type { Readiness } from '../gate.ts';
 import type { FollowerRequest, FollowerUpdate } from '../revocation/journal-follower.ts';
 
-export type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | { type: 'jitgate:reload' } | FollowerUpdate | ReplayAnswer | AnomalyRevokeAnswer | AnomalyCountAnswer;
+export type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | { type: 'jitgate:reload' } | MetricsRequest | FollowerUpdate | ReplayAnswer | AnomalyRevokeAnswer | AnomalyCountAnswer;
 export type FromWorker =
   | { type: 'jitgate:started'; proxy: string; extAuthz: string[] }
   | { type: 'jitgate:failed'; message: string }
   | ({ type: 'jitgate:readiness'; id: number } & Readiness)
+  | MetricsAnswer
   | FollowerRequest
   | ReplayRequest
   | AnomalyRevokeRequest

@@ -6,7 +6,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { AggregatorRegistry, type RegistryContentType } from 'prom-client';
 import { withDraining, type AdminSource } from '../admin/health.ts';
 import { revocationsRoute, type RevocationStore } from '../admin/revocations-api.ts';
 import { startAdmin } from '../admin/server.ts';
@@ -24,10 +23,12 @@ import { revocationRetainMs } from '../revocation/retention.ts';
 import { onReloadSignal } from '../reload.ts';
 import { onShutdownSignals } from '../runtime.ts';
 import type { HttpListener } from '../transports/http-listener.ts';
+import { ClusterMetrics } from './cluster-metrics.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
 import { journalStore, primaryJournal, RevocationFanOut } from './revocations.ts';
 import { WorkerSlots } from './worker-slots.ts';
 
+/** How long the primary waits for a worker's readiness or metrics (well inside Prometheus's 10 s scrape timeout). */
 const READINESS_TIMEOUT_MS = 2000;
 const KILL_AFTER_GRACE_MS = 5000;
 
@@ -43,8 +44,7 @@ type RedisWriter = Awaited<ReturnType<typeof openRedisWriter>>;
 /** Forks the workers and starts the admin listener; throws StartupError when a worker cannot start. */
 export async function startPrimary(config: Config, count: number, logger: Logger): Promise<Primary> {
   const log = logger.child({ component: 'cluster' });
-  // Its constructor registers prom-client's cluster listener: kept ahead of ours, as it always was.
-  const aggregator = new AggregatorRegistry();
+  const metrics = new ClusterMetrics(READINESS_TIMEOUT_MS);
   const journal = config.revocation.journal === undefined ? undefined : await primaryJournal(config.revocation.journal, log, revocationRetainMs(config));
   const fanOut = new RevocationFanOut(journal);
   const readiness = new ReadinessQueries();
@@ -56,14 +56,14 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   const a = config.anomaly;
   // Workers that count in Redis never ask the primary to count.
   const counter = a === undefined || countsInRedis(config) ? undefined : new RefusalCounter(a.deny_threshold, a.window, a.max_tracked);
-  routeClusterEvents({ replay, readiness, fanOut, store, counter, log });
+  routeClusterEvents({ replay, readiness, metrics, fanOut, store, counter, log });
 
   const abort = (): void => {
     workers.abort();
     journal?.stop();
   };
   const proxy = await startWorkers(workers, abort);
-  const { admin, redis } = await startAdminListener(config, logger, clusterAdminSource(workers, readiness, aggregator, count, log), store, abort);
+  const { admin, redis } = await startAdminListener(config, logger, clusterAdminSource(workers, readiness, metrics, count), store, abort);
   forwardReload(workers, log);
   const done = drainOnSignal(workers, config.shutdown.grace, log, logger, async () => {
     await admin.close(500);
@@ -106,6 +106,7 @@ class ReadinessQueries {
 function routeClusterEvents(to: {
   replay: DpopReplayCache | undefined;
   readiness: ReadinessQueries;
+  metrics: ClusterMetrics;
   fanOut: RevocationFanOut;
   store: RevocationStore;
   counter: RefusalCounter | undefined;
@@ -115,6 +116,7 @@ function routeClusterEvents(to: {
     if (msg?.type === 'jitgate:dpop-add') {
       if (to.replay !== undefined && worker.isConnected()) worker.send(answerReplay(to.replay, msg) satisfies ToWorker);
     } else if (msg?.type === 'jitgate:readiness') to.readiness.answer(msg.id, msg);
+    else if (msg?.type === 'jitgate:metrics') to.metrics.answer(msg);
     else if (msg?.type === 'jitgate:revocations-sync') to.fanOut.follow(worker);
     else if (msg?.type === 'jitgate:revoke-ack') to.fanOut.confirmed(worker, msg.id);
     else if (msg?.type === 'jitgate:anomaly-revoke') {
@@ -124,7 +126,10 @@ function routeClusterEvents(to: {
       if (to.counter !== undefined && worker.isConnected()) worker.send(answerAnomalyCount(to.counter, msg) satisfies ToWorker);
     } else if (msg?.type === 'jitgate:anomaly-rearm') to.counter?.rearm(msg.key);
   });
-  cluster.on('exit', (worker) => to.fanOut.gone(worker));
+  cluster.on('exit', (worker) => {
+    to.fanOut.gone(worker);
+    to.metrics.gone(worker);
+  });
 }
 
 /** Forks every worker; a failed start must not leave workers or the journal behind the error. */
@@ -138,28 +143,23 @@ async function startWorkers(workers: WorkerSlots, abort: () => void): Promise<st
 }
 
 /**
- * One admin port for the whole cluster: readiness of every worker, metrics summed over them. A worker
- * that is down is in no worker's metrics, so `jitgate_ready` (the minimum over those that answered) is
- * set from the cluster's own readiness, as /readyz says it (a black-box probe saw 1 beside a 503).
+ * One admin port for the whole cluster: readiness of every worker, metrics summed over them
+ * (cluster-metrics.ts: counters never go down; `jitgate_ready` is what /readyz says).
  */
-function clusterAdminSource(workers: WorkerSlots, readiness: ReadinessQueries, aggregator: AggregatorRegistry<RegistryContentType>, count: number, log: Logger): AdminSource {
+function clusterAdminSource(workers: WorkerSlots, readiness: ReadinessQueries, metrics: ClusterMetrics, count: number): AdminSource {
+  const slots = (): number[] => Array.from({ length: count }, (_, i) => i + 1);
   const source: AdminSource = {
     async readiness() {
-      const answers = await Promise.all(Array.from({ length: count }, (_, i) => readiness.ask(i + 1, workers.get(i + 1))));
+      const answers = await Promise.all(slots().map((i) => readiness.ask(i, workers.get(i))));
       // A ready worker's problems (a refused reload) are shown but do not make the cluster unready.
       const problems = answers.flatMap((a) => a.problems);
       return withDraining({ ready: answers.every((a) => a.ready), problems }, workers.draining);
     },
     async metrics() {
-      const [text, ready] = await Promise.all([
-        aggregator.clusterMetrics().catch((err: unknown) => {
-          // The scrape fails (500: Prometheus records up == 0) rather than sum part of the cluster; say why.
-          log.warn({ err: (err as Error).message }, 'cluster metrics: a worker did not answer; the scrape fails');
-          throw err;
-        }),
-        source.readiness(),
-      ]);
-      return { contentType: aggregator.contentType, text: ready.ready ? text : text.replace(/^jitgate_ready \S+$/m, 'jitgate_ready 0') };
+      return metrics.collect(
+        slots().map((i) => workers.get(i)),
+        source.readiness().then((r) => r.ready),
+      );
     },
   };
   return source;

@@ -25,6 +25,9 @@ const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
  */
 const MIN = 'min' as const;
 
+/** `jitgate_ready`'s help, also where a cluster primary states the cluster's readiness (cluster-metrics.ts). */
+export const READY_HELP = '1 when keys are loaded and revocation is fresh.';
+
 export type UpstreamErrorKind = 'connect' | 'reset' | 'timeout' | 'tls' | 'other';
 
 export class Metrics {
@@ -112,7 +115,7 @@ export class Metrics {
     this.jwksRefreshes = new client.Counter({ name: 'jitgate_jwks_refreshes_total', help: 'JWKS fetches by issuer and result (ok, not_modified, error).', labelNames: ['issuer', 'result'], registers: r });
     this.jwksRefreshSeconds = new client.Histogram({ name: 'jitgate_jwks_refresh_duration_seconds', help: 'Duration of JWKS fetches.', labelNames: ['issuer'], registers: r });
     this.jwksLastRefresh = new client.Gauge({ name: 'jitgate_jwks_last_refresh_timestamp_seconds', help: 'Last successful JWKS fetch or load, by issuer.', labelNames: ['issuer'], aggregator: MIN, registers: r });
-    this.ready = new client.Gauge({ name: 'jitgate_ready', help: '1 when keys are loaded and revocation is fresh.', aggregator: MIN, registers: r });
+    this.ready = new client.Gauge({ name: 'jitgate_ready', help: READY_HELP, aggregator: MIN, registers: r });
     // Token Status List (SPEC §10). A cluster reports the sum of lists held, and the oldest copy of each list.
     this.statusLists = new client.Gauge({ name: 'jitgate_status_lists', help: 'Status lists held in memory, by issuer.', labelNames: ['issuer'], registers: r });
     this.statusListFetches = new client.Counter({ name: 'jitgate_status_list_fetches_total', help: 'Status list fetches by issuer and result (ok, not_modified, older, or the refusal reason).', labelNames: ['issuer', 'result'], registers: r });

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDpopProof } from '../../src/cli/dpop-proof.ts';
 import { sizeThreadPool, threadPoolSize } from '../../src/cli/thread-pool.ts';
 import { runCli, type CliResult } from '../fixtures/cli.ts';
+import { findPromtool, promtoolWithInput } from '../fixtures/prometheus.ts';
 import { CLI, parseMetrics, send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let up: RecordingUpstream;
@@ -199,12 +200,40 @@ describe('jitgate serve, workers: 2', () => {
       process.kill(victim, 'SIGKILL');
       const down = await readyzBecomes(gate.adminUrl, 503);
       expect(JSON.parse(down.text).problems).toEqual([expect.stringMatching(/^worker [12]: (not running|no answer)$/)]);
-      // /metrics agrees with /readyz while the worker is down (its replacement starts a second later at the earliest).
-      expect(parseMetrics((await send(gate.adminUrl, '/metrics')).text).get('jitgate_ready')).toBe(0);
+      // /metrics agrees with /readyz while the worker is down (its replacement starts a second later at the earliest),
+      // and the dead worker's counts stay in the sums: a cluster counter never goes down (no false counter reset).
+      const whileDown = parseMetrics((await send(gate.adminUrl, '/metrics')).text);
+      expect(whileDown.get('jitgate_ready')).toBe(0);
+      expect(whileDown.get('jitgate_decisions_total{transport="proxy",result="allow",reason="granted"}')).toBe(N);
+      expect(whileDown.get('jitgate_cluster_workers{state="missing"}')).toBe(1);
       expect((await readyzBecomes(gate.adminUrl, 200)).status).toBe(200);
-      expect(parseMetrics((await send(gate.adminUrl, '/metrics')).text).get('jitgate_ready')).toBe(1);
+      const replacedText = (await send(gate.adminUrl, '/metrics')).text;
+      const replaced = parseMetrics(replacedText);
+      // The cluster's own exposition passes Prometheus's lint too (where promtool is installed; CI installs it).
+      const promtool = findPromtool();
+      if (promtool !== undefined || process.env.CI === 'true') expect(await promtoolWithInput(promtool!, ['check', 'metrics'], replacedText)).toMatchObject({ code: 0, output: '' });
+      expect(replaced.get('jitgate_ready')).toBe(1);
+      expect(replaced.get('jitgate_decisions_total{transport="proxy",result="allow",reason="granted"}')).toBe(N);
+      expect(replaced.get('jitgate_decisions_total{transport="proxy",result="deny",reason="missing_token"}')).toBe(3);
+      expect(replaced.get('jitgate_cluster_workers{state="answered"}')).toBe(2);
       expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
       victimPid = victim;
+
+      // A worker that does not answer (stopped): the scrape still answers, within the 2 s wait, at its last counts.
+      const stopped = readFileSync(`/proc/${gate.child.pid}/task/${gate.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number)[0]!;
+      process.kill(stopped, 'SIGSTOP');
+      try {
+        const t0 = Date.now();
+        const scrape = await send(gate.adminUrl, '/metrics');
+        expect(scrape.status).toBe(200);
+        expect(Date.now() - t0).toBeLessThan(5000);
+        const m2 = parseMetrics(scrape.text);
+        expect(m2.get('jitgate_cluster_workers{state="missing"}')).toBe(1);
+        expect(m2.get('jitgate_ready')).toBe(0);
+        expect(m2.get('jitgate_decisions_total{transport="proxy",result="allow",reason="granted"}')).toBeGreaterThanOrEqual(N);
+      } finally {
+        process.kill(stopped, 'SIGCONT');
+      }
     } finally {
       gate.child.kill('SIGTERM');
     }
