@@ -59,8 +59,3 @@ export function countKeys(value: unknown): number {
 export function hasDuplicateKeys(json: string, parsed: unknown): boolean {
   return countMembers(json) !== countKeys(parsed);
 }
-
-/** The decoded JSON text of a base64url JWS segment (already validated by jose). */
-export function segmentText(segment: string): string {
-  return Buffer.from(segment, 'base64url').toString('utf8');
-}

@@ -5,8 +5,9 @@
  * fetched from, `iat` required, `exp` and `ttl` honoured, `status_list.bits` 1/2/4/8 and `lst`
  * inflated within a bound. Every failure is a precise reason; jose's throws are caught here only.
  */
-import { compactVerify, decodeProtectedHeader, errors, type JWSHeaderParameters } from 'jose';
-import { hasDuplicateKeys, segmentText } from '../core/json-duplicates.ts';
+import { compactVerify, errors, type JWSHeaderParameters } from 'jose';
+import { hasDuplicateKeys } from '../core/json-duplicates.ts';
+import { jsonObject } from '../core/jws-compact.ts';
 import { normalizeTyp } from '../core/policy.ts';
 import { looksLikeCompactJws } from '../core/token.ts';
 import type { StatusListFailure } from '../core/status-list.ts';
@@ -50,13 +51,9 @@ function trimmed(body: Buffer): string {
 export async function verifyStatusList(body: Buffer, ctx: VerifyListContext): Promise<VerifiedList | StatusListFailure> {
   const token = trimmed(body);
   if (!looksLikeCompactJws(token)) return 'status_list_malformed';
-  let header: JWSHeaderParameters;
-  try {
-    header = decodeProtectedHeader(token) as JWSHeaderParameters;
-  } catch {
-    return 'status_list_malformed';
-  }
-  if (hasDuplicateKeys(segmentText(token.slice(0, token.indexOf('.'))), header)) return 'status_list_malformed';
+  // Decoded once, as jose decodes it, with duplicate members refused (jws-compact.ts).
+  const header = jsonObject(token, 0, token.indexOf('.')) as JWSHeaderParameters | undefined;
+  if (header === undefined) return 'status_list_malformed';
   if (header.crit !== undefined) return 'status_list_malformed'; // no extension is understood
   if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== STATUS_LIST_TYP) return 'status_list_typ';
   const alg = header.alg;

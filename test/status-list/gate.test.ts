@@ -4,14 +4,23 @@
  * refusal with its reason — never an allow, never a crash — and a URI outside allowed_uris is never
  * fetched.
  */
+import { KeyObject, sign as cryptoSign } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { deflateSync } from 'node:zlib';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeGate, makeTestKeys, type TestGate, type TestKeys } from '../fixtures/gate.ts';
+import type { TestKey } from '../fixtures/keys.ts';
 import { ISSUER_B, NOW, sign } from '../fixtures/tokens.ts';
 import { decideToken, outcome, statusToken } from './helpers.ts';
 import { cliList, rawList, StatusListServer } from './list-server.ts';
+
+/** A list signed (ES256) over a header text of our choosing: what a JWT library would never produce. */
+async function signedHeaderText(key: TestKey, header: string | Buffer, payload: Record<string, unknown>): Promise<string> {
+  const input = `${Buffer.from(header).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+  const signature = cryptoSign('sha256', Buffer.from(input), { key: KeyObject.from(key.privateKey as Parameters<typeof KeyObject.from>[0]), dsaEncoding: 'ieee-p1363' });
+  return `${input}.${signature.toString('base64url')}`;
+}
 
 let keys: TestKeys;
 let server: StatusListServer;
@@ -109,6 +118,10 @@ describe('bad lists: each a refusal with its reason', () => {
     ['truncated lst', 'status_list_encoding', (uri) => rawList(keys.a, { sub: uri, iat: NOW, status_list: { bits: 1, lst: deflateSync(Buffer.alloc(4096, 0x5a)).toString('base64url').slice(0, -6) } })],
     ['a zip bomb lst (16 MiB inflated, bound 64 KiB)', 'status_list_too_large', (uri) => rawList(keys.a, { sub: uri, iat: NOW, status_list: { bits: 1, lst: deflateSync(Buffer.alloc(16 * 1024 * 1024)).toString('base64url') } })],
     ['a body over max_bytes', 'status_list_too_large', async () => Buffer.alloc(65 * 1024, 0x41)],
+    // The header is decoded once, by the same rule as grant tokens' (jws-compact.ts jsonObject): signed, but refused.
+    ['a header naming typ twice (JWT, then statuslist+jwt)', 'status_list_malformed', (uri) => signedHeaderText(keys.a, '{"alg":"ES256","kid":"a-es256","typ":"JWT","typ":"statuslist+jwt"}', { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
+    ['a header that is a JSON array', 'status_list_malformed', (uri) => signedHeaderText(keys.a, '["ES256"]', { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
+    ['a header that is not UTF-8', 'status_list_malformed', (uri) => signedHeaderText(keys.a, Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
   ];
 
   it.each(cases)('%s → %s (401)', async (name, reason, make) => {
