@@ -3,7 +3,7 @@
  * and the OpenWallet Foundation's @sd-jwt/jwt-status-list must all agree, for 1, 2, 4 and 8 bits; bad
  * `lst` values (not base64url, truncated, not ZLIB, a zip bomb) are refused with a reason, never thrown.
  */
-import { deflateRawSync, deflateSync, inflateSync } from 'node:zlib';
+import { deflateRawSync, deflateSync, gzipSync, inflateSync } from 'node:zlib';
 import { getListFromStatusListJWT, StatusList } from '@sd-jwt/jwt-status-list';
 import { describe, expect, it } from 'vitest';
 import { decodeLst, statusAt, type StatusBits } from '../../src/status-list/decode.ts';
@@ -100,6 +100,14 @@ describe('status list encoding', () => {
     expect(decodeLst(Buffer.from('plain bytes, no zlib header').toString('base64url'), 1024)).toBe('status_list_encoding');
     // Raw DEFLATE without the ZLIB wrapper is not what the draft specifies.
     expect(decodeLst(deflateRawSync(Buffer.alloc(16)).toString('base64url'), 1024)).toBe('status_list_encoding');
+    // Nor is a gzip wrapper, a stream needing a preset dictionary (FDICT), or one whose Adler-32 is wrong.
+    expect(decodeLst(gzipSync(Buffer.alloc(16)).toString('base64url'), 1024)).toBe('status_list_encoding');
+    expect(decodeLst(deflateSync(Buffer.alloc(16), { dictionary: Buffer.from('dict') }).toString('base64url'), 1024)).toBe('status_list_encoding');
+    const badSum = deflateSync(Buffer.alloc(16));
+    badSum[badSum.length - 1]! ^= 1;
+    expect(decodeLst(badSum.toString('base64url'), 1024)).toBe('status_list_encoding');
+    // Any valid ZLIB stream is one: stored blocks (level 0) decode to the same bytes.
+    expect(decodeLst(deflateSync(Buffer.from([0xb9, 0xa3]), { level: 0 }).toString('base64url'), 1024)).toEqual(new Uint8Array([0xb9, 0xa3]));
   });
 
   it('accepts exactly one spelling: canonical base64url of one complete ZLIB stream and nothing after it', () => {
