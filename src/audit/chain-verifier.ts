@@ -27,6 +27,10 @@
  *   restart covers those lines by hash but nobody vouches that the gate wrote them); and a chain
  *   that ends, or restarts, at a checkpoint other than the `final` one a graceful stop writes (a
  *   file cut right after a periodic checkpoint, or a gate killed there) — reported as not vouched.
+ * - a line the verifier would skip that some reader reads as an audit record (line-shape.ts): audit
+ *   keys in it once its JSON escapes are decoded, whether it is one object with whitespace around it,
+ *   a BOM or a second value, or holds a character a reader ends lines at;
+ * - with keys: a torn last line (no newline, not one JSON object) that reads as an audit record: not vouched.
  * Not broken, only reported: lines that are not JSON and do not look like audit lines (other output
  * mixed in, a torn last line), a new chain started later by a gate that could not continue the
  * file's chain, and without keys audit lines before the chain begins.
@@ -36,7 +40,7 @@ import { verifyCheckpoint } from '../observability/audit-checkpoint.ts';
 import { GENESIS } from '../observability/audit-chain.ts';
 import { MAX_LINE_BYTES } from './line-reader.ts';
 import { hasDuplicateKeys } from '../core/json-duplicates.ts';
-import { looksLikeAudit, textLooksLikeAudit } from './line-shape.ts';
+import { hasReaderLineBreak, looksLikeAudit, textLooksLikeAudit } from './line-shape.ts';
 
 export interface Location {
   readonly file: string;
@@ -76,6 +80,13 @@ interface RunState {
 
 /** At most this many findings of each kind are kept; the counts stay exact. */
 const KEEP = 50;
+/**
+ * Chains (one per cluster worker slot) and cluster runs (one per start) a log can hold. Each costs
+ * state for the whole verification, so a forged file naming millions of them ran the verifier out of
+ * memory (5.5M chain ids in 1.3 GB); a gate's log holds a handful of chains and a run per start.
+ */
+export const MAX_CHAINS = 4096;
+export const MAX_RUNS = 65_536;
 
 export interface VerifyOptions {
   /** A chain may begin after seq 0 (a rotated file checked without its predecessors): a note, not broken. */
@@ -103,6 +114,8 @@ export class ChainVerifier {
   unchainedBeforeChain = 0;
   /** A line that reads as an audit line but does not parse, waiting for the next line's verdict. */
   #torn: Location | undefined;
+  /** Chain lines and runs past MAX_CHAINS / MAX_RUNS (reported once). */
+  #overflow = 0;
 
   /** `keys`: public Ed25519 keys by kid (audit-checkpoint.ts checkpointKeys); checkpoints are then verified. */
   constructor(keys?: ReadonlyMap<string, KeyObject>, options: VerifyOptions = {}) {
@@ -131,30 +144,38 @@ export class ChainVerifier {
     }
     if (bytes.length === 0) return;
     const text = typeof bytes === 'string' ? bytes : bytes.toString('utf8');
+    // Every line is parsed, whatever it starts with: JSON.parse, like any reader, skips whitespace
+    // around the value (the gate writes none, so such a line is never a chain line's bytes).
     let v: Record<string, unknown> | undefined;
-    if (text.charCodeAt(0) === 0x7b /* { */) {
-      try {
-        const parsed: unknown = JSON.parse(text);
-        if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) v = parsed as Record<string, unknown>;
-      } catch {
-        // reported below
-      }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) v = parsed as Record<string, unknown>;
+    } catch {
+      // reported below
     }
     if (torn !== undefined) this.#settleTorn(torn, file === torn.file ? v : undefined);
     if (v === undefined) {
       this.nonJson++;
-      if (last) this.#note({ file, line }, 'the last line is incomplete (no newline, not JSON): a write cut short, e.g. by a crash; not checked');
-      else if (textLooksLikeAudit(text)) this.#torn = { file, line }; // judged by the next line: a torn line the gate ended?
+      const auditLike = textLooksLikeAudit(text);
+      if (last) this.#tornTail({ file, line }, auditLike);
+      else if (auditLike) this.#torn = { file, line }; // judged by the next line: a torn line the gate ended?
       else this.#note({ file, line }, 'not a JSON line; skipped (not part of the chain)');
       return;
     }
-    if (textLooksLikeAudit(text) && repeatsAKey(text, v)) {
-      this.#broken({ file, line }, 'a key appears twice in this line: JSON readers disagree on which one counts (forged)');
-      return;
+    const auditText = textLooksLikeAudit(text);
+    if (auditText) {
+      const repeated = repeatedKey(text, v);
+      if (repeated !== undefined) {
+        this.#broken({ file, line }, repeated === 'deep' ? 'a line nested too deeply to check for repeated keys: the gate never writes one (forged)' : 'a key appears twice in this line: JSON readers disagree on which one counts (forged)');
+        return;
+      }
     }
     const seq = v.seq;
     if (!Number.isSafeInteger(seq) || typeof v.prev !== 'string' || v.type !== 'audit') {
       if (looksLikeAudit(v)) this.#unchained({ file, line }, 'an audit line without seq/prev inside the chain: inserted, or written by a gate without log.audit_chain');
+      else if (auditText && hasReaderLineBreak(text)) {
+        this.#unchained({ file, line }, 'a line holding a character some readers end lines at (CR, U+2028, …) and an audit record after it: inserted');
+      }
       return;
     }
     this.#chainLine(v, seq as number, v.prev, bytes, text, { file, line, seq: seq as number, chain: typeof v.chain === 'string' ? v.chain : undefined });
@@ -175,6 +196,17 @@ export class ChainVerifier {
     }
   }
 
+  /**
+   * The file's last line, without its newline, and not one JSON object: a write cut short by a crash.
+   * If it reads as an audit record, nothing vouches for it: with keys it is reported like any line
+   * after the last checkpoint (a graceful stop never leaves one); without keys, as a note.
+   */
+  #tornTail(at: Location, auditLike: boolean): void {
+    const message = 'the last line is incomplete (no newline, not one JSON object): a write cut short, e.g. by a crash; not checked';
+    if (auditLike && this.#keys !== undefined) this.#notVouched({ ...at, message: `${message}, and it reads as an audit line that nothing vouches for` });
+    else this.#note(at, message);
+  }
+
   /** An audit line outside the chain: before any chain and without keys only counted (audit_chain turned on later). */
   #unchained(at: Location, message: string): void {
     if (this.#chains.size > 0) this.#broken(at, message);
@@ -188,6 +220,10 @@ export class ChainVerifier {
   #chainLine(v: Record<string, unknown>, seq: number, prev: string, bytes: Buffer | string, text: string, at: Location): void {
     this.chainLines++;
     const id = at.chain ?? '';
+    if (this.#chains.size >= MAX_CHAINS && !this.#chains.has(id)) {
+      if (this.#overflow++ === 0) this.#broken(at, `a chain beyond the ${MAX_CHAINS}th chain id in these files: no gate writes that many (one per worker); lines of further chain ids are not checked`);
+      return;
+    }
     const hash = createHash('sha256').update(bytes).digest('hex');
     const time = typeof v.time === 'string' ? v.time : undefined;
     let s = this.#chains.get(id);
@@ -253,7 +289,14 @@ export class ChainVerifier {
       return;
     }
     let r = this.#runs.get(run);
-    if (r === undefined) this.#runs.set(run, (r = { workers, chains: new Set(), at, final: undefined }));
+    if (r === undefined) {
+      if (this.#runs.size >= MAX_RUNS) {
+        if (this.#overflow++ === 0) this.#broken(at, `a cluster run beyond the ${MAX_RUNS}th in these files: not a log a gate wrote; further runs are not checked`);
+        this.#runOf.delete(id);
+        return;
+      }
+      this.#runs.set(run, (r = { workers, chains: new Set(), at, final: undefined }));
+    }
     r.chains.add(id);
     this.#runOf.set(id, run);
   }
@@ -376,11 +419,11 @@ export class ChainVerifier {
   }
 }
 
-/** hasDuplicateKeys, with nesting deep enough to exhaust the stack counted as broken, never a crash. */
-function repeatsAKey(text: string, v: unknown): boolean {
+/** hasDuplicateKeys, with nesting deep enough to exhaust the stack told apart, never a crash. */
+function repeatedKey(text: string, v: unknown): 'twice' | 'deep' | undefined {
   try {
-    return hasDuplicateKeys(text, v);
+    return hasDuplicateKeys(text, v) ? 'twice' : undefined;
   } catch {
-    return true;
+    return 'deep';
   }
 }

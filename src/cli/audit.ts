@@ -37,7 +37,16 @@ function where(f: Finding): string {
 }
 
 async function verifyFiles(files: readonly string[], v: ChainVerifier): Promise<void> {
-  const sizes = await Promise.all(files.map(async (f) => (await stat(f)).size));
+  const sizes = await Promise.all(
+    files.map(async (f) => {
+      const s = await stat(f);
+      // A device (/dev/zero, a terminal) or a socket has no end or no size: refused, not read forever.
+      // A FIFO is read to its end, as `verify <(cat a b)` needs.
+      if (s.isDirectory()) throw new Error(`${f}: is a directory`);
+      if (!s.isFile() && !s.isFIFO()) throw new Error(`${f}: not a regular file (a device or a socket)`);
+      return s.size;
+    }),
+  );
   const total = sizes.reduce((a, b) => a + b, 0);
   const tty = process.stderr.isTTY === true;
   let done = 0;
@@ -50,7 +59,9 @@ async function verifyFiles(files: readonly string[], v: ChainVerifier): Promise<
           const now = Date.now();
           if (now - shown >= PROGRESS_MS) {
             shown = now;
-            process.stderr.write(`\rchecking ${file}: ${(done / 1048576).toFixed(0)} / ${(total / 1048576).toFixed(0)} MiB (${total === 0 ? 100 : Math.floor((done / total) * 100)}%)`);
+            // A FIFO has no size: then only what was read so far.
+            const of = done <= total && total > 0 ? ` / ${(total / 1048576).toFixed(0)} MiB (${Math.floor((done / total) * 100)}%)` : ' MiB read';
+            process.stderr.write(`\rchecking ${file}: ${(done / 1048576).toFixed(0)}${of}`);
           }
         };
     for await (const l of readLines(file, progress)) v.line(l.bytes, file, l.n, l.torn, l.tooLong);

@@ -72,7 +72,11 @@ export function checkpointKeys(jwks: unknown): Map<string, KeyObject> {
   if (!Array.isArray(keys)) throw new TypeError('not a JWKS: expected {"keys": [...]}');
   for (const k of keys as Record<string, unknown>[]) {
     if (typeof k !== 'object' || k === null || k.kty !== 'OKP' || k.crv !== 'Ed25519' || typeof k.x !== 'string') continue;
-    out.set(typeof k.kid === 'string' ? k.kid : '', createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: k.x }, format: 'jwk' }));
+    const kid = typeof k.kid === 'string' ? k.kid : '';
+    // Which of two keys under one kid signed a checkpoint is not for the verifier to guess (the last
+    // one silently won: a genuine log read as forged, or another key's checkpoints as genuine).
+    if (out.has(kid)) throw new TypeError(kid === '' ? 'two Ed25519 keys without a kid: name each key (kid)' : `two Ed25519 keys with kid ${JSON.stringify(kid)}: each kid must name one key`);
+    out.set(kid, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: k.x }, format: 'jwk' }));
   }
   return out;
 }

@@ -239,7 +239,7 @@ describe('bad input', () => {
     const r = await verify('torn.log', text);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`note: ${join(dir, 'torn.log')}:${lines.length + 1}: the last line is incomplete (no newline, not JSON)`);
+    expect(r.stdout).toContain(`note: ${join(dir, 'torn.log')}:${lines.length + 1}: the last line is incomplete (no newline, not one JSON object)`);
   });
 
   it('case=no chain at all, an empty file, a missing file → exit 1 / 1 / 2 with a message', async () => {

@@ -50,6 +50,9 @@ async function restartOn(ls: string[]): Promise<string[]> {
   return (await readFile(log, 'utf8')).trimEnd().split('\n');
 }
 
+/** A decision record whose `type` value and `decision` key are JSON escapes: the same record to every JSON reader. */
+const escaped = (path: string): string => JSON.stringify(decision(path)).replace('"type":"audit"', '"type":"\\u0061udit"').replace('"decision":', '"d\\u0065cision":');
+
 const decision = (path: string) => ({ level: 'info', time: new Date().toISOString(), pid: 1, type: 'audit', transport: 'proxy', decision: 'allow', reason: 'granted', status: 200, method: 'GET', path });
 
 beforeAll(async () => {
@@ -162,10 +165,36 @@ describe('lines the verifier used to skip or half-check', () => {
     ['a repeated key ({"type":"audit",…,"type":"note"})', `${JSON.stringify(decision('/x')).slice(0, -1)},"type":"note"}`, 'a key appears twice in this line'],
     ['a BOM before the JSON', `\uFEFF${JSON.stringify(decision('/x'))}`, 'a line that reads as an audit line but is not exactly one JSON object'],
     ['bytes after the JSON', `${JSON.stringify(decision('/x'))} trailing`, 'a line that reads as an audit line but is not exactly one JSON object'],
+    // A review of 2026-12-06: escapes hid the audit keys from the text test, and a line not starting with `{` was never parsed.
+    ['a space, then a record with escaped keys (jq and JSON.parse read an allow)', ` ${escaped('/admin/secrets')}`, 'an audit line without seq/prev'],
+    ['a tab, then a plain record', `\t${JSON.stringify(decision('/x'))}`, 'an audit line without seq/prev'],
+    ['a log line, then a record with escaped keys on the same line (jq reads both)', `{"level":"info","msg":"x"}${escaped('/admin/secrets')}`, 'a line that reads as an audit line but is not exactly one JSON object'],
+    ['a BOM, then a record with escaped keys', `\uFEFF${escaped('/admin/secrets')}`, 'a line that reads as an audit line but is not exactly one JSON object'],
+    ['a log line, a CR, then a record with escaped keys (a CR-splitting reader reads it)', `{"level":"info","msg":"stopped"}\r${escaped('/admin/secrets')}`, 'a line that reads as an audit line but is not exactly one JSON object'],
+    ['a log line, U+2028, then a record', `{"level":"info","msg":"x"}\u2028${JSON.stringify(decision('/x'))}`, 'a line that reads as an audit line but is not exactly one JSON object'],
+    ['a log line whose message holds U+2028 and a record (kept conservative: JSON allows U+2028 raw in a string)', JSON.stringify({ level: 'info', msg: `x\u2028${JSON.stringify(decision('/x'))}` }), 'a line holding a character some readers end lines at'],
   ])('case=%s inserted → BROKEN at that line, also without keys', async (_name, line, message) => {
     const r = await verify('skipped.log', text(insertAt(line)), false);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${mid() + 1}: ${message}`);
+  });
+
+  it('case=after the final checkpoint, a record with no newline: whole (space-led) → BROKEN; torn → NOT VOUCHED with keys, a note without', async () => {
+    const whole = `${text(lines)} ${JSON.stringify(decision('/admin/secrets'))}`;
+    for (const withKeys of [true, false]) {
+      const r = await verify('tail-whole.log', whole, withKeys);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${lines.length + 1}: an audit line without seq/prev`);
+    }
+    const torn = `${text(lines)}${escaped('/admin/secrets').slice(0, -1)}`;
+    const keyed = await verify('tail-torn.log', torn);
+    expect(keyed.code).toBe(1);
+    expect(keyed.stdout).toContain(`NOT VOUCHED: ${keyed.file}:${lines.length + 1}: the last line is incomplete (no newline, not one JSON object): a write cut short, e.g. by a crash; not checked, and it reads as an audit line that nothing vouches for`);
+    const plain = await verify('tail-torn.log', torn, false);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain(`note: ${plain.file}:${lines.length + 1}: the last line is incomplete`);
+    // A torn line that does not read as an audit record (a log line cut short) stays a note, with keys too.
+    expect((await verify('tail-log.log', `${text(lines)}{"level":"info","ti`)).code).toBe(0);
   });
 
   it('case=the final checkpoint extended with fields or its outer time changed → BROKEN at it', async () => {
