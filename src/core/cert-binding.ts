@@ -37,10 +37,8 @@ export function checkCertBinding(t: VerifiedToken, cert: ClientCert | undefined,
     if (!rules.spiffeSubject) return undefined;
   }
   if (cert === undefined) return x5t !== undefined ? 'cert_required' : 'spiffe_id_missing';
-  // A certificate is only evidence inside its validity window: the TLS listener's handshake already
-  // enforces it, a proxy-reported certificate (XFCC Cert=, source.certificate) is checked here.
-  if (nowMs < cert.notBeforeMs) return 'client_cert_not_yet_valid';
-  if (nowMs >= cert.notAfterMs) return 'client_cert_expired';
+  const invalid = outsideValidity(cert, nowMs);
+  if (invalid !== undefined) return invalid;
   if (x5t !== undefined) {
     if (cert.sha256 === undefined) return 'cert_required';
     if (cert.sha256 !== x5t) return 'cert_binding_mismatch';
@@ -50,4 +48,20 @@ export function checkCertBinding(t: VerifiedToken, cert: ClientCert | undefined,
     if (cert.spiffeId !== t.sub) return 'spiffe_id_mismatch';
   }
   return undefined;
+}
+
+/**
+ * A certificate is only evidence inside its validity window, checked on every request: the TLS
+ * handshake checked it once, but a keep-alive connection or a session resumed from a ticket outlives
+ * that, and a proxy-reported certificate (XFCC Cert=, source.certificate) was never checked by us.
+ */
+export function outsideValidity(cert: ClientCert, nowMs: number): 'client_cert_not_yet_valid' | 'client_cert_expired' | undefined {
+  if (nowMs < cert.notBeforeMs) return 'client_cert_not_yet_valid';
+  if (nowMs >= cert.notAfterMs) return 'client_cert_expired';
+  return undefined;
+}
+
+/** The certificate an allow may name (identity headers, the audit line): none outside its validity window. */
+export function validCertAt(cert: ClientCert | undefined, nowMs: number): ClientCert | undefined {
+  return cert === undefined || outsideValidity(cert, nowMs) !== undefined ? undefined : cert;
 }

@@ -8,7 +8,7 @@ import { DpopReplayCache, type ReplayGuard } from '../cache/dpop-replay.ts';
 import type { VerifiedTokenCache } from '../cache/verified-tokens.ts';
 import { BadSignatureCache } from '../cache/bad-signatures.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
-import { checkCertBinding, type CertRules, type ClientCert } from './cert-binding.ts';
+import { checkCertBinding, outsideValidity, validCertAt, type CertRules, type ClientCert } from './cert-binding.ts';
 import type { Clock } from './clock.ts';
 import { checkTime } from './claims.ts';
 import { deny, unavailable, type Decision, type DecisionInput, type Deny, type Unavailable } from './decision.ts';
@@ -146,13 +146,19 @@ export class Decider {
     const { path, query, segments } = parsed.target;
     // After the target, so the refusal's audit line names the path (SPEC §8); both are 400s.
     if (input.clientCertMalformed === true) return deny('client_cert_malformed', path);
+    // A listener that requires a certificate requires a valid one on every request, not only at the
+    // handshake: a keep-alive connection, or a TLS session resumed from a ticket, outlives it.
+    if (input.certRequired === true) {
+      const invalid = input.clientCert === undefined ? 'cert_required' : outsideValidity(input.clientCert, this.#clock.nowMs());
+      if (invalid !== undefined) return deny(invalid, path);
+    }
     if (input.refusal !== undefined) return deny(input.refusal, path);
 
     if (input.methodOverride && this.#policy.methodOverride === 'reject') return deny('method_override', path);
 
     for (const route of this.#policy.publicRoutes) {
       if (route.methods.has(method) && matchPattern(route.pattern, segments)) {
-        return { kind: 'allow', reason: 'public', path, query, token: null, grantIndex: -1, clientCert: input.clientCert };
+        return { kind: 'allow', reason: 'public', path, query, token: null, grantIndex: -1, clientCert: input.clientCert === undefined ? undefined : validCertAt(input.clientCert, this.#clock.nowMs()) };
       }
     }
 
@@ -248,10 +254,11 @@ export class Decider {
     // Proof of possession before revocation and grants: without the key, nothing more is learned.
     if (verified.cnfJkt !== undefined || dpopScheme || this.#someRequireDpop) {
       const refused = this.#checkBinding(verified, token, dpopScheme, input, path, nowMs);
-      if (refused instanceof Promise) return refused.then((r) => r ?? this.#authorize(verified, input.method, path, query, segments, nowMs, input.clientCert));
+      if (refused instanceof Promise) return refused.then((r) => r ?? this.#authorize(verified, input.method, path, query, segments, nowMs, validCertAt(input.clientCert, nowMs)));
       if (refused !== undefined) return refused;
     }
-    return this.#authorize(verified, input.method, path, query, segments, nowMs, input.clientCert);
+    // An allow names the certificate (identity headers, the audit line) only inside its validity window.
+    return this.#authorize(verified, input.method, path, query, segments, nowMs, validCertAt(input.clientCert, nowMs));
   }
 
   /**

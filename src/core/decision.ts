@@ -50,6 +50,11 @@ export interface DecisionInput {
   readonly clientCert?: ClientCert | undefined;
   /** A trusted proxy forwarded a client certificate that cannot be parsed: refused (400), never ignored. */
   readonly clientCertMalformed?: boolean;
+  /**
+   * The listener requires a client certificate (`listen.tls.require_client_cert`): a request without
+   * one inside its validity window is refused (401 cert_required / client_cert_expired / _not_yet_valid).
+   */
+  readonly certRequired?: boolean;
 }
 
 export interface Allow {

@@ -20,5 +20,8 @@ export async function certThumbprint(file: string): Promise<string> {
   } catch (err) {
     throw new Error(`${file} is not a PEM certificate: ${(err as Error).message}`, { cause: err });
   }
+  // A CA's certificate (the bundle given by mistake, or a chain file starting with the intermediate) is
+  // never a client identity to the gate (client-cert.ts), so a token bound to it could never be used.
+  if (cert.ca) throw new Error(`${file}: the first certificate is a CA certificate (basicConstraints CA:TRUE), not a client's; give the workload's own certificate (the leaf)`);
   return createHash('sha256').update(cert.raw).digest('base64url');
 }

@@ -32,7 +32,7 @@ function eqIgnoreCase(a: string, lower: string): boolean {
  * `method` and `target` default to the request's own; forward-auth and ext_authz pass the original ones.
  * `peer` (socket.remoteAddress) and `scheme` feed the DPoP origin (src/core/htu.ts).
  */
-export function inputFromRawHeaders(rawHeaders: readonly string[], method: string, target: string, peer?: string, scheme?: string, clientCert?: ClientCert): DecisionInput {
+export function inputFromRawHeaders(rawHeaders: readonly string[], method: string, target: string, peer?: string, scheme?: string, clientCert?: ClientCert, certRequired = false): DecisionInput {
   let authorization: string | undefined;
   let host: string | undefined;
   let hostCount = 0;
@@ -78,11 +78,12 @@ export function inputFromRawHeaders(rawHeaders: readonly string[], method: strin
   const refusal = authorityRefusal(host, hostCount);
   // Two Host headers: which one the client meant is unknown, so the DPoP origin is too (fails closed).
   if (hostCount > 1) host = undefined;
-  return { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride, host, scheme, forwardedProto, forwardedHost, peer, refusal, clientCert };
+  return { method, target, authorization, authorizationCount, dpop, dpopCount, methodOverride, host, scheme, forwardedProto, forwardedHost, peer, refusal, clientCert, certRequired };
 }
 
-export function inputFromRequest(req: IncomingMessage): DecisionInput {
+/** `certRequired`: the request came in on a TLS listener with `require_client_cert: true`. */
+export function inputFromRequest(req: IncomingMessage, certRequired = false): DecisionInput {
   const scheme = (req.socket as TLSSocket).encrypted === true ? 'https' : 'http';
   // The verified client certificate of this connection (SPEC §11), read once per TLS socket.
-  return inputFromRawHeaders(req.rawHeaders, req.method ?? '', req.url ?? '', req.socket.remoteAddress, scheme, clientCertOf(req.socket));
+  return inputFromRawHeaders(req.rawHeaders, req.method ?? '', req.url ?? '', req.socket.remoteAddress, scheme, clientCertOf(req.socket), certRequired);
 }

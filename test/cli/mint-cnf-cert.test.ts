@@ -47,4 +47,11 @@ describe('jitgate mint --cnf-cert', () => {
     expect(notCert.code).toBe(1);
     expect(notCert.stderr).toContain('is not a PEM certificate');
   });
+
+  it('exits 1 for a CA certificate (the bundle given by mistake): a token bound to it could never be used', async () => {
+    const ca = await runCli([...base(), '--cnf-cert', pki.ca.cert]);
+    expect(ca.code).toBe(1);
+    expect(ca.stderr).toContain('the first certificate is a CA certificate');
+    expect(ca.stdout).toBe('');
+  });
 });

@@ -51,7 +51,9 @@ export function observe(
   const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
   try {
     ctx.metrics.recordDecision(transport, decision, seconds);
-    ctx.audit.record({ transport, method, decision, status, latencyMs: seconds * 1000, client, clientCert });
+    // An allow names the certificate it relied on (none outside its validity window: core/cert-binding.ts);
+    // a refusal names the one presented, as evidence.
+    ctx.audit.record({ transport, method, decision, status, latencyMs: seconds * 1000, client, clientCert: decision.kind === 'allow' ? decision.clientCert : clientCert });
     if (ctx.tracer !== undefined) ctx.tracer.decision(transport, carrier ?? NO_CARRIER, method, decision, seconds, status);
   } catch (err) {
     // Observability must never change the answer already sent.

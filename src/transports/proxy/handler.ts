@@ -18,6 +18,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
   const { gate, metrics, audit, tracer } = ctx;
   const log = ctx.logger.child({ component: 'proxy' });
   const inflight = new InflightByToken(ctx.config.limits.max_inflight_per_token);
+  const certRequired = ctx.config.listen.tls?.require_client_cert === true;
 
   /** A bug in deciding is never an allow: refuse with the named reason (503 internal_error). */
   function failed(err: unknown): Decision {
@@ -64,6 +65,9 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
 
     // Exact for this gate's policy: DPoP challenges name its algs, a nonce refusal carries DPoP-Nonce.
     const r = renderDecision(decision, gate.policy);
+    // The connection's certificate went out of its validity window: it will not get better on this
+    // connection (nor, once the ticket lapses, on a resumed one). Closed, so the client handshakes again.
+    if (decision.reason === 'client_cert_expired' || decision.reason === 'client_cert_not_yet_valid') res.shouldKeepAlive = false;
     refuse(req, res, r);
     audit.record({ transport: 'proxy', method: req.method!, decision, status: r.status, latencyMs, client, clientCert: clientCertOf(req.socket) });
     if (tracer !== undefined) tracer.decision('proxy', req.rawHeaders, req.method!, decision, seconds, r.status);
@@ -81,7 +85,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
     const started = performance.now();
     let decision: Decision | Promise<Decision>;
     try {
-      decision = gate.decide(inputFromRequest(req));
+      decision = gate.decide(inputFromRequest(req, certRequired));
     } catch (err) {
       decision = failed(err);
     }

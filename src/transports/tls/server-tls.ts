@@ -13,7 +13,10 @@
  *   (file-reload.ts) and, on a change, a new secure context is swapped in with setSecureContext.
  *   New handshakes use it; established connections keep theirs. A pair that does not load (the
  *   key written before the cert, say) keeps the old context until the next change. The
- *   session-ticket keys are carried over, so clients resume their sessions across a rotation.
+ *   session-ticket keys are carried over while the client CA bundle is unchanged, so clients resume
+ *   their sessions across a rotation of the server's certificate; a changed bundle ends every session.
+ * - Sessions resume for at most 5 minutes (SESSION_TIMEOUT_S), and a resumed session whose
+ *   certificate is now outside its validity window is refused like a failed handshake.
  * - Ciphers are Node's defaults (forward-secret AEAD suites first); server order is honoured.
  * - A handshake gets as long as a request head (`headersTimeout`: limits.headers_timeout, 10 s by
  *   default), not node's 120 s. Every failed handshake — the timeout included — destroys its socket:
@@ -27,6 +30,7 @@
  *   client needs (HAProxy and nginx refuse client-initiated renegotiation too). An attempt closes the
  *   connection, counted as a failed handshake.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { ServerOptions } from 'node:http';
@@ -34,6 +38,7 @@ import type { Socket } from 'node:net';
 import type { SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ServerTlsConfig } from '../../config/tls-schema.ts';
+import { outsideValidity } from '../../core/cert-binding.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { caBundleProblem } from './ca-bundle.ts';
@@ -65,9 +70,29 @@ export function secureContextOptions(tls: ServerTlsConfig, key: string): SecureC
 /** When the listener has no headers timeout to borrow: limits.headers_timeout's default (node's is 120 s). */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-function serverTlsOptions(tls: ServerTlsConfig, key: string, handshakeTimeout: number): TlsOptions {
+/**
+ * Seconds a TLS session stays resumable (nginx's `ssl_session_timeout` default; OpenSSL's own is
+ * 7,200). A resumed session skips certificate verification and keeps the certificate of the
+ * handshake that made it, so this bounds how long a session outlives that check; each request also
+ * checks the certificate's validity window itself (core/cert-binding.ts).
+ */
+export const SESSION_TIMEOUT_S = 300;
+
+/**
+ * What a session resumes under: the client CA bundle. A session (ID or ticket) made under one
+ * bundle does not resume under another, so removing a CA from the bundle ends its certificates'
+ * sessions too (Envoy mixes its CA digest into the session context the same way). With the bundle
+ * unchanged, the ticket keys carry over a rotation of the server's own certificate.
+ */
+function sessionOptions(ctx: SecureContextOptions, ticketKeys?: Buffer): Pick<TlsOptions, 'sessionTimeout' | 'sessionIdContext' | 'ticketKeys'> {
+  const trust = createHash('sha256').update(ctx.ca === undefined ? '' : (ctx.ca as Buffer)).digest('hex').slice(0, 32);
+  return { sessionTimeout: SESSION_TIMEOUT_S, sessionIdContext: trust, ...(ticketKeys === undefined ? {} : { ticketKeys }) };
+}
+
+function serverTlsOptions(tls: ServerTlsConfig, ctx: SecureContextOptions, handshakeTimeout: number): TlsOptions {
   return {
-    ...secureContextOptions(tls, key),
+    ...ctx,
+    ...sessionOptions(ctx),
     handshakeTimeout,
     requestCert: tls.client_ca_file !== undefined,
     rejectUnauthorized: tls.require_client_cert,
@@ -91,8 +116,9 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
   const { name, key, metrics, logger } = ctx;
   let server: HttpsServer;
   const handshakeTimeout = httpOptions.headersTimeout !== undefined && httpOptions.headersTimeout > 0 ? httpOptions.headersTimeout : HANDSHAKE_TIMEOUT_MS;
+  let current = secureContextOptions(tls, key);
   try {
-    server = createHttpsServer({ ...httpOptions, ...serverTlsOptions(tls, key, handshakeTimeout) });
+    server = createHttpsServer({ ...httpOptions, ...serverTlsOptions(tls, current, handshakeTimeout) });
   } catch (err) {
     if (err instanceof StartupError) throw err;
     throw new StartupError(`${key}: the certificate and key do not load: ${(err as Error).message}`, { cause: err });
@@ -119,8 +145,16 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
     socket.disableRenegotiation();
     socket.prependListener('error', onSocketError);
     // require_client_cert promises that no request is read from a connection without a client
-    // identity; the handshake accepts a CA certificate (cA=true), which is none (client-cert.ts).
-    if (tls.require_client_cert && clientCertOf(socket) === undefined) refuse(socket, 'the client certificate is a CA certificate', undefined, 'TLS handshake failed');
+    // identity; the handshake accepts a CA certificate (cA=true), which is none (client-cert.ts),
+    // and a resumed session keeps a certificate that may have expired since (nothing re-checks it).
+    if (tls.require_client_cert) {
+      const cert = clientCertOf(socket);
+      if (cert === undefined) refuse(socket, 'the client certificate is a CA certificate', undefined, 'TLS handshake failed');
+      else {
+        const invalid = outsideValidity(cert, Date.now());
+        if (invalid !== undefined) refuse(socket, `resumed session: ${invalid.replaceAll('_', ' ')}`, undefined, 'TLS handshake failed');
+      }
+    }
   });
   const handshakes = trackHandshakes(server);
   const stopReload = reloadOnChange({
@@ -129,7 +163,14 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
     name,
     metrics,
     logger,
-    apply: () => server.setSecureContext({ ...secureContextOptions(tls, key), ticketKeys: server.getTicketKeys() }),
+    apply: () => {
+      const next = secureContextOptions(tls, key);
+      // Fresh ticket keys when the trusted CAs changed: tickets issued under the old bundle must not
+      // resume (server.ticketKeys would otherwise keep the last ones passed in).
+      const sameTrust = current.ca === next.ca || (Buffer.isBuffer(current.ca) && Buffer.isBuffer(next.ca) && current.ca.equals(next.ca));
+      server.setSecureContext({ ...next, ...sessionOptions(next, sameTrust ? server.getTicketKeys() : randomBytes(48)) });
+      current = next;
+    },
   });
   return {
     server,

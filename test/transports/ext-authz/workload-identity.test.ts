@@ -222,6 +222,18 @@ describe('forward-auth: x-forwarded-client-cert from the trusted proxy', () => {
     expect(r.headers['x-jit-client-cert-sha256']).toBe(pki.workloadA.x5t);
   });
 
+  it('an unbound token with an expired forwarded certificate: allowed, but the certificate names no one (no identity headers, none in the audit line)', async () => {
+    // Left as found by the 2026-12-06 review, mended the same day: a certificate is evidence only inside its validity window.
+    const r = await fa(await token(), xfcc(pki.expired));
+    expect(r.status).toBe(200);
+    expect(r.headers['x-jit-client-cert-sha256']).toBeUndefined();
+    expect(r.headers['x-jit-spiffe-id']).toBeUndefined();
+    expect(h.audit.at(-1)).toMatchObject({ transport: 'forward_auth', decision: 'allow' });
+    expect((h.audit.at(-1) as unknown as Record<string, unknown>).client_cert_sha256).toBeUndefined();
+    const valid = await fa(await token(), xfcc(pki.workloadA));
+    expect(valid.headers['x-jit-client-cert-sha256']).toBe(pki.workloadA.x5t);
+  });
+
   it('refuses another certificate, no certificate, and a malformed one', async () => {
     const tok = await boundTo(pki.workloadA);
     const other = await fa(tok, xfcc(pki.workloadB));
