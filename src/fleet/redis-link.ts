@@ -162,6 +162,11 @@ export class RedisLink {
     return this.#lastError;
   }
 
+  /** The deadline of one command (`redis.command_timeout`). */
+  get commandTimeoutMs(): number {
+    return this.#o.commandTimeoutMs;
+  }
+
   /**
    * First connection: throws a StartupError naming the key at fault. A timeout is tried again
    * (STARTUP_ATTEMPTS in all): a start-up that blocks the event loop (a slow disk loading modules)

@@ -16,12 +16,18 @@ export async function sharedNonceKey(link: RedisLink, keys: RedisKeys): Promise<
   let stored: string | null;
   try {
     stored = await link.run('dpop nonce key', async (c) => {
+      // Read first: a fleet that has its key needs no write, so a gate starts while Redis refuses
+      // writes (maxmemory under noeviction, a read-only replica) — a rolling restart then is no outage.
+      const existing = await c.get(keys.nonceKey);
+      if (existing !== null) return existing;
       await c.set(keys.nonceKey, randomBytes(KEY_BYTES).toString('base64url'), { NX: true });
       return c.get(keys.nonceKey);
     });
   } catch (err) {
-    // NOPERM from a Redis user made before nonces were shared is the likely one (docs/fleet.md, ACL).
-    throw new StartupError(`dpop.use_nonce: could not set and read the fleet's DPoP nonce key ${keys.nonceKey} in Redis (${(err as Error).message}); the Redis user needs +set and +get on it`, { cause: err });
+    const message = (err as Error).message;
+    // NOPERM from a Redis user made before nonces were shared (docs/fleet.md, ACL); OOM or READONLY when Redis refuses writes.
+    const hint = /^(OOM|READONLY)\b/.test(message) ? 'Redis refuses writes: free memory (maxmemory) or point redis.url at the primary' : 'the Redis user needs +set and +get on it';
+    throw new StartupError(`dpop.use_nonce: could not set and read the fleet's DPoP nonce key ${keys.nonceKey} in Redis (${message}); ${hint}`, { cause: err });
   }
   // 43 base64url characters are exactly 32 bytes. Anything else is not ours, or damaged: deriving
   // nonces from it would be guessable or differ between gates.

@@ -12,7 +12,9 @@
  * XREAD only asks for ids above the last one read, so a log deleted or recreated with lower ids (a
  * restore, a failover, `DEL`) would be followed forever without a record coming back: at least once
  * a second XINFO STREAM is compared with what the follower has read (redis-stream-ids.ts), and a
- * log that went backwards is a reason to resync. A resync never forgets an entry the gate holds:
+ * log that went backwards is a reason to resync, and every few seconds the live set is counted
+ * against what the gate holds (a FLUSHALL followed by new writes leaves a log that looks fine but a
+ * set that lost entries). A resync never forgets an entry the gate holds:
  * what Redis no longer has (a Redis restarted empty) is kept until its `exp`, reported, and written
  * back to the live set so the gates heal Redis (SPEC §5: a reload that finds no entries where
  * entries existed keeps them). Redis has no un-revoke, so nothing is lost by keeping them.
@@ -21,7 +23,8 @@
  * past `max_stale` without one the gate fails closed (503 revocation_stale) like the URL feed, and
  * recovers by itself. Error replies (WRONGTYPE on a key someone else wrote) are failures too: they
  * never empty or shorten the list. Malformed members or records (a broker's typo) are skipped and
- * reported; a live set holding only malformed members keeps the previous index (SPEC §5).
+ * reported; a live set holding only malformed members keeps the previous index (SPEC §5) and gets
+ * it written back.
  */
 import { REDIS_FOLLOW_BLOCK_MS } from '../config/schema.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
@@ -40,6 +43,13 @@ const PRUNE_EVERY_MS = 5_000;
 const ERROR_RETRY_MS = 1_000;
 /** A whole-set read may be large (docs/fleet.md "Sizing"): at least this long before it counts as lost. */
 const RESYNC_TIMEOUT_MS = 30_000;
+/** How often the live set is counted against what this gate holds (lossReason). */
+const LOSS_CHECK_MS = 5_000;
+/**
+ * Entries expiring within this much of now are left out of that count: the sweeper deletes by Redis's
+ * clock, the gate prunes by its own, and the two may differ by a few seconds.
+ */
+const LOSS_SLACK_S = 30;
 
 export interface ResyncInfo {
   readonly source: string;
@@ -166,6 +176,7 @@ export class RedisRevocationSource implements RevocationSource {
     let needResync = true;
     let lastReadAt = 0;
     let checkedAt = 0;
+    let lossCheckedAt = performance.now();
     while (live()) {
       try {
         if (needResync || performance.now() - lastReadAt > FOLLOW_GAP_MS) {
@@ -184,7 +195,11 @@ export class RedisRevocationSource implements RevocationSource {
         // An empty answer is also what a log reset looks like; a busy log is checked once a second too.
         if (reply === null || lastReadAt - checkedAt >= BLOCK_MS) {
           checkedAt = lastReadAt;
-          const why = await this.#resetReason(client);
+          let why = await this.#resetReason(client);
+          if (why === undefined && lastReadAt - lossCheckedAt >= LOSS_CHECK_MS) {
+            lossCheckedAt = lastReadAt;
+            why = await this.#lossReason(client);
+          }
           if (!live()) return;
           if (why !== undefined) {
             this.#o.events?.reset?.(why);
@@ -230,8 +245,9 @@ export class RedisRevocationSource implements RevocationSource {
         if (typeof e === 'string') lineErrors.push({ line: i + 1, message: `member ${excerpt(m)}: ${e}` });
         else entries.push(e);
       });
-      // Only malformed members where entries were expected: not a list at all; keep the one in use.
-      if (entries.length === 0 && lineErrors.length > 0) throw new Error(`no member of ${keys.live} is a revocation entry (${lineErrors[0]!.message})`);
+      // Only malformed members: no revocation is in Redis. What this gate holds is kept and written
+      // back below (it used to throw, and the reconnect that followed met the same member: a loop that
+      // left every gate unready); the members are reported as line errors.
       const cutoff = askedAt / 1000 - this.#o.toleranceSec;
       const index = new RevocationIndex(entries);
       index.prune(cutoff);
@@ -263,6 +279,32 @@ export class RedisRevocationSource implements RevocationSource {
     if (restoreError !== undefined && !isErrorReply(restoreError)) throw restoreError;
     this.#firstSync?.();
     this.#firstSync = undefined;
+  }
+
+  /**
+   * Why the live set holds fewer entries than this gate (FLUSHALL, a restart without persistence,
+   * `DEL`, a FLUSHALL followed by new writes), or undefined. The log check above misses these when
+   * the log was recreated to look the same; counting does not: the gate then resyncs, which writes
+   * back what it holds, so a gate started afterwards finds the entries again. Entries close to their
+   * exp are not counted (LOSS_SLACK_S); one ZCOUNT every LOSS_CHECK_MS.
+   */
+  async #lossReason(client: RedisClient): Promise<string | undefined> {
+    const floor = Math.floor(this.#clock.nowMs() / 1000) - this.#o.toleranceSec + LOSS_SLACK_S;
+    const held = this.#index.countExpiringAfter(floor);
+    if (held === 0) return undefined;
+    let inRedis: number;
+    try {
+      inRedis = Number(await withDeadline(client.sendCommand(['ZCOUNT', this.#o.keys.live, `(${floor}`, '+inf']), this.#o.commandTimeoutMs, 'ZCOUNT'));
+    } catch (caught) {
+      const err = plainReply(caught);
+      if (!isErrorReply(err)) throw err;
+      // An error reply (NOPERM: a user made before this check, without +zcount) gives no verdict;
+      // reported, and the follower goes on rather than reloading the whole set every 5 s.
+      this.#o.events?.error?.('follow', err as Error);
+      return undefined;
+    }
+    if (inRedis >= held) return undefined;
+    return `${this.#o.keys.live} holds ${inRedis} entries valid past ${new Date(floor * 1000).toISOString()}, this gate ${held}: entries were deleted or lost (FLUSHALL, a restart without persistence, DEL)`;
   }
 
   /** Why the log is not the one read so far (XINFO STREAM), or undefined. Other error replies throw. */

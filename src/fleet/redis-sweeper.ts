@@ -2,7 +2,8 @@
  * Keeps Redis bounded (SPEC §9): every second, on Redis's own clock (TIME), removes live entries
  * whose `exp` plus the largest issuer clock_tolerance has passed (ZREMRANGEBYSCORE) and trims the
  * change log to LOG_RETENTION_MS (XTRIM MINID). Leaderless: every gate sweeps; both commands are
- * idempotent, so N gates sweeping cost N small commands a second and never disagree.
+ * idempotent, so N gates sweeping cost N small commands a second and never disagree. They are sent
+ * pipelined, not in a MULTI, so a Redis full under `noeviction` still accepts them.
  * DPoP keys need no sweep: they carry their own expiry.
  *
  * A record whose id lies in the future (XADD with an explicit id, a Redis clock that jumped) would
@@ -51,21 +52,30 @@ export class RedisSweeper {
     if (this.#running || this.#link.client === undefined) return;
     this.#running = true;
     try {
-      await this.#link.run('sweep', async (c) => {
-        const [sec, usec] = await c.sendCommand<[string, string]>(['TIME']);
-        const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-        const [, newest] = (await c
-          .multi()
-          .addCommand(['ZREMRANGEBYSCORE', this.#keys.live, '-inf', `(${Number(sec) - this.#toleranceSec}`])
-          .addCommand(['XREVRANGE', this.#keys.log, '+', '-', 'COUNT', '1'])
-          .addCommand(['XTRIM', this.#keys.log, 'MINID', String(nowMs - LOG_RETENTION_MS)])
-          .exec()) as unknown as [number, Array<[string, string[]]>, number];
-        const newestId = newest[0]?.[0];
-        if (newestId !== undefined && streamIdMs(newestId) > nowMs + FUTURE_TOLERANCE_MS) {
-          await c.sendCommand(['DEL', this.#keys.log]);
-          this.#onFuture?.(newestId);
-        }
-      });
+      // Two round trips (TIME, then the three commands pipelined), so twice the one-command deadline:
+      // a Redis answering each command within command_timeout is not dropped as dead by its sweep,
+      // which shares the connection with DPoP checks and revocation writes.
+      await this.#link.run(
+        'sweep',
+        async (c) => {
+          const [sec, usec] = await c.sendCommand<[string, string]>(['TIME']);
+          const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+          // Not in a MULTI: each is idempotent, and Redis at maxmemory (noeviction) refuses a whole
+          // MULTI holding writes, while it still runs these deletions on their own — the sweep is what
+          // frees it again.
+          const [, newest] = await Promise.all([
+            c.sendCommand<number>(['ZREMRANGEBYSCORE', this.#keys.live, '-inf', `(${Number(sec) - this.#toleranceSec}`]),
+            c.sendCommand<Array<[string, string[]]>>(['XREVRANGE', this.#keys.log, '+', '-', 'COUNT', '1']),
+            c.sendCommand<number>(['XTRIM', this.#keys.log, 'MINID', String(nowMs - LOG_RETENTION_MS)]),
+          ]);
+          const newestId = newest[0]?.[0];
+          if (newestId !== undefined && streamIdMs(newestId) > nowMs + FUTURE_TOLERANCE_MS) {
+            await c.sendCommand(['DEL', this.#keys.log]);
+            this.#onFuture?.(newestId);
+          }
+        },
+        2 * this.#link.commandTimeoutMs,
+      );
     } catch (err) {
       this.#onError(err as Error);
     } finally {

@@ -74,6 +74,14 @@ export class RevocationIndex {
     for (const [sub, v] of this.#sub) yield { kind: 'sub', sub, before: v.before, exp: expOf(v.exp) };
   }
 
+  /** Entries whose exp is after `sec` (those without one included): what a store holding them all must hold at least. */
+  countExpiringAfter(sec: number): number {
+    let n = 0;
+    for (const map of [this.#jti, this.#txn]) for (const exp of map.values()) if (exp > sec) n++;
+    for (const v of this.#sub.values()) if (v.exp > sec) n++;
+    return n;
+  }
+
   get size(): number {
     return this.#jti.size + this.#txn.size + this.#sub.size;
   }

@@ -96,6 +96,30 @@ describe('DPoP nonces shared through Redis', () => {
     expect(await call(other, token, 'q-4', own.nonce)).toMatchObject({ status: 200 });
   });
 
+  it('a gate starts while Redis refuses writes (maxmemory, noeviction) when the fleet already has its key: a rolling restart is no outage', async () => {
+    const first = await startGate('before-full', 'full:');
+    expect(((await redis.command('KEYS', 'full:dpop-nonce-key')) as string[]).length).toBe(1);
+    const used = Number(/used_memory:(\d+)/.exec(String(await redis.command('INFO', 'memory')))![1]);
+    await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    await redis.command('CONFIG', 'SET', 'maxmemory', String(used - 100_000));
+    try {
+      await expect(redis.command('SET', 'probe', 'x')).rejects.toThrow(/OOM/);
+      const second = await startGate('while-full', 'full:');
+      // The same key: a nonce from the first gate passes the second.
+      const token = await tokenNow(keys, { jti: 'nonce-full', cnf: { jkt } });
+      const asked = await call(first, token, 'f-1');
+      const checked = await call(second, token, 'f-2', asked.nonce);
+      // The proof itself cannot be recorded while Redis refuses writes: 503, never an allow.
+      expect([checked.status, checked.reason]).toEqual([503, 'replay_check_unavailable']);
+      // And without a key yet, the refusal says what is wrong.
+      const r = await runCli(['serve', '-c', await configFor('no-key-while-full', 'empty-full:')]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/\(OOM .*\); Redis refuses writes: free memory \(maxmemory\) or point redis\.url at the primary/);
+    } finally {
+      await redis.command('CONFIG', 'SET', 'maxmemory', '0');
+    }
+  }, 60_000);
+
   it('a damaged key in Redis stops startup with an error naming it', async () => {
     await redis.command('SET', 'damaged:dpop-nonce-key', 'not-a-key');
     const r = await runCli(['serve', '-c', await configFor('damaged', 'damaged:')]);

@@ -140,6 +140,8 @@ describe('the Redis ACL docs/fleet.md documents', () => {
     const user = `less${drop.slice(1)}`;
     const password = randomBytes(16).toString('hex');
     await createUser(user, password, drop);
+    // No key yet, so the gate must write one (a fleet that has its key only reads it: fleet-nonces.test.ts).
+    await redis.command('DEL', 'jitgate:dpop-nonce-key');
     const r = await runCli(['serve', '-c', await configFor(`acl-${user}`, user, password)]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/^jitgate serve: dpop\.use_nonce: could not set and read the fleet's DPoP nonce key jitgate:dpop-nonce-key in Redis \(NOPERM .*\); the Redis user needs \+set and \+get on it\n?$/);

@@ -133,3 +133,67 @@ describe('a live set that comes back with fewer entries', () => {
     expect(built.gate.readiness().ready).toBe(true);
   });
 });
+
+describe('Redis loses entries without the log showing it (a review of 2026-12-06)', () => {
+  const late = async (prefix: string, jti: string) => reason(await fleet.gate({ prefix }), jti);
+
+  it('the live set deleted, no reconnect: the running gate counts it short, writes its entries back, and a gate started later refuses them', async () => {
+    const prefix = 'del-live:';
+    const k = redisKeys(prefix);
+    const g = await fleet.gate({ prefix });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'kept-1', exp: undefined }]);
+    await redis.command('DEL', k.live);
+    // Counted every 5 s against what the gate holds; the reload writes back.
+    await until(async () => Number(await redis.command('ZCARD', k.live)) === 1, 8000);
+    expect(logged(g.logs, 'redis revocation log was reset').length).toBeGreaterThan(0);
+    expect(await late(prefix, 'kept-1')).toBe('revoked');
+  });
+
+  it('FLUSHALL, then one new revocation before the gate looks (a log that looks unchanged): the older ones are written back', async () => {
+    const prefix = 'flush-then-write:';
+    const k = redisKeys(prefix);
+    const g = await fleet.gate({ prefix });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'old-1', exp: undefined }]);
+    await redis.command('DEL', k.live, k.log); // FLUSHALL, for this prefix alone (other tests share the server)
+    await brokerRevoke(prefix, 'new-1');
+    await until(async () => Number(await redis.command('ZCARD', k.live)) === 2, 8000);
+    expect(await reason(g, 'old-1')).toBe('revoked');
+    expect(await reason(g, 'new-1')).toBe('revoked');
+    expect(await late(prefix, 'old-1')).toBe('revoked');
+  });
+
+  it('a live set holding only a malformed member: gates stay connected and ready, keep what they hold and write it back', async () => {
+    const prefix = 'only-garbage:';
+    const k = redisKeys(prefix);
+    const g = await fleet.gate({ prefix });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'kept-2', exp: undefined }]);
+    await redis.command('EVAL', `redis.call('DEL', KEYS[1], KEYS[2]); return redis.call('ZADD', KEYS[1], '+inf', 'garbage')`, '2', k.live, k.log);
+    await until(async () => Number(await redis.command('ZCARD', k.live)) === 2, 8000);
+    expect(await reason(g, 'kept-2')).toBe('revoked');
+    expect(g.gate.readiness().ready).toBe(true);
+    // It used to throw on the load and reconnect in a loop (412 reconnects in 33 s in the review).
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(logged(g.logs, 'redis connection lost').length).toBe(0);
+    const fresh = await fleet.gate({ prefix });
+    expect(fresh.gate.readiness().ready).toBe(true);
+    expect(await reason(fresh, 'kept-2')).toBe('revoked');
+  }, 20_000);
+});
+
+describe('the sweep on a Redis at maxmemory (noeviction, as docs/fleet.md recommends)', () => {
+  it('still deletes expired entries, which is what frees Redis (a MULTI holding writes is refused there)', async () => {
+    const lone = await startRedis(['--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
+    fleet.defer(() => lone.remove());
+    const prefix = 'full:';
+    const k = redisKeys(prefix);
+    const g = await fleet.gate({ prefix, redis: { url: lone.url } });
+    const exp = now() + 2;
+    for (let i = 0; i < 4; i++) await g.gate.fleet!.writer.write(Array.from({ length: 500 }, (_, j) => ({ kind: 'jti' as const, jti: `full-${i}-${j}-${'x'.repeat(40)}`, exp })));
+    expect(Number(await lone.command('ZCARD', k.live))).toBe(2000);
+    const used = Number(/used_memory:(\d+)/.exec(String(await lone.command('INFO', 'memory')))![1]);
+    await lone.command('CONFIG', 'SET', 'maxmemory', String(used - 100_000));
+    await expect(lone.command('SET', 'probe', 'x')).rejects.toThrow(/OOM/);
+    // exp + the test gates' 1 s tolerance, then the next sweep.
+    await until(async () => Number(await lone.command('ZCARD', k.live)) === 0, 10_000);
+  }, 20_000);
+});
