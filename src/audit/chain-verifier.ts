@@ -40,7 +40,7 @@ import { verifyCheckpoint } from '../observability/audit-checkpoint.ts';
 import { GENESIS } from '../observability/audit-chain.ts';
 import { MAX_LINE_BYTES } from './line-reader.ts';
 import { hasDuplicateKeys } from '../core/json-duplicates.ts';
-import { hasReaderLineBreak, looksLikeAudit, textLooksLikeAudit } from './line-shape.ts';
+import { looksLikeAudit, splitsIntoAudit, suspectLine } from './line-shape.ts';
 
 export interface Location {
   readonly file: string;
@@ -87,6 +87,8 @@ const KEEP = 50;
  */
 export const MAX_CHAINS = 4096;
 export const MAX_RUNS = 65_536;
+/** Worker chains over all runs (each run holds the ids of the chains seen in it). */
+export const MAX_RUN_CHAINS = 1_000_000;
 
 export interface VerifyOptions {
   /** A chain may begin after seq 0 (a rotated file checked without its predecessors): a note, not broken. */
@@ -113,9 +115,10 @@ export class ChainVerifier {
   checkpointsValid = 0;
   unchainedBeforeChain = 0;
   /** A line that reads as an audit line but does not parse, waiting for the next line's verdict. */
-  #torn: Location | undefined;
-  /** Chain lines and runs past MAX_CHAINS / MAX_RUNS (reported once). */
+  #torn: (Location & { why: string }) | undefined;
+  /** Chain lines and runs past MAX_CHAINS / MAX_RUNS / MAX_RUN_CHAINS (reported once). */
   #overflow = 0;
+  #runChains = 0;
 
   /** `keys`: public Ed25519 keys by kid (audit-checkpoint.ts checkpointKeys); checkpoints are then verified. */
   constructor(keys?: ReadonlyMap<string, KeyObject>, options: VerifyOptions = {}) {
@@ -156,29 +159,29 @@ export class ChainVerifier {
     if (torn !== undefined) this.#settleTorn(torn, file === torn.file ? v : undefined);
     if (v === undefined) {
       this.nonJson++;
-      const auditLike = textLooksLikeAudit(text);
-      if (last) this.#tornTail({ file, line }, auditLike);
-      else if (auditLike) this.#torn = { file, line }; // judged by the next line: a torn line the gate ended?
+      const why = suspectLine(bytes, text, undefined) ?? (splitsIntoAudit(text) ? 'a character some readers end lines at (CR, U+2028, …) and an audit key after it' : undefined);
+      if (last) this.#tornTail({ file, line }, why !== undefined);
+      else if (why !== undefined) this.#torn = { file, line, why }; // judged by the next line: a torn line the gate ended?
       else this.#note({ file, line }, 'not a JSON line; skipped (not part of the chain)');
       return;
     }
-    const auditText = textLooksLikeAudit(text);
-    if (auditText) {
+    const seq = v.seq;
+    const chainShaped = Number.isSafeInteger(seq) && typeof v.prev === 'string' && v.type === 'audit';
+    // Not a chain line: skipped only when no reader could find an audit record in it (line-shape.ts).
+    const why = chainShaped || looksLikeAudit(v) ? undefined : suspectLine(bytes, text, v);
+    if (chainShaped || looksLikeAudit(v) || why !== undefined) {
       const repeated = repeatedKey(text, v);
       if (repeated !== undefined) {
         this.#broken({ file, line }, repeated === 'deep' ? 'a line nested too deeply to check for repeated keys: the gate never writes one (forged)' : 'a key appears twice in this line: JSON readers disagree on which one counts (forged)');
         return;
       }
     }
-    const seq = v.seq;
-    if (!Number.isSafeInteger(seq) || typeof v.prev !== 'string' || v.type !== 'audit') {
+    if (!chainShaped) {
       if (looksLikeAudit(v)) this.#unchained({ file, line }, 'an audit line without seq/prev inside the chain: inserted, or written by a gate without log.audit_chain');
-      else if (auditText && hasReaderLineBreak(text)) {
-        this.#unchained({ file, line }, 'a line holding a character some readers end lines at (CR, U+2028, …) and an audit record after it: inserted');
-      }
+      else if (why !== undefined) this.#unchained({ file, line }, `a line that is not a chain line but holds ${why}: inserted`);
       return;
     }
-    this.#chainLine(v, seq as number, v.prev, bytes, text, { file, line, seq: seq as number, chain: typeof v.chain === 'string' ? v.chain : undefined });
+    this.#chainLine(v, seq as number, v.prev as string, bytes, text, { file, line, seq: seq as number, chain: typeof v.chain === 'string' ? v.chain : undefined });
   }
 
   /**
@@ -186,13 +189,13 @@ export class ChainVerifier {
    * line of a crashed gate: then the restarted gate's chain_start, the very next line, says it ended
    * it. Even so nothing vouches for its content (with keys: not vouched; without: a note).
    */
-  #settleTorn(at: Location, next: Record<string, unknown> | undefined): void {
+  #settleTorn(at: Location & { why: string }, next: Record<string, unknown> | undefined): void {
     if (next?.type === 'audit' && next.event === 'chain_start' && next.ended_torn_line === true) {
       const message = 'a torn line (a write cut short by a crash), ended by the restarted gate on the next line; not checked';
       if (this.#keys === undefined) this.#note(at, message);
       else this.#notVouched({ ...at, message: `${message}, so nothing vouches for it` });
     } else {
-      this.#unchained(at, 'a line that reads as an audit line but is not exactly one JSON object (a BOM before it, bytes after it, or damage)');
+      this.#unchained(at, `a line that reads as an audit line but is not exactly one JSON object (a BOM before it, bytes after it, a record spread over lines, or damage): ${at.why}`);
     }
   }
 
@@ -288,6 +291,12 @@ export class ChainVerifier {
       this.#runOf.delete(id);
       return;
     }
+    if (workers > MAX_CHAINS) {
+      // A 590-byte file naming 2^53 workers once made the run check list every one of them (out of memory).
+      this.#broken(at, `a cluster run naming ${workers} workers: no gate starts more than ${MAX_CHAINS}`);
+      this.#runOf.delete(id);
+      return;
+    }
     let r = this.#runs.get(run);
     if (r === undefined) {
       if (this.#runs.size >= MAX_RUNS) {
@@ -297,7 +306,15 @@ export class ChainVerifier {
       }
       this.#runs.set(run, (r = { workers, chains: new Set(), at, final: undefined }));
     }
-    r.chains.add(id);
+    if (!r.chains.has(id)) {
+      if (this.#runChains >= MAX_RUN_CHAINS) {
+        if (this.#overflow++ === 0) this.#broken(at, `more than ${MAX_RUN_CHAINS} worker chains over all cluster runs: not a log a gate wrote; further ones are not checked`);
+        this.#runOf.delete(id);
+        return;
+      }
+      this.#runChains++;
+      r.chains.add(id);
+    }
     this.#runOf.set(id, run);
   }
 
@@ -310,11 +327,15 @@ export class ChainVerifier {
     for (const [id, r] of this.#runs) {
       if (r.final === undefined) continue;
       const missing: string[] = [];
-      for (let i = 1; i <= r.workers; i++) if (!r.chains.has(`w${i}`)) missing.push(`w${i}`);
-      if (missing.length === 0) continue;
+      let count = 0;
+      for (let i = 1; i <= r.workers; i++) {
+        if (r.chains.has(`w${i}`)) continue;
+        if (count++ < 10) missing.push(`w${i}`);
+      }
+      if (count === 0) continue;
       this.#broken(
         r.at,
-        `cluster run ${id} started ${r.workers} workers and stopped gracefully (a final checkpoint at line ${r.final.line}), but chain ${missing.join(', ')} has no chain_start in it: that worker's lines of this run were removed`,
+        `cluster run ${id} started ${r.workers} workers and stopped gracefully (a final checkpoint at line ${r.final.line}), but chain ${missing.join(', ')}${count > missing.length ? ` and ${count - missing.length} more` : ''} has no chain_start in it: that worker's lines of this run were removed`,
       );
     }
   }
@@ -335,12 +356,11 @@ export class ChainVerifier {
       this.#broken(at, 'a checkpoint line holding more or other than what its signature covers (fields added or edited)');
       return;
     }
-    if (final) {
-      const run = this.#runs.get(this.#runOf.get(at.chain ?? '') ?? '');
-      if (run !== undefined) run.final ??= at;
-    }
     const keys = this.#keys;
-    if (keys === undefined) return;
+    if (keys === undefined) {
+      if (final) this.#finalOfRun(at);
+      return;
+    }
     const key = keys.get(kid ?? '') ?? (keys.size === 1 && kid === undefined ? [...keys.values()][0] : undefined);
     if (key === undefined) {
       this.#broken(at, `a checkpoint signed by kid ${JSON.stringify(kid ?? '')}, which is not in the JWKS given`);
@@ -354,6 +374,14 @@ export class ChainVerifier {
     s.vouched = at;
     s.unvouched = 0;
     s.final = final;
+    // With keys, only a final checkpoint whose signature verified says the run stopped gracefully.
+    if (final) this.#finalOfRun(at);
+  }
+
+  /** A final checkpoint of a cluster run's chain: that run stopped gracefully, so every worker had started. */
+  #finalOfRun(at: Location): void {
+    const run = this.#runs.get(this.#runOf.get(at.chain ?? '') ?? '');
+    if (run !== undefined) run.final ??= at;
   }
 
   /** Call after the last line of the last file. */

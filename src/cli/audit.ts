@@ -10,7 +10,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { ChainVerifier, type Finding } from '../audit/chain-verifier.ts';
-import { readLines } from '../audit/line-reader.ts';
+import { MAX_LINE_BYTES, readLines } from '../audit/line-reader.ts';
 import { checkpointKeys } from '../observability/audit-checkpoint.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 
@@ -51,7 +51,9 @@ async function verifyFiles(files: readonly string[], v: ChainVerifier): Promise<
   const tty = process.stderr.isTTY === true;
   let done = 0;
   let shown = 0;
-  for (const file of files) {
+  let carry: { bytes: Buffer; tooLong: boolean; file: string; n: number } | undefined;
+  for (const [i, file] of files.entries()) {
+    const lastFile = i === files.length - 1;
     const progress = !tty
       ? undefined
       : (bytes: number): void => {
@@ -64,8 +66,21 @@ async function verifyFiles(files: readonly string[], v: ChainVerifier): Promise<
             process.stderr.write(`\rchecking ${file}: ${(done / 1048576).toFixed(0)}${of}`);
           }
         };
-    for await (const l of readLines(file, progress)) v.line(l.bytes, file, l.n, l.torn, l.tooLong);
+    for await (const l of readLines(file, progress)) {
+      let { bytes, tooLong } = l;
+      let at = { file, n: l.n };
+      if (carry !== undefined) {
+        // The files are one log: a line the previous file ended without its newline goes on here, as `cat` joins it.
+        at = { file: carry.file, n: carry.n };
+        tooLong ||= carry.tooLong || carry.bytes.length + bytes.length > MAX_LINE_BYTES;
+        bytes = tooLong ? Buffer.alloc(0) : Buffer.concat([carry.bytes, bytes]);
+        carry = undefined;
+      }
+      if (l.torn && !lastFile) carry = { bytes, tooLong, ...at };
+      else v.line(bytes, at.file, at.n, l.torn, tooLong);
+    }
   }
+  if (carry !== undefined) v.line(carry.bytes, carry.file, carry.n, true, carry.tooLong);
   if (tty) process.stderr.write('\r\x1b[K');
   v.end();
 }

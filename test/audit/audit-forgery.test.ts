@@ -24,7 +24,7 @@ let lines: string[];
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 const text = (ls: string[]): string => `${ls.join('\n')}\n`;
 
-async function verify(name: string, content: string, withKeys = true) {
+async function verify(name: string, content: string | Buffer, withKeys = true) {
   const file = join(dir, name);
   await writeFile(file, content);
   return { file, ...(await runCli(['audit', 'verify', file, ...(withKeys ? ['--jwks', jwks] : [])])) };
@@ -172,11 +172,68 @@ describe('lines the verifier used to skip or half-check', () => {
     ['a BOM, then a record with escaped keys', `\uFEFF${escaped('/admin/secrets')}`, 'a line that reads as an audit line but is not exactly one JSON object'],
     ['a log line, a CR, then a record with escaped keys (a CR-splitting reader reads it)', `{"level":"info","msg":"stopped"}\r${escaped('/admin/secrets')}`, 'a line that reads as an audit line but is not exactly one JSON object'],
     ['a log line, U+2028, then a record', `{"level":"info","msg":"x"}\u2028${JSON.stringify(decision('/x'))}`, 'a line that reads as an audit line but is not exactly one JSON object'],
-    ['a log line whose message holds U+2028 and a record (kept conservative: JSON allows U+2028 raw in a string)', JSON.stringify({ level: 'info', msg: `x\u2028${JSON.stringify(decision('/x'))}` }), 'a line holding a character some readers end lines at'],
+    // The second round (the same afternoon), with the source: each read as an allow by some reader.
+    ['keys in other case (Go matches keys case-insensitively)', JSON.stringify(decision('/x')).replace('"type"', '"Type"').replace('"decision"', '"Decision"'), 'a line that is not a chain line but holds audit fields'],
+    ['a key with U+017F (Go folds ſ to s)', JSON.stringify(decision('/x')).replace('"type"', '"TYPE"').replace('"decision"', '"deci\u017fion"'), 'a line that is not a chain line but holds audit fields'],
+    ['a record nested in a log line (grep, jq ..)', JSON.stringify({ level: 'info', msg: 'x', rec: decision('/x') }), 'a line that is not a chain line but holds audit fields'],
   ])('case=%s inserted → BROKEN at that line, also without keys', async (_name, line, message) => {
     const r = await verify('skipped.log', text(insertAt(line)), false);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${mid() + 1}: ${message}`);
+  });
+
+  it('case=genuine log lines that quote JSON with audit keys inside a string (an excerpt, a message), with U+2028 or a repeated bound key → still intact', async () => {
+    const quoting = [
+      JSON.stringify({ level: 'warn', time: 1, pid: 1, component: 'revocation', component2: 'x', problem: 'member "{\\"seq\\":1,\\"decision\\":\\"allow\\"}": not an entry', msg: 'redis revocation member skipped (malformed)' }),
+      JSON.stringify({ level: 'warn', time: 1, pid: 1, msg: `upstream said \u2028${JSON.stringify(decision('/x'))}` }),
+      '{"level":40,"time":1,"pid":1,"component":"revocation","component":"x","problem":"entry {\\"seq\\":1} refused","msg":"revocation reload refused"}',
+      JSON.stringify({ level: 'error', time: 1, pid: 1, err: { type: 'Error', message: 'boom', stack: 'Error: boom' }, msg: 'decision failed; refusing the request' }),
+    ];
+    const r = await verify('quoting.log', text([...lines.slice(0, mid()), ...quoting, ...lines.slice(mid())]));
+    expect(r.stdout).not.toContain('BROKEN');
+    expect(r.code).toBe(0);
+  });
+
+  it('case=a record spread over three lines (jq, Go json.Decoder and Python raw_decode read a stream of values) → BROKEN at its first line', async () => {
+    const record = JSON.stringify(decision('/admin/secrets'));
+    const spread = record.replace('"type":', '"type"\n:').replace('"decision":', '"decision"\n:').split('\n');
+    expect(spread).toHaveLength(3);
+    const r = await verify('spread.log', text([...lines.slice(0, mid()), ...spread, ...lines.slice(mid())]), false);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${mid() + 1}: a line that reads as an audit line but is not exactly one JSON object`);
+  });
+
+  it('case=a record in UTF-16BE (json.loads of the line\'s bytes reads it), or with bytes that are not UTF-8 in its keys → BROKEN', async () => {
+    const record = JSON.stringify(decision('/admin/secrets'));
+    const utf16 = Buffer.from(record, 'utf16le').swap16();
+    const before = Buffer.from(text(lines.slice(0, mid())));
+    const after = Buffer.from(text(lines.slice(mid())));
+    // The record's own last byte is 0x00 before the 0x0a that ends the line: the NUL is in the line.
+    const r = await verify('utf16.log', Buffer.concat([before, utf16, Buffer.from([0x00, 0x0a]), after]), false);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${mid() + 1}:`);
+    const bad = Buffer.from(record.replace('"type"', '"ty\u00ffpe"').replace('"decision"', '"deci\u00ffsion"'), 'latin1');
+    const r2 = await verify('latin1.log', Buffer.concat([before, bad, Buffer.from('\n'), after]), false);
+    expect(r2.code).toBe(1);
+    expect(r2.stdout).toContain(`BROKEN: first broken line ${r2.file}:${mid() + 1}: a line that is not a chain line but holds bytes that are not UTF-8`);
+  });
+
+  it('case=a record cut across rotated files (cat A B C reads it whole) → the files are read as one log: BROKEN where it starts', async () => {
+    const record = JSON.stringify(decision('/admin/secrets'));
+    const a = `${text(lines.slice(0, mid()))}${record.slice(0, record.indexOf('"type"') + 3)}`;
+    const b = record.slice(record.indexOf('"type"') + 3, record.indexOf('"decision"') + 5);
+    const c = `${record.slice(record.indexOf('"decision"') + 5)}\n${text(lines.slice(mid()))}`;
+    await writeFile(join(dir, 'split.A'), a);
+    await writeFile(join(dir, 'split.B'), b);
+    await writeFile(join(dir, 'split.C'), c);
+    const r = await runCli(['audit', 'verify', join(dir, 'split.A'), join(dir, 'split.B'), join(dir, 'split.C'), '--jwks', jwks]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'split.A')}:${mid() + 1}: an audit line without seq/prev`);
+    // A genuine log rotated mid-line (copytruncate can cut there) still verifies as one.
+    const cut = text(lines).length - 40;
+    await writeFile(join(dir, 'rot.1'), text(lines).slice(0, cut));
+    await writeFile(join(dir, 'rot.2'), text(lines).slice(cut));
+    expect((await runCli(['audit', 'verify', join(dir, 'rot.1'), join(dir, 'rot.2'), '--jwks', jwks])).code).toBe(0);
   });
 
   it('case=after the final checkpoint, a record with no newline: whole (space-led) → BROKEN; torn → NOT VOUCHED with keys, a note without', async () => {

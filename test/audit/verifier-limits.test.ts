@@ -5,7 +5,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainVerifier, MAX_CHAINS, MAX_RUNS } from '../../src/audit/chain-verifier.ts';
 import { GENESIS } from '../../src/observability/audit-chain.ts';
@@ -40,6 +40,25 @@ describe('bounded state', () => {
     v.end();
     expect(v.brokenCount).toBe(1);
     expect(v.broken[0]!.message).toContain(`beyond the ${MAX_RUNS}th`);
+  });
+
+  it('case=a run naming 2^53 workers with a final checkpoint → BROKEN at once, not a list of every missing worker (it ran out of memory)', () => {
+    const v = new ChainVerifier();
+    v.line(start('w1', { run: 'a'.repeat(16), workers: Number.MAX_SAFE_INTEGER }), 'f', 1);
+    v.end();
+    expect(v.broken[0]!.message).toContain(`naming ${Number.MAX_SAFE_INTEGER} workers`);
+  });
+
+  it('case=a gracefully stopped run missing many workers → one finding naming ten of them and the count', () => {
+    const v = new ChainVerifier();
+    const run = 'b'.repeat(16);
+    v.line(start('w1', { run, workers: 40 }), 'f', 1);
+    const cp = { level: 'info', time: '2026-12-06T10:00:00.000Z', pid: 1, type: 'audit', event: 'checkpoint', checkpoint: { seq: 0, hash: '', time: '2026-12-06T10:00:00.000Z', final: true, sig: 'x' }, chain: 'w1', seq: 1, prev: '' };
+    const first = start('w1', { run, workers: 40 });
+    const prev = createHash('sha256').update(first).digest('hex');
+    v.line(JSON.stringify({ ...cp, checkpoint: { ...cp.checkpoint, hash: prev }, prev }), 'f', 2);
+    v.end();
+    expect(v.broken.map((b) => b.message)).toEqual([expect.stringMatching(/chain w2, w3, .*, w11 and 29 more has no chain_start/)]);
   });
 
   it('case=a line nested a million levels deep → BROKEN saying so, not "a key appears twice"', () => {
