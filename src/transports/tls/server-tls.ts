@@ -128,7 +128,10 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
   const refuse = (socket: Socket, err: string, code: string | undefined, msg: string): void => {
     socket.destroy();
     failures?.inc();
-    if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err, code }, msg);
+    // The certificate verification's own reason (CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE…):
+    // node reports a refused client certificate as "socket hang up", and keeps the reason on the socket.
+    const verify = (socket as TLSSocket).authorizationError;
+    if (logger.isLevelEnabled('debug')) logger.debug({ listener: name, err, code, ...(verify === undefined || verify === null ? {} : { verify: String((verify as Error).message ?? verify) }) }, msg);
   };
   // Prepended: node:https's own listener passes the error on to `clientError`, which must find the
   // socket already gone rather than answer in plain text.
