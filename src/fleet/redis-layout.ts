@@ -8,6 +8,10 @@
  *   jitgate:revocations:log   stream, field `entry` = the same JSON. The change log gates follow
  *                             with XREAD; trimmed to the last few seconds (a gate that falls
  *                             further behind resyncs from the sorted set).
+ *   jitgate:revocations:epoch string, SET NX by the first gate to load the set: 16 random bytes.
+ *                             Gone or changed means Redis lost its data (FLUSHALL, a restart
+ *                             without persistence): every gate that sees it reloads and writes
+ *                             back what it holds (redis-source.ts).
  *   jitgate:dpop:<jkt>:<h>    string, SET NX PX: a used DPoP proof; h = base64url(sha256(jti)).
  *   jitgate:dpop-nonce-key    string, SET NX once by the first gate with dpop.use_nonce: 32 random
  *                             bytes, base64url. Every gate on the prefix derives the same DPoP
@@ -28,13 +32,14 @@ import { entryToJson } from '../revocation/journal.ts';
 export interface RedisKeys {
   readonly live: string;
   readonly log: string;
+  readonly epoch: string;
   readonly dpopPrefix: string;
   readonly nonceKey: string;
   readonly anomalyPrefix: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
-  return { live: `${prefix}revocations`, log: `${prefix}revocations:log`, dpopPrefix: `${prefix}dpop:`, nonceKey: `${prefix}dpop-nonce-key`, anomalyPrefix: `${prefix}anomaly:` };
+  return { live: `${prefix}revocations`, log: `${prefix}revocations:log`, epoch: `${prefix}revocations:epoch`, dpopPrefix: `${prefix}dpop:`, nonceKey: `${prefix}dpop-nonce-key`, anomalyPrefix: `${prefix}anomaly:` };
 }
 
 /** The stream field that holds an entry. */

@@ -1,9 +1,9 @@
 /**
  * Revocation entries shared through Redis (SPEC §9, `revocation.redis: true`), as a RevocationSource.
  *
- * On every new connection (the first and each reconnect) the source resyncs: one MULTI reads the
- * change log's last id and the whole live set, so the snapshot and the point to follow from are
- * the same instant; the new index is swapped in whole. Then it follows the log with
+ * On every new connection (the first and each reconnect) the source resyncs: it reads the change
+ * log's last id, then the whole live set (pipelined, in that order), so nothing written meanwhile
+ * is missed; the new index is swapped in whole. Then it follows the log with
  * `XREAD BLOCK 1000` from that id on a connection of its own, applying each record as it comes.
  * Pub/sub would lose what is published while a gate is away; the log plus a resync loses nothing.
  * The log is trimmed to a few seconds (src/fleet/redis-sweeper.ts), so a follower that did not
@@ -26,6 +26,7 @@
  * reported; a live set holding only malformed members keeps the previous index (SPEC §5) and gets
  * it written back.
  */
+import { randomBytes } from 'node:crypto';
 import { REDIS_FOLLOW_BLOCK_MS } from '../config/schema.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { parseEntry, type LineError, type RevocationEntry } from '../revocation/entries.ts';
@@ -110,7 +111,10 @@ export class RedisRevocationSource implements RevocationSource {
   /** XINFO's entries-added at the last check since the last resync. */
   #seenAdded: number | undefined;
   #problem: string | undefined;
-  #epoch = 0;
+  /** The session counter: a session whose number is no longer this one stops. */
+  #sessionNo = 0;
+  /** The value of the fleet's data marker at the last load (keys.epoch), when Redis let it be read. */
+  #marker: string | undefined;
   #stopped = false;
   #prune: NodeJS.Timeout | undefined;
   #firstSync: (() => void) | undefined;
@@ -164,15 +168,15 @@ export class RedisRevocationSource implements RevocationSource {
 
   stop(): void {
     this.#stopped = true;
-    this.#epoch++;
+    this.#sessionNo++;
     if (this.#prune !== undefined) clearInterval(this.#prune);
     this.#link.stop();
   }
 
   /** One connection's life: resync, then follow until something fails. */
   async #session(client: RedisClient): Promise<void> {
-    const epoch = ++this.#epoch;
-    const live = (): boolean => epoch === this.#epoch && !this.#stopped;
+    const session = ++this.#sessionNo;
+    const live = (): boolean => session === this.#sessionNo && !this.#stopped;
     let needResync = true;
     let lastReadAt = 0;
     let checkedAt = 0;
@@ -234,8 +238,12 @@ export class RedisRevocationSource implements RevocationSource {
     const lineErrors: LineError[] = [];
     let restoreError: Error | undefined;
     try {
+      // The log's last id, then the set, pipelined on one connection (Redis runs them in that order):
+      // an entry written in between is in the set and after that id in the log, applied twice at
+      // worst, never missed. Not a MULTI: Redis at maxmemory under noeviction refuses a MULTI even of
+      // reads, and every gate would then stop syncing (a review of 2026-12-06).
       const [last, members] = (await withDeadline(
-        client.multi().addCommand(['XREVRANGE', keys.log, '+', '-', 'COUNT', '1']).addCommand(['ZRANGE', keys.live, '0', '-1']).exec(),
+        Promise.all([client.sendCommand(['XREVRANGE', keys.log, '+', '-', 'COUNT', '1']), client.sendCommand(['ZRANGE', keys.live, '0', '-1'])]),
         Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs),
         'resync',
       )) as unknown as [StreamRecord[], string[]];
@@ -277,6 +285,7 @@ export class RedisRevocationSource implements RevocationSource {
     }
     // The load stands, but a connection that timed out on the write-back cannot be trusted to follow.
     if (restoreError !== undefined && !isErrorReply(restoreError)) throw restoreError;
+    await this.#markEpoch(client);
     this.#firstSync?.();
     this.#firstSync = undefined;
   }
@@ -292,9 +301,20 @@ export class RedisRevocationSource implements RevocationSource {
     const floor = Math.floor(this.#clock.nowMs() / 1000) - this.#o.toleranceSec + LOSS_SLACK_S;
     const held = this.#index.countExpiringAfter(floor);
     if (held === 0) return undefined;
+    const { keys } = this.#o;
     let inRedis: number;
     try {
-      inRedis = Number(await withDeadline(client.sendCommand(['ZCOUNT', this.#o.keys.live, `(${floor}`, '+inf']), this.#o.commandTimeoutMs, 'ZCOUNT'));
+      const [count, epoch] = await withDeadline(
+        Promise.all([client.sendCommand(['ZCOUNT', keys.live, `(${floor}`, '+inf']), this.#marker === undefined ? undefined : client.sendCommand(['GET', keys.epoch])]),
+        this.#o.commandTimeoutMs,
+        'ZCOUNT',
+      );
+      // The marker goes with the data: counts can be fooled (duplicate or malformed members written
+      // after a FLUSHALL), a FLUSHALL or an empty restart cannot leave the marker in place.
+      if (this.#marker !== undefined && (epoch as unknown) !== this.#marker) {
+        return `${keys.epoch} ${epoch === null ? 'is gone' : 'changed'}: Redis lost its data (FLUSHALL, a restart without persistence)`;
+      }
+      inRedis = Number(count);
     } catch (caught) {
       const err = plainReply(caught);
       if (!isErrorReply(err)) throw err;
@@ -305,6 +325,27 @@ export class RedisRevocationSource implements RevocationSource {
     }
     if (inRedis >= held) return undefined;
     return `${this.#o.keys.live} holds ${inRedis} entries valid past ${new Date(floor * 1000).toISOString()}, this gate ${held}: entries were deleted or lost (FLUSHALL, a restart without persistence, DEL)`;
+  }
+
+  /**
+   * After a load: the fleet's data marker (SET NX, then GET: the first gate's value wins). A Redis
+   * refusing the write (maxmemory, a read-only replica, a user without +set) leaves the marker as it
+   * is, and no marker means no marker check, never a failure.
+   */
+  async #markEpoch(client: RedisClient): Promise<void> {
+    const { keys } = this.#o;
+    try {
+      const [, value] = await withDeadline(
+        Promise.all([client.sendCommand(['SET', keys.epoch, randomBytes(16).toString('base64url'), 'NX']).catch((e: unknown) => e), client.sendCommand(['GET', keys.epoch])]),
+        this.#o.commandTimeoutMs,
+        'epoch',
+      );
+      this.#marker = typeof value === 'string' ? value : undefined;
+    } catch (caught) {
+      const err = plainReply(caught);
+      if (!isErrorReply(err)) throw err;
+      this.#marker = undefined;
+    }
   }
 
   /** Why the log is not the one read so far (XINFO STREAM), or undefined. Other error replies throw. */

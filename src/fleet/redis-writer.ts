@@ -18,12 +18,13 @@ export function writeEntries(client: RedisClient, keys: RedisKeys, entries: read
 }
 
 /**
- * Puts entries back into the live set only (no log record: the gates that follow the log already
- * hold them, or reload the live set). Used by a gate whose load found Redis missing entries it
- * holds (redis-source.ts). Idempotent: the member is the entry's fixed-order JSON.
+ * Puts entries back: a gate whose load found Redis missing entries it holds (redis-source.ts). Into
+ * the log too: a gate that started while they were missing loaded a set without them and only
+ * follows the log from then on (it used to be ZADD only, and such a gate never learned them).
+ * Idempotent: the member is the entry's fixed-order JSON, and applying a record twice changes nothing.
  */
 export async function restoreLive(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[]): Promise<void> {
-  await write(client, keys, entries, false);
+  await write(client, keys, entries, true);
 }
 
 /** ZADD each entry (and XADD it to the change log when `logged`), CHUNK per transaction. */

@@ -134,9 +134,10 @@ describe('a live set that comes back with fewer entries', () => {
   });
 });
 
-describe('Redis loses entries without the log showing it (a review of 2026-12-06)', () => {
-  const late = async (prefix: string, jti: string) => reason(await fleet.gate({ prefix }), jti);
+/** A gate started now on `prefix`: what it says of `jti`. */
+const late = async (prefix: string, jti: string) => reason(await fleet.gate({ prefix }), jti);
 
+describe('Redis loses entries without the log showing it (a review of 2026-12-06)', () => {
   it('the live set deleted, no reconnect: the running gate counts it short, writes its entries back, and a gate started later refuses them', async () => {
     const prefix = 'del-live:';
     const k = redisKeys(prefix);
@@ -177,6 +178,51 @@ describe('Redis loses entries without the log showing it (a review of 2026-12-06
     const fresh = await fleet.gate({ prefix });
     expect(fresh.gate.readiness().ready).toBe(true);
     expect(await reason(fresh, 'kept-2')).toBe('revoked');
+  }, 20_000);
+});
+
+describe('the second look at the same afternoon (a reviewer with the source)', () => {
+  it('FLUSHALL, then duplicate members that make the count look whole: the data marker is gone, so the gate reloads and writes back', async () => {
+    const prefix = 'flush-dup:';
+    const k = redisKeys(prefix);
+    const g = await fleet.gate({ prefix });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'lost-a', exp: undefined }]);
+    await until(async () => (await redis.command('GET', k.epoch)) !== null, 3000);
+    // FLUSHALL for this prefix, then one new jti written twice with two exps: two members, as many as the gate holds keys.
+    await redis.command('DEL', k.live, k.log, k.epoch);
+    const exp = now() + 600;
+    await redis.command('EVAL', `redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]); redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3]); return redis.call('XADD', KEYS[2], '*', 'entry', ARGV[1])`, '2', k.live, k.log, JSON.stringify({ jti: 'dup', exp }), String(exp), JSON.stringify({ jti: 'dup', exp: exp + 60 }), String(exp + 60));
+    await until(async () => ((await redis.command('ZRANGE', k.live, '0', '-1')) as string[]).some((m) => m.includes('lost-a')), 8000);
+    expect(await late(prefix, 'lost-a')).toBe('revoked');
+  });
+
+  it('a gate started while entries were missing learns the write-back (it is logged, not only put back in the set)', async () => {
+    const prefix = 'started-in-gap:';
+    const k = redisKeys(prefix);
+    const g = await fleet.gate({ prefix });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'gap-1', exp: undefined }]);
+    await redis.command('DEL', k.live);
+    const early = await fleet.gate({ prefix });
+    expect(await reason(early, 'gap-1')).toBe('granted'); // loaded the set while the entry was missing
+    await until(async () => (await reason(early, 'gap-1')) === 'revoked', 8000);
+  });
+
+  it('a Redis at maxmemory (noeviction): a reload still reads the set, so gates keep syncing and one started then gets ready', async () => {
+    const lone = await startRedis(['--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
+    fleet.defer(() => lone.remove());
+    const prefix = 'full-reload:';
+    const g = await fleet.gate({ prefix, redis: { url: lone.url }, max_stale: '3s' });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'full-1', exp: undefined }]);
+    const used = Number(/used_memory:(\d+)/.exec(String(await lone.command('INFO', 'memory')))![1]);
+    await lone.command('CONFIG', 'SET', 'maxmemory', String(used - 100_000));
+    await expect(lone.command('SET', 'probe', 'x')).rejects.toThrow(/OOM/);
+    // Every connection dropped: the gate reconnects and reloads (a MULTI, even of reads, is refused there).
+    await lone.command('CLIENT', 'KILL', 'TYPE', 'normal');
+    await new Promise((r) => setTimeout(r, 4000)); // past max_stale: a gate that could not reload would answer 503
+    expect(await reason(g, 'full-1')).toBe('revoked');
+    expect(await reason(g, 'other')).toBe('granted');
+    const fresh = await fleet.gate({ prefix, redis: { url: lone.url } });
+    expect(await reason(fresh, 'full-1')).toBe('revoked');
   }, 20_000);
 });
 
