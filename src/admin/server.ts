@@ -8,6 +8,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { listenHttp, type HttpListener } from '../transports/http-listener.ts';
+import { outsideValidity } from '../core/cert-binding.ts';
+import { clientCertOf } from '../transports/tls/client-cert.ts';
 import { createTlsServer } from '../transports/tls/server-tls.ts';
 import type { AdminSource } from './health.ts';
 import type { AdminRoute } from './revocations-api.ts';
@@ -35,8 +37,21 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
   const log = options.logger.child({ component: 'admin' });
   let listener: HttpListener | undefined;
 
+  const certRequired = options.config.admin.tls?.require_client_cert === true;
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (listener?.draining === true) res.shouldKeepAlive = false;
+    // As on the traffic listener: a required certificate must be valid on every request, not only at
+    // the handshake (a keep-alive connection outlives it; a review of 2026-12-06).
+    if (certRequired) {
+      const cert = clientCertOf(req.socket);
+      const invalid = cert === undefined ? 'cert_required' : outsideValidity(cert, Date.now());
+      if (invalid !== undefined) {
+        res.shouldKeepAlive = false;
+        json(res, 401, { error: 'unauthorized', reason: invalid, message: 'the connection\'s client certificate is not valid now; connect again with a valid one' }, req.method === 'HEAD');
+        return;
+      }
+    }
     if (revocations !== undefined && revocations(req, res)) return;
     const url = req.url ?? '/';
     const q = url.indexOf('?');

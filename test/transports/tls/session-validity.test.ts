@@ -38,7 +38,10 @@ beforeAll(async () => {
   expiresAt = Math.floor((now + LIFETIME_MS) / 1000) * 1000;
   shortLived = await makeLeaf(pki.dir, 'short-lived', 'ca', 'short', `URI:${SPIFFE_A}`, 'clientAuth', [asn1(now - 60_000), asn1(expiresAt)]);
   const tls = (require: boolean) => ({ cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert, require_client_cert: require });
-  strict = await startGateInProcess(upstream.url, (c) => (c.listen.tls = tls(true)));
+  strict = await startGateInProcess(upstream.url, (c) => {
+    c.listen.tls = tls(true);
+    c.admin.tls = tls(true);
+  });
   optional = await startGateInProcess(upstream.url, (c) => (c.listen.tls = tls(false)));
   gates.push(strict, optional);
 }, 60_000);
@@ -96,6 +99,25 @@ function call(g: InProcessGate, token: string, client: CertFiles, opts: { agent?
   });
 }
 
+/** GET /healthz on `g`'s admin listener with `client`'s certificate, on `agent`'s keep-alive connection. */
+function adminCall(g: InProcessGate, client: CertFiles, agent: Agent): Promise<{ status: number; reason: string | undefined; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port: g.running.listeners.admin.port, path: '/healthz', servername: 'localhost', ca: readFileSync(pki.ca.cert), cert: readFileSync(client.cert), key: readFileSync(client.key), agent },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = JSON.parse(Buffer.concat(chunks).toString()) as { reason?: string };
+          resolve({ status: res.statusCode ?? 0, reason: body.reason, connection: res.headers.connection });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 const lastUpstream = () => upstream.requests.at(-1)!;
 const untilExpired = async () => {
   const wait = expiresAt + 300 - Date.now();
@@ -106,6 +128,7 @@ describe('a client certificate that expires after its handshake', () => {
   it('keep-alive: identity headers while valid; after notAfter the strict listener refuses (401 client_cert_expired, connection closed), the optional one forwards without identity', async () => {
     const strictAgent = new Agent({ keepAlive: true, maxSockets: 1 });
     const optionalAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const adminAgent = new Agent({ keepAlive: true, maxSockets: 1 });
     const token = await strict.token({ jti: 'short-keepalive' });
     const token2 = await optional.token({ jti: 'short-keepalive-opt' });
     try {
@@ -115,6 +138,7 @@ describe('a client certificate that expires after its handshake', () => {
       const b = await call(optional, token2, shortLived, { agent: optionalAgent });
       expect(b.status).toBe(200);
       expect(lastUpstream().headers['x-jit-client-cert-sha256']).toBe(shortLived.x5t);
+      expect((await adminCall(strict, shortLived, adminAgent)).status).toBe(200);
       const sessions = { strict: a.session, optional: b.session };
       expect(sessions.strict).toBeDefined();
       expect(sessions.optional).toBeDefined();
@@ -124,6 +148,7 @@ describe('a client certificate that expires after its handshake', () => {
         await new Promise((r) => setTimeout(r, 700));
         expect((await call(strict, token, shortLived, { agent: strictAgent })).status).toBe(200);
         expect((await call(optional, token2, shortLived, { agent: optionalAgent })).status).toBe(200);
+        expect((await adminCall(strict, shortLived, adminAgent)).status).toBe(200);
       }
       await untilExpired();
       const before = upstream.requests.length;
@@ -133,6 +158,10 @@ describe('a client certificate that expires after its handshake', () => {
       // Refused before the token is read (so the line names no jti), naming the certificate that expired.
       await until(() => strict.logs.some((l) => l.type === 'audit' && l.reason === 'client_cert_expired'));
       expect(strict.logs.find((l) => l.type === 'audit' && l.reason === 'client_cert_expired')).toMatchObject({ status: 401, path: '/orders/42', client_cert_sha256: shortLived.x5t });
+
+      // The admin listener with require_client_cert: the same rule on its keep-alive connection.
+      const lateAdmin = await adminCall(strict, shortLived, adminAgent);
+      expect([lateAdmin.status, lateAdmin.reason, lateAdmin.connection]).toEqual([401, 'client_cert_expired', 'close']);
 
       const lateOpt = await call(optional, token2, shortLived, { agent: optionalAgent });
       expect(lateOpt.status).toBe(200);
@@ -156,6 +185,7 @@ describe('a client certificate that expires after its handshake', () => {
     } finally {
       strictAgent.destroy();
       optionalAgent.destroy();
+      adminAgent.destroy();
     }
   }, 30_000);
 });
