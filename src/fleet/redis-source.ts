@@ -51,6 +51,8 @@ const LOSS_CHECK_MS = 5_000;
  * clock, the gate prunes by its own, and the two may differ by a few seconds.
  */
 const LOSS_SLACK_S = 30;
+/** After Redis refused a write-back (an error reply), the loss check rests this long instead of reloading every 5 s. */
+const LOSS_QUIET_MS = 60_000;
 
 export interface ResyncInfo {
   readonly source: string;
@@ -115,6 +117,8 @@ export class RedisRevocationSource implements RevocationSource {
   #sessionNo = 0;
   /** The value of the fleet's data marker at the last load (keys.epoch), when Redis let it be read. */
   #marker: string | undefined;
+  /** No loss check before this (performance.now()): Redis refused the last write-back. */
+  #lossQuietUntil = 0;
   #stopped = false;
   #prune: NodeJS.Timeout | undefined;
   #firstSync: (() => void) | undefined;
@@ -274,6 +278,7 @@ export class RedisRevocationSource implements RevocationSource {
           await withDeadline(restoreLive(client, keys, missing), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'write back');
         } catch (caught) {
           restoreError = plainReply(caught) as Error;
+          if (isErrorReply(restoreError)) this.#lossQuietUntil = performance.now() + LOSS_QUIET_MS;
         }
         this.#problem = `redis ${this.name}: ${missing.length} entries this gate holds were missing from Redis at the load of ${new Date(askedAt).toISOString()}; kept${restoreError === undefined ? ' and written back' : `, not written back (${restoreError.message})`}`;
       } else this.#problem = undefined;
@@ -300,19 +305,24 @@ export class RedisRevocationSource implements RevocationSource {
   async #lossReason(client: RedisClient): Promise<string | undefined> {
     const floor = Math.floor(this.#clock.nowMs() / 1000) - this.#o.toleranceSec + LOSS_SLACK_S;
     const held = this.#index.countExpiringAfter(floor);
-    if (held === 0) return undefined;
+    // Redis refused the last write-back (maxmemory, read-only): reloading every 5 s would not help,
+    // and /readyz already names the missing entries; look again once this quiet time has passed.
+    if (held === 0 || performance.now() < this.#lossQuietUntil) return undefined;
     const { keys } = this.#o;
     let inRedis: number;
     try {
       const [count, epoch] = await withDeadline(
-        Promise.all([client.sendCommand(['ZCOUNT', keys.live, `(${floor}`, '+inf']), this.#marker === undefined ? undefined : client.sendCommand(['GET', keys.epoch])]),
+        // The marker's own error (WRONGTYPE: someone made it a hash) is an answer about the marker, not a
+        // reason to drop the count: it used to discard both, and a deleted set went unseen.
+        Promise.all([client.sendCommand(['ZCOUNT', keys.live, `(${floor}`, '+inf']), this.#marker === undefined ? undefined : client.sendCommand(['GET', keys.epoch]).catch((e: unknown) => e)]),
         this.#o.commandTimeoutMs,
         'ZCOUNT',
       );
       // The marker goes with the data: counts can be fooled (duplicate or malformed members written
       // after a FLUSHALL), a FLUSHALL or an empty restart cannot leave the marker in place.
       if (this.#marker !== undefined && (epoch as unknown) !== this.#marker) {
-        return `${keys.epoch} ${epoch === null ? 'is gone' : 'changed'}: Redis lost its data (FLUSHALL, a restart without persistence)`;
+        const what = epoch === null ? 'is gone' : epoch instanceof Error ? `is not readable (${epoch.message})` : 'changed';
+        return `${keys.epoch} ${what}: Redis lost its data (FLUSHALL, a restart without persistence)`;
       }
       inRedis = Number(count);
     } catch (caught) {

@@ -207,6 +207,36 @@ describe('the second look at the same afternoon (a reviewer with the source)', (
     await until(async () => (await reason(early, 'gap-1')) === 'revoked', 8000);
   });
 
+  it('the marker turned into a hash (WRONGTYPE), then the set deleted: the count still sees it; the gate writes back', async () => {
+    const prefix = 'marker-hash:';
+    const k = redisKeys(prefix);
+    const g = await fleet.gate({ prefix });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'hash-1', exp: undefined }]);
+    await until(async () => (await redis.command('GET', k.epoch)) !== null, 3000);
+    await redis.command('DEL', k.epoch);
+    await redis.command('HSET', k.epoch, 'a', 'b');
+    await redis.command('DEL', k.live);
+    await until(async () => ((await redis.command('ZRANGE', k.live, '0', '-1')) as string[]).some((m) => m.includes('hash-1')), 12_000);
+    expect(await late(prefix, 'hash-1')).toBe('revoked');
+  }, 20_000);
+
+  it('Redis refusing the write-back (maxmemory): one reload, then the loss check rests instead of reloading every 5 s', async () => {
+    const lone = await startRedis(['--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
+    fleet.defer(() => lone.remove());
+    const prefix = 'refused-write-back:';
+    const k = redisKeys(prefix);
+    const g = await fleet.gate({ prefix, redis: { url: lone.url } });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'rw-1', exp: undefined }]);
+    await lone.command('DEL', k.live);
+    const used = Number(/used_memory:(\d+)/.exec(String(await lone.command('INFO', 'memory')))![1]);
+    await lone.command('CONFIG', 'SET', 'maxmemory', String(used - 100_000));
+    await until(() => logged(g.logs, 'held entries missing from redis').length > 0, 8000);
+    await new Promise((r) => setTimeout(r, 11_000)); // two more 5 s checks
+    expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(1);
+    expect(await reason(g, 'rw-1')).toBe('revoked');
+    expect(g.gate.readiness().problems.join('\n')).toMatch(/not written back \(OOM/);
+  }, 30_000);
+
   it('a Redis at maxmemory (noeviction): a reload still reads the set, so gates keep syncing and one started then gets ready', async () => {
     const lone = await startRedis(['--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
     fleet.defer(() => lone.remove());
