@@ -40,7 +40,7 @@ import { verifyCheckpoint } from '../observability/audit-checkpoint.ts';
 import { GENESIS } from '../observability/audit-chain.ts';
 import { MAX_LINE_BYTES } from './line-reader.ts';
 import { hasDuplicateKeys } from '../core/json-duplicates.ts';
-import { looksLikeAudit, splitsIntoAudit, suspectLine } from './line-shape.ts';
+import { looksLikeAudit, suspectLine } from './line-shape.ts';
 
 export interface Location {
   readonly file: string;
@@ -159,7 +159,7 @@ export class ChainVerifier {
     if (torn !== undefined) this.#settleTorn(torn, file === torn.file ? v : undefined);
     if (v === undefined) {
       this.nonJson++;
-      const why = suspectLine(bytes, text, undefined) ?? (splitsIntoAudit(text) ? 'a character some readers end lines at (CR, U+2028, …) and an audit key after it' : undefined);
+      const why = suspectLine(bytes, text, undefined);
       if (last) this.#tornTail({ file, line }, why !== undefined);
       else if (why !== undefined) this.#torn = { file, line, why }; // judged by the next line: a torn line the gate ended?
       else this.#note({ file, line }, 'not a JSON line; skipped (not part of the chain)');

@@ -15,8 +15,9 @@
  *   and JSON quoted inside a string value is a string to every reader;
  * - it does not parse and holds any audit key name or `"audit"` as a JSON string: a stream reader
  *   needs every token whole on one line, so each piece of a spread record carries one;
- * - it holds a raw control character (the gate escapes them all: NUL of UTF-16, CR, VT, FF, FS…) or
- *   NEL, U+2028, U+2029 together with such a name, or bytes that are not UTF-8.
+ * - it does not parse and holds a raw control character (the gate escapes them all: NUL of UTF-16,
+ *   CR, VT, FF, FS…) — a reader splitting it at NEL, U+2028 or U+2029 finds a record only if an audit
+ *   key name is in it, which the rule above already refuses; or it holds bytes that are not UTF-8.
  * Duplicate keys are found by the same check the token parser uses (src/core/json-duplicates.ts).
  */
 import { isUtf8 } from 'node:buffer';
@@ -29,8 +30,6 @@ const AUDIT_TOKEN = /"(?:type|audit|decision|seq|prev|checkpoint)"/;
 const ESCAPE = /\\(?:u([0-9a-fA-F]{4})|([\s\S]))/g;
 /** Raw control characters: never in a line the gate writes (JSON escapes them). */
 const CONTROL = /[\x00-\x1f\x7f]/;
-/** Line ends some reader knows that JSON allows raw inside a string. */
-const UNICODE_LINE_BREAK = /[\x85\u2028\u2029]/;
 
 /** A parsed line that claims to be an audit record (by `type` or by the keys only audit lines have). */
 export function looksLikeAudit(v: Record<string, unknown>): boolean {
@@ -41,7 +40,7 @@ export function looksLikeAudit(v: Record<string, unknown>): boolean {
  * The text as a lenient reader may see it: JSON escapes decoded (one pass: `\\u0061` stays
  * `\u0061`), Unicode's two folds onto ASCII letters of the audit keys (ſ → s, K → k), lower case.
  */
-export function foldedText(text: string): string {
+function foldedText(text: string): string {
   const decoded = text.includes('\\') ? text.replace(ESCAPE, (_m, hex: string | undefined, ch: string) => (hex !== undefined ? String.fromCharCode(parseInt(hex, 16)) : ESCAPE_CHARS[ch] ?? ch)) : text;
   return fold(decoded);
 }
@@ -91,12 +90,4 @@ function auditMember(root: unknown): string | undefined {
 
 function fold(s: string): string {
   return s.replace(/\u017f/g, 's').replace(/\u212a/g, 'k').toLowerCase();
-}
-
-/**
- * A line holding a character some reader ends lines at and, once split there, an audit key name:
- * only for lines that do not parse (a parsed line's members are judged whole above).
- */
-export function splitsIntoAudit(text: string): boolean {
-  return (CONTROL.test(text) || UNICODE_LINE_BREAK.test(text)) && AUDIT_TOKEN.test(foldedText(text));
 }
