@@ -134,15 +134,33 @@ describe('a live set that comes back with fewer entries', () => {
   });
 });
 
+/** A gate on `prefix` that revoked `jti` (no exp) through its own writer, and the prefix's keys. */
+async function gateHolding(prefix: string, jti: string) {
+  const g = await fleet.gate({ prefix });
+  await g.gate.fleet!.writer.write([{ kind: 'jti', jti, exp: undefined }]);
+  return { g, k: redisKeys(prefix) };
+}
+
+/** A redis-server of its own, no persistence, `noeviction` (as docs/fleet.md recommends); removed after the test. */
+async function noevictionRedis(): Promise<RedisServer> {
+  const lone = await startRedis(['--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
+  fleet.defer(() => lone.remove());
+  return lone;
+}
+
+/** `maxmemory` set just below what `r` uses: it refuses every write that needs memory (OOM). */
+async function fillUp(r: RedisServer): Promise<void> {
+  const used = Number(/used_memory:(\d+)/.exec(String(await r.command('INFO', 'memory')))![1]);
+  await r.command('CONFIG', 'SET', 'maxmemory', String(used - 100_000));
+}
+
 /** A gate started now on `prefix`: what it says of `jti`. */
 const late = async (prefix: string, jti: string) => reason(await fleet.gate({ prefix }), jti);
 
 describe('Redis loses entries without the log showing it (a review of 2026-12-06)', () => {
   it('the live set deleted, no reconnect: the running gate counts it short, writes its entries back, and a gate started later refuses them', async () => {
     const prefix = 'del-live:';
-    const k = redisKeys(prefix);
-    const g = await fleet.gate({ prefix });
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'kept-1', exp: undefined }]);
+    const { g, k } = await gateHolding(prefix, 'kept-1');
     await redis.command('DEL', k.live);
     // Counted every 5 s against what the gate holds; the reload writes back.
     await until(async () => Number(await redis.command('ZCARD', k.live)) === 1, 8000);
@@ -152,9 +170,7 @@ describe('Redis loses entries without the log showing it (a review of 2026-12-06
 
   it('FLUSHALL, then one new revocation before the gate looks (a log that looks unchanged): the older ones are written back', async () => {
     const prefix = 'flush-then-write:';
-    const k = redisKeys(prefix);
-    const g = await fleet.gate({ prefix });
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'old-1', exp: undefined }]);
+    const { g, k } = await gateHolding(prefix, 'old-1');
     await redis.command('DEL', k.live, k.log); // FLUSHALL, for this prefix alone (other tests share the server)
     await brokerRevoke(prefix, 'new-1');
     await until(async () => Number(await redis.command('ZCARD', k.live)) === 2, 8000);
@@ -165,9 +181,7 @@ describe('Redis loses entries without the log showing it (a review of 2026-12-06
 
   it('a live set holding only a malformed member: gates stay connected and ready, keep what they hold and write it back', async () => {
     const prefix = 'only-garbage:';
-    const k = redisKeys(prefix);
-    const g = await fleet.gate({ prefix });
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'kept-2', exp: undefined }]);
+    const { g, k } = await gateHolding(prefix, 'kept-2');
     await redis.command('EVAL', `redis.call('DEL', KEYS[1], KEYS[2]); return redis.call('ZADD', KEYS[1], '+inf', 'garbage')`, '2', k.live, k.log);
     await until(async () => Number(await redis.command('ZCARD', k.live)) === 2, 8000);
     expect(await reason(g, 'kept-2')).toBe('revoked');
@@ -184,9 +198,7 @@ describe('Redis loses entries without the log showing it (a review of 2026-12-06
 describe('the second look at the same afternoon (a reviewer with the source)', () => {
   it('FLUSHALL, then duplicate members that make the count look whole: the data marker is gone, so the gate reloads and writes back', async () => {
     const prefix = 'flush-dup:';
-    const k = redisKeys(prefix);
-    const g = await fleet.gate({ prefix });
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'lost-a', exp: undefined }]);
+    const { g, k } = await gateHolding(prefix, 'lost-a');
     await until(async () => (await redis.command('GET', k.epoch)) !== null, 3000);
     // FLUSHALL for this prefix, then one new jti written twice with two exps: two members, as many as the gate holds keys.
     await redis.command('DEL', k.live, k.log, k.epoch);
@@ -198,9 +210,7 @@ describe('the second look at the same afternoon (a reviewer with the source)', (
 
   it('a gate started while entries were missing learns the write-back (it is logged, not only put back in the set)', async () => {
     const prefix = 'started-in-gap:';
-    const k = redisKeys(prefix);
-    const g = await fleet.gate({ prefix });
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'gap-1', exp: undefined }]);
+    const { g, k } = await gateHolding(prefix, 'gap-1');
     await redis.command('DEL', k.live);
     const early = await fleet.gate({ prefix });
     expect(await reason(early, 'gap-1')).toBe('granted'); // loaded the set while the entry was missing
@@ -209,9 +219,7 @@ describe('the second look at the same afternoon (a reviewer with the source)', (
 
   it('the marker turned into a hash (WRONGTYPE), then the set deleted: the count still sees it; the gate writes back', async () => {
     const prefix = 'marker-hash:';
-    const k = redisKeys(prefix);
-    const g = await fleet.gate({ prefix });
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'hash-1', exp: undefined }]);
+    const { g, k } = await gateHolding(prefix, 'hash-1');
     await until(async () => (await redis.command('GET', k.epoch)) !== null, 3000);
     await redis.command('DEL', k.epoch);
     await redis.command('HSET', k.epoch, 'a', 'b');
@@ -221,15 +229,13 @@ describe('the second look at the same afternoon (a reviewer with the source)', (
   }, 20_000);
 
   it('Redis refusing the write-back (maxmemory): one reload, then the loss check rests instead of reloading every 5 s', async () => {
-    const lone = await startRedis(['--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
-    fleet.defer(() => lone.remove());
+    const lone = await noevictionRedis();
     const prefix = 'refused-write-back:';
     const k = redisKeys(prefix);
     const g = await fleet.gate({ prefix, redis: { url: lone.url } });
     await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'rw-1', exp: undefined }]);
     await lone.command('DEL', k.live);
-    const used = Number(/used_memory:(\d+)/.exec(String(await lone.command('INFO', 'memory')))![1]);
-    await lone.command('CONFIG', 'SET', 'maxmemory', String(used - 100_000));
+    await fillUp(lone);
     await until(() => logged(g.logs, 'held entries missing from redis').length > 0, 8000);
     await new Promise((r) => setTimeout(r, 11_000)); // two more 5 s checks
     expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(1);
@@ -238,13 +244,11 @@ describe('the second look at the same afternoon (a reviewer with the source)', (
   }, 30_000);
 
   it('a Redis at maxmemory (noeviction): a reload still reads the set, so gates keep syncing and one started then gets ready', async () => {
-    const lone = await startRedis(['--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
-    fleet.defer(() => lone.remove());
+    const lone = await noevictionRedis();
     const prefix = 'full-reload:';
     const g = await fleet.gate({ prefix, redis: { url: lone.url }, max_stale: '3s' });
     await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'full-1', exp: undefined }]);
-    const used = Number(/used_memory:(\d+)/.exec(String(await lone.command('INFO', 'memory')))![1]);
-    await lone.command('CONFIG', 'SET', 'maxmemory', String(used - 100_000));
+    await fillUp(lone);
     await expect(lone.command('SET', 'probe', 'x')).rejects.toThrow(/OOM/);
     // Every connection dropped: the gate reconnects and reloads (a MULTI, even of reads, is refused there).
     await lone.command('CLIENT', 'KILL', 'TYPE', 'normal');
@@ -258,16 +262,14 @@ describe('the second look at the same afternoon (a reviewer with the source)', (
 
 describe('the sweep on a Redis at maxmemory (noeviction, as docs/fleet.md recommends)', () => {
   it('still deletes expired entries, which is what frees Redis (a MULTI holding writes is refused there)', async () => {
-    const lone = await startRedis(['--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
-    fleet.defer(() => lone.remove());
+    const lone = await noevictionRedis();
     const prefix = 'full:';
     const k = redisKeys(prefix);
     const g = await fleet.gate({ prefix, redis: { url: lone.url } });
     const exp = now() + 2;
     for (let i = 0; i < 4; i++) await g.gate.fleet!.writer.write(Array.from({ length: 500 }, (_, j) => ({ kind: 'jti' as const, jti: `full-${i}-${j}-${'x'.repeat(40)}`, exp })));
     expect(Number(await lone.command('ZCARD', k.live))).toBe(2000);
-    const used = Number(/used_memory:(\d+)/.exec(String(await lone.command('INFO', 'memory')))![1]);
-    await lone.command('CONFIG', 'SET', 'maxmemory', String(used - 100_000));
+    await fillUp(lone);
     await expect(lone.command('SET', 'probe', 'x')).rejects.toThrow(/OOM/);
     // exp + the test gates' 1 s tolerance, then the next sweep.
     await until(async () => Number(await lone.command('ZCARD', k.live)) === 0, 10_000);
