@@ -44,6 +44,7 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
   });
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     if (listener?.draining === true) res.shouldKeepAlive = false;
+    tls?.admit(req, res);
     lanes.admit(req, res, expectContinue);
   };
   server.on('request', onRequest(false));

@@ -11,10 +11,14 @@
  *   `require_client_cert: true` its connection is closed after the handshake, before any request.
  * - Rotation without restart (SPIFFE SVIDs rotate hourly): the three files are polled
  *   (file-reload.ts) and, on a change, a new secure context is swapped in with setSecureContext.
- *   New handshakes use it; established connections keep theirs. A pair that does not load (the
- *   key written before the cert, say) keeps the old context until the next change. The
- *   session-ticket keys are carried over while the client CA bundle is unchanged, so clients resume
- *   their sessions across a rotation of the server's certificate; a changed bundle ends every session.
+ *   New handshakes use it. A pair that does not load (the key written before the cert, say) keeps
+ *   the old context until the next change. The session-ticket keys are carried over while the client
+ *   CA bundle is unchanged, so clients resume their sessions across a rotation of the server's
+ *   certificate; a changed bundle ends every session.
+ * - A changed client CA bundle also ends the connections verified under the old one, as an nginx
+ *   reload does: idle ones at once, busy ones after their current response (`Connection: close`).
+ *   Their clients handshake again, against the new bundle, so a CA removed from it stops being
+ *   trusted on connections that were open when it was removed, not only on new ones.
  * - Sessions resume for at most 5 minutes (SESSION_TIMEOUT_S), and a resumed session whose
  *   certificate is now outside its validity window is refused like a failed handshake.
  * - Ciphers are Node's defaults (forward-secret AEAD suites first); server order is honoured.
@@ -33,7 +37,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { ServerOptions } from 'node:http';
+import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
@@ -99,8 +103,45 @@ function serverTlsOptions(tls: ServerTlsConfig, ctx: SecureContextOptions, hands
   };
 }
 
+/** Set on a connection verified under a client CA bundle that has since changed: its responses close it. */
+const TRUST_ENDED = Symbol('jitgate.trustEnded');
+/** The response a connection is answering, so a bundle change can close it after that response. */
+const ANSWERING = Symbol('jitgate.answering');
+type TrustSocket = Socket & { [TRUST_ENDED]?: true; [ANSWERING]?: ServerResponse | undefined };
+
+/** One function for every response (`this`), not a closure per request. */
+function answered(this: ServerResponse): void {
+  const s = this.req.socket as TrustSocket;
+  if (s[ANSWERING] === this) s[ANSWERING] = undefined;
+}
+
+/**
+ * Ends the connections of `secured` (verified under the old bundle): idle ones now, busy ones once
+ * their current response is written; a request read later on one of them is answered with
+ * `Connection: close`. Returns how many were open.
+ */
+function endOldTrust(server: HttpsServer, secured: ReadonlySet<TrustSocket>): number {
+  server.closeIdleConnections();
+  let open = 0;
+  for (const s of secured) {
+    if (s.destroyed) continue;
+    open++;
+    s[TRUST_ENDED] = true;
+    const res = s[ANSWERING];
+    if (res === undefined || res.writableFinished) continue;
+    if (!res.headersSent) res.shouldKeepAlive = false;
+    else res.once('finish', () => s.end());
+  }
+  return open;
+}
+
 export interface TlsServer {
   readonly server: HttpsServer;
+  /**
+   * Called by the listener first for each request: a connection verified under a client CA bundle
+   * that has since changed answers with `Connection: close`.
+   */
+  admit(req: IncomingMessage, res: ServerResponse): void;
   /**
    * Stops the file polling and ends the connections still in their handshake; the server itself
    * (and its secured connections) is closed by its listener, which calls this first.
@@ -160,6 +201,14 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
     }
   });
   const handshakes = trackHandshakes(server);
+  // Only a listener that verifies client certificates has a trust to change (client_ca_file).
+  const secured = new Set<TrustSocket>();
+  if (tls.client_ca_file !== undefined) {
+    server.on('secureConnection', (socket: TLSSocket) => {
+      secured.add(socket);
+      socket.once('close', () => secured.delete(socket));
+    });
+  }
   const stopReload = reloadOnChange({
     files: [tls.cert_file, tls.key_file, ...(tls.client_ca_file === undefined ? [] : [tls.client_ca_file])],
     intervalMs: tls.reload_interval,
@@ -173,10 +222,25 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
       const sameTrust = current.ca === next.ca || (Buffer.isBuffer(current.ca) && Buffer.isBuffer(next.ca) && current.ca.equals(next.ca));
       server.setSecureContext({ ...next, ...sessionOptions(next, sameTrust ? server.getTicketKeys() : randomBytes(48)) });
       current = next;
+      if (!sameTrust && secured.size > 0) {
+        const ended = endOldTrust(server, secured);
+        logger.info({ listener: name, busy: ended }, 'client CA bundle changed: connections verified under the old one are closed (idle ones now, busy ones after their response)');
+      }
     },
   });
+  /** Before the listener's own handling of every request (request, checkContinue, checkExpectation). */
+  const admit = (req: IncomingMessage, res: ServerResponse): void => {
+    if (tls.client_ca_file === undefined) return;
+    const s = req.socket as TrustSocket;
+    if (s[TRUST_ENDED] === true) res.shouldKeepAlive = false;
+    else {
+      s[ANSWERING] = res;
+      res.once('finish', answered);
+    }
+  };
   return {
     server,
+    admit,
     stop: () => {
       stopReload();
       for (const raw of handshakes.values()) raw.destroy();
