@@ -4,12 +4,23 @@
  */
 import type { RevocationEntry } from './entries.ts';
 
-/** Stored per key: the entry's `exp` (prune after), Infinity when it has none. */
+/** One `sub` entry: tokens of the subject issued before `before` are revoked until `exp` (plus retention). */
+interface Cutoff {
+  readonly before: number;
+  readonly exp: number;
+}
+
+/**
+ * Stored per key: the entry's `exp` (prune after), Infinity when it has none. A subject keeps every
+ * cut-off no other one outlasts and outreaches (before ≥ and exp ≥), latest `before` first: a later
+ * cut-off with a short exp must not swallow an earlier one that never expires (a probe found the
+ * earlier one dropped, and its tokens allowed again once the later one was pruned).
+ */
 export class RevocationIndex {
   readonly #jti = new Map<string, number>();
   readonly #txn = new Map<string, number>();
-  /** sub → [before, exp]: tokens of sub issued before `before` are revoked. */
-  readonly #sub = new Map<string, { before: number; exp: number }>();
+  /** sub → its cut-offs, `before` descending and `exp` ascending; the first revokes the most. */
+  readonly #sub = new Map<string, Cutoff[]>();
 
   constructor(entries: Iterable<RevocationEntry> = []) {
     for (const e of entries) this.add(e);
@@ -25,20 +36,25 @@ export class RevocationIndex {
         this.#txn.set(e.txn, Math.max(exp, this.#txn.get(e.txn) ?? 0));
         break;
       case 'sub': {
-        const old = this.#sub.get(e.sub);
-        // The latest cut-off wins: it revokes everything an earlier one did.
-        if (old === undefined || e.before >= old.before) this.#sub.set(e.sub, { before: e.before, exp: Math.max(exp, old?.exp ?? 0) });
+        const cuts = this.#sub.get(e.sub);
+        if (cuts === undefined) this.#sub.set(e.sub, [{ before: e.before, exp }]);
+        else if (!cuts.some((c) => c.before >= e.before && c.exp >= exp)) {
+          const kept = cuts.filter((c) => !(e.before >= c.before && exp >= c.exp));
+          kept.push({ before: e.before, exp });
+          this.#sub.set(e.sub, kept.sort((a, b) => b.before - a.before));
+        }
         break;
       }
     }
   }
 
-  /** True when this index already revokes everything `e` does (its exp aside). */
+  /** True when this index already revokes everything `e` does, for at least as long. */
   covers(e: RevocationEntry): boolean {
-    if (e.kind === 'jti') return this.#jti.has(e.jti);
-    if (e.kind === 'txn') return this.#txn.has(e.txn);
-    const s = this.#sub.get(e.sub);
-    return s !== undefined && s.before >= e.before;
+    const exp = e.exp ?? Number.POSITIVE_INFINITY;
+    if (e.kind === 'jti') return (this.#jti.get(e.jti) ?? -1) >= exp;
+    if (e.kind === 'txn') return (this.#txn.get(e.txn) ?? -1) >= exp;
+    const cuts = this.#sub.get(e.sub);
+    return cuts !== undefined && cuts.some((c) => c.before >= e.before && c.exp >= exp);
   }
 
   /** `iat` in epoch seconds. */
@@ -46,8 +62,8 @@ export class RevocationIndex {
     if (this.#jti.size !== 0 && this.#jti.has(jti)) return true;
     if (txn !== undefined && this.#txn.size !== 0 && this.#txn.has(txn)) return true;
     if (this.#sub.size !== 0) {
-      const s = this.#sub.get(sub);
-      if (s !== undefined && iat < s.before) return true;
+      const cuts = this.#sub.get(sub);
+      if (cuts !== undefined && iat < cuts[0]!.before) return true;
     }
     return false;
   }
@@ -62,27 +78,36 @@ export class RevocationIndex {
     for (const map of [this.#jti, this.#txn]) {
       for (const [k, exp] of map) if (exp < cutoff) (map.delete(k), removed++);
     }
-    for (const [k, v] of this.#sub) if (v.exp < cutoff) (this.#sub.delete(k), removed++);
+    for (const [k, cuts] of this.#sub) {
+      const kept = cuts.filter((c) => c.exp >= cutoff);
+      if (kept.length === cuts.length) continue;
+      removed += cuts.length - kept.length;
+      if (kept.length === 0) this.#sub.delete(k);
+      else this.#sub.set(k, kept);
+    }
     return removed;
   }
 
-  /** The index as entries again (merged: one per jti, txn and sub), e.g. to hand to another process. */
+  /** The index as entries again (merged: one per jti and txn, a subject's cut-offs), e.g. to hand to another process. */
   *entries(): IterableIterator<RevocationEntry> {
     const expOf = (exp: number): number | undefined => (exp === Number.POSITIVE_INFINITY ? undefined : exp);
     for (const [jti, exp] of this.#jti) yield { kind: 'jti', jti, exp: expOf(exp) };
     for (const [txn, exp] of this.#txn) yield { kind: 'txn', txn, exp: expOf(exp) };
-    for (const [sub, v] of this.#sub) yield { kind: 'sub', sub, before: v.before, exp: expOf(v.exp) };
+    for (const [sub, cuts] of this.#sub) for (const c of cuts) yield { kind: 'sub', sub, before: c.before, exp: expOf(c.exp) };
   }
 
   /** Entries whose exp is after `sec` (those without one included): what a store holding them all must hold at least. */
   countExpiringAfter(sec: number): number {
     let n = 0;
     for (const map of [this.#jti, this.#txn]) for (const exp of map.values()) if (exp > sec) n++;
-    for (const v of this.#sub.values()) if (v.exp > sec) n++;
+    for (const cuts of this.#sub.values()) for (const c of cuts) if (c.exp > sec) n++;
     return n;
   }
 
+  /** Entries held: one per jti and txn, one per cut-off of a subject. */
   get size(): number {
-    return this.#jti.size + this.#txn.size + this.#sub.size;
+    let n = this.#jti.size + this.#txn.size;
+    for (const cuts of this.#sub.values()) n += cuts.length;
+    return n;
   }
 }

@@ -1,0 +1,57 @@
+/**
+ * The in-memory index every revocation source feeds (file, journal, URL feed, Redis): each entry
+ * revokes until its own exp plus retention (SPEC §5), whatever other entries arrive beside it.
+ * Found by a review: a later `sub` cut-off with a short exp swallowed an earlier one without exp,
+ * and once the later one was pruned the subject's revoked tokens were allowed again.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { RevocationEntry } from '../../src/revocation/entries.ts';
+import { RevocationIndex } from '../../src/revocation/revocation-index.ts';
+
+const sub = (s: string, before: number, exp?: number): RevocationEntry => ({ kind: 'sub', sub: s, before, exp });
+
+describe('RevocationIndex, sub cut-offs', () => {
+  it('keeps an earlier cut-off without exp after a later one with a short exp is pruned (either order)', () => {
+    const now = 1_000_000;
+    for (const order of [0, 1]) {
+      const entries = [sub('bot', now + 100, now + 2), sub('bot', now)];
+      const index = new RevocationIndex(order === 0 ? entries : entries.reverse());
+      expect(index.isRevoked('j', 'bot', now - 30, undefined)).toBe(true);
+      expect(index.isRevoked('j', 'bot', now + 50, undefined)).toBe(true); // the later cut-off, still held
+      index.prune(now + 60);
+      expect(index.isRevoked('j', 'bot', now - 30, undefined)).toBe(true);
+      expect(index.isRevoked('j', 'bot', now + 50, undefined)).toBe(false);
+      expect([...index.entries()]).toEqual([sub('bot', now)]);
+      expect(index.size).toBe(1);
+    }
+  });
+
+  it('drops a cut-off another one outreaches and outlasts; covers() weighs exp too', () => {
+    const index = new RevocationIndex([sub('s', 100, 500), sub('s', 50, 400), sub('s', 80, 900)]);
+    // (50, 400) is outreached and outlasted by (100, 500); (80, 900) outlasts both.
+    expect([...index.entries()]).toEqual([sub('s', 100, 500), sub('s', 80, 900)]);
+    expect(index.covers(sub('s', 90, 900))).toBe(false);
+    expect(index.covers(sub('s', 80, 900))).toBe(true);
+    expect(index.covers(sub('s', 100, 600))).toBe(false);
+    expect(index.countExpiringAfter(600)).toBe(1);
+    const j = new RevocationIndex([{ kind: 'jti', jti: 'a', exp: 10 }]);
+    expect(j.covers({ kind: 'jti', jti: 'a', exp: 5 })).toBe(true);
+    expect(j.covers({ kind: 'jti', jti: 'a', exp: undefined })).toBe(false);
+  });
+
+  it('answers as a plain list of entries would, pruned at any time (property)', () => {
+    const entry = fc.record({ before: fc.integer({ min: 0, max: 100 }), exp: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }) });
+    fc.assert(
+      fc.property(fc.array(entry, { maxLength: 12 }), fc.integer({ min: 0, max: 110 }), fc.integer({ min: 0, max: 110 }), (list, pruneAt, iat) => {
+        const index = new RevocationIndex(list.map((e) => sub('s', e.before, e.exp)));
+        index.prune(pruneAt);
+        const expected = list.some((e) => (e.exp ?? Infinity) >= pruneAt && iat < e.before);
+        expect(index.isRevoked('j', 's', iat, undefined)).toBe(expected);
+        // What it hands on (entries) revokes the same as what it holds.
+        expect(new RevocationIndex(index.entries()).isRevoked('j', 's', iat, undefined)).toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
