@@ -13,6 +13,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
+import { duplicateOrTooDeep } from '../core/json-duplicates.ts';
 import { parseEntry, type RevocationEntry } from '../revocation/entries.ts';
 import { JournalRevocationSource } from '../revocation/journal-source.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
@@ -196,6 +197,11 @@ export function revocationsRoute(store: RevocationStore, config: Config, logger:
       value = JSON.parse(text);
     } catch {
       send(res, 400, { error: 'invalid_request', reason: 'invalid_json', message: 'the body is not valid JSON' });
+      return;
+    }
+    // {"jti":"a","jti":"b"} is read last-wins by JSON.parse and first-wins elsewhere: ambiguous, refused.
+    if (duplicateOrTooDeep(text, value)) {
+      send(res, 400, { error: 'invalid_request', reason: 'invalid_json', message: 'the body names a member twice in one object (or nests too deep)' });
       return;
     }
     const parsed = parseEntries(value);

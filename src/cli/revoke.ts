@@ -75,7 +75,9 @@ export async function run(argv: string[]): Promise<number> {
   const what = (['jti', 'txn', 'sub'] as const).filter((k) => values[k] !== undefined);
   if (what.length !== 1) return usageError('give exactly one of --jti, --txn and --sub');
   if (values.before !== undefined && values.sub === undefined) return usageError('--before goes with --sub');
-  const epoch = (flag: string, v: string | undefined): number | undefined | string => (v === undefined ? undefined : /^\d+$/.test(v) ? Number(v) : `--${flag}: expected epoch seconds, got "${v}"`);
+  // A safe integer: 400 digits read as Infinity, which no JSON carries (the entry was stored and never enforced).
+  const epoch = (flag: string, v: string | undefined): number | undefined | string =>
+    v === undefined ? undefined : /^\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : `--${flag}: expected epoch seconds (an integer up to 2^53 − 1), got "${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
   const exp = epoch('exp', values.exp);
   const before = epoch('before', values.before);
   if (typeof exp === 'string') return usageError(exp);

@@ -59,3 +59,16 @@ export function countKeys(value: unknown): number {
 export function hasDuplicateKeys(json: string, parsed: unknown): boolean {
   return countMembers(json) !== countKeys(parsed);
 }
+
+/**
+ * hasDuplicateKeys, also true for nesting too deep to count: such a text is refused as malformed,
+ * never a crash (a RangeError from the stack) and never a pass.
+ */
+export function duplicateOrTooDeep(json: string, parsed: unknown): boolean {
+  try {
+    return hasDuplicateKeys(json, parsed);
+  } catch (err) {
+    if (err instanceof RangeError) return true;
+    throw err;
+  }
+}

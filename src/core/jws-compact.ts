@@ -16,7 +16,7 @@
  *   - any `crit` header (jose knows `b64`; jitgate understands no extension) — decided by the caller.
  */
 import { BoundedMemo } from '../cache/bounded-memo.ts';
-import { hasDuplicateKeys } from './json-duplicates.ts';
+import { duplicateOrTooDeep } from './json-duplicates.ts';
 
 export interface CompactJws {
   readonly header: Readonly<Record<string, unknown>>;
@@ -62,11 +62,7 @@ export function jsonObject(token: string, start: number, end: number): Record<st
     return undefined;
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  try {
-    if (hasDuplicateKeys(text, value)) return undefined;
-  } catch {
-    return undefined; // nesting deep enough to exhaust the stack: refuse, never throw
-  }
+  if (duplicateOrTooDeep(text, value)) return undefined;
   return value as Record<string, unknown>;
 }
 

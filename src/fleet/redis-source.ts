@@ -29,7 +29,7 @@
 import { randomBytes } from 'node:crypto';
 import { REDIS_FOLLOW_BLOCK_MS } from '../config/schema.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
-import { parseEntry, type LineError, type RevocationEntry } from '../revocation/entries.ts';
+import { parseEntryText, type LineError, type RevocationEntry } from '../revocation/entries.ts';
 import { RevocationIndex } from '../revocation/revocation-index.ts';
 import type { RevocationSource } from '../revocation/revocation-list.ts';
 import { FOLLOW_GAP_MS, LOG_FIELD, streamIdMs, type RedisKeys } from './redis-layout.ts';
@@ -253,7 +253,7 @@ export class RedisRevocationSource implements RevocationSource {
       )) as unknown as [StreamRecord[], string[]];
       const entries: RevocationEntry[] = [];
       members.forEach((m, i) => {
-        const e = decode(m);
+        const e = parseEntryText(m);
         if (typeof e === 'string') lineErrors.push({ line: i + 1, message: `member ${excerpt(m)}: ${e}` });
         else entries.push(e);
       });
@@ -377,7 +377,7 @@ export class RedisRevocationSource implements RevocationSource {
       this.#lastId = id;
       let json: string | undefined;
       for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === LOG_FIELD) json = fields[i + 1];
-      const e = json === undefined ? `no "${LOG_FIELD}" field` : decode(json);
+      const e = json === undefined ? `no "${LOG_FIELD}" field` : parseEntryText(json);
       if (typeof e === 'string') lineErrors.push({ line: 0, message: `log record ${id}${json === undefined ? '' : ` ${excerpt(json)}`}: ${e}` });
       else this.#index.add(e);
     }
@@ -406,14 +406,4 @@ function keepHeld(index: RevocationIndex, held: RevocationIndex): RevocationEntr
 function excerpt(text: string): string {
   const short = text.length > 60 ? `${text.slice(0, 60)}…` : text;
   return JSON.stringify(short.replace(/eyJ[\w.-]*…?/g, 'eyJ…'));
-}
-
-function decode(text: string): RevocationEntry | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return 'not valid JSON';
-  }
-  return parseEntry(value);
 }

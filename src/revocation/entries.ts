@@ -3,6 +3,8 @@
  *   {"jti": "…"} · {"sub": "…", "before": <epoch s>} · {"txn": "…"}, each with optional "exp".
  * A malformed line is reported with its number and skipped; it never empties the list.
  */
+import { duplicateOrTooDeep } from '../core/json-duplicates.ts';
+
 export type RevocationEntry =
   | { readonly kind: 'jti'; readonly jti: string; readonly exp: number | undefined }
   | { readonly kind: 'sub'; readonly sub: string; readonly before: number; readonly exp: number | undefined }
@@ -27,12 +29,37 @@ export function parseEntry(value: unknown): RevocationEntry | string {
   const kind = kinds[0]!;
   const id = v[kind];
   if (typeof id !== 'string' || id === '') return `"${kind}" must be a non-empty string`;
+  // A token whose claim is not such a value is refused as invalid_claims (core/claims.ts), so an
+  // entry naming one could never revoke anything: refused, so a stray newline is not acknowledged.
+  if (!claimLike(id)) return `"${kind}" can never match a token: a token's ${kind} is 1–1024 visible ASCII characters or spaces, without leading or trailing spaces`;
   if (kind === 'sub') {
     if (typeof v.before !== 'number' || !Number.isFinite(v.before)) return '"before" must be a number (epoch seconds) with "sub"';
     return { kind, sub: id, before: v.before, exp };
   }
   if (v.before !== undefined) return '"before" goes only with "sub"';
   return kind === 'jti' ? { kind, jti: id, exp } : { kind, txn: id, exp };
+}
+
+/** The same rule as a token's sub, jti and txn (core/claims.ts). */
+function claimLike(s: string): boolean {
+  if (s.length > 1024 || s.trim() !== s) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+/** One entry's JSON text: an entry, or what is wrong (a member named twice is ambiguous, so refused). */
+export function parseEntryText(text: string): RevocationEntry | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'not valid JSON';
+  }
+  if (duplicateOrTooDeep(text, value)) return 'a member is named twice';
+  return parseEntry(value);
 }
 
 /** Parses JSON Lines; blank lines and lines starting with `#` are skipped. */
@@ -48,14 +75,7 @@ export function parseJsonLines(text: string): { entries: RevocationEntry[]; erro
     const raw = text.slice(start, end).trim();
     start = end + 1;
     if (raw === '' || raw.startsWith('#')) continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      errors.push({ line, message: 'not valid JSON' });
-      continue;
-    }
-    const entry = parseEntry(value);
+    const entry = parseEntryText(raw);
     if (typeof entry === 'string') errors.push({ line, message: entry });
     else entries.push(entry);
   }

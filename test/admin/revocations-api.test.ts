@@ -155,6 +155,23 @@ describe('POST /revocations', () => {
     expect((await a.call('DELETE')).status).toBe(405);
   });
 
+  it('refuses entries no token could match and bodies that name a member twice (a review: both were 201)', async () => {
+    const a = await api();
+    for (const id of ['abc\n', 'abc\u0000', ' abc', 'abc ', 'caf\u00e9', 'x'.repeat(1025), '\u2028']) {
+      const r = await a.call('POST', { jti: id });
+      expect(r.status).toBe(400);
+      expect(r.json).toMatchObject({ reason: 'invalid_entry' });
+      expect(r.json.message).toMatch(/can never match a token/);
+    }
+    expect((await a.call('POST', { txn: 'x'.repeat(1024) })).status).toBe(201); // the longest a token may carry
+    const twice = await a.call('POST', '{"jti":"dupA","jti":"dupB"}');
+    expect(twice.status).toBe(400);
+    expect(twice.json).toMatchObject({ reason: 'invalid_json' });
+    expect((await a.call('POST', `[${'['.repeat(20_000)}${']'.repeat(20_000)}]`)).status).toBe(400);
+    expect(await decide(a, { jti: 'dupB' })).toBe('allow:granted');
+    expect(a.gate.revocation.size).toBe(1);
+  });
+
   it('refuses to acknowledge anything when no journal is configured (503)', async () => {
     const a = await api({ journal: false });
     const r = await a.call('POST', { jti: 'x' });

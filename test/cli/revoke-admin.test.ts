@@ -63,3 +63,14 @@ describe('jitgate revoke --admin without a 201', () => {
     expect([down.code, /no answer \(.*\); nothing was revoked/.test(down.stderr)]).toEqual([1, true]);
   });
 });
+
+describe('jitgate revoke, epoch flags', () => {
+  it('refuses --exp and --before beyond a safe integer: 400 digits read as Infinity, stored and never enforced (a review)', async () => {
+    const huge = '9'.repeat(400);
+    for (const args of [['--jti', 'j-1', '--exp', huge], ['--sub', 's', '--before', huge], ['--jti', 'j-1', '--exp', '9007199254740993']]) {
+      const r = await runCli(['revoke', '--redis', `redis://127.0.0.1:${REFUSED_PORT}/0`, ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/expected epoch seconds \(an integer up to 2\^53 − 1\)/);
+    }
+  });
+});
