@@ -43,8 +43,15 @@ export interface ReplayGuard {
   readonly stats: ReplayStats;
 }
 
+/**
+ * A proof is named by its client's key and its jti: another client's proof with the same jti is a
+ * different proof (as in the Redis guard), so no client can spend another's jtis (a review found the
+ * local and cluster caches keyed by jti alone: a predictable jti could be blocked by anyone).
+ */
+const proofKey = (jti: string, jkt: string | undefined): string => (jkt === undefined ? jti : `${jkt} ${jti}`);
+
 export class DpopReplayCache implements ReplayGuard {
-  /** jti → epoch ms until which a second use is a replay. */
+  /** `jkt jti` → epoch ms until which a second use is a replay. */
   readonly #lru: LRUCache<string, number>;
   readonly #max: number;
   readonly stats: ReplayStats = { fresh: 0, replays: 0, refusedFull: 0 };
@@ -56,14 +63,15 @@ export class DpopReplayCache implements ReplayGuard {
   }
 
   /** Whether `jti` is used and not yet expired: a cheap early refusal; {@link add} is the authority. */
-  has(jti: string, nowMs: number): boolean {
-    const seen = this.#lru.peek(jti);
+  has(jti: string, nowMs: number, jkt?: string): boolean {
+    const seen = this.#lru.peek(proofKey(jti, jkt));
     return seen !== undefined && seen >= nowMs;
   }
 
   /** Records `jti` as used until `untilMs` unless it already is. */
-  add(jti: string, untilMs: number, nowMs: number): ReplayOutcome {
-    const seen = this.#lru.peek(jti);
+  add(jti: string, untilMs: number, nowMs: number, jkt?: string): ReplayOutcome {
+    const key = proofKey(jti, jkt);
+    const seen = this.#lru.peek(key);
     if (seen !== undefined && seen >= nowMs) {
       this.stats.replays++;
       return 'replay';
@@ -75,7 +83,7 @@ export class DpopReplayCache implements ReplayGuard {
         return 'full';
       }
     }
-    this.#lru.set(jti, untilMs);
+    this.#lru.set(key, untilMs);
     this.stats.fresh++;
     return 'fresh';
   }

@@ -11,7 +11,7 @@
 import { PendingAnswers, type ToPrimary } from '../cluster/pending-answers.ts';
 import { DpopReplayCache, type ReplayGuard, type ReplayOutcome, type ReplayStats } from './dpop-replay.ts';
 
-export type ReplayRequest = { readonly type: 'jitgate:dpop-add'; readonly id: number; readonly jti: string; readonly until: number; readonly now: number };
+export type ReplayRequest = { readonly type: 'jitgate:dpop-add'; readonly id: number; readonly jti: string; readonly jkt?: string; readonly until: number; readonly now: number };
 export type ReplayAnswer = { readonly type: 'jitgate:dpop-added'; readonly id: number; readonly outcome: ReplayOutcome };
 
 /** The worker's IPC channel to the primary (`process` in a worker). */
@@ -38,18 +38,18 @@ export class SharedReplayGuard implements ReplayGuard {
     return this.#local.stats;
   }
 
-  has(jti: string, nowMs: number): boolean {
-    return this.#local.has(jti, nowMs);
+  has(jti: string, nowMs: number, jkt?: string): boolean {
+    return this.#local.has(jti, nowMs, jkt);
   }
 
-  add(jti: string, untilMs: number, nowMs: number): ReplayOutcome | Promise<ReplayOutcome> {
+  add(jti: string, untilMs: number, nowMs: number, jkt?: string): ReplayOutcome | Promise<ReplayOutcome> {
     // Seen by this worker already: a replay, no need to ask. (A local 'full' is only this mirror's.)
-    if (this.#local.add(jti, untilMs, nowMs) === 'replay') return 'replay';
-    return this.#ipc.ask((id) => ({ type: 'jitgate:dpop-add', id, jti, until: untilMs, now: nowMs })).catch(notRecorded);
+    if (this.#local.add(jti, untilMs, nowMs, jkt) === 'replay') return 'replay';
+    return this.#ipc.ask((id) => ({ type: 'jitgate:dpop-add', id, jti, jkt, until: untilMs, now: nowMs })).catch(notRecorded);
   }
 }
 
 /** The primary's answer to one worker request. */
 export function answerReplay(cache: DpopReplayCache, m: ReplayRequest): ReplayAnswer {
-  return { type: 'jitgate:dpop-added', id: m.id, outcome: cache.add(m.jti, m.until, m.now) };
+  return { type: 'jitgate:dpop-added', id: m.id, outcome: cache.add(m.jti, m.until, m.now, typeof m.jkt === 'string' ? m.jkt : undefined) };
 }

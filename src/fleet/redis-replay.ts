@@ -4,8 +4,12 @@
  * never learns which one records.
  *
  * Each accepted proof is `SET <prefix>dpop:<jkt>:<sha256(jti)> 1 NX PX <ms>`: set-if-absent is the
- * check and the record in one atomic step, and the key expires just past the proof's acceptance
- * window (its iat + dpop.iat_window, plus a second for clocks between gates). Keyed by the client's
+ * check and the record in one atomic step. The key lives 2 × dpop.iat_window + 5 s from when this
+ * gate recorded it, whatever the proof's iat: a gate accepts a proof while its iat is within the
+ * window of *its own* clock, so a proof is acceptable somewhere for at most 2 × the window plus the
+ * clocks' difference. An expiry derived from the recording gate's clock (iat + window − now, as
+ * before 2026-12-06 evening) let a gate whose clock ran more than a second behind accept the proof
+ * again once the key was gone (a review). Keyed by the client's
  * key thumbprint, so two clients' proofs never collide. Redis unreachable, slow or answering an
  * error → `unavailable` (503 replay_check_unavailable): a proof is never accepted unrecorded.
  *
@@ -16,17 +20,20 @@ import { DpopReplayCache, type ReplayGuard, type ReplayOutcome, type ReplayStats
 import { dpopKey, type RedisKeys } from './redis-layout.ts';
 import type { RedisLink } from './redis-link.ts';
 
-/** Past the acceptance window: covers clock differences between the gates sharing the Redis. */
-const EXPIRY_MARGIN_MS = 1_000;
+/** Beyond twice the acceptance window: the clocks of the gates sharing the Redis may differ this much. */
+export const CLOCK_MARGIN_MS = 5_000;
 
 export class RedisReplayGuard implements ReplayGuard {
   readonly #link: RedisLink;
   readonly #keys: RedisKeys;
   readonly #mirror: DpopReplayCache;
   readonly #onCheck: ((result: ReplayOutcome) => void) | undefined;
+  /** How long a key lives: 2 × iat_window + CLOCK_MARGIN_MS. */
+  readonly #ttl: string;
   readonly stats: ReplayStats = { fresh: 0, replays: 0, refusedFull: 0 };
 
-  constructor(link: RedisLink, keys: RedisKeys, mirrorEntries: number, onCheck?: (result: ReplayOutcome) => void) {
+  constructor(link: RedisLink, keys: RedisKeys, mirrorEntries: number, iatWindowMs: number, onCheck?: (result: ReplayOutcome) => void) {
+    this.#ttl = String(2 * iatWindowMs + CLOCK_MARGIN_MS);
     this.#link = link;
     this.#keys = keys;
     this.#mirror = new DpopReplayCache(mirrorEntries);
@@ -41,8 +48,7 @@ export class RedisReplayGuard implements ReplayGuard {
     const local = `${jkt} ${jti}`;
     if (this.#mirror.has(local, nowMs)) return this.#count('replay');
     const key = dpopKey(this.#keys, jkt, jti);
-    const ttl = String(Math.max(1, untilMs - nowMs) + EXPIRY_MARGIN_MS);
-    return this.#link.run('dpop replay SET', (c) => c.sendCommand<string | null>(['SET', key, '1', 'NX', 'PX', ttl])).then(
+    return this.#link.run('dpop replay SET', (c) => c.sendCommand<string | null>(['SET', key, '1', 'NX', 'PX', this.#ttl])).then(
       (reply) => {
         // Fresh or not, the proof is used now: a second copy at this gate needs no round trip.
         this.#mirror.add(local, untilMs, nowMs);

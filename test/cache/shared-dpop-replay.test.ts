@@ -60,6 +60,20 @@ describe('SharedReplayGuard', () => {
     expect(ch.sent).toBe(1);
   });
 
+  it('keys proofs by client key and jti, in the primary and in a worker: another client\'s jti is another proof (a review)', async () => {
+    const primary = new DpopReplayCache(100);
+    const w1 = new SharedReplayGuard(new Channel(primary), 100);
+    const w2 = new SharedReplayGuard(new Channel(primary), 100);
+    expect(await w1.add('shared-1', NOW + 60_000, NOW, 'jkt-B')).toBe('fresh');
+    expect(w1.has('shared-1', NOW, 'jkt-A')).toBe(false);
+    expect(await w1.add('shared-1', NOW + 60_000, NOW, 'jkt-A')).toBe('fresh');
+    expect(await w2.add('shared-1', NOW + 60_000, NOW, 'jkt-A')).toBe('replay');
+    const local = new DpopReplayCache(10);
+    expect(local.add('j', NOW + 1000, NOW, 'k1')).toBe('fresh');
+    expect(local.add('j', NOW + 1000, NOW, 'k2')).toBe('fresh');
+    expect(local.add('j', NOW + 1000, NOW, 'k1')).toBe('replay');
+  });
+
   it('a primary that does not answer within a second → refused as not recordable, never accepted', async () => {
     vi.useFakeTimers();
     const w = new SharedReplayGuard(new Channel(undefined), 100);

@@ -6,12 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dpopKey, redisKeys } from '../../src/fleet/redis-layout.ts';
 import { RedisLink } from '../../src/fleet/redis-link.ts';
-import { RedisReplayGuard } from '../../src/fleet/redis-replay.ts';
+import { CLOCK_MARGIN_MS, RedisReplayGuard } from '../../src/fleet/redis-replay.ts';
 import { startRedis, type RedisServer } from '../fixtures/redis.ts';
 
 let redis: RedisServer;
 const links: RedisLink[] = [];
 const keys = redisKeys('replay:');
+const WINDOW_MS = 60_000;
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -26,11 +27,11 @@ async function guard(url = redis.url): Promise<{ guard: RedisReplayGuard; link: 
   links.push(link);
   await link.connect();
   const checks: string[] = [];
-  return { guard: new RedisReplayGuard(link, keys, 1000, (o) => checks.push(o)), link, checks };
+  return { guard: new RedisReplayGuard(link, keys, 1000, WINDOW_MS, (o) => checks.push(o)), link, checks };
 }
 
 describe('RedisReplayGuard', () => {
-  it('records a proof once across two gates, with an expiry just past the window', async () => {
+  it('records a proof once across two gates, for twice the window plus the clock margin', async () => {
     const [a, b] = await Promise.all([guard(), guard()]);
     const now = Date.now();
     expect(await a.guard.add('proof-1', now + 60_000, now, 'jkt-A')).toBe('fresh');
@@ -39,10 +40,22 @@ describe('RedisReplayGuard', () => {
     expect(a.guard.has('proof-1', now, 'jkt-A')).toBe(true);
     expect(a.guard.add('proof-1', now + 60_000, now, 'jkt-A')).toBe('replay');
     const pttl = Number(await redis.command('PTTL', dpopKey(keys, 'jkt-A', 'proof-1')));
-    // Set to (until − now) + 1 s = 61 s; less whatever time has passed since (a loaded machine).
-    expect(pttl).toBeLessThanOrEqual(61_000);
-    expect(pttl).toBeGreaterThan(61_000 - (Date.now() - now) - 50);
+    // 2 × 60 s + 5 s, less whatever time has passed since (a loaded machine).
+    const ttl = 2 * WINDOW_MS + CLOCK_MARGIN_MS;
+    expect(pttl).toBeLessThanOrEqual(ttl);
+    expect(pttl).toBeGreaterThan(ttl - (Date.now() - now) - 50);
     expect(b.checks).toEqual(['replay']);
+  });
+
+  it('keeps a proof about to leave the recording gate\'s window as long as any other: a gate whose clock runs behind still refuses it (a review)', async () => {
+    const [a, b] = await Promise.all([guard(), guard()]);
+    const now = Date.now();
+    // iat = now − 59 s at gate A: A would accept it one more second. Gate B's clock runs 4 s
+    // behind, so B accepts it until A's now + 5 s; the key must outlive that.
+    expect(await a.guard.add('old-proof', now + 1_000, now, 'jkt-O')).toBe('fresh');
+    const pttl = Number(await redis.command('PTTL', dpopKey(keys, 'jkt-O', 'old-proof')));
+    expect(pttl).toBeGreaterThan(5_000 + 1_000);
+    expect(await b.guard.add('old-proof', now + 1_000 - 4_000, now - 4_000, 'jkt-O')).toBe('replay');
   });
 
   it('two clients (different jkt) using the same jti never collide', async () => {
