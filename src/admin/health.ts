@@ -51,20 +51,27 @@ export function gaugeRefresher(gate: Gate, metrics: Metrics): (draining: boolean
   };
 }
 
-/** Lists held per issuer and the age of each (SPEC §10); a list dropped for disuse leaves the age gauge. */
+/**
+ * Lists held per issuer and the age of each (SPEC §10); a list dropped for disuse leaves the age
+ * gauge. Two issuers may name the same URI: its age is the oldest copy held, so a stale copy is
+ * never hidden behind a fresh one (a review found the last issuer looked at overwriting the other).
+ */
 function refreshStatusListGauges(gate: Gate, metrics: Metrics): void {
   const now = gate.clock.nowMs();
+  const ages = new Map<string, number | undefined>();
   for (const lists of gate.statusLists) {
     let held = 0;
     for (const e of lists.entries()) {
       const age = e.ageMs(now);
-      if (age === undefined) {
-        metrics.statusListAge.remove(e.uri);
-        continue;
-      }
-      held++;
-      metrics.statusListAge.labels(e.uri).set(age / 1000);
+      const known = ages.get(e.uri);
+      if (age !== undefined) held++;
+      if (age !== undefined && (known === undefined || age > known)) ages.set(e.uri, age);
+      else if (!ages.has(e.uri)) ages.set(e.uri, undefined);
     }
     metrics.statusLists.labels(lists.issuer).set(held);
+  }
+  for (const [uri, age] of ages) {
+    if (age === undefined) metrics.statusListAge.remove(uri);
+    else metrics.statusListAge.labels(uri).set(age / 1000);
   }
 }

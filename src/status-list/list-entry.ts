@@ -10,12 +10,15 @@
  *   than the one held (a lagging CDN) never replaces it.
  * - A failed refresh keeps the last good list until `max_stale` has passed since it was last
  *   confirmed (200 or 304); then its tokens get 503 `status_list_stale` until a refresh succeeds.
+ * - A list counts only while the key that verified it is in the issuer's key set (SPEC §6): once it
+ *   leaves, the list is forgotten and fetched again, as for the first token naming it.
  * - A list nobody asked for during max(max_stale, 10 × refresh) is dropped and no longer refreshed;
  *   the next token naming it fetches it again.
  */
 import type { Clock } from '../core/clock.ts';
 import type { StatusListFailure, StatusListHandle } from '../core/status-list.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import type { KeyEntry } from '../keys/key-set.ts';
 import { FetchError, type BoundedGetResult } from '../net/bounded-get.ts';
 import { entryCount, type StatusBits } from './decode.ts';
 import { verifyStatusList } from './verify-list.ts';
@@ -73,6 +76,8 @@ export class StatusListEntry implements StatusListHandle {
   readonly uri: string;
   readonly #d: ListEntryDeps;
   #bytes: Uint8Array | undefined;
+  /** The key that verified #bytes. */
+  #key: KeyEntry | undefined;
   #bits: StatusBits = 1;
   #iat = 0;
   #expMs = Infinity;
@@ -107,6 +112,12 @@ export class StatusListEntry implements StatusListHandle {
     this.#usedAtMs = nowMs;
     const bytes = this.#bytes;
     if (bytes !== undefined && nowMs < this.#expMs) {
+      // Its key left the set (removed, rotated out): a list signed by it no longer counts, not even
+      // until max_stale (a review: a list signed by a withdrawn key kept deciding for max_stale).
+      if (!this.#d.keys.has(this.#key!)) {
+        this.#drop();
+        return this.status(idx, nowMs);
+      }
       if (nowMs - this.#freshAtMs > this.#maxStaleMs) return 'status_list_stale';
       if (idx >= this.#count) return 'status_index_out_of_range';
       const bit = idx * this.#bits;
@@ -234,6 +245,7 @@ export class StatusListEntry implements StatusListHandle {
     if (typeof v === 'string') return v;
     if (this.#bytes !== undefined && v.iat < this.#iat) return 'older';
     this.#bytes = v.bytes;
+    this.#key = v.key;
     this.#bits = v.bits;
     this.#count = entryCount(v.bytes.length, v.bits);
     this.#iat = v.iat;
@@ -275,6 +287,7 @@ export class StatusListEntry implements StatusListHandle {
   /** Forget the list: the next token naming it starts over with a first fetch. */
   #drop(): void {
     this.#bytes = undefined;
+    this.#key = undefined;
     this.#count = 0;
     this.#etag = undefined;
     this.#expMs = Infinity;

@@ -6,12 +6,13 @@
  * inflated within a bound. Every failure is a precise reason; jose's throws are caught here only.
  */
 import { compactVerify, errors, type JWSHeaderParameters } from 'jose';
-import { hasDuplicateKeys } from '../core/json-duplicates.ts';
+import { duplicateOrTooDeep } from '../core/json-duplicates.ts';
 import { jsonObject } from '../core/jws-compact.ts';
 import { normalizeTyp } from '../core/policy.ts';
 import { looksLikeCompactJws } from '../core/token.ts';
 import type { StatusListFailure } from '../core/status-list.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import type { KeyEntry } from '../keys/key-set.ts';
 import { decodeLst, isStatusBits, type StatusBits } from './decode.ts';
 
 export const STATUS_LIST_TYP = 'statuslist+jwt';
@@ -27,6 +28,8 @@ export interface VerifiedList {
   readonly expClaimMs: number | undefined;
   /** `ttl` in ms, when the list has one: refetched no later than this after it was fetched. */
   readonly ttlMs: number | undefined;
+  /** The key that verified it: once it leaves the issuer's set, the list no longer counts (SPEC §6). */
+  readonly key: KeyEntry;
 }
 
 export interface VerifyListContext {
@@ -74,18 +77,23 @@ export async function verifyStatusList(body: Buffer, ctx: VerifyListContext): Pr
     return err instanceof errors.JWSSignatureVerificationFailed ? 'status_list_signature' : 'status_list_malformed';
   }
   let payload: unknown;
-  const text = Buffer.from(payloadBytes).toString('utf8');
+  let text: string;
   try {
+    // Invalid UTF-8 is refused, as in a token's header and claims (jws-compact.ts), not replaced.
+    text = utf8.decode(payloadBytes);
     payload = JSON.parse(text);
   } catch {
     return 'status_list_malformed';
   }
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload) || hasDuplicateKeys(text, payload)) return 'status_list_malformed';
-  return checkListClaims(payload as Record<string, unknown>, ctx);
+  // Nesting deep enough to exhaust the stack is malformed (401), not a fetch failure (503).
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload) || duplicateOrTooDeep(text, payload)) return 'status_list_malformed';
+  return checkListClaims(payload as Record<string, unknown>, ctx, entry!);
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 /** The claims of a list whose signature verified (draft §5.1). */
-function checkListClaims(p: Record<string, unknown>, ctx: VerifyListContext): VerifiedList | StatusListFailure {
+function checkListClaims(p: Record<string, unknown>, ctx: VerifyListContext, key: KeyEntry): VerifiedList | StatusListFailure {
   if (p.sub !== ctx.uri) return 'status_list_sub';
   const nowSec = ctx.nowMs / 1000;
   const tol = ctx.toleranceSec;
@@ -108,5 +116,6 @@ function checkListClaims(p: Record<string, unknown>, ctx: VerifyListContext): Ve
     expMs: isNumber(p.exp) ? (p.exp + tol) * 1000 : undefined,
     expClaimMs: isNumber(p.exp) ? p.exp * 1000 : undefined,
     ttlMs: isNumber(p.ttl) ? p.ttl * 1000 : undefined,
+    key,
   });
 }

@@ -68,6 +68,36 @@ describe('status lists with remote issuer keys', () => {
     await eventually(async () => (await outcome(built.gate, token)).reason === 'revoked', 5_000, 'the list signed by k2 to apply');
   });
 
+  it('a list whose key leaves the set stops counting at once, not after max_stale; one re-signed by a key in the set is picked up (a review)', async () => {
+    const path = '/status/withdrawn';
+    const uri = lists.uri(path);
+    const probe = lists.uri('/status/probe-k2'); // never served: the probe only asks whether k2 is known
+    jwks.doc = jwksOf(k1, k2);
+    await eventually(async () => (await outcome(built.gate, await statusToken(k2, probe, 1))).reason !== 'unknown_key', 5_000, 'k2 in the set');
+    // The list, signed by k2, says entry 1 is VALID; the token is signed by k1, which stays.
+    lists.lists.set(path, await cliList(k2, { uri, bits: 1, size: 32, iat: NOW, statuses: new Map() }));
+    const token = await statusToken(k1, uri, 1);
+    expect(await outcome(built.gate, token)).toMatchObject({ reason: 'granted' });
+
+    jwks.doc = jwksOf(k1); // k2 withdrawn; the publisher still serves its list
+    await eventually(async () => (await outcome(built.gate, await statusToken(k2, probe, 1))).reason === 'unknown_key', 5_000, 'k2 out of the set');
+    expect(await outcome(built.gate, token)).toEqual({ kind: 'deny', reason: 'status_list_signature', status: 401 });
+
+    // Re-signed by k1, newer: picked up by the retry after the failed fetch (min(refresh, 5 s)).
+    lists.lists.set(path, await cliList(k1, { uri, bits: 1, size: 32, iat: NOW + 1, statuses: new Map([[1, 1]]) }));
+    await eventually(async () => (await outcome(built.gate, token)).reason === 'revoked', 5_000, 'the list re-signed by k1');
+  });
+
+  it('a signed list nested deeper than the stack reaches is malformed (401), not a fetch failure (503)', async () => {
+    const path = '/status/deep';
+    const uri = lists.uri(path);
+    const { CompactSign } = await import('jose');
+    // Signed as text: no JSON library would build this value.
+    const payload = `{"sub":${JSON.stringify(uri)},"iat":${NOW},"status_list":{"bits":1,"lst":"eNrbuRgAAhcBXQ"},"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+    lists.lists.set(path, await new CompactSign(new TextEncoder().encode(payload)).setProtectedHeader({ alg: 'ES256', typ: 'statuslist+jwt', kid: 'k1' }).sign(k1.privateKey));
+    expect(await outcome(built.gate, await statusToken(k1, uri, 0))).toEqual({ kind: 'deny', reason: 'status_list_malformed', status: 401 });
+  });
+
   it('a list signed by a key outside the set → 401 status_list_signature, logged at error with the reason', async () => {
     const path = '/status/stranger';
     const uri = lists.uri(path);

@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../fixtures/gate.ts';
 import { parseMetrics, send, spawnGate, startGateInProcess, startRecordingUpstream, tokenNow, writeGateConfig, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
-import { ISSUER_A, NOW } from '../fixtures/tokens.ts';
+import { ISSUER_A, ISSUER_B, NOW, sign } from '../fixtures/tokens.ts';
 import { checkRequest, GrpcClient, httpCall, startHarness, type Harness } from '../transports/ext-authz/helpers.ts';
 import { eventually, statusClaim, statusToken } from './helpers.ts';
 import { cliList, StatusListServer } from './list-server.ts';
@@ -182,6 +182,34 @@ describe('workers: 2', () => {
       await gate.exited;
       await up.close();
       await rm(cfg.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('one URI named by two issuers', () => {
+  it('its age series is the copy held, not dropped because the other issuer holds none (a review: the last issuer looked at won)', async () => {
+    const up = await startRecordingUpstream();
+    const path = '/status/shared';
+    const sl = { allowed_uris: [server.uri('/status/')], refresh: '1s', max_stale: '30s', timeout: '1s' };
+    const g = await startGateInProcess(up.url, (c) => {
+      c.issuers[0].status_list = sl;
+      c.issuers[1].status_list = sl; // B's copy of A's list never verifies: it is signed by A's key
+    });
+    try {
+      server.lists.set(path, await cliList(g.keys.a, { uri: server.uri(path), bits: 1, size: 64, statuses: new Map() }));
+      const now = Math.floor(Date.now() / 1000);
+      const fromA = await g.token(statusClaim(server.uri(path), 0));
+      const fromB = await sign(g.keys.b, { iss: ISSUER_B, iat: now, exp: now + 300, ...statusClaim(server.uri(path), 0) });
+      expect((await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${fromA}` } })).status).toBe(200);
+      expect((await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${fromB}` } })).status).toBe(401);
+      const m = parseMetrics((await send(g.adminUrl, '/metrics')).text);
+      expect(m.get(`jitgate_status_lists{issuer="${ISSUER_A}"}`)).toBe(1);
+      expect(m.get(`jitgate_status_lists{issuer="${ISSUER_B}"}`)).toBe(0);
+      expect(m.get(`jitgate_status_list_age_seconds{uri="${server.uri(path)}"}`)).toBeLessThan(5);
+    } finally {
+      await g.close();
+      await up.close();
+      await rm(g.dir, { recursive: true, force: true });
     }
   });
 });
