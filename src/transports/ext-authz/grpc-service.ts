@@ -24,7 +24,7 @@ import { CheckResponses } from './check-response.ts';
 import { frame, type ReadProblem } from './grpc-h2/frames.ts';
 import { GRPC_STATUS, GrpcH2Server, type BidiCall, type Route, type UnaryReply } from './grpc-h2/server.ts';
 import { decideSafely, observe } from './judge.ts';
-import { AUTHORIZATION_SERVICE, encodeResponse, HEALTH_SERVICE, loadProtos } from './protos.ts';
+import { AUTHORIZATION_SERVICE, encodeResponse, HEALTH_SERVICE, isUndecodable, loadProtos } from './protos.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
 
 const NO_STRAY: readonly string[] = Object.freeze([]);
@@ -74,7 +74,10 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
       bytes = internalError;
       httpStatus = 503;
     }
-    reply.okFramed(bytes);
+    // Audited and counted only when this answer is what the client got: a call already refused (a
+    // second message) or past its deadline has its one line already, or none (a review found two
+    // contradictory lines for one call).
+    if (!reply.okFramed(bytes)) return;
     // Envoy sends its own trace context in the call's headers (not in the checked request's headers).
     observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs, client, ctx.tracer === undefined || headers === undefined ? undefined : h2Carrier(headers));
   };
@@ -121,7 +124,10 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
       let service = '';
       try {
         if (typeof message === 'string') throw new Error(message);
-        service = health.requestDeserialize(message).service ?? '';
+        const request = health.requestDeserialize(message);
+        // The hardened decoder answers an undecodable message with an empty one (protos.ts).
+        if (isUndecodable(request)) throw new Error('undecodable');
+        service = request.service ?? '';
       } catch {
         reply.error(GRPC_STATUS.INTERNAL, 'undecodable HealthCheckRequest');
         return;

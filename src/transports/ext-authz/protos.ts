@@ -37,6 +37,11 @@ let loaded: ExtAuthzProtos | undefined;
 
 const UNDECODABLE: object = Object.freeze({});
 
+/** What a hardened method's decoder returned for bytes that did not decode. */
+export function isUndecodable(request: object): boolean {
+  return request === UNDECODABLE;
+}
+
 /** Loads once per process; a missing or broken proto directory is a StartupError. */
 export function loadProtos(): ExtAuthzProtos {
   if (loaded !== undefined) return loaded;

@@ -2,8 +2,10 @@
  * What Envoy must change on the upstream request after an allow (SPEC §4, §7): the identity
  * headers jitgate sets, and the names it must remove — `authorization` (unless
  * headers.forward_authorization), `dpop`, every spelling of the method-override and URL-rewrite
- * headers (seen or not; override-headers.ts), every identity name this token does not set (so a client cannot smuggle one past
- * Envoy), and any other inbound header carrying the identity prefix.
+ * headers (seen or not; override-headers.ts), every client-certificate header the proxy drops
+ * (client-cert-headers.ts: RFC 9440 `Client-Cert`, `x-ssl-client-*`, XFCC…), every identity name this
+ * token does not set (so a client cannot smuggle one past Envoy), and any other inbound header
+ * carrying the identity prefix.
  *
  * Built once from config; per request it only concatenates when something is left to remove.
  */
@@ -11,6 +13,7 @@ import type { Allow } from '../../core/decision.ts';
 import type { IdentityHeaderNames } from '../../core/policy.ts';
 import type { Config } from '../../config/schema.ts';
 import { OVERRIDE_SPELLINGS } from '../override-headers.ts';
+import { CLIENT_CERT_HEADERS } from '../proxy/client-cert-headers.ts';
 import { compileHeaderPolicy, ROUTING_OVERRIDES } from '../proxy/hop-headers.ts';
 import { peerHeaderNames, unsetPeerHeaders, type PeerHeaderNames } from '../tls/peer-headers.ts';
 
@@ -39,6 +42,9 @@ export function compileUpstreamHeaders(config: Config, identity: IdentityHeaderN
   // Every spelling, seen or not: Envoy's allowed_headers may hide them from jitgate, and the
   // backend behind Envoy must never act on them (issue 21 item 2).
   base.push(...OVERRIDE_SPELLINGS);
+  // The backend learns a client certificate from the identity headers only, as behind the proxy
+  // (SPEC §11); a review found a client's own `Client-Cert` passing Envoy to the backend.
+  base.push(...CLIENT_CERT_HEADERS);
   const prefix = config.headers.prefix;
   const peer = peerHeaderNames(prefix);
   const publicList = Object.freeze([...base, ...identity.all, ...peer.all]);

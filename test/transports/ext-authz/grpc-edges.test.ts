@@ -117,6 +117,54 @@ describe('CheckRequests that cannot be read: an OK RPC with a 400 denial, never 
     expectRefused(checkResponseOf(await raw(CHECK, [Buffer.concat([prefixed(body), prefixed(body)])])));
   });
 
+  it('a whole message and the first bytes of a second, then END_STREAM: refused at once, never left unanswered (a review)', async () => {
+    const body = encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` }));
+    for (const extra of [1, 3, 5]) expectRefused(checkResponseOf(await raw(CHECK, [Buffer.concat([prefixed(body), prefixed(body).subarray(0, extra)])])));
+  });
+
+  it('a second message while the first is still being decided: one answer, one audit line, the refusal (a review)', async () => {
+    const gate = h.gate as unknown as { decide: (i: unknown) => unknown };
+    const orig = gate.decide;
+    let release: () => Promise<unknown> = () => Promise.resolve();
+    let asked!: () => void;
+    const decideCalled = new Promise<void>((r) => (asked = r));
+    // A decision that waits (a signature on the thread pool, a status list being fetched).
+    gate.decide = (input: unknown) =>
+      new Promise((resolve) => {
+        release = () => {
+          const d = Promise.resolve(orig.call(h.gate, input));
+          resolve(d);
+          return d;
+        };
+        asked();
+      });
+    try {
+      const token = await sign(keys.a, { sub: 'two-frames' });
+      const framed = prefixed(encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${token}` })));
+      const before = h.audit.length;
+      const req = session.request({ ':method': 'POST', ':path': CHECK, 'content-type': 'application/grpc', te: 'trailers' });
+      const answer = new Promise<RawAnswer>((resolve, reject) => {
+        let head: Record<string, unknown> = {};
+        const body: Buffer[] = [];
+        req.on('response', (hd) => (head = hd));
+        req.on('data', (c: Buffer) => body.push(c));
+        req.on('end', () => resolve({ status: Number(head[':status']), headers: head, trailers: {}, body: Buffer.concat(body) }));
+        req.on('error', reject);
+      });
+      req.write(framed);
+      await decideCalled; // the first message is with the gate
+      req.end(framed);
+      const a = await answer;
+      expectRefused(decode(a.body.subarray(5)));
+      await release(); // the late decision: its own answer would be recorded a turn after this
+      await new Promise((r) => setImmediate(r));
+      const lines = h.audit.slice(before);
+      expect(lines.map((l) => [l.decision, l.reason])).toEqual([['deny', 'missing_attributes']]);
+    } finally {
+      gate.decide = orig;
+    }
+  });
+
   it('a valid request split over many DATA frames is read whole and allowed', async () => {
     const framed = prefixed(encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` })));
     const chunks: Buffer[] = [];
@@ -157,6 +205,41 @@ describe('gRPC protocol answers', () => {
     expect(a.headers['grpc-status']).toBe('12');
     const b = await raw(CHECK, [Buffer.from('{}')], { 'content-type': 'application/json' });
     expect(b.status).toBe(415);
+  });
+
+  it('content types: application/grpc and +proto in any case, with parameters; +json and look-alikes are 415 (a review)', async () => {
+    const body = prefixed(encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` })));
+    for (const ct of ['application/grpc+proto', 'Application/GRPC', 'application/grpc; charset=utf-8']) {
+      expect(checkResponseOf(await raw(CHECK, [body], { 'content-type': ct })).status?.code).toBe(0);
+    }
+    for (const ct of ['application/grpc+json', 'application/grpcfoo', 'application/grpc-web']) expect((await raw(CHECK, [body], { 'content-type': ct })).status).toBe(415);
+  });
+
+  it('a grpc-timeout too long for a timer is no deadline: a pending decision is answered, not DEADLINE_EXCEEDED at once (a review)', async () => {
+    const gate = h.gate as unknown as { decide: (i: unknown) => unknown };
+    const orig = gate.decide;
+    let release: (d: unknown) => void = () => {};
+    gate.decide = () => new Promise((resolve) => (release = resolve));
+    try {
+      const body = encode(checkRequest('GET', '/orders/42', { authorization: 'Bearer x.y.z' }));
+      const pending = raw(CHECK, [prefixed(body)], { 'grpc-timeout': '2147484S' });
+      await new Promise((r) => setTimeout(r, 50));
+      release(orig.call(h.gate, { method: 'GET', target: '/orders/42', authorization: undefined, authorizationCount: 0, dpop: undefined, dpopCount: 0, methodOverride: false }));
+      const r = checkResponseOf(await pending);
+      expect(r.denied_response?.status?.code).toBe(401);
+    } finally {
+      gate.decide = orig;
+    }
+  });
+
+  it('one client gets at most 1000 concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS), not 2^32 − 1', async () => {
+    await new Promise<void>((r) => (session.remoteSettings.maxConcurrentStreams !== undefined ? r() : session.once('remoteSettings', () => r())));
+    expect(session.remoteSettings.maxConcurrentStreams).toBe(1000);
+  });
+
+  it('health: an undecodable HealthCheckRequest is INTERNAL, not SERVING (a review)', async () => {
+    const a = await raw('/grpc.health.v1.Health/Check', [prefixed(Buffer.from([0x0f]))]); // wire type 7: none
+    expect(a.headers['grpc-status'] ?? a.trailers['grpc-status']).toBe('13');
   });
 });
 

@@ -63,4 +63,9 @@ describe('gRPC length-prefixed messages', () => {
     expect(parseGrpcTimeout('3000000n')).toBe(3);
     for (const bad of [undefined, '', 'm', '12', '123456789m', '-1m', '1x', '1.5S']) expect(parseGrpcTimeout(bad)).toBeUndefined();
   });
+
+  it('grpc-timeout beyond what a timer can wait (2^31 − 1 ms) is no deadline, not an immediate one (a review)', () => {
+    expect(parseGrpcTimeout('2147483S')).toBe(2_147_483_000);
+    for (const long of ['2147484S', '99999999H', '99999999M']) expect(parseGrpcTimeout(long)).toBeUndefined();
+  });
 });

@@ -36,7 +36,7 @@ function recording(answer: (reply: UnaryReply) => void): UnaryRoute {
 }
 
 beforeAll(async () => {
-  const ok = (reply: UnaryReply): void => reply.ok(Buffer.from([0x08, 0x01]));
+  const ok = (reply: UnaryReply): void => void reply.ok(Buffer.from([0x08, 0x01]));
   server.route('/t.Retention/Sync', recording(ok));
   // A Check that waits for a signature check answers a turn later.
   server.route('/t.Retention/Later', recording((reply) => setImmediate(() => ok(reply))));

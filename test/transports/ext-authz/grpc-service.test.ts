@@ -7,6 +7,7 @@ import type { TestKeys } from '../../fixtures/gate.ts';
 import { ISSUER_A, sign } from '../../fixtures/tokens.ts';
 import { checkRequest, decisions, GrpcClient, headerList, rawCheckRequest, startGrpcSuite, stopGrpcSuite, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
 import { OVERRIDE_SPELLINGS } from '../../../src/transports/override-headers.ts';
+import { CLIENT_CERT_HEADERS } from '../../../src/transports/proxy/client-cert-headers.ts';
 
 let keys: TestKeys;
 let h: Harness;
@@ -30,14 +31,14 @@ describe('allow', () => {
     ]);
     // Present and false (defaults on: an absent BoolValue would decode as null).
     for (const o of r.ok_response!.headers) expect(o.append).toEqual({ value: false });
-    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
+    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
   });
 
   it('a public route removes all five identity names and sets none', async () => {
     const r = await client.check(checkRequest('GET', '/healthz'));
     expect(r.status?.code).toBe(0);
     expect(r.ok_response?.headers).toEqual([]);
-    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
+    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
   });
 
   it('a cached token gets the same answer each time; a stray header gets its own list without changing the next answer', async () => {
@@ -45,9 +46,9 @@ describe('allow', () => {
     const first = await client.check(checkRequest('GET', '/orders/42', a));
     const again = await client.check(checkRequest('GET', '/orders/42/items', a));
     expect(again).toEqual(first);
-    expect(first.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
+    expect(first.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
     const stray = await client.check(checkRequest('GET', '/orders/42', { ...a, 'x-jit-role': 'admin' }));
-    expect(stray.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id', 'x-jit-role']);
+    expect(stray.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id', 'x-jit-role']);
     expect(await client.check(checkRequest('GET', '/orders/42', a))).toEqual(first);
     // Another token never gets the first one's identity.
     const other = await client.check(checkRequest('GET', '/orders/42', await auth({ jti: 'g-cached-2', sub: 'spiffe://prod/other' })));
@@ -60,7 +61,7 @@ describe('allow', () => {
   it('also removes any other inbound header carrying the identity prefix', async () => {
     const r = await client.check(checkRequest('GET', '/orders/42', { ...(await auth({ jti: 'g-stray' })), 'x-jit-role': 'admin', 'x-jit-subject': 'spoofed' }));
     expect(r.status?.code).toBe(0);
-    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id', 'x-jit-role']);
+    expect(r.ok_response?.headers_to_remove).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id', 'x-jit-role']);
     expect(headerList(r.ok_response?.headers)[0]).toEqual(['x-jit-subject', 'spiffe://prod/ci-deployer']);
   });
 });

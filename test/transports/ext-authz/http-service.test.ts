@@ -8,6 +8,7 @@ import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
 import { ISSUER_A, sign } from '../../fixtures/tokens.ts';
 import { decisions, httpCall, startHarness, withGateThrowing, withKeysState, type Harness } from './helpers.ts';
 import { OVERRIDE_SPELLINGS } from '../../../src/transports/override-headers.ts';
+import { CLIENT_CERT_HEADERS } from '../../../src/transports/proxy/client-cert-headers.ts';
 
 let keys: TestKeys;
 let h: Harness;
@@ -32,7 +33,7 @@ describe('allow', () => {
     expect(r.headers['x-jit-issuer']).toBe(ISSUER_A);
     expect(r.headers['x-jit-txn']).toBe('deploy-4711');
     expect(r.headers['x-jit-actor']).toBeUndefined();
-    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id'].join(', '));
+    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id'].join(', '));
     expect(r.headers['cache-control']).toBe('no-store');
     expect(r.body).toBe('');
   });
@@ -40,19 +41,19 @@ describe('allow', () => {
   it('sets x-jit-actor when the token has act, and then does not remove it', async () => {
     const r = await call('GET', '/authz/orders/42', await bearer('h-act', { act: { sub: 'spiffe://prod/human/alice' } }));
     expect(r.headers['x-jit-actor']).toBe('spiffe://prod/human/alice');
-    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-client-cert-sha256', 'x-jit-spiffe-id'].join(', '));
+    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-client-cert-sha256', 'x-jit-spiffe-id'].join(', '));
   });
 
   it('a public route: 200, no identity, all five names removed', async () => {
     const r = await call('GET', '/authz/healthz');
     expect(r.status).toBe(200);
     expect(r.headers['x-jit-subject']).toBeUndefined();
-    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id'].join(', '));
+    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id'].join(', '));
   });
 
   it('removes other inbound identity-prefixed headers too', async () => {
     const r = await call('GET', '/authz/orders/42', [...(await bearer('h-stray')), 'X-Jit-Role', 'admin']);
-    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id', 'x-jit-role'].join(', '));
+    expect(r.headers['x-envoy-auth-headers-to-remove']).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id', 'x-jit-role'].join(', '));
   });
 
   it('drains a request body (with_request_body) and still answers', async () => {

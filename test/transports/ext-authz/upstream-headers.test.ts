@@ -8,6 +8,7 @@ import { identityHeaderNames } from '../../../src/core/policy.ts';
 import type { VerifiedToken } from '../../../src/core/verified-token.ts';
 import { compileUpstreamHeaders } from '../../../src/transports/ext-authz/upstream-headers.ts';
 import { OVERRIDE_SPELLINGS } from '../../../src/transports/override-headers.ts';
+import { CLIENT_CERT_HEADERS } from '../../../src/transports/proxy/client-cert-headers.ts';
 
 function plan(headers: Record<string, unknown> = {}) {
   const config = validateConfig(
@@ -23,14 +24,14 @@ const tokenAllow = (unset: string[]): Allow => ({ ...publicAllow, reason: 'grant
 describe('removal list', () => {
   it('defaults: authorization, dpop, then the unset identity names and stray prefixed headers', () => {
     const p = plan();
-    expect(p.removals(tokenAllow(['x-jit-actor']), [])).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
-    expect(p.removalHeader(tokenAllow([]), ['x-jit-role'])).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-client-cert-sha256', 'x-jit-spiffe-id', 'x-jit-role'].join(', '));
-    expect(p.removals(publicAllow, [])).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
+    expect(p.removals(tokenAllow(['x-jit-actor']), [])).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
+    expect(p.removalHeader(tokenAllow([]), ['x-jit-role'])).toBe(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-client-cert-sha256', 'x-jit-spiffe-id', 'x-jit-role'].join(', '));
+    expect(p.removals(publicAllow, [])).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-subject', 'x-jit-token-id', 'x-jit-issuer', 'x-jit-txn', 'x-jit-actor', 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
   });
 
   it('keeps Authorization when headers.forward_authorization; removes every override spelling in both method_override modes', () => {
-    expect(plan({ forward_authorization: true }).removals(tokenAllow([]), [])).toEqual(['dpop', ...OVERRIDE_SPELLINGS, 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
-    expect(plan({ method_override: 'strip' }).removals(tokenAllow([]), [])).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
+    expect(plan({ forward_authorization: true }).removals(tokenAllow([]), [])).toEqual(['dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
+    expect(plan({ method_override: 'strip' }).removals(tokenAllow([]), [])).toEqual(['authorization', 'dpop', ...OVERRIDE_SPELLINGS, ...CLIENT_CERT_HEADERS, 'x-jit-client-cert-sha256', 'x-jit-spiffe-id']);
     expect(OVERRIDE_SPELLINGS).toHaveLength(24);
     expect(OVERRIDE_SPELLINGS).toEqual(expect.arrayContaining(['x-http-method-override', 'x_http_method_override', 'x-http_method-override', 'x-original-url', 'x_rewrite_url']));
   });

@@ -85,8 +85,20 @@ export class MessageReader {
   }
 }
 
-/** `grpc-timeout` (PROTOCOL-HTTP2.md: 1–8 digits and a unit H M S m u n) in ms, or undefined when absent or invalid. */
+/** The longest delay a node timer takes; past it node fires after 1 ms, which would end the call at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * `grpc-timeout` (PROTOCOL-HTTP2.md: 1–8 digits and a unit H M S m u n) in ms, or undefined when
+ * absent, invalid, or beyond what a timer can wait (≈ 24.8 days): no deadline. A review found
+ * `2147484S` answered DEADLINE_EXCEEDED at once, an RPC error Envoy's failure_mode_allow turns into an allow.
+ */
 export function parseGrpcTimeout(value: string | string[] | undefined): number | undefined {
+  const ms = grpcTimeoutMs(value);
+  return ms === undefined || ms > MAX_TIMER_MS ? undefined : ms;
+}
+
+function grpcTimeoutMs(value: string | string[] | undefined): number | undefined {
   if (typeof value !== 'string' || value.length < 2 || value.length > 9) return undefined;
   const digits = value.slice(0, -1);
   for (let i = 0; i < digits.length; i++) {

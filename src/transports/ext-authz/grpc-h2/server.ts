@@ -17,12 +17,16 @@ import { frame, MessageReader, parseGrpcTimeout, type ReadProblem } from './fram
 
 export const GRPC_STATUS = { OK: 0, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, INTERNAL: 13 } as const;
 
-/** One unary call: exactly one of `ok`/`okFramed`/`error` takes effect; later calls (after a deadline) do nothing. */
+/**
+ * One unary call: exactly one of `ok`/`okFramed`/`error` takes effect; later calls (after a deadline,
+ * or after a second message was refused) do nothing. Each says whether it was the one, so what is
+ * audited is what the client got.
+ */
 export interface UnaryReply {
-  ok(message: Buffer): void;
+  ok(message: Buffer): boolean;
   /** `ok` for a message already framed (frames.ts `frame`): answers kept and sent again and again. */
-  okFramed(framed: Buffer): void;
-  error(code: number, message: string): void;
+  okFramed(framed: Buffer): boolean;
+  error(code: number, message: string): boolean;
 }
 
 export interface UnaryRoute {
@@ -54,10 +58,30 @@ function grpcMessage(s: string): string {
   return encodeURIComponent(s);
 }
 
-function trailersOnly(stream: ServerHttp2Stream, code: number, message: string): void {
-  if (stream.headersSent || stream.destroyed) return;
+function trailersOnly(stream: ServerHttp2Stream, code: number, message: string): boolean {
+  if (stream.headersSent || stream.destroyed) return false;
   stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': grpcMessage(message) }, { endStream: true });
+  return true;
 }
+
+/**
+ * `application/grpc`, optionally `+proto`, optionally with parameters; any case (media types are
+ * case-insensitive). `application/grpc+json` or `application/grpcfoo` is not a protobuf call (415).
+ */
+function isGrpcProto(ct: string): boolean {
+  const semi = ct.indexOf(';');
+  const type = (semi === -1 ? ct : ct.slice(0, semi)).trim().toLowerCase();
+  return type === 'application/grpc' || type === 'application/grpc+proto';
+}
+
+/**
+ * Streams one client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). Envoy opens another
+ * connection past it; node's default, 2^32 − 1, let one connection hold any number of calls.
+ */
+export const MAX_CONCURRENT_STREAMS = 1000;
+
+/** A request message not complete this long after its first bytes is refused as truncated. */
+export const MESSAGE_READ_TIMEOUT_MS = 10_000;
 
 /**
  * One unary call: its input until it is answered, then its answer. The input is dropped when the
@@ -67,6 +91,8 @@ function trailersOnly(stream: ServerHttp2Stream, code: number, message: string):
 class Unary implements UnaryReply {
   readonly #stream: ServerHttp2Stream;
   timer: NodeJS.Timeout | undefined;
+  /** Armed while a message is incomplete (armReadTimeout). */
+  readTimer: NodeJS.Timeout | undefined;
   /** Undefined once the call is answered or abandoned. */
   reader: MessageReader | undefined;
   headers: IncomingHttpHeaders | undefined;
@@ -83,24 +109,25 @@ class Unary implements UnaryReply {
     return this.reader === undefined;
   }
 
-  ok(message: Buffer): void {
-    if (!this.done) this.okFramed(frame(message));
+  ok(message: Buffer): boolean {
+    return !this.done && this.okFramed(frame(message));
   }
 
-  okFramed(framed: Buffer): void {
-    if (this.done) return;
+  okFramed(framed: Buffer): boolean {
+    if (this.done) return false;
     this.#finish();
     const s = this.#stream;
-    if (s.destroyed || s.headersSent) return;
+    if (s.destroyed || s.headersSent) return false;
     s.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     s.on('wantTrailers', sendOkTrailers); // fires once per stream; `on` spares once()'s wrapper
     s.end(framed);
+    return true;
   }
 
-  error(code: number, message: string): void {
-    if (this.done) return;
+  error(code: number, message: string): boolean {
+    if (this.done) return false;
     this.#finish();
-    trailersOnly(this.#stream, code, message);
+    return trailersOnly(this.#stream, code, message);
   }
 
   onClose(listener: () => void): void {
@@ -112,9 +139,15 @@ class Unary implements UnaryReply {
     this.#finish();
   }
 
+  clearReadTimer(): void {
+    if (this.readTimer !== undefined) clearTimeout(this.readTimer);
+    this.readTimer = undefined;
+  }
+
   #finish(): void {
     this.reader = this.headers = this.message = undefined;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    this.clearReadTimer();
   }
 }
 
@@ -135,7 +168,7 @@ export class GrpcH2Server {
 
   constructor(opts: GrpcH2Options) {
     this.#maxBytes = opts.maxMessageBytes;
-    this.#server = createServer({ maxSessionMemory: 64 });
+    this.#server = createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS } });
     this.#server.on('session', (session: Http2Session) => {
       this.#sessions.add(session);
       session.on('close', () => this.#sessions.delete(session));
@@ -176,7 +209,7 @@ export class GrpcH2Server {
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', ignore); // a reset by the client; the call is simply gone
     const ct = headers['content-type'];
-    if (headers[':method'] !== 'POST' || typeof ct !== 'string' || !ct.startsWith('application/grpc')) {
+    if (headers[':method'] !== 'POST' || typeof ct !== 'string' || !isGrpcProto(ct)) {
       stream.respond({ ':status': 415 }, { endStream: true });
       return;
     }
@@ -202,11 +235,20 @@ export class GrpcH2Server {
       if (reader === undefined) return; // answered (or refused) already: the rest is read and dropped
       const got = reader.push(chunk);
       if (typeof got === 'string') return give(got);
-      if (got.length === 0) return armDeadline(reply, deadline);
-      if (reply.message !== undefined || got.length > 1) return give('extra_message');
-      const message = (reply.message = got[0]!);
-      // Unary: the message is complete, answer now rather than a tick later at END_STREAM.
-      if (!reader.partial) give(message);
+      if (got.length === 0) {
+        // Incomplete: bytes of a second message (the first is with the route) are one too many
+        // already; otherwise the rest must come within the read timeout (or the call's deadline).
+        if (reply.message !== undefined) return give('extra_message');
+        armReadTimeout(reply, give);
+        return armDeadline(reply, deadline);
+      }
+      // Unary: exactly one message, and nothing after it. A byte after it begins a second one, which
+      // is refused now: waiting for it to complete let a call with a cut-off second message go
+      // unanswered forever (a review).
+      if (reply.message !== undefined || got.length > 1 || reader.partial) return give('extra_message');
+      // The message is complete: answer now rather than a tick later at END_STREAM.
+      reply.clearReadTimer();
+      give((reply.message = got[0]!));
     };
     stream.on('data', onData);
     stream.on('end', () => {
@@ -258,6 +300,19 @@ export class GrpcH2Server {
 }
 
 function ignore(): void {}
+
+/**
+ * A message begun but not finished: refused as truncated (a CheckResponse denial, not an RPC error)
+ * unless it completes within MESSAGE_READ_TIMEOUT_MS. Only a call whose message spans chunks pays for it.
+ */
+function armReadTimeout(reply: Unary, give: (m: ReadProblem) => void): void {
+  if (reply.readTimer !== undefined || reply.done) return;
+  reply.readTimer = setTimeout(() => {
+    if (!reply.done && reply.message === undefined) give('truncated');
+  }, MESSAGE_READ_TIMEOUT_MS);
+  reply.readTimer.unref();
+  reply.onClose(() => reply.abandon());
+}
 
 function armDeadline(reply: Unary, deadline: number | undefined): void {
   if (deadline === undefined || reply.timer !== undefined || reply.done) return;
