@@ -26,13 +26,25 @@ function outlastsOneSync(ctx: z.RefinementCtx, path: (string | number)[], maxSta
 }
 const HTTP_METHOD = /^[A-Z][A-Z0-9_-]*$/;
 
-function duration(example: string) {
+/**
+ * The longest delay a node timer waits (2^31 − 1 ms, ≈ 24.8 days): past it node fires after 1 ms,
+ * so a `refresh: 30d` became a fetch loop and a `timeout: 25d` an immediate timeout (a review).
+ * Durations that set a timer are held at or under 24 days; the few that are only compared
+ * (`max_ttl`, `clock_tolerance`, the `max_stale`s) are not.
+ */
+const TIMER_MAX_MS = 24 * 86_400_000;
+
+function duration(example: string, use: 'timer' | 'compared' = 'timer') {
   return z
     .string({ error: (iss) => `expected a duration like "${example}", got ${describe(iss.input)}` })
     .transform((text, ctx) => {
       const ms = parseDuration(text);
       if (ms === undefined) {
         ctx.addIssue({ code: 'custom', message: `expected a duration like "${example}", got ${JSON.stringify(text)}` });
+        return z.NEVER;
+      }
+      if (use === 'timer' && ms > TIMER_MAX_MS) {
+        ctx.addIssue({ code: 'custom', message: `expected at most 24d (a timer waits at most ~24.8 days), got ${JSON.stringify(text)}` });
         return z.NEVER;
       }
       return ms;
@@ -78,7 +90,7 @@ const statusList = z.strictObject({
   refresh: duration('1m')
     .default(60_000)
     .refine((ms) => ms >= 1_000, 'expected at least 1s (a list is fetched at most once a second)'),
-  max_stale: duration('5m').default(5 * 60_000),
+  max_stale: duration('5m', 'compared').default(5 * 60_000),
   // Under 100 ms not even a fetch over loopback reliably completes: every first request would be 503.
   timeout: duration('2s')
     .default(2_000)
@@ -106,15 +118,15 @@ const issuer = z
     jwks_refresh_min: duration('30s')
       .default(30_000)
       .refine((ms) => ms >= 10, 'expected at least 10ms'),
-    jwks_max_stale: duration('1h').default(60 * 60_000),
+    jwks_max_stale: duration('1h', 'compared').default(60 * 60_000),
     jwks_kid_cooldown: duration('30s')
       .default(30_000)
       .refine((ms) => ms >= 100, 'expected at least 100ms (each unknown kid a client sends may trigger a refetch once per cooldown)'),
     jwks_timeout: duration('5s').default(5_000),
     jwks_max_bytes: z.number().int().positive().default(512 * 1024),
     algorithms: z.array(z.enum(ASYMMETRIC_ALGS, { error: (i) => `alg ${JSON.stringify(i.input)} is not allowed; asymmetric only: ${ASYMMETRIC_ALGS.join(', ')}` })).min(1).default(['ES256']),
-    max_ttl: duration('15m').default(15 * 60_000),
-    clock_tolerance: duration('5s').default(5_000),
+    max_ttl: duration('15m', 'compared').default(15 * 60_000),
+    clock_tolerance: duration('5s', 'compared').default(5_000),
     typ: z.string().min(1).optional(),
     /** Refuse this issuer's tokens unless DPoP-bound (cnf.jkt); default `dpop.require`. */
     require_dpop: z.boolean().optional(),
@@ -203,7 +215,7 @@ export const configSchema = z.strictObject({
       poll_interval: duration('2s')
         .default(2_000)
         .refine((ms) => ms >= 10, 'expected at least 10ms'),
-      max_stale: duration('30s').default(30_000),
+      max_stale: duration('30s', 'compared').default(30_000),
       timeout: duration('2s').default(2_000),
       max_bytes: z.number().int().positive().default(256 * 1024 * 1024),
       journal: z.string().min(1).optional(),

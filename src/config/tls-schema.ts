@@ -13,8 +13,9 @@ const reloadInterval = z
   .string()
   .transform((text, ctx) => {
     const ms = parseDuration(text);
-    if (ms === undefined || ms < 10) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration like "1s" (at least 10ms), got ${JSON.stringify(text)}` });
+    // At most 24 days: a longer interval overflows node's timer and polls every millisecond.
+    if (ms === undefined || ms < 10 || ms > 24 * 86_400_000) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like "1s" (at least 10ms, at most 24d), got ${JSON.stringify(text)}` });
       return z.NEVER;
     }
     return ms;

@@ -72,3 +72,22 @@ describe('floors against fetch loops', () => {
     expect(problems(c)).toMatch(message);
   });
 });
+
+describe('durations that set a timer: at most 24 days (node fires a longer timer after 1 ms; a review found a 30d refresh fetching a list hundreds of times a second)', () => {
+  const sl = (o: Record<string, string>) => ({ issuers: [{ issuer: 'https://broker.internal', jwks_file: './jwks.json', status_list: { allowed_uris: ['https://lists.internal/'], ...o } }] });
+  it.each([
+    [sl({ refresh: '30d', max_stale: '61d' }), /issuers\[0\]\.status_list\.refresh: expected at most 24d/],
+    [sl({ timeout: '25d', max_stale: '60d' }), /issuers\[0\]\.status_list\.timeout: expected at most 24d/],
+    [{ issuers: [{ issuer: 'https://broker.internal', jwks_uri: 'https://broker.internal/jwks', jwks_refresh: '25d' }] }, /jwks_refresh: expected at most 24d/],
+    [{ revocation: { url: 'https://broker.internal/r.jsonl', poll_interval: '30d', max_stale: '31d' } }, /revocation\.poll_interval: expected at most 24d/],
+    [{ listen: { host: '127.0.0.1', port: 0, tls: { cert_file: 'c', key_file: 'k', reload_interval: '30d' } } }, /reload_interval: expected a duration like "1s" \(at least 10ms, at most 24d\)/],
+  ])('%j → a config error naming the key', (c, message) => {
+    expect(problems(c)).toMatch(message);
+  });
+
+  it('keeps durations that are only compared uncapped, and 24d itself', () => {
+    const c = validateConfig(base({ issuers: [{ issuer: 'https://broker.internal', jwks_file: './jwks.json', max_ttl: '90d', jwks_refresh: '24d' }] }), 'jitgate.yaml');
+    expect(c.issuers[0]!.max_ttl).toBe(90 * 86_400_000);
+    expect(c.issuers[0]!.jwks_refresh).toBe(24 * 86_400_000);
+  });
+});

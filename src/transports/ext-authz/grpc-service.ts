@@ -7,7 +7,7 @@
  * Every Check completes as a successful RPC carrying a CheckResponse — allow, deny, "could not
  * decide" (status 14) and malformed input alike — because Envoy counts any RPC error as a service
  * failure, which `failure_mode_allow: true` would turn into an allow. That includes a request
- * larger than `ext_authz.grpc.max_request_bytes`, one that does not decode, is compressed, is cut
+ * larger than 4 MiB, one that does not decode, is compressed, is cut
  * short or carries two messages: each gets the 400 `missing_attributes` denial (status 3).
  * Answers are bytes: denials are encoded at start and an allow once per cached token
  * (check-response.ts), and framed once per such buffer, so a hot check encodes nothing.
@@ -29,14 +29,14 @@ import type { UpstreamHeaders } from './upstream-headers.ts';
 
 const NO_STRAY: readonly string[] = Object.freeze([]);
 
-/** Default of `ext_authz.grpc.max_request_bytes` (grpc-js's and Envoy's default message limit). */
+/** The largest CheckRequest read (grpc-js's and Envoy's default message limit); not configurable. */
 export const DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
 const SERVING = 1;
 const NOT_SERVING = 2;
 
 const PROBLEMS: Record<ReadProblem, string> = {
-  too_large: 'a CheckRequest larger than ext_authz.grpc.max_request_bytes',
+  too_large: 'a CheckRequest larger than 4 MiB (DEFAULT_MAX_REQUEST_BYTES)',
   compressed: 'a compressed CheckRequest (jitgate accepts no grpc-encoding)',
   truncated: 'a Check call that ended before its CheckRequest was complete',
   extra_message: 'a Check call with more than one CheckRequest',

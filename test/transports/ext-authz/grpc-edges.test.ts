@@ -87,7 +87,7 @@ describe('CheckRequests that cannot be read: an OK RPC with a 400 denial, never 
     expectRefused(await client.check(big));
     const ok = await client.check(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` }));
     expect(ok.status?.code).toBe(0);
-    expect(h.logs.some((l) => String(l.msg).includes('larger than ext_authz.grpc.max_request_bytes'))).toBe(true);
+    expect(h.logs.some((l) => String(l.msg).includes('a CheckRequest larger than 4 MiB'))).toBe(true);
   });
 
   it('a declared length over the limit is answered before the body arrives', async () => {
