@@ -90,7 +90,7 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
   const tls = tlsConfig === undefined ? undefined : createTlsServer(httpOptions, tlsConfig, { name: 'admin', key: 'admin.tls', logger: log });
   const server = tls?.server ?? createServer(httpOptions);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    tls?.admit(req, res);
+    if (tls !== undefined && !tls.admit(req, res)) return;
     route(req, res).catch((err: unknown) => {
       log.error({ err }, 'admin request failed');
       if (!res.headersSent) json(res, 500, { error: 'internal_error' }, false);

@@ -43,8 +43,8 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
     res.end(r.bodyBytes);
   });
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
+    if (tls !== undefined && !tls.admit(req, res)) return;
     if (listener?.draining === true) res.shouldKeepAlive = false;
-    tls?.admit(req, res);
     lanes.admit(req, res, expectContinue);
   };
   server.on('request', onRequest(false));

@@ -16,9 +16,11 @@
  *   CA bundle is unchanged, so clients resume their sessions across a rotation of the server's
  *   certificate; a changed bundle ends every session.
  * - A changed client CA bundle also ends the connections verified under the old one, as an nginx
- *   reload does: idle ones at once, busy ones after their current response (`Connection: close`).
- *   Their clients handshake again, against the new bundle, so a CA removed from it stops being
- *   trusted on connections that were open when it was removed, not only on new ones.
+ *   reload does (client-trust.ts): idle ones at once, busy ones after their current response
+ *   (`Connection: close`); a request read on one later is not served, and a connection accepted
+ *   before the change whose handshake completes after it is refused. Their clients handshake again,
+ *   against the new bundle, so a CA removed from it stops being trusted on connections that were
+ *   open when it was removed, not only on new ones.
  * - Sessions resume for at most 5 minutes (SESSION_TIMEOUT_S), and a resumed session whose
  *   certificate is now outside its validity window is refused like a failed handshake.
  * - Ciphers are Node's defaults (forward-secret AEAD suites first); server order is honoured.
@@ -47,6 +49,7 @@ import { StartupError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { caBundleProblem } from './ca-bundle.ts';
 import { clientCertOf } from './client-cert.ts';
+import { ClientTrust } from './client-trust.ts';
 import { reloadOnChange } from './file-reload.ts';
 
 /**
@@ -103,45 +106,13 @@ function serverTlsOptions(tls: ServerTlsConfig, ctx: SecureContextOptions, hands
   };
 }
 
-/** Set on a connection verified under a client CA bundle that has since changed: its responses close it. */
-const TRUST_ENDED = Symbol('jitgate.trustEnded');
-/** The response a connection is answering, so a bundle change can close it after that response. */
-const ANSWERING = Symbol('jitgate.answering');
-type TrustSocket = Socket & { [TRUST_ENDED]?: true; [ANSWERING]?: ServerResponse | undefined };
-
-/** One function for every response (`this`), not a closure per request. */
-function answered(this: ServerResponse): void {
-  const s = this.req.socket as TrustSocket;
-  if (s[ANSWERING] === this) s[ANSWERING] = undefined;
-}
-
-/**
- * Ends the connections of `secured` (verified under the old bundle): idle ones now, busy ones once
- * their current response is written; a request read later on one of them is answered with
- * `Connection: close`. Returns how many were open.
- */
-function endOldTrust(server: HttpsServer, secured: ReadonlySet<TrustSocket>): number {
-  server.closeIdleConnections();
-  let open = 0;
-  for (const s of secured) {
-    if (s.destroyed) continue;
-    open++;
-    s[TRUST_ENDED] = true;
-    const res = s[ANSWERING];
-    if (res === undefined || res.writableFinished) continue;
-    if (!res.headersSent) res.shouldKeepAlive = false;
-    else res.once('finish', () => s.end());
-  }
-  return open;
-}
-
 export interface TlsServer {
   readonly server: HttpsServer;
   /**
-   * Called by the listener first for each request: a connection verified under a client CA bundle
-   * that has since changed answers with `Connection: close`.
+   * Called by the listener first for each request: false when the connection was verified under a
+   * client CA bundle that has since changed (it is destroyed; the request is not served).
    */
-  admit(req: IncomingMessage, res: ServerResponse): void;
+  admit(req: IncomingMessage, res: ServerResponse): boolean;
   /**
    * Stops the file polling and ends the connections still in their handshake; the server itself
    * (and its secured connections) is closed by its listener, which calls this first.
@@ -200,15 +171,13 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
       }
     }
   });
-  const handshakes = trackHandshakes(server);
   // Only a listener that verifies client certificates has a trust to change (client_ca_file).
-  const secured = new Set<TrustSocket>();
-  if (tls.client_ca_file !== undefined) {
-    server.on('secureConnection', (socket: TLSSocket) => {
-      secured.add(socket);
-      socket.once('close', () => secured.delete(socket));
-    });
-  }
+  const trust = tls.client_ca_file === undefined ? undefined : new ClientTrust(server);
+  const handshakes = trackHandshakes(server, () => trust?.generation ?? 0, (socket, generation) => {
+    if (trust !== undefined && !trust.secured(socket, generation)) {
+      refuse(socket, 'verified under a client CA bundle that changed during the handshake', undefined, 'TLS handshake failed');
+    }
+  });
   const stopReload = reloadOnChange({
     files: [tls.cert_file, tls.key_file, ...(tls.client_ca_file === undefined ? [] : [tls.client_ca_file])],
     intervalMs: tls.reload_interval,
@@ -222,22 +191,14 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
       const sameTrust = current.ca === next.ca || (Buffer.isBuffer(current.ca) && Buffer.isBuffer(next.ca) && current.ca.equals(next.ca));
       server.setSecureContext({ ...next, ...sessionOptions(next, sameTrust ? server.getTicketKeys() : randomBytes(48)) });
       current = next;
-      if (!sameTrust && secured.size > 0) {
-        const ended = endOldTrust(server, secured);
-        logger.info({ listener: name, busy: ended }, 'client CA bundle changed: connections verified under the old one are closed (idle ones now, busy ones after their response)');
+      if (!sameTrust && trust !== undefined) {
+        const busy = trust.changed();
+        logger.info({ listener: name, busy }, 'client CA bundle changed: connections verified under the old one are closed (idle ones now, busy ones after their response)');
       }
     },
   });
   /** Before the listener's own handling of every request (request, checkContinue, checkExpectation). */
-  const admit = (req: IncomingMessage, res: ServerResponse): void => {
-    if (tls.client_ca_file === undefined) return;
-    const s = req.socket as TrustSocket;
-    if (s[TRUST_ENDED] === true) res.shouldKeepAlive = false;
-    else {
-      s[ANSWERING] = res;
-      res.once('finish', answered);
-    }
-  };
+  const admit = (req: IncomingMessage, res: ServerResponse): boolean => trust === undefined || trust.admit(req, res);
   return {
     server,
     admit,
@@ -252,17 +213,30 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
  * The TCP sockets whose handshake has not completed, by connection 4-tuple: the secured TLS socket
  * shares its TCP socket's addresses, which is how it leaves the map (public API only; the TLS
  * socket's link to its TCP socket is internal). Destroying the TCP socket destroys the TLS one.
+ * Each is stamped with the client-trust generation in service when it was accepted (node picks the
+ * secure context then), which `onSecured` receives with the secured socket, before node:https.
  */
-function trackHandshakes(server: HttpsServer): Map<string, Socket> {
+function trackHandshakes(server: HttpsServer, generation: () => number, onSecured: (socket: Socket, acceptedGeneration: number | undefined) => void): Map<string, Socket> {
   const open = new Map<string, Socket>();
+  const acceptedAt = new Map<string, number>();
   const tuple = (s: Socket): string => `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
   server.on('connection', (raw: Socket) => {
     const k = tuple(raw);
     open.set(k, raw);
+    acceptedAt.set(k, generation());
     raw.once('close', () => {
-      if (open.get(k) === raw) open.delete(k);
+      if (open.get(k) === raw) {
+        open.delete(k);
+        acceptedAt.delete(k);
+      }
     });
   });
-  server.on('secureConnection', (s: Socket) => open.delete(tuple(s)));
+  server.prependListener('secureConnection', (s: Socket) => {
+    const k = tuple(s);
+    const accepted = acceptedAt.get(k);
+    open.delete(k);
+    acceptedAt.delete(k);
+    onSecured(s, accepted);
+  });
   return open;
 }

@@ -2,7 +2,8 @@
  * A CA removed from `client_ca_file` stops being trusted on the connections that were open when it
  * was removed, not only on new handshakes (SPEC §11; a gap the second review round left open): a
  * changed bundle ends every connection verified under the old one, idle ones at once and busy ones
- * after their current response, as an nginx reload does. An unchanged bundle ends none.
+ * after their current response, as an nginx reload does; a request read on one later is not served,
+ * and a connection whose handshake spans the change is refused. An unchanged bundle ends none.
  * Real TLS on loopback, raw HTTP/1.1 over node:tls so the connection's own close is observed.
  */
 import { readFileSync } from 'node:fs';
@@ -153,6 +154,75 @@ describe('a changed client CA bundle', () => {
       upstream.respond = answerOk;
       release();
     }
+  });
+
+  it('does not serve a request read on an old-trust connection after the change (a re-probe: pipelined behind a busy one, it reached the backend)', async () => {
+    const g = await gateTrusting(BOTH());
+    const port = g.running.listeners.proxy.port;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    // The GET's answer is under way (head and a first chunk sent) and held there: a download.
+    upstream.respond = (req, res, rec) => {
+      if (req.method !== 'GET') return answerOk(req, res, rec);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('part');
+      void held.then(() => res.end('-rest'));
+    };
+    try {
+      const c = await open(port, pki.workloadA);
+      const token = await g.token();
+      const before = upstream.requests.length;
+      // A download in progress; the bundle changes; then the next request, pipelined.
+      c.socket.write(get('/orders/42', token));
+      await upstream.waitFor(before + 1);
+      await writeFile(bundle, pki.untrusted.pem);
+      await bundleApplied(g);
+      c.socket.write(`PATCH /orders/42 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Length: 0\r\n\r\n`);
+      await new Promise((r) => setTimeout(r, 100)); // the PATCH is read while the GET is still answering
+      release();
+      expect(await closedWithin(c, 10_000)).toBe(true);
+      expect(c.text()).toMatch(/^HTTP\/1\.1 200 [^]*part[^]*-rest/);
+      expect(c.text().match(/HTTP\/1\.1 /g)).toHaveLength(1); // one answer: the PATCH got none
+      expect(upstream.requests.slice(before).map((r) => r.method)).toEqual(['GET']);
+    } finally {
+      upstream.respond = answerOk;
+      release();
+    }
+  });
+
+  it('refuses a connection accepted before the change whose handshake completes after it', async () => {
+    const g = await gateTrusting(BOTH());
+    const port = g.running.listeners.proxy.port;
+    const { connect: tcp } = await import('node:net');
+    const raw = tcp(port, '127.0.0.1');
+    await new Promise<void>((r, j) => raw.once('connect', () => r()).once('error', j));
+    await writeFile(bundle, pki.ca.pem + pki.untrusted.pem + '\n'); // other bytes, same CAs
+    await bundleApplied(g);
+    // The handshake now, on the socket accepted under the old bundle.
+    const answer = await new Promise<string>((resolve) => {
+      const t = connect({ socket: raw, servername: 'localhost', ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.workloadA.cert), key: readFileSync(pki.workloadA.key) }, () => t.write(get('/healthz')));
+      let got = '';
+      t.setEncoding('latin1');
+      t.on('data', (d: string) => (got += d));
+      t.on('error', () => undefined);
+      t.on('close', () => resolve(got));
+    });
+    expect(answer).toBe('');
+    expect(await handshake(port, pki.workloadA)).toBe('ok'); // a fresh connection is fine
+  });
+
+  it('survives an allowed request with a body (a re-probe: the first version crashed the process on it)', async () => {
+    const g = await gateTrusting(BOTH());
+    const port = g.running.listeners.proxy.port;
+    const c = await open(port, pki.workloadA);
+    const token = await g.token();
+    for (let i = 0; i < 3; i++) {
+      const a = await exchange(c, `PATCH /orders/42 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Length: 5\r\n\r\nhello`);
+      expect(a).toMatch(/^HTTP\/1\.1 200 /);
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(await exchange(c, get('/orders/42', token))).toMatch(/^HTTP\/1\.1 200 /);
+    c.socket.destroy();
   });
 
   it('closes nothing when the bundle is rewritten with the same certificates, or when only a CA is added', async () => {
