@@ -10,9 +10,11 @@
  * before any token work (src/core/decide.ts); its token is identified here, after the answer is
  * decided, from the cache or by a signature check — never to change the answer.
  *
- * A DPoP-bound token's 400s are not counted: at 400 the caller has not shown it holds the key, and
- * counting them would let a thief who holds only the token get the task revoked. Its 403s count:
- * a 403 comes after the proof (decide.ts checks the binding first).
+ * A bound token's 400s are not counted (DPoP or certificate binding, or an issuer or service that
+ * requires one), nor those of a token with a status-list reference: at 400 the caller has not shown
+ * it holds the key or certificate, nor has the status been looked up, and counting them would let a
+ * thief who holds only the token get the task revoked (Decider.identify, countableAt400). Their 403s
+ * count: a 403 comes after the proof, the certificate and the status (decide.ts checks those first).
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.ts';

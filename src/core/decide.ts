@@ -211,7 +211,7 @@ export class Decider {
    * alone), so that the refusal can count against it. Only for counting — the refusal stands. The
    * cached verification, else a signature check (whose success fills the cache, as decide's would);
    * undefined unless the token is acceptable now: keys ready, key still in the set, within its
-   * time, not revoked.
+   * time, not revoked — and usable as it stands by whoever holds it (countableAt400).
    */
   identify(authorization: string): VerifiedToken | undefined | Promise<VerifiedToken | undefined> {
     const token = bearerToken(authorization) ?? dpopSchemeToken(authorization);
@@ -221,7 +221,8 @@ export class Decider {
       t.keys.state(nowMs) === 'ready' &&
       t.keys.has(t.key) &&
       checkTime(t, nowMs / 1000, t.toleranceSec) === undefined &&
-      !this.#revocation.isRevoked(t.jti, t.sub, t.iat, t.txn)
+      !this.#revocation.isRevoked(t.jti, t.sub, t.iat, t.txn) &&
+      this.#countableAt400(t)
         ? t
         : undefined;
     const cached = this.#cache.get(token);
@@ -234,6 +235,19 @@ export class Decider {
     };
     const outcome = verifyToken(token, this.#policy, nowMs);
     return outcome instanceof Promise ? outcome.then(next) : next(outcome);
+  }
+
+  /**
+   * A 400 is judged on the request alone, before possession or status: only a token its holder could
+   * use as it stands — a plain bearer token of an issuer and service that ask for no binding, without
+   * a status reference — counts there. Otherwise a thief holding only a certificate- or DPoP-bound
+   * token, or one its status list already revoked, could get the victim's task or subject revoked
+   * with malformed requests (a review found it for certificate-bound tokens).
+   */
+  #countableAt400(t: VerifiedToken): boolean {
+    if (t.cnfJkt !== undefined || t.cnfX5t !== undefined || t.status !== undefined) return false;
+    const issuer = this.#policy.issuers.get(t.iss);
+    return issuer !== undefined && issuer.requireDpop !== true && this.#certRules.get(t.iss) === undefined;
   }
 
   #decideVerified(

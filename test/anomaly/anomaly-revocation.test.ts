@@ -128,6 +128,18 @@ describe('anomaly revocation (one process)', () => {
     expect(m.get('jitgate_anomaly_refusals_total{status="400"}')).toBe(3);
   });
 
+  it('case=400s with a certificate-bound token are not counted: its holder without the certificate could not use it (a review)', async () => {
+    const { cfg, g } = await gateWith(() => {});
+    const bound = await tokenNow(cfg.keys, { jti: 'bound-1', txn: 'victim-task', cnf: { 'x5t#S256': 'n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg' } });
+    for (let i = 0; i < 4; i++) expect((await send(g.url, '/orders/42/%2e%2e/admin', { headers: bearer(bound) })).status).toBe(400);
+    // Without its certificate the token is refused on a valid path too: it was never usable here.
+    expect((await send(g.url, '/orders/42', { headers: bearer(bound) })).status).toBe(401);
+    const m = parseMetrics((await send(g.adminUrl, '/metrics')).text);
+    expect(m.get('jitgate_anomaly_refusals_total{status="400"}') ?? 0).toBe(0);
+    expect(g.lines.some(revokedLine)).toBe(false);
+    expect(await readFile(join(cfg.dir, 'revocations.journal'), 'utf8').catch(() => '')).not.toContain('victim-task');
+  });
+
   it('case=below the threshold, or spread beyond the window → no revocation', async () => {
     const { cfg, g } = await gateWith((c) => {
       c.anomaly = { deny_threshold: 2, window: '1s', revoke: 'txn' };
