@@ -49,7 +49,9 @@ export class FileIssuerKeys implements IssuerKeys {
    */
   async reload(): Promise<number> {
     const doc: unknown = JSON.parse(await readFile(this.#config.jwks_file!, 'utf8'));
-    const { set, skipped } = await importJwks(doc, this.#config.algorithms);
+    // Unchanged keys keep their entries, so what they verified (cached tokens, status lists) still
+    // counts after a SIGHUP (a re-probe: every held status list was dropped by one).
+    const { set, skipped } = await importJwks(doc, this.#config.algorithms, this.#loaded ? this.#set : undefined);
     if (set.size === 0) throw new Error(`no usable key${skipped.length ? `: ${skipped.join('; ')}` : ''}`);
     this.skipped.splice(0, this.skipped.length, ...skipped);
     this.#set = set;

@@ -127,8 +127,16 @@ export async function importJwks(doc: unknown, algorithms: readonly Algorithm[],
       skipped.push(`${where}: an RSA key of ${rsaBits} bits; at least 2048 are needed`);
       continue;
     }
+    const weak = j.kty === 'RSA' ? weakRsa(j.n, j.e, rsaBits) : undefined;
+    if (weak !== undefined) {
+      skipped.push(`${where}: ${weak}; refused`);
+      continue;
+    }
     const publicJwk = pickPublic(j);
-    const fingerprint = JSON.stringify(publicJwk);
+    // The JWK's `alg` is part of what the key is: an issuer that changes it changes which tokens the
+    // key verifies, so the entry (and its imports) must not be reused (a review found an RS256 import
+    // kept after the JWK said PS256, so gates disagreed by history).
+    const fingerprint = JSON.stringify(typeof j.alg === 'string' ? { ...publicJwk, alg: j.alg } : publicJwk);
     const old = reuse.get(fingerprint);
     if (old !== undefined) {
       entries.push(old);
@@ -169,6 +177,26 @@ function pickPublic(j: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** The bit length of an RSA modulus given as base64url (the JWK `n`), leading zero bytes not counted. */
+/**
+ * Why an RSA public key is unusable although it imports, or undefined: an exponent of 1 makes every
+ * "signature" its own padded hash (anyone can forge one), an even exponent or modulus is no RSA key,
+ * and a modulus past 16,384 bits costs a verification per forged token that no issuer needs (a review).
+ */
+function weakRsa(n: unknown, e: unknown, bits: number | undefined): string | undefined {
+  if (typeof n !== 'string' || typeof e !== 'string') return undefined; // jose refuses it on import
+  const eb = Buffer.from(e, 'base64url');
+  const nb = Buffer.from(n, 'base64url');
+  let start = 0;
+  while (start < eb.length && eb[start] === 0) start++;
+  const significant = eb.length - start;
+  if (significant === 0 || (significant === 1 && eb[start]! < 3)) return 'an RSA exponent below 3';
+  if (significant > 4) return 'an RSA exponent of more than 32 bits';
+  if ((eb[eb.length - 1]! & 1) === 0) return 'an even RSA exponent';
+  if (nb.length === 0 || (nb[nb.length - 1]! & 1) === 0) return 'an even RSA modulus';
+  if (bits !== undefined && bits > 16_384) return `an RSA key of ${bits} bits; at most 16384 are accepted`;
+  return undefined;
+}
+
 function modulusBits(n: string): number {
   const bytes = Buffer.from(n, 'base64url');
   let i = 0;

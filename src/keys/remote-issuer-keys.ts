@@ -208,9 +208,12 @@ export class RemoteIssuerKeys implements IssuerKeys {
         const known = new KeySet([...(previous?.entries() ?? []), ...this.#imported.values()]);
         const imported = await importJwks(res.doc, this.#config.algorithms, known);
         skipped = imported.skipped;
-        // A set with no usable key is refused like a malformed one: a broken deploy at the
-        // issuer must not wipe the keys we verify with.
-        if (imported.set.size === 0) throw new Error(`JWKS has no usable key${skipped.length ? `: ${skipped.join('; ')}` : ''}`);
+        // Keys none of which is usable are refused like a malformed document: a broken deploy at the
+        // issuer must not wipe the keys we verify with. An empty `keys` array is the issuer saying it
+        // withdrew them all: applied, so they stop counting at once (SPEC §6; a review found them kept
+        // until jwks_max_stale, an hour by default).
+        const withdrawn = (res.doc as { keys: unknown[] }).keys.length === 0;
+        if (imported.set.size === 0 && !withdrawn) throw new Error(`JWKS has no usable key${skipped.length ? `: ${skipped.join('; ')}` : ''}`);
         if (seq < this.#appliedSeq) result = 'superseded';
         else {
           for (const e of imported.set.entries()) if (!previous?.has(e)) added++;

@@ -238,6 +238,21 @@ describe('refused documents keep the last good set', () => {
   }
 });
 
+describe('an empty key set is applied: the issuer withdrew every key (SPEC §6; a review)', () => {
+  it('drops the keys at once instead of keeping them until jwks_max_stale', async () => {
+    const { keys, server, next } = await setup({ jwks_refresh: 50, jwks_refresh_min: 10 });
+    await keys.start();
+    const e1 = keys.resolve('k1', 'ES256') as never;
+    server.doc = { keys: [] };
+    expect(await next((i) => i.result === 'ok')).toMatchObject({ result: 'ok', removed: 1, keys: 0 });
+    expect(keys.has(e1)).toBe(false);
+    expect(await keys.resolve('k1', 'ES256')).toBeUndefined(); // an unknown kid now: refetched, still none
+    server.doc = jwksOf(k1); // published again: back
+    await next((i) => i.result === 'ok' && i.keys === 1);
+    expect(keys.resolve('k1', 'ES256')).toBeDefined();
+  });
+});
+
 describe('staleness', () => {
   it('turns stale after jwks_max_stale without a successful fetch, and recovers by itself', async () => {
     const clock = new FixedClock(NOW * 1000);
