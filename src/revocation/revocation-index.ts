@@ -38,11 +38,7 @@ export class RevocationIndex {
       case 'sub': {
         const cuts = this.#sub.get(e.sub);
         if (cuts === undefined) this.#sub.set(e.sub, [{ before: e.before, exp }]);
-        else if (!cuts.some((c) => c.before >= e.before && c.exp >= exp)) {
-          const kept = cuts.filter((c) => !(e.before >= c.before && exp >= c.exp));
-          kept.push({ before: e.before, exp });
-          this.#sub.set(e.sub, kept.sort((a, b) => b.before - a.before));
-        }
+        else addCutoff(cuts, e.before, exp);
         break;
       }
     }
@@ -54,7 +50,7 @@ export class RevocationIndex {
     if (e.kind === 'jti') return (this.#jti.get(e.jti) ?? -1) >= exp;
     if (e.kind === 'txn') return (this.#txn.get(e.txn) ?? -1) >= exp;
     const cuts = this.#sub.get(e.sub);
-    return cuts !== undefined && cuts.some((c) => c.before >= e.before && c.exp >= exp);
+    return cuts !== undefined && dominated(cuts, e.before, exp);
   }
 
   /** `iat` in epoch seconds. */
@@ -110,4 +106,48 @@ export class RevocationIndex {
     for (const cuts of this.#sub.values()) n += cuts.length;
     return n;
   }
+}
+
+/*
+ * A subject's cut-offs are a frontier: `before` strictly descending and `exp` strictly ascending
+ * (a cut-off that reaches no further and lasts no longer than another is dropped). So the ones
+ * reaching at least as far as `before` are a prefix, whose longest-lasting is its last, and the
+ * ones a new cut-off outreaches and outlasts are one run right after that prefix: an insert is two
+ * binary searches and one splice (a re-probe: filtering and sorting on every add took 9 s for
+ * 20,000 cut-offs of one subject, on the event loop).
+ */
+
+/** The number of cut-offs with `before` ≥ the given one (they come first). */
+function reachingAtLeast(cuts: readonly Cutoff[], before: number): number {
+  let lo = 0;
+  let hi = cuts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cuts[mid]!.before >= before) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Some cut-off reaches at least as far and lasts at least as long. */
+function dominated(cuts: readonly Cutoff[], before: number, exp: number): boolean {
+  const i = reachingAtLeast(cuts, before);
+  return i > 0 && cuts[i - 1]!.exp >= exp;
+}
+
+function addCutoff(cuts: Cutoff[], before: number, exp: number): void {
+  if (dominated(cuts, before, exp)) return;
+  // Those after the prefix reach less far (before < new before); of them, the first ones last no
+  // longer than the new one (exp ascending): that run is outreached and outlasted, so it goes.
+  const start = reachingAtLeast(cuts, before);
+  // An equal `before` at start - 1 lasts less long (else the new one were dominated): it goes too.
+  const from = start > 0 && cuts[start - 1]!.before === before ? start - 1 : start;
+  let end = start;
+  let hi = cuts.length;
+  while (end < hi) {
+    const mid = (end + hi) >>> 1;
+    if (cuts[mid]!.exp <= exp) end = mid + 1;
+    else hi = mid;
+  }
+  cuts.splice(from, end - from, { before, exp });
 }

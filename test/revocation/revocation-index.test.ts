@@ -43,15 +43,32 @@ describe('RevocationIndex, sub cut-offs', () => {
   it('answers as a plain list of entries would, pruned at any time (property)', () => {
     const entry = fc.record({ before: fc.integer({ min: 0, max: 100 }), exp: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }) });
     fc.assert(
-      fc.property(fc.array(entry, { maxLength: 12 }), fc.integer({ min: 0, max: 110 }), fc.integer({ min: 0, max: 110 }), (list, pruneAt, iat) => {
+      fc.property(fc.array(entry, { maxLength: 40 }), fc.integer({ min: 0, max: 110 }), fc.integer({ min: 0, max: 110 }), (list, pruneAt, iat) => {
         const index = new RevocationIndex(list.map((e) => sub('s', e.before, e.exp)));
+        // The frontier: before strictly descending, exp strictly ascending.
+        const held = [...index.entries()].map((e) => [(e as { before: number }).before, e.exp ?? Infinity] as const);
+        for (let i = 1; i < held.length; i++) expect(held[i]![0] < held[i - 1]![0] && held[i]![1] > held[i - 1]![1]).toBe(true);
         index.prune(pruneAt);
         const expected = list.some((e) => (e.exp ?? Infinity) >= pruneAt && iat < e.before);
         expect(index.isRevoked('j', 's', iat, undefined)).toBe(expected);
         // What it hands on (entries) revokes the same as what it holds.
         expect(new RevocationIndex(index.entries()).isRevoked('j', 's', iat, undefined)).toBe(expected);
       }),
-      { numRuns: 2000 },
+      { numRuns: 3000 },
     );
+  });
+
+  it('holds 50,000 cut-offs of one subject that none outreaches and outlasts, in either arrival order', () => {
+    const n = 50_000;
+    const rising = Array.from({ length: n }, (_, i) => sub('s', 1_000 + i, 1_000_000 - i));
+    for (const list of [rising, [...rising].reverse()]) {
+      const index = new RevocationIndex(list);
+      expect(index.size).toBe(n);
+      expect(index.isRevoked('j', 's', 1_000 + n - 2, undefined)).toBe(true);
+      index.prune(1_000_000 - 10); // the 11 latest cut-offs end there (exp 1,000,000 - i < cutoff for i > 10)
+      expect(index.size).toBe(11);
+      expect(index.isRevoked('j', 's', 1_009, undefined)).toBe(true);
+      expect(index.isRevoked('j', 's', 1_010, undefined)).toBe(false);
+    }
   });
 });
