@@ -43,9 +43,14 @@ export class SharedReplayGuard implements ReplayGuard {
   }
 
   add(jti: string, untilMs: number, nowMs: number, jkt?: string): ReplayOutcome | Promise<ReplayOutcome> {
-    // Seen by this worker already: a replay, no need to ask. (A local 'full' is only this mirror's.)
-    if (this.#local.add(jti, untilMs, nowMs, jkt) === 'replay') return 'replay';
-    return this.#ipc.ask((id) => ({ type: 'jitgate:dpop-add', id, jti, jkt, until: untilMs, now: nowMs })).catch(notRecorded);
+    // Seen by this worker already: a replay, no need to ask.
+    if (this.#local.has(jti, nowMs, jkt)) return 'replay';
+    return this.#ipc.ask((id) => ({ type: 'jitgate:dpop-add', id, jti, jkt, until: untilMs, now: nowMs })).then((outcome) => {
+      // Remembered here only once the primary has recorded it: a proof the primary could not record
+      // (full, no answer) was not used, and its client may send it again (a re-probe found it burned).
+      if (outcome === 'fresh' || outcome === 'replay') this.#local.add(jti, untilMs, nowMs, jkt);
+      return outcome;
+    }, notRecorded);
   }
 }
 

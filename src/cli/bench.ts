@@ -7,7 +7,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import type { JWK } from 'jose';
-import { parseDuration } from '../config/duration.ts';
+import { parseDuration, TIMER_MAX_MS } from '../config/duration.ts';
 import { parseMix, schedule } from '../loadgen/mix.ts';
 import { jsonReport, markdownReport, textReport, type RunInfo } from '../loadgen/report.ts';
 import { prepareRequests } from '../loadgen/requests.ts';
@@ -79,7 +79,7 @@ function positiveInt(v: string | undefined, flag: string, def: number): number {
 function duration(v: string | undefined, flag: string, def: number): number {
   if (v === undefined) return def;
   const ms = parseDuration(v);
-  if (ms === undefined || ms <= 0) throw new Error(`${flag}: expected a duration like 10s, got ${JSON.stringify(v)}`);
+  if (ms === undefined || ms <= 0 || ms > TIMER_MAX_MS) throw new Error(`${flag}: expected a duration like 10s (at most 24d), got ${JSON.stringify(v)}`);
   return ms;
 }
 

@@ -16,8 +16,8 @@ import { readFile } from 'node:fs/promises';
 import { redisKeys } from '../fleet/redis-layout.ts';
 import { connectOnce, plainReply, redactUrl, withDeadline } from '../fleet/redis-link.ts';
 import { writeEntries } from '../fleet/redis-writer.ts';
-import { parseDuration } from '../config/duration.ts';
-import type { RevocationEntry } from '../revocation/entries.ts';
+import { parseDuration, TIMER_MAX_MS } from '../config/duration.ts';
+import { parseEntry, type RevocationEntry } from '../revocation/entries.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 
 const USAGE = `Usage: jitgate revoke (--admin URL --token-file FILE | --redis URL [--key-prefix P])
@@ -83,14 +83,18 @@ export async function run(argv: string[]): Promise<number> {
   if (typeof exp === 'string') return usageError(exp);
   if (typeof before === 'string') return usageError(before);
   const timeoutMs = values.timeout === undefined ? 5_000 : parseDuration(values.timeout);
-  if (timeoutMs === undefined) return usageError(`--timeout: expected a duration like "5s", got "${values.timeout}"`);
+  if (timeoutMs === undefined || timeoutMs > TIMER_MAX_MS) return usageError(`--timeout: expected a duration like "5s" (at most 24d), got "${values.timeout}"`);
   const id = values[what[0]!]!;
   if (id === '') return usageError(`--${what[0]} must not be empty`);
-  const entry: RevocationEntry =
+  const asJson =
     // The default `before` is the next whole second: a token of this second (iat == floor(now)) was issued
     // before now, and "issued before" is strict (SPEC §5). floor(now) let the newest token of a compromised
     // subject through (a black-box probe: revoke exited 0, the token stayed 200 until it expired).
-    what[0] === 'jti' ? { kind: 'jti', jti: id, exp } : what[0] === 'txn' ? { kind: 'txn', txn: id, exp } : { kind: 'sub', sub: id, before: before ?? Math.floor(Date.now() / 1000) + 1, exp };
+    what[0] === 'jti' ? { jti: id, exp } : what[0] === 'txn' ? { txn: id, exp } : { sub: id, before: before ?? Math.floor(Date.now() / 1000) + 1, exp };
+  // The gate's own rules (entries.ts), before anything is written: an id no token can carry would be
+  // stored, acknowledged and never enforced (a re-probe found --redis writing them, exit 0).
+  const entry: RevocationEntry | string = parseEntry(asJson);
+  if (typeof entry === 'string') return usageError(`--${what[0]}: ${entry}`);
 
   try {
     const done = values.admin !== undefined ? await viaAdmin(values.admin, values['token-file']!, entry, timeoutMs) : await viaRedis(values, entry, timeoutMs);

@@ -20,6 +20,12 @@ export function parseDuration(text: string): number | undefined {
   return Number.isFinite(ms) ? Math.round(ms) : undefined;
 }
 
+/**
+ * The longest duration a node timer takes (2^31 − 1 ms is ≈ 24.8 days; past it node fires after
+ * 1 ms): durations that set a timer, in config and on the command line, are held at or under 24 days.
+ */
+export const TIMER_MAX_MS = 24 * 86_400_000;
+
 /** Short human form for logs and errors: 900000 → `15m`. */
 export function formatDuration(ms: number): string {
   for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {

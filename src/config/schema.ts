@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { ASYMMETRIC_ALGS, DEFAULT_DPOP_ALGORITHMS } from '../core/algorithms.ts';
-import { formatDuration, parseDuration } from './duration.ts';
+import { formatDuration, parseDuration, TIMER_MAX_MS } from './duration.ts';
 import { MAX_LIST_BYTES_CEILING } from '../status-list/decode.ts';
 import { serverTlsSchema, upstreamTlsSchema } from './tls-schema.ts';
 
@@ -13,6 +13,9 @@ import { serverTlsSchema, upstreamTlsSchema } from './tls-schema.ts';
 
 /** The revocation follower's XREAD BLOCK on Redis (src/fleet/redis-source.ts): a healthy gate syncs about this often. */
 export const REDIS_FOLLOW_BLOCK_MS = 1_000;
+
+/** The longest `dpop.iat_window`: what a fleet-wide replay key must outlive, whatever each gate's own (redis-replay.ts). */
+export const DPOP_IAT_WINDOW_MAX_MS = 600_000;
 
 /**
  * A source synced on schedule is up to one sync interval plus one request's deadline old just before its next
@@ -26,13 +29,11 @@ function outlastsOneSync(ctx: z.RefinementCtx, path: (string | number)[], maxSta
 }
 const HTTP_METHOD = /^[A-Z][A-Z0-9_-]*$/;
 
-/**
- * The longest delay a node timer waits (2^31 − 1 ms, ≈ 24.8 days): past it node fires after 1 ms,
- * so a `refresh: 30d` became a fetch loop and a `timeout: 25d` an immediate timeout (a review).
- * Durations that set a timer are held at or under 24 days; the few that are only compared
- * (`max_ttl`, `clock_tolerance`, the `max_stale`s) are not.
+/*
+ * Durations that set a timer are held at or under TIMER_MAX_MS: past node's limit a `refresh: 30d`
+ * became a fetch loop and a `timeout: 25d` an immediate timeout (a review). The few that are only
+ * compared (`max_ttl`, `clock_tolerance`, the `max_stale`s) are not.
  */
-const TIMER_MAX_MS = 24 * 86_400_000;
 
 function duration(example: string, use: 'timer' | 'compared' = 'timer') {
   return z
@@ -149,7 +150,7 @@ const dpop = z.strictObject({
   algorithms: z.array(alg).min(1).default([...DEFAULT_DPOP_ALGORITHMS]),
   iat_window: duration('60s')
     .default(60_000)
-    .refine((ms) => ms >= 1_000 && ms <= 600_000, 'expected between 1s and 10m'),
+    .refine((ms) => ms >= 1_000 && ms <= DPOP_IAT_WINDOW_MAX_MS, 'expected between 1s and 10m'),
   replay_cache_entries: z.number().int().min(1).max(10_000_000).default(100_000),
   require: z.boolean().default(false),
   use_nonce: z.boolean().default(false),

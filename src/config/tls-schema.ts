@@ -4,7 +4,7 @@
  * (how jitgate verifies the backend, and the certificate it presents there).
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.ts';
+import { parseDuration, TIMER_MAX_MS } from './duration.ts';
 
 const file = z.string().min(1, 'expected a file path');
 
@@ -14,7 +14,7 @@ const reloadInterval = z
   .transform((text, ctx) => {
     const ms = parseDuration(text);
     // At most 24 days: a longer interval overflows node's timer and polls every millisecond.
-    if (ms === undefined || ms < 10 || ms > 24 * 86_400_000) {
+    if (ms === undefined || ms < 10 || ms > TIMER_MAX_MS) {
       ctx.addIssue({ code: 'custom', message: `expected a duration like "1s" (at least 10ms, at most 24d), got ${JSON.stringify(text)}` });
       return z.NEVER;
     }

@@ -106,7 +106,7 @@ export class Fleet {
       : undefined;
     this.replay =
       config.dpop.replay === 'redis'
-        ? new RedisReplayGuard(this.link, this.keys, config.dpop.replay_cache_entries, config.dpop.iat_window, (o) => {
+        ? new RedisReplayGuard(this.link, this.keys, config.dpop.replay_cache_entries, (o) => {
             m.dpopReplayChecks.labels('redis', o).inc();
             if (o === 'unavailable') m.redisErrors.labels('replay').inc();
           })

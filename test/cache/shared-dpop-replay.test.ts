@@ -74,6 +74,17 @@ describe('SharedReplayGuard', () => {
     expect(local.add('j', NOW + 1000, NOW, 'k1')).toBe('replay');
   });
 
+  it('a proof the primary could not record (full) is not burned: sent again once there is room, it is fresh (a re-probe)', async () => {
+    const primary = new DpopReplayCache(1);
+    const w = new SharedReplayGuard(new Channel(primary), 100);
+    expect(await w.add('fills', NOW + 1_000, NOW, 'k')).toBe('fresh');
+    expect(await w.add('later', NOW + 60_000, NOW, 'k')).toBe('full');
+    expect(w.has('later', NOW, 'k')).toBe(false);
+    // The first entry has expired: the same proof again is recorded.
+    expect(await w.add('later', NOW + 60_000, NOW + 2_000, 'k')).toBe('fresh');
+    expect(w.has('later', NOW + 2_000, 'k')).toBe(true);
+  });
+
   it('a primary that does not answer within a second → refused as not recordable, never accepted', async () => {
     vi.useFakeTimers();
     const w = new SharedReplayGuard(new Channel(undefined), 100);

@@ -73,4 +73,15 @@ describe('jitgate revoke, epoch flags', () => {
       expect(r.stderr).toMatch(/expected epoch seconds \(an integer up to 2\^53 − 1\)/);
     }
   });
+
+  it('refuses ids no token can carry and a --timeout a timer cannot wait, before writing anything (a re-probe: --redis wrote them, exit 0)', async () => {
+    for (const args of [['--jti', 'abc\t'], ['--jti', ' lead'], ['--sub', 'A'.repeat(1500)], ['--txn', 'caf\u00e9']]) {
+      const r = await runCli(['revoke', '--redis', `redis://127.0.0.1:${REFUSED_PORT}/0`, ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/can never match a token/);
+    }
+    const t = await runCli(['revoke', '--redis', `redis://127.0.0.1:${REFUSED_PORT}/0`, '--jti', 'j', '--timeout', '25d']);
+    expect(t.code).toBe(2);
+    expect(t.stderr).toMatch(/--timeout: .*at most 24d/);
+  });
 });
