@@ -103,3 +103,28 @@ export function isDotLikeSegment(seg: string): boolean {
   }
   return false;
 }
+
+/** What a decoded segment does to a backend that decodes and re-parses or trims it, beyond dots. */
+export const CUTS_PATH = 1;
+export const TRIMS_EMPTY = 2;
+
+/**
+ * CUTS_PATH when a decoded segment holds `?` or `#` (or their fullwidth forms): a backend that
+ * decodes and re-parses the path ends it there, so `/orders/42%3F/items`, which a grant with a
+ * `*` between `/orders/` and `/items` matches, reaches it as `/orders/42` — refused whatever the rest
+ * of the segment is (a review). TRIMS_EMPTY when the part before the first `;` is only whitespace or
+ * characters a normalizer drops (`%20`, U+00A0, U+200B): trimmed, it is an empty segment, which a
+ * backend collapsing `//` drops. 0 otherwise. Only for decoded segments, like isDotLikeSegment.
+ */
+export function reparseHazard(seg: string): number {
+  let onlyIgnorable = true;
+  let inHead = true;
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg.charCodeAt(i);
+    if (c === 0x3f || c === 0x23 || c === 0xff1f || c === 0xff03) return CUTS_PATH;
+    if (!inHead) continue;
+    if (c === 0x3b || c === 0xff1b) inHead = false;
+    else if (roleOf(c) !== IGNORABLE) onlyIgnorable = false;
+  }
+  return onlyIgnorable ? TRIMS_EMPTY : 0;
+}

@@ -26,7 +26,7 @@
  * @module
  */
 import { isUtf8 } from 'node:buffer';
-import { isDotLikeSegment } from './dot-like.ts';
+import { CUTS_PATH, isDotLikeSegment, reparseHazard, TRIMS_EMPTY } from './dot-like.ts';
 
 /** Why a request target is refused (all 400, SPEC §2); codes match `reasons.ts`. */
 export type TargetReason =
@@ -38,10 +38,11 @@ export type TargetReason =
   | 'path_double_encoding' // decoded text still holds `%` + two hex digits (`%252e`)
   | 'path_dot_segment' // `.`/`..` raw or encoded, also before a `;` parameter (`..;x`)
   | 'path_dot_like_segment' // folds to `.`/`..` by trimming, best-fit mapping or a re-parse (src/core/dot-like.ts)
+  | 'path_encoded_delimiter' // a decoded `?` or `#` (`%3F`, `%23`, fullwidth): a re-parse would end the path there
   | 'path_empty_segment' // `//`, or an empty part before a `;` parameter (`/;x`)
   | 'path_invalid_utf8' // overlong, surrogate, truncated, > U+10FFFF
   | 'path_unicode_confusable' // NFKC form holds `/`, `\`, a control, `%XX`, or a dot/empty head
-  | 'path_too_long'; // raw target (query included) longer than the limit
+  | 'path_too_long'; // raw target (query included), or the canonical one forwarded, longer than the limit
 
 export interface Target {
   /** Canonical path: `/` + each decoded segment through {@link encodeSegment}, joined by `/`. */
@@ -68,6 +69,7 @@ const ENCODED_SLASH = refuse('path_encoded_slash');
 const DOUBLE_ENCODING = refuse('path_double_encoding');
 const DOT_SEGMENT = refuse('path_dot_segment');
 const DOT_LIKE = refuse('path_dot_like_segment');
+const ENCODED_DELIMITER = refuse('path_encoded_delimiter');
 const EMPTY_SEGMENT = refuse('path_empty_segment');
 const INVALID_UTF8 = refuse('path_invalid_utf8');
 const CONFUSABLE = refuse('path_unicode_confusable');
@@ -104,8 +106,8 @@ let scratch = new Uint8Array(DEFAULT_MAX_TARGET_LENGTH);
 /**
  * Parse an origin-form request target (path + optional `?query`) as received. Never throws.
  * `maxLength` bounds the raw target, query included (default {@link DEFAULT_MAX_TARGET_LENGTH}).
- * `allowDotLike` (config `limits.allow_dot_like_segments`) skips the dot-like refusal for a
- * backend known not to trim, best-fit or re-parse decoded segments.
+ * `allowDotLike` (config `limits.allow_dot_like_segments`) skips the dot-like, encoded `?`/`#` and
+ * whitespace-only segment refusals for a backend known not to trim, best-fit or re-parse decoded segments.
  */
 export function parseTarget(raw: string, maxLength: number = DEFAULT_MAX_TARGET_LENGTH, allowDotLike = false): TargetResult {
   const n = raw.length;
@@ -152,7 +154,13 @@ export function parseTarget(raw: string, maxLength: number = DEFAULT_MAX_TARGET_
       const decoded = decodeSegment(raw, start, i);
       if (typeof decoded !== 'string') return decoded;
       // Only a decoded segment can hold whitespace, `?`, `#` or non-ASCII: the literal path skips this.
-      if (!allowDotLike && isDotLikeSegment(decoded)) return DOT_LIKE;
+      if (!allowDotLike) {
+        // The same backends (trimming, re-parsing decoded text), the same switch.
+        if (isDotLikeSegment(decoded)) return DOT_LIKE;
+        const hazard = reparseHazard(decoded);
+        if (hazard === CUTS_PATH) return ENCODED_DELIMITER;
+        if (hazard === TRIMS_EMPTY) return EMPTY_SEGMENT;
+      }
       seg = decoded;
       changed = true;
     }
@@ -165,6 +173,9 @@ export function parseTarget(raw: string, maxLength: number = DEFAULT_MAX_TARGET_
   else {
     path = '';
     for (const seg of segments) path += '/' + encodeSegment(seg);
+    // What is forwarded is the canonical form, up to 3× the raw text (`"` becomes `%22`): the limit
+    // bounds what the backend receives too (a review sent 8,100 characters and forwarded 24,634).
+    if (path.length + query.length > maxLength) return TOO_LONG;
   }
   return { ok: true, target: { path, segments, query } };
 }

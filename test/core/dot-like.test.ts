@@ -22,7 +22,16 @@ const DOT_LIKE = [
 ];
 
 /** Look alike but fold to nothing dangerous: stay allowed. */
-const ORDINARY = ['/...', '/....', '/a..b', '/a.%20b', '/%20', '/a%20b', '/.a%20', '/..a%C2%A0', '/%3F', '/a%3F..', '/x%E2%88%95y', '/caf%C3%A9', '/%C2%A5100'];
+const ORDINARY = ['/...', '/....', '/a..b', '/a.%20b', '/a%20b', '/.a%20', '/..a%C2%A0', '/x%E2%88%95y', '/caf%C3%A9', '/%C2%A5100', '/a%3Bb', '/%20a'];
+
+/**
+ * A decoded `?` or `#` anywhere in a segment: a re-parsing backend ends the path there, so
+ * `/orders/42%3F/items`, which a grant for `/orders/STAR/items` matches, reaches it as `/orders/42` (a review).
+ */
+const CUTS = ['/%3F', '/a%3F..', '/%23x', '/orders/42%3F/items', '/orders/42%23/items', '/a%EF%BC%9Fb', '/a%EF%BC%83'];
+
+/** Only whitespace or dropped characters before any `;`: an empty segment once trimmed (a review). */
+const TRIMMED_EMPTY = ['/%20', '/orders/%20/items', '/%C2%A0', '/%E2%80%8B', '/%20%3Bx', '/%E3%80%80%20'];
 
 describe('dot-like segments: refused by default', () => {
   it.each(DOT_LIKE)('%s → path_dot_like_segment', (raw) => {
@@ -35,6 +44,16 @@ describe('dot-like segments: refused by default', () => {
 
   it.each(ORDINARY)('%s stays allowed', (raw) => {
     expect(parseTarget(raw).ok).toBe(true);
+  });
+
+  it.each(CUTS)('%s → path_encoded_delimiter by default, allowed with allow_dot_like_segments', (raw) => {
+    expect(parseTarget(raw)).toEqual({ ok: false, reason: 'path_encoded_delimiter' });
+    expect(parseTarget(raw, undefined, true).ok).toBe(true);
+  });
+
+  it.each(TRIMMED_EMPTY)('%s → path_empty_segment by default, allowed with allow_dot_like_segments', (raw) => {
+    expect(parseTarget(raw)).toEqual({ ok: false, reason: 'path_empty_segment' });
+    expect(parseTarget(raw, undefined, true).ok).toBe(true);
   });
 });
 

@@ -80,7 +80,6 @@ const accepted: ReadonlyArray<readonly [raw: string, path: string, segments: rea
   ['/a%25zz', '/a%25zz', ['a%zz'], ''],
   ['/a%25', '/a%25', ['a%'], ''],
   ['/a%252', '/a%252', ['a%2'], ''],
-  ['/%3F%23', '/%3F%23', ['?#'], ''],
   ['/a"b', '/a%22b', ['a"b'], ''],
   ['/a{b}|c^`<>[]', '/a%7Bb%7D%7Cc%5E%60%3C%3E%5B%5D', ['a{b}|c^`<>[]'], ''],
   ["/!$&'()*+,;=:@-._~", "/!$&'()*+,;=:@-._~", ["!$&'()*+,;=:@-._~"], ''],
@@ -149,6 +148,21 @@ describe('parseTarget precedence', () => {
     ['/a//..', 'path_empty_segment'],
   ] as const)('%s → %s', (raw, reason) => {
     expect(parseTarget(raw)).toEqual({ ok: false, reason });
+  });
+});
+
+describe('the forwarded (canonical) target', () => {
+  it('keeps an encoded ? and # encoded when allow_dot_like_segments lets them through', () => {
+    expect(parseTarget('/%3F%23', undefined, true)).toEqual({ ok: true, target: { path: '/%3F%23', segments: ['?#'], query: '' } });
+  });
+
+  it('is bounded by the limit too: raw characters that are re-encoded cannot triple what the backend receives (a review)', () => {
+    const raw = `/m/${'"'.repeat(3000)}`;
+    expect(raw.length).toBeLessThanOrEqual(8192);
+    expect(parseTarget(raw)).toEqual({ ok: false, reason: 'path_too_long' });
+    const fits = `/m/${'"'.repeat(2700)}?q=1`;
+    const r = parseTarget(fits);
+    expect(r.ok && r.target.path.length + r.target.query.length).toBe(3 + 2700 * 3 + 4);
   });
 });
 

@@ -89,7 +89,7 @@ export function pathCorpus(s: PathScene): Row[] {
 
   add('fragment', `${g}#/../${f}`, 'bad_request_target');
   add('query smuggles a path', `/${f}?${g}`, 'path_not_granted');
-  add('encoded question mark then dot-dot', `${g}%3F/../${f}`, 'path_dot_segment');
+  add('encoded question mark then dot-dot', `${g}%3F/../${f}`, 'path_encoded_delimiter'); // the first hazard, before the dot segment
   add('not origin-form (relative)', `${g.slice(1)}`, 'bad_request_target', { proxy: 'bad_request', ext_authz_http: 'skip' });
   add('absolute-form', `http://orders.internal${g}/x`, 'bad_request_target', { ext_authz_http: 'skip' });
   add('absolute-form, upper-case scheme', `HTTP://orders.internal${g}/x`, 'bad_request_target', { ext_authz_http: 'skip' });
