@@ -83,6 +83,11 @@ export class MessageReader {
   get partial(): boolean {
     return this.#have !== 0;
   }
+
+  /** How many bytes of an unfinished message are held. */
+  get held(): number {
+    return this.#have;
+  }
 }
 
 /** The longest delay a node timer takes; past it node fires after 1 ms, which would end the call at once. */

@@ -80,8 +80,23 @@ function isGrpcProto(ct: string): boolean {
  */
 export const MAX_CONCURRENT_STREAMS = 1000;
 
-/** A request message not complete this long after its first bytes is refused as truncated. */
+/**
+ * A call whose request message is not whole this long after the call opened is refused as
+ * truncated (a CheckResponse denial, not an RPC error), whether it sent part of one, an empty DATA
+ * frame or nothing at all: every call is answered (a re-probe held 40,000 calls of headers only).
+ */
 export const MESSAGE_READ_TIMEOUT_MS = 10_000;
+
+/** How often calls still waiting for their message are looked at (the read timeout's and a silent call's deadline's resolution). */
+const SWEEP_MS = 1_000;
+
+/**
+ * Bytes of unfinished request messages held for all calls together. A call whose next chunk would
+ * take the total past it is refused as too large: 1,000 streams per connection times 4 MiB each,
+ * times any number of connections, must not run the process out of memory within the read timeout
+ * (a re-probe grew it by 314 MB in 2 s on one connection).
+ */
+export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 /**
  * One unary call: its input until it is answered, then its answer. The input is dropped when the
@@ -91,22 +106,34 @@ export const MESSAGE_READ_TIMEOUT_MS = 10_000;
 class Unary implements UnaryReply {
   readonly #stream: ServerHttp2Stream;
   timer: NodeJS.Timeout | undefined;
-  /** Armed while a message is incomplete (armReadTimeout). */
-  readTimer: NodeJS.Timeout | undefined;
   /** Undefined once the call is answered or abandoned. */
   reader: MessageReader | undefined;
   headers: IncomingHttpHeaders | undefined;
   /** The one request message, once whole. */
   message: Buffer | undefined;
+  /** When the call opened, and its deadline (epoch ms), for the sweep of calls without a message. */
+  readonly openedAt: number;
+  readonly deadline: number | undefined;
+  /** Refuses the call as unreadable (set by the server, which knows its route). */
+  refuse: (problem: ReadProblem) => void = ignore;
+  /** Called once when the call is answered or abandoned. */
+  onFinish: (() => void) | undefined;
 
-  constructor(stream: ServerHttp2Stream, reader: MessageReader, headers: IncomingHttpHeaders) {
+  constructor(stream: ServerHttp2Stream, reader: MessageReader, headers: IncomingHttpHeaders, openedAt: number, deadline: number | undefined) {
     this.#stream = stream;
     this.reader = reader;
     this.headers = headers;
+    this.openedAt = openedAt;
+    this.deadline = deadline;
   }
 
   get done(): boolean {
     return this.reader === undefined;
+  }
+
+  /** The stream is gone (reset, connection closed): no answer can reach anyone. */
+  get gone(): boolean {
+    return this.#stream.destroyed || this.#stream.closed;
   }
 
   ok(message: Buffer): boolean {
@@ -139,15 +166,13 @@ class Unary implements UnaryReply {
     this.#finish();
   }
 
-  clearReadTimer(): void {
-    if (this.readTimer !== undefined) clearTimeout(this.readTimer);
-    this.readTimer = undefined;
-  }
-
   #finish(): void {
     this.reader = this.headers = this.message = undefined;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.clearReadTimer();
+    const done = this.onFinish;
+    this.onFinish = undefined;
+    this.refuse = ignore;
+    done?.();
   }
 }
 
@@ -158,6 +183,8 @@ function sendOkTrailers(this: ServerHttp2Stream): void {
 export interface GrpcH2Options {
   /** Largest request message read; a larger declared length is refused from its prefix. */
   readonly maxMessageBytes: number;
+  /** MESSAGE_READ_TIMEOUT_MS unless set (tests); looked at every SWEEP_MS, or every tenth of it if shorter. */
+  readonly readTimeoutMs?: number;
 }
 
 export class GrpcH2Server {
@@ -165,6 +192,12 @@ export class GrpcH2Server {
   readonly #server: Http2Server;
   readonly #sessions = new Set<Http2Session>();
   readonly #maxBytes: number;
+  /** Unary calls whose message is not whole yet: swept for the read timeout and silent deadlines. */
+  readonly #waiting = new Set<Unary>();
+  readonly #sweep: NodeJS.Timeout;
+  /** Bytes of unfinished messages held by all calls (MAX_BUFFERED_BYTES). */
+  #buffered = 0;
+  readonly #readTimeoutMs: number;
 
   constructor(opts: GrpcH2Options) {
     this.#maxBytes = opts.maxMessageBytes;
@@ -175,6 +208,18 @@ export class GrpcH2Server {
       session.on('error', () => {}); // a peer's protocol error ends its session, never the process
     });
     this.#server.on('stream', (stream, headers) => this.#onStream(stream, headers));
+    this.#readTimeoutMs = opts.readTimeoutMs ?? MESSAGE_READ_TIMEOUT_MS;
+    this.#sweep = setInterval(() => this.#sweepWaiting(Date.now()), Math.min(SWEEP_MS, Math.max(10, this.#readTimeoutMs / 10)));
+    this.#sweep.unref();
+  }
+
+  #sweepWaiting(now: number): void {
+    for (const call of this.#waiting) {
+      // Reset or cut by the client: nobody waits for an answer; only its memory is released.
+      if (call.gone) call.abandon();
+      else if (now - call.openedAt >= this.#readTimeoutMs) call.refuse('truncated');
+      else if (call.deadline !== undefined && now >= call.deadline) call.error(GRPC_STATUS.DEADLINE_EXCEEDED, 'deadline exceeded');
+    }
   }
 
   route(path: string, route: Route): void {
@@ -195,6 +240,7 @@ export class GrpcH2Server {
 
   /** GOAWAY to every client, then waits up to `graceMs` for calls in flight before cutting them. */
   close(graceMs: number): Promise<void> {
+    clearInterval(this.#sweep);
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       for (const s of this.#sessions) s.close();
@@ -225,21 +271,37 @@ export class GrpcH2Server {
   }
 
   #unary(stream: ServerHttp2Stream, route: UnaryRoute, deadline: number | undefined, headers: IncomingHttpHeaders): void {
-    const reply = new Unary(stream, new MessageReader(this.#maxBytes), headers);
+    const reply = new Unary(stream, new MessageReader(this.#maxBytes), headers, Date.now(), deadline);
+    // What this call holds of an unfinished message, counted in #buffered until released.
+    let held = 0;
+    const release = (): void => {
+      this.#buffered -= held;
+      held = 0;
+    };
     const give = (m: Buffer | ReadProblem): void => {
+      this.#waiting.delete(reply);
+      release();
       route.handle(m, reply, reply.headers!);
       if (!reply.done) armDeadline(reply, deadline);
     };
+    reply.refuse = give;
+    reply.onFinish = () => {
+      this.#waiting.delete(reply);
+      release();
+    };
+    this.#waiting.add(reply);
     const onData = (chunk: Buffer): void => {
       const reader = reply.reader;
       if (reader === undefined) return; // answered (or refused) already: the rest is read and dropped
+      if (this.#buffered + chunk.length > MAX_BUFFERED_BYTES && reply.message === undefined) return give('too_large');
       const got = reader.push(chunk);
       if (typeof got === 'string') return give(got);
       if (got.length === 0) {
         // Incomplete: bytes of a second message (the first is with the route) are one too many
-        // already; otherwise the rest must come within the read timeout (or the call's deadline).
+        // already; otherwise the rest must come within the read timeout (the sweep) or the deadline.
         if (reply.message !== undefined) return give('extra_message');
-        armReadTimeout(reply, give);
+        this.#buffered += reader.held - held;
+        held = reader.held;
         return armDeadline(reply, deadline);
       }
       // Unary: exactly one message, and nothing after it. A byte after it begins a second one, which
@@ -247,7 +309,6 @@ export class GrpcH2Server {
       // unanswered forever (a review).
       if (reply.message !== undefined || got.length > 1 || reader.partial) return give('extra_message');
       // The message is complete: answer now rather than a tick later at END_STREAM.
-      reply.clearReadTimer();
       give((reply.message = got[0]!));
     };
     stream.on('data', onData);
@@ -255,7 +316,8 @@ export class GrpcH2Server {
       // No whole message before END_STREAM; a complete one is already with the route. A client
       // that resets the stream or drops the connection mid-message (Envoy's timeout, a load
       // client's stop) also ends it, but node:http2 marks it `aborted` first: that call is gone
-      // and must not be decided, audited or counted as a malformed request.
+      // and must not be decided, audited or counted as a malformed request. (A reset without
+      // END_STREAM never gets here: the sweep forgets that call.)
       if (!reply.done && reply.message === undefined && !stream.aborted) give('truncated');
     });
   }
@@ -300,19 +362,6 @@ export class GrpcH2Server {
 }
 
 function ignore(): void {}
-
-/**
- * A message begun but not finished: refused as truncated (a CheckResponse denial, not an RPC error)
- * unless it completes within MESSAGE_READ_TIMEOUT_MS. Only a call whose message spans chunks pays for it.
- */
-function armReadTimeout(reply: Unary, give: (m: ReadProblem) => void): void {
-  if (reply.readTimer !== undefined || reply.done) return;
-  reply.readTimer = setTimeout(() => {
-    if (!reply.done && reply.message === undefined) give('truncated');
-  }, MESSAGE_READ_TIMEOUT_MS);
-  reply.readTimer.unref();
-  reply.onClose(() => reply.abandon());
-}
 
 function armDeadline(reply: Unary, deadline: number | undefined): void {
   if (deadline === undefined || reply.timer !== undefined || reply.done) return;
