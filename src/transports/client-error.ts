@@ -40,15 +40,32 @@ export function answerConnect(socket: Duplex): DenyReason {
   return 'connect_method';
 }
 
-/** The `clientError` listener for every traffic-facing node:http server. Returns the reason answered, if any. */
+type InFlight = { headersSent?: boolean; writableFinished?: boolean; req?: { complete?: boolean }; once(event: 'finish', f: () => void): unknown };
+
+/**
+ * The `clientError` listener for every traffic-facing node:http server. Returns the reason refused
+ * (answered, or counted and audited only, see below), if any.
+ */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): DenyReason | undefined {
-  // node's own rule: no second status line on a socket whose response head is already out.
-  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
+  const inFlight = (socket as { _httpMessage?: InFlight })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return undefined;
   }
   const reason = reasonFor(err.code);
+  // A request still being answered whose own bytes were all read: the bad bytes are a later,
+  // pipelined request. Its 400 must not go out as the answer to the earlier one (HTTP/1.1 answers
+  // in order; a client would pin it on a POST the backend already ran, a review found): the earlier
+  // answer is finished, then the connection closed, and the bad request gets no answer of its own.
+  if (inFlight !== undefined && inFlight.writableFinished !== true && inFlight.req?.complete === true && reason === 'bad_request') {
+    inFlight.once('finish', () => socket.end());
+    return reason;
+  }
+  // node's own rule: no second status line on a socket whose response head is already out.
+  if (inFlight?.headersSent === true) {
+    socket.destroy();
+    return undefined;
+  }
   socket.end(raw(reason));
   return reason;
 }
