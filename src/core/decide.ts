@@ -233,7 +233,9 @@ export class Decider {
       this.#cache.set(token, t);
       return acceptable(t);
     };
-    const outcome = verifyToken(token, this.#policy, nowMs);
+    // Through the same bad-signature memory and verify mode as decide: a forged token replayed on
+    // 400 paths costs a lookup, not a signature check each time.
+    const outcome = verifyToken(token, this.#policy, nowMs, this.#verify);
     return outcome instanceof Promise ? outcome.then(next) : next(outcome);
   }
 
