@@ -119,12 +119,21 @@ export const TRIMS_EMPTY = 2;
 export function reparseHazard(seg: string): number {
   let onlyIgnorable = true;
   let inHead = true;
+  let nonAscii = false;
   for (let i = 0; i < seg.length; i++) {
     const c = seg.charCodeAt(i);
-    if (c === 0x3f || c === 0x23 || c === 0xff1f || c === 0xff03) return CUTS_PATH;
+    if (c === 0x3f || c === 0x23) return CUTS_PATH;
+    if (c >= 0x80) nonAscii = true;
     if (!inHead) continue;
-    if (c === 0x3b || c === 0xff1b) inHead = false;
+    if (c === 0x3b || c === 0xff1b || c === 0x037e) inHead = false; // `;`, fullwidth, Greek question mark (NFKC `;`)
     else if (roleOf(c) !== IGNORABLE) onlyIgnorable = false;
   }
-  return onlyIgnorable ? TRIMS_EMPTY : 0;
+  if (onlyIgnorable) return TRIMS_EMPTY;
+  // Any character NFKC folds to `?` or `#` (fullwidth and small forms, U+2047–2049 `⁇ ⁈ ⁉`): a
+  // normalizing backend re-parses those too (a re-probe found the small forms passing a list).
+  if (nonAscii) {
+    const folded = seg.normalize('NFKC');
+    if (folded.includes('?') || folded.includes('#')) return CUTS_PATH;
+  }
+  return 0;
 }

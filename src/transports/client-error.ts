@@ -53,11 +53,12 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): D
     return undefined;
   }
   const reason = reasonFor(err.code);
-  // A request still being answered whose own bytes were all read: the bad bytes are a later,
-  // pipelined request. Its 400 must not go out as the answer to the earlier one (HTTP/1.1 answers
-  // in order; a client would pin it on a POST the backend already ran, a review found): the earlier
-  // answer is finished, then the connection closed, and the bad request gets no answer of its own.
-  if (inFlight !== undefined && inFlight.writableFinished !== true && inFlight.req?.complete === true && reason === 'bad_request') {
+  // A request still being answered whose own bytes were all read: the bad, too large or too slow
+  // bytes are a later, pipelined request. Its 400/431/408 must not go out as the answer to the
+  // earlier one (HTTP/1.1 answers in order; a client would pin it on a POST the backend already ran,
+  // a review and its re-probe found): the earlier answer is finished, then the connection closed,
+  // and the refused request gets no answer of its own.
+  if (inFlight !== undefined && inFlight.writableFinished !== true && inFlight.req?.complete === true) {
     inFlight.once('finish', () => socket.end());
     return reason;
   }

@@ -28,10 +28,10 @@ const ORDINARY = ['/...', '/....', '/a..b', '/a.%20b', '/a%20b', '/.a%20', '/..a
  * A decoded `?` or `#` anywhere in a segment: a re-parsing backend ends the path there, so
  * `/orders/42%3F/items`, which a grant for `/orders/STAR/items` matches, reaches it as `/orders/42` (a review).
  */
-const CUTS = ['/%3F', '/a%3F..', '/%23x', '/orders/42%3F/items', '/orders/42%23/items', '/a%EF%BC%9Fb', '/a%EF%BC%83'];
+const CUTS = ['/%3F', '/a%3F..', '/%23x', '/orders/42%3F/items', '/orders/42%23/items', '/a%EF%BC%9Fb', '/a%EF%BC%83', '/a%EF%B9%96b', '/a%EF%B9%9Fb', '/a%E2%81%87b', '/a%E2%81%89b'];
 
 /** Only whitespace or dropped characters before any `;`: an empty segment once trimmed (a review). */
-const TRIMMED_EMPTY = ['/%20', '/orders/%20/items', '/%C2%A0', '/%E2%80%8B', '/%20%3Bx', '/%E3%80%80%20'];
+const TRIMMED_EMPTY = ['/%20', '/orders/%20/items', '/%C2%A0', '/%E2%80%8B', '/%20%3Bx', '/%E3%80%80%20', '/%20%CD%BEx'];
 
 describe('dot-like segments: refused by default', () => {
   it.each(DOT_LIKE)('%s → path_dot_like_segment', (raw) => {

@@ -52,6 +52,18 @@ describe('a malformed request pipelined behind one being answered', () => {
     expect(c.text().match(/HTTP\/1\.1 /g)).toHaveLength(1);
   });
 
+  it('the same for a pipelined request whose head is too large (431): the earlier answer only (a re-probe)', async () => {
+    const { port, held, refused } = await serve();
+    const c = exchange(port, `GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nX-Big: ${'y'.repeat(40_000)}\r\n\r\n`);
+    const res = await held;
+    await refused;
+    await new Promise((r) => setImmediate(r));
+    expect(c.text()).toBe('');
+    res.writeHead(200, { 'content-length': '5' }).end('first');
+    await c.closed;
+    expect(c.text()).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nfirst$/);
+  });
+
   it('a malformed request alone is answered 400 at once', async () => {
     const { port } = await serve();
     const c = exchange(port, 'GET /b HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n');

@@ -174,13 +174,25 @@ describe('CheckRequests that cannot be read: an OK RPC with a 400 denial, never 
   });
 });
 
+/** A request without a token, as the held decisions below finally decide it (401). */
+const NO_TOKEN = { method: 'GET', target: '/orders/42', authorization: undefined, authorizationCount: 0, dpop: undefined, dpopCount: 0, methodOverride: false };
+
+/** Runs `test` with the gate's decisions held (a signature on the pool, say) until it calls `release`. */
+async function withHeldDecision(test: (release: () => void) => Promise<void>): Promise<void> {
+  const gate = h.gate as unknown as { decide: (i: unknown) => unknown };
+  const orig = gate.decide;
+  let resolveHeld: (d: unknown) => void = () => {};
+  gate.decide = () => new Promise((resolve) => (resolveHeld = resolve));
+  try {
+    await test(() => resolveHeld(orig.call(h.gate, NO_TOKEN)));
+  } finally {
+    gate.decide = orig;
+  }
+}
+
 describe('gRPC protocol answers', () => {
-  it('grpc-timeout: a decision still pending at the deadline gets DEADLINE_EXCEEDED, and the late decision is dropped', async () => {
-    const gate = h.gate as unknown as { decide: (i: unknown) => unknown };
-    const orig = gate.decide;
-    let release: (d: unknown) => void = () => {};
-    gate.decide = () => new Promise((resolve) => (release = resolve));
-    try {
+  it('grpc-timeout: a decision still pending at the deadline gets DEADLINE_EXCEEDED, and the late decision is dropped', () =>
+    withHeldDecision(async (release) => {
       const body = encode(checkRequest('GET', '/orders/42', { authorization: 'Bearer x.y.z' }));
       const started = Date.now();
       const a = await raw(CHECK, [prefixed(body)], { 'grpc-timeout': '150m' });
@@ -188,11 +200,8 @@ describe('gRPC protocol answers', () => {
       expect(a.status).toBe(200);
       expect(a.headers['grpc-status']).toBe('4');
       expect(a.body.length).toBe(0);
-      release(orig.call(h.gate, { method: 'GET', target: '/orders/42', authorization: undefined, authorizationCount: 0, dpop: undefined, dpopCount: 0, methodOverride: false }));
-    } finally {
-      gate.decide = orig;
-    }
-  });
+      release();
+    }));
 
   it('a cached decision answers well within a short grpc-timeout', async () => {
     const body = encode(checkRequest('GET', '/orders/42', { authorization: `Bearer ${await sign(keys.a)}` }));
@@ -215,22 +224,14 @@ describe('gRPC protocol answers', () => {
     for (const ct of ['application/grpc+json', 'application/grpcfoo', 'application/grpc-web']) expect((await raw(CHECK, [body], { 'content-type': ct })).status).toBe(415);
   });
 
-  it('a grpc-timeout too long for a timer is no deadline: a pending decision is answered, not DEADLINE_EXCEEDED at once (a review)', async () => {
-    const gate = h.gate as unknown as { decide: (i: unknown) => unknown };
-    const orig = gate.decide;
-    let release: (d: unknown) => void = () => {};
-    gate.decide = () => new Promise((resolve) => (release = resolve));
-    try {
+  it('a grpc-timeout too long for a timer is no deadline: a pending decision is answered, not DEADLINE_EXCEEDED at once (a review)', () =>
+    withHeldDecision(async (release) => {
       const body = encode(checkRequest('GET', '/orders/42', { authorization: 'Bearer x.y.z' }));
       const pending = raw(CHECK, [prefixed(body)], { 'grpc-timeout': '2147484S' });
       await new Promise((r) => setTimeout(r, 50));
-      release(orig.call(h.gate, { method: 'GET', target: '/orders/42', authorization: undefined, authorizationCount: 0, dpop: undefined, dpopCount: 0, methodOverride: false }));
-      const r = checkResponseOf(await pending);
-      expect(r.denied_response?.status?.code).toBe(401);
-    } finally {
-      gate.decide = orig;
-    }
-  });
+      release();
+      expect(checkResponseOf(await pending).denied_response?.status?.code).toBe(401);
+    }));
 
   it('one client gets at most 1000 concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS), not 2^32 − 1', async () => {
     await new Promise<void>((r) => (session.remoteSettings.maxConcurrentStreams !== undefined ? r() : session.once('remoteSettings', () => r())));
