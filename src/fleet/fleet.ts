@@ -187,7 +187,7 @@ function redisSource(config: Config, deps: FleetDeps, opts: RedisConnectOptions,
       },
       reset: (why) => {
         m.redisLogResets.inc();
-        log.warn({ source: source.name, why }, 'redis revocation log was reset or went backwards; reloading the live set');
+        log.warn({ source: source.name, why }, 'redis revocation log cannot be followed from here (reset, went backwards, lost entries, or this gate fell behind); reloading the live set');
       },
       applied: (records, delayMs, lineErrors) => {
         m.revocationEntries.labels(source.name).set(source.index.size);

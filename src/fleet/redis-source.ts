@@ -32,7 +32,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { parseEntryText, type LineError, type RevocationEntry } from '../revocation/entries.ts';
 import { RevocationIndex } from '../revocation/revocation-index.ts';
 import type { RevocationSource } from '../revocation/revocation-list.ts';
-import { FOLLOW_GAP_MS, LOG_FIELD, streamIdMs, type RedisKeys } from './redis-layout.ts';
+import { FOLLOW_GAP_MS, LOG_FIELD, LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
 import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
 import { parseStreamInfo, resetReason, type StreamInfo } from './redis-stream-ids.ts';
 import { restoreLive } from './redis-writer.ts';
@@ -199,7 +199,19 @@ export class RedisRevocationSource implements RevocationSource {
         );
         if (!live()) return;
         lastReadAt = performance.now();
-        if (reply !== null) this.#apply(recordsOf(reply, this.#o.keys.log));
+        if (reply !== null) {
+          const records = recordsOf(reply, this.#o.keys.log);
+          this.#apply(records);
+          // A full batch whose newest record is already FOLLOW_GAP_MS old: more are waiting, and the
+          // sweepers trim the log to LOG_RETENTION_MS, so records this gate has not read yet may go
+          // before it reads them — silently (a re-probe: a follower slowed by a big burst lost
+          // revocations while reading without pause). Resync from the sorted set, which keeps them.
+          if (records.length >= READ_COUNT && this.#clock.nowMs() - streamIdMs(this.#lastId) > FOLLOW_GAP_MS) {
+            this.#o.events?.reset?.(`this gate is ${this.#clock.nowMs() - streamIdMs(this.#lastId)} ms behind the change log, which is trimmed to ${LOG_RETENTION_MS} ms`);
+            needResync = true;
+            continue;
+          }
+        }
         // An empty answer is also what a log reset looks like; a busy log is checked once a second too.
         if (reply === null || lastReadAt - checkedAt >= BLOCK_MS) {
           checkedAt = lastReadAt;

@@ -27,6 +27,8 @@ export interface StreamInfo {
   readonly lastGeneratedId: string;
   /** Redis 7+: every record ever added to this stream since it was created. */
   readonly entriesAdded: number | undefined;
+  /** Redis 7+: the highest id XTRIM (or XDEL) removed; '0-0' when none. */
+  readonly maxDeletedId?: string | undefined;
 }
 
 /** RESP2 gives a flat `[name, value, …]` array; RESP3 a map (a Map or a plain object in node-redis). */
@@ -41,7 +43,12 @@ export function parseStreamInfo(reply: unknown): StreamInfo {
   };
   const last = get('last-generated-id');
   const added = get('entries-added');
-  return { lastGeneratedId: typeof last === 'string' ? last : '0-0', entriesAdded: added === undefined || added === null ? undefined : Number(added) };
+  const deleted = get('max-deleted-entry-id');
+  return {
+    lastGeneratedId: typeof last === 'string' ? last : '0-0',
+    entriesAdded: added === undefined || added === null ? undefined : Number(added),
+    maxDeletedId: typeof deleted === 'string' ? deleted : undefined,
+  };
 }
 
 /**
@@ -53,6 +60,11 @@ export function resetReason(info: StreamInfo | undefined, lastId: string, seenAd
   if (compareIds(info.lastGeneratedId, lastId) < 0) return `the log's last id ${info.lastGeneratedId} is below the last id read ${lastId}`;
   if (seenAdded !== undefined && info.entriesAdded !== undefined && info.entriesAdded < seenAdded) {
     return `the log's entries-added went back from ${seenAdded} to ${info.entriesAdded} (recreated)`;
+  }
+  // The follower reads in id order, so a deleted id above the last one read is a record it never
+  // read: trimmed (the sweepers keep LOG_RETENTION_MS) while this gate was behind (a re-probe).
+  if (info.maxDeletedId !== undefined && lastId !== '0-0' && compareIds(info.maxDeletedId, lastId) > 0) {
+    return `records after the last id read ${lastId} were trimmed before this gate read them (max-deleted-entry-id ${info.maxDeletedId})`;
   }
   return undefined;
 }

@@ -8,7 +8,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { encodeEntry, redisKeys } from '../../src/fleet/redis-layout.ts';
+import { encodeEntry, LOG_FIELD, redisKeys } from '../../src/fleet/redis-layout.ts';
 import { logged, type BuiltGate } from '../fixtures/built-gate.ts';
 import { bearer, input } from '../fixtures/gate.ts';
 import { tempDir, type TestKey } from '../fixtures/keys.ts';
@@ -168,5 +168,52 @@ describe('Redis startup errors name the key', () => {
     const secured = await startRedis(['--requirepass', 'right-password']);
     fleet.defer(() => secured.remove());
     await expect(fleet.gate({ redis: { url: secured.url } })).rejects.toThrow(/^redis\.url \(user:password\): Redis at .* refused the credentials \(NOAUTH/);
+  });
+});
+
+describe('a follower that falls behind the change log', () => {
+  it('resyncs from the sorted set when a full batch is already older than the follow gap, so records the sweepers trim are not lost (a re-probe)', async () => {
+    const { RedisRevocationSource } = await import('../../src/fleet/redis-source.ts');
+    const prefix = 'behind:';
+    const k = redisKeys(prefix);
+    const t0 = Date.now() - 20_000;
+    const entry = (i: number) => encodeEntry({ kind: 'jti', jti: `behind-${i}`, exp: undefined });
+    await redis.command('XADD', k.log, `${t0}-0`, LOG_FIELD, entry(0));
+    await redis.command('ZADD', k.live, '+inf', entry(0));
+    const resets: string[] = [];
+    let resyncs = 0;
+    const source = new RedisRevocationSource({
+      url: redis.url,
+      connectTimeoutMs: 2_000,
+      commandTimeoutMs: 1_000,
+      keys: k,
+      prefix,
+      maxStaleMs: 30_000,
+      toleranceSec: 5,
+      events: { reset: (why) => resets.push(why), resync: () => void resyncs++ },
+    });
+    try {
+      await source.start();
+      expect(resyncs).toBe(1);
+      // 1,500 records dated 10 s ago arrive in the log (and the set): the first batch of 1,000 read
+      // is older than the follow gap, so this follower is behind what the sweepers trim.
+      // All at once (one script), as a burst the follower meets in full batches.
+      expect(entry(7)).toBe('{"jti":"behind-7"}');
+      await redis.command(
+        'EVAL',
+        "for i = 1, 1500 do local e = '{\"jti\":\"behind-' .. i .. '\"}'; redis.call('ZADD', KEYS[2], '+inf', e); redis.call('XADD', KEYS[1], ARGV[1] .. '-' .. i, ARGV[2], e) end",
+        '2',
+        k.log,
+        k.live,
+        String(t0 + 10_000),
+        LOG_FIELD,
+      );
+      await until(() => resets.length > 0 && resyncs >= 2, 5_000);
+      expect(resets[0]).toMatch(/behind the change log, which is trimmed to 5000 ms/);
+      await until(() => source.index.isRevoked('behind-1500', 's', 0, undefined), 5_000);
+      expect(source.index.size).toBe(1_501);
+    } finally {
+      source.stop();
+    }
   });
 });

@@ -16,9 +16,10 @@ describe('stream ids and XINFO STREAM', () => {
 
   it('reads last-generated-id and entries-added from RESP2 (flat array) and RESP3 (map) replies', () => {
     const flat = ['length', 0, 'radix-tree-keys', 1, 'last-generated-id', '1764000000123-4', 'max-deleted-entry-id', '0-0', 'entries-added', 12];
-    expect(parseStreamInfo(flat)).toEqual({ lastGeneratedId: '1764000000123-4', entriesAdded: 12 });
-    expect(parseStreamInfo(new Map<string, unknown>([['last-generated-id', '3-0'], ['entries-added', 3]]))).toEqual({ lastGeneratedId: '3-0', entriesAdded: 3 });
-    expect(parseStreamInfo({ 'last-generated-id': '4-0' })).toEqual({ lastGeneratedId: '4-0', entriesAdded: undefined });
+    expect(parseStreamInfo(flat)).toEqual({ lastGeneratedId: '1764000000123-4', entriesAdded: 12, maxDeletedId: '0-0' });
+    expect(parseStreamInfo(new Map<string, unknown>([['last-generated-id', '3-0'], ['entries-added', 3]]))).toEqual({ lastGeneratedId: '3-0', entriesAdded: 3, maxDeletedId: undefined });
+    expect(parseStreamInfo({ 'last-generated-id': '4-0' })).toEqual({ lastGeneratedId: '4-0', entriesAdded: undefined, maxDeletedId: undefined });
+    expect(parseStreamInfo(['last-generated-id', '9-0', 'max-deleted-entry-id', '7-1'])).toMatchObject({ maxDeletedId: '7-1' });
   });
 
   it('names a reset: log gone after reading, ids below the last read, entries-added going down; else none', () => {
@@ -28,5 +29,12 @@ describe('stream ids and XINFO STREAM', () => {
     expect(resetReason({ lastGeneratedId: '6-0', entriesAdded: 2 }, '5-0', 7)).toMatch(/entries-added went back from 7 to 2/);
     expect(resetReason({ lastGeneratedId: '6-0', entriesAdded: 8 }, '5-0', 7)).toBeUndefined();
     expect(resetReason({ lastGeneratedId: '5-0', entriesAdded: undefined }, '5-0', 7)).toBeUndefined();
+  });
+
+  it('names records trimmed before they were read: a deleted id above the last id read (a re-probe)', () => {
+    expect(resetReason({ lastGeneratedId: '9-0', entriesAdded: 9, maxDeletedId: '6-0' }, '5-0', 9)).toMatch(/after the last id read 5-0 were trimmed before this gate read them/);
+    expect(resetReason({ lastGeneratedId: '9-0', entriesAdded: 9, maxDeletedId: '5-0' }, '5-0', 9)).toBeUndefined();
+    expect(resetReason({ lastGeneratedId: '9-0', entriesAdded: 9, maxDeletedId: '0-0' }, '5-0', 9)).toBeUndefined();
+    expect(resetReason({ lastGeneratedId: '9-0', entriesAdded: 9, maxDeletedId: '6-0' }, '0-0', 9)).toBeUndefined();
   });
 });
