@@ -83,7 +83,8 @@ export async function run(argv: string[]): Promise<number> {
   if (typeof exp === 'string') return usageError(exp);
   if (typeof before === 'string') return usageError(before);
   const timeoutMs = values.timeout === undefined ? 5_000 : parseDuration(values.timeout);
-  if (timeoutMs === undefined || timeoutMs > TIMER_MAX_MS) return usageError(`--timeout: expected a duration like "5s" (at most 24d), got "${values.timeout}"`);
+  // At least 100 ms: a 0s deadline answers "not confirmed" for an entry the store took (a re-probe).
+  if (timeoutMs === undefined || timeoutMs < 100 || timeoutMs > TIMER_MAX_MS) return usageError(`--timeout: expected a duration like "5s" (100ms to 24d), got "${values.timeout}"`);
   const id = values[what[0]!]!;
   if (id === '') return usageError(`--${what[0]} must not be empty`);
   const asJson =

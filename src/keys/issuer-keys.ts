@@ -45,14 +45,19 @@ export class FileIssuerKeys implements IssuerKeys {
 
   /**
    * Reads the file again (at start, and on SIGHUP). The current set stays in use unless the new
-   * file parses and holds at least one usable key. Returns the new set's size.
+   * file parses and holds at least one usable key, or (on a reload) an empty `keys` array, which
+   * withdraws them all. Returns the new set's size.
    */
   async reload(): Promise<number> {
     const doc: unknown = JSON.parse(await readFile(this.#config.jwks_file!, 'utf8'));
     // Unchanged keys keep their entries, so what they verified (cached tokens, status lists) still
     // counts after a SIGHUP (a re-probe: every held status list was dropped by one).
     const { set, skipped } = await importJwks(doc, this.#config.algorithms, this.#loaded ? this.#set : undefined);
-    if (set.size === 0) throw new Error(`no usable key${skipped.length ? `: ${skipped.join('; ')}` : ''}`);
+    // An empty `keys` array on a reload is the operator withdrawing every key: applied, as for a
+    // remote JWKS (SPEC §6; a re-probe found the file kept its old keys). At start, and for keys that
+    // are all unusable, it is refused: that is a mistake, not a withdrawal.
+    const withdrawn = this.#loaded && (doc as { keys: unknown[] }).keys.length === 0;
+    if (set.size === 0 && !withdrawn) throw new Error(`no usable key${skipped.length ? `: ${skipped.join('; ')}` : ''}`);
     this.skipped.splice(0, this.skipped.length, ...skipped);
     this.#set = set;
     this.#loaded = true;

@@ -78,4 +78,20 @@ describe('entries across imports', () => {
     expect(keys.has(e1)).toBe(true);
     expect(keys.has(e2)).toBe(false);
   });
+
+  it('a jwks_file reloaded with an empty keys array withdraws every key (as a remote JWKS does); at start it is refused (a re-probe)', async () => {
+    const k1 = await makeKey('ES256', 'k1');
+    const file = join(dir, 'withdraw.json');
+    await writeFile(file, JSON.stringify({ keys: [] }));
+    const fresh = new FileIssuerKeys({ issuer: ISSUER_A, jwks_file: file, algorithms: ['ES256'] } as IssuerConfig);
+    await expect(fresh.start()).rejects.toThrow(/no usable key/);
+    await writeFile(file, JSON.stringify(jwksOf(k1)));
+    const keys = new FileIssuerKeys({ issuer: ISSUER_A, jwks_file: file, algorithms: ['ES256'] } as IssuerConfig);
+    await keys.start();
+    const e1 = keys.resolve('k1', 'ES256')!;
+    await writeFile(file, JSON.stringify({ keys: [] }));
+    expect(await keys.reload()).toBe(0);
+    expect(keys.has(e1)).toBe(false);
+    expect(keys.resolve('k1', 'ES256')).toBeUndefined();
+  });
 });
