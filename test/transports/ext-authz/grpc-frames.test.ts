@@ -54,6 +54,21 @@ describe('gRPC length-prefixed messages', () => {
     expect(reader.partial).toBe(false);
   });
 
+  it('counts an unfinished message at what it costs: each kept chunk too, so one byte per frame is not cheap (a re-probe)', () => {
+    const reader = new MessageReader(1 << 20);
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(1000, 1);
+    expect(reader.push(prefix)).toEqual([]);
+    const slab = Buffer.alloc(64 * 1024, 7); // node:http2 hands frames as views of a read buffer like this
+    for (let i = 0; i < 100; i++) expect(reader.push(slab.subarray(i, i + 1))).toEqual([]);
+    // 5 + 100 bytes in 101 chunks, each counted at its bookkeeping cost as well.
+    expect(reader.held).toBe(105 + 101 * 128);
+    const rest = reader.push(Buffer.alloc(900, 7));
+    expect(rest).toHaveLength(1);
+    expect((rest as Buffer[])[0]!.length).toBe(1000);
+    expect(reader.held).toBe(0);
+  });
+
   it('grpc-timeout: units and malformed values', () => {
     expect(parseGrpcTimeout('200m')).toBe(200);
     expect(parseGrpcTimeout('5S')).toBe(5000);

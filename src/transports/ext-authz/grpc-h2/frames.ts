@@ -22,6 +22,18 @@ export function frame(message: Uint8Array): Buffer {
  * each by default) is kept as a list of chunks and joined once, when its last byte has arrived:
  * joining on every frame would copy a 4 MiB message a few hundred times.
  */
+/** What keeping one chunk costs beyond its bytes (a Buffer object and its bookkeeping), roughly. */
+const CHUNK_COST = 128;
+
+/**
+ * A chunk to keep until its message is whole: a small view into a much larger buffer (node:http2
+ * hands DATA frames as views of its read buffer) is copied, so one byte kept never pins kilobytes
+ * (a re-probe sent messages one byte per frame: hundreds of MB held against a few MB counted).
+ */
+function kept(chunk: Buffer): Buffer {
+  return chunk.buffer.byteLength > 2 * chunk.length + CHUNK_COST ? Buffer.from(chunk) : chunk;
+}
+
 export class MessageReader {
   readonly #maxBytes: number;
   #chunks: Buffer[] = [];
@@ -37,7 +49,7 @@ export class MessageReader {
   push(chunk: Buffer): Buffer[] | ReadProblem {
     let buf = chunk;
     if (this.#have !== 0) {
-      this.#chunks.push(chunk);
+      this.#chunks.push(kept(chunk));
       this.#have += chunk.length;
       if (this.#need === -1) {
         if (this.#have < 5) return [];
@@ -64,7 +76,7 @@ export class MessageReader {
       at += 5 + len;
     }
     if (at < buf.length) {
-      const rest = at === 0 ? buf : buf.subarray(at);
+      const rest = kept(at === 0 ? buf : buf.subarray(at));
       this.#chunks = [rest];
       this.#have = rest.length;
       // A prefix already in `rest` was checked by the loop above.
@@ -84,9 +96,12 @@ export class MessageReader {
     return this.#have !== 0;
   }
 
-  /** How many bytes of an unfinished message are held. */
+  /**
+   * What an unfinished message holds, in bytes: its chunks plus CHUNK_COST for each, so a message
+   * sent one byte per DATA frame is counted at what it costs (MAX_BUFFERED_BYTES, server.ts).
+   */
   get held(): number {
-    return this.#have;
+    return this.#have + this.#chunks.length * CHUNK_COST;
   }
 }
 

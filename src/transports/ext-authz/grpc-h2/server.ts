@@ -91,10 +91,10 @@ export const MESSAGE_READ_TIMEOUT_MS = 10_000;
 const SWEEP_MS = 1_000;
 
 /**
- * Bytes of unfinished request messages held for all calls together. A call whose next chunk would
- * take the total past it is refused as too large: 1,000 streams per connection times 4 MiB each,
- * times any number of connections, must not run the process out of memory within the read timeout
- * (a re-probe grew it by 314 MB in 2 s on one connection).
+ * Bytes held for unfinished request messages of all calls together (each at its declared length,
+ * frames.ts). A call whose chunk takes the total past it is refused as too large: 1,000 streams per
+ * connection times 4 MiB each, times any number of connections, must not run the process out of
+ * memory within the read timeout (a re-probe grew it by 314 MB in 2 s on one connection).
  */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
@@ -293,15 +293,16 @@ export class GrpcH2Server {
     const onData = (chunk: Buffer): void => {
       const reader = reply.reader;
       if (reader === undefined) return; // answered (or refused) already: the rest is read and dropped
-      if (this.#buffered + chunk.length > MAX_BUFFERED_BYTES && reply.message === undefined) return give('too_large');
       const got = reader.push(chunk);
       if (typeof got === 'string') return give(got);
+      // What the reader holds for an unfinished message (allocated at its declared length).
+      this.#buffered += reader.held - held;
+      held = reader.held;
+      if (this.#buffered > MAX_BUFFERED_BYTES) return give('too_large');
       if (got.length === 0) {
         // Incomplete: bytes of a second message (the first is with the route) are one too many
         // already; otherwise the rest must come within the read timeout (the sweep) or the deadline.
         if (reply.message !== undefined) return give('extra_message');
-        this.#buffered += reader.held - held;
-        held = reader.held;
         return armDeadline(reply, deadline);
       }
       // Unary: exactly one message, and nothing after it. A byte after it begins a second one, which
