@@ -10,7 +10,7 @@ import { capConnections, clientServerOptions, listenHttp, type HttpListener } fr
 import { render } from '../respond.ts';
 import { ConnectionLanes } from './connection-lane.ts';
 import { Forwarder } from './forward.ts';
-import { createProxyHandler } from './handler.ts';
+import { createProxyHandler, type ProxyHandler } from './handler.ts';
 
 export interface ProxyListener extends HttpListener {
   readonly forwarder: Forwarder;
@@ -27,7 +27,17 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
     tls?.stop();
     throw err;
   }
-  const handle = createProxyHandler(ctx, forwarder);
+  const decide = createProxyHandler(ctx, forwarder);
+  // A request queued behind another on its connection is judged when its turn comes: if the
+  // connection's client trust ended meanwhile (client-trust.ts), it is not served (a re-probe found
+  // pipelined requests read before a CA change judged and forwarded after it).
+  const handle: ProxyHandler =
+    tls === undefined
+      ? decide
+      : (req, res, expectContinue) => {
+          if (tls.trustEnded(req)) req.socket.destroy();
+          else decide(req, res, expectContinue);
+        };
   const server = tls?.server ?? createServer(clientServerOptions(config.limits));
   // A keep-alive client may send any number of requests; each is judged on its own.
   server.maxRequestsPerSocket = 0;

@@ -76,6 +76,11 @@ export class ClientTrust {
     return true;
   }
 
+  /** Whether `socket` was verified under a bundle that has since changed (its requests are not served). */
+  ended(socket: Socket): boolean {
+    return (socket as TrustSocket)[TRUST_ENDED] === true;
+  }
+
   /** The bundle's bytes changed: a new generation; ends the old one's connections. Returns how many were busy. */
   changed(): number {
     this.#generation++;

@@ -113,6 +113,8 @@ export interface TlsServer {
    * client CA bundle that has since changed (it is destroyed; the request is not served).
    */
   admit(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Whether the request's connection was verified under a client CA bundle that has since changed. */
+  trustEnded(req: IncomingMessage): boolean;
   /**
    * Stops the file polling and ends the connections still in their handshake; the server itself
    * (and its secured connections) is closed by its listener, which calls this first.
@@ -202,6 +204,7 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
   return {
     server,
     admit,
+    trustEnded: (req: IncomingMessage): boolean => trust !== undefined && trust.ended(req.socket),
     stop: () => {
       stopReload();
       for (const raw of handshakes.values()) raw.destroy();

@@ -190,6 +190,35 @@ describe('a changed client CA bundle', () => {
     }
   });
 
+  it('does not serve requests pipelined before the change and still queued behind a download when it lands (a re-probe)', async () => {
+    const g = await gateTrusting(BOTH());
+    const port = g.running.listeners.proxy.port;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    upstream.respond = (req, res, rec) => {
+      if (req.url !== '/orders/42/slow') return answerOk(req, res, rec);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('part');
+      void held.then(() => res.end('-rest'));
+    };
+    try {
+      const c = await open(port, pki.workloadA);
+      const token = await g.token();
+      const before = upstream.requests.length;
+      c.socket.write(get('/orders/42/slow', token) + get('/orders/42/a', token) + get('/orders/42/b', token));
+      await upstream.waitFor(before + 1);
+      await writeFile(bundle, pki.untrusted.pem);
+      await bundleApplied(g);
+      release();
+      expect(await closedWithin(c, 10_000)).toBe(true);
+      expect(c.text()).toMatch(/^HTTP\/1\.1 200 [^]*part[^]*-rest/);
+      expect(upstream.requests.slice(before).map((r) => r.url)).toEqual(['/orders/42/slow']);
+    } finally {
+      upstream.respond = answerOk;
+      release();
+    }
+  });
+
   it('refuses a connection accepted before the change whose handshake completes after it', async () => {
     const g = await gateTrusting(BOTH());
     const port = g.running.listeners.proxy.port;
