@@ -34,7 +34,7 @@ import { RevocationIndex } from '../revocation/revocation-index.ts';
 import type { RevocationSource } from '../revocation/revocation-list.ts';
 import { FOLLOW_GAP_MS, LOG_FIELD, LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
 import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
-import { parseStreamInfo, resetReason, type StreamInfo } from './redis-stream-ids.ts';
+import { parseStreamInfo, resetReason, trimmedUnread, type FollowPosition, type StreamInfo } from './redis-stream-ids.ts';
 import { restoreLive } from './redis-writer.ts';
 
 const BLOCK_MS = REDIS_FOLLOW_BLOCK_MS;
@@ -112,6 +112,9 @@ export class RedisRevocationSource implements RevocationSource {
   #lastId = '0-0';
   /** XINFO's entries-added at the last check since the last resync. */
   #seenAdded: number | undefined;
+  /** The log's entries-added when the live set was last loaded, and records read since (trimmedUnread). */
+  #addedAtLoad: number | undefined;
+  #readSinceLoad = 0;
   #problem: string | undefined;
   /** The session counter: a session whose number is no longer this one stops. */
   #sessionNo = 0;
@@ -201,13 +204,17 @@ export class RedisRevocationSource implements RevocationSource {
         lastReadAt = performance.now();
         if (reply !== null) {
           const records = recordsOf(reply, this.#o.keys.log);
+          const readFrom = this.#position(); // the gap check counts from where this read started
           this.#apply(records);
-          // A full batch whose newest record is already FOLLOW_GAP_MS old: more are waiting, and the
-          // sweepers trim the log to LOG_RETENTION_MS, so records this gate has not read yet may go
-          // before it reads them — silently (a re-probe: a follower slowed by a big burst lost
-          // revocations while reading without pause). Resync from the sorted set, which keeps them.
-          if (records.length >= READ_COUNT && this.#clock.nowMs() - streamIdMs(this.#lastId) > FOLLOW_GAP_MS) {
-            this.#o.events?.reset?.(`this gate is ${this.#clock.nowMs() - streamIdMs(this.#lastId)} ms behind the change log, which is trimmed to ${LOG_RETENTION_MS} ms`);
+          // XREAD skips silently over records the sweepers trimmed (to LOG_RETENTION_MS) before this
+          // gate read them: after a long reload, or while behind a burst (re-probes lost revocations
+          // both ways). A deleted id above where this read started means a gap: resync from the
+          // sorted set, which keeps them. A full batch already FOLLOW_GAP_MS old means one is coming.
+          const behind = records.length >= READ_COUNT ? this.#clock.nowMs() - streamIdMs(this.#lastId) : 0;
+          const gap = behind > FOLLOW_GAP_MS ? `this gate is ${behind} ms behind the change log, which is trimmed to ${LOG_RETENTION_MS} ms` : await this.#trimmedSince(client, readFrom);
+          if (!live()) return;
+          if (gap !== undefined) {
+            this.#o.events?.reset?.(gap);
             needResync = true;
             continue;
           }
@@ -254,15 +261,21 @@ export class RedisRevocationSource implements RevocationSource {
     const lineErrors: LineError[] = [];
     let restoreError: Error | undefined;
     try {
-      // The log's last id, then the set, pipelined on one connection (Redis runs them in that order):
-      // an entry written in between is in the set and after that id in the log, applied twice at
-      // worst, never missed. Not a MULTI: Redis at maxmemory under noeviction refuses a MULTI even of
-      // reads, and every gate would then stop syncing (a review of 2026-12-06).
-      const [last, members] = (await withDeadline(
-        Promise.all([client.sendCommand(['XREVRANGE', keys.log, '+', '-', 'COUNT', '1']), client.sendCommand(['ZRANGE', keys.live, '0', '-1'])]),
+      // The log's state (last id, records ever added), then the set, pipelined on one connection (Redis
+      // runs them in that order): an entry written in between is in the set and after that id in the
+      // log, applied twice at worst, never missed; and the count lets the follower tell a trimmed gap
+      // from a quiet log (trimmedUnread). Not a MULTI: Redis at maxmemory under noeviction refuses a
+      // MULTI even of reads, and every gate would then stop syncing (a review of 2026-12-06).
+      const noLog = (caught: unknown): null => {
+        if (isErrorReply(caught) && /no such key/i.test((caught as Error).message)) return null;
+        throw caught;
+      };
+      const [rawInfo, members] = (await withDeadline(
+        Promise.all([client.sendCommand(['XINFO', 'STREAM', keys.log]).catch(noLog), client.sendCommand(['ZRANGE', keys.live, '0', '-1'])]),
         Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs),
         'resync',
-      )) as unknown as [StreamRecord[], string[]];
+      )) as unknown as [unknown, string[]];
+      const log = rawInfo === null ? undefined : parseStreamInfo(rawInfo);
       const entries: RevocationEntry[] = [];
       members.forEach((m, i) => {
         const e = parseEntryText(m);
@@ -282,8 +295,11 @@ export class RedisRevocationSource implements RevocationSource {
       const heldCount = held.size;
       const missing = keepHeld(index, held);
       this.#index = index;
-      this.#lastId = last[0]?.[0] ?? '0-0';
+      this.#lastId = log?.lastGeneratedId ?? '0-0';
       this.#seenAdded = undefined;
+      // No log yet: one created later counts its records from 0.
+      this.#addedAtLoad = log === undefined ? 0 : log.entriesAdded;
+      this.#readSinceLoad = 0;
       this.#lastSyncAt = askedAt;
       if (missing.length > 0) {
         try {
@@ -371,6 +387,16 @@ export class RedisRevocationSource implements RevocationSource {
   }
 
   /** Why the log is not the one read so far (XINFO STREAM), or undefined. Other error replies throw. */
+  /** Why records this gate has not read may have been trimmed before it could (trimmedUnread), or undefined. */
+  async #trimmedSince(client: RedisClient, from: FollowPosition): Promise<string | undefined> {
+    const info = parseStreamInfo(await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), this.#o.commandTimeoutMs, 'XINFO STREAM'));
+    return trimmedUnread(info, from);
+  }
+
+  #position(): FollowPosition {
+    return { lastId: this.#lastId, addedAtLoad: this.#addedAtLoad, readSinceLoad: this.#readSinceLoad };
+  }
+
   async #resetReason(client: RedisClient): Promise<string | undefined> {
     let info: StreamInfo | undefined;
     try {
@@ -378,12 +404,13 @@ export class RedisRevocationSource implements RevocationSource {
     } catch (caught) {
       if (!(isErrorReply(caught) && /no such key/i.test((caught as Error).message))) throw caught;
     }
-    const why = resetReason(info, this.#lastId, this.#seenAdded);
+    const why = resetReason(info, this.#lastId, this.#seenAdded) ?? (info === undefined ? undefined : trimmedUnread(info, this.#position()));
     this.#seenAdded = info?.entriesAdded;
     return why;
   }
 
   #apply(records: readonly StreamRecord[]): void {
+    this.#readSinceLoad += records.length;
     const lineErrors: LineError[] = [];
     for (const [id, fields] of records) {
       this.#lastId = id;
@@ -402,11 +429,10 @@ export class RedisRevocationSource implements RevocationSource {
  * now); returns those `index` did not already cover. Nothing the gate held is dropped by a load.
  */
 function keepHeld(index: RevocationIndex, held: RevocationIndex): RevocationEntry[] {
+  // Only entries someone wrote can be missing from Redis; cut-offs the index merged are kept, not written back.
   const missing: RevocationEntry[] = [];
-  for (const e of held.entries()) {
-    if (!index.covers(e)) missing.push(e);
-    index.add(e); // also keeps the later of two exps
-  }
+  for (const e of held.entries(false)) if (!index.covers(e)) missing.push(e);
+  for (const e of held.entries()) index.add(e); // also keeps the later of two exps
   return missing;
 }
 

@@ -27,8 +27,10 @@ export interface StreamInfo {
   readonly lastGeneratedId: string;
   /** Redis 7+: every record ever added to this stream since it was created. */
   readonly entriesAdded: number | undefined;
-  /** Redis 7+: the highest id XTRIM (or XDEL) removed; '0-0' when none. */
-  readonly maxDeletedId?: string | undefined;
+  /** Records in the log now. */
+  readonly length?: number | undefined;
+  /** Redis 7+: the id of the oldest record still in the log. */
+  readonly firstId?: string | undefined;
 }
 
 /** RESP2 gives a flat `[name, value, …]` array; RESP3 a map (a Map or a plain object in node-redis). */
@@ -43,11 +45,13 @@ export function parseStreamInfo(reply: unknown): StreamInfo {
   };
   const last = get('last-generated-id');
   const added = get('entries-added');
-  const deleted = get('max-deleted-entry-id');
+  const length = get('length');
+  const first = get('recorded-first-entry-id');
   return {
     lastGeneratedId: typeof last === 'string' ? last : '0-0',
     entriesAdded: added === undefined || added === null ? undefined : Number(added),
-    maxDeletedId: typeof deleted === 'string' ? deleted : undefined,
+    length: length === undefined || length === null ? undefined : Number(length),
+    firstId: typeof first === 'string' ? first : undefined,
   };
 }
 
@@ -61,10 +65,29 @@ export function resetReason(info: StreamInfo | undefined, lastId: string, seenAd
   if (seenAdded !== undefined && info.entriesAdded !== undefined && info.entriesAdded < seenAdded) {
     return `the log's entries-added went back from ${seenAdded} to ${info.entriesAdded} (recreated)`;
   }
-  // The follower reads in id order, so a deleted id above the last one read is a record it never
-  // read: trimmed (the sweepers keep LOG_RETENTION_MS) while this gate was behind (a re-probe).
-  if (info.maxDeletedId !== undefined && lastId !== '0-0' && compareIds(info.maxDeletedId, lastId) > 0) {
-    return `records after the last id read ${lastId} were trimmed before this gate read them (max-deleted-entry-id ${info.maxDeletedId})`;
-  }
   return undefined;
+}
+
+/** Where a follower stands: the last id read, and the records it has read since a load whose XINFO said `addedAtLoad`. */
+export interface FollowPosition {
+  readonly lastId: string;
+  readonly addedAtLoad: number | undefined;
+  readonly readSinceLoad: number;
+}
+
+/**
+ * Why records the follower has not read were trimmed (the sweepers keep LOG_RETENTION_MS) before it
+ * read them, or undefined. XREAD skips such a gap silently. Trimming removes from the oldest end, so
+ * while the oldest record left is at or below the last id read, nothing after it is gone. When it is
+ * above, every record left is unread, and the unread ones added since the load number
+ * entries-added − added-at-load − read-since-load: more than the log holds means some were trimmed
+ * (re-probes: a gate behind a burst, and one whose load outlasted the retention, lost revocations).
+ */
+export function trimmedUnread(info: StreamInfo, at: FollowPosition): string | undefined {
+  const { entriesAdded, length, firstId } = info;
+  if (entriesAdded === undefined || length === undefined || firstId === undefined || at.addedAtLoad === undefined) return undefined;
+  if (length > 0 && compareIds(firstId, at.lastId) <= 0) return undefined;
+  const unread = entriesAdded - at.addedAtLoad - at.readSinceLoad;
+  if (unread <= length) return undefined;
+  return `${unread - length} records after id ${at.lastId} were trimmed before this gate read them`;
 }

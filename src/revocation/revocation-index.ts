@@ -8,6 +8,8 @@ import type { RevocationEntry } from './entries.ts';
 interface Cutoff {
   readonly before: number;
   readonly exp: number;
+  /** Made here by merging two (MAX_CUTOFFS), not written by anyone: never written back to a store. */
+  readonly merged?: true;
 }
 
 /**
@@ -84,12 +86,17 @@ export class RevocationIndex {
     return removed;
   }
 
-  /** The index as entries again (merged: one per jti and txn, a subject's cut-offs), e.g. to hand to another process. */
-  *entries(): IterableIterator<RevocationEntry> {
+  /**
+   * The index as entries again (one per jti and txn, a subject's cut-offs), e.g. to hand to another
+   * process. `withMerged` false leaves out the cut-offs this index made by merging (MAX_CUTOFFS),
+   * which no one wrote: what may be written back to a store (a re-probe saw them reported missing
+   * from Redis and written there as revocations nobody issued).
+   */
+  *entries(withMerged = true): IterableIterator<RevocationEntry> {
     const expOf = (exp: number): number | undefined => (exp === Number.POSITIVE_INFINITY ? undefined : exp);
     for (const [jti, exp] of this.#jti) yield { kind: 'jti', jti, exp: expOf(exp) };
     for (const [txn, exp] of this.#txn) yield { kind: 'txn', txn, exp: expOf(exp) };
-    for (const [sub, cuts] of this.#sub) for (const c of cuts) yield { kind: 'sub', sub, before: c.before, exp: expOf(c.exp) };
+    for (const [sub, cuts] of this.#sub) for (const c of cuts) if (withMerged || c.merged !== true) yield { kind: 'sub', sub, before: c.before, exp: expOf(c.exp) };
   }
 
   /** Entries whose exp is after `sec` (those without one included): what a store holding them all must hold at least. */
@@ -157,5 +164,5 @@ function addCutoff(cuts: Cutoff[], before: number, exp: number): void {
   }
   if (start === cuts.length) cuts.push({ before, exp });
   else cuts.splice(start, to - start, { before, exp });
-  if (cuts.length > MAX_CUTOFFS) cuts.splice(0, 2, { before: cuts[1]!.before, exp: cuts[0]!.exp });
+  if (cuts.length > MAX_CUTOFFS) cuts.splice(0, 2, { before: cuts[1]!.before, exp: cuts[0]!.exp, merged: true });
 }

@@ -216,4 +216,40 @@ describe('a follower that falls behind the change log', () => {
       source.stop();
     }
   });
+
+  it('resyncs when records after where a read started were trimmed before it: XREAD skips over such a gap silently (a re-probe)', async () => {
+    const { RedisRevocationSource } = await import('../../src/fleet/redis-source.ts');
+    const prefix = 'gap:';
+    const k = redisKeys(prefix);
+    const resets: string[] = [];
+    const source = new RedisRevocationSource({
+      url: redis.url,
+      connectTimeoutMs: 2_000,
+      commandTimeoutMs: 1_000,
+      keys: k,
+      prefix,
+      maxStaleMs: 30_000,
+      toleranceSec: 5,
+      events: { reset: (why) => resets.push(why) },
+    });
+    try {
+      await redis.command('XADD', k.log, '*', LOG_FIELD, encodeEntry({ kind: 'jti', jti: 'gap-0', exp: undefined }));
+      await source.start();
+      // Three records and their members at once; the first two trimmed before the follower can read
+      // them (a sweeper while this gate was reloading or behind): it reads only the third.
+      await redis.command(
+        'EVAL',
+        "local ids = {}; for i = 1, 3 do local e = '{\"jti\":\"gap-' .. i .. '\"}'; redis.call('ZADD', KEYS[2], '+inf', e); ids[i] = redis.call('XADD', KEYS[1], '*', ARGV[1], e) end; redis.call('XTRIM', KEYS[1], 'MINID', ids[3]); return ids[3]",
+        '2',
+        k.log,
+        k.live,
+        LOG_FIELD,
+      );
+      await until(() => resets.length > 0, 5_000);
+      expect(resets[0]).toMatch(/trimmed before this gate read them/);
+      await until(() => source.index.isRevoked('gap-1', 's', 0, undefined) && source.index.isRevoked('gap-2', 's', 0, undefined), 5_000);
+    } finally {
+      source.stop();
+    }
+  });
 });

@@ -4,7 +4,7 @@
  * form, and each way a log can stop being the one read so far.
  */
 import { describe, expect, it } from 'vitest';
-import { compareIds, parseStreamInfo, resetReason } from '../../src/fleet/redis-stream-ids.ts';
+import { compareIds, parseStreamInfo, resetReason, trimmedUnread } from '../../src/fleet/redis-stream-ids.ts';
 
 describe('stream ids and XINFO STREAM', () => {
   it('compares ids by milliseconds, then sequence, as numbers', () => {
@@ -15,11 +15,10 @@ describe('stream ids and XINFO STREAM', () => {
   });
 
   it('reads last-generated-id and entries-added from RESP2 (flat array) and RESP3 (map) replies', () => {
-    const flat = ['length', 0, 'radix-tree-keys', 1, 'last-generated-id', '1764000000123-4', 'max-deleted-entry-id', '0-0', 'entries-added', 12];
-    expect(parseStreamInfo(flat)).toEqual({ lastGeneratedId: '1764000000123-4', entriesAdded: 12, maxDeletedId: '0-0' });
-    expect(parseStreamInfo(new Map<string, unknown>([['last-generated-id', '3-0'], ['entries-added', 3]]))).toEqual({ lastGeneratedId: '3-0', entriesAdded: 3, maxDeletedId: undefined });
-    expect(parseStreamInfo({ 'last-generated-id': '4-0' })).toEqual({ lastGeneratedId: '4-0', entriesAdded: undefined, maxDeletedId: undefined });
-    expect(parseStreamInfo(['last-generated-id', '9-0', 'max-deleted-entry-id', '7-1'])).toMatchObject({ maxDeletedId: '7-1' });
+    const flat = ['length', 0, 'radix-tree-keys', 1, 'last-generated-id', '1764000000123-4', 'max-deleted-entry-id', '0-0', 'entries-added', 12, 'recorded-first-entry-id', '1764000000123-4'];
+    expect(parseStreamInfo(flat)).toEqual({ lastGeneratedId: '1764000000123-4', entriesAdded: 12, length: 0, firstId: '1764000000123-4' });
+    expect(parseStreamInfo(new Map<string, unknown>([['last-generated-id', '3-0'], ['entries-added', 3]]))).toEqual({ lastGeneratedId: '3-0', entriesAdded: 3, length: undefined, firstId: undefined });
+    expect(parseStreamInfo({ 'last-generated-id': '4-0' })).toEqual({ lastGeneratedId: '4-0', entriesAdded: undefined, length: undefined, firstId: undefined });
   });
 
   it('names a reset: log gone after reading, ids below the last read, entries-added going down; else none', () => {
@@ -31,10 +30,18 @@ describe('stream ids and XINFO STREAM', () => {
     expect(resetReason({ lastGeneratedId: '5-0', entriesAdded: undefined }, '5-0', 7)).toBeUndefined();
   });
 
-  it('names records trimmed before they were read: a deleted id above the last id read (a re-probe)', () => {
-    expect(resetReason({ lastGeneratedId: '9-0', entriesAdded: 9, maxDeletedId: '6-0' }, '5-0', 9)).toMatch(/after the last id read 5-0 were trimmed before this gate read them/);
-    expect(resetReason({ lastGeneratedId: '9-0', entriesAdded: 9, maxDeletedId: '5-0' }, '5-0', 9)).toBeUndefined();
-    expect(resetReason({ lastGeneratedId: '9-0', entriesAdded: 9, maxDeletedId: '0-0' }, '5-0', 9)).toBeUndefined();
-    expect(resetReason({ lastGeneratedId: '9-0', entriesAdded: 9, maxDeletedId: '6-0' }, '0-0', 9)).toBeUndefined();
+  it('tells records trimmed before they were read from a quiet log, by counting (a re-probe)', () => {
+    const at = (lastId: string, readSinceLoad: number) => ({ lastId, addedAtLoad: 10, readSinceLoad });
+    const info = (firstId: string, length: number, entriesAdded: number) => ({ lastGeneratedId: '99-0', entriesAdded, length, firstId });
+    // The oldest record left is at or below the last one read: nothing after it was trimmed.
+    expect(trimmedUnread(info('5-0', 4, 14), at('6-0', 0))).toBeUndefined();
+    // A quiet log trimmed empty, nothing added since the load: no gap.
+    expect(trimmedUnread(info('0-0', 0, 10), at('6-0', 0))).toBeUndefined();
+    // Five added since the load, two read, three left (all after the last read): no gap.
+    expect(trimmedUnread(info('8-0', 3, 15), at('7-0', 2))).toBeUndefined();
+    // Five added, one read, one left: three were trimmed unread.
+    expect(trimmedUnread(info('9-0', 1, 15), at('6-0', 1))).toMatch(/3 records after id 6-0 were trimmed before this gate read them/);
+    // Unknown counts (Redis < 7): no verdict.
+    expect(trimmedUnread({ lastGeneratedId: '9-0', entriesAdded: undefined }, at('6-0', 0))).toBeUndefined();
   });
 });
