@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeEntry, LOG_FIELD, redisKeys } from '../../src/fleet/redis-layout.ts';
+import { RedisRevocationSource, type RedisSourceEvents } from '../../src/fleet/redis-source.ts';
 import { logged, type BuiltGate } from '../fixtures/built-gate.ts';
 import { bearer, input } from '../fixtures/gate.ts';
 import { tempDir, type TestKey } from '../fixtures/keys.ts';
@@ -171,9 +172,13 @@ describe('Redis startup errors name the key', () => {
   });
 });
 
+/** A revocation follower alone (no gate, so no sweeper trims what a test writes). */
+async function follower(prefix: string, events: RedisSourceEvents): Promise<RedisRevocationSource> {
+  return new RedisRevocationSource({ url: redis.url, connectTimeoutMs: 2_000, commandTimeoutMs: 1_000, keys: redisKeys(prefix), prefix, maxStaleMs: 30_000, toleranceSec: 5, events });
+}
+
 describe('a follower that falls behind the change log', () => {
   it('resyncs from the sorted set when a full batch is already older than the follow gap, so records the sweepers trim are not lost (a re-probe)', async () => {
-    const { RedisRevocationSource } = await import('../../src/fleet/redis-source.ts');
     const prefix = 'behind:';
     const k = redisKeys(prefix);
     const t0 = Date.now() - 20_000;
@@ -182,16 +187,7 @@ describe('a follower that falls behind the change log', () => {
     await redis.command('ZADD', k.live, '+inf', entry(0));
     const resets: string[] = [];
     let resyncs = 0;
-    const source = new RedisRevocationSource({
-      url: redis.url,
-      connectTimeoutMs: 2_000,
-      commandTimeoutMs: 1_000,
-      keys: k,
-      prefix,
-      maxStaleMs: 30_000,
-      toleranceSec: 5,
-      events: { reset: (why) => resets.push(why), resync: () => void resyncs++ },
-    });
+    const source = await follower(prefix, { reset: (why) => resets.push(why), resync: () => void resyncs++ });
     try {
       await source.start();
       expect(resyncs).toBe(1);
@@ -218,20 +214,10 @@ describe('a follower that falls behind the change log', () => {
   });
 
   it('resyncs when records after where a read started were trimmed before it: XREAD skips over such a gap silently (a re-probe)', async () => {
-    const { RedisRevocationSource } = await import('../../src/fleet/redis-source.ts');
     const prefix = 'gap:';
     const k = redisKeys(prefix);
     const resets: string[] = [];
-    const source = new RedisRevocationSource({
-      url: redis.url,
-      connectTimeoutMs: 2_000,
-      commandTimeoutMs: 1_000,
-      keys: k,
-      prefix,
-      maxStaleMs: 30_000,
-      toleranceSec: 5,
-      events: { reset: (why) => resets.push(why) },
-    });
+    const source = await follower(prefix, { reset: (why) => resets.push(why) });
     try {
       await redis.command('XADD', k.log, '*', LOG_FIELD, encodeEntry({ kind: 'jti', jti: 'gap-0', exp: undefined }));
       await source.start();

@@ -95,6 +95,23 @@ async function closedWithin(c: Conn, ms: number): Promise<boolean> {
 
 const get = (path: string, token?: string) => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n${token === undefined ? '' : `Authorization: Bearer ${token}\r\n`}\r\n`;
 
+/**
+ * The upstream's answer to a GET of `path` is under way (head and a first chunk `part` sent) and held
+ * there, a download, until the returned function is called (`-rest`); anything else is answered at
+ * once. The test puts `answerOk` back in its `finally`.
+ */
+function holdDownload(path: string): () => void {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  upstream.respond = (req, res, rec) => {
+    if (req.method !== 'GET' || req.url !== path) return answerOk(req, res, rec);
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('part');
+    void held.then(() => res.end('-rest'));
+  };
+  return release;
+}
+
 /** Resolves once the gate has logged that it applied a changed bundle (`count`-th time). */
 async function bundleApplied(g: InProcessGate, count = 1): Promise<void> {
   while (g.logs.filter((l) => l.msg === 'TLS certificate files changed; new handshakes use them').length < count) await new Promise((r) => setTimeout(r, 10));
@@ -159,15 +176,7 @@ describe('a changed client CA bundle', () => {
   it('does not serve a request read on an old-trust connection after the change (a re-probe: pipelined behind a busy one, it reached the backend)', async () => {
     const g = await gateTrusting(BOTH());
     const port = g.running.listeners.proxy.port;
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    // The GET's answer is under way (head and a first chunk sent) and held there: a download.
-    upstream.respond = (req, res, rec) => {
-      if (req.method !== 'GET') return answerOk(req, res, rec);
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.write('part');
-      void held.then(() => res.end('-rest'));
-    };
+    const release = holdDownload('/orders/42');
     try {
       const c = await open(port, pki.workloadA);
       const token = await g.token();
@@ -193,14 +202,7 @@ describe('a changed client CA bundle', () => {
   it('does not serve requests pipelined before the change and still queued behind a download when it lands (a re-probe)', async () => {
     const g = await gateTrusting(BOTH());
     const port = g.running.listeners.proxy.port;
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    upstream.respond = (req, res, rec) => {
-      if (req.url !== '/orders/42/slow') return answerOk(req, res, rec);
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.write('part');
-      void held.then(() => res.end('-rest'));
-    };
+    const release = holdDownload('/orders/42/slow');
     try {
       const c = await open(port, pki.workloadA);
       const token = await g.token();
