@@ -91,8 +91,8 @@ export const MESSAGE_READ_TIMEOUT_MS = 10_000;
 const SWEEP_MS = 1_000;
 
 /**
- * Bytes held for unfinished request messages of all calls together (each at its declared length,
- * frames.ts). A call whose chunk takes the total past it is refused as too large: 1,000 streams per
+ * Bytes held for unfinished request messages of all calls together (their chunks, each counted at
+ * what keeping it costs, frames.ts). A call whose chunk takes the total past it is refused as too large: 1,000 streams per
  * connection times 4 MiB each, times any number of connections, must not run the process out of
  * memory within the read timeout (a re-probe grew it by 314 MB in 2 s on one connection).
  */
@@ -295,7 +295,7 @@ export class GrpcH2Server {
       if (reader === undefined) return; // answered (or refused) already: the rest is read and dropped
       const got = reader.push(chunk);
       if (typeof got === 'string') return give(got);
-      // What the reader holds for an unfinished message (allocated at its declared length).
+      // What the reader holds for an unfinished message: its chunks, each at what it costs (frames.ts).
       this.#buffered += reader.held - held;
       held = reader.held;
       if (this.#buffered > MAX_BUFFERED_BYTES) return give('too_large');
