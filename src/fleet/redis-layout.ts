@@ -46,12 +46,15 @@ export function redisKeys(prefix: string): RedisKeys {
 export const LOG_FIELD = 'entry';
 
 /**
- * How long the change log keeps a record. Short, so an entry with `exp` is gone from Redis
- * (log included) within seconds of its expiry; a follower that did not read for
- * FOLLOW_GAP_MS resyncs from the sorted set instead of trusting the log.
+ * How long the change log keeps a record: longer than loading the live set takes, so records
+ * written while a gate loads are still there when it reads on (a re-probe: with 5 s, a 9 s load of
+ * 3.5 M entries lost them to the trim, and the reload that noticed it met the same trim, again and
+ * again). An entry with `exp` is gone from the set at once and from the log within this.
+ * A follower that did not read for FOLLOW_GAP_MS, or reads a full batch already that old, resyncs
+ * from the sorted set instead of trusting the log (a margin below the retention, for clocks).
  */
-export const LOG_RETENTION_MS = 5_000;
-export const FOLLOW_GAP_MS = 3_500;
+export const LOG_RETENTION_MS = 30_000;
+export const FOLLOW_GAP_MS = 20_000;
 
 /** The entry as its Redis member: SPEC §5 JSON with a fixed key order (equal entries, equal members). */
 export function encodeEntry(e: RevocationEntry): string {
