@@ -238,4 +238,24 @@ describe('a follower that falls behind the change log', () => {
       source.stop();
     }
   });
+
+  it('a new connection follows on from the last id read when the log still holds everything after it: no reload (a re-probe)', async () => {
+    const prefix = 'follow-on:';
+    const k = redisKeys(prefix);
+    let resyncs = 0;
+    const source = await follower(prefix, { resync: () => void resyncs++ });
+    try {
+      await redis.command('XADD', k.log, '*', LOG_FIELD, encodeEntry({ kind: 'jti', jti: 'on-0', exp: undefined }));
+      await source.start();
+      expect(resyncs).toBe(1);
+      await redis.command('CLIENT', 'KILL', 'TYPE', 'normal'); // every connection cut, the follower's too
+      const e = encodeEntry({ kind: 'jti', jti: 'on-1', exp: undefined });
+      await redis.command('ZADD', k.live, '+inf', e);
+      await redis.command('XADD', k.log, '*', LOG_FIELD, e);
+      await until(() => source.index.isRevoked('on-1', 's', 0, undefined), 5_000);
+      expect(resyncs).toBe(1);
+    } finally {
+      source.stop();
+    }
+  });
 });
