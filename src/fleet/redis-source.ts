@@ -400,12 +400,7 @@ export class RedisRevocationSource implements RevocationSource {
   /** Why the log is not the one read so far (XINFO STREAM), or undefined. Other error replies throw. */
   /** Why this gate cannot follow on from where it stood on a new connection (the log reset, or records trimmed unread), or undefined. */
   async #cannotFollowOn(client: RedisClient): Promise<string | undefined> {
-    let info: StreamInfo | undefined;
-    try {
-      info = parseStreamInfo(await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), this.#o.commandTimeoutMs, 'XINFO STREAM'));
-    } catch (caught) {
-      if (!(isErrorReply(caught) && /no such key/i.test((caught as Error).message))) throw caught;
-    }
+    const info = await this.#logInfo(client);
     if (info === undefined) return 'the log is gone';
     if (info.entriesAdded === undefined || info.firstId === undefined) return 'this Redis does not report what its log trimmed (Redis 7+ does)';
     return resetReason(info, this.#lastId, this.#seenAdded) ?? trimmedUnread(info, this.#position());
@@ -413,21 +408,26 @@ export class RedisRevocationSource implements RevocationSource {
 
   /** Why records this gate has not read may have been trimmed before it could (trimmedUnread), or undefined. */
   async #trimmedSince(client: RedisClient, from: FollowPosition): Promise<string | undefined> {
-    const info = parseStreamInfo(await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), this.#o.commandTimeoutMs, 'XINFO STREAM'));
-    return trimmedUnread(info, from);
+    const info = await this.#logInfo(client);
+    return info === undefined ? 'the log is gone' : trimmedUnread(info, from);
   }
 
   #position(): FollowPosition {
     return { lastId: this.#lastId, addedAtLoad: this.#addedAtLoad, readSinceLoad: this.#readSinceLoad };
   }
 
-  async #resetReason(client: RedisClient): Promise<string | undefined> {
-    let info: StreamInfo | undefined;
+  /** XINFO STREAM of the change log, or undefined when there is no log. */
+  async #logInfo(client: RedisClient): Promise<StreamInfo | undefined> {
     try {
-      info = parseStreamInfo(await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), this.#o.commandTimeoutMs, 'XINFO STREAM'));
+      return parseStreamInfo(await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), this.#o.commandTimeoutMs, 'XINFO STREAM'));
     } catch (caught) {
-      if (!(isErrorReply(caught) && /no such key/i.test((caught as Error).message))) throw caught;
+      if (isErrorReply(caught) && /no such key/i.test((caught as Error).message)) return undefined;
+      throw caught;
     }
+  }
+
+  async #resetReason(client: RedisClient): Promise<string | undefined> {
+    const info = await this.#logInfo(client);
     const why = resetReason(info, this.#lastId, this.#seenAdded) ?? (info === undefined ? undefined : trimmedUnread(info, this.#position()));
     this.#seenAdded = info?.entriesAdded;
     return why;
