@@ -112,6 +112,22 @@ function holdDownload(path: string): () => void {
   return release;
 }
 
+/**
+ * A gate trusting both CAs, a connection of workload A sending `requests` (the first of which
+ * holdDownload keeps under way), then A's CA removed and the change applied.
+ */
+async function downloadThenCaRemoved(requests: (token: string) => string): Promise<{ c: Conn; token: string; before: number }> {
+  const g = await gateTrusting(BOTH());
+  const c = await open(g.running.listeners.proxy.port, pki.workloadA);
+  const token = await g.token();
+  const before = upstream.requests.length;
+  c.socket.write(requests(token));
+  await upstream.waitFor(before + 1);
+  await writeFile(bundle, pki.untrusted.pem);
+  await bundleApplied(g);
+  return { c, token, before };
+}
+
 /** Resolves once the gate has logged that it applied a changed bundle (`count`-th time). */
 async function bundleApplied(g: InProcessGate, count = 1): Promise<void> {
   while (g.logs.filter((l) => l.msg === 'TLS certificate files changed; new handshakes use them').length < count) await new Promise((r) => setTimeout(r, 10));
@@ -174,18 +190,10 @@ describe('a changed client CA bundle', () => {
   });
 
   it('does not serve a request read on an old-trust connection after the change (a re-probe: pipelined behind a busy one, it reached the backend)', async () => {
-    const g = await gateTrusting(BOTH());
-    const port = g.running.listeners.proxy.port;
     const release = holdDownload('/orders/42');
     try {
-      const c = await open(port, pki.workloadA);
-      const token = await g.token();
-      const before = upstream.requests.length;
       // A download in progress; the bundle changes; then the next request, pipelined.
-      c.socket.write(get('/orders/42', token));
-      await upstream.waitFor(before + 1);
-      await writeFile(bundle, pki.untrusted.pem);
-      await bundleApplied(g);
+      const { c, token, before } = await downloadThenCaRemoved((t) => get('/orders/42', t));
       c.socket.write(`PATCH /orders/42 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Length: 0\r\n\r\n`);
       await new Promise((r) => setTimeout(r, 100)); // the PATCH is read while the GET is still answering
       release();
@@ -200,17 +208,9 @@ describe('a changed client CA bundle', () => {
   });
 
   it('does not serve requests pipelined before the change and still queued behind a download when it lands (a re-probe)', async () => {
-    const g = await gateTrusting(BOTH());
-    const port = g.running.listeners.proxy.port;
     const release = holdDownload('/orders/42/slow');
     try {
-      const c = await open(port, pki.workloadA);
-      const token = await g.token();
-      const before = upstream.requests.length;
-      c.socket.write(get('/orders/42/slow', token) + get('/orders/42/a', token) + get('/orders/42/b', token));
-      await upstream.waitFor(before + 1);
-      await writeFile(bundle, pki.untrusted.pem);
-      await bundleApplied(g);
+      const { c, before } = await downloadThenCaRemoved((t) => get('/orders/42/slow', t) + get('/orders/42/a', t) + get('/orders/42/b', t));
       release();
       expect(await closedWithin(c, 10_000)).toBe(true);
       expect(c.text()).toMatch(/^HTTP\/1\.1 200 [^]*part[^]*-rest/);
