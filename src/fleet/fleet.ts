@@ -185,6 +185,7 @@ function redisSource(config: Config, deps: FleetDeps, opts: RedisConnectOptions,
           }
         }
       },
+      loading: (p) => log.info({ source: p.source, read: p.read, duration_ms: Math.round(p.durationMs) }, 'loading revocation list from redis (the list loaded before answers meanwhile, with records logged since)'),
       reset: (why) => {
         m.redisLogResets.inc();
         log.warn({ source: source.name, why }, 'redis revocation log cannot be followed from here (reset, went backwards, lost entries, or this gate fell behind); reloading the live set');

@@ -1,9 +1,11 @@
 /**
  * Revocation entries shared through Redis (SPEC §9, `revocation.redis: true`), as a RevocationSource.
  *
- * On every new connection (the first and each reconnect) the source resyncs: it reads the change
- * log's last id, then the whole live set (pipelined, in that order), so nothing written meanwhile
- * is missed; the new index is swapped in whole. Then it follows the log with
+ * On a new connection (the first, and a reconnect that cannot follow on from where it stood) the
+ * source resyncs: it reads the change log's last id, then the whole live set a page at a time
+ * (ZRANGE from the top), reading the log meanwhile, so nothing written meanwhile is missed and it is
+ * enforced at once; the new index is swapped in whole, with the list the gate had answering until
+ * then. Then it follows the log with
  * `XREAD BLOCK 1000` from that id on a connection of its own, applying each record as it comes.
  * Pub/sub would lose what is published while a gate is away; the log plus a resync loses nothing.
  * The log is trimmed to a few seconds (src/fleet/redis-sweeper.ts), so a follower that did not
@@ -42,8 +44,18 @@ const READ_COUNT = 1_000;
 const PRUNE_EVERY_MS = 5_000;
 /** After an error reply, ask again this much later (the connection itself is fine). */
 const ERROR_RETRY_MS = 1_000;
-/** A whole-set read may be large (docs/fleet.md "Sizing"): at least this long before it counts as lost. */
+/** A write-back may be large (docs/fleet.md "Sizing"): at least this long before it counts as lost. */
 const RESYNC_TIMEOUT_MS = 30_000;
+/** The live set is read this many members at a time (about 10 ms of parsing each). */
+const LOAD_PAGE = 4_000;
+/** One page of the load: at least this long before it counts as lost. */
+const PAGE_TIMEOUT_MS = 5_000;
+/** During a load, the log is read this often, so revocations written meanwhile are enforced at once. */
+const CATCH_UP_MS = 250;
+/** A long load reports how far it got this often. */
+const PROGRESS_MS = 5_000;
+/** Long walks over the held list give the event loop a turn this often. */
+const SLICE_MS = 10;
 /** How often the live set is counted against what this gate holds (lossReason). */
 const LOSS_CHECK_MS = 5_000;
 /**
@@ -74,6 +86,8 @@ export interface RedisSourceEvents {
   resync?(i: ResyncInfo): void;
   /** Records applied from the log; delayMs from the newest record's stream id to now. */
   applied?(records: number, delayMs: number, lineErrors: readonly LineError[]): void;
+  /** A load still under way: members read so far. */
+  loading?(p: { readonly source: string; readonly read: number; readonly durationMs: number }): void;
   /** Every answered read: the sync age is now 0. */
   followed?(): void;
   /** The log went backwards or vanished: a resync follows. */
@@ -93,6 +107,14 @@ export interface RedisSourceOptions extends RedisConnectOptions {
 }
 
 type StreamRecord = [id: string, fields: string[]];
+
+/** A load under way: the list being built, and where in the log it has read to. */
+interface Loading {
+  readonly index: RevocationIndex;
+  lastId: string;
+  /** Log records read since the load's XINFO (the follower's readSinceLoad once it is swapped in). */
+  read: number;
+}
 /** RESP2 gives `[[key, records]]`; RESP3 (a map) comes out of node-redis as `{ key: records }`. */
 type XReadReply = [string, StreamRecord[]][] | Record<string, StreamRecord[]> | null;
 
@@ -108,6 +130,8 @@ export class RedisRevocationSource implements RevocationSource {
   readonly #clock: Clock;
   readonly #link: RedisLink;
   #index = new RevocationIndex();
+  /** Set while a load is under way: entries this gate learns meanwhile go into both lists. */
+  #loading: Loading | undefined;
   #lastSyncAt: number | undefined;
   #lastId = '0-0';
   /** XINFO's entries-added at the last check since the last resync. */
@@ -160,7 +184,10 @@ export class RedisRevocationSource implements RevocationSource {
    * reads them back, so a 201 is honoured here whatever happened to the log.
    */
   applyOwn(entries: readonly RevocationEntry[]): void {
-    for (const e of entries) this.#index.add(e);
+    for (const e of entries) {
+      this.#index.add(e);
+      this.#loading?.index.add(e);
+    }
   }
 
   /** Connects (a StartupError names the key at fault) and waits for the first resync, loaded or failed. */
@@ -202,7 +229,7 @@ export class RedisRevocationSource implements RevocationSource {
           }
         }
         if (needResync || performance.now() - lastReadAt > FOLLOW_GAP_MS) {
-          await this.#resync(client);
+          await this.#resync(client, live);
           needResync = false;
         }
         const askedAt = this.#clock.nowMs();
@@ -265,52 +292,81 @@ export class RedisRevocationSource implements RevocationSource {
     }
   }
 
-  async #resync(client: RedisClient): Promise<void> {
+  async #resync(client: RedisClient, live: () => boolean): Promise<void> {
     const started = performance.now();
     const askedAt = this.#clock.nowMs();
     const { keys } = this.#o;
     const lineErrors: LineError[] = [];
+    const cutoff = askedAt / 1000 - this.#o.toleranceSec;
+    const index = new RevocationIndex();
     let restoreError: Error | undefined;
+    let inRedis = 0;
+    let heldCount = 0;
+    let missing: RevocationEntry[] = [];
+    const load: Loading = { index, lastId: '0-0', read: 0 };
+    this.#loading = load;
     try {
-      // The log's state (last id, records ever added), then the set, pipelined on one connection (Redis
-      // runs them in that order): an entry written in between is in the set and after that id in the
-      // log, applied twice at worst, never missed; and the count lets the follower tell a trimmed gap
-      // from a quiet log (trimmedUnread). Not a MULTI: Redis at maxmemory under noeviction refuses a
-      // MULTI even of reads, and every gate would then stop syncing (a review of 2026-12-06).
+      // The log's state (last id, records ever added), then the set, on one connection (Redis runs
+      // them in that order): an entry written after the XINFO is in the log after that id and read
+      // from there, applied twice at worst, never missed; and the count lets the follower tell a
+      // trimmed gap from a quiet log (trimmedUnread). Not a MULTI: Redis at maxmemory under
+      // noeviction refuses a MULTI even of reads, and every gate would then stop syncing.
       const noLog = (caught: unknown): null => {
         if (isErrorReply(caught) && /no such key/i.test((caught as Error).message)) return null;
         throw caught;
       };
-      const [rawInfo, members] = (await withDeadline(
-        Promise.all([client.sendCommand(['XINFO', 'STREAM', keys.log]).catch(noLog), client.sendCommand(['ZRANGE', keys.live, '0', '-1'])]),
-        Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs),
-        'resync',
-      )) as unknown as [unknown, string[]];
+      const pageTimeout = Math.max(PAGE_TIMEOUT_MS, this.#o.commandTimeoutMs);
+      const page = (from: number): Promise<string[]> => withDeadline(client.sendCommand<string[]>(['ZRANGE', keys.live, String(-(from + LOAD_PAGE)), String(-(from + 1))]), pageTimeout, 'ZRANGE');
+      const [rawInfo, first] = (await withDeadline(Promise.all([client.sendCommand(['XINFO', 'STREAM', keys.log]).catch(noLog), page(0)]), pageTimeout, 'resync')) as unknown as [unknown, string[]];
       const log = rawInfo === null ? undefined : parseStreamInfo(rawInfo);
-      const entries: RevocationEntry[] = [];
-      members.forEach((m, i) => {
-        const e = parseEntryText(m);
-        if (typeof e === 'string') lineErrors.push({ line: i + 1, message: `member ${excerpt(m)}: ${e}` });
-        else entries.push(e);
-      });
-      // Only malformed members: no revocation is in Redis. What this gate holds is kept and written
-      // back below (it used to throw, and the reconnect that followed met the same member: a loop that
-      // left every gate unready); the members are reported as line errors.
-      const cutoff = askedAt / 1000 - this.#o.toleranceSec;
-      const index = new RevocationIndex(entries);
-      index.prune(cutoff);
-      const inRedis = index.size;
+      load.lastId = log?.lastGeneratedId ?? '0-0';
+      // The set is read in pages, highest scores first, with the event loop free between them (a
+      // re-probe: one ZRANGE of 3.5 M entries held this gate's event loop 9–28 s and Redis's for
+      // seconds). Ranks from the top do not move when the sweepers delete expired entries at the
+      // bottom, so no entry is skipped; an entry added above the read position is read twice at worst.
+      let members = first;
+      let position = 0;
+      let caughtUpAt = performance.now();
+      let reportedAt = caughtUpAt;
+      for (;;) {
+        const next = members.length === LOAD_PAGE ? page(position + LOAD_PAGE) : undefined;
+        next?.catch(() => undefined); // awaited below; an error before then is not unhandled
+        for (let i = members.length - 1; i >= 0; i--) {
+          const m = members[i]!;
+          const e = parseEntryText(m);
+          if (typeof e === 'string') lineErrors.push({ line: position + members.length - i, message: `member ${excerpt(m)}: ${e}` });
+          else if (e.exp === undefined || e.exp >= cutoff) index.add(e);
+        }
+        position += members.length;
+        if (next === undefined) break;
+        const now = performance.now();
+        // Records logged meanwhile are enforced now, not only once the whole set is in.
+        if (now - caughtUpAt >= CATCH_UP_MS) {
+          caughtUpAt = now;
+          await this.#catchUp(client, load);
+        }
+        if (now - reportedAt >= PROGRESS_MS) {
+          reportedAt = now;
+          this.#o.events?.loading?.({ source: this.name, read: position, durationMs: now - started });
+        }
+        members = await next;
+        if (!live()) throw new Error('load superseded');
+      }
+      inRedis = index.size;
+      // Only malformed members means no revocation is in Redis: what this gate holds is kept and
+      // written back below (it used to throw, and the reconnect that followed met the same member: a
+      // loop that left every gate unready); the members are reported as line errors.
       // Redis lost what this gate holds (restarted empty, restored from an old copy, DEL): keep it.
-      const held = this.#index;
-      held.prune(cutoff);
-      const heldCount = held.size;
-      const missing = keepHeld(index, held);
+      ({ missing, held: heldCount } = await keepHeld(index, this.#index, cutoff));
+      // A newer connection's load (or stop) took over while this one was under way: it swaps, not this.
+      if (!live()) throw new Error('load superseded');
       this.#index = index;
-      this.#lastId = log?.lastGeneratedId ?? '0-0';
+      this.#loading = undefined;
+      this.#lastId = load.lastId;
       this.#seenAdded = undefined;
       // No log yet: one created later counts its records from 0.
       this.#addedAtLoad = log === undefined ? 0 : log.entriesAdded;
-      this.#readSinceLoad = 0;
+      this.#readSinceLoad = load.read;
       this.#lastSyncAt = askedAt;
       if (missing.length > 0) {
         try {
@@ -323,7 +379,9 @@ export class RedisRevocationSource implements RevocationSource {
       } else this.#problem = undefined;
       this.#o.events?.resync?.({ source: this.name, result: 'ok', entries: index.size, inRedis, held: heldCount, missing: missing.length, restoreError, durationMs: performance.now() - started, lineErrors });
     } catch (caught) {
+      if (this.#loading === load) this.#loading = undefined;
       const err = plainReply(caught);
+      if (!live()) throw err;
       this.#o.events?.resync?.({ source: this.name, result: 'error', entries: this.#index.size, inRedis: 0, held: this.#index.size, missing: 0, durationMs: performance.now() - started, lineErrors, error: err as Error });
       throw err;
     }
@@ -332,6 +390,16 @@ export class RedisRevocationSource implements RevocationSource {
     await this.#markEpoch(client);
     this.#firstSync?.();
     this.#firstSync = undefined;
+  }
+
+  /** One read of the log during a load (no BLOCK): applied to the list being enforced and the one being loaded. */
+  async #catchUp(client: RedisClient, load: Loading): Promise<void> {
+    const reply = await withDeadline(client.sendCommand<XReadReply>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', this.#o.keys.log, load.lastId]), this.#o.commandTimeoutMs, 'XREAD');
+    if (reply === null) return;
+    const records = recordsOf(reply, this.#o.keys.log);
+    load.read += records.length;
+    if (records.length > 0) load.lastId = records[records.length - 1]![0];
+    this.#applyRecords(records, load.index);
   }
 
   /**
@@ -435,29 +503,67 @@ export class RedisRevocationSource implements RevocationSource {
 
   #apply(records: readonly StreamRecord[]): void {
     this.#readSinceLoad += records.length;
+    if (records.length > 0) this.#lastId = records[records.length - 1]![0];
+    this.#applyRecords(records);
+  }
+
+  /** Adds the entries of log records to the list enforced (and to one being loaded). */
+  #applyRecords(records: readonly StreamRecord[], loading?: RevocationIndex): void {
     const lineErrors: LineError[] = [];
     for (const [id, fields] of records) {
-      this.#lastId = id;
       let json: string | undefined;
       for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === LOG_FIELD) json = fields[i + 1];
       const e = json === undefined ? `no "${LOG_FIELD}" field` : parseEntryText(json);
       if (typeof e === 'string') lineErrors.push({ line: 0, message: `log record ${id}${json === undefined ? '' : ` ${excerpt(json)}`}: ${e}` });
-      else this.#index.add(e);
+      else {
+        this.#index.add(e);
+        loading?.add(e);
+      }
     }
     if (records.length > 0) this.#o.events?.applied?.(records.length, this.#clock.nowMs() - streamIdMs(records[records.length - 1]![0]), lineErrors);
   }
 }
 
 /**
- * Adds to `index` (just loaded from Redis) every entry of `held` (what the gate enforced until
- * now); returns those `index` did not already cover. Nothing the gate held is dropped by a load.
+ * Adds to `index` (just loaded from Redis) every unexpired entry of `held` (what the gate enforced
+ * until now); returns those `index` did not already cover, and how many were held. Nothing the gate
+ * held is dropped by a load. In slices, the event loop free between them: held may be millions.
  */
-function keepHeld(index: RevocationIndex, held: RevocationIndex): RevocationEntry[] {
-  // Only entries someone wrote can be missing from Redis; cut-offs the index merged are kept, not written back.
+async function keepHeld(index: RevocationIndex, held: RevocationIndex, cutoff: number): Promise<{ missing: RevocationEntry[]; held: number }> {
   const missing: RevocationEntry[] = [];
-  for (const e of held.entries(false)) if (!index.covers(e)) missing.push(e);
-  for (const e of held.entries()) index.add(e); // also keeps the later of two exps
-  return missing;
+  let count = 0;
+  const slices = new Slices();
+  // Only entries someone wrote can be missing from Redis; cut-offs the index merged are kept, not written back.
+  for (const e of held.entries(false)) {
+    if (e.exp !== undefined && e.exp < cutoff) continue;
+    count++;
+    if (!index.covers(e)) missing.push(e);
+    const pause = slices.breathe();
+    if (pause !== undefined) await pause;
+  }
+  for (const e of held.entries()) {
+    if (e.exp !== undefined && e.exp < cutoff) continue;
+    index.add(e); // also keeps the later of two exps
+    const pause = slices.breathe();
+    if (pause !== undefined) await pause;
+  }
+  return { missing, held: count };
+}
+
+/** Lets the event loop run every SLICE_MS of a long synchronous walk (checked every 1,024 steps). */
+class Slices {
+  #steps = 0;
+  #since = performance.now();
+
+  breathe(): Promise<void> | undefined {
+    if ((++this.#steps & 1023) !== 0 || performance.now() - this.#since < SLICE_MS) return undefined;
+    return new Promise((resolve) =>
+      setImmediate(() => {
+        this.#since = performance.now();
+        resolve();
+      }),
+    );
+  }
 }
 
 /**
