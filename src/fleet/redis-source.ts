@@ -33,6 +33,7 @@ import { REDIS_FOLLOW_BLOCK_MS } from '../config/schema.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { parseEntryText, type LineError, type RevocationEntry } from '../revocation/entries.ts';
 import { RevocationIndex } from '../revocation/revocation-index.ts';
+import { eachSliced } from '../revocation/slices.ts';
 import type { RevocationSource } from '../revocation/revocation-list.ts';
 import { FOLLOW_GAP_MS, LOG_FIELD, LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
 import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
@@ -54,8 +55,6 @@ const PAGE_TIMEOUT_MS = 5_000;
 const CATCH_UP_MS = 250;
 /** A long load reports how far it got this often. */
 const PROGRESS_MS = 5_000;
-/** Long walks over the held list give the event loop a turn this often. */
-const SLICE_MS = 10;
 /** How often the live set is counted against what this gate holds (lossReason). */
 const LOSS_CHECK_MS = 5_000;
 /**
@@ -532,38 +531,17 @@ export class RedisRevocationSource implements RevocationSource {
 async function keepHeld(index: RevocationIndex, held: RevocationIndex, cutoff: number): Promise<{ missing: RevocationEntry[]; held: number }> {
   const missing: RevocationEntry[] = [];
   let count = 0;
-  const slices = new Slices();
+  const live = (e: RevocationEntry): boolean => e.exp === undefined || e.exp >= cutoff;
   // Only entries someone wrote can be missing from Redis; cut-offs the index merged are kept, not written back.
-  for (const e of held.entries(false)) {
-    if (e.exp !== undefined && e.exp < cutoff) continue;
+  await eachSliced(held.entries(false), (e) => {
+    if (!live(e)) return;
     count++;
     if (!index.covers(e)) missing.push(e);
-    const pause = slices.breathe();
-    if (pause !== undefined) await pause;
-  }
-  for (const e of held.entries()) {
-    if (e.exp !== undefined && e.exp < cutoff) continue;
-    index.add(e); // also keeps the later of two exps
-    const pause = slices.breathe();
-    if (pause !== undefined) await pause;
-  }
+  });
+  await eachSliced(held.entries(), (e) => {
+    if (live(e)) index.add(e); // add also keeps the later of two exps
+  });
   return { missing, held: count };
-}
-
-/** Lets the event loop run every SLICE_MS of a long synchronous walk (checked every 1,024 steps). */
-class Slices {
-  #steps = 0;
-  #since = performance.now();
-
-  breathe(): Promise<void> | undefined {
-    if ((++this.#steps & 1023) !== 0 || performance.now() - this.#since < SLICE_MS) return undefined;
-    return new Promise((resolve) =>
-      setImmediate(() => {
-        this.#since = performance.now();
-        resolve();
-      }),
-    );
-  }
 }
 
 /**

@@ -4,6 +4,7 @@
  * A malformed line is reported with its number and skipped; it never empties the list.
  */
 import { duplicateOrTooDeep } from '../core/json-duplicates.ts';
+import { eachSliced } from './slices.ts';
 
 export type RevocationEntry =
   | { readonly kind: 'jti'; readonly jti: string; readonly exp: number | undefined }
@@ -62,10 +63,27 @@ export function parseEntryText(text: string): RevocationEntry | string {
   return parseEntry(value);
 }
 
+export interface ParsedLines {
+  readonly entries: RevocationEntry[];
+  readonly errors: LineError[];
+}
+
 /** Parses JSON Lines; blank lines and lines starting with `#` are skipped. */
-export function parseJsonLines(text: string): { entries: RevocationEntry[]; errors: LineError[] } {
-  const entries: RevocationEntry[] = [];
-  const errors: LineError[] = [];
+export function parseJsonLines(text: string): ParsedLines {
+  const out: ParsedLines = { entries: [], errors: [] };
+  for (const l of jsonLines(text)) parseLine(l, out);
+  return out;
+}
+
+/** parseJsonLines in slices, the event loop served between them: for reloads of large lists. */
+export async function parseJsonLinesSliced(text: string): Promise<ParsedLines> {
+  const out: ParsedLines = { entries: [], errors: [] };
+  await eachSliced(jsonLines(text), (l) => parseLine(l, out));
+  return out;
+}
+
+/** The lines that hold something (trimmed, with their 1-based numbers). */
+function* jsonLines(text: string): Generator<[number, string]> {
   let start = 0;
   let line = 0;
   while (start <= text.length) {
@@ -74,10 +92,12 @@ export function parseJsonLines(text: string): { entries: RevocationEntry[]; erro
     line++;
     const raw = text.slice(start, end).trim();
     start = end + 1;
-    if (raw === '' || raw.startsWith('#')) continue;
-    const entry = parseEntryText(raw);
-    if (typeof entry === 'string') errors.push({ line, message: entry });
-    else entries.push(entry);
+    if (raw !== '' && !raw.startsWith('#')) yield [line, raw];
   }
-  return { entries, errors };
+}
+
+function parseLine([line, raw]: [number, string], out: ParsedLines): void {
+  const entry = parseEntryText(raw);
+  if (typeof entry === 'string') out.errors.push({ line, message: entry });
+  else out.entries.push(entry);
 }

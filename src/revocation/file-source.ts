@@ -59,6 +59,8 @@ export class FileRevocationSource implements RevocationSource {
   #problem: string | undefined;
   #lastRefusal: RefusalReason | undefined;
   #settle: NodeJS.Timeout | undefined;
+  /** The reload under way (a large file parses for a while): the next one waits for it. */
+  #reloading: Promise<void> | undefined;
 
   constructor(file: string, pollMs: number, events: FileSourceEvents = {}, options: FileSourceOptions = {}) {
     this.name = `file:${file}`;
@@ -101,6 +103,7 @@ export class FileRevocationSource implements RevocationSource {
   }
 
   async #check(): Promise<void> {
+    if (this.#reloading !== undefined) return; // the poll after it looks again
     try {
       const s = await stat(this.#file);
       if (fileVersion(s) === this.#version) return;
@@ -125,8 +128,20 @@ export class FileRevocationSource implements RevocationSource {
     }
   }
 
-  /** Reads the file now; a refused text keeps the last good list (see `problem`). Rejects when unreadable. */
-  async reload(): Promise<void> {
+  /**
+   * Reads the file now; a refused text keeps the last good list (see `problem`). Rejects when
+   * unreadable. After a reload under way (SIGHUP during a poll's reload): two never interleave.
+   */
+  reload(): Promise<void> {
+    const before = this.#reloading?.catch(() => undefined) ?? Promise.resolve();
+    const p: Promise<void> = before.then(() => this.#reloadNow()).finally(() => {
+      if (this.#reloading === p) this.#reloading = undefined;
+    });
+    this.#reloading = p;
+    return p;
+  }
+
+  async #reloadNow(): Promise<void> {
     const started = performance.now();
     const before = await stat(this.#file);
     const bytes = await readFile(this.#file);
@@ -137,14 +152,14 @@ export class FileRevocationSource implements RevocationSource {
       this.#refuse('changing', 'the file changed while it was read (written in place?); read again at the next poll');
       return;
     }
-    const verdict = judgeReload(bytes.toString('utf8'), this.#index.size > 0);
+    const verdict = await judgeReload(bytes.toString('utf8'), this.#index.size > 0);
     // Remembered either way: a refused text is not read again until the file changes.
     this.#version = version;
     if ('refused' in verdict) {
       this.#refuse(verdict.refused, verdict.detail);
       return;
     }
-    const index = new RevocationIndex(verdict.entries);
+    const index = await RevocationIndex.of(verdict.entries);
     index.prune(Date.now() / 1000, this.#retainMs);
     if (index.size < this.#index.size && !this.#shrinkConfirmed(version)) return;
     this.#shrink = undefined;

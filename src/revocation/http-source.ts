@@ -136,7 +136,7 @@ export class HttpRevocationSource implements RevocationSource {
         bytes = res.body.length;
         // Bad lines are skipped and reported, but a body that is not a feed (an HTML error page
         // with 200, no bytes where entries existed, a torn last line) would un-revoke: refused.
-        const verdict = judgeReload(res.body.toString('utf8'), this.#index.size > 0);
+        const verdict = await judgeReload(res.body.toString('utf8'), this.#index.size > 0);
         if ('refused' in verdict) {
           refused = verdict.refused;
           this.#problem = `revocation source ${this.name}: last sync refused (${refused}): ${verdict.detail}; keeping the last list of ${this.#index.size} entries`;
@@ -144,7 +144,7 @@ export class HttpRevocationSource implements RevocationSource {
         }
         const { entries, errors } = verdict;
         lineErrors = errors;
-        const index = new RevocationIndex(entries);
+        const index = await RevocationIndex.of(entries);
         index.prune(askedAt / 1000, this.#o.retainMs ?? 0);
         if (seq < this.#appliedSeq) result = 'superseded';
         else {

@@ -10,7 +10,7 @@
  * - `no_valid_line`: lines, but not one is an entry (an HTML error page in place of the list).
  * A file source adds `changing` (the file changed while it was read); see file-source.ts.
  */
-import { parseEntry, parseJsonLines, type LineError, type RevocationEntry } from './entries.ts';
+import { parseEntry, parseJsonLinesSliced, type LineError, type RevocationEntry } from './entries.ts';
 
 export type RefusalReason = 'empty' | 'torn_tail' | 'no_valid_line' | 'changing';
 
@@ -27,15 +27,18 @@ export interface Refused {
   readonly detail: string;
 }
 
-/** `hadEntries`: the list in use is not empty (an empty text then needs the marker). */
-export function judgeReload(text: string, hadEntries: boolean): Accepted | Refused {
+/**
+ * `hadEntries`: the list in use is not empty (an empty text then needs the marker). Parsed in slices
+ * (slices.ts): a reload of a million lines no longer stops the gate answering for seconds.
+ */
+export async function judgeReload(text: string, hadEntries: boolean): Promise<Accepted | Refused> {
   if (text !== '' && !text.endsWith('\n')) {
     const tail = text.slice(text.lastIndexOf('\n') + 1).trim();
     if (tail !== '' && !tail.startsWith('#') && !isWholeEntry(tail)) {
       return { refused: 'torn_tail', detail: 'the last line has no newline and is not a whole entry (a write cut short?)' };
     }
   }
-  const { entries, errors } = parseJsonLines(text);
+  const { entries, errors } = await parseJsonLinesSliced(text);
   if (entries.length === 0 && errors.length > 0) {
     const e = errors[0]!;
     return { refused: 'no_valid_line', detail: `no line is a revocation entry (line ${e.line}: ${e.message})` };

@@ -3,6 +3,7 @@
  * so they live in Maps, never plain objects (STYLE habit 12).
  */
 import type { RevocationEntry } from './entries.ts';
+import { eachSliced } from './slices.ts';
 
 /** One `sub` entry: tokens of the subject issued before `before` are revoked until `exp` (plus retention). */
 interface Cutoff {
@@ -26,6 +27,13 @@ export class RevocationIndex {
 
   constructor(entries: Iterable<RevocationEntry> = []) {
     for (const e of entries) this.add(e);
+  }
+
+  /** An index of `entries` built in slices (slices.ts), for reloads of large lists. */
+  static async of(entries: Iterable<RevocationEntry>): Promise<RevocationIndex> {
+    const index = new RevocationIndex();
+    await eachSliced(entries, (e) => index.add(e));
+    return index;
   }
 
   add(e: RevocationEntry): void {
