@@ -7,7 +7,7 @@
  */
 import type { Server, ServerOptions } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import { StartupError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -30,12 +30,13 @@ export function clientServerOptions(limits: Config['limits']): ServerOptions {
 }
 
 /**
- * limits.max_connections on a traffic listener: past it node closes each new connection as it is
- * accepted, before a byte is read, so idle or half-open clients cannot hold every descriptor of the
- * process (HAProxy maxconn). Each one is counted as jitgate_limit_refusals_total{limit="connections"}.
- * 0 leaves the listener uncapped.
+ * limits.max_connections on a client-facing listener (the proxy, the ext_authz HTTP and gRPC
+ * services: node:http2's server is a net.Server too): past it node closes each new connection as it
+ * is accepted, before a byte is read, so idle or half-open clients cannot hold every descriptor of
+ * the process (HAProxy maxconn). Each one is counted as jitgate_limit_refusals_total{limit="connections"},
+ * whichever listener refused it. 0 leaves the listener uncapped.
  */
-export function capConnections(server: Server | HttpsServer, max: number, metrics: Metrics): void {
+export function capConnections(server: NetServer, max: number, metrics: Metrics): void {
   if (max <= 0) return;
   server.maxConnections = max;
   const dropped = metrics.limitRefusals.labels('connections');

@@ -18,6 +18,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { deny, unavailable, type Decision } from '../../core/decision.ts';
 import { StartupError } from '../../errors.ts';
 import type { Listener, TransportContext } from '../context.ts';
+import { capConnections } from '../http-listener.ts';
 import { checkRequestDecoder } from './check-codec.ts';
 import { checkInputFrom, type CheckRequestObject } from './check-request.ts';
 import { CheckResponses } from './check-response.ts';
@@ -60,6 +61,7 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
   const internalError = responses.denied('internal_error').bytes;
   const isStray = opts.upstream.isStray;
   const server = new GrpcH2Server({ maxMessageBytes: opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES });
+  capConnections(server.netServer, ctx.config.limits.max_connections, ctx.metrics);
 
   /** Encodes and sends the answer, then records it; never throws. */
   const finish = (reply: UnaryReply, decision: Decision, method: string, stray: readonly string[], startNs: bigint, client?: string, headers?: IncomingHttpHeaders): void => {

@@ -10,6 +10,9 @@
  *   not given in the tick its message completed (a cached Check never pays for a timer).
  * - Unknown paths: UNIMPLEMENTED; not POST + application/grpc: HTTP 415 (PROTOCOL-HTTP2.md).
  * - Bidi routes (server reflection) get a small duplex with grpc-js's `data`/`end`/`write`/`end()`.
+ *   Their messages have the unary bounds: the size cap (RESOURCE_EXHAUSTED, as grpc-js), the shared
+ *   MAX_BUFFERED_BYTES and the read timeout, counted from a message's first byte (idle between
+ *   messages is normal bidi use).
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
@@ -97,6 +100,12 @@ const SWEEP_MS = 1_000;
  * memory within the read timeout (a re-probe grew it by 314 MB in 2 s on one connection).
  */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/** A bidi call in the middle of a message: when its first byte came, and how to end the call. */
+interface Unfinished {
+  since: number;
+  readonly expire: () => void;
+}
 
 /**
  * One unary call: its input until it is answered, then its answer. The input is dropped when the
@@ -194,6 +203,8 @@ export class GrpcH2Server {
   readonly #maxBytes: number;
   /** Unary calls whose message is not whole yet: swept for the read timeout and silent deadlines. */
   readonly #waiting = new Set<Unary>();
+  /** Bidi calls holding part of a message: swept for the read timeout. */
+  readonly #unfinished = new Set<Unfinished>();
   readonly #sweep: NodeJS.Timeout;
   /** Bytes of unfinished messages held by all calls (MAX_BUFFERED_BYTES). */
   #buffered = 0;
@@ -220,6 +231,17 @@ export class GrpcH2Server {
       else if (now - call.openedAt >= this.#readTimeoutMs) call.refuse('truncated');
       else if (call.deadline !== undefined && now >= call.deadline) call.error(GRPC_STATUS.DEADLINE_EXCEEDED, 'deadline exceeded');
     }
+    for (const u of this.#unfinished) if (now - u.since >= this.#readTimeoutMs) u.expire();
+  }
+
+  /** Bytes now held for unfinished messages (MAX_BUFFERED_BYTES); what tests watch. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** For limits every listener applies alike (http-listener.ts `capConnections`). */
+  get netServer(): Http2Server {
+    return this.#server;
   }
 
   route(path: string, route: Route): void {
@@ -324,39 +346,66 @@ export class GrpcH2Server {
   }
 
   #bidi(stream: ServerHttp2Stream, route: BidiRoute): void {
-    const reader = new MessageReader(this.#maxBytes);
+    /** Undefined once the call has ended: what the client still sends is read and dropped. */
+    let reader: MessageReader | undefined = new MessageReader(this.#maxBytes);
     const call = new EventEmitter() as BidiCall;
     let ended = false;
     let trailers: Record<string, string> = OK_TRAILERS;
+    // What this call holds of an unfinished message, counted in #buffered until released.
+    let held = 0;
+    const unfinished: Unfinished = { since: 0, expire: () => fail(GRPC_STATUS.DEADLINE_EXCEEDED, `request message not complete within ${this.#readTimeoutMs} ms`) };
+    const release = (): void => {
+      this.#buffered -= held;
+      held = 0;
+      reader = undefined;
+      this.#unfinished.delete(unfinished);
+    };
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers(trailers));
     call.write = (value: unknown): boolean => (ended || stream.destroyed ? false : stream.write(frame(route.serialize(value))));
     call.end = (): void => {
       if (ended) return;
       ended = true;
+      release();
       if (!stream.destroyed) stream.end();
     };
-    const fail = (message: string): void => {
-      trailers = { 'grpc-status': String(GRPC_STATUS.INTERNAL), 'grpc-message': grpcMessage(message) };
+    const fail = (code: number, message: string): void => {
+      trailers = { 'grpc-status': String(code), 'grpc-message': grpcMessage(message) };
       call.end();
       stream.resume();
     };
+    // However the stream ends (reset, connection lost, shutdown), not only through `end` below.
+    stream.once('close', release);
     route.handle(call);
     stream.on('data', (chunk: Buffer) => {
-      if (ended) return;
+      if (reader === undefined) return;
       const got = reader.push(chunk);
-      if (typeof got === 'string') return fail(`unreadable request message (${got})`);
+      // grpc-js answers a declared length over its limit with RESOURCE_EXHAUSTED (stream-decoder.js).
+      if (got === 'too_large') return fail(GRPC_STATUS.RESOURCE_EXHAUSTED, `received message larger than max (${this.#maxBytes})`);
+      if (typeof got === 'string') return fail(GRPC_STATUS.INTERNAL, `unreadable request message (${got})`);
+      this.#buffered += reader.held - held;
+      held = reader.held;
+      if (this.#buffered > MAX_BUFFERED_BYTES) return fail(GRPC_STATUS.RESOURCE_EXHAUSTED, 'too many request bytes held unfinished');
+      if (!reader.partial) this.#unfinished.delete(unfinished);
+      else if (got.length > 0 || !this.#unfinished.has(unfinished)) {
+        // A new message began: its own read timeout starts now.
+        unfinished.since = Date.now();
+        this.#unfinished.add(unfinished);
+      }
       for (const m of got) {
+        if (ended) return;
         let value: unknown;
         try {
           value = route.deserialize(m);
         } catch {
-          return fail('undecodable request message');
+          return fail(GRPC_STATUS.INTERNAL, 'undecodable request message');
         }
         call.emit('data', value);
       }
     });
     stream.once('end', () => {
+      // Half-closed by the client: a message begun will never be finished.
+      release();
       if (!ended) call.emit('end');
     });
   }
