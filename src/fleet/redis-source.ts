@@ -49,6 +49,8 @@ const ERROR_RETRY_MS = 1_000;
 const RESYNC_TIMEOUT_MS = 30_000;
 /** The live set is read this many members at a time (about 10 ms of parsing each). */
 const LOAD_PAGE = 4_000;
+/** Consecutive pages share this many members (see #resync). */
+const LOAD_OVERLAP = 64;
 /** One page of the load: at least this long before it counts as lost. */
 const PAGE_TIMEOUT_MS = 5_000;
 /** During a load, the log is read this often, so revocations written meanwhile are enforced at once. */
@@ -315,6 +317,7 @@ export class RedisRevocationSource implements RevocationSource {
         throw caught;
       };
       const pageTimeout = Math.max(PAGE_TIMEOUT_MS, this.#o.commandTimeoutMs);
+      // Ranks from the top, `from` to `from + LOAD_PAGE - 1`: ZRANGE by negative index.
       const page = (from: number): Promise<string[]> => withDeadline(client.sendCommand<string[]>(['ZRANGE', keys.live, String(-(from + LOAD_PAGE)), String(-(from + 1))]), pageTimeout, 'ZRANGE');
       const [rawInfo, first] = (await withDeadline(Promise.all([client.sendCommand(['XINFO', 'STREAM', keys.log]).catch(noLog), page(0)]), pageTimeout, 'resync')) as unknown as [unknown, string[]];
       const log = rawInfo === null ? undefined : parseStreamInfo(rawInfo);
@@ -323,20 +326,28 @@ export class RedisRevocationSource implements RevocationSource {
       // re-probe: one ZRANGE of 3.5 M entries held this gate's event loop 9–28 s and Redis's for
       // seconds). Ranks from the top do not move when the sweepers delete expired entries at the
       // bottom, so no entry is skipped; an entry added above the read position is read twice at worst.
+      // Pages overlap by LOAD_OVERLAP: a member deleted above it, or moved below it (a broker's
+      // ZADD with another score), would otherwise make the next page skip one.
       let members = first;
-      let position = 0;
+      let start = 0; // rank from the top of this page's first member
       let caughtUpAt = performance.now();
       let reportedAt = caughtUpAt;
+      const reported = new Set<string>();
       for (;;) {
-        const next = members.length === LOAD_PAGE ? page(position + LOAD_PAGE) : undefined;
+        const next = members.length === LOAD_PAGE ? page(start + LOAD_PAGE - LOAD_OVERLAP) : undefined;
         next?.catch(() => undefined); // awaited below; an error before then is not unhandled
         for (let i = members.length - 1; i >= 0; i--) {
           const m = members[i]!;
           const e = parseEntryText(m);
-          if (typeof e === 'string') lineErrors.push({ line: position + members.length - i, message: `member ${excerpt(m)}: ${e}` });
-          else if (e.exp === undefined || e.exp >= cutoff) index.add(e);
+          if (typeof e !== 'string') {
+            if (e.exp === undefined || e.exp >= cutoff) index.add(e);
+          } else if (!reported.has(m)) {
+            reported.add(m);
+            lineErrors.push({ line: start + members.length - i, message: `member ${excerpt(m)}: ${e}` });
+          }
         }
-        position += members.length;
+        const read = start + members.length;
+        start += LOAD_PAGE - LOAD_OVERLAP;
         if (next === undefined) break;
         const now = performance.now();
         // Records logged meanwhile are enforced now, not only once the whole set is in.
@@ -346,7 +357,7 @@ export class RedisRevocationSource implements RevocationSource {
         }
         if (now - reportedAt >= PROGRESS_MS) {
           reportedAt = now;
-          this.#o.events?.loading?.({ source: this.name, read: position, durationMs: now - started });
+          this.#o.events?.loading?.({ source: this.name, read, durationMs: now - started });
         }
         members = await next;
         if (!live()) throw new Error('load superseded');

@@ -103,4 +103,23 @@ describe('loading the live set in pages', () => {
     expect(loads(g)[1]).toMatchObject({ in_redis: 16_001 });
     expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(0);
   }, 40_000);
+
+  it('a member moved from above the read position to below it (a broker re-scoring it) makes it skip none', async () => {
+    const prefix = 'moved:';
+    const k = redisKeys(prefix);
+    await addEntries(k.live, 'keep', 16_000);
+    const g = await fleet.gate({ prefix, redis: { url: relay.url } });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]); // the top member ("l" > "k")
+    await until(async () => (await followerCommand()) === 'xread', 5_000, 'the follower following');
+
+    relay.slow(150);
+    await fleet.redis.command('DEL', k.log);
+    await until(async () => (await followerCommand()) === 'zrange', 5_000, 'the reload reading pages');
+    // Read in the first page, now below every other member: the unread ones each move up one rank.
+    await fleet.redis.command('ZADD', k.live, String(now() + 3_600), encodeEntry({ kind: 'jti', jti: 'logged', exp: undefined }));
+
+    await until(() => loads(g).length === 2, 20_000, 'the reload completing');
+    expect(loads(g)[1]).toMatchObject({ in_redis: 16_001 });
+    expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(0);
+  }, 40_000);
 });
