@@ -34,6 +34,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { parseEntryText, type LineError, type RevocationEntry } from '../revocation/entries.ts';
 import { RevocationIndex } from '../revocation/revocation-index.ts';
 import { eachSliced } from '../revocation/slices.ts';
+import { LOAD_PAGE, pageOf, readSetPages, scoreOf, SetMovedError, type Page } from './redis-set-pages.ts';
 import type { RevocationSource } from '../revocation/revocation-list.ts';
 import { FOLLOW_GAP_MS, LOG_FIELD, LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
 import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
@@ -47,10 +48,6 @@ const PRUNE_EVERY_MS = 5_000;
 const ERROR_RETRY_MS = 1_000;
 /** A write-back may be large (docs/fleet.md "Sizing"): at least this long before it counts as lost. */
 const RESYNC_TIMEOUT_MS = 30_000;
-/** The live set is read this many members at a time (about 10 ms of parsing each). */
-const LOAD_PAGE = 4_000;
-/** Consecutive pages share this many members (see #resync). */
-const LOAD_OVERLAP = 64;
 /** One page of the load: at least this long before it counts as lost. */
 const PAGE_TIMEOUT_MS = 5_000;
 /** During a load, the log is read this often, so revocations written meanwhile are enforced at once. */
@@ -283,7 +280,8 @@ export class RedisRevocationSource implements RevocationSource {
         this.#o.events?.error?.(needResync ? 'resync' : 'follow', err as Error);
         this.#firstSync?.();
         this.#firstSync = undefined;
-        if (!isErrorReply(err)) {
+        // An error reply, or a set that moved too much under a load: the connection is fine, load again.
+        if (!isErrorReply(err) && !(err instanceof SetMovedError)) {
           this.#link.fail(client, err as Error); // reconnects; the next session resyncs
           return;
         }
@@ -317,63 +315,55 @@ export class RedisRevocationSource implements RevocationSource {
         throw caught;
       };
       const pageTimeout = Math.max(PAGE_TIMEOUT_MS, this.#o.commandTimeoutMs);
-      // Ranks from the top, `from` to `from + LOAD_PAGE - 1`: ZRANGE by negative index.
-      const page = (from: number): Promise<string[]> => withDeadline(client.sendCommand<string[]>(['ZRANGE', keys.live, String(-(from + LOAD_PAGE)), String(-(from + 1))]), pageTimeout, 'ZRANGE');
-      const [rawInfo, first] = (await withDeadline(Promise.all([client.sendCommand(['XINFO', 'STREAM', keys.log]).catch(noLog), page(0)]), pageTimeout, 'resync')) as unknown as [unknown, string[]];
+      const page = async (from: number): Promise<Page> =>
+        pageOf(await withDeadline(client.sendCommand(['ZRANGE', keys.live, String(-(from + LOAD_PAGE)), String(-(from + 1)), 'WITHSCORES']), pageTimeout, 'ZRANGE'));
+      const [rawInfo, first] = await withDeadline(Promise.all([client.sendCommand(['XINFO', 'STREAM', keys.log]).catch(noLog), page(0)]), pageTimeout, 'resync');
       const log = rawInfo === null ? undefined : parseStreamInfo(rawInfo);
       load.lastId = log?.lastGeneratedId ?? '0-0';
-      // The set is read in pages, highest scores first, with the event loop free between them (a
-      // re-probe: one ZRANGE of 3.5 M entries held this gate's event loop 9–28 s and Redis's for
-      // seconds). Ranks from the top do not move when the sweepers delete expired entries at the
-      // bottom, so no entry is skipped; an entry added above the read position is read twice at worst.
-      // Pages overlap by LOAD_OVERLAP: a member deleted above it, or moved below it (a broker's
-      // ZADD with another score), would otherwise make the next page skip one.
-      let members = first;
-      let start = 0; // rank from the top of this page's first member
-      let caughtUpAt = performance.now();
-      let reportedAt = caughtUpAt;
+      // Read in pages with the event loop free between them (redis-set-pages.ts); meanwhile the log is
+      // read every CATCH_UP_MS, so what is revoked during a long load is enforced at once.
       const reported = new Set<string>();
-      for (;;) {
-        const next = members.length === LOAD_PAGE ? page(start + LOAD_PAGE - LOAD_OVERLAP) : undefined;
-        next?.catch(() => undefined); // awaited below; an error before then is not unhandled
-        for (let i = members.length - 1; i >= 0; i--) {
-          const m = members[i]!;
+      let position = 0;
+      let reportedAt = performance.now();
+      const between = this.#between(client, load, live, pageTimeout);
+      await readSetPages(first, {
+        page,
+        locate: async (members) => {
+          const replies = await withDeadline(Promise.all(members.flatMap((m) => [client.sendCommand(['ZREVRANK', keys.live, m]), client.sendCommand(['ZSCORE', keys.live, m])])), pageTimeout, 'ZREVRANK');
+          return members.map((_, k) => [replies[2 * k] === null ? null : Number(replies[2 * k]), scoreOf(replies[2 * k + 1])]);
+        },
+        member: (m) => {
+          position++;
           const e = parseEntryText(m);
           if (typeof e !== 'string') {
             if (e.exp === undefined || e.exp >= cutoff) index.add(e);
           } else if (!reported.has(m)) {
             reported.add(m);
-            lineErrors.push({ line: start + members.length - i, message: `member ${excerpt(m)}: ${e}` });
+            lineErrors.push({ line: position, message: `member ${excerpt(m)}: ${e}` });
           }
-        }
-        const read = start + members.length;
-        start += LOAD_PAGE - LOAD_OVERLAP;
-        if (next === undefined) break;
-        const now = performance.now();
-        // Records logged meanwhile are enforced now, not only once the whole set is in.
-        if (now - caughtUpAt >= CATCH_UP_MS) {
-          caughtUpAt = now;
-          await this.#catchUp(client, load);
-        }
-        if (now - reportedAt >= PROGRESS_MS) {
-          reportedAt = now;
-          this.#o.events?.loading?.({ source: this.name, read, durationMs: now - started });
-        }
-        members = await next;
-        if (!live()) throw new Error('load superseded');
-      }
+        },
+        between: async (read) => {
+          await between();
+          const now = performance.now();
+          if (now - reportedAt >= PROGRESS_MS) {
+            reportedAt = now;
+            this.#o.events?.loading?.({ source: this.name, read, durationMs: now - started });
+          }
+        },
+      });
       inRedis = index.size;
       // Only malformed members means no revocation is in Redis: what this gate holds is kept and
       // written back below (it used to throw, and the reconnect that followed met the same member: a
       // loop that left every gate unready); the members are reported as line errors.
       // Redis lost what this gate holds (restarted empty, restored from an old copy, DEL): keep it.
-      ({ missing, held: heldCount } = await keepHeld(index, this.#index, cutoff));
+      ({ missing, held: heldCount } = await keepHeld(index, this.#index, cutoff, between));
       // A newer connection's load (or stop) took over while this one was under way: it swaps, not this.
       if (!live()) throw new Error('load superseded');
       this.#index = index;
       this.#loading = undefined;
       this.#lastId = load.lastId;
-      this.#seenAdded = undefined;
+      // A log deleted and recreated during the load shows as entries-added going back from here.
+      this.#seenAdded = log?.entriesAdded;
       // No log yet: one created later counts its records from 0.
       this.#addedAtLoad = log === undefined ? 0 : log.entriesAdded;
       this.#readSinceLoad = load.read;
@@ -402,14 +392,25 @@ export class RedisRevocationSource implements RevocationSource {
     this.#firstSync = undefined;
   }
 
-  /** One read of the log during a load (no BLOCK): applied to the list being enforced and the one being loaded. */
-  async #catchUp(client: RedisClient, load: Loading): Promise<void> {
-    const reply = await withDeadline(client.sendCommand<XReadReply>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', this.#o.keys.log, load.lastId]), this.#o.commandTimeoutMs, 'XREAD');
-    if (reply === null) return;
-    const records = recordsOf(reply, this.#o.keys.log);
-    load.read += records.length;
-    if (records.length > 0) load.lastId = records[records.length - 1]![0];
-    this.#applyRecords(records, load.index);
+  /**
+   * What a load does between its slices: every CATCH_UP_MS one read of the log (no BLOCK), applied to
+   * the list being enforced and the one being loaded; and it stops a load another one superseded.
+   */
+  #between(client: RedisClient, load: Loading, live: () => boolean, timeoutMs: number): () => Promise<void> {
+    let caughtUpAt = performance.now();
+    return async () => {
+      if (!live()) throw new Error('load superseded');
+      if (performance.now() - caughtUpAt < CATCH_UP_MS) return;
+      // The same deadline as a page: on the same connection, it may wait behind one.
+      const reply = await withDeadline(client.sendCommand<XReadReply>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', this.#o.keys.log, load.lastId]), timeoutMs, 'XREAD');
+      caughtUpAt = performance.now();
+      if (!live()) throw new Error('load superseded');
+      if (reply === null) return;
+      const records = recordsOf(reply, this.#o.keys.log);
+      load.read += records.length;
+      if (records.length > 0) load.lastId = records[records.length - 1]![0];
+      this.#applyRecords(records, load.index);
+    };
   }
 
   /**
@@ -539,19 +540,22 @@ export class RedisRevocationSource implements RevocationSource {
  * until now); returns those `index` did not already cover, and how many were held. Nothing the gate
  * held is dropped by a load. In slices, the event loop free between them: held may be millions.
  */
-async function keepHeld(index: RevocationIndex, held: RevocationIndex, cutoff: number): Promise<{ missing: RevocationEntry[]; held: number }> {
+async function keepHeld(index: RevocationIndex, held: RevocationIndex, cutoff: number, between: () => Promise<void>): Promise<{ missing: RevocationEntry[]; held: number }> {
   const missing: RevocationEntry[] = [];
   let count = 0;
   const live = (e: RevocationEntry): boolean => e.exp === undefined || e.exp >= cutoff;
   // Only entries someone wrote can be missing from Redis; cut-offs the index merged are kept, not written back.
-  await eachSliced(held.entries(false), (e) => {
-    if (!live(e)) return;
-    count++;
-    if (!index.covers(e)) missing.push(e);
-  });
-  await eachSliced(held.entries(), (e) => {
-    if (live(e)) index.add(e); // add also keeps the later of two exps
-  });
+  await eachSliced(
+    held.entries(false),
+    (e) => {
+      if (!live(e)) return;
+      count++;
+      if (!index.covers(e)) missing.push(e);
+    },
+    between,
+  );
+  // add also keeps the later of two exps
+  await eachSliced(held.entries(), (e) => live(e) && index.add(e), between);
   return { missing, held: count };
 }
 

@@ -5,6 +5,7 @@
  * position while it runs (the sweepers' expired ones, at the bottom of the set) make it skip nothing.
  * A relay with a slow reply path stretches the load over seconds; `CLIENT LIST` shows where it is.
  */
+import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeEntry, redisKeys } from '../../src/fleet/redis-layout.ts';
 import { logged, type BuiltGate } from '../fixtures/built-gate.ts';
@@ -104,22 +105,69 @@ describe('loading the live set in pages', () => {
     expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(0);
   }, 40_000);
 
-  it('a member moved from above the read position to below it (a broker re-scoring it) makes it skip none', async () => {
+  it('500 members moved from above the read position to below it (a broker re-scoring them) make it skip none', async () => {
     const prefix = 'moved:';
     const k = redisKeys(prefix);
     await addEntries(k.live, 'keep', 16_000);
     const g = await fleet.gate({ prefix, redis: { url: relay.url } });
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]); // the top member ("l" > "k")
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]);
     await until(async () => (await followerCommand()) === 'xread', 5_000, 'the follower following');
 
     relay.slow(150);
     await fleet.redis.command('DEL', k.log);
     await until(async () => (await followerCommand()) === 'zrange', 5_000, 'the reload reading pages');
-    // Read in the first page, now below every other member: the unread ones each move up one rank.
-    await fleet.redis.command('ZADD', k.live, String(now() + 3_600), encodeEntry({ kind: 'jti', jti: 'logged', exp: undefined }));
+    // Read in the first page, now below every other member: each unread one moves up 500 ranks.
+    const top = (await fleet.redis.command('ZRANGE', k.live, '-500', '-1')) as string[];
+    const low = String(now() + 3_600);
+    await fleet.redis.command('ZADD', k.live, ...top.flatMap((m) => [low, m]));
 
     await until(() => loads(g).length === 2, 20_000, 'the reload completing');
     expect(loads(g)[1]).toMatchObject({ in_redis: 16_001 });
     expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(0);
+  }, 40_000);
+
+  it('a log deleted and recreated during a fresh gate load, with the record of a revocation the pages had passed: noticed, and the revocation loaded', async () => {
+    const prefix = 'recreated:';
+    const k = redisKeys(prefix);
+    await addEntries(k.live, 'keep', 16_000);
+    const logged1 = encodeEntry({ kind: 'jti', jti: 'logged', exp: undefined });
+    await fleet.redis.command('ZADD', k.live, '+inf', logged1);
+    await fleet.redis.command('XADD', k.log, '*', 'entry', logged1); // the log exists, one record added
+
+    relay.slow(150);
+    const starting = fleet.gate({ prefix, redis: { url: relay.url } });
+    await until(async () => (await followerCommand()) === 'zrange', 5_000, 'the load reading pages');
+    // Written the documented way (set and log), at the top of the set, which the pages have passed;
+    // the log deleted in the same transaction, so no read of it ever sees the record.
+    const r1 = encodeEntry({ kind: 'jti', jti: 'r1', exp: undefined });
+    const client = createClient({ url: fleet.redis.url });
+    await client.connect();
+    try {
+      await client.multi().addCommand(['ZADD', k.live, '+inf', r1]).addCommand(['XADD', k.log, '*', 'entry', r1]).addCommand(['DEL', k.log]).exec();
+    } finally {
+      client.destroy();
+    }
+    // The next write, still during the load, makes a new log: fewer records ever added than the gate
+    // will have seen (the first log's one, and this one read by the load), so a reset, not a gap.
+    const r2 = encodeEntry({ kind: 'jti', jti: 'r2', exp: undefined });
+    await fleet.redis.command('ZADD', k.live, '+inf', r2);
+    await fleet.redis.command('XADD', k.log, '*', 'entry', r2);
+    const g = await starting;
+    relay.slow(0);
+    await until(async () => (await reason(g, 'r1')) === 'revoked', 10_000, 'r1 loaded again');
+    expect(await reason(g, 'r2')).toBe('revoked');
+    expect(logged(g.logs, 'cannot be followed from here').map((l) => String(l.why))).toContainEqual(expect.stringContaining('the log was recreated'));
+  }, 40_000);
+
+  it('a slow link (every answer 1.2 s late) still completes a load: the reads of the log during it wait as long as a page', async () => {
+    const prefix = 'slow:';
+    const k = redisKeys(prefix);
+    await addEntries(k.live, 'keep', 12_000); // four pages, a read of the log queued behind each after the first
+    relay.slow(1_200);
+    const g = await fleet.gate({ prefix, redis: { url: relay.url } });
+    relay.slow(0);
+    expect(g.gate.readiness().ready).toBe(true);
+    expect(loads(g)[0]).toMatchObject({ in_redis: 12_000 });
+    expect(await reason(g, 'keep-11999')).toBe('revoked');
   }, 40_000);
 });

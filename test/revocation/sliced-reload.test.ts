@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseJsonLines } from '../../src/revocation/entries.ts';
 import { judgeReload } from '../../src/revocation/reload-guard.ts';
 import { RevocationIndex } from '../../src/revocation/revocation-index.ts';
+import { eachSliced } from '../../src/revocation/slices.ts';
 
 const now = Math.floor(Date.now() / 1000);
 function feed(n: number): string {
@@ -57,5 +58,14 @@ describe('reloads of large lists in slices', () => {
     expect(value.isRevoked('jti-199999-0b7c5f0c', 'x', now, undefined)).toBe(true);
     expect(value.isRevoked('none', 'spiffe://prod/w-199980', now - 1, undefined)).toBe(true);
     expect(value.isRevoked('none', 'spiffe://prod/w-199981', now - 1, undefined)).toBe(false);
+  });
+
+  it('a walk calls its between-slices hook (a load reads the log there) while it runs, not only at the end', async () => {
+    const { entries } = parseJsonLines(text);
+    const index = new RevocationIndex();
+    const sizes: number[] = [];
+    await eachSliced(entries, (e) => index.add(e), async () => void sizes.push(index.size));
+    expect(sizes.length).toBeGreaterThan(1);
+    expect(sizes[0]).toBeLessThan(entries.length); // called part-way
   });
 });
