@@ -56,19 +56,29 @@ async function followerCommand(): Promise<string | undefined> {
 }
 const loads = (g: BuiltGate): Array<Record<string, unknown>> => logged(g.logs, 'revocation list loaded from redis');
 
+/**
+ * A gate (through the relay) that loaded `n` entries named `name-<i>` plus one written through its own
+ * writer (`logged`, so the log exists), and then — its link slowed to 150 ms per answer, its log
+ * deleted — is reloading: returns once Redis has run the reload's first page. `before` runs once
+ * the gate follows, before the reload.
+ */
+async function reloading(prefix: string, name: string, n: number, before?: () => Promise<void>): Promise<{ g: BuiltGate; k: ReturnType<typeof redisKeys> }> {
+  const k = redisKeys(prefix);
+  await addEntries(k.live, name, n);
+  const g = await fleet.gate({ prefix, redis: { url: relay.url } });
+  expect(loads(g)).toHaveLength(1);
+  await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]);
+  await until(async () => (await followerCommand()) === 'xread', 5_000, 'the follower following');
+  await before?.();
+  relay.slow(150); // every answer waits 150 ms: the reload takes seconds
+  await fleet.redis.command('DEL', k.log); // a log reset: the gate reloads the whole set
+  await until(async () => (await followerCommand()) === 'zrange', 5_000, 'the reload reading pages');
+  return { g, k };
+}
+
 describe('loading the live set in pages', () => {
   it('a reload answers meanwhile with the list it had, and enforces records logged since it began before it completes', async () => {
-    const prefix = 'pages:';
-    const k = redisKeys(prefix);
-    await addEntries(k.live, 'old', 40_000); // ten pages
-    const g = await fleet.gate({ prefix, redis: { url: relay.url } });
-    expect(loads(g)).toHaveLength(1);
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]); // the log exists
-    await until(async () => (await followerCommand()) === 'xread', 5_000, 'the follower following');
-
-    relay.slow(150); // every page's answer waits 150 ms: the reload takes seconds
-    await fleet.redis.command('DEL', k.log); // a log reset: the gate reloads the whole set
-    await until(async () => (await followerCommand()) === 'zrange', 5_000, 'the reload reading pages');
+    const { g, k } = await reloading('pages:', 'old', 40_000); // ten pages
     // Written after the load's XINFO, straight to Redis (the gate's own writer would apply it at once).
     await fleet.redis.command('ZADD', k.live, '+inf', encodeEntry({ kind: 'jti', jti: 'during', exp: undefined }));
     await fleet.redis.command('XADD', k.log, '*', 'entry', encodeEntry({ kind: 'jti', jti: 'during', exp: undefined }));
@@ -84,19 +94,9 @@ describe('loading the live set in pages', () => {
   }, 40_000);
 
   it('entries deleted below the read position during a load (expired ones, at the bottom) make it skip none above', async () => {
-    const prefix = 'bottom:';
-    const k = redisKeys(prefix);
-    await addEntries(k.live, 'keep', 16_000); // the top four pages (score +inf)
-    const g = await fleet.gate({ prefix, redis: { url: relay.url } });
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]);
-    await until(async () => (await followerCommand()) === 'xread', 5_000, 'the follower following');
-    // Below them, two pages this gate has never held, deleted while the reload reads the top.
+    // Below the top four pages (score +inf), two pages this gate has never held, deleted while the reload reads the top.
     const soon = now() + 3_600;
-    await addEntries(k.live, 'low', 8_000, soon);
-
-    relay.slow(150);
-    await fleet.redis.command('DEL', k.log);
-    await until(async () => (await followerCommand()) === 'zrange', 5_000, 'the reload reading pages');
+    const { g, k } = await reloading('bottom:', 'keep', 16_000, () => addEntries(redisKeys('bottom:').live, 'low', 8_000, soon));
     expect(Number(await fleet.redis.command('ZREMRANGEBYSCORE', k.live, '-inf', String(soon)))).toBe(8_000);
 
     await until(() => loads(g).length === 2, 20_000, 'the reload completing');
@@ -106,16 +106,7 @@ describe('loading the live set in pages', () => {
   }, 40_000);
 
   it('500 members moved from above the read position to below it (a broker re-scoring them) make it skip none', async () => {
-    const prefix = 'moved:';
-    const k = redisKeys(prefix);
-    await addEntries(k.live, 'keep', 16_000);
-    const g = await fleet.gate({ prefix, redis: { url: relay.url } });
-    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]);
-    await until(async () => (await followerCommand()) === 'xread', 5_000, 'the follower following');
-
-    relay.slow(150);
-    await fleet.redis.command('DEL', k.log);
-    await until(async () => (await followerCommand()) === 'zrange', 5_000, 'the reload reading pages');
+    const { g, k } = await reloading('moved:', 'keep', 16_000);
     // Read in the first page, now below every other member: each unread one moves up 500 ranks.
     const top = (await fleet.redis.command('ZRANGE', k.live, '-500', '-1')) as string[];
     const low = String(now() + 3_600);
