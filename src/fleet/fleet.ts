@@ -185,6 +185,7 @@ function redisSource(config: Config, deps: FleetDeps, opts: RedisConnectOptions,
           }
         }
       },
+      scanRefused: () => log.warn({ source: source.name }, 'the redis user may not ZSCAN (grant +zscan, docs/fleet.md "ACL"): this load reads the whole revocation set in one ZRANGE'),
       loading: (p) => log.info({ source: p.source, read: p.read, duration_ms: Math.round(p.durationMs) }, 'loading revocation list from redis (the list loaded before answers meanwhile, with records logged since)'),
       reset: (why) => {
         m.redisLogResets.inc();

@@ -34,11 +34,11 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { parseEntryText, type LineError, type RevocationEntry } from '../revocation/entries.ts';
 import { RevocationIndex } from '../revocation/revocation-index.ts';
 import { eachSliced } from '../revocation/slices.ts';
-import { LOAD_PAGE, pageOf, readSetPages, scoreOf, SetMovedError, type Page } from './redis-set-pages.ts';
+import { SCAN_COUNT, scanPageOf, scanSet, type ScanPage } from './redis-set-scan.ts';
 import type { RevocationSource } from '../revocation/revocation-list.ts';
 import { FOLLOW_GAP_MS, LOG_FIELD, LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
 import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
-import { parseStreamInfo, resetReason, trimmedUnread, type FollowPosition, type StreamInfo } from './redis-stream-ids.ts';
+import { compareIds, parseStreamInfo, resetReason, trimmedUnread, type FollowPosition, type StreamInfo } from './redis-stream-ids.ts';
 import { restoreLive } from './redis-writer.ts';
 
 const BLOCK_MS = REDIS_FOLLOW_BLOCK_MS;
@@ -84,6 +84,8 @@ export interface RedisSourceEvents {
   resync?(i: ResyncInfo): void;
   /** Records applied from the log; delayMs from the newest record's stream id to now. */
   applied?(records: number, delayMs: number, lineErrors: readonly LineError[]): void;
+  /** The Redis user may not ZSCAN (an ACL from before +zscan): this load reads the whole set in one ZRANGE. */
+  scanRefused?(): void;
   /** A load still under way: members read so far. */
   loading?(p: { readonly source: string; readonly read: number; readonly durationMs: number }): void;
   /** Every answered read: the sync age is now 0. */
@@ -280,8 +282,7 @@ export class RedisRevocationSource implements RevocationSource {
         this.#o.events?.error?.(needResync ? 'resync' : 'follow', err as Error);
         this.#firstSync?.();
         this.#firstSync = undefined;
-        // An error reply, or a set that moved too much under a load: the connection is fine, load again.
-        if (!isErrorReply(err) && !(err instanceof SetMovedError)) {
+        if (!isErrorReply(err)) {
           this.#link.fail(client, err as Error); // reconnects; the next session resyncs
           return;
         }
@@ -315,23 +316,29 @@ export class RedisRevocationSource implements RevocationSource {
         throw caught;
       };
       const pageTimeout = Math.max(PAGE_TIMEOUT_MS, this.#o.commandTimeoutMs);
-      const page = async (from: number): Promise<Page> =>
-        pageOf(await withDeadline(client.sendCommand(['ZRANGE', keys.live, String(-(from + LOAD_PAGE)), String(-(from + 1)), 'WITHSCORES']), pageTimeout, 'ZRANGE'));
-      const [rawInfo, first] = await withDeadline(Promise.all([client.sendCommand(['XINFO', 'STREAM', keys.log]).catch(noLog), page(0)]), pageTimeout, 'resync');
+      const scan = async (cursor: string): Promise<ScanPage> => scanPageOf(await withDeadline(client.sendCommand(['ZSCAN', keys.live, cursor, 'COUNT', String(SCAN_COUNT)]), pageTimeout, 'ZSCAN'));
+      // A user without +zscan (the ACL before 2026-12-06 night): the whole set in one ZRANGE, as before.
+      const noScan = (caught: unknown): null => {
+        if (isErrorReply(caught) && /NOPERM/i.test((caught as Error).message)) return null;
+        throw caught;
+      };
+      const [rawInfo, scanned] = await withDeadline(Promise.all([client.sendCommand(['XINFO', 'STREAM', keys.log]).catch(noLog), scan('0').catch(noScan)]), pageTimeout, 'resync');
       const log = rawInfo === null ? undefined : parseStreamInfo(rawInfo);
       load.lastId = log?.lastGeneratedId ?? '0-0';
-      // Read in pages with the event loop free between them (redis-set-pages.ts); meanwhile the log is
-      // read every CATCH_UP_MS, so what is revoked during a long load is enforced at once.
+      let first = scanned;
+      if (first === null) {
+        this.#o.events?.scanRefused?.();
+        const all = await withDeadline(client.sendCommand(['ZRANGE', keys.live, '0', '-1']), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'ZRANGE');
+        first = { cursor: '0', members: (all as unknown as unknown[]).map(String) };
+      }
+      // Read in pieces with the event loop free between them (redis-set-scan.ts); meanwhile the log
+      // is read, so what is revoked during a long load is enforced at once.
       const reported = new Set<string>();
       let position = 0;
       let reportedAt = performance.now();
       const between = this.#between(client, load, live, pageTimeout);
-      await readSetPages(first, {
-        page,
-        locate: async (members) => {
-          const replies = await withDeadline(Promise.all(members.flatMap((m) => [client.sendCommand(['ZREVRANK', keys.live, m]), client.sendCommand(['ZSCORE', keys.live, m])])), pageTimeout, 'ZREVRANK');
-          return members.map((_, k) => [replies[2 * k] === null ? null : Number(replies[2 * k]), scoreOf(replies[2 * k + 1])]);
-        },
+      await scanSet(first, {
+        scan,
         member: (m) => {
           position++;
           const e = parseEntryText(m);
@@ -393,22 +400,36 @@ export class RedisRevocationSource implements RevocationSource {
   }
 
   /**
-   * What a load does between its slices: every CATCH_UP_MS one read of the log (no BLOCK), applied to
-   * the list being enforced and the one being loaded; and it stops a load another one superseded.
+   * What a load does between its slices: at once, then every CATCH_UP_MS, one read of the log (no
+   * BLOCK), applied to the list being enforced and the one being loaded; and it stops a load another
+   * one superseded. It reads from where the enforced list stands when the log still runs on from
+   * there (a re-probe: records logged between two failed loads were never applied, each load reading
+   * only from its own XINFO), so both the follower's position and the load's move on.
    */
   #between(client: RedisClient, load: Loading, live: () => boolean, timeoutMs: number): () => Promise<void> {
-    let caughtUpAt = performance.now();
+    const loadStart = load.lastId;
+    let caughtUpAt = -Infinity;
     return async () => {
       if (!live()) throw new Error('load superseded');
       if (performance.now() - caughtUpAt < CATCH_UP_MS) return;
+      const enforcedAt = this.#lastId;
+      const from = compareIds(enforcedAt, loadStart) <= 0 && compareIds(enforcedAt, load.lastId) < 0 ? enforcedAt : load.lastId;
       // The same deadline as a page: on the same connection, it may wait behind one.
-      const reply = await withDeadline(client.sendCommand<XReadReply>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', this.#o.keys.log, load.lastId]), timeoutMs, 'XREAD');
+      const reply = await withDeadline(client.sendCommand<XReadReply>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', this.#o.keys.log, from]), timeoutMs, 'XREAD');
       caughtUpAt = performance.now();
       if (!live()) throw new Error('load superseded');
       if (reply === null) return;
       const records = recordsOf(reply, this.#o.keys.log);
-      load.read += records.length;
-      if (records.length > 0) load.lastId = records[records.length - 1]![0];
+      for (const [id] of records) {
+        if (from === enforcedAt && compareIds(id, this.#lastId) > 0) {
+          this.#lastId = id;
+          this.#readSinceLoad++;
+        }
+        if (compareIds(id, load.lastId) > 0) {
+          load.lastId = id;
+          load.read++;
+        }
+      }
       this.#applyRecords(records, load.index);
     };
   }

@@ -35,8 +35,8 @@ async function documentedAcl(): Promise<string[]> {
 }
 
 /** Creates `user` with the documented rules, its password swapped in, minus `drop`. */
-async function createUser(user: string, password: string, drop?: string): Promise<void> {
-  const args = (await documentedAcl()).map((a) => (a === 'jitgate' ? user : a === '>LONG-RANDOM-PASSWORD' ? `>${password}` : a)).filter((a) => a !== drop);
+async function createUser(user: string, password: string, ...drop: string[]): Promise<void> {
+  const args = (await documentedAcl()).map((a) => (a === 'jitgate' ? user : a === '>LONG-RANDOM-PASSWORD' ? `>${password}` : a)).filter((a) => !drop.includes(a));
   expect(args.slice(0, 3)).toEqual(['ACL', 'SETUSER', user]);
   expect(await redis.command(...args)).toBe('OK');
 }
@@ -147,9 +147,9 @@ describe('the Redis ACL docs/fleet.md documents', () => {
     expect(r.stderr).toMatch(/^jitgate serve: dpop\.use_nonce: could not set and read the fleet's DPoP nonce key jitgate:dpop-nonce-key in Redis \(NOPERM .*\); the Redis user needs \+set and \+get on it\n?$/);
   });
 
-  it('without +zrange (the revocation list) the gate starts but fails closed: not ready, 503 revocation_stale, NOPERM logged', async () => {
+  it('without +zscan and +zrange (the revocation list) the gate starts but fails closed: not ready, 503 revocation_stale, NOPERM logged', async () => {
     const password = randomBytes(16).toString('hex');
-    await createUser('lesszrange', password, '+zrange');
+    await createUser('lesszrange', password, '+zrange', '+zscan');
     const g = await spawnGate(await configFor('acl-lesszrange', 'lesszrange', password));
     try {
       const ready = await fetch(`${g.adminUrl}/readyz`);
@@ -157,6 +157,22 @@ describe('the Redis ACL docs/fleet.md documents', () => {
       const answer = await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${await tokenNow(base.keys, { jti: 'acl-stale' })}` } });
       expect([answer.status, JSON.parse(answer.text).reason]).toEqual([503, 'revocation_stale']);
       expect(g.lines.some((l) => /NOPERM/.test(String(l.err)))).toBe(true);
+    } finally {
+      g.child.kill('SIGKILL');
+      await g.exited;
+    }
+  });
+
+  it('without +zscan (the ACL before it) the gate loads the set in one ZRANGE, says so, and enforces it', async () => {
+    const password = randomBytes(16).toString('hex');
+    await createUser('lesszscan', password, '+zscan');
+    await redis.command('ZADD', 'jitgate:revocations', '+inf', '{"jti":"acl-loaded"}');
+    const g = await spawnGate(await configFor('acl-lesszscan', 'lesszscan', password));
+    try {
+      expect((await fetch(`${g.adminUrl}/readyz`)).status).toBe(200);
+      const answer = await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${await tokenNow(base.keys, { jti: 'acl-loaded' })}` } });
+      expect([answer.status, JSON.parse(answer.text).reason]).toEqual([401, 'revoked']);
+      expect(g.lines.some((l) => /may not ZSCAN/.test(String(l.msg)))).toBe(true);
     } finally {
       g.child.kill('SIGKILL');
       await g.exited;

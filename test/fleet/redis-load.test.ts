@@ -1,8 +1,8 @@
 /**
- * Loading the live set in pages (SPEC §9, docs/fleet.md "Catch up"): a reload of a large set reads
- * it a page at a time with the event loop free between pages, so the gate answers meanwhile with
- * the list it had plus the records logged since the load began; and entries deleted below the read
- * position while it runs (the sweepers' expired ones, at the bottom of the set) make it skip nothing.
+ * Loading the live set in pieces (SPEC §9, docs/fleet.md "Loading a large set"): a reload of a large
+ * set reads it with ZSCAN, the event loop free between pieces, so the gate answers meanwhile with the
+ * list it had plus the records logged since; and members deleted or re-scored while it runs make it
+ * skip none of the others (re-probes of earlier, ranked readers found thousands skipped).
  * A relay with a slow reply path stretches the load over seconds; `CLIENT LIST` shows where it is.
  */
 import { createClient } from 'redis';
@@ -72,7 +72,7 @@ async function reloading(prefix: string, name: string, n: number, before?: () =>
   await before?.();
   relay.slow(150); // every answer waits 150 ms: the reload takes seconds
   await fleet.redis.command('DEL', k.log); // a log reset: the gate reloads the whole set
-  await until(async () => (await followerCommand()) === 'zrange', 5_000, 'the reload reading pages');
+  await until(async () => (await followerCommand()) === 'zscan', 5_000, 'the reload reading the set');
   return { g, k };
 }
 
@@ -93,21 +93,22 @@ describe('loading the live set in pages', () => {
     for (const jti of ['during', 'logged', 'old-0', 'old-20000']) expect(await reason(g, jti)).toBe('revoked');
   }, 40_000);
 
-  it('entries deleted below the read position during a load (expired ones, at the bottom) make it skip none above', async () => {
+  it("8,000 entries deleted during a load (the sweepers' expired ones) make it skip none of the rest", async () => {
     // Below the top four pages (score +inf), two pages this gate has never held, deleted while the reload reads the top.
     const soon = now() + 3_600;
     const { g, k } = await reloading('bottom:', 'keep', 16_000, () => addEntries(redisKeys('bottom:').live, 'low', 8_000, soon));
     expect(Number(await fleet.redis.command('ZREMRANGEBYSCORE', k.live, '-inf', String(soon)))).toBe(8_000);
 
     await until(() => loads(g).length === 2, 20_000, 'the reload completing');
-    // Every entry above the deleted ones came from Redis: none had to be restored from what the gate held.
-    expect(loads(g)[1]).toMatchObject({ in_redis: 16_001 });
+    // Every entry present throughout came from Redis: none had to be restored from what the gate held
+    // (the deleted ones may or may not have been read before they went).
+    expect(Number(loads(g)[1]!.in_redis)).toBeGreaterThanOrEqual(16_001);
     expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(0);
   }, 40_000);
 
-  it('500 members moved from above the read position to below it (a broker re-scoring them) make it skip none', async () => {
+  it("500 members re-scored during a load (a broker's ZADD) make it skip none of the rest", async () => {
     const { g, k } = await reloading('moved:', 'keep', 16_000);
-    // Read in the first page, now below every other member: each unread one moves up 500 ranks.
+    // Read in the first piece or not, each one moves 500 ranks: what a reader by rank skipped.
     const top = (await fleet.redis.command('ZRANGE', k.live, '-500', '-1')) as string[];
     const low = String(now() + 3_600);
     await fleet.redis.command('ZADD', k.live, ...top.flatMap((m) => [low, m]));
@@ -117,7 +118,7 @@ describe('loading the live set in pages', () => {
     expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(0);
   }, 40_000);
 
-  it('a log deleted and recreated during a fresh gate load, with the record of a revocation the pages had passed: noticed, and the revocation loaded', async () => {
+  it('a log deleted and recreated during a fresh gate load, with the record of a revocation in between: the revocation is enforced (loaded, or the recreated log noticed)', async () => {
     const prefix = 'recreated:';
     const k = redisKeys(prefix);
     await addEntries(k.live, 'keep', 16_000);
@@ -127,9 +128,9 @@ describe('loading the live set in pages', () => {
 
     relay.slow(150);
     const starting = fleet.gate({ prefix, redis: { url: relay.url } });
-    await until(async () => (await followerCommand()) === 'zrange', 5_000, 'the load reading pages');
-    // Written the documented way (set and log), at the top of the set, which the pages have passed;
-    // the log deleted in the same transaction, so no read of it ever sees the record.
+    await until(async () => (await followerCommand()) === 'zscan', 5_000, 'the load reading the set');
+    // Written the documented way (set and log), the log deleted in the same transaction, so no read of
+    // it ever sees the record; the scan may or may not return a member added during it.
     const r1 = encodeEntry({ kind: 'jti', jti: 'r1', exp: undefined });
     const client = createClient({ url: fleet.redis.url });
     await client.connect();
@@ -139,7 +140,8 @@ describe('loading the live set in pages', () => {
       client.destroy();
     }
     // The next write, still during the load, makes a new log: fewer records ever added than the gate
-    // will have seen (the first log's one, and this one read by the load), so a reset, not a gap.
+    // will have seen (the first log's one, and this one read by the load), so a reset
+    // (redis-stream-ids.test.ts has the rule), if the scan did not return r1.
     const r2 = encodeEntry({ kind: 'jti', jti: 'r2', exp: undefined });
     await fleet.redis.command('ZADD', k.live, '+inf', r2);
     await fleet.redis.command('XADD', k.log, '*', 'entry', r2);
@@ -147,7 +149,6 @@ describe('loading the live set in pages', () => {
     relay.slow(0);
     await until(async () => (await reason(g, 'r1')) === 'revoked', 10_000, 'r1 loaded again');
     expect(await reason(g, 'r2')).toBe('revoked');
-    expect(logged(g.logs, 'cannot be followed from here').map((l) => String(l.why))).toContainEqual(expect.stringContaining('the log was recreated'));
   }, 40_000);
 
   it('a slow link (every answer 1.2 s late) still completes a load: the reads of the log during it wait as long as a page', async () => {
@@ -161,4 +162,47 @@ describe('loading the live set in pages', () => {
     expect(loads(g)[0]).toMatchObject({ in_redis: 12_000 });
     expect(await reason(g, 'keep-11999')).toBe('revoked');
   }, 40_000);
+
+  it('a fresh gate loading while a broker deletes other members and re-scores the rest, both ways, all the time: every member present throughout is loaded, every revocation logged meanwhile enforced', async () => {
+    const prefix = 'churn:';
+    const k = redisKeys(prefix);
+    await addEntries(k.live, 'keep', 16_000);
+    const junk: string[] = [];
+    for (let i = 0; i < 8_000; i++) junk.push(`not json ${i}`); // malformed members an operator cleans up
+    await fleet.redis.command('ZADD', k.live, ...junk.flatMap((m) => [String(now() + 7_200), m]));
+    const keep = (i: number): string => encodeEntry({ kind: 'jti', jti: `keep-${i}`, exp: undefined });
+
+    relay.slow(100);
+    const starting = fleet.gate({ prefix, redis: { url: relay.url } });
+    await until(async () => (await followerCommand()) === 'zscan', 5_000, 'the load reading the set');
+    let stop = false;
+    const written: string[] = [];
+    const broker = (async () => {
+      for (let round = 0; !stop; round++) {
+        const gone = junk.splice(0, 200);
+        if (gone.length > 0) await fleet.redis.command('ZREM', k.live, ...gone);
+        // 300 members moved down, 300 up (a bare ZADD with another score, as a careless broker does).
+        const moved: string[] = [];
+        for (let i = 0; i < 300; i++) moved.push(String(round % 2 === 0 ? now() + 3_600 + i : 1e12 + i), keep((round * 300 + i) % 16_000));
+        await fleet.redis.command('ZADD', k.live, ...moved);
+        const jti = `during-${round}`;
+        written.push(jti);
+        await fleet.redis.command('ZADD', k.live, '+inf', encodeEntry({ kind: 'jti', jti, exp: undefined }));
+        await fleet.redis.command('XADD', k.log, '*', 'entry', encodeEntry({ kind: 'jti', jti, exp: undefined }));
+        await new Promise((r) => setTimeout(r, 15));
+      }
+    })();
+    let g: BuiltGate;
+    try {
+      g = await starting;
+    } finally {
+      stop = true;
+      await broker;
+    }
+    relay.slow(0);
+    const at = now();
+    for (let i = 0; i < 16_000; i++) expect(g.gate.revocation.isRevoked(`keep-${i}`, 'x', at, undefined), `keep-${i}`).toBe(true);
+    expect(written.length).toBeGreaterThan(3);
+    await until(() => written.every((jti) => g.gate.revocation.isRevoked(jti, 'x', at, undefined)), 3_000, 'every revocation written during the load');
+  }, 60_000);
 });

@@ -44,4 +44,11 @@ describe('stream ids and XINFO STREAM', () => {
     // Unknown counts (Redis < 7): no verdict.
     expect(trimmedUnread({ lastGeneratedId: '9-0', entriesAdded: undefined }, at('6-0', 0))).toBeUndefined();
   });
+
+  it('tells a log recreated since the load by fewer records ever added than the gate saw added (a re-probe)', () => {
+    const info = (entriesAdded: number) => ({ lastGeneratedId: '99-0', entriesAdded, length: 1, firstId: '99-0' });
+    // Loaded at 10 records added, 1 read since: the log must have added at least 11.
+    expect(trimmedUnread(info(10), { lastId: '98-0', addedAtLoad: 10, readSinceLoad: 1 })).toMatch(/entries-added 10 is below the 11 records this gate saw added \(the log was recreated\)/);
+    expect(trimmedUnread(info(11), { lastId: '99-0', addedAtLoad: 10, readSinceLoad: 1 })).toBeUndefined();
+  });
 });
