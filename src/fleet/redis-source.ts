@@ -146,6 +146,14 @@ export class RedisRevocationSource implements RevocationSource {
   #marker: string | undefined;
   /** No loss check before this (performance.now()): Redis refused the last write-back. */
   #lossQuietUntil = 0;
+  /**
+   * Set when a load starts, cleared when one is swapped in: a load that failed still owes the set to
+   * the next connection, which must not follow on instead. The log's position has moved past what made
+   * the load necessary (records read after a trimmed gap), so the follow-on check would find nothing
+   * wrong (a re-probe: a load cut by a lost connection left trimmed revocations unenforced for as long
+   * as the log kept being written to).
+   */
+  #loadOwed = false;
   #stopped = false;
   #prune: NodeJS.Timeout | undefined;
   #firstSync: (() => void) | undefined;
@@ -215,7 +223,7 @@ export class RedisRevocationSource implements RevocationSource {
     // A new connection after one that had loaded: follow on from the last id read when the log still
     // holds everything after it (30 s of it), instead of reloading the whole set — a reload of a large
     // set takes seconds, during which the old list answers (a re-probe: a 7 s pause cost a 17 s reload).
-    let resumed = this.#addedAtLoad !== undefined && this.#lastId !== '0-0';
+    let resumed = !this.#loadOwed && this.#addedAtLoad !== undefined && this.#lastId !== '0-0';
     let lastReadAt = 0;
     let checkedAt = 0;
     let lossCheckedAt = performance.now();
@@ -253,6 +261,7 @@ export class RedisRevocationSource implements RevocationSource {
           if (!live()) return;
           if (gap !== undefined) {
             this.#o.events?.reset?.(gap);
+            this.#loadOwed = true;
             needResync = true;
             continue;
           }
@@ -268,6 +277,7 @@ export class RedisRevocationSource implements RevocationSource {
           if (!live()) return;
           if (why !== undefined) {
             this.#o.events?.reset?.(why);
+            this.#loadOwed = true;
             needResync = true;
             continue;
           }
@@ -305,6 +315,7 @@ export class RedisRevocationSource implements RevocationSource {
     let missing: RevocationEntry[] = [];
     const load: Loading = { index, lastId: '0-0', read: 0 };
     this.#loading = load;
+    this.#loadOwed = true;
     try {
       // The log's state (last id, records ever added), then the set, on one connection (Redis runs
       // them in that order): an entry written after the XINFO is in the log after that id and read
@@ -368,6 +379,7 @@ export class RedisRevocationSource implements RevocationSource {
       if (!live()) throw new Error('load superseded');
       this.#index = index;
       this.#loading = undefined;
+      this.#loadOwed = false;
       this.#lastId = load.lastId;
       // A log deleted and recreated during the load shows as entries-added going back from here.
       this.#seenAdded = log?.entriesAdded;

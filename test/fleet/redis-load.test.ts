@@ -205,4 +205,32 @@ describe('loading the live set in pages', () => {
     expect(written.length).toBeGreaterThan(3);
     await until(() => written.every((jti) => g.gate.revocation.isRevoked(jti, 'x', at, undefined)), 3_000, 'every revocation written during the load');
   }, 60_000);
+
+  it('a load started for records trimmed unread, cut by a lost connection: the next connection loads again, it does not follow on past the gap', async () => {
+    const prefix = 'owed:';
+    const k = redisKeys(prefix);
+    await addEntries(k.live, 'keep', 16_000);
+    const g = await fleet.gate({ prefix, redis: { url: relay.url } });
+    await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]);
+    await until(async () => (await followerCommand()) === 'xread', 5_000, 'the follower following');
+
+    relay.holdFrom('XREAD'); // the follower's next read waits in the relay
+    await new Promise((r) => setTimeout(r, 1_500)); // the read under way (BLOCK 1000) returns; the next is held
+    const victim = encodeEntry({ kind: 'jti', jti: 'victim', exp: undefined });
+    await fleet.redis.command('ZADD', k.live, '+inf', victim);
+    await fleet.redis.command('XADD', k.log, '*', 'entry', victim);
+    await fleet.redis.command('XTRIM', k.log, 'MAXLEN', '0'); // trimmed before this gate read it (the sweepers, after 30 s)
+    const fill = encodeEntry({ kind: 'jti', jti: 'fill', exp: undefined });
+    await fleet.redis.command('ZADD', k.live, '+inf', fill);
+    await fleet.redis.command('XADD', k.log, '*', 'entry', fill);
+    expect(await reason(g, 'victim')).toBe('granted'); // not read: the hold worked
+
+    relay.slow(150);
+    relay.release(); // the held read returns fill, past the gap: the gate notices and reloads, slowly
+    await until(async () => (await followerCommand()) === 'zscan', 5_000, 'the reload reading the set');
+    await relay.cut(); // the load dies with its connection
+    await relay.restore();
+    relay.slow(0);
+    await until(async () => (await reason(g, 'victim')) === 'revoked', 15_000, 'the trimmed revocation loaded by the next connection');
+  }, 40_000);
 });
