@@ -147,11 +147,12 @@ export class RedisRevocationSource implements RevocationSource {
   /** No loss check before this (performance.now()): Redis refused the last write-back. */
   #lossQuietUntil = 0;
   /**
-   * Set when a load starts, cleared when one is swapped in: a load that failed still owes the set to
-   * the next connection, which must not follow on instead. The log's position has moved past what made
-   * the load necessary (records read after a trimmed gap), so the follow-on check would find nothing
-   * wrong (a re-probe: a load cut by a lost connection left trimmed revocations unenforced for as long
-   * as the log kept being written to).
+   * Set when a load is called for or starts, and while a read's records are applied before the check
+   * for a gap before them has answered; cleared when a load is swapped in or the check finds no gap.
+   * A new connection with a load owed loads instead of following on: the log's position has moved
+   * past what called for it (records read after a trimmed gap), so the follow-on check would find
+   * nothing wrong (re-probes: a load cut by a lost connection, and a gap check lost with its
+   * connection, left trimmed revocations unenforced for as long as the log kept being written to).
    */
   #loadOwed = false;
   #stopped = false;
@@ -251,6 +252,9 @@ export class RedisRevocationSource implements RevocationSource {
         if (reply !== null) {
           const records = recordsOf(reply, this.#o.keys.log);
           const readFrom = this.#position(); // the gap check counts from where this read started
+          // The position moves past any gap now; until the check below says there is none, a load is
+          // owed (a re-probe: a check lost with its connection left a gap no later check could see).
+          this.#loadOwed = true;
           this.#apply(records);
           // XREAD skips silently over records the sweepers trimmed (to LOG_RETENTION_MS) before this
           // gate read them: after a long reload, or while behind a burst (re-probes lost revocations
@@ -261,10 +265,10 @@ export class RedisRevocationSource implements RevocationSource {
           if (!live()) return;
           if (gap !== undefined) {
             this.#o.events?.reset?.(gap);
-            this.#loadOwed = true;
             needResync = true;
             continue;
           }
+          this.#loadOwed = false;
         }
         // An empty answer is also what a log reset looks like; a busy log is checked once a second too.
         if (reply === null || lastReadAt - checkedAt >= BLOCK_MS) {

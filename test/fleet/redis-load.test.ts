@@ -206,31 +206,46 @@ describe('loading the live set in pages', () => {
     await until(() => written.every((jti) => g.gate.revocation.isRevoked(jti, 'x', at, undefined)), 3_000, 'every revocation written during the load');
   }, 60_000);
 
-  it('a load started for records trimmed unread, cut by a lost connection: the next connection loads again, it does not follow on past the gap', async () => {
-    const prefix = 'owed:';
+  /**
+   * A gate whose follower is held in the relay while `victim` is written and its log record trimmed
+   * (what the sweepers do after 30 s), then `fill` written after it: once the held read is let go, it
+   * returns fill, past the gap. Returns with the read still held.
+   */
+  async function trimmedWhileHeld(prefix: string): Promise<BuiltGate> {
     const k = redisKeys(prefix);
     await addEntries(k.live, 'keep', 16_000);
     const g = await fleet.gate({ prefix, redis: { url: relay.url } });
     await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]);
     await until(async () => (await followerCommand()) === 'xread', 5_000, 'the follower following');
-
     relay.holdFrom('XREAD'); // the follower's next read waits in the relay
     await new Promise((r) => setTimeout(r, 1_500)); // the read under way (BLOCK 1000) returns; the next is held
-    const victim = encodeEntry({ kind: 'jti', jti: 'victim', exp: undefined });
-    await fleet.redis.command('ZADD', k.live, '+inf', victim);
-    await fleet.redis.command('XADD', k.log, '*', 'entry', victim);
-    await fleet.redis.command('XTRIM', k.log, 'MAXLEN', '0'); // trimmed before this gate read it (the sweepers, after 30 s)
-    const fill = encodeEntry({ kind: 'jti', jti: 'fill', exp: undefined });
-    await fleet.redis.command('ZADD', k.live, '+inf', fill);
-    await fleet.redis.command('XADD', k.log, '*', 'entry', fill);
+    for (const [jti, trim] of [['victim', true], ['fill', false]] as const) {
+      const e = encodeEntry({ kind: 'jti', jti, exp: undefined });
+      await fleet.redis.command('ZADD', k.live, '+inf', e);
+      await fleet.redis.command('XADD', k.log, '*', 'entry', e);
+      if (trim) await fleet.redis.command('XTRIM', k.log, 'MAXLEN', '0');
+    }
     expect(await reason(g, 'victim')).toBe('granted'); // not read: the hold worked
+    return g;
+  }
 
+  it('a load started for records trimmed unread, cut by a lost connection: the next connection loads again, it does not follow on past the gap', async () => {
+    const g = await trimmedWhileHeld('owed:');
     relay.slow(150);
     relay.release(); // the held read returns fill, past the gap: the gate notices and reloads, slowly
     await until(async () => (await followerCommand()) === 'zscan', 5_000, 'the reload reading the set');
     await relay.cut(); // the load dies with its connection
     await relay.restore();
     relay.slow(0);
+    await until(async () => (await reason(g, 'victim')) === 'revoked', 15_000, 'the trimmed revocation loaded by the next connection');
+  }, 40_000);
+
+  it('the check for a gap after a read lost with its connection: the next connection loads again, it does not follow on past the gap', async () => {
+    const g = await trimmedWhileHeld('unchecked:');
+    relay.release(); // the held read returns fill, past the gap…
+    relay.holdFrom('XINFO'); // …and the check that would see the gap never answers (nor the next connection's, for a while)
+    await new Promise((r) => setTimeout(r, 1_500)); // past the check's 1 s deadline: the connection is dropped
+    relay.release();
     await until(async () => (await reason(g, 'victim')) === 'revoked', 15_000, 'the trimmed revocation loaded by the next connection');
   }, 40_000);
 });
