@@ -52,6 +52,8 @@ const RESYNC_TIMEOUT_MS = 30_000;
 const PAGE_TIMEOUT_MS = 5_000;
 /** During a load, the log is read this often, so revocations written meanwhile are enforced at once. */
 const CATCH_UP_MS = 250;
+/** Reads of the log in one pause of a load, at most (READ_COUNT each). */
+const CATCH_UP_READS = 10;
 /** A long load reports how far it got this often. */
 const PROGRESS_MS = 5_000;
 /** How often the live set is counted against what this gate holds (lossReason). */
@@ -107,6 +109,9 @@ export interface RedisSourceOptions extends RedisConnectOptions {
 }
 
 type StreamRecord = [id: string, fields: string[]];
+
+/** A load's reads of the log found records trimmed before they were read: it is done again. */
+class LoadGapError extends Error {}
 
 /** A load under way: the list being built, and where in the log it has read to. */
 interface Loading {
@@ -296,7 +301,8 @@ export class RedisRevocationSource implements RevocationSource {
         this.#o.events?.error?.(needResync ? 'resync' : 'follow', err as Error);
         this.#firstSync?.();
         this.#firstSync = undefined;
-        if (!isErrorReply(err)) {
+        // An error reply, or a load whose reads of the log found a gap: the connection is fine, load again.
+        if (!isErrorReply(err) && !(err instanceof LoadGapError)) {
           this.#link.fail(client, err as Error); // reconnects; the next session resyncs
           return;
         }
@@ -351,7 +357,7 @@ export class RedisRevocationSource implements RevocationSource {
       const reported = new Set<string>();
       let position = 0;
       let reportedAt = performance.now();
-      const between = this.#between(client, load, live, pageTimeout);
+      const between = this.#between(client, load, live, pageTimeout, log === undefined ? 0 : log.entriesAdded);
       await scanSet(first, {
         scan,
         member: (m) => {
@@ -422,33 +428,47 @@ export class RedisRevocationSource implements RevocationSource {
    * there (a re-probe: records logged between two failed loads were never applied, each load reading
    * only from its own XINFO), so both the follower's position and the load's move on.
    */
-  #between(client: RedisClient, load: Loading, live: () => boolean, timeoutMs: number): () => Promise<void> {
+  #between(client: RedisClient, load: Loading, live: () => boolean, timeoutMs: number, addedAtLoad: number | undefined): () => Promise<void> {
     const loadStart = load.lastId;
     let caughtUpAt = -Infinity;
     return async () => {
       if (!live()) throw new Error('load superseded');
       if (performance.now() - caughtUpAt < CATCH_UP_MS) return;
-      const enforcedAt = this.#lastId;
-      const from = compareIds(enforcedAt, loadStart) <= 0 && compareIds(enforcedAt, load.lastId) < 0 ? enforcedAt : load.lastId;
-      // The same deadline as a page: on the same connection, it may wait behind one.
-      const reply = await withDeadline(client.sendCommand<XReadReply>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', this.#o.keys.log, from]), timeoutMs, 'XREAD');
-      caughtUpAt = performance.now();
-      if (!live()) throw new Error('load superseded');
-      if (reply === null) return;
-      const records = recordsOf(reply, this.#o.keys.log);
-      for (const [id] of records) {
-        if (from === enforcedAt && compareIds(id, this.#lastId) > 0) {
-          this.#lastId = id;
-          this.#readSinceLoad++;
+      const before: FollowPosition = { lastId: load.lastId, addedAtLoad, readSinceLoad: load.read };
+      // Until caught up (a few reads at most), so a burst during a long load does not leave it behind.
+      for (let round = 0; round < CATCH_UP_READS; round++) {
+        const enforcedAt = this.#lastId;
+        const from = compareIds(enforcedAt, loadStart) <= 0 && compareIds(enforcedAt, load.lastId) < 0 ? enforcedAt : load.lastId;
+        // The same deadline as a page: on the same connection, it may wait behind one.
+        const reply = await withDeadline(client.sendCommand<XReadReply>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', this.#o.keys.log, from]), timeoutMs, 'XREAD');
+        if (!live()) throw new Error('load superseded');
+        const records = reply === null ? [] : recordsOf(reply, this.#o.keys.log);
+        for (const [id] of records) {
+          if (from === enforcedAt && compareIds(id, this.#lastId) > 0) {
+            this.#lastId = id;
+            this.#readSinceLoad++;
+          }
+          if (compareIds(id, load.lastId) > 0) {
+            load.lastId = id;
+            load.read++;
+          }
         }
-        if (compareIds(id, load.lastId) > 0) {
-          load.lastId = id;
-          load.read++;
-        }
+        this.#applyRecords(records, load.index);
+        if (records.length < READ_COUNT) break;
       }
-      this.#applyRecords(records, load.index);
+      caughtUpAt = performance.now();
+      // The follower's own check, for the load's reads: records trimmed before they were read are
+      // gone from the log, and ZSCAN need not return members added during it (a re-probe's reading:
+      // reads that fell 30 s behind in a long load under a burst would skip them unnoticed).
+      const info = await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), timeoutMs, 'XINFO STREAM').catch((caught: unknown) => {
+        if (isErrorReply(caught) && /no such key/i.test((caught as Error).message)) return null;
+        throw caught;
+      });
+      const gap = info === null ? undefined : trimmedUnread(parseStreamInfo(info), before);
+      if (gap !== undefined) throw new LoadGapError(`${gap}, during the load`);
     };
   }
+
 
   /**
    * Why the live set holds fewer entries than this gate (FLUSHALL, a restart without persistence,

@@ -248,4 +248,19 @@ describe('loading the live set in pages', () => {
     relay.release();
     await until(async () => (await reason(g, 'victim')) === 'revoked', 15_000, 'the trimmed revocation loaded by the next connection');
   }, 40_000);
+
+  it('records trimmed before a load read them from the log (its reads fell behind): the load is done again', async () => {
+    const { g, k } = await reloading('load-gap:', 'keep', 16_000);
+    await new Promise((r) => setTimeout(r, 400)); // the load's first read of the log has run
+    for (const [jti, trim] of [['trimmed', true], ['after', false]] as const) {
+      const e = encodeEntry({ kind: 'jti', jti, exp: undefined });
+      await fleet.redis.command('ZADD', k.live, '+inf', e);
+      await fleet.redis.command('XADD', k.log, '*', 'entry', e);
+      if (trim) await fleet.redis.command('XTRIM', k.log, 'MAXLEN', '0');
+    }
+    await until(() => logged(g.logs, 'redis').some((l) => /trimmed before this gate read them, during the load/.test(String(l.err ?? l.error ?? ''))), 10_000, 'the gap seen by the load');
+    relay.slow(0);
+    await until(() => loads(g).length === 2, 20_000, 'a load completing');
+    for (const jti of ['trimmed', 'after', 'keep-0']) expect(await reason(g, jti)).toBe('revoked');
+  }, 40_000);
 });
