@@ -1,14 +1,14 @@
 /**
  * Revocation entries shared through Redis (SPEC §9, `revocation.redis: true`), as a RevocationSource.
  *
- * On a new connection (the first, and a reconnect that cannot follow on from where it stood) the
- * source resyncs: it reads the change log's last id, then the whole live set a page at a time
- * (ZRANGE from the top), reading the log meanwhile, so nothing written meanwhile is missed and it is
- * enforced at once; the new index is swapped in whole, with the list the gate had answering until
- * then. Then it follows the log with
+ * On a new connection (the first, and a reconnect that cannot follow on from where it stood, or owes
+ * a load) the source resyncs: it reads the change log's last id, then the whole live set in pieces
+ * (ZSCAN, redis-set-scan.ts), reading the log meanwhile, so nothing written meanwhile is missed and
+ * it is enforced at once; the new index is swapped in whole, with the list the gate had answering
+ * until then. Then it follows the log with
  * `XREAD BLOCK 1000` from that id on a connection of its own, applying each record as it comes.
  * Pub/sub would lose what is published while a gate is away; the log plus a resync loses nothing.
- * The log is trimmed to a few seconds (src/fleet/redis-sweeper.ts), so a follower that did not
+ * The log is trimmed to 30 s (src/fleet/redis-sweeper.ts), so a follower that did not
  * read for FOLLOW_GAP_MS resyncs instead of trusting it.
  *
  * XREAD only asks for ids above the last one read, so a log deleted or recreated with lower ids (a
