@@ -15,13 +15,6 @@ export function frame(message: Uint8Array): Buffer {
   return out;
 }
 
-/**
- * Collects DATA chunks into messages. `push` returns the messages completed by this chunk (an
- * empty array when none), or a problem: a declared length over `maxBytes` is refused from the
- * prefix alone, before any of it is buffered. A message spread over many DATA frames (16 KiB
- * each by default) is kept as a list of chunks and joined once, when its last byte has arrived:
- * joining on every frame would copy a 4 MiB message a few hundred times.
- */
 /** What keeping one chunk costs beyond its bytes (a Buffer object and its bookkeeping), roughly. */
 const CHUNK_COST = 128;
 
@@ -34,6 +27,13 @@ function kept(chunk: Buffer): Buffer {
   return chunk.buffer.byteLength > 2 * chunk.length + CHUNK_COST ? Buffer.from(chunk) : chunk;
 }
 
+/**
+ * Collects DATA chunks into messages. `push` returns the messages completed by this chunk (an
+ * empty array when none), or a problem: a declared length over `maxBytes` is refused from the
+ * prefix alone, before any of it is buffered. A message spread over many DATA frames (16 KiB
+ * each by default) is kept as a list of chunks and joined once, when its last byte has arrived:
+ * joining on every frame would copy a 4 MiB message a few hundred times.
+ */
 export class MessageReader {
   readonly #maxBytes: number;
   #chunks: Buffer[] = [];

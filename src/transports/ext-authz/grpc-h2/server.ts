@@ -95,11 +95,16 @@ const SWEEP_MS = 1_000;
 
 /**
  * Bytes held for unfinished request messages of all calls together (their chunks, each counted at
- * what keeping it costs, frames.ts). A call whose chunk takes the total past it is refused as too large: 1,000 streams per
- * connection times 4 MiB each, times any number of connections, must not run the process out of
- * memory within the read timeout (a re-probe grew it by 314 MB in 2 s on one connection).
+ * what keeping it costs, frames.ts). A call whose chunk takes the total past it is refused as too
+ * large: 1,000 streams per connection times 4 MiB each, times any number of connections, must not
+ * run the process out of memory within the read timeout (a re-probe grew it by 314 MB in 2 s).
  */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/** What one call holds of an unfinished message, counted in the server's total until released. */
+interface Held {
+  heldBytes: number;
+}
 
 /** A bidi call in the middle of a message: when its first byte came, and how to end the call. */
 interface Unfinished {
@@ -112,8 +117,9 @@ interface Unfinished {
  * call ends, because node:http2 keeps a finished stream and its listeners (which hold this object)
  * alive until an old-generation collection (bench/README.md, "gRPC p99").
  */
-class Unary implements UnaryReply {
+class Unary implements UnaryReply, Held {
   readonly #stream: ServerHttp2Stream;
+  heldBytes = 0;
   timer: NodeJS.Timeout | undefined;
   /** Undefined once the call is answered or abandoned. */
   reader: MessageReader | undefined;
@@ -239,6 +245,22 @@ export class GrpcH2Server {
     return this.#buffered;
   }
 
+  /**
+   * Counts what `reader` now holds of an unfinished message (its chunks, each at what keeping it
+   * costs, frames.ts) for one call in the shared total; false once that passes MAX_BUFFERED_BYTES.
+   */
+  #charge(held: Held, reader: MessageReader): boolean {
+    this.#buffered += reader.held - held.heldBytes;
+    held.heldBytes = reader.held;
+    return this.#buffered <= MAX_BUFFERED_BYTES;
+  }
+
+  /** The call holds nothing any more (answered, ended, or its message complete and handed on). */
+  #release(held: Held): void {
+    this.#buffered -= held.heldBytes;
+    held.heldBytes = 0;
+  }
+
   /** For limits every listener applies alike (http-listener.ts `capConnections`). */
   get netServer(): Http2Server {
     return this.#server;
@@ -294,12 +316,7 @@ export class GrpcH2Server {
 
   #unary(stream: ServerHttp2Stream, route: UnaryRoute, deadline: number | undefined, headers: IncomingHttpHeaders): void {
     const reply = new Unary(stream, new MessageReader(this.#maxBytes), headers, Date.now(), deadline);
-    // What this call holds of an unfinished message, counted in #buffered until released.
-    let held = 0;
-    const release = (): void => {
-      this.#buffered -= held;
-      held = 0;
-    };
+    const release = (): void => this.#release(reply);
     const give = (m: Buffer | ReadProblem): void => {
       this.#waiting.delete(reply);
       release();
@@ -317,10 +334,7 @@ export class GrpcH2Server {
       if (reader === undefined) return; // answered (or refused) already: the rest is read and dropped
       const got = reader.push(chunk);
       if (typeof got === 'string') return give(got);
-      // What the reader holds for an unfinished message: its chunks, each at what it costs (frames.ts).
-      this.#buffered += reader.held - held;
-      held = reader.held;
-      if (this.#buffered > MAX_BUFFERED_BYTES) return give('too_large');
+      if (!this.#charge(reply, reader)) return give('too_large');
       if (got.length === 0) {
         // Incomplete: bytes of a second message (the first is with the route) are one too many
         // already; otherwise the rest must come within the read timeout (the sweep) or the deadline.
@@ -351,12 +365,10 @@ export class GrpcH2Server {
     const call = new EventEmitter() as BidiCall;
     let ended = false;
     let trailers: Record<string, string> = OK_TRAILERS;
-    // What this call holds of an unfinished message, counted in #buffered until released.
-    let held = 0;
+    const held: Held = { heldBytes: 0 };
     const unfinished: Unfinished = { since: 0, expire: () => fail(GRPC_STATUS.DEADLINE_EXCEEDED, `request message not complete within ${this.#readTimeoutMs} ms`) };
     const release = (): void => {
-      this.#buffered -= held;
-      held = 0;
+      this.#release(held);
       reader = undefined;
       this.#unfinished.delete(unfinished);
     };
@@ -383,9 +395,7 @@ export class GrpcH2Server {
       // grpc-js answers a declared length over its limit with RESOURCE_EXHAUSTED (stream-decoder.js).
       if (got === 'too_large') return fail(GRPC_STATUS.RESOURCE_EXHAUSTED, `received message larger than max (${this.#maxBytes})`);
       if (typeof got === 'string') return fail(GRPC_STATUS.INTERNAL, `unreadable request message (${got})`);
-      this.#buffered += reader.held - held;
-      held = reader.held;
-      if (this.#buffered > MAX_BUFFERED_BYTES) return fail(GRPC_STATUS.RESOURCE_EXHAUSTED, 'too many request bytes held unfinished');
+      if (!this.#charge(held, reader)) return fail(GRPC_STATUS.RESOURCE_EXHAUSTED, 'too many request bytes held unfinished');
       if (!reader.partial) this.#unfinished.delete(unfinished);
       else if (got.length > 0 || !this.#unfinished.has(unfinished)) {
         // A new message began: its own read timeout starts now.
