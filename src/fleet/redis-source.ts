@@ -332,10 +332,6 @@ export class RedisRevocationSource implements RevocationSource {
       // from there, applied twice at worst, never missed; and the count lets the follower tell a
       // trimmed gap from a quiet log (trimmedUnread). Not a MULTI: Redis at maxmemory under
       // noeviction refuses a MULTI even of reads, and every gate would then stop syncing.
-      const noLog = (caught: unknown): null => {
-        if (isErrorReply(caught) && /no such key/i.test((caught as Error).message)) return null;
-        throw caught;
-      };
       const pageTimeout = Math.max(PAGE_TIMEOUT_MS, this.#o.commandTimeoutMs);
       const scan = async (cursor: string): Promise<ScanPage> => scanPageOf(await withDeadline(client.sendCommand(['ZSCAN', keys.live, cursor, 'COUNT', String(SCAN_COUNT)]), pageTimeout, 'ZSCAN'));
       // A user without +zscan (the ACL before 2026-12-06 night): the whole set in one ZRANGE, as before.
@@ -343,8 +339,7 @@ export class RedisRevocationSource implements RevocationSource {
         if (isErrorReply(caught) && /NOPERM/i.test((caught as Error).message)) return null;
         throw caught;
       };
-      const [rawInfo, scanned] = await withDeadline(Promise.all([client.sendCommand(['XINFO', 'STREAM', keys.log]).catch(noLog), scan('0').catch(noScan)]), pageTimeout, 'resync');
-      const log = rawInfo === null ? undefined : parseStreamInfo(rawInfo);
+      const [log, scanned] = await Promise.all([this.#logInfo(client, pageTimeout), scan('0').catch(noScan)]);
       load.lastId = log?.lastGeneratedId ?? '0-0';
       let first = scanned;
       if (first === null) {
@@ -460,15 +455,11 @@ export class RedisRevocationSource implements RevocationSource {
       // The follower's own check, for the load's reads: records trimmed before they were read are
       // gone from the log, and ZSCAN need not return members added during it (a re-probe's reading:
       // reads that fell 30 s behind in a long load under a burst would skip them unnoticed).
-      const info = await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), timeoutMs, 'XINFO STREAM').catch((caught: unknown) => {
-        if (isErrorReply(caught) && /no such key/i.test((caught as Error).message)) return null;
-        throw caught;
-      });
-      const gap = info === null ? undefined : trimmedUnread(parseStreamInfo(info), before);
+      const info = await this.#logInfo(client, timeoutMs);
+      const gap = info === undefined ? undefined : trimmedUnread(info, before);
       if (gap !== undefined) throw new LoadGapError(`${gap}, during the load`);
     };
   }
-
 
   /**
    * Why the live set holds fewer entries than this gate (FLUSHALL, a restart without persistence,
@@ -533,7 +524,6 @@ export class RedisRevocationSource implements RevocationSource {
     }
   }
 
-  /** Why the log is not the one read so far (XINFO STREAM), or undefined. Other error replies throw. */
   /** Why this gate cannot follow on from where it stood on a new connection (the log reset, or records trimmed unread), or undefined. */
   async #cannotFollowOn(client: RedisClient): Promise<string | undefined> {
     const info = await this.#logInfo(client);
@@ -553,15 +543,16 @@ export class RedisRevocationSource implements RevocationSource {
   }
 
   /** XINFO STREAM of the change log, or undefined when there is no log. */
-  async #logInfo(client: RedisClient): Promise<StreamInfo | undefined> {
+  async #logInfo(client: RedisClient, timeoutMs = this.#o.commandTimeoutMs): Promise<StreamInfo | undefined> {
     try {
-      return parseStreamInfo(await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), this.#o.commandTimeoutMs, 'XINFO STREAM'));
+      return parseStreamInfo(await withDeadline(client.sendCommand(['XINFO', 'STREAM', this.#o.keys.log]), timeoutMs, 'XINFO STREAM'));
     } catch (caught) {
       if (isErrorReply(caught) && /no such key/i.test((caught as Error).message)) return undefined;
       throw caught;
     }
   }
 
+  /** Why the log is not the one read so far (XINFO STREAM), or undefined. Other error replies throw. */
   async #resetReason(client: RedisClient): Promise<string | undefined> {
     const info = await this.#logInfo(client);
     const why = resetReason(info, this.#lastId, this.#seenAdded) ?? (info === undefined ? undefined : trimmedUnread(info, this.#position()));
@@ -600,19 +591,24 @@ export class RedisRevocationSource implements RevocationSource {
 async function keepHeld(index: RevocationIndex, held: RevocationIndex, cutoff: number, between: () => Promise<void>): Promise<{ missing: RevocationEntry[]; held: number }> {
   const missing: RevocationEntry[] = [];
   let count = 0;
-  const live = (e: RevocationEntry): boolean => e.exp === undefined || e.exp >= cutoff;
+  const unexpired = (e: RevocationEntry): boolean => e.exp === undefined || e.exp >= cutoff;
   // Only entries someone wrote can be missing from Redis; cut-offs the index merged are kept, not written back.
   await eachSliced(
     held.entries(false),
     (e) => {
-      if (!live(e)) return;
+      if (!unexpired(e)) return;
       count++;
       if (!index.covers(e)) missing.push(e);
     },
     between,
   );
-  // add also keeps the later of two exps
-  await eachSliced(held.entries(), (e) => live(e) && index.add(e), between);
+  await eachSliced(
+    held.entries(),
+    (e) => {
+      if (unexpired(e)) index.add(e); // add also keeps the later of two exps
+    },
+    between,
+  );
   return { missing, held: count };
 }
 

@@ -87,7 +87,7 @@ export function trimmedUnread(info: StreamInfo, at: FollowPosition): string | un
   const { entriesAdded, length, firstId } = info;
   if (entriesAdded === undefined || length === undefined || firstId === undefined || at.addedAtLoad === undefined) return undefined;
   // Fewer records ever added than this gate saw added: another log (deleted and recreated, maybe
-  // during a load, whose records the load's pages had already passed: a re-probe lost one that way).
+  // during a load whose scan did not return the record it carried: a re-probe lost one that way).
   if (entriesAdded < at.addedAtLoad + at.readSinceLoad) return `the log's entries-added ${entriesAdded} is below the ${at.addedAtLoad + at.readSinceLoad} records this gate saw added (the log was recreated)`;
   if (length > 0 && compareIds(firstId, at.lastId) <= 0) return undefined;
   const unread = entriesAdded - at.addedAtLoad - at.readSinceLoad;
