@@ -20,15 +20,16 @@ function statOrUndefined(path: string): Stats | undefined {
 
 /**
  * `key: problem` when `path` cannot be a file this process appends to: it exists and is not a regular
- * file, or is not writable; or it does not exist and its directory cannot hold it — missing (unless
+ * file (with `streams`, nor a pipe or character device), or is not writable; or it does not exist and its directory cannot hold it — missing (unless
  * `makeDirs`: then the nearest existing ancestor must be a writable directory) or not a directory.
  */
-export function appendableFileProblem(key: string, path: string, makeDirs: boolean): string | undefined {
+export function appendableFileProblem(key: string, path: string, makeDirs: boolean, streams = false): string | undefined {
   try {
     const full = resolve(path);
     const st = statOrUndefined(full);
     if (st !== undefined) {
-      if (!st.isFile()) return `${key}: ${path} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}; expected a file to append to`;
+      const writable = st.isFile() || (streams && (st.isFIFO() || st.isCharacterDevice()));
+      if (!writable) return `${key}: ${path} is ${st.isDirectory() ? 'a directory' : streams ? 'not a regular file, a pipe or a character device' : 'not a regular file'}; expected a file to append to`;
       accessSync(full, constants.W_OK);
       return undefined;
     }
@@ -48,8 +49,12 @@ export function appendableFileProblem(key: string, path: string, makeDirs: boole
   }
 }
 
-/** `log.destination`: stdout and stderr always work; a file path is created with its directories (logger.ts). */
+/**
+ * `log.destination`: stdout and stderr always work; a file path is created with its directories
+ * (logger.ts). A named pipe to a log shipper, `/dev/stdout` in a container or `/dev/null` are what
+ * operators write too, so they pass (the audit chain reads back only a regular file).
+ */
 export function logDestinationProblem(destination: string): string | undefined {
   if (destination === 'stdout' || destination === 'stderr') return undefined;
-  return appendableFileProblem('log.destination', destination, true);
+  return appendableFileProblem('log.destination', destination, true, true);
 }

@@ -87,6 +87,7 @@ export class AuditChain {
   async start(): Promise<void> {
     const o = this.#o;
     const file = o.destination === 'stdout' || o.destination === 'stderr' ? undefined : o.destination;
+    // undefined: nothing to read back (stdout, stderr, a pipe or a device).
     const tail = file === undefined ? undefined : await readChainTail(file, o.chain);
     // End the torn line, never glue ours to it; chain_start says so, since verify refuses a line that
     // reads as an audit line but is not one unless the gate's own next line owns up to ending it.
@@ -99,7 +100,7 @@ export class AuditChain {
       this.#prev = tail.last.hash;
       o.emit({ event: 'chain_start', start: 'continued', after_seq: tail.last.seq, ...run, ...ended });
     } else {
-      const why = file === undefined ? `destination ${o.destination} cannot be read back` : tail?.empty === true ? 'the file was empty' : 'no line of this chain found in the file';
+      const why = tail === undefined ? `destination ${o.destination} cannot be read back` : tail?.empty === true ? 'the file was empty' : 'no line of this chain found in the file';
       o.emit({ event: 'chain_start', start: 'new', why, ...run, ...ended });
     }
     if (o.signer !== undefined) {

@@ -4,7 +4,7 @@
  * gigabytes. Other log lines and other chains (cluster workers share the file) are skipped.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 
 const BLOCK = 256 * 1024;
 /** How far back to look before giving up and starting a new chain. */
@@ -39,9 +39,14 @@ function chainLine(bytes: Buffer, chain: string | undefined): ChainTail | undefi
   return { seq: v.seq as number, hash: createHash('sha256').update(bytes).digest('hex') };
 }
 
-export async function readChainTail(file: string, chain: string | undefined): Promise<TailInfo> {
+/**
+ * Undefined when `file` is a pipe or a device (`/dev/stdout`, a log shipper's FIFO): those cannot be
+ * read back, and opening a FIFO to read would wait for a writer.
+ */
+export async function readChainTail(file: string, chain: string | undefined): Promise<TailInfo | undefined> {
   let fh;
   try {
+    if (!(await stat(file)).isFile()) return undefined;
     fh = await open(file, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { last: undefined, endsWithNewline: true, empty: true };

@@ -6,15 +6,18 @@
  * checkpoint — at the right line. Bad input (lines that are not JSON, a torn last line) is
  * reported without a crash.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalCheckpoint } from '../../src/observability/audit-checkpoint.ts';
-import { chainIdx, killAll, load, parse, serveToFile, stop } from '../fixtures/audit-gate.ts';
+import { chainIdx, children, killAll, load, parse, serveToFile, stop } from '../fixtures/audit-gate.ts';
 import { runCli } from '../fixtures/cli.ts';
-import { startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
+import { CLI, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 let dir: string;
@@ -290,6 +293,36 @@ describe('restarts and workers', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`NOT VOUCHED: ${log}:${lines.length + 1}: a torn line`);
     expect(r.stdout).not.toContain('BROKEN');
+  });
+
+  it('case=a named pipe as log.destination (a log shipper): the gate starts without waiting on it, the chain starts new, the piped lines verify', async () => {
+    const fifo = join(dir, 'shipper.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const config = await variant('fifo', (c) => {
+      c.log.destination = './shipper.fifo';
+    });
+    const child = spawn(process.execPath, [CLI, 'serve', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.push(child);
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    // The shipper: whatever the gate writes to the pipe.
+    const shipper = createReadStream(fifo, { encoding: 'utf8' });
+    let text = '';
+    shipper.on('data', (d) => (text += d));
+    const until = Date.now() + 20_000;
+    while (!text.includes('"jitgate started"')) {
+      if (child.exitCode !== null || Date.now() > until) throw new Error(`gate did not start: ${err}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const url = parse(text.split('\n').find((l) => l.includes('"jitgate started"'))!)!.proxy as string;
+    await load(url, token, 50);
+    const ended = once(shipper, 'end');
+    expect(await stop(child)).toBe(0);
+    await ended;
+    const ls = text.trimEnd().split('\n');
+    expect(ls.map(parse).find((v) => v?.event === 'chain_start')).toMatchObject({ start: 'new', why: `destination ${fifo} cannot be read back` });
+    expect(chainIdx(ls).length).toBeGreaterThan(40);
+    expect((await verify('from-fifo.log', ls, true)).code).toBe(0);
   });
 
   it('case=workers: 2 share one file, each with its own chain (w1, w2), both verify', async () => {

@@ -2,8 +2,11 @@
  * `jitgate check-config -c FILE` as an operator runs it: exit 0 and a one-line summary for a good
  * file; exit 1 with `key.path: problem` lines (no stack trace) for a bad one; 2 for usage errors.
  */
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
 import { rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from '../fixtures/cli.ts';
@@ -99,6 +102,34 @@ describe('jitgate check-config', () => {
     const asDir = await config((c) => (c.log = { level: 'info', destination: '.' }));
     const dirServed = await runCli(['serve', '-c', asDir.file]);
     expect([dirServed.code, dirServed.stderr]).toEqual([1, `jitgate serve: log.destination: ${asDir.dir} is a directory; expected a file to append to\n`]);
+  });
+
+  it('case=log.destination a device, a named pipe or a socket → /dev/null and a pipe pass (a log shipper, /dev/stdout), a socket is refused by name', async () => {
+    const devNull = await config((c) => (c.log = { level: 'info', destination: '/dev/null' }));
+    const ok = await run(['-c', devNull.file]);
+    expect([ok.code, ok.stderr]).toEqual([0, '']);
+    const fifo = join(devNull.dir, 'shipper.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const piped = await config((c) => (c.log = { level: 'info', destination: fifo }));
+    expect((await run(['-c', piped.file])).code).toBe(0);
+    // A socket cannot be opened as a file: one line naming the key, from check-config and from serve.
+    const sock = join(devNull.dir, 'log.sock');
+    const server = createServer().listen(sock);
+    await once(server, 'listening');
+    try {
+      const bad = await config((c) => (c.log = { level: 'info', destination: sock }));
+      const message = `log.destination: ${sock} is not a regular file, a pipe or a character device; expected a file to append to`;
+      const r = await run(['-c', bad.file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(message);
+      const served = await runCli(['serve', '-c', bad.file]);
+      expect([served.code, served.stderr]).toEqual([1, `jitgate serve: ${message}\n`]);
+      await rm(bad.dir, { recursive: true, force: true });
+    } finally {
+      server.close();
+      await rm(devNull.dir, { recursive: true, force: true });
+      await rm(piped.dir, { recursive: true, force: true });
+    }
   });
 
   it.each([

@@ -3,6 +3,7 @@
  * 256 KiB blocks, past other lines and other workers' chains, across block boundaries, and never
  * taking a torn last line for a chain line.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -47,16 +48,16 @@ describe('readChainTail', () => {
     const last = chainLine(7);
     // The file's last BLOCK bytes start 100 bytes into `last`.
     const f = await file('straddle.log', `${chainLine(6)}\n${last}\n${filler(BLOCK - last.length - 1 + 100)}`);
-    expect((await readChainTail(f, undefined)).last).toEqual({ seq: 7, hash: sha(last) });
+    expect((await readChainTail(f, undefined))!.last).toEqual({ seq: 7, hash: sha(last) });
   });
 
   it('case=other chains (cluster workers) are skipped; each worker finds its own', async () => {
     const w1 = chainLine(10, 'w1');
     const w2 = chainLine(3, 'w2');
     const f = await file('workers.log', `${w1}\n${w2}\n${chainLine(11, 'w3')}\n`);
-    expect((await readChainTail(f, 'w1')).last).toEqual({ seq: 10, hash: sha(w1) });
-    expect((await readChainTail(f, 'w2')).last).toEqual({ seq: 3, hash: sha(w2) });
-    expect((await readChainTail(f, undefined)).last).toBeUndefined();
+    expect((await readChainTail(f, 'w1'))!.last).toEqual({ seq: 10, hash: sha(w1) });
+    expect((await readChainTail(f, 'w2'))!.last).toEqual({ seq: 3, hash: sha(w2) });
+    expect((await readChainTail(f, undefined))!.last).toBeUndefined();
   });
 
   it('case=a torn last line is not a chain line; the one before it is', async () => {
@@ -68,6 +69,13 @@ describe('readChainTail', () => {
   it('case=missing and empty files start a new chain', async () => {
     expect(await readChainTail(join(dir, 'none.log'), undefined)).toEqual({ last: undefined, endsWithNewline: true, empty: true });
     expect(await readChainTail(await file('empty.log', ''), undefined)).toEqual({ last: undefined, endsWithNewline: true, empty: true });
-    expect((await readChainTail(await file('plain.log', '{"msg":"hi"}\nnot json\n'), undefined)).last).toBeUndefined();
+    expect((await readChainTail(await file('plain.log', '{"msg":"hi"}\nnot json\n'), undefined))!.last).toBeUndefined();
+  });
+
+  it('case=a named pipe or a device cannot be read back → undefined, without waiting for a writer', async () => {
+    const fifo = join(dir, 'shipper.fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(await readChainTail(fifo, undefined)).toBeUndefined();
+    expect(await readChainTail('/dev/null', undefined)).toBeUndefined();
   });
 });
