@@ -23,7 +23,11 @@ import type { IssuerKeys, KeyState } from './issuer-keys.ts';
 import { fetchJwks } from './jwks-fetch.ts';
 import { importJwks, KeySet, type KeyEntry } from './key-set.ts';
 
-/** After a failed fetch, retry sooner than the success interval, but at most this late. */
+/**
+ * After a failed fetch, retry sooner than the success interval, but at most this late; each retry
+ * waits a random 50–100 % of that, so a fleet that lost its issuer at one moment (an outage, a
+ * deploy that started every gate at once) does not come back to it in step.
+ */
 export const FAILURE_RETRY_MAX_MS = 10_000;
 
 /** Imported keys remembered per issuer beyond the current set (bounded: an issuer cannot grow it). */
@@ -53,6 +57,8 @@ export interface JwksRefreshInfo {
 
 export interface RemoteKeysOptions {
   readonly clock?: Clock;
+  /** [0, 1), for the retry jitter; Math.random unless a test pins it. */
+  readonly random?: () => number;
   readonly onRefresh?: (info: JwksRefreshInfo) => void;
 }
 
@@ -62,6 +68,7 @@ export class RemoteIssuerKeys implements IssuerKeys {
   readonly #url: string;
   readonly #clock: Clock;
   readonly #onRefresh: ((info: JwksRefreshInfo) => void) | undefined;
+  readonly #random: () => number;
   #set: KeySet | undefined;
   readonly #imported = new LRUCache<string, KeyEntry>({ max: IMPORTED_KEYS_KEPT });
   #etag: string | undefined;
@@ -85,6 +92,7 @@ export class RemoteIssuerKeys implements IssuerKeys {
     this.#url = config.jwks_uri;
     this.#clock = options.clock ?? systemClock;
     this.#onRefresh = options.onRefresh;
+    this.#random = options.random ?? Math.random;
   }
 
   /** Makes the first fetch and resolves when it settled; a failure leaves the state 'loading' (not ready) and retries. */
@@ -250,7 +258,9 @@ export class RemoteIssuerKeys implements IssuerKeys {
   #schedule(succeeded: boolean, maxAgeMs: number | undefined): number {
     const refresh = this.#config.jwks_refresh;
     const min = Math.min(this.#config.jwks_refresh_min, refresh);
-    const delay = succeeded ? Math.min(refresh, Math.max(min, maxAgeMs ?? refresh)) : Math.min(refresh, FAILURE_RETRY_MAX_MS);
+    const delay = succeeded
+      ? Math.min(refresh, Math.max(min, maxAgeMs ?? refresh))
+      : Math.ceil(Math.min(refresh, FAILURE_RETRY_MAX_MS) * (0.5 + 0.5 * this.#random()));
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#stopped) return delay;

@@ -42,11 +42,11 @@ function issuer(url: string, o: Partial<IssuerConfig> = {}): IssuerConfig {
   } as IssuerConfig;
 }
 
-async function setup(o: Partial<IssuerConfig> = {}, clock?: FixedClock) {
+async function setup(o: Partial<IssuerConfig> = {}, clock?: FixedClock, random?: () => number) {
   const server = await new JwksServer().start();
   server.doc = jwksOf(k1);
   const infos: JwksRefreshInfo[] = [];
-  const keys = new RemoteIssuerKeys(issuer(server.url, o), { clock, onRefresh: (i) => infos.push(i) });
+  const keys = new RemoteIssuerKeys(issuer(server.url, o), { clock, random, onRefresh: (i) => infos.push(i) });
   cleanup.push(() => server.stop(), () => keys.stop());
   /**
    * Resolves with the next refresh report matching `pred` (default: any). Reports of a fetch that
@@ -78,7 +78,9 @@ describe('loading', () => {
     server.mode = 'error';
     await keys.start();
     expect(keys.state(Date.now())).toBe('loading');
-    expect(infos[0]).toMatchObject({ cause: 'start', result: 'error', nextInMs: 100 });
+    expect(infos[0]).toMatchObject({ cause: 'start', result: 'error' });
+    expect(infos[0]!.nextInMs).toBeGreaterThanOrEqual(50);
+    expect(infos[0]!.nextInMs).toBeLessThanOrEqual(100);
     server.mode = 'ok';
     await until(() => keys.state(Date.now()) === 'ready', 3_000, 'recovery');
   });
@@ -144,9 +146,33 @@ describe('refresh', () => {
       expect(infos.at(-1)).toMatchObject({ result: 'ok', nextInMs: expected });
     }
     server.mode = 'error';
-    keys.stop();
-    await keys.start();
-    expect(infos.at(-1)).toMatchObject({ result: 'error', nextInMs: 10_000 });
+    // A failure retries after 50–100 % of min(jwks_refresh, 10 s), at random: gates that failed together
+    // come back apart.
+    const retries = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      keys.stop();
+      await keys.start();
+      expect(infos.at(-1)).toMatchObject({ result: 'error' });
+      const next = infos.at(-1)!.nextInMs;
+      expect(next).toBeGreaterThanOrEqual(5_000);
+      expect(next).toBeLessThanOrEqual(10_000);
+      retries.add(next);
+    }
+    expect(retries.size).toBeGreaterThan(10);
+  });
+
+  it('the retry jitter spans 50–100 % of the retry interval', async () => {
+    for (const [r, expected] of [
+      [0, 5_000],
+      [0.5, 7_500],
+      [0.999999, 10_000],
+    ] as const) {
+      const { keys, server, infos } = await setup({}, undefined, () => r);
+      server.mode = 'error';
+      await keys.start();
+      keys.stop();
+      expect(infos.at(-1)).toMatchObject({ result: 'error', nextInMs: expected });
+    }
   });
 
   it('stop() clears the timer: no request after it', async () => {
