@@ -7,7 +7,8 @@
  * - `revocation.file` (through the same guard as a polled change: a refused text keeps the list);
  * - `revocation.url` is synced at once.
  * The config file itself is not re-read: listeners, issuers and limits change with a restart
- * (a rolling one, SIGTERM drains). This build terminates no TLS, so there are no TLS files.
+ * (a rolling one, SIGTERM drains). TLS certificate and CA files are not read here: each TLS block
+ * polls its own files every `reload_interval` (1 s by default; transports/tls/file-reload.ts).
  */
 import type { Logger } from 'pino';
 import type { Gate } from './gate.ts';
