@@ -26,7 +26,10 @@ export interface AuditRecord {
   /** The status jitgate answered or the upstream returned. */
   readonly status: number;
   readonly latencyMs: number;
-  /** A proxy-only outcome that overrides the decision's reason (upstream_unreachable, upstream_tls, upstream_timeout). */
+  /**
+   * What became of the answer, overriding the decision's reason: the proxy's upstream_unreachable,
+   * upstream_tls, upstream_timeout; ext_authz gRPC's deadline_exceeded (decided after the call's deadline).
+   */
   readonly outcome?: string;
   /** The client's address as this transport knows it (the TCP peer; Envoy's source address for gRPC). */
   readonly client?: string;

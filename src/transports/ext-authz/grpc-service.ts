@@ -77,9 +77,16 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
       httpStatus = 503;
     }
     // Audited and counted only when this answer is what the client got: a call already refused (a
-    // second message) or past its deadline has its one line already, or none (a review found two
-    // contradictory lines for one call).
-    if (!reply.okFramed(bytes)) return;
+    // second message) has its one line already (a review found two contradictory lines for one call).
+    if (!reply.okFramed(bytes)) {
+      // The deadline answered first and Envoy applied its own failure mode; the decision was still
+      // taken, so it gets its line, marked as never delivered (not counted as an answer).
+      if (reply.expired) {
+        const latencyMs = Number(process.hrtime.bigint() - startNs) / 1e6;
+        ctx.audit.record({ transport: 'ext_authz_grpc', method, decision, status: 504, latencyMs, client, outcome: 'deadline_exceeded' });
+      }
+      return;
+    }
     // Envoy sends its own trace context in the call's headers (not in the checked request's headers).
     observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs, client, ctx.tracer === undefined || headers === undefined ? undefined : h2Carrier(headers));
   };

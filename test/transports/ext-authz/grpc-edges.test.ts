@@ -175,6 +175,8 @@ describe('CheckRequests that cannot be read: an OK RPC with a 400 denial, never 
 });
 
 /** A request without a token, as the held decisions below finally decide it (401). */
+/** Refusals for a missing token counted on the gRPC listener. */
+const missingToken = (): Promise<number> => decisions(h.ctx.metrics, 'ext_authz_grpc', 'missing_token');
 const NO_TOKEN = { method: 'GET', target: '/orders/42', authorization: undefined, authorizationCount: 0, dpop: undefined, dpopCount: 0, methodOverride: false };
 
 /** Runs `test` with the gate's decisions held (a signature on the pool, say) until it calls `release`. */
@@ -191,16 +193,22 @@ async function withHeldDecision(test: (release: () => void) => Promise<void>): P
 }
 
 describe('gRPC protocol answers', () => {
-  it('grpc-timeout: a decision still pending at the deadline gets DEADLINE_EXCEEDED, and the late decision is dropped', () =>
+  it('grpc-timeout: a decision still pending at the deadline gets DEADLINE_EXCEEDED; the late decision is audited as deadline_exceeded, not counted', () =>
     withHeldDecision(async (release) => {
       const body = encode(checkRequest('GET', '/orders/42', { authorization: 'Bearer x.y.z' }));
+      const [auditBefore, countedBefore] = [h.audit.length, await missingToken()];
       const started = Date.now();
       const a = await raw(CHECK, [prefixed(body)], { 'grpc-timeout': '150m' });
       expect(Date.now() - started).toBeGreaterThanOrEqual(140);
       expect(a.status).toBe(200);
       expect(a.headers['grpc-status']).toBe('4');
       expect(a.body.length).toBe(0);
+      expect(h.audit.length).toBe(auditBefore);
       release();
+      await new Promise((r) => setImmediate(r));
+      // One line for the decision nobody received: what it was, and that the deadline answered instead.
+      expect(h.audit.slice(auditBefore)).toEqual([expect.objectContaining({ transport: 'ext_authz_grpc', decision: 'deny', reason: 'deadline_exceeded', status: 504, method: 'GET' })]);
+      expect(await missingToken()).toBe(countedBefore);
     }));
 
   it('a cached decision answers well within a short grpc-timeout', async () => {

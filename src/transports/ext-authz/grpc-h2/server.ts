@@ -30,6 +30,8 @@ export interface UnaryReply {
   /** `ok` for a message already framed (frames.ts `frame`): answers kept and sent again and again. */
   okFramed(framed: Buffer): boolean;
   error(code: number, message: string): boolean;
+  /** The call's deadline answered it (DEADLINE_EXCEEDED) before anything else did. */
+  readonly expired: boolean;
 }
 
 export interface UnaryRoute {
@@ -133,6 +135,7 @@ class Unary implements UnaryReply, Held {
   refuse: (problem: ReadProblem) => void = ignore;
   /** Called once when the call is answered or abandoned. */
   onFinish: (() => void) | undefined;
+  expired = false;
 
   constructor(stream: ServerHttp2Stream, reader: MessageReader, headers: IncomingHttpHeaders, openedAt: number, deadline: number | undefined) {
     this.#stream = stream;
@@ -168,6 +171,7 @@ class Unary implements UnaryReply, Held {
 
   error(code: number, message: string): boolean {
     if (this.done) return false;
+    this.expired = code === GRPC_STATUS.DEADLINE_EXCEEDED;
     this.#finish();
     return trailersOnly(this.#stream, code, message);
   }
