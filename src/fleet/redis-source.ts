@@ -210,7 +210,7 @@ export class RedisRevocationSource implements RevocationSource {
     const first = new Promise<void>((resolve) => (this.#firstSync = resolve));
     await this.#link.connect();
     await first;
-    this.#prune = setInterval(() => this.#index.prune(this.#clock.nowMs() / 1000 - this.#o.toleranceSec), PRUNE_EVERY_MS);
+    this.#prune = setInterval(() => void this.#index.prune(this.#clock.nowMs() / 1000 - this.#o.toleranceSec), PRUNE_EVERY_MS);
     this.#prune.unref();
   }
 
@@ -470,7 +470,7 @@ export class RedisRevocationSource implements RevocationSource {
    */
   async #lossReason(client: RedisClient): Promise<string | undefined> {
     const floor = Math.floor(this.#clock.nowMs() / 1000) - this.#o.toleranceSec + LOSS_SLACK_S;
-    const held = this.#index.countExpiringAfter(floor);
+    const held = await this.#index.countExpiringAfter(floor);
     // Redis refused the last write-back (maxmemory, read-only): reloading every 5 s would not help,
     // and /readyz already names the missing entries; look again once this quiet time has passed.
     if (held === 0 || performance.now() < this.#lossQuietUntil) return undefined;

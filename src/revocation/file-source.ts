@@ -160,7 +160,7 @@ export class FileRevocationSource implements RevocationSource {
       return;
     }
     const index = await RevocationIndex.of(verdict.entries);
-    index.prune(Date.now() / 1000, this.#retainMs);
+    await index.prune(Date.now() / 1000, this.#retainMs);
     if (index.size < this.#index.size && !this.#shrinkConfirmed(version)) return;
     this.#shrink = undefined;
     this.#index = index;

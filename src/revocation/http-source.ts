@@ -145,7 +145,7 @@ export class HttpRevocationSource implements RevocationSource {
         const { entries, errors } = verdict;
         lineErrors = errors;
         const index = await RevocationIndex.of(entries);
-        index.prune(askedAt / 1000, this.#o.retainMs ?? 0);
+        await index.prune(askedAt / 1000, this.#o.retainMs ?? 0);
         if (seq < this.#appliedSeq) result = 'superseded';
         else {
           this.#index = index;
@@ -178,7 +178,7 @@ export class HttpRevocationSource implements RevocationSource {
   #maybePrune(nowMs: number): void {
     if (nowMs - this.#lastPruneAt < PRUNE_EVERY_MS) return;
     this.#lastPruneAt = nowMs;
-    this.#index.prune(nowMs / 1000, this.#o.retainMs ?? 0);
+    void this.#index.prune(nowMs / 1000, this.#o.retainMs ?? 0);
   }
 
   #schedule(delayMs: number): void {

@@ -79,7 +79,7 @@ export class JournalFollowerSource implements RevocationSource {
         }
       };
       this.#channel.on('message', this.#listener);
-      this.#timer = setInterval(() => this.#index.prune(this.#clock.nowMs() / 1000, this.#o.retainMs ?? 0), PRUNE_EVERY_MS);
+      this.#timer = setInterval(() => void this.#index.prune(this.#clock.nowMs() / 1000, this.#o.retainMs ?? 0), PRUNE_EVERY_MS);
       this.#timer.unref();
       this.#channel.send({ type: 'jitgate:revocations-sync' });
     });

@@ -91,7 +91,7 @@ export class JournalRevocationSource implements RevocationSource {
     }
     this.#index = new RevocationIndex(live);
     this.#open = true;
-    this.#timer = setInterval(() => this.#index.prune(this.#clock.nowMs() / 1000, retainMs), PRUNE_EVERY_MS);
+    this.#timer = setInterval(() => void this.#index.prune(this.#clock.nowMs() / 1000, retainMs), PRUNE_EVERY_MS);
     this.#timer.unref();
     this.#o.onReplay?.({
       source: this.name,

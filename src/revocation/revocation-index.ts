@@ -24,6 +24,8 @@ export class RevocationIndex {
   readonly #txn = new Map<string, number>();
   /** sub → its cut-offs, `before` ascending and `exp` descending; the last revokes the most. */
   readonly #sub = new Map<string, Cutoff[]>();
+  /** Cut-offs of all subjects together, kept as they change: `size` is read per scrape and reload. */
+  #cutoffs = 0;
 
   constructor(entries: Iterable<RevocationEntry> = []) {
     for (const e of entries) this.add(e);
@@ -47,8 +49,14 @@ export class RevocationIndex {
         break;
       case 'sub': {
         const cuts = this.#sub.get(e.sub);
-        if (cuts === undefined) this.#sub.set(e.sub, [{ before: e.before, exp }]);
-        else addCutoff(cuts, e.before, exp);
+        if (cuts === undefined) {
+          this.#sub.set(e.sub, [{ before: e.before, exp }]);
+          this.#cutoffs++;
+        } else {
+          const had = cuts.length;
+          addCutoff(cuts, e.before, exp);
+          this.#cutoffs += cuts.length - had;
+        }
         break;
       }
     }
@@ -76,21 +84,28 @@ export class RevocationIndex {
 
   /**
    * Drops entries whose `exp` plus `retainMs` has passed: the tokens they revoke are then refused
-   * as expired anyway. `retainMs` is the largest issuer clock tolerance (retention.ts).
+   * as expired anyway. `retainMs` is the largest issuer clock tolerance (retention.ts). Walked in
+   * slices (slices.ts): the periodic prune of a million entries held the event loop 14–80 ms.
+   * Entries added meanwhile are visited or not; either is right (a new entry is not expired).
    */
-  prune(nowSec: number, retainMs = 0): number {
+  async prune(nowSec: number, retainMs = 0): Promise<number> {
     const cutoff = nowSec - retainMs / 1000;
     let removed = 0;
     for (const map of [this.#jti, this.#txn]) {
-      for (const [k, exp] of map) if (exp < cutoff) (map.delete(k), removed++);
+      await eachSliced(map, ([k, exp]) => {
+        if (exp < cutoff) (map.delete(k), removed++);
+      });
     }
-    for (const [k, cuts] of this.#sub) {
-      const kept = cuts.filter((c) => c.exp >= cutoff);
-      if (kept.length === cuts.length) continue;
-      removed += cuts.length - kept.length;
-      if (kept.length === 0) this.#sub.delete(k);
-      else this.#sub.set(k, kept);
-    }
+    await eachSliced(this.#sub, ([k, cuts]) => {
+      // `exp` descends along a subject's cut-offs, so the expired ones are the last: one look when none is.
+      if (cuts[cuts.length - 1]!.exp >= cutoff) return;
+      let keep = cuts.length - 1;
+      while (keep > 0 && cuts[keep - 1]!.exp < cutoff) keep--;
+      removed += cuts.length - keep;
+      this.#cutoffs -= cuts.length - keep;
+      if (keep === 0) this.#sub.delete(k);
+      else cuts.length = keep;
+    });
     return removed;
   }
 
@@ -107,19 +122,26 @@ export class RevocationIndex {
     for (const [sub, cuts] of this.#sub) for (const c of cuts) if (withMerged || c.merged !== true) yield { kind: 'sub', sub, before: c.before, exp: expOf(c.exp) };
   }
 
-  /** Entries whose exp is after `sec` (those without one included): what a store holding them all must hold at least. */
-  countExpiringAfter(sec: number): number {
+  /**
+   * Entries whose exp is after `sec` (those without one included): what a store holding them all
+   * must hold at least. In slices, as `prune` (8–15 ms per million entries in one go).
+   */
+  async countExpiringAfter(sec: number): Promise<number> {
     let n = 0;
-    for (const map of [this.#jti, this.#txn]) for (const exp of map.values()) if (exp > sec) n++;
-    for (const cuts of this.#sub.values()) for (const c of cuts) if (c.exp > sec) n++;
+    for (const map of [this.#jti, this.#txn]) {
+      await eachSliced(map.values(), (exp) => {
+        if (exp > sec) n++;
+      });
+    }
+    await eachSliced(this.#sub.values(), (cuts) => {
+      for (const c of cuts) if (c.exp > sec) n++;
+    });
     return n;
   }
 
   /** Entries held: one per jti and txn, one per cut-off of a subject. */
   get size(): number {
-    let n = this.#jti.size + this.#txn.size;
-    for (const cuts of this.#sub.values()) n += cuts.length;
-    return n;
+    return this.#jti.size + this.#txn.size + this.#cutoffs;
   }
 }
 

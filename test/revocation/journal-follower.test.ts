@@ -82,7 +82,7 @@ describe('JournalFollowerSource', () => {
 });
 
 describe('RevocationIndex.entries', () => {
-  it('gives back entries that rebuild an index deciding the same', () => {
+  it('gives back entries that rebuild an index deciding the same', async () => {
     const idx = new RevocationIndex([
       ...ENTRIES,
       { kind: 'jti', jti: 'j-1', exp: 5 }, // merged with the unbounded one: stays unbounded
@@ -100,8 +100,8 @@ describe('RevocationIndex.entries', () => {
       expect(copy.isRevoked(jti, sub, iat, txn)).toBe(idx.isRevoked(jti, sub, iat, txn));
     }
     // Far in the future only the unbounded entries survive a prune, in both.
-    idx.prune(4_100_000_000);
-    copy.prune(4_100_000_000);
+    await idx.prune(4_100_000_000);
+    await copy.prune(4_100_000_000);
     expect([...copy.entries()]).toEqual([...idx.entries()]);
     expect([...idx.entries()].map((e) => e.kind).sort()).toEqual(['jti', 'sub']);
   });
