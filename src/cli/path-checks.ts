@@ -20,8 +20,9 @@ function statOrUndefined(path: string): Stats | undefined {
 
 /**
  * `key: problem` when `path` cannot be a file this process appends to: it exists and is not a regular
- * file (with `streams`, nor a pipe or character device), or is not writable; or it does not exist and its directory cannot hold it — missing (unless
- * `makeDirs`: then the nearest existing ancestor must be a writable directory) or not a directory.
+ * file (with `streams`: nor a pipe or a character device), or is not writable; or it does not exist
+ * and its directory cannot hold it — missing (unless `makeDirs`: then the nearest existing ancestor
+ * must be a writable directory) or not a directory.
  */
 export function appendableFileProblem(key: string, path: string, makeDirs: boolean, streams = false): string | undefined {
   try {

@@ -100,7 +100,7 @@ export class AuditChain {
       this.#prev = tail.last.hash;
       o.emit({ event: 'chain_start', start: 'continued', after_seq: tail.last.seq, ...run, ...ended });
     } else {
-      const why = tail === undefined ? `destination ${o.destination} cannot be read back` : tail?.empty === true ? 'the file was empty' : 'no line of this chain found in the file';
+      const why = tail === undefined ? `destination ${o.destination} cannot be read back` : tail.empty ? 'the file was empty' : 'no line of this chain found in the file';
       o.emit({ event: 'chain_start', start: 'new', why, ...run, ...ended });
     }
     if (o.signer !== undefined) {
