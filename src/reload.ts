@@ -4,8 +4,9 @@
  * in-flight request with nothing logged; with this handler installed the process keeps serving
  * and re-reads, each part keeping what it has when the new data is unusable:
  * - every issuer's `jwks_file` (a file with no usable key leaves the current set in use);
- * - `revocation.file` (through the same guard as a polled change: a refused text keeps the list);
- * - `revocation.url` is synced at once.
+ * - `revocation.file` (through the same guard as a polled change: a refused text keeps the list,
+ *   a text that drops entries drops them once the file has stood still for a second);
+ * - `revocation.url` is synced at once (a sync that fails makes the reload `ok: false`).
  * The config file itself is not re-read: listeners, issuers and limits change with a restart
  * (a rolling one, SIGTERM drains). TLS certificate and CA files are not read here: each TLS block
  * polls its own files every `reload_interval` (1 s by default; transports/tls/file-reload.ts).
@@ -37,7 +38,16 @@ export async function reloadFiles(gate: Gate, metrics: Metrics, logger: Logger):
       if (s instanceof FileRevocationSource) {
         await s.reload(); // loaded/refused are logged and counted by the source's own events
         if (s.problem !== undefined) ok = false;
-      } else if (s instanceof HttpRevocationSource) await s.sync();
+        else if (s.pendingRemoval) log.info({ source: s.name }, 'the revocation file drops entries: they stay enforced until the file has stood still for 1 s');
+      } else if (s instanceof HttpRevocationSource) {
+        // sync() never rejects (a failure is the source's own event); a sync that did not land is a failed reload.
+        const before = s.lastSyncAt;
+        await s.sync();
+        if (s.lastSyncAt === before) {
+          ok = false;
+          log.error({ source: s.name }, 'revocation feed not synced on reload; keeping the last list');
+        }
+      }
     } catch (err) {
       ok = false;
       log.error({ source: s.name, err: (err as Error).message }, 'revocation reload failed; keeping the last good list');

@@ -8,13 +8,17 @@
  * file is also stat'ed before and after the read: a file that changed meanwhile was read while
  * being written, so it is not used and read again at the next poll; and a polled change is read
  * only once the file has been still for SETTLE_MS, so the pauses of an in-place rewrite are not
- * mistaken for its end. Writers should still write a
- * temp file and rename it over the list (docs/hardening-faults.md).
+ * mistaken for its end. A new text that drops any entry in force is a removal: what it adds is
+ * enforced at once, what it drops only once the same file has stood for SHRINK_CONFIRM_MS (a
+ * writer paused mid-rewrite leaves a clean prefix; a re-probe saw one with as many entries as the
+ * list applied at once, and a revoked token allowed for the 3 s of the pause). Writers should still
+ * write a temp file and rename it over the list (docs/hardening-faults.md).
  */
 import { readFile, stat } from 'node:fs/promises';
 import type { LineError } from './entries.ts';
 import { judgeReload, type RefusalReason } from './reload-guard.ts';
 import { RevocationIndex } from './revocation-index.ts';
+import { eachSliced } from './slices.ts';
 import type { RevocationSource } from './revocation-list.ts';
 import { StartupError } from '../errors.ts';
 import { fileVersion } from '../file-version.ts';
@@ -22,9 +26,10 @@ import { fileVersion } from '../file-version.ts';
 /** A changed file is read once it has not been modified for this long (see #check). */
 const SETTLE_MS = 100;
 /**
- * A reload that would leave fewer entries than are enforced is applied only when the same file (fileVersion) is
- * still there this long after it was first read: a writer starved between two writes of an in-place rewrite can
- * leave a prefix that ends at a line boundary and parses cleanly, and applying it would un-revoke the rest.
+ * A reload that drops entries in force is applied only when the same file (fileVersion) is still there this long
+ * after it was first read: a writer starved between two writes of an in-place rewrite can leave a prefix that ends
+ * at a line boundary and parses cleanly, and applying it would un-revoke the rest. Meanwhile the old and new lists
+ * are enforced together.
  */
 const SHRINK_CONFIRM_MS = 1_000;
 const START_ATTEMPTS = 5;
@@ -54,7 +59,7 @@ export class FileRevocationSource implements RevocationSource {
   #timer: NodeJS.Timeout | undefined;
   /** fileVersion of the file as last read ('' before the first read, or to read it again). */
   #version = '';
-  /** A shrinking version of the file waiting for confirmation (SHRINK_CONFIRM_MS). */
+  /** A version of the file that drops entries, waiting for confirmation (SHRINK_CONFIRM_MS). */
   #shrink: { version: string; at: number } | undefined;
   #problem: string | undefined;
   #lastRefusal: RefusalReason | undefined;
@@ -74,7 +79,12 @@ export class FileRevocationSource implements RevocationSource {
     return this.#index;
   }
 
-  /** Why the last reload was refused (for /readyz), until a reload succeeds again. */
+  /** Removals waiting for their file to stand still (the old list is still enforced beside the new). */
+  get pendingRemoval(): boolean {
+    return this.#shrink !== undefined;
+  }
+
+  /** Why the last reload was refused or the file could not be read (for /readyz), until a reload succeeds again. */
   get problem(): string | undefined {
     return this.#problem;
   }
@@ -123,8 +133,12 @@ export class FileRevocationSource implements RevocationSource {
       }
       await this.reload();
     } catch (err) {
-      // Keep the last good index: a missing or unreadable file never un-revokes anything.
-      this.#events.failed?.(err as Error);
+      // Keep the last good index: a missing or unreadable file never un-revokes anything. Shown in
+      // /readyz as a refused text is (a re-probe deleted the file: only a log line said so).
+      const e = err as NodeJS.ErrnoException;
+      this.#problem = `revocation source ${this.name}: the file cannot be read (${e.code ?? e.message}); keeping the last good list of ${this.#index.size} entries`;
+      this.#version = '';
+      this.#events.failed?.(e);
     }
   }
 
@@ -144,6 +158,8 @@ export class FileRevocationSource implements RevocationSource {
   async #reloadNow(): Promise<void> {
     const started = performance.now();
     const before = await stat(this.#file);
+    // Unchanged since it was last read (a SIGHUP storm on a large list re-parsed it every time): nothing to do.
+    if (fileVersion(before) === this.#version && this.#shrink === undefined) return;
     const bytes = await readFile(this.#file);
     const after = await stat(this.#file);
     const version = fileVersion(after);
@@ -161,11 +177,16 @@ export class FileRevocationSource implements RevocationSource {
     }
     const index = await RevocationIndex.of(verdict.entries);
     await index.prune(Date.now() / 1000, this.#retainMs);
-    if (index.size < this.#index.size && !this.#shrinkConfirmed(version)) return;
-    this.#shrink = undefined;
-    this.#index = index;
     this.#problem = undefined;
     this.#lastRefusal = undefined;
+    if ((await drops(index, this.#index)) && !this.#shrinkConfirmed(version)) {
+      // What it adds counts at once; what it drops waits: both lists (and whatever an earlier
+      // unconfirmed version added), until the file stands still.
+      this.#index = await RevocationIndex.of(chain(this.#index.entries(), index.entries()));
+      return;
+    }
+    this.#shrink = undefined;
+    this.#index = index;
     this.#events.loaded?.({ entries: index.size, errors: verdict.errors, durationMs: performance.now() - started });
   }
 
@@ -192,4 +213,17 @@ export class FileRevocationSource implements RevocationSource {
     this.#problem = `revocation source ${this.name}: last reload refused (${reason}): ${detail}; keeping the last good list of ${this.#index.size} entries`;
     this.#events.refused?.({ reason, detail, kept: this.#index.size });
   }
+}
+
+/** Whether `next` leaves out anything `current` revokes (an entry, or part of one: a shorter exp, an earlier cut-off). */
+async function drops(next: RevocationIndex, current: RevocationIndex): Promise<boolean> {
+  let dropped = false;
+  await eachSliced(current.entries(), (e) => {
+    if (!dropped && !next.covers(e)) dropped = true;
+  });
+  return dropped;
+}
+
+function* chain<T>(...lists: Iterable<T>[]): IterableIterator<T> {
+  for (const l of lists) yield* l;
 }

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/core/clock.ts';
 import type { Decision } from '../../src/core/decision.ts';
 import type { Gate } from '../../src/gate.ts';
+import { reloadFiles } from '../../src/reload.ts';
 import { HttpRevocationSource } from '../../src/revocation/http-source.ts';
 import { buildTestGate, logged } from '../fixtures/built-gate.ts';
 import { bearer, input } from '../fixtures/gate.ts';
@@ -193,3 +194,21 @@ describe('staleness', () => {
     expect(reason(await get(gate, await sign(key)))).toBe('allow:granted');
   });
 });
+
+describe('SIGHUP (reloadFiles)', () => {
+  it('syncs the feed at once; a sync that does not land makes the reload ok: false (a re-probe saw ok: true with the feed down)', async () => {
+    const { feed, gate, start, metrics, logger, logs } = await setup({ poll_interval: '1h', max_stale: '2h' }, null);
+    feed.set([{ jti: 'a' }]);
+    await start();
+    feed.set([{ jti: 'a' }, { jti: 'b' }]);
+    expect(await reloadFiles(gate, metrics, logger)).toBe(true);
+    expect(gate.revocation.isRevoked('b', 's', 0, undefined)).toBe(true);
+    feed.mode = 'error';
+    expect(await reloadFiles(gate, metrics, logger)).toBe(false);
+    await logger.flush();
+    expect(logs.filter((l) => l.msg === 'reload done').map((l) => l.ok)).toEqual([true, false]);
+    expect(logs.some((l) => l.msg === 'revocation feed not synced on reload; keeping the last list')).toBe(true);
+    expect(gate.revocation.isRevoked('b', 's', 0, undefined)).toBe(true);
+  });
+});
+

@@ -1,0 +1,121 @@
+/**
+ * A revocation file's new text that drops entries in force (SPEC §5, issue 21 item 5): what it adds is
+ * enforced at once, what it drops only once the same file has stood still for a second, and the two
+ * lists are enforced together meanwhile. A re-probe rewrote the file in place (truncate, one new line,
+ * a pause, the old line): the prefix held as many entries as the list and was applied at once, so the
+ * revoked token was allowed for the whole pause. Also: a file that cannot be read is a /readyz
+ * problem, and a reload of an unchanged file reads nothing.
+ */
+import { appendFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileRevocationSource } from '../../src/revocation/file-source.ts';
+import { tempDir } from '../fixtures/keys.ts';
+
+let dir: string;
+let file: string;
+let source: FileRevocationSource | undefined;
+let loads: number;
+
+const revoked = (jti: string): boolean => source!.index.isRevoked(jti, 'someone', 0, undefined);
+const line = (jti: string): string => `${JSON.stringify({ jti })}\n`;
+
+async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function startWith(text: string, pollMs = 60_000): Promise<FileRevocationSource> {
+  await writeFile(file, text);
+  loads = 0;
+  source = new FileRevocationSource(file, pollMs, { loaded: () => loads++ });
+  await source.start();
+  return source;
+}
+
+beforeEach(async () => {
+  dir = await tempDir('jitgate-file-removals-');
+  file = join(dir, 'revoked.jsonl');
+});
+afterEach(async () => {
+  source?.stop();
+  source = undefined;
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('a new text that drops entries in force', () => {
+  it('an in-place rewrite paused after a clean prefix as long as the list: the revoked token stays revoked, the new line counts at once', async () => {
+    const s = await startWith(line('r1'));
+    expect(revoked('r1')).toBe(true);
+    // The writer truncates, writes one new line, and is paused (SIGHUP or a poll reads it then).
+    await truncate(file, 0);
+    await appendFile(file, line('zz1'));
+    await s.reload();
+    expect(revoked('r1')).toBe(true);
+    expect(revoked('zz1')).toBe(true);
+    expect(s.pendingRemoval).toBe(true);
+    expect(s.problem).toBeUndefined();
+    // The writer finishes: the file drops nothing any more and is applied at once.
+    await appendFile(file, line('r1'));
+    await s.reload();
+    expect(s.pendingRemoval).toBe(false);
+    expect([revoked('r1'), revoked('zz1')]).toEqual([true, true]);
+    expect(s.index.size).toBe(2);
+  });
+
+  it('a list replaced by one that removes entries: the new entry at once, the removal once the file stood still for a second', async () => {
+    const s = await startWith(line('a') + line('r1'), 50);
+    await writeFile(`${file}.tmp`, line('r2'));
+    await rename(`${file}.tmp`, file);
+    const changed = Date.now();
+    await s.reload();
+    // Before: r2 waited for the confirmation with the rest (1.2 s with a 500 ms poll in the re-probe).
+    expect(revoked('r2')).toBe(true);
+    expect([revoked('a'), revoked('r1')]).toEqual([true, true]);
+    await until(() => !revoked('r1'), 5_000, 'the removal to be applied');
+    expect(Date.now() - changed).toBeGreaterThanOrEqual(1_000);
+    expect([revoked('a'), revoked('r2')]).toEqual([false, true]);
+    expect(s.pendingRemoval).toBe(false);
+  });
+
+  it('a removal only counts for the file that stood still: a new version restarts the wait, and keeps what the last one added', async () => {
+    const s = await startWith(line('a') + line('b'), 50);
+    await writeFile(file, line('a') + line('x'));
+    await s.reload();
+    await new Promise((r) => setTimeout(r, 600));
+    await writeFile(file, line('a'));
+    await s.reload();
+    // b is dropped by both versions, x by the last; neither is let go before the last one stood for a second.
+    expect([revoked('a'), revoked('b'), revoked('x')]).toEqual([true, true, true]);
+    await new Promise((r) => setTimeout(r, 600));
+    expect([revoked('b'), revoked('x')]).toEqual([true, true]);
+    await until(() => !revoked('b') && !revoked('x'), 5_000, 'the last version to be applied');
+    expect(revoked('a')).toBe(true);
+  });
+});
+
+describe('reading the file', () => {
+  it('a file that cannot be read is a problem for /readyz; the list is kept and the problem clears when it is back', async () => {
+    const s = await startWith(line('r1'), 30);
+    await rm(file);
+    await until(() => s.problem !== undefined, 3_000, 'the problem');
+    expect(s.problem).toBe(`revocation source file:${file}: the file cannot be read (ENOENT); keeping the last good list of 1 entries`);
+    expect(revoked('r1')).toBe(true);
+    await writeFile(file, line('r1') + line('r2'));
+    await until(() => s.problem === undefined && revoked('r2'), 3_000, 'the file back');
+  });
+
+  it('a reload of an unchanged file reads nothing (a SIGHUP storm re-parsed a large list every time)', async () => {
+    const s = await startWith(line('r1'));
+    expect(loads).toBe(1);
+    for (let i = 0; i < 5; i++) await s.reload();
+    expect(loads).toBe(1);
+    await appendFile(file, line('r2'));
+    await s.reload();
+    expect(loads).toBe(2);
+    expect(revoked('r2')).toBe(true);
+  });
+});
