@@ -149,7 +149,8 @@ export class Gate {
     if (stale !== undefined) problems.push(`revocation source ${stale} has not synced within max_stale`);
     if (this.fleet !== undefined) problems.push(...this.fleet.problems());
     const ready = problems.length === 0;
-    // A refused reload keeps the last good list enforced, so the gate stays ready; operators see why.
+    // A refused reload keeps the last good list (or key set) in force, so the gate stays ready; operators see why.
+    for (const k of this.issuerKeys) if (k.problem !== undefined) problems.push(k.problem);
     for (const s of this.revocation.sources) if (s.problem !== undefined) problems.push(s.problem);
     // A status list that never loaded or went stale fails only the tokens pointing into it (503, fail
     // closed); one bad list — often one URI that 404s — must not take the gate out of a load balancer

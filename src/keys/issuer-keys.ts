@@ -19,6 +19,8 @@ export interface IssuerKeys {
   /** Whether a key is still in the current set: a key that leaves the set stops counting at once (SPEC §6). */
   has(entry: KeyEntry): boolean;
   readonly size: number;
+  /** What is degraded but still decided right (a refused reload that kept the current set), for /readyz. */
+  readonly problem?: string | undefined;
   start(): Promise<void>;
   stop(): void;
 }
@@ -29,6 +31,7 @@ export class FileIssuerKeys implements IssuerKeys {
   #set: KeySet = new KeySet([]);
   #loaded = false;
   readonly skipped: string[] = [];
+  problem: string | undefined;
 
   constructor(config: IssuerConfig) {
     this.issuer = config.issuer;
@@ -49,6 +52,18 @@ export class FileIssuerKeys implements IssuerKeys {
    * withdraws them all. Returns the new set's size.
    */
   async reload(): Promise<number> {
+    try {
+      const size = await this.#read();
+      this.problem = undefined;
+      return size;
+    } catch (err) {
+      // Shown in /readyz until a reload succeeds (a re-probe: only a log line and a counter said so).
+      if (this.#loaded) this.problem = `keys for issuer ${this.issuer}: jwks_file reload failed (${(err as Error).message}); keeping the current set of ${this.#set.size} keys`;
+      throw err;
+    }
+  }
+
+  async #read(): Promise<number> {
     const doc: unknown = JSON.parse(await readFile(this.#config.jwks_file!, 'utf8'));
     // Unchanged keys keep their entries, so what they verified (cached tokens, status lists) still
     // counts after a SIGHUP (a re-probe: every held status list was dropped by one).

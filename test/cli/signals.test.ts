@@ -77,6 +77,14 @@ describe('SIGHUP', () => {
       expect(logged(gate, 'reload done')[1]).toMatchObject({ ok: false });
       expect(logged(gate, 'jwks_file reload failed; keeping the current key set')).toHaveLength(1);
       expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
+      // /readyz says so (still ready: the current keys decide right) until a reload succeeds.
+      const degraded = await send(gate.adminUrl, '/readyz');
+      expect(degraded.status).toBe(200);
+      expect(JSON.parse(degraded.text).problems).toEqual([expect.stringMatching(/^keys for issuer https:\/\/broker\.internal: jwks_file reload failed \(.+\); keeping the current set of 2 keys$/)]);
+      writeFileSync(cfg.raw.issuers[0].jwks_file, JSON.stringify(jwksOf(cfg.keys.a, rotated)));
+      gate.child.kill('SIGHUP');
+      await until(() => logged(gate, 'reload done').length === 3, 5_000, 'the third reload');
+      expect(JSON.parse((await send(gate.adminUrl, '/readyz')).text).problems ?? []).toEqual([]);
       expect(gate.child.exitCode).toBeNull();
     } finally {
       gate.child.kill('SIGTERM');
