@@ -19,7 +19,7 @@ import { loadCheckpointSigner } from '../observability/audit-checkpoint.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { upstreamOrigin } from '../transports/proxy/forward.ts';
 import { extAuthzProblems } from '../transports/ext-authz/config-check.ts';
-import { tlsProblems } from '../transports/tls/check-tls.ts';
+import { tlsProblems, tlsWarnings } from '../transports/tls/check-tls.ts';
 import { parseCommand } from './args.ts';
 import { appendableFileProblem, logDestinationProblem } from './path-checks.ts';
 
@@ -66,6 +66,7 @@ export async function run(argv: string[]): Promise<number> {
     const config = await loadConfigFile(file);
     const summary = await checkConfig(config, file);
     process.stdout.write(`config OK: ${summary}\n`);
+    for (const w of tlsWarnings(config)) process.stderr.write(`jitgate check-config: warning: ${w}\n`);
     return 0;
   } catch (err) {
     return reportStartupError('check-config', err);

@@ -6,7 +6,8 @@
 import { createSecureContext } from 'node:tls';
 import type { Config } from '../../config/schema.ts';
 import type { ServerTlsConfig } from '../../config/tls-schema.ts';
-import { secureContextOptions } from './server-tls.ts';
+import { readFileSync } from 'node:fs';
+import { certificateWindowProblem, secureContextOptions } from './server-tls.ts';
 import { checkedUpstreamOptions } from './upstream-tls.ts';
 
 function serverProblem(tls: ServerTlsConfig | undefined, key: string): string | undefined {
@@ -31,3 +32,26 @@ export function tlsProblems(config: Config): string[] {
   }
   return out;
 }
+
+/**
+ * `key.cert_file: why` for a listener certificate outside its validity window now: `serve` starts
+ * with it (and logs the same warning), but clients that check it refuse the handshake.
+ */
+export function tlsWarnings(config: Config, nowMs = Date.now()): string[] {
+  const out: string[] = [];
+  for (const [tls, key] of [
+    [config.listen.tls, 'listen.tls'],
+    [config.admin.tls, 'admin.tls'],
+  ] as const) {
+    if (tls === undefined) continue;
+    let problem: string | undefined;
+    try {
+      problem = certificateWindowProblem(readFileSync(tls.cert_file), nowMs);
+    } catch {
+      continue; // tlsProblems names an unreadable file
+    }
+    if (problem !== undefined) out.push(`${key}.cert_file: ${problem}`);
+  }
+  return out;
+}
+

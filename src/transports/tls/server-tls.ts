@@ -36,7 +36,7 @@
  *   client needs (HAProxy and nginx refuse client-initiated renegotiation too). An attempt closes the
  *   connection, counted as a failed handshake.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
@@ -72,6 +72,25 @@ export function secureContextOptions(tls: ServerTlsConfig, key: string): SecureC
     opts.ca = ca;
   }
   return opts;
+}
+
+/**
+ * Why the certificate (the first one of a PEM chain) is outside its validity window now, or undefined.
+ * A replacement that is (an expired file copied over a good one) is not put in service while the
+ * current one is valid: every new handshake would fail while open connections carry on, so the
+ * breakage shows only as clients reconnect (a re-probe saw it logged as a successful reload).
+ */
+export function certificateWindowProblem(cert: Buffer | string | undefined, nowMs: number): string | undefined {
+  if (cert === undefined) return undefined;
+  let x: X509Certificate;
+  try {
+    x = new X509Certificate(cert as Buffer);
+  } catch {
+    return undefined; // createSecureContext names what does not parse
+  }
+  if (nowMs > x.validToDate.getTime()) return `the certificate expired at ${x.validToDate.toISOString()}`;
+  if (nowMs < x.validFromDate.getTime()) return `the certificate is not valid before ${x.validFromDate.toISOString()}`;
+  return undefined;
 }
 
 /** When the listener has no headers timeout to borrow: limits.headers_timeout's default (node's is 120 s). */
@@ -131,6 +150,9 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
   let server: HttpsServer;
   const handshakeTimeout = httpOptions.headersTimeout !== undefined && httpOptions.headersTimeout > 0 ? httpOptions.headersTimeout : HANDSHAKE_TIMEOUT_MS;
   let current = secureContextOptions(tls, key);
+  // Served all the same (as nginx and Envoy do: it may be what there is), but said at start.
+  const startWindow = certificateWindowProblem(current.cert as Buffer, Date.now());
+  if (startWindow !== undefined) logger.warn({ listener: name }, `${key}.cert_file: ${startWindow}; clients that check it will refuse the handshake`);
   try {
     server = createHttpsServer({ ...httpOptions, ...serverTlsOptions(tls, current, handshakeTimeout) });
   } catch (err) {
@@ -188,6 +210,11 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
     logger,
     apply: () => {
       const next = secureContextOptions(tls, key);
+      const now = Date.now();
+      const window = certificateWindowProblem(next.cert as Buffer, now);
+      if (window !== undefined && certificateWindowProblem(current.cert as Buffer, now) === undefined) {
+        throw new Error(`${key}.cert_file: ${window}; keeping the current certificate, which is valid`);
+      }
       // Fresh ticket keys when the trusted CAs changed: tickets issued under the old bundle must not
       // resume (server.ticketKeys would otherwise keep the last ones passed in).
       const sameTrust = current.ca === next.ca || (Buffer.isBuffer(current.ca) && Buffer.isBuffer(next.ca) && current.ca.equals(next.ca));

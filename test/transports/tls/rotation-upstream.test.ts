@@ -83,6 +83,19 @@ describe('listener certificate rotation', () => {
     const text = await gate.running.metrics.metrics();
     expect(text).toMatch(/jitgate_tls_reloads_total\{listener="proxy",result="ok"\} [1-9]/);
     expect(text).toMatch(/jitgate_tls_reloads_total\{listener="proxy",result="error"\} [1-9]/);
+
+    // An expired pair copied over the valid one (a re-probe: put in service and logged as a successful
+    // reload, so every new handshake failed): refused, and the valid certificate stays.
+    const errors = async () => Number(/jitgate_tls_reloads_total\{listener="proxy",result="error"\} (\d+)/.exec(await gate.running.metrics.metrics())?.[1] ?? 0);
+    const before = await errors();
+    await copyFile(pki.expired.key, join(pki.dir, 'live.key.tmp'));
+    await copyFile(pki.expired.cert, tmp);
+    await rename(join(pki.dir, 'live.key.tmp'), keyFile);
+    await rename(tmp, certFile);
+    expect(await until(async () => (await errors()) > before, true)).toBe(true);
+    // Given a second (20 reload intervals) to go wrong: the code before put the pair in service within one.
+    const served = () => serverFingerprint(port, pki.ca).catch((e: NodeJS.ErrnoException) => String(e.code));
+    expect(await until(served, 'CERT_HAS_EXPIRED', 1_000)).toBe(colonHex(pki.server2.hashHex));
   });
 
   it('the admin listener speaks TLS when admin.tls is set', async () => {
@@ -246,6 +259,18 @@ describe('jitgate check-config with TLS blocks', () => {
     expect(String(err)).toMatch(/listen\.tls: the certificate and key do not load/);
     expect(String(err)).toMatch(/admin\.tls\.cert_file: cannot read/);
     expect(String(err)).toMatch(/upstream\.tls: the certificate and key do not load/);
+  });
+
+  it('an expired listener certificate: OK (serve starts with it, as nginx does) with a warning naming the key', async () => {
+    const { runCli } = await import('../../fixtures/cli.ts');
+    const { dir, file } = await writeGateConfig('http://127.0.0.1:9', (c) => {
+      c.listen.tls = { cert_file: pki.expired.cert, key_file: pki.expired.key };
+    });
+    dirs.push(dir);
+    const r = await runCli(['check-config', '-c', file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^config OK: /);
+    expect(r.stderr).toBe('jitgate check-config: warning: listen.tls.cert_file: the certificate expired at 2021-01-01T00:00:00.000Z\n');
   });
 });
 
