@@ -64,7 +64,7 @@ export interface Running extends WorkerRunning {
 }
 
 /** pino's stdout destination buffers 4 KiB; a quiet gate's audit lines should still show up. */
-const LOG_FLUSH_MS = 1000;
+export const LOG_FLUSH_MS = 1000;
 
 /** Starts everything; throws StartupError/ConfigError (with what was started closed again). */
 export async function startJitgate(config: Config, file: string, options: StartOptions = {}): Promise<Running> {

@@ -18,7 +18,7 @@ import { logDestinationProblem } from './path-checks.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
 import { onReloadSignal } from '../reload.ts';
-import { listenUrl, onShutdownSignals, startJitgate } from '../runtime.ts';
+import { listenUrl, LOG_FLUSH_MS, onShutdownSignals, startJitgate } from '../runtime.ts';
 import { configFileArg, reportStartupError } from './check-config.ts';
 import { applyV8Flags } from '../v8-flags.ts';
 
@@ -70,7 +70,11 @@ async function serve(config: Config, file: string): Promise<number> {
     const primary = await startPrimary(config, count, logger);
     logger.info({ proxy: primary.proxy, admin: listenUrl(primary.admin), workers: count, ...cpuFields(config), config: file }, 'jitgate started');
     logger.flush();
-    return primary.done;
+    // The primary's own lines (a worker that died, a reload) are batched like a worker's: written
+    // every second, not when 64 KiB have gathered (a probe saw them only at exit).
+    const flusher = setInterval(() => logger.flush(), LOG_FLUSH_MS);
+    flusher.unref();
+    return primary.done.finally(() => clearInterval(flusher));
   }
   const running = await startJitgate(config, file);
   const { proxy, admin, extAuthz } = running.listeners;

@@ -3,7 +3,8 @@
  * blocks the event loop; `authorization`, `dpop` and `token` are redacted wherever they appear,
  * as a second line of defence — nothing logs them on purpose.
  */
-import { fsyncSync } from 'node:fs';
+import { constants, fsyncSync, openSync, statSync, type Stats } from 'node:fs';
+import { StartupError } from '../errors.ts';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 export interface LogOptions {
@@ -42,10 +43,15 @@ export function droppedLogLines(): number {
   return droppedLines;
 }
 
-function onDrop(data: string | Buffer): void {
+/** Counts the lines of `data` as dropped. */
+function countDropped(data: string | Buffer): void {
   let lines = 0;
   for (let i = data.indexOf('\n'); i !== -1; i = data.indexOf('\n', i + 1)) lines++;
   droppedLines += Math.max(1, lines);
+}
+
+function onDrop(data: string | Buffer): void {
+  countDropped(data);
   // The logger is what is stuck, so say it on stderr, at most once a minute.
   const now = Date.now();
   if (now - warnedAt >= 60_000) {
@@ -56,9 +62,38 @@ function onDrop(data: string | Buffer): void {
   }
 }
 
+/** SonicBooms whose last write failed (cleared by the next one that succeeds). */
+const failing = new WeakSet<SonicBoom>();
+/** SonicBooms whose reader went away (EPIPE): pino turns their writes into no-ops for good. */
+const broken = new WeakSet<SonicBoom>();
+
+/**
+ * A write error (a full disk, EIO, a pipe's reader gone) said on stderr, once per episode: without
+ * this the lines went nowhere with no sign (a probe restarted a FIFO's reader: nothing was logged
+ * again, nothing counted). After EPIPE every line is counted as dropped.
+ */
+function onWriteError(sb: SonicBoom, err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') {
+    if (broken.has(sb)) return;
+    broken.add(sb);
+  } else if (failing.has(sb)) return;
+  failing.add(sb);
+  const what = err.code === 'EPIPE' ? 'its reader went away (EPIPE); log and audit lines are dropped from now on (jitgate_log_dropped_lines_total)' : `a write failed (${err.code ?? err.message}); lines are kept and retried up to ${MAX_PENDING_BYTES} bytes`;
+  process.stderr.write(`${JSON.stringify({ level: 'error', time: new Date().toISOString(), pid: process.pid, msg: `the log destination failed: ${what}` })}\n`);
+}
+
 function sonic(opts: Parameters<typeof pino.destination>[0] & object): SonicBoom {
   const sb = pino.destination({ ...opts, sync: false, maxLength: MAX_PENDING_BYTES });
   sb.on('drop', onDrop);
+  sb.on('error', (err: NodeJS.ErrnoException) => onWriteError(sb, err));
+  sb.on('write', () => {
+    if (!broken.has(sb)) failing.delete(sb);
+  });
+  // pino's own exit hook and ours flush synchronously, which on a failing destination never returns.
+  const flushSync = sb.flushSync.bind(sb);
+  sb.flushSync = () => {
+    if (!failing.has(sb)) flushSync();
+  };
   return sb;
 }
 
@@ -86,15 +121,20 @@ export function flushWithin(logger: Logger, ms: number = FINAL_FLUSH_MS): Promis
       resolve();
     }, ms);
     timer.unref();
-    stream.flush!(() => {
+    stream.flush!((err?: Error | null) => {
       clearTimeout(timer);
+      // A destination that fails (a full disk) would hold the exit flush forever (SonicBoom's sync
+      // flush retries every error): given up now, as a stuck one is after `ms`.
+      // (SonicBoom passes null when all went well.)
+      if (err !== undefined && err !== null) giveUp(stream, ms, err);
       resolve();
     });
   });
 }
 
-function giveUp(stream: { destroy?(): void }, ms: number): void {
-  process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), pid: process.pid, msg: `the log destination took nothing for ${ms} ms at shutdown; lines still pending are dropped` })}\n`);
+function giveUp(stream: { destroy?(): void }, ms: number, err?: NodeJS.ErrnoException): void {
+  const why = err === undefined ? `took nothing for ${ms} ms` : `failed (${err.code ?? err.message})`;
+  process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), pid: process.pid, msg: `the log destination ${why} at shutdown; lines still pending are dropped` })}\n`);
   stream.destroy?.();
 }
 
@@ -103,7 +143,30 @@ export function createDestination(destination: string): DestinationStream & { fl
   // LineBatch hands over bytes, so its SonicBoom runs in buffer mode.
   if (destination === 'stdout') return new LineBatch(sonic({ fd: 1, minLength: 4096, contentMode: 'buffer' }));
   if (destination === 'stderr') return sonic({ fd: 2 });
-  return new LineBatch(sonic({ dest: destination, mkdir: true, minLength: 4096, contentMode: 'buffer' }));
+  return new LineBatch(sonic({ ...fileTarget(destination), mkdir: true, minLength: 4096, contentMode: 'buffer' }));
+}
+
+/**
+ * A path, or for a named pipe an fd opened here. A pipe's open for writing waits until something
+ * reads it, on the thread pool's one thread: a gate started before its log shipper hung at start with
+ * no output (a probe). Opened non-blocking, it says at once whether a reader is there (ENXIO: none),
+ * and the fd is kept, since opening and closing a probe would end a live reader's stream. (SonicBoom
+ * retries a full pipe's EAGAIN.)
+ */
+function fileTarget(destination: string): { dest: string } | { fd: number } {
+  let st: Stats;
+  try {
+    st = statSync(destination);
+  } catch {
+    return { dest: destination };
+  }
+  if (!st.isFIFO()) return { dest: destination };
+  try {
+    return { fd: openSync(destination, constants.O_WRONLY | constants.O_NONBLOCK) };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENXIO') throw new StartupError(`log.destination: ${destination} is a named pipe that nothing reads yet; start its reader (the log shipper) first`);
+    throw err;
+  }
 }
 
 type SonicBoom = ReturnType<typeof pino.destination>;
@@ -191,6 +254,13 @@ export class LineBatch {
   }
 
   flushSync(): void {
+    // A failing destination is not written synchronously: SonicBoom's sync flush retries every error
+    // forever, and at exit that held the process past any signal (a full disk, /dev/full).
+    if (failing.has(this.#inner)) {
+      if (this.#pos > 0) countDropped(this.#buf.subarray(0, this.#pos));
+      this.#pos = 0;
+      return;
+    }
     this.#push();
     this.#inner.flushSync();
     // SonicBoom's string mode (used before 7f7af93) fsynced here; its buffer mode does not. Kept as it was.
@@ -228,6 +298,12 @@ export class LineBatch {
     }
     // SonicBoom keeps the chunk until it is written: a fresh buffer for the next lines.
     const chunk = this.#buf.subarray(0, this.#pos);
+    if (broken.has(this.#inner)) {
+      // pino made its writes no-ops (EPIPE): counted, and the buffer reused.
+      countDropped(chunk);
+      this.#pos = 0;
+      return;
+    }
     this.#buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
     this.#pos = 0;
     this.#inner.write(chunk as never);
