@@ -28,7 +28,8 @@ export interface AuditRecord {
   readonly latencyMs: number;
   /**
    * What became of the answer, overriding the decision's reason: the proxy's upstream_unreachable,
-   * upstream_tls, upstream_timeout; ext_authz gRPC's deadline_exceeded (decided after the call's deadline).
+   * upstream_tls, upstream_timeout, body_timeout, shutdown_cut; ext_authz gRPC's deadline_exceeded
+   * (decided after the call's deadline).
    */
   readonly outcome?: string;
   /** The client's address as this transport knows it (the TCP peer; Envoy's source address for gRPC). */

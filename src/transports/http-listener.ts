@@ -46,6 +46,8 @@ export function capConnections(server: NetServer, max: number, metrics: Metrics)
 export interface HttpListener extends Listener {
   /** True once close() was called: handlers should answer with `Connection: close`. */
   readonly draining: boolean;
+  /** `beforeCut`: called when the grace ends with requests still open, just before their connections are closed. */
+  close(graceMs: number, beforeCut?: () => void): Promise<void>;
 }
 
 /** Idle keep-alive connections are swept this often while draining. */
@@ -80,10 +82,13 @@ export async function listenHttp(server: Server | HttpsServer, name: string, hos
     get draining() {
       return closing !== undefined;
     },
-    close(graceMs: number): Promise<void> {
+    close(graceMs: number, beforeCut?: () => void): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         const sweep = setInterval(() => server.closeIdleConnections(), SWEEP_MS);
-        const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+        const deadline = setTimeout(() => {
+          beforeCut?.();
+          server.closeAllConnections();
+        }, graceMs);
         server.close(() => {
           clearInterval(sweep);
           clearTimeout(deadline);

@@ -28,7 +28,7 @@ import { watchBody } from './body-watchdog.ts';
 import { PoolSlots } from './pool-slots.ts';
 
 /** How an exchange ended; `ok` includes upstream 4xx/5xx answers, which are the backend's to give. */
-export type ForwardEnd = 'ok' | UpstreamReason | 'client_closed' | 'body_timeout';
+export type ForwardEnd = 'ok' | UpstreamReason | 'client_closed' | 'body_timeout' | 'shutdown_cut';
 
 /** Called once per exchange with the status the client got (499 when it left first, as nginx logs it). */
 export type ForwardDone = (status: number, end: ForwardEnd) => void;
@@ -85,6 +85,8 @@ export function upstreamOrigin(url: string): string {
 
 export class Forwarder {
   readonly #pool: Pool;
+  /** Set once the listener cuts the connections left at the end of shutdown.grace (cutting()). */
+  #cut = false;
   /** At most `upstream.connections` exchanges with undici; the rest wait (pool-slots.ts). */
   readonly #slots: PoolSlots<Exchange>;
   readonly #waitMs: number;
@@ -199,6 +201,20 @@ export class Forwarder {
     this.#pool.dispatch(options, exchange);
   }
 
+  /**
+   * The listener is about to close the connections still open at the end of shutdown.grace: their
+   * exchanges end as `shutdown_cut` (444, nginx's "closed without a response"), not as 499, the
+   * client leaving (a probe saw cut requests audited as clients that left).
+   */
+  cutting(): void {
+    this.#cut = true;
+  }
+
+  /** @internal for Exchange: whether a connection closing now was closed by the gate at shutdown. */
+  get cut(): boolean {
+    return this.#cut;
+  }
+
   /** Lets in-flight exchanges finish, then closes the upstream connections. */
   close(): Promise<void> {
     this.#stopTlsReload();
@@ -281,7 +297,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         clearTimeout(this.#waitTimer);
         this.#waitTimer = undefined;
         this.#forwarder.unqueue(this);
-        this.#finish(499, 'client_closed');
+        this.#clientClosed();
         return;
       }
       this.#controller?.abort(new ClientClosedError());
@@ -352,7 +368,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     const res = this.#res;
     if (this.#clientGone || err instanceof ClientClosedError) {
-      this.#finish(499, 'client_closed');
+      this.#clientClosed();
       return;
     }
     if (err instanceof BodyTimeoutError) {
@@ -396,6 +412,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     res.writeHead(r.status, r.headers);
     res.end(r.bodyBytes);
     this.#finish(r.status, 'body_timeout');
+  }
+
+  #clientClosed(): void {
+    if (this.#forwarder.cut) this.#finish(444, 'shutdown_cut');
+    else this.#finish(499, 'client_closed');
   }
 
   #finish(status: number, end: ForwardEnd): void {

@@ -55,7 +55,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
         allow,
         (status: number, end: ForwardEnd) => {
           if (jti !== undefined) inflight.leave(jti);
-          const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' || end === 'upstream_tls' || end === 'body_timeout' ? end : undefined;
+          const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' || end === 'upstream_tls' || end === 'body_timeout' || end === 'shutdown_cut' ? end : undefined;
           audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client, clientCert: allow.clientCert });
         },
         trace,

@@ -85,7 +85,8 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
     },
     async close(graceMs: number) {
       tls?.stop();
-      await inner.close(graceMs);
+      // Requests still open when the grace ends are cut by the gate, not left by their clients.
+      await inner.close(graceMs, () => forwarder.cutting());
       // Every client connection is gone, so no exchange is left; close upstream sockets.
       await forwarder.close();
     },

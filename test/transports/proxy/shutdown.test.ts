@@ -28,6 +28,29 @@ function tryConnect(port: number): Promise<string> {
 }
 
 describe('proxy shutdown', () => {
+  it('case=a request still open when shutdown.grace ends is cut by the gate: audited as shutdown_cut (444), not as a client that left (499)', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.shutdown = { grace: '300ms' };
+    });
+    const gate = await spawnGate(cfg.file);
+    const token = await tokenNow(cfg.keys);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    up.respond = (_req, res) => void released.then(() => res.writeHead(200).end('too late'));
+    const before = up.requests.length;
+    const cut = send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } }).then(
+      (r) => `answered ${r.status}`,
+      (e: NodeJS.ErrnoException) => e.code ?? e.message,
+    );
+    await up.waitFor(before + 1);
+    gate.child.kill('SIGTERM');
+    expect(await cut).not.toMatch(/^answered/);
+    expect((await gate.exited).code).toBe(0);
+    release();
+    const line = gate.lines.find((l) => l.type === 'audit' && l.path === '/orders/42');
+    expect(line).toMatchObject({ decision: 'allow', reason: 'shutdown_cut', status: 444 });
+  }, 30_000);
+
   it('case=SIGTERM with slow requests in flight: they finish with 200, new connections are refused, exit 0', async () => {
     const cfg = await writeGateConfig(up.url, (c) => {
       c.shutdown = { grace: '10s' };
