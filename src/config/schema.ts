@@ -52,6 +52,14 @@ function duration(example: string, use: 'timer' | 'compared' = 'timer') {
     });
 }
 
+/**
+ * A timeout that node:http or undici would take 0 to mean "never": a probe set
+ * `limits.keep_alive_timeout: 0s` and idle connections stayed open for good.
+ */
+function timeout(example: string) {
+  return duration(example).refine((ms) => ms > 0, { message: 'must be more than 0 (0 would turn this timeout off)' });
+}
+
 function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
@@ -188,9 +196,9 @@ export const configSchema = z.strictObject({
   upstream: z.strictObject({
     url: httpUrl,
     tls: upstreamTlsSchema.optional(),
-    connect_timeout: duration('2s').default(2_000),
-    headers_timeout: duration('30s').default(30_000),
-    body_timeout: duration('30s').default(30_000),
+    connect_timeout: timeout('2s').default(2_000),
+    headers_timeout: timeout('30s').default(30_000),
+    body_timeout: timeout('30s').default(30_000),
     connections: z.number().int().positive().default(128),
     keep_alive_timeout: duration('4s').default(4_000),
   }),
@@ -236,9 +244,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       max_target_length: z.number().int().min(64).default(8192),
       max_header_bytes: z.number().int().min(1024).default(16384),
-      headers_timeout: duration('10s').default(10_000),
-      request_timeout: duration('5m').default(300_000),
-      keep_alive_timeout: duration('5s').default(5_000),
+      headers_timeout: timeout('10s').default(10_000),
+      request_timeout: timeout('5m').default(300_000),
+      keep_alive_timeout: timeout('5s').default(5_000),
       /** true only when the backend is known not to trim, best-fit or re-parse decoded segments (docs/hardening-edges.md). */
       allow_dot_like_segments: z.boolean().default(false),
       /**
@@ -247,7 +255,7 @@ export const configSchema = z.strictObject({
        */
       max_connections: z.number().int().min(0).default(0),
       /** Request body idle timeout: no body byte for this long → 408 (nginx client_body_timeout). */
-      body_timeout: duration('60s').default(60_000),
+      body_timeout: timeout('60s').default(60_000),
       /** Requests one client connection may have unanswered (pipelined); beyond → 429 and close. */
       max_inflight_per_connection: z.number().int().min(1).default(32),
       /** Proxied requests one token (jti) may have in flight per process; beyond → 429. 0 = no cap. */

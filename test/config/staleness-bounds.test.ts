@@ -73,6 +73,22 @@ describe('floors against fetch loops', () => {
   });
 });
 
+describe('timeouts that node:http or undici would take 0 to mean "never" (a probe: keep_alive_timeout 0s kept idle connections open for good)', () => {
+  it.each([
+    ['limits', 'keep_alive_timeout'],
+    ['limits', 'headers_timeout'],
+    ['limits', 'request_timeout'],
+    ['limits', 'body_timeout'],
+    ['upstream', 'connect_timeout'],
+    ['upstream', 'headers_timeout'],
+    ['upstream', 'body_timeout'],
+  ])('%s.%s: 0s → a config error naming the key; 1ms is accepted', (section, key) => {
+    const at = (v: string) => (section === 'limits' ? { limits: { [key]: v } } : { upstream: { url: 'http://127.0.0.1:8081', [key]: v } });
+    expect(problems(at('0s'))).toContain(`${section}.${key}: must be more than 0 (0 would turn this timeout off)`);
+    expect(() => validateConfig(base(at('1ms')), 'jitgate.yaml')).not.toThrow();
+  });
+});
+
 describe('durations that set a timer: at most 24 days (node fires a longer timer after 1 ms; a review found a 30d refresh fetching a list hundreds of times a second)', () => {
   const sl = (o: Record<string, string>) => ({ issuers: [{ issuer: 'https://broker.internal', jwks_file: './jwks.json', status_list: { allowed_uris: ['https://lists.internal/'], ...o } }] });
   it.each([
