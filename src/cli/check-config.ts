@@ -128,6 +128,7 @@ export async function checkConfig(config: Config, file: string): Promise<string>
   }
   // listen.tls, admin.tls, upstream.tls: files readable, certificates loadable with their keys (SPEC §11).
   problems.push(...tlsProblems(config));
+  problems.push(...portClashes(config));
   if (problems.length > 0) throw new ConfigError(file, problems);
   return summarize(config);
 }
@@ -156,3 +157,29 @@ function summarize(config: Config): string {
   parts.push(`workers ${workerCount(config.workers)}`);
   return parts.join('; ');
 }
+
+/**
+ * Two of the gate's own listeners on one port (a probe: check-config said OK and serve failed with
+ * "address in use"). Port 0 is a fresh port each; different hosts clash only when one is a wildcard.
+ */
+function portClashes(config: Config): string[] {
+  const listeners: [string, { host: string; port: number } | undefined][] = [
+    ['listen', config.listen],
+    ['admin.listen', config.admin.listen],
+    ['ext_authz.http.listen', config.ext_authz?.http?.listen],
+    ['ext_authz.grpc.listen', config.ext_authz?.grpc?.listen],
+  ];
+  const wildcard = (h: string): boolean => h === '0.0.0.0' || h === '::' || h === '';
+  const out: string[] = [];
+  for (let i = 0; i < listeners.length; i++) {
+    const [key, a] = listeners[i]!;
+    if (a === undefined || a.port === 0) continue;
+    for (let j = 0; j < i; j++) {
+      const [other, b] = listeners[j]!;
+      if (b === undefined || b.port !== a.port) continue;
+      if (a.host === b.host || wildcard(a.host) || wildcard(b.host)) out.push(`${key}.port: ${a.port} is also ${other}.port; each listener needs its own port`);
+    }
+  }
+  return out;
+}
+

@@ -132,6 +132,22 @@ describe('jitgate check-config', () => {
     }
   });
 
+  it('case=two listeners on one port → exit 1 naming both keys (serve would fail with "address in use"); port 0 and distinct hosts pass', async () => {
+    const clash = await config((c) => {
+      c.listen = { host: '0.0.0.0', port: 49_990 };
+      c.admin = { ...c.admin, listen: { host: '127.0.0.1', port: 49_990 } };
+    });
+    const r = await run(['-c', clash.file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('admin.listen.port: 49990 is also listen.port; each listener needs its own port');
+    const apart = await config((c) => {
+      c.listen = { host: '127.0.0.1', port: 49_990 };
+      c.admin = { ...c.admin, listen: { host: '127.0.0.2', port: 49_990 } };
+    });
+    expect((await run(['-c', apart.file])).code).toBe(0);
+    await Promise.all([clash.dir, apart.dir].map((d) => rm(d, { recursive: true, force: true })));
+  });
+
   it.each([
     [{ forward_auth: { path: '/forward-auth' } }, 'ext_authz.forward_auth: is served on the ext_authz.http listener'],
     [{ http: { listen: { host: '127.0.0.1', port: 0 }, path_prefix: '/authz' }, forward_auth: { path: '/authz/fa' } }, 'ext_authz.forward_auth.path: "/authz/fa" lies under ext_authz.http.path_prefix "/authz", so an Envoy check for that path would be taken for forward-auth; move the forward-auth path outside "/authz"'],
