@@ -317,7 +317,9 @@ export const configSchema = z.strictObject({
   shutdown: z
     .strictObject({ grace: duration('10s').default(10_000) })
     .default({ grace: 10_000 }),
-  workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
+  workers: z
+    .union([z.number().int().min(1).max(256), z.literal('auto')], { error: (i) => `expected a number of processes (1–256) or "auto", got ${describe(i.input)}` })
+    .default(1),
   /** SPEC §12: revoke a token (its task, or its subject) that keeps probing outside its grant. Off when absent. */
   anomaly: z
     .strictObject({

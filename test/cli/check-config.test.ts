@@ -37,6 +37,7 @@ describe('jitgate check-config', () => {
       c.issuers[0].max_ttl = 'soon';
       c.upstream.connections = -1;
       c.listen.port = 'eighty';
+      c.workers = '2'; // a probe got only "workers: Invalid input"
     });
     const r = await run(['-c', file]);
     expect(r.code).toBe(1);
@@ -45,6 +46,7 @@ describe('jitgate check-config', () => {
     expect(r.stderr).toContain('issuers[0].max_ttl: expected a duration like "15m", got "soon"');
     expect(r.stderr).toMatch(/upstream\.connections: /);
     expect(r.stderr).toContain('listen.port: expected a port number, got string "eighty"');
+    expect(r.stderr).toContain('workers: expected a number of processes (1–256) or "auto", got string "2"');
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
