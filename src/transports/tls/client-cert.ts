@@ -62,14 +62,24 @@ export function spiffeIdFrom(uri: string | undefined): string | undefined {
   return uri;
 }
 
+/**
+ * A certificate's validity window in epoch ms. `validFromDate`/`validToDate` are Node ≥ 22.10; the
+ * package runs on Node 20 too (engines), where only the text forms exist (the packed-install test).
+ */
+export function validityMs(x: X509Certificate): { readonly fromMs: number; readonly toMs: number } {
+  const d = x as Partial<Pick<X509Certificate, 'validFromDate' | 'validToDate'>>;
+  return { fromMs: d.validFromDate?.getTime() ?? Date.parse(x.validFrom), toMs: d.validToDate?.getTime() ?? Date.parse(x.validTo) };
+}
+
 export function fromX509(x: X509Certificate): ClientCert {
+  const { fromMs, toMs } = validityMs(x);
   const uris = uriSans(x.subjectAltName);
   return Object.freeze({
     sha256: createHash('sha256').update(x.raw).digest('base64url'),
     // An X509-SVID carries exactly one URI SAN (SPIFFE X509-SVID §2); anything else names no workload.
     spiffeId: uris.length === 1 ? spiffeIdFrom(uris[0]) : undefined,
-    notBeforeMs: x.validFromDate.getTime(),
-    notAfterMs: x.validToDate.getTime(),
+    notBeforeMs: fromMs,
+    notAfterMs: toMs,
   });
 }
 

@@ -48,7 +48,7 @@ import { outsideValidity } from '../../core/cert-binding.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { caBundleProblem } from './ca-bundle.ts';
-import { clientCertOf } from './client-cert.ts';
+import { clientCertOf, validityMs } from './client-cert.ts';
 import { ClientTrust } from './client-trust.ts';
 import { reloadOnChange } from './file-reload.ts';
 
@@ -88,8 +88,9 @@ export function certificateWindowProblem(cert: Buffer | string | undefined, nowM
   } catch {
     return undefined; // createSecureContext names what does not parse
   }
-  if (nowMs > x.validToDate.getTime()) return `the certificate expired at ${x.validToDate.toISOString()}`;
-  if (nowMs < x.validFromDate.getTime()) return `the certificate is not valid before ${x.validFromDate.toISOString()}`;
+  const { fromMs, toMs } = validityMs(x);
+  if (nowMs > toMs) return `the certificate expired at ${new Date(toMs).toISOString()}`;
+  if (nowMs < fromMs) return `the certificate is not valid before ${new Date(fromMs).toISOString()}`;
   return undefined;
 }
 
