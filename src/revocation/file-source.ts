@@ -158,6 +158,9 @@ export class FileRevocationSource implements RevocationSource {
   async #reloadNow(): Promise<void> {
     const started = performance.now();
     const before = await stat(this.#file);
+    // A named pipe (or a device) in the list's place: reading it would wait on the thread pool's one
+    // thread for a writer, and every later reload behind it (a re-probe wedged a gate this way).
+    if (!before.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
     // Unchanged since it was last read (a SIGHUP storm on a large list re-parsed it every time): nothing to do.
     if (fileVersion(before) === this.#version && this.#shrink === undefined) return;
     const bytes = await readFile(this.#file);

@@ -6,6 +6,7 @@
  * revoked token was allowed for the whole pause. Also: a file that cannot be read is a /readyz
  * problem, and a reload of an unchanged file reads nothing.
  */
+import { execFileSync } from 'node:child_process';
 import { appendFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -104,6 +105,17 @@ describe('reading the file', () => {
     await until(() => s.problem !== undefined, 3_000, 'the problem');
     expect(s.problem).toBe(`revocation source file:${file}: the file cannot be read (ENOENT); keeping the last good list of 1 entries`);
     expect(revoked('r1')).toBe(true);
+    await writeFile(file, line('r1') + line('r2'));
+    await until(() => s.problem === undefined && revoked('r2'), 3_000, 'the file back');
+  });
+
+  it('a named pipe put in its place is not read (the read would wait for a writer and hold every later reload): a problem, the list kept', async () => {
+    const s = await startWith(line('r1'), 30);
+    await rm(file);
+    execFileSync('mkfifo', [file]);
+    await until(() => s.problem?.includes('(not a regular file)') === true, 3_000, 'the problem');
+    expect(revoked('r1')).toBe(true);
+    await rm(file);
     await writeFile(file, line('r1') + line('r2'));
     await until(() => s.problem === undefined && revoked('r2'), 3_000, 'the file back');
   });

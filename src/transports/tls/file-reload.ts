@@ -21,25 +21,40 @@ export interface FileReload {
   readonly name: string;
   readonly metrics?: Metrics;
   readonly logger: Logger;
-  /** Reads the files and puts them in service; throws to keep the previous ones. */
+  /** Reads the files and puts them in service; throws to keep the previous ones (a RetryLater: look again at the next poll). */
   apply(): void;
 }
+
+/**
+ * Files that load but are not usable yet (a renewed certificate whose notBefore is a few seconds
+ * ahead of this clock): tried again at every poll, said once. Other refusals wait for the next
+ * change, as a broken pair cannot mend itself (a re-probe: a renewal refused as not yet valid was
+ * never looked at again, and the gate went on to serve the expired certificate).
+ */
+export class RetryLater extends Error {}
 
 /** Starts polling; returns the function that stops it. The timer never keeps the process alive. */
 export function reloadOnChange(r: FileReload): () => void {
   const { files, name, metrics, logger } = r;
   let stamp = stampOf(files);
+  /** The stamp a RetryLater was last said for. */
+  let waiting: string | undefined;
   const timer = setInterval(() => {
     const now = stampOf(files);
     if (now === stamp) return;
-    stamp = now;
     try {
       r.apply();
+      stamp = now;
+      waiting = undefined;
       metrics?.tlsReloads.labels(name, 'ok').inc();
       logger.info({ listener: name, files }, 'TLS certificate files changed; new handshakes use them');
     } catch (err) {
+      const later = err instanceof RetryLater;
+      if (!later) stamp = now;
+      if (later && waiting === now) return;
+      if (later) waiting = now;
       metrics?.tlsReloads.labels(name, 'error').inc();
-      logger.warn({ listener: name, err: (err as Error).message }, 'TLS certificate files changed but do not load; keeping the previous ones');
+      logger.warn({ listener: name, err: (err as Error).message }, later ? 'TLS certificate files changed but are not usable yet; keeping the previous ones and looking again at every poll' : 'TLS certificate files changed but do not load; keeping the previous ones');
     }
   }, r.intervalMs);
   timer.unref();

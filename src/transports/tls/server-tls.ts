@@ -37,7 +37,7 @@
  *   connection, counted as a failed handshake.
  */
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -50,7 +50,7 @@ import type { Metrics } from '../../observability/metrics.ts';
 import { caBundleProblem } from './ca-bundle.ts';
 import { clientCertOf, validityMs } from './client-cert.ts';
 import { ClientTrust } from './client-trust.ts';
-import { reloadOnChange } from './file-reload.ts';
+import { reloadOnChange, RetryLater } from './file-reload.ts';
 
 /**
  * Reads the files of a TLS block into context options; throws naming `key` (e.g. `listen.tls`),
@@ -59,6 +59,8 @@ import { reloadOnChange } from './file-reload.ts';
 export function secureContextOptions(tls: ServerTlsConfig, key: string): SecureContextOptions {
   const read = (field: 'cert_file' | 'key_file' | 'client_ca_file', path: string): Buffer => {
     try {
+      // A named pipe in a file's place would hold this synchronous read, and the event loop, until written.
+      if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
       return readFileSync(path);
     } catch (err) {
       throw new StartupError(`${key}.${field}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
@@ -214,7 +216,7 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
       const now = Date.now();
       const window = certificateWindowProblem(next.cert as Buffer, now);
       if (window !== undefined && certificateWindowProblem(current.cert as Buffer, now) === undefined) {
-        throw new Error(`${key}.cert_file: ${window}; keeping the current certificate, which is valid`);
+        throw new RetryLater(`${key}.cert_file: ${window}; keeping the current certificate, which is valid`);
       }
       // Fresh ticket keys when the trusted CAs changed: tickets issued under the old bundle must not
       // resume (server.ticketKeys would otherwise keep the last ones passed in).

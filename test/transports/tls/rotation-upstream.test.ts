@@ -96,7 +96,23 @@ describe('listener certificate rotation', () => {
     // Given a second (20 reload intervals) to go wrong: the code before put the pair in service within one.
     const served = () => serverFingerprint(port, pki.ca).catch((e: NodeJS.ErrnoException) => String(e.code));
     expect(await until(served, 'CERT_HAS_EXPIRED', 1_000)).toBe(colonHex(pki.server2.hashHex));
-  });
+
+    // A renewal whose notBefore is a few seconds ahead (a CA that does not backdate, a clock behind it): kept
+    // out while not yet valid, and put in service once it is, without another change to the files (a re-probe:
+    // it was never looked at again, and the gate went on to serve its old certificate past expiry).
+    const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
+    const soon = await makeLeaf(pki.dir, 'soon', 'ca', 'gate renewed', 'DNS:localhost,IP:127.0.0.1', 'serverAuth', [stamp(Date.now() + 3_000), stamp(Date.now() + 86_400_000)]);
+    const laterErrors = await errors();
+    await copyFile(soon.key, join(pki.dir, 'live.key.tmp'));
+    await copyFile(soon.cert, tmp);
+    await rename(join(pki.dir, 'live.key.tmp'), keyFile);
+    await rename(tmp, certFile);
+    expect(await until(async () => (await errors()) > laterErrors, true)).toBe(true);
+    expect(await served()).toBe(colonHex(pki.server2.hashHex));
+    expect(await until(served, colonHex(soon.hashHex), 10_000)).toBe(colonHex(soon.hashHex));
+    // Said once while it waited, not at every poll.
+    expect(await errors()).toBeLessThan(laterErrors + 5);
+  }, 30_000);
 
   it('the admin listener speaks TLS when admin.tls is set', async () => {
     const r = await tlsCall(gate.running.listeners.admin.port, '/healthz', { ca: pki.ca });
