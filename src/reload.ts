@@ -5,7 +5,7 @@
  * and re-reads, each part keeping what it has when the new data is unusable:
  * - every issuer's `jwks_file` (a file with no usable key leaves the current set in use);
  * - `revocation.file` (through the same guard as a polled change: a refused text keeps the list,
- *   a text that drops entries drops them once the file has stood still for a second);
+ *   an entry a text leaves out is let go once a read a second later leaves it out too);
  * - `revocation.url` is synced at once (a sync that fails makes the reload `ok: false`).
  * The config file itself is not re-read: listeners, issuers and limits change with a restart
  * (a rolling one, SIGTERM drains). TLS certificate and CA files are not read here: each TLS block
@@ -38,7 +38,7 @@ export async function reloadFiles(gate: Gate, metrics: Metrics, logger: Logger):
       if (s instanceof FileRevocationSource) {
         await s.reload(); // loaded/refused are logged and counted by the source's own events
         if (s.problem !== undefined) ok = false;
-        else if (s.pendingRemoval) log.info({ source: s.name }, 'the revocation file drops entries: they stay enforced until the file has stood still for 1 s');
+        else if (s.pendingRemoval) log.info({ source: s.name }, 'the revocation file drops entries: they stay enforced until a read 1 s later still leaves them out');
       } else if (s instanceof HttpRevocationSource) {
         // sync() never rejects (a failure is the source's own event); a sync that did not land is a failed reload.
         const before = s.lastSyncAt;

@@ -8,14 +8,16 @@
  * file is also stat'ed before and after the read: a file that changed meanwhile was read while
  * being written, so it is not used and read again at the next poll; and a polled change is read
  * only once the file has been still for SETTLE_MS, so the pauses of an in-place rewrite are not
- * mistaken for its end. A new text that drops any entry in force is a removal: what it adds is
- * enforced at once, what it drops only once the same file has stood for SHRINK_CONFIRM_MS (a
- * writer paused mid-rewrite leaves a clean prefix; a re-probe saw one with as many entries as the
- * list applied at once, and a revoked token allowed for the 3 s of the pause). Writers should still
- * write a temp file and rename it over the list (docs/hardening-faults.md).
+ * mistaken for its end. An entry in force that a new text leaves out is held, still enforced, until
+ * it has been absent for SHRINK_CONFIRM_MS, whatever versions of the file came meanwhile; what a text
+ * adds is enforced at once (a writer paused mid-rewrite leaves a clean prefix; a re-probe saw one with
+ * as many entries as the list applied at once, and a revoked token allowed for the 3 s of the pause).
+ * Holding per entry keeps the list bounded when the file changes faster than that (a re-probe grew a
+ * union of versions to 1.3 M entries). Writers should still write a temp file and rename it over the
+ * list (docs/hardening-faults.md).
  */
 import { readFile, stat } from 'node:fs/promises';
-import type { LineError } from './entries.ts';
+import type { LineError, RevocationEntry } from './entries.ts';
 import { judgeReload, type RefusalReason } from './reload-guard.ts';
 import { RevocationIndex } from './revocation-index.ts';
 import { eachSliced } from './slices.ts';
@@ -26,10 +28,9 @@ import { fileVersion } from '../file-version.ts';
 /** A changed file is read once it has not been modified for this long (see #check). */
 const SETTLE_MS = 100;
 /**
- * A reload that drops entries in force is applied only when the same file (fileVersion) is still there this long
- * after it was first read: a writer starved between two writes of an in-place rewrite can leave a prefix that ends
- * at a line boundary and parses cleanly, and applying it would un-revoke the rest. Meanwhile the old and new lists
- * are enforced together.
+ * An entry in force that the file's text leaves out stays enforced until it has been absent this long: a writer
+ * starved between two writes of an in-place rewrite can leave a prefix that ends at a line boundary and parses
+ * cleanly, and applying it at once would un-revoke the rest.
  */
 const SHRINK_CONFIRM_MS = 1_000;
 const START_ATTEMPTS = 5;
@@ -59,8 +60,11 @@ export class FileRevocationSource implements RevocationSource {
   #timer: NodeJS.Timeout | undefined;
   /** fileVersion of the file as last read ('' before the first read, or to read it again). */
   #version = '';
-  /** A version of the file that drops entries, waiting for confirmation (SHRINK_CONFIRM_MS). */
-  #shrink: { version: string; at: number } | undefined;
+  /** The list the file's text holds now (what is enforced, less what is held). */
+  #parsed = new RevocationIndex();
+  /** Entries in force that the text left out, by entryKey, with when they were first missed. */
+  readonly #held = new Map<string, { readonly entry: RevocationEntry; readonly since: number }>();
+  #release: NodeJS.Timeout | undefined;
   #problem: string | undefined;
   #lastRefusal: RefusalReason | undefined;
   #settle: NodeJS.Timeout | undefined;
@@ -81,7 +85,7 @@ export class FileRevocationSource implements RevocationSource {
 
   /** Removals waiting for their file to stand still (the old list is still enforced beside the new). */
   get pendingRemoval(): boolean {
-    return this.#shrink !== undefined;
+    return this.#held.size > 0;
   }
 
   /** Why the last reload was refused or the file could not be read (for /readyz), until a reload succeeds again. */
@@ -110,6 +114,7 @@ export class FileRevocationSource implements RevocationSource {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     if (this.#settle) clearTimeout(this.#settle);
+    if (this.#release) clearTimeout(this.#release);
   }
 
   async #check(): Promise<void> {
@@ -133,13 +138,19 @@ export class FileRevocationSource implements RevocationSource {
       }
       await this.reload();
     } catch (err) {
-      // Keep the last good index: a missing or unreadable file never un-revokes anything. Shown in
-      // /readyz as a refused text is (a re-probe deleted the file: only a log line said so).
-      const e = err as NodeJS.ErrnoException;
-      this.#problem = `revocation source ${this.name}: the file cannot be read (${e.code ?? e.message}); keeping the last good list of ${this.#index.size} entries`;
-      this.#version = '';
-      this.#events.failed?.(e);
+      this.#unreadable(err as NodeJS.ErrnoException);
+      this.#events.failed?.(err as Error);
     }
+  }
+
+  /**
+   * Keep the last good index: a missing or unreadable file never un-revokes anything. Shown in
+   * /readyz as a refused text is (a re-probe deleted the file: only a log line said so), whether a
+   * poll or a SIGHUP found it.
+   */
+  #unreadable(err: NodeJS.ErrnoException): void {
+    this.#problem = `revocation source ${this.name}: the file cannot be read (${err.code ?? err.message}); keeping the last good list of ${this.#index.size} entries`;
+    this.#version = '';
   }
 
   /**
@@ -148,7 +159,12 @@ export class FileRevocationSource implements RevocationSource {
    */
   reload(): Promise<void> {
     const before = this.#reloading?.catch(() => undefined) ?? Promise.resolve();
-    const p: Promise<void> = before.then(() => this.#reloadNow()).finally(() => {
+    const work = (): Promise<void> =>
+      this.#reloadNow().catch((err: unknown) => {
+        this.#unreadable(err as NodeJS.ErrnoException);
+        throw err;
+      });
+    const p: Promise<void> = before.then(work).finally(() => {
       if (this.#reloading === p) this.#reloading = undefined;
     });
     this.#reloading = p;
@@ -162,7 +178,7 @@ export class FileRevocationSource implements RevocationSource {
     // thread for a writer, and every later reload behind it (a re-probe wedged a gate this way).
     if (!before.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
     // Unchanged since it was last read (a SIGHUP storm on a large list re-parsed it every time): nothing to do.
-    if (fileVersion(before) === this.#version && this.#shrink === undefined) return;
+    if (fileVersion(before) === this.#version) return;
     const bytes = await readFile(this.#file);
     const after = await stat(this.#file);
     const version = fileVersion(after);
@@ -182,33 +198,44 @@ export class FileRevocationSource implements RevocationSource {
     await index.prune(Date.now() / 1000, this.#retainMs);
     this.#problem = undefined;
     this.#lastRefusal = undefined;
-    if ((await drops(index, this.#index)) && !this.#shrinkConfirmed(version)) {
-      // What it adds counts at once; what it drops waits: both lists (and whatever an earlier
-      // unconfirmed version added), until the file stands still.
-      this.#index = await RevocationIndex.of(chain(this.#index.entries(), index.entries()));
-      return;
-    }
-    this.#shrink = undefined;
-    this.#index = index;
-    this.#events.loaded?.({ entries: index.size, errors: verdict.errors, durationMs: performance.now() - started });
+    // What is in force and the text leaves out is held from now (or since it was first missed);
+    // what the text covers again is let go of.
+    const now = Date.now();
+    const held = this.#held;
+    await eachSliced(this.#index.entries(), (e) => {
+      if (index.covers(e)) return;
+      const k = entryKey(e);
+      if (!held.has(k)) held.set(k, { entry: e, since: now });
+    });
+    for (const [k, h] of held) if (index.covers(h.entry)) held.delete(k);
+    this.#parsed = index;
+    await this.#install(verdict.errors, started);
   }
 
-  /** True once a shrinking file has stood unchanged for SHRINK_CONFIRM_MS; else arms a second look and says no. */
-  #shrinkConfirmed(version: string): boolean {
+  /**
+   * Enforces the text plus what is still held. An entry is released only by a text read at least
+   * SHRINK_CONFIRM_MS after it was first missed that still leaves it out — never by the clock alone,
+   * or a writer busy mid-rewrite for a second (every read refused as changing or torn) would un-revoke
+   * what the first clean prefix missed. When one is due, the file is read again.
+   */
+  async #install(errors: readonly LineError[], started: number): Promise<void> {
     const now = Date.now();
-    const seen = this.#shrink;
-    if (seen !== undefined && seen.version === version && now - seen.at >= SHRINK_CONFIRM_MS) return true;
-    if (seen === undefined || seen.version !== version) this.#shrink = { version, at: now };
-    // Not remembered as loaded, so the next check reads it again; look again once the wait is over.
-    this.#version = '';
-    if (this.#settle === undefined) {
-      this.#settle = setTimeout(() => {
-        this.#settle = undefined;
-        void this.#check();
-      }, SHRINK_CONFIRM_MS - (now - this.#shrink!.at) + 10);
-      this.#settle.unref();
+    let due = Number.POSITIVE_INFINITY;
+    for (const [k, h] of this.#held) {
+      if (now - h.since >= SHRINK_CONFIRM_MS) this.#held.delete(k);
+      else due = Math.min(due, h.since + SHRINK_CONFIRM_MS);
     }
-    return false;
+    this.#index = this.#held.size === 0 ? this.#parsed : await RevocationIndex.of(chain(this.#parsed.entries(), [...this.#held.values()].map((h) => h.entry)));
+    this.#events.loaded?.({ entries: this.#index.size, errors, durationMs: performance.now() - started });
+    if (this.#release !== undefined) clearTimeout(this.#release);
+    this.#release = undefined;
+    if (due === Number.POSITIVE_INFINITY) return;
+    this.#release = setTimeout(() => {
+      this.#release = undefined;
+      this.#version = ''; // read it again even if unchanged: that read confirms the absence
+      void this.#check();
+    }, due - now + 10);
+    this.#release.unref();
   }
 
   #refuse(reason: RefusalReason, detail: string): void {
@@ -218,13 +245,10 @@ export class FileRevocationSource implements RevocationSource {
   }
 }
 
-/** Whether `next` leaves out anything `current` revokes (an entry, or part of one: a shorter exp, an earlier cut-off). */
-async function drops(next: RevocationIndex, current: RevocationIndex): Promise<boolean> {
-  let dropped = false;
-  await eachSliced(current.entries(), (e) => {
-    if (!dropped && !next.covers(e)) dropped = true;
-  });
-  return dropped;
+/** One entry as a map key: its kind, ids and exp (a longer exp is another entry). */
+function entryKey(e: RevocationEntry): string {
+  const id = e.kind === 'jti' ? e.jti : e.kind === 'txn' ? e.txn : `${e.sub}\u0000${e.before}`;
+  return `${e.kind}\u0000${id}\u0000${e.exp ?? ''}`;
 }
 
 function* chain<T>(...lists: Iterable<T>[]): IterableIterator<T> {
