@@ -65,6 +65,8 @@ export class FileRevocationSource implements RevocationSource {
   /** Entries in force that the text left out, by entryKey, with when they were first missed. */
   readonly #held = new Map<string, { readonly entry: RevocationEntry; readonly since: number }>();
   #release: NodeJS.Timeout | undefined;
+  /** After stop(): a reload still under way arms no release timer. */
+  #stopped = false;
   #problem: string | undefined;
   #lastRefusal: RefusalReason | undefined;
   #settle: NodeJS.Timeout | undefined;
@@ -83,7 +85,7 @@ export class FileRevocationSource implements RevocationSource {
     return this.#index;
   }
 
-  /** Removals waiting for their file to stand still (the old list is still enforced beside the new). */
+  /** Entries the text left out that are still enforced, waiting for a read a second later to leave them out too. */
   get pendingRemoval(): boolean {
     return this.#held.size > 0;
   }
@@ -112,6 +114,7 @@ export class FileRevocationSource implements RevocationSource {
   }
 
   stop(): void {
+    this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     if (this.#settle) clearTimeout(this.#settle);
     if (this.#release) clearTimeout(this.#release);
@@ -149,6 +152,7 @@ export class FileRevocationSource implements RevocationSource {
    * poll or a SIGHUP found it.
    */
   #unreadable(err: NodeJS.ErrnoException): void {
+    this.#restartHolds();
     this.#problem = `revocation source ${this.name}: the file cannot be read (${err.code ?? err.message}); keeping the last good list of ${this.#index.size} entries`;
     this.#version = '';
   }
@@ -229,7 +233,7 @@ export class FileRevocationSource implements RevocationSource {
     this.#events.loaded?.({ entries: this.#index.size, errors, durationMs: performance.now() - started });
     if (this.#release !== undefined) clearTimeout(this.#release);
     this.#release = undefined;
-    if (due === Number.POSITIVE_INFINITY) return;
+    if (due === Number.POSITIVE_INFINITY || this.#stopped) return;
     this.#release = setTimeout(() => {
       this.#release = undefined;
       this.#version = ''; // read it again even if unchanged: that read confirms the absence
@@ -238,7 +242,19 @@ export class FileRevocationSource implements RevocationSource {
     this.#release.unref();
   }
 
+  /**
+   * A read that was refused (torn, changing) or failed shows nothing about the held entries: their
+   * second starts again, so only accepted texts a second apart can release one (a re-probe: a
+   * rewrite stalled on a torn line, or the file deleted, for over a second, and the next clean
+   * prefix released at once what the first one had missed).
+   */
+  #restartHolds(): void {
+    const now = Date.now();
+    for (const [k, h] of this.#held) this.#held.set(k, { entry: h.entry, since: now });
+  }
+
   #refuse(reason: RefusalReason, detail: string): void {
+    this.#restartHolds();
     this.#lastRefusal = reason;
     this.#problem = `revocation source ${this.name}: last reload refused (${reason}): ${detail}; keeping the last good list of ${this.#index.size} entries`;
     this.#events.refused?.({ reason, detail, kept: this.#index.size });

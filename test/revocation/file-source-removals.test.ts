@@ -84,6 +84,52 @@ describe('a new text that drops entries in force', () => {
     expect([revoked('r1'), revoked('zz1')]).toEqual([true, true]);
   });
 
+  it('a refused read restarts the second: a rewrite stalled on a torn line, then a new clean prefix, releases nothing yet (a re-probe)', async () => {
+    const s = await startWith(line('r1') + line('r2'), 50);
+    await truncate(file, 0);
+    await appendFile(file, line('zz'));
+    await s.reload();
+    await appendFile(file, '{"jti":"r');
+    await new Promise((r) => setTimeout(r, 1_500)); // every read refused (torn_tail) meanwhile
+    expect(s.problem).toMatch(/torn_tail/);
+    await appendFile(file, '2"}\n'); // a clean prefix again: [zz, r2], still without r1
+    await s.reload();
+    expect(revoked('r1')).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(revoked('r1')).toBe(true);
+    await appendFile(file, line('r1'));
+    await until(() => !s.pendingRemoval, 3_000, 'the whole file');
+    expect([revoked('r1'), revoked('r2'), revoked('zz')]).toEqual([true, true, true]);
+  });
+
+  it('a file missing for over a second while entries are held: the first clean prefix after it releases nothing yet (a re-probe)', async () => {
+    const s = await startWith(line('r1') + line('r2'), 50);
+    await truncate(file, 0);
+    await appendFile(file, line('zz'));
+    await s.reload();
+    await rm(file);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(s.problem).toMatch(/cannot be read/);
+    await writeFile(file, line('zz'));
+    await s.reload();
+    expect([revoked('r1'), revoked('r2')]).toEqual([true, true]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect([revoked('r1'), revoked('r2')]).toEqual([true, true]);
+  });
+
+  it('stop() while a reload is under way: no release timer is armed after it', async () => {
+    const s = await startWith(line('r1') + line('r2'), 60_000);
+    await writeFile(`${file}.tmp`, line('r2'));
+    await rename(`${file}.tmp`, file);
+    const loading = s.reload();
+    s.stop();
+    await loading;
+    const before = loads;
+    await new Promise((r) => setTimeout(r, 1_300));
+    expect(loads).toBe(before);
+    expect(revoked('r1')).toBe(true);
+  });
+
   it('a list replaced by one that removes entries: the new entry at once, the removal once the file stood still for a second', async () => {
     const s = await startWith(line('a') + line('r1'), 50);
     await writeFile(`${file}.tmp`, line('r2'));
