@@ -42,7 +42,7 @@ export async function reloadFiles(gate: Gate, metrics: Metrics, logger: Logger):
       } else if (s instanceof HttpRevocationSource) {
         // sync() never rejects (a failure is the source's own event); a sync that did not land is a failed reload.
         const before = s.lastSyncAt;
-        await s.sync();
+        await s.syncAfresh();
         if (s.lastSyncAt === before) {
           ok = false;
           log.error({ source: s.name }, 'revocation feed not synced on reload; keeping the last list');

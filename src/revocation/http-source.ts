@@ -96,6 +96,15 @@ export class HttpRevocationSource implements RevocationSource {
     this.#timer = undefined;
   }
 
+  /**
+   * A sync that starts now (after the one in flight, if any), for SIGHUP: joining the one in flight
+   * would report data asked for before the signal. Never rejects.
+   */
+  async syncAfresh(): Promise<void> {
+    await this.#pending;
+    await this.sync();
+  }
+
   /** Syncs now, or joins the sync in flight. Never rejects. */
   sync(): Promise<void> {
     if (this.#pending !== undefined) return this.#pending;

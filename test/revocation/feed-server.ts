@@ -11,6 +11,8 @@ export class FeedServer extends ScriptedServer {
   mode: 'ok' | 'error' | 'html' = 'ok';
   /** performance.now() of the last 200 served. */
   lastFullAt = 0;
+  /** Answers a 200 this much later, with the body as it was when the request came (a slow feed). */
+  delayMs = 0;
 
   constructor() {
     super('/revocations.jsonl', 1_000);
@@ -26,6 +28,9 @@ export class FeedServer extends ScriptedServer {
     const etag = etagOf(this.body);
     if (req.headers['if-none-match'] === etag) return this.answer(res, 304, '', { etag });
     this.lastFullAt = performance.now();
-    this.answer(res, 200, this.body, { etag, 'content-type': 'application/jsonl' });
+    const body = this.body;
+    const send = (): void => this.answer(res, 200, body, { etag, 'content-type': 'application/jsonl' });
+    if (this.delayMs > 0) setTimeout(send, this.delayMs);
+    else send();
   }
 }

@@ -210,5 +210,18 @@ describe('SIGHUP (reloadFiles)', () => {
     expect(logs.some((l) => l.msg === 'revocation feed not synced on reload; keeping the last list')).toBe(true);
     expect(gate.revocation.isRevoked('b', 's', 0, undefined)).toBe(true);
   });
-});
 
+  it('a SIGHUP during a sync in flight syncs again after it: what the feed holds after the signal is applied', async () => {
+    const { feed, gate, start, metrics, logger, source } = await setup({ poll_interval: '1h', max_stale: '2h' }, null);
+    feed.set([{ jti: 'a' }]);
+    await start();
+    feed.delayMs = 300;
+    feed.set([{ jti: 'a' }, { jti: 'b' }]);
+    const inFlight = source.sync(); // asks for [a, b] before the signal
+    await sleep(50);
+    feed.set([{ jti: 'a' }, { jti: 'b' }, { jti: 'c' }]);
+    expect(await reloadFiles(gate, metrics, logger)).toBe(true);
+    expect(gate.revocation.isRevoked('c', 's', 0, undefined)).toBe(true);
+    await inFlight;
+  });
+});
