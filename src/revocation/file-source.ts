@@ -96,6 +96,7 @@ export class FileRevocationSource implements RevocationSource {
   }
 
   async start(): Promise<void> {
+    this.#stopped = false;
     try {
       await this.reload();
       // Caught mid-write at start: the writer is about to finish, read it again rather than fail.
@@ -185,6 +186,9 @@ export class FileRevocationSource implements RevocationSource {
     if (fileVersion(before) === this.#version) return;
     const bytes = await readFile(this.#file);
     const after = await stat(this.#file);
+    // When the text was seen, not when it was parsed: a large file parses for a while, and a hold
+    // must span a second of the file, not of our work (a re-probe released after reads 0.55 s apart).
+    const seenAt = Date.now();
     const version = fileVersion(after);
     if (version !== fileVersion(before) || bytes.length !== after.size) {
       // Read while being written: neither remembered as loaded nor used; the next poll reads it again.
@@ -204,16 +208,15 @@ export class FileRevocationSource implements RevocationSource {
     this.#lastRefusal = undefined;
     // What is in force and the text leaves out is held from now (or since it was first missed);
     // what the text covers again is let go of.
-    const now = Date.now();
     const held = this.#held;
     await eachSliced(this.#index.entries(), (e) => {
       if (index.covers(e)) return;
       const k = entryKey(e);
-      if (!held.has(k)) held.set(k, { entry: e, since: now });
+      if (!held.has(k)) held.set(k, { entry: e, since: seenAt });
     });
     for (const [k, h] of held) if (index.covers(h.entry)) held.delete(k);
     this.#parsed = index;
-    await this.#install(verdict.errors, started);
+    await this.#install(verdict.errors, started, seenAt);
   }
 
   /**
@@ -222,11 +225,10 @@ export class FileRevocationSource implements RevocationSource {
    * or a writer busy mid-rewrite for a second (every read refused as changing or torn) would un-revoke
    * what the first clean prefix missed. When one is due, the file is read again.
    */
-  async #install(errors: readonly LineError[], started: number): Promise<void> {
-    const now = Date.now();
+  async #install(errors: readonly LineError[], started: number, seenAt: number): Promise<void> {
     let due = Number.POSITIVE_INFINITY;
     for (const [k, h] of this.#held) {
-      if (now - h.since >= SHRINK_CONFIRM_MS) this.#held.delete(k);
+      if (seenAt - h.since >= SHRINK_CONFIRM_MS) this.#held.delete(k);
       else due = Math.min(due, h.since + SHRINK_CONFIRM_MS);
     }
     this.#index = this.#held.size === 0 ? this.#parsed : await RevocationIndex.of(chain(this.#parsed.entries(), [...this.#held.values()].map((h) => h.entry)));
@@ -238,7 +240,7 @@ export class FileRevocationSource implements RevocationSource {
       this.#release = undefined;
       this.#version = ''; // read it again even if unchanged: that read confirms the absence
       void this.#check();
-    }, due - now + 10);
+    }, Math.max(0, due - Date.now()) + 10);
     this.#release.unref();
   }
 
@@ -254,7 +256,10 @@ export class FileRevocationSource implements RevocationSource {
   }
 
   #refuse(reason: RefusalReason, detail: string): void {
-    this.#restartHolds();
+    // `changing` is a read that raced a write — most often a rename of a whole new file (a re-probe:
+    // restarting on it let a writer replacing the file often keep every hold, and the list grew):
+    // it shows nothing either way, and the next read looks again.
+    if (reason !== 'changing') this.#restartHolds();
     this.#lastRefusal = reason;
     this.#problem = `revocation source ${this.name}: last reload refused (${reason}): ${detail}; keeping the last good list of ${this.#index.size} entries`;
     this.#events.refused?.({ reason, detail, kept: this.#index.size });

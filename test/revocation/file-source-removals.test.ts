@@ -117,6 +117,16 @@ describe('a new text that drops entries in force', () => {
     expect([revoked('r1'), revoked('r2')]).toEqual([true, true]);
   });
 
+  it('stop() then start(): a removal is released again (a re-probe: held for good)', async () => {
+    const s = await startWith(line('r1') + line('a'), 50);
+    s.stop();
+    await s.start();
+    await writeFile(`${file}.tmp`, line('a'));
+    await rename(`${file}.tmp`, file);
+    await until(() => !revoked('r1'), 5_000, 'the removal');
+    expect(revoked('a')).toBe(true);
+  });
+
   it('stop() while a reload is under way: no release timer is armed after it', async () => {
     const s = await startWith(line('r1') + line('r2'), 60_000);
     await writeFile(`${file}.tmp`, line('r2'));
