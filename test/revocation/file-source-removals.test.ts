@@ -29,6 +29,12 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
   }
 }
 
+/** The way writers should do it: a temp file renamed over the list. */
+async function replace(text: string): Promise<void> {
+  await writeFile(`${file}.tmp`, text);
+  await rename(`${file}.tmp`, file);
+}
+
 async function startWith(text: string, pollMs = 60_000): Promise<FileRevocationSource> {
   await writeFile(file, text);
   loads = 0;
@@ -121,16 +127,14 @@ describe('a new text that drops entries in force', () => {
     const s = await startWith(line('r1') + line('a'), 50);
     s.stop();
     await s.start();
-    await writeFile(`${file}.tmp`, line('a'));
-    await rename(`${file}.tmp`, file);
+    await replace(line('a'));
     await until(() => !revoked('r1'), 5_000, 'the removal');
     expect(revoked('a')).toBe(true);
   });
 
   it('stop() while a reload is under way: no release timer is armed after it', async () => {
     const s = await startWith(line('r1') + line('r2'), 60_000);
-    await writeFile(`${file}.tmp`, line('r2'));
-    await rename(`${file}.tmp`, file);
+    await replace(line('r2'));
     const loading = s.reload();
     s.stop();
     await loading;
@@ -142,8 +146,7 @@ describe('a new text that drops entries in force', () => {
 
   it('a list replaced by one that removes entries: the new entry at once, the removal once the file stood still for a second', async () => {
     const s = await startWith(line('a') + line('r1'), 50);
-    await writeFile(`${file}.tmp`, line('r2'));
-    await rename(`${file}.tmp`, file);
+    await replace(line('r2'));
     const changed = Date.now();
     await s.reload();
     // Before: r2 waited for the confirmation with the rest (1.2 s with a 500 ms poll in the re-probe).
@@ -178,8 +181,7 @@ describe('a new text that drops entries in force', () => {
     let largest = 0;
     for (let v = 0; v < 12; v++) {
       const text = Array.from({ length: 200 }, (_, i) => line(`v${v}-${i}`)).join('');
-      await writeFile(`${file}.tmp`, text);
-      await rename(`${file}.tmp`, file);
+      await replace(text);
       await s.reload();
       largest = Math.max(largest, s.index.size);
       expect(revoked(`v${v}-0`)).toBe(true);
