@@ -10,3 +10,12 @@ import type { Stats } from 'node:fs';
 export function fileVersion(s: Stats): string {
   return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 }
+
+/**
+ * The error for a path that is not a regular file where one is read (a named pipe would hold the
+ * read until a writer comes, a device never ends): thrown before reading, with the text as its code.
+ */
+export function notRegularFile(): NodeJS.ErrnoException {
+  return Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+}
+

@@ -23,7 +23,7 @@ import { RevocationIndex } from './revocation-index.ts';
 import { eachSliced } from './slices.ts';
 import type { RevocationSource } from './revocation-list.ts';
 import { StartupError } from '../errors.ts';
-import { fileVersion } from '../file-version.ts';
+import { fileVersion, notRegularFile } from '../file-version.ts';
 
 /** A changed file is read once it has not been modified for this long (see #check). */
 const SETTLE_MS = 100;
@@ -60,8 +60,6 @@ export class FileRevocationSource implements RevocationSource {
   #timer: NodeJS.Timeout | undefined;
   /** fileVersion of the file as last read ('' before the first read, or to read it again). */
   #version = '';
-  /** The list the file's text holds now (what is enforced, less what is held). */
-  #parsed = new RevocationIndex();
   /** Entries in force that the text left out, by entryKey, with when they were first missed. */
   readonly #held = new Map<string, { readonly entry: RevocationEntry; readonly since: number }>();
   #release: NodeJS.Timeout | undefined;
@@ -181,7 +179,7 @@ export class FileRevocationSource implements RevocationSource {
     const before = await stat(this.#file);
     // A named pipe (or a device) in the list's place: reading it would wait on the thread pool's one
     // thread for a writer, and every later reload behind it (a re-probe wedged a gate this way).
-    if (!before.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+    if (!before.isFile()) throw notRegularFile();
     // Unchanged since it was last read (a SIGHUP storm on a large list re-parsed it every time): nothing to do.
     if (fileVersion(before) === this.#version) return;
     const bytes = await readFile(this.#file);
@@ -215,23 +213,22 @@ export class FileRevocationSource implements RevocationSource {
       if (!held.has(k)) held.set(k, { entry: e, since: seenAt });
     });
     for (const [k, h] of held) if (index.covers(h.entry)) held.delete(k);
-    this.#parsed = index;
-    await this.#install(verdict.errors, started, seenAt);
+    await this.#install(index, verdict.errors, started, seenAt);
   }
 
   /**
-   * Enforces the text plus what is still held. An entry is released only by a text read at least
+   * Enforces the text's list (`parsed`) plus what is still held. An entry is released only by a text read at least
    * SHRINK_CONFIRM_MS after it was first missed that still leaves it out — never by the clock alone,
    * or a writer busy mid-rewrite for a second (every read refused as changing or torn) would un-revoke
    * what the first clean prefix missed. When one is due, the file is read again.
    */
-  async #install(errors: readonly LineError[], started: number, seenAt: number): Promise<void> {
+  async #install(parsed: RevocationIndex, errors: readonly LineError[], started: number, seenAt: number): Promise<void> {
     let due = Number.POSITIVE_INFINITY;
     for (const [k, h] of this.#held) {
       if (seenAt - h.since >= SHRINK_CONFIRM_MS) this.#held.delete(k);
       else due = Math.min(due, h.since + SHRINK_CONFIRM_MS);
     }
-    this.#index = this.#held.size === 0 ? this.#parsed : await RevocationIndex.of(chain(this.#parsed.entries(), [...this.#held.values()].map((h) => h.entry)));
+    this.#index = this.#held.size === 0 ? parsed : await RevocationIndex.of(chain(parsed.entries(), [...this.#held.values()].map((h) => h.entry)));
     this.#events.loaded?.({ entries: this.#index.size, errors, durationMs: performance.now() - started });
     if (this.#release !== undefined) clearTimeout(this.#release);
     this.#release = undefined;

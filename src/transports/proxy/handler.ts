@@ -55,7 +55,8 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
         allow,
         (status: number, end: ForwardEnd) => {
           if (jti !== undefined) inflight.leave(jti);
-          const outcome = end === 'upstream_timeout' || end === 'upstream_unreachable' || end === 'upstream_tls' || end === 'body_timeout' || end === 'shutdown_cut' ? end : undefined;
+          // Every end but these two names what became of the answer (forward.ts ForwardEnd).
+          const outcome = end === 'ok' || end === 'client_closed' ? undefined : end;
           audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client, clientCert: allow.clientCert });
         },
         trace,

@@ -6,7 +6,6 @@
 import { createSecureContext } from 'node:tls';
 import type { Config } from '../../config/schema.ts';
 import type { ServerTlsConfig } from '../../config/tls-schema.ts';
-import { readFileSync } from 'node:fs';
 import { certificateWindowProblem, secureContextOptions } from './server-tls.ts';
 import { checkedUpstreamOptions } from './upstream-tls.ts';
 
@@ -46,7 +45,7 @@ export function tlsWarnings(config: Config, nowMs = Date.now()): string[] {
     if (tls === undefined) continue;
     let problem: string | undefined;
     try {
-      problem = certificateWindowProblem(readFileSync(tls.cert_file), nowMs);
+      problem = certificateWindowProblem(secureContextOptions(tls, key).cert as Buffer, nowMs);
     } catch {
       continue; // tlsProblems names an unreadable file
     }

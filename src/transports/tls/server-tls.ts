@@ -46,6 +46,7 @@ import type { Logger } from 'pino';
 import type { ServerTlsConfig } from '../../config/tls-schema.ts';
 import { outsideValidity } from '../../core/cert-binding.ts';
 import { StartupError } from '../../errors.ts';
+import { notRegularFile } from '../../file-version.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { caBundleProblem } from './ca-bundle.ts';
 import { clientCertOf, validityMs } from './client-cert.ts';
@@ -60,7 +61,7 @@ export function secureContextOptions(tls: ServerTlsConfig, key: string): SecureC
   const read = (field: 'cert_file' | 'key_file' | 'client_ca_file', path: string): Buffer => {
     try {
       // A named pipe in a file's place would hold this synchronous read, and the event loop, until written.
-      if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+      if (!statSync(path).isFile()) throw notRegularFile();
       return readFileSync(path);
     } catch (err) {
       throw new StartupError(`${key}.${field}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
