@@ -13,46 +13,22 @@
  */
 import type { Logger } from 'pino';
 import type { Gate } from './gate.ts';
-import { FileIssuerKeys } from './keys/issuer-keys.ts';
 import type { Metrics } from './observability/metrics.ts';
-import { FileRevocationSource } from './revocation/file-source.ts';
-import { HttpRevocationSource } from './revocation/http-source.ts';
+import type { ReloadReport } from './reload-report.ts';
 
 /** Re-reads key files and revocation sources; resolves true when every part loaded. Never rejects. */
 export async function reloadFiles(gate: Gate, metrics: Metrics, logger: Logger): Promise<boolean> {
   const log = logger.child({ component: 'reload' });
   const started = performance.now();
   let ok = true;
-  for (const k of gate.issuerKeys) {
-    if (!(k instanceof FileIssuerKeys)) continue;
-    try {
-      const keys = await k.reload();
-      log.info({ issuer: k.issuer, keys }, 'jwks_file reloaded');
-    } catch (err) {
-      ok = false;
-      log.error({ issuer: k.issuer, err: (err as Error).message }, 'jwks_file reload failed; keeping the current key set');
-    }
-  }
-  for (const s of gate.revocation.sources) {
-    try {
-      if (s instanceof FileRevocationSource) {
-        await s.reload(); // loaded/refused are logged and counted by the source's own events
-        if (s.problem !== undefined) ok = false;
-        else if (s.pendingRemoval) log.info({ source: s.name }, 'the revocation file drops entries: they stay enforced until a read 1 s later still leaves them out');
-      } else if (s instanceof HttpRevocationSource) {
-        // sync() never rejects (a failure is the source's own event); a sync that did not land is a failed reload.
-        const before = s.lastSyncAt;
-        await s.syncAfresh();
-        if (s.lastSyncAt === before) {
-          ok = false;
-          log.error({ source: s.name }, 'revocation feed not synced on reload; keeping the last list');
-        }
-      }
-    } catch (err) {
-      ok = false;
-      log.error({ source: s.name, err: (err as Error).message }, 'revocation reload failed; keeping the last good list');
-    }
-  }
+  const report = (r: ReloadReport): void => {
+    if (!r.ok) ok = false;
+    if (r.msg === undefined) return;
+    if (r.ok) log.info(r.fields ?? {}, r.msg);
+    else log.error(r.fields ?? {}, r.msg);
+  };
+  for (const k of gate.issuerKeys) if (k.reloadOnSignal !== undefined) report(await k.reloadOnSignal());
+  for (const s of gate.revocation.sources) if (s.reloadOnSignal !== undefined) report(await s.reloadOnSignal());
   metrics.configReloads.labels(ok ? 'ok' : 'error').inc();
   log.info({ ok, duration_ms: Math.round(performance.now() - started) }, 'reload done');
   return ok;

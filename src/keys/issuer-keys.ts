@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IssuerConfig } from '../config/schema.ts';
 import { StartupError } from '../errors.ts';
+import type { ReloadReport } from '../reload-report.ts';
 import { importJwks, type KeyEntry, KeySet } from './key-set.ts';
 
 export type KeyState = 'ready' | 'loading' | 'stale';
@@ -21,6 +22,8 @@ export interface IssuerKeys {
   readonly size: number;
   /** What is degraded but still decided right (a refused reload that kept the current set), for /readyz. */
   readonly problem?: string | undefined;
+  /** SIGHUP (reload.ts): only a source that re-reads something on a signal has it. Never rejects. */
+  reloadOnSignal?(): Promise<ReloadReport>;
   start(): Promise<void>;
   stop(): void;
 }
@@ -60,6 +63,15 @@ export class FileIssuerKeys implements IssuerKeys {
       // Shown in /readyz until a reload succeeds (a re-probe: only a log line and a counter said so).
       if (this.#loaded) this.problem = `keys for issuer ${this.issuer}: jwks_file reload failed (${(err as Error).message}); keeping the current set of ${this.#set.size} keys`;
       throw err;
+    }
+  }
+
+  async reloadOnSignal(): Promise<ReloadReport> {
+    try {
+      const keys = await this.reload();
+      return { ok: true, msg: 'jwks_file reloaded', fields: { issuer: this.issuer, keys } };
+    } catch (err) {
+      return { ok: false, msg: 'jwks_file reload failed; keeping the current key set', fields: { issuer: this.issuer, err: (err as Error).message } };
     }
   }
 

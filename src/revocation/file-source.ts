@@ -22,6 +22,7 @@ import { judgeReload, type RefusalReason } from './reload-guard.ts';
 import { RevocationIndex } from './revocation-index.ts';
 import { eachSliced } from './slices.ts';
 import type { RevocationSource } from './revocation-list.ts';
+import type { ReloadReport } from '../reload-report.ts';
 import { StartupError } from '../errors.ts';
 import { fileVersion, notRegularFile } from '../file-version.ts';
 
@@ -86,6 +87,18 @@ export class FileRevocationSource implements RevocationSource {
   /** Entries the text left out that are still enforced, waiting for a read a second later to leave them out too. */
   get pendingRemoval(): boolean {
     return this.#held.size > 0;
+  }
+
+  /** SIGHUP: read now. What was loaded or refused is logged and counted by this source's own events. */
+  async reloadOnSignal(): Promise<ReloadReport> {
+    try {
+      await this.reload();
+    } catch (err) {
+      return { ok: false, msg: 'revocation reload failed; keeping the last good list', fields: { source: this.name, err: (err as Error).message } };
+    }
+    if (this.#problem !== undefined) return { ok: false };
+    if (this.pendingRemoval) return { ok: true, msg: 'the revocation file drops entries: they stay enforced until a read 1 s later still leaves them out', fields: { source: this.name } };
+    return { ok: true };
   }
 
   /** Why the last reload was refused or the file could not be read (for /readyz), until a reload succeeds again. */

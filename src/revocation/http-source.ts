@@ -15,6 +15,7 @@ import type { LineError } from './entries.ts';
 import { judgeReload, type RefusalReason } from './reload-guard.ts';
 import { RevocationIndex } from './revocation-index.ts';
 import type { RevocationSource } from './revocation-list.ts';
+import type { ReloadReport } from '../reload-report.ts';
 
 /** Prune expired entries from an unchanged (304) index at most this often. */
 const PRUNE_EVERY_MS = 60_000;
@@ -103,6 +104,14 @@ export class HttpRevocationSource implements RevocationSource {
   async syncAfresh(): Promise<void> {
     await this.#pending;
     await this.sync();
+  }
+
+  /** SIGHUP: a fresh sync; one that did not land (its failure is the source's own event) fails the reload. */
+  async reloadOnSignal(): Promise<ReloadReport> {
+    const before = this.#lastSyncAt;
+    await this.syncAfresh();
+    if (this.#lastSyncAt === before) return { ok: false, msg: 'revocation feed not synced on reload; keeping the last list', fields: { source: this.name } };
+    return { ok: true };
   }
 
   /** Syncs now, or joins the sync in flight. Never rejects. */

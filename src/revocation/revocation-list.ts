@@ -2,6 +2,7 @@
  * The union of every configured revocation source (file, URL, admin journal). Each source swaps
  * in a whole new index when it reloads, so a half-read feed never empties the list.
  */
+import type { ReloadReport } from '../reload-report.ts';
 import { RevocationIndex } from './revocation-index.ts';
 
 export interface RevocationSource {
@@ -14,6 +15,8 @@ export interface RevocationSource {
   readonly maxStaleMs: number | undefined;
   /** Set while the last reload was refused and an older list is kept (shown in /readyz; not unready). */
   readonly problem?: string | undefined;
+  /** SIGHUP (reload.ts): only a source that re-reads something on a signal has it. Never rejects. */
+  reloadOnSignal?(): Promise<ReloadReport>;
   start(): Promise<void>;
   stop(): void;
 }

@@ -227,4 +227,18 @@ describe('reading the file', () => {
     expect(loads).toBe(2);
     expect(revoked('r2')).toBe(true);
   });
+
+  it('a SIGHUP gets a report: refused text and unreadable file fail the reload, a pending removal is said, a clean read is quiet', async () => {
+    const s = await startWith(line('r1') + line('r2'));
+    expect(await s.reloadOnSignal()).toEqual({ ok: true });
+    await replace(line('r1'));
+    const pending = await s.reloadOnSignal();
+    expect(pending).toMatchObject({ ok: true, msg: expect.stringContaining('drops entries') });
+    await writeFile(file, line('r1') + '{"jti":"r3'); // torn last line: refused, the list kept
+    expect(await s.reloadOnSignal()).toEqual({ ok: false });
+    expect(revoked('r2')).toBe(true);
+    await rm(file);
+    expect(await s.reloadOnSignal()).toMatchObject({ ok: false, msg: 'revocation reload failed; keeping the last good list', fields: { err: expect.stringContaining('ENOENT') } });
+    expect(revoked('r1')).toBe(true);
+  });
 });
