@@ -78,7 +78,7 @@ function onWriteError(sb: SonicBoom, err: NodeJS.ErrnoException): void {
     broken.add(sb);
   } else if (failing.has(sb)) return;
   failing.add(sb);
-  const what = err.code === 'EPIPE' ? 'its reader went away (EPIPE); log and audit lines are dropped from now on (jitgate_log_dropped_lines_total)' : `a write failed (${err.code ?? err.message}); lines are kept and retried up to ${MAX_PENDING_BYTES} bytes`;
+  const what = err.code === 'EPIPE' ? 'its reader went away (EPIPE); log and audit lines are dropped (jitgate_log_dropped_lines_total) until a named pipe has a reader again' : `a write failed (${err.code ?? err.message}); lines are kept and retried up to ${MAX_PENDING_BYTES} bytes`;
   process.stderr.write(`${JSON.stringify({ level: 'error', time: new Date().toISOString(), pid: process.pid, msg: `the log destination failed: ${what}` })}\n`);
 }
 
@@ -143,7 +143,26 @@ export function createDestination(destination: string): DestinationStream & { fl
   // LineBatch hands over bytes, so its SonicBoom runs in buffer mode.
   if (destination === 'stdout') return new LineBatch(sonic({ fd: 1, minLength: 4096, contentMode: 'buffer' }));
   if (destination === 'stderr') return sonic({ fd: 2 });
-  return new LineBatch(sonic({ ...fileTarget(destination), mkdir: true, minLength: 4096, contentMode: 'buffer' }));
+  const target = fileTarget(destination);
+  const open = (t: { dest: string } | { fd: number }): SonicBoom => sonic({ ...t, mkdir: true, minLength: 4096, contentMode: 'buffer' });
+  // A named pipe whose reader went away (a log shipper restarted) is opened again once a reader is back.
+  const reopen =
+    'fd' in target
+      ? (): SonicBoom | undefined => {
+          const fd = fifoWriterFd(destination);
+          return fd === undefined ? undefined : open({ fd });
+        }
+      : undefined;
+  return new LineBatch(open(target), reopen);
+}
+
+/** A write end of the named pipe if a reader has it open now, else undefined (never waits). */
+function fifoWriterFd(path: string): number | undefined {
+  try {
+    return statSync(path).isFIFO() ? openSync(path, constants.O_WRONLY | constants.O_NONBLOCK) : undefined;
+  } catch {
+    return undefined; // ENXIO: no reader yet; ENOENT: the pipe is being made again
+  }
 }
 
 /**
@@ -179,6 +198,9 @@ type SonicBoom = ReturnType<typeof pino.destination>;
  */
 const BATCH_BYTES = 64 * 1024;
 
+/** A broken named pipe is tried again at most this often, on a write (the runtime flushes every second). */
+const REOPEN_EVERY_MS = 1000;
+
 /** Every batch still holding lines when the process exits gets them written (sync, like pino's own exit flush). */
 const live = new Set<WeakRef<LineBatch>>();
 let exitHook = false;
@@ -193,7 +215,10 @@ let exitHook = false;
  * The inner SonicBoom must be in buffer mode (`contentMode: 'buffer'`).
  */
 export class LineBatch {
-  readonly #inner: SonicBoom;
+  #inner: SonicBoom;
+  /** For a named pipe: a new destination once a reader is back after EPIPE, else undefined. */
+  readonly #reopen: (() => SonicBoom | undefined) | undefined;
+  #reopenTriedAt = Number.NEGATIVE_INFINITY;
   readonly #ref = new WeakRef(this);
   #buf: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
   #pos = 0;
@@ -201,8 +226,9 @@ export class LineBatch {
   /** Callbacks of the flush in progress (undefined when none is). */
   #waiting: ((err?: Error) => void)[] | undefined;
 
-  constructor(inner: SonicBoom) {
+  constructor(inner: SonicBoom, reopen?: () => SonicBoom | undefined) {
     this.#inner = inner;
+    this.#reopen = reopen;
     live.add(this.#ref);
     if (!exitHook) {
       exitHook = true;
@@ -247,10 +273,13 @@ export class LineBatch {
     }
     const waiting: ((err?: Error) => void)[] = cb === undefined ? [] : [cb];
     this.#waiting = waiting;
-    this.#inner.flush((err?: Error) => {
-      this.#waiting = undefined;
-      for (const f of waiting) f(err);
-    });
+    this.#inner.flush((err?: Error) => this.#answer(waiting, err));
+  }
+
+  /** Each waiter once: a destination replaced (#reopened) answers its waiters before the old one would. */
+  #answer(waiting: ((err?: Error) => void)[], err?: Error): void {
+    if (this.#waiting === waiting) this.#waiting = undefined;
+    for (const f of waiting.splice(0)) f(err);
   }
 
   flushSync(): void {
@@ -298,7 +327,7 @@ export class LineBatch {
     }
     // SonicBoom keeps the chunk until it is written: a fresh buffer for the next lines.
     const chunk = this.#buf.subarray(0, this.#pos);
-    if (broken.has(this.#inner)) {
+    if (broken.has(this.#inner) && !this.#reopened()) {
       // pino made its writes no-ops (EPIPE): counted, and the buffer reused.
       countDropped(chunk);
       this.#pos = 0;
@@ -307,6 +336,22 @@ export class LineBatch {
     this.#buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
     this.#pos = 0;
     this.#inner.write(chunk as never);
+  }
+
+  /** Whether a broken named pipe has a reader again, now written to instead (tried at most once a second). */
+  #reopened(): boolean {
+    const now = Date.now();
+    if (this.#reopen === undefined || now - this.#reopenTriedAt < REOPEN_EVERY_MS) return false;
+    this.#reopenTriedAt = now;
+    const next = this.#reopen();
+    if (next === undefined) return false;
+    // pino made the broken stream's destroy a no-op: SonicBoom's own drops what it still held (written now, its
+    // chunks could interleave with the new stream's in the pipe) and closes the fd once a write under way is done.
+    Object.getPrototypeOf(this.#inner).destroy.call(this.#inner);
+    this.#inner = next;
+    if (this.#waiting !== undefined) this.#answer(this.#waiting);
+    process.stderr.write(`${JSON.stringify({ level: 'info', time: new Date(now).toISOString(), pid: process.pid, dropped_lines: droppedLines, msg: 'the log destination has a reader again: the named pipe was opened again and lines are written from now on' })}\n`);
+    return true;
   }
 }
 

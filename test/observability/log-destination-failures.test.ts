@@ -3,7 +3,8 @@
  * - a full disk (here /dev/full, ENOSPC): said on stderr, and SIGTERM still ends the process — it
  *   used to hang for good in SonicBoom's synchronous exit flush, which retries every error;
  * - a named pipe whose reader goes away (a log shipper restarted): pino turns every later write into
- *   a no-op, which used to be silent; now said on stderr and counted as dropped lines;
+ *   a no-op, which used to be silent; now said on stderr, counted as dropped lines, and the pipe is
+ *   opened again once a reader is back (it used to stay dropped until a restart);
  * - a named pipe nothing reads yet: refused at start by name (the open used to wait for a reader,
  *   on the thread pool's only thread, with no output);
  * - with workers, the primary's own lines reach the file within about a second, not at exit.
@@ -77,7 +78,7 @@ describe('a log destination that fails', () => {
     expect(at - asked).toBeLessThan(10_000);
   }, 40_000);
 
-  it("a named pipe whose reader goes away: said on stderr, lines counted as dropped, SIGTERM ends it", async () => {
+  it('a named pipe whose reader goes away: said on stderr, lines counted as dropped, the pipe opened again when a reader is back, SIGTERM ends it', async () => {
     const { file, keys, dir } = await config((c) => (c.log = { level: 'info', destination: './shipper.fifo' }));
     const fifo = join(dir, 'shipper.fifo');
     execFileSync('mkfifo', [fifo]);
@@ -99,6 +100,21 @@ describe('a log destination that fails', () => {
       10_000,
       'EPIPE to be said and counted',
     );
+    // The shipper is back: the pipe is opened again and later lines reach it (they used to be dropped until a restart).
+    const again = createReadStream(fifo, { encoding: 'utf8' });
+    let after = '';
+    again.on('data', (d) => (after += d));
+    await until(
+      async () => {
+        // Another path than before: the old stream's unsent buffer also comes out once a reader is back.
+        await send(started.proxy, '/orders/7777', { headers: { authorization: `Bearer ${token}` } });
+        return after.includes('"path":"/orders/7777"');
+      },
+      10_000,
+      'audit lines through the reopened pipe',
+    );
+    expect(g.stderr()).toContain('the log destination has a reader again');
+    again.destroy();
     g.child.kill('SIGTERM');
     expect((await g.exited).code).toBe(0);
   }, 40_000);
