@@ -14,6 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { duplicateOrTooDeep } from '../core/json-duplicates.ts';
+import { parseJson } from '../core/json-parse.ts';
 import { parseEntry, type RevocationEntry } from '../revocation/entries.ts';
 import { JournalRevocationSource } from '../revocation/journal-source.ts';
 import type { RevocationList } from '../revocation/revocation-list.ts';
@@ -194,7 +195,7 @@ export function revocationsRoute(store: RevocationStore, config: Config, logger:
     if (text === undefined) return;
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = parseJson(text);
     } catch {
       send(res, 400, { error: 'invalid_request', reason: 'invalid_json', message: 'the body is not valid JSON' });
       return;

@@ -40,6 +40,7 @@ import { verifyCheckpoint } from '../observability/audit-checkpoint.ts';
 import { GENESIS } from '../observability/audit-chain.ts';
 import { MAX_LINE_BYTES } from './line-reader.ts';
 import { hasDuplicateKeys } from '../core/json-duplicates.ts';
+import { parseJson } from '../core/json-parse.ts';
 import { looksLikeAudit, suspectLine } from './line-shape.ts';
 
 export interface Location {
@@ -151,7 +152,7 @@ export class ChainVerifier {
     // around the value (the gate writes none, so such a line is never a chain line's bytes).
     let v: Record<string, unknown> | undefined;
     try {
-      const parsed: unknown = JSON.parse(text);
+      const parsed: unknown = parseJson(text);
       if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) v = parsed as Record<string, unknown>;
     } catch {
       // reported below

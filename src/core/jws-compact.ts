@@ -9,14 +9,17 @@
  *   - base64url without padding whose last chunk has 2 or 3 characters, non-zero trailing bits
  *     included (atob ignores them, so does Buffer); a length ≡ 1 (mod 4) is refused.
  *   - UTF-8 decoded fatally (invalid sequences refused), one leading BOM dropped (TextDecoder).
- *   - header and claims: JSON.parse, and the result must be a plain object (not an array/null).
+ *   - header and claims: JSON.parse (names written with escapes unescaped first, json-parse.ts), and
+ *     the result must be a plain object (not an array/null).
  * Stricter than jose (refused here, accepted there):
  *   - any character outside A–Z a–z 0–9 - _ in a segment: padding `=`, whitespace (atob skips it);
  *   - a member named twice in the header or the claims (JSON.parse keeps the last; json-duplicates.ts);
- *   - any `crit` header (jose knows `b64`; jitgate understands no extension) — decided by the caller.
+ *   - any `crit` header (jose knows `b64`; jitgate understands no extension) — decided by the caller;
+ *   - a member name holding `"`, `\` or a control character (json-parse.ts: V8's cached names).
  */
 import { BoundedMemo } from '../cache/bounded-memo.ts';
 import { duplicateOrTooDeep } from './json-duplicates.ts';
+import { parseJson } from './json-parse.ts';
 
 export interface CompactJws {
   readonly header: Readonly<Record<string, unknown>>;
@@ -57,7 +60,7 @@ export function jsonObject(token: string, start: number, end: number): Record<st
   let value: unknown;
   try {
     text = utf8.decode(Buffer.from(token.slice(start, end), 'base64url'));
-    value = JSON.parse(text);
+    value = parseJson(text);
   } catch {
     return undefined;
   }

@@ -4,6 +4,7 @@
  * caller's job (key-set.ts), so a document that parses but holds no usable key is judged there.
  */
 import { boundedGet, FetchError } from '../net/bounded-get.ts';
+import { parseJson } from '../core/json-parse.ts';
 
 export interface JwksFetchOptions {
   readonly timeoutMs: number;
@@ -40,7 +41,7 @@ export async function fetchJwks(url: string, options: JwksFetchOptions): Promise
   if (res.status === 'not_modified') return { status: 'not_modified', maxAgeMs: maxAge };
   let doc: unknown;
   try {
-    doc = JSON.parse(res.body.toString('utf8'));
+    doc = parseJson(res.body.toString('utf8'));
   } catch (err) {
     throw new FetchError('malformed', 'JWKS is not valid JSON', { cause: err });
   }

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
+import { parseJson } from '../core/json-parse.ts';
 
 const BLOCK = 256 * 1024;
 /** How far back to look before giving up and starting a new chain. */
@@ -30,7 +31,7 @@ function chainLine(bytes: Buffer, chain: string | undefined): ChainTail | undefi
   if (bytes.indexOf('"prev":"') === -1) return undefined;
   let v: Record<string, unknown>;
   try {
-    v = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+    v = parseJson(bytes.toString('utf8')) as Record<string, unknown>;
   } catch {
     return undefined;
   }

@@ -4,6 +4,7 @@
  * A malformed line is reported with its number and skipped; it never empties the list.
  */
 import { duplicateOrTooDeep } from '../core/json-duplicates.ts';
+import { parseJson } from '../core/json-parse.ts';
 import { eachSliced } from './slices.ts';
 
 export type RevocationEntry =
@@ -55,7 +56,7 @@ function claimLike(s: string): boolean {
 export function parseEntryText(text: string): RevocationEntry | string {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJson(text);
   } catch {
     return 'not valid JSON';
   }

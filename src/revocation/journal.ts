@@ -12,6 +12,7 @@
 import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseEntry, parseJsonLines, type LineError, type RevocationEntry } from './entries.ts';
+import { parseJson } from '../core/json-parse.ts';
 
 export interface ReplayResult {
   readonly entries: RevocationEntry[];
@@ -82,7 +83,7 @@ export class Journal {
       const tail = buf.subarray(lastNl + 1).toString('utf8');
       let whole = false;
       try {
-        whole = typeof parseEntry(JSON.parse(tail)) !== 'string';
+        whole = typeof parseEntry(parseJson(tail)) !== 'string';
       } catch {
         whole = false;
       }

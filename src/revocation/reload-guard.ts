@@ -11,6 +11,7 @@
  * A file source adds `changing` (the file changed while it was read); see file-source.ts.
  */
 import { parseEntry, parseJsonLinesSliced, type LineError, type RevocationEntry } from './entries.ts';
+import { parseJson } from '../core/json-parse.ts';
 
 export type RefusalReason = 'empty' | 'torn_tail' | 'no_valid_line' | 'changing';
 
@@ -51,7 +52,7 @@ export async function judgeReload(text: string, hadEntries: boolean): Promise<Ac
 
 function isWholeEntry(line: string): boolean {
   try {
-    return typeof parseEntry(JSON.parse(line)) !== 'string';
+    return typeof parseEntry(parseJson(line)) !== 'string';
   } catch {
     return false;
   }

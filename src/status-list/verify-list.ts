@@ -7,6 +7,7 @@
  */
 import { compactVerify, errors, type JWSHeaderParameters } from 'jose';
 import { duplicateOrTooDeep } from '../core/json-duplicates.ts';
+import { parseJson } from '../core/json-parse.ts';
 import { jsonObject } from '../core/jws-compact.ts';
 import { normalizeTyp } from '../core/policy.ts';
 import { looksLikeCompactJws } from '../core/token.ts';
@@ -81,7 +82,7 @@ export async function verifyStatusList(body: Buffer, ctx: VerifyListContext): Pr
   try {
     // Invalid UTF-8 is refused, as in a token's header and claims (jws-compact.ts), not replaced.
     text = utf8.decode(payloadBytes);
-    payload = JSON.parse(text);
+    payload = parseJson(text);
   } catch {
     return 'status_list_malformed';
   }

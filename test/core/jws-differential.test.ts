@@ -6,7 +6,8 @@
  * Required: the same accept/reject for every token, and for accepted tokens the same claims.
  *
  * Our verifier may be stricter than jose in exactly the documented ways (jws-compact.ts): a
- * character outside the base64url alphabet, a member named twice, a `crit` header. The oracle
+ * character outside the base64url alphabet, a member named twice, a `crit` header, a member name
+ * holding `"`, `\` or a control character (json-parse.ts). The oracle
  * applies those to jose's result, so a token jose accepts and we refuse for another cause fails.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -109,6 +110,7 @@ async function oracle(token: string): Promise<Verdict> {
     if (r.protectedHeader.crit !== undefined) return { ok: false, why: 'stricter: crit' };
     const [h, p] = token.split('.').map((s) => new TextDecoder().decode(Buffer.from(s, 'base64url'))) as [string, string];
     if (hasDuplicateKeys(h, r.protectedHeader) || hasDuplicateKeys(p, r.payload)) return { ok: false, why: 'stricter: duplicate member' };
+    if (nameNeedingEscape(r.protectedHeader) || nameNeedingEscape(r.payload)) return { ok: false, why: 'stricter: member name needing an escape' };
     if (typeof r.protectedHeader.kid === 'string' && r.protectedHeader.kid === '') return { ok: false, why: 'empty kid' };
     // jitgate's claim rules, the same code for both sides.
     const c = checkClaims(r.payload, issuer, policy.audience);
@@ -119,6 +121,13 @@ async function oracle(token: string): Promise<Verdict> {
     return { ok: true, payload: r.payload };
   }
   return { ok: false, why: 'jose: refused' };
+}
+
+/** Some member name, at any depth, holds `"`, `\` or a control character. */
+function nameNeedingEscape(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) return v.some(nameNeedingEscape);
+  return Object.entries(v).some(([k, x]) => /["\\\u0000-\u001f]/.test(k) || nameNeedingEscape(x));
 }
 
 /** The outcome's refusal reason (before or after the signature check), or undefined for a verified token. */
