@@ -201,7 +201,7 @@ export class DpopVerifier {
   #checkHeader(proof: string): { readonly alg: string; readonly jwk: JWK } | DpopReason {
     const header = jsonObject(proof, 0, proof.indexOf('.'));
     if (header === undefined) return 'dpop_proof_malformed';
-    if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== 'dpop+jwt') return 'dpop_proof_typ';
+    if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== 'application/dpop+jwt') return 'dpop_proof_typ';
     const alg = header.alg;
     if (typeof alg !== 'string' || !this.#policy.algorithms.has(alg)) return 'dpop_proof_alg';
     if (header.crit !== undefined) return 'dpop_proof_malformed';

@@ -81,10 +81,15 @@ export interface GatePolicy {
   readonly verifyMode?: VerifyMode;
 }
 
-/** RFC 8725 §3.11: compare media types case-insensitively, `application/` prefix optional. */
+/**
+ * The media type a `typ` names, for comparing (RFC 8725 §3.11: case-insensitively). RFC 7515 §4.1.9: a value
+ * without a `/` means `application/` + it; one with a `/` is the whole type. So `jit+jwt` and
+ * `application/jit+jwt` are the same, and `example/jwt` is not `application/example/jwt` (a review found them
+ * equal here, jose did not).
+ */
 export function normalizeTyp(typ: string): string {
   const t = typ.toLowerCase();
-  return t.startsWith('application/') ? t.slice('application/'.length) : t;
+  return t.includes('/') ? t : `application/${t}`;
 }
 
 export function identityHeaderNames(prefix: string): IdentityHeaderNames {

@@ -59,7 +59,7 @@ export async function verifyStatusList(body: Buffer, ctx: VerifyListContext): Pr
   const header = jsonObject(token, 0, token.indexOf('.')) as JWSHeaderParameters | undefined;
   if (header === undefined) return 'status_list_malformed';
   if (header.crit !== undefined) return 'status_list_malformed'; // no extension is understood
-  if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== STATUS_LIST_TYP) return 'status_list_typ';
+  if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== normalizeTyp(STATUS_LIST_TYP)) return 'status_list_typ';
   const alg = header.alg;
   if (typeof alg !== 'string' || !ctx.algorithms.has(alg)) return 'status_list_signature';
   if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid === '')) return 'status_list_malformed';

@@ -5,6 +5,7 @@
 import { appendFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditIdsOf, type Decision } from '../../src/core/decision.ts';
+import { normalizeTyp } from '../../src/core/policy.ts';
 import { makeKey } from '../fixtures/keys.ts';
 import { bearer, input, makeGate, makeTestKeys, type TestGate, type TestKeys } from '../fixtures/gate.ts';
 import { AUDIENCE, b64u, forge, grantPayload, ISSUER_A, ISSUER_B, LOCATION, NOW, sign, signRaw } from '../fixtures/tokens.ts';
@@ -289,6 +290,12 @@ describe('401 invalid_token', () => {
   it('tolerates clock skew within clock_tolerance', async () => {
     expect(reasonOf(await decide('GET', '/orders/42', await sign(keys.a, { jti: 'skew1', iat: NOW + 4, exp: NOW + 60 })))).toBe('allow:granted');
     expect(reasonOf(await decide('GET', '/orders/42', await sign(keys.a, { jti: 'skew2', iat: NOW - 300, exp: NOW - 4 })))).toBe('allow:granted');
+  });
+
+  it('typ names a media type (RFC 7515 §4.1.9): "application/" goes in front only of a value without "/" (a review: example/jwt matched application/example/jwt)', () => {
+    expect(normalizeTyp('JIT+JWT')).toBe(normalizeTyp('application/jit+jwt'));
+    expect(normalizeTyp('example/jwt')).not.toBe(normalizeTyp('application/example/jwt'));
+    expect(normalizeTyp('Application/Example/JWT')).toBe('application/example/jwt');
   });
 
   it('wrong typ is refused when the issuer sets typ', async () => {
