@@ -111,6 +111,11 @@ export async function importJwks(doc: unknown, algorithms: readonly Algorithm[],
       skipped.push(`${where}: use is not "sig"`);
       continue;
     }
+    // RFC 7517 §4.3: with key_ops, a key is for the operations it lists; jose refuses a verify by one without "verify".
+    if (j.key_ops !== undefined && !(Array.isArray(j.key_ops) && j.key_ops.includes('verify'))) {
+      skipped.push(`${where}: key_ops does not list "verify"`);
+      continue;
+    }
     if (j.kid !== undefined && (typeof j.kid !== 'string' || j.kid === '')) {
       skipped.push(`${where}: kid is not a non-empty string`);
       continue;

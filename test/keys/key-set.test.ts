@@ -49,6 +49,17 @@ describe('RSA keys that import but cannot be trusted', () => {
   });
 });
 
+describe('what a JWK says it is for', () => {
+  it('key_ops without "verify" → skipped (jose refuses to verify with it); with "verify", or without key_ops, imported (a review)', async () => {
+    for (const ops of [['encrypt'], [], 'verify']) {
+      const { set, skipped } = await importJwks({ keys: [{ ...rsa, kid: 'r', key_ops: ops }] }, ['RS256']);
+      expect([set.size, skipped.join()]).toEqual([0, 'keys[0]: key_ops does not list "verify"']);
+    }
+    expect((await importJwks({ keys: [{ ...rsa, kid: 'r', key_ops: ['verify', 'encrypt'] }] }, ['RS256'])).set.size).toBe(1);
+    expect((await importJwks({ keys: [{ ...rsa, kid: 'r' }] }, ['RS256'])).set.size).toBe(1);
+  });
+});
+
 describe('entries across imports', () => {
   it('a JWK whose alg changed (RS256 → PS256) is a new entry verifying only the new alg (a review)', async () => {
     const first = await importJwks({ keys: [{ ...rsa, kid: 'r', alg: 'RS256' }] }, ['RS256', 'PS256']);
