@@ -42,10 +42,10 @@ interface Outcome {
 }
 
 /** Opens a call and writes `chunks` without ending it; resolves with the answer. */
-function call(id: string, chunks: Buffer[], headers: Record<string, string> = {}): Promise<Outcome> {
+function call(id: string, chunks: Buffer[], headers: Record<string, string> = {}, on: ClientHttp2Session = session): Promise<Outcome> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const req = session.request({ ':method': 'POST', ':path': '/t.Waiting/Check', 'content-type': 'application/grpc', te: 'trailers', 'x-call': id, ...headers });
+    const req = on.request({ ':method': 'POST', ':path': '/t.Waiting/Check', 'content-type': 'application/grpc', te: 'trailers', 'x-call': id, ...headers });
     let status: string | undefined;
     const body: Buffer[] = [];
     req.on('response', (h) => (status = h['grpc-status'] as string | undefined));
@@ -100,10 +100,24 @@ describe('calls without a whole message are answered', () => {
 });
 
 describe('unfinished messages of all calls together', () => {
+  // Its own server and client: the 400 ms read timeout above refused every call before ~70 MiB had crossed
+  // loopback on a loaded machine (none too large), and the client's default 10 MB session memory reset the
+  // later calls (ENHANCE_YOUR_CALM) while the server read slowly.
+  const big = new GrpcH2Server({ maxMessageBytes: MAX_MESSAGE, readTimeoutMs: 5_000 });
+  let bigSession: ClientHttp2Session;
+  beforeAll(async () => {
+    big.route('/t.Waiting/Check', { kind: 'unary', handle: (message: Buffer | ReadProblem, reply: UnaryReply) => reply.ok(Buffer.from(typeof message === 'string' ? message : 'ok')) });
+    bigSession = connect(`http://127.0.0.1:${await big.listen('127.0.0.1', 0)}`, { maxSessionMemory: 256 });
+  });
+  afterAll(async () => {
+    bigSession?.close();
+    await big.close(1000);
+  });
+
   it(`are held to ${MAX_BUFFERED_BYTES / 1024 / 1024} MiB: the call that would pass it is refused as too large`, async () => {
     const part = 6 * 1024 * 1024;
     const n = Math.ceil(MAX_BUFFERED_BYTES / part) + 1;
-    const calls = Array.from({ length: n }, (_, i) => call(`big-${i}`, [prefix(MAX_MESSAGE), Buffer.alloc(part, 1)]));
+    const calls = Array.from({ length: n }, (_, i) => call(`big-${i}`, [prefix(MAX_MESSAGE), Buffer.alloc(part, 1)], {}, bigSession));
     const outcomes = await Promise.all(calls);
     const tooLarge = outcomes.filter((o) => o.body === 'too_large');
     expect(tooLarge.length).toBeGreaterThanOrEqual(1);
