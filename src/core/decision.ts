@@ -42,8 +42,8 @@ export interface DecisionInput {
   readonly peer?: string;
   /**
    * A refusal the transport found while reading its wire format (the authority: missing_host,
-   * multiple_host, invalid_host — src/core/authority.ts; forward-auth's method_override and
-   * url_override); judged right after the request target, before credentials.
+   * multiple_host, invalid_host — src/core/authority.ts; forward-auth's method_override,
+   * url_override and identity_header); judged right after the request target, before credentials.
    */
   readonly refusal?: DenyReason;
   /** The connection's verified client certificate (SPEC §11); absent when there is none. */

@@ -22,6 +22,12 @@
  * - Method-override and URL-rewrite headers, in any spelling (override-headers.ts), are refused
  *   (400 method_override / url_override) whatever `headers.method_override` says: forward-auth
  *   answers yes or no and cannot strip them, and the proxy in front passes them to the backend.
+ * - For the same reason any header carrying the identity prefix (`headers.prefix`, also with `_` for
+ *   `-`) is refused (400 identity_header), public routes included: SPEC §4 has every inbound copy
+ *   removed, which the proxy and ext_authz do, but nginx cannot delete headers by prefix and its
+ *   auth_request subrequest carries every client header, so a client's `x-jit-spiffe-id` or
+ *   `x-jit-role` would otherwise reach the backend beside jitgate's real ones. A proxy that strips
+ *   them before asking (the Caddy example) never meets this refusal.
  */
 import { authorityRefusal } from '../../core/authority.ts';
 import type { ClientCert } from '../../core/cert-binding.ts';
@@ -54,20 +60,32 @@ function slotOf(name: string): number {
   }
 }
 
+/** Whether `name` starts with the identity prefix (lower case, `-` separators) in any case, `_` for `-`. */
+function hasIdentityPrefix(name: string, prefix: string): boolean {
+  if (name.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20; // A-Z
+    else if (c === 0x5f) c = 0x2d; // _ → -
+    if (c !== prefix.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /**
  * Reads the original method/URI from a trusted proxy's request and builds the decision input.
  * `peer` (the proxy) lets the DPoP origin use its X-Forwarded-Proto/-Host when it is also in
- * `dpop.trusted_proxies` (src/core/htu.ts).
+ * `dpop.trusted_proxies` (src/core/htu.ts). `identityPrefix` is `headers.prefix`.
  */
-export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined, clientCert?: ClientCert): ForwardedInput {
+export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined, identityPrefix: string, clientCert?: ClientCert): ForwardedInput {
   const values: (string | undefined)[] = [undefined, undefined, undefined, undefined];
-  let override: OverrideReason | undefined;
+  let override: OverrideReason | 'identity_header' | undefined;
   let forwardedHosts = 0;
   let forwardedHost: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const slot = slotOf(rawHeaders[i]!);
     if (slot === -1) {
-      override ??= overrideKind(rawHeaders[i]!);
+      override ??= overrideKind(rawHeaders[i]!) ?? (hasIdentityPrefix(rawHeaders[i]!, identityPrefix) ? 'identity_header' : undefined);
       continue;
     }
     if (slot === FORWARDED_HOST) {

@@ -104,7 +104,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
     else {
       // The proxy is trusted (above); its XFCC or X-Forwarded-Tls-Client-Cert names the client certificate it verified (SPEC §11).
       cert = trustedProxyCert(req.rawHeaders, req.socket.remoteAddress, xfccTrusted);
-      const f = forwardedInput(req.rawHeaders, req.socket.remoteAddress, cert === 'malformed' ? undefined : cert);
+      const f = forwardedInput(req.rawHeaders, req.socket.remoteAddress, upstream.prefix, cert === 'malformed' ? undefined : cert);
       if (!f.ok) decision = deny(f.reason);
       else {
         method = f.input.method;

@@ -58,15 +58,17 @@ const spoof = (names: string[]): Row => ({
   name: `spoofed ${names.join(' + ')}`,
   headers: (c) => valid(c, names.map((n): Header => [n, 'spiffe://evil/root'])),
   expect: 'granted',
+  // Forward-auth cannot remove a header from the request the proxy passes on: it refuses instead.
+  on: { forward_auth: 'identity_header' },
   verify: onlyJitgateIdentity(),
 });
 
 export const HEADER_ROWS: readonly (Row & { bug?: string })[] = [
   // Identity headers a client sends itself (SPEC §4: removed, then set by jitgate).
   ...[['X-Jit-Subject'], ['x-jit-subject', 'x-jit-subject'], ['X-JIT-SUBJECT'], ['x-JiT-sUbJeCt'], ['X-Jit-Token-Id'], ['X-Jit-Issuer'], ['x-jit-txn'], ['X-Jit-Actor'], ['x-jit-roles'], IDENTITY.map((n) => n.toUpperCase())].map(spoof),
-  { name: 'spoofed identity with an empty value', headers: (c) => valid(c, [['X-Jit-Actor', '']]), expect: 'granted', verify: onlyJitgateIdentity() },
+  { name: 'spoofed identity with an empty value', headers: (c) => valid(c, [['X-Jit-Actor', '']]), expect: 'granted', on: { forward_auth: 'identity_header' }, verify: onlyJitgateIdentity() },
   // CGI-style backends read `_` as `-` (CVE-2024-45614): the underscore spelling must go too.
-  { name: 'spoofed X_Jit_Subject (underscore) via the proxy', headers: (c) => valid(c, [['X_Jit_Subject', 'root'], ['x_jit_actor', 'root'], ['X-Jit_Txn', 't']]), expect: 'granted', on: { ext_authz_http: 'skip', ext_authz_grpc: 'skip', forward_auth: 'skip' }, verify: onlyJitgateIdentity() },
+  { name: 'spoofed X_Jit_Subject (underscore) via the proxy, refused by forward-auth', headers: (c) => valid(c, [['X_Jit_Subject', 'root'], ['x_jit_actor', 'root'], ['X-Jit_Txn', 't']]), expect: 'granted', on: { ext_authz_http: 'skip', ext_authz_grpc: 'skip', forward_auth: 'identity_header' }, verify: onlyJitgateIdentity() },
   {
     name: 'spoofed x_jit_actor (underscore) is in the Envoy removal list',
     headers: (c) => valid(c, [['x_jit_actor', 'root']]),
@@ -121,9 +123,9 @@ export const HEADER_ROWS: readonly (Row & { bug?: string })[] = [
   { name: 'obs-fold continuation line', headers: (c) => valid(c, [['X-Foo', 'a\r\n X-Jit-Subject: root']]), expect: 'bad_request', on: { ext_authz_grpc: 'skip' } },
   { name: 'space before the colon (Authorization : …)', headers: (c) => [['Authorization ', `Bearer ${signed(c.keys.a)}`]], expect: 'bad_request', on: { ext_authz_grpc: 'skip' } },
   { name: 'NUL in a header value', headers: (c) => valid(c, [['X-Foo', 'a\u0000b']]), expect: 'bad_request', on: { ext_authz_grpc: 'skip' } },
-  // On the wire the CRLF ends the line, so the "injected" header is just a spoofed one (removed);
-  // in a gRPC header map the value keeps it and is no compact JWS.
-  { name: 'CRLF inside the Authorization value', headers: (c) => [['Authorization', `Bearer ${signed(c.keys.a, claims({ jti: 'hdr-jti' }))}\r\nX-Jit-Subject: root`]], expect: 'granted', on: { ext_authz_grpc: 'malformed_token' }, verify: onlyJitgateIdentity() },
+  // On the wire the CRLF ends the line, so the "injected" header is just a spoofed one (removed;
+  // forward-auth refuses it); in a gRPC header map the value keeps it and is no compact JWS.
+  { name: 'CRLF inside the Authorization value', headers: (c) => [['Authorization', `Bearer ${signed(c.keys.a, claims({ jti: 'hdr-jti' }))}\r\nX-Jit-Subject: root`]], expect: 'granted', on: { ext_authz_grpc: 'malformed_token', forward_auth: 'identity_header' }, verify: onlyJitgateIdentity() },
   { name: 'encoded CRLF in the path', target: '/orders/42%0d%0aX-Jit-Subject:%20root', headers: (c) => valid(c), expect: 'path_control_char' },
   { name: 'control: encoded CRLF in the query passes unchanged', target: '/orders/42?x=%0d%0aHost:%20evil', headers: (c) => valid(c), expect: 'granted', verify: (t, _s, rec) => void (t === 'proxy' && expect(rec!.url).toBe('/orders/42?x=%0d%0aHost:%20evil')) },
 

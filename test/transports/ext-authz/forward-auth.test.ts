@@ -87,6 +87,51 @@ describe('from a trusted proxy', () => {
   });
 });
 
+describe('client-sent identity headers (SPEC §4: forward-auth cannot remove them, so it refuses)', () => {
+  const GET42 = ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42'];
+
+  it.each([
+    ['x-jit-subject', 'spoofed'],
+    ['X-Jit-Spiffe-Id', 'spiffe://prod/admin'],
+    ['X-Jit-Client-Cert-Sha256', 'forged'],
+    ['x-jit-role', 'admin'],
+    ['X_Jit_Role', 'admin'],
+    ['x_jit-actor', 'spiffe://evil'],
+    ['X-JIT-', 'bare prefix'],
+  ])('%s with a valid token → 400 identity_header, no identity headers in the answer', async (name, value) => {
+    const r = await fa(TRUSTED, [...GET42, ...(await bearer('f-idh')), name, value]);
+    expect([r.status, reasonOf(r)]).toEqual([400, 'identity_header']);
+    expect(r.headers['x-jit-subject']).toBeUndefined();
+    expect(h.audit.at(-1)).toMatchObject({ transport: 'forward_auth', decision: 'deny', reason: 'identity_header', path: '/orders/42' });
+  });
+
+  it('on a public route too, without a token', async () => {
+    const open = await fa(TRUSTED, ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/healthz']);
+    expect(open.status).toBe(200);
+    const r = await fa(TRUSTED, ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/healthz', 'x-jit-spiffe-id', 'spiffe://prod/admin']);
+    expect([r.status, reasonOf(r)]).toEqual([400, 'identity_header']);
+  });
+
+  it('names that only resemble the prefix pass', async () => {
+    const r = await fa(TRUSTED, [...GET42, ...(await bearer('f-idh-ok')), 'x-jitter', '1', 'x-jit', '1', 'a-x-jit-subject', '1']);
+    expect([r.status, r.headers['x-jit-token-id']]).toEqual([200, 'f-idh-ok']);
+  });
+
+  it('the configured prefix is the one refused', async () => {
+    const other = await startHarness(keys, (c) => (c.headers = { prefix: 'x-gate-' }));
+    try {
+      const call = (headers: string[]) => httpCall(other.httpPort, 'GET', '/forward-auth', headers, { localAddress: TRUSTED });
+      const token = ['authorization', `Bearer ${await sign(keys.a, { jti: 'f-idh-prefix' })}`];
+      const refused = await call([...GET42, ...token, 'X_Gate_Subject', 'spoofed']);
+      expect([refused.status, reasonOf(refused)]).toEqual([400, 'identity_header']);
+      const allowed = await call([...GET42, ...token, 'x-jit-subject', 'not an identity header here']);
+      expect([allowed.status, allowed.headers['x-gate-token-id']]).toEqual([200, 'f-idh-prefix']);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
 describe('from any other address', () => {
   it('a spoofed X-Forwarded-Uri is refused: 400 untrusted_forwarded, even with a valid token for that URI', async () => {
     const r = await fa(UNTRUSTED, ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/orders/42', ...(await bearer('f-untrusted'))]);
