@@ -17,6 +17,7 @@ import { tempDir } from '../fixtures/keys.ts';
 import { freePort } from '../fixtures/ports.ts';
 import { sign } from '../fixtures/tokens.ts';
 import { httpCall, startHarness, type Harness } from '../transports/ext-authz/helpers.ts';
+import { CLIENT_CERT_HEADERS } from '../../src/transports/proxy/client-cert-headers.ts';
 
 const CADDY = findCaddy();
 const EXAMPLE = fileURLToPath(new URL('../../config/caddy/Caddyfile', import.meta.url));
@@ -128,6 +129,25 @@ describe.skipIf(SKIP)('Caddy forward_auth → jitgate forward-auth → backend',
     expect([seen.at(-1)!.headers['x-forwarded-client-cert'], seen.at(-1)!.headers['x-forwarded-tls-client-cert']]).toEqual([undefined, undefined]);
   });
 
+  it('every client-certificate header the proxy drops (client-cert-headers.ts), in both spellings, never reaches the backend', async () => {
+    const before = seen.length;
+    const names = [...CLIENT_CERT_HEADERS, ...CLIENT_CERT_HEADERS.map((n) => n.replaceAll('-', '_'))];
+    const r = await call('GET', '/orders/42', [...(await bearer('c-certs')), ...names.flatMap((n) => [n, n.endsWith('verify') ? 'SUCCESS' : 'forged'])]);
+    expect(r.status).toBe(200);
+    expect(seen.length).toBe(before + 1);
+    const got = seen.at(-1)!.raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replaceAll('_', '-'));
+    expect(got.filter((n) => CLIENT_CERT_HEADERS.includes(n))).toEqual([]);
+  });
+
+  it('a public route (no token): no identity header at all, not even Caddy 2.6 placeholder text', async () => {
+    const before = seen.length;
+    const r = await call('GET', '/healthz', ['X-Jit-Spiffe-Id', 'spiffe://prod/admin', 'x_jit_subject', 'spoofed']);
+    expect(r.status).toBe(200);
+    expect(seen.length).toBe(before + 1);
+    expect(identity(seen.at(-1)!)).toEqual({});
+    expect(h.audit.at(-1)).toMatchObject({ transport: 'forward_auth', decision: 'allow', reason: 'public', path: '/healthz' });
+  });
+
   it('no token → 401 with the challenge; outside the grant → 403; the backend sees neither', async () => {
     const before = seen.length;
     const none = await call('GET', '/orders/42');
@@ -193,5 +213,55 @@ describe.skipIf(SKIP)('Caddy forward_auth → jitgate forward-auth → backend',
   it('docs/integrations.md shows this Caddyfile exactly as tested', async () => {
     const [docs, example] = await Promise.all([readFile(DOCS, 'utf8'), readFile(EXAMPLE, 'utf8')]);
     expect(docs).toContain('```caddyfile\n' + example.trimEnd() + '\n```');
+  });
+});
+
+/** Every identity header jitgate can answer with on forward-auth (SPEC §4, §11), as a jitgate with a verified client certificate would. */
+const ANSWER: Record<string, string> = {
+  'x-jit-subject': 'spiffe://prod/ci-deployer',
+  'x-jit-token-id': 'c-all',
+  'x-jit-issuer': 'https://broker.internal',
+  'x-jit-txn': 'deploy-7',
+  'x-jit-actor': 'spiffe://prod/human/alice',
+  'x-jit-client-cert-sha256': 'q5b1ZrQ7l0e3d8yJv6pF2mXwz9cNtUaKsHgYeRiO4Lc',
+  'x-jit-spiffe-id': 'spiffe://prod/ci-deployer',
+};
+
+describe.skipIf(SKIP)('Caddyfile: every identity header of the allow answer reaches the backend', () => {
+  let auth: Server;
+  let upstream: Server;
+  let proxy: Caddy | undefined;
+  let proxyPort = 0;
+  const got: IncomingHttpHeaders[] = [];
+
+  beforeAll(async () => {
+    // A stand-in for jitgate's allow: the certificate headers need a verified client certificate,
+    // which this plain-HTTP example never has; what is tested here is Caddy's copying.
+    auth = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { ...ANSWER, 'content-length': '0' }).end();
+    });
+    upstream = createServer((req, res) => {
+      got.push(req.headers);
+      req.resume();
+      res.writeHead(200).end('backend');
+    });
+    for (const s of [auth, upstream]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    proxyPort = await freePort();
+    const text = caddyfileFor(await readFile(EXAMPLE, 'utf8'), { jitgate: (auth.address() as AddressInfo).port, backend: (upstream.address() as AddressInfo).port, caddy: proxyPort });
+    if (CADDY === undefined) throw new Error('caddy is not installed (.ci/run installs Debian\'s caddy)');
+    proxy = await runCaddy(CADDY, await tempDir('jitgate-caddy-all-'), text, proxyPort);
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    for (const s of [auth, upstream]) await new Promise<void>((r) => s?.close(() => r()));
+  });
+
+  it('copies all seven, the two certificate ones included', async () => {
+    const r = await httpCall(proxyPort, 'GET', '/orders/42', ['host', 'orders.internal']);
+    expect(r.status).toBe(200);
+    expect(got.length).toBe(1);
+    expect(Object.fromEntries(Object.entries(got[0]!).filter(([k]) => k.startsWith('x-jit-')))).toEqual(ANSWER);
   });
 });

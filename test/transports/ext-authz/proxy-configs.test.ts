@@ -12,10 +12,16 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { identityHeaderNames } from '../../../src/core/policy.ts';
+import { CLIENT_CERT_HEADERS } from '../../../src/transports/proxy/client-cert-headers.ts';
+import { peerHeaderNames } from '../../../src/transports/tls/peer-headers.ts';
 
 /** Method-override and URL-rewrite headers every proxy example strips (issue 21 item 2). */
 const OVERRIDES = ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override', 'X-Original-URL', 'X-Rewrite-URL'];
 const CADDY = ['/usr/bin/caddy', '/usr/local/bin/caddy'].find((p) => existsSync(p));
+/** Every identity header jitgate can answer forward-auth with (SPEC §4, §11), lower case. */
+const IDENTITY = [...identityHeaderNames('x-jit-').all, ...peerHeaderNames('x-jit-').all];
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const file = (p: string) => fileURLToPath(new URL(`../../../config/${p}`, import.meta.url));
 const load = async (p: string) => parse(await readFile(file(p), 'utf8')) as any;
@@ -114,7 +120,7 @@ describe('config/traefik/dynamic.yml', () => {
 describe('config/caddy/Caddyfile', () => {
   it('asks /forward-auth, copies the identity headers and strips credentials, in a route block', async () => {
     const text = await readFile(file('caddy/Caddyfile'), 'utf8');
-    expect(text).toMatch(/forward_auth 127\.0\.0\.1:9191 \{\s+uri \/forward-auth\s+copy_headers X-Jit-Subject X-Jit-Token-Id X-Jit-Issuer X-Jit-Txn X-Jit-Actor\s+\}/);
+    expect(text).toMatch(/forward_auth 127\.0\.0\.1:9191 \{\s+uri \/forward-auth\s+copy_headers X-Jit-Subject X-Jit-Token-Id X-Jit-Issuer X-Jit-Txn X-Jit-Actor X-Jit-Client-Cert-Sha256 X-Jit-Spiffe-Id\s+\}/);
     const order = ['request_header -X-Jit-*', 'request_header -X-HTTP-Method-Override', 'forward_auth 127', 'request_header @no_txn -X-Jit-Txn', 'request_header -Authorization', 'reverse_proxy 127'].map((s) => text.indexOf(s));
     expect(order.every((i) => i > 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
@@ -136,5 +142,46 @@ describe('config/caddy/Caddyfile', () => {
     expect(r.status, r.stderr).toBe(0);
     const json = JSON.stringify(JSON.parse(r.stdout));
     for (const h of OVERRIDES) expect(json).toContain(`"${h}"`);
+  });
+});
+
+// A review found client-written certificate headers and x-jit-* reaching the backend behind the nginx
+// and Caddy examples, and the certificate identity headers never copied by nginx: the examples are
+// kept in step with the lists in src/ here (nginx.test.ts and caddy.test.ts run them for real).
+describe('the forward-auth examples follow the lists in src/', () => {
+  it('nginx: copies every identity header from the answer and clears every client-certificate header toward the backend', async () => {
+    const text = (await readFile(file('nginx/forward-auth.conf'), 'utf8')).toLowerCase();
+    const backend = text.slice(text.indexOf('location / {'), text.indexOf('location = /_jitgate_auth'));
+    for (const name of IDENTITY) {
+      const set = new RegExp(`^\\s*auth_request_set (\\$\\w+)\\s+\\$upstream_http_${name.replaceAll('-', '_')};$`, 'm').exec(backend);
+      expect(set, name).not.toBeNull();
+      expect(backend, name).toMatch(new RegExp(`^\\s*proxy_set_header ${name}\\s+${escape(set![1]!)};$`, 'm'));
+    }
+    for (const name of CLIENT_CERT_HEADERS) expect(backend, name).toMatch(new RegExp(`^\\s*proxy_set_header ${name}\\s+"";$`, 'm'));
+  });
+
+  it('Caddy: drops every client-certificate header (both spellings) before forward_auth, copies and un-placeholders every identity header', async () => {
+    const text = await readFile(file('caddy/Caddyfile'), 'utf8');
+    const lower = text.toLowerCase();
+    const ask = lower.indexOf('forward_auth 127');
+    for (const name of [...CLIENT_CERT_HEADERS, ...CLIENT_CERT_HEADERS.map((n) => n.replaceAll('-', '_'))]) {
+      const at = lower.search(new RegExp(`^\\t+request_header -${name}$`, 'm'));
+      expect(at, name).toBeGreaterThan(0);
+      expect(at, name).toBeLessThan(ask);
+    }
+    const copied = /^\t+copy_headers ([^\n]+)$/m.exec(text)![1]!.split(' ');
+    expect(copied.map((n) => n.toLowerCase()).sort()).toEqual([...IDENTITY].sort());
+    for (const name of copied) {
+      const m = new RegExp(`^\\t+(@\\w+) header_regexp ${name} \\^${escape(`\\{http\\.reverse_proxy\\.header\\.${name}\\}`)}\\$$`, 'm').exec(text);
+      expect(m, name).not.toBeNull();
+      expect(text, name).toContain(`request_header ${m![1]} -${name}\n`);
+    }
+  });
+
+  it('Traefik: authResponseHeaders names every identity header; every client-certificate header is cleared before the backend', async () => {
+    const doc = await load('traefik/dynamic.yml');
+    expect(doc.http.middlewares.jitgate.forwardAuth.authResponseHeaders.map((n: string) => n.toLowerCase()).sort()).toEqual([...IDENTITY].sort());
+    const cleared = Object.entries(doc.http.middlewares['jitgate-strip-credentials'].headers.customRequestHeaders);
+    for (const name of CLIENT_CERT_HEADERS) expect(cleared.find(([k]) => k.toLowerCase() === name), name).toEqual([expect.any(String), '']);
   });
 });
