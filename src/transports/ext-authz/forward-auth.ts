@@ -79,13 +79,14 @@ function hasIdentityPrefix(name: string, prefix: string): boolean {
  */
 export function forwardedInput(rawHeaders: readonly string[], peer: string | undefined, identityPrefix: string, clientCert?: ClientCert): ForwardedInput {
   const values: (string | undefined)[] = [undefined, undefined, undefined, undefined];
-  let override: OverrideReason | 'identity_header' | undefined;
+  // A header forward-auth cannot remove and the proxy would pass on (see the module comment).
+  let unremovable: OverrideReason | 'identity_header' | undefined;
   let forwardedHosts = 0;
   let forwardedHost: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const slot = slotOf(rawHeaders[i]!);
     if (slot === -1) {
-      override ??= overrideKind(rawHeaders[i]!) ?? (hasIdentityPrefix(rawHeaders[i]!, identityPrefix) ? 'identity_header' : undefined);
+      unremovable ??= overrideKind(rawHeaders[i]!) ?? (hasIdentityPrefix(rawHeaders[i]!, identityPrefix) ? 'identity_header' : undefined);
       continue;
     }
     if (slot === FORWARDED_HOST) {
@@ -101,7 +102,7 @@ export function forwardedInput(rawHeaders: readonly string[], peer: string | und
   if (method === null || uri === null || method === '' || uri === '') return MISSING;
   const input = inputFromRawHeaders(rawHeaders, method, uri, peer, undefined, clientCert);
   // Judged by the gate like the Host refusal (after the target, so the audit line has the path).
-  const refusal = input.refusal ?? (forwardedHosts === 0 ? undefined : authorityRefusal(forwardedHost, forwardedHosts)) ?? override;
+  const refusal = input.refusal ?? (forwardedHosts === 0 ? undefined : authorityRefusal(forwardedHost, forwardedHosts)) ?? unremovable;
   return { ok: true, input: refusal === input.refusal ? input : { ...input, refusal } };
 }
 
