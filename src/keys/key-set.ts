@@ -111,9 +111,9 @@ export async function importJwks(doc: unknown, algorithms: readonly Algorithm[],
       skipped.push(`${where}: use is not "sig"`);
       continue;
     }
-    // RFC 7517 §4.3: with key_ops, a key is for the operations it lists; jose refuses a verify by one without "verify".
-    if (j.key_ops !== undefined && !(Array.isArray(j.key_ops) && j.key_ops.includes('verify'))) {
-      skipped.push(`${where}: key_ops does not list "verify"`);
+    // RFC 7517 §4.3: with key_ops, a key is for the operations it lists (unique strings); jose refuses a verify by one without "verify".
+    if (j.key_ops !== undefined && !keyOpsAllowVerify(j.key_ops)) {
+      skipped.push(`${where}: key_ops is not a list of distinct strings that names "verify"`);
       continue;
     }
     if (j.kid !== undefined && (typeof j.kid !== 'string' || j.kid === '')) {
@@ -171,6 +171,10 @@ export async function importJwks(doc: unknown, algorithms: readonly Algorithm[],
 
 function isEd(alg: string): boolean {
   return alg === 'EdDSA' || alg === 'Ed25519';
+}
+
+function keyOpsAllowVerify(ops: unknown): boolean {
+  return Array.isArray(ops) && ops.every((o) => typeof o === 'string') && new Set(ops).size === ops.length && ops.includes('verify');
 }
 
 /** Only the public members jose needs; anything else in the JWK (x5c, key_ops…) is not trusted. */

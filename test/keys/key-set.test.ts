@@ -50,10 +50,10 @@ describe('RSA keys that import but cannot be trusted', () => {
 });
 
 describe('what a JWK says it is for', () => {
-  it('key_ops without "verify" → skipped (jose refuses to verify with it); with "verify", or without key_ops, imported (a review)', async () => {
-    for (const ops of [['encrypt'], [], 'verify']) {
+  it('key_ops without "verify", or not distinct strings → skipped (jose refuses to verify with it); with "verify", or without key_ops, imported (a review)', async () => {
+    for (const ops of [['encrypt'], [], 'verify', ['verify', 'verify'], [1, 'verify']]) {
       const { set, skipped } = await importJwks({ keys: [{ ...rsa, kid: 'r', key_ops: ops }] }, ['RS256']);
-      expect([set.size, skipped.join()]).toEqual([0, 'keys[0]: key_ops does not list "verify"']);
+      expect([set.size, skipped.join()]).toEqual([0, 'keys[0]: key_ops is not a list of distinct strings that names "verify"']);
     }
     expect((await importJwks({ keys: [{ ...rsa, kid: 'r', key_ops: ['verify', 'encrypt'] }] }, ['RS256'])).set.size).toBe(1);
     expect((await importJwks({ keys: [{ ...rsa, kid: 'r' }] }, ['RS256'])).set.size).toBe(1);
