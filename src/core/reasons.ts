@@ -55,7 +55,7 @@ export const REASONS = Object.freeze({
   path_unicode_confusable: r(400, 'invalid_request', 'a path segment folds (NFKC) to a slash, backslash or dot segment'),
   method_override: r(400, 'invalid_request', 'method-override headers are refused'),
   url_override: r(400, 'invalid_request', 'X-Original-URL / X-Rewrite-URL are refused where jitgate cannot remove them (forward-auth)'),
-  identity_header: r(400, 'invalid_request', 'a header with the identity prefix (headers.prefix, also with _ for -) is refused where jitgate cannot remove it (forward-auth)'),
+  identity_header: r(400, 'invalid_request', 'a header with the identity prefix (headers.prefix, also with _ for -), or a client-certificate header spelled with _, is refused where jitgate cannot remove it (forward-auth)'),
   multiple_authorization: r(400, 'invalid_request', 'more than one Authorization header'),
   multiple_dpop: r(400, 'invalid_request', 'more than one DPoP header'),
   missing_attributes: r(400, 'invalid_request', 'the ext_authz CheckRequest lacks the HTTP request attributes'),

@@ -27,13 +27,19 @@
  *   removed, which the proxy and ext_authz do, but nginx cannot delete headers by prefix and its
  *   auth_request subrequest carries every client header, so a client's `x-jit-spiffe-id` or
  *   `x-jit-role` would otherwise reach the backend beside jitgate's real ones. A proxy that strips
- *   them before asking (the Caddy example) never meets this refusal.
+ *   them before asking (the Caddy example, for the all-`-` and all-`_` spellings) meets it only for
+ *   spellings it cannot delete (`X-Jit_Role`).
+ * - A client-certificate header (client-cert-headers.ts) spelled with `_` anywhere (`X-SSL_Client-Verify`)
+ *   is refused the same way (identity_header): a CGI-style backend folds it onto the real name, the
+ *   examples can delete only the spellings they list, and a proxy's own headers are spelled with `-`
+ *   (a re-probe got mixed spellings through the Caddy example to the backend).
  */
 import { authorityRefusal } from '../../core/authority.ts';
 import type { ClientCert } from '../../core/cert-binding.ts';
 import type { DecisionInput } from '../../core/decision.ts';
 import { inputFromRawHeaders } from '../http-input.ts';
 import { overrideKind, type OverrideReason } from '../override-headers.ts';
+import { CLIENT_CERT_HEADERS } from '../proxy/client-cert-headers.ts';
 
 export type ForwardedInput = { readonly ok: true; readonly input: DecisionInput } | { readonly ok: false; readonly reason: 'missing_attributes' };
 
@@ -58,6 +64,13 @@ function slotOf(name: string): number {
     default:
       return -1;
   }
+}
+
+const CERT_NAMES: ReadonlySet<string> = new Set(CLIENT_CERT_HEADERS);
+
+/** A client-certificate header name written with `_` for some `-` (see the module comment). */
+function underscoreCertHeader(name: string): boolean {
+  return name.indexOf('_') !== -1 && CERT_NAMES.has(name.toLowerCase().replaceAll('_', '-'));
 }
 
 /** Whether `name` starts with the identity prefix (lower case, `-` separators) in any case, `_` for `-`. */
@@ -86,7 +99,8 @@ export function forwardedInput(rawHeaders: readonly string[], peer: string | und
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const slot = slotOf(rawHeaders[i]!);
     if (slot === -1) {
-      unremovable ??= overrideKind(rawHeaders[i]!) ?? (hasIdentityPrefix(rawHeaders[i]!, identityPrefix) ? 'identity_header' : undefined);
+      const name = rawHeaders[i]!;
+      unremovable ??= overrideKind(name) ?? (hasIdentityPrefix(name, identityPrefix) || underscoreCertHeader(name) ? 'identity_header' : undefined);
       continue;
     }
     if (slot === FORWARDED_HOST) {

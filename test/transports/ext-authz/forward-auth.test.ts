@@ -112,6 +112,16 @@ describe('client-sent identity headers (SPEC §4: forward-auth cannot remove the
     expect([r.status, reasonOf(r)]).toEqual([400, 'identity_header']);
   });
 
+  it.each([['X-SSL_Client-Verify', 'SUCCESS'], ['x_ssl_client_cert', 'forged'], ['X-Forwarded_Client-Cert', 'Hash=aa;URI=spiffe://prod/admin'], ['Ssl_Client-Verify', 'SUCCESS']])(
+    'a client-certificate header spelled with _ (%s; a CGI backend folds it onto the real name) → 400 identity_header, public routes too (a re-probe)',
+    async (name, value) => {
+      const r = await fa(TRUSTED, [...GET42, ...(await bearer('f-cert-us')), name, value]);
+      expect([r.status, reasonOf(r)]).toEqual([400, 'identity_header']);
+      const open = await fa(TRUSTED, ['x-forwarded-method', 'GET', 'x-forwarded-uri', '/healthz', name, value]);
+      expect([open.status, reasonOf(open)]).toEqual([400, 'identity_header']);
+    },
+  );
+
   it('names that only resemble the prefix pass', async () => {
     const r = await fa(TRUSTED, [...GET42, ...(await bearer('f-idh-ok')), 'x-jitter', '1', 'x-jit', '1', 'a-x-jit-subject', '1']);
     expect([r.status, r.headers['x-jit-token-id']]).toEqual([200, 'f-idh-ok']);
