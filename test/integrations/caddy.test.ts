@@ -102,6 +102,20 @@ describe.skipIf(SKIP)('Caddy forward_auth → jitgate forward-auth → backend',
     expect(identity(s)).toEqual({ 'x-jit-subject': 'spiffe://prod/ci-deployer', 'x-jit-token-id': 'c-act', 'x-jit-issuer': 'https://broker.internal', 'x-jit-txn': 't-9', 'x-jit-actor': 'spiffe://prod/human/alice' });
   });
 
+  it('a client Connection header naming identity headers does not strip the ones jitgate set (a re-probe: the actor vanished)', async () => {
+    const hop = ['Connection', 'X-Jit-Actor, X-Jit-Txn, X-Jit-Subject'];
+    const r = await call('GET', '/orders/42', [...(await bearer('c-conn', { txn: 't-10', act: { sub: 'spiffe://prod/human/alice' } })), ...hop]);
+    expect(r.status).toBe(200);
+    expect(identity(seen.at(-1)!)).toEqual({ 'x-jit-subject': 'spiffe://prod/ci-deployer', 'x-jit-token-id': 'c-conn', 'x-jit-issuer': 'https://broker.internal', 'x-jit-txn': 't-10', 'x-jit-actor': 'spiffe://prod/human/alice' });
+  });
+
+  it('a certificate header in a mixed spelling Caddy cannot delete is refused by jitgate (400), never forwarded', async () => {
+    const before = seen.length;
+    const r = await call('GET', '/healthz', ['X-SSL_Client-Verify', 'SUCCESS']);
+    expect(r.status).toBe(400);
+    expect(seen.length).toBe(before);
+  });
+
   it('spoofed identity headers, in any case or with underscores, never reach the backend', async () => {
     const before = seen.length;
     const spoof = ['X-Jit-Actor', 'spiffe://evil', 'x-jit-subject', 'spoofed', 'X-JIT-TXN', 'evil-txn', 'X_Jit_Subject', 'under', 'x-jit-role', 'admin'];
