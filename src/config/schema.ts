@@ -29,6 +29,12 @@ function outlastsOneSync(ctx: z.RefinementCtx, path: (string | number)[], maxSta
 }
 const HTTP_METHOD = /^[A-Z][A-Z0-9_-]*$/;
 
+/**
+ * Headers ordinary requests and front proxies carry. An identity prefix that begins one of them (`x-` begins
+ * x-forwarded-method) would have the proxy strip it and forward-auth refuse every request (a re-probe).
+ */
+const COMMON_HEADERS: readonly string[] = ['x-forwarded-method', 'x-forwarded-uri', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-for', 'x-original-uri', 'x-real-ip', 'x-request-id', 'host', 'accept', 'accept-encoding', 'user-agent', 'authorization', 'dpop', 'content-type', 'content-length', 'connection', 'cookie', 'traceparent', 'forwarded', 'via'];
+
 /*
  * Durations that set a timer are held at or under TIMER_MAX_MS: past node's limit a `refresh: 30d`
  * became a fetch loop and a `timeout: 25d` an immediate timeout (a review). The few that are only
@@ -234,7 +240,13 @@ export const configSchema = z.strictObject({
     .default({ poll_interval: 2_000, max_stale: 30_000, timeout: 2_000, max_bytes: 256 * 1024 * 1024, redis: false }),
   headers: z
     .strictObject({
-      prefix: z.string().regex(/^[a-z0-9-]+$/, 'expected a lower-case header name prefix such as x-jit-').default('x-jit-'),
+      prefix: z
+        .string()
+        .regex(/^[a-z0-9-]+$/, 'expected a lower-case header name prefix such as x-jit-')
+        .refine((p) => !COMMON_HEADERS.some((h) => h.startsWith(p)), {
+          error: (iss) => `${String(iss.input)} would also match ${COMMON_HEADERS.find((h) => h.startsWith(String(iss.input)))}, a header clients and proxies send (inbound identity headers are removed, and refused on forward-auth); choose one of its own such as x-jit-`,
+        })
+        .default('x-jit-'),
       forward_authorization: z.boolean().default(false),
       method_override: z.enum(['reject', 'strip']).default('reject'),
       max_token_bytes: z.number().int().min(256).max(65536).default(8192),
