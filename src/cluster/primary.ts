@@ -63,7 +63,11 @@ export async function startPrimary(config: Config, count: number, logger: Logger
     journal?.stop();
   };
   const proxy = await startWorkers(workers, abort);
-  const { admin, redis } = await startAdminListener(config, logger, clusterAdminSource(workers, readiness, metrics, count), store, abort);
+  // The writer opens with the admin listener, after the source that reports on it is made.
+  let writer: RedisWriter | undefined;
+  const source = clusterAdminSource(workers, readiness, metrics, count, () => writer?.problems() ?? []);
+  const { admin, redis } = await startAdminListener(config, logger, source, store, abort);
+  writer = redis;
   forwardReload(workers, log);
   const done = drainOnSignal(workers, config.shutdown.grace, log, logger, async () => {
     await admin.close(500);
@@ -146,13 +150,13 @@ async function startWorkers(workers: WorkerSlots, abort: () => void): Promise<st
  * One admin port for the whole cluster: readiness of every worker, metrics summed over them
  * (cluster-metrics.ts: counters never go down; `jitgate_ready` is what /readyz says).
  */
-function clusterAdminSource(workers: WorkerSlots, readiness: ReadinessQueries, metrics: ClusterMetrics, count: number): AdminSource {
+function clusterAdminSource(workers: WorkerSlots, readiness: ReadinessQueries, metrics: ClusterMetrics, count: number, primaryProblems: () => string[]): AdminSource {
   const slots = (): number[] => Array.from({ length: count }, (_, i) => i + 1);
   const source: AdminSource = {
     async readiness() {
       const answers = await Promise.all(slots().map((i) => readiness.ask(i, workers.get(i))));
-      // A ready worker's problems (a refused reload) are shown but do not make the cluster unready.
-      const problems = answers.flatMap((a) => a.problems);
+      // A ready worker's problems (a refused reload) and the primary's lost writer are shown but do not make the cluster unready.
+      const problems = [...primaryProblems(), ...answers.flatMap((a) => a.problems)];
       return withDraining({ ready: answers.every((a) => a.ready), problems }, workers.draining);
     },
     async metrics() {

@@ -221,7 +221,7 @@ function redisSource(config: Config, deps: FleetDeps, opts: RedisConnectOptions,
  * there itself (the workers follow Redis on their own connections). Throws a StartupError naming
  * the key at fault.
  */
-export async function openRedisWriter(config: Config, logger: Logger): Promise<{ writer: RedisRevocationWriter; stop(): void }> {
+export async function openRedisWriter(config: Config, logger: Logger): Promise<{ writer: RedisRevocationWriter; problems(): string[]; stop(): void }> {
   const redis = config.redis!;
   const log = logger.child({ component: 'redis' });
   const description = `${redactUrl(redis.url)} prefix ${redis.key_prefix}`;
@@ -231,5 +231,11 @@ export async function openRedisWriter(config: Config, logger: Logger): Promise<{
     onState: (connected, err) => (connected ? log.info({ redis: description }, 'redis connection ready') : log.warn({ err: err?.message }, 'redis connection lost; reconnecting')),
   });
   await link.connect();
-  return { writer: redisWriter(link, redisKeys(redis.key_prefix), description), stop: () => link.stop() };
+  return {
+    writer: redisWriter(link, redisKeys(redis.key_prefix), description),
+    // Only the admin API writes through this connection: proxy decisions stay right without it,
+    // so /readyz lists it as a problem while ready, as a worker's refused reload is listed.
+    problems: () => (link.client !== undefined ? [] : [`primary: redis ${description} not connected (POST /revocations answers 503 redis_unavailable)${link.lastError ? `: ${link.lastError.message}` : ''}`]),
+    stop: () => link.stop(),
+  };
 }

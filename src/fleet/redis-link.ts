@@ -237,7 +237,11 @@ export class RedisLink {
     this.#client = c;
     this.#attempt = 0;
     this.#lastError = undefined;
-    c.removeAllListeners('error');
+    // Never remove a listener here (removeAllListeners, off): createClient hands out
+    // Object.create(client), and removing the last listener through that wrapper gives the wrapper
+    // a listener table of its own, while 'error' and 'end' are still emitted on the client inside.
+    // Added through the wrapper, listeners land in the shared table. connectOnce's no-op stays
+    // and is harmless now that this one reacts.
     c.on('error', (err: Error) => this.fail(c, err));
     c.on('end', () => this.fail(c, new Error('connection closed')));
     this.#o.onState?.(true);

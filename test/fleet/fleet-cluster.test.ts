@@ -91,4 +91,29 @@ describe('workers: 2 on Redis', () => {
     for (const l of gate.lines) if (l.type === 'audit' && l.reason === 'path_not_granted' && l.jti === 'cluster-probe') pids.add(l.pid);
     expect(pids.size).toBe(2);
   }, 30_000);
+
+  // Last: it kills this file's Redis.
+  it("the primary's idle Redis writer: a connection Redis closed is replaced at once (the next POST is 201); Redis away is listed by /readyz", async () => {
+    const primaryId = async (): Promise<string | undefined> => /id=(\d+) [^\n]*name=jitgate-primary /.exec(String(await redis.command('CLIENT', 'LIST')))?.[1];
+    const post = (jti: string): Promise<Response> =>
+      fetch(`${gate.adminUrl}/revocations`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ jti }) });
+    const until = async (what: string, ok: () => Promise<boolean>, ms = 3000): Promise<void> => {
+      const started = Date.now();
+      while (!(await ok())) {
+        if (Date.now() - started > ms) throw new Error(`${what}: not within ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const before = await primaryId();
+    expect(before).toBeDefined();
+    await redis.command('CLIENT', 'KILL', 'ID', before!);
+    await until('primary reconnected', async () => ![undefined, before].includes(await primaryId()));
+    expect((await post('after-kill')).status).toBe(201);
+
+    await redis.kill();
+    await until('/readyz lists the primary', async () => /primary: redis \S+ prefix jitgate: not connected/.test(await (await fetch(`${gate.adminUrl}/readyz`)).text()));
+    await redis.restart();
+    await until('primary back', async () => (await primaryId()) !== undefined, 8000);
+    expect((await post('after-restart')).status).toBe(201);
+  }, 30_000);
 });

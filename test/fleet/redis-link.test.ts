@@ -1,0 +1,60 @@
+/**
+ * RedisLink against a real redis-server (SPEC §9): a connection Redis closes while the gate sends
+ * nothing on it (CLIENT KILL, an idle `timeout`, a restart) is noticed from the close itself, reported
+ * through onState, and replaced, so the next command after an idle spell finds a working connection.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisLink } from '../../src/fleet/redis-link.ts';
+import { startRedis, type RedisServer } from '../fixtures/redis.ts';
+
+let redis: RedisServer;
+const links: RedisLink[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  for (const l of links) l.stop();
+  await redis?.remove();
+});
+
+async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> {
+  const started = Date.now();
+  while (!ok()) {
+    if (Date.now() - started > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function idleLink(name: string): Promise<{ link: RedisLink; states: boolean[] }> {
+  const states: boolean[] = [];
+  const link = new RedisLink({ url: redis.url, connectTimeoutMs: 2000, commandTimeoutMs: 1000, name, onState: (c) => states.push(c) });
+  links.push(link);
+  await link.connect();
+  return { link, states };
+}
+
+describe('RedisLink', () => {
+  it('a connection Redis kills while idle is reported lost at once and replaced, with no command sent on it', async () => {
+    const { link, states } = await idleLink('jitgate-link-kill');
+    const first = link.client;
+    await redis.command('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    await until('loss reported', () => states.includes(false));
+    await until('reconnected', () => link.client !== undefined && link.client !== first);
+    expect(states).toEqual([true, false, true]);
+    expect(await link.run('ping', (c) => c.ping())).toBe('PONG');
+  });
+
+  it('a connection closed by Redis\'s idle timeout is replaced before the next command', async () => {
+    const { link, states } = await idleLink('jitgate-link-timeout');
+    await redis.command('CONFIG', 'SET', 'timeout', '1');
+    try {
+      // Redis checks idle clients about once a second (hz 10, a slice per tick).
+      await until('idle close reported', () => states.includes(false), 5000);
+    } finally {
+      await redis.command('CONFIG', 'SET', 'timeout', '0');
+    }
+    await until('reconnected', () => link.client !== undefined);
+    expect(await link.run('ping', (c) => c.ping())).toBe('PONG');
+  }, 10_000);
+});
