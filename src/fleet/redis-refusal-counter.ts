@@ -27,12 +27,12 @@
  * revocation did land, the token's further requests are 401 `revoked`, which are not counted.
  */
 import { randomBytes } from 'node:crypto';
-import type { Counted, RefusalCounting } from '../anomaly/refusal-counter.ts';
+import { TRIP_HOLD_MS, type Counted, type RefusalCounting } from '../anomaly/refusal-counter.ts';
 import { anomalyKey, anomalyTrippedKey, type RedisKeys } from './redis-layout.ts';
 import type { RedisLink } from './redis-link.ts';
 
-/** How long one crossing keeps other refusals from crossing again (see above). */
-export const TRIP_HOLD_MS = 5_000;
+/** How long one crossing keeps other refusals from crossing again (see above); the same in every counter. */
+export { TRIP_HOLD_MS };
 
 export interface RedisCountingOptions {
   readonly threshold: number;

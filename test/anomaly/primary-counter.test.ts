@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { answerAnomalyCount, PrimaryRefusalCounter, type AnomalyCountRequest, type AnomalyRearmRequest, type CountChannel } from '../../src/anomaly/primary-counter.ts';
-import { RefusalCounter } from '../../src/anomaly/refusal-counter.ts';
+import { RefusalCounter, TRIP_HOLD_MS } from '../../src/anomaly/refusal-counter.ts';
 
 /** A worker's channel to a primary holding `counter`; `silent` drops every request (a stuck primary). */
 function workerChannel(counter: RefusalCounter, silent = false): CountChannel {
@@ -21,6 +21,28 @@ function workerChannel(counter: RefusalCounter, silent = false): CountChannel {
     },
     on(_event, listener) {
       listeners.push(listener);
+    },
+  };
+}
+
+/** A worker's channel to a primary that is stalled (SIGSTOP, a blocked loop) until `resume`, which counts what queued up meanwhile. */
+function stalledChannel(counter: RefusalCounter): { channel: CountChannel; resume(): void } {
+  const queued: (AnomalyCountRequest | AnomalyRearmRequest)[] = [];
+  const listeners: ((m: unknown) => void)[] = [];
+  let stalled = true;
+  const handle = (m: AnomalyCountRequest | AnomalyRearmRequest): void => {
+    if (m.type === 'jitgate:anomaly-rearm') return counter.rearm(m.key);
+    const answer = answerAnomalyCount(counter, m);
+    for (const l of listeners) l(answer);
+  };
+  return {
+    channel: {
+      send: (m: AnomalyCountRequest | AnomalyRearmRequest) => void (stalled ? queued.push(m) : setImmediate(() => handle(m))),
+      on: (_event, listener) => void listeners.push(listener),
+    },
+    resume() {
+      stalled = false;
+      for (const m of queued.splice(0)) handle(m);
     },
   };
 }
@@ -64,5 +86,27 @@ describe('counting at the cluster primary', () => {
     const assertion = expect(counted).rejects.toThrow('did not answer within 5s');
     await vi.advanceTimersByTimeAsync(5_000);
     await assertion;
+  });
+
+  it('a primary stalled past the timeout at a crossing: the crossing it made unheard lapses, and a later refusal over the threshold crosses (and revokes)', async () => {
+    vi.useFakeTimers();
+    const shared = new RefusalCounter(3, 60_000, 100);
+    const { channel, resume } = stalledChannel(shared);
+    const w = new PrimaryRefusalCounter(channel);
+    const given = [w.add('t', 1_000), w.add('t', 1_001), w.add('t', 1_002)].map((p) => expect(p).rejects.toThrow('did not answer within 5s'));
+    await vi.advanceTimersByTimeAsync(5_000);
+    await Promise.all(given);
+    // The primary counts the queued refusals after the worker gave up on them: the third crossed, unheard.
+    resume();
+    const later = w.add('t', 1_002 + TRIP_HOLD_MS);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await later).toEqual({ inWindow: 3, crossed: true });
+  });
+
+  it('within the hold after a crossing, further refusals do not cross again (one burst, one revocation)', () => {
+    const c = new RefusalCounter(3, 60_000, 100);
+    for (const t of [0, 1, 2]) c.add('t', t);
+    expect(c.add('t', 2 + TRIP_HOLD_MS - 1).crossed).toBe(false);
+    expect(c.add('t', 2 + TRIP_HOLD_MS).crossed).toBe(true);
   });
 });

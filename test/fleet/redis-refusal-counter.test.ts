@@ -40,8 +40,10 @@ describe('RedisRefusalCounter', () => {
     const times = [0, 600, 1200, 1201, 1500, 2700, 2701, 3700, 3702];
     const base = Date.now();
     for (const t of times) {
+      // The count only: the crossing flag lapses on Redis's clock (PX), the in-process one on these
+      // made-up times, so past the first crossing they may differ by design.
       const ours = await fleet.add('iss\nwindow-1', base + t);
-      expect(ours, `at +${t} ms`).toEqual(local.add('iss\nwindow-1', base + t));
+      expect(ours.inWindow, `at +${t} ms`).toBe(local.add('iss\nwindow-1', base + t).inWindow);
     }
   });
 
