@@ -103,9 +103,12 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     const local = options.primary === undefined ? gateRevocationStore(gate) : NO_LOCAL_STORE;
     const revocations = chooseRevocationStore(config, local, gate.fleet?.writer);
     const ctx: TransportContext = { config, gate, metrics, audit, logger, tracer, revocations };
-    // Anomaly revocations go where the admin API's go (Redis when configured: fleet-wide); a cluster worker
-    // without Redis asks the primary, which owns the journal.
-    const anomalyWriter = options.revocationWriter !== undefined && !config.revocation.redis ? options.revocationWriter : revocations;
+    // Anomaly revocations go where the admin API's go. A cluster worker with a journal asks the
+    // primary, which owns it and appends through the store POST /revocations uses (journal, every
+    // worker, then Redis when configured): written to Redis alone, they would be lost with Redis's
+    // data, as a single gate's are not. With Redis and no journal the worker writes to Redis itself.
+    const viaPrimary = !config.revocation.redis || config.revocation.journal !== undefined;
+    const anomalyWriter = (viaPrimary ? options.revocationWriter : undefined) ?? revocations;
     watchAnomalies({ config, gate, audit, metrics, logger, clock: options.clock }, anomalyWriter, options.refusalCounter);
     proxy = await startProxy(ctx);
     started.push(proxy);

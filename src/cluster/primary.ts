@@ -51,7 +51,11 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   // DPoP: one proof-jti cache for all workers, and one nonce key.
   const replay = config.dpop === undefined ? undefined : new DpopReplayCache(config.dpop.replay_cache_entries);
   const workers = new WorkerSlots(count, randomBytes(32).toString('base64'), log);
-  const store = journalStore(journal, fanOut, count);
+  // revocation.redis: the primary writes POSTed entries to Redis too (each worker follows Redis
+  // itself). Opened before the workers, so the store a worker's anomaly revocation goes through is
+  // the one POST /revocations uses from the first message on.
+  const redis = await openPrimaryRedis(config, logger, () => journal?.stop());
+  const store = chooseRevocationStore(config, journalStore(journal, fanOut, count), redis?.writer);
   // SPEC §12: one refusal count per token for the whole host, whichever worker refused it.
   const a = config.anomaly;
   // Workers that count in Redis never ask the primary to count.
@@ -61,13 +65,11 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   const abort = (): void => {
     workers.abort();
     journal?.stop();
+    redis?.stop();
   };
   const proxy = await startWorkers(workers, abort);
-  // The writer opens with the admin listener, after the source that reports on it is made.
-  let writer: RedisWriter | undefined;
-  const source = clusterAdminSource(workers, readiness, metrics, count, () => writer?.problems() ?? []);
-  const { admin, redis } = await startAdminListener(config, logger, source, store, abort);
-  writer = redis;
+  const source = clusterAdminSource(workers, readiness, metrics, count, () => redis?.problems() ?? []);
+  const admin = await startAdminListener(config, logger, source, store, abort);
   forwardReload(workers, log);
   const done = drainOnSignal(workers, config.shutdown.grace, log, logger, async () => {
     await admin.close(500);
@@ -169,24 +171,24 @@ function clusterAdminSource(workers: WorkerSlots, readiness: ReadinessQueries, m
   return source;
 }
 
-/** The admin listener, with the Redis writer when revocation.redis is set; on failure everything started so far is stopped. */
-async function startAdminListener(
-  config: Config,
-  logger: Logger,
-  source: AdminSource,
-  store: RevocationStore,
-  abort: () => void,
-): Promise<{ admin: HttpListener; redis: RedisWriter | undefined }> {
-  // revocation.redis: the primary writes POSTed entries to Redis too (each worker follows Redis itself).
-  let redis: RedisWriter | undefined;
+/** The Redis writer when revocation.redis is set; on failure `abort` runs before the error is thrown. */
+async function openPrimaryRedis(config: Config, logger: Logger, abort: () => void): Promise<RedisWriter | undefined> {
+  if (!config.revocation.redis) return undefined;
   try {
     // The Redis client is loaded only when Redis is configured.
-    redis = config.revocation.redis ? await (await import('../fleet/fleet.ts')).openRedisWriter(config, logger) : undefined;
-    const admin = await startAdmin({ config, logger, source, revocations: revocationsRoute(chooseRevocationStore(config, store, redis?.writer), config, logger) });
-    return { admin, redis };
+    return await (await import('../fleet/fleet.ts')).openRedisWriter(config, logger);
   } catch (err) {
     abort();
-    redis?.stop();
+    throw err;
+  }
+}
+
+/** The admin listener; on failure everything started so far is stopped. */
+async function startAdminListener(config: Config, logger: Logger, source: AdminSource, store: RevocationStore, abort: () => void): Promise<HttpListener> {
+  try {
+    return await startAdmin({ config, logger, source, revocations: revocationsRoute(store, config, logger) });
+  } catch (err) {
+    abort();
     throw err;
   }
 }
