@@ -31,7 +31,7 @@ export function chooseRevocationStore(config: Config, local: RevocationStore, re
         throw new RedisUnavailableError(`Redis did not acknowledge the write: ${(err as Error).message}`, { cause: err });
       }
     },
-    status: () => ({ ...local.status(), redis: redis.description }),
+    status: async () => ({ ...(await local.status()), redis: redis.description }),
   };
 }
 

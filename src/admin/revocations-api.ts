@@ -112,8 +112,8 @@ export interface RevocationStore {
   readonly redis?: string;
   /** Durable first, then enforced everywhere; resolves with the journal's entry count. */
   append(entries: readonly RevocationEntry[]): Promise<number>;
-  /** The body of `GET /revocations`. */
-  status(): object;
+  /** The body of `GET /revocations` (a cluster primary on Redis asks Redis for its count). */
+  status(): object | Promise<object>;
 }
 
 /** The entries are durable but not confirmed as enforced everywhere (a cluster worker did not answer). */
@@ -171,8 +171,8 @@ export function revocationsRoute(store: RevocationStore, config: Config, logger:
   if (token === undefined) log.info('admin.token_file is not set: the revocation API refuses every call');
   else if (token.weak) log.warn('the admin token is shorter than 16 characters; use a long random token');
 
-  function status(res: ServerResponse): void {
-    send(res, 200, store.status());
+  async function status(res: ServerResponse): Promise<void> {
+    send(res, 200, await store.status());
   }
 
   async function post(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -249,7 +249,10 @@ export function revocationsRoute(store: RevocationStore, config: Config, logger:
       return true;
     }
     if (req.method === 'GET') {
-      status(res);
+      status(res).catch((err: unknown) => {
+        log.error({ err: (err as Error).message }, 'revocation status request failed');
+        if (!res.headersSent) send(res, 500, { error: 'internal', reason: 'internal_error', message: 'the request failed' });
+      });
       return true;
     }
     if (req.method !== 'POST') {

@@ -55,7 +55,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   // itself). Opened before the workers, so the store a worker's anomaly revocation goes through is
   // the one POST /revocations uses from the first message on.
   const redis = await openPrimaryRedis(config, logger, () => journal?.stop());
-  const store = chooseRevocationStore(config, journalStore(journal, fanOut, count), redis?.writer);
+  const store = chooseRevocationStore(config, journalStore(journal, fanOut, count, redis?.writer), redis?.writer);
   // SPEC §12: one refusal count per token for the whole host, whichever worker refused it.
   const a = config.anomaly;
   // Workers that count in Redis never ask the primary to count.

@@ -5,6 +5,7 @@
 import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { NotEnforcedError, revocationStatus, type RevocationStore } from '../admin/revocations-api.ts';
+import type { RedisRevocationWriter } from '../fleet/fleet.ts';
 import { logJournalReplay } from '../build-gate.ts';
 import type { RevocationEntry } from '../revocation/entries.ts';
 import { JournalRevocationSource } from '../revocation/journal-source.ts';
@@ -78,8 +79,11 @@ export class RevocationFanOut {
   }
 }
 
-/** The store behind POST /revocations (and a worker's anomaly revocation): 201 only once every worker holds the entries. */
-export function journalStore(journal: JournalRevocationSource | undefined, fanOut: RevocationFanOut, count: number): RevocationStore {
+/**
+ * The store behind POST /revocations (and a worker's anomaly revocation): 201 only once every worker
+ * holds the entries. `redis`: the primary's writer, for the status only (chooseRevocationStore writes).
+ */
+export function journalStore(journal: JournalRevocationSource | undefined, fanOut: RevocationFanOut, count: number, redis?: RedisRevocationWriter): RevocationStore {
   return {
     journalFile: journal?.file,
     async append(entries) {
@@ -87,9 +91,23 @@ export function journalStore(journal: JournalRevocationSource | undefined, fanOu
       await fanOut.broadcast(entries);
       return journal!.index.size;
     },
-    status() {
+    async status() {
       // revocation.file and .url are each worker's own: their counts and freshness are in /metrics and /readyz.
-      return { ...revocationStatus(new RevocationList(journal === undefined ? [] : [journal]), journal, Date.now()), workers: count };
+      const own = revocationStatus(new RevocationList(journal === undefined ? [] : [journal]), journal, Date.now());
+      if (redis === undefined) return { ...own, workers: count };
+      // The workers follow Redis, the primary does not: without this it reported 0 entries while they enforced them.
+      const live = await redisLiveStatus(redis);
+      return { ...own, entries: own.entries + (live.entries ?? 0), stale: own.stale || live.stale, sources: [...own.sources, live], workers: count };
     },
   };
+}
+
+/** Redis's live set as one entry of `sources`, read now; Redis away shows as stale with the error. */
+async function redisLiveStatus(redis: RedisRevocationWriter): Promise<{ name: string; kind: 'redis'; entries: number | null; stale: boolean; error?: string }> {
+  const name = `redis:${redis.description}`;
+  try {
+    return { name, kind: 'redis', entries: await redis.count(), stale: false };
+  } catch (err) {
+    return { name, kind: 'redis', entries: null, stale: true, error: (err as Error).message };
+  }
 }

@@ -50,6 +50,8 @@ export function maxToleranceSec(config: Config): number {
 export interface RedisRevocationWriter {
   readonly description: string;
   write(entries: readonly RevocationEntry[]): Promise<number>;
+  /** The live set's size (ZCARD): what the primary, which follows no Redis source, reports on GET /revocations. */
+  count(): Promise<number>;
 }
 
 /** `own`: this process's follower, which enforces an acknowledged write at once (not only once it reads it back). */
@@ -61,6 +63,7 @@ export function redisWriter(link: RedisLink, keys: RedisKeys, description: strin
       own?.applyOwn(entries);
       return size;
     },
+    count: () => link.run('revocation count', (c) => c.zCard(keys.live)),
   };
 }
 

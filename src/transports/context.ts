@@ -14,7 +14,7 @@ import type { RevocationEntry } from '../revocation/entries.ts';
 export interface RevocationAppender {
   /** Durable (journal fsynced and/or Redis acknowledged), then enforced; resolves with an entry count. */
   append(entries: readonly RevocationEntry[]): Promise<number>;
-  status(): object;
+  status(): object | Promise<object>;
   readonly journalFile: string | undefined;
   readonly redis?: string;
 }

@@ -92,6 +92,15 @@ describe('workers: 2 on Redis', () => {
     expect(pids.size).toBe(2);
   }, 30_000);
 
+  it('GET /revocations at the primary counts what the workers enforce from Redis', async () => {
+    const res = await fetch(`${gate.adminUrl}/revocations`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const body = (await res.json()) as { entries: number; sources: Array<{ kind: string; entries: number }> };
+    const inRedis = Number(await redis.command('ZCARD', 'jitgate:revocations'));
+    expect(inRedis).toBeGreaterThanOrEqual(2); // cluster-1 and the anomaly revocation above
+    expect(body.entries).toBe(inRedis);
+    expect(body.sources.map((s) => [s.kind, s.entries])).toEqual([['redis', inRedis]]);
+  });
+
   // Last: it kills this file's Redis.
   it("the primary's idle Redis writer: a connection Redis closed is replaced at once (the next POST is 201); Redis away is listed by /readyz", async () => {
     const primaryId = async (): Promise<string | undefined> => /id=(\d+) [^\n]*name=jitgate-primary /.exec(String(await redis.command('CLIENT', 'LIST')))?.[1];
