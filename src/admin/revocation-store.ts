@@ -14,7 +14,7 @@
 import type { Config } from '../config/schema.ts';
 import type { RedisRevocationWriter } from '../fleet/fleet.ts';
 import { RedisUnavailableError } from '../fleet/redis-errors.ts';
-import type { RevocationStore } from './revocations-api.ts';
+import { NotEnforcedError, type RevocationStore } from './revocations-api.ts';
 
 export function chooseRevocationStore(config: Config, local: RevocationStore, redis: RedisRevocationWriter | undefined): RevocationStore {
   if (!config.revocation.redis) return local;
@@ -23,13 +23,27 @@ export function chooseRevocationStore(config: Config, local: RevocationStore, re
     journalFile: local.journalFile,
     redis: redis.description,
     async append(entries) {
-      if (local.journalFile !== undefined) await local.append(entries);
+      // A cluster worker that did not confirm (NotEnforcedError) comes after the journal's fsync: the entries
+      // are durable, so the fleet still gets them, and the answer still says this gate is not sure. Skipping
+      // Redis there left an anomaly revocation on this gate alone for good: nobody sends it again (a re-probe).
+      let notEnforced: NotEnforcedError | undefined;
+      if (local.journalFile !== undefined) {
+        try {
+          await local.append(entries);
+        } catch (err) {
+          if (!(err instanceof NotEnforcedError)) throw err;
+          notEnforced = err;
+        }
+      }
+      let size: number;
       try {
-        return await redis.write(entries);
+        size = await redis.write(entries);
       } catch (err) {
         if (err instanceof RedisUnavailableError) throw err;
         throw new RedisUnavailableError(`Redis did not acknowledge the write: ${(err as Error).message}`, { cause: err });
       }
+      if (notEnforced !== undefined) throw notEnforced;
+      return size;
     },
     status: async () => ({ ...(await local.status()), redis: redis.description }),
   };
