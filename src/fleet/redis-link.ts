@@ -43,7 +43,18 @@ export interface RedisLinkOptions extends RedisConnectOptions {
   readonly onState?: (connected: boolean, err?: Error) => void;
   /** Called with each new ready connection (the revocation follower resyncs on it). */
   readonly onReady?: (client: RedisClient) => void;
+  /** A connection with no command for this long gets a PING (default HEARTBEAT_MS). */
+  readonly heartbeatMs?: number;
 }
+
+/**
+ * A connection nothing used for this long is asked for a PING under command_timeout. A close is
+ * noticed from the socket, but a path that silently stops carrying bytes (a black-holed route, a
+ * frozen middlebox) is not: a re-probe saw the cluster primary's writer and a DPoP-only gate say
+ * ready, `jitgate_redis_connected` 1, until the first real command failed a second later. Busy
+ * connections (the follower's blocking reads) never need one.
+ */
+export const HEARTBEAT_MS = 5_000;
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
@@ -148,6 +159,10 @@ export class RedisLink {
   #timer: NodeJS.Timeout | undefined;
   #stopped = true;
   #lastError: Error | undefined;
+  /** When the last command started or ended (ms since epoch), and how many are under way: an idle connection gets a heartbeat. */
+  #lastUse = 0;
+  #inFlight = 0;
+  #beat: NodeJS.Timeout | undefined;
 
   constructor(options: RedisLinkOptions) {
     this.#o = options;
@@ -189,6 +204,8 @@ export class RedisLink {
   async run<T>(what: string, op: (c: RedisClient) => Promise<T>, timeoutMs = this.#o.commandTimeoutMs): Promise<T> {
     const c = this.#client;
     if (c === undefined) throw new RedisUnavailableError(`${what}: not connected to Redis${this.#lastError ? ` (${this.#lastError.message})` : ''}`);
+    this.#lastUse = Date.now();
+    this.#inFlight++;
     try {
       return await withDeadline(op(c), timeoutMs, what);
     } catch (caught) {
@@ -197,6 +214,9 @@ export class RedisLink {
       // socket) means this connection can no longer be trusted to answer.
       if (!isErrorReply(err)) this.fail(c, err as Error);
       throw err;
+    } finally {
+      this.#inFlight--;
+      this.#lastUse = Date.now();
     }
   }
 
@@ -204,6 +224,7 @@ export class RedisLink {
   fail(c: RedisClient, err: Error): void {
     if (this.#client !== c) return;
     this.#client = undefined;
+    this.#stopBeat();
     this.#lastError = err;
     try {
       c.destroy();
@@ -218,6 +239,7 @@ export class RedisLink {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#stopBeat();
     const c = this.#client;
     this.#client = undefined;
     if (c !== undefined) {
@@ -244,8 +266,22 @@ export class RedisLink {
     // and is harmless now that this one reacts.
     c.on('error', (err: Error) => this.fail(c, err));
     c.on('end', () => this.fail(c, new Error('connection closed')));
+    this.#lastUse = Date.now();
+    const every = this.#o.heartbeatMs ?? HEARTBEAT_MS;
+    this.#stopBeat();
+    this.#beat = setInterval(() => {
+      // Only on a connection with nothing under way (a long page read has its own deadline). A timeout
+      // fails the connection inside run(): reported, replaced.
+      if (this.#client === c && this.#inFlight === 0 && Date.now() - this.#lastUse >= every) this.run('heartbeat', (x) => x.ping()).catch(() => undefined);
+    }, every);
+    this.#beat.unref();
     this.#o.onState?.(true);
     this.#o.onReady?.(c);
+  }
+
+  #stopBeat(): void {
+    if (this.#beat !== undefined) clearInterval(this.#beat);
+    this.#beat = undefined;
   }
 
   #schedule(): void {

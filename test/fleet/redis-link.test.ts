@@ -1,11 +1,12 @@
 /**
  * RedisLink against a real redis-server (SPEC §9): a connection Redis closes while the gate sends
  * nothing on it (CLIENT KILL, an idle `timeout`, a restart) is noticed from the close itself, reported
- * through onState, and replaced, so the next command after an idle spell finds a working connection.
+ * through onState, and replaced, so the next command after an idle spell finds a working connection; a path that
+ * silently stops carrying bytes is found by the idle heartbeat.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisLink } from '../../src/fleet/redis-link.ts';
-import { startRedis, type RedisServer } from '../fixtures/redis.ts';
+import { startRedis, startRelay, type RedisServer } from '../fixtures/redis.ts';
 
 let redis: RedisServer;
 const links: RedisLink[] = [];
@@ -57,4 +58,23 @@ describe('RedisLink', () => {
     await until('reconnected', () => link.client !== undefined);
     expect(await link.run('ping', (c) => c.ping())).toBe('PONG');
   }, 10_000);
+
+  it('an idle connection whose path stops answering (replies held back) is found by the heartbeat and reported lost; it comes back with the path', async () => {
+    const relay = await startRelay(redis.port);
+    try {
+      const states: boolean[] = [];
+      const link = new RedisLink({ url: relay.url, connectTimeoutMs: 500, commandTimeoutMs: 300, heartbeatMs: 200, name: 'jitgate-link-silent', onState: (c) => states.push(c) });
+      links.push(link);
+      await link.connect();
+      // Held for longer than the test waits: to the link, a path that went silent with the socket open.
+      relay.slow(4_000);
+      await until('silent path reported', () => states.includes(false), 2_000);
+      expect(link.client).toBeUndefined();
+      relay.slow(0);
+      await until('reconnected', () => link.client !== undefined, 8_000);
+      expect(await link.run('ping', (c) => c.ping())).toBe('PONG');
+    } finally {
+      await relay.close();
+    }
+  }, 15_000);
 });
