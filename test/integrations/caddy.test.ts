@@ -18,6 +18,7 @@ import { freePort } from '../fixtures/ports.ts';
 import { sign } from '../fixtures/tokens.ts';
 import { httpCall, startHarness, type Harness } from '../transports/ext-authz/helpers.ts';
 import { CLIENT_CERT_HEADERS } from '../../src/transports/proxy/client-cert-headers.ts';
+import { identityHeadersOf, IDENTITY_ANSWER, startAllowStandIn, type AllowStandIn } from '../fixtures/allow-stand-in.ts';
 
 const CADDY = findCaddy();
 const EXAMPLE = fileURLToPath(new URL('../../config/caddy/Caddyfile', import.meta.url));
@@ -230,52 +231,28 @@ describe.skipIf(SKIP)('Caddy forward_auth → jitgate forward-auth → backend',
   });
 });
 
-/** Every identity header jitgate can answer with on forward-auth (SPEC §4, §11), as a jitgate with a verified client certificate would. */
-const ANSWER: Record<string, string> = {
-  'x-jit-subject': 'spiffe://prod/ci-deployer',
-  'x-jit-token-id': 'c-all',
-  'x-jit-issuer': 'https://broker.internal',
-  'x-jit-txn': 'deploy-7',
-  'x-jit-actor': 'spiffe://prod/human/alice',
-  'x-jit-client-cert-sha256': 'q5b1ZrQ7l0e3d8yJv6pF2mXwz9cNtUaKsHgYeRiO4Lc',
-  'x-jit-spiffe-id': 'spiffe://prod/ci-deployer',
-};
-
 describe.skipIf(SKIP)('Caddyfile: every identity header of the allow answer reaches the backend', () => {
-  let auth: Server;
-  let upstream: Server;
+  let standIn: AllowStandIn | undefined;
   let proxy: Caddy | undefined;
   let proxyPort = 0;
-  const got: IncomingHttpHeaders[] = [];
 
   beforeAll(async () => {
-    // A stand-in for jitgate's allow: the certificate headers need a verified client certificate,
-    // which this plain-HTTP example never has; what is tested here is Caddy's copying.
-    auth = createServer((req, res) => {
-      req.resume();
-      res.writeHead(200, { ...ANSWER, 'content-length': '0' }).end();
-    });
-    upstream = createServer((req, res) => {
-      got.push(req.headers);
-      req.resume();
-      res.writeHead(200).end('backend');
-    });
-    for (const s of [auth, upstream]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    standIn = await startAllowStandIn();
     proxyPort = await freePort();
-    const text = caddyfileFor(await readFile(EXAMPLE, 'utf8'), { jitgate: (auth.address() as AddressInfo).port, backend: (upstream.address() as AddressInfo).port, caddy: proxyPort });
+    const text = caddyfileFor(await readFile(EXAMPLE, 'utf8'), { jitgate: standIn.authPort, backend: standIn.backendPort, caddy: proxyPort });
     if (CADDY === undefined) throw new Error('caddy is not installed (.ci/run installs Debian\'s caddy)');
     proxy = await runCaddy(CADDY, await tempDir('jitgate-caddy-all-'), text, proxyPort);
   });
 
   afterAll(async () => {
     await proxy?.stop();
-    for (const s of [auth, upstream]) await new Promise<void>((r) => s?.close(() => r()));
+    await standIn?.close();
   });
 
   it('copies all seven, the two certificate ones included', async () => {
     const r = await httpCall(proxyPort, 'GET', '/orders/42', ['host', 'orders.internal']);
     expect(r.status).toBe(200);
-    expect(got.length).toBe(1);
-    expect(Object.fromEntries(Object.entries(got[0]!).filter(([k]) => k.startsWith('x-jit-')))).toEqual(ANSWER);
+    expect(standIn!.got.length).toBe(1);
+    expect(identityHeadersOf(standIn!.got[0]!)).toEqual(IDENTITY_ANSWER);
   });
 });

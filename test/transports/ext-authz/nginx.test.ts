@@ -18,6 +18,7 @@ import { freePort } from '../../fixtures/ports.ts';
 import { sign } from '../../fixtures/tokens.ts';
 import { CLIENT_CERT_HEADERS } from '../../../src/transports/proxy/client-cert-headers.ts';
 import { httpCall, startHarness, type Harness } from './helpers.ts';
+import { identityHeadersOf, IDENTITY_ANSWER, startAllowStandIn, type AllowStandIn } from '../../fixtures/allow-stand-in.ts';
 
 const NGINX = findNginx();
 const EXAMPLE = fileURLToPath(new URL('../../../config/nginx/forward-auth.conf', import.meta.url));
@@ -186,48 +187,24 @@ describe.skipIf(NGINX === undefined)('nginx auth_request → jitgate forward-aut
   );
 });
 
-/** Every identity header jitgate can answer with on forward-auth (SPEC §4, §11), as a jitgate with a verified client certificate would. */
-const ANSWER: Record<string, string> = {
-  'x-jit-subject': 'spiffe://prod/ci-deployer',
-  'x-jit-token-id': 'n-all',
-  'x-jit-issuer': 'https://broker.internal',
-  'x-jit-txn': 'deploy-7',
-  'x-jit-actor': 'spiffe://prod/human/alice',
-  'x-jit-client-cert-sha256': 'q5b1ZrQ7l0e3d8yJv6pF2mXwz9cNtUaKsHgYeRiO4Lc',
-  'x-jit-spiffe-id': 'spiffe://prod/ci-deployer',
-};
-
 describe.skipIf(NGINX === undefined)('nginx example: every identity header of the allow answer reaches the backend', () => {
-  let auth: Server;
-  let upstream: Server;
+  let standIn: AllowStandIn | undefined;
   let proxy: Awaited<ReturnType<typeof startForwardAuthExample>> | undefined;
-  const got: IncomingHttpHeaders[] = [];
 
   beforeAll(async () => {
-    // A stand-in for jitgate's allow: the certificate headers need a verified client certificate,
-    // which the example only passes with TLS configured; what is tested here is nginx's copying.
-    auth = createServer((req, res) => {
-      req.resume();
-      res.writeHead(200, { ...ANSWER, 'content-length': '0' }).end();
-    });
-    upstream = createServer((req, res) => {
-      got.push(req.headers);
-      req.resume();
-      res.writeHead(200).end('backend');
-    });
-    for (const s of [auth, upstream]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    proxy = await startForwardAuthExample(NGINX!, (auth.address() as AddressInfo).port, (upstream.address() as AddressInfo).port);
+    standIn = await startAllowStandIn();
+    proxy = await startForwardAuthExample(NGINX!, standIn.authPort, standIn.backendPort);
   });
 
   afterAll(async () => {
     await proxy?.stop();
-    for (const s of [auth, upstream]) await new Promise<void>((r) => s?.close(() => r()));
+    await standIn?.close();
   });
 
   it('copies all seven, the two certificate ones included', async () => {
     const r = await httpCall(proxy!.port, 'GET', '/orders/42', ['host', 'orders.internal']);
     expect(r.status).toBe(200);
-    expect(got.length).toBe(1);
-    expect(Object.fromEntries(Object.entries(got[0]!).filter(([k]) => k.startsWith('x-jit-')))).toEqual(ANSWER);
+    expect(standIn!.got.length).toBe(1);
+    expect(identityHeadersOf(standIn!.got[0]!)).toEqual(IDENTITY_ANSWER);
   });
 });
