@@ -12,31 +12,36 @@
  * payload in process (bench/README.md).
  */
 
+/** Index of the quote that closes the string whose contents start at `i` (or past the end: unterminated). */
+export function stringEnd(json: string, i: number): number {
+  const n = json.length;
+  while (i < n) {
+    const c = json.charCodeAt(i);
+    if (c === 0x5c /* \ */) i += 2;
+    else if (c === 0x22 /* " */) return i;
+    else i++;
+  }
+  return i;
+}
+
+/** Whether a `:` follows at `i` after JSON whitespace: in valid JSON, the string just before `i` is then a member name. */
+export function colonFollows(json: string, i: number): boolean {
+  const n = json.length;
+  // JSON whitespace: space, tab, line feed, carriage return.
+  while (i < n) {
+    const c = json.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return c === 0x3a; /* : */
+    i++;
+  }
+  return false;
+}
+
 /** Member names written in JSON text: in valid JSON a string is a member name exactly when a `:` follows it. */
 export function countMembers(json: string): number {
   let members = 0;
-  const n = json.length;
-  let i = 0;
-  while (i < n) {
-    if (json.charCodeAt(i) !== 0x22 /* " */) {
-      i++;
-      continue;
-    }
-    i++;
-    while (i < n) {
-      const c = json.charCodeAt(i);
-      if (c === 0x5c /* \ */) i += 2;
-      else if (c === 0x22) break;
-      else i++;
-    }
-    i++;
-    // JSON whitespace: space, tab, line feed, carriage return.
-    while (i < n) {
-      const c = json.charCodeAt(i);
-      if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) break;
-      i++;
-    }
-    if (i < n && json.charCodeAt(i) === 0x3a /* : */) members++;
+  for (let i = json.indexOf('"'); i !== -1; i = json.indexOf('"', i)) {
+    i = stringEnd(json, i + 1) + 1;
+    if (colonFollows(json, i)) members++;
   }
   return members;
 }

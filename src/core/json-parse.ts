@@ -14,6 +14,7 @@
  *
  * Text without a backslash (nearly every token) goes to JSON.parse as it is.
  */
+import { colonFollows, stringEnd } from './json-duplicates.ts';
 
 /** JSON.parse(text), member names unescaped first; throws SyntaxError as JSON.parse does, also for a refused name. */
 export function parseJson(text: string): unknown {
@@ -24,35 +25,12 @@ export function parseJson(text: string): unknown {
 function withUnescapedNames(text: string): string {
   let out = '';
   let copied = 0;
-  const n = text.length;
-  let i = 0;
-  while (i < n) {
-    if (text.charCodeAt(i) !== 0x22 /* " */) {
-      i++;
-      continue;
-    }
+  for (let i = text.indexOf('"'); i !== -1; i = text.indexOf('"', i)) {
     const start = i + 1;
-    let escaped = false;
-    i = start;
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c === 0x5c /* \ */) {
-        escaped = true;
-        i += 2;
-      } else if (c === 0x22) break;
-      else i++;
-    }
-    const end = i; // the closing quote (or n: not JSON, JSON.parse will say so)
-    i++;
-    if (!escaped) continue;
-    let j = i;
-    while (j < n) {
-      const c = text.charCodeAt(j);
-      if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) break;
-      j++;
-    }
-    // In valid JSON a string is a member name exactly when a `:` follows it; values keep their escapes.
-    if (j >= n || text.charCodeAt(j) !== 0x3a /* : */) continue;
+    const end = stringEnd(text, start); // the closing quote (or past the end: not JSON, JSON.parse will say so)
+    i = end + 1;
+    // Values keep their escapes; only member names are rewritten.
+    if (!holdsEscape(text, start, end) || !colonFollows(text, i)) continue;
     // A string literal alone: no object, so none of the cached names above come into it.
     const name = JSON.parse(text.slice(start - 1, end + 1)) as string;
     if (/["\\\u0000-\u001f]/.test(name)) throw new SyntaxError('a member name that needs an escape');
@@ -60,4 +38,10 @@ function withUnescapedNames(text: string): string {
     copied = end;
   }
   return copied === 0 ? text : out + text.slice(copied);
+}
+
+/** A backslash in text[start, end): looked for in the string itself, so the whole scan stays linear. */
+function holdsEscape(text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (text.charCodeAt(i) === 0x5c) return true;
+  return false;
 }

@@ -31,9 +31,6 @@ import { TRIP_HOLD_MS, type Counted, type RefusalCounting } from '../anomaly/ref
 import { anomalyKey, anomalyTrippedKey, type RedisKeys } from './redis-layout.ts';
 import type { RedisLink } from './redis-link.ts';
 
-/** How long one crossing keeps other refusals from crossing again (see above); the same in every counter. */
-export { TRIP_HOLD_MS };
-
 export interface RedisCountingOptions {
   readonly threshold: number;
   readonly windowMs: number;

@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../src/fleet/redis-layout.ts';
 import { RedisLink } from '../../src/fleet/redis-link.ts';
-import { RedisRefusalCounter, TRIP_HOLD_MS, type RedisCountingOptions } from '../../src/fleet/redis-refusal-counter.ts';
+import { TRIP_HOLD_MS } from '../../src/anomaly/refusal-counter.ts';
+import { RedisRefusalCounter, type RedisCountingOptions } from '../../src/fleet/redis-refusal-counter.ts';
 import { RefusalCounter } from '../../src/anomaly/refusal-counter.ts';
 import { startRedis, type RedisServer } from '../fixtures/redis.ts';
 
