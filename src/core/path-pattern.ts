@@ -3,9 +3,13 @@
  * segments that `parseTarget` produced for the request.
  *
  * Language:
- * - Absolute and `/`-separated, written like a URL path: literal segments are percent-encoded
- *   as in a request target and compared after decoding, so `/files/a%20b` matches the decoded
- *   segment `a b`, and `/caf%C3%A9` matches `/caf%c3%a9`. Comparison is exact and case-sensitive.
+ * - Absolute and `/`-separated. A literal segment is compared, exactly and case-sensitively, with
+ *   the request's decoded segment (SPEC §1). It may be written decoded or percent-encoded as in a
+ *   request target: `/files/a b` and `/files/a%20b` both match the request `/files/a%20b`, and
+ *   `/café` and `/caf%C3%A9` both match `/caf%c3%a9`. A raw space or non-ASCII character is read
+ *   as its UTF-8 percent-encoding before parsing; a `%` is always the start of an escape (a request
+ *   segment holding a decoded `%XX` is refused as double encoding, so a literal one could never
+ *   match anyway).
  * - `*` (the whole segment) matches exactly one non-empty segment.
  * - `**` as the LAST segment matches zero or more segments of any content, including a trailing
  *   empty one: `/orders/42/**` matches `/orders/42`, `/orders/42/` and `/orders/42/a/b`.
@@ -14,8 +18,8 @@
  *
  * Malformed (compilePattern returns null):
  * - anything `parseTarget` refuses (not starting with `/`, empty, `.`/`..` or `;`-parameter
- *   variants, bad or double encoding, encoded `/` or `\`, controls, non-ASCII, confusables, too
- *   long), so a literal can only name a path a request could actually have;
+ *   variants, bad or double encoding, encoded `/` or `\`, controls, a lone surrogate, confusables,
+ *   too long), so a literal can only name a path a request could actually have;
  * - a `?` or `#` (the query is not part of matching);
  * - a segment containing `*` other than exactly `*`, or `**` in the last position: no partial
  *   globs, no `***`, no `**` in the middle, and no escaped star (`%2A`): a literal `*` segment
@@ -37,12 +41,14 @@ export interface PathPattern {
 /** Compile a grant path pattern; `null` when it is malformed. */
 export function compilePattern(source: string): PathPattern | null {
   if (typeof source !== 'string') return null;
-  const parsed = parseTarget(source);
+  const encoded = encodeRaw(source);
+  if (encoded === null) return null;
+  const parsed = parseTarget(encoded);
   if (!parsed.ok || parsed.target.query !== '') return null;
   const decoded = parsed.target.segments;
-  // parseTarget accepted the source without a query, so its raw segments line up one-to-one
+  // parseTarget accepted the text without a query, so its raw segments line up one-to-one
   // with the decoded ones (no empty segment except a trailing one, no '?' or '#').
-  const raw = decoded.length === 0 ? [] : source.slice(1).split('/');
+  const raw = decoded.length === 0 ? [] : encoded.slice(1).split('/');
   if (raw.length !== decoded.length) return null;
 
   const parts: (string | null)[] = [];
@@ -57,6 +63,25 @@ export function compilePattern(source: string): PathPattern | null {
     else parts.push(d);
   }
   return Object.freeze({ source, parts: Object.freeze(parts), rest });
+}
+
+/** Matches what a request target can only carry percent-encoded: a space or a non-ASCII character. */
+const RAW_CHAR = /[ \u0080-\uffff]/;
+const RAW_RUNS = /[ \u0080-\uffff]+/g;
+
+/**
+ * The pattern with each raw space or non-ASCII character percent-encoded as UTF-8 (other bytes,
+ * controls included, are left for parseTarget to judge); `null` for a lone surrogate, which has no
+ * UTF-8 form.
+ */
+function encodeRaw(source: string): string | null {
+  if (!RAW_CHAR.test(source)) return source;
+  try {
+    // A run at a time, so that a surrogate pair reaches encodeURIComponent whole.
+    return source.replace(RAW_RUNS, encodeURIComponent);
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -31,6 +31,12 @@ const cases: ReadonlyArray<readonly [pattern: string, yes: readonly string[], no
   ['/*/**', ['/a', '/a/', '/a/b'], ['/']],
   ['/files/a%20b', ['/files/a%20b'], ['/files/a+b', '/files/ab']],
   ['/caf%C3%A9', ['/caf%c3%a9', '/caf%C3%A9'], ['/cafe', '/CAF%C3%A9']],
+  // Written decoded (SPEC §1: a literal matches the same decoded segment): a raw space or
+  // non-ASCII character means what its percent-encoding means.
+  ['/files/a b', ['/files/a%20b'], ['/files/a+b', '/files/ab', '/files/a_b']],
+  ['/café/**', ['/caf%C3%A9', '/caf%c3%a9/x'], ['/cafe', '/caf%C3%89']],
+  ['/档案/😀', ['/%E6%A1%A3%E6%A1%88/%F0%9F%98%80'], ['/%E6%A1%A3%E6%A1%88']],
+  ['/a b/caf%C3%A9', ['/a%20b/caf%C3%A9'], []],
   ['/a~b', ['/a%7Eb', '/a%7eb', '/a~b'], ['/ab']],
   ['/a%7eb', ['/a~b'], []],
   ['/a;b', ['/a;b', '/a%3Bb'], ['/a']],
@@ -66,7 +72,7 @@ describe('compilePattern', () => {
     ['partial or misplaced globs', ['/a*', '/*b', '/a*b', '/***', '/**/a', '/a/**/b', '/**/', '/*/**/**', '/a/%2A', '/%2A%2A', '/a%2Ab']],
     ['bad encoding', ['/a%', '/a%2', '/a%zz', '/a%252e', '/a%C0%AE', '/%FF', '/%ED%A0%80']],
     ['encoded structure or controls', ['/a%2Fb', '/a%2fb', '/a%5Cb', '/a\\b', '/a%00', '/a%0A', '/a%7F', '/a%C2%85']],
-    ['raw characters outside printable ASCII', ['/a b', '/café', '/a\tb', '/\ud800']],
+    ['raw controls and lone surrogates', ['/a\tb', '/a\nb', '/a\u007fb', '/\ud800', '/caf\u00e9\udc00', '/a\u0085b']],
     ['query or fragment', ['/a?', '/a?x=1', '/?', '/a#x']],
     ['confusables', ['/%EF%BC%8E%EF%BC%8E', '/a%EF%BC%8Fb', '/a%EF%BC%BCb']],
     ['too long', ['/' + 'a'.repeat(9000)]],
@@ -79,7 +85,7 @@ describe('compilePattern', () => {
     expect(compilePattern(null as unknown as string)).toBeNull();
   });
 
-  it.each(['/', '/**', '/*', '/a', '/a/', '/a/*/b/**', '/a%20b', '/caf%C3%A9', "/!$&'()+,;=:@-._~", '/...', '/.well-known/**'])(
+  it.each(['/', '/**', '/*', '/a', '/a/', '/a/*/b/**', '/a%20b', '/caf%C3%A9', '/a b', '/café', '/😀', "/!$&'()+,;=:@-._~", '/...', '/.well-known/**'])(
     'accepts %s',
     (s) => {
       expect(compilePattern(s)).not.toBeNull();
