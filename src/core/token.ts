@@ -67,6 +67,9 @@ export function verifyToken(token: string, policy: GatePolicy, nowMs: number, op
   const alg = header.alg;
   if (typeof alg !== 'string') return 'malformed_token';
   if (header.crit !== undefined) return 'unsupported_crit'; // jitgate understands no extension
+  // RFC 7797's unencoded payload. Without `crit` a verifier may ignore it (jose does), but a token
+  // that asks for it is malformed here, as SPEC §1 says: only `true`, the default, may be written.
+  if (header.b64 !== undefined && header.b64 !== true) return 'malformed_token';
   if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid === '')) return 'malformed_token';
 
   if (typeof payload.iss !== 'string') return 'invalid_claims';

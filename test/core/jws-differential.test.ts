@@ -6,8 +6,8 @@
  * Required: the same accept/reject for every token, and for accepted tokens the same claims.
  *
  * Our verifier may be stricter than jose in exactly the documented ways (jws-compact.ts): a
- * character outside the base64url alphabet, a member named twice, a `crit` header, a member name
- * holding `"`, `\` or a control character (json-parse.ts). The oracle
+ * character outside the base64url alphabet, a member named twice, a `crit` header, a `b64` header
+ * other than `true` (token.ts), a member name holding `"`, `\` or a control character (json-parse.ts). The oracle
  * applies those to jose's result, so a token jose accepts and we refuse for another cause fails.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -108,6 +108,7 @@ async function oracle(token: string): Promise<Verdict> {
     // jitgate's documented extra strictness, on what jose accepted:
     if (!BASE64URL_COMPACT.test(token)) return { ok: false, why: 'stricter: not base64url' };
     if (r.protectedHeader.crit !== undefined) return { ok: false, why: 'stricter: crit' };
+    if (r.protectedHeader.b64 !== undefined && r.protectedHeader.b64 !== true) return { ok: false, why: 'stricter: b64 other than true' };
     const [h, p] = token.split('.').map((s) => new TextDecoder().decode(Buffer.from(s, 'base64url'))) as [string, string];
     if (hasDuplicateKeys(h, r.protectedHeader) || hasDuplicateKeys(p, r.payload)) return { ok: false, why: 'stricter: duplicate member' };
     if (nameNeedingEscape(r.protectedHeader) || nameNeedingEscape(r.payload)) return { ok: false, why: 'stricter: member name needing an escape' };

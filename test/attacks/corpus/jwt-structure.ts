@@ -84,6 +84,9 @@ export const JWT_STRUCTURE: readonly (Row & { bug?: string })[] = [
   { name: 'crit naming a registered claim', headers: tok(({ keys }) => signed(keys.a, claims(), header(keys.a, { crit: ['exp'] }))), expect: 'unsupported_crit' },
   { name: 'crit empty list', headers: tok(({ keys }) => signed(keys.a, claims(), header(keys.a, { crit: [] }))), expect: 'unsupported_crit' },
   { name: 'crit not a list', headers: tok(({ keys }) => signed(keys.a, claims(), header(keys.a, { crit: 'b64' }))), expect: 'unsupported_crit' },
+  // Without crit RFC 7797 lets a verifier ignore b64 (jose does); SPEC §1 refuses a b64:false token outright.
+  { name: 'b64:false without crit, correctly signed', headers: tok(({ keys }) => signed(keys.a, claims(), header(keys.a, { b64: false }))), expect: 'malformed_token' },
+  { name: 'b64 as a string, without crit', headers: tok(({ keys }) => signed(keys.a, claims(), header(keys.a, { b64: 'false' }))), expect: 'malformed_token' },
   { name: 'b64:false with crit, encoded payload', headers: tok(({ keys }) => signed(keys.a, claims(), header(keys.a, { b64: false, crit: ['b64'] }))), expect: 'unsupported_crit' },
   {
     name: 'b64:false with crit, unencoded JSON payload',
