@@ -44,15 +44,16 @@ type InFlight = { headersSent?: boolean; writableFinished?: boolean; req?: { com
 
 /**
  * The `clientError` listener for every traffic-facing node:http server. Returns the reason refused
- * (answered, or counted and audited only, see below), if any.
+ * (answered, or counted and audited only, see below), if any. `precise` is the reason the request
+ * line itself earns, when the caller could read one (early-refusal.ts); else the error code's.
  */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): DenyReason | undefined {
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, precise?: DenyReason): DenyReason | undefined {
   const inFlight = (socket as { _httpMessage?: InFlight })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return undefined;
   }
-  const reason = reasonFor(err.code);
+  const reason = precise ?? reasonFor(err.code);
   // A request still being answered whose own bytes were all read: the bad, too large or too slow
   // bytes are a later, pipelined request. Its 400/431/408 must not go out as the answer to the
   // earlier one (HTTP/1.1 answers in order; a client would pin it on a POST the backend already ran,

@@ -45,6 +45,14 @@ describe('proxy: refusals made by node:http before the decision', () => {
     ['CONNECT', 'connect_method', ['CONNECT orders.internal:443 HTTP/1.1', 'Host: orders.internal:443']],
     ['FOO', 'bad_request', ['FOO /orders/42 HTTP/1.1', 'Host: orders.internal']],
     ['get', 'bad_request', ['get /orders/42 HTTP/1.1', 'Host: orders.internal']],
+    // The parser refuses the line; the reason is the one the decision core gives the same target (SPEC §3).
+    ['GET', 'path_control_char', ['GET /orders/4 2 HTTP/1.1', 'Host: orders.internal']],
+    ['GET', 'path_control_char', ['GET /orders/caf\u00e9 HTTP/1.1', 'Host: orders.internal']],
+    ['GET', 'path_control_char', ['GET /orders/4\t2 HTTP/1.1', 'Host: orders.internal']],
+    ['GET', 'bad_request_target', ['GET orders.internal:80 HTTP/1.1', 'Host: orders.internal']],
+    ['FOO', 'path_dot_segment', ['FOO /orders/../admin HTTP/1.1', 'Host: orders.internal']],
+    // A fault after the line (a header name with a space) keeps the parser's plain reason.
+    ['GET', 'bad_request', ['GET /orders/4%202 HTTP/1.1', 'Host: orders.internal', 'Bad Header: x']],
   ])('%s → 400 %s with one audit line (proxy, 400, reason, method, client; no token) and one count', async (method, reason, head) => {
     const before = await count(reason as string);
     const from = audits().length;
@@ -58,6 +66,16 @@ describe('proxy: refusals made by node:http before the decision', () => {
     for (const field of ['jti', 'sub', 'iss', 'txn', 'grant']) expect(lines[0]).not.toHaveProperty(field);
     expect(lines[0]!.path ?? null).toBeNull();
     expect(await count(reason as string)).toBe(before + 1);
+  });
+
+  it('a method that is not a token (`G(T`) → 400 bad_method and a count, no audit line (no method to name)', async () => {
+    const before = await count('bad_method');
+    const from = audits().length;
+    const answer = await exchange('G(T /orders/42 HTTP/1.1\r\nHost: orders.internal\r\n\r\n');
+    expect(answer.startsWith('HTTP/1.1 400 ')).toBe(true);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).reason).toBe('bad_method');
+    expect(await count('bad_method')).toBe(before + 1);
+    expect(since(from)).toEqual([]);
   });
 
   it('a TLS ClientHello on the plain port → 400 bad_request and a count, but no audit line (not a request line)', async () => {
