@@ -6,8 +6,6 @@
  * inflated within a bound. Every failure is a precise reason; jose's throws are caught here only.
  */
 import { compactVerify, errors, type JWSHeaderParameters } from 'jose';
-import { duplicateOrTooDeep } from '../core/json-duplicates.ts';
-import { parseJson } from '../core/json-parse.ts';
 import { jsonObject } from '../core/jws-compact.ts';
 import { normalizeTyp } from '../core/policy.ts';
 import { looksLikeCompactJws } from '../core/token.ts';
@@ -55,9 +53,14 @@ function trimmed(body: Buffer): string {
 export async function verifyStatusList(body: Buffer, ctx: VerifyListContext): Promise<VerifiedList | StatusListFailure> {
   const token = trimmed(body);
   if (!looksLikeCompactJws(token)) return 'status_list_malformed';
-  // Decoded once, as jose decodes it, with duplicate members refused (jws-compact.ts).
-  const header = jsonObject(token, 0, token.indexOf('.')) as JWSHeaderParameters | undefined;
-  if (header === undefined) return 'status_list_malformed';
+  // Decoded once, as jose decodes it, with duplicate members, invalid UTF-8 and nesting deep enough
+  // to exhaust the stack refused (jws-compact.ts). The payload too, before any key is looked at: a
+  // list that is not a JWS with a JSON payload is malformed whatever its signature, as a token is.
+  const dot1 = token.indexOf('.');
+  const dot2 = token.lastIndexOf('.');
+  const header = jsonObject(token, 0, dot1) as JWSHeaderParameters | undefined;
+  const payload = jsonObject(token, dot1 + 1, dot2);
+  if (header === undefined || payload === undefined) return 'status_list_malformed';
   if (header.crit !== undefined) return 'status_list_malformed'; // no extension is understood
   if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== normalizeTyp(STATUS_LIST_TYP)) return 'status_list_typ';
   const alg = header.alg;
@@ -71,27 +74,13 @@ export async function verifyStatusList(body: Buffer, ctx: VerifyListContext): Pr
   const key = entry?.keys.get(alg);
   if (key === undefined) return 'status_list_signature';
 
-  let payloadBytes: Uint8Array;
   try {
-    payloadBytes = (await compactVerify(token, key, { algorithms: [alg] })).payload;
+    await compactVerify(token, key, { algorithms: [alg] });
   } catch (err) {
     return err instanceof errors.JWSSignatureVerificationFailed ? 'status_list_signature' : 'status_list_malformed';
   }
-  let payload: unknown;
-  let text: string;
-  try {
-    // Invalid UTF-8 is refused, as in a token's header and claims (jws-compact.ts), not replaced.
-    text = utf8.decode(payloadBytes);
-    payload = parseJson(text);
-  } catch {
-    return 'status_list_malformed';
-  }
-  // Nesting deep enough to exhaust the stack is malformed (401), not a fetch failure (503).
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload) || duplicateOrTooDeep(text, payload)) return 'status_list_malformed';
-  return checkListClaims(payload as Record<string, unknown>, ctx, entry!);
+  return checkListClaims(payload, ctx, entry!);
 }
-
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The claims of a list whose signature verified (draft §5.1). */
 function checkListClaims(p: Record<string, unknown>, ctx: VerifyListContext, key: KeyEntry): VerifiedList | StatusListFailure {

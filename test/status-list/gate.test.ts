@@ -11,7 +11,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeGate, makeTestKeys, type TestGate, type TestKeys } from '../fixtures/gate.ts';
 import type { TestKey } from '../fixtures/keys.ts';
-import { ISSUER_B, NOW, sign } from '../fixtures/tokens.ts';
+import { b64u, ISSUER_B, NOW, sign } from '../fixtures/tokens.ts';
 import { decideToken, outcome, statusToken } from './helpers.ts';
 import { cliList, rawList, StatusListServer } from './list-server.ts';
 
@@ -121,6 +121,12 @@ describe('bad lists: each a refusal with its reason', () => {
     // The header is decoded once, by the same rule as grant tokens' (jws-compact.ts jsonObject): signed, but refused.
     ['a header naming typ twice (JWT, then statuslist+jwt)', 'status_list_malformed', (uri) => signedHeaderText(keys.a, '{"alg":"ES256","kid":"a-es256","typ":"JWT","typ":"statuslist+jwt"}', { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
     ['a header that is a JSON array', 'status_list_malformed', (uri) => signedHeaderText(keys.a, '["ES256"]', { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
+    // A payload that is not a JSON object is malformed whatever the signature, as a token's is (the
+    // structure is judged before any key: a spec conformance review found a junk signature said "signature").
+    ['a payload that is not JSON, with a junk signature', 'status_list_malformed', async () => `${b64u({ alg: 'ES256', kid: 'a-es256', typ: 'statuslist+jwt' })}.${b64u('not json')}.${b64u('sig')}`],
+    ['a payload that is a JSON array, with a junk signature', 'status_list_malformed', async () => `${b64u({ alg: 'ES256', kid: 'a-es256', typ: 'statuslist+jwt' })}.${b64u('[1,2]')}.${b64u('sig')}`],
+    ['a payload naming sub twice, with a junk signature', 'status_list_malformed', async (uri) => `${b64u({ alg: 'ES256', kid: 'a-es256', typ: 'statuslist+jwt' })}.${b64u(`{"sub":"x","sub":${JSON.stringify(uri)}}`)}.${b64u('sig')}`],
+    ['a well-formed list with a junk signature', 'status_list_signature', async (uri) => `${b64u({ alg: 'ES256', kid: 'a-es256', typ: 'statuslist+jwt' })}.${b64u({ sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })}.${b64u('sig')}`],
     ['a header that is not UTF-8', 'status_list_malformed', (uri) => signedHeaderText(keys.a, Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
   ];
 
