@@ -222,6 +222,7 @@ describe('gRPC protocol answers', () => {
     expect(a.headers['grpc-status']).toBe('12');
     const b = await raw(CHECK, [Buffer.from('{}')], { 'content-type': 'application/json' });
     expect(b.status).toBe(415);
+    expect(b.headers['cache-control']).toBe('no-store');
   });
 
   it('content types: application/grpc and +proto in any case, with parameters; +json and look-alikes are 415 (a review)', async () => {

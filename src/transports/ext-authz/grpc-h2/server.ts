@@ -304,7 +304,8 @@ export class GrpcH2Server {
     stream.on('error', ignore); // a reset by the client; the call is simply gone
     const ct = headers['content-type'];
     if (headers[':method'] !== 'POST' || typeof ct !== 'string' || !isGrpcProto(ct)) {
-      stream.respond({ ':status': 415 }, { endStream: true });
+      // SPEC §3: every answer jitgate makes carries cache-control: no-store, this one too.
+      stream.respond({ ':status': 415, 'cache-control': 'no-store' }, { endStream: true });
       return;
     }
     const route = this.#routes.get(headers[':path'] ?? '');
