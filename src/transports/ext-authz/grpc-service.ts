@@ -60,7 +60,8 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
   const responses = new CheckResponses(opts.upstream, ctx.gate.policy, (m) => frame(encodeResponse(protos.authorization, 'Check', m)));
   const internalError = responses.denied('internal_error').bytes;
   const isStray = opts.upstream.isStray;
-  const server = new GrpcH2Server({ maxMessageBytes: opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES });
+  // A connection that owes nothing and sends nothing for headers_timeout is closed, as the HTTP listeners close a silent one.
+  const server = new GrpcH2Server({ maxMessageBytes: opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES, stallTimeoutMs: ctx.config.limits.headers_timeout });
   capConnections(server.netServer, ctx.config.limits.max_connections, ctx.metrics);
 
   /** Encodes and sends the answer, then records it; never throws. */

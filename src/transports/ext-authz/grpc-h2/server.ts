@@ -204,12 +204,39 @@ export interface GrpcH2Options {
   readonly maxMessageBytes: number;
   /** MESSAGE_READ_TIMEOUT_MS unless set (tests); looked at every SWEEP_MS, or every tenth of it if shorter. */
   readonly readTimeoutMs?: number;
+  /**
+   * A connection on which nothing moves for this long (no frame read or written) is closed when it
+   * owes nothing: it never opened a call (a silent socket, a preface and no more), or every call it
+   * holds open is answered and it neither reads the answer nor ends the call (a zero window), or a
+   * reflection stream sits idle. One with a call still being decided stays (its deadline and the read
+   * timeout bound it); one idle between calls stays (Envoy keeps its connection for the next Check).
+   * `limits.headers_timeout` on the service; 0: never (tests of other things).
+   */
+  readonly stallTimeoutMs?: number;
+}
+
+/**
+ * Bidi calls (server reflection) open at once, over all connections. Reflection is an operator's
+ * tool (grpcurl); a bound keeps what the answers of many streams hold in memory bounded too.
+ */
+export const MAX_BIDI_CALLS = 16;
+
+/** What a connection holds, for the stall rule (GrpcH2Options.stallTimeoutMs). */
+interface SessionCalls {
+  /** Streams open now. */
+  streams: number;
+  /** Unary calls not yet answered (or abandoned). */
+  pending: number;
+  /** A stream was ever opened. */
+  used: boolean;
 }
 
 export class GrpcH2Server {
   readonly #routes = new Map<string, Route>();
   readonly #server: Http2Server;
-  readonly #sessions = new Set<Http2Session>();
+  readonly #sessions = new Map<Http2Session, SessionCalls>();
+  /** Bidi calls open now (MAX_BIDI_CALLS). */
+  #bidiCalls = 0;
   readonly #maxBytes: number;
   /** Unary calls whose message is not whole yet: swept for the read timeout and silent deadlines. */
   readonly #waiting = new Set<Unary>();
@@ -224,10 +251,16 @@ export class GrpcH2Server {
     this.#maxBytes = opts.maxMessageBytes;
     this.#server = createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS } });
     this.#server.on('session', (session: Http2Session) => {
-      this.#sessions.add(session);
+      this.#sessions.set(session, { streams: 0, pending: 0, used: false });
       session.on('close', () => this.#sessions.delete(session));
       session.on('error', () => {}); // a peer's protocol error ends its session, never the process
     });
+    const stallMs = opts.stallTimeoutMs ?? 0;
+    if (stallMs > 0) {
+      // node:http2 reports a session with no frame read or written for stallMs (once per quiet spell).
+      this.#server.setTimeout(stallMs);
+      this.#server.on('timeout', (session: Http2Session) => this.#onQuiet(session));
+    }
     this.#server.on('stream', (stream, headers) => this.#onStream(stream, headers));
     this.#readTimeoutMs = opts.readTimeoutMs ?? MESSAGE_READ_TIMEOUT_MS;
     this.#sweep = setInterval(() => this.#sweepWaiting(Date.now()), Math.min(SWEEP_MS, Math.max(10, this.#readTimeoutMs / 10)));
@@ -242,6 +275,19 @@ export class GrpcH2Server {
       else if (call.deadline !== undefined && now >= call.deadline) call.error(GRPC_STATUS.DEADLINE_EXCEEDED, 'deadline exceeded');
     }
     for (const u of this.#unfinished) if (now - u.since >= this.#readTimeoutMs) u.expire();
+  }
+
+  /** A connection was quiet for stallTimeoutMs: closed when it owes nothing (see the option). */
+  #onQuiet(session: Http2Session): void {
+    const calls = this.#sessions.get(session);
+    if (calls === undefined || calls.pending > 0) return;
+    if (calls.used && calls.streams === 0) return;
+    session.destroy();
+  }
+
+  /** Bidi calls open now (MAX_BIDI_CALLS); what tests watch. */
+  get bidiCalls(): number {
+    return this.#bidiCalls;
   }
 
   /** Bytes now held for unfinished messages (MAX_BUFFERED_BYTES); what tests watch. */
@@ -291,9 +337,9 @@ export class GrpcH2Server {
     clearInterval(this.#sweep);
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
-      for (const s of this.#sessions) s.close();
+      for (const s of this.#sessions.keys()) s.close();
       const timer = setTimeout(() => {
-        for (const s of this.#sessions) s.destroy();
+        for (const s of this.#sessions.keys()) s.destroy();
       }, graceMs);
       timer.unref();
       this.#server.once('close', () => clearTimeout(timer));
@@ -302,6 +348,10 @@ export class GrpcH2Server {
 
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', ignore); // a reset by the client; the call is simply gone
+    const calls = this.#sessions.get(stream.session!) ?? { streams: 0, pending: 0, used: true };
+    calls.used = true;
+    calls.streams++;
+    stream.once('close', () => calls.streams--);
     const ct = headers['content-type'];
     if (headers[':method'] !== 'POST' || typeof ct !== 'string' || !isGrpcProto(ct)) {
       // SPEC §3: every answer jitgate makes carries cache-control: no-store, this one too.
@@ -315,12 +365,13 @@ export class GrpcH2Server {
       return;
     }
     const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
-    if (route.kind === 'unary') this.#unary(stream, route, timeoutMs === undefined ? undefined : Date.now() + timeoutMs, headers);
+    if (route.kind === 'unary') this.#unary(stream, route, timeoutMs === undefined ? undefined : Date.now() + timeoutMs, headers, calls);
     else this.#bidi(stream, route);
   }
 
-  #unary(stream: ServerHttp2Stream, route: UnaryRoute, deadline: number | undefined, headers: IncomingHttpHeaders): void {
+  #unary(stream: ServerHttp2Stream, route: UnaryRoute, deadline: number | undefined, headers: IncomingHttpHeaders, calls: SessionCalls): void {
     const reply = new Unary(stream, new MessageReader(this.#maxBytes), headers, Date.now(), deadline);
+    calls.pending++;
     const release = (): void => this.#release(reply);
     const give = (m: Buffer | ReadProblem): void => {
       this.#waiting.delete(reply);
@@ -332,6 +383,7 @@ export class GrpcH2Server {
     reply.onFinish = () => {
       this.#waiting.delete(reply);
       release();
+      calls.pending--;
     };
     this.#waiting.add(reply);
     const onData = (chunk: Buffer): void => {
@@ -365,6 +417,13 @@ export class GrpcH2Server {
   }
 
   #bidi(stream: ServerHttp2Stream, route: BidiRoute): void {
+    if (this.#bidiCalls >= MAX_BIDI_CALLS) {
+      trailersOnly(stream, GRPC_STATUS.RESOURCE_EXHAUSTED, `more than ${MAX_BIDI_CALLS} reflection calls open`);
+      stream.resume();
+      return;
+    }
+    this.#bidiCalls++;
+    stream.once('close', () => this.#bidiCalls--);
     /** Undefined once the call has ended: what the client still sends is read and dropped. */
     let reader: MessageReader | undefined = new MessageReader(this.#maxBytes);
     const call = new EventEmitter() as BidiCall;
@@ -407,17 +466,42 @@ export class GrpcH2Server {
         unfinished.since = Date.now();
         this.#unfinished.add(unfinished);
       }
-      for (const m of got) {
-        if (ended) return;
+      for (const m of got) queue.push(m);
+      pump();
+    });
+    /**
+     * Requests read but not yet handed on. Each one's answer is written at once (reflection never
+     * waits), so they are handed on only while the stream's send buffer has room; otherwise reading
+     * pauses until 'drain', and the client's flow-control window closes behind it. Without this a
+     * client that sends requests and never reads the answers grew memory ~120 × what it sent (a review:
+     * 16 MB sent, 1.95 GB held).
+     */
+    const queue: Buffer[] = [];
+    let paused = false;
+    const pump = (): void => {
+      while (queue.length > 0 && !ended) {
+        if (stream.writableNeedDrain) {
+          if (!paused) {
+            paused = true;
+            stream.pause();
+            stream.once('drain', () => {
+              paused = false;
+              pump();
+            });
+          }
+          return;
+        }
         let value: unknown;
         try {
-          value = route.deserialize(m);
+          value = route.deserialize(queue.shift()!);
         } catch {
           return fail(GRPC_STATUS.INTERNAL, 'undecodable request message');
         }
         call.emit('data', value);
       }
-    });
+      queue.length = 0;
+      if (!paused) stream.resume();
+    };
     stream.once('end', () => {
       // Half-closed by the client: a message begun will never be finished.
       release();
