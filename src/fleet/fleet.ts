@@ -78,12 +78,14 @@ export class Fleet {
   #nonceKey: Buffer | undefined;
   readonly #sweeper: RedisSweeper | undefined;
   readonly #metrics: Metrics;
+  readonly #log: Logger;
   #lag: NodeJS.Timeout | undefined;
 
   constructor(config: Config, deps: FleetDeps) {
     const redis = config.redis!;
     const m = deps.metrics;
     const log = deps.logger.child({ component: 'redis' });
+    this.#log = log;
     this.#metrics = m;
     const opts = connectOptions(redis);
     this.keys = redisKeys(redis.key_prefix);
@@ -109,7 +111,7 @@ export class Fleet {
       : undefined;
     this.replay =
       config.dpop.replay === 'redis'
-        ? new RedisReplayGuard(this.link, this.keys, config.dpop.replay_cache_entries, (o) => {
+        ? new RedisReplayGuard(this.link, this.keys, config.dpop.replay_cache_entries, config.dpop.iat_window, (o) => {
             m.dpopReplayChecks.labels('redis', o).inc();
             if (o === 'unavailable') m.redisErrors.labels('replay').inc();
           })
@@ -123,6 +125,20 @@ export class Fleet {
   async start(): Promise<void> {
     await this.link.connect();
     if (this.#sharesNonces) this.#nonceKey = await sharedNonceKey(this.link, this.keys);
+    const replay = this.replay;
+    if (replay !== undefined) {
+      const failed = (err: Error): void => {
+        this.#metrics.redisErrors.labels('replay').inc();
+        this.#log.warn({ op: 'dpop window', err: err.message, window_ms: replay.windowMs }, 'could not read the fleet DPoP window from Redis; replay keys keep the window they had');
+      };
+      try {
+        const fleet = await replay.agreeWindow();
+        this.#log.info({ window_ms: fleet, key: this.keys.dpopWindow }, 'dpop replay keys live twice the fleet window plus 5 s');
+      } catch (err) {
+        failed(err as Error);
+      }
+      replay.start(failed);
+    }
     this.#sweeper?.start();
     const source = this.source;
     if (source !== undefined) {
@@ -142,6 +158,7 @@ export class Fleet {
   stop(): void {
     if (this.#lag !== undefined) clearInterval(this.#lag);
     this.#sweeper?.stop();
+    this.replay?.stop();
     this.link.stop();
   }
 

@@ -13,6 +13,9 @@
  *                             without persistence): every gate that sees it reloads and writes
  *                             back what it holds (redis-source.ts).
  *   jitgate:dpop:<jkt>:<h>    string, SET NX PX: a used DPoP proof; h = base64url(sha256(jti)).
+ *                             Lives 2 × the fleet's dpop.iat_window + 5 s (redis-replay.ts).
+ *   jitgate:dpop-window       sorted set, one member `ms` scored by the largest dpop.iat_window
+ *                             (ms) of the gates with dpop.replay: redis on the prefix (ZADD GT).
  *   jitgate:dpop-nonce-key    string, SET NX once by the first gate with dpop.use_nonce: 32 random
  *                             bytes, base64url. Every gate on the prefix derives the same DPoP
  *                             nonces from it (src/core/dpop-nonce.ts), so a nonce one gate hands
@@ -34,12 +37,13 @@ export interface RedisKeys {
   readonly log: string;
   readonly epoch: string;
   readonly dpopPrefix: string;
+  readonly dpopWindow: string;
   readonly nonceKey: string;
   readonly anomalyPrefix: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
-  return { live: `${prefix}revocations`, log: `${prefix}revocations:log`, epoch: `${prefix}revocations:epoch`, dpopPrefix: `${prefix}dpop:`, nonceKey: `${prefix}dpop-nonce-key`, anomalyPrefix: `${prefix}anomaly:` };
+  return { live: `${prefix}revocations`, log: `${prefix}revocations:log`, epoch: `${prefix}revocations:epoch`, dpopPrefix: `${prefix}dpop:`, dpopWindow: `${prefix}dpop-window`, nonceKey: `${prefix}dpop-nonce-key`, anomalyPrefix: `${prefix}anomaly:` };
 }
 
 /** The stream field that holds an entry. */

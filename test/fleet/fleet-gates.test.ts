@@ -128,7 +128,14 @@ describe('five gates on one Redis', () => {
     const otherBound = await tokenNow(keys, { jti: 'dpop-bound-2', cnf: { jkt: await calculateJwkThumbprint(other.publicJwk, 'sha256') } });
     const mine = await send(gates[2]!.url, '/orders/42', { headers: { authorization: `DPoP ${otherBound}`, dpop: await proof(otherBound, 'proof-once', other) } });
     expect(mine.status).toBe(200);
-    expect(((await redis.command('KEYS', 'jitgate:dpop:*')) as string[]).length).toBe(2);
+    const used = (await redis.command('KEYS', 'jitgate:dpop:*')) as string[];
+    expect(used.length).toBe(2);
+    // SPEC §9, an expiry just past the acceptance window: twice the fleet's dpop.iat_window (the default
+    // 60 s on every gate here) plus 5 s, not the longest window there can be (20 min, a review found).
+    expect(((await redis.command('ZRANGE', 'jitgate:dpop-window', '0', '-1', 'WITHSCORES')) as unknown[]).flat().map(String)).toEqual(['ms', '60000']);
+    const pttl = Number(await redis.command('PTTL', used[0]!));
+    expect(pttl).toBeGreaterThan(60_000);
+    expect(pttl).toBeLessThanOrEqual(2 * 60_000 + 5_000);
   });
 
   it('cached bearer requests make no Redis round trip', async () => {

@@ -22,16 +22,16 @@ afterAll(async () => {
   await redis?.remove();
 });
 
-async function guard(url = redis.url): Promise<{ guard: RedisReplayGuard; link: RedisLink; checks: string[] }> {
+async function guard(url = redis.url, windowMs = 60_000, k = keys): Promise<{ guard: RedisReplayGuard; link: RedisLink; checks: string[] }> {
   const link = new RedisLink({ url, connectTimeoutMs: 5000, commandTimeoutMs: 1000, name: 'test' });
   links.push(link);
   await link.connect();
   const checks: string[] = [];
-  return { guard: new RedisReplayGuard(link, keys, 1000, (o) => checks.push(o)), link, checks };
+  return { guard: new RedisReplayGuard(link, k, 1000, windowMs, (o) => checks.push(o)), link, checks };
 }
 
 describe('RedisReplayGuard', () => {
-  it('records a proof once across two gates, for twice the longest window any gate may have plus the clock margin', async () => {
+  it('records a proof once across two gates; before the fleet window is read, for twice the longest window any gate may have plus the clock margin', async () => {
     const [a, b] = await Promise.all([guard(), guard()]);
     const now = Date.now();
     expect(await a.guard.add('proof-1', now + 60_000, now, 'jkt-A')).toBe('fresh');
@@ -57,6 +57,40 @@ describe('RedisReplayGuard', () => {
     const pttl = Number(await redis.command('PTTL', dpopKey(keys, 'jkt-O', 'old-proof')));
     expect(pttl).toBeGreaterThan(5_000 + 1_000);
     expect(await b.guard.add('old-proof', now + 1_000 - 4_000, now - 4_000, 'jkt-O')).toBe('replay');
+  });
+
+  it('once agreed, a key lives twice the fleet window (the largest of the gates on the prefix) plus the clock margin (SPEC §9; a review found 20 min for a 60 s window)', async () => {
+    const k = redisKeys('replay-window:');
+    const a = await guard(redis.url, 60_000, k);
+    const b = await guard(redis.url, 120_000, k);
+    expect(await a.guard.agreeWindow()).toBe(60_000);
+    let now = Date.now();
+    expect(await a.guard.add('w-1', now + 60_000, now, 'jkt-W')).toBe('fresh');
+    let pttl = Number(await redis.command('PTTL', dpopKey(k, 'jkt-W', 'w-1')));
+    expect(pttl).toBeLessThanOrEqual(2 * 60_000 + CLOCK_MARGIN_MS);
+    expect(pttl).toBeGreaterThan(2 * 60_000 + CLOCK_MARGIN_MS - (Date.now() - now) - 50);
+    // A gate with a longer window joins: the fleet's is its; the first gate learns it at its next read.
+    expect(await b.guard.agreeWindow()).toBe(120_000);
+    expect(await a.guard.agreeWindow()).toBe(120_000);
+    expect(((await redis.command('ZRANGE', k.dpopWindow, '0', '-1', 'WITHSCORES')) as unknown[]).flat().map(String)).toEqual(['ms', '120000']);
+    now = Date.now();
+    expect(await a.guard.add('w-2', now + 60_000, now, 'jkt-W')).toBe('fresh');
+    pttl = Number(await redis.command('PTTL', dpopKey(k, 'jkt-W', 'w-2')));
+    expect(pttl).toBeGreaterThan(2 * 60_000 + CLOCK_MARGIN_MS);
+    expect(pttl).toBeLessThanOrEqual(2 * 120_000 + CLOCK_MARGIN_MS);
+    // The shorter window never lowers the fleet's (ZADD GT).
+    expect(await a.guard.agreeWindow()).toBe(120_000);
+  });
+
+  it('a window key that is not ours keeps the longest window there can be', async () => {
+    const k = redisKeys('replay-window-bad:');
+    const { guard: g } = await guard(redis.url, 60_000, k);
+    await redis.command('SET', k.dpopWindow, 'not a sorted set');
+    await expect(g.agreeWindow()).rejects.toThrow(/WRONGTYPE/);
+    expect(g.windowMs).toBe(DPOP_IAT_WINDOW_MAX_MS);
+    await redis.command('DEL', k.dpopWindow);
+    await redis.command('ZADD', k.dpopWindow, '5', 'other');
+    expect(await g.agreeWindow()).toBe(DPOP_IAT_WINDOW_MAX_MS);
   });
 
   it('two clients (different jkt) using the same jti never collide', async () => {
