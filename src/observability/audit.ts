@@ -28,7 +28,7 @@ export interface AuditRecord {
   readonly latencyMs: number;
   /**
    * What became of the answer, overriding the decision's reason: the proxy's upstream_unreachable,
-   * upstream_tls, upstream_timeout, body_timeout, shutdown_cut; ext_authz gRPC's deadline_exceeded
+   * upstream_tls, upstream_timeout, body_timeout, client_stalled, shutdown_cut; ext_authz gRPC's deadline_exceeded
    * (decided after the call's deadline).
    */
   readonly outcome?: string;

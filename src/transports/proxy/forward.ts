@@ -11,6 +11,13 @@
  * jitgate's certificate (SPEC §11; upstream-alerts.ts) 502 `upstream_tls`
  * and timeouts 504 `upstream_timeout`; after it, the only honest signal
  * left is to cut the client connection. A client that goes away aborts the upstream request.
+ *
+ * A client that stops reading (nginx `send_timeout`): while the upstream is paused for a client
+ * whose socket will not take more, undici's body timeout does not run, so a client that never
+ * reads would hold a pool connection for good. Once a write backs up, one timer per exchange
+ * (refreshed, never re-created) checks every quarter of `upstream.body_timeout` whether any queued
+ * response byte went out; none for the whole timeout ends the exchange as `client_stalled`: the
+ * upstream request is aborted (its connection freed) and the client connection destroyed.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -28,7 +35,7 @@ import { watchBody } from './body-watchdog.ts';
 import { PoolSlots } from './pool-slots.ts';
 
 /** How an exchange ended; `ok` includes upstream 4xx/5xx answers, which are the backend's to give. */
-export type ForwardEnd = 'ok' | UpstreamReason | 'client_closed' | 'body_timeout' | 'shutdown_cut';
+export type ForwardEnd = 'ok' | UpstreamReason | 'client_closed' | 'body_timeout' | 'client_stalled' | 'shutdown_cut';
 
 /** Called once per exchange with the status the client got (499 when it left first, as nginx logs it). */
 export type ForwardDone = (status: number, end: ForwardEnd) => void;
@@ -74,6 +81,14 @@ class BodyTimeoutError extends Error {
   }
 }
 
+/** The client took no response byte for `upstream.body_timeout` while the upstream waited on it. */
+class ClientStalledError extends Error {
+  constructor() {
+    super('client read no response byte for longer than upstream.body_timeout');
+    this.name = 'ClientStalledError';
+  }
+}
+
 /** The upstream origin; a path or query in `upstream.url` would be silently ignored, so it is refused. */
 export function upstreamOrigin(url: string): string {
   const u = new URL(url);
@@ -91,6 +106,8 @@ export class Forwarder {
   readonly #slots: PoolSlots<Exchange>;
   readonly #waitMs: number;
   readonly #bodyTimeoutMs: number;
+  /** @internal for Exchange: how long a paused upstream waits for the client to take a byte (upstream.body_timeout). */
+  readonly stallMs: number;
   readonly #headers: HeaderPolicy;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
@@ -119,6 +136,7 @@ export class Forwarder {
     this.#slots = new PoolSlots<Exchange>(u.connections, (exchange) => this.#dispatch(exchange));
     this.#waitMs = u.connect_timeout;
     this.#bodyTimeoutMs = config.limits.body_timeout;
+    this.stallMs = u.body_timeout;
     this.#headers = compileHeaderPolicy(config);
     this.#metrics = metrics;
     this.#logger = logger;
@@ -177,9 +195,10 @@ export class Forwarder {
   }
 
   /** @internal for Exchange */
-  limitHit(limit: 'pool_wait' | 'body_timeout'): void {
+  limitHit(limit: 'pool_wait' | 'body_timeout' | 'client_stalled'): void {
     this.#metrics.limitRefusals.labels(limit).inc();
-    this.#metrics.recordReason('proxy', limit === 'pool_wait' ? 'upstream_timeout' : 'request_timeout');
+    // A stalled reader got its answer's head already (the upstream's status): no refusal reason to count.
+    if (limit !== 'client_stalled') this.#metrics.recordReason('proxy', limit === 'pool_wait' ? 'upstream_timeout' : 'request_timeout');
   }
 
   /** X-Forwarded-Port: one listener, one local port — its text is made once. */
@@ -267,6 +286,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   #clientGone = false;
   /** A 'drain' listener is registered (the upstream is paused until the client catches up). */
   #awaitingDrain = false;
+  /** Made the first time a write backs up (#watchSend); most exchanges never have one. */
+  #sendTimer: NodeJS.Timeout | undefined;
+  /** Response bytes still queued for the client at the last check, and when that number last fell. */
+  #sendQueued = 0;
+  #sendMovedAt = 0;
 
   /** The request's options while one retry is left (idempotent, no body); undefined otherwise. */
   #retry: Dispatcher.DispatchOptions | undefined;
@@ -358,6 +382,41 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.#awaitingDrain = false;
       this.#controller?.resume();
     });
+    this.#watchSend();
+  }
+
+  /**
+   * The upstream is paused until the client drains: bound that wait (nginx send_timeout). Progress is
+   * any queued byte going out (a write completing, in the steps the kernel reports the socket
+   * writable), so a slow reader is not cut, only one that takes nothing for `stallMs`. Checked every
+   * quarter of it: the cut lands between 1× and 1.25×.
+   */
+  #watchSend(): void {
+    this.#sendQueued = this.#res.writableLength;
+    this.#sendMovedAt = performance.now();
+    if (this.#sendTimer !== undefined) {
+      this.#sendTimer.refresh();
+      return;
+    }
+    const ms = this.#forwarder.stallMs;
+    const timer: NodeJS.Timeout = setTimeout(
+      () => {
+        // Drained since (the timer just lapses until the next backup refreshes it), or over.
+        if (!this.#awaitingDrain || this.#finished) return;
+        const queued = this.#res.writableLength;
+        const now = performance.now();
+        if (queued < this.#sendQueued) {
+          this.#sendQueued = queued;
+          this.#sendMovedAt = now;
+        } else if (now - this.#sendMovedAt >= ms) {
+          this.#controller?.abort(new ClientStalledError());
+          return;
+        }
+        timer.refresh();
+      },
+      Math.max(25, Math.floor(ms / 4)),
+    );
+    this.#sendTimer = timer;
   }
 
   onResponseEnd(): void {
@@ -367,6 +426,13 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     const res = this.#res;
+    if (err instanceof ClientStalledError) {
+      // The head is out: no status can be sent any more. Cut the client; undici has cut the upstream.
+      this.#forwarder.limitHit('client_stalled');
+      res.destroy();
+      this.#finish(this.#status, 'client_stalled');
+      return;
+    }
     if (this.#clientGone || err instanceof ClientClosedError) {
       this.#clientClosed();
       return;
@@ -423,6 +489,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.#finished) return;
     this.#finished = true;
     if (this.#bodyTimer !== undefined) clearTimeout(this.#bodyTimer);
+    if (this.#sendTimer !== undefined) clearTimeout(this.#sendTimer);
     if (this.holdsSlot) {
       this.holdsSlot = false;
       this.#forwarder.release();
