@@ -38,6 +38,7 @@ export function withDraining(r: Readiness, draining: boolean): Readiness {
 export function gaugeRefresher(gate: Gate, metrics: Metrics): (draining: boolean) => void {
   let hits = 0;
   let misses = 0;
+  const ageLabels = new Set<string>();
   return (draining) => {
     const s = gate.cache.stats;
     if (s.hits > hits) metrics.tokenCacheHits.inc(s.hits - hits);
@@ -46,7 +47,7 @@ export function gaugeRefresher(gate: Gate, metrics: Metrics): (draining: boolean
     misses = s.misses;
     metrics.tokenCacheEntries.set(gate.cache.size);
     for (const k of gate.issuerKeys) metrics.jwksKeys.labels(k.issuer).set(k.size);
-    refreshStatusListGauges(gate, metrics);
+    refreshStatusListGauges(gate, metrics, ageLabels);
     metrics.ready.set(!draining && gate.readiness().ready ? 1 : 0);
   };
 }
@@ -55,8 +56,10 @@ export function gaugeRefresher(gate: Gate, metrics: Metrics): (draining: boolean
  * Lists held per issuer and the age of each (SPEC §10); a list dropped for disuse leaves the age
  * gauge. Two issuers may name the same URI: its age is the oldest copy held, so a stale copy is
  * never hidden behind a fresh one (a review found the last issuer looked at overwriting the other).
+ * The walk is bounded by `max_lists` per issuer. A list evicted or dropped leaves its issuer's map, so
+ * `labelled` (the URIs given an age at the previous scrape) says which series to remove.
  */
-function refreshStatusListGauges(gate: Gate, metrics: Metrics): void {
+function refreshStatusListGauges(gate: Gate, metrics: Metrics, labelled: Set<string>): void {
   const now = gate.clock.nowMs();
   const ages = new Map<string, number | undefined>();
   for (const lists of gate.statusLists) {
@@ -70,8 +73,14 @@ function refreshStatusListGauges(gate: Gate, metrics: Metrics): void {
     }
     metrics.statusLists.labels(lists.issuer).set(held);
   }
+  for (const uri of labelled) {
+    if (ages.get(uri) !== undefined) continue;
+    metrics.statusListAge.remove(uri);
+    labelled.delete(uri);
+  }
   for (const [uri, age] of ages) {
-    if (age === undefined) metrics.statusListAge.remove(uri);
-    else metrics.statusListAge.labels(uri).set(age / 1000);
+    if (age === undefined) continue;
+    metrics.statusListAge.labels(uri).set(age / 1000);
+    labelled.add(uri);
   }
 }

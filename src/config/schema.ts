@@ -115,6 +115,12 @@ const statusList = z.strictObject({
   /** The inflated byte array, bytes: a list that inflates past it is refused (zip bomb). 16 MiB = 134M one-bit entries. */
   // At most 256 MiB: every bit position then fits the 32-bit arithmetic of the lookup (list-entry.ts).
   max_list_bytes: z.number().int().positive().max(MAX_LIST_BYTES_CEILING, 'at most 268435456 (256 MiB, 2^31 one-bit entries)').default(16 * 1024 * 1024),
+  /**
+   * Lists held at once for this issuer (list-cache.ts): tokens naming more distinct URIs once grew a
+   * gate without bound. 1,000 covers a list per tenant for hundreds of tenants, or hourly lists for
+   * weeks, while bounding the steady fetch rate (1,000 per refresh: 17/s at 1m) and /readyz's walk.
+   */
+  max_lists: z.number().int().positive().default(1000),
 }).superRefine((s, ctx) => {
   // Refreshes are planned from the previous fetch's start: up to refresh + one fetch (≤ timeout) old.
   outlastsOneSync(ctx, ['max_stale'], s.max_stale, s.refresh + s.timeout, 'refresh + timeout', 'every list');

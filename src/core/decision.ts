@@ -10,7 +10,7 @@ import type { VerifiedToken } from './verified-token.ts';
 export type AllowReason = 'granted' | 'public';
 export type UnavailableReason = 'keys_unavailable' | 'keys_stale' | 'revocation_stale' | 'internal_error' | 'replay_check_unavailable';
 /** Token Status List (SPEC §10): no fresh list to look the token up in. */
-export type StatusListUnavailableReason = 'status_list_unavailable' | 'status_list_timeout' | 'status_list_redirect' | 'status_list_stale';
+export type StatusListUnavailableReason = 'status_list_unavailable' | 'status_list_timeout' | 'status_list_redirect' | 'status_list_stale' | 'status_list_capacity';
 /** Proxy-only outcomes after an allow: the upstream failed (SPEC §3). */
 export type UpstreamReason = 'upstream_unreachable' | 'upstream_tls' | 'upstream_timeout';
 export type DenyReason = Exclude<Reason, AllowReason | UnavailableReason | StatusListUnavailableReason | UpstreamReason>;

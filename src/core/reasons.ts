@@ -154,6 +154,7 @@ export const REASONS = Object.freeze({
   status_list_timeout: r(503, 'unavailable', 'the first fetch of the status list did not finish within status_list.timeout'),
   status_list_redirect: r(503, 'unavailable', 'the status list URL answered with a redirect, which is never followed'),
   status_list_stale: r(503, 'unavailable', 'the status list has not been refreshed for longer than status_list.max_stale'),
+  status_list_capacity: r(503, 'unavailable', "the issuer's status_list.max_lists lists are all in use (each asked within the last refresh), so this token's list is not fetched until one falls idle"),
 
   // Proxy-only outcomes after an allow.
   upstream_unreachable: r(502, 'bad_gateway', 'the upstream refused, reset or failed the connection'),

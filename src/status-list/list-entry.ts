@@ -5,7 +5,8 @@
  * - The first token naming the list starts the first fetch; its request waits at most `timeout`
  *   (`settled`), later requests of that token do too until the fetch settles.
  * - Then the list is refreshed in the background every `refresh`, sooner when its `ttl` or `exp`
- *   says so, but never more often than once a second; after a failure, every min(refresh, 5 s).
+ *   says so, but never more often than once a second; after failures, with a backoff: 5 s, 10 s, 20 s, …
+ *   up to min(refresh, 1 min) ({@link failureRetryMs}).
  * - One fetch in flight at a time: every caller shares it (coalescing). A list whose `iat` is older
  *   than the one held (a lagging CDN) never replaces it.
  * - A failed refresh keeps the last good list until `max_stale` has passed since it was last
@@ -13,7 +14,9 @@
  * - A list counts only while the key that verified it is in the issuer's key set (SPEC §6): once it
  *   leaves, the list is forgotten and fetched again, as for the first token naming it.
  * - A list nobody asked for during max(max_stale, 10 × refresh) is dropped and no longer refreshed;
- *   the next token naming it fetches it again.
+ *   the next token naming it fetches it again. Under an issuer's lists (list-cache.ts) a dropped or
+ *   evicted entry is *retired*: removed from the map, and tokens cached before, which still hold it,
+ *   are answered through the entry that now stands for the URI (`successor`).
  */
 import type { Clock } from '../core/clock.ts';
 import type { StatusListFailure, StatusListHandle } from '../core/status-list.ts';
@@ -23,8 +26,24 @@ import { FetchError, type BoundedGetResult } from '../net/bounded-get.ts';
 import { entryCount, type StatusBits } from './decode.ts';
 import { verifyStatusList } from './verify-list.ts';
 
-/** After a failed fetch, retry no later than this (or `refresh`, when shorter). */
+/** After a failed fetch, the first retry comes this soon (or after `refresh`, when shorter). */
 export const FAILURE_RETRY_MS = 5_000;
+
+/**
+ * The longest wait between retries of a failing list, however long `refresh` is: a publisher that
+ * recovers is seen within a minute (a list that never loaded refuses its tokens until then).
+ */
+export const MAX_FAILURE_RETRY_MS = 60_000;
+
+/**
+ * The delay before the next attempt after `failures` failed ones in a row: 5 s doubling to
+ * min(refresh, 1 min). Flat 5 s retries of every failing list (a sharded publisher down, a broker
+ * naming many lists that 404) once made ~200 fetches a second from 1,000 lists; with the backoff a
+ * list that keeps failing costs one fetch a minute.
+ */
+export function failureRetryMs(failures: number, refreshMs: number): number {
+  return Math.min(refreshMs, MAX_FAILURE_RETRY_MS, FAILURE_RETRY_MS * 2 ** Math.min(Math.max(failures - 1, 0), 10));
+}
 
 /**
  * No list is fetched more often than this (start to start), whatever `refresh`, `ttl` or `exp` say: a
@@ -70,6 +89,16 @@ export interface ListEntryDeps {
   readonly clock: Clock;
   readonly get: ListGet;
   readonly onFetch?: ((info: StatusListFetchInfo) => void) | undefined;
+  /**
+   * Who answers for the URI once this entry is retired (evicted, or dropped for disuse) and out of its
+   * issuer's map: the current entry, a new one if there is room, or `status_list_capacity`. Tokens
+   * cached before still hold this object, and must neither see a list it no longer refreshes nor
+   * make it fetch again outside the map (and its cap). Absent (an entry built alone, in tests): a
+   * dropped entry starts over itself, as before.
+   */
+  readonly successor?: ((uri: string) => StatusListHandle | 'status_list_capacity') | undefined;
+  /** Told when the entry drops itself for disuse (and is now retired), so its issuer removes it from the map. */
+  readonly onRetire?: ((entry: StatusListEntry) => void) | undefined;
 }
 
 export class StatusListEntry implements StatusListHandle {
@@ -96,8 +125,12 @@ export class StatusListEntry implements StatusListHandle {
   #attempted = false;
   #inflight: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #usedAtMs = 0;
+  #usedAtMs: number;
+  /** Failed attempts in a row, for the retry backoff; 0 after a success. */
+  #failures = 0;
   #stopped = false;
+  /** Out of its issuer's map: status() and settled() answer through `successor`. */
+  #retired = false;
   /** Copies of what the hot path reads, so a lookup touches this object and the bytes only. */
   readonly #maxStaleMs: number;
   #count = 0;
@@ -106,6 +139,8 @@ export class StatusListEntry implements StatusListHandle {
     this.uri = uri;
     this.#d = deps;
     this.#maxStaleMs = deps.settings.maxStaleMs;
+    // Counts as used from its creation: a new entry is not the least recently used one to evict.
+    this.#usedAtMs = deps.clock.nowMs();
   }
 
   status(idx: number, nowMs: number): number | 'pending' | StatusListFailure {
@@ -123,6 +158,10 @@ export class StatusListEntry implements StatusListHandle {
       const bit = idx * this.#bits;
       return (bytes[bit >>> 3]! >>> (bit & 7)) & ((1 << this.#bits) - 1);
     }
+    if (this.#retired) {
+      const next = this.#d.successor!(this.uri);
+      return typeof next === 'string' ? next : next.status(idx, nowMs);
+    }
     if (!this.#attempted) {
       void this.#fetch('first');
       return 'pending';
@@ -132,6 +171,10 @@ export class StatusListEntry implements StatusListHandle {
   }
 
   settled(): Promise<void> {
+    if (this.#retired) {
+      const next = this.#d.successor!(this.uri);
+      return typeof next === 'string' ? Promise.resolve() : next.settled();
+    }
     const inflight = this.#inflight;
     if (inflight === undefined) return Promise.resolve();
     return new Promise((resolve) => {
@@ -167,10 +210,27 @@ export class StatusListEntry implements StatusListHandle {
     return this.#bytes !== undefined;
   }
 
+  /** When a token last asked this list for a status (or when the entry was made). */
+  get usedAtMs(): number {
+    return this.#usedAtMs;
+  }
+
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  /**
+   * Out of the issuer's map (evicted for room, or dropped for disuse): forget the list, fetch nothing
+   * more, and answer through `successor` from now on. Called by the issuer's lists when they evict it
+   * (after removing it from their map), and by the entry itself when it drops for disuse (`onRetire`
+   * then removes it). A fetch still in flight ends within `timeout` and is discarded (#schedule).
+   */
+  retire(): void {
+    this.#retired = true;
+    this.stop();
+    this.#drop();
   }
 
   #fetch(cause: FetchCause): Promise<void> {
@@ -198,7 +258,9 @@ export class StatusListEntry implements StatusListHandle {
       this.#failure = undefined;
       this.#failureDetail = undefined;
       this.#failingSinceMs = undefined;
+      this.#failures = 0;
     } else if (result !== 'older') {
+      this.#failures++;
       this.#failure = result;
       this.#failureDetail = error === undefined ? undefined : `${result}: ${error.message}`;
       this.#failingSinceMs ??= now;
@@ -266,13 +328,23 @@ export class StatusListEntry implements StatusListHandle {
   #schedule(startedMs: number, nowMs: number, ok: boolean): number {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#stopped) return -1;
-    const s = this.#d.settings;
-    if (nowMs - this.#usedAtMs > Math.max(s.maxStaleMs, 10 * s.refreshMs)) {
-      this.#drop();
+    if (this.#stopped) {
+      // A retired entry answers through its successor: what a fetch in flight at retirement brought is discarded.
+      if (this.#retired) this.#drop();
       return -1;
     }
-    let at = startedMs + (ok ? s.refreshMs : Math.min(s.refreshMs, FAILURE_RETRY_MS));
+    const s = this.#d.settings;
+    if (nowMs - this.#usedAtMs > Math.max(s.maxStaleMs, 10 * s.refreshMs)) {
+      // Under an issuer's lists the entry leaves the map (a URI nobody uses must not hold a slot
+      // for the life of the process); alone, it only forgets the list.
+      if (this.#d.onRetire === undefined) this.#drop();
+      else {
+        this.retire();
+        this.#d.onRetire(this);
+      }
+      return -1;
+    }
+    let at = startedMs + (ok ? s.refreshMs : failureRetryMs(this.#failures, s.refreshMs));
     if (this.#ttlMs !== undefined) at = Math.min(at, startedMs + this.#ttlMs);
     // Fetch the next list a second before this one's exp, when its publisher's replacement is due; the
     // clock tolerance after exp is left for retries, not spent waiting (docs/status-list.md).
@@ -297,6 +369,7 @@ export class StatusListEntry implements StatusListHandle {
     this.#failure = undefined;
     this.#failureDetail = undefined;
     this.#failingSinceMs = undefined;
+    this.#failures = 0;
     this.#attempted = false;
   }
 }

@@ -3,7 +3,7 @@
  * logs at info, an unchanged list (304) at debug, a failure at warn while a good copy is still held
  * and at error once the list's tokens are refused because of it.
  *
- * Failures are retried every few seconds per list and per worker, so their log lines are rate-limited
+ * Failures are retried per list and per worker (after 5 s, backing off to once a minute), so their log lines are rate-limited
  * per list: the first failure and every change of reason (or of held/not held) log at once; a repeat of
  * the same failure logs at most once per {@link FAILURE_LOG_INTERVAL_MS}, with how many were not logged
  * (`repeated`). The metric still counts every attempt.
@@ -26,6 +26,7 @@ export function statusListReporter(metrics: Metrics, logger: Logger, nowMs: () =
   const log = logger.child({ component: 'status_list' });
   // One entry per list currently failing; removed on success or when the list is dropped.
   const failing = new Map<string, FailureLog>();
+  let sweptAtMs = nowMs();
   return (i) => {
     metrics.statusListFetches.labels(i.issuer, i.result).inc();
     const key = `${i.issuer}\n${i.uri}`;
@@ -53,6 +54,13 @@ export function statusListReporter(metrics: Metrics, logger: Logger, nowMs: () =
     }
     const held = i.ageMs !== undefined;
     const now = nowMs();
+    // A list evicted between fetches is never reported again, so its line here would stay for good.
+    // A list still failing logs at least once per interval (it is retried at least once a minute,
+    // list-entry.ts), so one silent for three intervals is gone; URIs passing through do not pile up.
+    if (now - sweptAtMs >= FAILURE_LOG_INTERVAL_MS) {
+      sweptAtMs = now;
+      for (const [k, f] of failing) if (now - f.loggedAtMs >= 3 * FAILURE_LOG_INTERVAL_MS) failing.delete(k);
+    }
     const was = failing.get(key);
     let line: object | undefined;
     if (was === undefined || was.result !== i.result || was.held !== held) {

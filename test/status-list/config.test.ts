@@ -22,7 +22,7 @@ function problems(statusList: unknown): string {
 }
 
 describe('issuers[].status_list', () => {
-  it('defaults: refresh 1m, max_stale 5m, timeout 2s, max_bytes 4 MiB, max_list_bytes 16 MiB, required false', () => {
+  it('defaults: refresh 1m, max_stale 5m, timeout 2s, max_bytes 4 MiB, max_list_bytes 16 MiB, max_lists 1000, required false', () => {
     const c = validateConfig(base({ allowed_uris: ['https://Broker.internal/status/'] }), 'jitgate.yaml');
     expect(c.issuers[0]!.status_list).toEqual({
       allowed_uris: ['https://Broker.internal/status/'],
@@ -32,6 +32,7 @@ describe('issuers[].status_list', () => {
       timeout: 2_000,
       max_bytes: 4 * 1024 * 1024,
       max_list_bytes: 16 * 1024 * 1024,
+      max_lists: 1000,
     });
     // Prefixes are compared in canonical form (lower-case host).
     expect(statusListsConfig({ ...c.issuers[0]!, status_list: c.issuers[0]!.status_list! }).allowedUris).toEqual(['https://broker.internal/status/']);

@@ -30,6 +30,10 @@ export class StatusListServer extends ScriptedServer {
   readonly modes = new Map<string, ListMode>();
   all: ListMode = { kind: 'ok' };
   readonly seen: SeenRequest[] = [];
+  /** Requests being answered right now, and the most there ever were at once. */
+  inflight = 0;
+  maxInflight = 0;
+  readonly #open = new WeakSet<ServerResponse>();
 
   constructor() {
     super('', 1_000);
@@ -46,6 +50,10 @@ export class StatusListServer extends ScriptedServer {
   protected override handle(req: IncomingMessage, res: ServerResponse): void {
     const path = req.url ?? '';
     this.seen.push({ path, accept: req.headers.accept, ifNoneMatch: req.headers['if-none-match'] as string | undefined });
+    this.inflight++;
+    this.maxInflight = Math.max(this.maxInflight, this.inflight);
+    this.#open.add(res);
+    res.on('close', () => this.#done(res));
     const mode = this.modes.get(path) ?? this.all;
     switch (mode.kind) {
       case 'status':
@@ -62,6 +70,20 @@ export class StatusListServer extends ScriptedServer {
       case 'ok':
         return this.#serve(req, res, path);
     }
+  }
+
+  /**
+   * A request stops counting when its answer is written (or its connection closes first): client and
+   * server share one event loop here, and the response's 'close' may fire after the client already
+   * has the answer and sent its next request.
+   */
+  protected override answer(res: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string> = {}): void {
+    this.#done(res);
+    super.answer(res, status, body, headers);
+  }
+
+  #done(res: ServerResponse): void {
+    if (this.#open.delete(res)) this.inflight--;
   }
 
   #serve(req: IncomingMessage, res: ServerResponse, path: string): void {
