@@ -12,12 +12,15 @@
  * and timeouts 504 `upstream_timeout`; after it, the only honest signal
  * left is to cut the client connection. A client that goes away aborts the upstream request.
  *
- * A client that stops reading (nginx `send_timeout`): while the upstream is paused for a client
- * whose socket will not take more, undici's body timeout does not run, so a client that never
- * reads would hold a pool connection for good. Once a write backs up, one timer per exchange
- * (refreshed, never re-created) checks every quarter of `upstream.body_timeout` whether any queued
- * response byte went out; none for the whole timeout ends the exchange as `client_stalled`: the
- * upstream request is aborted (its connection freed) and the client connection destroyed.
+ * A client that stops reading: while the upstream is paused for a client whose socket will not take
+ * more, undici's body timeout does not run, so a client that never reads would hold a pool connection
+ * for good. An exchange whose queued response bytes have not moved for `upstream.body_timeout` is
+ * *stalled*; a stalled exchange is cut (`client_stalled`: the upstream request aborted, its
+ * connection freed, the client connection destroyed) when another request waits for a pool slot —
+ * at once when that request queues, else at the stalled one's next check (every quarter of the
+ * timeout). Without contention nothing is cut: progress is seen only in the steps the kernel reports
+ * a socket writable (a third of its send buffer, megabytes on a fast path), so a cut by time alone
+ * ended legitimate downloads read at 32 KB/s (a re-probe of the first version of this bound).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -171,7 +174,39 @@ export class Forwarder {
     const retry = !head.hasBody && IDEMPOTENT.has(options.method) ? options : undefined;
     const exchange = new Exchange(this, req, res, done, retry, head.hasBody ? this.#bodyTimeoutMs : 0, options);
     if (this.#slots.take(exchange)) this.#dispatch(exchange);
-    else exchange.wait(this.#waitMs);
+    else {
+      exchange.wait(this.#waitMs);
+      this.#cutStalled();
+    }
+  }
+
+  /** Exchanges whose upstream is paused until their client drains (Exchange #watchSend). */
+  readonly #paused = new Set<Exchange>();
+
+  /** @internal for Exchange: it paused for its client (true) or resumed or ended (false). */
+  pausedForClient(exchange: Exchange, paused: boolean): void {
+    if (paused) this.#paused.add(exchange);
+    else this.#paused.delete(exchange);
+  }
+
+  /** @internal for Exchange: a request waits for a pool slot. */
+  get contended(): boolean {
+    return this.#slots.waiting > 0;
+  }
+
+  /** A request queued for a slot: the exchange stalled longest, if any is stalled, gives up its own. */
+  #cutStalled(): void {
+    let worst: Exchange | undefined;
+    let since = Infinity;
+    const limit = performance.now() - this.stallMs;
+    for (const e of this.#paused) {
+      const at = e.sendMovedAt;
+      if (at <= limit && at < since) {
+        since = at;
+        worst = e;
+      }
+    }
+    worst?.cutStalled();
   }
 
   #dispatch(exchange: Exchange): void {
@@ -292,6 +327,16 @@ class Exchange implements Dispatcher.DispatchHandler {
   #sendQueued = 0;
   #sendMovedAt = 0;
 
+  /** When the queued response bytes last moved (performance.now()), while paused for the client. */
+  get sendMovedAt(): number {
+    return this.#sendMovedAt;
+  }
+
+  /** Stalled, and a request waits for its pool slot: cut (see the file comment). */
+  cutStalled(): void {
+    if (this.#awaitingDrain && !this.#finished) this.#controller?.abort(new ClientStalledError());
+  }
+
   /** The request's options while one retry is left (idempotent, no body); undefined otherwise. */
   #retry: Dispatcher.DispatchOptions | undefined;
 
@@ -378,18 +423,20 @@ class Exchange implements Dispatcher.DispatchHandler {
     controller.pause();
     if (this.#awaitingDrain) return;
     this.#awaitingDrain = true;
+    this.#forwarder.pausedForClient(this, true);
     this.#res.once('drain', () => {
       this.#awaitingDrain = false;
+      this.#forwarder.pausedForClient(this, false);
       this.#controller?.resume();
     });
     this.#watchSend();
   }
 
   /**
-   * The upstream is paused until the client drains: bound that wait (nginx send_timeout). Progress is
-   * any queued byte going out (a write completing, in the steps the kernel reports the socket
-   * writable), so a slow reader is not cut, only one that takes nothing for `stallMs`. Checked every
-   * quarter of it: the cut lands between 1× and 1.25×.
+   * The upstream is paused until the client drains: watch for a stall (see the file comment). Progress
+   * is any queued byte going out (a write completing, in the steps the kernel reports the socket
+   * writable). Checked every quarter of `stallMs`; a stalled exchange is cut here only while a request
+   * waits for a slot (one queuing cuts the longest-stalled at once, Forwarder #cutStalled).
    */
   #watchSend(): void {
     this.#sendQueued = this.#res.writableLength;
@@ -408,7 +455,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         if (queued < this.#sendQueued) {
           this.#sendQueued = queued;
           this.#sendMovedAt = now;
-        } else if (now - this.#sendMovedAt >= ms) {
+        } else if (now - this.#sendMovedAt >= ms && this.#forwarder.contended) {
           this.#controller?.abort(new ClientStalledError());
           return;
         }
@@ -490,6 +537,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#finished = true;
     if (this.#bodyTimer !== undefined) clearTimeout(this.#bodyTimer);
     if (this.#sendTimer !== undefined) clearTimeout(this.#sendTimer);
+    if (this.#awaitingDrain) this.#forwarder.pausedForClient(this, false);
     if (this.holdsSlot) {
       this.holdsSlot = false;
       this.#forwarder.release();
