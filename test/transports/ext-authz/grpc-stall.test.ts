@@ -1,15 +1,18 @@
 /**
  * The gRPC listener's connections that owe nothing and send nothing, and reflection streams whose
  * client does not read (a review of connection-level denial of service, 2026-12-07):
- * - a socket that never opens a call (silent, or a preface and no more) is closed after the stall
- *   timeout (`limits.headers_timeout` on the service), as the HTTP listeners close theirs — before,
- *   a few hundred such sockets held every `limits.max_connections` slot for good;
- * - so is one whose answered calls it neither reads nor ends (a zero flow-control window);
- * - one idle between answered calls stays open (Envoy keeps it for its next Check), and so does
- *   one with a call still being decided;
+ * - a socket that never opens a call (silent, a preface and no more, or PINGs only) is closed after
+ *   the stall timeout (`limits.headers_timeout` on the service), as the HTTP listeners close theirs —
+ *   before, a few hundred such sockets held every `limits.max_connections` slot for good;
+ * - a call answered that long ago that the client neither reads nor ends (a zero flow-control window)
+ *   is reset, whatever keepalive frames the client sends (a re-probe held 80 × 999 such calls with a
+ *   PING a second against the first version, which used node's session timeout);
+ * - a connection idle between answered calls stays open (Envoy keeps it for its next Check), and so
+ *   does one with a call still being decided;
  * - a bidi stream hands requests to the route only while its send buffer has room, so a client
  *   that sends requests and never reads the answers cannot grow the server's memory (before: 16 MB
- *   sent, 1.95 GB held); at most MAX_BIDI_CALLS bidi calls are open at once.
+ *   sent, 1.95 GB held); one that hands no request on for the stall timeout is reset; at most
+ *   MAX_BIDI_CALLS bidi calls are open at once.
  */
 import { connect as netConnect } from 'node:net';
 import { connect, type ClientHttp2Session } from 'node:http2';
@@ -87,13 +90,35 @@ describe('connections that owe nothing', () => {
     expect(await closedWithin(s, STALL_MS * 10)).not.toBe('open');
   });
 
-  it('a client that never reads its answers (zero window) is closed once its calls are answered', async () => {
+  it('PINGs are no progress: a connection that only pings is closed too', async () => {
+    const session = connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    const pinger = setInterval(() => !session.destroyed && session.ping(() => {}), STALL_MS / 4);
+    try {
+      expect(await closedWithin(session, STALL_MS * 10)).not.toBe('open');
+    } finally {
+      clearInterval(pinger);
+    }
+  });
+
+  it('an answered call the client neither reads nor ends (zero window) is reset, PINGs or not; the connection stays for its next call', async () => {
     const session = connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
     session.on('error', () => {});
-    const req = session.request({ ':method': 'POST', ':path': '/t.Unary/Check', 'content-type': 'application/grpc', te: 'trailers' });
-    req.on('error', () => {});
-    req.end(message(Buffer.from('x')));
-    expect(await closedWithin(session, STALL_MS * 10)).not.toBe('open');
+    const pinger = setInterval(() => !session.destroyed && session.ping(() => {}), STALL_MS / 4);
+    try {
+      const calls = Array.from({ length: 20 }, () => {
+        const req = session.request({ ':method': 'POST', ':path': '/t.Unary/Check', 'content-type': 'application/grpc', te: 'trailers' });
+        req.on('error', () => {});
+        req.end(message(Buffer.from('x')));
+        return new Promise<number>((resolve) => req.once('close', () => resolve(req.rstCode ?? -1)));
+      });
+      const codes = await Promise.race([Promise.all(calls), sleep(STALL_MS * 10).then(() => 'open' as const)]);
+      expect(codes).toEqual(Array.from({ length: 20 }, () => 8)); // RST_STREAM CANCEL
+      expect(session.destroyed).toBe(false);
+    } finally {
+      clearInterval(pinger);
+      session.destroy();
+    }
   });
 
   it('a connection idle between answered calls stays open, and serves the next call', async () => {
@@ -149,10 +174,34 @@ describe('bidi streams', () => {
     }
   });
 
-  it(`at most ${MAX_BIDI_CALLS} bidi calls are open at once: one more is RESOURCE_EXHAUSTED`, async () => {
-    // The earlier test's stream closes on the server a moment after its client went.
-    while (server.bidiCalls > 0) await sleep(10);
+  it('a bidi stream that hands no request on for the stall timeout is reset (idle, or its answers unread)', async () => {
     const session = connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    const pinger = setInterval(() => !session.destroyed && session.ping(() => {}), STALL_MS / 4);
+    try {
+      const idle = session.request({ ':method': 'POST', ':path': '/t.Big/Chat', 'content-type': 'application/grpc', te: 'trailers' });
+      idle.on('error', () => {});
+      idle.resume();
+      const stuck = session.request({ ':method': 'POST', ':path': '/t.Big/Chat', 'content-type': 'application/grpc', te: 'trailers' });
+      stuck.on('error', () => {});
+      stuck.pause();
+      for (let i = 0; i < 50; i++) stuck.write(message(Buffer.from('q')));
+      const closed = (r: typeof idle) => new Promise<number>((resolve) => r.once('close', () => resolve(r.rstCode ?? -1)));
+      const codes = await Promise.race([Promise.all([closed(idle), closed(stuck)]), sleep(STALL_MS * 10).then(() => 'open' as const)]);
+      expect(codes).toEqual([8, 8]);
+      while (server.bidiCalls > 0) await sleep(10);
+    } finally {
+      clearInterval(pinger);
+      session.destroy();
+    }
+  });
+
+  it(`at most ${MAX_BIDI_CALLS} bidi calls are open at once: one more is RESOURCE_EXHAUSTED`, async () => {
+    // Its own server, without the stall rule: its streams stay idle as long as the test needs.
+    const capServer = new GrpcH2Server({ maxMessageBytes: 1 << 20 });
+    capServer.route('/t.Big/Chat', { kind: 'bidi', deserialize: (b) => b, serialize: (v) => v as Buffer, handle: (call: BidiCall) => void call.on('end', () => call.end()) });
+    const capPort = await capServer.listen('127.0.0.1', 0);
+    const session = connect(`http://127.0.0.1:${capPort}`);
     session.on('error', () => {});
     try {
       const open = Array.from({ length: MAX_BIDI_CALLS }, () => {
@@ -171,13 +220,14 @@ describe('bidi streams', () => {
       open[0]!.end();
       open[0]!.resume();
       await ended;
-      while (server.bidiCalls >= MAX_BIDI_CALLS) await sleep(10);
+      while (capServer.bidiCalls >= MAX_BIDI_CALLS) await sleep(10);
       const next = session.request({ ':method': 'POST', ':path': '/t.Big/Chat', 'content-type': 'application/grpc', te: 'trailers' });
       const nextHead = await new Promise<Record<string, unknown>>((res) => next.once('response', res));
       expect(nextHead['grpc-status']).toBeUndefined();
       for (const r of [...open, next]) r.close();
     } finally {
       session.destroy();
+      await capServer.close(500);
     }
   });
 });

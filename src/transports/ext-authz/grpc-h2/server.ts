@@ -15,7 +15,7 @@
  *   messages is normal bidi use).
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { constants, createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { frame, MessageReader, parseGrpcTimeout, type ReadProblem } from './frames.ts';
 
 export const GRPC_STATUS = { OK: 0, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, INTERNAL: 13 } as const;
@@ -92,7 +92,7 @@ export const MAX_CONCURRENT_STREAMS = 1000;
  */
 export const MESSAGE_READ_TIMEOUT_MS = 10_000;
 
-/** How often calls still waiting for their message are looked at (the read timeout's and a silent call's deadline's resolution). */
+/** How often calls still waiting for their message, and the stall rule, are looked at (their resolution). */
 const SWEEP_MS = 1_000;
 
 /**
@@ -205,12 +205,14 @@ export interface GrpcH2Options {
   /** MESSAGE_READ_TIMEOUT_MS unless set (tests); looked at every SWEEP_MS, or every tenth of it if shorter. */
   readonly readTimeoutMs?: number;
   /**
-   * A connection on which nothing moves for this long (no frame read or written) is closed when it
-   * owes nothing: it never opened a call (a silent socket, a preface and no more), or every call it
-   * holds open is answered and it neither reads the answer nor ends the call (a zero window), or a
-   * reflection stream sits idle. One with a call still being decided stays (its deadline and the read
-   * timeout bound it); one idle between calls stays (Envoy keeps its connection for the next Check).
-   * `limits.headers_timeout` on the service; 0: never (tests of other things).
+   * How long the client may leave what it owes undone, whatever other frames it sends (a PING or a
+   * one-byte WINDOW_UPDATE is no progress): a connection that has opened no call by then is
+   * destroyed (a silent socket, a preface and no more); a call answered this long ago and still open
+   * (the client neither read the answer nor ended the call: a zero window) is reset; a bidi stream
+   * that handed no request on for this long (idle, or its client does not read the answers) is
+   * reset. A call still being decided is bounded by its deadline and the read timeout instead, and a
+   * connection idle between answered calls stays (Envoy keeps it for the next Check). Looked at every
+   * SWEEP_MS. `limits.headers_timeout` on the service; 0: never (tests of other things).
    */
   readonly stallTimeoutMs?: number;
 }
@@ -221,20 +223,29 @@ export interface GrpcH2Options {
  */
 export const MAX_BIDI_CALLS = 16;
 
-/** What a connection holds, for the stall rule (GrpcH2Options.stallTimeoutMs). */
-interface SessionCalls {
-  /** Streams open now. */
-  streams: number;
-  /** Unary calls not yet answered (or abandoned). */
-  pending: number;
+/** A connection, for the stall rule (GrpcH2Options.stallTimeoutMs). */
+interface SessionState {
+  readonly openedAt: number;
   /** A stream was ever opened. */
   used: boolean;
+}
+
+/** A bidi stream, for the stall rule: when it last handed a request on (or opened). */
+interface BidiProgress {
+  readonly stream: ServerHttp2Stream;
+  at: number;
 }
 
 export class GrpcH2Server {
   readonly #routes = new Map<string, Route>();
   readonly #server: Http2Server;
-  readonly #sessions = new Map<Http2Session, SessionCalls>();
+  readonly #sessions = new Map<Http2Session, SessionState>();
+  /** Streams whose answer is given (our side ended) and that are still open, with when (stall rule). */
+  readonly #answered = new Map<ServerHttp2Stream, number>();
+  readonly #bidis = new Set<BidiProgress>();
+  readonly #stallMs: number;
+  /** A stream's 'close' listener: one function for all, so a call costs no closure for it. */
+  readonly #streamClosed: (this: ServerHttp2Stream) => void;
   /** Bidi calls open now (MAX_BIDI_CALLS). */
   #bidiCalls = 0;
   readonly #maxBytes: number;
@@ -251,19 +262,20 @@ export class GrpcH2Server {
     this.#maxBytes = opts.maxMessageBytes;
     this.#server = createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS } });
     this.#server.on('session', (session: Http2Session) => {
-      this.#sessions.set(session, { streams: 0, pending: 0, used: false });
+      this.#sessions.set(session, { openedAt: Date.now(), used: false });
       session.on('close', () => this.#sessions.delete(session));
       session.on('error', () => {}); // a peer's protocol error ends its session, never the process
     });
-    const stallMs = opts.stallTimeoutMs ?? 0;
-    if (stallMs > 0) {
-      // node:http2 reports a session with no frame read or written for stallMs (once per quiet spell).
-      this.#server.setTimeout(stallMs);
-      this.#server.on('timeout', (session: Http2Session) => this.#onQuiet(session));
-    }
+    // Not node:http2's session timeout: it fires once per connection, and any frame (a PING) defers it.
+    this.#stallMs = opts.stallTimeoutMs ?? 0;
+    const answered = this.#answered;
+    this.#streamClosed = function (this: ServerHttp2Stream) {
+      answered.delete(this);
+    };
     this.#server.on('stream', (stream, headers) => this.#onStream(stream, headers));
     this.#readTimeoutMs = opts.readTimeoutMs ?? MESSAGE_READ_TIMEOUT_MS;
-    this.#sweep = setInterval(() => this.#sweepWaiting(Date.now()), Math.min(SWEEP_MS, Math.max(10, this.#readTimeoutMs / 10)));
+    const finest = Math.min(this.#readTimeoutMs, this.#stallMs > 0 ? this.#stallMs : Infinity);
+    this.#sweep = setInterval(() => this.#sweepWaiting(Date.now()), Math.min(SWEEP_MS, Math.max(10, finest / 10)));
     this.#sweep.unref();
   }
 
@@ -275,14 +287,24 @@ export class GrpcH2Server {
       else if (call.deadline !== undefined && now >= call.deadline) call.error(GRPC_STATUS.DEADLINE_EXCEEDED, 'deadline exceeded');
     }
     for (const u of this.#unfinished) if (now - u.since >= this.#readTimeoutMs) u.expire();
+    if (this.#stallMs > 0) this.#sweepStalled(now);
   }
 
-  /** A connection was quiet for stallTimeoutMs: closed when it owes nothing (see the option). */
-  #onQuiet(session: Http2Session): void {
-    const calls = this.#sessions.get(session);
-    if (calls === undefined || calls.pending > 0) return;
-    if (calls.used && calls.streams === 0) return;
-    session.destroy();
+  /** The stall rule (GrpcH2Options.stallTimeoutMs), from the sweep. */
+  #sweepStalled(now: number): void {
+    const limit = now - this.#stallMs;
+    for (const [session, state] of this.#sessions) if (!state.used && state.openedAt <= limit) session.destroy();
+    for (const [stream, at] of this.#answered) {
+      if (at > limit) continue;
+      this.#answered.delete(stream);
+      if (!stream.closed && !stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+    }
+    for (const b of this.#bidis) if (b.at <= limit && !b.stream.destroyed) b.stream.close(constants.NGHTTP2_CANCEL);
+  }
+
+  /** Our side of the stream is done: the client must now read and end it within the stall timeout. */
+  #markAnswered(stream: ServerHttp2Stream): void {
+    if (this.#stallMs > 0 && !stream.closed && !stream.destroyed) this.#answered.set(stream, Date.now());
   }
 
   /** Bidi calls open now (MAX_BIDI_CALLS); what tests watch. */
@@ -348,30 +370,30 @@ export class GrpcH2Server {
 
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', ignore); // a reset by the client; the call is simply gone
-    const calls = this.#sessions.get(stream.session!) ?? { streams: 0, pending: 0, used: true };
-    calls.used = true;
-    calls.streams++;
-    stream.once('close', () => calls.streams--);
+    const state = stream.session === undefined ? undefined : this.#sessions.get(stream.session);
+    if (state !== undefined) state.used = true;
+    stream.once('close', this.#streamClosed);
     const ct = headers['content-type'];
     if (headers[':method'] !== 'POST' || typeof ct !== 'string' || !isGrpcProto(ct)) {
       // SPEC §3: every answer jitgate makes carries cache-control: no-store, this one too.
       stream.respond({ ':status': 415, 'cache-control': 'no-store' }, { endStream: true });
+      this.#markAnswered(stream);
       return;
     }
     const route = this.#routes.get(headers[':path'] ?? '');
     if (route === undefined) {
       trailersOnly(stream, GRPC_STATUS.UNIMPLEMENTED, `unknown method ${headers[':path'] ?? ''}`);
+      this.#markAnswered(stream);
       stream.resume();
       return;
     }
     const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
-    if (route.kind === 'unary') this.#unary(stream, route, timeoutMs === undefined ? undefined : Date.now() + timeoutMs, headers, calls);
+    if (route.kind === 'unary') this.#unary(stream, route, timeoutMs === undefined ? undefined : Date.now() + timeoutMs, headers);
     else this.#bidi(stream, route);
   }
 
-  #unary(stream: ServerHttp2Stream, route: UnaryRoute, deadline: number | undefined, headers: IncomingHttpHeaders, calls: SessionCalls): void {
+  #unary(stream: ServerHttp2Stream, route: UnaryRoute, deadline: number | undefined, headers: IncomingHttpHeaders): void {
     const reply = new Unary(stream, new MessageReader(this.#maxBytes), headers, Date.now(), deadline);
-    calls.pending++;
     const release = (): void => this.#release(reply);
     const give = (m: Buffer | ReadProblem): void => {
       this.#waiting.delete(reply);
@@ -383,7 +405,7 @@ export class GrpcH2Server {
     reply.onFinish = () => {
       this.#waiting.delete(reply);
       release();
-      calls.pending--;
+      this.#markAnswered(stream);
     };
     this.#waiting.add(reply);
     const onData = (chunk: Buffer): void => {
@@ -419,11 +441,17 @@ export class GrpcH2Server {
   #bidi(stream: ServerHttp2Stream, route: BidiRoute): void {
     if (this.#bidiCalls >= MAX_BIDI_CALLS) {
       trailersOnly(stream, GRPC_STATUS.RESOURCE_EXHAUSTED, `more than ${MAX_BIDI_CALLS} reflection calls open`);
+      this.#markAnswered(stream);
       stream.resume();
       return;
     }
     this.#bidiCalls++;
-    stream.once('close', () => this.#bidiCalls--);
+    const progress: BidiProgress = { stream, at: Date.now() };
+    if (this.#stallMs > 0) this.#bidis.add(progress);
+    stream.once('close', () => {
+      this.#bidiCalls--;
+      this.#bidis.delete(progress);
+    });
     /** Undefined once the call has ended: what the client still sends is read and dropped. */
     let reader: MessageReader | undefined = new MessageReader(this.#maxBytes);
     const call = new EventEmitter() as BidiCall;
@@ -497,6 +525,7 @@ export class GrpcH2Server {
         } catch {
           return fail(GRPC_STATUS.INTERNAL, 'undecodable request message');
         }
+        progress.at = Date.now();
         call.emit('data', value);
       }
       queue.length = 0;
