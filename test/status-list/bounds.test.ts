@@ -15,15 +15,13 @@ import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { gaugeRefresher } from '../../src/admin/health.ts';
 import { systemClock } from '../../src/core/clock.ts';
-import type { IssuerKeys } from '../../src/keys/issuer-keys.ts';
-import { FetchError } from '../../src/net/bounded-get.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { MAX_PROBLEMS_LISTED, STATUS_LIST_FETCHES_PER_ORIGIN } from '../../src/status-list/list-cache.ts';
 import { OriginSlots } from '../../src/status-list/origin-slots.ts';
-import { StatusListEntry, type StatusListFetchInfo } from '../../src/status-list/list-entry.ts';
+import type { StatusListEntry } from '../../src/status-list/list-entry.ts';
 import { makeGate, makeTestKeys, type TestGate, type TestKeys } from '../fixtures/gate.ts';
 import { NOW } from '../fixtures/tokens.ts';
-import { decideToken, eventually, outcome, statusToken } from './helpers.ts';
+import { decideToken, eventually, failingEntry, outcome, statusToken } from './helpers.ts';
 import { cliList, StatusListServer } from './list-server.ts';
 
 let keys: TestKeys;
@@ -243,29 +241,19 @@ describe('retry backoff', () => {
     [15_000, [5_000, 10_000, 15_000, 15_000]],
   ])('refresh %i ms: a list that keeps failing is retried after %o ms', async (refreshMs, expected) => {
     vi.useFakeTimers();
-    let gets = 0;
-    const infos: StatusListFetchInfo[] = [];
-    const entry = new StatusListEntry('https://broker.internal/status/down', {
-      settings: { issuer: 'https://broker.internal', algorithms: new Set(['ES256']), toleranceSec: 5, refreshMs, maxStaleMs: 2 * refreshMs, timeoutMs: 1_000, maxBytes: 65_536, maxListBytes: 65_536 },
-      keys: {} as IssuerKeys, // never consulted: every fetch fails before a list is verified
-      clock: systemClock, // Date.now, faked with the timers
-      get: async () => {
-        gets++;
-        throw new FetchError('http_status', 'HTTP 404', { httpStatus: 404 });
-      },
-      onFetch: (i) => infos.push(i),
-    });
+    const f = failingEntry('https://broker.internal/status/down', { issuer: 'https://broker.internal', algorithms: new Set(['ES256']), toleranceSec: 5, refreshMs, maxStaleMs: 2 * refreshMs, timeoutMs: 1_000, maxBytes: 65_536, maxListBytes: 65_536 });
+    const { entry, infos } = f;
     entries.push(entry);
     expect(entry.status(0, systemClock.nowMs())).toBe('pending');
     await vi.advanceTimersByTimeAsync(0);
     for (const delay of expected.slice(0, -1)) {
       // Not a moment before the planned delay …
-      const count = gets;
+      const count = f.gets;
       await vi.advanceTimersByTimeAsync(delay - 1);
-      expect(gets).toBe(count);
+      expect(f.gets).toBe(count);
       await vi.advanceTimersByTimeAsync(1);
       // … then exactly one more attempt.
-      expect(gets).toBe(count + 1);
+      expect(f.gets).toBe(count + 1);
     }
     expect(infos.map((i) => i.nextInMs)).toEqual(expected);
     expect(infos.every((i) => i.result === 'status_list_unavailable')).toBe(true);

@@ -3,9 +3,13 @@
  * real Gate, and polling for what a background refresh changes.
  */
 import { randomUUID } from 'node:crypto';
+import { systemClock } from '../../src/core/clock.ts';
 import type { Decision } from '../../src/core/decision.ts';
 import { REASONS } from '../../src/core/reasons.ts';
 import type { Gate } from '../../src/gate.ts';
+import type { IssuerKeys } from '../../src/keys/issuer-keys.ts';
+import { FetchError } from '../../src/net/bounded-get.ts';
+import { StatusListEntry, type StatusListFetchInfo, type StatusListSettings } from '../../src/status-list/list-entry.ts';
 import { bearer, input } from '../fixtures/gate.ts';
 import type { TestKey } from '../fixtures/keys.ts';
 import { sign } from '../fixtures/tokens.ts';
@@ -36,4 +40,26 @@ export async function eventually(cond: () => boolean | Promise<boolean>, timeout
     if (performance.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A list entry whose publisher answers every fetch 404: how many fetches it made, and their reports. */
+export interface FailingEntry {
+  readonly entry: StatusListEntry;
+  readonly infos: StatusListFetchInfo[];
+  gets: number;
+}
+
+export function failingEntry(uri: string, settings: StatusListSettings): FailingEntry {
+  const f: { entry?: StatusListEntry; infos: StatusListFetchInfo[]; gets: number } = { infos: [], gets: 0 };
+  f.entry = new StatusListEntry(uri, {
+    settings,
+    keys: {} as IssuerKeys, // never consulted: every fetch fails before a list is verified
+    clock: systemClock, // Date.now: fake timers fake it too
+    get: async () => {
+      f.gets++;
+      throw new FetchError('http_status', 'HTTP 404', { httpStatus: 404 });
+    },
+    onFetch: (i) => f.infos.push(i),
+  });
+  return f as FailingEntry;
 }

@@ -6,9 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/core/clock.ts';
-import type { IssuerKeys } from '../../src/keys/issuer-keys.ts';
-import { FetchError } from '../../src/net/bounded-get.ts';
-import { MIN_REFETCH_MS, StatusListEntry, type StatusListFetchInfo, type StatusListSettings } from '../../src/status-list/list-entry.ts';
+import { MIN_REFETCH_MS, type StatusListEntry, type StatusListSettings } from '../../src/status-list/list-entry.ts';
+import { failingEntry } from './helpers.ts';
 
 const entries: StatusListEntry[] = [];
 afterEach(() => {
@@ -29,25 +28,14 @@ const settings = (over: Partial<StatusListSettings>): StatusListSettings => ({
 
 describe('refresh floor', () => {
   it('refresh 0 with a failing publisher: at most one fetch a second, not a loop', async () => {
-    let gets = 0;
-    const infos: StatusListFetchInfo[] = [];
-    const entry = new StatusListEntry('https://broker.internal/status/1', {
-      settings: settings({ refreshMs: 0 }),
-      // Never consulted: every fetch fails before a list is verified.
-      keys: {} as IssuerKeys,
-      clock: systemClock,
-      get: async () => {
-        gets++;
-        throw new FetchError('http_status', 'HTTP 404', { httpStatus: 404 });
-      },
-      onFetch: (i) => infos.push(i),
-    });
+    const f = failingEntry('https://broker.internal/status/1', settings({ refreshMs: 0 }));
+    const { entry, infos } = f;
     entries.push(entry);
     expect(entry.status(0, systemClock.nowMs())).toBe('pending');
     await new Promise((r) => setTimeout(r, 1_500));
     // The first fetch and at most one retry a second later; without the floor this was hundreds.
-    expect(gets).toBeGreaterThanOrEqual(1);
-    expect(gets).toBeLessThanOrEqual(2);
+    expect(f.gets).toBeGreaterThanOrEqual(1);
+    expect(f.gets).toBeLessThanOrEqual(2);
     expect(infos[0]!.result).toBe('status_list_unavailable');
     expect(infos[0]!.nextInMs).toBeGreaterThan(MIN_REFETCH_MS - 100);
   });
