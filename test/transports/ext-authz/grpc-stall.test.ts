@@ -4,9 +4,10 @@
  * - a socket that never opens a call (silent, a preface and no more, or PINGs only) is closed after
  *   the stall timeout (`limits.headers_timeout` on the service), as the HTTP listeners close theirs —
  *   before, a few hundred such sockets held every `limits.max_connections` slot for good;
- * - a call answered that long ago that the client neither reads nor ends (a zero flow-control window)
- *   is reset, whatever keepalive frames the client sends (a re-probe held 80 × 999 such calls with a
- *   PING a second against the first version, which used node's session timeout);
+ * - a connection with a call answered that long ago that the client neither reads nor ends (a zero
+ *   flow-control window), or with more than MAX_UNREAD_ANSWERS of them at a sweep, is closed,
+ *   whatever keepalive frames the client sends (re-probes held 80 × 999 such calls with a PING a
+ *   second against node's session timeout, then 60 × 999 by reopening each reset call);
  * - a connection idle between answered calls stays open (Envoy keeps it for its next Check), and so
  *   does one with a call still being decided;
  * - a bidi stream hands requests to the route only while its send buffer has room, so a client
@@ -17,7 +18,7 @@
 import { connect as netConnect } from 'node:net';
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GrpcH2Server, GRPC_STATUS, MAX_BIDI_CALLS, type BidiCall, type UnaryReply } from '../../../src/transports/ext-authz/grpc-h2/server.ts';
+import { GrpcH2Server, GRPC_STATUS, MAX_BIDI_CALLS, MAX_UNREAD_ANSWERS, type BidiCall, type UnaryReply } from '../../../src/transports/ext-authz/grpc-h2/server.ts';
 
 const STALL_MS = 300;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -101,23 +102,42 @@ describe('connections that owe nothing', () => {
     }
   });
 
-  it('an answered call the client neither reads nor ends (zero window) is reset, PINGs or not; the connection stays for its next call', async () => {
+  it('an answered call the client neither reads nor ends (zero window) costs it the connection, PINGs or not', async () => {
     const session = connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
     session.on('error', () => {});
     const pinger = setInterval(() => !session.destroyed && session.ping(() => {}), STALL_MS / 4);
     try {
-      const calls = Array.from({ length: 20 }, () => {
+      for (let i = 0; i < 20; i++) {
         const req = session.request({ ':method': 'POST', ':path': '/t.Unary/Check', 'content-type': 'application/grpc', te: 'trailers' });
         req.on('error', () => {});
         req.end(message(Buffer.from('x')));
-        return new Promise<number>((resolve) => req.once('close', () => resolve(req.rstCode ?? -1)));
-      });
-      const codes = await Promise.race([Promise.all(calls), sleep(STALL_MS * 10).then(() => 'open' as const)]);
-      expect(codes).toEqual(Array.from({ length: 20 }, () => 8)); // RST_STREAM CANCEL
-      expect(session.destroyed).toBe(false);
+      }
+      // Resetting the call alone let the client open another at once (a re-probe kept 60 × 999 unread).
+      expect(await closedWithin(session, STALL_MS * 10)).not.toBe('open');
     } finally {
       clearInterval(pinger);
       session.destroy();
+    }
+  });
+
+  it(`more than ${MAX_UNREAD_ANSWERS} unread answers cost the connection at the next sweep, long before the stall timeout`, async () => {
+    const slowStall = new GrpcH2Server({ maxMessageBytes: 1 << 20, stallTimeoutMs: 20_000 });
+    slowStall.route('/t.Unary/Check', { kind: 'unary', handle: (_m, reply) => reply.ok(Buffer.from('ok')) });
+    const p = await slowStall.listen('127.0.0.1', 0);
+    const session = connect(`http://127.0.0.1:${p}`, { settings: { initialWindowSize: 0 } });
+    session.on('error', () => {});
+    try {
+      for (let i = 0; i < MAX_UNREAD_ANSWERS + 20; i++) {
+        const req = session.request({ ':method': 'POST', ':path': '/t.Unary/Check', 'content-type': 'application/grpc', te: 'trailers' });
+        req.on('error', () => {});
+        req.end(message(Buffer.from('x')));
+      }
+      const t = await closedWithin(session, 8_000);
+      expect(t).not.toBe('open');
+      expect(t as number).toBeLessThan(5_000);
+    } finally {
+      session.destroy();
+      await slowStall.close(500);
     }
   });
 
