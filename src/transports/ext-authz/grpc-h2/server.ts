@@ -208,8 +208,7 @@ export interface GrpcH2Options {
    * How long the client may leave what it owes undone, whatever other frames it sends (a PING or a
    * one-byte WINDOW_UPDATE is no progress): a connection that has opened no call by then is
    * destroyed (a silent socket, a preface and no more); so is one with a call answered this long ago
-   * and still open (the client neither read the answer nor ended the call: a zero window), or with
-   * more than MAX_UNREAD_ANSWERS such calls at a sweep; a bidi stream
+   * and still open (the client neither read the answer nor ended the call: a zero window); a bidi stream
    * that handed no request on for this long (idle, or its client does not read the answers) is
    * reset. A call still being decided is bounded by its deadline and the read timeout instead, and a
    * connection idle between answered calls stays (Envoy keeps it for the next Check). Looked at every
@@ -217,12 +216,6 @@ export interface GrpcH2Options {
    */
   readonly stallTimeoutMs?: number;
 }
-
-/**
- * Answered calls one connection may leave unread (answered before the previous sweep, still open)
- * before it is closed: a client that reads its answers has a handful at most.
- */
-export const MAX_UNREAD_ANSWERS = 100;
 
 /**
  * Bidi calls (server reflection) open at once, over all connections. Reflection is an operator's
@@ -261,7 +254,6 @@ export class GrpcH2Server {
   /** Bidi calls holding part of a message: swept for the read timeout. */
   readonly #unfinished = new Set<Unfinished>();
   readonly #sweep: NodeJS.Timeout;
-  readonly #sweepMs: number;
   /** Bytes of unfinished messages held by all calls (MAX_BUFFERED_BYTES). */
   #buffered = 0;
   readonly #readTimeoutMs: number;
@@ -283,8 +275,7 @@ export class GrpcH2Server {
     this.#server.on('stream', (stream, headers) => this.#onStream(stream, headers));
     this.#readTimeoutMs = opts.readTimeoutMs ?? MESSAGE_READ_TIMEOUT_MS;
     const finest = Math.min(this.#readTimeoutMs, this.#stallMs > 0 ? this.#stallMs : Infinity);
-    this.#sweepMs = Math.min(SWEEP_MS, Math.max(10, finest / 10));
-    this.#sweep = setInterval(() => this.#sweepWaiting(Date.now()), this.#sweepMs);
+    this.#sweep = setInterval(() => this.#sweepWaiting(Date.now()), Math.min(SWEEP_MS, Math.max(10, finest / 10)));
     this.#sweep.unref();
   }
 
@@ -301,28 +292,21 @@ export class GrpcH2Server {
 
   /**
    * The stall rule (GrpcH2Options.stallTimeoutMs), from the sweep. A client that leaves an answered
-   * call unread for the stall timeout, or holds more than MAX_UNREAD_ANSWERS unread for a sweep, loses
-   * its connection, not only the call: resetting the call alone let it open another at once and keep
-   * ~1,000 unread answers per connection for good (a re-probe: 60 × 999, +750 MB).
+   * call unread for the stall timeout loses its connection, not only the call: resetting the call
+   * alone let it open another at once and keep ~1,000 unread answers per connection for good (a
+   * re-probe: 60 × 999, +750 MB). No count of unread answers is judged sooner: an answer waiting
+   * behind a client's 64 KiB window looks the same as an unread one, and a cap of 100 after one sweep
+   * cut reading clients that sent 1,000 Checks at once over a 10 ms link (a re-probe of that rule).
    */
   #sweepStalled(now: number): void {
     const limit = now - this.#stallMs;
-    const settled = now - this.#sweepMs;
     for (const [session, state] of this.#sessions) if (!state.used && state.openedAt <= limit) session.destroy();
-    let unread: Map<Http2Session, number> | undefined;
     for (const [stream, at] of this.#answered) {
+      if (at > limit) continue;
+      this.#answered.delete(stream);
       const session = stream.session;
-      if (at <= limit) {
-        this.#answered.delete(stream);
-        if (session !== undefined) session.destroy();
-        else if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
-      } else if (at <= settled && session !== undefined) {
-        // Answered before the previous sweep and still open: an Envoy reads its answers within milliseconds.
-        unread ??= new Map();
-        const n = (unread.get(session) ?? 0) + 1;
-        unread.set(session, n);
-        if (n > MAX_UNREAD_ANSWERS) session.destroy();
-      }
+      if (session !== undefined) session.destroy();
+      else if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
     }
     for (const b of this.#bidis) if (b.at <= limit && !b.stream.destroyed) b.stream.close(constants.NGHTTP2_CANCEL);
   }
