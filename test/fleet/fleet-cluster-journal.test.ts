@@ -4,13 +4,13 @@
  * hands it to every worker and writes it to Redis, as a single gate journals its own. Written to
  * Redis alone, it would be gone after Redis lost its data, and the probing token accepted again.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServer } from '../fixtures/redis.ts';
-import { send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type GateProcess, type RecordingUpstream } from '../fixtures/servers.ts';
+import type { RedisServer } from '../fixtures/redis.ts';
+import { send, spawnGate, tokenNow, type GateProcess, type RecordingUpstream, type writeGateConfig } from '../fixtures/servers.ts';
+import { startClusterScene, stopClusterScene } from './cluster-scene.ts';
 
-const ADMIN_TOKEN = 'cluster-admin-token-0123456789';
 let redis: RedisServer;
 let upstream: RecordingUpstream;
 let gate: GateProcess;
@@ -18,28 +18,20 @@ let cfg: Awaited<ReturnType<typeof writeGateConfig>>;
 let journal: string;
 
 beforeAll(async () => {
-  [redis, upstream] = await Promise.all([startRedis(), startRecordingUpstream()]);
-  cfg = await writeGateConfig(upstream.url, (c) => {
-    c.workers = 2;
-    c.log = { level: 'info', audit: true, destination: 'stdout' };
-    c.redis = { url: redis.url, connect_timeout: '5s' };
-    c.anomaly = { deny_threshold: 4, window: '1m', revoke: 'jti' };
-    c.admin = { listen: { host: '127.0.0.1', port: 0 }, token_file: 'admin-token' };
-  });
-  journal = join(cfg.dir, 'revocations.jsonl');
-  cfg.raw.revocation = { redis: true, journal, max_stale: '10s' };
-  await writeFile(cfg.file, JSON.stringify(cfg.raw));
-  await writeFile(join(cfg.dir, 'admin-token'), `${ADMIN_TOKEN}\n`);
-  gate = await spawnGate(cfg.file);
+  ({ redis, upstream, cfg, gate } = await startClusterScene(
+    (c) => {
+      c.log = { level: 'info', audit: true, destination: 'stdout' };
+      c.anomaly = { deny_threshold: 4, window: '1m', revoke: 'jti' };
+    },
+    async (written) => {
+      journal = join(written.dir, 'revocations.jsonl');
+      written.raw.revocation = { redis: true, journal, max_stale: '10s' };
+      await writeFile(written.file, JSON.stringify(written.raw));
+    },
+  ));
 }, 90_000);
 
-afterAll(async () => {
-  if (gate && gate.child.exitCode === null) gate.child.kill('SIGTERM');
-  await gate?.exited;
-  await upstream?.close();
-  await redis?.remove();
-  if (cfg) await rm(cfg.dir, { recursive: true, force: true });
-});
+afterAll(() => stopClusterScene({ gate, upstream, redis, cfg }));
 
 describe('workers: 2 with a journal and Redis', () => {
   it('an anomaly revocation is journaled and written to Redis, and still enforced after Redis lost its data', async () => {

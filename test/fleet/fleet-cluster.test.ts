@@ -5,17 +5,15 @@
  * when replayed (whichever worker gets it); /readyz is ready. With `anomaly`, the workers count
  * refusals in Redis (as every gate on it does), not at the primary.
  */
-import { rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { calculateJwkThumbprint, CompactSign } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicJwkOf } from '../../src/issuing/key-files.ts';
 import { accessTokenHash } from '../../src/core/token.ts';
 import { makeKey } from '../fixtures/keys.ts';
-import { startRedis, type RedisServer } from '../fixtures/redis.ts';
-import { send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type GateProcess, type RecordingUpstream } from '../fixtures/servers.ts';
+import type { RedisServer } from '../fixtures/redis.ts';
+import { send, tokenNow, type GateProcess, type RecordingUpstream, type writeGateConfig } from '../fixtures/servers.ts';
+import { ADMIN_TOKEN, startClusterScene, stopClusterScene } from './cluster-scene.ts';
 
-const ADMIN_TOKEN = 'cluster-admin-token-0123456789';
 const ORIGIN = 'http://orders.internal';
 let redis: RedisServer;
 let upstream: RecordingUpstream;
@@ -23,27 +21,15 @@ let gate: GateProcess;
 let cfg: Awaited<ReturnType<typeof writeGateConfig>>;
 
 beforeAll(async () => {
-  [redis, upstream] = await Promise.all([startRedis(), startRecordingUpstream()]);
-  cfg = await writeGateConfig(upstream.url, (c) => {
-    c.workers = 2;
+  ({ redis, upstream, cfg, gate } = await startClusterScene((c) => {
     c.revocation = { redis: true, max_stale: '10s' };
     c.dpop = { replay: 'redis', external_origin: ORIGIN };
     c.log = { level: 'info', audit: true, destination: 'stdout' };
-    c.redis = { url: redis.url, connect_timeout: '5s' };
     c.anomaly = { deny_threshold: 4, window: '1m', revoke: 'jti' };
-    c.admin = { listen: { host: '127.0.0.1', port: 0 }, token_file: 'admin-token' };
-  });
-  await writeFile(join(cfg.dir, 'admin-token'), `${ADMIN_TOKEN}\n`);
-  gate = await spawnGate(cfg.file);
+  }));
 }, 90_000);
 
-afterAll(async () => {
-  if (gate && gate.child.exitCode === null) gate.child.kill('SIGTERM');
-  await gate?.exited;
-  await upstream?.close();
-  await redis?.remove();
-  if (cfg) await rm(cfg.dir, { recursive: true, force: true });
-});
+afterAll(() => stopClusterScene({ gate, upstream, redis, cfg }));
 
 describe('workers: 2 on Redis', () => {
   it('a revocation posted to the primary (no journal) is refused by every worker; a replayed proof is refused', async () => {
