@@ -63,7 +63,10 @@ function isDigit(c: number): boolean {
 
 /** The method of the request line at the start of the refused bytes, when it is a method token. */
 export function requestLineMethod(packet: unknown): string | undefined {
-  const line = requestLineOf(packet);
+  return methodOf(requestLineOf(packet));
+}
+
+function methodOf(line: RequestLine | undefined): string | undefined {
   return line !== undefined && isMethodToken(line.method) ? line.method : undefined;
 }
 
@@ -81,10 +84,9 @@ type TargetLimits = { readonly maxTargetLength: number; readonly allowDotLikeSeg
  * stopped after the line (a bad header: plain `bad_request`), or the line holds nothing the core
  * refuses (`FOO`, `get`: valid method tokens node's parser does not know).
  */
-export function requestLineReason(err: ParserError, policy: TargetLimits): DenyReason | undefined {
+function requestLineReason(err: ParserError, line: RequestLine | undefined, policy: TargetLimits): DenyReason | undefined {
   // A head too large or too slow keeps its own reason (431, 408), wherever it stopped.
   if (err.code === undefined || !err.code.startsWith('HPE_') || err.code === 'HPE_HEADER_OVERFLOW') return undefined;
-  const line = requestLineOf(err.rawPacket);
   if (line === undefined || typeof err.bytesParsed !== 'number' || err.bytesParsed > line.end) return undefined;
   if (!isMethodToken(line.method)) return 'bad_method';
   if (line.method === 'CONNECT') return undefined; // node hands a CONNECT to the 'connect' listener, or refuses its head
@@ -109,10 +111,11 @@ export function auditEarlyRefusal(ctx: TransportContext, transport: Transport, r
  */
 export function refuseEarly(server: Server | HttpsServer, ctx: TransportContext, transport: Transport): void {
   server.on('clientError', (err: ParserError, socket: Duplex) => {
-    const reason = answerClientError(err, socket, requestLineReason(err, ctx.gate.policy));
+    const line = requestLineOf(err.rawPacket);
+    const reason = answerClientError(err, socket, requestLineReason(err, line, ctx.gate.policy));
     if (reason === undefined) return;
     ctx.metrics.recordReason(transport, reason);
-    const method = requestLineMethod(err.rawPacket);
+    const method = methodOf(line);
     if (method !== undefined) auditEarlyRefusal(ctx, transport, reason, method, socket);
   });
   // Envoy sends a CONNECT request's check with method CONNECT: an explicit 400 denial, not a closed socket.
