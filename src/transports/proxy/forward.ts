@@ -24,7 +24,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { Pool, type Dispatcher } from 'undici';
+import { errors, Pool, type Dispatcher } from 'undici';
 import type { Allow, UpstreamReason } from '../../core/decision.ts';
 import type { Config } from '../../config/schema.ts';
 import { StartupError } from '../../errors.ts';
@@ -34,7 +34,7 @@ import { render } from '../respond.ts';
 import { tlsAlertOf } from '../tls/upstream-alerts.ts';
 import { TLS_ERROR_CODES, upstreamConnector } from '../tls/upstream-tls.ts';
 import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
-import { watchBody } from './body-watchdog.ts';
+import { dropRestOfBody, watchBody } from './body-watchdog.ts';
 import { PoolSlots } from './pool-slots.ts';
 
 /** How an exchange ended; `ok` includes upstream 4xx/5xx answers, which are the backend's to give. */
@@ -47,18 +47,42 @@ const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
 const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 const CONNECT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
-const RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
+const RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+/**
+ * undici's SocketError messages for an answer it refused (an unasked 100 or 101, an answer with no
+ * request): the backend spoke, wrongly — a protocol error, not a closed connection.
+ */
+const BAD_ANSWER_MESSAGES: ReadonlySet<string> = new Set(['bad response', 'bad upgrade']);
 
 export function errorKind(err: Error): UpstreamErrorKind {
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string') return 'other';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (CONNECT_CODES.has(code)) return 'connect';
+  if (code === 'UND_ERR_SOCKET' && BAD_ANSWER_MESSAGES.has(err.message)) return 'other';
   // A TLS 1.3 backend's alert after the handshake (it refused jitgate's certificate) reaches undici
   // as "other side closed"; the socket told the truth (upstream-alerts.ts).
   if (RESET_CODES.has(code)) return code === 'UND_ERR_SOCKET' && tlsAlertOf(err) !== undefined ? 'tls' : 'reset';
   if (TLS_ERROR_CODES.has(code)) return 'tls';
   return 'other';
+}
+
+/**
+ * The idle-close race, and nothing else: the connection went away before any answer — a reset, a
+ * broken pipe, or a close on a connection that had carried earlier answers (undici's socket info:
+ * bytes read). A fresh connection the backend closed after reading the request, or an answer undici
+ * refused (a bad response, a Content-Length that does not match), means the backend got the request
+ * and may have acted on it: sending it again would run it twice. nginx repeats a request only on a
+ * cached keep-alive connection that failed in the same way. (Over TLS the handshake's bytes count as
+ * read, so there a fresh connection closed after the request is repeated as well.)
+ */
+export function closedBeforeAnswer(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED') return true;
+  if (code !== 'UND_ERR_SOCKET' || err.message !== 'other side closed' || tlsAlertOf(err) !== undefined) return false;
+  const bytesRead = (err as { socket?: { bytesRead?: unknown } }).socket?.bytesRead;
+  return typeof bytesRead === 'number' && bytesRead > 0;
 }
 
 /**
@@ -111,6 +135,8 @@ export class Forwarder {
   readonly #bodyTimeoutMs: number;
   /** @internal for Exchange: how long a paused upstream waits for the client to take a byte (upstream.body_timeout). */
   readonly stallMs: number;
+  /** @internal for Exchange: upstream.headers_timeout, which undici restarts on every 1xx. */
+  readonly headersMs: number;
   readonly #headers: HeaderPolicy;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
@@ -131,6 +157,9 @@ export class Forwarder {
       connections: u.connections,
       pipelining: 1,
       keepAliveTimeout: u.keep_alive_timeout,
+      // A backend's `Keep-Alive: timeout=N` may shorten the idle time, never lengthen it (undici's own
+      // cap is 10 minutes): past keep_alive_timeout the idle-close race is back (a probe).
+      keepAliveMaxTimeout: u.keep_alive_timeout,
       connectTimeout: u.connect_timeout,
       headersTimeout: u.headers_timeout,
       bodyTimeout: u.body_timeout,
@@ -138,6 +167,7 @@ export class Forwarder {
     });
     this.#slots = new PoolSlots<Exchange>(u.connections, (exchange) => this.#dispatch(exchange));
     this.#waitMs = u.connect_timeout;
+    this.headersMs = u.headers_timeout;
     this.#bodyTimeoutMs = config.limits.body_timeout;
     this.stallMs = u.body_timeout;
     this.#headers = compileHeaderPolicy(config);
@@ -400,12 +430,18 @@ class Exchange implements Dispatcher.DispatchHandler {
     // The client left while the request waited for a pooled connection.
     if (this.#clientGone) controller.abort(new ClientClosedError());
     else if (this.#bodyTimeoutMs > 0 && this.#bodyTimer === undefined && !this.#req.complete) {
-      this.#bodyTimer = watchBody(this.#req, this.#bodyTimeoutMs, () => this.#finished, () => controller.abort(new BodyTimeoutError()));
+      this.#bodyTimer = watchBody(this.#req, this.#req.socket, this.#bodyTimeoutMs, () => this.#finished, () => controller.abort(new BodyTimeoutError()));
     }
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
-    if (status < 200) return; // 1xx informational answers are not relayed
+    if (status < 200) {
+      // 1xx informational answers are not relayed. undici restarts its head timer on each one, so a
+      // backend sending 103s forever would hold the exchange for good: the final answer is due within
+      // headers_timeout of when the gate took the request, checked as each 1xx arrives.
+      if (performance.now() - this.#started >= this.#forwarder.headersMs) controller.abort(new errors.HeadersTimeoutError());
+      return;
+    }
     this.#status = status;
     this.#forwarder.observeHead((performance.now() - this.#started) / 1000, status);
     const raw = controller.rawHeaders;
@@ -467,6 +503,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    // Answered before the body was all sent: undici lets go of the body on its next turn (it resets
+    // that upstream connection), and the rest is then read and dropped here. (The socket is read now:
+    // node detaches it from the request once the answer is finished.)
+    if (!this.#req.complete) setImmediate(dropRestOfBody, this.#req, this.#req.socket, this.#bodyTimeoutMs);
     this.#res.end();
     this.#finish(this.#status, 'ok');
   }
@@ -488,10 +528,16 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.#bodyTimedOut();
       return;
     }
+    // A 204 or 304 may carry the Content-Length its body would have had (RFC 9110 §8.6); undici
+    // refuses the missing body (it excuses HEAD only). The answer is whole: relay it, as nginx does.
+    if ((this.#status === 204 || this.#status === 304) && (err as { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      this.onResponseEnd();
+      return;
+    }
     const retry = this.#retry;
     this.#retry = undefined;
-    // Reset before any answer (the idle-close race): nothing reached the client yet, send it again.
-    if (retry !== undefined && !res.headersSent && errorKind(err) === 'reset') {
+    // Closed before any answer (the idle-close race): nothing reached the client yet, send it again.
+    if (retry !== undefined && !res.headersSent && closedBeforeAnswer(err)) {
       this.#controller = undefined;
       this.#forwarder.redispatch(retry, this, err);
       return;

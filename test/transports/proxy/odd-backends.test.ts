@@ -5,7 +5,7 @@
  * trailers, `Connection: close` on every answer, interim 1xx answers, repeated Set-Cookie,
  * truncated bodies, conflicting Content-Length, garbage and resets.
  */
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -23,6 +23,9 @@ const SCRIPTS: Record<string, { bytes: string; close: boolean }> = {
   '/orders/unasked-continue': { bytes: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nafter', close: false },
   '/orders/cookies': { bytes: 'HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; HttpOnly\r\nContent-Length: 0\r\n\r\n', close: false },
   '/orders/no-content': { bytes: 'HTTP/1.1 204 No Content\r\nX-Legacy: yes\r\n\r\n', close: false },
+  // RFC 9110 §8.6: a 304 may carry the Content-Length of the body it stands for (node:http, ASP.NET do).
+  '/orders/not-modified-length': { bytes: 'HTTP/1.1 304 Not Modified\r\nETag: "v7"\r\nContent-Length: 1234\r\n\r\n', close: false },
+  '/orders/no-content-length': { bytes: 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n', close: false },
   '/orders/truncated': { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b', close: true },
   '/orders/two-lengths': { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 7\r\n\r\nokokoko', close: true },
   '/orders/garbage': { bytes: 'THIS IS NOT HTTP\r\n\r\n', close: true },
@@ -133,6 +136,31 @@ describe('old but valid HTTP is relayed', () => {
     expect(r.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; HttpOnly']);
   });
 
+  it.each([
+    ['/orders/not-modified-length', 304, 'v7'],
+    ['/orders/no-content-length', 204, undefined],
+  ])('%s: a bodiless %i that names a Content-Length is relayed whole, and the connection goes on', async (path, status, etag) => {
+    const u = new URL(gate.url);
+    // Two requests on one client connection: the first answer must be complete for the second to come.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await new Promise<{ status: number; etag: unknown; complete: boolean }>((resolve, reject) => {
+          const req = request({ host: u.hostname, port: u.port, path, agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode!, etag: res.headers.etag, complete: res.complete }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        expect(r).toEqual({ status, etag: etag === undefined ? undefined : `"${etag}"`, complete: true });
+      }
+    } finally {
+      agent.destroy();
+    }
+    expect(auditFor(path).at(-1)).toMatchObject({ decision: 'allow', reason: 'granted', status });
+  });
+
   it('204 with no body', async () => {
     const r = await get('/orders/no-content');
     expect(r.status).toBe(204);
@@ -150,8 +178,12 @@ describe('broken answers fail closed and the gate keeps serving', () => {
     // from the backend answers nothing it was asked; undici refuses it as a bad response.
     ['/orders/unasked-continue', 'a 100 Continue to a request that sent no Expect'],
   ])('%s (%s) → 502 upstream_unreachable, no backend bytes', async (path) => {
+    const before = seen.get(path) ?? 0;
     const r = await get(path);
     expect(r.status).toBe(502);
+    // A backend that answered, however wrongly, got the request: a GET is not sent to it again. Only a
+    // connection that went away before any answer is (the reset, below).
+    expect((seen.get(path) ?? 0) - before).toBe(path === '/orders/reset' ? 2 : 1);
     expect(JSON.parse(r.text)).toEqual({ error: 'bad_gateway', reason: 'upstream_unreachable' });
     expect(r.text).not.toContain('okokoko');
     expect(auditFor(path).at(-1)).toMatchObject({ reason: 'upstream_unreachable', status: 502 });

@@ -1,0 +1,147 @@
+/**
+ * What a backend may not stretch (a review of the upstream side, 2026-12-07): a request it got is not
+ * sent to it again because it closed a fresh connection; 1xx answers do not extend
+ * `upstream.headers_timeout`; its `Keep-Alive: timeout=N` hint does not keep a pooled connection
+ * longer than `upstream.keep_alive_timeout`; an answer before the upload ended does not wedge the
+ * client's connection. A raw TCP backend, one gate in process.
+ */
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send, startGateInProcess, type InProcessGate } from '../../fixtures/servers.ts';
+
+let backend: Server;
+let gate: InProcessGate;
+let token: string;
+const sockets = new Set<Socket>();
+/** Requests the backend read, by path, and the connection (its number) each came on. */
+const seen: { path: string; conn: number }[] = [];
+let connections = 0;
+
+beforeAll(async () => {
+  backend = createServer((socket) => {
+    const conn = ++connections;
+    sockets.add(socket);
+    const timers: NodeJS.Timeout[] = [];
+    socket.on('close', () => {
+      sockets.delete(socket);
+      for (const t of timers) clearInterval(t);
+    });
+    socket.on('error', () => {});
+    let buf = '';
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) !== -1) {
+        const path = buf.slice(0, end).split(' ')[1]!;
+        buf = buf.slice(end + 4);
+        seen.push({ path, conn });
+        if (path === '/orders/answer-early') {
+          // Refuses an upload without reading it, and closes (the rest of the body is never read here).
+          socket.end('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbig');
+          return;
+        } else if (path === '/orders/close-after-reading') {
+          socket.end(); // a FIN, no answer: the backend had the request
+        } else if (path === '/orders/hints-forever') {
+          // An Early Hints answer every 200 ms, and never a final one.
+          const send103 = () => socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n');
+          send103();
+          timers.push(setInterval(send103, 200));
+        } else {
+          socket.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=600\r\nContent-Length: 2\r\n\r\nok');
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  gate = await startGateInProcess(`http://127.0.0.1:${(backend.address() as AddressInfo).port}`, (c) => {
+    c.upstream.headers_timeout = '1s';
+    c.upstream.keep_alive_timeout = '300ms';
+    c.limits = { body_timeout: '1s' };
+  });
+  token = await gate.token({ authorization_details: [{ type: 'jit_grant', actions: ['GET', 'DELETE', 'POST'], paths: ['/orders/**'] }] });
+});
+afterAll(async () => {
+  await gate?.close();
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((r) => backend?.close(() => r()));
+});
+
+const call = (path: string, method = 'GET') => send(gate.url, path, { method, headers: { authorization: `Bearer ${token}` } });
+const auditFor = (path: string) => gate.logs.filter((l) => l.type === 'audit' && l.path === path);
+
+describe('the backend cannot stretch the gate', () => {
+  it('a fresh connection closed after the request was read: 502, and the request is not sent again', async () => {
+    // First request of the run: the pool holds no connection yet, so this one is fresh.
+    expect(seen.length).toBe(0);
+    const r = await call('/orders/close-after-reading', 'DELETE');
+    expect(r.status).toBe(502);
+    expect(seen.filter((s) => s.path === '/orders/close-after-reading').length).toBe(1);
+    expect(auditFor('/orders/close-after-reading').at(-1)).toMatchObject({ reason: 'upstream_unreachable', status: 502 });
+  });
+
+  it('1xx answers every 200 ms do not hold the exchange past headers_timeout: 504', async () => {
+    const started = performance.now();
+    const r = await call('/orders/hints-forever');
+    const ms = performance.now() - started;
+    expect(r.status).toBe(504);
+    expect(JSON.parse(r.text)).toMatchObject({ reason: 'upstream_timeout' });
+    // Due at the first 1xx after 1 s; undici's own timer, restarted by each 1xx, would never fire.
+    expect(ms).toBeGreaterThanOrEqual(950);
+    expect(ms).toBeLessThan(3000);
+  });
+
+  it('a backend hinting Keep-Alive: timeout=600 still has its idle connection closed after keep_alive_timeout', async () => {
+    expect((await call('/orders/one')).status).toBe(200);
+    const first = seen.at(-1)!.conn;
+    expect((await call('/orders/two')).status).toBe(200);
+    expect(seen.at(-1)!.conn).toBe(first); // reused while fresh
+    await new Promise((r) => setTimeout(r, 700));
+    expect((await call('/orders/three')).status).toBe(200);
+    expect(seen.at(-1)!.conn).not.toBe(first);
+  });
+
+  it('an answer before the upload ended: the rest of the body is dropped and a pipelined request is answered on the same connection', async () => {
+    const u = new URL(gate.url);
+    const client = connect(Number(u.port), u.hostname);
+    let got = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => (got += d));
+    const closed = new Promise<boolean>((r) => client.on('close', (hadError) => r(hadError)));
+    client.on('error', () => {});
+    await new Promise<void>((r) => client.once('connect', r));
+    const piece = Buffer.alloc(100_000, 0x78);
+    client.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${10 * piece.length}\r\n\r\n`);
+    for (let i = 0; i < 10; i++) {
+      client.write(piece);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    client.write(`GET /orders/after HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+    // Before the change the second request was never answered, and the connection was reset at the
+    // keep-alive timeout (5 s here); now both answers come at once and the gate closes it cleanly.
+    expect(await closed).toBe(false);
+    const answers = got.split('HTTP/1.1 ').slice(1);
+    expect(answers.map((a) => a.slice(0, 3))).toEqual(['413', '200']);
+    expect(answers[0]).toMatch(/\r\n\r\nbig$/);
+    expect(seen.filter((s) => s.path === '/orders/after').length).toBe(1);
+    expect(auditFor('/orders/answer-early').at(-1)).toMatchObject({ decision: 'allow', status: 413 });
+  });
+
+  it('a body that stops coming after its early answer: the connection is closed after limits.body_timeout', async () => {
+    const u = new URL(gate.url);
+    const client = connect(Number(u.port), u.hostname);
+    let got = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => (got += d));
+    client.on('error', () => {});
+    const closed = new Promise<number>((r) => client.on('close', () => r(performance.now())));
+    await new Promise<void>((r) => client.once('connect', r));
+    client.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nContent-Length: 1000000\r\n\r\n`);
+    client.write(Buffer.alloc(1000, 0x78));
+    const sent = performance.now();
+    const ms = (await closed) - sent;
+    expect(got).toMatch(/^HTTP\/1\.1 413 /);
+    expect(ms).toBeGreaterThanOrEqual(900);
+    expect(ms).toBeLessThan(4000);
+  });
+});
