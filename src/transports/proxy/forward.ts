@@ -410,7 +410,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.#forwarder.unqueue(this);
       this.#forwarder.limitHit('pool_wait');
       const r = render('upstream_timeout');
-      this.#res.shouldKeepAlive = false; // a body may still be on its way
+      if (!this.#req.complete) this.#res.shouldKeepAlive = false; // its body is still on its way: not read here
       this.#res.writeHead(r.status, r.headers);
       this.#res.end(r.bodyBytes);
       this.#finish(r.status, 'upstream_timeout');
@@ -550,8 +550,9 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const r = render(end);
-    // The request body may still be arriving; do not keep reading it on this connection.
-    res.shouldKeepAlive = false;
+    // A request body still arriving is not read on: the connection closes. A whole request keeps its
+    // connection (nginx's too), so a pipelined request behind it is still answered.
+    if (!this.#req.complete) res.shouldKeepAlive = false;
     res.writeHead(r.status, r.headers);
     res.end(r.bodyBytes);
     this.#finish(r.status, end);

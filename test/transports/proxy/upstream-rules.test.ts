@@ -144,4 +144,19 @@ describe('the backend cannot stretch the gate', () => {
     expect(ms).toBeGreaterThanOrEqual(900);
     expect(ms).toBeLessThan(4000);
   });
+
+  it('a 502 to a whole request keeps the client connection: the request pipelined behind it is answered', async () => {
+    const u = new URL(gate.url);
+    const client = connect(Number(u.port), u.hostname);
+    let got = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => (got += d));
+    client.on('error', () => {});
+    const closed = new Promise<boolean>((r) => client.on('close', (hadError) => r(hadError)));
+    await new Promise<void>((r) => client.once('connect', r));
+    const head = (path: string, last: boolean) => `GET ${path} HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
+    client.write(head('/orders/close-after-reading', false) + head('/orders/behind-a-502', true));
+    expect(await closed).toBe(false);
+    expect(got.split('HTTP/1.1 ').slice(1).map((a) => a.slice(0, 3))).toEqual(['502', '200']);
+  });
 });
