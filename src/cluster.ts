@@ -37,6 +37,7 @@ import { JitgateError } from './errors.ts';
 import { flushWithin, SECOND_SIGNAL_FLUSH_MS } from './observability/logger.ts';
 import type { PrimaryChannel } from './revocation/journal-follower.ts';
 import { onReloadSignal } from './reload.ts';
+import { onLogReopen, reopenOwnLog } from './process-signals.ts';
 import { listenUrl, onShutdownSignals, startJitgateWorker, type WorkerRunning } from './runtime.ts';
 import { answerMetrics } from './cluster/cluster-metrics.ts';
 import { NONCE_KEY_ENV, type FromWorker, type ToWorker } from './cluster/messages.ts';
@@ -88,7 +89,9 @@ export async function runWorker(config: Config, file: string): Promise<number> {
       process.send!({ type: 'jitgate:readiness', id: msg.id, ...withDraining(r.gate.readiness(), r.draining) } satisfies FromWorker);
     } else if (msg?.type === 'jitgate:drain') drain(msg.graceMs);
     else if (msg?.type === 'jitgate:reload') void r.reload();
+    else if (msg?.type === 'jitgate:reopen-log') reopenOwnLog(r.logger);
   });
+  onLogReopen(r.logger, () => reopenOwnLog(r.logger));
   onReloadSignal(() => r.reload(), r.logger);
   // The primary is gone (killed): nobody will hand out connections or ask for a drain. Node's
   // cluster code would exit this worker at once on an unexpected disconnect, resetting every

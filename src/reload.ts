@@ -11,6 +11,7 @@
  * (a rolling one, SIGTERM drains). TLS certificate and CA files are not read here: each TLS block
  * polls its own files every `reload_interval` (1 s by default; transports/tls/file-reload.ts).
  */
+import { reloadHandled } from './process-signals.ts';
 import type { Logger } from 'pino';
 import type { Gate } from './gate.ts';
 import type { Metrics } from './observability/metrics.ts';
@@ -51,6 +52,7 @@ export function onReloadSignal(reload: () => Promise<unknown>, logger: Logger): 
       }
     });
   };
+  reloadHandled();
   process.on('SIGHUP', () => {
     logger.info({ signal: 'SIGHUP' }, 'reload requested');
     if (running !== undefined) again = true;

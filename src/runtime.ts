@@ -29,6 +29,7 @@ import { startExtAuthz } from './transports/ext-authz/index.ts';
 import type { HttpListener } from './transports/http-listener.ts';
 import { startProxy, type ProxyListener } from './transports/proxy/server.ts';
 import { reloadFiles } from './reload.ts';
+import { shutdownHandled } from './process-signals.ts';
 
 export interface StartOptions {
   /** Defaults to a logger built from `config.log`. Tests pass one that records lines. */
@@ -181,6 +182,7 @@ export function onShutdownSignals(drain: (signal: NodeJS.Signals) => void, now: 
       drain(signal);
     }
   };
+  shutdownHandled();
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
 }

@@ -4,7 +4,7 @@
  * deep inside the logger (a black-box probe saw `serve` die with SonicBoom's EISDIR stack trace and
  * `check-config` say OK). Synchronous: it runs once, before anything serves.
  */
-import { accessSync, constants, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 function statOrUndefined(path: string): Stats | undefined {
@@ -58,4 +58,44 @@ export function appendableFileProblem(key: string, path: string, makeDirs: boole
 export function logDestinationProblem(destination: string): string | undefined {
   if (destination === 'stdout' || destination === 'stderr') return undefined;
   return appendableFileProblem('log.destination', destination, true, true);
+}
+
+/**
+ * `serve`'s own check of `log.destination`, after logDestinationProblem: the file (and its directories)
+ * really opened for appending, as the logger will. Permission bits say nothing to root, and some
+ * trees refuse everyone (`/proc`, `/sys`): a gate run as root started with such a destination, wrote
+ * none of its audit lines, and died on its first flush with its listeners left open (a probe). A named
+ * pipe is not opened here (logger.ts opens it without waiting for a reader).
+ */
+export function logDestinationOpenProblem(destination: string): string | undefined {
+  if (destination === 'stdout' || destination === 'stderr') return undefined;
+  try {
+    if (statOrUndefined(destination)?.isFIFO() === true) return undefined;
+    makeDirs(dirname(resolve(destination)));
+    closeSync(openSync(destination, 'a'));
+    return undefined;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return `log.destination: ${destination} cannot be opened for appending (${e.code ?? e.message})`;
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node's recursive mkdir never returns for a path under `/proc`
+ * (it retries the ENOENT the kernel answers there): on the thread pool, where SonicBoom runs it, that
+ * took the pool's one thread for good. Each missing level is made on its own; a failure is thrown.
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; statOrUndefined(d) === undefined; d = dirname(d)) {
+    if (dirname(d) === d) break;
+    missing.push(d);
+  }
+  for (let i = missing.length - 1; i >= 0; i--) {
+    try {
+      mkdirSync(missing[i]!);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
 }

@@ -14,13 +14,14 @@ import { verifyModeOf } from '../config/compile.ts';
 import { cores } from '../cpu-cores.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { StartupError } from '../errors.ts';
-import { logDestinationProblem } from './path-checks.ts';
+import { logDestinationOpenProblem, logDestinationProblem } from './path-checks.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
 import { onReloadSignal } from '../reload.ts';
 import { listenUrl, LOG_FLUSH_MS, onShutdownSignals, startJitgate } from '../runtime.ts';
 import { configFileArg, reportStartupError } from './check-config.ts';
 import { applyV8Flags } from '../v8-flags.ts';
+import { guardSignals, onLogReopen, reopenOwnLog } from '../process-signals.ts';
 
 const USAGE = `Usage: jitgate serve -c FILE
 
@@ -40,6 +41,7 @@ const EXIT_FALLBACK_MS = 2000;
 export async function run(argv: string[]): Promise<number> {
   const file = configFileArg(argv, 'serve', USAGE);
   if (typeof file === 'number') return file;
+  guardSignals();
   applyV8Flags();
   let config: Config;
   try {
@@ -47,9 +49,16 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return reportStartupError('serve', err);
   }
-  const code = await (cluster.isWorker ? runWorker(config, file) : serve(config, file)).catch((err: unknown) => reportStartupError('serve', err));
-  setTimeout(() => process.exit(code), EXIT_FALLBACK_MS).unref();
-  return code;
+  let code = 1;
+  try {
+    code = await (cluster.isWorker ? runWorker(config, file) : serve(config, file)).catch((err: unknown) => reportStartupError('serve', err));
+    return code;
+  } finally {
+    // However serving ended — a drain, a start-up error, a bug that threw after the listeners opened
+    // (index.ts prints it) — the process ends: open listeners would otherwise keep it alive, serving,
+    // with no signal handling (a probe saw exactly that).
+    setTimeout(() => process.exit(code), EXIT_FALLBACK_MS).unref();
+  }
 }
 
 /**
@@ -62,7 +71,7 @@ function cpuFields(config: Config): { cores: number; signature_checks: 'event lo
 
 async function serve(config: Config, file: string): Promise<number> {
   // Before any logger opens it: an unusable destination is a line naming the key, not SonicBoom's stack trace.
-  const destination = logDestinationProblem(config.log.destination);
+  const destination = logDestinationProblem(config.log.destination) ?? logDestinationOpenProblem(config.log.destination);
   if (destination !== undefined) throw new StartupError(destination);
   const count = workerCount(config.workers);
   if (count > 1) {
@@ -79,8 +88,14 @@ async function serve(config: Config, file: string): Promise<number> {
   const running = await startJitgate(config, file);
   const { proxy, admin, extAuthz } = running.listeners;
   const log = running.logger;
-  log.info({ proxy: listenUrl(proxy, config.listen.tls ? 'https' : 'http'), admin: listenUrl(admin, config.admin.tls ? 'https' : 'http'), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, ...cpuFields(config), config: file }, 'jitgate started');
-  log.flush();
+  try {
+    log.info({ proxy: listenUrl(proxy, config.listen.tls ? 'https' : 'http'), admin: listenUrl(admin, config.admin.tls ? 'https' : 'http'), ext_authz: extAuthz.map((l) => `${l.name} ${listenUrl(l)}`), workers: 1, ...cpuFields(config), config: file }, 'jitgate started');
+    log.flush();
+  } catch (err) {
+    void running.close(0).catch(() => undefined); // not left serving without its signal handlers
+    throw err;
+  }
+  onLogReopen(log, () => reopenOwnLog(log));
   onReloadSignal(() => running.reload(), log);
   return new Promise<number>((resolve) => {
     onShutdownSignals(

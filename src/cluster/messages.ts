@@ -9,7 +9,7 @@ import type { MetricsAnswer, MetricsRequest } from './cluster-metrics.ts';
 import type { Readiness } from '../gate.ts';
 import type { FollowerRequest, FollowerUpdate } from '../revocation/journal-follower.ts';
 
-export type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | { type: 'jitgate:reload' } | MetricsRequest | FollowerUpdate | ReplayAnswer | AnomalyRevokeAnswer | AnomalyCountAnswer;
+export type ToWorker = { type: 'jitgate:drain'; graceMs: number } | { type: 'jitgate:readiness'; id: number } | { type: 'jitgate:reload' } | { type: 'jitgate:reopen-log' } | MetricsRequest | FollowerUpdate | ReplayAnswer | AnomalyRevokeAnswer | AnomalyCountAnswer;
 export type FromWorker =
   | { type: 'jitgate:started'; proxy: string; extAuthz: string[] }
   | { type: 'jitgate:failed'; message: string }

@@ -21,6 +21,7 @@ import type { Config } from '../config/schema.ts';
 import type { Readiness } from '../gate.ts';
 import { revocationRetainMs } from '../revocation/retention.ts';
 import { onReloadSignal } from '../reload.ts';
+import { onLogReopen, reopenOwnLog } from '../process-signals.ts';
 import { onShutdownSignals } from '../runtime.ts';
 import type { HttpListener } from '../transports/http-listener.ts';
 import { ClusterMetrics } from './cluster-metrics.ts';
@@ -193,11 +194,18 @@ async function startAdminListener(config: Config, logger: Logger, source: AdminS
   }
 }
 
-/** SIGHUP (e.g. systemd ExecReload to the primary): every worker re-reads its files (src/reload.ts). */
+/**
+ * SIGHUP (e.g. systemd ExecReload to the primary): every worker re-reads its files (src/reload.ts).
+ * SIGUSR1 (logrotate's postrotate): the primary and every worker open the log file again.
+ */
 function forwardReload(workers: WorkerSlots, log: Logger): void {
   onReloadSignal(async () => {
     for (const w of workers.all()) if (w.isConnected()) w.send({ type: 'jitgate:reload' } satisfies ToWorker);
   }, log);
+  onLogReopen(log, () => {
+    reopenOwnLog(log);
+    for (const w of workers.all()) if (w.isConnected()) w.send({ type: 'jitgate:reopen-log' } satisfies ToWorker);
+  });
 }
 
 /**
@@ -220,12 +228,17 @@ function drainOnSignal(workers: WorkerSlots, graceMs: number, log: Logger, logge
         );
         // A worker that outlives its own grace is stuck; do not let it hold the rollout.
         const killer = setTimeout(() => {
-          for (const w of workers.all()) if (!w.isDead()) w.process.kill('SIGKILL');
+          for (const w of workers.all()) {
+            if (w.isDead()) continue;
+            log.warn({ worker: w.id, pid: w.process.pid, waited_ms: graceMs + KILL_AFTER_GRACE_MS }, 'worker did not stop within shutdown.grace + 5 s; killed (SIGKILL), the exit code will be 1');
+            w.process.kill('SIGKILL');
+          }
         }, graceMs + KILL_AFTER_GRACE_MS);
         void Promise.all(exits).then(async (codes) => {
           clearTimeout(killer);
           await closeRest();
-          log.info({ codes }, 'all workers stopped');
+          if (codes.every((c) => c === 0)) log.info({ codes }, 'all workers stopped');
+          else log.warn({ codes }, 'all workers stopped; not every one cleanly, so the exit code is 1');
           void flushWithin(logger).then(() => resolve(codes.every((c) => c === 0) ? 0 : 1));
         });
       },

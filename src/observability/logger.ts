@@ -112,6 +112,12 @@ export const SECOND_SIGNAL_FLUSH_MS = 300;
  * what is still pending is dropped (counted, and said on stderr) and neither our exit hook nor
  * pino's will try a synchronous write to it, which on a stuck pipe never returns.
  */
+/** Opens the logger's file destination again (SIGUSR1; LineBatch.reopen); false when it has none. */
+export function reopenDestination(logger: Logger): boolean {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  return stream instanceof LineBatch && stream.reopen();
+}
+
 export function flushWithin(logger: Logger, ms: number = FINAL_FLUSH_MS): Promise<void> {
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { flush?(cb: () => void): void; destroy?(): void; destroyed?: boolean } | undefined;
   if (typeof stream?.flush !== 'function' || stream.destroyed === true) return Promise.resolve();
@@ -302,6 +308,22 @@ export class LineBatch {
 
   get destroyed(): boolean {
     return this.#destroyed;
+  }
+
+  /**
+   * After the file was renamed away (logrotate without copytruncate, then SIGUSR1): lines pending go
+   * to the old file, the next ones to a file opened again at the configured path. False for a
+   * destination opened by descriptor (stdout, a named pipe), which has no path to open again.
+   */
+  reopen(): boolean {
+    if (this.#destroyed) return false;
+    this.#push();
+    try {
+      this.#inner.reopen();
+      return true;
+    } catch {
+      return false; // SonicBoom: "Unable to reopen a file descriptor"
+    }
   }
 
   /** Drops what is pending and writes nothing more (flushWithin's give-up). */
