@@ -40,6 +40,13 @@ export function answerConnect(socket: Duplex): DenyReason {
   return 'connect_method';
 }
 
+/**
+ * Connections reading and dropping the rest of a body whose request was answered before it arrived
+ * (proxy/body-watchdog.ts dropRestOfBody), with that request: while it is not complete, a parse error
+ * is in those bytes and ends the connection quietly; after, the bytes are a new request's.
+ */
+export const answeredBodies = new WeakMap<Duplex, { readonly complete: boolean }>();
+
 type InFlight = { headersSent?: boolean; writableFinished?: boolean; req?: { complete?: boolean }; once(event: 'finish', f: () => void): unknown };
 
 /**
@@ -48,8 +55,12 @@ type InFlight = { headersSent?: boolean; writableFinished?: boolean; req?: { com
  * line itself earns, when the caller could read one (early-refusal.ts); else the error code's.
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, precise?: DenyReason): DenyReason | undefined {
-  const inFlight = (socket as { _httpMessage?: InFlight })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  // node sets it to null once an answer is finished (a keep-alive connection between requests):
+  // reading a property of that null ended the whole gate, for a client with no token (a re-probe).
+  const inFlight = (socket as { _httpMessage?: InFlight | null })._httpMessage ?? undefined;
+  if (err.code === 'ECONNRESET' || !socket.writable || answeredBodies.get(socket)?.complete === false) {
+    // (A body being dropped after its answer, pipelined-bad or cut short: its request was answered
+    // and audited already, and a second answer would be one nobody asked for.)
     socket.destroy();
     return undefined;
   }

@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { answeredBodies } from '../client-error.ts';
 
 /** Calls `onIdle` once the body stalls; stops by itself when the body is complete or `done()` says so. */
 export function watchBody(req: IncomingMessage, socket: Socket, timeoutMs: number, done: () => boolean, onIdle: () => void): NodeJS.Timeout {
@@ -51,6 +52,7 @@ export function dropRestOfBody(req: IncomingMessage, socket: Socket, idleMs: num
     return;
   }
   dump.call(req);
+  answeredBodies.set(socket, req);
   socket.resume(); // the parser paused the socket when the destroyed stream took no more
   const close = () => {
     if (!req.complete) socket.destroy();

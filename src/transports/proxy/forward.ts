@@ -506,7 +506,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     // Answered before the body was all sent: undici lets go of the body on its next turn (it resets
     // that upstream connection), and the rest is then read and dropped here. (The socket is read now:
     // node detaches it from the request once the answer is finished.)
-    if (!this.#req.complete) setImmediate(dropRestOfBody, this.#req, this.#req.socket, this.#bodyTimeoutMs);
+    // (A connection closing after this answer has nothing to keep: left as node closes it.)
+    if (!this.#req.complete && this.#res.shouldKeepAlive) setImmediate(dropRestOfBody, this.#req, this.#req.socket, this.#bodyTimeoutMs);
     this.#res.end();
     this.#finish(this.#status, 'ok');
   }

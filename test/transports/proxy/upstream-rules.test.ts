@@ -159,4 +159,47 @@ describe('the backend cannot stretch the gate', () => {
     expect(await closed).toBe(false);
     expect(got.split('HTTP/1.1 ').slice(1).map((a) => a.slice(0, 3))).toEqual(['502', '200']);
   });
+
+  it.each([
+    ['bad chunk framing in the dropped body', 'zz\r\n', false],
+    ['the client closing mid-body', '', true],
+  ])('an early answer, then %s: the connection ends quietly (no second answer) and the gate keeps serving', async (_what, bytes, fin) => {
+    const u = new URL(gate.url);
+    const client = connect(Number(u.port), u.hostname);
+    let got = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => (got += d));
+    client.on('error', () => {});
+    const closed = new Promise<void>((r) => client.on('close', () => r()));
+    await new Promise<void>((r) => client.once('connect', r));
+    client.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
+    await new Promise<void>((r) => {
+      const check = () => (got.includes('big') ? r() : setTimeout(check, 10));
+      check();
+    });
+    if (fin) client.end();
+    else client.write(bytes);
+    await closed;
+    expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 413']);
+    expect((await call('/orders/still-serving')).status).toBe(200);
+  });
+
+  it('an early answer whose dropped body then ends: a bad request after it gets its own 400', async () => {
+    const u = new URL(gate.url);
+    const client = connect(Number(u.port), u.hostname);
+    let got = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => (got += d));
+    client.on('error', () => {});
+    const closed = new Promise<void>((r) => client.on('close', () => r()));
+    await new Promise<void>((r) => client.once('connect', r));
+    client.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nContent-Length: 10\r\n\r\nhello`);
+    await new Promise<void>((r) => {
+      const check = () => (got.includes('big') ? r() : setTimeout(check, 10));
+      check();
+    });
+    client.write('world' + 'zz garbage\r\n\r\n');
+    await closed;
+    expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 413', 'HTTP/1.1 400']);
+  });
 });
