@@ -12,6 +12,7 @@
  * Answers are bytes: denials are encoded at start and an allow once per cached token
  * (check-response.ts), and framed once per such buffer, so a hot check encodes nothing.
  */
+import { PendingDecisions } from '../pending-decisions.ts';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import type { IncomingHttpHeaders } from 'node:http2';
 import { ReflectionService } from '@grpc/reflection';
@@ -92,6 +93,7 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
     observe(ctx, 'ext_authz_grpc', method, decision, httpStatus, startNs, client, ctx.tracer === undefined || headers === undefined ? undefined : h2Carrier(headers));
   };
 
+  const pending = new PendingDecisions(ctx);
   const check = (message: Buffer | ReadProblem, reply: UnaryReply, headers: IncomingHttpHeaders): void => {
     const startNs = process.hrtime.bigint();
     if (typeof message === 'string') {
@@ -122,7 +124,7 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
     const { input, stray } = checked;
     // decideSafely never throws or rejects; a cached token is decided in this tick, as in the proxy.
     const decision = decideSafely(ctx, 'ext_authz_grpc', input);
-    if (decision instanceof Promise) void decision.then((d) => finish(reply, d, input.method, stray, startNs, client, headers));
+    if (decision instanceof Promise) void pending.after('ext_authz_grpc', decision, input.method, client, (d) => finish(reply, d, input.method, stray, startNs, client, headers));
     else finish(reply, decision, input.method, stray, startNs, client, headers);
   };
   server.route(`/${AUTHORIZATION_SERVICE}/Check`, { kind: 'unary', handle: check });
@@ -158,7 +160,8 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
     throw new StartupError(`ext_authz.grpc.listen: cannot listen on ${address}: ${err.message}`, { cause: err });
   });
 
-  return { name: 'ext_authz_grpc', host: opts.host, port, close: (graceMs: number) => server.close(graceMs) };
+  // Checks still waiting on a decision when the grace ends are audited as cut (pending-decisions.ts).
+  return { name: 'ext_authz_grpc', host: opts.host, port, close: (graceMs: number) => server.close(graceMs, () => pending.cut()) };
 }
 
 /**

@@ -10,6 +10,7 @@
  * 503 cases answer 403, because Envoy counts any 5xx as a service error (fail-open under
  * failure_mode_allow). Nothing on this listener answers 5xx, internal errors included.
  */
+import { PendingDecisions } from '../pending-decisions.ts';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { deny, type Allow, type Decision } from '../../core/decision.ts';
 import type { Listener, TransportContext } from '../context.ts';
@@ -93,7 +94,7 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
       }
       observe(ctx, 'ext_authz_http', method, d, status, startNs, req.socket.remoteAddress, req.rawHeaders, cert === 'malformed' ? undefined : cert);
     };
-    return decision instanceof Promise ? decision.then(answer) : answer(decision);
+    return decision instanceof Promise ? pending.after('ext_authz_http', decision, method, req.socket.remoteAddress, answer) : answer(decision);
   };
 
   const forward = (req: IncomingMessage, res: ServerResponse, startNs: bigint, trusted: TrustedProxies): void | Promise<void> => {
@@ -122,9 +123,10 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
       }
       observe(ctx, 'forward_auth', method, d, status, startNs, req.socket.remoteAddress, req.rawHeaders, cert === 'malformed' ? undefined : cert);
     };
-    return decision instanceof Promise ? decision.then(answer) : answer(decision);
+    return decision instanceof Promise ? pending.after('forward_auth', decision, method, req.socket.remoteAddress, answer) : answer(decision);
   };
 
+  const pending = new PendingDecisions(ctx);
   let listener: HttpListener | undefined;
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const startNs = process.hrtime.bigint();
@@ -155,6 +157,20 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
   // Refused by node:http before the handler: counted always, audited when a request line arrived.
   refuseEarly(server, ctx, 'ext_authz_http');
 
-  listener = await listenHttp(server, 'ext_authz_http', opts.host, opts.port);
+  const inner = await listenHttp(server, 'ext_authz_http', opts.host, opts.port);
+  listener = {
+    name: inner.name,
+    host: inner.host,
+    port: inner.port,
+    get draining() {
+      return inner.draining;
+    },
+    // Checks still waiting on a decision when the grace ends are audited as cut (pending-decisions.ts).
+    close: (graceMs: number, beforeCut?: () => void) =>
+      inner.close(graceMs, () => {
+        beforeCut?.();
+        pending.cut();
+      }),
+  };
   return listener;
 }

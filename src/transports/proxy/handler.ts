@@ -11,10 +11,11 @@ import { clientCertOf } from '../tls/client-cert.ts';
 import { render, renderDecision, type Rendered } from '../respond.ts';
 import type { ForwardEnd, Forwarder } from './forward.ts';
 import { InflightByToken } from './inflight-tokens.ts';
+import type { PendingDecisions } from '../pending-decisions.ts';
 
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
 
-export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder): ProxyHandler {
+export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, pending: PendingDecisions): ProxyHandler {
   const { gate, metrics, audit, tracer } = ctx;
   const log = ctx.logger.child({ component: 'proxy' });
   const inflight = new InflightByToken(ctx.config.limits.max_inflight_per_token);
@@ -95,9 +96,15 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder):
       act(req, res, expectContinue, decision, started);
       return;
     }
+    // A decision that waits (a miss, a status list, a DPoP replay check) is one a shutdown can cut.
+    const held = pending.hold('proxy', req.method!, req.socket.remoteAddress);
     decision.then(
-      (d) => act(req, res, expectContinue, d, started),
-      (err: unknown) => act(req, res, expectContinue, failed(err), started),
+      (d) => {
+        if (pending.release(held)) act(req, res, expectContinue, d, started);
+      },
+      (err: unknown) => {
+        if (pending.release(held)) act(req, res, expectContinue, failed(err), started);
+      },
     );
   };
 }

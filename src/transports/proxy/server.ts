@@ -11,6 +11,7 @@ import { render } from '../respond.ts';
 import { ConnectionLanes } from './connection-lane.ts';
 import { Forwarder } from './forward.ts';
 import { createProxyHandler, type ProxyHandler } from './handler.ts';
+import { PendingDecisions } from '../pending-decisions.ts';
 
 export interface ProxyListener extends HttpListener {
   readonly forwarder: Forwarder;
@@ -27,7 +28,8 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
     tls?.stop();
     throw err;
   }
-  const decide = createProxyHandler(ctx, forwarder);
+  const pending = new PendingDecisions(ctx);
+  const decide = createProxyHandler(ctx, forwarder, pending);
   // A request queued behind another on its connection is judged when its turn comes: if the
   // connection's client trust ended meanwhile (client-trust.ts), it is not served (a re-probe found
   // pipelined requests read before a CA change judged and forwarded after it).
@@ -86,7 +88,10 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
     async close(graceMs: number) {
       tls?.stop();
       // Requests still open when the grace ends are cut by the gate, not left by their clients.
-      await inner.close(graceMs, () => forwarder.cutting());
+      await inner.close(graceMs, () => {
+        forwarder.cutting();
+        pending.cut();
+      });
       // Every client connection is gone, so no exchange is left; close upstream sockets.
       await forwarder.close();
     },

@@ -364,12 +364,14 @@ export class GrpcH2Server {
   }
 
   /** GOAWAY to every client, then waits up to `graceMs` for calls in flight before cutting them. */
-  close(graceMs: number): Promise<void> {
+  /** `beforeCut`: called when the grace ends with sessions still open, just before they are destroyed. */
+  close(graceMs: number, beforeCut?: () => void): Promise<void> {
     clearInterval(this.#sweep);
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       for (const s of this.#sessions.keys()) s.close();
       const timer = setTimeout(() => {
+        beforeCut?.();
         for (const s of this.#sessions.keys()) s.destroy();
       }, graceMs);
       timer.unref();
