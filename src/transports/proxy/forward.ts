@@ -32,7 +32,7 @@ import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts'
 import type { TraceHandle } from '../../observability/trace-hooks.ts';
 import { render } from '../respond.ts';
 import { tlsAlertOf } from '../tls/upstream-alerts.ts';
-import { TLS_ERROR_CODES, upstreamConnector } from '../tls/upstream-tls.ts';
+import { TLS_ERROR_CODES, upstreamConnector, upstreamServerName } from '../tls/upstream-tls.ts';
 import { compileHeaderPolicy, downstreamHeaders, upstreamHeaders, type HeaderPolicy } from './hop-headers.ts';
 import { dropRestOfBody, watchBody } from './body-watchdog.ts';
 import { PoolSlots } from './pool-slots.ts';
@@ -132,6 +132,8 @@ export class Forwarder {
   /** At most `upstream.connections` exchanges with undici; the rest wait (pool-slots.ts). */
   readonly #slots: PoolSlots<Exchange>;
   readonly #waitMs: number;
+  /** https:// upstreams: the name the backend's certificate is checked against, the same for every request. */
+  readonly #serverName: string | undefined;
   readonly #bodyTimeoutMs: number;
   /** @internal for Exchange: how long a paused upstream waits for the client to take a byte (upstream.body_timeout). */
   readonly stallMs: number;
@@ -166,6 +168,7 @@ export class Forwarder {
       connect: connector.connect,
     });
     this.#slots = new PoolSlots<Exchange>(u.connections, (exchange) => this.#dispatch(exchange));
+    this.#serverName = upstreamServerName(config);
     this.#waitMs = u.connect_timeout;
     this.headersMs = u.headers_timeout;
     this.#bodyTimeoutMs = config.limits.body_timeout;
@@ -194,11 +197,14 @@ export class Forwarder {
         finish(status, end);
       };
     }
-    const options: Dispatcher.DispatchOptions = {
+    // `servername` is read by undici's Request (lib/core/request.js), though its types omit it.
+    const options: Dispatcher.DispatchOptions & { servername: string | undefined } = {
       path: allow.query === '' ? allow.path : allow.path + allow.query,
       method: req.method as Dispatcher.HttpMethod,
       headers: head.headers,
       body: head.hasBody ? req : null,
+      // undici would take it from the client's Host (upstream-tls.ts upstreamServerName).
+      servername: this.#serverName,
     };
     // Only a request that can be sent twice unchanged: idempotent, and no body to replay.
     const retry = !head.hasBody && IDEMPOTENT.has(options.method) ? options : undefined;

@@ -12,6 +12,7 @@
  * previous connector.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { buildConnector } from 'undici';
@@ -113,7 +114,8 @@ export function upstreamConnector(config: Config, ctx: { readonly metrics?: Metr
   let current = build();
   const tls = config.upstream.tls;
   const files = [tls?.ca_file, tls?.cert_file, tls?.key_file].filter((f): f is string => f !== undefined);
-  if (tls === undefined || files.length === 0) return { connect: watched(current), stop: () => undefined };
+  const name = upstreamServerName(config);
+  if (tls === undefined || files.length === 0) return { connect: watched(current, name), stop: () => undefined };
   const stop = reloadOnChange({
     files,
     intervalMs: tls.reload_interval,
@@ -124,14 +126,29 @@ export function upstreamConnector(config: Config, ctx: { readonly metrics?: Metr
       current = build();
     },
   });
-  return { connect: watched((options, callback) => current(options, callback)), stop };
+  return { connect: watched((options, callback) => current(options, callback), name), stop };
+}
+
+/**
+ * The name the backend's certificate is checked against (and sent as SNI): `upstream.tls.servername`,
+ * else the upstream URL's host. Never the client's Host: undici derives a request's servername from
+ * its Host header, which let a client choose the name the backend was verified against (any
+ * certificate valid for a name of the client's choosing passed) and force a new handshake per request
+ * by varying it (a re-probe). Forwarder sends this with every request; an IP is not a server name.
+ */
+export function upstreamServerName(config: Config): string | undefined {
+  const u = new URL(config.upstream.url);
+  if (u.protocol !== 'https:') return undefined;
+  return config.upstream.tls?.servername ?? u.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
 /** The connector, with each socket it makes watched for a backend's TLS alert (upstream-alerts.ts). */
-function watched(connect: buildConnector.connector): buildConnector.connector {
+function watched(connect: buildConnector.connector, serverName: string | undefined): buildConnector.connector {
   const isTls = (code: string): boolean => TLS_ERROR_CODES.has(code);
+  // An IP is left to undici (no SNI, RFC 6066; the certificate checked against the IP itself).
+  const sni = serverName === undefined || isIP(serverName) !== 0 ? undefined : serverName;
   return (options, callback) =>
-    connect(options, (err, socket) => {
+    connect({ ...options, servername: sni }, (err, socket) => {
       if (err === null && socket !== null && socket !== undefined) watchTlsAlerts(socket, isTls);
       callback(err, socket as never);
     });

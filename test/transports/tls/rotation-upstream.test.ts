@@ -16,7 +16,7 @@ import { makePki, type CertFiles, type Pki } from '../../fixtures/pki.ts';
 import { assertRefusedPort, REFUSED_PORT } from '../../fixtures/ports.ts';
 import { makeLeaf } from '../../../src/issuing/dev-pki.ts';
 import { validateConfig } from '../../../src/config/load.ts';
-import { startGateInProcess, startupError, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
+import { send, startGateInProcess, startupError, writeGateConfig, type InProcessGate } from '../../fixtures/servers.ts';
 import { colonHex, serverFingerprint, tlsCall } from './helpers.ts';
 
 let pki: Pki;
@@ -196,6 +196,27 @@ describe('TLS to the backend (upstream.url https://)', () => {
     expect((await get(wrong)).status).toBe(502);
     const right = await gateTo(b.url, { ca_file: pki.backendCa.cert, servername: 'backend.internal' });
     expect((await get(right)).status).toBe(200);
+  });
+
+  it("the client's Host never names the certificate: upstream.tls.servername (else the upstream's host) does", async () => {
+    const b = await backend(pki.backend);
+    let handshakes = 0;
+    b.server.on('secureConnection', () => handshakes++);
+    const hostGet = async (g: InProcessGate, host: string) => (await send(g.url, '/orders/42', { headers: { host, authorization: `Bearer ${await g.token()}` } })).status;
+    // The certificate carries backend.internal, not other.internal: a client naming the one it does
+    // carry must not make the gate accept it (before: 200), and with the right servername a client
+    // naming anything at all is served, on one pooled connection (before: 502, and a new handshake
+    // for every change of Host).
+    const wrong = await gateTo(b.url, { ca_file: pki.backendCa.cert, servername: 'other.internal' });
+    expect(await hostGet(wrong, 'backend.internal')).toBe(502);
+    const right = await gateTo(b.url, { ca_file: pki.backendCa.cert, servername: 'backend.internal' });
+    const before = handshakes;
+    for (const host of ['evil.example', 'orders.local', 'evil.example', 'localhost']) expect(await hostGet(right, host)).toBe(200);
+    expect(handshakes - before).toBe(1);
+    // No servername: the upstream URL's host (an IP here, checked against the certificate's IP SAN).
+    const byUrl = await gateTo(b.url, { ca_file: pki.backendCa.cert });
+    expect(await hostGet(byUrl, 'backend.internal')).toBe(200);
+    expect(await hostGet(byUrl, 'evil.example')).toBe(200);
   });
 
   it('mTLS: the backend that requires a client certificate gets jitgate\'s; without one it is a 502', async () => {
