@@ -212,7 +212,7 @@ export const configSchema = z.strictObject({
     headers_timeout: timeout('30s').default(30_000),
     body_timeout: timeout('30s').default(30_000),
     connections: z.number().int().positive().default(128),
-    keep_alive_timeout: duration('4s').default(4_000),
+    keep_alive_timeout: timeout('4s').default(4_000),
   }),
   service: z.strictObject({
     audience: z.string().min(1, 'must be a non-empty audience'),
