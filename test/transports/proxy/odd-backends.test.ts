@@ -6,9 +6,8 @@
  * truncated bodies, conflicting Content-Length, garbage and resets.
  */
 import { Agent, request } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startRawBackend, type RawBackend } from '../../fixtures/raw-backend.ts';
 import { parseMetrics, send, startGateInProcess, type InProcessGate } from '../../fixtures/servers.ts';
 
 /** Path → what the backend writes (then it closes when `close` is set). */
@@ -32,54 +31,36 @@ const SCRIPTS: Record<string, { bytes: string; close: boolean }> = {
   '/orders/reset': { bytes: '', close: true },
 };
 
-let backend: Server;
+let backend: RawBackend;
 let gate: InProcessGate;
 let token: string;
-const sockets = new Set<Socket>();
 /** Requests the backend read, by path. */
 const seen = new Map<string, number>();
 
 beforeAll(async () => {
-  backend = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buf = '';
-    socket.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      // One request head at a time (these tests send no bodies).
-      let end: number;
-      while ((end = buf.indexOf('\r\n\r\n')) !== -1) {
-        const head = buf.slice(0, end);
-        buf = buf.slice(end + 4);
-        const path = head.split(' ')[1]!.split('?')[0]!;
-        const n = (seen.get(path) ?? 0) + 1;
-        seen.set(path, n);
-        // The idle-close race, made deterministic: every odd-numbered request dies with a reset.
-        const script = path === '/orders/reset-odd' ? (n % 2 === 1 ? SCRIPTS['/orders/reset'] : SCRIPTS['/orders/close-each']) : SCRIPTS[path];
-        if (script === undefined || script.bytes === '') {
-          socket.resetAndDestroy();
-          return;
-        }
-        socket.write(script.bytes);
-        if (script.close) {
-          socket.end();
-          return;
-        }
-      }
-    });
+  backend = await startRawBackend(({ target, socket }) => {
+    const path = target.split('?')[0]!;
+    const n = (seen.get(path) ?? 0) + 1;
+    seen.set(path, n);
+    // The idle-close race, made deterministic: every odd-numbered request dies with a reset.
+    const script = path === '/orders/reset-odd' ? (n % 2 === 1 ? SCRIPTS['/orders/reset'] : SCRIPTS['/orders/close-each']) : SCRIPTS[path];
+    if (script === undefined || script.bytes === '') {
+      socket.resetAndDestroy();
+      return 'stop';
+    }
+    socket.write(script.bytes);
+    if (!script.close) return undefined;
+    socket.end();
+    return 'stop';
   });
-  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-  const port = (backend.address() as AddressInfo).port;
-  gate = await startGateInProcess(`http://127.0.0.1:${port}`, (c) => {
+  gate = await startGateInProcess(backend.url, (c) => {
     c.upstream.headers_timeout = '2s';
   });
   token = await gate.token({ authorization_details: [{ type: 'jit_grant', actions: ['GET', 'HEAD', 'DELETE', 'POST', 'PUT'], paths: ['/orders/**'] }] });
 });
 afterAll(async () => {
   await gate?.close();
-  for (const s of sockets) s.destroy();
-  await new Promise<void>((r) => backend?.close(() => r()));
+  await backend?.close();
 });
 
 const get = (path: string) => send(gate.url, path, { headers: { authorization: `Bearer ${token}` } });

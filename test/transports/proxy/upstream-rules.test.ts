@@ -5,56 +5,34 @@
  * longer than `upstream.keep_alive_timeout`; an answer before the upload ended does not wedge the
  * client's connection. A raw TCP backend, one gate in process.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRawBackend, type RawBackend } from '../../fixtures/raw-backend.ts';
 import { send, startGateInProcess, type InProcessGate } from '../../fixtures/servers.ts';
 
-let backend: Server;
+let backend: RawBackend;
 let gate: InProcessGate;
 let token: string;
-const sockets = new Set<Socket>();
 /** Requests the backend read, by path, and the connection (its number) each came on. */
 const seen: { path: string; conn: number }[] = [];
-let connections = 0;
 
 beforeAll(async () => {
-  backend = createServer((socket) => {
-    const conn = ++connections;
-    sockets.add(socket);
-    const timers: NodeJS.Timeout[] = [];
-    socket.on('close', () => {
-      sockets.delete(socket);
-      for (const t of timers) clearInterval(t);
-    });
-    socket.on('error', () => {});
-    let buf = '';
-    socket.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      let end: number;
-      while ((end = buf.indexOf('\r\n\r\n')) !== -1) {
-        const path = buf.slice(0, end).split(' ')[1]!;
-        buf = buf.slice(end + 4);
-        seen.push({ path, conn });
-        if (path === '/orders/answer-early') {
-          // Refuses an upload without reading it, and closes (the rest of the body is never read here).
-          socket.end('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbig');
-          return;
-        } else if (path === '/orders/close-after-reading') {
-          socket.end(); // a FIN, no answer: the backend had the request
-        } else if (path === '/orders/hints-forever') {
-          // An Early Hints answer every 200 ms, and never a final one.
-          const send103 = () => socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n');
-          send103();
-          timers.push(setInterval(send103, 200));
-        } else {
-          socket.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=600\r\nContent-Length: 2\r\n\r\nok');
-        }
-      }
-    });
+  backend = await startRawBackend(({ target: path, conn, socket, every }) => {
+    seen.push({ path, conn });
+    if (path === '/orders/answer-early') {
+      // Refuses an upload without reading it, and closes (the rest of the body is never read here).
+      socket.end('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbig');
+      return 'stop';
+    }
+    if (path === '/orders/close-after-reading') socket.end(); // a FIN, no answer: the backend had the request
+    else if (path === '/orders/hints-forever') {
+      // An Early Hints answer every 200 ms, and never a final one.
+      const send103 = () => socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n');
+      send103();
+      every(200, send103);
+    } else socket.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=600\r\nContent-Length: 2\r\n\r\nok');
   });
-  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-  gate = await startGateInProcess(`http://127.0.0.1:${(backend.address() as AddressInfo).port}`, (c) => {
+  gate = await startGateInProcess(backend.url, (c) => {
     c.upstream.headers_timeout = '1s';
     c.upstream.keep_alive_timeout = '300ms';
     c.limits = { body_timeout: '1s' };
@@ -63,9 +41,28 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await gate?.close();
-  for (const s of sockets) s.destroy();
-  await new Promise<void>((r) => backend?.close(() => r()));
+  await backend?.close();
 });
+
+/** A raw connection to the gate: what it has read, whether it closed with an error, and a wait for some text. */
+async function rawClient(): Promise<{ socket: Socket; read: () => string; closed: Promise<boolean>; until: (text: string) => Promise<void> }> {
+  const u = new URL(gate.url);
+  const socket = connect(Number(u.port), u.hostname);
+  let got = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (got += d));
+  socket.on('error', () => {});
+  const closed = new Promise<boolean>((r) => socket.on('close', (hadError) => r(hadError)));
+  await new Promise<void>((r) => socket.once('connect', r));
+  const until = (text: string) =>
+    new Promise<void>((r) => {
+      const check = () => (got.includes(text) ? r() : setTimeout(check, 10));
+      check();
+    });
+  return { socket, read: () => got, closed, until };
+}
+
+const statuses = (text: string) => text.match(/HTTP\/1\.1 \d{3}/g);
 
 const call = (path: string, method = 'GET') => send(gate.url, path, { method, headers: { authorization: `Bearer ${token}` } });
 const auditFor = (path: string) => gate.logs.filter((l) => l.type === 'audit' && l.path === path);
@@ -102,104 +99,63 @@ describe('the backend cannot stretch the gate', () => {
   });
 
   it('an answer before the upload ended: the rest of the body is dropped and a pipelined request is answered on the same connection', async () => {
-    const u = new URL(gate.url);
-    const client = connect(Number(u.port), u.hostname);
-    let got = '';
-    client.setEncoding('latin1');
-    client.on('data', (d: string) => (got += d));
-    const closed = new Promise<boolean>((r) => client.on('close', (hadError) => r(hadError)));
-    client.on('error', () => {});
-    await new Promise<void>((r) => client.once('connect', r));
+    const c = await rawClient();
     const piece = Buffer.alloc(100_000, 0x78);
-    client.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${10 * piece.length}\r\n\r\n`);
+    c.socket.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${10 * piece.length}\r\n\r\n`);
     for (let i = 0; i < 10; i++) {
-      client.write(piece);
+      c.socket.write(piece);
       await new Promise((r) => setTimeout(r, 20));
     }
-    client.write(`GET /orders/after HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+    c.socket.write(`GET /orders/after HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
     // Before the change the second request was never answered, and the connection was reset at the
     // keep-alive timeout (5 s here); now both answers come at once and the gate closes it cleanly.
-    expect(await closed).toBe(false);
-    const answers = got.split('HTTP/1.1 ').slice(1);
-    expect(answers.map((a) => a.slice(0, 3))).toEqual(['413', '200']);
-    expect(answers[0]).toMatch(/\r\n\r\nbig$/);
+    expect(await c.closed).toBe(false);
+    expect(statuses(c.read())).toEqual(['HTTP/1.1 413', 'HTTP/1.1 200']);
+    expect(c.read().split('HTTP/1.1 ')[1]).toMatch(/\r\n\r\nbig$/);
     expect(seen.filter((s) => s.path === '/orders/after').length).toBe(1);
     expect(auditFor('/orders/answer-early').at(-1)).toMatchObject({ decision: 'allow', status: 413 });
   });
 
   it('a body that stops coming after its early answer: the connection is closed after limits.body_timeout', async () => {
-    const u = new URL(gate.url);
-    const client = connect(Number(u.port), u.hostname);
-    let got = '';
-    client.setEncoding('latin1');
-    client.on('data', (d: string) => (got += d));
-    client.on('error', () => {});
-    const closed = new Promise<number>((r) => client.on('close', () => r(performance.now())));
-    await new Promise<void>((r) => client.once('connect', r));
-    client.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nContent-Length: 1000000\r\n\r\n`);
-    client.write(Buffer.alloc(1000, 0x78));
+    const c = await rawClient();
+    c.socket.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nContent-Length: 1000000\r\n\r\n`);
+    c.socket.write(Buffer.alloc(1000, 0x78));
     const sent = performance.now();
-    const ms = (await closed) - sent;
-    expect(got).toMatch(/^HTTP\/1\.1 413 /);
+    await c.closed;
+    const ms = performance.now() - sent;
+    expect(c.read()).toMatch(/^HTTP\/1\.1 413 /);
     expect(ms).toBeGreaterThanOrEqual(900);
     expect(ms).toBeLessThan(4000);
   });
 
   it('a 502 to a whole request keeps the client connection: the request pipelined behind it is answered', async () => {
-    const u = new URL(gate.url);
-    const client = connect(Number(u.port), u.hostname);
-    let got = '';
-    client.setEncoding('latin1');
-    client.on('data', (d: string) => (got += d));
-    client.on('error', () => {});
-    const closed = new Promise<boolean>((r) => client.on('close', (hadError) => r(hadError)));
-    await new Promise<void>((r) => client.once('connect', r));
+    const c = await rawClient();
     const head = (path: string, last: boolean) => `GET ${path} HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
-    client.write(head('/orders/close-after-reading', false) + head('/orders/behind-a-502', true));
-    expect(await closed).toBe(false);
-    expect(got.split('HTTP/1.1 ').slice(1).map((a) => a.slice(0, 3))).toEqual(['502', '200']);
+    c.socket.write(head('/orders/close-after-reading', false) + head('/orders/behind-a-502', true));
+    expect(await c.closed).toBe(false);
+    expect(statuses(c.read())).toEqual(['HTTP/1.1 502', 'HTTP/1.1 200']);
   });
 
   it.each([
     ['bad chunk framing in the dropped body', 'zz\r\n', false],
     ['the client closing mid-body', '', true],
   ])('an early answer, then %s: the connection ends quietly (no second answer) and the gate keeps serving', async (_what, bytes, fin) => {
-    const u = new URL(gate.url);
-    const client = connect(Number(u.port), u.hostname);
-    let got = '';
-    client.setEncoding('latin1');
-    client.on('data', (d: string) => (got += d));
-    client.on('error', () => {});
-    const closed = new Promise<void>((r) => client.on('close', () => r()));
-    await new Promise<void>((r) => client.once('connect', r));
-    client.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
-    await new Promise<void>((r) => {
-      const check = () => (got.includes('big') ? r() : setTimeout(check, 10));
-      check();
-    });
-    if (fin) client.end();
-    else client.write(bytes);
-    await closed;
-    expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 413']);
+    const c = await rawClient();
+    c.socket.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
+    await c.until('big');
+    if (fin) c.socket.end();
+    else c.socket.write(bytes);
+    await c.closed;
+    expect(statuses(c.read())).toEqual(['HTTP/1.1 413']);
     expect((await call('/orders/still-serving')).status).toBe(200);
   });
 
   it('an early answer whose dropped body then ends: a bad request after it gets its own 400', async () => {
-    const u = new URL(gate.url);
-    const client = connect(Number(u.port), u.hostname);
-    let got = '';
-    client.setEncoding('latin1');
-    client.on('data', (d: string) => (got += d));
-    client.on('error', () => {});
-    const closed = new Promise<void>((r) => client.on('close', () => r()));
-    await new Promise<void>((r) => client.once('connect', r));
-    client.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nContent-Length: 10\r\n\r\nhello`);
-    await new Promise<void>((r) => {
-      const check = () => (got.includes('big') ? r() : setTimeout(check, 10));
-      check();
-    });
-    client.write('world' + 'zz garbage\r\n\r\n');
-    await closed;
-    expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 413', 'HTTP/1.1 400']);
+    const c = await rawClient();
+    c.socket.write(`POST /orders/answer-early HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer ${token}\r\nContent-Length: 10\r\n\r\nhello`);
+    await c.until('big');
+    c.socket.write('world' + 'zz garbage\r\n\r\n');
+    await c.closed;
+    expect(statuses(c.read())).toEqual(['HTTP/1.1 413', 'HTTP/1.1 400']);
   });
 });
