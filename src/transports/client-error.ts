@@ -35,8 +35,15 @@ function raw(reason: DenyReason): Buffer {
  * client sent after the head (the would-be tunnel) are never read.
  */
 export function answerConnect(socket: Duplex): DenyReason {
-  if (socket.writable) socket.end(raw('connect_method'));
-  else socket.destroy();
+  // node hands a CONNECT's socket over without its own error listener: a client resetting it after
+  // the answer raised an unhandled 'error' that ended the whole gate (a review; two packets, no token).
+  socket.on('error', () => socket.destroy());
+  const inFlight = (socket as { _httpMessage?: InFlight | null })._httpMessage ?? undefined;
+  if (!socket.writable) socket.destroy();
+  // Pipelined behind a request still being answered: that answer goes first, then the connection
+  // closes and the CONNECT gets none of its own (as answerClientError does for a refused request).
+  else if (inFlight !== undefined && inFlight.writableFinished !== true) inFlight.once('finish', () => socket.end());
+  else socket.end(raw('connect_method'));
   return 'connect_method';
 }
 

@@ -7,7 +7,7 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, startGateWithUpstream, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
+import { send, spawnGate, startGateWithUpstream, stopGate, writeGateConfig, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 let gate: InProcessGate;
@@ -64,4 +64,54 @@ describe('a refused request after an answered one on the same connection', () =>
     expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 401', 'HTTP/1.1 431']);
     expect((await send(gate.adminUrl, '/healthz')).status).toBe(200);
   });
+
+  it('a CONNECT answered 400, then a reset by the client, on the proxy and on ext_authz HTTP → the gate process keeps serving', async () => {
+    // A real `serve` process: node handed the CONNECT's socket over with no error listener, and the
+    // reset's ECONNRESET ended the process about a second later (in a test runner it is not seen).
+    const cfg = await writeGateConfig(up.url, (c) => (c.ext_authz = { http: { listen: { host: '127.0.0.1', port: 0 } } }));
+    const child = await spawnGate(cfg.file);
+    try {
+      const ports = [new URL(child.url).port, String(/(\d+)$/.exec(child.started.ext_authz[0] as string)![1])];
+      for (const port of ports) {
+        const s = connect(Number(port), '127.0.0.1');
+        s.on('error', () => {});
+        let got = '';
+        s.setEncoding('latin1');
+        s.on('data', (d: string) => (got += d));
+        await new Promise<void>((r) => s.once('connect', r));
+        s.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+        await new Promise<void>((r) => {
+          const check = () => (got.includes('connect_method') ? r() : setTimeout(check, 10));
+          check();
+        });
+        s.resetAndDestroy();
+      }
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(child.child.exitCode).toBe(null);
+      expect((await send(child.adminUrl, '/healthz')).status).toBe(200);
+    } finally {
+      await stopGate(child);
+    }
+  });
+
+  it('the proxy: a CONNECT pipelined behind a request still being answered does not take its answer', async () => {
+    up.respond = (_req, res, rec) => void rec.done.then(() => setTimeout(() => res.writeHead(200).end('first'), 300));
+    try {
+      const u = new URL(gate.url);
+      const s = connect(Number(u.port), u.hostname);
+      s.on('error', () => {});
+      let got = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => (got += d));
+      const closed = new Promise<void>((r) => s.on('close', () => r()));
+      await new Promise<void>((r) => s.once('connect', r));
+      s.write(`GET /public/x HTTP/1.1\r\nHost: a\r\n\r\nCONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`);
+      await closed;
+      expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 200']);
+      expect(got).toContain('first');
+    } finally {
+      up.respond = (_req, res) => res.writeHead(200).end('ok');
+    }
+  });
 });
+
