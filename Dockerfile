@@ -46,5 +46,6 @@ EXPOSE 8080 9901
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9901/healthz',{signal:AbortSignal.timeout(2500)}).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))"]
 
-ENTRYPOINT ["node", "dist/cli/index.js"]
+# --disable-sigusr1: SIGUSR1 never opens node's inspector (127.0.0.1:9229) in the gate; SIGHUP reopens logs.
+ENTRYPOINT ["node", "--disable-sigusr1", "dist/cli/index.js"]
 CMD ["serve", "-c", "/etc/jitgate/jitgate.yaml"]

@@ -1,19 +1,20 @@
 /**
  * The signals a jitgate process answers besides SIGTERM/SIGINT once it serves (runtime.ts
- * onShutdownSignals) and SIGHUP once it can reload (reload.ts), and what each does before that.
- * `serve` installs these first thing, so the single process, the cluster primary and each worker have
- * them from their first moment.
+ * onShutdownSignals) and SIGHUP's file reload once it can reload (reload.ts), and what each does
+ * before that. `serve` installs these first thing, so the single process, the cluster primary and
+ * each worker have them from their first moment.
  *
- * - SIGUSR1 opens the log file again (logrotate's postrotate, as nginx reads USR1). Node's own meaning
- *   is to start its inspector on 127.0.0.1:9229, with which anything that can reach that port (any
- *   container in the pod) runs code inside the authorization gate (a probe); a listener of our own
- *   replaces it.
+ * - SIGHUP, and SIGUSR1 where node delivers it, open the log file again (logrotate's postrotate) —
+ *   besides SIGHUP's reload. Node's own meaning of SIGUSR1, its inspector, is taken away first thing
+ *   (sigusr1-guard.ts); the package scripts and the image run node with --disable-sigusr1, which
+ *   closes the moment before that and also keeps the signal from reaching us, hence SIGHUP.
  * - SIGUSR2 is ignored, with a line (node's default: die at once, code 140, no drain).
  * - Until the process serves, SIGHUP is a line and not a death (node's default; a reload sent while a
  *   start waits on a JWKS URL or Redis), and SIGTERM/SIGINT end it at once with 128+n and a line
- *   saying nothing was served.
+ *   saying nothing was served. A log reopen asked for meanwhile is done once the log is handed over.
  */
 import type { Logger } from 'pino';
+import { onSigusr1 } from './sigusr1-guard.ts';
 import { reopenDestination } from './observability/logger.ts';
 
 let installed = false;
@@ -21,6 +22,7 @@ let reloadReady = false;
 let shutdownReady = false;
 let logger: Logger | undefined;
 let reopenLogs: (() => void) | undefined;
+let reopenWanted = false;
 
 const EXIT_CODE: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
 
@@ -36,13 +38,19 @@ function say(level: 'info' | 'warn', signal: NodeJS.Signals, msg: string): void 
 export function guardSignals(): void {
   if (installed) return;
   installed = true;
-  process.on('SIGUSR1', () => {
-    if (reopenLogs === undefined) say('info', 'SIGUSR1', 'log reopen requested before the log is open; nothing to do');
-    else reopenLogs();
-  });
-  process.on('SIGUSR2', () => say('warn', 'SIGUSR2', 'SIGUSR2 ignored (SIGHUP reloads, SIGUSR1 reopens the log, SIGTERM drains)'));
+  // A reopen while starting (the log may be open already) is carried out once the log is handed over.
+  const reopen = (signal: NodeJS.Signals): void => {
+    if (reopenLogs !== undefined) reopenLogs();
+    else {
+      reopenWanted = true;
+      say('info', signal, 'log reopen requested while starting; done once started');
+    }
+  };
+  onSigusr1(() => reopen('SIGUSR1'));
+  process.on('SIGUSR2', () => say('warn', 'SIGUSR2', 'SIGUSR2 ignored (SIGHUP reloads and reopens the log, SIGTERM drains)'));
   process.on('SIGHUP', () => {
     if (!reloadReady) say('warn', 'SIGHUP', 'reload ignored: jitgate is still starting');
+    reopen('SIGHUP');
   });
   const stop = (signal: NodeJS.Signals): void => {
     if (shutdownReady) return;
@@ -64,16 +72,43 @@ export function shutdownHandled(): void {
 }
 
 /**
- * SIGUSR1 from now on runs `reopen` (this process's log, and in a cluster primary its workers' too),
- * and lines about signals go through `log`.
+ * SIGHUP and SIGUSR1 from now on run `reopen` (this process's log, and in a cluster primary its
+ * workers' too), and lines about signals go through `log`.
  */
 export function onLogReopen(log: Logger, reopen: () => void): void {
   logger = log;
   reopenLogs = reopen;
+  if (reopenWanted) {
+    reopenWanted = false;
+    reopen();
+  }
 }
 
-/** Opens this process's log file again and says so in the new file (or that there is no file to open). */
+/**
+ * Opens this process's log file again, then says how it went — in the new file, or in the one still
+ * in use when the path could not be opened (a directory now, a directory gone read-only). Requests
+ * that come while one is under way are folded into one more after it (a storm of USR1s).
+ */
 export function reopenOwnLog(log: Logger): void {
-  if (reopenDestination(log)) log.info({ signal: 'SIGUSR1' }, 'log file reopened');
-  else log.info({ signal: 'SIGUSR1' }, 'log reopen requested; the log destination is not a file, nothing to reopen');
+  if (reopening) {
+    reopenAgain = true;
+    return;
+  }
+  reopening = true;
+  const started = reopenDestination(log, (err) => {
+    if (err === undefined) log.info('log file reopened');
+    else log.error({ err: err.message }, 'log reopen failed; lines go on to the file open before');
+    reopening = false;
+    if (reopenAgain) {
+      reopenAgain = false;
+      reopenOwnLog(log);
+    }
+  });
+  if (!started) {
+    reopening = false;
+    log.info('log reopen requested; the log destination is not a file, nothing to reopen');
+  }
 }
+
+let reopening = false;
+let reopenAgain = false;

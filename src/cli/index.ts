@@ -4,7 +4,9 @@
  *
  * @module
  */
-// First: sizes libuv's thread pool before any module can start it.
+// First: SIGUSR1 taken from node's inspector (sigusr1-guard.ts), then libuv's thread pool sized
+// before any module can start it.
+import '../sigusr1-guard.ts';
 import './init-thread-pool.ts';
 import { parseArgs } from 'node:util';
 

@@ -230,7 +230,7 @@ function drainOnSignal(workers: WorkerSlots, graceMs: number, log: Logger, logge
         const killer = setTimeout(() => {
           for (const w of workers.all()) {
             if (w.isDead()) continue;
-            log.warn({ worker: w.id, pid: w.process.pid, waited_ms: graceMs + KILL_AFTER_GRACE_MS }, 'worker did not stop within shutdown.grace + 5 s; killed (SIGKILL), the exit code will be 1');
+            log.warn({ worker: w.id, worker_pid: w.process.pid, waited_ms: graceMs + KILL_AFTER_GRACE_MS }, 'worker did not stop within shutdown.grace + 5 s; killed (SIGKILL), the exit code will be 1');
             w.process.kill('SIGKILL');
           }
         }, graceMs + KILL_AFTER_GRACE_MS);

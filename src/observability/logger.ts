@@ -112,10 +112,10 @@ export const SECOND_SIGNAL_FLUSH_MS = 300;
  * what is still pending is dropped (counted, and said on stderr) and neither our exit hook nor
  * pino's will try a synchronous write to it, which on a stuck pipe never returns.
  */
-/** Opens the logger's file destination again (SIGUSR1; LineBatch.reopen); false when it has none. */
-export function reopenDestination(logger: Logger): boolean {
+/** Opens the logger's file destination again (SIGUSR1; LineBatch.reopen), `done` when it is; false when it has none. */
+export function reopenDestination(logger: Logger, done: (err?: Error) => void): boolean {
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
-  return stream instanceof LineBatch && stream.reopen();
+  return stream instanceof LineBatch && stream.reopen(done);
 }
 
 export function flushWithin(logger: Logger, ms: number = FINAL_FLUSH_MS): Promise<void> {
@@ -312,18 +312,35 @@ export class LineBatch {
 
   /**
    * After the file was renamed away (logrotate without copytruncate, then SIGUSR1): lines pending go
-   * to the old file, the next ones to a file opened again at the configured path. False for a
-   * destination opened by descriptor (stdout, a named pipe), which has no path to open again.
+   * to the old file, the next ones to a file opened again at the configured path; `done` says how
+   * the opening went (on a failure SonicBoom keeps the file it had). False for a destination opened
+   * by descriptor (stdout, a named pipe), which has no path to open again.
    */
-  reopen(): boolean {
-    if (this.#destroyed) return false;
+  reopen(done: (err?: Error) => void): boolean {
+    const inner = this.#inner;
+    if (this.#destroyed || (inner as unknown as { file?: unknown }).file == null) return false; // stdout, a pipe
     this.#push();
-    try {
-      this.#inner.reopen();
-      return true;
-    } catch {
-      return false; // SonicBoom: "Unable to reopen a file descriptor"
-    }
+    // What was written before the signal goes to the renamed file: written out first, then the path opened.
+    inner.flush(() => {
+      const ready = (): void => {
+        inner.off('error', failed);
+        done();
+      };
+      const failed = (err: Error): void => {
+        inner.off('ready', ready);
+        done(err);
+      };
+      inner.once('ready', ready);
+      inner.once('error', failed);
+      try {
+        inner.reopen();
+      } catch (err) {
+        inner.off('ready', ready);
+        inner.off('error', failed);
+        done(err as Error);
+      }
+    });
+    return true;
   }
 
   /** Drops what is pending and writes nothing more (flushWithin's give-up). */

@@ -52,13 +52,18 @@ export class PendingDecisions {
     );
   }
 
-  /** The grace is over: every request still waiting is audited as cut; their decisions will be dropped. */
-  cut(): void {
+  /**
+   * Every request still waiting is audited and its decision will be dropped: at the end of the grace
+   * as cut by the gate (444 `shutdown_cut`, the default); once the listener has closed early because
+   * no connection was left, as left by its client (499 `client_closed`: a request whose client is
+   * still there keeps its connection open, so the close would have waited for it).
+   */
+  cut(status: 444 | 499 = 444, outcome: 'shutdown_cut' | 'client_closed' = 'shutdown_cut'): void {
     const now = performance.now();
     for (const p of this.#open) {
       try {
         // The reason is the outcome's; the decision part says only that nothing was let through.
-        this.#ctx.audit.record({ transport: p.transport, method: p.method, decision: unavailable('internal_error'), status: 444, latencyMs: now - p.since, outcome: 'shutdown_cut', client: p.client });
+        this.#ctx.audit.record({ transport: p.transport, method: p.method, decision: unavailable('internal_error'), status, latencyMs: now - p.since, outcome, client: p.client });
       } catch (err) {
         this.#ctx.logger.error({ err }, 'auditing a request cut at shutdown failed');
       }

@@ -9,7 +9,7 @@
  *   for root (permission bits said yes under /proc and /sys, and the gate served without writing).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -65,7 +65,7 @@ const lines = (path: string): Record<string, any>[] =>
     : [];
 
 describe('SIGUSR1 and SIGUSR2 on a running gate', () => {
-  it('SIGUSR1 reopens the log file after a rename (and starts no inspector); SIGUSR2 is ignored', async () => {
+  it('SIGUSR1 and SIGHUP reopen the log file after a rename (USR1 starts no inspector), a failed reopen says so; SIGUSR2 is ignored', async () => {
     let log = '';
     const cfg = await writeGateConfig(up.url, (c) => (c.log = { level: 'info', destination: (log = join(dirname(c.revocation.file), 'gate.log')) }));
     dirs.push(cfg.dir);
@@ -85,14 +85,55 @@ describe('SIGUSR1 and SIGUSR2 on a running gate', () => {
     expect(lines(`${log}.1`).some((l) => l.path === '/orders/42/after')).toBe(false);
     expect(lines(`${log}.1`).some((l) => l.path === '/orders/42/before')).toBe(true);
 
+    // SIGHUP reopens it too (and reloads): the signal that reaches a gate run with --disable-sigusr1.
+    renameSync(log, `${log}.2`);
+    gate.child.kill('SIGHUP');
+    await until(() => lines(log).some((l) => l.msg === 'log file reopened'), 5_000, 'the file reopened on SIGHUP');
+    expect([...lines(`${log}.2`), ...lines(log)].some((l) => l.msg === 'reload requested')).toBe(true);
+
+    // A path that cannot be opened any more: said as a failure, in the file still in use.
+    renameSync(log, `${log}.3`);
+    mkdirSync(log);
+    gate.child.kill('SIGHUP');
+    await until(() => lines(`${log}.3`).some((l) => l.msg === 'log reopen failed; lines go on to the file open before'), 5_000, 'the failed reopen line');
+    // (The file's own 'log file reopened' line is the one from the SIGHUP before; none follows the failure.)
+    const msgs = lines(`${log}.3`).map((l) => l.msg as string);
+    expect(msgs.lastIndexOf('log file reopened')).toBeLessThan(msgs.indexOf('log reopen failed; lines go on to the file open before'));
+    rmdirSync(log);
+
     gate.child.kill('SIGUSR2');
-    await until(() => lines(log).some((l) => l.signal === 'SIGUSR2'), 5_000, 'the SIGUSR2 line');
+    await until(() => lines(`${log}.3`).some((l) => l.signal === 'SIGUSR2'), 5_000, 'the SIGUSR2 line');
     expect((await get('/orders/42/still')).status).toBe(200);
     // Node's default for SIGUSR1 prints this when it opens the inspector.
     expect(gate.output()).not.toMatch(/Debugger listening/);
 
     gate.child.kill('SIGTERM');
     expect((await gate.exited).code).toBe(0);
+  });
+});
+
+describe('node --disable-sigusr1 (the package scripts, the image)', () => {
+  it('a SIGUSR1 from the process\'s first moment opens no inspector and stops nothing', async () => {
+    const cfg = await writeGateConfig(up.url);
+    dirs.push(cfg.dir);
+    const child = spawn(process.execPath, ['--disable-sigusr1', CLI, 'serve', '-c', cfg.file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    // (Not in its first microseconds: before node has set the signal aside, any program dies of it.)
+    await sleep(100);
+    for (let i = 0; i < 5; i++) {
+      child.kill('SIGUSR1');
+      await sleep(50);
+    }
+    await until(() => out.includes('jitgate started'), 15_000, 'the start line');
+    child.kill('SIGUSR1');
+    await sleep(200);
+    expect(child.exitCode).toBe(null);
+    expect(out).not.toMatch(/Debugger listening/);
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
   });
 });
 
@@ -118,10 +159,10 @@ describe('signals while the gate starts', () => {
     await new Promise<void>((r) => jwks?.close(() => r()));
   });
 
-  async function starting(): Promise<Serve> {
+  async function starting(logFile?: (dir: string) => string): Promise<Serve> {
     const cfg = await writeGateConfig(up.url, (c) => {
       c.issuers[0] = { issuer: c.issuers[0].issuer, jwks_uri: jwksUrl, jwks_timeout: '3s' };
-      c.log = { level: 'info', destination: 'stdout' };
+      c.log = { level: 'info', destination: logFile === undefined ? 'stdout' : logFile(dirname(c.revocation.file)) };
     });
     dirs.push(cfg.dir);
     const before = connections;
@@ -138,6 +179,19 @@ describe('signals while the gate starts', () => {
     expect(gate.output()).toMatch(/"signal":"SIGHUP","msg":"reload ignored: jitgate is still starting"/);
     gate.child.kill('SIGTERM');
     expect((await gate.exited).code).toBe(0);
+  });
+
+  it('a log rotated while starting (rename, then SIGHUP) is reopened once the gate starts', async () => {
+    let log = '';
+    const gate = await starting((dir) => (log = join(dir, 'gate.log')));
+    await until(() => existsSync(log), 5_000, 'the log file');
+    renameSync(log, `${log}.1`);
+    gate.child.kill('SIGHUP');
+    await until(() => lines(log).some((l) => l.msg === 'log file reopened'), 15_000, 'the reopened file');
+    expect(lines(`${log}.1`).some((l) => l.msg === 'jitgate started')).toBe(true);
+    gate.child.kill('SIGTERM');
+    expect((await gate.exited).code).toBe(0);
+    expect(lines(log).some((l) => l.msg === 'stopped')).toBe(true);
   });
 
   it('SIGTERM ends it at once with 143 and a line saying nothing was served', async () => {

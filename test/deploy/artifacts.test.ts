@@ -50,11 +50,13 @@ describe('Dockerfile', () => {
     const build = JSON.parse(await readFile(root('tsconfig.build.json'), 'utf8')) as { compilerOptions: { outDir: string; rootDir: string } };
     expect(build.compilerOptions).toMatchObject({ outDir: 'dist', rootDir: 'src' });
     expect(existsSync(root('src/cli/index.ts'))).toBe(true);
-    expect(all('ENTRYPOINT')).toEqual(['["node", "dist/cli/index.js"]']);
+    // --disable-sigusr1: SIGUSR1 never opens node's inspector inside the gate (SIGHUP reopens logs).
+    expect(all('ENTRYPOINT')).toEqual(['["node", "--disable-sigusr1", "dist/cli/index.js"]']);
     expect(all('CMD')).toEqual(['["serve", "-c", "/etc/jitgate/jitgate.yaml"]']);
     expect(text).toContain('JITGATE_CONFIG=/etc/jitgate/jitgate.yaml');
     const pkg = JSON.parse(await readFile(root('package.json'), 'utf8')) as { scripts: Record<string, string> };
     expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json');
+    for (const name of ['start', 'serve', 'jitgate']) expect(pkg.scripts[name]).toMatch(/^node --disable-sigusr1 src\/cli\/index\.ts/);
   });
 
   it('installs production dependencies only, runs as a numeric non-root user, exposes the two ports', () => {

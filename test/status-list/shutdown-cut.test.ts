@@ -6,6 +6,7 @@
  * ext_authz HTTP, forward-auth and ext_authz gRPC.
  */
 import { rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys } from '../fixtures/gate.ts';
 import { startGateInProcess, startRecordingUpstream, type RecordingUpstream } from '../fixtures/servers.ts';
@@ -72,4 +73,27 @@ describe('a decision waiting on a status list when the grace ends', () => {
       await gate.close();
     }
   });
+
+  it('the proxy: a client that left while its decision waited is audited once, as client_closed 499, when the listener closes early', async () => {
+    const gate = await startGateInProcess(up.url, (c) => (c.issuers[0].status_list = statusList()));
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const token = await statusToken(gate.keys.a, server.uri('/hang/5'), 0, { iat: now, exp: now + 300 });
+      const u = new URL(gate.url);
+      const s = connect(Number(u.port), u.hostname);
+      s.on('error', () => {});
+      await new Promise<void>((r) => s.once('connect', r));
+      s.write(`GET /orders/42 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+      await eventually(() => server.requestsFor('/hang/5') === 1, 5_000, 'the list fetch');
+      s.destroy(); // the client gives up
+      const started = performance.now();
+      await gate.running.close(5_000);
+      // No connection left: the listener closed without waiting out the grace.
+      expect(performance.now() - started).toBeLessThan(4_000);
+      expect(gate.logs.filter((l) => l.type === 'audit' && (l.reason === 'client_closed' || l.reason === 'shutdown_cut'))).toEqual([expect.objectContaining({ transport: 'proxy', decision: 'deny', status: 499, reason: 'client_closed' })]);
+    } finally {
+      await gate.close();
+    }
+  });
 });
+

@@ -161,7 +161,15 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
   });
 
   // Checks still waiting on a decision when the grace ends are audited as cut (pending-decisions.ts).
-  return { name: 'ext_authz_grpc', host: opts.host, port, close: (graceMs: number) => server.close(graceMs, () => pending.cut()) };
+  return {
+    name: 'ext_authz_grpc',
+    host: opts.host,
+    port,
+    close: async (graceMs: number) => {
+      await server.close(graceMs, () => pending.cut());
+      pending.cut(499, 'client_closed'); // closed before the grace ended: those calls were cancelled
+    },
+  };
 }
 
 /**

@@ -92,6 +92,8 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
         forwarder.cutting();
         pending.cut();
       });
+      // Closed before the grace ended: a decision still awaited is one whose client left.
+      pending.cut(499, 'client_closed');
       // Every client connection is gone, so no exchange is left; close upstream sockets.
       await forwarder.close();
     },
