@@ -28,7 +28,8 @@ const USAGE = `Usage: jitgate serve -c FILE
 Runs the gate: the traffic proxy, the admin listener (metrics, health, revocation API) and the
 ext_authz services the config enables. SIGTERM or SIGINT drains in-flight requests (up to
 shutdown.grace) and exits 0; a second signal exits at once. SIGHUP re-reads the jwks_file key
-sets and the revocation file (and syncs revocation.url) without dropping a request.
+sets and the revocation file (and syncs revocation.url) without dropping a request, and opens the
+log file again (logrotate).
 
 Options:
   -c, --config FILE   the config file (default: $JITGATE_CONFIG)
