@@ -6,7 +6,7 @@
  *
  * - SIGHUP, and SIGUSR1 where node delivers it, open the log file again (logrotate's postrotate) —
  *   besides SIGHUP's reload. Node's own meaning of SIGUSR1, its inspector, is taken away first thing
- *   (sigusr1-guard.ts); the package scripts and the image run node with --disable-sigusr1, which
+ *   (early-signals.ts); the package scripts and the image run node with --disable-sigusr1, which
  *   closes the moment before that and also keeps the signal from reaching us, hence SIGHUP.
  * - SIGUSR2 is ignored, with a line (node's default: die at once, code 140, no drain).
  * - Until the process serves, SIGHUP is a line and not a death (node's default; a reload sent while a
@@ -14,7 +14,7 @@
  *   saying nothing was served. A log reopen asked for meanwhile is done once the log is handed over.
  */
 import type { Logger } from 'pino';
-import { onSigusr1 } from './sigusr1-guard.ts';
+import { onEarlySignal } from './early-signals.ts';
 import { reopenDestination } from './observability/logger.ts';
 
 let installed = false;
@@ -46,9 +46,9 @@ export function guardSignals(): void {
       say('info', signal, 'log reopen requested while starting; done once started');
     }
   };
-  onSigusr1(() => reopen('SIGUSR1'));
+  onEarlySignal('SIGUSR1', () => reopen('SIGUSR1'));
   process.on('SIGUSR2', () => say('warn', 'SIGUSR2', 'SIGUSR2 ignored (SIGHUP reloads and reopens the log, SIGTERM drains)'));
-  process.on('SIGHUP', () => {
+  onEarlySignal('SIGHUP', () => {
     if (!reloadReady) say('warn', 'SIGHUP', 'reload ignored: jitgate is still starting');
     reopen('SIGHUP');
   });

@@ -4,9 +4,9 @@
  *
  * @module
  */
-// First: SIGUSR1 taken from node's inspector (sigusr1-guard.ts), then libuv's thread pool sized
-// before any module can start it.
-import '../sigusr1-guard.ts';
+// First: SIGUSR1 and SIGHUP taken from node's defaults (early-signals.ts: the inspector, death),
+// then libuv's thread pool sized before any module can start it.
+import '../early-signals.ts';
 import './init-thread-pool.ts';
 import { parseArgs } from 'node:util';
 

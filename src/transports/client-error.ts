@@ -39,11 +39,15 @@ export function answerConnect(socket: Duplex): DenyReason {
   // the answer raised an unhandled 'error' that ended the whole gate (a review; two packets, no token).
   socket.on('error', () => socket.destroy());
   const inFlight = (socket as { _httpMessage?: InFlight | null })._httpMessage ?? undefined;
+  // Closed once written, not half-closed: node stopped reading this socket when it handed it over, so
+  // it would never see the client's FIN — with requests pipelined ahead of the CONNECT, such sockets
+  // stayed open for good (a file descriptor each, and a drain that never ended; a re-probe).
+  const close = (): void => void socket.end(() => socket.destroy());
   if (!socket.writable) socket.destroy();
   // Pipelined behind a request still being answered: that answer goes first, then the connection
   // closes and the CONNECT gets none of its own (as answerClientError does for a refused request).
-  else if (inFlight !== undefined && inFlight.writableFinished !== true) inFlight.once('finish', () => socket.end());
-  else socket.end(raw('connect_method'));
+  else if (inFlight !== undefined && inFlight.writableFinished !== true) inFlight.once('finish', close);
+  else socket.end(raw('connect_method'), () => socket.destroy());
   return 'connect_method';
 }
 

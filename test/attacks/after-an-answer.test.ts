@@ -113,5 +113,28 @@ describe('a refused request after an answered one on the same connection', () =>
       up.respond = (_req, res) => res.writeHead(200).end('ok');
     }
   });
+
+  it('the proxy: requests pipelined ahead of a CONNECT leave no socket behind, so a drain ends at once', async () => {
+    // Node stops reading a CONNECT's socket when it hands it over: half-closed, such sockets never saw
+    // the client's FIN and stayed open for good (a file descriptor each, and a drain that never ended).
+    const { up: up2, gate: g } = await startGateWithUpstream();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = connect(Number(new URL(g.url).port), '127.0.0.1');
+        s.on('error', () => {});
+        s.resume();
+        await new Promise<void>((r) => s.once('connect', r));
+        s.write('GET /public/a HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(2) + 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+        await new Promise((r) => setTimeout(r, 100));
+        s.end();
+      }
+      const started = performance.now();
+      await g.running.close(10_000);
+      expect(performance.now() - started).toBeLessThan(5_000);
+    } finally {
+      await g.close();
+      await up2.close();
+    }
+  });
 });
 

@@ -11,7 +11,7 @@ import { CLI } from '../fixtures/servers.ts';
 /** The entry and what it imports before any command (`dir` is a `cli` folder; cpu-cores.ts lives beside it, as in src). */
 async function copyEntry(dir: string): Promise<void> {
   for (const f of ['index.ts', 'init-thread-pool.ts', 'thread-pool.ts']) await copyFile(join(dirname(CLI), f), join(dir, f));
-  for (const f of ['cpu-cores.ts', 'sigusr1-guard.ts']) await copyFile(join(dirname(CLI), '..', f), join(dir, '..', f));
+  for (const f of ['cpu-cores.ts', 'early-signals.ts']) await copyFile(join(dirname(CLI), '..', f), join(dir, '..', f));
 }
 const COMMAND_NAMES = ['serve', 'check-config', 'keys', 'mint', 'demo', 'dpop-proof', 'help'];
 
