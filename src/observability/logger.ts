@@ -159,7 +159,7 @@ export function createDestination(destination: string): DestinationStream & { fl
           return fd === undefined ? undefined : open({ fd });
         }
       : undefined;
-  return new LineBatch(open(target), reopen);
+  return new LineBatch(open(target), reopen, 'dest' in target ? () => open(target) : undefined);
 }
 
 /** A write end of the named pipe if a reader has it open now, else undefined (never waits). */
@@ -224,6 +224,8 @@ export class LineBatch {
   #inner: SonicBoom;
   /** For a named pipe: a new destination once a reader is back after EPIPE, else undefined. */
   readonly #reopen: (() => SonicBoom | undefined) | undefined;
+  /** For a file named by path: the same path opened as a new destination (reopen, on SIGHUP). */
+  readonly #openFile: (() => SonicBoom) | undefined;
   #reopenTriedAt = Number.NEGATIVE_INFINITY;
   readonly #ref = new WeakRef(this);
   #buf: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
@@ -232,9 +234,10 @@ export class LineBatch {
   /** Callbacks of the flush in progress (undefined when none is). */
   #waiting: ((err?: Error) => void)[] | undefined;
 
-  constructor(inner: SonicBoom, reopen?: () => SonicBoom | undefined) {
+  constructor(inner: SonicBoom, reopen?: () => SonicBoom | undefined, openFile?: () => SonicBoom) {
     this.#inner = inner;
     this.#reopen = reopen;
+    this.#openFile = openFile;
     live.add(this.#ref);
     if (!exitHook) {
       exitHook = true;
@@ -311,35 +314,37 @@ export class LineBatch {
   }
 
   /**
-   * After the file was renamed away (logrotate without copytruncate, then SIGUSR1): lines pending go
-   * to the old file, the next ones to a file opened again at the configured path; `done` says how
-   * the opening went (on a failure SonicBoom keeps the file it had). False for a destination opened
-   * by descriptor (stdout, a named pipe), which has no path to open again.
+   * After the file was renamed away (logrotate without copytruncate, then SIGHUP): the path is opened
+   * as a new destination, and only once it is open are lines switched to it — those before go to the
+   * renamed file, which is then closed; `done` says how the opening went (on a failure the file in
+   * use is kept). Never SonicBoom's own reopen, which under load wrote a chunk in flight to both files
+   * (a re-probe: hundreds of repeated lines, a broken audit chain). False for a destination opened by
+   * descriptor (stdout, a named pipe), which has no path to open again.
    */
   reopen(done: (err?: Error) => void): boolean {
-    const inner = this.#inner;
-    if (this.#destroyed || (inner as unknown as { file?: unknown }).file == null) return false; // stdout, a pipe
-    this.#push();
-    // What was written before the signal goes to the renamed file: written out first, then the path opened.
-    inner.flush(() => {
-      const ready = (): void => {
-        inner.off('error', failed);
-        done();
-      };
-      const failed = (err: Error): void => {
-        inner.off('ready', ready);
-        done(err);
-      };
-      inner.once('ready', ready);
-      inner.once('error', failed);
-      try {
-        inner.reopen();
-      } catch (err) {
-        inner.off('ready', ready);
-        inner.off('error', failed);
-        done(err as Error);
+    const openFile = this.#openFile;
+    if (this.#destroyed || openFile === undefined) return false;
+    const next = openFile();
+    const ready = (): void => {
+      next.off('error', failed);
+      if (this.#destroyed) {
+        next.destroy();
+        done(new Error('the log was closed meanwhile'));
+        return;
       }
-    });
+      this.#push(); // what came before the switch, to the renamed file
+      const old = this.#inner;
+      this.#inner = next;
+      old.end();
+      done();
+    };
+    const failed = (err: Error): void => {
+      next.off('ready', ready);
+      next.destroy();
+      done(err);
+    };
+    next.once('ready', ready);
+    next.once('error', failed);
     return true;
   }
 

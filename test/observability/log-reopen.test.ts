@@ -1,0 +1,55 @@
+/**
+ * A log file renamed away and reopened (SIGHUP, logrotate) while lines keep coming: every line lands
+ * exactly once, in order, the ones before the switch in the renamed file. A re-probe found SonicBoom's
+ * own reopen, under load, writing a chunk in flight to both files — hundreds of repeated audit lines
+ * and a broken hash chain — so LineBatch opens the path as a new destination and switches once it is open.
+ */
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createDestination, LineBatch } from '../../src/observability/logger.ts';
+import { tempDir } from '../fixtures/temp-dirs.ts';
+
+describe('reopening a renamed log file under load', () => {
+  it('every line once, in order, across all the files', async () => {
+    const dir = await tempDir('jitgate-reopen-');
+    const path = join(dir, 'gate.log');
+    const dest = createDestination(path) as LineBatch;
+    const total = 30_000;
+    const pad = 'x'.repeat(120);
+    let reopens = 0;
+    while (!existsSync(path)) await new Promise((r) => setTimeout(r, 5)); // opened (asynchronously)
+    // Lines keep coming between turns of the event loop (writes in flight), and each rotation is
+    // signalled twice, the second reopen starting as the first ends (a HUP storm folds that way).
+    let i = 0;
+    const write = (): void => void dest.write(`{"n":${i++},"pad":"${pad}"}\n`);
+    const burst = async (n: number): Promise<void> => {
+      for (let k = 0; k < n && i < total; k++) {
+        write();
+        if (k % 20 === 0) await new Promise((r) => setImmediate(r));
+      }
+    };
+    while (i < total) {
+      await burst(1_200);
+      if (i >= total) break;
+      await rename(path, join(dir, `gate.log.${String(++reopens).padStart(3, '0')}`));
+      for (let twice = 0; twice < 2; twice++) {
+        const opened = new Promise<Error | undefined>((r) => expect(dest.reopen(r)).toBe(true));
+        await burst(100); // lines go on while the file opens
+        expect(await opened).toBeUndefined();
+      }
+    }
+    await new Promise<void>((r) => dest.flush(() => r()));
+    dest.end();
+    await new Promise((r) => setTimeout(r, 200));
+    const files = (await readdir(dir)).filter((f) => f.startsWith('gate.log.')).sort();
+    const seen: number[] = [];
+    for (const f of [...files, 'gate.log']) {
+      for (const line of (await readFile(join(dir, f), 'utf8')).split('\n')) if (line !== '') seen.push((JSON.parse(line) as { n: number }).n);
+    }
+    expect(reopens).toBeGreaterThanOrEqual(20);
+    expect(seen.length).toBe(total);
+    expect(seen.every((n, k) => n === k)).toBe(true);
+  });
+});
