@@ -15,7 +15,7 @@ const missed = new Set<Early>();
 
 // SIGHUP only for `serve` (cluster workers run the same argv): a terminal hanging up still ends the
 // other commands, as it ends any program.
-const serving = process.argv.slice(2).includes('serve');
+const serving = process.argv.slice(2).find((a) => !a.startsWith('-')) === 'serve';
 
 for (const signal of serving ? (['SIGUSR1', 'SIGHUP'] as const) : (['SIGUSR1'] as const)) {
   process.on(signal, () => {

@@ -336,6 +336,9 @@ export class LineBatch {
       const old = this.#inner;
       this.#inner = next;
       old.end();
+      // A flush waiting on the old file is answered now (its end writes what it holds): left waiting,
+      // every later flush queued behind it and lines sat in memory until exit (a re-probe).
+      if (this.#waiting !== undefined) this.#answer(this.#waiting);
       done();
     };
     const failed = (err: Error): void => {

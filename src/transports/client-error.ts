@@ -34,6 +34,9 @@ function raw(reason: DenyReason): Buffer {
  * (fail-open under failure_mode_allow); this answers 400 connect_method and closes. Bytes the
  * client sent after the head (the would-be tunnel) are never read.
  */
+/** How long an answer in flight ahead of a CONNECT may take to finish before the connection is cut. */
+const CONNECT_WAIT_MS = 2000;
+
 export function answerConnect(socket: Duplex): DenyReason {
   // node hands a CONNECT's socket over without its own error listener: a client resetting it after
   // the answer raised an unhandled 'error' that ended the whole gate (a review; two packets, no token).
@@ -46,8 +49,17 @@ export function answerConnect(socket: Duplex): DenyReason {
   if (!socket.writable) socket.destroy();
   // Pipelined behind a request still being answered: that answer goes first, then the connection
   // closes and the CONNECT gets none of its own (as answerClientError does for a refused request).
-  else if (inFlight !== undefined && inFlight.writableFinished !== true) inFlight.once('finish', close);
-  else socket.end(raw('connect_method'), () => socket.destroy());
+  // Node took its drain listener off the socket with the hand-over, so an answer larger than the
+  // socket's buffer can never finish (a re-probe: stuck at 64 KiB, the socket held for good, a drain
+  // that never ended): it gets CONNECT_WAIT_MS, then the connection is cut.
+  else if (inFlight !== undefined && inFlight.writableFinished !== true) {
+    const cut = setTimeout(() => socket.destroy(), CONNECT_WAIT_MS).unref();
+    inFlight.once('finish', () => {
+      clearTimeout(cut);
+      close();
+    });
+    socket.once('close', () => clearTimeout(cut));
+  } else socket.end(raw('connect_method'), () => socket.destroy());
   return 'connect_method';
 }
 

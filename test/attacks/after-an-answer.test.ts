@@ -136,5 +136,28 @@ describe('a refused request after an answered one on the same connection', () =>
       await up2.close();
     }
   });
+
+  it('the proxy: a CONNECT behind an answer larger than the socket buffer does not hold the connection or the drain', async () => {
+    // Node takes its drain listener off a socket it hands over, so such an answer could never finish:
+    // it stalled at 64 KiB, the socket stayed in CLOSE-WAIT for good and a drain never ended.
+    const { up: up2, gate: g } = await startGateWithUpstream();
+    up2.respond = (_req, res) => res.writeHead(200, { 'content-length': '300000' }).end(Buffer.alloc(300_000, 0x61));
+    try {
+      const s = connect(Number(new URL(g.url).port), '127.0.0.1');
+      s.on('error', () => {});
+      s.resume();
+      const closed = new Promise<number>((r) => s.on('close', () => r(performance.now())));
+      await new Promise<void>((r) => s.once('connect', r));
+      const sent = performance.now();
+      s.write('GET /public/big HTTP/1.1\r\nHost: a\r\n\r\nCONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+      expect((await closed) - sent).toBeLessThan(4_000);
+      const started = performance.now();
+      await g.running.close(10_000);
+      expect(performance.now() - started).toBeLessThan(3_000);
+    } finally {
+      await g.close();
+      await up2.close();
+    }
+  });
 });
 

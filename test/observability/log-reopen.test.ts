@@ -52,4 +52,30 @@ describe('reopening a renamed log file under load', () => {
     expect(seen.length).toBe(total);
     expect(seen.every((n, k) => n === k)).toBe(true);
   });
+
+  it('a flush waiting on the old file when the switch happens is answered, and later flushes go on', async () => {
+    const dir = await tempDir('jitgate-reopen-');
+    const path = join(dir, 'gate.log');
+    const dest = createDestination(path) as LineBatch;
+    while (!existsSync(path)) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 3_000; i++) dest.write(`{"n":${i},"pad":"${'y'.repeat(200)}"}\n`);
+    let answered = false;
+    dest.flush(() => (answered = true));
+    await rename(path, join(dir, 'gate.log.001'));
+    const opened = new Promise<Error | undefined>((r) => dest.reopen(r));
+    expect(await opened).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(answered).toBe(true);
+    dest.write('{"n":"after"}\n');
+    await new Promise<void>((r, j) => {
+      const t = setTimeout(() => j(new Error('the flush after the switch never came')), 2_000);
+      dest.flush(() => {
+        clearTimeout(t);
+        r();
+      });
+    });
+    expect(await readFile(path, 'utf8')).toContain('"n":"after"');
+    dest.end();
+  });
 });
+
