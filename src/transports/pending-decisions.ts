@@ -26,9 +26,9 @@ export class PendingDecisions {
     this.#ctx = ctx;
   }
 
-  /** A decision is awaited for this request. */
-  hold(transport: Transport, method: string, client: string | undefined): Pending {
-    const p: Pending = { transport, method, client, since: performance.now() };
+  /** A decision is awaited for this request; `since` (performance.now()) when the caller has it already. */
+  hold(transport: Transport, method: string, client: string | undefined, since = performance.now()): Pending {
+    const p: Pending = { transport, method, client, since };
     this.#open.add(p);
     return p;
   }
@@ -53,12 +53,19 @@ export class PendingDecisions {
   }
 
   /**
-   * Every request still waiting is audited and its decision will be dropped: at the end of the grace
-   * as cut by the gate (444 `shutdown_cut`, the default); once the listener has closed early because
-   * no connection was left, as left by its client (499 `client_closed`: a request whose client is
-   * still there keeps its connection open, so the close would have waited for it).
+   * A listener's graceful close, with every request still waiting accounted for: `close` gets the
+   * hook its listener calls when the grace ends with connections open (those requests: 444
+   * `shutdown_cut`, cut by the gate); whatever still waits once it has closed is a request whose client
+   * left (499 `client_closed`: a client still there keeps its connection open, so the close would have
+   * waited for it). Every transport closes through this.
    */
-  cut(status: 444 | 499 = 444, outcome: 'shutdown_cut' | 'client_closed' = 'shutdown_cut'): void {
+  async closing(close: (atCut: () => void) => Promise<void>): Promise<void> {
+    await close(() => this.#cut(444, 'shutdown_cut'));
+    this.#cut(499, 'client_closed');
+  }
+
+  /** Every request still waiting is audited with this status and outcome; its decision will be dropped. */
+  #cut(status: 444 | 499, outcome: 'shutdown_cut' | 'client_closed'): void {
     const now = performance.now();
     for (const p of this.#open) {
       try {

@@ -165,10 +165,7 @@ export async function startGrpcService(ctx: TransportContext, opts: GrpcServiceO
     name: 'ext_authz_grpc',
     host: opts.host,
     port,
-    close: async (graceMs: number) => {
-      await server.close(graceMs, () => pending.cut());
-      pending.cut(499, 'client_closed'); // closed before the grace ended: those calls were cancelled
-    },
+    close: (graceMs: number) => pending.closing((atCut) => server.close(graceMs, atCut)),
   };
 }
 

@@ -166,13 +166,13 @@ export async function startHttpService(ctx: TransportContext, opts: HttpServiceO
       return inner.draining;
     },
     // Checks still waiting on a decision when the grace ends are audited as cut (pending-decisions.ts).
-    close: async (graceMs: number, beforeCut?: () => void) => {
-      await inner.close(graceMs, () => {
-        beforeCut?.();
-        pending.cut();
-      });
-      pending.cut(499, 'client_closed'); // closed before the grace ended: those clients left
-    },
+    close: (graceMs: number, beforeCut?: () => void) =>
+      pending.closing((atCut) =>
+        inner.close(graceMs, () => {
+          beforeCut?.();
+          atCut();
+        }),
+      ),
   };
   return listener;
 }

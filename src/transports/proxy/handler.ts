@@ -97,7 +97,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
       return;
     }
     // A decision that waits (a miss, a status list, a DPoP replay check) is one a shutdown can cut.
-    const held = pending.hold('proxy', req.method!, req.socket.remoteAddress);
+    const held = pending.hold('proxy', req.method!, req.socket.remoteAddress, started);
     decision.then(
       (d) => {
         if (pending.release(held)) act(req, res, expectContinue, d, started);

@@ -88,12 +88,12 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
     async close(graceMs: number) {
       tls?.stop();
       // Requests still open when the grace ends are cut by the gate, not left by their clients.
-      await inner.close(graceMs, () => {
-        forwarder.cutting();
-        pending.cut();
-      });
-      // Closed before the grace ended: a decision still awaited is one whose client left.
-      pending.cut(499, 'client_closed');
+      await pending.closing((atCut) =>
+        inner.close(graceMs, () => {
+          forwarder.cutting();
+          atCut();
+        }),
+      );
       // Every client connection is gone, so no exchange is left; close upstream sockets.
       await forwarder.close();
     },
