@@ -333,12 +333,8 @@ export class LineBatch {
         return;
       }
       this.#push(); // what came before the switch, to the renamed file
-      const old = this.#inner;
-      this.#inner = next;
+      const old = this.#switchTo(next);
       old.end();
-      // A flush waiting on the old file is answered now (its end writes what it holds): left waiting,
-      // every later flush queued behind it and lines sat in memory until exit (a re-probe).
-      if (this.#waiting !== undefined) this.#answer(this.#waiting);
       done();
     };
     const failed = (err: Error): void => {
@@ -385,6 +381,18 @@ export class LineBatch {
     this.#inner.write(chunk as never);
   }
 
+  /**
+   * Lines go to `next` from now on; returns the destination it replaces, for the caller to end or
+   * destroy. A flush waiting on that one is answered now: left waiting, every later flush queued
+   * behind it and lines sat in memory until exit (a re-probe).
+   */
+  #switchTo(next: SonicBoom): SonicBoom {
+    const old = this.#inner;
+    this.#inner = next;
+    if (this.#waiting !== undefined) this.#answer(this.#waiting);
+    return old;
+  }
+
   /** Whether a broken named pipe has a reader again, now written to instead (tried at most once a second). */
   #reopened(): boolean {
     const now = Date.now();
@@ -394,9 +402,8 @@ export class LineBatch {
     if (next === undefined) return false;
     // pino made the broken stream's destroy a no-op: SonicBoom's own drops what it still held (written now, its
     // chunks could interleave with the new stream's in the pipe) and closes the fd once a write under way is done.
-    Object.getPrototypeOf(this.#inner).destroy.call(this.#inner);
-    this.#inner = next;
-    if (this.#waiting !== undefined) this.#answer(this.#waiting);
+    const old = this.#switchTo(next);
+    Object.getPrototypeOf(old).destroy.call(old);
     process.stderr.write(`${JSON.stringify({ level: 'info', time: new Date(now).toISOString(), pid: process.pid, dropped_lines: droppedLines, msg: 'the log destination has a reader again: the named pipe was opened again and lines are written from now on' })}\n`);
     return true;
   }

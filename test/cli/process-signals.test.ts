@@ -9,7 +9,7 @@
  *   for root (permission bits said yes under /proc and /sys, and the gate served without writing).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -54,6 +54,21 @@ function serve(file: string): Serve {
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
   return { child, output: () => out, exited };
+}
+
+/** Whether process `pid` has `path` open (Linux /proc). */
+function holds(pid: number, path: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
 }
 
 const lines = (path: string): Record<string, any>[] =>
@@ -184,7 +199,9 @@ describe('signals while the gate starts', () => {
   it('a log rotated while starting (rename, then SIGHUP) is reopened once the gate starts', async () => {
     let log = '';
     const gate = await starting((dir) => (log = join(dir, 'gate.log')));
-    await until(() => existsSync(log), 5_000, 'the log file');
+    // The gate holds the file open (serve creates it at its start check, before the logger opens it: a
+    // rename before that renamed a file nobody was writing, and the test failed now and then).
+    await until(() => holds(gate.child.pid!, log), 5_000, 'the gate holding its log file open');
     renameSync(log, `${log}.1`);
     gate.child.kill('SIGHUP');
     await until(() => lines(log).some((l) => l.msg === 'log file reopened'), 15_000, 'the reopened file');
