@@ -5,8 +5,8 @@
  * client with no token at all). Each case: the gate answers or closes that one connection and keeps
  * serving everyone else; on every listener that parses HTTP/1.1 (the proxy, ext_authz HTTP).
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawClient } from '../fixtures/raw-client.ts';
 import { send, spawnGate, startGateWithUpstream, stopGate, writeGateConfig, type InProcessGate, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let up: RecordingUpstream;
@@ -25,27 +25,32 @@ afterAll(async () => {
   await up?.close();
 });
 
-/** Writes `first`, waits for its whole answer, then writes `second`; resolves with all it read once closed. */
-function twoSteps(url: string, first: string, second: string): Promise<string> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const s = connect(Number(u.port), u.hostname);
-    let got = '';
-    let sent = false;
-    s.setEncoding('latin1');
-    s.on('data', (d: string) => {
-      got += d;
-      // The first answer is whole (a JSON body closes it); now the bytes node refuses.
-      if (!sent && got.includes('}')) {
-        sent = true;
-        s.write(second);
-      }
-    });
-    s.on('error', () => {});
-    s.on('close', () => resolve(got));
-    s.on('connect', () => s.write(first));
-    setTimeout(() => reject(new Error(`no close; read ${JSON.stringify(got)}`)), 10_000).unref();
-  });
+/** A gate of the test's own (it is drained), stopped afterwards with its upstream. */
+async function withOwnGate(f: (g: InProcessGate, up: RecordingUpstream) => Promise<void>): Promise<void> {
+  const { up: u, gate: g } = await startGateWithUpstream();
+  try {
+    await f(g, u);
+  } finally {
+    await g.close();
+    await u.close();
+  }
+}
+
+/** How long a graceful close (10 s of grace) takes, in ms. */
+async function drainMs(g: InProcessGate): Promise<number> {
+  const started = performance.now();
+  await g.running.close(10_000);
+  return performance.now() - started;
+}
+
+/** Writes `first`, waits for its whole answer (a JSON body closes it), then writes `second`; all it read once closed. */
+async function twoSteps(url: string, first: string, second: string): Promise<string> {
+  const c = await rawClient(url);
+  c.socket.write(first);
+  await c.until('}');
+  c.socket.write(second);
+  await c.closed;
+  return c.read();
 }
 
 describe('a refused request after an answered one on the same connection', () => {
@@ -73,18 +78,10 @@ describe('a refused request after an answered one on the same connection', () =>
     try {
       const ports = [new URL(child.url).port, String(/(\d+)$/.exec(child.started.ext_authz[0] as string)![1])];
       for (const port of ports) {
-        const s = connect(Number(port), '127.0.0.1');
-        s.on('error', () => {});
-        let got = '';
-        s.setEncoding('latin1');
-        s.on('data', (d: string) => (got += d));
-        await new Promise<void>((r) => s.once('connect', r));
-        s.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
-        await new Promise<void>((r) => {
-          const check = () => (got.includes('connect_method') ? r() : setTimeout(check, 10));
-          check();
-        });
-        s.resetAndDestroy();
+        const c = await rawClient(`http://127.0.0.1:${port}`);
+        c.socket.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+        await c.until('connect_method');
+        c.socket.resetAndDestroy();
       }
       await new Promise((r) => setTimeout(r, 2500));
       expect(child.child.exitCode).toBe(null);
@@ -97,18 +94,11 @@ describe('a refused request after an answered one on the same connection', () =>
   it('the proxy: a CONNECT pipelined behind a request still being answered does not take its answer', async () => {
     up.respond = (_req, res, rec) => void rec.done.then(() => setTimeout(() => res.writeHead(200).end('first'), 300));
     try {
-      const u = new URL(gate.url);
-      const s = connect(Number(u.port), u.hostname);
-      s.on('error', () => {});
-      let got = '';
-      s.setEncoding('latin1');
-      s.on('data', (d: string) => (got += d));
-      const closed = new Promise<void>((r) => s.on('close', () => r()));
-      await new Promise<void>((r) => s.once('connect', r));
-      s.write(`GET /public/x HTTP/1.1\r\nHost: a\r\n\r\nCONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`);
-      await closed;
-      expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 200']);
-      expect(got).toContain('first');
+      const c = await rawClient(gate.url);
+      c.socket.write(`GET /public/x HTTP/1.1\r\nHost: a\r\n\r\nCONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`);
+      await c.closed;
+      expect(c.read().match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 200']);
+      expect(c.read()).toContain('first');
     } finally {
       up.respond = (_req, res) => res.writeHead(200).end('ok');
     }
@@ -117,47 +107,28 @@ describe('a refused request after an answered one on the same connection', () =>
   it('the proxy: requests pipelined ahead of a CONNECT leave no socket behind, so a drain ends at once', async () => {
     // Node stops reading a CONNECT's socket when it hands it over: half-closed, such sockets never saw
     // the client's FIN and stayed open for good (a file descriptor each, and a drain that never ended).
-    const { up: up2, gate: g } = await startGateWithUpstream();
-    try {
+    await withOwnGate(async (g) => {
       for (let i = 0; i < 3; i++) {
-        const s = connect(Number(new URL(g.url).port), '127.0.0.1');
-        s.on('error', () => {});
-        s.resume();
-        await new Promise<void>((r) => s.once('connect', r));
-        s.write('GET /public/a HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(2) + 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+        const c = await rawClient(g.url);
+        c.socket.write('GET /public/a HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(2) + 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
         await new Promise((r) => setTimeout(r, 100));
-        s.end();
+        c.socket.end();
       }
-      const started = performance.now();
-      await g.running.close(10_000);
-      expect(performance.now() - started).toBeLessThan(5_000);
-    } finally {
-      await g.close();
-      await up2.close();
-    }
+      expect(await drainMs(g)).toBeLessThan(5_000);
+    });
   });
 
   it('the proxy: a CONNECT behind an answer larger than the socket buffer does not hold the connection or the drain', async () => {
     // Node takes its drain listener off a socket it hands over, so such an answer could never finish:
     // it stalled at 64 KiB, the socket stayed in CLOSE-WAIT for good and a drain never ended.
-    const { up: up2, gate: g } = await startGateWithUpstream();
-    up2.respond = (_req, res) => res.writeHead(200, { 'content-length': '300000' }).end(Buffer.alloc(300_000, 0x61));
-    try {
-      const s = connect(Number(new URL(g.url).port), '127.0.0.1');
-      s.on('error', () => {});
-      s.resume();
-      const closed = new Promise<number>((r) => s.on('close', () => r(performance.now())));
-      await new Promise<void>((r) => s.once('connect', r));
+    await withOwnGate(async (g, u) => {
+      u.respond = (_req, res) => res.writeHead(200, { 'content-length': '300000' }).end(Buffer.alloc(300_000, 0x61));
+      const c = await rawClient(g.url);
       const sent = performance.now();
-      s.write('GET /public/big HTTP/1.1\r\nHost: a\r\n\r\nCONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
-      expect((await closed) - sent).toBeLessThan(4_000);
-      const started = performance.now();
-      await g.running.close(10_000);
-      expect(performance.now() - started).toBeLessThan(3_000);
-    } finally {
-      await g.close();
-      await up2.close();
-    }
+      c.socket.write('GET /public/big HTTP/1.1\r\nHost: a\r\n\r\nCONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+      expect((await c.closed).at - sent).toBeLessThan(4_000);
+      expect(await drainMs(g)).toBeLessThan(3_000);
+    });
   });
 });
 
