@@ -41,7 +41,7 @@ export function answerConnect(socket: Duplex): DenyReason {
   // node hands a CONNECT's socket over without its own error listener: a client resetting it after
   // the answer raised an unhandled 'error' that ended the whole gate (a review; two packets, no token).
   socket.on('error', () => socket.destroy());
-  const inFlight = (socket as { _httpMessage?: InFlight | null })._httpMessage ?? undefined;
+  const inFlight = inFlightOn(socket);
   // Closed once written, not half-closed: node stopped reading this socket when it handed it over, so
   // it would never see the client's FIN — with requests pipelined ahead of the CONNECT, such sockets
   // stayed open for good (a file descriptor each, and a drain that never ended; a re-probe).
@@ -70,6 +70,15 @@ export function answerConnect(socket: Duplex): DenyReason {
  */
 export const answeredBodies = new WeakMap<Duplex, { readonly complete: boolean }>();
 
+/**
+ * The answer node is writing on this connection, if any. Node sets `_httpMessage` to null once an
+ * answer is finished (a keep-alive connection between requests): reading a property of that null
+ * ended the whole gate, for a client with no token (a re-probe).
+ */
+function inFlightOn(socket: Duplex): InFlight | undefined {
+  return (socket as { _httpMessage?: InFlight | null })._httpMessage ?? undefined;
+}
+
 type InFlight = { headersSent?: boolean; writableFinished?: boolean; req?: { complete?: boolean }; once(event: 'finish', f: () => void): unknown };
 
 /**
@@ -78,9 +87,7 @@ type InFlight = { headersSent?: boolean; writableFinished?: boolean; req?: { com
  * line itself earns, when the caller could read one (early-refusal.ts); else the error code's.
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, precise?: DenyReason): DenyReason | undefined {
-  // node sets it to null once an answer is finished (a keep-alive connection between requests):
-  // reading a property of that null ended the whole gate, for a client with no token (a re-probe).
-  const inFlight = (socket as { _httpMessage?: InFlight | null })._httpMessage ?? undefined;
+  const inFlight = inFlightOn(socket);
   if (err.code === 'ECONNRESET' || !socket.writable || answeredBodies.get(socket)?.complete === false) {
     // (A body being dropped after its answer, pipelined-bad or cut short: its request was answered
     // and audited already, and a second answer would be one nobody asked for.)
