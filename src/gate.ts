@@ -17,6 +17,7 @@ import { RevocationList, type RevocationSource } from './revocation/revocation-l
 import { statusListsConfig, StatusLists, type StatusListsOptions } from './status-list/list-cache.ts';
 import { revocationRetainMs } from './revocation/retention.ts';
 import type { Fleet } from './fleet/fleet.ts';
+import { ProblemBoard } from './observability/problem-board.ts';
 
 export interface GateOptions {
   readonly clock?: Clock;
@@ -57,6 +58,8 @@ export class Gate {
   readonly statusLists: readonly StatusLists[];
   /** The Redis connections when the config shares state through Redis (src/fleet/fleet.ts). */
   readonly fleet: Fleet | undefined;
+  /** What the transports around the gate report while it stays ready (a refused TLS reload): listed by readiness(). */
+  readonly degraded = new ProblemBoard();
   readonly #decider: Decider;
   readonly #nonceKey: Buffer | undefined;
   #refusals: RefusalObserver | undefined;
@@ -156,6 +159,7 @@ export class Gate {
     // closed); one bad list — often one URI that 404s — must not take the gate out of a load balancer
     // for every other issuer and list, so it is shown but leaves the gate ready.
     for (const s of this.statusLists) problems.push(...s.problems(now));
+    problems.push(...this.degraded.list());
     return { ready, problems };
   }
 }

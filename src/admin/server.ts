@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
+import type { ProblemBoard } from '../observability/problem-board.ts';
 import { listenHttp, type HttpListener } from '../transports/http-listener.ts';
 import { outsideValidity } from '../core/cert-binding.ts';
 import { clientCertOf } from '../transports/tls/client-cert.ts';
@@ -20,6 +21,8 @@ export interface AdminOptions {
   readonly logger: Logger;
   /** The revocation API; absent where it cannot work (see src/cluster.ts). */
   readonly revocations?: AdminRoute;
+  /** Where a refused admin.tls reload is listed; `source` shows it on /readyz. */
+  readonly problems?: ProblemBoard;
 }
 
 const NO_STORE = 'no-store';
@@ -87,7 +90,7 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
   const httpOptions = { requireHostHeader: false, headersTimeout: ADMIN_HEADERS_TIMEOUT_MS, requestTimeout: 30_000, connectionsCheckingInterval: 1000 };
   // admin.tls: the same listener over TLS, with client certificates when configured (SPEC §11).
   const tlsConfig = options.config.admin.tls;
-  const tls = tlsConfig === undefined ? undefined : createTlsServer(httpOptions, tlsConfig, { name: 'admin', key: 'admin.tls', logger: log });
+  const tls = tlsConfig === undefined ? undefined : createTlsServer(httpOptions, tlsConfig, { name: 'admin', key: 'admin.tls', logger: log, problems: options.problems });
   const server = tls?.server ?? createServer(httpOptions);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (tls !== undefined && !tls.admit(req, res)) return;

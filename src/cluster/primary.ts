@@ -16,6 +16,7 @@ import { answerAnomalyCount } from '../anomaly/primary-counter.ts';
 import { answerAnomalyRevoke } from '../anomaly/primary-writer.ts';
 import { countsInRedis, RefusalCounter } from '../anomaly/refusal-counter.ts';
 import { flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
+import { ProblemBoard } from '../observability/problem-board.ts';
 import { answerReplay } from '../cache/shared-dpop-replay.ts';
 import type { Config } from '../config/schema.ts';
 import type { Readiness } from '../gate.ts';
@@ -69,8 +70,10 @@ export async function startPrimary(config: Config, count: number, logger: Logger
     redis?.stop();
   };
   const proxy = await startWorkers(workers, abort);
-  const source = clusterAdminSource(workers, readiness, metrics, count, () => redis?.problems() ?? []);
-  const admin = await startAdminListener(config, logger, source, store, abort);
+  // The primary's own: its Redis writer, and a refused admin.tls reload (its listener is the primary's).
+  const degraded = new ProblemBoard();
+  const source = clusterAdminSource(workers, readiness, metrics, count, () => [...(redis?.problems() ?? []), ...degraded.list()]);
+  const admin = await startAdminListener(config, logger, source, store, degraded, abort);
   forwardReload(workers, log);
   const done = drainOnSignal(workers, config.shutdown.grace, log, logger, async () => {
     await admin.close(500);
@@ -185,9 +188,9 @@ async function openPrimaryRedis(config: Config, logger: Logger, abort: () => voi
 }
 
 /** The admin listener; on failure everything started so far is stopped. */
-async function startAdminListener(config: Config, logger: Logger, source: AdminSource, store: RevocationStore, abort: () => void): Promise<HttpListener> {
+async function startAdminListener(config: Config, logger: Logger, source: AdminSource, store: RevocationStore, problems: ProblemBoard, abort: () => void): Promise<HttpListener> {
   try {
-    return await startAdmin({ config, logger, source, revocations: revocationsRoute(store, config, logger) });
+    return await startAdmin({ config, logger, source, revocations: revocationsRoute(store, config, logger), problems });
   } catch (err) {
     abort();
     throw err;

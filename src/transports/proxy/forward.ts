@@ -29,6 +29,7 @@ import type { Allow, UpstreamReason } from '../../core/decision.ts';
 import type { Config } from '../../config/schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics, UpstreamErrorKind } from '../../observability/metrics.ts';
+import type { ProblemBoard } from '../../observability/problem-board.ts';
 import type { TraceHandle } from '../../observability/trace-hooks.ts';
 import { render } from '../respond.ts';
 import { tlsAlertOf } from '../tls/upstream-alerts.ts';
@@ -149,11 +150,12 @@ export class Forwarder {
   #portNumber = -1;
   #portText: string | undefined;
 
-  constructor(config: Config, metrics: Metrics, logger: Logger) {
+  /** `problems`: where a refused upstream.tls reload is listed for /readyz. */
+  constructor(config: Config, metrics: Metrics, logger: Logger, problems?: ProblemBoard) {
     const u = config.upstream;
     const origin = upstreamOrigin(u.url);
     // https:// upstreams: verified TLS (and mTLS) per upstream.tls, files reloaded on change (SPEC §11).
-    const connector = upstreamConnector(config, { metrics, logger });
+    const connector = upstreamConnector(config, { metrics, logger, problems });
     this.#stopTlsReload = connector.stop;
     this.#pool = new Pool(origin, {
       connections: u.connections,

@@ -20,10 +20,10 @@ export interface ProxyListener extends HttpListener {
 export async function startProxy(ctx: TransportContext): Promise<ProxyListener> {
   const { config } = ctx;
   // listen.tls (SPEC §11): the same server over TLS, client certificates verified when configured.
-  const tls = config.listen.tls === undefined ? undefined : createTlsServer(clientServerOptions(config.limits), config.listen.tls, { name: 'proxy', key: 'listen.tls', metrics: ctx.metrics, logger: ctx.logger });
+  const tls = config.listen.tls === undefined ? undefined : createTlsServer(clientServerOptions(config.limits), config.listen.tls, { name: 'proxy', key: 'listen.tls', metrics: ctx.metrics, logger: ctx.logger, problems: ctx.gate.degraded });
   let forwarder: Forwarder;
   try {
-    forwarder = new Forwarder(config, ctx.metrics, ctx.logger.child({ component: 'proxy' }));
+    forwarder = new Forwarder(config, ctx.metrics, ctx.logger.child({ component: 'proxy' }), ctx.gate.degraded);
   } catch (err) {
     tls?.stop();
     throw err;

@@ -12,6 +12,7 @@ import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { fileVersion } from '../../file-version.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import type { ProblemBoard } from '../../observability/problem-board.ts';
 
 export interface FileReload {
   /** The files to watch; missing ones count as a state too (their reappearance is a change). */
@@ -21,6 +22,8 @@ export interface FileReload {
   readonly name: string;
   readonly metrics?: Metrics;
   readonly logger: Logger;
+  /** Where a refused change is listed (under `name`) until files that load replace it: /readyz shows it. */
+  readonly problems?: ProblemBoard;
   /** Reads the files and puts them in service; throws to keep the previous ones (a RetryLater: look again at the next poll). */
   apply(): void;
 }
@@ -35,7 +38,7 @@ export class RetryLater extends Error {}
 
 /** Starts polling; returns the function that stops it. The timer never keeps the process alive. */
 export function reloadOnChange(r: FileReload): () => void {
-  const { files, name, metrics, logger } = r;
+  const { files, name, metrics, logger, problems } = r;
   let stamp = stampOf(files);
   /** The stamp a RetryLater was last said for. */
   let waiting: string | undefined;
@@ -46,6 +49,7 @@ export function reloadOnChange(r: FileReload): () => void {
       r.apply();
       stamp = now;
       waiting = undefined;
+      problems?.clear(name);
       metrics?.tlsReloads.labels(name, 'ok').inc();
       logger.info({ listener: name, files }, 'TLS certificate files changed; new handshakes use them');
     } catch (err) {
@@ -54,7 +58,9 @@ export function reloadOnChange(r: FileReload): () => void {
       if (later && waiting === now) return;
       if (later) waiting = now;
       metrics?.tlsReloads.labels(name, 'error').inc();
-      logger.warn({ listener: name, err: (err as Error).message }, later ? 'TLS certificate files changed but are not usable yet; keeping the previous ones and looking again at every poll' : 'TLS certificate files changed but do not load; keeping the previous ones');
+      const what = later ? 'TLS certificate files changed but are not valid now (not yet, or no longer); keeping the previous ones and looking again at every poll' : 'TLS certificate files changed but do not load; keeping the previous ones';
+      problems?.set(name, `${name} TLS: ${what}: ${(err as Error).message}`);
+      logger.warn({ listener: name, err: (err as Error).message }, what);
     }
   }, r.intervalMs);
   timer.unref();

@@ -48,6 +48,7 @@ import { outsideValidity } from '../../core/cert-binding.ts';
 import { StartupError } from '../../errors.ts';
 import { notRegularFile } from '../../file-version.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import type { ProblemBoard } from '../../observability/problem-board.ts';
 import { caBundleProblem } from './ca-bundle.ts';
 import { clientCertOf, validityMs } from './client-cert.ts';
 import { ClientTrust } from './client-trust.ts';
@@ -149,8 +150,8 @@ export interface TlsServer {
  * An https server with the node:http options of a plain one (`httpOptions`), reloading its files
  * on change. `name` labels the metrics and logs (`proxy`, `admin`); `key` names the config block.
  */
-export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig, ctx: { name: string; key: string; metrics?: Metrics; logger: Logger }): TlsServer {
-  const { name, key, metrics, logger } = ctx;
+export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig, ctx: { name: string; key: string; metrics?: Metrics; logger: Logger; problems?: ProblemBoard }): TlsServer {
+  const { name, key, metrics, logger, problems } = ctx;
   let server: HttpsServer;
   const handshakeTimeout = httpOptions.headersTimeout !== undefined && httpOptions.headersTimeout > 0 ? httpOptions.headersTimeout : HANDSHAKE_TIMEOUT_MS;
   let current = secureContextOptions(tls, key);
@@ -212,6 +213,7 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
     name,
     metrics,
     logger,
+    problems,
     apply: () => {
       const next = secureContextOptions(tls, key);
       const now = Date.now();
@@ -222,7 +224,12 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
       // Fresh ticket keys when the trusted CAs changed: tickets issued under the old bundle must not
       // resume (server.ticketKeys would otherwise keep the last ones passed in).
       const sameTrust = current.ca === next.ca || (Buffer.isBuffer(current.ca) && Buffer.isBuffer(next.ca) && current.ca.equals(next.ca));
-      server.setSecureContext({ ...next, ...sessionOptions(next, sameTrust ? server.getTicketKeys() : randomBytes(48)) });
+      try {
+        server.setSecureContext({ ...next, ...sessionOptions(next, sameTrust ? server.getTicketKeys() : randomBytes(48)) });
+      } catch (err) {
+        // OpenSSL's words alone ("key values mismatch") name no file: the log and /readyz say which block.
+        throw new Error(`${key}: the certificate and key do not load: ${(err as Error).message}`, { cause: err });
+      }
       current = next;
       if (!sameTrust && trust !== undefined) {
         const busy = trust.changed();

@@ -19,6 +19,7 @@ import { buildConnector } from 'undici';
 import type { Config } from '../../config/schema.ts';
 import { StartupError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import type { ProblemBoard } from '../../observability/problem-board.ts';
 import { caBundleProblem } from './ca-bundle.ts';
 import { reloadOnChange } from './file-reload.ts';
 import { watchTlsAlerts } from './upstream-alerts.ts';
@@ -107,7 +108,7 @@ export interface UpstreamConnector {
  * The upstream Pool's connector: verified TLS per `upstream.tls`, rebuilt when its files change.
  * `connect_timeout` is applied here, since undici applies the Pool's only to a connector it builds.
  */
-export function upstreamConnector(config: Config, ctx: { readonly metrics?: Metrics; readonly logger: Logger }): UpstreamConnector {
+export function upstreamConnector(config: Config, ctx: { readonly metrics?: Metrics; readonly logger: Logger; readonly problems?: ProblemBoard }): UpstreamConnector {
   // Checked before it replaces a working connector: undici would find out only at the next handshake.
   const build = (): buildConnector.connector => buildConnector({ ...checkedUpstreamOptions(config)!, timeout: config.upstream.connect_timeout });
   if (upstreamConnectOptions(config) === undefined) return { connect: undefined, stop: () => undefined };
@@ -122,6 +123,7 @@ export function upstreamConnector(config: Config, ctx: { readonly metrics?: Metr
     name: 'upstream',
     metrics: ctx.metrics,
     logger: ctx.logger,
+    problems: ctx.problems,
     apply: () => {
       current = build();
     },

@@ -65,14 +65,25 @@ describe('listener certificate rotation', () => {
   });
   afterAll(() => gate?.close());
 
-  it('serves the new certificate to new handshakes without a restart, and keeps answering', async () => {
+  it('serves the new certificate to new handshakes without a restart, and keeps answering; /readyz lists a refused change while it stands', async () => {
     const port = gate.running.listeners.proxy.port;
+    /** /readyz (over admin.tls): its status and the problems it lists. */
+    const readyz = async () => {
+      const r = await tlsCall(gate.running.listeners.admin.port, '/readyz', { ca: pki.ca });
+      return { status: r.status, problems: (JSON.parse(r.body) as { problems?: string[] }).problems ?? [] };
+    };
+    expect(await readyz()).toEqual({ status: 200, problems: [] });
     expect(await serverFingerprint(port, pki.ca)).toBe(colonHex(pki.server.hashHex));
     // A half-written pair (new key, old cert) does not load: the old pair stays in service.
     await copyFile(pki.server2.key, keyFile);
     const reloadFailed = async () => /jitgate_tls_reloads_total\{listener="proxy",result="error"\} [1-9]/.test(await gate.running.metrics.metrics());
     expect(await until(reloadFailed, true)).toBe(true);
     expect(await serverFingerprint(port, pki.ca)).toBe(colonHex(pki.server.hashHex));
+    // Still ready (it serves the pair it had), and says why the new files are not in service.
+    const refused = await readyz();
+    expect(refused.status).toBe(200);
+    expect(refused.problems).toHaveLength(1);
+    expect(refused.problems[0]).toMatch(/^proxy TLS: TLS certificate files changed but do not load; keeping the previous ones: listen\.tls: the certificate and key do not load/);
     // The cert arrives by atomic rename, as Kubernetes and SPIRE helpers write files.
     const tmp = join(pki.dir, 'live.crt.tmp');
     await copyFile(pki.server2.cert, tmp);
@@ -83,6 +94,7 @@ describe('listener certificate rotation', () => {
     const text = await gate.running.metrics.metrics();
     expect(text).toMatch(/jitgate_tls_reloads_total\{listener="proxy",result="ok"\} [1-9]/);
     expect(text).toMatch(/jitgate_tls_reloads_total\{listener="proxy",result="error"\} [1-9]/);
+    expect(await readyz()).toEqual({ status: 200, problems: [] }); // mended by the change that loaded
 
     // An expired pair copied over the valid one (a re-probe: put in service and logged as a successful
     // reload, so every new handshake failed): refused, and the valid certificate stays.
@@ -96,6 +108,7 @@ describe('listener certificate rotation', () => {
     // Given a second (20 reload intervals) to go wrong: the code before put the pair in service within one.
     const served = () => serverFingerprint(port, pki.ca).catch((e: NodeJS.ErrnoException) => String(e.code));
     expect(await until(served, 'CERT_HAS_EXPIRED', 1_000)).toBe(colonHex(pki.server2.hashHex));
+    expect((await readyz()).problems).toEqual([expect.stringMatching(/^proxy TLS: TLS certificate files changed but are not valid now .*listen\.tls\.cert_file: the certificate expired/)]);
 
     // A renewal whose notBefore is a few seconds ahead (a CA that does not backdate, a clock behind it): kept
     // out while not yet valid, and put in service once it is, without another change to the files (a re-probe:
@@ -110,8 +123,9 @@ describe('listener certificate rotation', () => {
     expect(await until(async () => (await errors()) > laterErrors, true)).toBe(true);
     expect(await served()).toBe(colonHex(pki.server2.hashHex));
     expect(await until(served, colonHex(soon.hashHex), 10_000)).toBe(colonHex(soon.hashHex));
-    // Said once while it waited, not at every poll.
+    // Said once while it waited, not at every poll; listed no longer once it is in service.
     expect(await errors()).toBeLessThan(laterErrors + 5);
+    expect(await readyz()).toEqual({ status: 200, problems: [] });
   }, 30_000);
 
   it('the admin listener speaks TLS when admin.tls is set', async () => {
@@ -250,6 +264,8 @@ describe('TLS to the backend (upstream.url https://)', () => {
     expect(await until(() => reloads('error'), true)).toBe(true);
     expect(await freshConnection()).toBe('CN=jitgate');
     expect(await reloads('ok')).toBe(false);
+    const readyz = async () => (await fetch(`http://127.0.0.1:${g.running.listeners.admin.port}/readyz`)).json();
+    expect(await readyz()).toEqual({ status: 'ready', problems: [expect.stringMatching(/^upstream TLS: TLS certificate files changed but do not load; keeping the previous ones: upstream\.tls/)] });
 
     // The certificate arrives by atomic rename: new connections present it, no restart.
     const tmp = join(pki.dir, 'upstream-live.crt.tmp');
@@ -257,6 +273,7 @@ describe('TLS to the backend (upstream.url https://)', () => {
     await rename(tmp, certFile);
     expect(await until(() => reloads('ok'), true)).toBe(true);
     expect(await freshConnection()).toBe('CN=jitgate rotated');
+    expect(await readyz()).toEqual({ status: 'ready' });
   });
 
   it('upstream.tls with an http:// url, an unreadable file or a key that is not the certificate\'s stops startup naming the key', async () => {
@@ -328,6 +345,46 @@ describe('jitgate serve with listen.tls', () => {
     } finally {
       gate.child.kill('SIGTERM');
       await gate.exited;
+    }
+  });
+
+  it("with workers: 2, a refused change is listed by the primary's /readyz: each worker's listener, and the primary's admin listener", async () => {
+    const { spawnGate, startRecordingUpstream } = await import('../../fixtures/servers.ts');
+    const up = await startRecordingUpstream();
+    const live = (name: string) => join(pki.dir, `cluster-${name}`);
+    for (const n of ['proxy.crt', 'admin.crt']) await copyFile(pki.server.cert, live(n));
+    for (const n of ['proxy.key', 'admin.key']) await copyFile(pki.server.key, live(n));
+    const { dir, file } = await writeGateConfig(up.url, (c) => {
+      c.listen.tls = { cert_file: live('proxy.crt'), key_file: live('proxy.key'), reload_interval: '50ms' };
+      c.admin.tls = { cert_file: live('admin.crt'), key_file: live('admin.key'), reload_interval: '50ms' };
+      c.workers = 2;
+    });
+    dirs.push(dir);
+    const gate = await spawnGate(file);
+    try {
+      const adminPort = Number(new URL(gate.adminUrl).port);
+      const readyz = async () => {
+        const r = await tlsCall(adminPort, '/readyz', { ca: pki.ca });
+        return { status: r.status, problems: ((JSON.parse(r.body) as { problems?: string[] }).problems ?? []).sort() };
+      };
+      expect(await readyz()).toEqual({ status: 200, problems: [] });
+      // Half-written pairs on both listeners: the old ones stay in service, and the cluster stays ready.
+      await copyFile(pki.server2.key, live('proxy.key'));
+      await copyFile(pki.server2.key, live('admin.key'));
+      const listed = await until(async () => (await readyz()).problems.length, 3);
+      const r = await readyz();
+      expect([listed, r.status]).toEqual([3, 200]);
+      expect(r.problems[0]).toMatch(/^admin TLS: TLS certificate files changed but do not load; keeping the previous ones: admin\.tls: the certificate and key do not load/);
+      expect(r.problems[1]).toMatch(/^worker 1: proxy TLS: .*: listen\.tls: the certificate and key do not load/);
+      expect(r.problems[2]).toMatch(/^worker 2: proxy TLS: .*: listen\.tls: the certificate and key do not load/);
+      // The matching certificates arrive: nothing is listed any more.
+      await copyFile(pki.server2.cert, live('proxy.crt'));
+      await copyFile(pki.server2.cert, live('admin.crt'));
+      expect(await until(async () => (await readyz()).problems.length, 0)).toBe(0);
+    } finally {
+      gate.child.kill('SIGTERM');
+      await gate.exited;
+      await up.close();
     }
   });
 
