@@ -301,14 +301,14 @@ describe('restarts and workers', () => {
     const config = await variant('fifo', (c) => {
       c.log.destination = './shipper.fifo';
     });
+    // The shipper, reading before the gate starts (as one does): whatever the gate writes to the pipe.
+    const shipper = createReadStream(fifo, { encoding: 'utf8' });
+    let text = '';
+    shipper.on('data', (d) => (text += d));
     const child = spawn(process.execPath, [CLI, 'serve', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     children.push(child);
     let err = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    // The shipper: whatever the gate writes to the pipe.
-    const shipper = createReadStream(fifo, { encoding: 'utf8' });
-    let text = '';
-    shipper.on('data', (d) => (text += d));
     const until = Date.now() + 20_000;
     while (!text.includes('"jitgate started"')) {
       if (child.exitCode !== null || Date.now() > until) throw new Error(`gate did not start: ${err}`);

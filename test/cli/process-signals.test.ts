@@ -136,8 +136,15 @@ describe('node --disable-sigusr1 (the package scripts, the image)', () => {
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    // (Not in its first microseconds: before node has set the signal aside, any program dies of it.)
-    await sleep(100);
+    // (Not before node has set the signal aside, ignored or caught, as the kernel shows: until then any
+    // program dies of it, and a loaded machine can take longer than any fixed wait to get there.)
+    const usr1 = 1n << 9n; // SIGUSR1 is signal 10: bit 9 of the masks
+    const setAside = (): boolean => {
+      const status = existsSync(`/proc/${child.pid}/status`) ? readFileSync(`/proc/${child.pid}/status`, 'utf8') : '';
+      const mask = (name: string): bigint => BigInt(`0x${new RegExp(`^${name}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '0'}`);
+      return ((mask('SigIgn') | mask('SigCgt')) & usr1) !== 0n;
+    };
+    await until(setAside, 10_000, 'node setting SIGUSR1 aside');
     for (let i = 0; i < 5; i++) {
       child.kill('SIGUSR1');
       await sleep(50);

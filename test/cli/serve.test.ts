@@ -13,7 +13,7 @@ import { makeDpopProof } from '../../src/cli/dpop-proof.ts';
 import { sizeThreadPool, threadPoolSize } from '../../src/cli/thread-pool.ts';
 import { runCli, type CliResult } from '../fixtures/cli.ts';
 import { findPromtool, promtoolWithInput } from '../fixtures/prometheus.ts';
-import { CLI, parseMetrics, send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
+import { CLI, parseMetrics, pidsOnLines, send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 
@@ -173,17 +173,14 @@ describe('jitgate serve, workers: 2', () => {
       // The primary's lines once named `pid` twice (its own, then a worker's): a reader kept the wrong one.
       expect(started.pid).toBe(gate.child.pid);
       const token = await tokenNow(cfg.keys);
-      const pids = new Set<number>();
       const N = 20;
       for (let i = 0; i < N; i++) {
         const res = await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } });
         expect(res.status).toBe(200);
       }
       for (let i = 0; i < 3; i++) expect((await send(gate.url, '/orders/43')).status).toBe(401);
-      for (const l of gate.lines) if (l.type === 'audit') pids.add(l.pid);
       // Round-robin: both workers served (audit lines carry the worker's pid).
-      await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
-      for (const l of gate.lines) if (l.type === 'audit') pids.add(l.pid);
+      const pids = await pidsOnLines(gate, (l) => l.type === 'audit', 2);
       expect(pids.size).toBe(2);
 
       const m = parseMetrics((await send(gate.adminUrl, '/metrics')).text);
@@ -264,8 +261,7 @@ describe('jitgate serve, workers: 2', () => {
       // 201 means enforced by every worker: no request after it gets through.
       expect(await statuses(gate.url, revoked)).toEqual(Array(8).fill(401));
       expect(await statuses(gate.url, kept, 4)).toEqual(Array(4).fill(200));
-      await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
-      const refusedBy = new Set(gate.lines.filter((l) => l.type === 'audit' && l.reason === 'revoked').map((l) => l.pid));
+      const refusedBy = await pidsOnLines(gate, (l) => l.type === 'audit' && l.reason === 'revoked', 2);
       expect(refusedBy.size).toBe(2);
 
       const status = JSON.parse((await send(gate.adminUrl, '/revocations', { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text);
@@ -349,9 +345,7 @@ describe('jitgate serve, workers: 2', () => {
       for (let i = 0; i < 6; i++) replays.push(await call(proof));
       expect(replays.map((r) => r.status)).toEqual([200, 401, 401, 401, 401, 401]);
       for (const r of replays.slice(1)) expect(JSON.parse(r.text).reason).toBe('dpop_replay');
-      await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
-      const replayRefusedBy = new Set(gate.lines.filter((l) => l.type === 'audit' && l.reason === 'dpop_replay').map((l) => l.pid));
-      expect(replayRefusedBy.size).toBe(2);
+      expect((await pidsOnLines(gate, (l) => l.type === 'audit' && l.reason === 'dpop_replay', 2)).size).toBe(2);
     } finally {
       gate.child.kill('SIGTERM');
     }

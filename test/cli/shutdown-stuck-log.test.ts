@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestKeys } from '../fixtures/gate.ts';
 import { FINAL_FLUSH_MS, SECOND_SIGNAL_FLUSH_MS } from '../../src/observability/logger.ts';
-import { answerOk, send, spawnGateStuckStdout, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
+import { answerOk, send, spawnGateStuckStdout, startRecordingUpstream, tokenNow, untilDraining, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 const dirs: string[] = [];
@@ -27,6 +27,7 @@ afterAll(async () => {
 interface Stuck {
   readonly child: ChildProcess;
   readonly url: string;
+  readonly adminUrl: string;
   readonly keys: TestKeys;
   /** Resolves on exit, with the ms since the first signal. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
@@ -44,6 +45,7 @@ async function startWithStuckStdout(grace: string): Promise<Stuck> {
   return {
     child: g.child,
     url: g.started.proxy!,
+    adminUrl: g.started.admin!,
     keys,
     exited: g.exited.then(({ code, signal, at }) => ({ code, signal, ms: at - sentAt })),
     signal(sig) {
@@ -87,12 +89,14 @@ describe('a gate whose stdout nobody reads', () => {
     const held = send(g.url, '/orders/42', { headers: { authorization: `Bearer ${token}`, 'x-hold': '1' } }).catch(() => undefined);
     await up.waitFor(before + 1);
     g.signal('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
+    const first = Date.now();
+    await untilDraining(g.adminUrl);
+    const draining = Date.now() - first;
     g.signal('SIGTERM');
     const r = await g.exited;
     up.respond = answerOk;
     await held;
     expect(r.code).toBe(143);
-    expect(r.ms).toBeLessThan(300 + SECOND_SIGNAL_FLUSH_MS + 3_000);
+    expect(r.ms).toBeLessThan(draining + SECOND_SIGNAL_FLUSH_MS + 3_000);
   }, 60_000);
 });

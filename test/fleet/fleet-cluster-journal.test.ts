@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisServer } from '../fixtures/redis.ts';
-import { send, spawnGate, tokenNow, type GateProcess, type RecordingUpstream, type writeGateConfig } from '../fixtures/servers.ts';
+import { lineOn, send, spawnGate, tokenNow, type GateProcess, type RecordingUpstream, type writeGateConfig } from '../fixtures/servers.ts';
 import { startClusterScene, stopClusterScene } from './cluster-scene.ts';
 
 let redis: RedisServer;
@@ -43,6 +43,9 @@ describe('workers: 2 with a journal and Redis', () => {
       if (Date.now() - started > 5000) throw new Error('not revoked within 5 s of the fourth refusal');
     }
     expect(await readFile(journal, 'utf8')).toContain('"jti":"journal-probe"');
+    // Every worker enforces it before the primary writes it to Redis (journal, workers, then Redis):
+    // the refusing worker's audit line says the whole append is done.
+    expect(await lineOn(gate, (l) => l.decision === 'anomaly_revoked' && l.jti === 'journal-probe' && l.outcome === 'ok')).toBeDefined();
     expect(String(await redis.command('ZRANGE', 'jitgate:revocations', '0', '-1'))).toContain('journal-probe');
 
     // Redis lost its data (a restart without persistence, a failover) and the gate restarted: the journal still has it.

@@ -11,7 +11,7 @@ import { publicJwkOf } from '../../src/issuing/key-files.ts';
 import { accessTokenHash } from '../../src/core/token.ts';
 import { makeKey } from '../fixtures/keys.ts';
 import type { RedisServer } from '../fixtures/redis.ts';
-import { send, tokenNow, type GateProcess, type RecordingUpstream, type writeGateConfig } from '../fixtures/servers.ts';
+import { pidsOnLines, send, tokenNow, type GateProcess, type RecordingUpstream, type writeGateConfig } from '../fixtures/servers.ts';
 import { ADMIN_TOKEN, startClusterScene, stopClusterScene } from './cluster-scene.ts';
 
 const ORIGIN = 'http://orders.internal';
@@ -46,10 +46,7 @@ describe('workers: 2 on Redis', () => {
       refusedInARow = r.status === 401 && JSON.parse(r.text).reason === 'revoked' ? refusedInARow + 1 : 0;
       if (Date.now() - started > 5000) throw new Error('not refused by every worker within 5 s');
     }
-    const pids = new Set(gate.lines.filter((l) => l.type === 'audit' && l.reason === 'revoked').map((l) => l.pid));
-    await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
-    for (const l of gate.lines) if (l.type === 'audit' && l.reason === 'revoked') pids.add(l.pid);
-    expect(pids.size).toBe(2);
+    expect((await pidsOnLines(gate, (l) => l.type === 'audit' && l.reason === 'revoked', 2)).size).toBe(2);
 
     const client = await makeKey('ES256', 'cluster-client');
     const bound = await tokenNow(cfg.keys, { jti: 'cluster-dpop', cnf: { jkt: await calculateJwkThumbprint(client.publicJwk, 'sha256') } });
@@ -72,10 +69,7 @@ describe('workers: 2 on Redis', () => {
     }
     // The count lives in Redis: the workers did not count at the primary.
     expect(((await redis.command('KEYS', 'jitgate:anomaly:*')) as string[]).length).toBeGreaterThan(0);
-    const pids = new Set(gate.lines.filter((l) => l.type === 'audit' && l.reason === 'path_not_granted' && l.jti === 'cluster-probe').map((l) => l.pid));
-    await new Promise((r) => setTimeout(r, 1200)); // audit lines are flushed within a second
-    for (const l of gate.lines) if (l.type === 'audit' && l.reason === 'path_not_granted' && l.jti === 'cluster-probe') pids.add(l.pid);
-    expect(pids.size).toBe(2);
+    expect((await pidsOnLines(gate, (l) => l.type === 'audit' && l.reason === 'path_not_granted' && l.jti === 'cluster-probe', 2)).size).toBe(2);
   }, 30_000);
 
   it('GET /revocations at the primary counts what the workers enforce from Redis', async () => {

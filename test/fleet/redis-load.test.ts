@@ -220,7 +220,8 @@ describe('loading the live set in pages', () => {
     await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'logged', exp: undefined }]);
     await until(async () => (await followerCommand()) === 'xread', 5_000, 'the follower following');
     relay.holdFrom('XREAD'); // the follower's next read waits in the relay
-    await new Promise((r) => setTimeout(r, 1_500)); // the read under way (BLOCK 1000) returns; the next is held
+    // The read under way (BLOCK 1000) returns and the next one is held: only then is the follower blind.
+    await until(() => relay.holding() > 0, 5_000, "the follower's next read held");
     for (const [jti, trim] of [['victim', true], ['fill', false]] as const) {
       const e = encodeEntry({ kind: 'jti', jti, exp: undefined });
       await fleet.redis.command('ZADD', k.live, '+inf', e);

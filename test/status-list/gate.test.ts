@@ -172,9 +172,16 @@ describe('bad lists: each a refusal with its reason', () => {
 
     // Until the retry (min(refresh, 5 s) after the first fetch started) the list's other tokens get the
     // same answer at once, without waiting and without a fetch of their own.
-    await new Promise((r) => setTimeout(r, 200)); // let the aborted fetch settle
+    // Once the aborted fetch has ended (its failure recorded, as /readyz shows); until then a request
+    // waits for it, as the first did. The token is signed before the clock starts.
+    const settledBy = Date.now() + 5_000;
+    while (!t.gate.readiness().problems.some((p) => p.startsWith(`status list ${server.uri(path)} `))) {
+      if (Date.now() > settledBy) throw new Error('the aborted fetch never ended');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const token = await statusToken(keys.a, server.uri(path), 1);
     const second = performance.now();
-    expect(await outcome(t.gate, await statusToken(keys.a, server.uri(path), 1))).toEqual({ kind: 'unavailable', reason: 'status_list_timeout', status: 503 });
+    expect(await outcome(t.gate, token)).toEqual({ kind: 'unavailable', reason: 'status_list_timeout', status: 503 });
     expect(performance.now() - second).toBeLessThan(300);
     expect(server.requestsFor(path)).toBe(1);
   });

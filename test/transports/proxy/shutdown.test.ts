@@ -4,7 +4,7 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, spawnGate, startRecordingUpstream, tokenNow, writeGateConfig, type RecordingUpstream } from '../../fixtures/servers.ts';
+import { send, spawnGate, startRecordingUpstream, tokenNow, untilDraining, writeGateConfig, type RecordingUpstream } from '../../fixtures/servers.ts';
 
 let up: RecordingUpstream;
 
@@ -103,7 +103,7 @@ describe('proxy shutdown', () => {
     const pending = send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } }).catch((e: Error) => e);
     await up.waitFor(before + 1);
     gate.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    await untilDraining(gate.adminUrl);
     gate.child.kill('SIGTERM');
     const exit = await gate.exited;
     expect(exit.code).toBe(143);
