@@ -50,7 +50,18 @@ export function loadAdminToken(file: string | undefined): AdminToken | undefined
     throw new StartupError(`admin.token_file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
   const token = text.trim();
-  if (token === '') throw new StartupError(`admin.token_file ${file}: the file is empty`);
-  if (/\s/.test(token)) throw new StartupError(`admin.token_file ${file}: the token must be one line without spaces`);
+  const problem = adminTokenProblem(token);
+  if (problem !== undefined) throw new StartupError(`admin.token_file ${file}: ${problem}`);
   return new AdminToken(token);
+}
+
+/**
+ * Why `token` (trimmed) cannot be an admin token, never quoting it: empty, or not one line of visible
+ * ASCII — what an `Authorization` header can carry. `jitgate revoke --token-file` applies the same rule
+ * (a file with a second line had its whole content printed in fetch's "invalid header value" error).
+ */
+export function adminTokenProblem(token: string): string | undefined {
+  if (token === '') return 'the file is empty';
+  if (!/^[\x21-\x7e]+$/.test(token)) return 'the token must be one line of visible ASCII characters, without spaces';
+  return undefined;
 }

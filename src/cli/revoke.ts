@@ -13,6 +13,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
+import { adminTokenProblem } from '../admin/admin-token.ts';
 import { redisKeys } from '../fleet/redis-layout.ts';
 import { connectOnce, plainReply, redactUrl, withDeadline } from '../fleet/redis-link.ts';
 import { writeEntries } from '../fleet/redis-writer.ts';
@@ -114,6 +115,8 @@ function entryJson(e: RevocationEntry): Record<string, unknown> {
 
 async function viaAdmin(admin: string, tokenFile: string, entry: RevocationEntry, timeoutMs: number): Promise<string> {
   const token = (await readFile(tokenFile, 'utf8').catch((err: NodeJS.ErrnoException) => Promise.reject(new Error(`--token-file ${tokenFile}: cannot read it (${err.code ?? err.message})`)))).trim();
+  const problem = adminTokenProblem(token);
+  if (problem !== undefined) throw new Error(`--token-file ${tokenFile}: ${problem}; nothing was sent`);
   const url = new URL('/revocations', admin);
   let res: Response;
   try {

@@ -288,11 +288,13 @@ export class StatusListEntry implements StatusListHandle {
 
   async #fetchAndApply(startedMs: number): Promise<StatusListFetchInfo['result']> {
     const { settings, keys, clock } = this.#d;
-    const res = await this.#d.get(this.uri, this.#bytes === undefined ? undefined : this.#etag);
+    const etag = this.#bytes === undefined ? undefined : this.#etag;
+    const res = await this.#d.get(this.uri, etag);
     if (res.status === 'not_modified') {
       // A 304 to a request without If-None-Match confirms nothing: an unusable HTTP answer like a 404
-      // (failureOf: status_list_unavailable), not a malformed list.
-      if (this.#bytes === undefined) throw new Error('HTTP 304 to a request without If-None-Match');
+      // (failureOf: status_list_unavailable), not a malformed list. That includes a held copy that came
+      // without an ETag (a probe: bare 304s kept such a list fresh past max_stale, revocations frozen).
+      if (etag === undefined) throw new Error('HTTP 304 to a request without If-None-Match');
       this.#freshAtMs = startedMs;
       return 'not_modified';
     }

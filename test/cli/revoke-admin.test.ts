@@ -56,6 +56,21 @@ describe('jitgate revoke --admin without a 201', () => {
     expect(r.stderr).toMatch(/answered 503 \(not_enforced: the entries are durable\); not confirmed/);
   });
 
+  it('a token file that is not one line of visible ASCII: exit 1 naming the file, nothing sent, and the secret never printed (a review)', async () => {
+    let asked = 0;
+    const url = await admin((_req, res) => (asked++, res.writeHead(201).end('{}')));
+    for (const [name, content] of [['two-lines', 'S3cretAdminTok\nsecondline\n'], ['spaced', 'S3cret AdminTok'], ['accented', 'S3cretAdminTok\u00e9'], ['empty', '\n']] as const) {
+      const file = join(dir, name);
+      await writeFile(file, content);
+      const r = await runCli(['revoke', '--admin', url, '--token-file', file, '--jti', 'j-1']);
+      expect(r.code, name).toBe(1);
+      expect(r.stderr, name).toContain(`--token-file ${file}: `);
+      expect(r.stderr, name).toMatch(/nothing was sent/);
+      expect(`${r.stdout}${r.stderr}`, name).not.toContain('S3cret');
+    }
+    expect(asked).toBe(0);
+  });
+
   it('401 and a refused connection: exit 1, not revoked', async () => {
     const refused = await revoke(await admin((_req, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized","reason":"admin_token_required"}')));
     expect([refused.code, /answered 401 \(admin_token_required: \); not revoked/.test(refused.stderr)]).toEqual([1, true]);

@@ -104,6 +104,28 @@ describe('refresh', () => {
     }
   });
 
+  it('a held list that came without an ETag: bare 304s confirm nothing, so past max_stale its tokens get 503 (a probe)', async () => {
+    const path = '/status/no-etag';
+    const uri = server.uri(path);
+    server.modes.set(path, { kind: 'body', body: await cliList(keys.a, { uri, bits: 1, size: 64, iat: NOW, statuses: new Map() }) });
+    const token = await statusToken(keys.a, uri, 0);
+    expect(await outcome(t.gate, token)).toMatchObject({ reason: 'granted' });
+    server.modes.set(path, { kind: 'status', status: 304 }); // whatever the request carried
+    try {
+      t.clock.advance(10_001);
+      expect(reasonNow(token)).toBe('status_list_stale'); // (and the entry is used: not dropped for disuse)
+      // Refreshes answered 304 after the clock moved: before, each one stamped the list fresh again.
+      const seen = server.count(304);
+      await eventually(() => server.count(304) >= seen + 2, 5_000, 'two 304 refreshes');
+      expect(server.seen.filter((s) => s.path === path).every((s) => s.ifNoneMatch === undefined)).toBe(true);
+      expect(reasonNow(token)).toBe('status_list_stale');
+      expect(t.gate.readiness().problems).toContain(`status list ${uri} of issuer https://broker.internal has not been refreshed within max_stale (last error: status_list_unavailable: HTTP 304 to a request without If-None-Match)`);
+    } finally {
+      t.clock.set(NOW * 1000);
+      server.modes.delete(path);
+    }
+  });
+
   /**
    * A gate (refresh 1h, its clock at NOW) whose one list carries `list` (its ttl or exp): the time from the
    * first fetch to the second, which only the list's own claims can bring forward.
