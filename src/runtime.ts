@@ -114,7 +114,7 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     proxy = await startProxy(ctx);
     started.push(proxy);
     if (withAdmin) {
-      admin = await startAdmin({ config, logger, source: localAdminSource(gate, metrics, isDraining), revocations: createRevocationsApi(ctx), problems: gate.degraded });
+      admin = await startAdmin({ config, logger, source: localAdminSource(gate, metrics, isDraining), revocations: createRevocationsApi(ctx), problems: gate.degraded, metrics });
       started.push(admin);
     }
     extAuthz = await startExtAuthz(ctx);

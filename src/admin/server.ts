@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { ProblemBoard } from '../observability/problem-board.ts';
 import { listenHttp, type HttpListener } from '../transports/http-listener.ts';
 import { outsideValidity } from '../core/cert-binding.ts';
@@ -23,6 +24,12 @@ export interface AdminOptions {
   readonly revocations?: AdminRoute;
   /** Where a refused admin.tls reload is listed; `source` shows it on /readyz. */
   readonly problems?: ProblemBoard;
+  /**
+   * Where admin.tls handshake failures and reloads are counted (`listener="admin"`): the process's
+   * registry. A cluster primary has none of its own (its /metrics sums the workers'), so there they are
+   * logged and listed on /readyz only.
+   */
+  readonly metrics?: Metrics;
 }
 
 const NO_STORE = 'no-store';
@@ -90,7 +97,7 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
   const httpOptions = { requireHostHeader: false, headersTimeout: ADMIN_HEADERS_TIMEOUT_MS, requestTimeout: 30_000, connectionsCheckingInterval: 1000 };
   // admin.tls: the same listener over TLS, with client certificates when configured (SPEC §11).
   const tlsConfig = options.config.admin.tls;
-  const tls = tlsConfig === undefined ? undefined : createTlsServer(httpOptions, tlsConfig, { name: 'admin', key: 'admin.tls', logger: log, problems: options.problems });
+  const tls = tlsConfig === undefined ? undefined : createTlsServer(httpOptions, tlsConfig, { name: 'admin', key: 'admin.tls', logger: log, problems: options.problems, metrics: options.metrics });
   const server = tls?.server ?? createServer(httpOptions);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (tls !== undefined && !tls.admit(req, res)) return;

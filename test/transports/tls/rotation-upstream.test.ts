@@ -9,7 +9,7 @@
 import { copyFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type CertFiles, type Pki } from '../../fixtures/pki.ts';
@@ -128,9 +128,16 @@ describe('listener certificate rotation', () => {
     expect(await readyz()).toEqual({ status: 200, problems: [] });
   }, 30_000);
 
-  it('the admin listener speaks TLS when admin.tls is set', async () => {
+  it('the admin listener speaks TLS when admin.tls is set, and counts its failed handshakes under listener="admin"', async () => {
     const r = await tlsCall(gate.running.listeners.admin.port, '/healthz', { ca: pki.ca });
     expect(r.status).toBe(200);
+    const failures = async () => Number(/jitgate_tls_handshake_failures_total\{listener="admin"\} (\d+)/.exec(await gate.running.metrics.metrics())?.[1] ?? 0);
+    const before = await failures();
+    // Plain HTTP to the TLS port: not a handshake.
+    const s = netConnect(gate.running.listeners.admin.port, '127.0.0.1', () => s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+    s.on('error', () => undefined);
+    await new Promise((done) => s.on('close', done));
+    expect(await until(failures, before + 1)).toBe(before + 1);
   });
 });
 
