@@ -187,7 +187,9 @@ export function configurationDoc(exampleText: string): string {
     'jitgate reads one YAML file (`jitgate serve -c FILE`; `jitgate check-config -c FILE` validates it without starting',
     'anything). Unknown keys are refused, so a typo never falls back to a default. Durations are strings with a unit',
     '(`500ms`, `2s`, `15m`, `1h`). Relative file paths resolve against the folder of the config file. The annotated',
-    'example [`config/jitgate.yaml`](../config/jitgate.yaml) sets every key below.',
+    'example [`config/jitgate.yaml`](../config/jitgate.yaml) sets every key below; it names key, token and certificate',
+    'files the repository does not ship, so it validates once those exist (`npm start` writes a working config to',
+    '`.jitgate-demo/jitgate.yaml`).',
     '',
   ];
   let section = '';

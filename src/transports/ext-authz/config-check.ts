@@ -18,7 +18,7 @@ export function extAuthzProblems(config: Config): string[] {
   const fa = x.forward_auth;
   if (fa === undefined) return problems;
   if (p === undefined) {
-    problems.push('ext_authz.forward_auth: is served on the ext_authz.http listener; configure ext_authz.http (listen, path_prefix) as well');
+    problems.push('ext_authz.forward_auth: is served on the ext_authz.http listener; configure ext_authz.http as well, with a path_prefix (such as "/authz") for Envoy\'s checks');
   } else if (fa.path.startsWith(p) && fa.path.charCodeAt(p.length) === 0x2f) {
     const fix = p === '' ? 'set ext_authz.http.path_prefix (such as "/authz")' : `move the forward-auth path outside ${JSON.stringify(p)} (such as "/forward-auth")`;
     problems.push(`ext_authz.forward_auth.path: ${JSON.stringify(fa.path)} lies under ext_authz.http.path_prefix ${JSON.stringify(p)}, so an Envoy check for that path would be taken for forward-auth; ${fix}`);
