@@ -70,12 +70,12 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
     const get = method === 'GET' || method === 'HEAD';
     const headOnly = method === 'HEAD';
     if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics') {
-      json(res, 404, { error: 'not_found' }, headOnly);
+      json(res, 404, { error: 'not_found', reason: 'unknown_path' }, headOnly);
       return;
     }
     if (!get) {
       res.setHeader('allow', 'GET, HEAD');
-      json(res, 405, { error: 'method_not_allowed' }, false);
+      json(res, 405, { error: 'method_not_allowed', reason: 'method_not_allowed' }, false);
       return;
     }
     if (path === '/healthz') {
@@ -103,7 +103,7 @@ export async function startAdmin(options: AdminOptions): Promise<HttpListener> {
     if (tls !== undefined && !tls.admit(req, res)) return;
     route(req, res).catch((err: unknown) => {
       log.error({ err }, 'admin request failed');
-      if (!res.headersSent) json(res, 500, { error: 'internal_error' }, false);
+      if (!res.headersSent) json(res, 500, { error: 'internal', reason: 'internal_error' }, false);
       else res.destroy();
     });
   });

@@ -141,6 +141,13 @@ function keyFileProblem(file: string, err: Error): string {
   return `${file}: ${at === -1 ? err.message : err.message.slice(at + file.length + 2)}`;
 }
 
+/** What POST /revocations will do: on only with a token, and accepting entries only with somewhere durable to put them. */
+function revocationApi(config: Config): string {
+  if (config.admin.token_file === undefined) return '';
+  if (config.revocation.journal === undefined && !config.revocation.redis) return ' (revocation API on, but POST answers 503: set revocation.journal or revocation.redis to accept entries)';
+  return ' (revocation API on)';
+}
+
 function summarize(config: Config): string {
   const local = config.issuers.filter((i) => i.jwks_file !== undefined).length;
   const rev: string[] = (['file', 'url', 'journal'] as const).filter((k) => config.revocation[k] !== undefined);
@@ -151,7 +158,7 @@ function summarize(config: Config): string {
     `${config.issuers.length} issuer${config.issuers.length === 1 ? '' : 's'} (${local} local key file${local === 1 ? '' : 's'}, ${config.issuers.length - local} jwks_uri)`,
     `${config.public.length} public route${config.public.length === 1 ? '' : 's'}`,
     `revocation: ${rev.length === 0 ? 'none' : rev.join(' + ')}`,
-    `admin ${config.admin.listen.host}:${config.admin.listen.port}${config.admin.token_file === undefined ? '' : ' (revocation API on)'}`,
+    `admin ${config.admin.listen.host}:${config.admin.listen.port}${revocationApi(config)}`,
   ];
   if (ext.length > 0) parts.push(`ext_authz: ${ext.join(', ')}`);
   parts.push(`workers ${workerCount(config.workers)}`);

@@ -40,11 +40,13 @@ describe('admin listener', () => {
   it('case=unknown path → 404 JSON; POST /healthz → 405', async () => {
     const res = await send(gate.adminUrl, '/nope');
     expect(res.status).toBe(404);
-    expect(JSON.parse(res.text)).toEqual({ error: 'not_found' });
+    // Every answer names an error and a reason (README), the admin listener's too.
+    expect(JSON.parse(res.text)).toEqual({ error: 'not_found', reason: 'unknown_path' });
     expect(res.headers['cache-control']).toBe('no-store');
     const post = await send(gate.adminUrl, '/healthz', { method: 'POST' });
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('GET, HEAD');
+    expect(JSON.parse(post.text)).toEqual({ error: 'method_not_allowed', reason: 'method_not_allowed' });
   });
 
   it('case=the revocation API is mounted (refused without admin.token_file)', async () => {

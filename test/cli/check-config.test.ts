@@ -172,6 +172,17 @@ describe('jitgate check-config', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/workers 2\n$/);
+    expect(r.stdout).toContain('(revocation API on)');
+  });
+
+  it('case=an admin token without a journal or Redis → accepted, and the summary says POST will answer 503 (a new user read "revocation API on")', async () => {
+    const { file, dir } = await config((c) => {
+      c.admin.token_file = './admin-token';
+    });
+    await writeFile(join(dir, 'admin-token'), 'a-long-enough-admin-token-value\n');
+    const r = await run(['-c', file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('(revocation API on, but POST answers 503: set revocation.journal or revocation.redis to accept entries)');
   });
 
   it.each([
