@@ -97,7 +97,7 @@ export const REASONS = Object.freeze({
   suspended: r(401, 'invalid_token', "the token's entry in its status list is 2 (SUSPENDED)"),
   status_not_valid: r(401, 'invalid_token', "the token's entry in its status list is a value other than 0 (VALID), 1 or 2"),
   status_missing: r(401, 'invalid_token', 'the issuer requires a status claim (status_list.required) and the token has none'),
-  status_claim_invalid: r(401, 'invalid_token', 'the status.status_list claim is malformed (idx not a non-negative integer, uri not a string)'),
+  status_claim_invalid: r(401, 'invalid_token', 'the status claim is malformed (no status mechanism in it, idx not a non-negative integer, uri not a string)'),
   status_uri_not_allowed: r(401, 'invalid_token', "the status list uri is outside the issuer's status_list.allowed_uris (not fetched)"),
   status_index_out_of_range: r(401, 'invalid_token', "the token's idx lies past the end of its status list"),
   status_list_malformed: r(401, 'invalid_token', 'the status list is not a compact JWS with a JSON payload'),

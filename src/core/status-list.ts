@@ -21,6 +21,9 @@ export function checkStatusClaim(status: unknown, lookup: StatusListLookup | und
   if (lookup === undefined) return undefined;
   if (status === undefined) return lookup.required ? 'status_missing' : undefined;
   if (typeof status !== 'object' || status === null || Array.isArray(status)) return 'status_claim_invalid';
+  // Draft §6.1: the claim MUST name at least one status mechanism (one we do not know is fine: an
+  // extension point); `{}` names none and is malformed like `[]` (a probe saw it let through).
+  if (Object.keys(status).length === 0) return 'status_claim_invalid';
   const sl = (status as { status_list?: unknown }).status_list;
   if (sl === undefined) return lookup.required ? 'status_missing' : undefined;
   if (typeof sl !== 'object' || sl === null || Array.isArray(sl)) return 'status_claim_invalid';

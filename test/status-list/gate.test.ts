@@ -201,6 +201,7 @@ describe('bad status claims and URIs: refused without a request', () => {
 
   it.each([
     ['status is a string', { status: 'revoked' }],
+    ['status names no mechanism (the draft, 6.1: at least one)', { status: {} }],
     ['status_list is an array', { status: { status_list: [0, 'x'] } }],
     ['uri is a number', { status: { status_list: { idx: 0, uri: 7 } } }],
   ])('%s → status_claim_invalid', async (_name, claims) => {
