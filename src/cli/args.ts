@@ -23,7 +23,16 @@ export function parseCommand<O extends ParseArgsOptionsConfig>(
 ): Values<O> | number {
   let values: Values<O>;
   try {
-    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { ...options, ...HELP } }));
+    const parsed = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { ...options, ...HELP }, tokens: true });
+    values = parsed.values as Values<O>;
+    // parseArgs keeps the last of a repeated single-valued flag: `revoke --jti a --jti b` revoked only b,
+    // `audit verify --jwks A --jwks B` checked against B alone (a probe). Repeating one is refused.
+    const seen = new Set<string>();
+    for (const t of parsed.tokens) {
+      if (t.kind !== 'option' || (options[t.name] as { multiple?: boolean } | undefined)?.multiple === true) continue;
+      if (seen.has(t.name)) return usageError(`--${t.name} given more than once`);
+      seen.add(t.name);
+    }
   } catch (err) {
     return usageError((err as Error).message);
   }

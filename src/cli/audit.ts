@@ -117,8 +117,11 @@ export async function run(argv: string[]): Promise<number> {
     return usageError(argv[0] === undefined ? 'missing subcommand: verify' : `unknown subcommand "${argv[0]}"; expected verify`);
   }
   const rest = argv.slice(1);
-  const files = rest.filter((a, i) => !a.startsWith('-') && rest[i - 1] !== '--jwks');
-  const flags = rest.filter((a) => !files.includes(a));
+  // By position: a --jwks value spelled like one of the files is still the flag's (a probe: filtering by
+  // value took it from the flag, "argument missing").
+  const isFile = rest.map((a, i) => !a.startsWith('-') && rest[i - 1] !== '--jwks');
+  const files = rest.filter((_, i) => isFile[i]);
+  const flags = rest.filter((_, i) => !isFile[i]);
   const values = parseCommand(flags, { jwks: { type: 'string' }, 'allow-mid-chain': { type: 'boolean' } }, USAGE, usageError);
   if (typeof values === 'number') return values;
   if (files.length === 0) return usageError('name at least one FILE');

@@ -254,6 +254,17 @@ describe('bad input', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('ENOENT');
   });
+
+  it('case=--jwks given twice → exit 2 (the last one alone was used: a genuine log read as forged); a --jwks naming one of the files is still the flag\'s', async () => {
+    const twice = await runCli(['audit', 'verify', logFile, '--jwks', jwks, '--jwks', jwks]);
+    expect([twice.code, twice.stdout]).toEqual([2, '']);
+    expect(twice.stderr).toContain('--jwks given more than once');
+    // The value is the log itself: read as a JWKS (and refused as one), not taken from the flag.
+    const same = await runCli(['audit', 'verify', logFile, '--jwks', logFile]);
+    expect(same.code).toBe(2);
+    expect(same.stderr).toContain(`--jwks ${logFile}: `);
+    expect(same.stderr).not.toContain('argument missing');
+  });
 });
 
 function pick0(k: number): number {

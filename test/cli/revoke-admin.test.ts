@@ -71,6 +71,15 @@ describe('jitgate revoke --admin without a 201', () => {
     expect(asked).toBe(0);
   });
 
+  it('--jti given twice: exit 2 and nothing sent (parseArgs kept only the last: one of two tokens revoked)', async () => {
+    let asked = 0;
+    const url = await admin((_req, res) => (asked++, res.writeHead(201).end('{}')));
+    const r = await runCli(['revoke', '--admin', url, '--token-file', tokenFile, '--jti', 'first', '--jti', 'second']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--jti given more than once');
+    expect(asked).toBe(0);
+  });
+
   it('401 and a refused connection: exit 1, not revoked', async () => {
     const refused = await revoke(await admin((_req, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized","reason":"admin_token_required"}')));
     expect([refused.code, /answered 401 \(admin_token_required: \); not revoked/.test(refused.stderr)]).toEqual([1, true]);
