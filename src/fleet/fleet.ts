@@ -54,12 +54,21 @@ export interface RedisRevocationWriter {
   count(): Promise<number>;
 }
 
-/** `own`: this process's follower, which enforces an acknowledged write at once (not only once it reads it back). */
-export function redisWriter(link: RedisLink, keys: RedisKeys, description: string, own?: RedisRevocationSource): RedisRevocationWriter {
+/**
+ * `own`: this process's follower, which enforces an acknowledged write at once (not only once it reads it back).
+ * `failed`: told of each write Redis did not acknowledge (counted as `jitgate_redis_errors_total{op="write"}`).
+ */
+export function redisWriter(link: RedisLink, keys: RedisKeys, description: string, own?: RedisRevocationSource, failed?: (err: Error) => void): RedisRevocationWriter {
   return {
     description,
     write: async (entries) => {
-      const size = await link.run('revocation write', (c) => writeEntries(c, keys, entries));
+      let size: number;
+      try {
+        size = await link.run('revocation write', (c) => writeEntries(c, keys, entries));
+      } catch (err) {
+        failed?.(err as Error);
+        throw err;
+      }
       own?.applyOwn(entries);
       return size;
     },
@@ -117,7 +126,8 @@ export class Fleet {
           })
         : undefined;
     this.source = config.revocation.redis ? redisSource(config, deps, opts, this.keys, tolerance) : undefined;
-    this.writer = redisWriter(this.link, this.keys, this.description, this.source);
+    // Counted only: the caller (the admin API, an anomaly revocation) logs the refusal with its context.
+    this.writer = redisWriter(this.link, this.keys, this.description, this.source, () => m.redisErrors.labels('write').inc());
     this.#sharesNonces = config.dpop.use_nonce;
   }
 

@@ -251,6 +251,10 @@ describe('the second look at the same afternoon (a reviewer with the source)', (
     await g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'full-1', exp: undefined }]);
     await fillUp(lone);
     await expect(lone.command('SET', 'probe', 'x')).rejects.toThrow(/OOM/);
+    // A revocation Redis refuses is counted where operators alert (docs/fleet.md; a probe found it only logged).
+    const writeErrors = async () => (await g.metrics.registry.getSingleMetric('jitgate_redis_errors_total')!.get()).values.find((v) => v.labels.op === 'write')?.value ?? 0;
+    await expect(g.gate.fleet!.writer.write([{ kind: 'jti', jti: 'refused', exp: undefined }])).rejects.toThrow(/OOM/);
+    expect(await writeErrors()).toBe(1);
     // Every connection dropped: the gate reconnects and reloads (a MULTI, even of reads, is refused there).
     await lone.command('CLIENT', 'KILL', 'TYPE', 'normal');
     await new Promise((r) => setTimeout(r, 4000)); // past max_stale: a gate that could not reload would answer 503
