@@ -54,6 +54,11 @@ export interface Finding extends Location {
   readonly message: string;
 }
 
+/** `line N` for a line of the file a finding is in, else `FILE:N`: a chain runs across rotated files. */
+function lineRef(ref: Location, here: Location): string {
+  return ref.file === here.file ? `line ${ref.line}` : `${ref.file}:${ref.line}`;
+}
+
 interface ChainState {
   seq: number;
   hash: string;
@@ -238,9 +243,9 @@ export class ChainVerifier {
         this.#finish(id, s);
         // A gate starts a new chain after the old one's last line, so later; a copy of old lines, a file given twice or files out of order start earlier.
         if (time === undefined || s.time === undefined || time <= s.time) {
-          this.#broken(at, `a new chain starts at ${time ?? 'no time'}, not after the previous chain of this id ended (line ${s.at.line}, ${s.time ?? 'no time'}): lines copied or repeated, a file given twice, or files out of order`);
+          this.#broken(at, `a new chain starts at ${time ?? 'no time'}, not after the previous chain of this id ended (${lineRef(s.at, at)}, ${s.time ?? 'no time'}): lines copied or repeated, a file given twice, or files out of order`);
         } else {
-          this.#note(at, `a new chain starts here (the gate did not continue the previous one, e.g. log.destination changed); the previous one ends at line ${s.at.line} (seq ${s.seq})`);
+          this.#note(at, `a new chain starts here (the gate did not continue the previous one, e.g. log.destination changed); the previous one ends at ${lineRef(s.at, at)} (seq ${s.seq})`);
         }
       }
       this.#chains.set(id, fresh());
@@ -266,11 +271,11 @@ export class ChainVerifier {
         this.#broken(
           at,
           seq > expected
-            ? `seq ${seq} follows seq ${s.seq} (line ${s.at.line}): ${seq - expected === 1 ? `the line with seq ${expected} is` : `lines with seq ${expected}–${seq - 1} are`} missing here (removed or moved)`
-            : `seq ${seq} follows seq ${s.seq} (line ${s.at.line}): a line was inserted or lines were reordered`,
+            ? `seq ${seq} follows seq ${s.seq} (${lineRef(s.at, at)}): ${seq - expected === 1 ? `the line with seq ${expected} is` : `lines with seq ${expected}–${seq - 1} are`} missing here (removed or moved)`
+            : `seq ${seq} follows seq ${s.seq} (${lineRef(s.at, at)}): a line was inserted or lines were reordered`,
         );
       } else if (prev !== s.hash) {
-        this.#broken(s.at, `this line does not hash to the prev of the next line of its chain (line ${at.line}, seq ${seq}): it was changed (or that line's prev was)`);
+        this.#broken(s.at, `this line does not hash to the prev of the next line of its chain (${lineRef(at, s.at)}, seq ${seq}): it was changed (or that line's prev was)`);
       }
       s.seq = seq;
       s.hash = hash;
@@ -405,7 +410,7 @@ export class ChainVerifier {
    */
   #restarted(id: string, s: ChainState, at: Location): void {
     if (this.#keys !== undefined) {
-      const restart = `the gate restarted (chain_start at line ${at.line})`;
+      const restart = `the gate restarted (chain_start at ${lineRef(at, s.at)})`;
       if (s.unvouched > 0) {
         this.#unvouched(id, s, `${this.#since(s)} and before ${restart}: a restart continues from the file's last line as it finds it, so later checkpoints cover these lines by hash but cannot vouch that the gate wrote them (a crash, or lines added while it was down)`);
       } else {
@@ -421,7 +426,7 @@ export class ChainVerifier {
   }
 
   #since(s: ChainState): string {
-    return s.vouched === undefined ? 'no valid checkpoint vouches for any of its lines' : `after the last valid checkpoint (line ${s.vouched.line}, seq ${s.vouched.seq})`;
+    return s.vouched === undefined ? 'no valid checkpoint vouches for any of its lines' : `after the last valid checkpoint (${lineRef(s.vouched, s.at)}, seq ${s.vouched.seq})`;
   }
 
   #unvouched(id: string, s: ChainState, why: string): void {

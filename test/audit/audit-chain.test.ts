@@ -119,6 +119,17 @@ describe('the chain a real gate writes', () => {
     expect(swapped.code).toBe(1);
     expect(swapped.stdout).toContain('NOT VOUCHED');
   });
+
+  it('case=rotated files out of order: a line of another file is named with its file (a probe read "line 93" of the wrong one)', async () => {
+    const [c1, c2] = [chainIdx(lines)[100]!, chainIdx(lines)[200]!];
+    const [a, b, c] = ['part.a', 'part.b', 'part.c'].map((n) => join(dir, n));
+    await writeFile(a!, `${lines.slice(0, c1).join('\n')}\n`);
+    await writeFile(b!, `${lines.slice(c1, c2).join('\n')}\n`);
+    await writeFile(c!, `${lines.slice(c2).join('\n')}\n`);
+    const r = await runCli(['audit', 'verify', a!, c!, b!]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`${c}:1 (seq 200): seq 200 follows seq 99 (${a}:${chainIdx(lines)[99]! + 1}): lines with seq 100–199 are missing here`);
+  });
 });
 
 describe('tampering is found at the right line', () => {
