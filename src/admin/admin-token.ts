@@ -62,6 +62,10 @@ export function loadAdminToken(file: string | undefined): AdminToken | undefined
  */
 export function adminTokenProblem(token: string): string | undefined {
   if (token === '') return 'the file is empty';
+  // Far above any real token, far below node's 16 KiB head: a longer one could never be sent (a re-probe: 10 MB started).
+  if (token.length > MAX_ADMIN_TOKEN_CHARS) return `the token is longer than ${MAX_ADMIN_TOKEN_CHARS} characters, more than a request header carries`;
   if (!/^[\x21-\x7e]+$/.test(token)) return 'the token must be one line of visible ASCII characters, without spaces';
   return undefined;
 }
+
+export const MAX_ADMIN_TOKEN_CHARS = 4096;

@@ -316,7 +316,9 @@ export class StatusListEntry implements StatusListHandle {
     this.#expMs = v.expMs ?? Infinity;
     this.#expClaimMs = v.expClaimMs ?? Infinity;
     this.#ttlMs = v.ttlMs;
-    this.#etag = res.etag;
+    // An empty or blank ETag names no version: sent back, it made an empty If-None-Match that let a bare
+    // 304 count as a confirmation (a re-probe). Such a copy is refreshed with plain GETs.
+    this.#etag = res.etag !== undefined && res.etag.trim() !== '' ? res.etag : undefined;
     // Freshness counts from when the request went out: the list is at least that current.
     this.#freshAtMs = startedMs;
     return 'ok';

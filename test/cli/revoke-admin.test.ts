@@ -59,7 +59,7 @@ describe('jitgate revoke --admin without a 201', () => {
   it('a token file that is not one line of visible ASCII: exit 1 naming the file, nothing sent, and the secret never printed (a review)', async () => {
     let asked = 0;
     const url = await admin((_req, res) => (asked++, res.writeHead(201).end('{}')));
-    for (const [name, content] of [['two-lines', 'S3cretAdminTok\nsecondline\n'], ['spaced', 'S3cret AdminTok'], ['accented', 'S3cretAdminTok\u00e9'], ['empty', '\n']] as const) {
+    for (const [name, content] of [['two-lines', 'S3cretAdminTok\nsecondline\n'], ['spaced', 'S3cret AdminTok'], ['accented', 'S3cretAdminTok\u00e9'], ['empty', '\n'], ['huge', `S3cret${'A'.repeat(5000)}`]] as const) {
       const file = join(dir, name);
       await writeFile(file, content);
       const r = await runCli(['revoke', '--admin', url, '--token-file', file, '--jti', 'j-1']);

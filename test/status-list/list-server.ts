@@ -14,7 +14,7 @@ export type ListMode =
   | { readonly kind: 'ok' }
   | { readonly kind: 'status'; readonly status: number }
   | { readonly kind: 'slow'; readonly ms: number }
-  | { readonly kind: 'body'; readonly body: string | Buffer; readonly contentType?: string }
+  | { readonly kind: 'body'; readonly body: string | Buffer; readonly contentType?: string; readonly etag?: string }
   | { readonly kind: 'redirect'; readonly location: string };
 
 export interface SeenRequest {
@@ -61,7 +61,7 @@ export class StatusListServer extends ScriptedServer {
       case 'redirect':
         return this.answer(res, 302, '', { location: mode.location });
       case 'body':
-        return this.answer(res, 200, mode.body, { 'content-type': mode.contentType ?? 'application/statuslist+jwt' });
+        return this.answer(res, 200, mode.body, { 'content-type': mode.contentType ?? 'application/statuslist+jwt', ...(mode.etag === undefined ? {} : { etag: mode.etag }) });
       case 'slow': {
         const t = setTimeout(() => this.#serve(req, res, path), mode.ms);
         res.on('close', () => clearTimeout(t));

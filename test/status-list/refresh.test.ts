@@ -104,10 +104,14 @@ describe('refresh', () => {
     }
   });
 
-  it('a held list that came without an ETag: bare 304s confirm nothing, so past max_stale its tokens get 503 (a probe)', async () => {
-    const path = '/status/no-etag';
+  it.each([
+    ['without an ETag', undefined],
+    ['with an empty ETag (a re-probe: sent back as an empty If-None-Match, it passed)', ''],
+    ['with a blank ETag', '  '],
+  ])('a held list that came %s: bare 304s confirm nothing, so past max_stale its tokens get 503 (a probe)', async (_name, etag) => {
+    const path = `/status/no-etag-${etag?.length ?? 'none'}`;
     const uri = server.uri(path);
-    server.modes.set(path, { kind: 'body', body: await cliList(keys.a, { uri, bits: 1, size: 64, iat: NOW, statuses: new Map() }) });
+    server.modes.set(path, { kind: 'body', body: await cliList(keys.a, { uri, bits: 1, size: 64, iat: NOW, statuses: new Map() }), etag });
     const token = await statusToken(keys.a, uri, 0);
     expect(await outcome(t.gate, token)).toMatchObject({ reason: 'granted' });
     server.modes.set(path, { kind: 'status', status: 304 }); // whatever the request carried
@@ -117,7 +121,7 @@ describe('refresh', () => {
       // Refreshes answered 304 after the clock moved: before, each one stamped the list fresh again.
       const seen = server.count(304);
       await eventually(() => server.count(304) >= seen + 2, 5_000, 'two 304 refreshes');
-      expect(server.seen.filter((s) => s.path === path).every((s) => s.ifNoneMatch === undefined)).toBe(true);
+      expect(server.seen.filter((s) => s.path === path).every((s) => s.ifNoneMatch === undefined)).toBe(true); // plain GETs
       expect(reasonNow(token)).toBe('status_list_stale');
       expect(t.gate.readiness().problems).toContain(`status list ${uri} of issuer https://broker.internal has not been refreshed within max_stale (last error: status_list_unavailable: HTTP 304 to a request without If-None-Match)`);
     } finally {
