@@ -173,7 +173,7 @@ export class Decider {
     if (token === '') return deny('malformed_token', path);
 
     const nowMs = this.#clock.nowMs();
-    const stale = this.#revocation.staleSource(nowMs);
+    const stale = this.#revocation.staleSource(nowMs, true);
     if (stale !== undefined) return unavailable('revocation_stale', path);
 
     let verified = this.#cache.get(token);

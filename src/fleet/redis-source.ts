@@ -35,6 +35,7 @@ import { parseEntryText, type LineError, type RevocationEntry } from '../revocat
 import { RevocationIndex } from '../revocation/revocation-index.ts';
 import { eachSliced } from '../revocation/slices.ts';
 import { SCAN_COUNT, scanPageOf, scanSet, type ScanPage } from './redis-set-scan.ts';
+import { StallGuard } from './stall-guard.ts';
 import type { RevocationSource } from '../revocation/revocation-list.ts';
 import { FOLLOW_GAP_MS, LOG_FIELD, LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
 import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
@@ -163,6 +164,8 @@ export class RedisRevocationSource implements RevocationSource {
   #stopped = false;
   #prune: NodeJS.Timeout | undefined;
   #firstSync: (() => void) | undefined;
+  /** A frozen process is behind until a read sent after the freeze answers (stall-guard.ts). */
+  readonly #stall = new StallGuard();
 
   constructor(options: RedisSourceOptions) {
     this.name = `redis:${redactUrl(options.url)}#${options.prefix}`;
@@ -186,6 +189,11 @@ export class RedisRevocationSource implements RevocationSource {
 
   get lastSyncAt(): number | undefined {
     return this.#lastSyncAt;
+  }
+
+  /** RevocationSource.behind: the process stood still since the last answered read (stall-guard.ts). */
+  get behind(): boolean {
+    return this.#stall.behind;
   }
 
   /** Set while the last load found entries missing from Redis (shown in /readyz; the gate stays ready). */
@@ -212,12 +220,14 @@ export class RedisRevocationSource implements RevocationSource {
     await first;
     this.#prune = setInterval(() => void this.#index.prune(this.#clock.nowMs() / 1000 - this.#o.toleranceSec), PRUNE_EVERY_MS);
     this.#prune.unref();
+    this.#stall.start();
   }
 
   stop(): void {
     this.#stopped = true;
     this.#sessionNo++;
     if (this.#prune !== undefined) clearInterval(this.#prune);
+    this.#stall.stop();
     this.#link.stop();
   }
 
@@ -247,6 +257,7 @@ export class RedisRevocationSource implements RevocationSource {
           needResync = false;
         }
         const askedAt = this.#clock.nowMs();
+        const askedAtMono = performance.now();
         const reply = await withDeadline(
           client.sendCommand<XReadReply>(['XREAD', 'COUNT', String(READ_COUNT), 'BLOCK', String(BLOCK_MS), 'STREAMS', this.#o.keys.log, this.#lastId]),
           BLOCK_MS + this.#o.commandTimeoutMs,
@@ -294,6 +305,7 @@ export class RedisRevocationSource implements RevocationSource {
         // An empty answer came after Redis blocked BLOCK_MS from receiving the read (at or after
         // askedAt): nothing was logged until at least askedAt + BLOCK_MS. Records: fresh as of askedAt.
         this.#lastSyncAt = reply === null ? askedAt + BLOCK_MS : askedAt;
+        this.#stall.synced(askedAtMono);
         this.#o.events?.followed?.();
       } catch (caught) {
         const err = plainReply(caught);
@@ -392,6 +404,7 @@ export class RedisRevocationSource implements RevocationSource {
       this.#addedAtLoad = log === undefined ? 0 : log.entriesAdded;
       this.#readSinceLoad = load.read;
       this.#lastSyncAt = askedAt;
+      this.#stall.synced(started);
       if (missing.length > 0) {
         try {
           await withDeadline(restoreLive(client, keys, missing), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'write back');

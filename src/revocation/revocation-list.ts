@@ -13,6 +13,11 @@ export interface RevocationSource {
   readonly lastSyncAt: number | undefined;
   /** Remote sources: no successful sync for longer than this → fail closed. */
   readonly maxStaleMs: number | undefined;
+  /**
+   * True while the source knows its list may lag although it is not away: the process stood still
+   * (src/fleet/stall-guard.ts). Decisions then fail closed as for max_stale; readiness is unaffected.
+   */
+  readonly behind?: boolean;
   /** Set while the last reload was refused and an older list is kept (shown in /readyz; not unready). */
   readonly problem?: string | undefined;
   /** SIGHUP (reload.ts): only a source that re-reads something on a signal has it. Never rejects. */
@@ -37,11 +42,15 @@ export class RevocationList {
     return false;
   }
 
-  /** The name of a remote source past max_stale (or never synced), else undefined. */
-  staleSource(nowMs: number): string | undefined {
+  /**
+   * The name of a remote source past max_stale (or never synced), else undefined. For a decision
+   * (`orBehind`), also one that is behind after the process stood still.
+   */
+  staleSource(nowMs: number, orBehind = false): string | undefined {
     for (const s of this.#sources) {
       if (s.maxStaleMs === undefined) continue;
       if (s.lastSyncAt === undefined || nowMs - s.lastSyncAt > s.maxStaleMs) return s.name;
+      if (orBehind && s.behind === true) return s.name;
     }
     return undefined;
   }

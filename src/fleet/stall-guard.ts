@@ -1,0 +1,69 @@
+/**
+ * Tells a gate whose own process stood still (SIGSTOP, a VM or cgroup pause, a long stop-the-world
+ * pause) from one whose Redis went quiet. Both look the same to the follower — no read answered for a
+ * while — and a quiet Redis is ridden out until `max_stale` with the list the gate holds (SPEC §9). A
+ * frozen gate is different: on waking it would answer what queued during the freeze, and what comes in
+ * while its follower catches up, from a list that may be seconds behind Redis (a probe: a revocation
+ * made during a 2–6 s freeze, a request sent 0.3 s after its 201 answered 200).
+ *
+ * A timer ticks every TICK_MS on monotonic time. A tick (or a decision) that finds the previous tick
+ * more than STALL_MS ago marks a stall; the revocation source is then behind — decisions answer 503
+ * `revocation_stale` — until a read sent after the stall has been answered, or CATCH_UP_MS have passed
+ * (Redis may have gone away meanwhile: then `max_stale` governs again, as for any quiet Redis). Checked
+ * per decision, not only on the tick: after a freeze, requests already read from their sockets are
+ * decided before any timer runs.
+ */
+
+/** How often the tick runs. */
+const TICK_MS = 200;
+/**
+ * A gap in the ticks longer than this is a stall. Well above the delays a busy event loop shows (tens
+ * of ms), so a loaded gate is not taken for a frozen one; below the follower's normal cadence plus
+ * command_timeout, so the freezes that matter are seen.
+ */
+export const STALL_MS = 1_500;
+/** How long a stall keeps the source behind without an answered read: a read's BLOCK, a reconnect and a load. */
+const CATCH_UP_MS = 5_000;
+
+export class StallGuard {
+  #tickAt = performance.now();
+  /** performance.now() when the last stall was noticed; undefined once a later read was answered. */
+  #stalledAt: number | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  start(): void {
+    this.#tickAt = performance.now();
+    this.#timer ??= setInterval(() => {
+      this.#notice(performance.now());
+      this.#tickAt = performance.now();
+    }, TICK_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** True from a stall until a read sent after it is answered (at most CATCH_UP_MS). */
+  get behind(): boolean {
+    if (this.#timer === undefined) return false;
+    const now = performance.now();
+    this.#notice(now);
+    if (this.#stalledAt !== undefined && now - this.#stalledAt > CATCH_UP_MS) this.#stalledAt = undefined;
+    return this.#stalledAt !== undefined;
+  }
+
+  /** A read sent at `askedAt` (performance.now()) was answered. */
+  synced(askedAt: number): void {
+    if (this.#stalledAt !== undefined && askedAt >= this.#stalledAt) this.#stalledAt = undefined;
+  }
+
+  #notice(now: number): void {
+    if (now - this.#tickAt > STALL_MS) {
+      this.#stalledAt = now;
+      // One stall is noticed once: the next tick measures from here.
+      this.#tickAt = now;
+    }
+  }
+}

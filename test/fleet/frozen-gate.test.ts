@@ -1,0 +1,69 @@
+/**
+ * A gate process that stood still (SIGSTOP here; a VM or cgroup pause, a long stop-the-world pause in
+ * production) while a revocation was made must not answer, on waking, from the list it held before
+ * (src/fleet/stall-guard.ts). A black-box probe froze a gate 2–6 s: the request sent 0.3 s after the
+ * revocation, queued meanwhile, got 200, and so did new ones for 35–100 ms after it woke. Now every
+ * answer after the freeze is 503 `revocation_stale` until the follower has read past it, then 401.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rm } from 'node:fs/promises';
+import { encodeEntry, redisKeys } from '../../src/fleet/redis-layout.ts';
+import { startRedis, type RedisServer } from '../fixtures/redis.ts';
+import { send, spawnGate, startRecordingUpstream, stopGate, tokenNow, writeGateConfig, type GateProcess, type RecordingUpstream } from '../fixtures/servers.ts';
+
+let redis: RedisServer;
+let up: RecordingUpstream;
+let gate: GateProcess | undefined;
+let cfg: Awaited<ReturnType<typeof writeGateConfig>>;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  [redis, up] = await Promise.all([startRedis(), startRecordingUpstream()]);
+  cfg = await writeGateConfig(up.url, (c) => {
+    c.redis = { url: redis.url, connect_timeout: '5s' };
+    c.revocation = { redis: true, max_stale: '30s' };
+  });
+  gate = await spawnGate(cfg.file);
+}, 60_000);
+
+afterAll(async () => {
+  if (gate !== undefined && gate.child.exitCode === null) gate.child.kill('SIGCONT');
+  await stopGate(gate);
+  await up?.close();
+  await redis?.remove();
+  if (cfg) await rm(cfg.dir, { recursive: true, force: true });
+});
+
+describe('a gate frozen while a revocation is made', () => {
+  it('answers nothing from the list it held before the freeze: 503 revocation_stale until its follower reads past it, then 401', async () => {
+    const token = await tokenNow(cfg.keys, { jti: 'frozen-1' });
+    const auth = { headers: { authorization: `Bearer ${token}` } };
+    expect((await send(gate!.url, '/orders/42', auth)).status).toBe(200); // verified and cached
+    const forwarded = up.requests.length;
+
+    gate!.child.kill('SIGSTOP');
+    try {
+      // A broker's revocation, straight to Redis, while the gate cannot read it.
+      const k = redisKeys('jitgate:');
+      const e = encodeEntry({ kind: 'jti', jti: 'frozen-1', exp: undefined });
+      await redis.command('ZADD', k.live, '+inf', e);
+      await redis.command('XADD', k.log, '*', 'entry', e);
+      await sleep(300);
+      // Sent during the freeze: queued in the kernel until the gate wakes.
+      const queued = [send(gate!.url, '/orders/42', auth), send(gate!.url, '/orders/42', auth)];
+      await sleep(2_700);
+      gate!.child.kill('SIGCONT');
+      const answers = [...(await Promise.all(queued))];
+      // And what comes right after it wakes, until the follower has caught up.
+      for (let i = 0; i < 200 && answers.at(-1)!.status !== 401; i++) answers.push(await send(gate!.url, '/orders/42', auth));
+      const reasons = answers.map((a) => `${a.status} ${JSON.parse(a.text).reason}`);
+      expect(reasons.filter((r) => r !== '503 revocation_stale' && r !== '401 revoked')).toEqual([]);
+      expect(reasons.at(-1)).toBe('401 revoked');
+      expect(up.requests.length).toBe(forwarded);
+    } finally {
+      gate!.child.kill('SIGCONT');
+    }
+    // A gate that did not stand still answers as ever: another token, allowed.
+    expect((await send(gate!.url, '/orders/42', { headers: { authorization: `Bearer ${await tokenNow(cfg.keys, { jti: 'frozen-2' })}` } })).status).toBe(200);
+  }, 30_000);
+});
