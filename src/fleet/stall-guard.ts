@@ -26,10 +26,18 @@ export const STALL_MS = 1_500;
 const CATCH_UP_MS = 5_000;
 
 export class StallGuard {
+  readonly #stallMs: number;
+  readonly #catchUpMs: number;
   #tickAt = performance.now();
   /** performance.now() when the last stall was noticed; undefined once a later read was answered. */
   #stalledAt: number | undefined;
   #timer: NodeJS.Timeout | undefined;
+
+  /** The bounds are STALL_MS and CATCH_UP_MS; tests shorten them. */
+  constructor(bounds: { readonly stallMs?: number; readonly catchUpMs?: number } = {}) {
+    this.#stallMs = bounds.stallMs ?? STALL_MS;
+    this.#catchUpMs = bounds.catchUpMs ?? CATCH_UP_MS;
+  }
 
   start(): void {
     this.#tickAt = performance.now();
@@ -50,7 +58,7 @@ export class StallGuard {
     if (this.#timer === undefined) return false;
     const now = performance.now();
     this.#notice(now);
-    if (this.#stalledAt !== undefined && now - this.#stalledAt > CATCH_UP_MS) this.#stalledAt = undefined;
+    if (this.#stalledAt !== undefined && now - this.#stalledAt > this.#catchUpMs) this.#stalledAt = undefined;
     return this.#stalledAt !== undefined;
   }
 
@@ -60,7 +68,7 @@ export class StallGuard {
   }
 
   #notice(now: number): void {
-    if (now - this.#tickAt > STALL_MS) {
+    if (now - this.#tickAt > this.#stallMs) {
       this.#stalledAt = now;
       // One stall is noticed once: the next tick measures from here.
       this.#tickAt = now;

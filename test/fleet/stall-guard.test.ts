@@ -1,0 +1,65 @@
+/**
+ * StallGuard (src/fleet/stall-guard.ts) on its own, with short bounds: a gap in its ticks longer than
+ * the stall bound — the event loop held here by a busy wait, as a frozen process holds it — makes it
+ * behind, noticed by the question itself before any timer runs; only a read sent after the stall clears
+ * it, and the catch-up bound ends it without one. A loop that runs normally never reports a stall.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { StallGuard } from '../../src/fleet/stall-guard.ts';
+
+const hold = (ms: number): void => {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // the event loop stands still
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const guards: StallGuard[] = [];
+const guard = (bounds: { stallMs: number; catchUpMs: number }): StallGuard => {
+  const g = new StallGuard(bounds);
+  g.start();
+  guards.push(g);
+  return g;
+};
+afterEach(() => {
+  for (const g of guards.splice(0)) g.stop();
+});
+
+describe('StallGuard', () => {
+  it('a loop that keeps running is never behind', async () => {
+    const g = guard({ stallMs: 1_500, catchUpMs: 5_000 }); // the production bound
+    for (let i = 0; i < 10; i++) {
+      await sleep(50);
+      expect(g.behind).toBe(false);
+    }
+  });
+
+  it('a stall is noticed by the question itself; a read sent before it does not clear it, one sent after does', async () => {
+    const g = guard({ stallMs: 300, catchUpMs: 5_000 });
+    await sleep(20);
+    const sentBefore = performance.now();
+    hold(600);
+    expect(g.behind).toBe(true); // no timer has run since the stall
+    g.synced(sentBefore);
+    expect(g.behind).toBe(true);
+    g.synced(performance.now());
+    expect(g.behind).toBe(false);
+  });
+
+  it('without an answered read, being behind ends after the catch-up bound (Redis may be away: max_stale governs)', async () => {
+    const g = guard({ stallMs: 300, catchUpMs: 1_500 });
+    await sleep(20);
+    hold(600);
+    expect(g.behind).toBe(true);
+    await sleep(100);
+    expect(g.behind).toBe(true);
+    await sleep(1_600);
+    expect(g.behind).toBe(false);
+  });
+
+  it('stopped, it answers false', () => {
+    const g = new StallGuard({ stallMs: 1, catchUpMs: 5_000 });
+    hold(5);
+    expect(g.behind).toBe(false);
+  });
+});
