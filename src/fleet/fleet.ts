@@ -217,6 +217,9 @@ function redisSource(config: Config, deps: FleetDeps, opts: RedisConnectOptions,
       },
       scanRefused: () => log.warn({ source: source.name }, 'the redis user may not ZSCAN (grant +zscan, docs/fleet.md "ACL"): this load reads the whole revocation set in one ZRANGE'),
       loading: (p) => log.info({ source: p.source, read: p.read, duration_ms: Math.round(p.durationMs) }, 'loading revocation list from redis (the list loaded before answers meanwhile, with records logged since)'),
+      // Said, because the read the freeze held then times out and is logged as Redis's fault (a re-probe).
+      stalled: (ms) =>
+        log.warn({ source: source.name, stalled_ms: Math.round(ms) }, 'this process stood still (frozen or paused); decisions answer 503 revocation_stale until the follower has read past it, and a Redis read timing out now is this, not Redis'),
       reset: (why) => {
         m.redisLogResets.inc();
         log.warn({ source: source.name, why }, 'redis revocation log cannot be followed from here (reset, went backwards, lost entries, or this gate fell behind); reloading the live set');

@@ -95,6 +95,8 @@ export interface RedisSourceEvents {
   followed?(): void;
   /** The log went backwards or vanished: a resync follows. */
   reset?(why: string): void;
+  /** This process stood still for `ms` (stall-guard.ts): decisions fail closed until the follower reads past it. */
+  stalled?(ms: number): void;
   error?(op: 'connect' | 'resync' | 'follow', err: Error): void;
   state?(connected: boolean, err?: Error): void;
 }
@@ -165,7 +167,7 @@ export class RedisRevocationSource implements RevocationSource {
   #prune: NodeJS.Timeout | undefined;
   #firstSync: (() => void) | undefined;
   /** A frozen process is behind until a read sent after the freeze answers (stall-guard.ts). */
-  readonly #stall = new StallGuard();
+  readonly #stall = new StallGuard({ onStall: (ms) => this.#o.events?.stalled?.(ms) });
 
   constructor(options: RedisSourceOptions) {
     this.name = `redis:${redactUrl(options.url)}#${options.prefix}`;

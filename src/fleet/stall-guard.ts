@@ -28,15 +28,17 @@ const CATCH_UP_MS = 5_000;
 export class StallGuard {
   readonly #stallMs: number;
   readonly #catchUpMs: number;
+  readonly #onStall: ((ms: number) => void) | undefined;
   #tickAt = performance.now();
   /** performance.now() when the last stall was noticed; undefined once a later read was answered. */
   #stalledAt: number | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  /** The bounds are STALL_MS and CATCH_UP_MS; tests shorten them. */
-  constructor(bounds: { readonly stallMs?: number; readonly catchUpMs?: number } = {}) {
-    this.#stallMs = bounds.stallMs ?? STALL_MS;
-    this.#catchUpMs = bounds.catchUpMs ?? CATCH_UP_MS;
+  /** The bounds are STALL_MS and CATCH_UP_MS (tests shorten them); `onStall` is told each stall's length. */
+  constructor(options: { readonly stallMs?: number; readonly catchUpMs?: number; readonly onStall?: (ms: number) => void } = {}) {
+    this.#stallMs = options.stallMs ?? STALL_MS;
+    this.#catchUpMs = options.catchUpMs ?? CATCH_UP_MS;
+    this.#onStall = options.onStall;
   }
 
   start(): void {
@@ -69,9 +71,11 @@ export class StallGuard {
 
   #notice(now: number): void {
     if (now - this.#tickAt > this.#stallMs) {
+      const ms = now - this.#tickAt;
       this.#stalledAt = now;
       // One stall is noticed once: the next tick measures from here.
       this.#tickAt = now;
+      this.#onStall?.(ms);
     }
   }
 }

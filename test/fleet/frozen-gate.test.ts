@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
 import { encodeEntry, redisKeys } from '../../src/fleet/redis-layout.ts';
 import { startRedis, type RedisServer } from '../fixtures/redis.ts';
-import { send, spawnGate, startRecordingUpstream, stopGate, tokenNow, writeGateConfig, type GateProcess, type RecordingUpstream } from '../fixtures/servers.ts';
+import { lineOn, send, spawnGate, startRecordingUpstream, stopGate, tokenNow, writeGateConfig, type GateProcess, type RecordingUpstream } from '../fixtures/servers.ts';
 
 let redis: RedisServer;
 let up: RecordingUpstream;
@@ -60,6 +60,9 @@ describe('a gate frozen while a revocation is made', () => {
       expect(reasons.filter((r) => r !== '503 revocation_stale' && r !== '401 revoked')).toEqual([]);
       expect(reasons.at(-1)).toBe('401 revoked');
       expect(up.requests.length).toBe(forwarded);
+      // Said as what it is (the read the freeze held times out, and would be read as Redis's fault).
+      const said = await lineOn(gate!, (l) => typeof l.msg === 'string' && l.msg.startsWith('this process stood still'));
+      expect(said?.stalled_ms).toBeGreaterThanOrEqual(2_000);
     } finally {
       gate!.child.kill('SIGCONT');
     }

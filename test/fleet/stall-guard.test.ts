@@ -34,12 +34,18 @@ describe('StallGuard', () => {
     }
   });
 
-  it('a stall is noticed by the question itself; a read sent before it does not clear it, one sent after does', async () => {
-    const g = guard({ stallMs: 300, catchUpMs: 5_000 });
+  it('a stall is noticed by the question itself, and said once; a read sent before it does not clear it, one sent after does', async () => {
+    const said: number[] = [];
+    const g = new StallGuard({ stallMs: 300, catchUpMs: 5_000, onStall: (ms) => said.push(ms) });
+    g.start();
+    guards.push(g);
     await sleep(20);
     const sentBefore = performance.now();
     hold(600);
     expect(g.behind).toBe(true); // no timer has run since the stall
+    expect(g.behind).toBe(true);
+    expect(said).toHaveLength(1);
+    expect(said[0]).toBeGreaterThanOrEqual(600);
     g.synced(sentBefore);
     expect(g.behind).toBe(true);
     g.synced(performance.now());
