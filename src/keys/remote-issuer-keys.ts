@@ -206,7 +206,6 @@ export class RemoteIssuerKeys implements IssuerKeys {
       });
       maxAgeMs = res.maxAgeMs;
       if (res.status === 'not_modified') {
-        if (previous === undefined) throw new Error('304 Not Modified although no set is cached');
         if (seq < this.#appliedSeq) result = 'superseded';
         else {
           this.#lastSuccessAt = this.#clock.nowMs();

@@ -34,6 +34,11 @@ export class FetchError extends Error {
   }
 }
 
+/** An ETag that names a version: an empty or blank one names none (sent back, it made an empty If-None-Match). */
+function versionTag(etag: string | undefined): string | undefined {
+  return etag === undefined || etag.trim() === '' ? undefined : etag;
+}
+
 function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
@@ -45,13 +50,19 @@ export async function boundedGet(url: string, options: BoundedGetOptions): Promi
   const timer = setTimeout(() => controller.abort(), options.timeoutMs);
   timer.unref();
   const headers: Record<string, string> = { accept: options.accept ?? '*/*' };
-  if (options.etag !== undefined) headers['if-none-match'] = options.etag;
+  const ifNoneMatch = versionTag(options.etag);
+  if (ifNoneMatch !== undefined) headers['if-none-match'] = ifNoneMatch;
   try {
     const res = await request(url, { method: 'GET', headers, signal: controller.signal });
-    const etag = header(res.headers, 'etag');
+    const etag = versionTag(header(res.headers, 'etag'));
     const cacheControl = header(res.headers, 'cache-control');
     if (res.statusCode === 304) {
       await res.body.dump();
+      // A 304 confirms the version the request named; to one that named none it confirms nothing. Every
+      // source relies on this: a probe kept a status list "fresh" past max_stale with bare 304s after a
+      // copy served without an ETag (or with an empty one), and a revocation feed or JWKS could be held
+      // the same way. (No httpStatus: it is not a redirect.)
+      if (ifNoneMatch === undefined) throw new FetchError('http_status', 'HTTP 304 to a request without If-None-Match');
       return { status: 'not_modified', etag, cacheControl };
     }
     if (res.statusCode !== 200) {

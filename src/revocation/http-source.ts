@@ -143,7 +143,6 @@ export class HttpRevocationSource implements RevocationSource {
         accept: 'application/jsonl, application/x-ndjson, text/plain;q=0.5',
       });
       if (res.status === 'not_modified') {
-        if (this.#lastSyncAt === undefined) throw new FetchError('malformed', '304 Not Modified although nothing is cached');
         if (seq < this.#appliedSeq) result = 'superseded';
         else {
           this.#lastSyncAt = askedAt;

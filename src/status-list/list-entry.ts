@@ -288,13 +288,9 @@ export class StatusListEntry implements StatusListHandle {
 
   async #fetchAndApply(startedMs: number): Promise<StatusListFetchInfo['result']> {
     const { settings, keys, clock } = this.#d;
-    const etag = this.#bytes === undefined ? undefined : this.#etag;
-    const res = await this.#d.get(this.uri, etag);
+    // A 304 comes only to a request that named the held copy's ETag (boundedGet refuses any other).
+    const res = await this.#d.get(this.uri, this.#bytes === undefined ? undefined : this.#etag);
     if (res.status === 'not_modified') {
-      // A 304 to a request without If-None-Match confirms nothing: an unusable HTTP answer like a 404
-      // (failureOf: status_list_unavailable), not a malformed list. That includes a held copy that came
-      // without an ETag (a probe: bare 304s kept such a list fresh past max_stale, revocations frozen).
-      if (etag === undefined) throw new Error('HTTP 304 to a request without If-None-Match');
       this.#freshAtMs = startedMs;
       return 'not_modified';
     }
@@ -316,9 +312,7 @@ export class StatusListEntry implements StatusListHandle {
     this.#expMs = v.expMs ?? Infinity;
     this.#expClaimMs = v.expClaimMs ?? Infinity;
     this.#ttlMs = v.ttlMs;
-    // An empty or blank ETag names no version: sent back, it made an empty If-None-Match that let a bare
-    // 304 count as a confirmation (a re-probe). Such a copy is refreshed with plain GETs.
-    this.#etag = res.etag !== undefined && res.etag.trim() !== '' ? res.etag : undefined;
+    this.#etag = res.etag;
     // Freshness counts from when the request went out: the list is at least that current.
     this.#freshAtMs = startedMs;
     return 'ok';
