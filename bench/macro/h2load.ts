@@ -96,7 +96,7 @@ export async function runH2load(job: H2loadJob, beforeMeasure: () => Promise<voi
 /** Rows `start_us \t status \t duration_us` (status -1: a failed stream); only answers that ended inside [from, to) count. */
 export function summarize(tsv: string, fromUs: number, toUs: number, expectStatus: number): LoadResult {
   const hist = new LatencyHistogram();
-  const windows: number[] = [];
+  const ends: number[] = [];
   const statuses: Record<string, number> = {};
   let unexpected = 0;
   let errors = 0;
@@ -117,11 +117,17 @@ export function summarize(tsv: string, fromUs: number, toUs: number, expectStatu
     statuses[String(status)] = (statuses[String(status)] ?? 0) + 1;
     if (status !== expectStatus) unexpected++;
     hist.record(duration / 1000);
-    const w = Math.floor((end - fromUs) / 1e6);
-    windows[w] = (windows[w] ?? 0) + 1;
+    ends.push(end);
   }
   const seconds = (toUs - fromUs) / 1e6;
-  // Whole seconds only; the 50 ms grace is for h2load's start and end lines reaching us a few ms apart in lateness.
-  const samples = Array.from({ length: Math.max(0, Math.floor(seconds + 0.05)) }, (_, i) => windows[i] ?? 0);
+  // The window's edges are when h2load's start and end lines reached our event loop, each late by however
+  // busy it was, so a 1 s run can measure 0.93 s or 1.06 s. One sample per whole second would then give
+  // none or drop a tail; instead the window is cut into its nearest whole number of equal slices and each
+  // sample is that slice's answers per second.
+  const slices = seconds > 0 ? Math.max(1, Math.round(seconds)) : 0;
+  const sliceUs = (toUs - fromUs) / Math.max(1, slices);
+  const counts = new Array<number>(slices).fill(0);
+  for (const end of ends) counts[Math.min(slices - 1, Math.floor((end - fromUs) / sliceUs))]!++;
+  const samples = counts.map((c) => c / (sliceUs / 1e6));
   return { rps: { ...meanStddev(samples), samples }, latency: hist.percentiles(), total, statuses, unexpected, errors, seconds };
 }

@@ -134,6 +134,18 @@ describe('summarize (h2load log rows: start µs, status, duration µs)', () => {
     expect(r.seconds).toBe(2);
   });
 
+  it('gives one sample per whole second even when the observed window is a little short or long', () => {
+    // The window's edges are when h2load's lines reached the event loop; under load a 1 s run measured 0.93 s.
+    const short = summarize([row(from, 200, 10), row(from + 900_000, 200, 10)].join('\n'), from, from + 930_000, 200);
+    expect(short.rps.samples).toHaveLength(1);
+    expect(short.rps.samples[0]).toBeCloseTo(2 / 0.93, 6);
+    const long = summarize([row(from, 200, 10), row(from + 2_040_000, 200, 10)].join('\n'), from, from + 2_060_000, 200);
+    expect(long.rps.samples).toHaveLength(2);
+    expect(long.rps.samples[0]).toBeCloseTo(1 / 1.03, 6);
+    expect(long.rps.samples[1]).toBeCloseTo(1 / 1.03, 6);
+    expect(summarize(row(from, 200, 10), from, from, 200).rps.samples).toEqual([]);
+  });
+
   it('leaves out streams cut by the end of the run (status 0)', () => {
     const r = summarize([row(from, 200, 10), row(from + 5, 0, 10)].join('\n'), from, to, 200);
     expect(r.total).toBe(1);
