@@ -131,11 +131,18 @@ export function flushWithin(logger: Logger, ms: number = FINAL_FLUSH_MS): Promis
       clearTimeout(timer);
       // A destination that fails (a full disk) would hold the exit flush forever (SonicBoom's sync
       // flush retries every error): given up now, as a stuck one is after `ms`.
-      // (SonicBoom passes null when all went well.)
-      if (err !== undefined && err !== null) giveUp(stream, ms, err);
+      // (SonicBoom passes null when all went well.) Its flush ends with an fsync, which a pipe, a socket
+      // or a terminal refuses with EINVAL once everything was written to it: stdout under a supervisor,
+      // the usual case, was warned about as lost lines at every shutdown.
+      if (err !== undefined && err !== null && !fsyncUnsupported(err)) giveUp(stream, ms, err);
       resolve();
     });
   });
+}
+
+/** The flush's closing fsync refused by a destination with nothing to sync (EINVAL; ENOTSUP on some file systems). */
+function fsyncUnsupported(err: NodeJS.ErrnoException): boolean {
+  return err.syscall === 'fsync' && (err.code === 'EINVAL' || err.code === 'ENOTSUP');
 }
 
 function giveUp(stream: { destroy?(): void }, ms: number, err?: NodeJS.ErrnoException): void {

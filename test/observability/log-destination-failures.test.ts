@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -76,6 +76,30 @@ describe('a log destination that fails', () => {
     const { code, at } = await g.exited;
     expect(code).toBe(0);
     expect(at - asked).toBeLessThan(10_000);
+  }, 40_000);
+
+  it('stdout a pipe or /dev/null (no fsync there): SIGTERM ends it with no warning, its last line written', async () => {
+    const { file } = await config(() => {});
+    for (const out of ['pipe', 'devnull'] as const) {
+      const fd = out === 'pipe' ? 'pipe' : openSync('/dev/null', 'w');
+      const child = spawn(process.execPath, [CLI, 'serve', '-c', file], { stdio: ['ignore', fd, 'pipe'] });
+      children.push(child);
+      if (typeof fd === 'number') closeSync(fd);
+      let out1 = '';
+      let err = '';
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => (out1 += d));
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const exited = once(child, 'exit');
+      // The gate is serving once its admin port answers; the started line gives the port only on a pipe.
+      await until(() => out === 'devnull' || out1.includes('"jitgate started"'), 20_000, 'the started line');
+      if (out === 'devnull') await new Promise((r) => setTimeout(r, 1500));
+      child.kill('SIGTERM');
+      expect(await exited).toEqual([0, null]);
+      // fsync on a pipe, a socket, a terminal or /dev/null is EINVAL after every byte was written: that
+      // was warned about as "lines still pending are dropped" at every shutdown.
+      expect(err).toBe('');
+      if (out === 'pipe') expect(out1.trimEnd().split('\n').at(-1)).toContain('"msg":"stopped"');
+    }
   }, 40_000);
 
   it('a named pipe whose reader goes away: said on stderr, lines counted as dropped, the pipe opened again when a reader is back, SIGTERM ends it', async () => {
