@@ -67,6 +67,8 @@ export class FileRevocationSource implements RevocationSource {
   /** After stop(): a reload still under way arms no release timer. */
   #stopped = false;
   #problem: string | undefined;
+  /** The last refusal in words without the "keeping" clause, for the start-up error. */
+  #startRefusal: string | undefined;
   #lastRefusal: RefusalReason | undefined;
   #settle: NodeJS.Timeout | undefined;
   /** The reload under way (a large file parses for a while): the next one waits for it. */
@@ -118,8 +120,9 @@ export class FileRevocationSource implements RevocationSource {
     } catch (err) {
       throw new StartupError(`revocation.file ${this.#file}: ${(err as Error).message}`, { cause: err });
     }
-    // Nothing to keep yet: a torn or garbage file at start is an error the operator must see.
-    if (this.#problem !== undefined) throw new StartupError(`revocation.file ${this.#file}: ${this.#problem}`);
+    // Nothing to keep yet: a torn or garbage file at start is an error the operator must see (said as
+    // such: the running gate's "keeping the last good list of 0 entries" read as if it went on serving).
+    if (this.#problem !== undefined) throw new StartupError(`revocation.file ${this.#file}: ${this.#startRefusal ?? this.#problem}; no list was ever loaded, so jitgate does not start`);
     // Polling stat is portable (fs.watch misses atomic renames on some filesystems) and cheap.
     this.#timer = setInterval(() => void this.#check(), this.#pollMs);
     this.#timer.unref();
@@ -165,6 +168,7 @@ export class FileRevocationSource implements RevocationSource {
    */
   #unreadable(err: NodeJS.ErrnoException): void {
     this.#restartHolds();
+    this.#startRefusal = `the file cannot be read (${err.code ?? err.message})`;
     this.#problem = `revocation source ${this.name}: the file cannot be read (${err.code ?? err.message}); keeping the last good list of ${this.#index.size} entries`;
     this.#version = '';
   }
@@ -216,6 +220,7 @@ export class FileRevocationSource implements RevocationSource {
     const index = await RevocationIndex.of(verdict.entries);
     await index.prune(Date.now() / 1000, this.#retainMs);
     this.#problem = undefined;
+    this.#startRefusal = undefined;
     this.#lastRefusal = undefined;
     // What is in force and the text leaves out is held from now (or since it was first missed);
     // what the text covers again is let go of.
@@ -271,6 +276,7 @@ export class FileRevocationSource implements RevocationSource {
     // it shows nothing either way, and the next read looks again.
     if (reason !== 'changing') this.#restartHolds();
     this.#lastRefusal = reason;
+    this.#startRefusal = `refused (${reason}): ${detail}`;
     this.#problem = `revocation source ${this.name}: last reload refused (${reason}): ${detail}; keeping the last good list of ${this.#index.size} entries`;
     this.#events.refused?.({ reason, detail, kept: this.#index.size });
   }

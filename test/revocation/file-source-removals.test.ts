@@ -242,3 +242,21 @@ describe('reading the file', () => {
     expect(revoked('r1')).toBe(true);
   });
 });
+
+describe('a file refused at start', () => {
+  it.each([
+    ['a torn last line', '{"jti":"a"}\n{"jti":"b', /refused \(torn_tail\)/],
+    ['no valid line', '<html>502 Bad Gateway</html>\n', /refused \(no_valid_line\)/],
+  ])('%s: the error says the gate does not start, not that it keeps a list of 0 entries (a review)', async (_what, text, reason) => {
+    await writeFile(file, text);
+    source = new FileRevocationSource(file, 60_000);
+    const err = (await source.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error;
+    expect(err.message).toMatch(reason);
+    expect(err.message.startsWith(`revocation.file ${file}: refused (`)).toBe(true);
+    expect(err.message).toMatch(/no list was ever loaded, so jitgate does not start$/);
+    expect(err.message).not.toMatch(/keeping/);
+  });
+});
