@@ -39,3 +39,12 @@ describe('links', () => {
     expect(broken).toEqual([]);
   });
 });
+
+describe('the image, as the docs describe it', () => {
+  it('every ENTRYPOINT the docs quote is the Dockerfile’s (a review found one without --disable-sigusr1)', () => {
+    const entry = /ENTRYPOINT \[[^\]]*\]/.exec(readFileSync(join(root, 'Dockerfile'), 'utf8'))![0];
+    const quoted = docs.flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/ENTRYPOINT \[[^\]]*\]/g)].map((m) => m[0]));
+    expect(quoted.length).toBeGreaterThan(0);
+    expect(quoted.filter((q) => q !== entry)).toEqual([]);
+  });
+});
