@@ -109,7 +109,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     key = await readKeyFile(args.keyFile);
   } catch (err) {
-    process.stderr.write(`jitgate bench: --key ${args.keyFile}: ${(err as Error).message}\n`);
+    process.stderr.write(`jitgate bench: ${(err as Error).message}\n`);
     return 1;
   }
 

@@ -7,17 +7,26 @@
 import { readFile } from 'node:fs/promises';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 
-/** Reads a private JWK file; a JWKS or non-JSON file is a TypeError that says which file. */
-export async function readKeyFile(path: string): Promise<JWK> {
+/**
+ * Reads a private JWK file given on the command line as `flag`; a file that cannot be read, is not
+ * JSON or is a JWKS is an error that names the flag and the file (a bare ENOENT left a new user
+ * guessing which of the command's files it meant).
+ */
+export async function readKeyFile(path: string, flag = '--key'): Promise<JWK> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
-    if (err instanceof SyntaxError) throw new TypeError(`${path} is not JSON: ${err.message}`);
-    throw err;
+    throw new TypeError(`${flag} ${path} is not JSON: ${(err as Error).message}`);
   }
   if (typeof parsed === 'object' && parsed !== null && 'keys' in parsed) {
-    throw new TypeError(`${path} is a JWKS (public keys); pass the private key file (private.jwk.json)`);
+    throw new TypeError(`${flag} ${path} is a JWKS (public keys); pass the private key file (private.jwk.json)`);
   }
   return parsed as JWK;
 }
@@ -44,7 +53,7 @@ export function publicJwkOf(jwk: JWK): JWK {
 
 /** RFC 7638 SHA-256 thumbprint of a key's public part: the `cnf.jkt` that binds a token to it. */
 export async function dpopKeyThumbprint(key: JWK | string): Promise<string> {
-  const jwk = typeof key === 'string' ? await readKeyFile(key) : key;
+  const jwk = typeof key === 'string' ? await readKeyFile(key, '--dpop-key') : key;
   return calculateJwkThumbprint(publicJwkOf(jwk), 'sha256');
 }
 
