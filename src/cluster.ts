@@ -91,6 +91,10 @@ export async function runWorker(config: Config, file: string): Promise<number> {
     else if (msg?.type === 'jitgate:reload') void r.reload();
     else if (msg?.type === 'jitgate:reopen-log') reopenOwnLog(r.logger);
   });
+  // The worker's side of the same race: a message sent as the primary dies fails with EPIPE, which node
+  // raises on `process` and re-raises on cluster.worker; unheard there, it ended this worker mid-drain
+  // (the disconnect below drains it).
+  cluster.worker?.on('error', (err: NodeJS.ErrnoException) => r.logger.warn({ err: err.code ?? err.message }, 'a message to the cluster primary failed'));
   onLogReopen(r.logger, () => reopenOwnLog(r.logger));
   onReloadSignal(() => r.reload(), r.logger);
   // The primary is gone (killed): nobody will hand out connections or ask for a drain. Node's

@@ -61,6 +61,11 @@ export class WorkerSlots {
   #fork(slot: number): Promise<string> {
     const worker = cluster.fork({ JITGATE_WORKER_SLOT: String(slot), [NONCE_KEY_ENV]: this.#nonceKey, [AUDIT_RUN_ENV]: this.#auditRun });
     this.#slots.set(slot, worker);
+    // A worker that died (SIGKILL, the OOM killer) looks connected until the primary reads the end of
+    // its channel; a message sent to it meanwhile fails with EPIPE, raised as an 'error' on the worker.
+    // Unheard, that error ended the primary and so the whole gate (a CI run: a /readyz right after a
+    // worker was killed). The exit that follows is what counts: it is logged and the worker replaced.
+    worker.on('error', (err: NodeJS.ErrnoException) => this.#log.warn({ worker: slot, worker_pid: worker.process.pid, err: err.code ?? err.message }, 'a message to a worker failed; it is exiting'));
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: FromWorker) => {
         if (msg?.type === 'jitgate:started') resolve(msg.proxy);
