@@ -267,8 +267,11 @@ export class RedisRevocationSource implements RevocationSource {
         );
         if (!live()) return;
         lastReadAt = performance.now();
+        // A full batch: more records wait behind it, so this read is not past anything yet.
+        let full = false;
         if (reply !== null) {
           const records = recordsOf(reply, this.#o.keys.log);
+          full = records.length >= READ_COUNT;
           const readFrom = this.#position(); // the gap check counts from where this read started
           // The position moves past any gap now; until the check below says there is none, a load is
           // owed (a re-probe: a check lost with its connection left a gap no later check could see).
@@ -278,7 +281,7 @@ export class RedisRevocationSource implements RevocationSource {
           // gate read them: after a long reload, or while behind a burst (re-probes lost revocations
           // both ways). A deleted id above where this read started means a gap: resync from the
           // sorted set, which keeps them. A full batch already FOLLOW_GAP_MS old means one is coming.
-          const behind = records.length >= READ_COUNT ? this.#clock.nowMs() - streamIdMs(this.#lastId) : 0;
+          const behind = full ? this.#clock.nowMs() - streamIdMs(this.#lastId) : 0;
           const gap = behind > FOLLOW_GAP_MS ? `this gate is ${behind} ms behind the change log, which is trimmed to ${LOG_RETENTION_MS} ms` : await this.#trimmedSince(client, readFrom);
           if (!live()) return;
           if (gap !== undefined) {
@@ -307,7 +310,9 @@ export class RedisRevocationSource implements RevocationSource {
         // An empty answer came after Redis blocked BLOCK_MS from receiving the read (at or after
         // askedAt): nothing was logged until at least askedAt + BLOCK_MS. Records: fresh as of askedAt.
         this.#lastSyncAt = reply === null ? askedAt + BLOCK_MS : askedAt;
-        this.#stall.synced(askedAtMono);
+        // Past a stall only once a read reaches the end of the log: a full batch cleared it, and a gate
+        // that woke to more than READ_COUNT records answered from a list lacking the later ones (a review).
+        if (!full) this.#stall.synced(askedAtMono);
         this.#o.events?.followed?.();
       } catch (caught) {
         const err = plainReply(caught);
