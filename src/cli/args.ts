@@ -26,10 +26,13 @@ export function parseCommand<O extends ParseArgsOptionsConfig>(
     const parsed = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { ...options, ...HELP }, tokens: true });
     values = parsed.values as Values<O>;
     // parseArgs keeps the last of a repeated single-valued flag: `revoke --jti a --jti b` revoked only b,
-    // `audit verify --jwks A --jwks B` checked against B alone (a probe). Repeating one is refused.
+    // `audit verify --jwks A --jwks B` checked against B alone (a probe). Repeating one is refused; a
+    // switch said twice (`--help --help`, `--json --json`) means what it says once.
     const seen = new Set<string>();
     for (const t of parsed.tokens) {
-      if (t.kind !== 'option' || (options[t.name] as { multiple?: boolean } | undefined)?.multiple === true) continue;
+      if (t.kind !== 'option') continue;
+      const spec = options[t.name] as { type?: string; multiple?: boolean } | undefined;
+      if (spec?.type !== 'string' || spec.multiple === true) continue;
       if (seen.has(t.name)) return usageError(`--${t.name} given more than once`);
       seen.add(t.name);
     }

@@ -71,6 +71,13 @@ describe('jitgate revoke --admin without a 201', () => {
     expect(asked).toBe(0);
   });
 
+  it('a switch given twice means what it says once: --help --help prints the usage, exit 0 (a review: it was refused)', async () => {
+    const r = await runCli(['revoke', '--help', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: jitgate revoke/);
+    expect(r.stderr).toBe('');
+  });
+
   it('--jti given twice: exit 2 and nothing sent (parseArgs kept only the last: one of two tokens revoked)', async () => {
     let asked = 0;
     const url = await admin((_req, res) => (asked++, res.writeHead(201).end('{}')));
