@@ -220,6 +220,8 @@ export class RedisRevocationSource implements RevocationSource {
     const first = new Promise<void>((resolve) => (this.#firstSync = resolve));
     await this.#link.connect();
     await first;
+    // Stopped while starting (a start-up that failed elsewhere): no timers for a source nobody reads.
+    if (this.#stopped) return;
     this.#prune = setInterval(() => void this.#index.prune(this.#clock.nowMs() / 1000 - this.#o.toleranceSec), PRUNE_EVERY_MS);
     this.#prune.unref();
     this.#stall.start();

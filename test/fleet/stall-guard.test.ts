@@ -63,9 +63,16 @@ describe('StallGuard', () => {
     expect(g.behind).toBe(false);
   });
 
-  it('stopped, it answers false', () => {
-    const g = new StallGuard({ stallMs: 1, catchUpMs: 5_000 });
-    hold(5);
+  it('stopped, it answers false, even right after a stall it saw', async () => {
+    const g = guard({ stallMs: 300, catchUpMs: 5_000 });
+    await sleep(20);
+    hold(600);
+    expect(g.behind).toBe(true);
+    g.stop();
     expect(g.behind).toBe(false);
+    // Never started: nothing to be behind of.
+    const idle = new StallGuard({ stallMs: 1, catchUpMs: 5_000 });
+    hold(5);
+    expect(idle.behind).toBe(false);
   });
 });
