@@ -10,6 +10,12 @@ import '../early-signals.ts';
 import './init-thread-pool.ts';
 import { parseArgs } from 'node:util';
 
+// A reader of stdout or stderr that went away (a log shipper that died, `2>&1 | head`) makes the next
+// write fail with EPIPE, raised as an 'error' on process.stdout/stderr. Unheard, it ended a serving gate
+// that was only saying on stderr that its log destination had failed (a review: the gate exited 1). Such
+// lines are lost; the gate serves on, and the destination's own failures are counted (logger.ts).
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+
 /** What every command module exports. */
 export interface CommandModule {
   run(argv: string[]): Promise<number>;

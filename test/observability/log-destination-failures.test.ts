@@ -102,6 +102,30 @@ describe('a log destination that fails', () => {
     }
   }, 40_000);
 
+  it('stdout and stderr both pipes whose reader went away (`2>&1 | head -n 1`): the gate serves on, and SIGTERM ends it, exit 0', async () => {
+    const { file, keys } = await config((c) => {
+      c.log = { level: 'info', destination: 'stdout', audit: true };
+    });
+    const child = spawn(process.execPath, [CLI, 'serve', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    const exited = once(child, 'exit');
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await until(() => out.includes('"jitgate started"'), 20_000, 'the started line');
+    const started = JSON.parse(out.split('\n').find((l) => l.includes('"jitgate started"'))!) as { proxy: string; admin: string };
+    // The reader is gone: both pipes' read ends closed, as when `head` exits.
+    child.stdout!.destroy();
+    child.stderr!.destroy();
+    const token = await tokenNow(keys);
+    // Enough audit lines to make the log's writes fail (EPIPE), which the logger then says on stderr, also gone.
+    for (let i = 0; i < 60; i++) expect((await send(started.proxy, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_500)); // the log's batch is written every second
+    expect((await send(started.proxy, '/orders/42', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect(child.exitCode).toBeNull();
+    child.kill('SIGTERM');
+    expect(await exited).toEqual([0, null]);
+  }, 40_000);
+
   it('a named pipe whose reader goes away: said on stderr, lines counted as dropped, the pipe opened again when a reader is back, SIGTERM ends it', async () => {
     const { file, keys, dir } = await config((c) => (c.log = { level: 'info', destination: './shipper.fifo' }));
     const fifo = join(dir, 'shipper.fifo');
