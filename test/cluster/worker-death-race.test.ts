@@ -91,8 +91,10 @@ it('a /readyz that asks a worker killed a moment before: answered (503, the work
   await stopGate(gate);
   expect(await gate.exited).toEqual({ code: 0, signal: null });
   expect(gate.lines.find((l) => l.msg === 'worker died; starting a new one')).toBeDefined();
-  // The race was the one meant: the primary did write to the dead worker.
-  expect(gate.lines.find((l) => l.msg === 'a message to a worker failed; it is exiting')).toMatchObject({ pid: gate.child.pid, err: 'EPIPE' });
+  // (Whether the write to the dead worker fails at once, raising the error, or later, when node drops it
+  // itself, is the kernel's and libuv's to say: on a quiet machine it failed at once in 3 of 3 runs, and
+  // the primary before the fix died each time; under CPU stress it did not always. worker-slots-epipe.test.ts
+  // raises the error as node does, every time.)
 }, 30_000);
 
 it('the other way round: a worker answering a primary killed a moment before logs it and drains, not crashes', async () => {
