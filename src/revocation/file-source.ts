@@ -66,9 +66,8 @@ export class FileRevocationSource implements RevocationSource {
   #release: NodeJS.Timeout | undefined;
   /** After stop(): a reload still under way arms no release timer. */
   #stopped = false;
-  #problem: string | undefined;
-  /** The last refusal in words without the "keeping" clause, for the start-up error. */
-  #startRefusal: string | undefined;
+  /** Why the last read was not applied (a refused text or an unreadable file); undefined after one that was. */
+  #failure: { readonly what: string; readonly refused: boolean } | undefined;
   #lastRefusal: RefusalReason | undefined;
   #settle: NodeJS.Timeout | undefined;
   /** The reload under way (a large file parses for a while): the next one waits for it. */
@@ -98,14 +97,15 @@ export class FileRevocationSource implements RevocationSource {
     } catch (err) {
       return { ok: false, msg: 'revocation reload failed; keeping the last good list', fields: { source: this.name, err: (err as Error).message } };
     }
-    if (this.#problem !== undefined) return { ok: false };
+    if (this.#failure !== undefined) return { ok: false };
     if (this.pendingRemoval) return { ok: true, msg: 'the revocation file drops entries: they stay enforced until a read 1 s later still leaves them out', fields: { source: this.name } };
     return { ok: true };
   }
 
   /** Why the last reload was refused or the file could not be read (for /readyz), until a reload succeeds again. */
   get problem(): string | undefined {
-    return this.#problem;
+    const f = this.#failure;
+    return f === undefined ? undefined : `revocation source ${this.name}: ${f.refused ? 'last reload ' : ''}${f.what}; keeping the last good list of ${this.#index.size} entries`;
   }
 
   async start(): Promise<void> {
@@ -122,7 +122,7 @@ export class FileRevocationSource implements RevocationSource {
     }
     // Nothing to keep yet: a torn or garbage file at start is an error the operator must see (said as
     // such: the running gate's "keeping the last good list of 0 entries" read as if it went on serving).
-    if (this.#problem !== undefined) throw new StartupError(`revocation.file ${this.#file}: ${this.#startRefusal ?? this.#problem}; no list was ever loaded, so jitgate does not start`);
+    if (this.#failure !== undefined) throw new StartupError(`revocation.file ${this.#file}: ${this.#failure.what}; no list was ever loaded, so jitgate does not start`);
     // Polling stat is portable (fs.watch misses atomic renames on some filesystems) and cheap.
     this.#timer = setInterval(() => void this.#check(), this.#pollMs);
     this.#timer.unref();
@@ -168,8 +168,7 @@ export class FileRevocationSource implements RevocationSource {
    */
   #unreadable(err: NodeJS.ErrnoException): void {
     this.#restartHolds();
-    this.#startRefusal = `the file cannot be read (${err.code ?? err.message})`;
-    this.#problem = `revocation source ${this.name}: the file cannot be read (${err.code ?? err.message}); keeping the last good list of ${this.#index.size} entries`;
+    this.#failure = { what: `the file cannot be read (${err.code ?? err.message})`, refused: false };
     this.#version = '';
   }
 
@@ -219,8 +218,7 @@ export class FileRevocationSource implements RevocationSource {
     }
     const index = await RevocationIndex.of(verdict.entries);
     await index.prune(Date.now() / 1000, this.#retainMs);
-    this.#problem = undefined;
-    this.#startRefusal = undefined;
+    this.#failure = undefined;
     this.#lastRefusal = undefined;
     // What is in force and the text leaves out is held from now (or since it was first missed);
     // what the text covers again is let go of.
@@ -276,8 +274,7 @@ export class FileRevocationSource implements RevocationSource {
     // it shows nothing either way, and the next read looks again.
     if (reason !== 'changing') this.#restartHolds();
     this.#lastRefusal = reason;
-    this.#startRefusal = `refused (${reason}): ${detail}`;
-    this.#problem = `revocation source ${this.name}: last reload refused (${reason}): ${detail}; keeping the last good list of ${this.#index.size} entries`;
+    this.#failure = { what: `refused (${reason}): ${detail}`, refused: true };
     this.#events.refused?.({ reason, detail, kept: this.#index.size });
   }
 }
