@@ -58,7 +58,12 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
           if (jti !== undefined) inflight.leave(jti);
           // Every end but these two names what became of the answer (forward.ts ForwardEnd).
           const outcome = end === 'ok' || end === 'client_closed' ? undefined : end;
-          audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client, clientCert: allow.clientCert });
+          try {
+            audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client, clientCert: allow.clientCert });
+          } catch (err) {
+            // Called from the upstream exchange's own callbacks, where a throw would end the process.
+            log.error({ err }, 'auditing a forwarded request failed');
+          }
         },
         trace,
       );
@@ -93,20 +98,43 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
     }
     // A cached token is decided synchronously: the request goes on in this same tick.
     if (!(decision instanceof Promise)) {
-      act(req, res, expectContinue, decision, started);
+      actSafely(req, res, expectContinue, decision, started);
       return;
     }
     // A decision that waits (a miss, a status list, a DPoP replay check) is one a shutdown can cut.
     const held = pending.hold('proxy', req.method!, req.socket.remoteAddress, started);
     decision.then(
       (d) => {
-        if (pending.release(held)) act(req, res, expectContinue, d, started);
+        if (pending.release(held)) actSafely(req, res, expectContinue, d, started);
       },
       (err: unknown) => {
-        if (pending.release(held)) act(req, res, expectContinue, failed(err), started);
+        if (pending.release(held)) actSafely(req, res, expectContinue, failed(err), started);
       },
     );
   };
+
+  /**
+   * A throw while answering (a bug, a log destination already closed at shutdown) costs this one
+   * request, never the process: uncaught here it would be an uncaught exception (a cached token,
+   * decided in the request's own tick) or an unhandled rejection (a decision that waited), and
+   * either ends every other connection the gate holds. The ext_authz services guard the same way.
+   */
+  function actSafely(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, decision: Decision, started: number): void {
+    try {
+      act(req, res, expectContinue, decision, started);
+    } catch (err) {
+      log.error({ err, reason: decision.reason }, 'answering a request failed; its connection is closed');
+      // An answer already out stays as it is (the throw came after it, e.g. from its audit line). An
+      // allow may have its upstream exchange started, which would write to `res` later: only cut.
+      if (res.writableEnded) return;
+      if (decision.kind !== 'allow' && !res.headersSent) {
+        res.shouldKeepAlive = false;
+        const r = render('internal_error');
+        res.writeHead(r.status, r.headers);
+        res.end(r.bodyBytes);
+      } else res.destroy();
+    }
+  }
 }
 
 /** A body follows the head: Transfer-Encoding, or a Content-Length other than 0 (RFC 9112 §6.3). */
