@@ -85,6 +85,10 @@ export class Fleet {
   readonly description: string;
   readonly #sharesNonces: boolean;
   #nonceKey: Buffer | undefined;
+  /** Set by start when nonces are shared: where a key read after start goes. */
+  #useNonceKey: ((key: Buffer) => void) | undefined;
+  #learning = false;
+  #nonceProblem: string | undefined;
   readonly #sweeper: RedisSweeper | undefined;
   readonly #metrics: Metrics;
   readonly #log: Logger;
@@ -111,6 +115,10 @@ export class Fleet {
         if (connected) log.info({ redis: this.description }, 'redis command connection ready');
         else errorLog('connect')(err ?? new Error('disconnected'));
       },
+      // A gate started while Redis was unreachable reads the fleet's nonce key once Redis answers.
+      onReady: () => {
+        if (this.#useNonceKey !== undefined && this.#nonceKey === undefined) void this.#learnNonceKey(this.#useNonceKey);
+      },
     });
     const tolerance = maxToleranceSec(config);
     this.#sweeper = config.revocation.redis
@@ -131,10 +139,22 @@ export class Fleet {
     this.#sharesNonces = config.dpop.use_nonce;
   }
 
-  /** The command connection; the follower is started by the revocation list like every source. */
-  async start(): Promise<void> {
-    await this.link.connect();
-    if (this.#sharesNonces) this.#nonceKey = await sharedNonceKey(this.link, this.keys);
+  /**
+   * The command connection; the follower is started by the revocation list like every source.
+   * `useNonceKey` gets the fleet's DPoP nonce key when it is read later than start (Redis was
+   * unreachable at start); one read during start is in `nonceKey`.
+   */
+  async start(useNonceKey: (key: Buffer) => void = () => {}): Promise<void> {
+    const unreachable = await this.link.connect();
+    if (unreachable !== undefined) {
+      this.#log.error({ err: unreachable.message }, 'redis unreachable at start; retrying in the background — not ready, and what needs Redis answers 503, until it answers (check redis.url if this persists)');
+    }
+    if (this.#sharesNonces) {
+      // A key that is damaged or refused is a start-up error while Redis answers now; read later, it is a /readyz problem.
+      if (unreachable === undefined) this.#nonceKey = await sharedNonceKey(this.link, this.keys);
+      this.#useNonceKey = useNonceKey;
+      if (this.#nonceKey === undefined && this.link.client !== undefined) void this.#learnNonceKey(useNonceKey);
+    }
     const replay = this.replay;
     if (replay !== undefined) {
       const failed = (err: Error): void => {
@@ -165,6 +185,25 @@ export class Fleet {
     return this.#nonceKey;
   }
 
+  /** Reads the nonce key after start; a failure stays a /readyz problem until a later connection reads it. */
+  async #learnNonceKey(use: (key: Buffer) => void): Promise<void> {
+    if (this.#learning) return;
+    this.#learning = true;
+    try {
+      const key = await sharedNonceKey(this.link, this.keys);
+      this.#nonceKey = key;
+      this.#nonceProblem = undefined;
+      use(key);
+      this.#log.info({ key: this.keys.nonceKey }, 'dpop nonces: the fleet key was read from redis; nonces handed out before it are refused once (use_dpop_nonce)');
+    } catch (err) {
+      this.#nonceProblem = (err as Error).message;
+      this.#metrics.redisErrors.labels('nonce_key').inc();
+      this.#log.error({ err: this.#nonceProblem }, 'could not read the fleet DPoP nonce key from redis; tried again at the next connection');
+    } finally {
+      this.#learning = false;
+    }
+  }
+
   stop(): void {
     if (this.#lag !== undefined) clearInterval(this.#lag);
     this.#sweeper?.stop();
@@ -172,10 +211,19 @@ export class Fleet {
     this.link.stop();
   }
 
-  /** For /readyz: DPoP-bound requests fail (503) while the command connection is down. */
+  /**
+   * For /readyz: DPoP-bound requests fail (503) while the command connection is down; a gate whose
+   * nonces are not yet the fleet's would refuse every nonce another gate handed out.
+   */
   problems(): string[] {
-    if (this.replay === undefined || this.link.client !== undefined) return [];
-    return [`redis ${this.description} not connected (dpop.replay: redis answers DPoP-bound requests 503 replay_check_unavailable)${this.link.lastError ? `: ${this.link.lastError.message}` : ''}`];
+    const out: string[] = [];
+    if (this.replay !== undefined && this.link.client === undefined) {
+      out.push(`redis ${this.description} not connected (dpop.replay: redis answers DPoP-bound requests 503 replay_check_unavailable)${this.link.lastError ? `: ${this.link.lastError.message}` : ''}`);
+    }
+    if (this.#sharesNonces && this.#nonceKey === undefined) {
+      out.push(`dpop.use_nonce: the fleet's DPoP nonce key has not been read from redis ${this.description} yet (${this.#nonceProblem ?? (this.link.lastError ? `not connected: ${this.link.lastError.message}` : 'not connected')})`);
+    }
+    return out;
   }
 }
 
@@ -263,7 +311,9 @@ export async function openRedisWriter(config: Config, logger: Logger): Promise<{
     name: 'jitgate-primary',
     onState: (connected, err) => (connected ? log.info({ redis: description }, 'redis connection ready') : log.warn({ err: err?.message }, 'redis connection lost; reconnecting')),
   });
-  await link.connect();
+  // Unreachable at start: POST /revocations answers 503 until it answers (problems below), as after a lost connection.
+  const unreachable = await link.connect();
+  if (unreachable !== undefined) log.error({ err: unreachable.message }, 'redis unreachable at start; retrying in the background');
   return {
     writer: redisWriter(link, redisKeys(redis.key_prefix), description),
     // Only the admin API writes through this connection: proxy decisions stay right without it,

@@ -131,6 +131,13 @@ export async function connectOnce(o: RedisConnectOptions, name: string): Promise
   }
 }
 
+/** describeConnectError's answer for a Redis that did not answer (nothing to fix in the config, perhaps). */
+class RedisUnreachableError extends StartupError {}
+
+function isUnreachable(err: unknown): err is RedisUnreachableError {
+  return err instanceof RedisUnreachableError;
+}
+
 /** A StartupError that says which setting to fix: the URL (unreachable, TLS, ACL) or the credentials. */
 export function describeConnectError(err: Error, o: RedisConnectOptions): StartupError {
   const text = `${(err as { code?: string }).code ?? ''} ${err.message}`;
@@ -149,7 +156,7 @@ export function describeConnectError(err: Error, o: RedisConnectOptions): Startu
   if (/certificate|SSL|TLS|self.signed|ERR_SSL/i.test(text)) {
     return new StartupError(`${names.url} ${url}: TLS handshake failed (${err.message}); set ${names.caFile} to the CA that signed Redis's certificate`, { cause: err });
   }
-  return new StartupError(`${names.url} ${url}: Redis unreachable within ${names.connectTimeout} (${err.message || text.trim()})`, { cause: err });
+  return new RedisUnreachableError(`${names.url} ${url}: Redis unreachable within ${names.connectTimeout} (${err.message || text.trim()})`, { cause: err });
 }
 
 export class RedisLink {
@@ -183,18 +190,29 @@ export class RedisLink {
   }
 
   /**
-   * First connection: throws a StartupError naming the key at fault. A timeout is tried again
-   * (STARTUP_ATTEMPTS in all): a start-up that blocks the event loop (a slow disk loading modules)
-   * can fire the connect timer after the socket had in fact connected. Refused credentials are final.
+   * First connection. Refused credentials, a failed TLS handshake and an ACL that forbids a command
+   * are final: a StartupError naming the key at fault. An unreachable Redis is not (SPEC §9: a gate
+   * recovers by itself when Redis returns): after STARTUP_ATTEMPTS its error is returned and the link
+   * keeps trying in the background as after a lost connection (onState, onReady), so a gate started
+   * during an outage answers 503 and is not ready until Redis answers, instead of exiting and waiting
+   * out an orchestrator's restart backoff. A timeout is tried again at once too: a start-up that
+   * blocks the event loop (a slow disk loading modules) can fire the connect timer after the socket
+   * had in fact connected.
    */
-  async connect(): Promise<void> {
+  async connect(): Promise<StartupError | undefined> {
     this.#stopped = false;
     for (let attempt = 1; ; attempt++) {
       try {
         this.#adopt(await connectOnce(this.#o, this.#o.name));
-        return;
+        return undefined;
       } catch (err) {
-        if (attempt >= STARTUP_ATTEMPTS || !/unreachable/.test((err as Error).message)) throw err;
+        if (!isUnreachable(err)) throw err;
+        if (attempt >= STARTUP_ATTEMPTS) {
+          this.#lastError = err;
+          this.#o.onState?.(false, err);
+          this.#schedule();
+          return err;
+        }
         await new Promise((r) => setTimeout(r, BACKOFF_MIN_MS * attempt));
       }
     }

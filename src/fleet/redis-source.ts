@@ -214,12 +214,16 @@ export class RedisRevocationSource implements RevocationSource {
     }
   }
 
-  /** Connects (a StartupError names the key at fault) and waits for the first resync, loaded or failed. */
+  /**
+   * Connects (a StartupError names the key at fault) and waits for the first resync, loaded or
+   * failed. Redis unreachable: returns at once, never synced (so every decision answers 503
+   * revocation_stale and /readyz names this source), and loads when the link reaches Redis.
+   */
   async start(): Promise<void> {
     this.#stopped = false;
     const first = new Promise<void>((resolve) => (this.#firstSync = resolve));
-    await this.#link.connect();
-    await first;
+    // Unreachable: already reported through the link's state (events.error 'connect').
+    if ((await this.#link.connect()) === undefined) await first;
     // Stopped while starting (a start-up that failed elsewhere): no timers for a source nobody reads.
     if (this.#stopped) return;
     this.#prune = setInterval(() => void this.#index.prune(this.#clock.nowMs() / 1000 - this.#o.toleranceSec), PRUNE_EVERY_MS);
