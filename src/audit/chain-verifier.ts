@@ -105,6 +105,11 @@ export class ChainVerifier {
   readonly #keys: ReadonlyMap<string, KeyObject> | undefined;
   readonly #allowMidChain: boolean;
   readonly #chains = new Map<string, ChainState>();
+  /**
+   * Chain id → the chain a `chain_start` "new" replaced, and where that start was: a later line that
+   * continues the replaced chain shows the new one was spliced into its middle.
+   */
+  readonly #replaced = new Map<string, { readonly chain: ChainState; readonly start: Location }>();
   readonly #runs = new Map<string, RunState>();
   /** Chain id → the run its latest chain_start named. */
   readonly #runOf = new Map<string, string>();
@@ -247,6 +252,7 @@ export class ChainVerifier {
         } else {
           this.#note(at, `a new chain starts here (the gate did not continue the previous one, e.g. log.destination changed); the previous one ends at ${lineRef(s.at, at)} (seq ${s.seq})`);
         }
+        this.#replaced.set(id, { chain: s, start: at });
       }
       this.#chains.set(id, fresh());
       this.#joinRun(v, id, at);
@@ -267,7 +273,17 @@ export class ChainVerifier {
       // A restart continues from whatever the file's last line is; the lines since the last checkpoint stay unvouched for good.
       if (v.event === 'chain_start' && (s.unvouched > 0 || !s.final)) this.#restarted(id, s, at);
       const expected = s.seq + 1;
-      if (seq !== expected) {
+      const replaced = this.#replaced.get(id);
+      if (seq !== expected && replaced !== undefined && seq === replaced.chain.seq + 1 && prev === replaced.chain.hash) {
+        // The chain a new one replaced goes on here: the new one, whole, sits inside it.
+        this.#replaced.delete(id);
+        this.#broken(
+          replaced.start,
+          `a chain (its chain_start here, ${s.lines} line(s) to ${lineRef(s.at, replaced.start)}) inserted into the middle of another chain of this id, which goes on at ${lineRef(at, replaced.start)} (seq ${seq}, after seq ${replaced.chain.seq} at ${lineRef(replaced.chain.at, replaced.start)}): spliced in`,
+        );
+        s = replaced.chain;
+        this.#chains.set(id, s);
+      } else if (seq !== expected) {
         this.#broken(
           at,
           seq > expected

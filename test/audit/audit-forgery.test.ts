@@ -121,6 +121,27 @@ describe('lines moved at block level', () => {
     expect(r.stdout).toContain('lines copied or repeated, a file given twice, or files out of order');
   });
 
+  it('case=a later run\'s whole chain (a new chain_start, later times) spliced into the middle → BROKEN at the spliced chain_start, not at the line after it', async () => {
+    // Another run of the gate on an empty file: a chain of the same id, begun after every line of `lines`.
+    const log = join(dir, 'audit.log');
+    await writeFile(log, '');
+    const g = await serveToFile(config, log, 0);
+    await load(g.url, token, 5);
+    expect(await stop(g.child)).toBe(0);
+    const other = (await readFile(log, 'utf8')).trimEnd().split('\n');
+    const cut = firstCheckpoint() + 1;
+    const spliced = [...lines.slice(0, cut), ...other, ...lines.slice(cut)];
+    for (const withKeys of [true, false]) {
+      const r = await verify(`spliced-chain-${withKeys}.log`, text(spliced), withKeys);
+      expect(r.code).toBe(1);
+      const at = cut + other.findIndex((l) => parse(l)?.event === 'chain_start') + 1;
+      expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${at} (seq 0): a chain (its chain_start here,`);
+      expect(r.stdout).toContain(`which goes on at line ${cut + other.length + chainIdx(lines.slice(cut))[0]! + 1} (seq ${parse(lines[cut + chainIdx(lines.slice(cut))[0]!]!)!.seq}`);
+      // One splice, one finding: the chain goes on cleanly after it.
+      expect(r.stdout).not.toMatch(/also .*seq \d+ follows seq/);
+    }
+  });
+
   it('case=the same file given twice → BROKEN', async () => {
     const file = join(dir, 'twice.log');
     await writeFile(file, text(lines));
