@@ -312,6 +312,8 @@ export class RedisLink {
       connectOnce(this.#o, this.#o.name).then(
         (c) => this.#adopt(c),
         (err: Error) => {
+          // Stopped while this attempt was under way (a shutdown while Redis is away): nothing to report.
+          if (this.#stopped) return;
           this.#lastError = err;
           this.#o.onState?.(false, err);
           this.#schedule();

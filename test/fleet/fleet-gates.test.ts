@@ -145,10 +145,12 @@ describe('five gates on one Redis', () => {
     const n = 300;
     for (let i = 0; i < n; i++) expect(await reasonOf(gates[0]!, token)).toBe('granted');
     const after = await commandStats();
-    // Only the background work of the five gates (follow, the log-reset check, sweep; INFO is this test's own) ran meanwhile.
-    const background = new Set(['xread', 'time', 'multi', 'exec', 'zremrangebyscore', 'xtrim', 'info', 'hello', 'ping', 'client|setname', 'client|setinfo', 'select', 'xrevrange', 'zrange', 'xinfo|stream']);
-    const other = [...after].filter(([cmd, calls]) => !background.has(cmd) && calls !== (before.get(cmd) ?? 0));
-    expect(other).toEqual([]);
+    // The five gates' background work runs meanwhile (follow, the log-reset and loss checks, the sweep,
+    // a reconnect's load when a loaded machine delays an answer past command_timeout), and more of it the
+    // longer the 300 requests take (a few calls a second each). A command sent per request would be called
+    // at least n times more. INFO is this test's own.
+    const perRequest = [...after].filter(([cmd, calls]) => cmd !== 'info' && calls - (before.get(cmd) ?? 0) >= n);
+    expect(perRequest).toEqual([]);
     expect(after.get('set')).toBe(before.get('set')); // the one command a request may send (DPoP) was not sent
   });
 
@@ -225,9 +227,11 @@ describe('five gates on one Redis', () => {
     expect(post.body.reason).toBe('redis_unavailable');
     expect(Date.now() - started).toBeLessThan(6000); // "within a few seconds" (command_timeout 1 s; a loaded machine)
     await Promise.all(gates.map((g) => until(async () => (await reasonOf(g, fresh)) === 'revocation_stale', MAX_STALE_MS + 5000)));
-    const readyz = await fetch(`${gates[0]!.adminUrl}/readyz`);
-    expect(readyz.status).toBe(503);
-    expect(await readyz.text()).toMatch(/revocation source redis:redis:\/\/127\.0\.0\.1:\d+\/0#jitgate: has not synced within max_stale/);
+    // A decision is stale also while the process is behind after standing still (a loaded machine), which
+    // /readyz does not list: the source's own problem comes once max_stale has passed.
+    const staleSource = /revocation source redis:redis:\/\/127\.0\.0\.1:\d+\/0#jitgate: has not synced within max_stale/;
+    await until(async () => staleSource.test(await (await fetch(`${gates[0]!.adminUrl}/readyz`)).text()), MAX_STALE_MS + 5000);
+    expect((await fetch(`${gates[0]!.adminUrl}/readyz`)).status).toBe(503);
 
     await redis.restart();
     expect(Number(await redis.command('ZCARD', k.live))).toBe(liveBefore);
@@ -238,8 +242,8 @@ describe('five gates on one Redis', () => {
   it('a gate started after the revocations refuses them as soon as it is ready', async () => {
     const late = await spawnGate(await configFor(redis.url, 'gate-late'));
     gates.push(late);
-    const r = await fetch(`${late.adminUrl}/readyz`);
-    expect(r.status).toBe(200);
+    // Ready at start, unless a loaded machine already cost its command connection a timeout (then moments later).
+    await until(async () => (await fetch(`${late.adminUrl}/readyz`)).status === 200, 10_000);
     for (const jti of ['fleet-1', 'during-cut', 'cli-redis']) expect(await reasonOf(late, await tokenNow(keys, { jti }))).toBe('revoked');
     expect(await reasonOf(late, await tokenNow(keys, { jti: 'x', txn: 'task-cli-admin' }))).toBe('revoked');
     expect(await reasonOf(late, await tokenNow(keys, { jti: 'never-revoked' }))).toBe('granted');

@@ -4,6 +4,7 @@
  * through onState, and replaced, so the next command after an idle spell finds a working connection; a path that
  * silently stops carrying bytes is found by the idle heartbeat.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisLink } from '../../src/fleet/redis-link.ts';
 import { startRedis, startRelay, type RedisServer } from '../fixtures/redis.ts';
@@ -75,6 +76,30 @@ describe('RedisLink', () => {
       expect(await link.run('ping', (c) => c.ping())).toBe('PONG');
     } finally {
       await relay.close();
+    }
+  }, 15_000);
+
+  it('Redis unreachable at start: connect() returns the error and keeps trying; once stopped, an attempt still under way reports nothing', async () => {
+    // Accepts and never answers: every attempt lasts its whole deadline (connect_timeout + 500 ms).
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const states: Array<[boolean, string | undefined]> = [];
+    const link = new RedisLink({ url: `redis://127.0.0.1:${port}/0`, connectTimeoutMs: 200, commandTimeoutMs: 300, name: 'jitgate-link-down', onState: (c, err) => states.push([c, err?.message]) });
+    links.push(link);
+    try {
+      const err = await link.connect();
+      expect(err?.message).toMatch(/^redis\.url redis:\/\/127\.0\.0\.1:\d+\/0: Redis unreachable within redis\.connect_timeout/);
+      expect(link.client).toBeUndefined();
+      expect(states).toEqual([[false, err!.message]]);
+      // The first background attempt starts after 50–100 ms and lasts 700 ms: stopped in the middle of it.
+      await new Promise((r) => setTimeout(r, 300));
+      link.stop();
+      const reported = states.length;
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(states.length).toBe(reported);
+    } finally {
+      silent.close();
     }
   }, 15_000);
 });

@@ -79,7 +79,11 @@ describe('a log destination that fails', () => {
   }, 40_000);
 
   it('stdout a pipe or /dev/null (no fsync there): SIGTERM ends it with no warning, its last line written', async () => {
-    const { file } = await config(() => {});
+    // A known admin port: with stdout at /dev/null nothing says the gate is serving (its signal handlers in place) but /readyz.
+    const adminPort = await freePort();
+    const { file } = await config((c) => {
+      c.admin.listen.port = adminPort;
+    });
     for (const out of ['pipe', 'devnull'] as const) {
       const fd = out === 'pipe' ? 'pipe' : openSync('/dev/null', 'w');
       const child = spawn(process.execPath, [CLI, 'serve', '-c', file], { stdio: ['ignore', fd, 'pipe'] });
@@ -92,7 +96,7 @@ describe('a log destination that fails', () => {
       const exited = once(child, 'exit');
       // The gate is serving once its admin port answers; the started line gives the port only on a pipe.
       await until(() => out === 'devnull' || out1.includes('"jitgate started"'), 20_000, 'the started line');
-      if (out === 'devnull') await new Promise((r) => setTimeout(r, 1500));
+      if (out === 'devnull') await until(async () => (await send(`http://127.0.0.1:${adminPort}`, '/readyz').catch(() => ({ status: 0 }))).status === 200, 20_000, 'the gate');
       child.kill('SIGTERM');
       expect(await exited).toEqual([0, null]);
       // fsync on a pipe, a socket, a terminal or /dev/null is EINVAL after every byte was written: that

@@ -118,8 +118,10 @@ describe('a bidi stream: size cap and read timeout', () => {
 });
 
 describe('a bidi stream: the shared budget of unfinished bytes', () => {
-  // A read timeout long enough that the held messages outlast the sending of 60 MiB.
-  const server = new GrpcH2Server({ maxMessageBytes: MAX_MESSAGE, readTimeoutMs: 5000 });
+  // A read timeout that no test here outlasts: bytes given back must be given back by what the test
+  // did, never by the timeout. (5 s was not enough on a loaded machine: sending 60 MiB, or the three
+  // streams' setup, took longer, and the timeout emptied the budget under the test's feet.)
+  const server = new GrpcH2Server({ maxMessageBytes: MAX_MESSAGE, readTimeoutMs: 120_000 });
   let port = 0;
   let session: ClientHttp2Session;
 
@@ -142,25 +144,30 @@ describe('a bidi stream: the shared budget of unfinished bytes', () => {
     const part = Buffer.concat([prefix(MAX_MESSAGE), Buffer.alloc(MAX_MESSAGE - 1, 1)]);
     const n = MAX_BUFFERED_BYTES / MAX_MESSAGE - 1;
     const held = Array.from({ length: n }, () => bidi(session));
-    for (const h of held) h.req.write(part);
-    expect(await until(() => server.buffered, (b) => b >= n * MAX_MESSAGE, 10_000)).toBeGreaterThanOrEqual(n * MAX_MESSAGE);
+    try {
+      for (const h of held) h.req.write(part);
+      expect(await until(() => server.buffered, (b) => b >= n * MAX_MESSAGE, 10_000)).toBeGreaterThanOrEqual(n * MAX_MESSAGE);
 
-    const unary = session.request({ ':method': 'POST', ':path': '/t.Unary/Check', 'content-type': 'application/grpc', te: 'trailers' });
-    const body: Buffer[] = [];
-    unary.on('data', (c: Buffer) => body.push(c));
-    unary.write(part);
-    await within(new Promise((r) => unary.once('end', r)), 3000);
-    expect(Buffer.concat(body).subarray(5).toString()).toBe('too_large');
-    unary.close();
+      const unary = session.request({ ':method': 'POST', ':path': '/t.Unary/Check', 'content-type': 'application/grpc', te: 'trailers' });
+      const body: Buffer[] = [];
+      unary.on('data', (c: Buffer) => body.push(c));
+      unary.write(part);
+      await within(new Promise((r) => unary.once('end', r)), 3000);
+      expect(Buffer.concat(body).subarray(5).toString()).toBe('too_large');
+      unary.close();
 
-    const over = bidi(session);
-    over.req.write(part);
-    expect(await within(over.ended, 3000)).toMatchObject({ code: GRPC_STATUS.RESOURCE_EXHAUSTED });
+      const over = bidi(session);
+      over.req.write(part);
+      expect(await within(over.ended, 3000)).toMatchObject({ code: GRPC_STATUS.RESOURCE_EXHAUSTED });
 
-    // The held streams are still open (nothing refused them), and closing them gives everything back.
-    for (const h of held) expect(await within(h.ended, 0)).toBe('open');
-    for (const h of held) h.req.close(constants.NGHTTP2_CANCEL);
-    expect(await until(() => server.buffered, (b) => b === 0)).toBe(0);
+      // The held streams are still open (nothing refused them), and closing them gives everything back.
+      for (const h of held) expect(await within(h.ended, 0)).toBe('open');
+      for (const h of held) h.req.close(constants.NGHTTP2_CANCEL);
+      expect(await until(() => server.buffered, (b) => b === 0)).toBe(0);
+    } finally {
+      // Failed half-way, the held streams would fill the next test's budget (the read timeout is long).
+      for (const h of held) if (!h.req.closed) h.req.close(constants.NGHTTP2_CANCEL);
+    }
   }, 30_000);
 
   it('a stream reset, half-closed or cut by a dropped connection mid-message gives its bytes back', async () => {
@@ -178,7 +185,7 @@ describe('a bidi stream: the shared budget of unfinished bytes', () => {
       expect(await until(() => server.buffered, (b) => b >= 60_000)).toBeGreaterThanOrEqual(60_000);
       const before = server.buffered;
 
-      // Each within 2 s, well before the 5 s read timeout could be what gives the bytes back.
+      // Each within 2 s; the read timeout (120 s) cannot be what gives the bytes back.
       h2.reset(1);
       expect(await until(() => server.buffered, (b) => b < before, 2000)).toBeLessThan(before);
       const afterReset = server.buffered;
