@@ -23,8 +23,17 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
 
   /** A bug in deciding is never an allow: refuse with the named reason (503 internal_error). */
   function failed(err: unknown): Decision {
-    log.error({ err }, 'decision failed; refusing the request');
+    tellError({ err }, 'decision failed; refusing the request');
     return unavailable('internal_error');
+  }
+
+  /** Said after a throw, which may have come from the log's own destination (audit lines share it): never throws. */
+  function tellError(fields: object, msg: string): void {
+    try {
+      log.error(fields, msg);
+    } catch {
+      // The destination itself failed: nothing is left to tell it with.
+    }
   }
 
   function act(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, decision: Decision, started: number): void {
@@ -46,27 +55,40 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
         audit.record({ transport: 'proxy', method: req.method!, decision: allow, status: 429, latencyMs, outcome: 'inflight_limit', client, clientCert: allow.clientCert });
         return;
       }
-      // The client held its body back for `Expect: 100-continue`; only an allowed request gets it.
-      if (expectContinue) res.writeContinue();
       const method = req.method!;
-      const trace = tracer === undefined ? undefined : tracer.decision('proxy', req.rawHeaders, method, allow, seconds, 0);
-      forwarder.forward(
-        req,
-        res,
-        allow,
-        (status: number, end: ForwardEnd) => {
-          if (jti !== undefined) inflight.leave(jti);
-          // Every end but these two names what became of the answer (forward.ts ForwardEnd).
-          const outcome = end === 'ok' || end === 'client_closed' ? undefined : end;
-          try {
-            audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client, clientCert: allow.clientCert });
-          } catch (err) {
-            // Called from the upstream exchange's own callbacks, where a throw would end the process.
-            log.error({ err }, 'auditing a forwarded request failed');
-          }
-        },
-        trace,
-      );
+      // The slot is given back once: when the exchange ends, or here if a throw came before it took the request.
+      let left = jti === undefined;
+      try {
+        // The client held its body back for `Expect: 100-continue`; only an allowed request gets it.
+        if (expectContinue) res.writeContinue();
+        const trace = tracer === undefined ? undefined : tracer.decision('proxy', req.rawHeaders, method, allow, seconds, 0);
+        forwarder.forward(
+          req,
+          res,
+          allow,
+          (status: number, end: ForwardEnd) => {
+            if (!left) {
+              left = true;
+              inflight.leave(jti!);
+            }
+            // Every end but these two names what became of the answer (forward.ts ForwardEnd).
+            const outcome = end === 'ok' || end === 'client_closed' ? undefined : end;
+            try {
+              audit.record({ transport: 'proxy', method, decision: allow, status, latencyMs, outcome, client, clientCert: allow.clientCert });
+            } catch (err) {
+              // Called from the upstream exchange's own callbacks, where a throw would end the process.
+              tellError({ err }, 'auditing a forwarded request failed');
+            }
+          },
+          trace,
+        );
+      } catch (err) {
+        if (!left) {
+          left = true;
+          inflight.leave(jti!);
+        }
+        throw err;
+      }
       return;
     }
 
@@ -123,16 +145,22 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
     try {
       act(req, res, expectContinue, decision, started);
     } catch (err) {
-      log.error({ err, reason: decision.reason }, 'answering a request failed; its connection is closed');
+      // Answered first: telling of it may throw too, when the log's destination is what failed.
       // An answer already out stays as it is (the throw came after it, e.g. from its audit line). An
       // allow may have its upstream exchange started, which would write to `res` later: only cut.
-      if (res.writableEnded) return;
-      if (decision.kind !== 'allow' && !res.headersSent) {
-        res.shouldKeepAlive = false;
-        const r = render('internal_error');
-        res.writeHead(r.status, r.headers);
-        res.end(r.bodyBytes);
-      } else res.destroy();
+      if (!res.writableEnded) {
+        try {
+          if (decision.kind !== 'allow' && !res.headersSent) {
+            res.shouldKeepAlive = false;
+            const r = render('internal_error');
+            res.writeHead(r.status, r.headers);
+            res.end(r.bodyBytes);
+          } else res.destroy();
+        } catch {
+          res.destroy();
+        }
+      }
+      tellError({ err, reason: decision.reason }, 'answering a request failed');
     }
   }
 }
