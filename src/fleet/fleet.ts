@@ -20,6 +20,9 @@ import { RedisRevocationSource } from './redis-source.ts';
 import { RedisSweeper } from './redis-sweeper.ts';
 import { writeEntries } from './redis-writer.ts';
 
+/** How often a nonce key read that failed after start is tried again while the connection stays up. */
+const NONCE_RETRY_MS = 5_000;
+
 export interface FleetDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -89,6 +92,11 @@ export class Fleet {
   #useNonceKey: ((key: Buffer) => void) | undefined;
   #learning = false;
   #nonceProblem: string | undefined;
+  /** A key read that failed on a connection that stays up (an error reply) is tried again on this timer. */
+  #nonceRetry: NodeJS.Timeout | undefined;
+  /** start has finished its own reads: a connection made from now on does them (onReady). */
+  #started = false;
+  #stopped = false;
   readonly #sweeper: RedisSweeper | undefined;
   readonly #metrics: Metrics;
   readonly #log: Logger;
@@ -115,10 +123,8 @@ export class Fleet {
         if (connected) log.info({ redis: this.description }, 'redis command connection ready');
         else errorLog('connect')(err ?? new Error('disconnected'));
       },
-      // A gate started while Redis was unreachable reads the fleet's nonce key once Redis answers.
-      onReady: () => {
-        if (this.#useNonceKey !== undefined && this.#nonceKey === undefined) void this.#learnNonceKey(this.#useNonceKey);
-      },
+      // A gate started while Redis was unreachable does what start could not once Redis answers.
+      onReady: () => this.#lateStart(),
     });
     const tolerance = maxToleranceSec(config);
     this.#sweeper = config.revocation.redis
@@ -146,6 +152,8 @@ export class Fleet {
    */
   async start(useNonceKey: (key: Buffer) => void = () => {}): Promise<void> {
     const unreachable = await this.link.connect();
+    // Stopped meanwhile (the gate's start failed elsewhere): nothing may be left running.
+    if (this.#stopped) return;
     if (unreachable !== undefined) {
       this.#log.error({ err: unreachable.message }, 'redis unreachable at start; retrying in the background — not ready, and what needs Redis answers 503, until it answers (check redis.url if this persists)');
     }
@@ -153,22 +161,14 @@ export class Fleet {
       // A key that is damaged or refused is a start-up error while Redis answers now; read later, it is a /readyz problem.
       if (unreachable === undefined) this.#nonceKey = await sharedNonceKey(this.link, this.keys);
       this.#useNonceKey = useNonceKey;
-      if (this.#nonceKey === undefined && this.link.client !== undefined) void this.#learnNonceKey(useNonceKey);
     }
     const replay = this.replay;
     if (replay !== undefined) {
-      const failed = (err: Error): void => {
-        this.#metrics.redisErrors.labels('replay').inc();
-        this.#log.warn({ op: 'dpop window', err: err.message, window_ms: replay.windowMs }, 'could not read the fleet DPoP window from Redis; replay keys keep the window they had');
-      };
-      try {
-        const fleet = await replay.agreeWindow();
-        this.#log.info({ window_ms: fleet, key: this.keys.dpopWindow }, 'dpop replay keys live twice the fleet window plus 5 s');
-      } catch (err) {
-        failed(err as Error);
-      }
-      replay.start(failed);
+      if (unreachable === undefined) await this.#agreeWindow(replay);
+      replay.start(this.#windowFailed(replay));
     }
+    if (this.#stopped) return;
+    this.#started = true;
     this.#sweeper?.start();
     const source = this.source;
     if (source !== undefined) {
@@ -185,12 +185,45 @@ export class Fleet {
     return this.#nonceKey;
   }
 
-  /** Reads the nonce key after start; a failure stays a /readyz problem until a later connection reads it. */
+  /** Adds this gate's DPoP window to the fleet's and reads the fleet's (redis-replay.ts); a failure is logged, never thrown. */
+  async #agreeWindow(replay: RedisReplayGuard): Promise<void> {
+    try {
+      const fleet = await replay.agreeWindow();
+      this.#log.info({ window_ms: fleet, key: this.keys.dpopWindow }, 'dpop replay keys live twice the fleet window plus 5 s');
+    } catch (err) {
+      this.#windowFailed(replay)(err as Error);
+    }
+  }
+
+  #windowFailed(replay: RedisReplayGuard): (err: Error) => void {
+    return (err) => {
+      this.#metrics.redisErrors.labels('replay').inc();
+      this.#log.warn({ op: 'dpop window', err: err.message, window_ms: replay.windowMs }, 'could not read the fleet DPoP window from Redis; replay keys keep the window they had');
+    };
+  }
+
+  /**
+   * A connection made after start (Redis was unreachable then, or came back): the reads start could
+   * not do. The DPoP window at once, not at its next 10 s refresh: until this gate's window is in the
+   * fleet's, gates with a shorter one record proofs for less time than this gate accepts them.
+   */
+  #lateStart(): void {
+    if (!this.#started || this.#stopped) return;
+    if (this.#useNonceKey !== undefined && this.#nonceKey === undefined) void this.#learnNonceKey(this.#useNonceKey);
+    if (this.replay !== undefined) void this.#agreeWindow(this.replay);
+  }
+
+  /**
+   * Reads the nonce key after start. A failure stays a /readyz problem and is tried again every
+   * NONCE_RETRY_MS (an error reply leaves the connection up, so no new connection would ask again:
+   * a damaged key deleted as the message says would otherwise wait for a restart).
+   */
   async #learnNonceKey(use: (key: Buffer) => void): Promise<void> {
-    if (this.#learning) return;
+    if (this.#learning || this.#nonceKey !== undefined || this.#stopped) return;
     this.#learning = true;
     try {
       const key = await sharedNonceKey(this.link, this.keys);
+      if (this.#stopped) return;
       this.#nonceKey = key;
       this.#nonceProblem = undefined;
       use(key);
@@ -198,13 +231,22 @@ export class Fleet {
     } catch (err) {
       this.#nonceProblem = (err as Error).message;
       this.#metrics.redisErrors.labels('nonce_key').inc();
-      this.#log.error({ err: this.#nonceProblem }, 'could not read the fleet DPoP nonce key from redis; tried again at the next connection');
+      this.#log.error({ err: this.#nonceProblem }, `could not read the fleet DPoP nonce key from redis; tried again in ${NONCE_RETRY_MS / 1000} s and at the next connection`);
+      if (this.#nonceRetry === undefined && !this.#stopped) {
+        this.#nonceRetry = setTimeout(() => {
+          this.#nonceRetry = undefined;
+          if (this.link.client !== undefined) void this.#learnNonceKey(use);
+        }, NONCE_RETRY_MS);
+        this.#nonceRetry.unref();
+      }
     } finally {
       this.#learning = false;
     }
   }
 
   stop(): void {
+    this.#stopped = true;
+    if (this.#nonceRetry !== undefined) clearTimeout(this.#nonceRetry);
     if (this.#lag !== undefined) clearInterval(this.#lag);
     this.#sweeper?.stop();
     this.replay?.stop();

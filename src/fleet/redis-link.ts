@@ -197,7 +197,8 @@ export class RedisLink {
    * during an outage answers 503 and is not ready until Redis answers, instead of exiting and waiting
    * out an orchestrator's restart backoff. A timeout is tried again at once too: a start-up that
    * blocks the event loop (a slow disk loading modules) can fire the connect timer after the socket
-   * had in fact connected.
+   * had in fact connected. Stopped meanwhile, it returns without a connection (the caller checks
+   * its own stop).
    */
   async connect(): Promise<StartupError | undefined> {
     this.#stopped = false;
@@ -207,6 +208,8 @@ export class RedisLink {
         return undefined;
       } catch (err) {
         if (!isUnreachable(err)) throw err;
+        // Stopped during the attempts (a start-up that failed elsewhere): no report, no retries.
+        if (this.#stopped) return err;
         if (attempt >= STARTUP_ATTEMPTS) {
           this.#lastError = err;
           this.#o.onState?.(false, err);

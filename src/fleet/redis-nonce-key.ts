@@ -1,7 +1,8 @@
 /**
  * The fleet's DPoP nonce key (docs/fleet.md "DPoP nonces"): the first gate to start writes 32
  * random bytes with SET NX, and every gate, that one included, uses what Redis then holds. Two
- * gates starting together both SET NX; one write wins and both read it. Read once at start: a
+ * gates starting together both SET NX; one write wins and both read it. Read once, at start (or,
+ * for a gate started while Redis was unreachable, once it answers: src/fleet/fleet.ts): a
  * key lost from Redis afterwards (FLUSHALL, a restart without persistence) splits the fleet's
  * nonces until the gates restart, which costs clients one `use_dpop_nonce` retry, never an allow.
  */

@@ -223,7 +223,8 @@ export class RedisRevocationSource implements RevocationSource {
     this.#stopped = false;
     const first = new Promise<void>((resolve) => (this.#firstSync = resolve));
     // Unreachable: already reported through the link's state (events.error 'connect').
-    if ((await this.#link.connect()) === undefined) await first;
+    const unreachable = await this.#link.connect();
+    if (unreachable === undefined && !this.#stopped) await first;
     // Stopped while starting (a start-up that failed elsewhere): no timers for a source nobody reads.
     if (this.#stopped) return;
     this.#prune = setInterval(() => void this.#index.prune(this.#clock.nowMs() / 1000 - this.#o.toleranceSec), PRUNE_EVERY_MS);
@@ -233,6 +234,9 @@ export class RedisRevocationSource implements RevocationSource {
 
   stop(): void {
     this.#stopped = true;
+    // A start still waiting for its first load (stopped because the gate's start failed elsewhere) returns.
+    this.#firstSync?.();
+    this.#firstSync = undefined;
     this.#sessionNo++;
     if (this.#prune !== undefined) clearInterval(this.#prune);
     this.#stall.stop();

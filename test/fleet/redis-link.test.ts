@@ -102,4 +102,27 @@ describe('RedisLink', () => {
       silent.close();
     }
   }, 15_000);
+
+  it('stopped during its start-up attempts (the gate\'s start failed elsewhere): connect() returns at once after the attempt under way, reports nothing, retries nothing', async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const states: boolean[] = [];
+    const link = new RedisLink({ url: `redis://127.0.0.1:${port}/0`, connectTimeoutMs: 200, commandTimeoutMs: 300, name: 'jitgate-link-stopped', onState: (c) => states.push(c) });
+    links.push(link);
+    try {
+      const started = Date.now();
+      const connecting = link.connect();
+      await new Promise((r) => setTimeout(r, 100));
+      link.stop();
+      await connecting;
+      // One attempt lasts 700 ms (connect_timeout + 500); all three with their pauses, about 2.4 s.
+      expect(Date.now() - started).toBeLessThan(1500);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(states).toEqual([]);
+      expect(link.client).toBeUndefined();
+    } finally {
+      silent.close();
+    }
+  }, 15_000);
 });
