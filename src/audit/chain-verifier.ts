@@ -109,7 +109,7 @@ export class ChainVerifier {
    * Chain id → the chain a `chain_start` "new" replaced, and where that start was: a later line that
    * continues the replaced chain shows the new one was spliced into its middle.
    */
-  readonly #replaced = new Map<string, { readonly chain: ChainState; readonly start: Location }>();
+  readonly #replaced = new Map<string, { readonly chain: ChainState; readonly start: Location; readonly run: string | undefined }>();
   readonly #runs = new Map<string, RunState>();
   /** Chain id → the run its latest chain_start named. */
   readonly #runOf = new Map<string, string>();
@@ -252,7 +252,7 @@ export class ChainVerifier {
         } else {
           this.#note(at, `a new chain starts here (the gate did not continue the previous one, e.g. log.destination changed); the previous one ends at ${lineRef(s.at, at)} (seq ${s.seq})`);
         }
-        this.#replaced.set(id, { chain: s, start: at });
+        this.#replaced.set(id, { chain: s, start: at, run: this.#runOf.get(id) });
       }
       this.#chains.set(id, fresh());
       this.#joinRun(v, id, at);
@@ -274,15 +274,20 @@ export class ChainVerifier {
       if (v.event === 'chain_start' && (s.unvouched > 0 || !s.final)) this.#restarted(id, s, at);
       const expected = s.seq + 1;
       const replaced = this.#replaced.get(id);
-      if (seq !== expected && replaced !== undefined && seq === replaced.chain.seq + 1 && prev === replaced.chain.hash) {
-        // The chain a new one replaced goes on here: the new one, whole, sits inside it.
+      if ((seq !== expected || prev !== s.hash) && replaced !== undefined && seq === replaced.chain.seq + 1 && prev === replaced.chain.hash) {
+        // The chain a new one replaced goes on here. Which is the intruder the hashes cannot say (a
+        // prev is a plain SHA-256 anyone can compute): the new chain spliced in, or this line added
+        // to the old one. Both are named; the old chain is followed from here, so the rest of a
+        // spliced file adds no second finding.
         this.#replaced.delete(id);
         this.#broken(
-          replaced.start,
-          `a chain (its chain_start here, ${s.lines} line(s) to ${lineRef(s.at, replaced.start)}) inserted into the middle of another chain of this id, which goes on at ${lineRef(at, replaced.start)} (seq ${seq}, after seq ${replaced.chain.seq} at ${lineRef(replaced.chain.at, replaced.start)}): spliced in`,
+          at,
+          `this line continues the chain that ended at ${lineRef(replaced.chain.at, at)} (seq ${replaced.chain.seq}) before a new chain began at ${lineRef(replaced.start, at)}: either that new chain (${lineRef(replaced.start, at)} to ${lineRef(s.at, at)}, ${s.lines} line(s)) was spliced into the old one, or this line was added to the old one`,
         );
         s = replaced.chain;
         this.#chains.set(id, s);
+        if (replaced.run === undefined) this.#runOf.delete(id);
+        else this.#runOf.set(id, replaced.run);
       } else if (seq !== expected) {
         this.#broken(
           at,

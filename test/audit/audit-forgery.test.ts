@@ -121,25 +121,56 @@ describe('lines moved at block level', () => {
     expect(r.stdout).toContain('lines copied or repeated, a file given twice, or files out of order');
   });
 
-  it('case=a later run\'s whole chain (a new chain_start, later times) spliced into the middle → BROKEN at the spliced chain_start, not at the line after it', async () => {
-    // Another run of the gate on an empty file: a chain of the same id, begun after every line of `lines`.
-    const log = join(dir, 'audit.log');
-    await writeFile(log, '');
-    const g = await serveToFile(config, log, 0);
-    await load(g.url, token, 5);
-    expect(await stop(g.child)).toBe(0);
-    const other = (await readFile(log, 'utf8')).trimEnd().split('\n');
-    const cut = firstCheckpoint() + 1;
-    const spliced = [...lines.slice(0, cut), ...other, ...lines.slice(cut)];
-    for (const withKeys of [true, false]) {
-      const r = await verify(`spliced-chain-${withKeys}.log`, text(spliced), withKeys);
+  describe('a whole chain of the same id where it does not belong', () => {
+    /** Another run of the gate on an empty file: a chain of the same id, begun after every line of `lines`. */
+    let other: string[];
+    beforeAll(async () => {
+      const log = join(dir, 'audit.log');
+      await writeFile(log, '');
+      const g = await serveToFile(config, log, 0);
+      await load(g.url, token, 5);
+      expect(await stop(g.child)).toBe(0);
+      other = (await readFile(log, 'utf8')).trimEnd().split('\n');
+    }, 60_000);
+    /** The file line (1-based) of the first chain line of `ls` at or after index `from`. */
+    const chainLineAt = (ls: string[], from: number): number => chainIdx(ls).find((i) => i >= from)! + 1;
+
+    it('case=spliced into the middle of another (later times) → BROKEN where the old chain goes on, naming the spliced range; once', async () => {
+      const cut = firstCheckpoint() + 1;
+      const spliced = [...lines.slice(0, cut), ...other, ...lines.slice(cut)];
+      for (const withKeys of [true, false]) {
+        const r = await verify(`spliced-chain-${withKeys}.log`, text(spliced), withKeys);
+        expect(r.code).toBe(1);
+        const start = cut + other.findIndex((l) => parse(l)?.event === 'chain_start') + 1;
+        const goesOn = chainLineAt(spliced, cut + other.length);
+        expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${goesOn} (seq ${parse(spliced[goesOn - 1]!)!.seq}): this line continues the chain that ended at line ${cut} `);
+        const lastSpliced = cut + chainIdx(other).at(-1)! + 1;
+        expect(r.stdout).toContain(`before a new chain began at line ${start}: either that new chain (line ${start} to line ${lastSpliced}, ${chainIdx(other).length} line(s))`);
+        expect(r.stdout).toContain('was spliced into the old one, or this line was added to the old one');
+        // One splice, one finding: the old chain goes on cleanly after it.
+        expect(r.stdout).not.toMatch(/also .*seq \d+ follows seq/);
+      }
+    });
+
+    it('case=spliced where the seqs line up (the spliced chain ends one below the next line\'s seq) → the same finding, not a changed line blamed', async () => {
+      const b = other.filter((_, i) => chainIdx(other).includes(i));
+      // Cut the old chain right after its line with seq b.length − 1: its next line has seq b.length, what b expects next.
+      const cut = chainIdx(lines).find((i) => parse(lines[i]!)!.seq === b.length - 1)! + 1;
+      const spliced = [...lines.slice(0, cut), ...b, ...lines.slice(cut)];
+      const r = await verify('spliced-aligned.log', text(spliced));
       expect(r.code).toBe(1);
-      const at = cut + other.findIndex((l) => parse(l)?.event === 'chain_start') + 1;
-      expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${at} (seq 0): a chain (its chain_start here,`);
-      expect(r.stdout).toContain(`which goes on at line ${cut + other.length + chainIdx(lines.slice(cut))[0]! + 1} (seq ${parse(lines[cut + chainIdx(lines.slice(cut))[0]!]!)!.seq}`);
-      // One splice, one finding: the chain goes on cleanly after it.
-      expect(r.stdout).not.toMatch(/also .*seq \d+ follows seq/);
-    }
+      expect(r.stdout).toMatch(new RegExp(`BROKEN: first broken line .*:${chainLineAt(spliced, cut + b.length)} \\(seq ${b.length}\\): this line continues the chain that ended at line ${cut} `));
+      expect(r.stdout).not.toContain('does not hash to the prev of the next line');
+    });
+
+    it('case=a legitimate new chain, then a forged line continuing the old one → BROKEN at the forged line, naming both readings', async () => {
+      const forged = extendChain(lines, [decision('/forged')]).at(-1)!;
+      const file = [...lines, ...other, forged];
+      const r = await verify('forged-after-new-chain.log', text(file), false);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${file.length} (seq ${parse(forged)!.seq}): this line continues the chain that ended at line ${chainIdx(lines).at(-1)! + 1} `);
+      expect(r.stdout).toContain('or this line was added to the old one');
+    });
   });
 
   it('case=the same file given twice → BROKEN', async () => {
