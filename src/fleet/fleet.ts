@@ -163,11 +163,10 @@ export class Fleet {
       this.#useNonceKey = useNonceKey;
     }
     const replay = this.replay;
-    if (replay !== undefined) {
-      if (unreachable === undefined) await this.#agreeWindow(replay);
-      replay.start(this.#windowFailed(replay));
-    }
+    if (replay !== undefined && unreachable === undefined) await this.#agreeWindow(replay);
+    // Each await above is a moment the gate's start may have failed elsewhere and stopped this.
     if (this.#stopped) return;
+    replay?.start(this.#windowFailed(replay));
     this.#started = true;
     this.#sweeper?.start();
     const source = this.source;
