@@ -347,6 +347,7 @@ describe('restarts and workers', () => {
     expect((await verify('from-fifo.log', ls, true)).code).toBe(0);
   });
 
+  // Two cluster runs and eight CLI processes: 13–30 s with two test files at a time and CPU stress beside them.
   it('case=workers: 2 share one file, each with its own chain (w1, w2), both verify', async () => {
     const log = join(dir, 'cluster.log');
     const config = await variant('cluster', (c) => {
@@ -396,5 +397,5 @@ describe('restarts and workers', () => {
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(new RegExp(`BROKEN: .*cluster run ${secondRun} started 2 workers and stopped gracefully .* but chain w2 has no chain_start in it`));
     }
-  });
+  }, 60_000);
 });

@@ -395,6 +395,7 @@ describe('jitgate serve with listen.tls', () => {
     }
   });
 
+  // A cluster with TLS on both sides, started and rotated: up to 19 s with two test files at a time and CPU stress beside them.
   it('with workers: 2, every worker checks the binding against its own connections', async () => {
     const { spawnGate, startRecordingUpstream, tokenNow } = await import('../../fixtures/servers.ts');
     const up = await startRecordingUpstream();
@@ -421,5 +422,5 @@ describe('jitgate serve with listen.tls', () => {
       await gate.exited;
       await up.close();
     }
-  });
+  }, 60_000);
 });
