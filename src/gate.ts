@@ -106,12 +106,11 @@ export class Gate {
 
   /** Loads keys and revocation sources. Local files must load; remote ones may still be loading. */
   async start(): Promise<void> {
-    // A fleet's key read after start (Redis was unreachable then) replaces the one in use from then on.
-    const lateNonceKey = (key: Buffer): void => this.#decider.dpop?.useNonceKey(key);
-    await Promise.all([...this.issuerKeys.map((k) => k.start()), this.revocation.start(), this.fleet?.start(lateNonceKey)]);
-    // One way in for a shared nonce key, known only here for a fleet (Redis answered during start).
-    const nonceKey = this.fleet?.nonceKey ?? this.#nonceKey;
-    if (nonceKey !== undefined) this.#decider.dpop?.useNonceKey(nonceKey);
+    const dpop = this.#decider.dpop;
+    // The cluster primary's key first; a fleet's key from Redis, read during start or once Redis
+    // answers (it was unreachable at start), replaces it.
+    if (this.#nonceKey !== undefined) dpop?.useNonceKey(this.#nonceKey);
+    await Promise.all([...this.issuerKeys.map((k) => k.start()), this.revocation.start(), this.fleet?.start((key) => dpop?.useNonceKey(key))]);
   }
 
   stop(): void {

@@ -87,8 +87,9 @@ export class Fleet {
   readonly writer: RedisRevocationWriter;
   readonly description: string;
   readonly #sharesNonces: boolean;
-  #nonceKey: Buffer | undefined;
-  /** Set by start when nonces are shared: where a key read after start goes. */
+  /** The fleet's DPoP nonce key has been read and handed to `#useNonceKey`. */
+  #nonceKeyRead = false;
+  /** Set by start when nonces are shared: where every key read (during start or later) goes. */
   #useNonceKey: ((key: Buffer) => void) | undefined;
   #learning = false;
   #nonceProblem: string | undefined;
@@ -147,8 +148,8 @@ export class Fleet {
 
   /**
    * The command connection; the follower is started by the revocation list like every source.
-   * `useNonceKey` gets the fleet's DPoP nonce key when it is read later than start (Redis was
-   * unreachable at start); one read during start is in `nonceKey`.
+   * `useNonceKey` gets the fleet's DPoP nonce key once read: during start, or once Redis answers
+   * when it was unreachable then.
    */
   async start(useNonceKey: (key: Buffer) => void = () => {}): Promise<void> {
     const unreachable = await this.link.connect();
@@ -158,9 +159,12 @@ export class Fleet {
       this.#log.error({ err: unreachable.message }, 'redis unreachable at start; retrying in the background — not ready, and what needs Redis answers 503, until it answers (check redis.url if this persists)');
     }
     if (this.#sharesNonces) {
-      // A key that is damaged or refused is a start-up error while Redis answers now; read later, it is a /readyz problem.
-      if (unreachable === undefined) this.#nonceKey = await sharedNonceKey(this.link, this.keys);
       this.#useNonceKey = useNonceKey;
+      // A key that is damaged or refused is a start-up error while Redis answers now; read later, it is a /readyz problem.
+      if (unreachable === undefined) {
+        useNonceKey(await sharedNonceKey(this.link, this.keys));
+        this.#nonceKeyRead = true;
+      }
     }
     const replay = this.replay;
     if (replay !== undefined && unreachable === undefined) await this.#agreeWindow(replay);
@@ -177,11 +181,6 @@ export class Fleet {
       }, 1000);
       this.#lag.unref();
     }
-  }
-
-  /** The fleet's DPoP nonce key once `start` has read it; undefined when the gate hands out no nonces. */
-  get nonceKey(): Buffer | undefined {
-    return this.#nonceKey;
   }
 
   /** Adds this gate's DPoP window to the fleet's and reads the fleet's (redis-replay.ts); a failure is logged, never thrown. */
@@ -208,7 +207,7 @@ export class Fleet {
    */
   #lateStart(): void {
     if (!this.#started || this.#stopped) return;
-    if (this.#useNonceKey !== undefined && this.#nonceKey === undefined) void this.#learnNonceKey(this.#useNonceKey);
+    if (this.#useNonceKey !== undefined && !this.#nonceKeyRead) void this.#learnNonceKey();
     if (this.replay !== undefined) void this.#agreeWindow(this.replay);
   }
 
@@ -217,13 +216,14 @@ export class Fleet {
    * NONCE_RETRY_MS (an error reply leaves the connection up, so no new connection would ask again:
    * a damaged key deleted as the message says would otherwise wait for a restart).
    */
-  async #learnNonceKey(use: (key: Buffer) => void): Promise<void> {
-    if (this.#learning || this.#nonceKey !== undefined || this.#stopped) return;
+  async #learnNonceKey(): Promise<void> {
+    const use = this.#useNonceKey;
+    if (use === undefined || this.#learning || this.#nonceKeyRead || this.#stopped) return;
     this.#learning = true;
     try {
       const key = await sharedNonceKey(this.link, this.keys);
       if (this.#stopped) return;
-      this.#nonceKey = key;
+      this.#nonceKeyRead = true;
       this.#nonceProblem = undefined;
       use(key);
       this.#log.info({ key: this.keys.nonceKey }, 'dpop nonces: the fleet key was read from redis; nonces handed out before it are refused once (use_dpop_nonce)');
@@ -234,7 +234,7 @@ export class Fleet {
       if (this.#nonceRetry === undefined && !this.#stopped) {
         this.#nonceRetry = setTimeout(() => {
           this.#nonceRetry = undefined;
-          if (this.link.client !== undefined) void this.#learnNonceKey(use);
+          if (this.link.client !== undefined) void this.#learnNonceKey();
         }, NONCE_RETRY_MS);
         this.#nonceRetry.unref();
       }
@@ -261,7 +261,7 @@ export class Fleet {
     if (this.replay !== undefined && this.link.client === undefined) {
       out.push(`redis ${this.description} not connected (dpop.replay: redis answers DPoP-bound requests 503 replay_check_unavailable)${this.link.lastError ? `: ${this.link.lastError.message}` : ''}`);
     }
-    if (this.#sharesNonces && this.#nonceKey === undefined) {
+    if (this.#sharesNonces && !this.#nonceKeyRead) {
       out.push(`dpop.use_nonce: the fleet's DPoP nonce key has not been read from redis ${this.description} yet (${this.#nonceProblem ?? (this.link.lastError ? `not connected: ${this.link.lastError.message}` : 'not connected')})`);
     }
     return out;

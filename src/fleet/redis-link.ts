@@ -134,10 +134,6 @@ export async function connectOnce(o: RedisConnectOptions, name: string): Promise
 /** describeConnectError's answer for a Redis that did not answer (nothing to fix in the config, perhaps). */
 class RedisUnreachableError extends StartupError {}
 
-function isUnreachable(err: unknown): err is RedisUnreachableError {
-  return err instanceof RedisUnreachableError;
-}
-
 /** A StartupError that says which setting to fix: the URL (unreachable, TLS, ACL) or the credentials. */
 export function describeConnectError(err: Error, o: RedisConnectOptions): StartupError {
   const text = `${(err as { code?: string }).code ?? ''} ${err.message}`;
@@ -207,7 +203,7 @@ export class RedisLink {
         this.#adopt(await connectOnce(this.#o, this.#o.name));
         return undefined;
       } catch (err) {
-        if (!isUnreachable(err)) throw err;
+        if (!(err instanceof RedisUnreachableError)) throw err;
         // Stopped during the attempts (a start-up that failed elsewhere): no report, no retries.
         if (this.#stopped) return err;
         if (attempt >= STARTUP_ATTEMPTS) {

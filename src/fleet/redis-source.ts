@@ -223,8 +223,8 @@ export class RedisRevocationSource implements RevocationSource {
     this.#stopped = false;
     const first = new Promise<void>((resolve) => (this.#firstSync = resolve));
     // Unreachable: already reported through the link's state (events.error 'connect').
-    const unreachable = await this.#link.connect();
-    if (unreachable === undefined && !this.#stopped) await first;
+    // stop() resolves `first`, so a start whose gate stopped meanwhile does not wait here.
+    if ((await this.#link.connect()) === undefined) await first;
     // Stopped while starting (a start-up that failed elsewhere): no timers for a source nobody reads.
     if (this.#stopped) return;
     this.#prune = setInterval(() => void this.#index.prune(this.#clock.nowMs() / 1000 - this.#o.toleranceSec), PRUNE_EVERY_MS);
