@@ -152,9 +152,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
         try {
           if (decision.kind !== 'allow' && !res.headersSent) {
             res.shouldKeepAlive = false;
-            const r = render('internal_error');
-            res.writeHead(r.status, r.headers);
-            res.end(r.bodyBytes);
+            refuse(req, res, render('internal_error'));
           } else res.destroy();
         } catch {
           res.destroy();
