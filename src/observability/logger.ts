@@ -89,6 +89,17 @@ function sonic(opts: Parameters<typeof pino.destination>[0] & object): SonicBoom
   sb.on('write', () => {
     if (!broken.has(sb)) failing.delete(sb);
   });
+  // Given up at shutdown (flushWithin destroys it), a SonicBoom throws on every write, and a line
+  // logged after that by a timer or a late request ended the process. Such lines are dropped and
+  // counted instead, as LineBatch drops its own; stderr, which has no LineBatch, needed it.
+  // (In buffer mode it is handed Buffers, whatever its types say.)
+  const write = sb.write.bind(sb) as (data: string | Buffer) => boolean;
+  const state = sb as unknown as { destroyed: boolean };
+  sb.write = ((data: string | Buffer) => {
+    if (!state.destroyed) return write(data);
+    countDropped(data);
+    return false;
+  }) as SonicBoom['write'];
   // pino's own exit hook and ours flush synchronously, which on a failing destination never returns.
   const flushSync = sb.flushSync.bind(sb);
   sb.flushSync = () => {
@@ -266,7 +277,7 @@ export class LineBatch {
     if (line.length * 3 > BATCH_BYTES - this.#pos) {
       this.#push();
       if (line.length * 3 > BATCH_BYTES) {
-        if (!this.#destroyed) this.#inner.write(Buffer.from(line, 'utf8') as never);
+        this.#inner.write(Buffer.from(line, 'utf8') as never); // a destroyed one drops and counts it (sonic)
         return true;
       }
     }
@@ -275,11 +286,11 @@ export class LineBatch {
   }
 
   flush(cb?: (err?: Error) => void): void {
+    this.#push();
     if (this.#destroyed) {
       cb?.();
       return;
     }
-    this.#push();
     // One flush waits on the destination at a time: each SonicBoom flush(cb) adds a 'drain' and an
     // 'error' listener, and pino passes a callback on every call, so the runtime's once-a-second
     // flush would pile listeners up for as long as the destination is stuck.
@@ -356,6 +367,7 @@ export class LineBatch {
 
   /** Drops what is pending and writes nothing more (flushWithin's give-up). */
   destroy(): void {
+    if (this.#pos > 0) countDropped(this.#buf.subarray(0, this.#pos));
     this.#pos = 0;
     live.delete(this.#ref);
     if (this.#destroyed) return;
@@ -370,8 +382,10 @@ export class LineBatch {
   }
 
   #push(): void {
-    // Given up (flushWithin): what comes after shutdown's last flush is dropped, never a throw.
-    if (this.#pos === 0 || this.#destroyed) {
+    if (this.#pos === 0) return;
+    // Given up (flushWithin): what comes after shutdown's last flush is dropped and counted, never a throw.
+    if (this.#destroyed) {
+      countDropped(this.#buf.subarray(0, this.#pos));
       this.#pos = 0;
       return;
     }
