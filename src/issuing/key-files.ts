@@ -25,7 +25,11 @@ export async function readKeyFile(path: string, flag = '--key'): Promise<JWK> {
   } catch (err) {
     throw new TypeError(`${flag} ${path} is not JSON: ${(err as Error).message}`);
   }
-  if (typeof parsed === 'object' && parsed !== null && 'keys' in parsed) {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new TypeError(`${flag} ${path} is not a JWK (a JSON object); pass the private key file (private.jwk.json)`);
+  }
+  // Own member only: every array has a `keys` method, and `[1]` read as a JWKS.
+  if (Object.hasOwn(parsed, 'keys')) {
     throw new TypeError(`${flag} ${path} is a JWKS (public keys); pass the private key file (private.jwk.json)`);
   }
   return parsed as JWK;

@@ -23,6 +23,9 @@ export function isExpected(kind: Kind, status: number): boolean {
   return e === '2xx' ? status >= 200 && status < 300 : status === e;
 }
 
+/** The length of a run's schedule of kinds (cycled): a kind needs at least one slot in it. */
+export const SCHEDULE_SLOTS = 1000;
+
 export interface MixPart {
   readonly kind: Kind;
   readonly weight: number;
@@ -41,6 +44,10 @@ export function parseMix(text: string): MixPart[] {
     if (weight > 0) parts.push({ kind, weight });
   }
   if (parts.length === 0) throw new Error('--mix: give at least one kind with a weight above 0');
+  const total = parts.reduce((a, p) => a + p.weight, 0);
+  for (const p of parts) {
+    if ((p.weight / total) * SCHEDULE_SLOTS < 1) throw new Error(`--mix: ${p.kind}=${p.weight} is less than one request in ${SCHEDULE_SLOTS} of this mix, so it would never be sent; give it more weight`);
+  }
   return parts;
 }
 
@@ -48,7 +55,7 @@ export function parseMix(text: string): MixPart[] {
  * A fixed schedule of `length` kinds whose counts follow the weights (largest remainder), spread evenly rather
  * than in runs, so that any window of the run sees the mix (smooth weighted round-robin).
  */
-export function schedule(parts: readonly MixPart[], length = 1000): Kind[] {
+export function schedule(parts: readonly MixPart[], length = SCHEDULE_SLOTS): Kind[] {
   const total = parts.reduce((a, p) => a + p.weight, 0);
   const current = parts.map(() => 0);
   const out: Kind[] = [];

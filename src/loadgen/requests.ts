@@ -1,10 +1,17 @@
 /**
- * The requests of a `jitgate bench` run, made before the load starts: `tokens` distinct grant tokens minted from
- * the key (so a gate with a token cache sees N different tokens in rotation), and for each mix kind the request
- * that provokes it. Minting happens once, up front: the load loop only picks prepared requests.
+ * The requests of a `jitgate bench` run, made before the load starts: for each kind that uses a token, `tokens`
+ * distinct grant tokens minted from the key (so a gate with a token cache sees N different tokens in rotation), and
+ * for each mix kind the request that provokes it. Minting happens once, up front: the load loop only picks prepared
+ * requests.
+ *
+ * `outside` has tokens of its own, and every token its own `txn` (`jitgate-bench-<run>-<kind>-<n>`): a gate with the
+ * anomaly response on (SPEC §12) revokes a token that keeps probing outside its grant, and with one shared task that
+ * revoked every token of the run, the `allow` kind's too, for the rest of their lifetime. `bad-signature` forges the
+ * `allow` tokens' signatures: a gate cannot trust a forged token's claims, so they name no task it could revoke.
  *
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { mintToken } from '../issuing/mint-token.ts';
 import type { Kind } from './mix.ts';
@@ -44,21 +51,23 @@ export function forgeSignature(token: string): string {
  */
 export async function prepareRequests(g: GrantShape, kinds: readonly Kind[], count: number, onProgress?: (done: number, total: number) => void): Promise<Map<Kind, BenchRequest[]>> {
   const now = Math.floor(Date.now() / 1000);
-  const base = { key: g.key, iss: g.iss, aud: g.aud, sub: g.sub, actions: [g.action], paths: [g.path, `${g.path.replace(/\/$/, '')}/**`] };
-  const needsValid = kinds.some((k) => k === 'allow' || k === 'outside' || k === 'bad-signature');
-  const needsExpired = kinds.includes('expired');
-  const total = (needsValid ? count : 0) + (needsExpired ? count : 0);
-  let done = 0;
-  const mint = async (iat: number, ttl: number): Promise<string> => {
-    const t = await mintToken({ ...base, iat, ttlSeconds: ttl, txn: 'jitgate-bench' });
-    onProgress?.(++done, total);
-    return t;
-  };
-  const valid: string[] = [];
-  const expired: string[] = [];
-  for (let i = 0; i < count && needsValid; i++) valid.push(await mint(now, g.ttlSeconds));
+  const run = `jitgate-bench-${randomBytes(4).toString('hex')}`;
+  const base = { key: g.key, iss: g.iss, aud: g.aud, sub: g.sub, actions: [g.action], paths: grantPaths(g.path) };
   // Issued 20 minutes ago for 5 minutes: past any clock tolerance.
-  for (let i = 0; i < count && needsExpired; i++) expired.push(await mint(now - 1200, 300));
+  const minted = { allow: [now, g.ttlSeconds], outside: [now, g.ttlSeconds], expired: [now - 1200, 300] } as const;
+  const sets = (Object.keys(minted) as (keyof typeof minted)[]).filter((set) => kinds.includes(set) || (set === 'allow' && kinds.includes('bad-signature')));
+  const total = sets.length * count;
+  let done = 0;
+  const tokens = new Map<keyof typeof minted, string[]>();
+  for (const set of sets) {
+    const [iat, ttl] = minted[set];
+    const list: string[] = [];
+    for (let i = 0; i < count; i++) {
+      list.push(await mintToken({ ...base, iat, ttlSeconds: ttl, txn: `${run}-${set}-${i}` }));
+      onProgress?.(++done, total);
+    }
+    tokens.set(set, list);
+  }
 
   const req = (kind: Kind, path: string, token?: string): BenchRequest => ({
     kind,
@@ -70,16 +79,16 @@ export async function prepareRequests(g: GrantShape, kinds: readonly Kind[], cou
   for (const kind of kinds) {
     switch (kind) {
       case 'allow':
-        out.set(kind, valid.map((t) => req(kind, g.path, t)));
+        out.set(kind, tokens.get('allow')!.map((t) => req(kind, g.path, t)));
         break;
       case 'outside':
-        out.set(kind, valid.map((t) => req(kind, g.outsidePath, t)));
+        out.set(kind, tokens.get('outside')!.map((t) => req(kind, g.outsidePath, t)));
         break;
       case 'bad-signature':
-        out.set(kind, valid.map((t) => req(kind, g.path, forgeSignature(t))));
+        out.set(kind, tokens.get('allow')!.map((t) => req(kind, g.path, forgeSignature(t))));
         break;
       case 'expired':
-        out.set(kind, expired.map((t) => req(kind, g.path, t)));
+        out.set(kind, tokens.get('expired')!.map((t) => req(kind, g.path, t)));
         break;
       case 'no-token':
         out.set(kind, [req(kind, g.path)]);
@@ -87,4 +96,9 @@ export async function prepareRequests(g: GrantShape, kinds: readonly Kind[], cou
     }
   }
   return out;
+}
+
+/** The grant's path patterns for `--path`: the path itself and everything below it. */
+export function grantPaths(path: string): string[] {
+  return [path, `${path.replace(/\/$/, '')}/**`];
 }

@@ -1,12 +1,22 @@
 /**
- * The load loop of `jitgate bench`: `connections` keep-alive HTTP/1.1 connections (undici Clients), each sending one
- * request at a time for `durationMs`, optionally paced so that all together offer `rate` requests per second. Every
- * answer is recorded with its latency, its status and whether that status is what its kind expects.
+ * The load loop of `jitgate bench`: `connections` keep-alive HTTP/1.1 connections (undici Clients), each with one
+ * request at a time, for `durationMs`. Every answer is recorded with its latency, its status and whether that status
+ * is what its kind expects.
  *
- * Bounded by design: it stops by itself after the duration, and a request in flight then gets at most `timeoutMs`.
+ * Two modes:
+ * - closed loop (no `rate`): each connection sends its next request when the last is answered;
+ * - open loop (`rate`): request k is due at `start + k / rate`, whatever came before it. A connection takes the next
+ *   due request as soon as it is free, and a request's latency counts from when it was due, not from when a
+ *   connection was free to send it: a target that stalls shows as the waits its callers would have seen, not as the
+ *   few answers that came in the stall (coordinated omission). Requests still waiting for a connection when the
+ *   duration ends are not sent, and counted (`notSent`).
+ *
+ * Bounded by design: nothing is sent after the duration, a request in flight then gets at most `timeoutMs`, and
+ * `signal` (SIGINT) ends the run at once, cutting what is in flight.
  *
  * @module
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'undici';
 import { LatencyHistogram, type Percentiles } from './latency-histogram.ts';
 import { isExpected, type Kind } from './mix.ts';
@@ -16,26 +26,41 @@ export interface LoadOptions {
   readonly target: URL;
   readonly connections: number;
   readonly durationMs: number;
-  /** Offered requests per second over all connections; undefined: as fast as answers come. */
+  /** Offered requests per second over all connections (open loop); undefined: as fast as answers come. */
   readonly rate: number | undefined;
   readonly timeoutMs: number;
   /** The kind of the n-th request, cycled. */
   readonly schedule: readonly Kind[];
   readonly requests: ReadonlyMap<Kind, readonly BenchRequest[]>;
+  /** PEM CA certificates for an https target (default: Node's bundled roots). */
+  readonly ca?: string;
+  /** Ends the run early (SIGINT): nothing more is sent and what is in flight is cut. */
+  readonly signal?: AbortSignal;
   /** Called about once a second while the load runs. */
   readonly onTick?: (elapsedMs: number, completed: number) => void;
 }
 
 export interface KindResult {
+  /** Requests sent (answered or not). */
   sent: number;
   unexpected: number;
+  /** Requests that got no answer. */
+  failed: number;
   readonly statuses: Record<string, number>;
 }
 
 export interface LoadResult {
   readonly seconds: number;
+  /** Requests sent, answered or not. */
+  readonly sent: number;
   readonly completed: number;
   readonly rps: number;
+  /** Connections that were established at least once. */
+  readonly opened: number;
+  /** Open loop only: requests that fell due but found no free connection before the duration ended. */
+  readonly notSent: number;
+  /** Ended early by `signal`. */
+  readonly interrupted: boolean;
   readonly latency: Percentiles;
   readonly statuses: Readonly<Record<string, number>>;
   readonly byKind: Readonly<Partial<Record<Kind, KindResult>>>;
@@ -44,7 +69,8 @@ export interface LoadResult {
   readonly errors: Readonly<Record<string, number>>;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** After a request got no answer, a closed-loop connection waits this long before the next: a refused connection must not spin. */
+const ERROR_PAUSE_MS = 10;
 
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const hist = new LatencyHistogram();
@@ -53,8 +79,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const errors: Record<string, number> = {};
   const cursor = new Map<Kind, number>();
   let n = 0;
+  let sent = 0;
   let completed = 0;
   let unexpected = 0;
+  let opened = 0;
+  let notSent = 0;
 
   const next = (): BenchRequest => {
     const kind = o.schedule[n++ % o.schedule.length]!;
@@ -64,43 +93,76 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     return list[i % list.length]!;
   };
 
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  if (o.signal?.aborted === true) stop.abort();
+  const stopped = (): boolean => stop.signal.aborted;
+  /** Waits `ms`; false when the run was stopped meanwhile. */
+  const pause = (ms: number): Promise<boolean> =>
+    sleep(ms, undefined, { signal: stop.signal }).then(
+      () => true,
+      () => false,
+    );
+
   const start = performance.now();
   const end = start + o.durationMs;
-  const interval = o.rate === undefined ? 0 : (1000 * o.connections) / o.rate;
+  const interval = o.rate === undefined ? 0 : 1000 / o.rate;
+  /** Open loop: the index of the next request to fall due, shared by every connection. */
+  let due = 0;
 
-  const worker = async (index: number): Promise<void> => {
-    const client = new Client(o.target.origin, { headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, pipelining: 1 });
-    // Staggered starts, so a paced run does not send its requests in bursts of `connections`.
-    let due = start + (interval * index) / o.connections;
+  /** Sends one request; its latency counts from `from`. False when it got no answer. */
+  const send = async (client: Client, from: number): Promise<boolean> => {
+    const r = next();
+    const k = (byKind[r.kind] ??= { sent: 0, unexpected: 0, failed: 0, statuses: {} });
+    k.sent++;
+    sent++;
     try {
-      while (performance.now() < end) {
-        if (interval > 0) {
-          const wait = due - performance.now();
-          if (wait > 0) await sleep(wait);
-          due += interval;
-          if (performance.now() >= end) break;
+      const res = await client.request({ method: r.method, path: r.path, headers: r.headers, signal: stop.signal });
+      await res.body.dump();
+      hist.record(performance.now() - from);
+      completed++;
+      statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+      k.statuses[res.statusCode] = (k.statuses[res.statusCode] ?? 0) + 1;
+      if (!isExpected(r.kind, res.statusCode)) {
+        unexpected++;
+        k.unexpected++;
+      }
+      return true;
+    } catch (err) {
+      k.failed++;
+      const code = stopped() ? 'interrupted' : ((err as { code?: string }).code ?? (err as Error).name);
+      errors[code] = (errors[code] ?? 0) + 1;
+      return false;
+    }
+  };
+
+  const worker = async (): Promise<void> => {
+    const client = new Client(o.target.origin, { headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, pipelining: 1, connect: o.ca === undefined ? undefined : { ca: o.ca } });
+    let connected = false;
+    client.on('connect', () => {
+      if (!connected) opened++;
+      connected = true;
+    });
+    try {
+      if (interval === 0) {
+        while (!stopped() && performance.now() < end) {
+          if (!(await send(client, performance.now())) && !(await pause(ERROR_PAUSE_MS))) break;
         }
-        const r = next();
-        const k = (byKind[r.kind] ??= { sent: 0, unexpected: 0, statuses: {} });
-        k.sent++;
-        const t0 = performance.now();
-        try {
-          const res = await client.request({ method: r.method, path: r.path, headers: r.headers });
-          await res.body.dump();
-          hist.record(performance.now() - t0);
-          completed++;
-          statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
-          k.statuses[res.statusCode] = (k.statuses[res.statusCode] ?? 0) + 1;
-          if (!isExpected(r.kind, res.statusCode)) {
-            unexpected++;
-            k.unexpected++;
-          }
-        } catch (err) {
-          const code = (err as { code?: string }).code ?? (err as Error).name;
-          errors[code] = (errors[code] ?? 0) + 1;
-          // A refused or reset connection: do not spin; try again shortly.
-          await sleep(10);
+        return;
+      }
+      while (!stopped()) {
+        const at = start + due * interval;
+        if (at >= end) break;
+        due++;
+        const now = performance.now();
+        // Fell due while every connection was busy, and this one came free only after the duration: not sent.
+        if (now >= end) {
+          notSent++;
+          break;
         }
+        if (at > now && !(await pause(at - now))) break;
+        await send(client, at);
       }
     } finally {
       await client.close().catch(() => client.destroy());
@@ -109,10 +171,14 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   const ticker = o.onTick === undefined ? undefined : setInterval(() => o.onTick!(performance.now() - start, completed), 1000);
   try {
-    await Promise.all(Array.from({ length: o.connections }, (_, i) => worker(i)));
+    await Promise.all(Array.from({ length: o.connections }, () => worker()));
   } finally {
     if (ticker) clearInterval(ticker);
+    o.signal?.removeEventListener('abort', onAbort);
   }
+  // Requests that fell due before the end but were never taken by a connection (each connection above counts
+  // only the one it held when the duration ended).
+  if (interval > 0 && !stopped()) notSent += Math.max(0, Math.ceil(o.durationMs / interval) - due);
   const seconds = (performance.now() - start) / 1000;
-  return { seconds, completed, rps: completed / seconds, latency: hist.percentiles(), statuses, byKind, unexpected, errors };
+  return { seconds, sent, completed, rps: completed / seconds, opened, notSent, interrupted: stopped(), latency: hist.percentiles(), statuses, byKind, unexpected, errors };
 }
