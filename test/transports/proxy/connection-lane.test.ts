@@ -75,7 +75,8 @@ describe('node:http, as ConnectionLanes relies on it', () => {
 });
 
 describe('ConnectionLanes', () => {
-  async function laneServer(max: number): Promise<{ port: number; log: string[]; inFlight: () => number; peak: () => number }> {
+  /** `hold`: each request is answered only once the promise it returns resolves (default: after 15 ms). */
+  async function laneServer(max: number, hold?: (req: IncomingMessage) => Promise<void>): Promise<{ port: number; log: string[]; inFlight: () => number; peak: () => number }> {
     const log: string[] = [];
     let inFlight = 0;
     let peak = 0;
@@ -85,10 +86,12 @@ describe('ConnectionLanes', () => {
         inFlight++;
         peak = Math.max(peak, inFlight);
         log.push(`handle ${req.url}`);
-        setTimeout(() => {
+        const answer = (): void => {
           inFlight--;
-          res.writeHead(200, { 'content-length': req.url!.length - 1 }).end(req.url!.slice(1));
-        }, 15);
+          if (!res.destroyed) res.writeHead(200, { 'content-length': req.url!.length - 1 }).end(req.url!.slice(1));
+        };
+        if (hold === undefined) setTimeout(answer, 15);
+        else void hold(req).then(answer);
       },
       (req, res) => {
         log.push(`refuse ${req.url}`);
@@ -126,11 +129,20 @@ describe('ConnectionLanes', () => {
   });
 
   it('a connection that goes away while requests wait: they are never handled', async () => {
-    const g = await laneServer(100);
+    // /1 is answered only after the server has seen the connection close, so /2 and /3 are still waiting then
+    // (a fixed 5 ms before the client left raced the answer on a loaded machine).
+    let gone!: () => void;
+    const closed = new Promise<void>((r) => (gone = r));
+    const g = await laneServer(100, (req) => {
+      req.socket.once('close', gone);
+      return closed;
+    });
     const c = client(g.port);
     c.socket.write(['/1', '/2', '/3'].map(get).join(''));
-    await new Promise((r) => setTimeout(r, 5));
+    while (g.log.length === 0) await new Promise((r) => setTimeout(r, 5));
     c.socket.destroy();
+    await closed;
+    // Time for the lane to take /2 if it were going to.
     await new Promise((r) => setTimeout(r, 100));
     expect(g.log).toEqual(['handle /1']);
   });
