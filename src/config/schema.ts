@@ -359,11 +359,21 @@ export const configSchema = z.strictObject({
       sample_ratio: z.number().min(0).max(1).default(1),
       service_name: z.string().min(1).default('jitgate'),
       /** Extra headers on every export request (e.g. a collector's API key). */
-      headers: z.record(z.string().min(1), z.string()).default({}),
+      // Checked here: a name or value the HTTP client refuses failed every export, silently but for a warning a minute.
+      headers: z
+        .record(z.string(), z.string().regex(/^[^\0-\x08\x0a-\x1f\x7f]*$/, 'a header value may not hold a control character (CR and LF among them)'))
+        .superRefine((headers, ctx) => {
+          for (const name of Object.keys(headers)) {
+            if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: "a header name is a token: letters, digits and !#$%&'*+.^_`|~-" });
+          }
+        })
+        .default({}),
       /** Spans waiting for export; beyond this they are dropped, never held. */
       max_queue_size: z.number().int().min(1).max(1_000_000).default(2048),
-      export_interval: duration('5s').default(5_000),
-      export_timeout: duration('10s').default(10_000),
+      export_interval: duration('5s')
+        .refine((ms) => ms >= 10, 'expected at least 10ms')
+        .default(5_000),
+      export_timeout: timeout('10s').default(10_000),
     })
     .optional(),
   redis: redis.optional(),

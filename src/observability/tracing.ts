@@ -152,9 +152,11 @@ export class Tracing implements DecisionTracer {
   readonly #tracer: Tracer;
   readonly #propagator = new W3CTraceContextPropagator();
   readonly #log: Logger;
+  readonly #exportTimeout: number;
 
   constructor(config: TracingConfig, logger: Logger) {
     this.#log = logger.child({ component: 'tracing' });
+    this.#exportTimeout = config.export_timeout;
     const exporter = new OTLPTraceExporter({ url: config.otlp_endpoint, headers: { ...config.headers }, timeoutMillis: config.export_timeout });
     this.#provider = new TracerProvider({
       resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service_name }),
@@ -200,17 +202,38 @@ export class Tracing implements DecisionTracer {
     }
   }
 
+  /**
+   * Flushes what is queued, for at most export_timeout. The exporter's own timeout did not bound it: a collector
+   * whose SYNs go unanswered held the flush, and so the drain, until the kernel gave up connecting (121–135 s).
+   */
   async shutdown(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#exportTimeout);
+      timer.unref();
+    });
     try {
-      await this.#provider.shutdown();
+      if ((await Promise.race([this.#provider.shutdown(), gaveUp])) === 'timeout') {
+        this.#log.warn({ export_timeout_ms: this.#exportTimeout }, 'flushing traces at shutdown took longer than tracing.export_timeout; the spans still queued are dropped');
+      }
     } catch (err) {
       this.#log.warn({ err: (err as Error).message }, 'flushing traces at shutdown failed');
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
 
 export function startTracing(config: TracingConfig, logger: Logger): DecisionTracer {
   const t = new Tracing(config, logger);
-  logger.info({ otlp_endpoint: config.otlp_endpoint, sample_ratio: config.sample_ratio, service_name: config.service_name }, 'tracing on');
+  logger.info({ otlp_endpoint: redactedUrl(config.otlp_endpoint), sample_ratio: config.sample_ratio, service_name: config.service_name }, 'tracing on');
   return t;
+}
+
+/** The endpoint as logged: a password in it, or a query (a collector's API key often travels in one), left out. */
+export function redactedUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password !== '') u.password = 'redacted';
+  if (u.search !== '') u.search = '?redacted';
+  return u.href;
 }

@@ -280,6 +280,11 @@ describe('tracing config', () => {
     [{ otlp_endpoint: 'http://c/v1/traces', max_queue_size: 0 }, 'tracing.max_queue_size'],
     [{ otlp_endpoint: 'http://c/v1/traces', export_interval: 'soon' }, 'tracing.export_interval'],
     [{ otlp_endpoint: 'http://c/v1/traces', sampler: 'always' }, 'tracing.sampler'],
+    // Accepted before, then: serve died with an OpenTelemetry stack trace (0ms), or every export failed (headers).
+    [{ otlp_endpoint: 'http://c/v1/traces', export_timeout: '0ms' }, 'tracing.export_timeout: must be more than 0'],
+    [{ otlp_endpoint: 'http://c/v1/traces', export_interval: '0s' }, 'tracing.export_interval: expected at least 10ms'],
+    [{ otlp_endpoint: 'http://c/v1/traces', headers: { 'bad header': 'v' } }, 'a header name is a token'],
+    [{ otlp_endpoint: 'http://c/v1/traces', headers: { 'x-crlf': 'a\r\nb' } }, 'tracing.headers.x-crlf: a header value may not hold a control character'],
   ])('%j is refused, naming %s', (tracing, key) => {
     expect(problems(tracing)).toContain(key);
   });

@@ -53,6 +53,8 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
         metrics.recordReason('proxy', 'inflight_limit');
         refuse(req, res, render('inflight_limit'));
         audit.record({ transport: 'proxy', method: req.method!, decision: allow, status: 429, latencyMs, outcome: 'inflight_limit', client, clientCert: allow.clientCert });
+        // A span for every answered decision, as the audit line: this one is an allow the limit turned into a 429.
+        if (tracer !== undefined) tracer.decision('proxy', req.rawHeaders, req.method!, allow, seconds, 429);
         return;
       }
       const method = req.method!;
