@@ -362,7 +362,7 @@ export class ChainVerifier {
       if (count === 0) continue;
       this.#broken(
         r.at,
-        `cluster run ${id} started ${r.workers} workers and stopped gracefully (a final checkpoint at line ${r.final.line}), but chain ${missing.join(', ')}${count > missing.length ? ` and ${count - missing.length} more` : ''} has no chain_start in it: that worker's lines of this run were removed`,
+        `cluster run ${id} started ${r.workers} workers and stopped gracefully (a final checkpoint at ${lineRef(r.final, r.at)}), but chain ${missing.join(', ')}${count > missing.length ? ` and ${count - missing.length} more` : ''} has no chain_start in it: that worker's lines of this run were removed`,
       );
     }
   }

@@ -397,5 +397,14 @@ describe('restarts and workers', () => {
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(new RegExp(`BROKEN: .*cluster run ${secondRun} started 2 workers and stopped gracefully .* but chain w2 has no chain_start in it`));
     }
+    // Rotated between the run's start and its final checkpoint: the message names the checkpoint's file (it said
+    // "line N", a line of the other file).
+    const runStart = cut.findIndex((l) => parse(l)?.event === 'chain_start' && parse(l)?.run === secondRun);
+    const newer = join(dir, 'cluster-run-cut.2.log');
+    await writeFile(newer, `${cut.slice(runStart + 1).join('\n')}\n`);
+    await writeFile(join(dir, 'cluster-run-cut.1.log'), `${cut.slice(0, runStart + 1).join('\n')}\n`);
+    const rotated = await runCli(['audit', 'verify', join(dir, 'cluster-run-cut.1.log'), newer]);
+    expect(rotated.code).toBe(1);
+    expect(rotated.stdout).toMatch(new RegExp(`cluster-run-cut\\.1\\.log:\\d+ .*cluster run ${secondRun} started 2 workers and stopped gracefully \\(a final checkpoint at ${newer.replaceAll('.', '\\.')}:\\d+\\)`));
   }, 60_000);
 });
