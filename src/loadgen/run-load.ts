@@ -179,6 +179,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   // Requests that fell due before the end but were never taken by a connection (each connection above counts
   // only the one it held when the duration ended).
   if (interval > 0 && !stopped()) notSent += Math.max(0, Math.ceil(o.durationMs / interval) - due);
-  const seconds = (performance.now() - start) / 1000;
+  // An open loop offers its load for the whole duration, even when its last request fell due and was answered early.
+  const elapsed = (performance.now() - start) / 1000;
+  const seconds = interval > 0 && !stopped() ? Math.max(elapsed, o.durationMs / 1000) : elapsed;
   return { seconds, sent, completed, rps: completed / seconds, opened, notSent, interrupted: stopped(), latency: hist.percentiles(), statuses, byKind, unexpected, errors };
 }

@@ -13,7 +13,7 @@ import { compilePattern, matchPattern } from '../core/path-pattern.ts';
 import { parseTarget } from '../core/request-target.ts';
 import { parseMix, type MixPart } from './mix.ts';
 import type { RunInfo } from './report.ts';
-import { grantPaths } from './requests.ts';
+import { grantPaths, type GrantShape } from './requests.ts';
 
 /** The flags as parsed (strings; `header` repeatable). */
 export interface BenchFlags {
@@ -49,16 +49,8 @@ export interface BenchSettings {
   readonly info: RunInfo;
   readonly json: string | undefined;
   readonly markdown: string | undefined;
-  readonly grant: {
-    readonly iss: string;
-    readonly aud: string;
-    readonly sub: string;
-    readonly action: string;
-    readonly path: string;
-    readonly outsidePath: string;
-    readonly ttlSeconds: number;
-    readonly headers: Readonly<Record<string, string>>;
-  };
+  /** The tokens' grant and the requests' shape; the key is read later (a file problem is not a usage error). */
+  readonly grant: Omit<GrantShape, 'key'>;
 }
 
 /** Each connection is a socket, a file descriptor: past this a run measures the load generator's limits. */
