@@ -36,7 +36,7 @@ export async function makeDpopProof(opts: DpopProofOptions): Promise<string> {
     throw new TypeError('key must be a private JWK (with "d"), such as private.jwk.json written by `jitgate keys`');
   }
   const alg = opts.alg ?? jwk.alg;
-  if (typeof alg !== 'string' || alg === '') throw new TypeError('key has no "alg"; pass alg explicitly');
+  if (typeof alg !== 'string' || alg === '') throw new TypeError('key has no "alg": add one to the key file (jitgate keys writes it, e.g. "alg": "ES256")');
   const url = URL.parse(opts.url);
   if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new TypeError(`url must be an absolute http(s) URL, got ${JSON.stringify(opts.url)}`);
   url.search = '';
@@ -93,6 +93,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(values.method!)) return usageError(`--method: not an HTTP method: "${values.method}"`);
   if (values.iat !== undefined && !/^\d+$/.test(values.iat)) return usageError(`--iat: expected epoch seconds, got "${values.iat}"`);
+  // Proofs no gate accepts: an empty jti (dpop_proof_claims), an ath of nothing, and an htu with user info — which
+  // also wrote the URL's password into the signed proof.
+  for (const flag of ['jti', 'token', 'nonce'] as const) if (values[flag] === '') return usageError(`--${flag}: must not be empty`);
+  const url = URL.parse(values.url!);
+  if (url !== null && (url.username !== '' || url.password !== '')) return usageError('--url: leave out the user info (user:password@): it is no part of htu, and would be signed into the proof');
 
   try {
     const proof = await makeDpopProof({

@@ -13,7 +13,7 @@ Generate a development key pair for signing grant tokens.
   --out DIR    directory to write ${PRIVATE_KEY_FILE} (mode 0600) and ${JWKS_FILE}; created (0700) if missing
   --alg ALG    ${SUPPORTED_ALGS.join(' | ')} (default ${DEFAULT_ALG}; EdDSA uses Ed25519)
   --kid ID     key id (default: RFC 7638 SHA-256 thumbprint of the public key)
-  --force      replace an existing ${PRIVATE_KEY_FILE}
+  --force      replace an existing ${PRIVATE_KEY_FILE} and ${JWKS_FILE}
   -h, --help   show this help
 `;
 

@@ -4,6 +4,7 @@
  * @module
  */
 import { parseDuration } from '../config/duration.ts';
+import { compilePattern } from '../core/path-pattern.ts';
 import { DEFAULT_GRANT_TYPE, DEFAULT_TTL_SECONDS, DEFAULT_TYP, mintToken, type MintOptions } from '../issuing/mint-token.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 import { listUriProblem } from './status-list.ts';
@@ -99,9 +100,10 @@ export async function run(argv: string[]): Promise<number> {
     const uriProblem = values['status-uri'] === undefined ? undefined : listUriProblem(values['status-uri'], '--status-uri');
     if (uriProblem !== undefined) throw new UsageError(uriProblem);
     const ttlMs = parseDuration(values.ttl);
-    if (ttlMs === undefined || ttlMs % 1000 !== 0) {
-      throw new UsageError(`--ttl: expected whole seconds as a duration such as 30s, 5m or 1h, got "${values.ttl}"`);
+    if (ttlMs === undefined || ttlMs % 1000 !== 0 || ttlMs <= 0) {
+      throw new UsageError(`--ttl: expected whole seconds above 0 as a duration such as 30s, 5m or 1h, got "${values.ttl}"`);
     }
+    refuseWhatNoGateAccepts(values);
     const now = Math.floor(Date.now() / 1000);
     opts = {
       key: values.key!,
@@ -126,6 +128,7 @@ export async function run(argv: string[]): Promise<number> {
       cnfCert: values['cnf-cert'],
       extraClaims: parseClaims(values.claim ?? []),
     };
+    if (!Number.isSafeInteger(opts.iat! + opts.ttlSeconds!)) throw new UsageError('--iat and --ttl: exp (iat + ttl) is past 2^53 epoch seconds');
   } catch (err) {
     if (err instanceof UsageError) return usageError(err.message);
     throw err;
@@ -142,15 +145,44 @@ export async function run(argv: string[]): Promise<number> {
 
 class UsageError extends Error {}
 
+/**
+ * The plain flags make a token a gate can accept, as --status-uri already did: a value that makes every gate refuse
+ * the whole token (an empty claim, a path pattern SPEC §1 calls malformed) is a usage error, not a token signed with
+ * exit 0. A deliberately bad token is still made with --claim.
+ */
+function refuseWhatNoGateAccepts(values: { readonly [flag: string]: string | boolean | string[] | undefined }): void {
+  for (const flag of ['jti', 'kid', 'txn', 'act', 'grant-type', 'aud', 'action', 'location']) {
+    const v = values[flag];
+    if (v === '' || (Array.isArray(v) && v.includes(''))) throw new UsageError(`--${flag}: must not be empty`);
+  }
+  for (const path of (values.path as string[] | undefined) ?? []) {
+    if (compilePattern(path) === null) {
+      throw new UsageError(
+        `--path: ${JSON.stringify(path)} is not a grant path pattern (SPEC §1: absolute, no empty, "." or ".." segment, no query, "*" and "**" only as whole segments and "**" only last); every gate would refuse the token (invalid_grant)`,
+      );
+    }
+  }
+  const jkt = values['cnf-jkt'];
+  if (typeof jkt === 'string' && !/^[A-Za-z0-9_-]{43}$/.test(jkt)) {
+    throw new UsageError(`--cnf-jkt: expected a JWK SHA-256 thumbprint (RFC 7638: 43 base64url characters), got ${JSON.stringify(jkt)}; or give --dpop-key`);
+  }
+}
+
 /** Epoch seconds (`1764000000`) or a signed offset from `now` (`-20m`, `+30s`). */
 function parseTime(flag: string, text: string, now: number): number {
-  if (/^\d+$/.test(text)) return Number(text);
+  if (/^\d+$/.test(text)) {
+    if (!Number.isSafeInteger(Number(text))) throw new UsageError(`${flag}: ${text} is outside 0..2^53 epoch seconds`);
+    return Number(text);
+  }
   const sign = text[0] === '-' ? -1 : text[0] === '+' ? 1 : 0;
   const ms = sign === 0 ? undefined : parseDuration(text.slice(1));
   if (ms === undefined) {
     throw new UsageError(`${flag}: expected epoch seconds (1764000000) or a signed offset (-20m, +30s), got "${text}"`);
   }
-  return now + Math.trunc((sign * ms) / 1000);
+  const at = now + Math.trunc((sign * ms) / 1000);
+  // Past 2^53 a number is rounded, and exp = iat + ttl with it: the token's lifetime would be lost.
+  if (!Number.isSafeInteger(at) || at < 0) throw new UsageError(`${flag}: ${text} is outside 0..2^53 epoch seconds`);
+  return at;
 }
 
 /** `--claim key=json`; `key=` (no value) removes the claim. */

@@ -61,6 +61,8 @@ export async function generateDevKeys(dir: string, opts: DevKeysOptions = {}): P
   // Checked before the (slow, for RSA) generation so the refusal is immediate; the exclusive create below still
   // closes the race with a concurrent writer.
   if (opts.force !== true && (await exists(privatePath))) throw new KeyFileExistsError(privatePath);
+  // A key set written before (perhaps published, perhaps with other keys in it) is not replaced unasked either.
+  if (opts.force !== true && (await exists(jwksPath))) throw new KeyFileExistsError(jwksPath);
 
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
   const publicJwk = await exportJWK(publicKey);

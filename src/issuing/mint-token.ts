@@ -68,7 +68,7 @@ export async function mintToken(opts: MintOptions): Promise<string> {
     throw new TypeError('key must be a private JWK (with "d"), such as private.jwk.json written by `jitgate keys`');
   }
   const alg = opts.alg ?? jwk.alg;
-  if (typeof alg !== 'string' || alg === '') throw new TypeError('key has no "alg"; pass alg explicitly');
+  if (typeof alg !== 'string' || alg === '') throw new TypeError('key has no "alg": add one to the key file (jitgate keys writes it, e.g. "alg": "ES256")');
 
   const iat = opts.iat ?? Math.floor(Date.now() / 1000);
   const ttl = opts.ttlSeconds ?? DEFAULT_TTL_SECONDS;

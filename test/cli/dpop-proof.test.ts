@@ -92,6 +92,17 @@ describe('jitgate mint --dpop-key + jitgate dpop-proof (CLI)', () => {
     expect(both.stderr).toContain('--cnf-jkt and --dpop-key both bind the token');
     const badMethod = await runCli(['dpop-proof', '--key', client.privatePath, '--method', 'G E T', '--url', 'https://x/']);
     expect(badMethod.code).toBe(2);
+    // Proofs no gate accepts; the first also signed the URL's password into the proof.
+    for (const [more, message] of [
+      [['--url', 'http://u:secret@127.0.0.1:8080/orders/42'], '--url: leave out the user info'],
+      [['--url', 'https://x/', '--jti', ''], '--jti: must not be empty'],
+      [['--url', 'https://x/', '--token', ''], '--token: must not be empty'],
+    ] as const) {
+      const r = await runCli(['dpop-proof', '--key', client.privatePath, '--method', 'GET', ...more]);
+      expect([r.code, r.stdout]).toEqual([2, '']);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).not.toContain('secret');
+    }
   });
 });
 

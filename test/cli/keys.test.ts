@@ -81,6 +81,17 @@ describe('jitgate keys (CLI)', () => {
     expect(await readFile(join(dir, 'private.jwk.json'), 'utf8')).toBe(before);
   });
 
+  it('case=refuses-overwrite of a key set alone: jwks.json without private.jwk.json is not replaced unasked', async () => {
+    const dir = freshDir();
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'jwks.json'), '{"keys":[{"kid":"old"}]}\n');
+    const res = await runCli(['keys', '--out', dir]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`${join(dir, 'jwks.json')} already exists; pass --force`);
+    expect(await readFile(join(dir, 'jwks.json'), 'utf8')).toBe('{"keys":[{"kid":"old"}]}\n');
+    expect((await runCli(['keys', '--out', dir, '--force'])).code).toBe(0);
+  });
+
   it('case=force: replaces the key, and the replacement is 0600 even if the old file was not', async () => {
     const dir = freshDir();
     const first = await generateDevKeys(dir);

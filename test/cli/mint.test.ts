@@ -72,7 +72,7 @@ describe('jitgate mint (CLI)', () => {
       '--aud', 'orders', '--aud', 'billing',
       '--action', 'read', '--path', '/orders/*', '--location', 'https://orders.internal', '--location', 'https://b.internal',
       '--ttl', '90s', '--iat', '1764000000', '--nbf', '1764000010',
-      '--txn', 'deploy-4711', '--jti', 'jti-1', '--act', 'spiffe://prod/human', '--cnf-jkt', 'abc123',
+      '--txn', 'deploy-4711', '--jti', 'jti-1', '--act', 'spiffe://prod/human', '--cnf-jkt', 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs',
       '--kid', 'other-kid', '--typ', 'application/jit+jwt', '--grant-type', 'custom_grant',
       '--claim', 'extra={"n":[1,2]}', '--claim', 'sub="overridden"',
     ]);
@@ -87,7 +87,7 @@ describe('jitgate mint (CLI)', () => {
       exp: 1764000090,
       txn: 'deploy-4711',
       act: { sub: 'spiffe://prod/human' },
-      cnf: { jkt: 'abc123' },
+      cnf: { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' },
       authorization_details: [
         {
           type: 'custom_grant',
@@ -144,6 +144,18 @@ describe('jitgate mint (CLI)', () => {
     [['--aud', 'orders', '--claim', 'x=notjson'], '--claim x'],
     [['--aud', 'orders', '--claim', '=1'], '--claim'],
     [[], '--aud'],
+    // Tokens every gate would refuse whole (a twelfth-round probe: they were signed, exit 0).
+    [['--aud', 'orders', '--action', 'GET', '--path', '/a/**/b'], '--path: "/a/**/b" is not a grant path pattern'],
+    [['--aud', 'orders', '--action', 'GET', '--path', 'orders'], '--path: "orders" is not a grant path pattern'],
+    [['--aud', 'orders', '--action', 'GET', '--path', '/a/./b'], '--path: "/a/./b"'],
+    [['--aud', 'orders', '--action', '', '--path', '/a'], '--action: must not be empty'],
+    [['--aud', 'orders', '--jti', ''], '--jti: must not be empty'],
+    [['--aud', 'orders', '--kid', ''], '--kid: must not be empty'],
+    [['--aud', ''], '--aud: must not be empty'],
+    [['--aud', 'orders', '--cnf-jkt', 'abc'], '--cnf-jkt: expected a JWK SHA-256 thumbprint'],
+    [['--aud', 'orders', '--ttl=0s'], '--ttl: expected whole seconds above 0'],
+    [['--aud', 'orders', '--iat', '9007199254740993'], '--iat: 9007199254740993 is outside 0..2^53'],
+    [['--aud', 'orders', '--iat', '+99999999999999d'], '--iat: +99999999999999d is outside 0..2^53'],
   ])('case=usage error %j: exit 2 naming %s, nothing on stdout', async (args, named) => {
     const res = await runCli(['mint', '--key', es256.privatePath, '--iss', ISS, '--sub', 's', ...args]);
     expect(res.code).toBe(2);
