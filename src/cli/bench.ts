@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { JWK } from 'jose';
 import { readKeyFile } from '../issuing/key-files.ts';
@@ -28,7 +29,8 @@ Load a gate with freshly minted grant tokens and check every answer.
   --aud AUD           token audience (the gate's service.audience)
   --sub SUB           token subject (default spiffe://jitgate-bench/load)
   --action METHOD     HTTP method of every request, and the grant's action (default GET)
-  --path PATH         request path; the grant covers it and everything below it (default /)
+  --path PATH         request path; the grant covers it and everything below it (default /); a "*" segment
+                      is a wildcard in the grant (SPEC §1) and a literal "*" in the requests
   --outside-path PATH path for "outside" requests, outside the grant (default /jitgate-bench-outside; with
                       outside in the mix, --path must not cover it, so the default --path / cannot be used)
   --tokens N          distinct tokens in rotation for each kind that carries one (default 100, at most ${MAX_TOKENS})
@@ -90,9 +92,9 @@ export async function run(argv: string[]): Promise<number> {
   let ca: string | undefined;
   try {
     key = await readKeyFile(args.keyFile);
-    ca = args.caFile === undefined ? undefined : await readFile(args.caFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    ca = args.caFile === undefined ? undefined : caCertificates(args.caFile, await readFile(args.caFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
       throw new Error(`--ca ${args.caFile}: cannot read it (${err.code ?? err.message})`);
-    });
+    }));
   } catch (err) {
     return fail((err as Error).message);
   }
@@ -141,4 +143,18 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (result.interrupted) return 130;
   return outcome.ok ? 0 : 1;
+}
+
+/** The PEM text of --ca if it holds certificates, each one parsed: garbage read as "no CA" blamed the target. */
+function caCertificates(file: string, pem: string): string {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new Error(`--ca ${file}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)`);
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new Error(`--ca ${file}: a certificate in it does not parse (${(err as Error).message})`, { cause: err });
+    }
+  }
+  return pem;
 }

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { accessTokenHash } from '../core/token.ts';
+import { HTTP_TOKEN } from '../net/http-syntax.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 import { publicJwkOf, readKeyFile } from '../issuing/key-files.ts';
 
@@ -91,7 +92,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const flag of ['key', 'method', 'url'] as const) {
     if (values[flag] === undefined || values[flag] === '') return usageError(`missing required option --${flag}`);
   }
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(values.method!)) return usageError(`--method: not an HTTP method: "${values.method}"`);
+  if (!HTTP_TOKEN.test(values.method!)) return usageError(`--method: not an HTTP method: "${values.method}"`);
   if (values.iat !== undefined && !/^\d+$/.test(values.iat)) return usageError(`--iat: expected epoch seconds, got "${values.iat}"`);
   // Proofs no gate accepts: an empty jti (dpop_proof_claims), an ath of nothing, and an htu with user info — which
   // also wrote the URL's password into the signed proof.

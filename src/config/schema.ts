@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ASYMMETRIC_ALGS, DEFAULT_DPOP_ALGORITHMS } from '../core/algorithms.ts';
 import { formatDuration, parseDuration, TIMER_MAX_MS } from './duration.ts';
 import { MAX_LIST_BYTES_CEILING } from '../status-list/decode.ts';
+import { FIELD_VALUE_CONTROL, HTTP_TOKEN } from '../net/http-syntax.ts';
 import { serverTlsSchema, upstreamTlsSchema } from './tls-schema.ts';
 
 
@@ -361,10 +362,10 @@ export const configSchema = z.strictObject({
       /** Extra headers on every export request (e.g. a collector's API key). */
       // Checked here: a name or value the HTTP client refuses failed every export, silently but for a warning a minute.
       headers: z
-        .record(z.string(), z.string().regex(/^[^\0-\x08\x0a-\x1f\x7f]*$/, 'a header value may not hold a control character (CR and LF among them)'))
+        .record(z.string(), z.string().refine((v) => !FIELD_VALUE_CONTROL.test(v), 'a header value may not hold a control character (CR and LF among them)'))
         .superRefine((headers, ctx) => {
           for (const name of Object.keys(headers)) {
-            if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: "a header name is a token: letters, digits and !#$%&'*+.^_`|~-" });
+            if (!HTTP_TOKEN.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: "a header name is a token: letters, digits and !#$%&'*+.^_`|~-" });
           }
         })
         .default({}),

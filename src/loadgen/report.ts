@@ -19,9 +19,10 @@ export interface RunInfo {
   readonly kinds: readonly Kind[];
 }
 
-/** Whether the run showed a working gate, and if not, why, one reason per entry. */
+/** Whether the run showed a working gate, and if not, why, one reason per entry; an interrupted run is neither. */
 export interface Verdict {
   readonly ok: boolean;
+  readonly interrupted: boolean;
   readonly problems: readonly string[];
 }
 
@@ -37,7 +38,6 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNR
 
 export function verdict(info: RunInfo, r: LoadResult): Verdict {
   const problems: string[] = [];
-  if (r.interrupted) problems.push('interrupted (SIGINT) before the duration ended');
   if (r.unexpected > 0) problems.push(`${r.unexpected} answer${r.unexpected === 1 ? ' was' : 's were'} not what the kind expects (see the kinds below)`);
   const errors = count(r.errors);
   if (errors > 0) {
@@ -50,7 +50,7 @@ export function verdict(info: RunInfo, r: LoadResult): Verdict {
   if (info.rate !== undefined && r.notSent > 0) {
     problems.push(`${r.notSent} of the offered requests found every connection busy and were not sent: the target answered slower than offered (more --connections, or a lower --rate)`);
   }
-  return { ok: problems.length === 0, problems };
+  return { ok: problems.length === 0 && !r.interrupted, interrupted: r.interrupted, problems };
 }
 
 const ms = (v: number): string => `${v.toFixed(2)} ms`;
@@ -94,7 +94,10 @@ function pad(table: string[][]): string {
 }
 
 function verdictLines(v: Verdict): string[] {
-  return v.ok ? ['verdict: every answer was the one its kind expects'] : ['verdict: FAILED', ...v.problems.map((p) => `- ${p}`)];
+  if (v.ok) return ['verdict: every answer was the one its kind expects'];
+  // Interrupted, the run says what it saw until then; requests cut by the interrupt are not counted against the target.
+  const head = v.interrupted ? 'verdict: INTERRUPTED (SIGINT) before the duration ended; the figures above are until then' : 'verdict: FAILED';
+  return [head, ...v.problems.map((p) => `- ${p}`)];
 }
 
 export function textReport(info: RunInfo, r: LoadResult, v: Verdict): string {

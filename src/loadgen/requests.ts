@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { mintToken } from '../issuing/mint-token.ts';
+import { grantPaths } from './grant-paths.ts';
 import type { Kind } from './mix.ts';
 
 export interface BenchRequest {
@@ -96,9 +97,4 @@ export async function prepareRequests(g: GrantShape, kinds: readonly Kind[], cou
     }
   }
   return out;
-}
-
-/** The grant's path patterns for `--path`: the path itself and everything below it. */
-export function grantPaths(path: string): string[] {
-  return [path, `${path.replace(/\/$/, '')}/**`];
 }

@@ -111,43 +111,101 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   /** Open loop: the index of the next request to fall due, shared by every connection. */
   let due = 0;
 
+  /** Past this a request is given up whatever undici does: its own timeouts did not always run (see open()). */
+  const deadlineMs = 2 * o.timeoutMs + 1000;
+
   /** Sends one request; its latency counts from `from`. False when it got no answer. */
   const send = async (client: Client, from: number): Promise<boolean> => {
     const r = next();
     const k = (byKind[r.kind] ??= { sent: 0, unexpected: 0, failed: 0, statuses: {} });
     k.sent++;
     sent++;
-    try {
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    const answer = (async (): Promise<number> => {
       const res = await client.request({ method: r.method, path: r.path, headers: r.headers, signal: stop.signal });
       await res.body.dump();
+      return res.statusCode;
+    })();
+    answer.catch(() => {}); // when the deadline wins, the request's own end is of no interest
+    try {
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          late = true;
+          reject(new Error('no answer within the deadline'));
+        }, deadlineMs);
+      });
+      const status = await Promise.race([answer, deadline]);
       hist.record(performance.now() - from);
       completed++;
-      statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
-      k.statuses[res.statusCode] = (k.statuses[res.statusCode] ?? 0) + 1;
-      if (!isExpected(r.kind, res.statusCode)) {
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      k.statuses[status] = (k.statuses[status] ?? 0) + 1;
+      if (!isExpected(r.kind, status)) {
         unexpected++;
         k.unexpected++;
       }
       return true;
     } catch (err) {
+      if (stopped()) {
+        // Cut by the interrupt, not refused by the target: not counted as sent at all.
+        k.sent--;
+        sent--;
+        return false;
+      }
       k.failed++;
-      const code = stopped() ? 'interrupted' : ((err as { code?: string }).code ?? (err as Error).name);
+      const code = late ? `no answer within ${deadlineMs} ms` : ((err as { code?: string }).code ?? (err as Error).name);
       errors[code] = (errors[code] ?? 0) + 1;
       return false;
+    } finally {
+      clearTimeout(timer);
     }
   };
 
+  /** Every connection's current client, so that an interrupt can cut them all at once. */
+  const clients = new Set<Client>();
+  stop.signal.addEventListener('abort', () => {
+    for (const c of clients) void c.destroy().catch(() => {});
+  });
+  /**
+   * A new client for one connection. After a request got no answer the connection's client is replaced: undici 7
+   * left a Client whose TLS handshake had failed on the host name (ERR_TLS_CERT_ALTNAME_INVALID) with a next request
+   * that never settled, ignoring its timeouts and its abort signal (a reviewer's probe hung for ten minutes).
+   */
+  const open = (onConnect: () => void): Client => {
+    const c = new Client(o.target.origin, {
+      headersTimeout: o.timeoutMs,
+      bodyTimeout: o.timeoutMs,
+      pipelining: 1,
+      connect: o.ca === undefined ? { timeout: o.timeoutMs } : { timeout: o.timeoutMs, ca: o.ca },
+    });
+    c.on('connect', onConnect);
+    clients.add(c);
+    return c;
+  };
+  const close = async (c: Client, now: boolean): Promise<void> => {
+    clients.delete(c);
+    await (now ? c.destroy() : c.close()).catch(() => c.destroy().catch(() => {}));
+  };
+
   const worker = async (): Promise<void> => {
-    const client = new Client(o.target.origin, { headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, pipelining: 1, connect: o.ca === undefined ? undefined : { ca: o.ca } });
     let connected = false;
-    client.on('connect', () => {
+    const onConnect = (): void => {
       if (!connected) opened++;
       connected = true;
-    });
+    };
+    let client = open(onConnect);
+    const attempt = async (from: number): Promise<boolean> => {
+      if (await send(client, from)) return true;
+      if (!stopped()) {
+        void close(client, true);
+        client = open(onConnect);
+      }
+      return false;
+    };
     try {
       if (interval === 0) {
         while (!stopped() && performance.now() < end) {
-          if (!(await send(client, performance.now())) && !(await pause(ERROR_PAUSE_MS))) break;
+          if (!(await attempt(performance.now())) && !(await pause(ERROR_PAUSE_MS))) break;
         }
         return;
       }
@@ -162,10 +220,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           break;
         }
         if (at > now && !(await pause(at - now))) break;
-        await send(client, at);
+        await attempt(at);
       }
     } finally {
-      await client.close().catch(() => client.destroy());
+      await close(client, stopped());
     }
   };
 
@@ -178,7 +236,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   }
   // Requests that fell due before the end but were never taken by a connection (each connection above counts
   // only the one it held when the duration ended).
-  if (interval > 0 && !stopped()) notSent += Math.max(0, Math.ceil(o.durationMs / interval) - due);
+  // Counted with the connections' own comparison (start + k * interval >= end): a float quotient was one off.
+  if (interval > 0 && !stopped()) {
+    let slots = Math.ceil(o.durationMs / interval);
+    while (slots > 0 && start + (slots - 1) * interval >= end) slots--;
+    while (start + slots * interval < end) slots++;
+    notSent += Math.max(0, slots - due);
+  }
   // An open loop offers its load for the whole duration, even when its last request fell due and was answered early.
   const elapsed = (performance.now() - start) / 1000;
   const seconds = interval > 0 && !stopped() ? Math.max(elapsed, o.durationMs / 1000) : elapsed;

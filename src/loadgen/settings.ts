@@ -9,11 +9,13 @@
 import { access, constants, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseDuration, TIMER_MAX_MS } from '../config/duration.ts';
-import { compilePattern, matchPattern } from '../core/path-pattern.ts';
+import { compilePattern, matchPattern, type PathPattern } from '../core/path-pattern.ts';
 import { parseTarget } from '../core/request-target.ts';
+import { FIELD_VALUE_CONTROL, HTTP_TOKEN } from '../net/http-syntax.ts';
 import { parseMix, type MixPart } from './mix.ts';
 import type { RunInfo } from './report.ts';
-import { grantPaths, type GrantShape } from './requests.ts';
+import { grantPaths } from './grant-paths.ts';
+import type { GrantShape } from './requests.ts';
 
 /** The flags as parsed (strings; `header` repeatable). */
 export interface BenchFlags {
@@ -97,14 +99,12 @@ function targetUrl(v: string | undefined): URL {
   return url;
 }
 
-/** RFC 9110 token characters: what a method and a header name may hold. */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** The gate's own rule for an action it maps to a method (src/core/grant.ts). */
 const METHOD = /^[A-Z][A-Z0-9_-]*$/;
 
 function action(v: string | undefined): string {
   const method = (v ?? 'GET').toUpperCase();
-  if (!TOKEN.test(method) || !METHOD.test(method)) throw new Error(`--action: expected an HTTP method such as GET or POST, got ${JSON.stringify(v)}`);
+  if (!HTTP_TOKEN.test(method) || !METHOD.test(method)) throw new Error(`--action: expected an HTTP method such as GET or POST, got ${JSON.stringify(v)}`);
   if (method === 'CONNECT') throw new Error('--action: CONNECT is never granted; every gate answers it 400');
   return method;
 }
@@ -118,9 +118,9 @@ function headers(list: readonly string[] | undefined): Record<string, string> {
     const colon = h.indexOf(':');
     const name = colon < 1 ? '' : h.slice(0, colon).trim().toLowerCase();
     const value = h.slice(colon + 1).trim();
-    if (!TOKEN.test(name)) throw new Error(`--header: expected 'Name: value', got ${JSON.stringify(h)}`);
+    if (!HTTP_TOKEN.test(name)) throw new Error(`--header: expected 'Name: value', got ${JSON.stringify(h)}`);
     // A control character (a CR/LF header injection among them) would fail every request in undici.
-    if (/[\0-\x08\x0a-\x1f\x7f]/.test(value)) throw new Error(`--header ${name}: the value holds a control character`);
+    if (FIELD_VALUE_CONTROL.test(value)) throw new Error(`--header ${name}: the value holds a control character`);
     if (RESERVED_HEADERS.has(name)) throw new Error(`--header ${name}: set by the bench itself or by the HTTP client; it cannot be given`);
     if (name in out) throw new Error(`--header ${name}: given twice`);
     out[name] = value;
@@ -141,11 +141,20 @@ function canonicalPath(v: string, flag: string): readonly string[] {
   return parsed.target.segments;
 }
 
-/** `--outside-path` must lie outside the grant the tokens carry, as the gate's own matcher reads it. */
-function outsideTheGrant(path: string, outsidePath: string, outsideSegments: readonly string[]): void {
-  for (const source of grantPaths(path)) {
+/** The grant's patterns for `--path`: one a gate refuses would make it refuse every token of the run (invalid_grant). */
+function grantPatterns(path: string): PathPattern[] {
+  return grantPaths(path).map((source) => {
     const pattern = compilePattern(source);
-    if (pattern === null) throw new Error(`--path: ${JSON.stringify(path)} does not make a valid grant path pattern (${JSON.stringify(source)})`);
+    if (pattern === null) {
+      throw new Error(`--path: ${JSON.stringify(path)} does not make a grant path pattern a gate accepts (${JSON.stringify(source)}; SPEC §1: "*" and "**" only as whole segments, "**" only last); every token would be refused`);
+    }
+    return pattern;
+  });
+}
+
+/** `--outside-path` must lie outside the grant the tokens carry, as the gate's own matcher reads it. */
+function outsideTheGrant(patterns: readonly PathPattern[], path: string, outsidePath: string, outsideSegments: readonly string[]): void {
+  for (const pattern of patterns) {
     if (matchPattern(pattern, outsideSegments)) {
       throw new Error(`--outside-path ${outsidePath} is inside the grant of --path ${path} (which covers it and everything below it): give a --path such as /api and an --outside-path outside it`);
     }
@@ -178,7 +187,8 @@ export async function benchSettings(v: BenchFlags): Promise<BenchSettings> {
   canonicalPath(path, '--path');
   const outsidePath = v['outside-path'] ?? DEFAULT_OUTSIDE_PATH;
   const outsideSegments = canonicalPath(outsidePath, '--outside-path');
-  if (mix.some((p) => p.kind === 'outside')) outsideTheGrant(path, outsidePath, outsideSegments);
+  const patterns = grantPatterns(path);
+  if (mix.some((p) => p.kind === 'outside')) outsideTheGrant(patterns, path, outsidePath, outsideSegments);
   if (v.ca !== undefined && target.protocol !== 'https:') throw new Error('--ca: only for an https:// --target');
   const info: RunInfo = { target: target.origin, connections, durationSec: durationMs / 1000, rate, tokens, mix: mixText, kinds: mix.map((p) => p.kind) };
   return {

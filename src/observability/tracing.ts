@@ -230,9 +230,10 @@ export function startTracing(config: TracingConfig, logger: Logger): DecisionTra
   return t;
 }
 
-/** The endpoint as logged: a password in it, or a query (a collector's API key often travels in one), left out. */
+/** The endpoint as logged: user info and a query (where a collector's API key often travels) left out. */
 export function redactedUrl(url: string): string {
   const u = new URL(url);
+  if (u.username !== '') u.username = 'redacted';
   if (u.password !== '') u.password = 'redacted';
   if (u.search !== '') u.search = '?redacted';
   return u.href;

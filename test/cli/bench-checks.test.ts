@@ -4,9 +4,10 @@
  * disguise (and ran 20 × past `--duration`), no result on SIGINT, and flags that failed only after the run, on every
  * request, or with a stack trace. Each case here failed on the code before the fix.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo } from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -17,6 +18,9 @@ import { closeAll, CLI, startGateWithUpstream, type InProcessGate, type Recordin
 import { tempDir } from '../fixtures/temp-dirs.ts';
 import { AUDIENCE, ISSUER_A } from '../fixtures/tokens.ts';
 import { benchSettings, type BenchFlags } from '../../src/loadgen/settings.ts';
+import type { Kind } from '../../src/loadgen/mix.ts';
+import type { BenchRequest } from '../../src/loadgen/requests.ts';
+import { runLoad } from '../../src/loadgen/run-load.ts';
 
 let up: RecordingUpstream;
 let gate: InProcessGate;
@@ -52,7 +56,7 @@ interface Report {
     latency: { p50: number; max: number };
     byKind: Record<string, { sent: number; unexpected: number; failed: number; statuses: Record<string, number> }>;
   };
-  verdict: { ok: boolean; problems: string[] };
+  verdict: { ok: boolean; interrupted: boolean; problems: string[] };
 }
 
 const readReport = async (file: string): Promise<Report> => JSON.parse(await readFile(file, 'utf8')) as Report;
@@ -145,15 +149,23 @@ describe('jitgate bench interrupted', () => {
       child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
       child.stderr.resume();
       const exited = once(child, 'exit');
-      while (slow.seen.length < 10) await new Promise((r) => setTimeout(r, 20));
-      child.kill('SIGINT');
-      const [code] = (await exited) as [number | null];
-      expect(code).toBe(130);
+      try {
+        for (let i = 0; i < 500 && slow.seen.length < 10; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(slow.seen.length).toBeGreaterThanOrEqual(10);
+        child.kill('SIGINT');
+        const [code] = (await exited) as [number | null];
+        expect(code).toBe(130);
+      } finally {
+        child.kill('SIGKILL');
+      }
       expect(out).toMatch(/duration\s+[\d.]+ s \(interrupted\)/);
+      expect(out).toContain('verdict: INTERRUPTED (SIGINT) before the duration ended');
       const report = await readReport(json);
       expect(report.result.interrupted).toBe(true);
       expect(report.result.completed).toBeGreaterThanOrEqual(8);
-      expect(report.verdict.ok).toBe(false);
+      // The requests the interrupt cut are not the target's failures.
+      expect(report.result.sent).toBe(report.result.completed);
+      expect(report.verdict).toEqual({ ok: false, interrupted: true, problems: [] });
     } finally {
       await slow.close();
     }
@@ -169,6 +181,9 @@ describe('jitgate bench refuses, before minting or sending, what it could only f
     [{ path: '//api' }, 'is not a path a gate accepts (path_empty_segment)'],
     [{ path: '/a/./b' }, '--path: "/a/./b"'],
     [{ path: '/a%41' }, 'is read by a gate as "/aA"'],
+    // Checked with any mix, not only with outside in it: a gate refuses the whole grant (every token 401).
+    [{ path: '/a/**' }, '--path: "/a/**" does not make a grant path pattern a gate accepts'],
+    [{ path: '/a*' }, '--path: "/a*" does not make a grant path pattern a gate accepts'],
     [{ mix: 'allow=99.95,outside=0.05', path: '/api' }, 'outside=0.05 is less than one request in 1000'],
     [{ connections: '1e1' }, '--connections: expected a whole number above 0, got "1e1"'],
     [{ connections: '0x10' }, '--connections: expected a whole number'],
@@ -234,4 +249,54 @@ describe('jitgate bench refuses, before minting or sending, what it could only f
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/verdict: FAILED\n- \d+ requests? got no answer \(ECONNREFUSED×\d+\): is http:\/\/127\.0\.0\.1:1 up and reachable\?/);
   }, 20_000);
+
+  it('--ca that holds no certificate: said by name before a request, exit 1', async () => {
+    const garbage = join(dir, 'garbage.pem');
+    await writeFile(garbage, 'garbage\n');
+    const r = await runCli(flags('https://127.0.0.1:1', '--ca', garbage, '--duration', '500ms'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`--ca ${garbage}: no PEM certificate in it`);
+    expect(r.stdout).toBe('');
+  });
 });
+
+describe('jitgate bench against an https target whose certificate names another host', () => {
+  it('ends with the duration and names the TLS error (the next request on that connection used to hang for good)', async () => {
+    const key = join(dir, 'other.key.pem');
+    const cert = join(dir, 'other.cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=other', '-addext', 'subjectAltName=DNS:other'], { stdio: 'ignore' });
+    const server = createHttpsServer({ key: await readFile(key), cert: await readFile(cert) }, (_req, res) => res.end('ok'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const json = join(dir, 'tls-mismatch.json');
+      const r = await runCli(flags(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, '--ca', cert, '--duration', '1s', '--connections', '2', '--json', json));
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain('ERR_TLS_CERT_ALTNAME_INVALID');
+      const report = await readReport(json);
+      expect(report.result.completed).toBe(0);
+      expect(report.result.seconds).toBeLessThan(5);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  }, 30_000);
+});
+
+describe('runLoad, open loop', () => {
+  it('against a target that keeps up, every request that fell due is sent: none counted as not sent', async () => {
+    const fast = await slowServer(0);
+    try {
+      const requests = new Map([['allow', [{ kind: 'allow' as const, method: 'GET', path: '/', headers: {} }]]]) as Map<Kind, BenchRequest[]>;
+      // 201 a second: 1000 / (1000 / 201) is not 201 in floating point, and the count of requests that fell due was one off.
+      const r = await runLoad({ target: new URL(fast.url), connections: 20, durationMs: 1000, rate: 201, timeoutMs: 5000, schedule: ['allow'], requests });
+      expect(r.notSent).toBe(0);
+      // 201 or 202 slots before the end, as the clock's start rounds.
+      expect([201, 202]).toContain(r.sent);
+      expect(r.completed).toBe(r.sent);
+    } finally {
+      await fast.close();
+    }
+  });
+});
+

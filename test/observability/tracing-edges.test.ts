@@ -70,14 +70,16 @@ describe('tracing with a collector that never completes the handshake', () => {
 
 describe('the tracing endpoint in the log', () => {
   it('keeps a password and a query out of it', async () => {
-    expect(redactedUrl('http://user:s3cret@collector:4318/v1/traces?api_key=k3y')).toBe('http://user:redacted@collector:4318/v1/traces?redacted');
+    expect(redactedUrl('http://user:s3cret@collector:4318/v1/traces?api_key=k3y')).toBe('http://redacted:redacted@collector:4318/v1/traces?redacted');
     expect(redactedUrl('https://collector:4318/v1/traces')).toBe('https://collector:4318/v1/traces');
+    // Some collectors take the API key as the user name alone.
+    expect(redactedUrl('https://K3Y@collector:4318/v1/traces')).toBe('https://redacted@collector:4318/v1/traces');
     const g = await startGateInProcess(upstream.url, (c) => {
       c.tracing = { otlp_endpoint: 'http://user:s3cret@127.0.0.1:9/v1/traces?api_key=k3y' };
     });
     try {
       const line = g.logs.find((l) => l.msg === 'tracing on');
-      expect(line?.otlp_endpoint).toBe('http://user:redacted@127.0.0.1:9/v1/traces?redacted');
+      expect(line?.otlp_endpoint).toBe('http://redacted:redacted@127.0.0.1:9/v1/traces?redacted');
       expect(JSON.stringify(g.logs)).not.toMatch(/s3cret|k3y/);
     } finally {
       await g.close();
