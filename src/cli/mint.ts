@@ -4,6 +4,7 @@
  * @module
  */
 import { parseDuration } from '../config/duration.ts';
+import { nonEmptyHeaderSafe } from '../core/claims.ts';
 import { compilePattern } from '../core/path-pattern.ts';
 import { DEFAULT_GRANT_TYPE, DEFAULT_TTL_SECONDS, DEFAULT_TYP, mintToken, type MintOptions } from '../issuing/mint-token.ts';
 import { commandUsageError, parseCommand } from './args.ts';
@@ -129,6 +130,7 @@ export async function run(argv: string[]): Promise<number> {
       extraClaims: parseClaims(values.claim ?? []),
     };
     if (!Number.isSafeInteger(opts.iat! + opts.ttlSeconds!)) throw new UsageError('--iat and --ttl: exp (iat + ttl) is past 2^53 epoch seconds');
+    if (opts.nbf !== undefined && opts.nbf >= opts.iat! + opts.ttlSeconds!) throw new UsageError('--nbf: at or after exp (iat + ttl): the token would never be valid');
   } catch (err) {
     if (err instanceof UsageError) return usageError(err.message);
     throw err;
@@ -155,6 +157,13 @@ function refuseWhatNoGateAccepts(values: { readonly [flag: string]: string | boo
     const v = values[flag];
     if (v === '' || (Array.isArray(v) && v.includes(''))) throw new UsageError(`--${flag}: must not be empty`);
   }
+  // The gate's own rule for identifier claims (they are copied into upstream headers): invalid_claims otherwise.
+  for (const flag of ['sub', 'jti', 'txn', 'act']) {
+    const v = values[flag];
+    if (typeof v === 'string' && !nonEmptyHeaderSafe(v)) {
+      throw new UsageError(`--${flag}: expected 1–1024 visible ASCII characters or spaces, none at either end; every gate would refuse the token (invalid_claims)`);
+    }
+  }
   for (const path of (values.path as string[] | undefined) ?? []) {
     if (compilePattern(path) === null) {
       throw new UsageError(
@@ -163,7 +172,8 @@ function refuseWhatNoGateAccepts(values: { readonly [flag: string]: string | boo
     }
   }
   const jkt = values['cnf-jkt'];
-  if (typeof jkt === 'string' && !/^[A-Za-z0-9_-]{43}$/.test(jkt)) {
+  // 43 characters whose last one carries no stray bits: the encoding of a SHA-256, which no other string equals.
+  if (typeof jkt === 'string' && !(/^[A-Za-z0-9_-]{43}$/.test(jkt) && Buffer.from(jkt, 'base64url').toString('base64url') === jkt)) {
     throw new UsageError(`--cnf-jkt: expected a JWK SHA-256 thumbprint (RFC 7638: 43 base64url characters), got ${JSON.stringify(jkt)}; or give --dpop-key`);
   }
 }

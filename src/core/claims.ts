@@ -29,7 +29,8 @@ function headerSafe(s: string): boolean {
   return true;
 }
 
-function nonEmptyHeaderSafe(v: unknown): v is string {
+/** An identifier claim (sub, jti, txn, act.sub) as a gate accepts it: 1–1024 visible ASCII or spaces, not at either end. */
+export function nonEmptyHeaderSafe(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= 1024 && headerSafe(v) && v.trim() === v;
 }
 

@@ -108,6 +108,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const start = performance.now();
   const end = start + o.durationMs;
   const interval = o.rate === undefined ? 0 : 1000 / o.rate;
+  /** When request k falls due. k * 1000 / rate, not k * interval: at 61 a second that drifted a 62nd request into 1 s. */
+  const dueAt = (k: number): number => start + (k * 1000) / o.rate!;
   /** Open loop: the index of the next request to fall due, shared by every connection. */
   let due = 0;
 
@@ -210,7 +212,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         return;
       }
       while (!stopped()) {
-        const at = start + due * interval;
+        const at = dueAt(due);
         if (at >= end) break;
         due++;
         const now = performance.now();
@@ -236,11 +238,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   }
   // Requests that fell due before the end but were never taken by a connection (each connection above counts
   // only the one it held when the duration ended).
-  // Counted with the connections' own comparison (start + k * interval >= end): a float quotient was one off.
+  // Counted with the connections' own comparison (dueAt(k) >= end): a float quotient was one off.
   if (interval > 0 && !stopped()) {
     let slots = Math.ceil(o.durationMs / interval);
-    while (slots > 0 && start + (slots - 1) * interval >= end) slots--;
-    while (start + slots * interval < end) slots++;
+    while (slots > 0 && dueAt(slots - 1) >= end) slots--;
+    while (dueAt(slots) < end) slots++;
     notSent += Math.max(0, slots - due);
   }
   // An open loop offers its load for the whole duration, even when its last request fell due and was answered early.

@@ -156,11 +156,24 @@ describe('jitgate mint (CLI)', () => {
     [['--aud', 'orders', '--ttl=0s'], '--ttl: expected whole seconds above 0'],
     [['--aud', 'orders', '--iat', '9007199254740993'], '--iat: 9007199254740993 is outside 0..2^53'],
     [['--aud', 'orders', '--iat', '+99999999999999d'], '--iat: +99999999999999d is outside 0..2^53'],
+    // The gate's rule for identifier claims (a re-probe: each of these was signed and refused invalid_claims).
+    [['--aud', 'orders', '--jti', ' x'], '--jti: expected 1–1024 visible ASCII characters'],
+    [['--aud', 'orders', '--txn', 'a\x01b'], '--txn: expected 1–1024 visible ASCII characters'],
+    [['--aud', 'orders', '--act', 'é'], '--act: expected 1–1024 visible ASCII characters'],
+    [['--aud', 'orders', '--txn', 'a'.repeat(1025)], '--txn: expected 1–1024'],
+    [['--aud', 'orders', '--cnf-jkt', `${'A'.repeat(42)}B`], '--cnf-jkt: expected a JWK SHA-256 thumbprint'],
+    [['--aud', 'orders', '--nbf', '+1h', '--ttl', '5m'], '--nbf: at or after exp'],
   ])('case=usage error %j: exit 2 naming %s, nothing on stdout', async (args, named) => {
     const res = await runCli(['mint', '--key', es256.privatePath, '--iss', ISS, '--sub', 's', ...args]);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain(named);
     expect(res.stdout).toBe('');
+  });
+
+  it('case=a subject no gate accepts (space at an end): exit 2', async () => {
+    const res = await runCli(['mint', '--key', es256.privatePath, '--iss', ISS, '--aud', 'orders', '--sub', ' s']);
+    expect([res.code, res.stdout]).toEqual([2, '']);
+    expect(res.stderr).toContain('--sub: expected 1–1024 visible ASCII characters');
   });
 
   it.each(['--key', '--iss', '--sub'])('case=missing required %s: exit 2 naming it', async (flag) => {
