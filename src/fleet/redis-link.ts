@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { createClient, ErrorReply, MultiErrorReply } from 'redis';
 import { StartupError } from '../errors.ts';
+import { withDeadline as deadline } from '../deadline.ts';
 import { RedisUnavailableError } from './redis-errors.ts';
 
 export type RedisClient = ReturnType<typeof createClient>;
@@ -73,13 +74,7 @@ export function redactUrl(url: string): string {
 
 /** Rejects with RedisUnavailableError after `ms`; the late result is dropped. */
 export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new RedisUnavailableError(`${what}: no answer from Redis within ${ms} ms`)), ms);
-    p.then(
-      (v) => (clearTimeout(timer), resolve(v)),
-      (e: unknown) => (clearTimeout(timer), reject(e instanceof Error ? e : new Error(String(e)))),
-    );
-  });
+  return deadline(p, ms, () => new RedisUnavailableError(`${what}: no answer from Redis within ${ms} ms`));
 }
 
 /**

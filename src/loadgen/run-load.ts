@@ -18,6 +18,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'undici';
+import { withDeadline } from '../deadline.ts';
 import { LatencyHistogram, type Percentiles } from './latency-histogram.ts';
 import { isExpected, type Kind } from './mix.ts';
 import type { BenchRequest } from './requests.ts';
@@ -74,14 +75,11 @@ const ERROR_PAUSE_MS = 10;
 
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const hist = new LatencyHistogram();
-  const statuses: Record<string, number> = {};
   const byKind: Partial<Record<Kind, KindResult>> = {};
   const errors: Record<string, number> = {};
   const cursor = new Map<Kind, number>();
   let n = 0;
-  let sent = 0;
   let completed = 0;
-  let unexpected = 0;
   let opened = 0;
   let notSent = 0;
 
@@ -93,23 +91,20 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     return list[i % list.length]!;
   };
 
-  const stop = new AbortController();
-  const onAbort = (): void => stop.abort();
-  o.signal?.addEventListener('abort', onAbort, { once: true });
-  if (o.signal?.aborted === true) stop.abort();
-  const stopped = (): boolean => stop.signal.aborted;
+  const signal = o.signal ?? new AbortController().signal;
+  const stopped = (): boolean => signal.aborted;
   /** Waits `ms`; false when the run was stopped meanwhile. */
   const pause = (ms: number): Promise<boolean> =>
-    sleep(ms, undefined, { signal: stop.signal }).then(
+    sleep(ms, undefined, { signal }).then(
       () => true,
       () => false,
     );
 
   const start = performance.now();
   const end = start + o.durationMs;
-  const interval = o.rate === undefined ? 0 : 1000 / o.rate;
-  /** When request k falls due. k * 1000 / rate, not k * interval: at 61 a second that drifted a 62nd request into 1 s. */
-  const dueAt = (k: number): number => start + (k * 1000) / o.rate!;
+  const rate = o.rate;
+  /** Open loop: when request k falls due. k * 1000 / rate, not k * (1000 / rate): at 61 a second that drifted a 62nd request into 1 s. */
+  const dueAt = (k: number): number => start + (k * 1000) / rate!;
   /** Open loop: the index of the next request to fall due, shared by every connection. */
   let due = 0;
 
@@ -121,53 +116,36 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const r = next();
     const k = (byKind[r.kind] ??= { sent: 0, unexpected: 0, failed: 0, statuses: {} });
     k.sent++;
-    sent++;
-    let timer: NodeJS.Timeout | undefined;
-    let late = false;
-    const answer = (async (): Promise<number> => {
-      const res = await client.request({ method: r.method, path: r.path, headers: r.headers, signal: stop.signal });
-      await res.body.dump();
-      return res.statusCode;
-    })();
-    answer.catch(() => {}); // when the deadline wins, the request's own end is of no interest
     try {
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          late = true;
-          reject(new Error('no answer within the deadline'));
-        }, deadlineMs);
+      const answer = client.request({ method: r.method, path: r.path, headers: r.headers }).then(async (res) => {
+        await res.body.dump();
+        return res.statusCode;
       });
-      const status = await Promise.race([answer, deadline]);
+      const status = await withDeadline(answer, deadlineMs, () => new NoAnswer(deadlineMs));
       hist.record(performance.now() - from);
       completed++;
-      statuses[status] = (statuses[status] ?? 0) + 1;
       k.statuses[status] = (k.statuses[status] ?? 0) + 1;
-      if (!isExpected(r.kind, status)) {
-        unexpected++;
-        k.unexpected++;
-      }
+      if (!isExpected(r.kind, status)) k.unexpected++;
       return true;
     } catch (err) {
       if (stopped()) {
         // Cut by the interrupt, not refused by the target: not counted as sent at all.
         k.sent--;
-        sent--;
         return false;
       }
       k.failed++;
-      const code = late ? `no answer within ${deadlineMs} ms` : ((err as { code?: string }).code ?? (err as Error).name);
+      const code = err instanceof NoAnswer ? err.message : ((err as { code?: string }).code ?? (err as Error).name);
       errors[code] = (errors[code] ?? 0) + 1;
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   };
 
   /** Every connection's current client, so that an interrupt can cut them all at once. */
   const clients = new Set<Client>();
-  stop.signal.addEventListener('abort', () => {
+  const cutAll = (): void => {
     for (const c of clients) void c.destroy().catch(() => {});
-  });
+  };
+  signal.addEventListener('abort', cutAll, { once: true });
   /**
    * A new client for one connection. After a request got no answer the connection's client is replaced: undici 7
    * left a Client whose TLS handshake had failed on the host name (ERR_TLS_CERT_ALTNAME_INVALID) with a next request
@@ -205,7 +183,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       return false;
     };
     try {
-      if (interval === 0) {
+      if (rate === undefined) {
         while (!stopped() && performance.now() < end) {
           if (!(await attempt(performance.now())) && !(await pause(ERROR_PAUSE_MS))) break;
         }
@@ -234,19 +212,30 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     await Promise.all(Array.from({ length: o.connections }, () => worker()));
   } finally {
     if (ticker) clearInterval(ticker);
-    o.signal?.removeEventListener('abort', onAbort);
+    signal.removeEventListener('abort', cutAll);
   }
-  // Requests that fell due before the end but were never taken by a connection (each connection above counts
-  // only the one it held when the duration ended).
-  // Counted with the connections' own comparison (dueAt(k) >= end): a float quotient was one off.
-  if (interval > 0 && !stopped()) {
-    let slots = Math.ceil(o.durationMs / interval);
+  const paced = rate !== undefined && !stopped();
+  // Requests that fell due before the end but were never taken by a connection (each connection above counts only
+  // the one it held when the duration ended), counted with the connections' own comparison (dueAt(k) >= end).
+  if (paced) {
+    let slots = Math.ceil((o.durationMs * rate) / 1000);
     while (slots > 0 && dueAt(slots - 1) >= end) slots--;
     while (dueAt(slots) < end) slots++;
     notSent += Math.max(0, slots - due);
   }
   // An open loop offers its load for the whole duration, even when its last request fell due and was answered early.
   const elapsed = (performance.now() - start) / 1000;
-  const seconds = interval > 0 && !stopped() ? Math.max(elapsed, o.durationMs / 1000) : elapsed;
-  return { seconds, sent, completed, rps: completed / seconds, opened, notSent, interrupted: stopped(), latency: hist.percentiles(), statuses, byKind, unexpected, errors };
+  const seconds = paced ? Math.max(elapsed, o.durationMs / 1000) : elapsed;
+  const kinds = Object.values(byKind);
+  const statuses: Record<string, number> = {};
+  for (const k of kinds) for (const [status, count] of Object.entries(k.statuses)) statuses[status] = (statuses[status] ?? 0) + count;
+  const sum = (of: (k: KindResult) => number): number => kinds.reduce((a, k) => a + of(k), 0);
+  return { seconds, sent: sum((k) => k.sent), completed, rps: completed / seconds, opened, notSent, interrupted: stopped(), latency: hist.percentiles(), statuses, byKind, unexpected: sum((k) => k.unexpected), errors };
+}
+
+/** A request past its hard deadline; the message is the error code the report shows. */
+class NoAnswer extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+  }
 }

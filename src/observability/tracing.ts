@@ -26,6 +26,7 @@ import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVICE_
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { auditIdsOf, type Decision } from '../core/decision.ts';
+import { withDeadline } from '../deadline.ts';
 import type { Transport } from './metrics.ts';
 import type { DecisionTracer, TraceCarrier, TraceHandle, UpstreamSpan } from './trace-hooks.ts';
 
@@ -207,22 +208,16 @@ export class Tracing implements DecisionTracer {
    * whose SYNs go unanswered held the flush, and so the drain, until the kernel gave up connecting (121–135 s).
    */
   async shutdown(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.#exportTimeout);
-      timer.unref();
-    });
     try {
-      if ((await Promise.race([this.#provider.shutdown(), gaveUp])) === 'timeout') {
-        this.#log.warn({ export_timeout_ms: this.#exportTimeout }, 'flushing traces at shutdown took longer than tracing.export_timeout; the spans still queued are dropped');
-      }
+      await withDeadline(this.#provider.shutdown(), this.#exportTimeout, () => new FlushTimeout());
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'flushing traces at shutdown failed');
-    } finally {
-      clearTimeout(timer);
+      if (err instanceof FlushTimeout) this.#log.warn({ export_timeout_ms: this.#exportTimeout }, 'flushing traces at shutdown took longer than tracing.export_timeout; the spans still queued are dropped');
+      else this.#log.warn({ err: (err as Error).message }, 'flushing traces at shutdown failed');
     }
   }
 }
+
+class FlushTimeout extends Error {}
 
 export function startTracing(config: TracingConfig, logger: Logger): DecisionTracer {
   const t = new Tracing(config, logger);
@@ -230,7 +225,11 @@ export function startTracing(config: TracingConfig, logger: Logger): DecisionTra
   return t;
 }
 
-/** The endpoint as logged: user info and a query (where a collector's API key often travels) left out. */
+/**
+ * The endpoint as logged: user info and a query (where a collector's API key often travels) left out. (Redis URLs
+ * go through redis-link.ts redactUrl, which keeps the ACL user and shows `***`: both forms are what their tests and
+ * docs promise.)
+ */
 export function redactedUrl(url: string): string {
   const u = new URL(url);
   if (u.username !== '') u.username = 'redacted';
