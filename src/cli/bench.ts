@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { JWK } from 'jose';
 import { readKeyFile } from '../issuing/key-files.ts';
@@ -15,6 +14,7 @@ import { jsonReport, markdownReport, textReport, verdict } from '../loadgen/repo
 import { prepareRequests } from '../loadgen/requests.ts';
 import { runLoad } from '../loadgen/run-load.ts';
 import { benchSettings, MAX_CONNECTIONS, MAX_TOKENS, type BenchSettings } from '../loadgen/settings.ts';
+import { caBundleProblem } from '../transports/tls/ca-bundle.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 
 const USAGE = `Usage: jitgate bench --target URL --key FILE --iss ISS --aud AUD [options]
@@ -92,9 +92,15 @@ export async function run(argv: string[]): Promise<number> {
   let ca: string | undefined;
   try {
     key = await readKeyFile(args.keyFile);
-    ca = args.caFile === undefined ? undefined : caCertificates(args.caFile, await readFile(args.caFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      throw new Error(`--ca ${args.caFile}: cannot read it (${err.code ?? err.message})`);
-    }));
+    if (args.caFile !== undefined) {
+      const pem = await readFile(args.caFile).catch((err: NodeJS.ErrnoException) => {
+        throw new Error(`--ca ${args.caFile}: cannot read it (${err.code ?? err.message})`);
+      });
+      // The listeners' own check (garbage read as "no CA" blamed the target).
+      const problem = caBundleProblem(pem);
+      if (problem !== undefined) throw new Error(`--ca ${args.caFile}: ${problem}`);
+      ca = pem.toString('utf8');
+    }
   } catch (err) {
     return fail((err as Error).message);
   }
@@ -143,18 +149,4 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (result.interrupted) return 130;
   return outcome.ok ? 0 : 1;
-}
-
-/** The PEM text of --ca if it holds certificates, each one parsed: garbage read as "no CA" blamed the target. */
-function caCertificates(file: string, pem: string): string {
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new Error(`--ca ${file}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)`);
-  for (const block of blocks) {
-    try {
-      new X509Certificate(block);
-    } catch (err) {
-      throw new Error(`--ca ${file}: a certificate in it does not parse (${(err as Error).message})`, { cause: err });
-    }
-  }
-  return pem;
 }

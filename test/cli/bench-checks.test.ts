@@ -255,7 +255,7 @@ describe('jitgate bench refuses, before minting or sending, what it could only f
     await writeFile(garbage, 'garbage\n');
     const r = await runCli(flags('https://127.0.0.1:1', '--ca', garbage, '--duration', '500ms'));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`--ca ${garbage}: no PEM certificate in it`);
+    expect(r.stderr).toContain(`--ca ${garbage}: holds no PEM certificate`);
     expect(r.stdout).toBe('');
   });
 });
