@@ -55,7 +55,7 @@ export interface Finding extends Location {
 }
 
 /** `line N` for a line of the file a finding is in, else `FILE:N`: a chain runs across rotated files. */
-function lineRef(ref: Location, here: Location): string {
+export function lineRef(ref: Location, here: Location): string {
   return ref.file === here.file ? `line ${ref.line}` : `${ref.file}:${ref.line}`;
 }
 

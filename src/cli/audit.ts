@@ -9,7 +9,7 @@
  * @module
  */
 import { readFile, stat } from 'node:fs/promises';
-import { ChainVerifier, type Finding } from '../audit/chain-verifier.ts';
+import { ChainVerifier, lineRef, type Finding } from '../audit/chain-verifier.ts';
 import { MAX_LINE_BYTES, readLines } from '../audit/line-reader.ts';
 import { checkpointKeys } from '../observability/audit-checkpoint.ts';
 import { commandUsageError, parseCommand } from './args.ts';
@@ -90,7 +90,7 @@ function report(v: ChainVerifier, files: readonly string[], withKeys: boolean): 
   out.push(`read ${v.linesRead} lines in ${files.length} file(s): ${v.chainLines} chain lines, ${v.nonJson} not JSON`);
   for (const [id, s] of v.chains) {
     const name = id === '' ? 'chain' : `chain ${id}`;
-    const cp = withKeys ? `${s.checkpoints} checkpoint(s), ${s.vouched === undefined ? 'none valid' : `last valid at line ${s.vouched.line}`}` : `${s.checkpoints} checkpoint(s), signatures not checked (no --jwks)`;
+    const cp = withKeys ? `${s.checkpoints} checkpoint(s), ${s.vouched === undefined ? 'none valid' : `last valid at ${lineRef(s.vouched, s.at)}`}` : `${s.checkpoints} checkpoint(s), signatures not checked (no --jwks)`;
     out.push(`${name}: ${s.lines} lines up to seq ${s.seq} (${s.at.file}:${s.at.line}); ${cp}`);
   }
   if (v.unchainedBeforeChain > 0) out.push(`note: ${v.unchainedBeforeChain} audit line(s) before the chain begins are not covered by it`);

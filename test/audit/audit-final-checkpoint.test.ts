@@ -137,6 +137,19 @@ describe('final and periodic checkpoints', () => {
     expect((await verify('clean-restart-copy.log', (await readFile(clean, 'utf8')).trimEnd().split('\n'))).code).toBe(0);
   });
 
+  it('case=rotated files, the tail cut after the first file\'s checkpoint → the summary names that checkpoint by file', async () => {
+    const { periodic, final } = checkpoints(lines);
+    const first = join(dir, 'rotated.1.log');
+    const second = join(dir, 'rotated.2.log');
+    await writeFile(first, text(lines.slice(0, periodic + 1)));
+    await writeFile(second, text(lines.slice(periodic + 1, final)));
+    const r = await runCli(['audit', 'verify', first, second, '--jwks', jwks]);
+    expect(r.code).toBe(1);
+    const lastSeq = parse(lines[final - 1]!)!.seq;
+    expect(r.stdout).toContain(`chain: 12 lines up to seq ${lastSeq} (${second}:${final - periodic - 1}); 1 checkpoint(s), last valid at ${first}:${periodic + 1}`);
+    expect(r.stdout).toContain(`NOT VOUCHED: ${second}:${final - periodic - 1}`);
+  });
+
   it('case=a gate killed right after a periodic checkpoint → NOT VOUCHED there', async () => {
     const ls = await run(join(dir, 'killed.log'), 4, 0);
     const idx = chainIdx(ls);
