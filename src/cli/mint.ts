@@ -6,6 +6,7 @@
 import { parseDuration } from '../config/duration.ts';
 import { nonEmptyHeaderSafe } from '../core/claims.ts';
 import { compilePattern } from '../core/path-pattern.ts';
+import { DEFAULT_MAX_TOKEN_BYTES, MAX_TOKEN_BYTES_CEILING } from '../core/policy.ts';
 import { DEFAULT_GRANT_TYPE, DEFAULT_TTL_SECONDS, DEFAULT_TYP, mintToken, type MintOptions } from '../issuing/mint-token.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 import { listUriProblem } from './status-list.ts';
@@ -41,7 +42,7 @@ Sign a grant token and print it (only the token) on stdout.
   -h, --help            show this help
 `;
 
-/** CLI entry: exit 0 with the token on stdout, 1 when signing failed (e.g. bad key file), 2 on a usage error. */
+/** CLI entry: exit 0 with the token on stdout, 1 when signing failed (e.g. bad key file) or no gate would accept the token, 2 on a usage error. */
 export async function run(argv: string[]): Promise<number> {
   const values = parseCommand(
     // parseArgs refuses `--iat -20m` as ambiguous; negative offsets are the point of these two flags.
@@ -137,7 +138,16 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   try {
-    process.stdout.write(`${await mintToken(opts)}\n`);
+    const token = await mintToken(opts);
+    // The gate compares the token's length (ASCII: bytes) with headers.max_token_bytes.
+    if (token.length > MAX_TOKEN_BYTES_CEILING) {
+      process.stderr.write(`jitgate mint: the token is ${token.length} bytes, above ${MAX_TOKEN_BYTES_CEILING}, the most any gate's headers.max_token_bytes allows; every gate refuses it (token_too_large)\n`);
+      return 1;
+    }
+    if (token.length > DEFAULT_MAX_TOKEN_BYTES) {
+      process.stderr.write(`jitgate mint: warning: the token is ${token.length} bytes; a gate with the default headers.max_token_bytes (${DEFAULT_MAX_TOKEN_BYTES}) refuses it (token_too_large)\n`);
+    }
+    process.stdout.write(`${token}\n`);
     return 0;
   } catch (err) {
     process.stderr.write(`jitgate mint: ${(err as Error).message}\n`);

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ASYMMETRIC_ALGS, DEFAULT_DPOP_ALGORITHMS } from '../core/algorithms.ts';
+import { DEFAULT_MAX_TOKEN_BYTES, MAX_TOKEN_BYTES_CEILING } from '../core/policy.ts';
 import { formatDuration, parseDuration, TIMER_MAX_MS } from './duration.ts';
 import { MAX_LIST_BYTES_CEILING } from '../status-list/decode.ts';
 import { FIELD_VALUE_CONTROL, HTTP_TOKEN } from '../net/http-syntax.ts';
@@ -256,9 +257,9 @@ export const configSchema = z.strictObject({
         .default('x-jit-'),
       forward_authorization: z.boolean().default(false),
       method_override: z.enum(['reject', 'strip']).default('reject'),
-      max_token_bytes: z.number().int().min(256).max(65536).default(8192),
+      max_token_bytes: z.number().int().min(256).max(MAX_TOKEN_BYTES_CEILING).default(DEFAULT_MAX_TOKEN_BYTES),
     })
-    .default({ prefix: 'x-jit-', forward_authorization: false, method_override: 'reject', max_token_bytes: 8192 }),
+    .default({ prefix: 'x-jit-', forward_authorization: false, method_override: 'reject', max_token_bytes: DEFAULT_MAX_TOKEN_BYTES }),
   limits: z
     .strictObject({
       max_target_length: z.number().int().min(64).default(8192),

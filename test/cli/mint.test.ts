@@ -192,6 +192,22 @@ describe('jitgate mint (CLI)', () => {
       expect(res.stdout).toBe('');
     }
   });
+
+  it('case=a token above the default headers.max_token_bytes → a warning naming it; above any gate\'s ceiling → exit 1, no token', async () => {
+    const args = ['mint', '--key', es256.privatePath, '--iss', ISS, '--aud', 'a', '--sub', 's'];
+    const big = await runCli([...args, '--claim', `pad="${'x'.repeat(7000)}"`]);
+    expect(big.code).toBe(0);
+    const token = big.stdout.trimEnd();
+    expect(token.length).toBeGreaterThan(8192);
+    expect(big.stderr).toBe(`jitgate mint: warning: the token is ${token.length} bytes; a gate with the default headers.max_token_bytes (8192) refuses it (token_too_large)\n`);
+    const huge = await runCli([...args, '--claim', `pad="${'x'.repeat(50_000)}"`]);
+    expect(huge.code).toBe(1);
+    expect(huge.stdout).toBe('');
+    expect(huge.stderr).toMatch(/^jitgate mint: the token is \d+ bytes, above 65536, the most any gate's headers.max_token_bytes allows; every gate refuses it \(token_too_large\)\n$/);
+    const small = await runCli([...args, '--claim', `pad="${'x'.repeat(5000)}"`]);
+    expect(small.stderr).toBe('');
+    expect(small.code).toBe(0);
+  });
 });
 
 describe('mintToken (library)', () => {
