@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import type { Metrics } from '../observability/metrics.ts';
+import type { TlsMetrics } from '../observability/metrics.ts';
 import type { ProblemBoard } from '../observability/problem-board.ts';
 import { listenHttp, type HttpListener } from '../transports/http-listener.ts';
 import { outsideValidity } from '../core/cert-binding.ts';
@@ -25,11 +25,10 @@ export interface AdminOptions {
   /** Where a refused admin.tls reload is listed; `source` shows it on /readyz. */
   readonly problems?: ProblemBoard;
   /**
-   * Where admin.tls handshake failures and reloads are counted (`listener="admin"`): the process's
-   * registry. A cluster primary has none of its own (its /metrics sums the workers'), so there they are
-   * logged and listed on /readyz only.
+   * Where admin.tls handshake failures and reloads are counted (`listener="admin"`): the gate's
+   * registry, or a cluster primary's own, which its /metrics adds to the workers' sum.
    */
-  readonly metrics?: Metrics;
+  readonly metrics?: TlsMetrics;
 }
 
 const NO_STORE = 'no-store';

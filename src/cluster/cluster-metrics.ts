@@ -9,12 +9,13 @@
  * kept and added to every later sum, and a worker that does not answer in time is counted at its
  * last answer: a cluster counter never goes down. Gauges are state, not history: only answering
  * workers' gauges are aggregated. `jitgate_cluster_workers{state}` says how many answered, and
- * `jitgate_ready` is the cluster's own readiness (what `/readyz` says), not a worker's.
+ * `jitgate_ready` is the cluster's own readiness (what `/readyz` says), not a worker's. The primary's
+ * own counters (its admin listener's TLS handshakes and reloads) are added to the sum.
  * What a worker counted after its last answer and before it died is lost (docs/operations.md).
  */
 import type { Worker } from 'node:cluster';
 import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
-import { READY_HELP } from '../observability/metrics.ts';
+import { READY_HELP, tlsMetrics, type TlsMetrics } from '../observability/metrics.ts';
 
 /** One registry's metrics as `Registry.getMetricsAsJSON` gives them (what a worker sends). */
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
@@ -42,6 +43,9 @@ export class ClusterMetrics {
   readonly #last = new Map<number, MetricsJson>();
   /** The counters and histograms of every worker gone so far, summed. */
   readonly #retired = new RetiredCounts();
+  readonly #primary = new Registry();
+  /** The primary's admin listener counts its TLS handshakes and reloads here. */
+  readonly tls: TlsMetrics = tlsMetrics(this.#primary);
 
   constructor(timeoutMs: number) {
     this.#timeoutMs = timeoutMs;
@@ -100,7 +104,7 @@ export class ClusterMetrics {
     states.labels('answered').set(workers.length - missing);
     states.labels('missing').set(missing);
     const cluster = await own.getMetricsAsJSON();
-    const registry = AggregatorRegistry.aggregate([...parts.map(withoutReady), cluster]);
+    const registry = AggregatorRegistry.aggregate([...parts.map(withoutReady), cluster, await this.#primary.getMetricsAsJSON()]);
     return { contentType: registry.contentType, text: await registry.metrics() };
   }
 }

@@ -73,7 +73,7 @@ export async function startPrimary(config: Config, count: number, logger: Logger
   // The primary's own: its Redis writer, and a refused admin.tls reload (its listener is the primary's).
   const degraded = new ProblemBoard();
   const source = clusterAdminSource(workers, readiness, metrics, count, () => [...(redis?.problems() ?? []), ...degraded.list()]);
-  const admin = await startAdminListener(config, logger, source, store, degraded, abort);
+  const admin = await startAdminListener(config, logger, source, store, degraded, metrics, abort);
   forwardReload(workers, log);
   const done = drainOnSignal(workers, config.shutdown.grace, log, logger, async () => {
     await admin.close(500);
@@ -188,9 +188,9 @@ async function openPrimaryRedis(config: Config, logger: Logger, abort: () => voi
 }
 
 /** The admin listener; on failure everything started so far is stopped. */
-async function startAdminListener(config: Config, logger: Logger, source: AdminSource, store: RevocationStore, problems: ProblemBoard, abort: () => void): Promise<HttpListener> {
+async function startAdminListener(config: Config, logger: Logger, source: AdminSource, store: RevocationStore, problems: ProblemBoard, metrics: ClusterMetrics, abort: () => void): Promise<HttpListener> {
   try {
-    return await startAdmin({ config, logger, source, revocations: revocationsRoute(store, config, logger), problems });
+    return await startAdmin({ config, logger, source, revocations: revocationsRoute(store, config, logger), problems, metrics: metrics.tls });
   } catch (err) {
     abort();
     throw err;

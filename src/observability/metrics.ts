@@ -30,7 +30,25 @@ export const READY_HELP = '1 when keys are loaded and revocation is fresh.';
 
 export type UpstreamErrorKind = 'connect' | 'reset' | 'timeout' | 'tls' | 'other';
 
-export class Metrics {
+/**
+ * The TLS counters (SPEC §11: handshakes refused before any request, where no decision is counted,
+ * and certificate rotations). A gate's registry holds them, and so does a cluster primary's own,
+ * whose admin listener no worker sees.
+ */
+export interface TlsMetrics {
+  readonly tlsHandshakeFailures: client.Counter<'listener'>;
+  readonly tlsReloads: client.Counter<'listener' | 'result'>;
+}
+
+export function tlsMetrics(registry: client.Registry): TlsMetrics {
+  const r = [registry];
+  return {
+    tlsHandshakeFailures: new client.Counter({ name: 'jitgate_tls_handshake_failures_total', help: 'TLS handshakes that failed (no or untrusted client certificate, protocol errors), by listener.', labelNames: ['listener'], registers: r }),
+    tlsReloads: new client.Counter({ name: 'jitgate_tls_reloads_total', help: 'Reloads of TLS files after a change on disk, by listener (proxy, admin: certificate, key, client CA bundle; upstream: upstream.tls) and result (ok, error).', labelNames: ['listener', 'result'], registers: r }),
+  };
+}
+
+export class Metrics implements TlsMetrics {
   readonly registry: client.Registry;
   readonly decisions: client.Counter<'transport' | 'result' | 'reason'>;
   readonly decisionSeconds: FastHistogram<'transport'>;
@@ -123,9 +141,7 @@ export class Metrics {
     this.anomalyRevocations = new client.Counter({ name: 'jitgate_anomaly_revocations_total', help: 'Revocations made because a token crossed anomaly.deny_threshold, by revoke (txn, jti, sub) and result (ok, error).', labelNames: ['revoke', 'result'], registers: r });
     this.anomalyRefusals = new client.Counter({ name: 'jitgate_anomaly_refusals_total', help: 'Refusals counted against a valid token for anomaly detection, by status (400, 403).', labelNames: ['status'], registers: r });
     this.auditCheckpoints = new client.Counter({ name: 'jitgate_audit_checkpoints_total', help: 'Signed checkpoint lines written to the audit chain.', registers: r });
-    // SPEC §11: handshakes refused before any request (no decision is counted for them) and certificate rotations.
-    this.tlsHandshakeFailures = new client.Counter({ name: 'jitgate_tls_handshake_failures_total', help: 'TLS handshakes that failed (no or untrusted client certificate, protocol errors), by listener.', labelNames: ['listener'], registers: r });
-    this.tlsReloads = new client.Counter({ name: 'jitgate_tls_reloads_total', help: 'Reloads of TLS files after a change on disk, by listener (proxy, admin: certificate, key, client CA bundle; upstream: upstream.tls) and result (ok, error).', labelNames: ['listener', 'result'], registers: r });
+    ({ tlsHandshakeFailures: this.tlsHandshakeFailures, tlsReloads: this.tlsReloads } = tlsMetrics(registry));
     this.revocationReloadRefused = new client.Counter({ name: 'jitgate_revocation_reload_refused_total', help: 'Revocation reloads refused (last good list kept), by source and reason (empty, torn_tail, no_valid_line, changing).', labelNames: ['source', 'reason'], registers: r });
     this.limitRefusals = new client.Counter({ name: 'jitgate_limit_refusals_total', help: 'Requests cut or refused by a limit: pool_wait, body_timeout, client_stalled, inflight_token, inflight_connection; connections closed at accept by limits.max_connections: connections.', labelNames: ['limit'], registers: r });
     this.configReloads = new client.Counter({ name: 'jitgate_reloads_total', help: 'SIGHUP reloads of key files and the revocation file, by result (ok, error).', labelNames: ['result'], registers: r });

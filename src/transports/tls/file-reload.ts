@@ -11,7 +11,7 @@
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { fileVersion } from '../../file-version.ts';
-import type { Metrics } from '../../observability/metrics.ts';
+import type { TlsMetrics } from '../../observability/metrics.ts';
 import type { ProblemBoard } from '../../observability/problem-board.ts';
 
 export interface FileReload {
@@ -20,7 +20,7 @@ export interface FileReload {
   readonly intervalMs: number;
   /** Labels the metric and the log lines: `proxy`, `admin`, `upstream`. */
   readonly name: string;
-  readonly metrics?: Metrics;
+  readonly metrics?: TlsMetrics;
   readonly logger: Logger;
   /** Where a refused change is listed (under `name`) until files that load replace it: /readyz shows it. */
   readonly problems?: ProblemBoard;

@@ -47,7 +47,7 @@ import type { ServerTlsConfig } from '../../config/tls-schema.ts';
 import { outsideValidity } from '../../core/cert-binding.ts';
 import { StartupError } from '../../errors.ts';
 import { notRegularFile } from '../../file-version.ts';
-import type { Metrics } from '../../observability/metrics.ts';
+import type { TlsMetrics } from '../../observability/metrics.ts';
 import type { ProblemBoard } from '../../observability/problem-board.ts';
 import { caBundleProblem } from './ca-bundle.ts';
 import { clientCertOf, validityMs } from './client-cert.ts';
@@ -150,7 +150,7 @@ export interface TlsServer {
  * An https server with the node:http options of a plain one (`httpOptions`), reloading its files
  * on change. `name` labels the metrics and logs (`proxy`, `admin`); `key` names the config block.
  */
-export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig, ctx: { name: string; key: string; metrics?: Metrics; logger: Logger; problems?: ProblemBoard }): TlsServer {
+export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig, ctx: { name: string; key: string; metrics?: TlsMetrics; logger: Logger; problems?: ProblemBoard }): TlsServer {
   const { name, key, metrics, logger, problems } = ctx;
   let server: HttpsServer;
   const handshakeTimeout = httpOptions.headersTimeout !== undefined && httpOptions.headersTimeout > 0 ? httpOptions.headersTimeout : HANDSHAKE_TIMEOUT_MS;

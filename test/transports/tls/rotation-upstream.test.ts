@@ -388,6 +388,16 @@ describe('jitgate serve with listen.tls', () => {
       await copyFile(pki.server2.cert, live('proxy.crt'));
       await copyFile(pki.server2.cert, live('admin.crt'));
       expect(await until(async () => (await readyz()).problems.length, 0)).toBe(0);
+      // The primary's admin listener counts into the cluster's /metrics: its refused and applied
+      // reloads, and a failed handshake (plain HTTP to its TLS port).
+      const s = netConnect(adminPort, '127.0.0.1', () => s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+      s.on('error', () => undefined);
+      await new Promise((done) => s.on('close', done));
+      const counted = async (name: string): Promise<number> => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await tlsCall(adminPort, '/metrics', { ca: pki.ca })).body)?.[1] ?? 0);
+      expect(await until(() => counted('jitgate_tls_handshake_failures_total\\{listener="admin"\\}'), 1)).toBe(1);
+      expect(await counted('jitgate_tls_reloads_total\\{listener="admin",result="error"\\}')).toBeGreaterThanOrEqual(1);
+      expect(await counted('jitgate_tls_reloads_total\\{listener="admin",result="ok"\\}')).toBeGreaterThanOrEqual(1);
+      expect(await counted('jitgate_tls_reloads_total\\{listener="proxy",result="ok"\\}')).toBeGreaterThanOrEqual(2);
     } finally {
       gate.child.kill('SIGTERM');
       await gate.exited;
