@@ -142,15 +142,19 @@ export class AnomalyWatch implements RefusalObserver {
   /**
    * The entry `revoke` asks for, with an `exp` so it is pruned once it can no longer matter: the
    * token's own exp for `jti`; for `txn` and `sub`, when every token that exists now has expired
-   * (issued at most now, living at most the issuer's max_ttl). A task's token minted after that is
-   * no longer covered: the broker is expected to stop issuing for a revoked task.
+   * (issued at most now plus the issuer's clock tolerance — a gate accepts an `iat` that far ahead —
+   * and living at most its max_ttl). A task's token minted after that is no longer covered: the broker
+   * is expected to stop issuing for a revoked task. `sub` revokes every token issued up to then too,
+   * the one that crossed the threshold included however far ahead its `iat` is.
    */
   #entryFor(t: VerifiedToken): RevocationEntry {
     const nowSec = Math.floor(this.#d.clock.nowMs() / 1000);
-    const maxTtl = this.#d.gate.policy.issuers.get(t.iss)?.maxTtlSec ?? t.exp - t.iat;
+    const issuer = this.#d.gate.policy.issuers.get(t.iss);
+    const maxTtl = issuer?.maxTtlSec ?? t.exp - t.iat;
+    const newest = Math.max(t.iat, nowSec + (issuer?.toleranceSec ?? 0)) + 1;
     const mode = this.#cfg.revoke;
-    if (mode === 'sub') return { kind: 'sub', sub: t.sub, before: nowSec + 1, exp: nowSec + 1 + maxTtl };
-    if (mode === 'txn' && t.txn !== undefined) return { kind: 'txn', txn: t.txn, exp: nowSec + 1 + maxTtl };
+    if (mode === 'sub') return { kind: 'sub', sub: t.sub, before: newest, exp: newest + maxTtl };
+    if (mode === 'txn' && t.txn !== undefined) return { kind: 'txn', txn: t.txn, exp: newest + maxTtl };
     return { kind: 'jti', jti: t.jti, exp: t.exp };
   }
 }
