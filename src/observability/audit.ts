@@ -78,9 +78,13 @@ export class AuditLog {
    */
   #plainFields = false;
 
-  /** `logger` undefined disables audit lines (log.audit: false). */
+  /**
+   * `logger` undefined disables audit lines (log.audit: false). The audit child logs at info whatever
+   * `log.level` says: SPEC §8 wants one line per decision, and a gate quieted to `warn` kept deciding
+   * with no trail (and no audit chain, checkpoints or anomaly_revoked lines) until 2026-12-07 night.
+   */
   constructor(logger: Logger | undefined) {
-    this.#log = logger?.child({ type: 'audit' }, { redact: { paths: auditRedactPaths(REDACT), censor: REDACT_CENSOR } });
+    this.#log = logger?.child({ type: 'audit' }, { level: 'info', redact: { paths: auditRedactPaths(REDACT), censor: REDACT_CENSOR } });
     this.#pre = this.#log === undefined ? undefined : prebuild(this.#log);
     if (this.#pre !== undefined && !this.#selfCheck()) this.#pre = undefined;
     if (this.#pre !== undefined) this.#plainFields = this.#plainCheck();

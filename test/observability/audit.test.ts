@@ -208,12 +208,15 @@ describe('prebuilt audit line', () => {
     expect(JSON.parse(r.raw[0]!)).toMatchObject({ extra: 1, type: 'audit', decision: 'allow', sub: 'spiffe://a', txn: 'deploy-4711' });
   });
 
-  it('writes nothing below the logger level', async () => {
+  it('writes its line at info whatever the logger level (SPEC §8: one line per decision; test/observability/audit-level.test.ts)', async () => {
     const r = rawRecorder();
-    const audit = new AuditLog(createLogger({ level: 'warn', destination: 'stdout' }, r.stream));
+    const logger = createLogger({ level: 'warn', destination: 'stdout' }, r.stream);
+    const audit = new AuditLog(logger);
+    logger.info('not written at warn');
     audit.record(RECORDS[0]!);
     await flush();
-    expect(r.raw).toEqual([]);
+    expect(r.raw).toHaveLength(1);
+    expect(JSON.parse(r.raw[0]!)).toMatchObject({ level: 'info', type: 'audit' });
   });
 });
 
