@@ -88,9 +88,10 @@ type InFlight = { headersSent?: boolean; writableFinished?: boolean; req?: { com
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, precise?: DenyReason): DenyReason | undefined {
   const inFlight = inFlightOn(socket);
-  if (err.code === 'ECONNRESET' || !socket.writable || answeredBodies.get(socket)?.complete === false) {
+  if (err.code === 'ECONNRESET' || err.code?.startsWith('ERR_SSL_') === true || !socket.writable || answeredBodies.get(socket)?.complete === false) {
     // (A body being dropped after its answer, pipelined-bad or cut short: its request was answered
-    // and audited already, and a second answer would be one nobody asked for.)
+    // and audited already, and a second answer would be one nobody asked for. A TLS session that
+    // failed carries no answer: one written there never left, and held the connection for good.)
     socket.destroy();
     return undefined;
   }

@@ -71,3 +71,20 @@ describe('a malformed request pipelined behind one being answered', () => {
     expect(c.text()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
   });
 });
+
+describe('a TLS-layer failure reported as a client error', () => {
+  it('is closed, not answered: no HTTP bytes are written into a failed TLS session', async () => {
+    const { Duplex } = await import('node:stream');
+    const written: Buffer[] = [];
+    const socket = new Duplex({ read() {}, write(chunk: Buffer, _enc, done) { written.push(chunk); done(); } });
+    const err = Object.assign(new Error('provider signature failure'), { code: 'ERR_SSL_PROVIDER_SIGNATURE_FAILURE' });
+    expect(answerClientError(err, socket)).toBeUndefined();
+    expect(socket.destroyed).toBe(true);
+    expect(written).toEqual([]);
+    // The same socket shape with a parse error is answered (the test's stand-in is sound).
+    const plain = new Duplex({ read() {}, write(chunk: Buffer, _enc, done) { written.push(chunk); done(); } });
+    expect(answerClientError(Object.assign(new Error('bad'), { code: 'HPE_INVALID_METHOD' }), plain)).toBe('bad_request');
+    await new Promise((r) => setImmediate(r));
+    expect(Buffer.concat(written).toString()).toMatch(/^HTTP\/1\.1 400 /);
+  });
+});

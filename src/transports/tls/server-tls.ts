@@ -186,6 +186,12 @@ export function createTlsServer(httpOptions: ServerOptions, tls: ServerTlsConfig
   };
   // Runs before node:http's listener, so a connection cut here never has a request read.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
+    // A client certificate whose signature does not verify (CERT_SIGNATURE_FAILURE), accepted here
+    // as no certificate where one is optional, leaves OpenSSL's error on the thread's queue; node's
+    // next TLS read that waits for data takes it for its own failure (ERR_SSL_PROVIDER_SIGNATURE_FAILURE):
+    // the connection's next request got a raw 400, or none and a connection no timer closed (the
+    // thirteenth round). Reading the peer certificate clears the queue (node's ClearErrorOnReturn).
+    if (socket.authorizationError != null) socket.getPeerX509Certificate();
     socket.disableRenegotiation();
     socket.prependListener('error', onSocketError);
     // require_client_cert promises that no request is read from a connection without a client

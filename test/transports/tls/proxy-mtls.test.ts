@@ -263,3 +263,63 @@ describe('service.spiffe_subject and issuers[].require_cert_binding', () => {
     expect([r.status, r.reason]).toEqual([401, 'cert_binding_required']);
   });
 });
+
+describe('a presented certificate whose signature does not verify, where a certificate is optional', () => {
+  /** workloadA's certificate with one bit of its signature flipped: OpenSSL's CERT_SIGNATURE_FAILURE. */
+  function forged(): { cert: Buffer; key: Buffer } {
+    const pem = readFileSync(pki.workloadA.cert, 'utf8');
+    const der = Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, ''), 'base64');
+    der[der.length - 1]! ^= 1;
+    const body = der.toString('base64').replace(/.{64}/g, '$&\n');
+    return { cert: Buffer.from(`-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`), key: readFileSync(pki.workloadA.key) };
+  }
+
+  /** `paths` in order on one kept-alive connection presenting `client`; each status and reason (or the error). */
+  async function onOneConnection(client: { cert: Buffer; key: Buffer }, headers: Record<string, string>, paths: readonly string[]): Promise<string[]> {
+    const { Agent } = await import('node:https');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const seen: string[] = [];
+    const sockets = new Set<unknown>();
+    try {
+      for (const path of paths) {
+        seen.push(
+          await new Promise<string>((resolve) => {
+            const opts: RequestOptions = { host: '127.0.0.1', port: port(gate), path, headers, servername: 'localhost', ca: readFileSync(pki.ca.cert), ...client, agent };
+            const req = httpsRequest(opts, (res) => {
+              sockets.add(res.socket);
+              let body = '';
+              res.on('data', (c: Buffer) => (body += c));
+              res.on('end', () => resolve(`${res.statusCode} ${(JSON.parse(body || '{}') as { reason?: string }).reason ?? ''}`.trim()));
+            });
+            req.setTimeout(5000, () => req.destroy(new Error('no answer in 5 s')));
+            req.on('error', (e) => resolve(`error ${e.message}`));
+            req.end();
+          }),
+        );
+      }
+    } finally {
+      agent.destroy();
+    }
+    expect(sockets.size).toBe(1);
+    return seen;
+  }
+
+  it('counts as no certificate on every request of the connection: no 400, no stuck connection, each audited as answered', async () => {
+    const token = await gate.token();
+    const before = audits(gate).length;
+    const got = await onOneConnection(forged(), { authorization: `Bearer ${token}` }, ['/orders/42', '/orders/42/items', '/orders/1']);
+    expect(got).toEqual(['200', '200', '403 path_not_granted']);
+    const anonymous = await onOneConnection(forged(), {}, ['/orders/42', '/orders/42']);
+    expect(anonymous).toEqual(['401 missing_token', '401 missing_token']);
+    await new Promise((r) => setTimeout(r, 50));
+    const lines = audits(gate).slice(before).map((l) => `${l.status} ${l.reason}`);
+    expect(lines).toEqual(['200 granted', '200 granted', '403 path_not_granted', '401 missing_token', '401 missing_token']);
+    expect(audits(gate).slice(before).every((l) => l.client_cert_sha256 === undefined)).toBe(true);
+  });
+
+  it('leaves nothing behind for the next connection: a verified workload right after is served', async () => {
+    const token = await gate.token();
+    await onOneConnection(forged(), {}, ['/orders/42']);
+    expect(await onOneConnection({ cert: readFileSync(pki.workloadB.cert), key: readFileSync(pki.workloadB.key) }, { authorization: `Bearer ${token}` }, ['/orders/42', '/orders/42'])).toEqual(['200', '200']);
+  });
+});
