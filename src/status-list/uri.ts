@@ -13,11 +13,13 @@
 const ENCODED_SEPARATOR_OR_DOT = /%(?:2f|5c|2e)/i;
 /**
  * Other path spellings some origin or CDN folds onto a separator or a dot, as the proxy's own target
- * rules refuse them (SPEC §2; found reaching the list server by a black-box probe): `;` path parameters
- * (`..;/` on Tomcat), `%25` (decoded twice: `%252e`), and encoded bytes that are not printable ASCII
- * (overlong or full-width dots such as `%C0%AE`, `%EF%BC%8E`; `%20` after a `..`).
+ * rules refuse them (SPEC §2; found reaching the list server by black-box probes): `;` path parameters
+ * (`..;/` on Tomcat) and their encoded form `%3B`, `%25` (decoded twice: `%252e`), encoded bytes that
+ * are not printable ASCII (overlong or full-width dots such as `%C0%AE`, `%EF%BC%8E`; `%20` after a
+ * `..`), a `%` that is not followed by two hex digits (IIS's `%u002e`, `%%32%65` decoded twice, `%zz`),
+ * and empty segments (`//`, which some origins merge).
  */
-const FOLDED_SPELLING = /;|%25|%[01][0-9a-f]|%20|%7f|%[89a-f][0-9a-f]/i;
+const FOLDED_SPELLING = /;|%3b|%25|%[01][0-9a-f]|%20|%7f|%[89a-f][0-9a-f]|%(?![0-9a-f]{2})|\/\//i;
 
 export function isCanonicalListUri(uri: string): boolean {
   const u = URL.parse(uri);
