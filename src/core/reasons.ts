@@ -64,7 +64,7 @@ export const REASONS = Object.freeze({
   multiple_host: r(400, 'invalid_request', 'more than one Host header (or, on forward-auth, X-Forwarded-Host)'),
   invalid_host: r(400, 'invalid_request', 'Host, :authority or (on forward-auth) X-Forwarded-Host is not host[:port] (reg-name, IPv4 or [IPv6])'),
   connect_method: r(400, 'invalid_request', 'CONNECT (a tunnel) is never opened'),
-  client_cert_malformed: r(400, 'invalid_request', 'the client certificate a trusted proxy forwarded (x-forwarded-client-cert, x-forwarded-tls-client-cert, source.certificate) cannot be parsed, or is a CA certificate'),
+  client_cert_malformed: r(400, 'invalid_request', 'the client certificate a trusted proxy forwarded (x-forwarded-client-cert, x-forwarded-tls-client-cert, source.certificate) cannot be parsed, or is a CA certificate or one whose extendedKeyUsage leaves out clientAuth'),
   bad_request: r(400, 'invalid_request', 'the request could not be parsed as HTTP/1.1 (refused by the HTTP parser)'),
   headers_too_large: r(431, 'invalid_request', 'the request head exceeds limits.max_header_bytes'),
   request_timeout: r(408, 'invalid_request', 'the request head or body did not arrive within limits.headers_timeout / request_timeout'),

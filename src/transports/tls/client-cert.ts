@@ -34,13 +34,21 @@ function certOfSocket(s: TLSSocket): ClientCert | null {
   return x === undefined ? null : workloadCert(x);
 }
 
+/** extendedKeyUsage id-kp-clientAuth (RFC 5280 §4.2.1.12). */
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
 /**
  * A certificate as a client identity, or null for a CA certificate (basicConstraints cA=true):
  * an X509-SVID leaf must not be one (SPIFFE X509-SVID §4.1), and OpenSSL's chain check does not
  * refuse it, so a CA's certificate — able to mint any workload's — never names a workload here.
+ * Null too for one whose extendedKeyUsage leaves out clientAuth (a server's certificate): OpenSSL
+ * refuses it on jitgate's own listener (its TLS client purpose), and the same certificate forwarded by
+ * a proxy (XFCC `Cert=`, gRPC `source.certificate`) named a workload until 2026-12-07 night.
  */
 export function workloadCert(x: X509Certificate): ClientCert | null {
-  return x.ca ? null : fromX509(x);
+  if (x.ca) return null;
+  const eku = x.keyUsage; // node: the extendedKeyUsage OIDs, undefined without the extension
+  return eku !== undefined && !eku.includes(CLIENT_AUTH) ? null : fromX509(x);
 }
 
 /**

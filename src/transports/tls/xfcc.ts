@@ -19,7 +19,7 @@
  *
  * Anything that does not parse — an XFCC element with neither Hash nor Cert, a bad hash, a bad
  * certificate, a Traefik body that is not base64 DER — a CA certificate as the client's (cA=true:
- * no workload's), and both headers at once are `malformed`: a
+ * no workload's) or one without clientAuth in its extendedKeyUsage, and both headers at once are `malformed`: a
  * trusted proxy sending garbage is refused (400 client_cert_malformed), never read as "no
  * certificate".
  */
@@ -155,7 +155,7 @@ function parseTraefik(value: string): XfccResult {
     if (leaf !== undefined) continue;
     try {
       const c = workloadCert(new X509Certificate(Buffer.from(body, 'base64')));
-      if (c === null) return 'malformed'; // a CA certificate names no workload
+      if (c === null) return 'malformed'; // a CA's or a server's certificate names no workload
       leaf = c;
     } catch {
       return 'malformed';

@@ -111,3 +111,28 @@ describe('a CA certificate presented as the client certificate', () => {
     expect(fromPem(pki.workloadA.pem)).not.toBeNull();
   });
 });
+
+describe("a certificate whose extendedKeyUsage leaves out clientAuth (a server's), forwarded by a trusted proxy", () => {
+  /** A leaf of the workloads' CA with `eku` (none: no extendedKeyUsage extension) and workload A's SPIFFE ID. */
+  async function leaf(name: string, eku: string | undefined): Promise<CertFiles> {
+    const o = (args: string[]) => run('openssl', args, { cwd: pki.dir });
+    await o(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=ci-deployer']);
+    await writeFile(join(pki.dir, `${name}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n${eku === undefined ? '' : `extendedKeyUsage=${eku}\n`}subjectAltName=URI:${SPIFFE_A}\n`);
+    await o(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '0x78', '-days', '2', '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
+    return certFiles(pki.dir, name);
+  }
+
+  it('names no workload: XFCC Cert=, Traefik and source.certificate are client_cert_malformed; without the extension, or with clientAuth, it does', async () => {
+    for (const eku of ['serverAuth', 'anyExtendedKeyUsage', 'emailProtection,codeSigning']) {
+      const c = await leaf(`eku-${eku.replace(/\W/g, '-')}`, eku);
+      expect(fromPem(c.pem), eku).toBeNull();
+      expect(parseXfcc(`Cert="${encodeURIComponent(c.pem)}"`), eku).toBe('malformed');
+      expect(parseTraefikCert(traefikCertHeader([c.pem])), eku).toBe('malformed');
+    }
+    for (const eku of [undefined, 'serverAuth,clientAuth']) {
+      const c = await leaf(`eku-ok-${eku === undefined ? 'none' : 'both'}`, eku);
+      expect(fromPem(c.pem), String(eku)).toMatchObject({ spiffeId: SPIFFE_A });
+      expect(parseXfcc(`Cert="${encodeURIComponent(c.pem)}"`), String(eku)).toMatchObject({ spiffeId: SPIFFE_A });
+    }
+  });
+});
