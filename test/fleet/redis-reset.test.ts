@@ -6,7 +6,9 @@
  */
 import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from 'redis';
 import { redisKeys } from '../../src/fleet/redis-layout.ts';
+import { restoreLive } from '../../src/fleet/redis-writer.ts';
 import { logged, type BuiltGate } from '../fixtures/built-gate.ts';
 import { bearer, input } from '../fixtures/gate.ts';
 import type { TestKey } from '../fixtures/keys.ts';
@@ -132,6 +134,34 @@ describe('a live set that comes back with fewer entries', () => {
     await until(() => logged(built.logs, 'held entries missing from redis').length > 0, 8000);
     expect(await reason(built, 'wiped-1')).toBe('revoked');
     expect(built.gate.readiness().ready).toBe(true);
+  });
+});
+
+describe('many gates writing back the same entries (the thirteenth round: 20 gates × 50,000 entries put a million records in the log)', () => {
+  it('each entry is logged once, by whichever gate put it back; the others add nothing to the log', async () => {
+    const k = redisKeys('writeback-once:');
+    const entries = Array.from({ length: 3000 }, (_, i) => ({ kind: 'jti' as const, jti: `wb-${i}`, exp: undefined }));
+    const clients = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const c = createClient({ url: redis.url });
+        await c.connect();
+        return c;
+      }),
+    );
+    try {
+      // Four gates at once, then one more later: every entry is in the set, and in the log once.
+      const logged = await Promise.all(clients.map((c) => restoreLive(c as never, k, entries)));
+      expect(Number(await redis.command('XLEN', k.log))).toBe(entries.length);
+      expect(logged.reduce((a, b) => a + b, 0)).toBe(entries.length);
+      expect(await restoreLive(clients[0] as never, k, entries)).toBe(0);
+      expect(Number(await redis.command('ZCARD', k.live))).toBe(entries.length);
+      expect(Number(await redis.command('XLEN', k.log))).toBe(entries.length);
+      // A member one gate lacks is still added and logged by it.
+      expect(await restoreLive(clients[1] as never, k, [...entries.slice(0, 10), { kind: 'jti', jti: 'wb-new', exp: undefined }])).toBe(1);
+      expect(Number(await redis.command('XLEN', k.log))).toBe(entries.length + 1);
+    } finally {
+      for (const c of clients) c.destroy();
+    }
   });
 });
 
