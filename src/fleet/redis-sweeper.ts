@@ -1,7 +1,7 @@
 /**
  * Keeps Redis bounded (SPEC §9): every second, on Redis's own clock (TIME), removes live entries
- * whose `exp` plus the largest issuer clock_tolerance has passed (ZREMRANGEBYSCORE) and trims the
- * change log to LOG_RETENTION_MS (XTRIM MINID). Leaderless: every gate sweeps; both commands are
+ * whose `exp` plus the largest issuer clock_tolerance has passed (ZREMRANGEBYSCORE), trims the
+ * change log to LOG_RETENTION_MS (XTRIM MINID) and deletes older records of such entries (XDEL). Leaderless: every gate sweeps; both commands are
  * idempotent, so N gates sweeping cost N small commands a second and never disagree. They are sent
  * pipelined, not in a MULTI, so a Redis full under `noeviction` still accepts them.
  * DPoP keys need no sweep: they carry their own expiry.
@@ -12,10 +12,21 @@
  * deleted instead; every record in it is also in the live set, and each gate notices the log is
  * gone (redis-stream-ids.ts) and reloads the live set.
  */
-import { LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
-import type { RedisLink } from './redis-link.ts';
+import { parseEntryText } from '../revocation/entries.ts';
+import { LOG_FIELD, LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
+import { isErrorReply, type RedisLink } from './redis-link.ts';
 
 const SWEEP_EVERY_MS = 1_000;
+/**
+ * SPEC §9: an entry with `exp` is gone from Redis, change log included, within a few seconds of `exp`
+ * plus tolerance. The age trim keeps a record LOG_RETENTION_MS, so a record whose entry expires sooner
+ * is deleted by itself (XDEL) once it is EXPIRED_RECORD_AGE_MS old — by then every follower that keeps
+ * up has read it; one that did not resyncs (redis-stream-ids.ts counts deleted records as trimmed).
+ * Until 2026-12-07 night such records stayed up to 30 s past `exp` (a black-box probe).
+ */
+const EXPIRED_RECORD_AGE_MS = 3_000;
+/** Records looked at per sweep, oldest first: a burst beyond this waits for the age trim. */
+const EXPIRED_SCAN_COUNT = 2_000;
 /** Far beyond any clock skew between Redis's own `*` ids and its TIME. */
 export const FUTURE_TOLERANCE_MS = 60_000;
 
@@ -27,6 +38,8 @@ export class RedisSweeper {
   readonly #onFuture: ((newestId: string) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
+  /** The Redis user may not XRANGE/XDEL (an ACL from before 2026-12-07 night): said once, then only the age trim. */
+  #noExpiredScan = false;
 
   constructor(link: RedisLink, keys: RedisKeys, toleranceSec: number, onError: (err: Error) => void, onFuture?: (newestId: string) => void) {
     this.#link = link;
@@ -72,6 +85,17 @@ export class RedisSweeper {
           if (newestId !== undefined && streamIdMs(newestId) > nowMs + FUTURE_TOLERANCE_MS) {
             await c.sendCommand(['DEL', this.#keys.log]);
             this.#onFuture?.(newestId);
+            return;
+          }
+          if (this.#noExpiredScan) return;
+          try {
+            const old = await c.sendCommand<Array<[string, string[]]>>(['XRANGE', this.#keys.log, '-', String(nowMs - EXPIRED_RECORD_AGE_MS), 'COUNT', String(EXPIRED_SCAN_COUNT)]);
+            const expired = expiredRecords(old, Number(sec) - this.#toleranceSec);
+            if (expired.length > 0) await c.sendCommand(['XDEL', this.#keys.log, ...expired]);
+          } catch (err) {
+            if (!isErrorReply(err) || !(err as Error).message.startsWith('NOPERM')) throw err;
+            this.#noExpiredScan = true;
+            throw new Error(`${(err as Error).message}; expired entries' log records now wait for the 30 s trim (grant +xrange +xdel, docs/fleet.md "ACL")`, { cause: err });
           }
         },
         2 * this.#link.commandTimeoutMs,
@@ -82,4 +106,15 @@ export class RedisSweeper {
       this.#running = false;
     }
   }
+}
+
+/** Ids of log records whose entry's `exp` lies before `cutoffSec` (`exp` + tolerance has passed). */
+function expiredRecords(records: ReadonlyArray<[string, string[]]>, cutoffSec: number): string[] {
+  const ids: string[] = [];
+  for (const [id, fields] of records) {
+    const at = fields.indexOf(LOG_FIELD);
+    const e = at >= 0 && at % 2 === 0 ? parseEntryText(fields[at + 1] ?? '') : undefined;
+    if (typeof e === 'object' && e.exp !== undefined && e.exp < cutoffSec) ids.push(id);
+  }
+  return ids;
 }

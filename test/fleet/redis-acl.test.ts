@@ -186,4 +186,25 @@ describe('the Redis ACL docs/fleet.md documents', () => {
       await g.exited;
     }
   });
+
+  it('without +xrange and +xdel (the ACL before them) the sweep says NOPERM once and the gate works on', async () => {
+    const password = randomBytes(16).toString('hex');
+    await createUser('lessxdel', password, '+xrange', '+xdel');
+    const g = await spawnGate(await configFor('acl-lessxdel', 'lessxdel', password));
+    try {
+      expect((await fetch(`${g.adminUrl}/readyz`)).status).toBe(200);
+      const said = (): Record<string, any>[] => g.lines.filter((l) => l.op === 'sweep' && /NOPERM/.test(String(l.err)));
+      const until = Date.now() + 10_000;
+      while (said().length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(said()[0]!.err).toMatch(/xrange.*expired entries' log records now wait for the 30 s trim/);
+      // Several sweeps later (one a second), still said once, and the gate still answers.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(said()).toHaveLength(1);
+      expect((await fetch(`${g.adminUrl}/readyz`)).status).toBe(200);
+      expect((await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${await tokenNow(base.keys, { jti: 'acl-xdel' })}` } })).status).toBe(200);
+    } finally {
+      g.child.kill('SIGKILL');
+      await g.exited;
+    }
+  });
 });

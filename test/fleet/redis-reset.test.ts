@@ -165,6 +165,28 @@ describe('many gates writing back the same entries (the thirteenth round: 20 gat
   });
 });
 
+describe('expiry in Redis (SPEC §9: gone from Redis, change log included, within a few seconds of exp)', () => {
+  it('a short-lived entry leaves the set and the log a few seconds after exp + tolerance; a long-lived one stays', async () => {
+    const prefix = 'expiry:';
+    const k = redisKeys(prefix);
+    const g = await fleet.gate({ prefix }); // clock_tolerance 1s; its sweeper runs every second
+    const exp = now() + 1;
+    await g.gate.fleet!.writer.write([
+      { kind: 'jti', jti: 'short-1', exp },
+      { kind: 'txn', txn: 'short-task', exp },
+      { kind: 'jti', jti: 'long-1', exp: now() + 600 },
+    ]);
+    const members = async (key: string, cmd: string[]): Promise<string> => JSON.stringify(await redis.command(...cmd, key, ...(cmd[0] === 'XRANGE' ? ['-', '+'] : ['0', '-1'])));
+    expect(await members(k.log, ['XRANGE'])).toMatch(/short-1/);
+    await until(async () => !(await members(k.live, ['ZRANGE'])).includes('short') && !(await members(k.log, ['XRANGE'])).includes('short'), 15_000);
+    // exp + 1 s tolerance, then at most a sweep (~1 s) after a record is 3 s old: well within a few seconds.
+    const late = Date.now() / 1000 - (exp + 1);
+    expect(late).toBeLessThan(8);
+    expect(await members(k.live, ['ZRANGE'])).toMatch(/long-1/);
+    expect(await members(k.log, ['XRANGE'])).toMatch(/long-1/);
+  });
+});
+
 /** A gate on `prefix` that revoked `jti` (no exp) through its own writer, and the prefix's keys. */
 async function gateHolding(prefix: string, jti: string) {
   const g = await fleet.gate({ prefix });
