@@ -72,6 +72,16 @@ interface ChainState {
   final: boolean;
   /** The last line's `time` (ISO 8601 UTC, so ordered as text), when it had one. */
   time: string | undefined;
+  /**
+   * Links in a row, up to the last line, whose prev did not match the line before: which line changed
+   * is told when the run ends (settleLinks).
+   */
+  brokenLinks: BrokenLinks | undefined;
+}
+
+/** A run of consecutive broken links: `lines[0]` is the line before the first, then each line after a broken link. */
+interface BrokenLinks {
+  readonly lines: Array<{ readonly at: Location; readonly seq: number }>;
 }
 
 /** One cluster run (its chain_start lines name it): the worker chains it must hold, and those seen. */
@@ -130,6 +140,8 @@ export class ChainVerifier {
   /** Chain lines and runs past MAX_CHAINS / MAX_RUNS / MAX_RUN_CHAINS (reported once). */
   #overflow = 0;
   #runChains = 0;
+  /** Files in the order given: findings are reported in file order, though some are only told later (a torn line, a run of broken links). */
+  readonly #fileOrder = new Map<string, number>();
 
   /** `keys`: public Ed25519 keys by kid (audit-checkpoint.ts checkpointKeys); checkpoints are then verified. */
   constructor(keys?: ReadonlyMap<string, KeyObject>, options: VerifyOptions = {}) {
@@ -147,6 +159,7 @@ export class ChainVerifier {
    */
   line(bytes: Buffer | string, file: string, line: number, last = false, tooLong = false): void {
     this.linesRead++;
+    if (!this.#fileOrder.has(file)) this.#fileOrder.set(file, this.#fileOrder.size);
     const torn = this.#torn;
     this.#torn = undefined;
     if (tooLong || bytes.length === 0) {
@@ -241,10 +254,11 @@ export class ChainVerifier {
     const hash = createHash('sha256').update(bytes).digest('hex');
     const time = typeof v.time === 'string' ? v.time : undefined;
     let s = this.#chains.get(id);
-    const fresh = (): ChainState => ({ seq, hash, at, lines: 1, checkpoints: 0, vouched: undefined, unvouched: 1, final: false, time });
+    const fresh = (): ChainState => ({ seq, hash, at, lines: 1, checkpoints: 0, vouched: undefined, unvouched: 1, final: false, time, brokenLinks: undefined });
     if (v.event === 'chain_start' && v.start === 'new') {
       if (seq !== 0 || prev !== GENESIS) this.#broken(at, `a new chain must start at seq 0 with prev ${GENESIS.slice(0, 8)}…; this one does not`);
       if (s !== undefined) {
+        this.#settleLinks(s);
         this.#finish(id, s);
         // A gate starts a new chain after the old one's last line, so later; a copy of old lines, a file given twice or files out of order start earlier.
         if (time === undefined || s.time === undefined || time <= s.time) {
@@ -270,9 +284,13 @@ export class ChainVerifier {
       s = fresh();
       this.#chains.set(id, s);
     } else {
+      const expected = s.seq + 1;
+      const linkBroken = seq === expected && prev !== s.hash;
+      if (linkBroken && s.brokenLinks !== undefined) s.brokenLinks.lines.push({ at, seq });
+      else if (linkBroken) s.brokenLinks = { lines: [{ at: s.at, seq: s.seq }, { at, seq }] };
+      else this.#settleLinks(s);
       // A restart continues from whatever the file's last line is; the lines since the last checkpoint stay unvouched for good.
       if (v.event === 'chain_start' && (s.unvouched > 0 || !s.final)) this.#restarted(id, s, at);
-      const expected = s.seq + 1;
       const replaced = this.#replaced.get(id);
       if ((seq !== expected || prev !== s.hash) && replaced !== undefined && seq === replaced.chain.seq + 1 && prev === replaced.chain.hash) {
         // The chain a new one replaced goes on here. Which is the intruder the hashes cannot say (a
@@ -295,8 +313,6 @@ export class ChainVerifier {
             ? `seq ${seq} follows seq ${s.seq} (${lineRef(s.at, at)}): ${seq - expected === 1 ? `the line with seq ${expected} is` : `lines with seq ${expected}–${seq - 1} are`} missing here (removed or moved)`
             : `seq ${seq} follows seq ${s.seq} (${lineRef(s.at, at)}): a line was inserted or lines were reordered`,
         );
-      } else if (prev !== s.hash) {
-        this.#broken(s.at, `this line does not hash to the prev of the next line of its chain (${lineRef(at, s.at)}, seq ${seq}): it was changed (or that line's prev was)`);
       }
       s.seq = seq;
       s.hash = hash;
@@ -415,8 +431,11 @@ export class ChainVerifier {
   end(): void {
     if (this.#torn !== undefined) this.#settleTorn(this.#torn, undefined);
     this.#torn = undefined;
+    for (const s of this.#chains.values()) this.#settleLinks(s);
     for (const [id, s] of this.#chains) this.#finish(id, s);
     this.#checkRuns();
+    const order = (f: Finding): number => this.#fileOrder.get(f.file) ?? Number.MAX_SAFE_INTEGER;
+    this.broken.sort((a, b) => order(a) - order(b) || a.line - b.line);
   }
 
   #finish(id: string, s: ChainState): void {
@@ -457,6 +476,32 @@ export class ChainVerifier {
   #notVouched(f: Finding): void {
     this.unvouchedCount++;
     if (this.unvouched.length < KEEP) this.unvouched.push(f);
+  }
+
+  /**
+   * A run of broken links ended (an intact link, another finding, the chain's end): which line
+   * changed. One broken link: the line before it (its bytes no longer hash to the next line's prev),
+   * or that next line's prev alone. Two in a row: the line between them — its prev does not match the
+   * line before, and its own hash is not the next line's prev — which is what editing one line's prev
+   * does (before 2026-12-07 night the intact line before it was named). Three or more: every line
+   * from the first on (line endings converted, a block rewritten).
+   */
+  #settleLinks(s: ChainState): void {
+    const run = s.brokenLinks?.lines;
+    s.brokenLinks = undefined;
+    if (run === undefined) return;
+    const [first, second, third] = run;
+    if (run.length === 2) {
+      this.#broken(first!.at, `this line does not hash to the prev of the next line of its chain (${lineRef(second!.at, first!.at)}, seq ${second!.seq}): it was changed (or that line's prev was)`);
+    } else if (run.length === 3) {
+      this.#broken(
+        second!.at,
+        `this line was changed: its prev does not match the line before it in its chain (${lineRef(first!.at, second!.at)}, seq ${first!.seq}), and the next line of its chain (${lineRef(third!.at, second!.at)}, seq ${third!.seq}) does not carry its hash (or both this line and the one before it were changed)`,
+      );
+    } else {
+      const last = run[run.length - 2]!;
+      this.#broken(first!.at, `this line and the ${run.length - 2} after it in its chain (to ${lineRef(last.at, first!.at)}, seq ${last.seq}) each fail to hash to the next line's prev: all of them were changed (line endings converted, a block rewritten)`);
+    }
   }
 
   #broken(at: Location, message: string): void {

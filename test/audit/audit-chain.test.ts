@@ -147,6 +147,26 @@ describe('tampering is found at the right line', () => {
     expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'changed.log')}:${i + 1} (seq ${seqAt(i)}): this line does not hash to the prev`);
   });
 
+  it('case=a changed prev → that line, not the intact line before it (the thirteenth round)', async () => {
+    const i = pick(130);
+    const ls = [...lines];
+    const prev = parse(ls[i]!)!.prev as string;
+    ls[i] = ls[i]!.replace(`"prev":"${prev}"`, `"prev":"${prev.slice(0, -1)}${prev.endsWith('0') ? '1' : '0'}"`);
+    expect(ls[i]).not.toBe(lines[i]);
+    const r = await verify('changed-prev.log', ls);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'changed-prev.log')}:${i + 1} (seq ${seqAt(i)}): this line was changed: its prev does not match the line before it`);
+    expect(r.stdout).not.toContain(`:${pick(129) + 1} (seq`);
+  });
+
+  it('case=three lines in a row changed → the first of them', async () => {
+    const ls = [...lines];
+    for (const k of [140, 141, 142]) ls[pick(k)] = ls[pick(k)]!.replace('"method":', '"method": ');
+    const r = await verify('changed-run.log', ls);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'changed-run.log')}:${pick(140) + 1} (seq 140): this line and the 2 after it in its chain`);
+  });
+
   it.each([
     ['a BOM before it', (l: string) => `\uFEFF${l}`],
     ['a space before it', (l: string) => ` ${l}`],
