@@ -26,7 +26,7 @@ import { Metrics } from './observability/metrics.ts';
 import type { DecisionTracer } from './observability/trace-hooks.ts';
 import type { Listener, TransportContext } from './transports/context.ts';
 import { startExtAuthz } from './transports/ext-authz/index.ts';
-import type { HttpListener } from './transports/http-listener.ts';
+import { assertCanListen, type HttpListener } from './transports/http-listener.ts';
 import { startProxy, type ProxyListener } from './transports/proxy/server.ts';
 import { reloadFiles } from './reload.ts';
 import { shutdownHandled } from './process-signals.ts';
@@ -96,7 +96,11 @@ async function start(config: Config, file: string, options: StartOptions, withAd
   // Loaded only when configured: without `tracing` no OpenTelemetry package is imported.
   let tracer: DecisionTracer | undefined;
   try {
-    // First, so the chain's first line (and a newline ending a torn last line) precedes any other.
+    // First, so the chain's first line (and a newline ending a torn last line) precedes any other;
+    // but only once the listeners could bind: a second gate on the same config must fail before it
+    // writes into the running one's audit file. (A cluster's primary asks before it forks: a probe in a
+    // worker would join the shared port's round robin and could be handed a live connection.)
+    if (config.log.audit_chain && options.primary === undefined) await assertCanListen(listenAddresses(config, withAdmin));
     await startAuditChain(config, audit, metrics, options.primary === undefined ? undefined : workerChain(process.env.JITGATE_WORKER_SLOT, process.env[AUDIT_RUN_ENV]));
     await gate.start();
     if (config.tracing !== undefined) tracer = (await import('./observability/tracing.ts')).startTracing(config.tracing, logger);
@@ -156,6 +160,17 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     },
     reload: () => reloadFiles(gate, metrics, logger),
   };
+}
+
+/** Every address a gate listens on (`withAdmin`: its admin port too), named as its listener's startup error names it. */
+export function listenAddresses(config: Config, withAdmin: boolean): Array<{ name: string; host: string; port: number }> {
+  const x = config.ext_authz;
+  return [
+    { name: 'proxy', ...config.listen },
+    ...(withAdmin ? [{ name: 'admin', ...config.admin.listen }] : []),
+    ...(x?.http === undefined ? [] : [{ name: 'ext_authz_http', ...x.http.listen }]),
+    ...(x?.grpc === undefined ? [] : [{ name: 'ext_authz_grpc', ...x.grpc.listen }]),
+  ].map(({ name, host, port }) => ({ name, host, port }));
 }
 
 /** `http://host:port` for the startup line; IPv6 hosts in brackets. */

@@ -7,7 +7,7 @@
  */
 import type { Server, ServerOptions } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { AddressInfo, Server as NetServer } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import { StartupError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -61,12 +61,32 @@ const LISTEN_ERRORS: ReadonlyMap<string, string> = new Map([
   ['EAI_AGAIN', 'host name lookup failed'],
 ]);
 
+/** A listener that cannot bind, as the startup error names it. */
+export function listenError(name: string, host: string, port: number, err: NodeJS.ErrnoException): StartupError {
+  return new StartupError(`${name}: listen ${host}:${port}: ${LISTEN_ERRORS.get(err.code ?? '') ?? err.message}`, { cause: err });
+}
+
+/**
+ * Fails as the listener itself would if one of these addresses cannot be bound now (another gate
+ * holds it): bound and released at once. The audit chain asks first, so a second `jitgate serve` on
+ * the same config writes nothing into the running gate's audit file before it fails (a black-box
+ * probe: its chain_start and final checkpoint forked the live chain, which then never verified).
+ * Port 0 is a fresh port each time, so it is not checked.
+ */
+export async function assertCanListen(addresses: ReadonlyArray<{ readonly name: string; readonly host: string; readonly port: number }>): Promise<void> {
+  for (const a of addresses) {
+    if (a.port === 0) continue;
+    const probe = createNetServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', (err: NodeJS.ErrnoException) => reject(listenError(a.name, a.host, a.port, err)));
+      probe.listen(a.port, a.host, () => probe.close(() => resolve()));
+    });
+  }
+}
+
 export async function listenHttp(server: Server | HttpsServer, name: string, host: string, port: number): Promise<HttpListener> {
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      const why = LISTEN_ERRORS.get(err.code ?? '') ?? err.message;
-      reject(new StartupError(`${name}: listen ${host}:${port}: ${why}`, { cause: err }));
-    };
+    const onError = (err: NodeJS.ErrnoException): void => reject(listenError(name, host, port, err));
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
