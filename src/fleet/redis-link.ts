@@ -144,6 +144,11 @@ export function describeConnectError(err: Error, o: RedisConnectOptions): Startu
     // Reached and authenticated, but the Redis user's ACL refuses a command: not "unreachable".
     return new StartupError(`${names.url} ${url}: the Redis user may not run a command jitgate needs (${err.message.split('\n')[0]}); docs/fleet.md "ACL" lists them`, { cause: err });
   }
+  if (/DB index is out of range|invalid DB index/i.test(text)) {
+    // SELECT of the URL's /N: Redis has fewer databases (its `databases` setting). Retrying will not add one.
+    const db = /\/(\d+)$/.exec(URL.parse(o.url)?.pathname ?? '')?.[1];
+    return new StartupError(`${names.url} ${url}: Redis has no database ${db ?? 'of that number'} (${err.message.split('\n')[0]}); use a database index below its "databases" setting (16 by default)`, { cause: err });
+  }
   if (/certificate|SSL|TLS|self.signed|ERR_SSL/i.test(text)) {
     return new StartupError(`${names.url} ${url}: TLS handshake failed (${err.message}); set ${names.caFile} to the CA that signed Redis's certificate`, { cause: err });
   }

@@ -78,6 +78,15 @@ describe('redis.password_file with an ACL user', () => {
     await expect(startGate(at('jitgate:wrong-in-url'))).rejects.toThrow(/^redis\.url \(user:password\): Redis at .* refused the credentials \(user "jitgate"\) \(WRONGPASS/);
   });
 
+  it('a database Redis does not have (/99 of 16) stops startup naming redis.url; revoke --redis says so too, not "unreachable"', async () => {
+    const url = `redis://jitgate:${USER_PASSWORD}@127.0.0.1:${redis.port}/99`;
+    await expect(startGate(url)).rejects.toThrow(/^redis\.url redis:\/\/jitgate:\*\*\*@127\.0\.0\.1:\d+\/99: Redis has no database 99 \(ERR DB index is out of range\)/);
+    const r = await runCli(['revoke', '--redis', url, '--jti', 'db-99', '--timeout', '3s']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Redis has no database 99/);
+    expect(r.stderr).not.toMatch(/unreachable/);
+  });
+
   it('jitgate revoke --password-file: the same rules', async () => {
     const ok = await runCli(['revoke', '--redis', at('jitgate'), '--password-file', rightFile, '--jti', 'pw-cli', '--timeout', '3s']);
     expect([ok.code, ok.stderr]).toEqual([0, '']);
