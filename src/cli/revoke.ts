@@ -83,6 +83,10 @@ export async function run(argv: string[]): Promise<number> {
   const before = epoch('before', values.before);
   if (typeof exp === 'string') return usageError(exp);
   if (typeof before === 'string') return usageError(before);
+  // Already past: every gate drops the entry at once, so "revoked" would promise nothing (`--exp 300`,
+  // meant as a duration, is 1970). A black-box probe saw exit 0 for it.
+  const nowSec = Math.floor(Date.now() / 1000);
+  if (exp !== undefined && exp <= nowSec) return usageError(`--exp: ${exp} is not in the future (now is ${nowSec}): the entry would be dropped at once; give the tokens' exp in epoch seconds`);
   const timeoutMs = values.timeout === undefined ? 5_000 : parseDuration(values.timeout);
   // At least 100 ms: a 0s deadline answers "not confirmed" for an entry the store took (a re-probe).
   if (timeoutMs === undefined || timeoutMs < 100 || timeoutMs > TIMER_MAX_MS) return usageError(`--timeout: expected a duration like "5s" (100ms to 24d), got "${values.timeout}"`);

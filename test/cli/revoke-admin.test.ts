@@ -105,6 +105,14 @@ describe('jitgate revoke, epoch flags', () => {
     }
   });
 
+  it('refuses an --exp that is not in the future (--exp 300 meant as a duration is 1970): exit 2, nothing written', async () => {
+    for (const exp of ['300', '1000', String(Math.floor(Date.now() / 1000) - 1)]) {
+      const r = await runCli(['revoke', '--redis', `redis://127.0.0.1:${REFUSED_PORT}/0`, '--jti', 'j-past', '--exp', exp]);
+      expect(r.code, exp).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`--exp: ${exp} is not in the future \\(now is \\d+\\): the entry would be dropped at once`));
+    }
+  });
+
   it('refuses ids no token can carry and a --timeout a timer cannot wait, before writing anything (a re-probe: --redis wrote them, exit 0)', async () => {
     for (const args of [['--jti', 'abc\t'], ['--jti', ' lead'], ['--sub', 'A'.repeat(1500)], ['--txn', 'caf\u00e9']]) {
       const r = await runCli(['revoke', '--redis', `redis://127.0.0.1:${REFUSED_PORT}/0`, ...args]);
