@@ -62,6 +62,8 @@ export async function verifyStatusList(body: Buffer, ctx: VerifyListContext): Pr
   const payload = jsonObject(token, dot1 + 1, dot2);
   if (header === undefined || payload === undefined) return 'status_list_malformed';
   if (header.crit !== undefined) return 'status_list_malformed'; // no extension is understood
+  // RFC 7797's unencoded payload, refused as in a token (token.ts): only `true`, the default, may be written.
+  if (header.b64 !== undefined && header.b64 !== true) return 'status_list_malformed';
   if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== normalizeTyp(STATUS_LIST_TYP)) return 'status_list_typ';
   const alg = header.alg;
   if (typeof alg !== 'string' || !ctx.algorithms.has(alg)) return 'status_list_signature';

@@ -121,6 +121,8 @@ describe('bad lists: each a refusal with its reason', () => {
     // The header is decoded once, by the same rule as grant tokens' (jws-compact.ts jsonObject): signed, but refused.
     ['a header naming typ twice (JWT, then statuslist+jwt)', 'status_list_malformed', (uri) => signedHeaderText(keys.a, '{"alg":"ES256","kid":"a-es256","typ":"JWT","typ":"statuslist+jwt"}', { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
     ['a header that is a JSON array', 'status_list_malformed', (uri) => signedHeaderText(keys.a, '["ES256"]', { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
+    // RFC 7797 b64:false without crit, signed over the ordinary input: refused as a token with it is (a probe).
+    ['a header asking for an unencoded payload (b64: false)', 'status_list_malformed', (uri) => signedHeaderText(keys.a, '{"alg":"ES256","kid":"a-es256","typ":"statuslist+jwt","b64":false}', { sub: uri, iat: NOW, status_list: { bits: 1, lst: 'eNrbuRgAAhcBXQ' } })],
     // A payload that is not a JSON object is malformed whatever the signature, as a token's is (the
     // structure is judged before any key: a spec conformance review found a junk signature said "signature").
     ['a payload that is not JSON, with a junk signature', 'status_list_malformed', async () => `${b64u({ alg: 'ES256', kid: 'a-es256', typ: 'statuslist+jwt' })}.${b64u('not json')}.${b64u('sig')}`],
