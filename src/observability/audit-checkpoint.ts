@@ -72,6 +72,8 @@ export function checkpointKeys(jwks: unknown): Map<string, KeyObject> {
   if (!Array.isArray(keys)) throw new TypeError('not a JWKS: expected {"keys": [...]}');
   for (const k of keys as Record<string, unknown>[]) {
     if (typeof k !== 'object' || k === null || k.kty !== 'OKP' || k.crv !== 'Ed25519' || typeof k.x !== 'string') continue;
+    // The checkpoint key itself where its public JWKS belongs: whoever reads this file could forge checkpoints.
+    if (k.d !== undefined) throw new TypeError('a key holds private material ("d"): give the public JWKS (jwks.json from "jitgate keys --alg EdDSA"), and keep the private key with the gate only');
     const kid = typeof k.kid === 'string' ? k.kid : '';
     // Which of two keys under one kid signed a checkpoint is not for the verifier to guess (the last
     // one silently won: a genuine log read as forged, or another key's checkpoints as genuine).

@@ -82,6 +82,16 @@ describe('the CLI', () => {
     expect(r.stderr).toContain('two Ed25519 keys with kid "k1"');
   });
 
+  it('case=a JWKS holding the private checkpoint key ("d") → exit 2: whoever reads it could forge checkpoints', async () => {
+    const jwks = join(dir, 'private.jwks.json');
+    await writeFile(jwks, JSON.stringify({ keys: [{ ...generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }), kid: 'k1' }] }));
+    const log = join(dir, 'one-private.log');
+    await writeFile(log, `${start('')}\n`);
+    const r = await runCli(['audit', 'verify', log, '--jwks', jwks]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('a key holds private material ("d")');
+  });
+
   it('case=a device or a directory → exit 2 at once; a FIFO with a writer is read to its end', async () => {
     const zero = await runCli(['audit', 'verify', '/dev/zero']);
     expect([zero.code, zero.stderr.trim()]).toEqual([2, 'jitgate audit verify: /dev/zero: not a regular file (a device or a socket)']);
