@@ -6,7 +6,7 @@
 import { parseDuration } from '../config/duration.ts';
 import { nonEmptyHeaderSafe } from '../core/claims.ts';
 import { compilePattern } from '../core/path-pattern.ts';
-import { DEFAULT_MAX_TOKEN_BYTES, MAX_TOKEN_BYTES_CEILING } from '../core/policy.ts';
+import { DEFAULT_MAX_TOKEN_BYTES, MAX_TOKEN_BYTES_CEILING } from '../core/token-size.ts';
 import { DEFAULT_GRANT_TYPE, DEFAULT_TTL_SECONDS, DEFAULT_TYP, mintToken, type MintOptions } from '../issuing/mint-token.ts';
 import { commandUsageError, parseCommand } from './args.ts';
 import { listUriProblem } from './status-list.ts';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { ASYMMETRIC_ALGS, DEFAULT_DPOP_ALGORITHMS } from '../core/algorithms.ts';
-import { DEFAULT_MAX_TOKEN_BYTES, MAX_TOKEN_BYTES_CEILING } from '../core/policy.ts';
+import { DEFAULT_MAX_TOKEN_BYTES, MAX_TOKEN_BYTES_CEILING } from '../core/token-size.ts';
 import { formatDuration, parseDuration, TIMER_MAX_MS } from './duration.ts';
 import { MAX_LIST_BYTES_CEILING } from '../status-list/decode.ts';
 import { FIELD_VALUE_CONTROL, HTTP_TOKEN } from '../net/http-syntax.ts';

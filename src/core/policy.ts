@@ -9,10 +9,6 @@ import type { PathPattern } from './path-pattern.ts';
 import type { StatusListLookup } from './status-ref.ts';
 import type { VerifyMode } from './verify-mode.ts';
 
-/** `headers.max_token_bytes`: its default, and the most any gate may be configured to accept. */
-export const DEFAULT_MAX_TOKEN_BYTES = 8192;
-export const MAX_TOKEN_BYTES_CEILING = 65536;
-
 export interface IssuerPolicy {
   readonly issuer: string;
   readonly algorithms: ReadonlySet<string>;
