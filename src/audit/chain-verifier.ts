@@ -286,7 +286,13 @@ export class ChainVerifier {
     } else {
       const expected = s.seq + 1;
       const linkBroken = seq === expected && prev !== s.hash;
-      if (linkBroken && s.brokenLinks !== undefined) s.brokenLinks.lines.push({ at, seq });
+      const signedHash = v.event === 'checkpoint' ? (v.checkpoint as { hash?: unknown } | null | undefined)?.hash : undefined;
+      if (linkBroken && signedHash === s.hash) {
+        // A checkpoint names the hash of the line before it (what it signs): that line is intact, so
+        // this one's prev was changed (the intact line used to be named, a valid final checkpoint's too).
+        this.#settleLinks(s);
+        this.#broken(at, `this line's prev was changed: the checkpoint it carries names the hash of the line before it (${lineRef(s.at, at)}, seq ${s.seq}), which its prev does not`);
+      } else if (linkBroken && s.brokenLinks !== undefined) s.brokenLinks.lines.push({ at, seq });
       else if (linkBroken) s.brokenLinks = { lines: [{ at: s.at, seq: s.seq }, { at, seq }] };
       else this.#settleLinks(s);
       // A restart continues from whatever the file's last line is; the lines since the last checkpoint stay unvouched for good.
@@ -435,7 +441,9 @@ export class ChainVerifier {
     for (const [id, s] of this.#chains) this.#finish(id, s);
     this.#checkRuns();
     const order = (f: Finding): number => this.#fileOrder.get(f.file) ?? Number.MAX_SAFE_INTEGER;
-    this.broken.sort((a, b) => order(a) - order(b) || a.line - b.line);
+    const byPosition = (a: Finding, b: Finding): number => order(a) - order(b) || a.line - b.line;
+    this.broken.sort(byPosition);
+    this.unvouched.sort(byPosition);
   }
 
   #finish(id: string, s: ChainState): void {
@@ -483,8 +491,9 @@ export class ChainVerifier {
    * changed. One broken link: the line before it (its bytes no longer hash to the next line's prev),
    * or that next line's prev alone. Two in a row: the line between them — its prev does not match the
    * line before, and its own hash is not the next line's prev — which is what editing one line's prev
-   * does (before 2026-12-07 night the intact line before it was named). Three or more: every line
-   * from the first on (line endings converted, a block rewritten).
+   * does (before 2026-12-07 night the intact line before it was named). Three or more: the run is
+   * named from its first line, and the message says what the hashes cannot tell apart (every line
+   * changed, as with converted line endings, or several prevs edited).
    */
   #settleLinks(s: ChainState): void {
     const run = s.brokenLinks?.lines;
@@ -500,7 +509,10 @@ export class ChainVerifier {
       );
     } else {
       const last = run[run.length - 2]!;
-      this.#broken(first!.at, `this line and the ${run.length - 2} after it in its chain (to ${lineRef(last.at, first!.at)}, seq ${last.seq}) each fail to hash to the next line's prev: all of them were changed (line endings converted, a block rewritten)`);
+      this.#broken(
+        first!.at,
+        `${run.length - 1} links in a row are broken from this line on (to ${lineRef(last.at, first!.at)}, seq ${last.seq}, and the line after it): each of these lines was changed or the next line's prev was — every line (line endings converted, a block rewritten) or a few prevs edited; the hashes do not tell which`,
+      );
     }
   }
 

@@ -164,7 +164,7 @@ describe('tampering is found at the right line', () => {
     for (const k of [140, 141, 142]) ls[pick(k)] = ls[pick(k)]!.replace('"method":', '"method": ');
     const r = await verify('changed-run.log', ls);
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'changed-run.log')}:${pick(140) + 1} (seq 140): this line and the 2 after it in its chain`);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${join(dir, 'changed-run.log')}:${pick(140) + 1} (seq 140): 3 links in a row are broken from this line on (to line ${pick(142) + 1}, seq 142, and the line after it)`);
   });
 
   it.each([

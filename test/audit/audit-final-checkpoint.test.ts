@@ -150,6 +150,17 @@ describe('final and periodic checkpoints', () => {
     expect(r.stdout).toContain(`NOT VOUCHED: ${second}:${final - periodic - 1}`);
   });
 
+  it('case=the final checkpoint\'s prev changed → that checkpoint is named, not the line before it, whose hash it signs', async () => {
+    const { final } = checkpoints(lines);
+    const cp = parse(lines[final]!)!;
+    const edited = [...lines];
+    edited[final] = edited[final]!.replace(`"prev":"${cp.prev}"`, `"prev":"${'0'.repeat(64)}"`);
+    expect(edited[final]).not.toBe(lines[final]);
+    const r = await verify('final-prev.log', edited);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`BROKEN: first broken line ${r.file}:${final + 1} (seq ${cp.seq}): this line's prev was changed: the checkpoint it carries names the hash of the line before it (line ${final}, seq ${cp.seq - 1})`);
+  });
+
   it('case=a gate killed right after a periodic checkpoint → NOT VOUCHED there', async () => {
     const ls = await run(join(dir, 'killed.log'), 4, 0);
     const idx = chainIdx(ls);

@@ -324,7 +324,7 @@ describe('lines the verifier used to skip or half-check', () => {
   it('case=CRLF line ends, or one stray CR → BROKEN: the CR is part of the hashed bytes', async () => {
     const crlf = await verify('crlf.log', lines.map((l) => `${l}\r\n`).join(''), false);
     expect(crlf.code).toBe(1);
-    expect(crlf.stdout).toMatch(/BROKEN: first broken line .*crlf\.log:\d+ \(seq 0\): this line and the \d+ after it in its chain \(to line \d+, seq \d+\) each fail to hash to the next line.s prev: all of them were changed/);
+    expect(crlf.stdout).toMatch(/BROKEN: first broken line .*crlf\.log:\d+ \(seq 0\): \d+ links in a row are broken from this line on \(to line \d+, seq \d+, and the line after it\): each of these lines was changed or the next line.s prev was/);
     const ls = [...lines];
     ls[mid()] = `${ls[mid()]}\r`;
     const stray = await verify('cr.log', text(ls), false);
