@@ -95,7 +95,9 @@ export class RedisSweeper {
           } catch (err) {
             if (!isErrorReply(err) || !(err as Error).message.startsWith('NOPERM')) throw err;
             this.#noExpiredScan = true;
-            throw new Error(`${(err as Error).message}; expired entries' log records now wait for the 30 s trim (grant +xrange +xdel, docs/fleet.md "ACL")`, { cause: err });
+            // Said here, not thrown: the link would take any other error for a lost connection and drop
+            // the one revocation writes and DPoP checks share (a re-probe: six POSTs answered 503).
+            this.#onError(new Error(`${(err as Error).message}; expired entries' log records now wait for the 30 s trim (grant +xrange +xdel, docs/fleet.md "ACL")`, { cause: err }));
           }
         },
         2 * this.#link.commandTimeoutMs,

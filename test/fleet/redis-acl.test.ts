@@ -200,6 +200,9 @@ describe('the Redis ACL docs/fleet.md documents', () => {
       // Several sweeps later (one a second), still said once, and the gate still answers.
       await new Promise((r) => setTimeout(r, 2500));
       expect(said()).toHaveLength(1);
+      // The shared command connection was not dropped for it (a re-probe: it was, and POSTs got 503 meanwhile).
+      expect(g.lines.filter((l) => l.op === 'connect')).toEqual([]);
+      expect(g.lines.filter((l) => l.msg === 'redis command connection ready')).toHaveLength(1);
       expect((await fetch(`${g.adminUrl}/readyz`)).status).toBe(200);
       expect((await send(g.url, '/orders/42', { headers: { authorization: `Bearer ${await tokenNow(base.keys, { jti: 'acl-xdel' })}` } })).status).toBe(200);
     } finally {
