@@ -7,7 +7,8 @@
  */
 import type { Server, ServerOptions } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import type { Config } from '../config/schema.ts';
 import { StartupError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -84,7 +85,29 @@ export async function assertCanListen(addresses: ReadonlyArray<{ readonly name: 
   }
 }
 
+/**
+ * A connection that never sends a byte is closed after the server's headers timeout. Node starts
+ * that timeout at a request's first byte and the keep-alive timeout after an answer, so a client that
+ * connected (or finished its TLS handshake) and stayed silent held its connection for good: 20 of
+ * them locked a `max_connections: 20` gate out for as long as they stayed (a re-probe, 330 s and
+ * counting). One timer per connection, none per request: once a byte was read, node's own timeouts
+ * (and its 408) take over.
+ */
+function closeSilentConnections(server: Server | HttpsServer): void {
+  const ms = server.headersTimeout;
+  if (!(ms > 0)) return;
+  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
+    const read = socket.bytesRead;
+    const timer = setTimeout(() => {
+      if (socket.bytesRead === read) socket.destroy();
+    }, ms);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
+
 export async function listenHttp(server: Server | HttpsServer, name: string, host: string, port: number): Promise<HttpListener> {
+  closeSilentConnections(server);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => reject(listenError(name, host, port, err));
     server.once('error', onError);

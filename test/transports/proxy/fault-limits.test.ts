@@ -223,3 +223,38 @@ describe('limits.max_connections (HAProxy maxconn)', () => {
     expect(await metric(gate, 'jitgate_limit_refusals_total{limit="connections"}')).toBe(0);
   });
 });
+
+describe('a connection that never sends a byte (a re-probe: held for good, 20 locked out a max_connections: 20 gate)', () => {
+  it('is closed after limits.headers_timeout; one byte and silence still gets node\'s 408; a kept-alive connection is left to keep_alive_timeout', async () => {
+    const { gate } = await setup((c) => {
+      c.limits = { max_connections: 4, headers_timeout: '1s', keep_alive_timeout: '5s' };
+    });
+    const t = await gate.token({ jti: 'silent' });
+    const started = Date.now();
+    const silent = [socketTo(gate.url), socketTo(gate.url)];
+    const closedAt = silent.map((s) => new Promise<number>((r) => s.once('close', () => r(Date.now() - started))));
+    const oneByte = socketTo(gate.url);
+    let head = '';
+    oneByte.on('data', (d: Buffer) => (head += d.toString('latin1')));
+    oneByte.once('connect', () => oneByte.write('G'));
+    // Served, then idle inside keep_alive_timeout: not closed by the silent-connection rule.
+    const kept = socketTo(gate.url);
+    const keptAnswer = new Promise<string>((ok) => kept.once('data', (d: Buffer) => ok(d.toString('latin1').split('\r\n')[0]!)));
+    kept.write(`GET /orders/42 HTTP/1.1\r\nHost: orders.internal\r\nAuthorization: Bearer ${t}\r\n\r\n`);
+    expect(await keptAnswer).toBe('HTTP/1.1 200 OK');
+    let keptClosed = false;
+    kept.once('close', () => (keptClosed = true));
+    for (const at of await Promise.all(closedAt)) {
+      expect(at).toBeGreaterThanOrEqual(900);
+      expect(at).toBeLessThan(4000);
+    }
+    await new Promise((r) => oneByte.once('close', r));
+    expect(head).toMatch(/^HTTP\/1\.1 408 /);
+    expect(keptClosed).toBe(false);
+    // The slots the silent ones held are free again: a new client is served.
+    const next = socketTo(gate.url);
+    const answer = new Promise<string>((ok) => next.once('data', (d: Buffer) => ok(d.toString('latin1').split('\r\n')[0]!)));
+    next.write(`GET /orders/42 HTTP/1.1\r\nHost: orders.internal\r\nAuthorization: Bearer ${t}\r\n\r\n`);
+    expect(await answer).toBe('HTTP/1.1 200 OK');
+  }, 20_000);
+});

@@ -323,3 +323,32 @@ describe('a presented certificate whose signature does not verify, where a certi
     expect(await onOneConnection({ cert: readFileSync(pki.workloadB.cert), key: readFileSync(pki.workloadB.key) }, { authorization: `Bearer ${token}` }, ['/orders/42', '/orders/42'])).toEqual(['200', '200']);
   });
 });
+
+describe('a TLS connection silent after its handshake', () => {
+  it('is closed after limits.headers_timeout, with or without a client certificate (a re-probe: held for good)', async () => {
+    const { startGateInProcess } = await import('../../fixtures/servers.ts');
+    const { connect } = await import('node:tls');
+    const quick = await startGateInProcess(upstream.url, (c) => {
+      c.listen.tls = { cert_file: pki.server.cert, key_file: pki.server.key, client_ca_file: pki.ca.cert };
+      c.limits = { headers_timeout: '1s' };
+    });
+    try {
+      const closed = [pki.workloadA, undefined].map(
+        (client) =>
+          new Promise<number>((resolve, reject) => {
+            let at = 0;
+            const s = connect({ host: '127.0.0.1', port: port(quick), servername: 'localhost', ca: readFileSync(pki.ca.cert), ...(client === undefined ? {} : { cert: readFileSync(client.cert), key: readFileSync(client.key) }) }, () => (at = Date.now()));
+            s.on('error', () => undefined);
+            s.once('close', () => (at === 0 ? reject(new Error('closed before the handshake finished')) : resolve(Date.now() - at)));
+          }),
+      );
+      for (const ms of await Promise.all(closed)) {
+        expect(ms).toBeGreaterThanOrEqual(900);
+        expect(ms).toBeLessThan(4000);
+      }
+    } finally {
+      await quick.close();
+      await (await import('node:fs/promises')).rm(quick.dir, { recursive: true, force: true });
+    }
+  }, 20_000);
+});
