@@ -27,6 +27,7 @@ import type { DecisionTracer } from './observability/trace-hooks.ts';
 import type { Listener, TransportContext } from './transports/context.ts';
 import { startExtAuthz } from './transports/ext-authz/index.ts';
 import { assertCanListen, type HttpListener } from './transports/http-listener.ts';
+import { listenAddresses } from './config/listen-addresses.ts';
 import { startProxy, type ProxyListener } from './transports/proxy/server.ts';
 import { reloadFiles } from './reload.ts';
 import { shutdownHandled } from './process-signals.ts';
@@ -160,17 +161,6 @@ async function start(config: Config, file: string, options: StartOptions, withAd
     },
     reload: () => reloadFiles(gate, metrics, logger),
   };
-}
-
-/** Every address a gate listens on (`withAdmin`: its admin port too), named as its listener's startup error names it. */
-export function listenAddresses(config: Config, withAdmin: boolean): Array<{ name: string; host: string; port: number }> {
-  const x = config.ext_authz;
-  return [
-    { name: 'proxy', ...config.listen },
-    ...(withAdmin ? [{ name: 'admin', ...config.admin.listen }] : []),
-    ...(x?.http === undefined ? [] : [{ name: 'ext_authz_http', ...x.http.listen }]),
-    ...(x?.grpc === undefined ? [] : [{ name: 'ext_authz_grpc', ...x.grpc.listen }]),
-  ].map(({ name, host, port }) => ({ name, host, port }));
 }
 
 /** `http://host:port` for the startup line; IPv6 hosts in brackets. */

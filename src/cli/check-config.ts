@@ -13,6 +13,7 @@ import { buildGate } from '../build-gate.ts';
 import { workerCount } from '../cluster.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { listenAddresses } from '../config/listen-addresses.ts';
 import { ConfigError, JitgateError } from '../errors.ts';
 import { FileIssuerKeys } from '../keys/issuer-keys.ts';
 import { loadCheckpointSigner } from '../observability/audit-checkpoint.ts';
@@ -170,21 +171,16 @@ function summarize(config: Config): string {
  * "address in use"). Port 0 is a fresh port each; different hosts clash only when one is a wildcard.
  */
 function portClashes(config: Config): string[] {
-  const listeners: [string, { host: string; port: number } | undefined][] = [
-    ['listen', config.listen],
-    ['admin.listen', config.admin.listen],
-    ['ext_authz.http.listen', config.ext_authz?.http?.listen],
-    ['ext_authz.grpc.listen', config.ext_authz?.grpc?.listen],
-  ];
+  const listeners = listenAddresses(config);
   const wildcard = (h: string): boolean => h === '0.0.0.0' || h === '::' || h === '';
   const out: string[] = [];
   for (let i = 0; i < listeners.length; i++) {
-    const [key, a] = listeners[i]!;
-    if (a === undefined || a.port === 0) continue;
+    const a = listeners[i]!;
+    if (a.port === 0) continue;
     for (let j = 0; j < i; j++) {
-      const [other, b] = listeners[j]!;
-      if (b === undefined || b.port !== a.port) continue;
-      if (a.host === b.host || wildcard(a.host) || wildcard(b.host)) out.push(`${key}.port: ${a.port} is also ${other}.port; each listener needs its own port`);
+      const b = listeners[j]!;
+      if (b.port !== a.port) continue;
+      if (a.host === b.host || wildcard(a.host) || wildcard(b.host)) out.push(`${a.key}.port: ${a.port} is also ${b.key}.port; each listener needs its own port`);
     }
   }
   return out;

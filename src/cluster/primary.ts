@@ -23,7 +23,8 @@ import type { Readiness } from '../gate.ts';
 import { revocationRetainMs } from '../revocation/retention.ts';
 import { onReloadSignal } from '../reload.ts';
 import { onLogReopen, reopenOwnLog } from '../process-signals.ts';
-import { listenAddresses, onShutdownSignals } from '../runtime.ts';
+import { onShutdownSignals } from '../runtime.ts';
+import { listenAddresses } from '../config/listen-addresses.ts';
 import { assertCanListen } from '../transports/http-listener.ts';
 import type { HttpListener } from '../transports/http-listener.ts';
 import { ClusterMetrics } from './cluster-metrics.ts';
@@ -47,7 +48,7 @@ type RedisWriter = Awaited<ReturnType<typeof openRedisWriter>>;
 /** Forks the workers and starts the admin listener; throws StartupError when a worker cannot start. */
 export async function startPrimary(config: Config, count: number, logger: Logger): Promise<Primary> {
   // Before any worker continues its chain in the audit file (runtime.ts says why).
-  if (config.log.audit_chain) await assertCanListen(listenAddresses(config, true));
+  if (config.log.audit_chain) await assertCanListen(listenAddresses(config));
   const log = logger.child({ component: 'cluster' });
   const metrics = new ClusterMetrics(READINESS_TIMEOUT_MS);
   const journal = config.revocation.journal === undefined ? undefined : await primaryJournal(config.revocation.journal, log, revocationRetainMs(config));
