@@ -1,8 +1,9 @@
 /**
  * Keeps Redis bounded (SPEC §9): every second, on Redis's own clock (TIME), removes live entries
  * whose `exp` plus the largest issuer clock_tolerance has passed (ZREMRANGEBYSCORE), trims the
- * change log to LOG_RETENTION_MS (XTRIM MINID) and deletes older records of such entries (XDEL). Leaderless: every gate sweeps; both commands are
- * idempotent, so N gates sweeping cost N small commands a second and never disagree. They are sent
+ * change log to LOG_RETENTION_MS (XTRIM MINID) and deletes older records of such entries (XDEL).
+ * Leaderless: every gate sweeps; every command is idempotent, so N gates sweeping cost N small
+ * rounds a second and never disagree. They are sent
  * pipelined, not in a MULTI, so a Redis full under `noeviction` still accepts them.
  * DPoP keys need no sweep: they carry their own expiry.
  *
@@ -73,11 +74,12 @@ export class RedisSweeper {
         async (c) => {
           const [sec, usec] = await c.sendCommand<[string, string]>(['TIME']);
           const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+          const cutoffSec = Number(sec) - this.#toleranceSec; // an entry whose exp lies before this is gone
           // Not in a MULTI: each is idempotent, and Redis at maxmemory (noeviction) refuses a whole
           // MULTI holding writes, while it still runs these deletions on their own — the sweep is what
           // frees it again.
           const [, newest] = await Promise.all([
-            c.sendCommand<number>(['ZREMRANGEBYSCORE', this.#keys.live, '-inf', `(${Number(sec) - this.#toleranceSec}`]),
+            c.sendCommand<number>(['ZREMRANGEBYSCORE', this.#keys.live, '-inf', `(${cutoffSec}`]),
             c.sendCommand<Array<[string, string[]]>>(['XREVRANGE', this.#keys.log, '+', '-', 'COUNT', '1']),
             c.sendCommand<number>(['XTRIM', this.#keys.log, 'MINID', String(nowMs - LOG_RETENTION_MS)]),
           ]);
@@ -90,7 +92,7 @@ export class RedisSweeper {
           if (this.#noExpiredScan) return;
           try {
             const old = await c.sendCommand<Array<[string, string[]]>>(['XRANGE', this.#keys.log, '-', String(nowMs - EXPIRED_RECORD_AGE_MS), 'COUNT', String(EXPIRED_SCAN_COUNT)]);
-            const expired = expiredRecords(old, Number(sec) - this.#toleranceSec);
+            const expired = expiredRecords(old, cutoffSec);
             if (expired.length > 0) await c.sendCommand(['XDEL', this.#keys.log, ...expired]);
           } catch (err) {
             if (!isErrorReply(err) || !(err as Error).message.startsWith('NOPERM')) throw err;

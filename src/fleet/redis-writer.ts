@@ -12,11 +12,6 @@ import type { RedisClient } from './redis-link.ts';
 /** Commands per MULTI: a 10,000-entry POST stays a few round trips, never one huge reply. */
 const CHUNK = 2_000;
 
-/** Resolves with the live set's size after the write (ZCARD in the last transaction). */
-export function writeEntries(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[]): Promise<number> {
-  return write(client, keys, entries);
-}
-
 /**
  * Puts entries back: a gate whose load found Redis missing entries it holds (redis-source.ts). Into
  * the log too: a gate that started while they were missing loaded a set without them and only
@@ -26,8 +21,10 @@ export function writeEntries(client: RedisClient, keys: RedisKeys, entries: read
  * writes back the same entries; each logged all of them until 2026-12-07 night, so 20 gates holding
  * 50,000 entries put a million records in the log, and a gate reading them 1,000 at a time answered
  * from a list eight seconds behind a new revocation (the thirteenth round). Two steps, not one script
- * (a locked-down Redis user needs no EVAL): a gate that dies between them leaves an entry in the set
- * but not in the log, which the other gates' periodic count of the set (redis-source.ts) finds.
+ * (a locked-down Redis user needs no EVAL). The cost: a gate that dies in the one round trip between
+ * them leaves an entry in the set but not in the log, and a gate that loaded the set while it was
+ * missing learns it only at its next full load (the periodic count looks for fewer entries in Redis,
+ * not more).
  * Idempotent: the member is the entry's fixed-order JSON, and applying a record twice changes nothing.
  */
 export async function restoreLive(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[]): Promise<number> {
@@ -50,8 +47,11 @@ export async function restoreLive(client: RedisClient, keys: RedisKeys, entries:
   return logged;
 }
 
-/** ZADD each entry and XADD it to the change log, CHUNK per transaction. */
-async function write(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[]): Promise<number> {
+/**
+ * ZADD each entry and XADD it to the change log, CHUNK per transaction. Resolves with the live set's
+ * size after the write (ZCARD in the last transaction).
+ */
+export async function writeEntries(client: RedisClient, keys: RedisKeys, entries: readonly RevocationEntry[]): Promise<number> {
   let size = 0;
   for (let i = 0; i < entries.length; i += CHUNK) {
     const m = client.multi();

@@ -99,9 +99,10 @@ export class AuditLog {
     return this.#pre !== undefined;
   }
 
+  // No level check: the audit child logs at info whatever log.level says (constructor).
   record(r: AuditRecord): void {
     const log = this.#log;
-    if (log === undefined || !log.isLevelEnabled('info')) return;
+    if (log === undefined) return;
     const pre = this.#pre;
     if (pre === undefined) log.info(auditObject(r));
     else this.#write(pre, this.#line(pre, r, pre.time()));
@@ -114,7 +115,7 @@ export class AuditLog {
    */
   recordEvent(fields: object, time?: string): void {
     const log = this.#log;
-    if (log === undefined || !log.isLevelEnabled('info')) return;
+    if (log === undefined) return;
     const pre = this.#pre;
     if (pre === undefined) log.info(fields);
     else this.#write(pre, `${pre.head}${time === undefined ? pre.time() : `,"time":${JSON.stringify(time)}`}${pre.bindings}${pre.props(fields)}${pre.end}`);
