@@ -4,7 +4,6 @@
  * graceful stop closed. The chain is written by the real AuditLog and AuditChain into a real file —
  * checkpoints taken by hand, where a gate would take them on its timer — and checked by the real CLI.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import { AuditLog } from '../../src/observability/audit.ts';
 import type { AuditChain } from '../../src/observability/audit-chain.ts';
 import { loadCheckpointSigner } from '../../src/observability/audit-checkpoint.ts';
 import { createLogger, flushWithin } from '../../src/observability/logger.ts';
-import { chainIdx, parse } from '../fixtures/audit-gate.ts';
+import { chainIdx, parse, writeCheckpointKeys } from '../fixtures/audit-gate.ts';
 import { runCli } from '../fixtures/cli.ts';
 
 let dir: string;
@@ -53,11 +52,7 @@ async function verify(name: string, ls: string[], withKeys = true) {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'jitgate-final-cp-'));
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  keyFile = join(dir, 'key.jwk.json');
-  jwks = join(dir, 'jwks.json');
-  await writeFile(keyFile, JSON.stringify({ ...privateKey.export({ format: 'jwk' }), kid: 'audit-1' }));
-  await writeFile(jwks, JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'audit-1' }] }));
+  ({ keyFile, jwks } = await writeCheckpointKeys(dir));
   const log = join(dir, 'audit.log');
   await run(log, 5, 5);
   lines = (await readFile(log, 'utf8')).trimEnd().split('\n');

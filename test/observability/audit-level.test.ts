@@ -3,8 +3,7 @@
  * (or silent) still writes its audit lines, chain lines and checkpoints included; only `log.audit:
  * false` turns them off. Real logger, real file, real `jitgate audit verify`.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { deny } from '../../src/core/decision.ts';
 import { AuditLog } from '../../src/observability/audit.ts';
 import { loadCheckpointSigner } from '../../src/observability/audit-checkpoint.ts';
 import { createLogger, flushWithin } from '../../src/observability/logger.ts';
+import { writeCheckpointKeys } from '../fixtures/audit-gate.ts';
 import { runCli } from '../fixtures/cli.ts';
 
 let dir: string;
@@ -20,11 +20,7 @@ let jwks: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'jitgate-audit-level-'));
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  keyFile = join(dir, 'key.jwk.json');
-  jwks = join(dir, 'jwks.json');
-  await writeFile(keyFile, JSON.stringify({ ...privateKey.export({ format: 'jwk' }), kid: 'audit-1' }));
-  await writeFile(jwks, JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'audit-1' }] }));
+  ({ keyFile, jwks } = await writeCheckpointKeys(dir));
 });
 
 afterAll(async () => {
