@@ -94,13 +94,13 @@ function requestLineReason(err: ParserError, line: RequestLine | undefined, poli
   return parsed.ok ? undefined : parsed.reason;
 }
 
-/** The audit line for a refusal node:http made; never throws (the answer is already on the wire). */
+/** The audit line for a refusal made before any decision (node:http's, a connection's pipelining cap); never throws (the answer is already on the wire). */
 export function auditEarlyRefusal(ctx: TransportContext, transport: Transport, reason: DenyReason, method: string, socket: Duplex): void {
   try {
     const client = (socket as { remoteAddress?: string }).remoteAddress;
     ctx.audit.record({ transport, method, decision: deny(reason), status: REASONS[reason].status, latencyMs: 0, client });
   } catch (err) {
-    ctx.logger.error({ err, transport }, 'recording a refusal made by the HTTP parser failed');
+    ctx.logger.error({ err, transport }, 'recording a refusal made before the decision failed');
   }
 }
 

@@ -46,9 +46,9 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
 
     if (decision.kind === 'allow') {
       const allow = decision;
-      const jti = allow.token === null ? undefined : allow.token.jti;
+      const token = allow.token;
       // One grant may not hold every upstream connection (inflight-tokens.ts).
-      if (jti !== undefined && !inflight.enter(jti)) {
+      if (token !== null && !inflight.enter(token.iss, token.jti)) {
         metrics.limitRefusals.labels('inflight_token').inc();
         metrics.recordReason('proxy', 'inflight_limit');
         refuse(req, res, render('inflight_limit'));
@@ -59,7 +59,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
       }
       const method = req.method!;
       // The slot is given back once: when the exchange ends, or here if a throw came before it took the request.
-      let left = jti === undefined;
+      let left = token === null;
       try {
         // The client held its body back for `Expect: 100-continue`; only an allowed request gets it.
         if (expectContinue) res.writeContinue();
@@ -71,7 +71,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
           (status: number, end: ForwardEnd) => {
             if (!left) {
               left = true;
-              inflight.leave(jti!);
+              inflight.leave(token!.iss, token!.jti);
             }
             // Every end but these two names what became of the answer (forward.ts ForwardEnd).
             const outcome = end === 'ok' || end === 'client_closed' ? undefined : end;
@@ -87,7 +87,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
       } catch (err) {
         if (!left) {
           left = true;
-          inflight.leave(jti!);
+          inflight.leave(token!.iss, token!.jti);
         }
         throw err;
       }

@@ -3,7 +3,7 @@
  * a slow or oversized client from holding the gate's sockets (slowloris, header floods).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { refuseEarly } from '../early-refusal.ts';
+import { auditEarlyRefusal, refuseEarly } from '../early-refusal.ts';
 import { createTlsServer } from '../tls/server-tls.ts';
 import type { TransportContext } from '../context.ts';
 import { capConnections, clientServerOptions, listenHttp, type HttpListener } from '../http-listener.ts';
@@ -47,12 +47,14 @@ export async function startProxy(ctx: TransportContext): Promise<ProxyListener> 
 
   let listener: HttpListener | undefined;
   // Pipelined requests are forwarded one at a time per connection (connection-lane.ts).
-  const lanes = new ConnectionLanes(config.limits.max_inflight_per_connection, handle, (_req, res) => {
+  const lanes = new ConnectionLanes(config.limits.max_inflight_per_connection, handle, (req, res) => {
     ctx.metrics.limitRefusals.labels('inflight_connection').inc();
     ctx.metrics.recordReason('proxy', 'inflight_limit');
     const r = render('inflight_limit');
     res.writeHead(r.status, r.headers);
     res.end(r.bodyBytes);
+    // Refused before any decision, like node:http's own refusals: the same line (SPEC §8), no token fields.
+    auditEarlyRefusal(ctx, 'proxy', 'inflight_limit', req.method!, req.socket);
   });
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     if (tls !== undefined && !tls.admit(req, res)) return;

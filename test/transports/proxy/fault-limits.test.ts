@@ -15,6 +15,7 @@
 import { rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ISSUER_B, sign } from '../../fixtures/tokens.ts';
 import { answerOk, parseMetrics, send, startGateInProcess, startRecordingUpstream, type InProcessGate, type RecordingUpstream } from '../../fixtures/servers.ts';
 
 const open: Array<{ close(): Promise<void> | void }> = [];
@@ -167,7 +168,34 @@ describe('pipelining does not amplify (item 9)', () => {
     const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
     expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 429]);
     expect(up.requests.length).toBe(4);
-    expect(await metric(gate, 'jitgate_limit_refusals_total{limit="inflight_connection"}')).toBeGreaterThanOrEqual(1);
+    const refused = await metric(gate, 'jitgate_limit_refusals_total{limit="inflight_connection"}');
+    expect(refused).toBeGreaterThanOrEqual(1);
+    // One audit line per decision (SPEC §8): a probe found these refusals counted and never audited.
+    const lines = gate.logs.filter((l) => l.type === 'audit' && l.reason === 'inflight_limit');
+    expect(lines).toHaveLength(refused);
+    expect(lines[0]).toMatchObject({ transport: 'proxy', method: 'GET', status: 429, decision: 'deny' });
+  });
+
+  it('max_inflight_per_token counts per issuer: a token of another issuer with the same jti is not held back', async () => {
+    const { up, gate } = await setup((c) => {
+      c.limits = { max_inflight_per_token: 1 };
+    });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    up.respond = (req, res) => void (req.url === '/orders/slow' ? held : Promise.resolve()).then(() => res.writeHead(200).end('ok'));
+    const grant = { authorization_details: [{ type: 'jit_grant', actions: ['GET'], locations: ['https://orders.internal'], paths: ['/orders/**'] }] };
+    const now = Math.floor(Date.now() / 1000);
+    const fromA = await gate.token({ jti: 'task-1', ...grant });
+    const fromB = await sign(gate.keys.b, { iss: ISSUER_B, jti: 'task-1', iat: now, exp: now + 300, ...grant });
+    const slow = send(gate.url, '/orders/slow', { headers: { authorization: `Bearer ${fromA}` } });
+    await up.waitFor(1);
+    // The cap holds for the token in flight…
+    expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${fromA}` } })).status).toBe(429);
+    // …and not for another issuer's token that happens to carry the same jti.
+    expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${fromB}` } })).status).toBe(200);
+    release();
+    expect((await slow).status).toBe(200);
+    expect((await send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${fromA}` } })).status).toBe(200);
   });
 });
 
