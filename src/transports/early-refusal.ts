@@ -115,7 +115,9 @@ export function refuseEarly(server: Server | HttpsServer, ctx: TransportContext,
     const reason = answerClientError(err, socket, requestLineReason(err, line, ctx.gate.policy));
     if (reason === undefined) return;
     ctx.metrics.recordReason(transport, reason);
-    const method = methodOf(line);
+    // A request line whose method is no token (`G(T /x`) is refused for that method, as forward-auth
+    // and gRPC refuse it: audited with the method as sent, or the count and the trail disagree (a probe).
+    const method = reason === 'bad_method' ? line?.method : methodOf(line);
     if (method !== undefined) auditEarlyRefusal(ctx, transport, reason, method, socket);
   });
   // Envoy sends a CONNECT request's check with method CONNECT: an explicit 400 denial, not a closed socket.

@@ -1,7 +1,7 @@
 /**
  * SPEC §8 "one audit line per decision" for the refusals node:http makes before jitgate's handler
- * runs (src/transports/early-refusal.ts): CONNECT and a request line the parser rejects get an
- * audit line and a count; bytes that are not a request line (a TLS handshake on the plain port,
+ * runs (src/transports/early-refusal.ts): CONNECT and a request line the parser rejects (also one
+ * whose method is no token) get an audit line and a count; bytes that are not a request line (a TLS handshake on the plain port,
  * a scanner) and a bare connect-and-close get the count at most, never a line.
  */
 import { connect } from 'node:net';
@@ -68,14 +68,18 @@ describe('proxy: refusals made by node:http before the decision', () => {
     expect(await count(reason as string)).toBe(before + 1);
   });
 
-  it('a method that is not a token (`G(T`) → 400 bad_method and a count, no audit line (no method to name)', async () => {
+  it('a method that is not a token (`G(T`) → 400 bad_method, a count and one audit line naming the method as sent', async () => {
+    // Until a probe compared the count with the trail, this refusal was counted and never audited;
+    // ext_authz gRPC and forward-auth audit the same refusal with the method as sent.
     const before = await count('bad_method');
     const from = audits().length;
     const answer = await exchange('G(T /orders/42 HTTP/1.1\r\nHost: orders.internal\r\n\r\n');
     expect(answer.startsWith('HTTP/1.1 400 ')).toBe(true);
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).reason).toBe('bad_method');
     expect(await count('bad_method')).toBe(before + 1);
-    expect(since(from)).toEqual([]);
+    const lines = since(from);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ transport: 'proxy', decision: 'deny', reason: 'bad_method', status: 400, method: 'G(T', client: '127.0.0.1' });
   });
 
   it('a TLS ClientHello on the plain port → 400 bad_request and a count, but no audit line (not a request line)', async () => {
