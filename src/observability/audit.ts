@@ -167,7 +167,7 @@ export class AuditLog {
       const memo = (t as Partial<VerifiedToken>).memo;
       let tf = memo?.auditBy === pre ? memo.auditFields : undefined;
       if (tf === undefined) {
-        tf = (this.#plainFields ? plainTokenFields(t) : undefined) ?? pre.props({ sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn, act: t.act });
+        tf = (this.#plainFields ? plainTokenFields(t) : undefined) ?? pre.props({ sub: t.sub, jti: t.jti, iss: t.iss, txn: t.txn, act: auditAct(t.act) });
         if (memo !== undefined) {
           memo.auditFields = tf;
           memo.auditBy = pre;
@@ -261,7 +261,7 @@ function auditObject(r: AuditRecord): Record<string, unknown> {
     jti: t?.jti,
     iss: t?.iss,
     txn: t?.txn,
-    act: t?.act,
+    act: auditAct(t?.act),
     grant: d.kind === 'allow' && d.grantIndex >= 0 ? d.grantIndex : undefined,
     client_cert_sha256: certOf(r)?.sha256,
     spiffe_id: certOf(r)?.spiffeId,
@@ -298,9 +298,31 @@ function prebuild(log: Logger): Prebuilt | undefined {
 /**
  * The logger's redaction paths for the audit line's fixed shape. A wildcard path (`*.token`) makes
  * pino run its redactor over every value of every line, which was most of an audit line's cost
- * (bench/README.md). Here `act` is the only field that can hold an object, so `*.x` censors
- * exactly what `act.x` censors; every other path is kept as it is.
+ * (bench/README.md). Here `act` is the only field that can hold an object, so what `*.x` censors is
+ * censored by auditAct, and pino gets every other path as it is.
  */
 export function auditRedactPaths(paths: readonly string[]): string[] {
-  return paths.map((p) => (p.startsWith('*.') ? `act.${p.slice(2)}` : p));
+  return paths.filter((p) => !p.startsWith('*.'));
+}
+
+/** The members of `act` the logger's wildcard paths (`*.x`) censor. */
+const ACT_CENSORED: readonly string[] = REDACT.filter((p) => p.startsWith('*.')).map((p) => p.slice(2));
+
+/**
+ * `act` as the audit line shows it: the members the logger's `*.x` paths name censored, everything
+ * else as signed. Done here rather than by pino's redactor, which copies a redacted object member by
+ * member with plain assignment: an own `__proto__` member (JSON allows one, and an issuer may sign
+ * it) became the copy's prototype and vanished from the line (a black-box probe, 2026-12-07). A
+ * spread copies it as a member.
+ */
+export function auditAct(act: unknown): unknown {
+  if (act === null || typeof act !== 'object' || Array.isArray(act)) return act;
+  let copy: Record<string, unknown> | undefined;
+  for (const name of ACT_CENSORED) {
+    if (Object.hasOwn(act, name)) {
+      copy ??= { ...(act as Record<string, unknown>) };
+      copy[name] = REDACT_CENSOR;
+    }
+  }
+  return copy ?? act;
 }

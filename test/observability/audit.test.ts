@@ -14,7 +14,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Allow, Decision } from '../../src/core/decision.ts';
 import type { VerifiedToken } from '../../src/core/verified-token.ts';
-import { AuditLog, auditRedactPaths, plainTokenFields, type AuditRecord } from '../../src/observability/audit.ts';
+import { AuditLog, auditAct, auditRedactPaths, plainTokenFields, type AuditRecord } from '../../src/observability/audit.ts';
 import { createLogger, isoTimePerMs, LineBatch, REDACT } from '../../src/observability/logger.ts';
 
 function recorder(): { lines: Record<string, unknown>[]; stream: Writable } {
@@ -37,8 +37,22 @@ function allowWithAct(act: unknown): Allow {
 }
 
 describe('audit line redaction', () => {
-  it('turns each wildcard path into the same path under act and keeps the others', () => {
-    expect(auditRedactPaths(['authorization', 'headers.dpop', '*.token'])).toEqual(['authorization', 'headers.dpop', 'act.token']);
+  it('leaves the wildcard paths to auditAct and gives pino the others', () => {
+    expect(auditRedactPaths(['authorization', 'headers.dpop', '*.token'])).toEqual(['authorization', 'headers.dpop']);
+  });
+
+  it("keeps an own __proto__ member of act, censored members too (pino's redactor dropped it)", async () => {
+    const act = JSON.parse('{"sub":"spiffe://prod/actor","__proto__":{"sub":"spiffe://prod/real-actor"},"token":"secret"}') as unknown;
+    for (const variant of [act, JSON.parse('{"sub":"a","__proto__":{"sub":"b"}}') as unknown]) {
+      const r = rawRecorder();
+      new AuditLog(createLogger({ level: 'info', destination: 'stdout' }, r.stream)).record({ transport: 'proxy', method: 'GET', decision: allowWithAct(variant), status: 200, latencyMs: 0.1 });
+      await flush();
+      const text = r.raw.join('');
+      expect(text).toContain('"__proto__":{"sub":');
+      expect(Object.getOwnPropertyNames(JSON.parse(text).act)).toContain('__proto__');
+    }
+    expect(auditAct(act)).toEqual(JSON.parse('{"sub":"spiffe://prod/actor","__proto__":{"sub":"spiffe://prod/real-actor"},"token":"[redacted]"}'));
+    expect(JSON.stringify(auditAct(act))).toBe('{"sub":"spiffe://prod/actor","__proto__":{"sub":"spiffe://prod/real-actor"},"token":"[redacted]"}');
   });
 
   it('censors what the logger wildcard list censors on the same record', async () => {
@@ -96,7 +110,7 @@ function viaPino(r: AuditRecord): Record<string, unknown> {
   const d = r.decision;
   // The decision's identity: its token, or a token refused after its signature checked (its ids).
   const t = d.kind === 'unavailable' ? (d.token ?? null) : (d.token ?? (d.kind === 'deny' ? d.ids : undefined) ?? null);
-  return { transport: r.transport, decision: d.kind === 'allow' ? 'allow' : 'deny', reason: r.outcome ?? d.reason, status: r.status, method: r.method, path: d.path, sub: t?.sub, jti: t?.jti, iss: t?.iss, txn: t?.txn, act: t?.act, grant: d.kind === 'allow' && d.grantIndex >= 0 ? d.grantIndex : undefined, latency_ms: Math.round(r.latencyMs * 1000) / 1000 };
+  return { transport: r.transport, decision: d.kind === 'allow' ? 'allow' : 'deny', reason: r.outcome ?? d.reason, status: r.status, method: r.method, path: d.path, sub: t?.sub, jti: t?.jti, iss: t?.iss, txn: t?.txn, act: auditAct(t?.act), grant: d.kind === 'allow' && d.grantIndex >= 0 ? d.grantIndex : undefined, latency_ms: Math.round(r.latencyMs * 1000) / 1000 };
 }
 
 function rawRecorder(): { raw: string[]; stream: Writable } {
