@@ -18,6 +18,7 @@ import { freePort } from '../fixtures/ports.ts';
 import { sign } from '../fixtures/tokens.ts';
 import { httpCall, startHarness, type Harness } from '../transports/ext-authz/helpers.ts';
 import { CLIENT_CERT_HEADERS } from '../../src/transports/proxy/client-cert-headers.ts';
+import { DROPPED_FORWARDING, OVERWRITTEN_FORWARDING } from '../../src/transports/proxy/forwarding-headers.ts';
 import { identityHeadersOf, IDENTITY_ANSWER, startAllowStandIn, type AllowStandIn } from '../fixtures/allow-stand-in.ts';
 
 const CADDY = findCaddy();
@@ -152,6 +153,21 @@ describe.skipIf(SKIP)('Caddy forward_auth → jitgate forward-auth → backend',
     expect(seen.length).toBe(before + 1);
     const got = seen.at(-1)!.raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replaceAll('_', '-'));
     expect(got.filter((n) => CLIENT_CERT_HEADERS.includes(n))).toEqual([]);
+  });
+
+  // A probe: nine of these, and the `_` spellings of X-Forwarded-Proto/-For and X-Real-IP, reached the backend.
+  it('no forwarding header the proxy drops or overwrites (forwarding-headers.ts), in either spelling, reaches the backend as the client wrote it', async () => {
+    const before = seen.length;
+    const dashed = [...DROPPED_FORWARDING, ...OVERWRITTEN_FORWARDING];
+    const names = [...dashed, ...dashed.map((n) => n.replaceAll('-', '_')), 'x_forwarded_for', 'x_forwarded_proto', 'x_forwarded_host'];
+    const r = await call('GET', '/orders/42', [...(await bearer('c-fwd')), ...names.flatMap((n) => [n, n.endsWith('-ip') || n.endsWith('_ip') ? '6.6.6.6' : 'https'])]);
+    expect(r.status).toBe(200);
+    expect(seen.length).toBe(before + 1);
+    const raw = seen.at(-1)!.raw;
+    const got = raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    expect(got.filter((n) => names.includes(n) && !['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'].includes(n))).toEqual([]);
+    // What reverse_proxy sets itself is Caddy's, not the client's.
+    expect(raw.filter((_, i) => i % 2 === 1)).not.toContain('6.6.6.6');
   });
 
   it('a public route (no token): no identity header at all, not even Caddy 2.6 placeholder text', async () => {

@@ -12,10 +12,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestKeys, type TestKeys } from '../../fixtures/gate.ts';
-import { tempDir } from '../../fixtures/keys.ts';
+import { makeKey, tempDir, type TestKey } from '../../fixtures/keys.ts';
+import { dpopProof } from '../../fixtures/dpop-proof.ts';
+import { DROPPED_FORWARDING } from '../../../src/transports/proxy/forwarding-headers.ts';
+import { calculateJwkThumbprint } from 'jose';
 import { findNginx, runNginx, startForwardAuthExample } from '../../fixtures/nginx.ts';
 import { freePort } from '../../fixtures/ports.ts';
-import { sign } from '../../fixtures/tokens.ts';
+import { NOW, sign } from '../../fixtures/tokens.ts';
 import { CLIENT_CERT_HEADERS } from '../../../src/transports/proxy/client-cert-headers.ts';
 import { httpCall, startHarness, type Harness } from './helpers.ts';
 import { identityHeadersOf, IDENTITY_ANSWER, startAllowStandIn, type AllowStandIn } from '../../fixtures/allow-stand-in.ts';
@@ -34,6 +37,7 @@ interface Seen {
 }
 
 let keys: TestKeys;
+let client: TestKey;
 let h: Harness;
 let backend: Server;
 let nginx: Awaited<ReturnType<typeof runNginx>> | undefined;
@@ -44,7 +48,9 @@ const seen: Seen[] = [];
 describe.skipIf(NGINX === undefined)('nginx auth_request → jitgate forward-auth → backend', () => {
   beforeAll(async () => {
     keys = await makeTestKeys();
-    h = await startHarness(keys);
+    // DPoP nonces on (RFC 9449 §9), nginx trusted for the origin: only DPoP-bound tokens are affected.
+    h = await startHarness(keys, (c) => (c.dpop = { use_nonce: true, trusted_proxies: ['127.0.0.1/32'] }));
+    client = await makeKey('ES256', 'client');
     backend = createServer((req, res) => {
       seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
       req.resume();
@@ -167,6 +173,34 @@ describe.skipIf(NGINX === undefined)('nginx auth_request → jitgate forward-aut
     expect(r.status).toBe(200);
     expect(seen.length).toBe(before + 1);
     expect(CLIENT_CERT_HEADERS.filter((n) => seen.at(-1)!.headers[n] !== undefined)).toEqual([]);
+  });
+
+  // A probe: behind this example the client never got the nonce, so with dpop.use_nonce every
+  // DPoP-bound request was refused for good (auth_request hands back only WWW-Authenticate).
+  it('dpop.use_nonce: the 401 carries DPoP-Nonce to the client, and a proof with it is allowed', async () => {
+    const tok = await sign(keys.a, { jti: 'n-dpop', cnf: { jkt: await calculateJwkThumbprint(client.publicJwk, 'sha256') } });
+    const htu = 'http://orders.internal/orders/42';
+    const before = seen.length;
+    const first = await get('/orders/42', ['authorization', `DPoP ${tok}`, 'dpop', await dpopProof(client, tok, { jti: 'n-p1', htu, iat: NOW })]);
+    expect(first.status).toBe(401);
+    expect(first.headers['www-authenticate']).toContain('use_dpop_nonce');
+    const nonce = first.headers['dpop-nonce'];
+    expect(typeof nonce === 'string' && nonce.length > 0, 'DPoP-Nonce header').toBe(true);
+    const second = await get('/orders/42', ['authorization', `DPoP ${tok}`, 'dpop', await dpopProof(client, tok, { jti: 'n-p2', htu, iat: NOW, nonce: nonce as string })]);
+    expect(second.status).toBe(200);
+    expect(seen.length).toBe(before + 1);
+    expect(seen.at(-1)!.headers['dpop']).toBeUndefined();
+  });
+
+  it('no forwarding header the proxy drops (forwarding-headers.ts) reaches the backend as the client wrote it', async () => {
+    const before = seen.length;
+    const sent = DROPPED_FORWARDING.flatMap((n) => [n, n === 'forwarded' ? 'for=6.6.6.6;proto=https' : 'spoofed']);
+    const r = await get('/orders/42', [...(await bearer('n-fwd-up')), ...sent, 'x-real-ip', '6.6.6.6', 'x_forwarded_proto', 'https']);
+    expect(r.status).toBe(200);
+    expect(seen.length).toBe(before + 1);
+    const got = seen.at(-1)!.headers;
+    expect(DROPPED_FORWARDING.filter((n) => got[n] !== undefined)).toEqual([]);
+    expect([got['x-real-ip'], got['x_forwarded_proto']]).toEqual(['127.0.0.1', undefined]);
   });
 
   it('a client-sent X-Forwarded-Uri does not widen the grant', async () => {

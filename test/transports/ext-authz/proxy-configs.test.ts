@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { identityHeaderNames } from '../../../src/core/policy.ts';
 import { CLIENT_CERT_HEADERS } from '../../../src/transports/proxy/client-cert-headers.ts';
+import { DROPPED_FORWARDING, OVERWRITTEN_FORWARDING } from '../../../src/transports/proxy/forwarding-headers.ts';
 import { peerHeaderNames } from '../../../src/transports/tls/peer-headers.ts';
 
 /** Method-override and URL-rewrite headers every proxy example strips (issue 21 item 2). */
@@ -62,7 +63,8 @@ describe('config/envoy/envoy-http.yaml (HTTP)', () => {
     expect(x.http_service.path_prefix).toBe('/authz');
     expect(x.http_service.authorization_response.allowed_upstream_headers.patterns).toContainEqual({ prefix: 'x-jit-', ignore_case: true });
     const client = x.http_service.authorization_response.allowed_client_headers.patterns.map((p: any) => p.exact);
-    expect(client).toEqual(expect.arrayContaining(['www-authenticate', 'content-type', 'cache-control']));
+    // dpop-nonce: with dpop.use_nonce a refusal's nonce must reach the client (a probe: every DPoP request refused for good).
+    expect(client).toEqual(expect.arrayContaining(['www-authenticate', 'content-type', 'cache-control', 'dpop-nonce']));
     const sent = x.allowed_headers.patterns.map((p: any) => p.exact ?? p.prefix);
     expect(sent).toEqual(expect.arrayContaining(['dpop', 'x-http-method-override', 'x-http-method', 'x-method-override', 'x-jit-']));
     const c = cluster(doc, x.http_service.server_uri.cluster);
@@ -184,5 +186,48 @@ describe('the forward-auth examples follow the lists in src/', () => {
     expect(doc.http.middlewares.jitgate.forwardAuth.authResponseHeaders.map((n: string) => n.toLowerCase()).sort()).toEqual([...IDENTITY].sort());
     const cleared = Object.entries(doc.http.middlewares['jitgate-strip-credentials'].headers.customRequestHeaders);
     for (const name of CLIENT_CERT_HEADERS) expect(cleared.find(([k]) => k.toLowerCase() === name), name).toEqual([expect.any(String), '']);
+  });
+});
+
+// A black-box probe sent every forwarding header jitgate's own proxy drops through the nginx and Caddy
+// examples: nine reached the backend (Gunicorn trusts X-Forwarded-Protocol: ssl), and through Caddy the
+// `_` spellings too. The examples now follow forwarding-headers.ts; nginx.test.ts and caddy.test.ts run them.
+describe('the examples drop every forwarding header the proxy drops (forwarding-headers.ts)', () => {
+  const forwarding = [...DROPPED_FORWARDING, ...OVERWRITTEN_FORWARDING];
+
+  it('nginx: each one set by nginx or emptied toward the backend (underscore spellings: nginx drops them by default)', async () => {
+    const text = (await readFile(file('nginx/forward-auth.conf'), 'utf8')).toLowerCase();
+    const backend = text.slice(text.indexOf('location / {'), text.indexOf('location = /_jitgate_auth'));
+    for (const name of DROPPED_FORWARDING) expect(backend, name).toMatch(new RegExp(`^\\s*proxy_set_header ${name}\\s+"";$`, 'm'));
+    for (const name of OVERWRITTEN_FORWARDING) expect(backend, name).toMatch(new RegExp(`^\\s*proxy_set_header ${name}\\s+\\$\\w+;$`, 'm'));
+    expect(text).not.toMatch(/underscores_in_headers\s+on/);
+  });
+
+  it('Caddy: each one deleted before reverse_proxy, in both spellings', async () => {
+    const text = (await readFile(file('caddy/Caddyfile'), 'utf8')).toLowerCase();
+    const proxy = text.indexOf('reverse_proxy 127');
+    const deleted = (name: string) => {
+      const exact = text.search(new RegExp(`^\\t+request_header -${escape(name)}$`, 'm'));
+      if (exact > 0) return exact;
+      // `X_Forwarded*` deletes every name with that prefix.
+      return name.startsWith('x_forwarded') ? text.search(/^\t+request_header -x_forwarded\*$/m) : -1;
+    };
+    for (const name of [...forwarding, ...forwarding.map((n) => n.replaceAll('-', '_')), 'x_forwarded_for', 'x_forwarded_proto', 'x_forwarded_host']) {
+      const at = deleted(name);
+      expect(at, name).toBeGreaterThan(0);
+      expect(at, name).toBeLessThan(proxy);
+    }
+  });
+
+  it.each(['envoy/envoy.yaml', 'envoy/envoy-http.yaml'])('%s: request_headers_to_remove names each one (Envoy rejects underscore names)', async (p) => {
+    const hcm = (await load(p)).static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    expect(hcm.route_config.request_headers_to_remove).toEqual(expect.arrayContaining([...forwarding, 'x-forwarded-host']));
+  });
+
+  it('Traefik: each one it does not set itself is cleared', async () => {
+    const doc = await load('traefik/dynamic.yml');
+    const cleared = Object.entries(doc.http.middlewares['jitgate-strip-overrides'].headers.customRequestHeaders).map(([k, v]) => [k.toLowerCase(), v]);
+    // Traefik replaces X-Forwarded-For/-Proto/-Host/-Port/-Server and X-Real-Ip from untrusted clients itself.
+    for (const name of DROPPED_FORWARDING.filter((n) => n !== 'x-forwarded-server')) expect(cleared, name).toContainEqual([name, '']);
   });
 });
