@@ -6,23 +6,20 @@
  *
  * @module
  */
-import { access, constants, stat } from 'node:fs/promises';
 import pino from 'pino';
-import { loadAdminToken } from '../admin/admin-token.ts';
 import { buildGate } from '../build-gate.ts';
 import { workerCount } from '../cluster.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { listenAddresses } from '../config/listen-addresses.ts';
 import { ConfigError, JitgateError } from '../errors.ts';
-import { FileIssuerKeys } from '../keys/issuer-keys.ts';
-import { loadCheckpointSigner } from '../observability/audit-checkpoint.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { upstreamOrigin } from '../transports/proxy/forward.ts';
 import { extAuthzProblems } from '../transports/ext-authz/config-check.ts';
-import { tlsProblems, tlsWarnings } from '../transports/tls/check-tls.ts';
+import { tlsWarnings } from '../transports/tls/check-tls.ts';
+import { localFileProblems } from '../preflight.ts';
 import { parseCommand } from './args.ts';
-import { appendableFileProblem, logDestinationProblem } from './path-checks.ts';
+import { logDestinationProblem } from '../config/path-checks.ts';
 
 const USAGE = `Usage: jitgate check-config -c FILE
 
@@ -89,57 +86,15 @@ export async function checkConfig(config: Config, file: string): Promise<string>
     if (!(err instanceof JitgateError)) throw err;
     problems.push(...(err instanceof ConfigError ? err.problems : [err.message]));
   }
-  for (const [n, issuer] of config.issuers.entries()) {
-    if (issuer.jwks_file === undefined) continue;
-    try {
-      await new FileIssuerKeys(issuer).start();
-    } catch (err) {
-      problems.push(`issuers[${n}].jwks_file: ${keyFileProblem(issuer.jwks_file, err as Error)}`);
-    }
-  }
-  if (config.revocation.file !== undefined) {
-    try {
-      await access(config.revocation.file, constants.R_OK);
-      if (!(await stat(config.revocation.file)).isFile()) problems.push(`revocation.file: ${config.revocation.file} is not a regular file`);
-    } catch (err) {
-      problems.push(`revocation.file: cannot read ${config.revocation.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  }
-  // Files serve opens for appending: the journal (its directory must exist) and the log destination.
-  if (config.revocation.journal !== undefined) {
-    const journal = appendableFileProblem('revocation.journal', config.revocation.journal, false);
-    if (journal !== undefined) problems.push(journal);
-  }
+  // Key, TLS, token, journal and Redis files: what serve also checks before its first side effect.
+  problems.push(...(await localFileProblems(config)));
   const destination = logDestinationProblem(config.log.destination);
   if (destination !== undefined) problems.push(destination);
   // ext_authz: forward-auth's listener and path, path_prefix, trusted_proxies (what startExtAuthz refuses).
   problems.push(...extAuthzProblems(config));
-  try {
-    loadAdminToken(config.admin.token_file);
-  } catch (err) {
-    problems.push((err as Error).message);
-  }
-  // The same loader serve uses (audit-chain-start.ts), so a missing or non-Ed25519 key fails here too.
-  if (config.log.audit_checkpoint_key !== undefined) {
-    try {
-      await loadCheckpointSigner(config.log.audit_checkpoint_key);
-    } catch (err) {
-      problems.push((err as Error).message);
-    }
-  }
-  // listen.tls, admin.tls, upstream.tls: files readable, certificates loadable with their keys (SPEC §11).
-  problems.push(...tlsProblems(config));
   problems.push(...portClashes(config));
   if (problems.length > 0) throw new ConfigError(file, problems);
   return summarize(config);
-}
-
-/** FileIssuerKeys says `issuer X: jwks_file F: why`; the key path already names both. */
-function keyFileProblem(file: string, err: Error): string {
-  const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
-  if (code !== undefined) return `cannot read ${file}: ${code}`;
-  const at = err.message.indexOf(`${file}: `);
-  return `${file}: ${at === -1 ? err.message : err.message.slice(at + file.length + 2)}`;
 }
 
 /** What POST /revocations will do: on only with a token, and accepting entries only with somewhere durable to put them. */

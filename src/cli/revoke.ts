@@ -170,7 +170,7 @@ async function viaRedis(v: { redis?: string; 'key-prefix'?: string; 'password-fi
   const opts = { url, password, caFile: v['ca-file'], connectTimeoutMs: Math.max(100, timeoutMs - 500), commandTimeoutMs: timeoutMs, settingNames: CLI_FLAGS };
   const client = await connectOnce(opts, 'jitgate-revoke');
   try {
-    const size = await withDeadline(writeEntries(client, redisKeys(prefix), [entry]), Math.max(1, deadline - performance.now()), 'write');
+    const size = await withDeadline(writeEntries(client, redisKeys(prefix), [entry]), Math.max(1, Math.round(deadline - performance.now())), 'write');
     return `revoked ${JSON.stringify(entryJson(entry))} in ${redactUrl(url)} prefix ${prefix} (acknowledged; ${size} live entries)`;
   } catch (err) {
     throw new Error(`--redis ${redactUrl(url)}: the write was not acknowledged (${(plainReply(err) as Error).message}); it may or may not have been applied, run the command again`);

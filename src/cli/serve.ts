@@ -13,8 +13,9 @@ import { runWorker, startPrimary, workerCount } from '../cluster.ts';
 import { verifyModeOf } from '../config/compile.ts';
 import { cores } from '../cpu-cores.ts';
 import { loadConfigFile } from '../config/load.ts';
-import { StartupError } from '../errors.ts';
-import { logDestinationOpenProblem, logDestinationProblem } from './path-checks.ts';
+import { ConfigError, StartupError } from '../errors.ts';
+import { localFileProblems } from '../preflight.ts';
+import { logDestinationOpenProblem, logDestinationProblem } from '../config/path-checks.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
 import { onReloadSignal } from '../reload.ts';
@@ -74,6 +75,9 @@ async function serve(config: Config, file: string): Promise<number> {
   // Before any logger opens it: an unusable destination is a line naming the key, not SonicBoom's stack trace.
   const destination = logDestinationProblem(config.log.destination) ?? logDestinationOpenProblem(config.log.destination);
   if (destination !== undefined) throw new StartupError(destination);
+  // Every local file, before the first side effect (the audit file's chain start, the fleet's DPoP window in Redis).
+  const problems = await localFileProblems(config);
+  if (problems.length > 0) throw new ConfigError(file, problems);
   const count = workerCount(config.workers);
   if (count > 1) {
     const logger = createLogger(config.log);

@@ -186,15 +186,25 @@ const dpop = z.strictObject({
 });
 
 /** Fleet state (SPEC §9, docs/fleet.md): the Redis (or Valkey) that gates sharing a prefix share. */
-const redis = z.strictObject({
-  url: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' }),
-  password_file: z.string().min(1).optional(),
-  key_prefix: z.string().min(1).max(64).default('jitgate:'),
-  connect_timeout: duration('2s').default(2_000),
-  command_timeout: duration('1s').default(1_000),
-  /** rediss:// only: the CA that signed Redis's certificate, when it is not in the system store. */
-  ca_file: z.string().min(1).optional(),
-});
+const redis = z
+  .strictObject({
+    url: z
+      .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' })
+      // The client reads a database number from the path only: `/abc` threw a TypeError at start, `/1.5`
+      // was retried for ever as "unreachable", and `?db=3` silently used database 0 (a black-box probe).
+      .refine((u) => /^(\/\d*)?$/.test(new URL(u).pathname), 'the path is the database number, e.g. redis://127.0.0.1:6379/0')
+      .refine((u) => new URL(u).search === '' && new URL(u).hash === '', 'no query or fragment: the database number goes in the path (redis://127.0.0.1:6379/3), the password in the URL or redis.password_file'),
+    password_file: z.string().min(1).optional(),
+    key_prefix: z.string().min(1).max(64).default('jitgate:'),
+    connect_timeout: timeout('2s').default(2_000),
+    command_timeout: timeout('1s').default(1_000),
+    /** rediss:// only: the CA that signed Redis's certificate, when it is not in the system store. */
+    ca_file: z.string().min(1).optional(),
+  })
+  .superRefine((r, ctx) => {
+    // As upstream.tls with an http:// URL: a CA for a connection that never speaks TLS is a mistake to name.
+    if (r.ca_file !== undefined && URL.parse(r.url)?.protocol === 'redis:') ctx.addIssue({ code: 'custom', path: ['ca_file'], message: 'is for rediss:// URLs; redis.url is redis:// (plain TCP)' });
+  });
 
 const publicRoute = z.strictObject({
   methods: z.array(grantableMethod).min(1).default(['GET', 'HEAD']),

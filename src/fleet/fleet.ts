@@ -5,7 +5,6 @@
  * command connection for writes, DPoP proof records and the sweep. Nothing here is on the path
  * of a cached bearer request: the decision reads the in-memory index and `lastSyncAt` only.
  */
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../config/schema.ts';
@@ -13,6 +12,7 @@ import { StartupError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RevocationEntry } from '../revocation/entries.ts';
 import { redisKeys, type RedisKeys } from './redis-layout.ts';
+import { readRedisPassword } from './redis-password.ts';
 import { redactUrl, RedisLink, type RedisConnectOptions } from './redis-link.ts';
 import { sharedNonceKey } from './redis-nonce-key.ts';
 import { RedisReplayGuard } from './redis-replay.ts';
@@ -33,14 +33,7 @@ type RedisConfig = NonNullable<Config['redis']>;
 
 /** Connection options from the `redis` block; the password file is read here (startup). */
 export function connectOptions(redis: RedisConfig): RedisConnectOptions {
-  let password: string | undefined;
-  if (redis.password_file !== undefined) {
-    try {
-      password = readFileSync(redis.password_file, 'utf8').replace(/\r?\n$/, '');
-    } catch (err) {
-      throw new StartupError(`redis.password_file ${redis.password_file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
-    }
-  }
+  const password = redis.password_file === undefined ? undefined : readRedisPassword(redis.password_file);
   return { url: redis.url, password, caFile: redis.ca_file, connectTimeoutMs: redis.connect_timeout, commandTimeoutMs: redis.command_timeout };
 }
 

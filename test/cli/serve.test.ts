@@ -90,7 +90,8 @@ describe('jitgate serve', () => {
     });
     const r = await runServe(['-c', cfg.file]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^jitgate serve: issuer https:\/\/broker\.internal: jwks_file .*gone\.json: ENOENT/);
+    // The pre-flight check's line, as check-config words it (src/preflight.ts).
+    expect(r.stderr).toMatch(/^jitgate serve: invalid config .*jitgate\.yaml:\n {2}issuers\[0\]\.jwks_file: cannot read .*gone\.json: ENOENT\n$/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -1,0 +1,90 @@
+/**
+ * The local files a gate reads or appends to at start, checked before it changes anything outside
+ * itself. `check-config` reports them; `serve` refuses on them before its first side effect: a
+ * black-box probe saw a serve that failed on a missing TLS certificate first raise the fleet's DPoP
+ * window in Redis for good and append a chain start and a checkpoint to the audit file, so a
+ * crash-looping unit grew the log and changed shared state with every attempt. Reads files only: no
+ * socket, no URL, nothing written.
+ */
+import { access, constants, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { loadAdminToken } from './admin/admin-token.ts';
+import { appendableFileProblem } from './config/path-checks.ts';
+import type { Config } from './config/schema.ts';
+import { readRedisPassword } from './fleet/redis-password.ts';
+import { FileIssuerKeys } from './keys/issuer-keys.ts';
+import { loadCheckpointSigner } from './observability/audit-checkpoint.ts';
+import { caBundleProblem } from './transports/tls/ca-bundle.ts';
+import { tlsProblems } from './transports/tls/check-tls.ts';
+
+/** `key: problem` lines, one per file that would stop the gate; empty when all are usable. */
+export async function localFileProblems(config: Config): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [n, issuer] of config.issuers.entries()) {
+    if (issuer.jwks_file === undefined) continue;
+    try {
+      await new FileIssuerKeys(issuer).start();
+    } catch (err) {
+      problems.push(`issuers[${n}].jwks_file: ${keyFileProblem(issuer.jwks_file, err as Error)}`);
+    }
+  }
+  if (config.revocation.file !== undefined) {
+    try {
+      await access(config.revocation.file, constants.R_OK);
+      if (!(await stat(config.revocation.file)).isFile()) problems.push(`revocation.file: ${config.revocation.file} is not a regular file`);
+    } catch (err) {
+      problems.push(`revocation.file: cannot read ${config.revocation.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  // The journal is appended to: its directory must exist.
+  if (config.revocation.journal !== undefined) {
+    const journal = appendableFileProblem('revocation.journal', config.revocation.journal, false);
+    if (journal !== undefined) problems.push(journal);
+  }
+  try {
+    loadAdminToken(config.admin.token_file);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  // The same loader serve uses (audit-chain-start.ts), so a missing or non-Ed25519 key fails here too.
+  if (config.log.audit_checkpoint_key !== undefined) {
+    try {
+      await loadCheckpointSigner(config.log.audit_checkpoint_key);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  // listen.tls, admin.tls, upstream.tls: files readable, certificates loadable with their keys (SPEC §11).
+  problems.push(...tlsProblems(config));
+  problems.push(...redisFileProblems(config.redis));
+  return problems;
+}
+
+function redisFileProblems(redis: Config['redis']): string[] {
+  if (redis === undefined) return [];
+  const out: string[] = [];
+  if (redis.password_file !== undefined) {
+    try {
+      readRedisPassword(redis.password_file);
+    } catch (err) {
+      out.push((err as Error).message);
+    }
+  }
+  if (redis.ca_file !== undefined) {
+    try {
+      const problem = caBundleProblem(readFileSync(redis.ca_file));
+      if (problem !== undefined) out.push(`redis.ca_file: ${redis.ca_file} ${problem}`);
+    } catch (err) {
+      out.push(`redis.ca_file: cannot read ${redis.ca_file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  return out;
+}
+
+/** FileIssuerKeys says `issuer X: jwks_file F: why`; the key path already names both. */
+function keyFileProblem(file: string, err: Error): string {
+  const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== undefined) return `cannot read ${file}: ${code}`;
+  const at = err.message.indexOf(`${file}: `);
+  return `${file}: ${at === -1 ? err.message : err.message.slice(at + file.length + 2)}`;
+}
