@@ -64,7 +64,8 @@ describe('proxy shutdown', () => {
     up.respond = (_req, res) => void released.then(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('slow but done'));
 
     const before = up.requests.length;
-    const inFlight = [0, 1, 2].map(() => send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}` } }));
+    // Keep-alive clients: the answers must close their connections (below).
+    const inFlight = [0, 1, 2].map(() => send(gate.url, '/orders/42', { headers: { authorization: `Bearer ${token}`, connection: 'keep-alive' } }));
     await up.waitFor(before + 3);
 
     gate.child.kill('SIGTERM');
@@ -87,6 +88,9 @@ describe('proxy shutdown', () => {
       [200, 'slow but done'],
       [200, 'slow but done'],
     ]);
+    // Answered with Connection: close. A keep-alive answer during the drain invited the client's next
+    // request onto a connection the drain then closed as idle: a reset (a black-box probe: 5–8 of 10).
+    expect(replies.map((r) => r.headers.connection)).toEqual(['close', 'close', 'close']);
     const exit = await gate.exited;
     expect(exit).toEqual({ code: 0, signal: null });
     expect(gate.lines.map((l) => l.msg)).toContain('stopped');
