@@ -127,7 +127,9 @@ export function upstreamOrigin(url: string): string {
 }
 
 export class Forwarder {
-  readonly #pool: Pool;
+  #pool: Pool;
+  /** Pools replaced after an upstream.tls change, finishing their exchanges before they close. */
+  readonly #retiring = new Set<Pool>();
   /** Set once the listener cuts the connections left at the end of shutdown.grace (cutting()). */
   #cut = false;
   /** At most `upstream.connections` exchanges with undici; the rest wait (pool-slots.ts). */
@@ -147,6 +149,7 @@ export class Forwarder {
   readonly #upstreamSeconds: readonly { observe(v: number): void }[];
   /** Stops the upstream.tls file watch. */
   readonly #stopTlsReload: () => void;
+  readonly #newPool: () => Pool;
   #portNumber = -1;
   #portText: string | undefined;
 
@@ -155,20 +158,24 @@ export class Forwarder {
     const u = config.upstream;
     const origin = upstreamOrigin(u.url);
     // https:// upstreams: verified TLS (and mTLS) per upstream.tls, files reloaded on change (SPEC §11).
-    const connector = upstreamConnector(config, { metrics, logger, problems });
+    // A change of those files retires every pooled connection: a withdrawn CA must not stay trusted on
+    // connections that steady traffic never lets go idle. Exchanges under way finish on the old pool.
+    const connector = upstreamConnector(config, { metrics, logger, problems, onChange: () => this.#renewPool() });
     this.#stopTlsReload = connector.stop;
-    this.#pool = new Pool(origin, {
-      connections: u.connections,
-      pipelining: 1,
-      keepAliveTimeout: u.keep_alive_timeout,
-      // A backend's `Keep-Alive: timeout=N` may shorten the idle time, never lengthen it (undici's own
-      // cap is 10 minutes): past keep_alive_timeout the idle-close race is back (a probe).
-      keepAliveMaxTimeout: u.keep_alive_timeout,
-      connectTimeout: u.connect_timeout,
-      headersTimeout: u.headers_timeout,
-      bodyTimeout: u.body_timeout,
-      connect: connector.connect,
-    });
+    this.#newPool = () =>
+      new Pool(origin, {
+        connections: u.connections,
+        pipelining: 1,
+        keepAliveTimeout: u.keep_alive_timeout,
+        // A backend's `Keep-Alive: timeout=N` may shorten the idle time, never lengthen it (undici's own
+        // cap is 10 minutes): past keep_alive_timeout the idle-close race is back (a probe).
+        keepAliveMaxTimeout: u.keep_alive_timeout,
+        connectTimeout: u.connect_timeout,
+        headersTimeout: u.headers_timeout,
+        bodyTimeout: u.body_timeout,
+        connect: connector.connect,
+      });
+    this.#pool = this.#newPool();
     this.#slots = new PoolSlots<Exchange>(u.connections, (exchange) => this.#dispatch(exchange));
     this.#serverName = upstreamServerName(config);
     this.#waitMs = u.connect_timeout;
@@ -307,15 +314,30 @@ export class Forwarder {
     return this.#cut;
   }
 
-  /** Lets in-flight exchanges finish, then closes the upstream connections. */
-  close(): Promise<void> {
-    this.#stopTlsReload();
-    return this.#pool.close();
+  /** upstream.tls changed: new exchanges go to a new pool; the old one closes once its exchanges end. */
+  #renewPool(): void {
+    const old = this.#pool;
+    this.#pool = this.#newPool();
+    this.#retiring.add(old);
+    old.close().then(
+      () => this.#retiring.delete(old),
+      (err: unknown) => {
+        this.#retiring.delete(old);
+        this.#logger.warn({ err }, 'closing the upstream connections of the previous TLS files failed');
+      },
+    );
+    this.#logger.info('upstream TLS files changed: pooled upstream connections are replaced once their exchanges end');
   }
 
-  destroy(): Promise<void> {
+  /** Lets in-flight exchanges finish, then closes the upstream connections. */
+  async close(): Promise<void> {
     this.#stopTlsReload();
-    return this.#pool.destroy();
+    await Promise.all([this.#pool.close(), ...[...this.#retiring].map((p) => p.close().catch(() => undefined))]);
+  }
+
+  async destroy(): Promise<void> {
+    this.#stopTlsReload();
+    await Promise.all([this.#pool.destroy(), ...[...this.#retiring].map((p) => p.destroy().catch(() => undefined))]);
   }
 
   /** @internal for Exchange */

@@ -283,6 +283,36 @@ describe('TLS to the backend (upstream.url https://)', () => {
     expect(await readyz()).toEqual({ status: 'ready' });
   });
 
+  // A black-box probe swapped the CA out of upstream.tls.ca_file under steady keep-alive load: new connections were
+  // refused, but the two pooled ones carried 106,570 more requests to the backend in 60 s, never idle long enough to close.
+  it('a CA withdrawn from ca_file is not trusted on pooled connections either: under steady traffic the next requests are 502', async () => {
+    const b = await backend(pki.backend);
+    const caFile = join(pki.dir, 'upstream-ca-live.pem');
+    await copyFile(pki.backendCa.cert, caFile);
+    const g = await gateTo(b.url, { ca_file: caFile, reload_interval: '50ms' });
+    expect(await get(g)).toEqual({ status: 200, body: 'backend ok' });
+    let stop = false;
+    const statuses: number[] = [];
+    const traffic = (async () => {
+      while (!stop) statuses.push((await get(g)).status);
+    })();
+    await new Promise((r) => setTimeout(r, 150));
+    const tmp = `${caFile}.tmp`;
+    await copyFile(pki.ca.cert, tmp); // another CA: the backend's certificate no longer verifies
+    await rename(tmp, caFile);
+    const reloaded = async () => /jitgate_tls_reloads_total\{listener="upstream",result="ok"\} [1-9]/.test(await g.running.metrics.metrics());
+    expect(await until(reloaded, true)).toBe(true);
+    const at = statuses.length;
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await traffic;
+    // The one request in flight at the change may finish on its connection; every later one is refused.
+    const later = statuses.slice(at + 1);
+    expect(later.length).toBeGreaterThan(2);
+    expect(later.filter((s) => s !== 502)).toEqual([]);
+    expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
+  });
+
   it('upstream.tls with an http:// url, an unreadable file or a key that is not the certificate\'s stops startup naming the key', async () => {
     expect((await startupError('http://127.0.0.1:9', (c) => (c.upstream.tls = { ca_file: pki.backendCa.cert }))).message).toMatch(/upstream\.tls: is only used with an https:\/\/ upstream\.url/);
     expect((await startupError('https://127.0.0.1:9', (c) => (c.upstream.tls = { ca_file: join(pki.dir, 'missing.pem') }))).message).toMatch(/upstream\.tls\.ca_file: cannot read/);
