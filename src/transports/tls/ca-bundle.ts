@@ -2,8 +2,8 @@
  * CA bundles (`client_ca_file`, `upstream.tls.ca_file`) checked before they are put in service.
  * Node takes a bundle that holds no certificate — empty, garbage, a key — without a word, and
  * then every handshake fails: every client refused, every upstream request 502. So a bundle must
- * hold at least one certificate, and every PEM block in it must be a certificate node:crypto
- * parses; text between blocks is allowed (OpenSSL ignores it, and bundles carry comments there).
+ * hold at least one certificate, one of them a CA or self-signed (a trust anchor), and every PEM
+ * block in it must be a certificate node:crypto parses; text between blocks is allowed (OpenSSL ignores it, and bundles carry comments there).
  * Startup, check-config and every reload run this; a reload that fails it keeps the previous
  * files (file-reload.ts).
  */
@@ -17,16 +17,22 @@ export function caBundleProblem(pem: Buffer): string | undefined {
   const text = pem.toString('latin1');
   let certs = 0;
   let blocks = 0;
+  let anchors = 0;
   for (const m of text.matchAll(BLOCK)) {
     blocks++;
     if (m[1] !== 'CERTIFICATE' || m[3] !== 'CERTIFICATE') return `holds a "${m[1]}" PEM block, not a certificate`;
+    let cert: X509Certificate;
     try {
-      new X509Certificate(m[0]);
+      cert = new X509Certificate(m[0]);
     } catch (err) {
       return `certificate ${certs + 1} does not parse: ${(err as Error).message}`;
     }
+    if (cert.ca || cert.checkIssued(cert)) anchors++;
     certs++;
   }
   if ((text.match(BEGIN)?.length ?? 0) !== blocks) return 'holds a PEM block that does not end';
-  return certs === 0 ? 'holds no PEM certificate' : undefined;
+  if (certs === 0) return 'holds no PEM certificate';
+  // OpenSSL trusts a CA certificate or a self-signed one; a leaf issued by another verifies nothing, so
+  // every handshake would fail (a black-box probe: a workload's certificate given as client_ca_file).
+  return anchors === 0 ? `holds no CA certificate: ${certs === 1 ? 'its certificate is' : `its ${certs} certificates are`} CA:FALSE and issued by another, so nothing can be verified against it` : undefined;
 }

@@ -41,6 +41,8 @@ const BAD: [string, () => string][] = [
   ['a corrupt certificate block', () => CORRUPT],
   ['a good certificate then a key', () => readFileSync(pki.ca.cert, 'utf8') + readFileSync(pki.ca.key, 'utf8')],
   ['a certificate block that does not end', () => readFileSync(pki.ca.cert, 'utf8').replace('-----END CERTIFICATE-----', '')],
+  // A probe gave a workload's own certificate as client_ca_file: accepted, and every handshake then failed.
+  ['a leaf certificate (CA:FALSE, issued by another)', () => readFileSync(pki.workloadA.cert, 'utf8')],
 ];
 
 async function badFile(name: string, text: string): Promise<string> {
@@ -62,6 +64,12 @@ async function until(probe: () => Promise<boolean>, ms = 5_000): Promise<boolean
 describe('caBundleProblem', () => {
   it.each(BAD)('refuses %s', (_name, text) => {
     expect(caBundleProblem(Buffer.from(text()))).toBeTypeOf('string');
+  });
+
+  it('names the leaf: no CA certificate in it', () => {
+    expect(caBundleProblem(readFileSync(pki.workloadA.cert))).toMatch(/^holds no CA certificate: its certificate is CA:FALSE and issued by another/);
+    // A leaf beside a CA is a bundle with an anchor: accepted.
+    expect(caBundleProblem(Buffer.concat([readFileSync(pki.workloadA.cert), readFileSync(pki.ca.cert)]))).toBeUndefined();
   });
 
   it('accepts certificates with text between them (bundle comments)', async () => {
