@@ -11,6 +11,8 @@
  * (a rolling one, SIGTERM drains). TLS certificate and CA files are not read here: each TLS block
  * polls its own files every `reload_interval` (1 s by default; transports/tls/file-reload.ts).
  */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { reloadHandled } from './process-signals.ts';
 import type { Logger } from 'pino';
 import type { Gate } from './gate.ts';
@@ -58,4 +60,26 @@ export function onReloadSignal(reload: () => Promise<unknown>, logger: Logger): 
     if (running !== undefined) again = true;
     else run();
   });
+}
+
+/**
+ * The config file is not re-read on SIGHUP (above), and an operator who edited it and sent one saw
+ * `reload done` and took a security setting for applied (a black-box probe: require_client_cert and
+ * anomaly.deny_threshold kept their old values). So each SIGHUP compares the file with the text this
+ * process started from and says so when they differ. `startedText` is the text the config was loaded from.
+ */
+export function warnOnConfigDrift(file: string, startedText: string, logger: Logger): void {
+  const started = digest(startedText);
+  process.on('SIGHUP', () => {
+    void readFile(file, 'utf8').then(
+      (text) => {
+        if (digest(text) !== started) logger.warn({ config: file }, 'the config file differs from the one this process started with; SIGHUP re-reads key and revocation files only: restart (SIGTERM drains) to apply the config');
+      },
+      (err: NodeJS.ErrnoException) => logger.warn({ config: file, code: err.code }, 'the config file cannot be read; SIGHUP re-reads key and revocation files only, the running config is unchanged'),
+    );
+  });
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }

@@ -12,13 +12,13 @@ import cluster from 'node:cluster';
 import { runWorker, startPrimary, workerCount } from '../cluster.ts';
 import { verifyModeOf } from '../config/compile.ts';
 import { cores } from '../cpu-cores.ts';
-import { loadConfigFile } from '../config/load.ts';
+import { parseConfigText, readConfigText } from '../config/load.ts';
 import { ConfigError, StartupError } from '../errors.ts';
 import { localFileProblems } from '../preflight.ts';
 import { logDestinationOpenProblem, logDestinationProblem } from '../config/path-checks.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
-import { onReloadSignal } from '../reload.ts';
+import { onReloadSignal, warnOnConfigDrift } from '../reload.ts';
 import { listenUrl, LOG_FLUSH_MS, onShutdownSignals, startJitgate } from '../runtime.ts';
 import { configFileArg, reportStartupError } from './check-config.ts';
 import { applyV8Flags } from '../v8-flags.ts';
@@ -46,14 +46,16 @@ export async function run(argv: string[]): Promise<number> {
   guardSignals();
   applyV8Flags();
   let config: Config;
+  let text: string;
   try {
-    config = await loadConfigFile(file);
+    text = await readConfigText(file);
+    config = parseConfigText(text, file);
   } catch (err) {
     return reportStartupError('serve', err);
   }
   let code = 1;
   try {
-    code = await (cluster.isWorker ? runWorker(config, file) : serve(config, file)).catch((err: unknown) => reportStartupError('serve', err));
+    code = await (cluster.isWorker ? runWorker(config, file) : serve(config, file, text)).catch((err: unknown) => reportStartupError('serve', err));
     return code;
   } finally {
     // However serving ended — a drain, a start-up error, a bug that threw after the listeners opened
@@ -71,7 +73,7 @@ function cpuFields(config: Config): { cores: number; signature_checks: 'event lo
   return { cores: cores(), signature_checks: verifyModeOf(config) === 'pool' ? 'thread pool' : 'event loop' };
 }
 
-async function serve(config: Config, file: string): Promise<number> {
+async function serve(config: Config, file: string, text: string): Promise<number> {
   // Before any logger opens it: an unusable destination is a line naming the key, not SonicBoom's stack trace.
   const destination = logDestinationProblem(config.log.destination) ?? logDestinationOpenProblem(config.log.destination);
   if (destination !== undefined) throw new StartupError(destination);
@@ -82,6 +84,7 @@ async function serve(config: Config, file: string): Promise<number> {
   if (count > 1) {
     const logger = createLogger(config.log);
     const primary = await startPrimary(config, count, logger);
+    warnOnConfigDrift(file, text, logger);
     logger.info({ proxy: primary.proxy, admin: listenUrl(primary.admin), workers: count, ...cpuFields(config), config: file }, 'jitgate started');
     logger.flush();
     // The primary's own lines (a worker that died, a reload) are batched like a worker's: written
@@ -102,6 +105,7 @@ async function serve(config: Config, file: string): Promise<number> {
   }
   onLogReopen(log, () => reopenOwnLog(log));
   onReloadSignal(() => running.reload(), log);
+  warnOnConfigDrift(file, text, log);
   return new Promise<number>((resolve) => {
     onShutdownSignals(
       (signal) => {

@@ -11,13 +11,16 @@ import { ConfigError } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
 
 export async function loadConfigFile(file: string): Promise<Config> {
-  let text: string;
+  return parseConfigText(await readConfigText(file), file);
+}
+
+/** The config file's text; ConfigError when it cannot be read. */
+export async function readConfigText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`], { cause: err });
   }
-  return parseConfigText(text, file);
 }
 
 /** Parses and validates config text; relative file paths resolve against the config file's folder. */

@@ -32,6 +32,7 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const DRIFT = 'the config file differs from the one this process started with; SIGHUP re-reads key and revocation files only: restart (SIGTERM drains) to apply the config';
 const logged = (gate: GateProcess, msg: string) => gate.lines.filter((l) => l.msg === msg);
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -85,6 +86,13 @@ describe('SIGHUP', () => {
       gate.child.kill('SIGHUP');
       await until(() => logged(gate, 'reload done').length === 3, 5_000, 'the third reload');
       expect(JSON.parse((await send(gate.adminUrl, '/readyz')).text).problems ?? []).toEqual([]);
+      expect(logged(gate, DRIFT)).toEqual([]);
+
+      // The config file is not re-read: an edited one is said to differ, not taken for applied (a probe).
+      writeFileSync(cfg.file, `${readFileSync(cfg.file, 'utf8')}\n# edited\n`);
+      gate.child.kill('SIGHUP');
+      await until(() => logged(gate, 'reload done').length === 4 && logged(gate, DRIFT).length === 1, 5_000, 'the fourth reload and its warning');
+      expect(logged(gate, DRIFT)[0]).toMatchObject({ level: 'warn', config: cfg.file });
       expect(gate.child.exitCode).toBeNull();
     } finally {
       gate.child.kill('SIGTERM');
@@ -108,6 +116,11 @@ describe('workers: 2', () => {
     gate.child.kill('SIGHUP');
     await until(() => new Set(logged(gate, 'reload done').map((l) => l.pid)).size === 2, 5_000, 'both workers to reload');
     expect(gate.child.exitCode).toBeNull();
+    // An edited config file: the primary says it was not applied, once per SIGHUP.
+    writeFileSync(cfg.file, `${readFileSync(cfg.file, 'utf8')}\n# edited\n`);
+    gate.child.kill('SIGHUP');
+    await until(() => logged(gate, DRIFT).length === 1, 5_000, 'the primary\'s warning');
+    expect(logged(gate, DRIFT)[0]!.pid).toBe(gate.child.pid);
 
     // A refused revocation reload in the workers shows in the primary's /readyz, which stays ready (item 5).
     writeFileSync(cfg.revokedFile, '<html><body>502 Bad Gateway</body></html>\n');
