@@ -74,7 +74,7 @@ describe('the packed package', () => {
 
     const cfg = await mkdtemp(join(tmp, 'cfg-'));
     await copyFile(join(app, 'node_modules', 'jitgate', 'config', 'jitgate.yaml'), join(cfg, 'jitgate.yaml'));
-    // The example names a key set, a revocation file, an admin token, an audit key and TLS files beside it: make
+    // The example names a key set, a revocation file, an admin token, an audit key, TLS and Redis files beside it: make
     // them as an operator would (one self-signed certificate stands in for every TLS file).
     await run(node, [bin, 'keys', '--out', cfg]);
     await run(node, [bin, 'keys', '--alg', 'EdDSA', '--out', join(cfg, 'audit')]);
@@ -82,6 +82,9 @@ describe('the packed package', () => {
     await writeFile(join(cfg, 'revoked.jsonl'), '');
     await writeFile(join(cfg, 'admin-token'), 'a'.repeat(40) + '\n', { mode: 0o600 });
     await selfSignedTlsFiles(join(cfg, 'tls'));
+    // …and Redis's password and CA files, which serve and check-config read before anything connects.
+    await writeFile(join(cfg, 'redis-password'), 'redis-secret\n', { mode: 0o600 });
+    await copyFile(join(cfg, 'tls', 'self.crt'), join(cfg, 'redis-ca.pem'));
     const ok = await run(node, [bin, 'check-config', '-c', join(cfg, 'jitgate.yaml')]);
     expect(ok.stdout).toMatch(/^config OK: /);
 
