@@ -207,11 +207,11 @@ async function startAdminListener(config: Config, logger: Logger, source: AdminS
  */
 function forwardReload(workers: WorkerSlots, log: Logger): void {
   onReloadSignal(async () => {
-    for (const w of workers.all()) if (w.isConnected()) w.send({ type: 'jitgate:reload' } satisfies ToWorker);
+    for (const w of workers.all()) workers.tell(w, { type: 'jitgate:reload' });
   }, log);
   onLogReopen(log, () => {
     reopenOwnLog(log);
-    for (const w of workers.all()) if (w.isConnected()) w.send({ type: 'jitgate:reopen-log' } satisfies ToWorker);
+    for (const w of workers.all()) workers.tell(w, { type: 'jitgate:reopen-log' });
   });
 }
 
@@ -230,14 +230,14 @@ function drainOnSignal(workers: WorkerSlots, graceMs: number, log: Logger, logge
             new Promise<number>((r) => {
               if (w.isDead()) return r(w.process.exitCode ?? 1);
               w.once('exit', (code) => r(code ?? 1));
-              if (w.isConnected()) w.send({ type: 'jitgate:drain', graceMs } satisfies ToWorker);
+              workers.tell(w, { type: 'jitgate:drain', graceMs });
             }),
         );
         // A worker that outlives its own grace is stuck; do not let it hold the rollout.
         const killer = setTimeout(() => {
           for (const w of workers.all()) {
             if (w.isDead()) continue;
-            log.warn({ worker: w.id, worker_pid: w.process.pid, waited_ms: graceMs + KILL_AFTER_GRACE_MS }, 'worker did not stop within shutdown.grace + 5 s; killed (SIGKILL), the exit code will be 1');
+            log.warn({ worker: workers.slotOf(w), worker_pid: w.process.pid, waited_ms: graceMs + KILL_AFTER_GRACE_MS }, 'worker did not stop within shutdown.grace + 5 s; killed (SIGKILL), the exit code will be 1');
             w.process.kill('SIGKILL');
           }
         }, graceMs + KILL_AFTER_GRACE_MS);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { StartupError } from '../errors.ts';
 import { AUDIT_RUN_ENV } from '../observability/audit-chain-start.ts';
-import { NONCE_KEY_ENV, type FromWorker } from './messages.ts';
+import { NONCE_KEY_ENV, type FromWorker, type ToWorker } from './messages.ts';
 
 const RESTART_DELAY_MS = 1000;
 
@@ -20,6 +20,13 @@ export class WorkerSlots {
   /** This primary's run, for the workers' audit chains (AUDIT_RUN_ENV). */
   readonly #auditRun: string;
   readonly #log: Logger;
+  /**
+   * Workers forked and not yet started, with what the primary asked of them meanwhile. A worker still
+   * loading has no message listener, and node drops what arrives before one: a replacement forked just
+   * before a SIGHUP kept a key removed from its jwks_file accepted for good, and one forked just before
+   * SIGTERM served on until it was killed (a black-box probe). Sent once it says it started.
+   */
+  readonly #early = new Map<Worker, ToWorker[]>();
   /** Once set, nothing is restarted and /readyz says the cluster is draining. */
   draining = false;
 
@@ -54,6 +61,19 @@ export class WorkerSlots {
     this.kill();
   }
 
+  /** Sends `msg` to a worker that has started; one still starting gets it once it has (#early). */
+  tell(worker: Worker, msg: ToWorker): void {
+    const queued = this.#early.get(worker);
+    if (queued !== undefined) queued.push(msg);
+    else if (worker.isConnected()) worker.send(msg);
+  }
+
+  /** The slot a worker serves (log lines name slots, not node's worker ids). */
+  slotOf(worker: Worker): number | undefined {
+    for (const [slot, w] of this.#slots) if (w === worker) return slot;
+    return undefined;
+  }
+
   kill(): void {
     for (const w of this.#slots.values()) w.process.kill('SIGKILL');
   }
@@ -61,6 +81,7 @@ export class WorkerSlots {
   #fork(slot: number): Promise<string> {
     const worker = cluster.fork({ JITGATE_WORKER_SLOT: String(slot), [NONCE_KEY_ENV]: this.#nonceKey, [AUDIT_RUN_ENV]: this.#auditRun });
     this.#slots.set(slot, worker);
+    this.#early.set(worker, []);
     // A worker that died (SIGKILL, the OOM killer) looks connected until the primary reads the end of
     // its channel; a message sent to it meanwhile fails with EPIPE, raised as an 'error' on the worker.
     // Unheard, that error ended the primary and so the whole gate (a CI run: a /readyz right after a
@@ -68,10 +89,16 @@ export class WorkerSlots {
     worker.on('error', (err: NodeJS.ErrnoException) => this.#log.warn({ worker: slot, worker_pid: worker.process.pid, err: err.code ?? err.message }, 'a message to a worker failed; it is exiting'));
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: FromWorker) => {
-        if (msg?.type === 'jitgate:started') resolve(msg.proxy);
-        else if (msg?.type === 'jitgate:failed') reject(new StartupError(msg.message));
+        if (msg?.type === 'jitgate:started') {
+          const asked = this.#early.get(worker) ?? [];
+          this.#early.delete(worker);
+          if (asked.length > 0) this.#log.info({ worker: slot, worker_pid: worker.process.pid, asked: asked.map((m) => m.type.slice('jitgate:'.length)) }, 'worker started; sending what was asked of it while it started');
+          for (const m of asked) if (worker.isConnected()) worker.send(m);
+          resolve(msg.proxy);
+        } else if (msg?.type === 'jitgate:failed') reject(new StartupError(msg.message));
       });
       worker.on('exit', (code, signal) => {
+        this.#early.delete(worker);
         reject(new StartupError(`worker ${slot} exited (${signal ?? code}) before it started`));
         if (this.draining || this.#slots.get(slot) !== worker) return;
         this.#log.error({ worker: slot, worker_pid: worker.process.pid, code, signal }, 'worker died; starting a new one');
