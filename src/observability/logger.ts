@@ -100,6 +100,14 @@ function sonic(opts: Parameters<typeof pino.destination>[0] & object): SonicBoom
     countDropped(data);
     return false;
   }) as SonicBoom['write'];
+  // SonicBoom's destroy empties its queue but not the queue's length: a write still in flight (a stuck
+  // pipe's reader back after flushWithin gave up) then found that length past minLength, took the next
+  // buffer of the empty queue and threw (TypeError in mergeBuf; a probe's gate exited 1 after SIGTERM).
+  const destroy = sb.destroy.bind(sb);
+  sb.destroy = () => {
+    (sb as unknown as { _len: number })._len = 0;
+    destroy();
+  };
   // pino's own exit hook and ours flush synchronously, which on a failing destination never returns.
   const flushSync = sb.flushSync.bind(sb);
   sb.flushSync = () => {

@@ -79,6 +79,18 @@ describe('a gate whose stdout nobody reads', () => {
     expect(r.ms).toBeLessThan(1_000 + FINAL_FLUSH_MS + 3_000);
   }, 60_000);
 
+  // A probe: the reader came back 2.6 s after SIGTERM, just past the final flush's wait; the write still in
+  // flight then finished into a destroyed SonicBoom, which threw (TypeError in mergeBuf) and the gate exited 1.
+  it('exits 0 when the reader comes back after the final flush gave the destination up', async () => {
+    const g = await startWithStuckStdout('1s');
+    await fillThePipe(g);
+    g.signal('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1_000 + FINAL_FLUSH_MS + 600));
+    g.child.stdout!.resume();
+    const r = await g.exited;
+    expect([r.code, r.signal]).toEqual([0, null]);
+  }, 60_000);
+
   it('exits at once on a second signal, even with the final flush stuck', async () => {
     const g = await startWithStuckStdout('30s');
     await fillThePipe(g);
