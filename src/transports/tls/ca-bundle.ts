@@ -2,7 +2,7 @@
  * CA bundles (`client_ca_file`, `upstream.tls.ca_file`) checked before they are put in service.
  * Node takes a bundle that holds no certificate — empty, garbage, a key — without a word, and
  * then every handshake fails: every client refused, every upstream request 502. So a bundle must
- * hold at least one certificate, one of them a CA or self-signed (a trust anchor), and every PEM
+ * hold at least one certificate, one of them self-signed (a trust anchor), and every PEM
  * block in it must be a certificate node:crypto parses; text between blocks is allowed (OpenSSL ignores it, and bundles carry comments there).
  * Startup, check-config and every reload run this; a reload that fails it keeps the previous
  * files (file-reload.ts).
@@ -27,12 +27,14 @@ export function caBundleProblem(pem: Buffer): string | undefined {
     } catch (err) {
       return `certificate ${certs + 1} does not parse: ${(err as Error).message}`;
     }
-    if (cert.ca || cert.checkIssued(cert)) anchors++;
+    // A trust anchor signs itself: OpenSSL (without partial chains, node's default) ends every chain at one.
+    if (cert.checkIssued(cert) && cert.verify(cert.publicKey)) anchors++;
     certs++;
   }
   if ((text.match(BEGIN)?.length ?? 0) !== blocks) return 'holds a PEM block that does not end';
   if (certs === 0) return 'holds no PEM certificate';
-  // OpenSSL trusts a CA certificate or a self-signed one; a leaf issued by another verifies nothing, so
-  // every handshake would fail (a black-box probe: a workload's certificate given as client_ca_file).
-  return anchors === 0 ? `holds no CA certificate: ${certs === 1 ? 'its certificate is' : `its ${certs} certificates are`} CA:FALSE and issued by another, so nothing can be verified against it` : undefined;
+  // Only a self-signed certificate (a root, or a pinned self-signed server certificate) anchors a chain;
+  // a leaf or an intermediate alone verifies nothing, and every handshake would fail (black-box probes:
+  // a workload's certificate given as client_ca_file, then an intermediate CA alone).
+  return anchors === 0 ? `holds no self-signed (root) certificate: ${certs === 1 ? 'its certificate is' : `its ${certs} certificates are`} issued by another, and node trusts no partial chain, so nothing can be verified against it` : undefined;
 }

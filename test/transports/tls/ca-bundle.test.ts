@@ -5,7 +5,8 @@
  * bundle in service, warns and counts result="error".
  */
 import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -66,10 +67,22 @@ describe('caBundleProblem', () => {
     expect(caBundleProblem(Buffer.from(text()))).toBeTypeOf('string');
   });
 
-  it('names the leaf: no CA certificate in it', () => {
-    expect(caBundleProblem(readFileSync(pki.workloadA.cert))).toMatch(/^holds no CA certificate: its certificate is CA:FALSE and issued by another/);
+  it('names the leaf: no self-signed certificate in it', () => {
+    expect(caBundleProblem(readFileSync(pki.workloadA.cert))).toMatch(/^holds no self-signed \(root\) certificate: its certificate is issued by another/);
     // A leaf beside a CA is a bundle with an anchor: accepted.
     expect(caBundleProblem(Buffer.concat([readFileSync(pki.workloadA.cert), readFileSync(pki.ca.cert)]))).toBeUndefined();
+  });
+
+  // A re-probe: an intermediate CA alone (CA:TRUE) passed the first version of this check, and node, which
+  // trusts no partial chain, then refused every client and every backend.
+  it('names an intermediate CA alone; accepts it beside its root', () => {
+    const run = (args: string[]) => execFileSync('openssl', args, { cwd: pki.dir, stdio: 'pipe' });
+    run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'inter.key', '-out', 'inter.csr', '-subj', '/CN=intermediate CA']);
+    writeFileSync(join(pki.dir, 'inter.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+    run(['x509', '-req', '-in', 'inter.csr', '-CA', pki.ca.cert, '-CAkey', pki.ca.key, '-set_serial', '0x1234', '-days', '2', '-sha256', '-extfile', 'inter.ext', '-out', 'inter.crt']);
+    const inter = readFileSync(join(pki.dir, 'inter.crt'));
+    expect(caBundleProblem(inter)).toMatch(/^holds no self-signed \(root\) certificate/);
+    expect(caBundleProblem(Buffer.concat([inter, readFileSync(pki.ca.cert)]))).toBeUndefined();
   });
 
   it('accepts certificates with text between them (bundle comments)', async () => {
