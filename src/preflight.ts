@@ -3,7 +3,8 @@
  * itself. `check-config` reports them; `serve` refuses on them before its first side effect: a
  * black-box probe saw a serve that failed on a missing TLS certificate first raise the fleet's DPoP
  * window in Redis for good and append a chain start and a checkpoint to the audit file, so a
- * crash-looping unit grew the log and changed shared state with every attempt. Reads files only: no
+ * crash-looping unit grew the log and changed shared state with every attempt. The key sets and the
+ * revocation file are loaded as the gate loads them (a file that does not parse is caught too). Reads files only: no
  * socket, no URL, nothing written.
  */
 import { access, constants, stat } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { appendableFileProblem } from './config/path-checks.ts';
 import type { Config } from './config/schema.ts';
 import { readRedisPassword } from './fleet/redis-password.ts';
 import { FileIssuerKeys } from './keys/issuer-keys.ts';
+import { FileRevocationSource } from './revocation/file-source.ts';
 import { loadCheckpointSigner } from './observability/audit-checkpoint.ts';
 import { caBundleProblem } from './transports/tls/ca-bundle.ts';
 import { tlsProblems } from './transports/tls/check-tls.ts';
@@ -28,14 +30,7 @@ export async function localFileProblems(config: Config): Promise<string[]> {
       problems.push(`issuers[${n}].jwks_file: ${keyFileProblem(issuer.jwks_file, err as Error)}`);
     }
   }
-  if (config.revocation.file !== undefined) {
-    try {
-      await access(config.revocation.file, constants.R_OK);
-      if (!(await stat(config.revocation.file)).isFile()) problems.push(`revocation.file: ${config.revocation.file} is not a regular file`);
-    } catch (err) {
-      problems.push(`revocation.file: cannot read ${config.revocation.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  }
+  if (config.revocation.file !== undefined) problems.push(...(await revocationFileProblems(config.revocation.file)));
   // The journal is appended to: its directory must exist.
   if (config.revocation.journal !== undefined) {
     const journal = appendableFileProblem('revocation.journal', config.revocation.journal, false);
@@ -58,6 +53,26 @@ export async function localFileProblems(config: Config): Promise<string[]> {
   problems.push(...tlsProblems(config));
   problems.push(...redisFileProblems(config.redis));
   return problems;
+}
+
+/** Readable, a regular file, and a list the gate would load (a re-probe: one that did not parse passed, and serve failed after its side effects). */
+async function revocationFileProblems(file: string): Promise<string[]> {
+  try {
+    await access(file, constants.R_OK);
+    if (!(await stat(file)).isFile()) return [`revocation.file: ${file} is not a regular file`];
+  } catch (err) {
+    return [`revocation.file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`];
+  }
+  const source = new FileRevocationSource(file, 60_000);
+  try {
+    await source.start();
+    return [];
+  } catch (err) {
+    // "revocation.file F: why": the key and the file named as the other lines name them.
+    return [(err as Error).message.replace(/^revocation\.file /, 'revocation.file: ')];
+  } finally {
+    source.stop();
+  }
 }
 
 function redisFileProblems(redis: Config['redis']): string[] {

@@ -391,6 +391,10 @@ export const configSchema = z.strictObject({
   redis: redis.optional(),
 })
   .superRefine((c, ctx) => {
+    // node:http refuses a request timeout shorter than its headers timeout: a RangeError and a stack trace at start (a re-probe).
+    if (c.limits.request_timeout < c.limits.headers_timeout) {
+      ctx.addIssue({ code: 'custom', path: ['limits', 'request_timeout'], message: `must be at least limits.headers_timeout (${formatDuration(c.limits.headers_timeout)}): a whole request cannot take less time than its head` });
+    }
     const r = c.revocation;
     if (r.url !== undefined) outlastsOneSync(ctx, ['revocation', 'max_stale'], r.max_stale, r.poll_interval + r.timeout, 'revocation.poll_interval + revocation.timeout', 'the feed');
     if (r.redis && c.redis !== undefined) {

@@ -51,6 +51,28 @@ describe('serve with a missing listen.tls certificate', () => {
   }
 });
 
+describe('serve with a revocation.file that does not parse (a re-probe: readable was not enough)', () => {
+  it('check-config and serve refuse it by name; serve writes nothing to the audit file or to Redis first', async () => {
+    const prefix = 'preflight-rev:';
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.redis = { url: redis.url, key_prefix: prefix };
+      c.dpop = { replay: 'redis', iat_window: '10m' };
+    });
+    dirs.push(cfg.dir);
+    await writeFile(cfg.revokedFile, '<html><body>502 Bad Gateway</body></html>\n');
+    const { keyFile } = await writeCheckpointKeys(cfg.dir);
+    const log = join(cfg.dir, 'audit.log');
+    await writeFile(cfg.file, JSON.stringify({ ...cfg.raw, log: { level: 'info', destination: log, audit_chain: true, audit_checkpoint_key: keyFile } }));
+    for (const command of ['check-config', 'serve']) {
+      const r = await runCli([command, '-c', cfg.file]);
+      expect([command, r.code]).toEqual([command, 1]);
+      expect(r.stderr).toMatch(/revocation\.file: .*revoked\.jsonl: .*no list was ever loaded/);
+    }
+    expect(await stat(log).then((s) => s.size).catch(() => 0)).toBe(0);
+    expect(await redis.command('ZRANGE', `${prefix}dpop-window`, '0', '-1')).toEqual([]);
+  }, 30_000);
+});
+
 describe('Redis files, refused by check-config and by serve alike', () => {
   it.each([
     ['an empty redis.password_file', async (dir: string) => (await writeFile(join(dir, 'pw'), ''), { password_file: join(dir, 'pw') }), /redis\.password_file .*pw: is empty/],

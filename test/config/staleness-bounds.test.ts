@@ -85,7 +85,8 @@ describe('timeouts that node:http or undici would take 0 to mean "never" (a prob
     // undici refuses 0 for a pool's idle time: every request was a 502 (a re-probe, 2026-12-07).
     ['upstream', 'keep_alive_timeout'],
   ])('%s.%s: 0s → a config error naming the key; 1ms is accepted', (section, key) => {
-    const at = (v: string) => (section === 'limits' ? { limits: { [key]: v } } : { upstream: { url: 'http://127.0.0.1:8081', [key]: v } });
+    // request_timeout must also be at least headers_timeout (test/config/limits.test.ts).
+    const at = (v: string) => (section === 'limits' ? { limits: { [key]: v, ...(key === 'request_timeout' ? { headers_timeout: '1ms' } : {}) } } : { upstream: { url: 'http://127.0.0.1:8081', [key]: v } });
     expect(problems(at('0s'))).toContain(`${section}.${key}: must be more than 0 (0 would turn this timeout off)`);
     expect(() => validateConfig(base(at('1ms')), 'jitgate.yaml')).not.toThrow();
   });
