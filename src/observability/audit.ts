@@ -60,6 +60,18 @@ interface Prebuilt {
 /** HTTP methods whose JSON form is kept; any other method string is serialized per line (and never stored). */
 const METHOD_JSON: ReadonlyMap<string, string> = new Map(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'].map((m) => [m, JSON.stringify(m)]));
 
+/** A refused method longer than this is written cut, with `…`: a method token is at most 32 characters. */
+const MAX_AUDIT_METHOD = 64;
+
+/**
+ * The method as the audit line names it. A refused method (`bad_method`) is whatever the client sent
+ * before its first space, up to the 16 KiB the request line is read in: written whole, any client
+ * made a 15 KB audit line with one request (a re-probe).
+ */
+export function auditMethod(method: string): string {
+  return method.length > MAX_AUDIT_METHOD ? `${method.slice(0, MAX_AUDIT_METHOD)}…` : method;
+}
+
 export class AuditLog {
   readonly #log: Logger | undefined;
   readonly #pre: Prebuilt | undefined;
@@ -158,7 +170,7 @@ export class AuditLog {
       kind = pre.props({ transport: r.transport, decision, reason });
       byReason.set(reason, kind);
     }
-    let line = `${pre.head}${time}${pre.bindings}${kind},"status":${r.status},"method":${METHOD_JSON.get(r.method) ?? JSON.stringify(r.method)}`;
+    let line = `${pre.head}${time}${pre.bindings}${kind},"status":${r.status},"method":${METHOD_JSON.get(r.method) ?? JSON.stringify(auditMethod(r.method))}`;
     if (d.path !== undefined) line += `,"path":${JSON.stringify(d.path)}`;
     if (r.client !== undefined) line += `,"client":${JSON.stringify(r.client)}`;
     if (t !== null) {
@@ -254,7 +266,7 @@ function auditObject(r: AuditRecord): Record<string, unknown> {
     decision: d.kind === 'allow' ? 'allow' : 'deny',
     reason: r.outcome ?? d.reason,
     status: r.status,
-    method: r.method,
+    method: auditMethod(r.method),
     path: d.path,
     client: r.client,
     sub: t?.sub,

@@ -80,6 +80,10 @@ describe('proxy: refusals made by node:http before the decision', () => {
     const lines = since(from);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ transport: 'proxy', decision: 'deny', reason: 'bad_method', status: 400, method: 'G(T', client: '127.0.0.1' });
+    // A long one is cut at 64 characters: one request must not make a 15 KB audit line (a re-probe).
+    const from2 = audits().length;
+    await exchange(`${'G('.repeat(7000)} /orders/42 HTTP/1.1\r\nHost: orders.internal\r\n\r\n`);
+    expect(since(from2).map((l) => l.method)).toEqual([`${'G('.repeat(32)}…`]);
   });
 
   it('a TLS ClientHello on the plain port → 400 bad_request and a count, but no audit line (not a request line)', async () => {

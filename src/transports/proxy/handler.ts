@@ -4,7 +4,7 @@
  * (Oathkeeper's shared HandleRequest); this file is only glue, metrics and the audit line.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { unavailable, type Decision } from '../../core/decision.ts';
+import { deny, unavailable, type Decision } from '../../core/decision.ts';
 import type { TransportContext } from '../context.ts';
 import { inputFromRequest } from '../http-input.ts';
 import { clientCertOf } from '../tls/client-cert.ts';
@@ -14,6 +14,9 @@ import { InflightByToken } from './inflight-tokens.ts';
 import type { PendingDecisions } from '../pending-decisions.ts';
 
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
+
+/** What a token over limits.max_inflight_per_token is counted as (its audit line keeps the allow's ids). */
+const INFLIGHT_REFUSAL = deny('inflight_limit');
 
 export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, pending: PendingDecisions): ProxyHandler {
   const { gate, metrics, audit, tracer } = ctx;
@@ -38,7 +41,6 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
 
   function act(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, decision: Decision, started: number): void {
     const seconds = (performance.now() - started) / 1000;
-    metrics.recordDecision('proxy', decision, seconds);
     // latency_ms in the audit line is the gate's own decision time, comparable across transports;
     // upstream time is in jitgate_upstream_duration_seconds.
     const latencyMs = seconds * 1000;
@@ -50,13 +52,15 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
       // One grant may not hold every upstream connection (inflight-tokens.ts).
       if (token !== null && !inflight.enter(token.iss, token.jti)) {
         metrics.limitRefusals.labels('inflight_token').inc();
-        metrics.recordReason('proxy', 'inflight_limit');
+        // Counted as what the client got, once (a re-probe saw it counted as granted and inflight_limit both).
+        metrics.recordDecision('proxy', INFLIGHT_REFUSAL, seconds);
         refuse(req, res, render('inflight_limit'));
         audit.record({ transport: 'proxy', method: req.method!, decision: allow, status: 429, latencyMs, outcome: 'inflight_limit', client, clientCert: allow.clientCert });
         // A span for every answered decision, as the audit line: this one is an allow the limit turned into a 429.
         if (tracer !== undefined) tracer.decision('proxy', req.rawHeaders, req.method!, allow, seconds, 429);
         return;
       }
+      metrics.recordDecision('proxy', allow, seconds);
       const method = req.method!;
       // The slot is given back once: when the exchange ends, or here if a throw came before it took the request.
       let left = token === null;
@@ -94,6 +98,7 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
       return;
     }
 
+    metrics.recordDecision('proxy', decision, seconds);
     // Exact for this gate's policy: DPoP challenges name its algs, a nonce refusal carries DPoP-Nonce.
     const r = renderDecision(decision, gate.policy);
     // The connection's certificate went out of its validity window: it will not get better on this

@@ -76,6 +76,10 @@ describe('one grant cannot take the upstream pool (item 8)', () => {
     expect(ms).toBeLessThan(3000); // before the fix they got no answer while the uploads ran
     expect(await metric(gate, 'jitgate_limit_refusals_total{limit="inflight_token"}')).toBe(12);
     expect(gate.logs.filter((l) => l.type === 'audit' && l.reason === 'inflight_limit')).toHaveLength(12);
+    // Each request counted once, as what it got: 4 uploads and 8 GETs granted, 12 refused (a re-probe saw the
+    // refused ones counted as granted too).
+    expect(await metric(gate, 'jitgate_decisions_total{transport="proxy",result="deny",reason="inflight_limit"}')).toBe(12);
+    expect(await metric(gate, 'jitgate_decisions_total{transport="proxy",result="allow",reason="granted"}')).toBe(12);
     // The uploaders leave: their count and pool slots are given back, so the token works again.
     for (const u of uploads) u.destroy();
     await Promise.all(up.requests.slice(0, 4).map((r) => r.done));
