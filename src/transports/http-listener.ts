@@ -7,7 +7,7 @@
  */
 import type { Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import type { Config } from '../config/schema.ts';
 import { StartupError } from '../errors.ts';
@@ -53,6 +53,8 @@ export interface HttpListener extends Listener {
 
 /** Idle keep-alive connections are swept this often while draining. */
 const SWEEP_MS = 50;
+/** How long an idle keep-alive connection may still bring a request once a drain starts (at most half the grace). */
+const IDLE_DRAIN_MS = 250;
 
 const LISTEN_ERRORS: ReadonlyMap<string, string> = new Map([
   ['EADDRINUSE', 'address in use'],
@@ -151,17 +153,28 @@ export async function listenHttp(server: Server | HttpsServer, name: string, hos
     close(graceMs: number, beforeCut?: () => void): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         closeAfterCurrentAnswers(open);
-        const sweep = setInterval(() => server.closeIdleConnections(), SWEEP_MS);
+        let sweep: NodeJS.Timeout | undefined;
+        // Idle keep-alive connections get a moment before they are closed: a client that sends its next
+        // request right away (Envoy's ext_authz client, back to back) had it reset by a close at the drain's
+        // first instant, and with failure_mode_allow: false that is a 403 per rolling restart (a re-probe).
+        // Asked within IDLE_DRAIN_MS, it is answered with Connection: close (the request handlers see
+        // `draining`). net.Server's close stops accepting without node:http's own immediate idle close.
+        const startSweep = setTimeout(() => {
+          // node:http's own close now: its idle close, and its timeout-checking timer stopped (the listening
+          // socket is already closed, which its callback is told).
+          server.close(() => undefined);
+          sweep = setInterval(() => server.closeIdleConnections(), SWEEP_MS);
+        }, Math.min(IDLE_DRAIN_MS, graceMs / 2));
         const deadline = setTimeout(() => {
           beforeCut?.();
           server.closeAllConnections();
         }, graceMs);
-        server.close(() => {
+        NetServer.prototype.close.call(server, () => {
+          clearTimeout(startSweep);
           clearInterval(sweep);
           clearTimeout(deadline);
           resolve();
         });
-        server.closeIdleConnections();
       });
       return closing;
     },

@@ -96,6 +96,36 @@ describe('proxy shutdown', () => {
     expect(gate.lines.map((l) => l.msg)).toContain('stopped');
   }, 30_000);
 
+  // A re-probe: a client sending its next request right after SIGTERM (Envoy's ext_authz client does, back to
+  // back) had it reset by the drain's immediate close of idle connections: a 403 per rolling restart behind Envoy.
+  it('case=an idle keep-alive connection that brings a request just after SIGTERM is answered, with Connection: close', async () => {
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.shutdown = { grace: '5s' };
+    });
+    const gate = await spawnGate(cfg.file);
+    const token = await tokenNow(cfg.keys);
+    const s = connect(Number(new URL(gate.url).port), '127.0.0.1');
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const closed = new Promise<string>((r) => {
+      s.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? e.message));
+      s.on('close', () => r('closed'));
+    });
+    const request = `GET /orders/42 HTTP/1.1\r\nHost: orders.internal\r\nAuthorization: Bearer ${token}\r\n\r\n`;
+    s.write(request);
+    for (let i = 0; i < 100 && !/\r\n\r\n/.test(got); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(got.toLowerCase()).toContain('connection: keep-alive');
+    got = '';
+    gate.child.kill('SIGTERM');
+    await untilDraining(gate.adminUrl);
+    s.write(request); // on the idle connection, a moment into the drain
+    expect(await closed).toBe('closed');
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(got.toLowerCase()).toContain('connection: close');
+    expect((await gate.exited).code).toBe(0);
+  }, 30_000);
+
   it('case=a second signal exits at once without waiting for in-flight requests', async () => {
     const cfg = await writeGateConfig(up.url, (c) => {
       c.shutdown = { grace: '30s' };
