@@ -17,9 +17,11 @@ import { FileIssuerKeys } from './keys/issuer-keys.ts';
 import { FileRevocationSource } from './revocation/file-source.ts';
 import { loadCheckpointSigner } from './observability/audit-checkpoint.ts';
 import { caBundleProblem } from './transports/tls/ca-bundle.ts';
+import { extAuthzProblems } from './transports/ext-authz/config-check.ts';
+import { listenAddresses } from './config/listen-addresses.ts';
 import { tlsProblems } from './transports/tls/check-tls.ts';
 
-/** `key: problem` lines, one per file that would stop the gate; empty when all are usable. */
+/** `key: problem` lines, one per local file or listener setting that would stop the gate; empty when all are usable. */
 export async function localFileProblems(config: Config): Promise<string[]> {
   const problems: string[] = [];
   for (const [n, issuer] of config.issuers.entries()) {
@@ -52,8 +54,33 @@ export async function localFileProblems(config: Config): Promise<string[]> {
   // listen.tls, admin.tls, upstream.tls: files readable, certificates loadable with their keys (SPEC §11).
   problems.push(...tlsProblems(config));
   problems.push(...redisFileProblems(config.redis));
+  // ext_authz: forward-auth's listener and path, path_prefix, trusted_proxies (what startExtAuthz refuses), and two of
+  // the gate's own listeners on one port: serve met both only after its side effects (a re-probe).
+  problems.push(...extAuthzProblems(config));
+  problems.push(...portClashes(config));
   return problems;
 }
+
+/**
+ * Two of the gate's own listeners on one port (a probe: check-config said OK and serve failed with
+ * "address in use"). Port 0 is a fresh port each; different hosts clash only when one is a wildcard.
+ */
+function portClashes(config: Config): string[] {
+  const listeners = listenAddresses(config);
+  const wildcard = (h: string): boolean => h === '0.0.0.0' || h === '::' || h === '';
+  const out: string[] = [];
+  for (let i = 0; i < listeners.length; i++) {
+    const a = listeners[i]!;
+    if (a.port === 0) continue;
+    for (let j = 0; j < i; j++) {
+      const b = listeners[j]!;
+      if (b.port !== a.port) continue;
+      if (a.host === b.host || wildcard(a.host) || wildcard(b.host)) out.push(`${a.key}.port: ${a.port} is also ${b.key}.port; each listener needs its own port`);
+    }
+  }
+  return out;
+}
+
 
 /** Readable, a regular file, and a list the gate would load (a re-probe: one that did not parse passed, and serve failed after its side effects). */
 async function revocationFileProblems(file: string): Promise<string[]> {

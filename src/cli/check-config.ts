@@ -11,11 +11,9 @@ import { buildGate } from '../build-gate.ts';
 import { workerCount } from '../cluster.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { listenAddresses } from '../config/listen-addresses.ts';
 import { ConfigError, JitgateError } from '../errors.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { upstreamOrigin } from '../transports/proxy/forward.ts';
-import { extAuthzProblems } from '../transports/ext-authz/config-check.ts';
 import { tlsWarnings } from '../transports/tls/check-tls.ts';
 import { localFileProblems } from '../preflight.ts';
 import { parseCommand } from './args.ts';
@@ -86,13 +84,10 @@ export async function checkConfig(config: Config, file: string): Promise<string>
     if (!(err instanceof JitgateError)) throw err;
     problems.push(...(err instanceof ConfigError ? err.problems : [err.message]));
   }
-  // Key, TLS, token, journal and Redis files: what serve also checks before its first side effect.
+  // Key, TLS, token, journal and Redis files, ext_authz placement, port clashes: what serve also checks before its first side effect.
   problems.push(...(await localFileProblems(config)));
   const destination = logDestinationProblem(config.log.destination);
   if (destination !== undefined) problems.push(destination);
-  // ext_authz: forward-auth's listener and path, path_prefix, trusted_proxies (what startExtAuthz refuses).
-  problems.push(...extAuthzProblems(config));
-  problems.push(...portClashes(config));
   if (problems.length > 0) throw new ConfigError(file, problems);
   return summarize(config);
 }
@@ -121,23 +116,4 @@ function summarize(config: Config): string {
   return parts.join('; ');
 }
 
-/**
- * Two of the gate's own listeners on one port (a probe: check-config said OK and serve failed with
- * "address in use"). Port 0 is a fresh port each; different hosts clash only when one is a wildcard.
- */
-function portClashes(config: Config): string[] {
-  const listeners = listenAddresses(config);
-  const wildcard = (h: string): boolean => h === '0.0.0.0' || h === '::' || h === '';
-  const out: string[] = [];
-  for (let i = 0; i < listeners.length; i++) {
-    const a = listeners[i]!;
-    if (a.port === 0) continue;
-    for (let j = 0; j < i; j++) {
-      const b = listeners[j]!;
-      if (b.port !== a.port) continue;
-      if (a.host === b.host || wildcard(a.host) || wildcard(b.host)) out.push(`${a.key}.port: ${a.port} is also ${b.key}.port; each listener needs its own port`);
-    }
-  }
-  return out;
-}
 

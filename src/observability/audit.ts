@@ -69,7 +69,14 @@ const MAX_AUDIT_METHOD = 64;
  * made a 15 KB audit line with one request (a re-probe).
  */
 export function auditMethod(method: string): string {
-  return method.length > MAX_AUDIT_METHOD ? `${method.slice(0, MAX_AUDIT_METHOD)}…` : method;
+  if (method.length <= MAX_AUDIT_METHOD) return method;
+  // Cut between code points: half a surrogate pair is a lone surrogate escape strict JSON readers refuse (a re-probe).
+  const end = isHighSurrogate(method.charCodeAt(MAX_AUDIT_METHOD - 1)) ? MAX_AUDIT_METHOD - 1 : MAX_AUDIT_METHOD;
+  return `${method.slice(0, end)}…`;
+}
+
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
 }
 
 export class AuditLog {

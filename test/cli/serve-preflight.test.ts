@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCheckpointKeys } from '../fixtures/audit-gate.ts';
 import { runCli } from '../fixtures/cli.ts';
+import { freePort } from '../fixtures/ports.ts';
 import { startRedis, type RedisServer } from '../fixtures/redis.ts';
 import { startRecordingUpstream, writeGateConfig, type RecordingUpstream } from '../fixtures/servers.ts';
 
@@ -68,6 +69,35 @@ describe('serve with a revocation.file that does not parse (a re-probe: readable
       expect([command, r.code]).toEqual([command, 1]);
       expect(r.stderr).toMatch(/revocation\.file: .*revoked\.jsonl: .*no list was ever loaded/);
     }
+    expect(await stat(log).then((s) => s.size).catch(() => 0)).toBe(0);
+    expect(await redis.command('ZRANGE', `${prefix}dpop-window`, '0', '-1')).toEqual([]);
+  }, 30_000);
+});
+
+describe('serve with two of its own listeners on one port, or forward-auth on no free path (a re-probe: found only after the side effects)', () => {
+  it.each([
+    ['ext_authz.http on the admin port', (c: Record<string, any>, port: number) => {
+      c.admin = { listen: { host: '127.0.0.1', port } };
+      c.ext_authz = { http: { listen: { host: '127.0.0.1', port } } };
+    }, /ext_authz\.http\.listen\.port: \d+ is also admin\.listen\.port/],
+    ['forward_auth beside an empty path_prefix', (c: Record<string, any>, port: number) => {
+      c.ext_authz = { http: { listen: { host: '127.0.0.1', port } }, forward_auth: {} };
+    }, /forward_auth/],
+  ])('%s: refused by name; nothing written to the audit file or to Redis', async (_what, patch, message) => {
+    const prefix = `preflight-listen-${Math.random().toString(36).slice(2, 8)}:`;
+    const port = await freePort();
+    const cfg = await writeGateConfig(up.url, (c) => {
+      c.redis = { url: redis.url, key_prefix: prefix };
+      c.dpop = { replay: 'redis', iat_window: '10m' };
+      patch(c, port);
+    });
+    dirs.push(cfg.dir);
+    const { keyFile } = await writeCheckpointKeys(cfg.dir);
+    const log = join(cfg.dir, 'audit.log');
+    await writeFile(cfg.file, JSON.stringify({ ...cfg.raw, log: { level: 'info', destination: log, audit_chain: true, audit_checkpoint_key: keyFile } }));
+    const r = await runCli(['serve', '-c', cfg.file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(message);
     expect(await stat(log).then((s) => s.size).catch(() => 0)).toBe(0);
     expect(await redis.command('ZRANGE', `${prefix}dpop-window`, '0', '-1')).toEqual([]);
   }, 30_000);

@@ -14,7 +14,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Allow, Decision } from '../../src/core/decision.ts';
 import type { VerifiedToken } from '../../src/core/verified-token.ts';
-import { AuditLog, auditAct, auditRedactPaths, plainTokenFields, type AuditRecord } from '../../src/observability/audit.ts';
+import { AuditLog, auditAct, auditMethod, auditRedactPaths, plainTokenFields, type AuditRecord } from '../../src/observability/audit.ts';
 import { createLogger, isoTimePerMs, LineBatch, REDACT } from '../../src/observability/logger.ts';
 
 function recorder(): { lines: Record<string, unknown>[]; stream: Writable } {
@@ -39,6 +39,16 @@ function allowWithAct(act: unknown): Allow {
 describe('audit line redaction', () => {
   it('leaves the wildcard paths to auditAct and gives pino the others', () => {
     expect(auditRedactPaths(['authorization', 'headers.dpop', '*.token'])).toEqual(['authorization', 'headers.dpop']);
+  });
+
+  it('cuts a refused method at 64 characters, between code points', () => {
+    expect(auditMethod('GET')).toBe('GET');
+    expect(auditMethod('x'.repeat(64))).toBe('x'.repeat(64));
+    expect(auditMethod('x'.repeat(65))).toBe(`${'x'.repeat(64)}…`);
+    // 'a' + 40 emoji: the 64th code unit is the first half of a pair, which is left out rather than cut in two.
+    const cut = auditMethod(`a${'\u{1F600}'.repeat(40)}`);
+    expect(cut).toBe(`a${'\u{1F600}'.repeat(31)}…`);
+    expect(JSON.stringify(cut)).not.toMatch(/\\ud8/);
   });
 
   it("keeps an own __proto__ member of act, censored members too (pino's redactor dropped it)", async () => {

@@ -15,7 +15,7 @@ import type { PendingDecisions } from '../pending-decisions.ts';
 
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
 
-/** What a token over limits.max_inflight_per_token is counted as (its audit line keeps the allow's ids). */
+/** What a token over limits.max_inflight_per_token is counted as (its audit line names the token too). */
 const INFLIGHT_REFUSAL = deny('inflight_limit');
 
 export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, pending: PendingDecisions): ProxyHandler {
@@ -55,7 +55,8 @@ export function createProxyHandler(ctx: TransportContext, forwarder: Forwarder, 
         // Counted as what the client got, once (a re-probe saw it counted as granted and inflight_limit both).
         metrics.recordDecision('proxy', INFLIGHT_REFUSAL, seconds);
         refuse(req, res, render('inflight_limit'));
-        audit.record({ transport: 'proxy', method: req.method!, decision: allow, status: 429, latencyMs, outcome: 'inflight_limit', client, clientCert: allow.clientCert });
+        // A refusal naming its token, as the metric counts it (deny); the line used to say "allow" with the 429.
+        audit.record({ transport: 'proxy', method: req.method!, decision: deny('inflight_limit', allow.path, token), status: 429, latencyMs, client, clientCert: allow.clientCert });
         // A span for every answered decision, as the audit line: this one is an allow the limit turned into a 429.
         if (tracer !== undefined) tracer.decision('proxy', req.rawHeaders, req.method!, allow, seconds, 429);
         return;

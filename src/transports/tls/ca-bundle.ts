@@ -28,7 +28,9 @@ export function caBundleProblem(pem: Buffer): string | undefined {
       return `certificate ${certs + 1} does not parse: ${(err as Error).message}`;
     }
     // A trust anchor signs itself: OpenSSL (without partial chains, node's default) ends every chain at one.
-    if (cert.checkIssued(cert) && cert.verify(cert.publicKey)) anchors++;
+    // Not checkIssued(cert): that also asks for keyCertSign, which a pinned self-signed server certificate
+    // (keyUsage digitalSignature only: cert-manager's SelfSigned issuer, Go) lacks, though node trusts it (a re-probe).
+    if (cert.subject === cert.issuer && cert.verify(cert.publicKey)) anchors++;
     certs++;
   }
   if ((text.match(BEGIN)?.length ?? 0) !== blocks) return 'holds a PEM block that does not end';

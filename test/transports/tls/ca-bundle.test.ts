@@ -85,6 +85,14 @@ describe('caBundleProblem', () => {
     expect(caBundleProblem(Buffer.concat([inter, readFileSync(pki.ca.cert)]))).toBeUndefined();
   });
 
+  // A second re-probe: the pinned self-signed server certificate cert-manager's SelfSigned issuer and Go make
+  // (CA:FALSE, keyUsage digitalSignature only) was refused by a check that also asked for keyCertSign; node trusts it.
+  it('accepts a pinned self-signed certificate without keyCertSign', () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'pin.key', '-out', 'pin.crt', '-days', '2', '-subj', '/CN=pinned',
+      '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature'], { cwd: pki.dir, stdio: 'pipe' });
+    expect(caBundleProblem(readFileSync(join(pki.dir, 'pin.crt')))).toBeUndefined();
+  });
+
   it('accepts certificates with text between them (bundle comments)', async () => {
     const two = `# workloads\n${await readFile(pki.ca.cert, 'utf8')}\nsubject=CN = backend CA\n${await readFile(pki.backendCa.cert, 'utf8')}`;
     expect(caBundleProblem(Buffer.from(two))).toBeUndefined();
