@@ -8,15 +8,13 @@
  * socket, no URL, nothing written.
  */
 import { access, constants, stat } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { loadAdminToken } from './admin/admin-token.ts';
 import { appendableFileProblem } from './config/path-checks.ts';
 import type { Config } from './config/schema.ts';
-import { readRedisPassword } from './fleet/redis-password.ts';
+import { readRedisCaFile, readRedisPassword } from './fleet/redis-files.ts';
 import { FileIssuerKeys } from './keys/issuer-keys.ts';
 import { FileRevocationSource } from './revocation/file-source.ts';
 import { loadCheckpointSigner } from './observability/audit-checkpoint.ts';
-import { caBundleProblem } from './transports/tls/ca-bundle.ts';
 import { extAuthzProblems } from './transports/ext-authz/config-check.ts';
 import { listenAddresses } from './config/listen-addresses.ts';
 import { tlsProblems } from './transports/tls/check-tls.ts';
@@ -81,7 +79,6 @@ function portClashes(config: Config): string[] {
   return out;
 }
 
-
 /** Readable, a regular file, and a list the gate would load (a re-probe: one that did not parse passed, and serve failed after its side effects). */
 async function revocationFileProblems(file: string): Promise<string[]> {
   try {
@@ -102,24 +99,20 @@ async function revocationFileProblems(file: string): Promise<string[]> {
   }
 }
 
+/** Redis's password and CA files, read by the code the connection reads them with (fleet/redis-files.ts). */
 function redisFileProblems(redis: Config['redis']): string[] {
   if (redis === undefined) return [];
   const out: string[] = [];
-  if (redis.password_file !== undefined) {
+  const check = (read: () => unknown): void => {
     try {
-      readRedisPassword(redis.password_file);
+      read();
     } catch (err) {
       out.push((err as Error).message);
     }
-  }
-  if (redis.ca_file !== undefined) {
-    try {
-      const problem = caBundleProblem(readFileSync(redis.ca_file));
-      if (problem !== undefined) out.push(`redis.ca_file: ${redis.ca_file} ${problem}`);
-    } catch (err) {
-      out.push(`redis.ca_file: cannot read ${redis.ca_file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  }
+  };
+  const { password_file: passwordFile, ca_file: caFile } = redis;
+  if (passwordFile !== undefined) check(() => readRedisPassword(passwordFile));
+  if (caFile !== undefined) check(() => readRedisCaFile(caFile));
   return out;
 }
 

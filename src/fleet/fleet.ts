@@ -12,7 +12,7 @@ import { StartupError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RevocationEntry } from '../revocation/entries.ts';
 import { redisKeys, type RedisKeys } from './redis-layout.ts';
-import { readRedisPassword } from './redis-password.ts';
+import { readRedisPassword } from './redis-files.ts';
 import { redactUrl, RedisLink, type RedisConnectOptions } from './redis-link.ts';
 import { sharedNonceKey } from './redis-nonce-key.ts';
 import { RedisReplayGuard } from './redis-replay.ts';

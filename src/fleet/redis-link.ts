@@ -9,12 +9,11 @@
  * The first connection is made by `connect()`, whose error names the config key at fault; after
  * that the link reconnects by itself and reports its state through `onState`.
  */
-import { readFileSync } from 'node:fs';
 import { createClient, ErrorReply, MultiErrorReply } from 'redis';
 import { StartupError } from '../errors.ts';
 import { withDeadline as deadline } from '../deadline.ts';
 import { RedisUnavailableError } from './redis-errors.ts';
-import { caBundleProblem } from '../transports/tls/ca-bundle.ts';
+import { readRedisCaFile } from './redis-files.ts';
 
 export type RedisClient = ReturnType<typeof createClient>;
 
@@ -96,24 +95,11 @@ export function credentials(o: RedisConnectOptions): { url: string; username?: s
 /** A new client (not connected) for these options. */
 export function newClient(o: RedisConnectOptions, name: string): RedisClient {
   const tls = new URL(o.url).protocol === 'rediss:';
-  const ca = o.caFile === undefined ? undefined : readCaFile(o.caFile, (o.settingNames ?? CONFIG_KEYS).caFile);
+  const ca = o.caFile === undefined ? undefined : readRedisCaFile(o.caFile, (o.settingNames ?? CONFIG_KEYS).caFile);
   const socket = tls
     ? { tls: true as const, connectTimeout: o.connectTimeoutMs, reconnectStrategy: false as const, ...(ca ? { ca } : {}) }
     : { connectTimeout: o.connectTimeoutMs, reconnectStrategy: false as const };
   return createClient({ ...credentials(o), name, disableOfflineQueue: true, socket });
-}
-
-/** The CA bundle, or a StartupError naming its key (a probe saw a missing file end `serve` with a stack trace). */
-function readCaFile(path: string, key: string): Buffer {
-  let pem: Buffer;
-  try {
-    pem = readFileSync(path);
-  } catch (err) {
-    throw new StartupError(`${key} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
-  }
-  const problem = caBundleProblem(pem);
-  if (problem !== undefined) throw new StartupError(`${key} ${path} ${problem}`);
-  return pem;
 }
 
 /**
