@@ -1,6 +1,7 @@
 /**
- * The local files a gate reads or appends to at start, checked before it changes anything outside
- * itself. `check-config` reports them; `serve` refuses on them before its first side effect: a
+ * What would stop a gate at start, checked before it changes anything outside itself: the local files
+ * it reads or appends to, and its listeners' placement (ext_authz paths, two listeners on one port).
+ * `check-config` reports them; `serve` refuses on them before its first side effect: a
  * black-box probe saw a serve that failed on a missing TLS certificate first raise the fleet's DPoP
  * window in Redis for good and append a chain start and a checkpoint to the audit file, so a
  * crash-looping unit grew the log and changed shared state with every attempt. The key sets and the
@@ -20,7 +21,7 @@ import { listenAddresses } from './config/listen-addresses.ts';
 import { tlsProblems } from './transports/tls/check-tls.ts';
 
 /** `key: problem` lines, one per local file or listener setting that would stop the gate; empty when all are usable. */
-export async function localFileProblems(config: Config): Promise<string[]> {
+export async function startupProblems(config: Config): Promise<string[]> {
   const problems: string[] = [];
   for (const [n, issuer] of config.issuers.entries()) {
     if (issuer.jwks_file === undefined) continue;

@@ -15,7 +15,7 @@ import { ConfigError, JitgateError } from '../errors.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { upstreamOrigin } from '../transports/proxy/forward.ts';
 import { tlsWarnings } from '../transports/tls/check-tls.ts';
-import { localFileProblems } from '../preflight.ts';
+import { startupProblems } from '../preflight.ts';
 import { parseCommand } from './args.ts';
 import { logDestinationProblem } from '../config/path-checks.ts';
 
@@ -85,7 +85,7 @@ export async function checkConfig(config: Config, file: string): Promise<string>
     problems.push(...(err instanceof ConfigError ? err.problems : [err.message]));
   }
   // Key, TLS, token, journal and Redis files, ext_authz placement, port clashes: what serve also checks before its first side effect.
-  problems.push(...(await localFileProblems(config)));
+  problems.push(...(await startupProblems(config)));
   const destination = logDestinationProblem(config.log.destination);
   if (destination !== undefined) problems.push(destination);
   if (problems.length > 0) throw new ConfigError(file, problems);

@@ -14,7 +14,7 @@ import { verifyModeOf } from '../config/compile.ts';
 import { cores } from '../cpu-cores.ts';
 import { parseConfigText, readConfigText } from '../config/load.ts';
 import { ConfigError, StartupError } from '../errors.ts';
-import { localFileProblems } from '../preflight.ts';
+import { startupProblems } from '../preflight.ts';
 import { logDestinationOpenProblem, logDestinationProblem } from '../config/path-checks.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, flushWithin, SECOND_SIGNAL_FLUSH_MS } from '../observability/logger.ts';
@@ -78,7 +78,7 @@ async function serve(config: Config, file: string, text: string): Promise<number
   const destination = logDestinationProblem(config.log.destination) ?? logDestinationOpenProblem(config.log.destination);
   if (destination !== undefined) throw new StartupError(destination);
   // Every local file, before the first side effect (the audit file's chain start, the fleet's DPoP window in Redis).
-  const problems = await localFileProblems(config);
+  const problems = await startupProblems(config);
   if (problems.length > 0) throw new ConfigError(file, problems);
   const count = workerCount(config.workers);
   if (count > 1) {

@@ -93,7 +93,7 @@ export class WorkerSlots {
           const asked = this.#early.get(worker) ?? [];
           this.#early.delete(worker);
           if (asked.length > 0) this.#log.info({ worker: slot, worker_pid: worker.process.pid, asked: asked.map((m) => m.type.slice('jitgate:'.length)) }, 'worker started; sending what was asked of it while it started');
-          for (const m of asked) if (worker.isConnected()) worker.send(m);
+          for (const m of asked) this.tell(worker, m);
           resolve(msg.proxy);
         } else if (msg?.type === 'jitgate:failed') reject(new StartupError(msg.message));
       });

@@ -93,22 +93,15 @@ export async function assertCanListen(addresses: ReadonlyArray<{ readonly name: 
  * connected (or finished its TLS handshake) and stayed silent held its connection for good: 20 of
  * them locked a `max_connections: 20` gate out for as long as they stayed (a re-probe, 330 s and
  * counting). One timer per connection, none per request: once a byte was read, node's own timeouts
- * (and its 408) take over.
+ * (and its 408) take over. Returns the open connections, for the drain (closeAfterCurrentAnswers).
  */
 function watchConnections(server: Server | HttpsServer): ReadonlySet<Socket> {
   const open = new Set<Socket>();
   const ms = server.headersTimeout;
   server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
     open.add(socket);
-    if (!(ms > 0)) {
-      socket.once('close', () => open.delete(socket));
-      return;
-    }
     const read = socket.bytesRead;
-    const timer = setTimeout(() => {
-      if (socket.bytesRead === read) socket.destroy();
-    }, ms);
-    timer.unref();
+    const timer = ms > 0 ? setTimeout(() => socket.bytesRead === read && socket.destroy(), ms).unref() : undefined;
     socket.once('close', () => {
       clearTimeout(timer);
       open.delete(socket);

@@ -17,7 +17,7 @@ export function caBundleProblem(pem: Buffer): string | undefined {
   const text = pem.toString('latin1');
   let certs = 0;
   let blocks = 0;
-  let anchors = 0;
+  let anchored = false;
   for (const m of text.matchAll(BLOCK)) {
     blocks++;
     if (m[1] !== 'CERTIFICATE' || m[3] !== 'CERTIFICATE') return `holds a "${m[1]}" PEM block, not a certificate`;
@@ -30,7 +30,7 @@ export function caBundleProblem(pem: Buffer): string | undefined {
     // A trust anchor signs itself: OpenSSL (without partial chains, node's default) ends every chain at one.
     // Not checkIssued(cert): that also asks for keyCertSign, which a pinned self-signed server certificate
     // (keyUsage digitalSignature only: cert-manager's SelfSigned issuer, Go) lacks, though node trusts it (a re-probe).
-    if (cert.subject === cert.issuer && cert.verify(cert.publicKey)) anchors++;
+    if (!anchored && cert.subject === cert.issuer && cert.verify(cert.publicKey)) anchored = true;
     certs++;
   }
   if ((text.match(BEGIN)?.length ?? 0) !== blocks) return 'holds a PEM block that does not end';
@@ -38,5 +38,5 @@ export function caBundleProblem(pem: Buffer): string | undefined {
   // Only a self-signed certificate (a root, or a pinned self-signed server certificate) anchors a chain;
   // a leaf or an intermediate alone verifies nothing, and every handshake would fail (black-box probes:
   // a workload's certificate given as client_ca_file, then an intermediate CA alone).
-  return anchors === 0 ? `holds no self-signed (root) certificate: ${certs === 1 ? 'its certificate is' : `its ${certs} certificates are`} issued by another, and node trusts no partial chain, so nothing can be verified against it` : undefined;
+  return !anchored ? `holds no self-signed (root) certificate: ${certs === 1 ? 'its certificate is' : `its ${certs} certificates are`} issued by another, and node trusts no partial chain, so nothing can be verified against it` : undefined;
 }
