@@ -28,26 +28,42 @@ afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
+/**
+ * A gate config on the test's Redis (key prefix `prefix`, a fleet DPoP window of 10 minutes) with a chained,
+ * signed audit file: what a failed start must leave untouched. `patch` makes the config fail.
+ */
+async function chainedGateConfig(prefix: string, patch: (c: Record<string, any>) => void): Promise<{ file: string; log: string; revokedFile: string }> {
+  const cfg = await writeGateConfig(up.url, (c) => {
+    c.redis = { url: redis.url, key_prefix: prefix };
+    c.dpop = { replay: 'redis', iat_window: '10m' };
+    patch(c);
+  });
+  dirs.push(cfg.dir);
+  const { keyFile } = await writeCheckpointKeys(cfg.dir);
+  const log = join(cfg.dir, 'audit.log');
+  await writeFile(cfg.file, JSON.stringify({ ...cfg.raw, log: { level: 'info', destination: log, audit_chain: true, audit_checkpoint_key: keyFile } }));
+  return { file: cfg.file, log, revokedFile: cfg.revokedFile };
+}
+
+/** Nothing of a failed start outside the process: the audit file empty (or absent), the fleet's DPoP window not raised. */
+async function expectNothingWritten(log: string, prefix: string): Promise<void> {
+  expect(await stat(log).then((s) => s.size).catch(() => 0)).toBe(0);
+  expect(await redis.command('ZRANGE', `${prefix}dpop-window`, '0', '-1', 'WITHSCORES')).toEqual([]);
+}
+
 describe('serve with a missing listen.tls certificate', () => {
   for (const workers of [1, 2]) {
     it(`workers: ${workers} → exit 1 naming the key; the audit file is not touched and the fleet's DPoP window in Redis is not raised`, async () => {
       const prefix = `preflight${workers}:`;
-      const cfg = await writeGateConfig(up.url, (c) => {
+      const { file, log } = await chainedGateConfig(prefix, (c) => {
         c.workers = workers;
         c.listen.tls = { cert_file: './missing.crt', key_file: './missing.key' };
-        c.redis = { url: redis.url, key_prefix: prefix };
-        c.dpop = { replay: 'redis', iat_window: '10m' };
       });
-      dirs.push(cfg.dir);
-      const { keyFile } = await writeCheckpointKeys(cfg.dir);
-      const log = join(cfg.dir, 'audit.log');
-      await writeFile(cfg.file, JSON.stringify({ ...cfg.raw, log: { level: 'info', destination: log, audit_chain: true, audit_checkpoint_key: keyFile } }));
-      const r = await runCli(['serve', '-c', cfg.file]);
+      const r = await runCli(['serve', '-c', file]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('listen.tls.cert_file');
       expect(r.stderr).not.toMatch(/\n\s+at /); // a line, not a stack trace
-      expect(await stat(log).then((s) => s.size).catch(() => 0)).toBe(0);
-      expect(await redis.command('ZRANGE', `${prefix}dpop-window`, '0', '-1', 'WITHSCORES')).toEqual([]);
+      await expectNothingWritten(log, prefix);
     }, 30_000);
   }
 });
@@ -55,22 +71,14 @@ describe('serve with a missing listen.tls certificate', () => {
 describe('serve with a revocation.file that does not parse (a re-probe: readable was not enough)', () => {
   it('check-config and serve refuse it by name; serve writes nothing to the audit file or to Redis first', async () => {
     const prefix = 'preflight-rev:';
-    const cfg = await writeGateConfig(up.url, (c) => {
-      c.redis = { url: redis.url, key_prefix: prefix };
-      c.dpop = { replay: 'redis', iat_window: '10m' };
-    });
-    dirs.push(cfg.dir);
-    await writeFile(cfg.revokedFile, '<html><body>502 Bad Gateway</body></html>\n');
-    const { keyFile } = await writeCheckpointKeys(cfg.dir);
-    const log = join(cfg.dir, 'audit.log');
-    await writeFile(cfg.file, JSON.stringify({ ...cfg.raw, log: { level: 'info', destination: log, audit_chain: true, audit_checkpoint_key: keyFile } }));
+    const { file, log, revokedFile } = await chainedGateConfig(prefix, () => undefined);
+    await writeFile(revokedFile, '<html><body>502 Bad Gateway</body></html>\n');
     for (const command of ['check-config', 'serve']) {
-      const r = await runCli([command, '-c', cfg.file]);
+      const r = await runCli([command, '-c', file]);
       expect([command, r.code]).toEqual([command, 1]);
       expect(r.stderr).toMatch(/revocation\.file: .*revoked\.jsonl: .*no list was ever loaded/);
     }
-    expect(await stat(log).then((s) => s.size).catch(() => 0)).toBe(0);
-    expect(await redis.command('ZRANGE', `${prefix}dpop-window`, '0', '-1')).toEqual([]);
+    await expectNothingWritten(log, prefix);
   }, 30_000);
 });
 
@@ -86,20 +94,11 @@ describe('serve with two of its own listeners on one port, or forward-auth on no
   ])('%s: refused by name; nothing written to the audit file or to Redis', async (_what, patch, message) => {
     const prefix = `preflight-listen-${Math.random().toString(36).slice(2, 8)}:`;
     const port = await freePort();
-    const cfg = await writeGateConfig(up.url, (c) => {
-      c.redis = { url: redis.url, key_prefix: prefix };
-      c.dpop = { replay: 'redis', iat_window: '10m' };
-      patch(c, port);
-    });
-    dirs.push(cfg.dir);
-    const { keyFile } = await writeCheckpointKeys(cfg.dir);
-    const log = join(cfg.dir, 'audit.log');
-    await writeFile(cfg.file, JSON.stringify({ ...cfg.raw, log: { level: 'info', destination: log, audit_chain: true, audit_checkpoint_key: keyFile } }));
-    const r = await runCli(['serve', '-c', cfg.file]);
+    const { file, log } = await chainedGateConfig(prefix, (c) => patch(c, port));
+    const r = await runCli(['serve', '-c', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(message);
-    expect(await stat(log).then((s) => s.size).catch(() => 0)).toBe(0);
-    expect(await redis.command('ZRANGE', `${prefix}dpop-window`, '0', '-1')).toEqual([]);
+    await expectNothingWritten(log, prefix);
   }, 30_000);
 });
 
