@@ -83,6 +83,18 @@ describe('caBundleProblem', () => {
     const inter = readFileSync(join(pki.dir, 'inter.crt'));
     expect(caBundleProblem(inter)).toMatch(/^holds no self-signed \(root\) certificate/);
     expect(caBundleProblem(Buffer.concat([inter, readFileSync(pki.ca.cert)]))).toBeUndefined();
+    // The intermediate beside an unrelated root (a later re-probe): the root's clients verify, the intermediate's never do.
+    expect(caBundleProblem(Buffer.concat([readFileSync(pki.backendCa.cert), inter]))).toMatch(/^certificate 2 \(CN=intermediate CA\) is issued by .*, which the bundle does not hold/);
+    // A leaf under the intermediate, listed before both: every certificate leads to the root.
+    run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'under.key', '-out', 'under.csr', '-subj', '/CN=under intermediate']);
+    run(['x509', '-req', '-in', 'under.csr', '-CA', 'inter.crt', '-CAkey', 'inter.key', '-set_serial', '0x1235', '-days', '2', '-sha256', '-out', 'under.crt']);
+    const under = readFileSync(join(pki.dir, 'under.crt'));
+    expect(caBundleProblem(Buffer.concat([under, inter, readFileSync(pki.ca.cert)]))).toBeUndefined();
+    expect(caBundleProblem(Buffer.concat([under, readFileSync(pki.ca.cert)]))).toMatch(/^certificate 1 \(CN=under intermediate\) is issued by CN=intermediate CA/);
+  });
+
+  it('names a leaf beside an unrelated root', () => {
+    expect(caBundleProblem(Buffer.concat([readFileSync(pki.backendCa.cert), readFileSync(pki.workloadA.cert)]))).toMatch(/^certificate 2 \(.*\) is issued by .*, which the bundle does not hold/);
   });
 
   // A second re-probe: the pinned self-signed server certificate cert-manager's SelfSigned issuer and Go make
