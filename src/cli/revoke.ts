@@ -15,7 +15,8 @@
 import { readFile } from 'node:fs/promises';
 import { adminTokenProblem } from '../admin/admin-token.ts';
 import { redisKeys } from '../fleet/redis-layout.ts';
-import { connectOnce, plainReply, redactUrl, withDeadline } from '../fleet/redis-link.ts';
+import { connectOnce, plainReply, withDeadline } from '../fleet/redis-link.ts';
+import { redactUrl } from '../observability/redact-url.ts';
 import { writeEntries } from '../fleet/redis-writer.ts';
 import { parseDuration, TIMER_MAX_MS } from '../config/duration.ts';
 import { parseEntry, type RevocationEntry } from '../revocation/entries.ts';

@@ -11,6 +11,7 @@
  */
 import { createClient, ErrorReply, MultiErrorReply } from 'redis';
 import { StartupError } from '../errors.ts';
+import { redactUrl } from '../observability/redact-url.ts';
 import { withDeadline as deadline } from '../deadline.ts';
 import { RedisUnavailableError } from './redis-errors.ts';
 import { readRedisCaFile } from './redis-files.ts';
@@ -60,17 +61,6 @@ export const HEARTBEAT_MS = 5_000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
 const STARTUP_ATTEMPTS = 3;
-
-/** The URL with its password replaced, for logs and errors. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
-}
 
 /** Rejects with RedisUnavailableError after `ms`; the late result is dropped. */
 export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

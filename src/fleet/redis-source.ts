@@ -38,7 +38,8 @@ import { SCAN_COUNT, scanPageOf, scanSet, type ScanPage } from './redis-set-scan
 import { StallGuard } from './stall-guard.ts';
 import type { RevocationSource } from '../revocation/revocation-list.ts';
 import { FOLLOW_GAP_MS, LOG_FIELD, LOG_RETENTION_MS, streamIdMs, type RedisKeys } from './redis-layout.ts';
-import { isErrorReply, plainReply, redactUrl, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
+import { redactUrl } from '../observability/redact-url.ts';
+import { isErrorReply, plainReply, RedisLink, withDeadline, type RedisClient, type RedisConnectOptions } from './redis-link.ts';
 import { compareIds, parseStreamInfo, resetReason, trimmedUnread, type FollowPosition, type StreamInfo } from './redis-stream-ids.ts';
 import { restoreLive } from './redis-writer.ts';
 

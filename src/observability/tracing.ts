@@ -28,6 +28,7 @@ import type { Config } from '../config/schema.ts';
 import { auditIdsOf, type Decision } from '../core/decision.ts';
 import { withDeadline } from '../deadline.ts';
 import type { Transport } from './metrics.ts';
+import { redactUrl } from './redact-url.ts';
 import type { DecisionTracer, TraceCarrier, TraceHandle, UpstreamSpan } from './trace-hooks.ts';
 
 export type TracingConfig = NonNullable<Config['tracing']>;
@@ -221,19 +222,6 @@ class FlushTimeout extends Error {}
 
 export function startTracing(config: TracingConfig, logger: Logger): DecisionTracer {
   const t = new Tracing(config, logger);
-  logger.info({ otlp_endpoint: redactedUrl(config.otlp_endpoint), sample_ratio: config.sample_ratio, service_name: config.service_name }, 'tracing on');
+  logger.info({ otlp_endpoint: redactUrl(config.otlp_endpoint, true), sample_ratio: config.sample_ratio, service_name: config.service_name }, 'tracing on');
   return t;
-}
-
-/**
- * The endpoint as logged: user info and a query (where a collector's API key often travels) left out. (Redis URLs
- * go through redis-link.ts redactUrl, which keeps the ACL user and shows `***`: both forms are what their tests and
- * docs promise.)
- */
-export function redactedUrl(url: string): string {
-  const u = new URL(url);
-  if (u.username !== '') u.username = 'redacted';
-  if (u.password !== '') u.password = 'redacted';
-  if (u.search !== '') u.search = '?redacted';
-  return u.href;
 }
