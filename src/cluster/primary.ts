@@ -228,7 +228,9 @@ function drainOnSignal(workers: WorkerSlots, graceMs: number, log: Logger, logge
         const exits = [...workers.all()].map(
           (w) =>
             new Promise<number>((r) => {
-              if (w.isDead()) return r(w.process.exitCode ?? 1);
+              // Died before the drain (logged then at error) and waiting out the restart delay: nothing to drain.
+              // Counted unclean, a crash up to a second before a stop failed the unit, where one replaced did not.
+              if (w.isDead()) return r(0);
               w.once('exit', (code) => r(code ?? 1));
               workers.tell(w, { type: 'jitgate:drain', graceMs });
             }),
