@@ -1,23 +1,23 @@
 /**
  * Proof `jti`s seen within the iat window (RFC 9449 §11.1): a DPoP proof is single-use.
  *
- * Bounded by `dpop.replay_cache_entries`. When full, expired entries are dropped from the oldest
- * end; if the oldest entry is still unexpired the NEW proof is refused (`full`) rather than an
- * unexpired jti evicted. Evicting would let whoever floods the cache (it takes a valid bound token
+ * Bounded by `dpop.replay_cache_entries`. When full, expired entries are dropped, earliest expiry
+ * first; if none has expired the NEW proof is refused (`full`) rather than an unexpired jti evicted. Evicting would let whoever floods the cache (it takes a valid bound token
  * and its key) replay a captured proof whose jti was pushed out while its iat is still in the window.
  * Refusing instead fails closed: under such a flood DPoP requests are refused until entries age out
  * (at most 2 × iat_window), and the flood is visible in the audit log by `sub`.
  * Sizing: entries ≥ peak DPoP requests/s × iat_window (a proof is normally kept iat_window).
  * With `workers` > 1 the primary holds the one cache and workers ask it (shared-dpop-replay.ts).
  *
- * Entries are never read with `get`, so recency is insertion order and the oldest end is where
- * expiry is (nearly) earliest; an unexpired entry there stops the sweep, which only errs toward
- * refusing. `add` is synchronous: the check and the insert cannot interleave with another request.
+ * Expiry order is kept in a min-heap beside the map, not taken from insertion order: a proof dated
+ * ahead (a fast clock, or a flooder's choice; up to one window) lives longer than proofs recorded
+ * after it, and at the front of an insertion-ordered sweep it held every expired entry behind it
+ * (a probe: one such proof in a cache of 10 kept the other 9 for a second window, and an honest
+ * client lost 6 of 30 proofs to `full`). `add` is synchronous: the check and the insert cannot
+ * interleave with another request.
  *
  * @module
  */
-import { LRUCache } from 'lru-cache';
-
 /** `unavailable`: a remote guard (Redis) could not record the proof; the request fails closed with 503. */
 export type ReplayOutcome = 'fresh' | 'replay' | 'full' | 'unavailable';
 
@@ -52,51 +52,95 @@ const proofKey = (jti: string, jkt: string | undefined): string => (jkt === unde
 
 export class DpopReplayCache implements ReplayGuard {
   /** `jkt jti` → epoch ms until which a second use is a replay. */
-  readonly #lru: LRUCache<string, number>;
+  readonly #until = new Map<string, number>();
+  /** A binary min-heap of (expiry, key), as two arrays; a node whose key was recorded again since is stale and skipped. */
+  readonly #heapMs: number[] = [];
+  readonly #heapKey: string[] = [];
   readonly #max: number;
   readonly stats: ReplayStats = { fresh: 0, replays: 0, refusedFull: 0 };
 
   constructor(maxEntries: number) {
     if (!(Number.isInteger(maxEntries) && maxEntries >= 1)) throw new TypeError('maxEntries must be a positive integer');
     this.#max = maxEntries;
-    this.#lru = new LRUCache({ max: maxEntries });
   }
 
   /** Whether `jti` is used and not yet expired: a cheap early refusal; {@link add} is the authority. */
   has(jti: string, nowMs: number, jkt?: string): boolean {
-    const seen = this.#lru.peek(proofKey(jti, jkt));
+    const seen = this.#until.get(proofKey(jti, jkt));
     return seen !== undefined && seen >= nowMs;
   }
 
   /** Records `jti` as used until `untilMs` unless it already is. */
   add(jti: string, untilMs: number, nowMs: number, jkt?: string): ReplayOutcome {
     const key = proofKey(jti, jkt);
-    const seen = this.#lru.peek(key);
+    const seen = this.#until.get(key);
     if (seen !== undefined && seen >= nowMs) {
       this.stats.replays++;
       return 'replay';
     }
-    if (seen === undefined && this.#lru.size >= this.#max) {
+    // An expired entry recorded again leaves a stale node; sweeping when stale nodes could outnumber live
+    // entries keeps the heap within twice the bound (a sweep removes every node that has expired).
+    if ((seen === undefined && this.#until.size >= this.#max) || this.#heapMs.length >= 2 * this.#max) {
       this.#dropExpired(nowMs);
-      if (this.#lru.size >= this.#max) {
+      if (seen === undefined && this.#until.size >= this.#max) {
         this.stats.refusedFull++;
         return 'full';
       }
     }
-    this.#lru.set(key, untilMs);
+    this.#until.set(key, untilMs);
+    this.#push(untilMs, key);
     this.stats.fresh++;
     return 'fresh';
   }
 
   get size(): number {
-    return this.#lru.size;
+    return this.#until.size;
   }
 
   #dropExpired(nowMs: number): void {
-    while (this.#lru.size > 0) {
-      const oldest = this.#lru.rkeys().next().value!;
-      if (this.#lru.peek(oldest)! >= nowMs) return;
-      this.#lru.delete(oldest);
+    const ms = this.#heapMs;
+    while (ms.length > 0 && ms[0]! < nowMs) {
+      const key = this.#heapKey[0]!;
+      if (this.#until.get(key) === ms[0]) this.#until.delete(key);
+      this.#pop();
     }
+  }
+
+  #push(untilMs: number, key: string): void {
+    const ms = this.#heapMs;
+    const keys = this.#heapKey;
+    let i = ms.length;
+    ms.push(untilMs);
+    keys.push(key);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (ms[parent]! <= untilMs) break;
+      ms[i] = ms[parent]!;
+      keys[i] = keys[parent]!;
+      i = parent;
+    }
+    ms[i] = untilMs;
+    keys[i] = key;
+  }
+
+  #pop(): void {
+    const ms = this.#heapMs;
+    const keys = this.#heapKey;
+    const lastMs = ms.pop()!;
+    const lastKey = keys.pop()!;
+    const n = ms.length;
+    if (n === 0) return;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && ms[child + 1]! < ms[child]!) child++;
+      if (ms[child]! >= lastMs) break;
+      ms[i] = ms[child]!;
+      keys[i] = keys[child]!;
+      i = child;
+    }
+    ms[i] = lastMs;
+    keys[i] = lastKey;
   }
 }
