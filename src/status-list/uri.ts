@@ -5,12 +5,13 @@
  *
  * Canonical as the WHATWG URL parser writes it (lower-case scheme and host, no default port, no `.`/`..`
  * or `%2e%2e` segments), over http(s), without user info or fragment — so no spelling reaches around a
- * prefix. And no percent-encoded `/`, `\` or `.` in the path: the gate fetches the URI verbatim, and an
- * origin or CDN that decodes `%2F` would route `…/status/%2F..%2Fctl` outside the prefix it passed;
- * nor the other spellings below.
+ * prefix. And no percent-encoded `/`, `\`, `.`, `?` or `#` in the path: the gate fetches the URI verbatim, and
+ * an origin or CDN that decodes `%2F` would route `…/status/%2F..%2Fctl` outside the prefix it passed, one
+ * that decodes `%3F` and parses again would end the path at `…/status/..?` (the proxy's
+ * `path_encoded_delimiter`; a probe); nor the other spellings below.
  */
 
-const ENCODED_SEPARATOR_OR_DOT = /%(?:2f|5c|2e)/i;
+const ENCODED_SEPARATOR_OR_DOT = /%(?:2f|5c|2e|3f|23)/i;
 /**
  * Other path spellings some origin or CDN folds onto a separator or a dot, as the proxy's own target
  * rules refuse them (SPEC §2; found reaching the list server by black-box probes): `;` path parameters

@@ -221,6 +221,10 @@ describe('bad status claims and URIs: refused without a request', () => {
     ['an encoded slash, lower case', '/status/a%2fb'],
     ['an encoded backslash', '/status/%5C..%5Cctl'],
     ['an encoded dot inside a segment', '/status/a%2Eb'],
+    // The fifteenth round: the proxy's path_encoded_delimiter and its ..%3F / ..%23 dot-like segments.
+    ['dots and an encoded ?', '/status/..%3F/x'],
+    ['dots and an encoded #', '/status/..%23/x'],
+    ['an encoded ? inside a segment, lower case', '/status/a%3fb'],
     // Spellings other origins fold onto a separator or a dot (found reaching the list server by a black-box probe).
     ['a Tomcat path parameter', '/status/..;/ctl'],
     ['a path parameter in a segment', '/status/main;x=1'],
