@@ -74,9 +74,45 @@ export function htuMatches(htu: string, origin: string, path: string, maxTargetL
     }
   }
   if (end === origin.length + path.length && htu.startsWith(origin) && htu.startsWith(path, origin.length)) return true;
-  const u = URL.parse(end === htu.length ? htu : htu.slice(0, end));
+  const text = end === htu.length ? htu : htu.slice(0, end);
+  if (!isUriText(text)) return false;
+  const u = URL.parse(text);
   if (u === null || (u.protocol !== 'http:' && u.protocol !== 'https:')) return false;
-  if (u.username !== '' || u.password !== '' || u.origin !== origin) return false;
+  if (u.username !== '' || u.password !== '' || u.origin !== origin || !sameAuthority(text, u)) return false;
   const t = parseTarget(u.pathname, maxTargetLength);
   return t.ok && t.target.path === path;
+}
+
+/**
+ * RFC 3986 characters only (unreserved, reserved, `%`). `htu` is a URI (RFC 9449 §4.2); the WHATWG parser would
+ * also take a backslash for a slash, strip spaces and tabs, and encode raw non-ASCII (a probe: each matched).
+ */
+function isUriText(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const ok =
+      (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) ||
+      // - . _ ~ : / ? # [ ] @ ! $ & ' ( ) * + , ; = %
+      c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e || c === 0x3a || c === 0x2f || c === 0x3f || c === 0x23 ||
+      c === 0x5b || c === 0x5d || c === 0x40 || c === 0x21 || c === 0x24 || c === 0x26 || c === 0x27 || c === 0x28 ||
+      c === 0x29 || c === 0x2a || c === 0x2b || c === 0x2c || c === 0x3b || c === 0x3d || c === 0x25;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/**
+ * The authority as written is the host the parser made of it, up to case and a default port (RFC 3986 §6.2.2.1,
+ * §6.2.3). The WHATWG parser also rewrites `127.1` as `127.0.0.1`, `[0:0:0:0:0:0:0:1]` as `[::1]` and
+ * percent-encoded or IDN hosts — normalizations RFC 3986 does not make, so such an htu names another host
+ * (a probe), and `http:/host` or `http:host` (no `//`) is no absolute URI's spelling of this origin.
+ */
+function sameAuthority(text: string, u: URL): boolean {
+  const start = u.protocol.length + 2;
+  if (text.charCodeAt(start - 2) !== 0x2f || text.charCodeAt(start - 1) !== 0x2f) return false;
+  const slash = text.indexOf('/', start);
+  let authority = text.slice(start, slash === -1 ? text.length : slash).toLowerCase();
+  const defaultPort = u.protocol === 'https:' ? ':443' : ':80';
+  if (authority.endsWith(defaultPort)) authority = authority.slice(0, -defaultPort.length);
+  return authority === u.host;
 }

@@ -133,6 +133,8 @@ describe('allow', () => {
     ['upper-case scheme and host, default port', 'HTTP://ORDERS.internal:80/orders/42'],
     ['percent-encoded unreserved characters', `${ORIGIN}/orders/%34%32`],
     ['query and fragment', `${ORIGIN}/orders/42?x=1#frag`],
+    ['explicit default port, upper-case host', 'http://Orders.Internal:80/orders/42'],
+    ['a dot segment, removed as RFC 3986 6.2.2.3 says', `${ORIGIN}/orders/zz/../42`],
   ])('htu is compared after normalization: %s', async (_name, htu) => {
     const tok = await boundToken(`norm-${_name}`);
     expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, await proof(client, { token: tok, htu })))).toBe('allow:granted');
@@ -142,6 +144,12 @@ describe('allow', () => {
     const tok = await boundToken('edge');
     expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, await proof(client, { token: tok, iat: NOW - 60 })))).toBe('allow:granted');
     expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, await proof(client, { token: tok, iat: NOW + 60 })))).toBe('allow:granted');
+  });
+
+  it('htu with a raw non-ASCII character is no URI: refused; its percent-encoded form matches', async () => {
+    const tok = await boundToken('raw-non-ascii');
+    expect(await decideOn(t, dpopReq('GET', '/orders/42/%C3%A9', tok, await proof(client, { token: tok, htu: `${ORIGIN}/orders/42/\u00e9` })))).toBe('deny:dpop_htu_mismatch');
+    expect(await decideOn(t, dpopReq('GET', '/orders/42/%C3%A9', tok, await proof(client, { token: tok, htu: `${ORIGIN}/orders/42/%c3%a9` })))).toBe('allow:granted');
   });
 
   it('a valid proof does not widen the grant: outside it is still 403', async () => {
@@ -187,6 +195,13 @@ describe('401: each proof check', () => {
     ['htu with userinfo', 'dpop_htu_mismatch', (tok) => ({ token: tok, htu: `http://u:p@${HOST}/orders/42` })],
     ['htu relative', 'dpop_htu_mismatch', (tok) => ({ token: tok, htu: '/orders/42' })],
     ['htu of another scheme kind', 'dpop_htu_mismatch', (tok) => ({ token: tok, htu: `ftp://${HOST}/orders/42` })],
+    // The fifteenth round: forms the WHATWG parser takes but a URI (RFC 3986) is not, or names another host by.
+    ['htu with backslashes', 'dpop_htu_mismatch', (tok) => ({ token: tok, htu: `${ORIGIN}\\orders\\42` })],
+    ['htu with a leading space', 'dpop_htu_mismatch', (tok) => ({ token: tok, htu: ` ${ORIGIN}/orders/42` })],
+    ['htu with a tab in the host', 'dpop_htu_mismatch', (tok) => ({ token: tok, htu: `http://orders.inte\trnal/orders/42` })],
+    ['htu without // after the scheme', 'dpop_htu_mismatch', (tok) => ({ token: tok, htu: `http:/${HOST}/orders/42` })],
+    ['htu with a percent-encoded host', 'dpop_htu_mismatch', (tok) => ({ token: tok, htu: 'http://orders%2Einternal/orders/42' })],
+    ['htu with an empty port', 'dpop_htu_mismatch', (tok) => ({ token: tok, htu: `http://${HOST}:/orders/42` })],
     ['ath of another token', 'dpop_ath_mismatch', () => ({ token: 'another.access.token' })],
     ['ath missing', 'dpop_proof_claims', () => ({})],
     ['stale iat (61s old)', 'dpop_iat_window', (tok) => ({ token: tok, iat: NOW - 61 })],
@@ -380,6 +395,17 @@ describe('401/400: scheme and headers', () => {
 describe('htu origin', () => {
   const fwd = { forwardedProto: 'https', forwardedHost: 'api.example.com' };
   const fwdHtu = 'https://api.example.com/orders/42';
+
+  // RFC 3986 does not rewrite these hosts; the WHATWG parser does (a probe saw each match).
+  it.each([
+    ['127.0.0.1', 'http://127.1/orders/42', 'http://127.0.0.1/orders/42'],
+    ['[::1]', 'http://[0:0:0:0:0:0:0:1]/orders/42', 'http://[::1]/orders/42'],
+    ['[::1]:8080', 'http://[::0001]:8080/orders/42', 'http://[::1]:8080/orders/42'],
+  ])('Host %s: an htu naming it in another spelling (%s) does not match; the canonical one does', async (host, other, canonical) => {
+    const tok = await boundToken(`spelling-${other.length}`);
+    expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, await proof(client, { token: tok, htu: other }), { host }))).toBe('deny:dpop_htu_mismatch');
+    expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, await proof(client, { token: tok, htu: canonical }), { host }))).toBe('allow:granted');
+  });
 
   it('no Host (and no external_origin) → no htu can match', async () => {
     const tok = await boundToken('no-host');
