@@ -79,7 +79,9 @@ export function proofPublicJwk(value: unknown, alg: string): JWK | undefined {
       if (j.crv !== want.crv || !nonEmpty(j.x)) return undefined;
       return { kty: 'OKP', crv: want.crv, x: j.x };
     case 'RSA':
-      if (!nonEmpty(j.n) || !nonEmpty(j.e)) return undefined;
+      // A modulus under 2048 bits (342 base64url characters hold 256 bytes) fails jose's verify, which named it a
+      // bad signature; it is a key that does not fit its alg (a probe).
+      if (!nonEmpty(j.n) || !nonEmpty(j.e) || j.n.length < 342) return undefined;
       return { kty: 'RSA', n: j.n, e: j.e };
   }
 }

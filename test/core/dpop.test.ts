@@ -3,7 +3,7 @@
  * through a real Gate on a FixedClock at NOW, asserted by reason code. Requests reach
  * http://orders.internal unless a case says otherwise.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { calculateJwkThumbprint, CompactSign, decodeJwt, exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DpopReplayCache } from '../../src/cache/dpop-replay.ts';
@@ -274,6 +274,16 @@ describe('401: each proof check', () => {
     expect(await decideOn(t, dpopReq('GET', '/orders/42', tok, await proof(rsa, { token: tok })))).toBe('deny:dpop_proof_alg');
     const allowRsa = await gate((c) => (c.dpop = { algorithms: ['ES256', 'RS256'] }));
     expect(await decideOn(allowRsa, dpopReq('GET', '/orders/42', tok, await proof(rsa, { token: tok })))).toBe('allow:granted');
+  });
+
+  it('an RSA key under 2048 bits → dpop_proof_jwk, not a bad signature', async () => {
+    const allowPs = await gate((c) => (c.dpop = { algorithms: ['ES256', 'PS256'] }));
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+    const tok = await boundToken('rsa-1024', await calculateJwkThumbprint(small as never, 'sha256'));
+    const p = forge({ typ: 'dpop+jwt', alg: 'PS256', jwk: small }, { jti: 'small', htm: 'GET', htu: `${ORIGIN}/orders/42`, iat: NOW, ath: accessTokenHash(tok) });
+    expect(await decideOn(allowPs, dpopReq('GET', '/orders/42', tok, p))).toBe('deny:dpop_proof_jwk');
+    const big = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+    expect(proofPublicJwk(big, 'PS256')).toEqual({ kty: 'RSA', n: big.n, e: big.e });
   });
 
   it('private key material in the header jwk → dpop_proof_jwk (even though its thumbprint matches)', async () => {
