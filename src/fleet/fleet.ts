@@ -298,6 +298,11 @@ function redisSource(config: Config, deps: FleetDeps, opts: RedisConnectOptions,
           }
         }
       },
+      writtenBack: (i) => log.warn({ source: i.source, entries: i.entries }, 'held entries Redis had refused are written back now'),
+      lossHealed: (source) => {
+        m.redisEntriesMissing.set(0);
+        log.info({ source }, 'redis holds every entry this gate holds again');
+      },
       scanRefused: () => log.warn({ source: source.name }, 'the redis user may not ZSCAN (grant +zscan, docs/fleet.md "ACL"): this load reads the whole revocation set in one ZRANGE'),
       loading: (p) => log.info({ source: p.source, read: p.read, duration_ms: Math.round(p.durationMs) }, 'loading revocation list from redis (the list loaded before answers meanwhile, with records logged since)'),
       // Said, because the read the freeze held then times out and is logged as Redis's fault (a re-probe).

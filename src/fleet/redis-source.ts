@@ -65,8 +65,6 @@ const LOSS_CHECK_MS = 5_000;
  * clock, the gate prunes by its own, and the two may differ by a few seconds.
  */
 const LOSS_SLACK_S = 30;
-/** After Redis refused a write-back (an error reply), the loss check rests this long instead of reloading every 5 s. */
-const LOSS_QUIET_MS = 60_000;
 
 export interface ResyncInfo {
   readonly source: string;
@@ -96,6 +94,10 @@ export interface RedisSourceEvents {
   followed?(): void;
   /** The log went backwards or vanished: a resync follows. */
   reset?(why: string): void;
+  /** Entries Redis refused to take back at a load, taken by a later try (retried every LOSS_CHECK_MS). */
+  writtenBack?(i: { readonly source: string; readonly entries: number }): void;
+  /** A count found Redis holding every entry this gate holds again: the missing-entries problem is cleared. */
+  lossHealed?(source: string): void;
   /** This process stood still for `ms` (stall-guard.ts): decisions fail closed until the follower reads past it. */
   stalled?(ms: number): void;
   error?(op: 'connect' | 'resync' | 'follow', err: Error): void;
@@ -153,8 +155,13 @@ export class RedisRevocationSource implements RevocationSource {
   #sessionNo = 0;
   /** The value of the fleet's data marker at the last load (keys.epoch), when Redis let it be read. */
   #marker: string | undefined;
-  /** No loss check before this (performance.now()): Redis refused the last write-back. */
-  #lossQuietUntil = 0;
+  /**
+   * Entries a load found missing that Redis refused to take back (an error reply: maxmemory, a read-only
+   * replica). Offered again at each loss check, writes only, in place of the count and reload (which would
+   * reload every 5 s to no end); until 2026-12-08 the check rested 60 s instead, and a gate started
+   * meanwhile, after Redis took writes again, answered 200 for them for up to a minute (a probe).
+   */
+  #unwritten: RevocationEntry[] | undefined;
   /**
    * Set when a load is called for or starts, and while a read's records are applied before the check
    * for a gap before them has answered; cleared when a load is swapped in or the check finds no gap.
@@ -308,7 +315,8 @@ export class RedisRevocationSource implements RevocationSource {
           let why = await this.#resetReason(client);
           if (why === undefined && lastReadAt - lossCheckedAt >= LOSS_CHECK_MS) {
             lossCheckedAt = lastReadAt;
-            why = await this.#lossReason(client);
+            if (this.#unwritten !== undefined) await this.#writeBackAgain(client);
+            else why = await this.#lossReason(client);
           }
           if (!live()) return;
           if (why !== undefined) {
@@ -428,10 +436,13 @@ export class RedisRevocationSource implements RevocationSource {
           await withDeadline(restoreLive(client, keys, missing), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'write back');
         } catch (caught) {
           restoreError = plainReply(caught) as Error;
-          if (isErrorReply(restoreError)) this.#lossQuietUntil = performance.now() + LOSS_QUIET_MS;
         }
+        this.#unwritten = restoreError !== undefined && isErrorReply(restoreError) ? missing : undefined;
         this.#problem = `redis ${this.name}: ${missing.length} entries this gate holds were missing from Redis at the load of ${new Date(askedAt).toISOString()}; kept${restoreError === undefined ? ' and written back' : `, not written back (${restoreError.message})`}`;
-      } else this.#problem = undefined;
+      } else {
+        this.#problem = undefined;
+        this.#unwritten = undefined;
+      }
       this.#o.events?.resync?.({ source: this.name, result: 'ok', entries: index.size, inRedis, held: heldCount, missing: missing.length, restoreError, durationMs: performance.now() - started, lineErrors });
     } catch (caught) {
       if (this.#loading === load) this.#loading = undefined;
@@ -493,6 +504,33 @@ export class RedisRevocationSource implements RevocationSource {
   }
 
   /**
+   * Offers Redis the entries it refused to take back. An error reply again leaves them for the next check;
+   * no answer in time drops the connection (as at a load), and the next load tries again.
+   */
+  async #writeBackAgain(client: RedisClient): Promise<void> {
+    const cutoff = this.#clock.nowMs() / 1000 - this.#o.toleranceSec;
+    const entries = this.#unwritten!.filter((e) => e.exp === undefined || e.exp >= cutoff);
+    try {
+      if (entries.length > 0) await withDeadline(restoreLive(client, this.#o.keys, entries), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'write back');
+    } catch (caught) {
+      const err = plainReply(caught);
+      if (!isErrorReply(err)) throw err;
+      this.#unwritten = entries;
+      return;
+    }
+    this.#unwritten = undefined;
+    this.#problem = this.#problem?.replace(/, not written back \(.*\)$/, `, written back at ${new Date(this.#clock.nowMs()).toISOString()}`);
+    this.#o.events?.writtenBack?.({ source: this.name, entries: entries.length });
+  }
+
+  /** The missing-entries problem ends when a count finds Redis holding what this gate holds (it stayed up for good while following worked: a probe). */
+  #healed(): void {
+    if (this.#problem === undefined || this.#unwritten !== undefined) return;
+    this.#problem = undefined;
+    this.#o.events?.lossHealed?.(this.name);
+  }
+
+  /**
    * Why the live set holds fewer entries than this gate (FLUSHALL, a restart without persistence,
    * `DEL`, a FLUSHALL followed by new writes), or undefined. The log check above misses these when
    * the log was recreated to look the same; counting does not: the gate then resyncs, which writes
@@ -502,9 +540,10 @@ export class RedisRevocationSource implements RevocationSource {
   async #lossReason(client: RedisClient): Promise<string | undefined> {
     const floor = Math.floor(this.#clock.nowMs() / 1000) - this.#o.toleranceSec + LOSS_SLACK_S;
     const held = await this.#index.countExpiringAfter(floor);
-    // Redis refused the last write-back (maxmemory, read-only): reloading every 5 s would not help,
-    // and /readyz already names the missing entries; look again once this quiet time has passed.
-    if (held === 0 || performance.now() < this.#lossQuietUntil) return undefined;
+    if (held === 0) {
+      this.#healed();
+      return undefined;
+    }
     const { keys } = this.#o;
     let inRedis: number;
     try {
@@ -530,7 +569,10 @@ export class RedisRevocationSource implements RevocationSource {
       this.#o.events?.error?.('follow', err as Error);
       return undefined;
     }
-    if (inRedis >= held) return undefined;
+    if (inRedis >= held) {
+      this.#healed();
+      return undefined;
+    }
     return `${this.#o.keys.live} holds ${inRedis} entries valid past ${new Date(floor * 1000).toISOString()}, this gate ${held}: entries were deleted or lost (FLUSHALL, a restart without persistence, DEL)`;
   }
 

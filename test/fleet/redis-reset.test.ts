@@ -121,7 +121,12 @@ describe('a live set that comes back with fewer entries', () => {
     await until(async () => Number(await redis.command('ZCARD', k.live)) === 2, 3000);
     const late = await fleet.gate({ prefix });
     expect(await reason(late, 'held-1')).toBe('revoked');
-  });
+    // The next count finds Redis holding them all: the problem and the gauge clear (a probe saw both stay for good
+    // while following worked, since no load came to clear them).
+    await until(async () => g.gate.readiness().problems.length === 0, 12_000);
+    expect(await g.metrics.registry.getSingleMetricAsString('jitgate_redis_entries_missing')).toMatch(/jitgate_redis_entries_missing 0/);
+    expect(logged(g.logs, 'redis holds every entry this gate holds again')).toHaveLength(1);
+  }, 30_000);
 
   it('after Redis is killed and restarted empty, every running gate keeps refusing what it had revoked', async () => {
     const lone = await startRedis(['--appendonly', 'no']);
@@ -281,7 +286,7 @@ describe('the second look at the same afternoon (a reviewer with the source)', (
     expect(await late(prefix, 'hash-1')).toBe('revoked');
   }, 20_000);
 
-  it('Redis refusing the write-back (maxmemory): one reload, then the loss check rests instead of reloading every 5 s', async () => {
+  it('Redis refusing the write-back (maxmemory): one reload, then writes only, every 5 s, until Redis takes them', async () => {
     const lone = await noevictionRedis();
     const prefix = 'refused-write-back:';
     const k = redisKeys(prefix);
@@ -294,7 +299,18 @@ describe('the second look at the same afternoon (a reviewer with the source)', (
     expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(1);
     expect(await reason(g, 'rw-1')).toBe('revoked');
     expect(g.gate.readiness().problems.join('\n')).toMatch(/not written back \(OOM/);
-  }, 30_000);
+    // Redis takes writes again: the entry is back within a check (it rested 60 s before, and a gate started
+    // meanwhile answered 200 for it for up to a minute: a probe), and a gate started now refuses it.
+    await lone.command('CONFIG', 'SET', 'maxmemory', '0');
+    const tookAt = Date.now();
+    await until(() => logged(g.logs, 'held entries Redis had refused are written back now').length > 0, 7000);
+    expect(Date.now() - tookAt).toBeLessThan(7000);
+    expect(logged(g.logs, 'held entries Redis had refused are written back now')[0]).toMatchObject({ level: 'warn', entries: 1 });
+    expect(((await lone.command('ZRANGE', k.live, '0', '-1')) as string[]).some((m) => m.includes('rw-1'))).toBe(true);
+    expect(await reason(await fleet.gate({ prefix, redis: { url: lone.url } }), 'rw-1')).toBe('revoked');
+    expect(logged(g.logs, 'held entries missing from redis')).toHaveLength(1);
+    await until(async () => g.gate.readiness().problems.length === 0, 12_000);
+  }, 45_000);
 
   it('a Redis at maxmemory (noeviction): a reload still reads the set, so gates keep syncing and one started then gets ready', async () => {
     const lone = await noevictionRedis();
