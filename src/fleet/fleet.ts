@@ -12,9 +12,10 @@ import { StartupError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RevocationEntry } from '../revocation/entries.ts';
 import { redisKeys, type RedisKeys } from './redis-layout.ts';
+import { evictionRisk, type FleetUses } from './redis-eviction.ts';
 import { readRedisPassword } from './redis-files.ts';
 import { redactUrl } from '../observability/redact-url.ts';
-import { RedisLink, type RedisConnectOptions } from './redis-link.ts';
+import { isErrorReply, RedisLink, type RedisConnectOptions } from './redis-link.ts';
 import { sharedNonceKey } from './redis-nonce-key.ts';
 import { RedisReplayGuard } from './redis-replay.ts';
 import { RedisRevocationSource } from './redis-source.ts';
@@ -23,6 +24,8 @@ import { writeEntries } from './redis-writer.ts';
 
 /** How often a nonce key read that failed after start is tried again while the connection stays up. */
 const NONCE_RETRY_MS = 5_000;
+/** How often Redis's memory policy is read again (redis-eviction.ts). */
+const EVICTION_CHECK_MS = 30_000;
 
 export interface FleetDeps {
   readonly metrics: Metrics;
@@ -91,6 +94,11 @@ export class Fleet {
   #nonceRetry: NodeJS.Timeout | undefined;
   /** start has finished its own reads: a connection made from now on does them (onReady). */
   #started = false;
+  readonly #uses: FleetUses;
+  /** Set while Redis's memory policy may evict what this gate keeps there (redis-eviction.ts): a /readyz problem. */
+  #evictionProblem: string | undefined;
+  #infoRefused = false;
+  #evictionTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   readonly #sweeper: RedisSweeper | undefined;
   readonly #metrics: Metrics;
@@ -138,6 +146,7 @@ export class Fleet {
     // Counted only: the caller (the admin API, an anomaly revocation) logs the refusal with its context.
     this.writer = redisWriter(this.link, this.keys, this.description, this.source, () => m.redisErrors.labels('write').inc());
     this.#sharesNonces = config.dpop.use_nonce;
+    this.#uses = { revocations: config.revocation.redis, dpopReplay: config.dpop.replay === 'redis', nonces: config.dpop.use_nonce };
   }
 
   /**
@@ -167,6 +176,12 @@ export class Fleet {
     replay?.start(this.#windowFailed(replay));
     this.#started = true;
     this.#sweeper?.start();
+    // At start and every EVICTION_CHECK_MS: a policy is also changed on a live Redis (CONFIG SET).
+    if (unreachable === undefined) void this.#checkEviction();
+    this.#evictionTimer = setInterval(() => {
+      if (this.link.client !== undefined) void this.#checkEviction();
+    }, EVICTION_CHECK_MS);
+    this.#evictionTimer.unref();
     const source = this.source;
     if (source !== undefined) {
       // The lag gauge keeps growing while Redis is away (no read answers to set it).
@@ -203,6 +218,27 @@ export class Fleet {
     if (!this.#started || this.#stopped) return;
     if (this.#useNonceKey !== undefined && !this.#nonceKeyRead) void this.#learnNonceKey();
     if (this.replay !== undefined) void this.#agreeWindow(this.replay);
+    void this.#checkEviction();
+  }
+
+  /** Reads Redis's memory policy; one that may evict what this gate keeps there is a /readyz problem until it changes. */
+  async #checkEviction(): Promise<void> {
+    let info: string;
+    try {
+      info = String(await this.link.run('INFO memory', (c) => c.sendCommand(['INFO', 'memory'])));
+    } catch (err) {
+      if (isErrorReply(err) && !this.#infoRefused) {
+        this.#infoRefused = true;
+        this.#log.warn({ err: (err as Error).message }, 'redis refused INFO (grant +info, docs/fleet.md "ACL"): whether Redis may evict jitgate\'s keys is not checked; make sure maxmemory-policy is noeviction');
+      }
+      // Not connected or no answer: the connection's own problems say so; the next check asks again.
+      return;
+    }
+    if (this.#stopped) return;
+    const risk = evictionRisk(info, this.#uses);
+    if (risk !== undefined && risk !== this.#evictionProblem) this.#log.error({ redis: this.description }, `redis ${risk}; not ready until it does not`);
+    else if (risk === undefined && this.#evictionProblem !== undefined) this.#log.info({ redis: this.description }, 'redis no longer evicts what this gate keeps there');
+    this.#evictionProblem = risk;
   }
 
   /**
@@ -240,6 +276,7 @@ export class Fleet {
   stop(): void {
     this.#stopped = true;
     if (this.#nonceRetry !== undefined) clearTimeout(this.#nonceRetry);
+    if (this.#evictionTimer !== undefined) clearInterval(this.#evictionTimer);
     if (this.#lag !== undefined) clearInterval(this.#lag);
     this.#sweeper?.stop();
     this.replay?.stop();
@@ -255,6 +292,7 @@ export class Fleet {
     if (this.replay !== undefined && this.link.client === undefined) {
       out.push(`redis ${this.description} not connected (dpop.replay: redis answers DPoP-bound requests 503 replay_check_unavailable)${this.link.lastError ? `: ${this.link.lastError.message}` : ''}`);
     }
+    if (this.#evictionProblem !== undefined) out.push(`redis ${this.description}: ${this.#evictionProblem}`);
     if (this.#sharesNonces && !this.#nonceKeyRead) {
       out.push(`dpop.use_nonce: the fleet's DPoP nonce key has not been read from redis ${this.description} yet (${this.#nonceProblem ?? (this.link.lastError ? `not connected: ${this.link.lastError.message}` : 'not connected')})`);
     }
