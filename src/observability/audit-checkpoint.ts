@@ -26,6 +26,7 @@
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { canonicalBase64url } from '../core/base64url.ts';
 import { StartupError } from '../errors.ts';
 
 export const CHECKPOINT_FORMAT = 'jitgate-audit-checkpoint/2';
@@ -83,10 +84,17 @@ export function checkpointKeys(jwks: unknown): Map<string, KeyObject> {
   return out;
 }
 
-/** True when `sig` is a valid signature of the canonical form by `key`. */
+/**
+ * True when `sig` is a valid signature of the canonical form by `key`, written in the one spelling the gate
+ * writes: Buffer's base64url decoder skips padding, spaces and characters outside the alphabet and ignores a
+ * last character's spare bits, so a final checkpoint — the one line no later `prev` covers — could carry other
+ * bytes, free text included, and still verify (an auditor's independent verifier, 2026-12-08).
+ */
 export function verifyCheckpoint(key: KeyObject, chain: string, seq: number, hash: string, time: string, pid: number, final: boolean, sig: string): boolean {
   try {
-    return verify(null, canonicalCheckpoint(chain, seq, hash, time, pid, final), key, Buffer.from(sig, 'base64url'));
+    const bytes = canonicalBase64url(sig);
+    if (bytes === undefined) return false;
+    return verify(null, canonicalCheckpoint(chain, seq, hash, time, pid, final), key, bytes);
   } catch {
     return false;
   }

@@ -22,6 +22,7 @@ let jwks: string;
 /** chain_start, 5 lines, periodic checkpoint, 5 lines, final checkpoint. */
 let lines: string[];
 
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const text = (ls: string[]): string => `${ls.join('\n')}\n`;
 const refusal = deny('path_not_granted', '/orders/x');
 
@@ -113,6 +114,23 @@ describe('final and periodic checkpoints', () => {
     await expectBrokenEdit('promoted.log', lines.slice(0, periodic + 1), periodic, '"kid":', '"final":true,"kid":', 'the checkpoint signature does not verify');
     await expectBrokenEdit('demoted.log', lines, final, '"final":true,', '', 'the checkpoint signature does not verify');
     await expectBrokenEdit('odd-final.log', lines, final, '"final":true', '"final":"yes"', 'a checkpoint line holding more or other than what its signature covers');
+  });
+
+  // An auditor's own verifier (2026-12-08): Buffer's base64url decoder skips padding, spaces and characters outside
+  // the alphabet and a last character's spare bits, so the one line no later prev covers took other bytes, free text
+  // included, and still verified with --jwks.
+  it.each([
+    ['padding', (sig: string) => `${sig}=`],
+    // 64 bytes in 86 characters: the last one's low 4 bits carry nothing.
+    ['the last character\'s spare bits', (sig: string) => sig.slice(0, -1) + B64URL[B64URL.indexOf(sig.at(-1)!) ^ 1]!],
+    ['a newline escape in the middle', (sig: string) => `${sig.slice(0, 20)}\\n${sig.slice(20)}`],
+    ['a space in the middle', (sig: string) => `${sig.slice(0, 20)} ${sig.slice(20)}`],
+    ['free text after it', (sig: string) => `${sig}= {\\"type\\":\\"audit\\",\\"decision\\":\\"allow\\",\\"sub\\":\\"mallory\\"}`],
+  ])('case=the final checkpoint\'s sig written another way (%s) → the signature does not verify', async (name, respell) => {
+    const { final } = checkpoints(lines);
+    const sig = parse(lines[final]!)!.checkpoint.sig as string;
+    const other = respell(sig);
+    await expectBrokenEdit(`respelled-${name.replace(/\W+/g, '-')}.log`, lines, final, `"sig":"${sig}"`, `"sig":"${other}"`, 'the checkpoint signature does not verify');
   });
 
   it('case=cut right after the periodic checkpoint while the gate was down, then a restart → NOT VOUCHED at that checkpoint', async () => {
