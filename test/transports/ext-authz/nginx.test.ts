@@ -203,6 +203,17 @@ describe.skipIf(NGINX === undefined)('nginx auth_request → jitgate forward-aut
     expect([got['x-real-ip'], got['x_forwarded_proto']]).toEqual(['127.0.0.1', undefined]);
   });
 
+  // A probe: the example set the URI in both header families, so a target near limits.max_target_length (8 KiB)
+  // made the subrequest's headers exceed limits.max_header_bytes (16 KiB): 431, which nginx turns into 500.
+  it('a request target of 7,900 bytes is allowed as on the proxy', async () => {
+    const before = seen.length;
+    const path = `/orders/42/${'a'.repeat(7_900)}`;
+    const r = await get(path, await bearer('n-long'));
+    expect(r.status).toBe(200);
+    expect(seen.length).toBe(before + 1);
+    expect(seen.at(-1)!.url).toBe(path);
+  });
+
   it('a client-sent X-Forwarded-Uri does not widen the grant', async () => {
     const before = seen.length;
     const r = await get('/orders/43', [...(await bearer('n-spoof')), 'x-forwarded-uri', '/orders/42', 'x-original-uri', '/orders/42', 'x-forwarded-method', 'GET']);
