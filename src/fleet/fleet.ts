@@ -124,7 +124,12 @@ export class Fleet {
       onState: (connected, err) => {
         m.redisConnected.labels('command').set(connected ? 1 : 0);
         if (connected) log.info({ redis: this.description }, 'redis command connection ready');
-        else errorLog('connect')(err ?? new Error('disconnected'));
+        else {
+          // Also after a command's timeout dropped the connection: say that it was lost, with what lost it,
+          // not that a "connect" failed with a DPoP SET's timeout as its error (a probe read it so).
+          m.redisErrors.labels('connect').inc();
+          log.warn({ op: 'connect', err: (err ?? new Error('disconnected')).message }, 'redis command connection lost or not made; reconnecting');
+        }
       },
       // A gate started while Redis was unreachable does what start could not once Redis answers.
       onReady: () => this.#lateStart(),
