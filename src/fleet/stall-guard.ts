@@ -29,23 +29,30 @@ export class StallGuard {
   readonly #stallMs: number;
   readonly #catchUpMs: number;
   readonly #onStall: ((ms: number) => void) | undefined;
-  #tickAt = performance.now();
+  readonly #now: () => number;
+  #tickAt: number;
   /** performance.now() when the last stall was noticed; undefined once a later read was answered. */
   #stalledAt: number | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  /** The bounds are STALL_MS and CATCH_UP_MS (tests shorten them); `onStall` is told each stall's length. */
-  constructor(options: { readonly stallMs?: number; readonly catchUpMs?: number; readonly onStall?: (ms: number) => void } = {}) {
+  /**
+   * The bounds are STALL_MS and CATCH_UP_MS (tests shorten them); `onStall` is told each stall's length.
+   * `now` is performance.now unless a test moves time itself: with short bounds on real time, a loaded
+   * machine starving the test's own process added stalls of its own (a full suite beside other load).
+   */
+  constructor(options: { readonly stallMs?: number; readonly catchUpMs?: number; readonly onStall?: (ms: number) => void; readonly now?: () => number } = {}) {
     this.#stallMs = options.stallMs ?? STALL_MS;
     this.#catchUpMs = options.catchUpMs ?? CATCH_UP_MS;
     this.#onStall = options.onStall;
+    this.#now = options.now ?? (() => performance.now());
+    this.#tickAt = this.#now();
   }
 
   start(): void {
-    this.#tickAt = performance.now();
+    this.#tickAt = this.#now();
     this.#timer ??= setInterval(() => {
-      this.#notice(performance.now());
-      this.#tickAt = performance.now();
+      this.#notice(this.#now());
+      this.#tickAt = this.#now();
     }, TICK_MS);
     this.#timer.unref();
   }
@@ -58,7 +65,7 @@ export class StallGuard {
   /** True from a stall until a read sent after it is answered (at most CATCH_UP_MS). */
   get behind(): boolean {
     if (this.#timer === undefined) return false;
-    const now = performance.now();
+    const now = this.#now();
     this.#notice(now);
     if (this.#stalledAt !== undefined && now - this.#stalledAt > this.#catchUpMs) this.#stalledAt = undefined;
     return this.#stalledAt !== undefined;
