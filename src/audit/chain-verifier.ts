@@ -129,6 +129,8 @@ export class ChainVerifier {
   readonly notes: Finding[] = [];
   readonly unvouched: Finding[] = [];
   brokenCount = 0;
+  /** Chain ids with a broken line of their own: a run missing their chain_start was damaged there, which names it. */
+  readonly #brokenChains = new Set<string>();
   unvouchedCount = 0;
   linesRead = 0;
   chainLines = 0;
@@ -378,13 +380,17 @@ export class ChainVerifier {
       const missing: string[] = [];
       let count = 0;
       for (let i = 1; i <= r.workers; i++) {
-        if (r.chains.has(`w${i}`)) continue;
+        // A chain broken elsewhere is reported there: an edited chain_start (not read as one) was otherwise named
+        // first by this check, at the run's first line or an earlier final checkpoint (an auditor's probe).
+        if (r.chains.has(`w${i}`) || this.#brokenChains.has(`w${i}`)) continue;
         if (count++ < 10) missing.push(`w${i}`);
       }
       if (count === 0) continue;
+      // Reported where it shows, at the final checkpoint: at the run's first line it came before, and was
+      // named first instead of, an edited chain_start of the run (an auditor's probe).
       this.#broken(
-        r.at,
-        `cluster run ${id} started ${r.workers} workers and stopped gracefully (a final checkpoint at ${lineRef(r.final, r.at)}), but chain ${missing.join(', ')}${count > missing.length ? ` and ${count - missing.length} more` : ''} has no chain_start in it: that worker's lines of this run were removed`,
+        r.final,
+        `cluster run ${id} (begun at ${lineRef(r.at, r.final)}) started ${r.workers} workers and stopped gracefully at this final checkpoint, but chain ${missing.join(', ')}${count > missing.length ? ` and ${count - missing.length} more` : ''} has no chain_start in it: that worker's lines of this run were removed`,
       );
     }
   }
@@ -518,6 +524,7 @@ export class ChainVerifier {
 
   #broken(at: Location, message: string): void {
     this.brokenCount++;
+    if (at.chain !== undefined) this.#brokenChains.add(at.chain);
     if (this.broken.length < KEEP) this.broken.push({ ...at, message });
   }
 

@@ -415,16 +415,27 @@ describe('restarts and workers', () => {
     for (const withKeys of [false, true]) {
       const r = await verify('cluster-run-cut.log', cut, withKeys);
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(new RegExp(`BROKEN: .*cluster run ${secondRun} started 2 workers and stopped gracefully .* but chain w2 has no chain_start in it`));
+      expect(r.stdout).toMatch(new RegExp(`BROKEN: .*cluster run ${secondRun} \\(begun at line \\d+\\) started 2 workers and stopped gracefully at this final checkpoint, but chain w2 has no chain_start in it`));
     }
-    // Rotated between the run's start and its final checkpoint: the message names the checkpoint's file (it said
-    // "line N", a line of the other file).
+    // A run's chain_start edited (a key written twice): named as the first broken line. The run check then misses
+    // that worker's start too; it was reported at the run's first line, before the edit, and named first (an
+    // auditor's probe, 2026-12-08).
+    const w1Again = both.findIndex((l) => parse(l)?.event === 'chain_start' && parse(l)?.chain === 'w1' && parse(l)?.run === secondRun);
+    const w2Again = both.findIndex((l) => parse(l)?.event === 'chain_start' && parse(l)?.chain === 'w2' && parse(l)?.run === secondRun);
+    const edited = Math.max(w1Again, w2Again);
+    const twice = both.map((l, i) => (i === edited ? l.replace('"event":"chain_start"', '"event":"chain_start","event":"chain_start"') : l));
+    expect(twice[edited]).not.toBe(both[edited]);
+    const named = await verify('cluster-start-edited.log', twice, true);
+    expect(named.code).toBe(1);
+    expect(named.stdout).toContain(`BROKEN: first broken line ${join(dir, 'cluster-start-edited.log')}:${edited + 1}`);
+    // Rotated between the run's start and its final checkpoint: reported at the checkpoint, the message names the
+    // run's start by its file (it said "line N", a line of the other file).
     const runStart = cut.findIndex((l) => parse(l)?.event === 'chain_start' && parse(l)?.run === secondRun);
     const newer = join(dir, 'cluster-run-cut.2.log');
     await writeFile(newer, `${cut.slice(runStart + 1).join('\n')}\n`);
     await writeFile(join(dir, 'cluster-run-cut.1.log'), `${cut.slice(0, runStart + 1).join('\n')}\n`);
     const rotated = await runCli(['audit', 'verify', join(dir, 'cluster-run-cut.1.log'), newer]);
     expect(rotated.code).toBe(1);
-    expect(rotated.stdout).toMatch(new RegExp(`cluster-run-cut\\.1\\.log:\\d+ .*cluster run ${secondRun} started 2 workers and stopped gracefully \\(a final checkpoint at ${newer.replaceAll('.', '\\.')}:\\d+\\)`));
+    expect(rotated.stdout).toMatch(new RegExp(`cluster-run-cut\\.2\\.log:\\d+ .*cluster run ${secondRun} \\(begun at ${join(dir, 'cluster-run-cut.1.log').replaceAll('.', '\\.')}:\\d+\\) started 2 workers and stopped gracefully at this final checkpoint`));
   }, 60_000);
 });
