@@ -41,7 +41,7 @@ import { GENESIS } from '../observability/audit-chain.ts';
 import { MAX_LINE_BYTES } from './line-reader.ts';
 import { hasDuplicateKeys } from '../core/json-duplicates.ts';
 import { parseJson } from '../core/json-parse.ts';
-import { looksLikeAudit, suspectLine } from './line-shape.ts';
+import { holdsAuditTypeMember, looksLikeAudit, suspectLine } from './line-shape.ts';
 
 export interface Location {
   readonly file: string;
@@ -195,7 +195,7 @@ export class ChainVerifier {
     const chainShaped = Number.isSafeInteger(seq) && typeof v.prev === 'string' && v.type === 'audit';
     // Not a chain line: skipped only when no reader could find an audit record in it (line-shape.ts).
     const why = chainShaped || looksLikeAudit(v) ? undefined : suspectLine(bytes, text, v);
-    if (chainShaped || looksLikeAudit(v) || why !== undefined) {
+    if (chainShaped || looksLikeAudit(v) || why !== undefined || holdsAuditTypeMember(text)) {
       const repeated = repeatedKey(text, v);
       if (repeated !== undefined) {
         this.#broken({ file, line }, repeated === 'deep' ? 'a line nested too deeply to check for repeated keys: the gate never writes one (forged)' : 'a key appears twice in this line: JSON readers disagree on which one counts (forged)');

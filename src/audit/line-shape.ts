@@ -21,6 +21,7 @@
  * Duplicate keys are found by the same check the token parser uses (src/core/json-duplicates.ts).
  */
 import { isUtf8 } from 'node:buffer';
+import { colonFollows, stringEnd } from '../core/json-duplicates.ts';
 
 /** Keys only audit lines carry; a line with one of them must be a chain line once the chain began. */
 const AUDIT_KEYS = ['decision', 'seq', 'prev', 'checkpoint'] as const;
@@ -61,6 +62,35 @@ export function suspectLine(bytes: Buffer | string, text: string, parsed: Record
   if (AUDIT_TOKEN.test(foldedText(text))) return 'an audit key name as a JSON string (a stream reader joins lines)';
   if (CONTROL.test(text)) return 'a raw control character (the gate escapes them; UTF-16 text has NULs)';
   return undefined;
+}
+
+/**
+ * Whether some member of the line, at any depth, is `"type": "audit"` as written (names and values unescaped and
+ * case-folded), whatever JSON.parse kept: under a repeated key it keeps the last value, other readers the first, so
+ * `{"type":"audit",…,"type":"note"}` parses to nothing audit-like (a re-probe saw one verify OK). Text inside a
+ * string value is skipped, as every JSON reader skips it.
+ */
+export function holdsAuditTypeMember(text: string): boolean {
+  for (let i = text.indexOf('"'); i !== -1; i = text.indexOf('"', i)) {
+    const end = stringEnd(text, i + 1);
+    const name = text.slice(i, end + 1);
+    i = end + 1;
+    if (!colonFollows(text, i)) continue;
+    let v = text.indexOf(':', i) + 1;
+    while (v < text.length && (text[v] === ' ' || text[v] === '\t' || text[v] === '\n' || text[v] === '\r')) v++;
+    if (text[v] !== '"' || unquotedFolded(name) !== 'type') continue;
+    const valueEnd = stringEnd(text, v + 1);
+    if (unquotedFolded(text.slice(v, valueEnd + 1)) === 'audit') return true;
+  }
+  return false;
+}
+
+function unquotedFolded(quoted: string): string | undefined {
+  try {
+    return fold(JSON.parse(quoted) as string);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Members visited before a line counts as suspect for its size alone (the gate's lines hold a few dozen). */

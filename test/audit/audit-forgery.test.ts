@@ -215,6 +215,11 @@ describe('lines the verifier used to skip or half-check', () => {
   it.each([
     ['a decision without "type"', JSON.stringify({ ...decision('/x'), type: undefined }), 'an audit line without seq/prev'],
     ['a repeated key ({"type":"audit",…,"type":"note"})', `${JSON.stringify(decision('/x')).slice(0, -1)},"type":"note"}`, 'a key appears twice in this line'],
+    // A re-probe (2026-12-08): with the audit value first, JSON.parse read "note" and the line was skipped; readers
+    // keeping the first value read an audit record.
+    ['a repeated key, audit first and nothing else audit-like', '{"level":"info","type":"audit","type":"note","event":"allow","sub":"evil"}', 'a key appears twice in this line'],
+    ['the same, nested', '{"msg":"x","o":{"type":"audit","type":"note"}}', 'a key appears twice in this line'],
+    ['the same, the name escaped', '{"msg":"x","\\u0074ype":"audit","type":"note"}', 'a key appears twice in this line'],
     ['a BOM before the JSON', `\uFEFF${JSON.stringify(decision('/x'))}`, 'a line that reads as an audit line but is not exactly one JSON object'],
     ['bytes after the JSON', `${JSON.stringify(decision('/x'))} trailing`, 'a line that reads as an audit line but is not exactly one JSON object'],
     // A review of 2026-12-06: escapes hid the audit keys from the text test, and a line not starting with `{` was never parsed.
