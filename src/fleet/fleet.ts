@@ -12,6 +12,7 @@ import { StartupError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RevocationEntry } from '../revocation/entries.ts';
 import { redisKeys, type RedisKeys } from './redis-layout.ts';
+import { countsInRedis } from '../anomaly/refusal-counter.ts';
 import { evictionRisk, type FleetUses } from './redis-eviction.ts';
 import { readRedisPassword } from './redis-files.ts';
 import { redactUrl } from '../observability/redact-url.ts';
@@ -151,7 +152,7 @@ export class Fleet {
     // Counted only: the caller (the admin API, an anomaly revocation) logs the refusal with its context.
     this.writer = redisWriter(this.link, this.keys, this.description, this.source, () => m.redisErrors.labels('write').inc());
     this.#sharesNonces = config.dpop.use_nonce;
-    this.#uses = { revocations: config.revocation.redis, dpopReplay: config.dpop.replay === 'redis', nonces: config.dpop.use_nonce };
+    this.#uses = { revocations: config.revocation.redis, dpopReplay: config.dpop.replay === 'redis', nonces: config.dpop.use_nonce, anomalyCounts: countsInRedis(config) };
   }
 
   /**

@@ -11,6 +11,8 @@ export interface FleetUses {
   readonly revocations: boolean;
   readonly dpopReplay: boolean;
   readonly nonces: boolean;
+  /** Anomaly refusal counts (keys with a TTL) kept in Redis: anomaly with revocation.redis. */
+  readonly anomalyCounts: boolean;
 }
 
 /** The risk in words for /readyz, or undefined when nothing this gate keeps can be evicted. */
@@ -22,6 +24,7 @@ export function evictionRisk(info: string, uses: FleetUses): string | undefined 
   const lost: string[] = [];
   // volatile-* evicts only keys with a TTL: the replay records; allkeys-* evicts anything.
   if (uses.dpopReplay) lost.push('DPoP replay records (a used proof is accepted again at another gate)');
+  if (uses.anomalyCounts) lost.push('anomaly refusal counts (a probing token is never revoked)');
   if (policy.startsWith('allkeys-')) {
     if (uses.revocations) lost.push('the revocation set and log (a gate started then allows revoked tokens)');
     if (uses.nonces) lost.push('the fleet DPoP nonce key');

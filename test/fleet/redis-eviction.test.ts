@@ -9,7 +9,8 @@ import { startRedis } from '../fixtures/redis.ts';
 import { startRedisGates, type RedisGates } from '../fixtures/redis-gates.ts';
 
 const info = (maxmemory: number, policy: string) => `# Memory\r\nused_memory:1000\r\nmaxmemory:${maxmemory}\r\nmaxmemory_human:0B\r\nmaxmemory_policy:${policy}\r\n`;
-const all = { revocations: true, dpopReplay: true, nonces: true };
+const all = { revocations: true, dpopReplay: true, nonces: true, anomalyCounts: true };
+const none = { revocations: false, dpopReplay: false, nonces: false, anomalyCounts: false };
 
 describe('evictionRisk', () => {
   it('no limit or noeviction: nothing can be evicted', () => {
@@ -18,14 +19,16 @@ describe('evictionRisk', () => {
   });
 
   it('volatile-*: the DPoP replay records (keys with a TTL), not the revocation set', () => {
-    expect(evictionRisk(info(1 << 20, 'volatile-lru'), all)).toMatch(/^maxmemory-policy volatile-lru with maxmemory 1048576: Redis may evict DPoP replay records \(a used proof is accepted again at another gate\); set maxmemory-policy noeviction/);
-    expect(evictionRisk(info(1 << 20, 'volatile-ttl'), { revocations: true, dpopReplay: false, nonces: true })).toBeUndefined();
+    expect(evictionRisk(info(1 << 20, 'volatile-lru'), { ...none, dpopReplay: true, revocations: true })).toMatch(/^maxmemory-policy volatile-lru with maxmemory 1048576: Redis may evict DPoP replay records \(a used proof is accepted again at another gate\); set maxmemory-policy noeviction/);
+    expect(evictionRisk(info(1 << 20, 'volatile-ttl'), { ...none, revocations: true, nonces: true })).toBeUndefined();
+    // A re-probe: the anomaly counts have a TTL too, and were evicted between refusals under volatile-lru.
+    expect(evictionRisk(info(1 << 20, 'volatile-lru'), { ...none, revocations: true, anomalyCounts: true })).toMatch(/evict anomaly refusal counts \(a probing token is never revoked\)/);
   });
 
   it('allkeys-*: the revocation set and the nonce key too', () => {
     const risk = evictionRisk(info(1 << 20, 'allkeys-random'), all);
     expect(risk).toMatch(/DPoP replay records .* and the revocation set and log .* and the fleet DPoP nonce key/);
-    expect(evictionRisk(info(1 << 20, 'allkeys-lfu'), { revocations: true, dpopReplay: false, nonces: false })).toMatch(/evict the revocation set and log/);
+    expect(evictionRisk(info(1 << 20, 'allkeys-lfu'), { ...none, revocations: true })).toMatch(/evict the revocation set and log/);
   });
 
   it('an INFO without the fields (another server) is no verdict', () => {
