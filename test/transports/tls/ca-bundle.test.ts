@@ -84,7 +84,7 @@ describe('caBundleProblem', () => {
     expect(caBundleProblem(inter)).toMatch(/^holds no self-signed \(root\) certificate/);
     expect(caBundleProblem(Buffer.concat([inter, readFileSync(pki.ca.cert)]))).toBeUndefined();
     // The intermediate beside an unrelated root (a later re-probe): the root's clients verify, the intermediate's never do.
-    expect(caBundleProblem(Buffer.concat([readFileSync(pki.backendCa.cert), inter]))).toMatch(/^certificate 2 \(CN=intermediate CA\) is issued by .*, which the bundle does not hold/);
+    expect(caBundleProblem(Buffer.concat([readFileSync(pki.backendCa.cert), inter]))).toMatch(/^certificate 2 \(CN=intermediate CA\) is issued by .*, and no CA certificate in the bundle /);
     // A leaf under the intermediate, listed before both: every certificate leads to the root.
     run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'under.key', '-out', 'under.csr', '-subj', '/CN=under intermediate']);
     run(['x509', '-req', '-in', 'under.csr', '-CA', 'inter.crt', '-CAkey', 'inter.key', '-set_serial', '0x1235', '-days', '2', '-sha256', '-out', 'under.crt']);
@@ -93,8 +93,47 @@ describe('caBundleProblem', () => {
     expect(caBundleProblem(Buffer.concat([under, readFileSync(pki.ca.cert)]))).toMatch(/^certificate 1 \(CN=under intermediate\) is issued by CN=intermediate CA/);
   });
 
+  // A re-probe of the chain rule (2026-12-08): names compared as OpenSSL compares them, issuers that may issue,
+  // and anchors in their validity.
+  describe('as OpenSSL builds chains', () => {
+    const run = (args: string[]) => execFileSync('openssl', args, { cwd: pki.dir, stdio: 'pipe' });
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+    const ca = ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'];
+    const inter = (name: string, signer: string) => {
+      run(['req', '-new', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+      writeFileSync(join(pki.dir, `${name}.ext`), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n');
+      run(['x509', '-req', '-in', `${name}.csr`, '-CA', `${signer}.crt`, '-CAkey', `${signer}.key`, '-set_serial', '0x77', '-days', '2', '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
+      return readFileSync(join(pki.dir, `${name}.crt`));
+    };
+
+    it('an issuer named in other case is the same name (OpenSSL folds case): accepted', () => {
+      run(['req', '-x509', ...ec, '-keyout', 'upper.key', '-out', 'upper.crt', '-days', '2', '-subj', '/CN=ROOT A', ...ca]);
+      const under = inter('case-inter', 'upper');
+      // The same key, self-signed as "Root A": the intermediate's issuer reads "ROOT A".
+      run(['req', '-x509', '-new', '-key', 'upper.key', '-out', 'lower.crt', '-days', '2', '-subj', '/CN=Root A', ...ca]);
+      expect(caBundleProblem(Buffer.concat([readFileSync(join(pki.dir, 'lower.crt')), under]))).toBeUndefined();
+    });
+
+    it('an issuer that may not issue (CA:FALSE) leads nowhere: refused, naming what it signed', () => {
+      run(['req', '-x509', ...ec, '-keyout', 'not-ca.key', '-out', 'not-ca.crt', '-days', '2', '-subj', '/CN=not a CA', '-addext', 'basicConstraints=critical,CA:FALSE']);
+      const under = inter('under-not-ca', 'not-ca');
+      expect(caBundleProblem(Buffer.concat([readFileSync(join(pki.dir, 'not-ca.crt')), under]))).toMatch(/^certificate 2 \(CN=under-not-ca\) is issued by CN=not a CA, and no CA certificate/);
+    });
+
+    it('an expired root alone verifies nothing: refused; beside a valid root it is one of two anchors: accepted', () => {
+      writeFileSync(join(pki.dir, 'old-ca.cnf'), '[ca]\ndefault_ca=d\n[d]\ndatabase=./old-index.txt\nnew_certs_dir=.\nserial=./old-serial\ndefault_md=sha256\npolicy=p\ncopy_extensions=copy\n[p]\ncommonName=supplied\n');
+      writeFileSync(join(pki.dir, 'old-index.txt'), '');
+      writeFileSync(join(pki.dir, 'old-serial'), '01\n');
+      run(['req', '-new', ...ec, '-keyout', 'old.key', '-out', 'old.csr', '-subj', '/CN=old root', ...ca]);
+      run(['ca', '-batch', '-config', 'old-ca.cnf', '-selfsign', '-keyfile', 'old.key', '-in', 'old.csr', '-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-out', 'old.crt']);
+      const old = readFileSync(join(pki.dir, 'old.crt'));
+      expect(caBundleProblem(old)).toMatch(/^its root certificate \(CN=old root\) is outside its validity \(Jan  1 00:00:00 2020 GMT to Jan  2 00:00:00 2020 GMT\)/);
+      expect(caBundleProblem(Buffer.concat([old, readFileSync(pki.ca.cert)]))).toBeUndefined();
+    });
+  });
+
   it('names a leaf beside an unrelated root', () => {
-    expect(caBundleProblem(Buffer.concat([readFileSync(pki.backendCa.cert), readFileSync(pki.workloadA.cert)]))).toMatch(/^certificate 2 \(.*\) is issued by .*, which the bundle does not hold/);
+    expect(caBundleProblem(Buffer.concat([readFileSync(pki.backendCa.cert), readFileSync(pki.workloadA.cert)]))).toMatch(/^certificate 2 \(.*\) is issued by .*, and no CA certificate in the bundle /);
   });
 
   // A second re-probe: the pinned self-signed server certificate cert-manager's SelfSigned issuer and Go make
