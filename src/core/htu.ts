@@ -102,9 +102,9 @@ function isUriText(s: string): boolean {
 }
 
 /**
- * The authority as written is the host the parser made of it, up to case and a default port (RFC 3986 §6.2.2.1,
- * §6.2.3). The WHATWG parser also rewrites `127.1` as `127.0.0.1`, `[0:0:0:0:0:0:0:1]` as `[::1]` and
- * percent-encoded or IDN hosts — normalizations RFC 3986 does not make, so such an htu names another host
+ * The authority as written is the host the parser made of it, up to case and a default or empty port (RFC 3986
+ * §6.2.2.1, §6.2.3); an IPv6 literal in any spelling of its address. The WHATWG parser also rewrites `127.1` as
+ * `127.0.0.1` and percent-encoded or IDN hosts — normalizations RFC 3986 does not make, so such an htu names another host
  * (a probe), and `http:/host` or `http:host` (no `//`) is no absolute URI's spelling of this origin.
  */
 function sameAuthority(text: string, u: URL): boolean {
@@ -112,6 +112,11 @@ function sameAuthority(text: string, u: URL): boolean {
   if (text.charCodeAt(start - 2) !== 0x2f || text.charCodeAt(start - 1) !== 0x2f) return false;
   const slash = text.indexOf('/', start);
   let authority = text.slice(start, slash === -1 ? text.length : slash).toLowerCase();
+  // An IPv6 literal names one address however it is written ([0:0:0:0:0:0:0:1], [::ffff:127.0.0.1]), and the
+  // parsed origin already equals the request's: a re-probe saw a Host written so refused its own spelling.
+  if (authority.startsWith('[')) return true;
+  // An empty port is the default port (RFC 3986 §6.2.3), as the gate reads it in X-Forwarded-Host.
+  if (authority.endsWith(':')) authority = authority.slice(0, -1);
   const defaultPort = u.protocol === 'https:' ? ':443' : ':80';
   if (authority.endsWith(defaultPort)) authority = authority.slice(0, -defaultPort.length);
   return authority === u.host;
