@@ -110,7 +110,7 @@ export function listUriProblem(text: string, flag: string): string | undefined {
   if (isCanonicalListUri(text)) return undefined;
   const u = URL.parse(text);
   const hint = u !== null && (u.protocol === 'http:' || u.protocol === 'https:') && isCanonicalListUri(u.href) ? ` (did you mean ${u.href}?)` : '';
-  return `${flag}: expected an absolute http(s) URL in the canonical form gates compare: lower-case scheme and host, no default port, no . or .. segments, no user info or #fragment, no %2F, %5C, %2E, %25, ; or encoded non-printable bytes in the path; got "${text}"${hint}`;
+  return `${flag}: expected an absolute http(s) URL in the canonical form gates compare: lower-case scheme and host, no default port, no . or .. segments, no user info or #fragment, no %2F, %5C, %2E, %3F, %23, %25, ; or encoded non-printable bytes in the path; got "${text}"${hint}`;
 }
 
 function listUri(text: string): string {
