@@ -231,7 +231,11 @@ function drainOnSignal(workers: WorkerSlots, graceMs: number, log: Logger, logge
               // Died before the drain (logged then at error) and waiting out the restart delay: nothing to drain.
               // Counted unclean, a crash up to a second before a stop failed the unit, where one replaced did not.
               if (w.isDead()) return r(0);
-              w.once('exit', (code) => r(code ?? 1));
+              w.once('exit', (code, signal) => {
+                // Named, so the exit status 1 it causes has its reason in the log (a re-probe saw only codes:[1,0]).
+                if (code !== 0) log.warn({ worker: workers.slotOf(w), worker_pid: w.process.pid, code, signal }, 'worker did not finish its drain cleanly');
+                r(code ?? 1);
+              });
               workers.tell(w, { type: 'jitgate:drain', graceMs });
             }),
         );
