@@ -240,6 +240,8 @@ const BATCH_BYTES = 64 * 1024;
 
 /** A broken named pipe is tried again at most this often, on a write (the runtime flushes every second). */
 const REOPEN_EVERY_MS = 1000;
+/** How long lines for a reopened file wait for the replaced destination to close (a stuck disk must not hold them for good). */
+const HOLD_MAX_MS = 2000;
 
 /** Every batch still holding lines when the process exits gets them written (sync, like pino's own exit flush). */
 const live = new Set<WeakRef<LineBatch>>();
@@ -267,6 +269,17 @@ export class LineBatch {
   #destroyed = false;
   /** Callbacks of the flush in progress (undefined when none is). */
   #waiting: ((err?: Error) => void)[] | undefined;
+  /**
+   * Replaced destinations still closing after a reopen; while any is, chunks wait in #held. A second SIGHUP
+   * before anything was renamed opens the same file again: two descriptors on one file, and the old one's last
+   * write, in flight on the thread pool, landed after the new one's first (the reopen test, a full suite beside
+   * other load, 2026-12-08): lines out of order, and an audit chain read as broken.
+   */
+  #closing = 0;
+  readonly #held: Buffer[] = [];
+  #heldBytes = 0;
+  readonly #afterHold: ((err?: Error) => void)[] = [];
+  #endAfterHold = false;
 
   constructor(inner: SonicBoom, reopen?: () => SonicBoom | undefined, openFile?: () => SonicBoom) {
     this.#inner = inner;
@@ -293,7 +306,7 @@ export class LineBatch {
     if (line.length * 3 > BATCH_BYTES - this.#pos) {
       this.#push();
       if (line.length * 3 > BATCH_BYTES) {
-        this.#inner.write(Buffer.from(line, 'utf8') as never); // a destroyed one drops and counts it (sonic)
+        this.#emit(Buffer.from(line, 'utf8')); // a destroyed one drops and counts it (sonic)
         return true;
       }
     }
@@ -305,6 +318,10 @@ export class LineBatch {
     this.#push();
     if (this.#destroyed) {
       cb?.();
+      return;
+    }
+    if (this.#closing > 0) {
+      if (cb !== undefined) this.#afterHold.push(cb);
       return;
     }
     // One flush waits on the destination at a time: each SonicBoom flush(cb) adds a 'drain' and an
@@ -334,6 +351,7 @@ export class LineBatch {
       return;
     }
     this.#push();
+    this.#release(); // at exit the order against a closing file no longer matters; the lines do
     this.#inner.flushSync();
     // SonicBoom's string mode (used before 7f7af93) fsynced here; its buffer mode does not. Kept as it was.
     try {
@@ -368,7 +386,7 @@ export class LineBatch {
       }
       this.#push(); // what came before the switch, to the renamed file
       const old = this.#switchTo(next);
-      old.end();
+      this.#holdUntilClosed(old);
       done();
     };
     const failed = (err: Error): void => {
@@ -385,6 +403,9 @@ export class LineBatch {
   destroy(): void {
     if (this.#pos > 0) countDropped(this.#buf.subarray(0, this.#pos));
     this.#pos = 0;
+    for (const chunk of this.#held.splice(0)) countDropped(chunk);
+    this.#heldBytes = 0;
+    for (const cb of this.#afterHold.splice(0)) cb();
     live.delete(this.#ref);
     if (this.#destroyed) return;
     this.#destroyed = true;
@@ -394,7 +415,9 @@ export class LineBatch {
   end(): void {
     this.#push();
     live.delete(this.#ref);
-    if (!this.#destroyed) this.#inner.end();
+    if (this.#destroyed) return;
+    if (this.#closing > 0) this.#endAfterHold = true;
+    else this.#inner.end();
   }
 
   #push(): void {
@@ -415,7 +438,54 @@ export class LineBatch {
     }
     this.#buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
     this.#pos = 0;
-    this.#inner.write(chunk as never);
+    this.#emit(chunk);
+  }
+
+  /** To the destination, or held while a replaced one closes (bounded as the destination's own backlog is). */
+  #emit(chunk: Buffer): void {
+    if (this.#closing === 0) {
+      this.#inner.write(chunk as never);
+      return;
+    }
+    if (this.#heldBytes + chunk.length > MAX_PENDING_BYTES) {
+      countDropped(chunk);
+      return;
+    }
+    this.#held.push(chunk);
+    this.#heldBytes += chunk.length;
+  }
+
+  /** Ends `old`; lines wait until it has closed (or HOLD_MAX_MS passed), so its last write lands before theirs. */
+  #holdUntilClosed(old: SonicBoom): void {
+    this.#closing++;
+    let done = false;
+    const closed = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.#closing--;
+      if (this.#closing === 0) {
+        this.#release();
+        for (const cb of this.#afterHold.splice(0)) this.flush(cb);
+        if (this.#endAfterHold && !this.#destroyed) this.#inner.end();
+      }
+    };
+    const timer = setTimeout(closed, HOLD_MAX_MS);
+    timer.unref();
+    old.once('close', closed);
+    old.once('error', closed);
+    old.end();
+  }
+
+  #release(): void {
+    if (this.#held.length === 0) return;
+    const chunks = this.#held.splice(0);
+    this.#heldBytes = 0;
+    if (this.#destroyed) {
+      for (const chunk of chunks) countDropped(chunk);
+      return;
+    }
+    for (const chunk of chunks) this.#inner.write(chunk as never);
   }
 
   /**

@@ -4,7 +4,7 @@
  * own reopen, under load, writing a chunk in flight to both files — hundreds of repeated audit lines
  * and a broken hash chain — so LineBatch opens the path as a new destination and switches once it is open.
  */
-import { existsSync } from 'node:fs';
+import fs, { existsSync } from 'node:fs';
 import { readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -51,6 +51,44 @@ describe('reopening a renamed log file under load', () => {
     expect(reopens).toBeGreaterThanOrEqual(20);
     expect(seen.length).toBe(total);
     expect(seen.every((n, k) => n === k)).toBe(true);
+  });
+
+  // The full suite beside other load put lines out of order once: a second reopen of the same file (no rename in
+  // between) gave two descriptors on it, and the replaced one's last write, in flight on the thread pool, landed
+  // after the new one's first. Made certain here by delaying the replaced destination's write.
+  it('a second reopen of the same file while the first one\'s last write is in flight: lines stay in order', async () => {
+    const dir = await tempDir('jitgate-reopen-');
+    const path = join(dir, 'gate.log');
+    const dest = createDestination(path) as LineBatch;
+    while (!existsSync(path)) await new Promise((r) => setTimeout(r, 5));
+    const original = fs.write;
+    // SonicBoom looks fs.write up at each call: writes of the "b" lines start 150 ms late.
+    fs.write = function (this: unknown, ...args: unknown[]) {
+      const data = args[1];
+      if (Buffer.isBuffer(data) && data.includes('"b":')) {
+        setTimeout(() => (original as (...a: unknown[]) => unknown).apply(this, args), 150);
+        return;
+      }
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof fs.write;
+    try {
+      const flushed = (): Promise<void> => new Promise<void>((r) => dest.flush(() => r()));
+      for (let i = 0; i < 100; i++) dest.write(`{"a":${i}}\n`);
+      await flushed();
+      expect(await new Promise<Error | undefined>((r) => dest.reopen(r))).toBeUndefined();
+      for (let i = 0; i < 100; i++) dest.write(`{"b":${i}}\n`);
+      dest.flush(); // handed to the first reopen's file, whose write is now late
+      expect(await new Promise<Error | undefined>((r) => dest.reopen(r))).toBeUndefined();
+      for (let i = 0; i < 100; i++) dest.write(`{"c":${i}}\n`);
+      await flushed();
+      dest.end();
+      await new Promise((r) => setTimeout(r, 400));
+    } finally {
+      fs.write = original;
+    }
+    const kinds = (await readFile(path, 'utf8')).split('\n').filter((l) => l !== '').map((l) => Object.keys(JSON.parse(l) as object)[0]);
+    expect(kinds).toHaveLength(300);
+    expect(kinds.join('')).toBe('a'.repeat(100) + 'b'.repeat(100) + 'c'.repeat(100));
   });
 
   it('a flush waiting on the old file when the switch happens is answered, and later flushes go on', async () => {
