@@ -86,12 +86,15 @@ describe('jitgate status-list', () => {
     ['https://user@broker.internal/status/7', ''],
     ['https://broker.internal/status/7#x', ''],
     ['https://broker.internal/status/%2F..%2Fctl', ''],
+    ['https://broker.internal/status/..%3F/x', ''],
     ['/status/7', ''],
   ])('--uri %s: not the canonical form a gate compares → exit 2', async (uri, hint) => {
     const r = await runCli(['status-list', '--key', keys.privatePath, '--uri', uri, '--size', '8']);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(`--uri: expected an absolute http(s) URL in the canonical form gates compare`);
+    // The message lists every encoding the gate refuses (it lacked %3F and %23: a re-probe).
+    expect(r.stderr).toContain('no %2F, %5C, %2E, %3F, %23, %25, ; or encoded non-printable bytes in the path');
     expect(r.stderr).toContain(`got "${uri}"${hint}`);
   });
 

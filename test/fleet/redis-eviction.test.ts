@@ -61,5 +61,7 @@ describe('a gate on an evicting Redis', () => {
     while (Date.now() < back && !g.gate.readiness().ready) await new Promise((r) => setTimeout(r, 50));
     expect(g.gate.readiness()).toMatchObject({ ready: true });
     expect(logged(g.logs, 'redis no longer evicts what this gate keeps there')).toHaveLength(1);
+    // The kill is said as a lost connection, not as a failed operation named "connect" (a probe read it so).
+    expect(logged(g.logs, 'redis command connection lost or not made; reconnecting')[0]).toMatchObject({ level: 'warn', op: 'connect' });
   }, 30_000);
 });
