@@ -66,6 +66,17 @@ const LOSS_CHECK_MS = 5_000;
  */
 const LOSS_SLACK_S = 30;
 
+/** Entries a load found missing from Redis (RedisRevocationSource.#loss). */
+interface Loss {
+  readonly count: number;
+  readonly atMs: number;
+  /** Why the write-back failed (the /readyz problem says it), until one succeeds. */
+  error?: string;
+  /** What Redis refused to take back (an error reply), offered again at each loss check. */
+  unwritten?: RevocationEntry[];
+  writtenBackAtMs?: number;
+}
+
 export interface ResyncInfo {
   readonly source: string;
   readonly result: 'ok' | 'error';
@@ -150,18 +161,18 @@ export class RedisRevocationSource implements RevocationSource {
   /** The log's entries-added when the live set was last loaded, and records read since (trimmedUnread). */
   #addedAtLoad: number | undefined;
   #readSinceLoad = 0;
-  #problem: string | undefined;
   /** The session counter: a session whose number is no longer this one stops. */
   #sessionNo = 0;
   /** The value of the fleet's data marker at the last load (keys.epoch), when Redis let it be read. */
   #marker: string | undefined;
   /**
-   * Entries a load found missing that Redis refused to take back (an error reply: maxmemory, a read-only
-   * replica). Offered again at each loss check, writes only, in place of the count and reload (which would
-   * reload every 5 s to no end); until 2026-12-08 the check rested 60 s instead, and a gate started
-   * meanwhile, after Redis took writes again, answered 200 for them for up to a minute (a probe).
+   * What a load found missing from Redis, kept until a count finds Redis holding every entry again (the
+   * /readyz problem). `unwritten`: the entries Redis refused to take back (an error reply: maxmemory, a
+   * read-only replica), offered again at each loss check, writes only, in place of the count and reload
+   * (which would reload every 5 s to no end); until 2026-12-08 the check rested 60 s instead, and a gate
+   * started meanwhile, after Redis took writes again, answered 200 for them for up to a minute (a probe).
    */
-  #unwritten: RevocationEntry[] | undefined;
+  #loss: Loss | undefined;
   /**
    * Set when a load is called for or starts, and while a read's records are applied before the check
    * for a gap before them has answered; cleared when a load is swapped in or the check finds no gap.
@@ -208,7 +219,10 @@ export class RedisRevocationSource implements RevocationSource {
 
   /** Set while the last load found entries missing from Redis (shown in /readyz; the gate stays ready). */
   get problem(): string | undefined {
-    return this.#problem;
+    const l = this.#loss;
+    if (l === undefined) return undefined;
+    const back = l.error !== undefined ? `, not written back (${l.error})` : l.writtenBackAtMs !== undefined ? `, written back at ${new Date(l.writtenBackAtMs).toISOString()}` : ' and written back';
+    return `redis ${this.name}: ${l.count} entries this gate holds were missing from Redis at the load of ${new Date(l.atMs).toISOString()}; kept${back}`;
   }
 
   /**
@@ -315,7 +329,7 @@ export class RedisRevocationSource implements RevocationSource {
           let why = await this.#resetReason(client);
           if (why === undefined && lastReadAt - lossCheckedAt >= LOSS_CHECK_MS) {
             lossCheckedAt = lastReadAt;
-            if (this.#unwritten !== undefined) await this.#writeBackAgain(client);
+            if (this.#loss?.unwritten !== undefined) await this.#writeBackAgain(client, this.#loss, this.#loss.unwritten);
             else why = await this.#lossReason(client);
           }
           if (!live()) return;
@@ -433,16 +447,12 @@ export class RedisRevocationSource implements RevocationSource {
       this.#stall.synced(started);
       if (missing.length > 0) {
         try {
-          await withDeadline(restoreLive(client, keys, missing), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'write back');
+          await this.#restore(client, missing);
         } catch (caught) {
           restoreError = plainReply(caught) as Error;
         }
-        this.#unwritten = restoreError !== undefined && isErrorReply(restoreError) ? missing : undefined;
-        this.#problem = `redis ${this.name}: ${missing.length} entries this gate holds were missing from Redis at the load of ${new Date(askedAt).toISOString()}; kept${restoreError === undefined ? ' and written back' : `, not written back (${restoreError.message})`}`;
-      } else {
-        this.#problem = undefined;
-        this.#unwritten = undefined;
-      }
+        this.#loss = { count: missing.length, atMs: askedAt, error: restoreError?.message, unwritten: restoreError !== undefined && isErrorReply(restoreError) ? missing : undefined };
+      } else this.#loss = undefined;
       this.#o.events?.resync?.({ source: this.name, result: 'ok', entries: index.size, inRedis, held: heldCount, missing: missing.length, restoreError, durationMs: performance.now() - started, lineErrors });
     } catch (caught) {
       if (this.#loading === load) this.#loading = undefined;
@@ -507,26 +517,32 @@ export class RedisRevocationSource implements RevocationSource {
    * Offers Redis the entries it refused to take back. An error reply again leaves them for the next check;
    * no answer in time drops the connection (as at a load), and the next load tries again.
    */
-  async #writeBackAgain(client: RedisClient): Promise<void> {
+  async #writeBackAgain(client: RedisClient, loss: Loss, unwritten: readonly RevocationEntry[]): Promise<void> {
     const cutoff = this.#clock.nowMs() / 1000 - this.#o.toleranceSec;
-    const entries = this.#unwritten!.filter((e) => e.exp === undefined || e.exp >= cutoff);
+    const entries = unwritten.filter((e) => e.exp === undefined || e.exp >= cutoff);
     try {
-      if (entries.length > 0) await withDeadline(restoreLive(client, this.#o.keys, entries), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'write back');
+      if (entries.length > 0) await this.#restore(client, entries);
     } catch (caught) {
       const err = plainReply(caught);
       if (!isErrorReply(err)) throw err;
-      this.#unwritten = entries;
+      loss.unwritten = entries;
       return;
     }
-    this.#unwritten = undefined;
-    this.#problem = this.#problem?.replace(/, not written back \(.*\)$/, `, written back at ${new Date(this.#clock.nowMs()).toISOString()}`);
+    loss.unwritten = undefined;
+    loss.error = undefined;
+    loss.writtenBackAtMs = this.#clock.nowMs();
     this.#o.events?.writtenBack?.({ source: this.name, entries: entries.length });
+  }
+
+  /** Puts entries this gate holds back into the live set and the log (redis-writer.ts), with a load's deadline. */
+  #restore(client: RedisClient, entries: readonly RevocationEntry[]): Promise<number> {
+    return withDeadline(restoreLive(client, this.#o.keys, entries), Math.max(RESYNC_TIMEOUT_MS, this.#o.commandTimeoutMs), 'write back');
   }
 
   /** The missing-entries problem ends when a count finds Redis holding what this gate holds (it stayed up for good while following worked: a probe). */
   #healed(): void {
-    if (this.#problem === undefined || this.#unwritten !== undefined) return;
-    this.#problem = undefined;
+    if (this.#loss === undefined || this.#loss.unwritten !== undefined) return;
+    this.#loss = undefined;
     this.#o.events?.lossHealed?.(this.name);
   }
 
