@@ -115,9 +115,9 @@ export class Fleet {
     const opts = connectOptions(redis);
     this.keys = redisKeys(redis.key_prefix);
     this.description = `${redactUrl(redis.url)} prefix ${redis.key_prefix}`;
-    const errorLog = (op: string) => (err: Error) => {
+    const errorLog = (op: string, msg = 'redis operation failed') => (err: Error) => {
       m.redisErrors.labels(op).inc();
-      log.warn({ op, err: err.message }, 'redis operation failed');
+      log.warn({ op, err: err.message }, msg);
     };
     this.link = new RedisLink({
       ...opts,
@@ -125,12 +125,9 @@ export class Fleet {
       onState: (connected, err) => {
         m.redisConnected.labels('command').set(connected ? 1 : 0);
         if (connected) log.info({ redis: this.description }, 'redis command connection ready');
-        else {
-          // Also after a command's timeout dropped the connection: say that it was lost, with what lost it,
-          // not that a "connect" failed with a DPoP SET's timeout as its error (a probe read it so).
-          m.redisErrors.labels('connect').inc();
-          log.warn({ op: 'connect', err: (err ?? new Error('disconnected')).message }, 'redis command connection lost or not made; reconnecting');
-        }
+        // Also after a command's timeout dropped the connection: said as lost, with what lost it, not as a
+        // failed operation "connect" with a DPoP SET's timeout as its error (a probe read it so).
+        else errorLog('connect', 'redis command connection lost or not made; reconnecting')(err ?? new Error('disconnected'));
       },
       // A gate started while Redis was unreachable does what start could not once Redis answers.
       onReady: () => this.#lateStart(),
