@@ -31,8 +31,9 @@ export function caBundleProblem(pem: Buffer): string | undefined {
   }
   if ((text.match(BEGIN)?.length ?? 0) !== blocks) return 'holds a PEM block that does not end';
   if (certs.length === 0) return 'holds no PEM certificate';
-  const unanchored = unanchoredCertificates(certs);
-  if (unanchored.length === 0) return outOfDate(certs);
+  const anchors = certs.filter(selfSigned);
+  const unanchored = unanchoredCertificates(certs, anchors);
+  if (unanchored.length === 0) return outOfDate(anchors);
   if (unanchored.length === certs.length) {
     return `holds no self-signed (root) certificate: ${certs.length === 1 ? 'its certificate is' : `its ${certs.length} certificates are`} issued by another, and node trusts no partial chain, so nothing can be verified against it`;
   }
@@ -47,26 +48,28 @@ export function caBundleProblem(pem: Buffer): string | undefined {
  * re-probe: an expired root passed, and every handshake failed). One valid anchor is enough, so a system bundle
  * with one expired root among many still passes.
  */
-function outOfDate(certs: X509Certificate[]): string | undefined {
+function outOfDate(anchors: readonly X509Certificate[]): string | undefined {
   const now = Date.now();
-  const anchors = certs.filter(selfSigned);
   if (anchors.some((c) => Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo))) return undefined;
   const c = anchors[0]!;
   return `its root certificate${anchors.length === 1 ? ` (${oneLine(c.subject)}) is` : 's are all'} outside ${anchors.length === 1 ? 'its' : 'their'} validity (${anchors.length === 1 ? `${c.validFrom} to ${c.validTo}` : 'expired or not yet valid'}), so nothing can be verified against it`;
 }
 
+/**
+ * A trust anchor: it signs itself. Not checkIssued(c, c), which also asks for keyCertSign: a pinned self-signed
+ * server certificate (keyUsage digitalSignature only: cert-manager's SelfSigned issuer, Go) lacks it, though node
+ * trusts it (a re-probe). Links below an anchor do use checkIssued (unanchoredCertificates).
+ */
 function selfSigned(c: X509Certificate): boolean {
   return c.subject === c.issuer && c.verify(c.publicKey);
 }
 
 /**
- * The certificates that no chain inside the bundle leads from to a self-signed one. A trust anchor signs
- * itself: OpenSSL (without partial chains, node's default) ends every chain at one. Not checkIssued(): that
- * also asks for keyCertSign, which a pinned self-signed server certificate (keyUsage digitalSignature only:
- * cert-manager's SelfSigned issuer, Go) lacks, though node trusts it (a re-probe).
+ * The certificates that no chain inside the bundle leads from to one of `anchors` (self-signed: OpenSSL,
+ * without partial chains, node's default, ends every chain at one).
  */
-function unanchoredCertificates(certs: X509Certificate[]): X509Certificate[] {
-  const anchored = new Set(certs.filter(selfSigned));
+function unanchoredCertificates(certs: X509Certificate[], anchors: readonly X509Certificate[]): X509Certificate[] {
+  const anchored = new Set(anchors);
   let rest = certs.filter((c) => !anchored.has(c));
   // Certificates sharing one name each pass checkIssued against every other, so the signature checks grow with
   // the square of the bundle (a re-probe: 800 such certificates held a reload, and the event loop, 15 s). Past
