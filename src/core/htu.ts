@@ -75,7 +75,7 @@ export function htuMatches(htu: string, origin: string, path: string, maxTargetL
   }
   if (end === origin.length + path.length && htu.startsWith(origin) && htu.startsWith(path, origin.length)) return true;
   const text = end === htu.length ? htu : htu.slice(0, end);
-  if (!isUriText(text)) return false;
+  if (!URI_TEXT.test(text)) return false;
   const u = URL.parse(text);
   if (u === null || (u.protocol !== 'http:' && u.protocol !== 'https:')) return false;
   if (u.username !== '' || u.password !== '' || u.origin !== origin || !sameAuthority(text, u)) return false;
@@ -87,19 +87,7 @@ export function htuMatches(htu: string, origin: string, path: string, maxTargetL
  * RFC 3986 characters only (unreserved, reserved, `%`). `htu` is a URI (RFC 9449 §4.2); the WHATWG parser would
  * also take a backslash for a slash, strip spaces and tabs, and encode raw non-ASCII (a probe: each matched).
  */
-function isUriText(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const ok =
-      (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) ||
-      // - . _ ~ : / ? # [ ] @ ! $ & ' ( ) * + , ; = %
-      c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e || c === 0x3a || c === 0x2f || c === 0x3f || c === 0x23 ||
-      c === 0x5b || c === 0x5d || c === 0x40 || c === 0x21 || c === 0x24 || c === 0x26 || c === 0x27 || c === 0x28 ||
-      c === 0x29 || c === 0x2a || c === 0x2b || c === 0x2c || c === 0x3b || c === 0x3d || c === 0x25;
-    if (!ok) return false;
-  }
-  return true;
-}
+const URI_TEXT = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]*$/;
 
 /**
  * The authority as written is the host the parser made of it, up to case and a default or empty port (RFC 3986
